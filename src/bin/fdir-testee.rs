@@ -1,0 +1,305 @@
+//! `fdir-testee`: a process whose isolation can be changed on command.
+//!
+//! fdir's live tests drive it; you can run it to watch fdir catch real changes
+//! on your own hardware. It reads one command per line on stdin and answers
+//! `ok` (or `ok VALUE`) or `err MESSAGE` on stdout:
+//!
+//! ```text
+//! seccomp            install an allow-all seccomp filter (one more filter)
+//! nnp                set no_new_privs
+//! rwx                map an anonymous page writable and executable
+//! unrwx              make that page writable only again
+//! memfd-exec         map a memfd executable (code with no file on disk)
+//! dlopen PATH        load a shared library
+//! drop-bounding N    drop capability N from the bounding set
+//! drop-effective N   drop capability N from the effective set
+//! unshare-net        move into a new network namespace
+//! unshare-mount      move into a new, private mount namespace
+//! mount-tmpfs DIR    mount a tmpfs on DIR (in the current mount namespace)
+//! threads N          start N threads that sleep until exit
+//! churn SECONDS      for SECONDS, in the background: allocate and free,
+//!                    start and join threads, map and unmap anonymous memory
+//!                    and data files, install signal handlers, open and close files
+//! code-page          print the address of a page of this program's code
+//! exit               exit
+//! ```
+//!
+//! At start it prints `ready PID`.
+
+use std::io::{BufRead, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+fn errno() -> String {
+    std::io::Error::last_os_error().to_string()
+}
+
+fn prctl(option: libc::c_int, arg: libc::c_ulong) -> Result<String, String> {
+    // SAFETY: prctl with integer arguments only; no memory is passed.
+    let r = unsafe { libc::prctl(option, arg, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) };
+    if r < 0 { Err(errno()) } else { Ok(String::new()) }
+}
+
+fn seccomp_allow_all() -> Result<String, String> {
+    let mut filter = [libc::sock_filter {
+        code: u16::try_from(libc::BPF_RET | libc::BPF_K).map_err(|e| e.to_string())?,
+        jt: 0,
+        jf: 0,
+        k: libc::SECCOMP_RET_ALLOW,
+    }];
+    let prog = libc::sock_fprog { len: 1, filter: filter.as_mut_ptr() };
+    // SAFETY: `prog` points to a valid one-instruction BPF program that lives
+    // across the call; the kernel copies it.
+    let r = unsafe {
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER,
+            &raw const prog,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
+    if r < 0 { Err(errno()) } else { Ok(String::new()) }
+}
+
+fn mmap_anon(prot: libc::c_int) -> Result<*mut libc::c_void, String> {
+    // SAFETY: an anonymous private mapping at an address the kernel chooses;
+    // it touches no existing memory.
+    let p = unsafe { libc::mmap(std::ptr::null_mut(), 4096, prot, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0) };
+    if p == libc::MAP_FAILED { Err(errno()) } else { Ok(p) }
+}
+
+fn mprotect(p: *mut libc::c_void, prot: libc::c_int) -> Result<String, String> {
+    // SAFETY: `p` is a page this program mapped and never unmaps; nothing
+    // else uses it.
+    let r = unsafe { libc::mprotect(p, 4096, prot) };
+    if r < 0 { Err(errno()) } else { Ok(String::new()) }
+}
+
+fn memfd_exec() -> Result<String, String> {
+    let name = c"fdir-testee-payload";
+    // SAFETY: `name` is a valid NUL-terminated string.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), 0) };
+    if fd < 0 {
+        return Err(errno());
+    }
+    let code = [0xc3u8; 4096]; // ret
+    // SAFETY: `code` is a valid buffer of 4096 bytes; fd is ours.
+    let w = unsafe { libc::write(fd, code.as_ptr().cast(), code.len()) };
+    if w != 4096 {
+        return Err(errno());
+    }
+    // SAFETY: a new shared mapping of our own memfd at a kernel-chosen address.
+    let p =
+        unsafe { libc::mmap(std::ptr::null_mut(), 4096, libc::PROT_READ | libc::PROT_EXEC, libc::MAP_PRIVATE, fd, 0) };
+    if p == libc::MAP_FAILED {
+        return Err(errno());
+    }
+    Ok(format!("{p:p}"))
+}
+
+fn dlopen(path: &str) -> Result<String, String> {
+    let c = std::ffi::CString::new(path).map_err(|e| e.to_string())?;
+    // SAFETY: `c` is a valid NUL-terminated path; the library stays loaded.
+    let h = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW) };
+    if h.is_null() {
+        // SAFETY: dlerror returns a thread-local message or null.
+        let msg = unsafe { libc::dlerror() };
+        if msg.is_null() {
+            return Err("dlopen failed".into());
+        }
+        // SAFETY: non-null dlerror results are NUL-terminated strings.
+        return Err(unsafe { std::ffi::CStr::from_ptr(msg) }.to_string_lossy().into_owned());
+    }
+    Ok(String::new())
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+fn drop_effective(cap: u32) -> Result<String, String> {
+    let mut header = CapHeader {
+        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: header and a two-element data array, as capget(2) requires for version 3.
+    let r = unsafe { libc::syscall(libc::SYS_capget, &raw mut header, data.as_mut_ptr()) };
+    if r < 0 {
+        return Err(errno());
+    }
+    let idx = usize::try_from(cap / 32).map_err(|e| e.to_string())?;
+    let d = data.get_mut(idx).ok_or("capability number out of range")?;
+    d.effective &= !(1 << (cap % 32));
+    // SAFETY: as above; the data array was filled by capget.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &raw mut header, data.as_ptr()) };
+    if r < 0 { Err(errno()) } else { Ok(String::new()) }
+}
+
+fn unshare(flags: libc::c_int) -> Result<String, String> {
+    // SAFETY: unshare takes flags only.
+    let r = unsafe { libc::unshare(flags) };
+    if r < 0 { Err(errno()) } else { Ok(String::new()) }
+}
+
+fn mount_private_root() -> Result<String, String> {
+    // SAFETY: string literals and null data; makes the new namespace's mounts private.
+    let r = unsafe {
+        libc::mount(
+            c"none".as_ptr(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        )
+    };
+    if r < 0 { Err(errno()) } else { Ok(String::new()) }
+}
+
+fn mount_tmpfs(dir: &str) -> Result<String, String> {
+    let d = std::ffi::CString::new(dir).map_err(|e| e.to_string())?;
+    // SAFETY: valid NUL-terminated strings; null data.
+    let r = unsafe { libc::mount(c"fdir-test".as_ptr(), d.as_ptr(), c"tmpfs".as_ptr(), 0, std::ptr::null()) };
+    if r < 0 { Err(errno()) } else { Ok(String::new()) }
+}
+
+extern "C" fn on_signal(_: libc::c_int) {}
+
+fn churn_once(round: u64) {
+    // Heap: grow and shrink.
+    let v: Vec<Vec<u8>> = (0..64).map(|i| vec![0u8; 1024 * (i + 1)]).collect();
+    std::hint::black_box(&v);
+    drop(v);
+    let big = vec![1u8; 8 << 20];
+    std::hint::black_box(&big);
+    drop(big);
+    // Threads come and go.
+    let hs: Vec<_> = (0..4).map(|_| std::thread::spawn(|| std::hint::black_box(vec![0u8; 64 * 1024]).len())).collect();
+    for h in hs {
+        let _ = h.join();
+    }
+    // Anonymous memory mapped and unmapped.
+    if let Ok(p) = mmap_anon(libc::PROT_READ | libc::PROT_WRITE) {
+        // SAFETY: we mapped this page just now.
+        unsafe { libc::munmap(p, 4096) };
+    }
+    // A data file mapped read-only and unmapped; files opened and closed.
+    if let Ok(f) = std::fs::File::open("/proc/self/exe") {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a read-only private mapping of an open file.
+        let p = unsafe { libc::mmap(std::ptr::null_mut(), 4096, libc::PROT_READ, libc::MAP_PRIVATE, f.as_raw_fd(), 0) };
+        if p != libc::MAP_FAILED {
+            // SAFETY: we mapped this page just now.
+            unsafe { libc::munmap(p, 4096) };
+        }
+    }
+    for path in ["/etc/hostname", "/proc/self/status", "/dev/null"] {
+        let _ = std::fs::read(path);
+    }
+    // Signal handlers installed and reset.
+    let sig = if round % 2 == 0 { libc::SIGUSR1 } else { libc::SIGUSR2 };
+    // SAFETY: installing a handler that does nothing.
+    unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
+    // SAFETY: resetting the disposition to default.
+    unsafe { libc::signal(sig, libc::SIG_DFL) };
+}
+
+fn churn(seconds: f64) -> Result<String, String> {
+    let d = Duration::try_from_secs_f64(seconds).map_err(|e| e.to_string())?;
+    std::thread::Builder::new()
+        .name("churn".into())
+        .spawn(move || {
+            let start = Instant::now();
+            let mut round = 0u64;
+            while start.elapsed() < d && !STOP.load(Ordering::Relaxed) {
+                churn_once(round);
+                round += 1;
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(String::new())
+}
+
+fn threads(n: usize) -> Result<String, String> {
+    for _ in 0..n {
+        std::thread::Builder::new()
+            .spawn(|| {
+                while !STOP.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(String::new())
+}
+
+#[inline(never)]
+fn code_marker() -> u32 {
+    std::hint::black_box(0x5eed)
+}
+
+fn run(cmd: &str, arg: &str, rwx_page: &mut Option<usize>) -> Result<String, String> {
+    let num = || arg.trim().parse::<u64>().map_err(|e| format!("{arg:?}: {e}"));
+    match cmd {
+        "seccomp" => seccomp_allow_all(),
+        "nnp" => prctl(libc::PR_SET_NO_NEW_PRIVS, 1),
+        "rwx" => {
+            let p = mmap_anon(libc::PROT_READ | libc::PROT_WRITE)?;
+            mprotect(p, libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC)?;
+            *rwx_page = Some(p as usize);
+            Ok(format!("{p:p}"))
+        }
+        "unrwx" => {
+            let p = rwx_page.ok_or("no rwx page")?;
+            mprotect(p as *mut libc::c_void, libc::PROT_READ | libc::PROT_WRITE)
+        }
+        "memfd-exec" => memfd_exec(),
+        "dlopen" => dlopen(arg.trim()),
+        "drop-bounding" => prctl(libc::PR_CAPBSET_DROP, num()?),
+        "drop-effective" => drop_effective(u32::try_from(num()?).map_err(|e| e.to_string())?),
+        "unshare-net" => unshare(libc::CLONE_NEWNET),
+        "unshare-mount" => unshare(libc::CLONE_NEWNS).and_then(|_| mount_private_root()),
+        "mount-tmpfs" => mount_tmpfs(arg.trim()),
+        "threads" => threads(usize::try_from(num()?).map_err(|e| e.to_string())?),
+        "churn" => churn(arg.trim().parse::<f64>().map_err(|e| e.to_string())?),
+        "code-page" => Ok(format!("{:#x}", code_marker as *const () as usize & !0xfff)),
+        "ping" => Ok(format!("{}", code_marker())),
+        _ => Err(format!("unknown command {cmd:?}")),
+    }
+}
+
+fn main() {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let _ = writeln!(out, "ready {}", std::process::id());
+    let _ = out.flush();
+    let mut rwx_page = None;
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        let (cmd, arg) = line.trim().split_once(' ').unwrap_or((line.trim(), ""));
+        if cmd == "exit" {
+            break;
+        }
+        let reply = match run(cmd, arg, &mut rwx_page) {
+            Ok(v) if v.is_empty() => "ok".to_owned(),
+            Ok(v) => format!("ok {v}"),
+            Err(e) => format!("err {e}"),
+        };
+        let _ = writeln!(out, "{reply}");
+        let _ = out.flush();
+    }
+    STOP.store(true, Ordering::Relaxed);
+}

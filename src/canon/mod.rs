@@ -1,0 +1,292 @@
+//! Canonical forms: what of each subsystem is hashed and compared.
+//!
+//! A canonicalizer is a pure function from the bytes the kernel wrote to a set
+//! of records. Each record is one line `key\tvalue` of escaped text (no tab or
+//! newline inside a key or a value, no control character, no invalid UTF-8),
+//! kept sorted and free of duplicates, so the digest depends only on the set of
+//! records and never on the order the kernel printed them in or on volatile
+//! fields. This module does no I/O.
+
+pub mod cgroup;
+pub mod maps;
+pub mod status;
+
+use std::fmt::{self, Write as _};
+use std::ops::Range;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Subsystem;
+use crate::digest::{Digest, Hasher};
+
+/// One canonical record of a subsystem: a key and a value.
+///
+/// What the key and the value hold depends on the subsystem: for memory maps
+/// the key names a mapping and the value its permissions and file identity;
+/// for cgroups the key is the hierarchy and the value the cgroup path.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Record {
+    /// What the record is about.
+    pub key: String,
+    /// Its state.
+    pub value: String,
+}
+
+/// The canonical form of one subsystem, as it is built: an append buffer of
+/// lines, sorted and deduplicated by [`Canon::finish`].
+///
+/// The buffers are reused from one check to the next, so a steady-state check
+/// does not allocate.
+#[derive(Debug, Default, Clone)]
+pub struct Canon {
+    text: String,
+    lines: Vec<Range<usize>>,
+    finished: bool,
+}
+
+/// Writes one record into a [`Canon`]; created by [`Canon::record`].
+pub struct RecordWriter<'a> {
+    canon: &'a mut Canon,
+    start: usize,
+    in_value: bool,
+}
+
+impl Canon {
+    /// An empty canonical form.
+    pub fn new() -> Canon {
+        Canon::default()
+    }
+
+    /// Empties the form, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.lines.clear();
+        self.finished = false;
+    }
+
+    /// Starts a record; write the key, call [`RecordWriter::value`], write the
+    /// value. The record is added when the writer is dropped.
+    pub fn record(&mut self) -> RecordWriter<'_> {
+        self.finished = false;
+        let start = self.text.len();
+        RecordWriter { canon: self, start, in_value: false }
+    }
+
+    /// Adds a record with an already-clean key and value (escaped on the way in).
+    pub fn push(&mut self, key: &str, value: &str) {
+        let mut w = self.record();
+        w.str(key);
+        w.value();
+        w.str(value);
+    }
+
+    /// Sorts the records and removes duplicates.
+    pub fn finish(&mut self) {
+        let text = &self.text;
+        let line = |r: &Range<usize>| text.get(r.clone()).unwrap_or("");
+        self.lines.sort_unstable_by(|a, b| line(a).cmp(line(b)));
+        self.lines.dedup_by(|a, b| line(a) == line(b));
+        self.finished = true;
+    }
+
+    /// The number of records.
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// Whether there are no records.
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    /// The records as `key\tvalue` lines, in canonical order once finished.
+    pub fn lines(&self) -> impl Iterator<Item = &str> + '_ {
+        self.lines.iter().map(|r| self.text.get(r.clone()).unwrap_or(""))
+    }
+
+    /// The digest of the finished form for `subsystem`.
+    pub fn digest(&mut self, subsystem: Subsystem) -> Digest {
+        if !self.finished {
+            self.finish();
+        }
+        digest_lines(subsystem, self.lines())
+    }
+
+    /// The finished form as owned records.
+    pub fn records(&mut self) -> Vec<Record> {
+        if !self.finished {
+            self.finish();
+        }
+        self.lines().map(split_line).collect()
+    }
+}
+
+fn split_line(line: &str) -> Record {
+    let (key, value) = line.split_once('\t').unwrap_or((line, ""));
+    Record { key: key.to_owned(), value: value.to_owned() }
+}
+
+/// Domain separation: a digest of one subsystem can never equal that of another,
+/// nor that of a later canonical format.
+const DOMAIN: &[u8] = b"fdir canonical form v1\n";
+
+fn digest_lines<'a>(subsystem: Subsystem, lines: impl Iterator<Item = &'a str>) -> Digest {
+    let mut h = Hasher::new();
+    h.update(DOMAIN);
+    h.update(subsystem.name().as_bytes());
+    h.update(b"\n");
+    for line in lines {
+        h.update(line.as_bytes());
+        h.update(b"\n");
+    }
+    h.finish()
+}
+
+/// The digest of stored records, equal to the digest of the [`Canon`] they came
+/// from. `None` if the records are not in canonical form (unsorted, duplicated,
+/// or holding characters a canonical form never has).
+pub fn digest_records(subsystem: Subsystem, records: &[Record]) -> Option<Digest> {
+    let clean = |s: &str| !s.chars().any(|c| c.is_control());
+    let mut prev: Option<&Record> = None;
+    for r in records {
+        if !clean(&r.key) || !clean(&r.value) {
+            return None;
+        }
+        if let Some(p) = prev
+            && p >= r
+        {
+            return None;
+        }
+        prev = Some(r);
+    }
+    let mut line = String::new();
+    let mut h = Hasher::new();
+    h.update(DOMAIN);
+    h.update(subsystem.name().as_bytes());
+    h.update(b"\n");
+    for r in records {
+        line.clear();
+        line.push_str(&r.key);
+        line.push('\t');
+        line.push_str(&r.value);
+        h.update(line.as_bytes());
+        h.update(b"\n");
+    }
+    Some(h.finish())
+}
+
+impl RecordWriter<'_> {
+    /// Ends the key and starts the value.
+    pub fn value(&mut self) -> &mut Self {
+        if !self.in_value {
+            self.canon.text.push('\t');
+            self.in_value = true;
+        }
+        self
+    }
+
+    /// Appends bytes, escaping anything that is not printable UTF-8.
+    pub fn bytes(&mut self, bytes: &[u8]) -> &mut Self {
+        for chunk in bytes.utf8_chunks() {
+            self.str(chunk.valid());
+            for b in chunk.invalid() {
+                let _ = write!(self.canon.text, "\\x{b:02x}");
+            }
+        }
+        self
+    }
+
+    /// Appends an escape sequence as is (the caller writes only printable ASCII).
+    pub(crate) fn raw(&mut self, escape: &'static str) -> &mut Self {
+        self.canon.text.push_str(escape);
+        self
+    }
+
+    /// Appends text, escaping backslashes and control characters.
+    pub fn str(&mut self, s: &str) -> &mut Self {
+        let text = &mut self.canon.text;
+        if !s.chars().any(|c| c == '\\' || c.is_control()) {
+            text.push_str(s);
+            return self;
+        }
+        for c in s.chars() {
+            match c {
+                '\\' => text.push_str("\\\\"),
+                '\t' => text.push_str("\\t"),
+                '\n' => text.push_str("\\n"),
+                c if c.is_control() => {
+                    let _ = write!(text, "\\u{{{:x}}}", u32::from(c));
+                }
+                c => text.push(c),
+            }
+        }
+        self
+    }
+
+    /// Appends formatted text (escaped).
+    pub fn fmt(&mut self, args: fmt::Arguments<'_>) -> &mut Self {
+        match args.as_str() {
+            Some(s) => self.str(s),
+            None => {
+                // Numbers and fixed words: format into the buffer, then check.
+                let start = self.canon.text.len();
+                let _ = self.canon.text.write_fmt(args);
+                let dirty =
+                    self.canon.text.get(start..).is_some_and(|s| s.chars().any(|c| c == '\\' || c.is_control()));
+                if dirty {
+                    let raw: String = self.canon.text.get(start..).unwrap_or("").to_owned();
+                    self.canon.text.truncate(start);
+                    self.str(&raw);
+                }
+                self
+            }
+        }
+    }
+}
+
+impl Drop for RecordWriter<'_> {
+    fn drop(&mut self) {
+        let end = self.canon.text.len();
+        self.canon.lines.push(self.start..end);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorted_deduplicated_and_order_independent() {
+        let mut a = Canon::new();
+        a.push("b", "2");
+        a.push("a", "1");
+        a.push("b", "2");
+        let mut b = Canon::new();
+        b.push("a", "1");
+        b.push("b", "2");
+        assert_eq!(a.digest(Subsystem::Cgroups), b.digest(Subsystem::Cgroups));
+        assert_eq!(a.len(), 2);
+        assert_ne!(a.digest(Subsystem::Cgroups), a.digest(Subsystem::Seccomp));
+    }
+
+    #[test]
+    fn escaping_is_injective_and_round_trips_through_records() {
+        let mut c = Canon::new();
+        c.record().bytes(b"tab\there").value().bytes(b"\xff\\x");
+        c.record().bytes(b"tab\\there").value().str("ok");
+        let records = c.records();
+        assert_eq!(records.len(), 2);
+        assert!(records.iter().all(|r| !r.key.contains('\t')));
+        assert_eq!(digest_records(Subsystem::MemoryMaps, &records), Some(c.digest(Subsystem::MemoryMaps)));
+    }
+
+    #[test]
+    fn stored_records_out_of_canonical_form_are_refused() {
+        let r = |k: &str, v: &str| Record { key: k.into(), value: v.into() };
+        assert!(digest_records(Subsystem::Seccomp, &[r("b", ""), r("a", "")]).is_none());
+        assert!(digest_records(Subsystem::Seccomp, &[r("a", ""), r("a", "")]).is_none());
+        assert!(digest_records(Subsystem::Seccomp, &[r("a\tb", "")]).is_none());
+        assert!(digest_records(Subsystem::Seccomp, &[r("a", "x\n")]).is_none());
+        assert!(digest_records(Subsystem::Seccomp, &[]).is_some());
+    }
+}

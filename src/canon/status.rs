@@ -1,0 +1,346 @@
+//! `/proc/PID/task/TID/status` → the per-thread tuples of the `seccomp` and
+//! `credentials` subsystems.
+//!
+//! A thread's tuple is the values of a fixed list of stable, security-relevant
+//! fields, in that order. Threads come and go, so the form is the *set of
+//! distinct tuples*: a new thread that looks like the others changes nothing, a
+//! thread whose seccomp mode or capabilities differ shows.
+//!
+//! Volatile fields are never read: State, Vm*, Rss*, HugetlbPages, Threads,
+//! Sig*, ShdPnd, context switches, FDSize, PPid, TracerPid, NSpid (a thread's
+//! own id), NSpgid, NSsid, Name, Tgid, Pid, Ngid, CoreDumping.
+
+use std::fmt;
+
+use super::Canon;
+
+/// The fields of the `seccomp` subsystem: the sandbox state of a thread.
+pub const SECCOMP_FIELDS: &[&str] = &[
+    "Seccomp",
+    "Seccomp_filters",
+    "NoNewPrivs",
+    "Speculation_Store_Bypass",
+    "SpeculationIndirectBranch",
+    "Cpus_allowed",
+    "Cpus_allowed_list",
+    "Mems_allowed",
+    "Mems_allowed_list",
+    "NStgid",
+    "Umask",
+    "THP_enabled",
+    "untag_mask",
+    "x86_Thread_features",
+    "x86_Thread_features_locked",
+];
+
+/// The fields of the `credentials` subsystem: who a thread is and what it may do.
+pub const CREDENTIAL_FIELDS: &[&str] = &["Uid", "Gid", "Groups", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"];
+
+/// A `status` text that is not one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError(pub &'static str);
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// The value of field `name` in a `status` text, whitespace trimmed.
+pub fn field<'a>(input: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    input.split(|&b| b == b'\n').find_map(|line| {
+        let rest = line.strip_prefix(name.as_bytes())?.strip_prefix(b":")?;
+        Some(rest.trim_ascii())
+    })
+}
+
+/// Separates the fields of a tuple in its record value.
+pub const SEPARATOR: &str = "; ";
+
+/// Adds the tuple of `fields` of one thread's `status` to `out`.
+///
+/// Fields absent from this kernel are left out of the tuple. Runs of
+/// whitespace inside a value (`Uid:\t0\t0\t0\t0`) become one space.
+pub fn canonicalize_thread(input: &[u8], fields: &[&str], out: &mut Canon) -> Result<(), ParseError> {
+    if field(input, "Name").is_none() && field(input, "Pid").is_none() {
+        return Err(ParseError("not a status file (no Name: or Pid: line)"));
+    }
+    let mut w = out.record();
+    w.str("thread");
+    w.value();
+    let mut first = true;
+    for &name in fields {
+        let Some(v) = field(input, name) else { continue };
+        if !first {
+            w.str(SEPARATOR);
+        }
+        first = false;
+        w.str(name).str("=");
+        for (i, word) in v.split(u8::is_ascii_whitespace).filter(|s| !s.is_empty()).enumerate() {
+            if i > 0 {
+                w.str(" ");
+            }
+            w.bytes(word);
+        }
+    }
+    Ok(())
+}
+
+/// Splits a stored tuple back into `(field, value)` pairs.
+pub fn split_tuple(value: &str) -> impl Iterator<Item = (&str, &str)> + '_ {
+    value.split(SEPARATOR).filter(|s| !s.is_empty()).map(|kv| kv.split_once('=').unwrap_or((kv, "")))
+}
+
+/// The names of Linux capabilities, by bit number (capability(7)).
+pub const CAPABILITIES: &[&str] = &[
+    "cap_chown",
+    "cap_dac_override",
+    "cap_dac_read_search",
+    "cap_fowner",
+    "cap_fsetid",
+    "cap_kill",
+    "cap_setgid",
+    "cap_setuid",
+    "cap_setpcap",
+    "cap_linux_immutable",
+    "cap_net_bind_service",
+    "cap_net_broadcast",
+    "cap_net_admin",
+    "cap_net_raw",
+    "cap_ipc_lock",
+    "cap_ipc_owner",
+    "cap_sys_module",
+    "cap_sys_rawio",
+    "cap_sys_chroot",
+    "cap_sys_ptrace",
+    "cap_sys_pacct",
+    "cap_sys_admin",
+    "cap_sys_boot",
+    "cap_sys_nice",
+    "cap_sys_resource",
+    "cap_sys_time",
+    "cap_sys_tty_config",
+    "cap_mknod",
+    "cap_lease",
+    "cap_audit_write",
+    "cap_audit_control",
+    "cap_setfcap",
+    "cap_mac_override",
+    "cap_mac_admin",
+    "cap_syslog",
+    "cap_wake_alarm",
+    "cap_block_suspend",
+    "cap_audit_read",
+    "cap_perfmon",
+    "cap_bpf",
+    "cap_checkpoint_restore",
+];
+
+fn cap_name(bit: u32) -> String {
+    usize::try_from(bit)
+        .ok()
+        .and_then(|b| CAPABILITIES.get(b))
+        .map_or_else(|| format!("cap_{bit}"), |s| (*s).to_owned())
+}
+
+/// For a capability-set change, the capabilities gained and lost, in words:
+/// `"lost cap_chown, cap_kill"`. `None` if either value is not a hex mask.
+pub fn capability_delta(before: &str, after: &str) -> Option<String> {
+    let b = u64::from_str_radix(before, 16).ok()?;
+    let a = u64::from_str_radix(after, 16).ok()?;
+    let names = |mask: u64| -> Vec<String> { (0..64).filter(|i| mask >> i & 1 == 1).map(cap_name).collect() };
+    let (gained, lost) = (names(a & !b), names(b & !a));
+    let mut parts = Vec::new();
+    if !gained.is_empty() {
+        parts.push(format!("gained {}", gained.join(", ")));
+    }
+    if !lost.is_empty() {
+        parts.push(format!("lost {}", lost.join(", ")));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+/// A word on what a value of a sandbox field means, where it helps.
+pub fn meaning(field: &str, value: &str) -> Option<&'static str> {
+    match (field, value) {
+        ("Seccomp", "0") => Some("no seccomp"),
+        ("Seccomp", "1") => Some("strict mode"),
+        ("Seccomp", "2") => Some("filter mode"),
+        ("NoNewPrivs", "0") => Some("no_new_privs off"),
+        ("NoNewPrivs", "1") => Some("no_new_privs on"),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Subsystem;
+
+    pub(crate) const STATUS: &str = "Name:\tsleep
+Umask:\t0022
+State:\tS (sleeping)
+Tgid:\t4242
+Ngid:\t0
+Pid:\t4242
+PPid:\t1
+TracerPid:\t0
+Uid:\t1000\t1000\t1000\t1000
+Gid:\t1000\t1000\t1000\t1000
+FDSize:\t64
+Groups:\t4 24 27
+NStgid:\t4242
+NSpid:\t4242
+NSpgid:\t4242
+NSsid:\t4242
+Kthread:\t0
+VmPeak:\t    8312 kB
+VmSize:\t    8312 kB
+VmRSS:\t    1664 kB
+RssAnon:\t     100 kB
+HugetlbPages:\t       0 kB
+CoreDumping:\t0
+THP_enabled:\t1
+untag_mask:\t0xffffffffffffffff
+Threads:\t1
+SigQ:\t0/96364
+SigPnd:\t0000000000000000
+ShdPnd:\t0000000000000000
+SigBlk:\t0000000000000000
+SigIgn:\t0000000000000000
+SigCgt:\t0000000000000000
+CapInh:\t0000000000000000
+CapPrm:\t0000000000000000
+CapEff:\t0000000000000000
+CapBnd:\t000001ffffffffff
+CapAmb:\t0000000000000000
+NoNewPrivs:\t0
+Seccomp:\t0
+Seccomp_filters:\t0
+Speculation_Store_Bypass:\tthread vulnerable
+SpeculationIndirectBranch:\tconditional enabled
+Cpus_allowed:\t3
+Cpus_allowed_list:\t0-1
+Mems_allowed:\t00000000,00000001
+Mems_allowed_list:\t0
+voluntary_ctxt_switches:\t11
+nonvoluntary_ctxt_switches:\t2
+";
+
+    fn digest(fields: &[&str], threads: &[&str], sub: Subsystem) -> crate::Digest {
+        let mut c = Canon::new();
+        for t in threads {
+            canonicalize_thread(t.as_bytes(), fields, &mut c).unwrap();
+        }
+        c.digest(sub)
+    }
+
+    fn set(field: &str, value: &str) -> String {
+        let prefix = format!("{field}:\t");
+        STATUS
+            .lines()
+            .map(|l| if l.starts_with(&prefix) { format!("{prefix}{value}\n") } else { format!("{l}\n") })
+            .collect()
+    }
+
+    const VOLATILE: &[(&str, &str)] = &[
+        ("State", "R (running)"),
+        ("VmPeak", "  99999 kB"),
+        ("VmSize", "  99999 kB"),
+        ("VmRSS", "  5000 kB"),
+        ("RssAnon", "  4000 kB"),
+        ("HugetlbPages", " 2048 kB"),
+        ("Threads", "17"),
+        ("SigQ", "3/96364"),
+        ("SigPnd", "0000000000000100"),
+        ("ShdPnd", "0000000000004000"),
+        ("SigBlk", "fffffffe7ffbfeff"),
+        ("SigIgn", "0000000000001000"),
+        ("SigCgt", "0000000180004002"),
+        ("voluntary_ctxt_switches", "98765"),
+        ("nonvoluntary_ctxt_switches", "4321"),
+        ("FDSize", "256"),
+        ("PPid", "777"),
+        ("TracerPid", "1234"),
+        ("NSpid", "4243"),
+        ("Pid", "4243"),
+        ("NSpgid", "1"),
+        ("NSsid", "1"),
+        ("Name", "renamed"),
+        ("Ngid", "3"),
+        ("CoreDumping", "1"),
+    ];
+
+    #[test]
+    fn volatile_fields_never_change_either_digest() {
+        for sub in [Subsystem::Seccomp, Subsystem::Credentials] {
+            let fields = if sub == Subsystem::Seccomp { SECCOMP_FIELDS } else { CREDENTIAL_FIELDS };
+            let base = digest(fields, &[STATUS], sub);
+            for (f, v) in VOLATILE {
+                assert_eq!(digest(fields, &[&set(f, v)], sub), base, "{sub}: {f} is volatile");
+            }
+            // A new thread with the same tuple, and threads listed in another order.
+            let t2 = set("Pid", "4243");
+            assert_eq!(digest(fields, &[STATUS, &t2, STATUS], sub), base, "{sub}: threads");
+        }
+    }
+
+    #[test]
+    fn each_security_field_is_caught_by_its_subsystem() {
+        let seccomp: &[(&str, &str)] = &[
+            ("Seccomp", "2"),
+            ("Seccomp_filters", "1"),
+            ("NoNewPrivs", "1"),
+            ("Speculation_Store_Bypass", "thread force mitigated"),
+            ("SpeculationIndirectBranch", "conditional force disabled"),
+            ("Cpus_allowed", "1"),
+            ("Cpus_allowed_list", "0"),
+            ("Mems_allowed", "00000000,00000003"),
+            ("Mems_allowed_list", "0-1"),
+            ("NStgid", "4242\t1"),
+            ("Umask", "0000"),
+            ("THP_enabled", "0"),
+            ("untag_mask", "0xff00ffffffffffff"),
+        ];
+        let creds: &[(&str, &str)] = &[
+            ("Uid", "1000\t0\t1000\t1000"),
+            ("Gid", "1000\t1000\t0\t1000"),
+            ("Groups", "4 24"),
+            ("CapInh", "0000000000000001"),
+            ("CapPrm", "0000000000200000"),
+            ("CapEff", "0000000000200000"),
+            ("CapBnd", "000001fffffffffe"),
+            ("CapAmb", "0000000000000400"),
+        ];
+        for (sub, fields, changes, others) in [
+            (Subsystem::Seccomp, SECCOMP_FIELDS, seccomp, creds),
+            (Subsystem::Credentials, CREDENTIAL_FIELDS, creds, seccomp),
+        ] {
+            let base = digest(fields, &[STATUS], sub);
+            for (f, v) in changes {
+                assert_ne!(digest(fields, &[&set(f, v)], sub), base, "{sub} must catch {f}");
+                // The change in one thread of two shows too.
+                assert_ne!(digest(fields, &[STATUS, &set(f, v)], sub), base, "{sub}: {f} in one thread");
+            }
+            for (f, v) in others {
+                assert_eq!(digest(fields, &[&set(f, v)], sub), base, "{f} belongs to the other subsystem, not {sub}");
+            }
+        }
+    }
+
+    #[test]
+    fn not_a_status_file() {
+        let mut c = Canon::new();
+        for bad in ["", "\n", "garbage", "\u{0}\u{ff}"] {
+            assert!(canonicalize_thread(bad.as_bytes(), SECCOMP_FIELDS, &mut c).is_err());
+        }
+    }
+
+    #[test]
+    fn capability_words() {
+        assert_eq!(capability_delta("000001ffffffffff", "000001fffffffffe").as_deref(), Some("lost cap_chown"));
+        assert_eq!(capability_delta("0000000000000000", "0000000000200000").as_deref(), Some("gained cap_sys_admin"));
+        assert_eq!(capability_delta("zz", "0"), None);
+        assert_eq!(capability_delta("1", "1"), None);
+    }
+}

@@ -1,0 +1,331 @@
+//! The monitor thread: check on a timer, confirm drift before declaring it,
+//! call the handler, report recoveries, never die of a failing check or
+//! handler.
+
+use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::clock::StopSignal;
+use crate::snapshot::{Checker, Status};
+use crate::{Anomaly, Clock, Config, Digest, Error, Report, Severity, Snapshot, Source, Subsystem};
+
+/// Something the daemon did or saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A check cycle ended (after any confirming re-reads).
+    Checked(Report),
+    /// A drift was seen but not confirmed by the re-reads: a read glitch, or a
+    /// change that was reverted at once. Not declared, handler not called.
+    Transient {
+        /// The subsystems that looked drifted.
+        subsystems: Vec<Subsystem>,
+    },
+    /// A drift confirmed by `confirm` consecutive reads, and the handler's grade.
+    Declared {
+        /// The newly declared anomalies (a drift that persists is declared once).
+        anomalies: Vec<Anomaly>,
+        /// What the handler returned; `None` if it panicked.
+        severity: Option<Severity>,
+    },
+    /// A declared drift is back at its baseline.
+    Recovered {
+        /// The subsystem.
+        subsystem: Subsystem,
+        /// How long it was drifted, by the daemon's clock.
+        drifted_for: Duration,
+    },
+    /// A check could not be made (target gone, unreadable); the daemon goes on.
+    CheckFailed {
+        /// What went wrong.
+        error: String,
+    },
+    /// The handler panicked; the daemon goes on.
+    HandlerFailed {
+        /// The panic message.
+        message: String,
+    },
+}
+
+/// Counters of what the daemon has done, readable while it runs.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Check cycles completed.
+    pub checks: AtomicU64,
+    /// Reads made, including confirming re-reads.
+    pub reads: AtomicU64,
+    /// Anomalies declared.
+    pub declared: AtomicU64,
+    /// Drifts seen once but not confirmed.
+    pub transients: AtomicU64,
+    /// Recoveries.
+    pub recovered: AtomicU64,
+    /// Checks that failed.
+    pub check_failures: AtomicU64,
+    /// Handler panics.
+    pub handler_failures: AtomicU64,
+    /// Events dropped because nobody read them (the queue holds 1024).
+    pub events_dropped: AtomicU64,
+}
+
+/// The confirmation and recovery state of one target's subsystems.
+#[derive(Debug)]
+pub struct Tracker {
+    /// Reads that must agree before a drift is declared.
+    confirm: u32,
+    /// Declared drifts still in force: the digest they drifted to and since when.
+    drifted: BTreeMap<Subsystem, (Digest, Duration)>,
+}
+
+/// What one confirmed cycle concluded.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Drifts declared this cycle (new, or drifted further).
+    pub declared: Vec<Anomaly>,
+    /// Seen in the first read only.
+    pub transient: Vec<Subsystem>,
+    /// Back at baseline, with how long they were drifted.
+    pub recovered: Vec<(Subsystem, Duration)>,
+    /// The report of the last read.
+    pub report: Option<Report>,
+    /// Reads made, including confirming re-reads.
+    pub reads: u32,
+}
+
+impl Tracker {
+    /// An empty tracker (nothing declared) that declares a drift once
+    /// `confirm` consecutive reads show it (at least 1).
+    pub fn new(confirm: u32) -> Tracker {
+        Tracker { confirm: confirm.max(1), drifted: BTreeMap::new() }
+    }
+
+    /// Whether `subsystem` is in a declared drift.
+    pub fn is_drifted(&self, subsystem: Subsystem) -> bool {
+        self.drifted.contains_key(&subsystem)
+    }
+
+    /// Runs one check cycle: a read, and up to `confirm - 1` immediate
+    /// re-reads while something looks drifted. A subsystem is declared only if
+    /// every read showed it drifted; it is declared again only if it drifts
+    /// further (to another digest).
+    pub fn cycle<C: Clock + ?Sized, S: Source + ?Sized>(
+        &mut self,
+        checker: &mut Checker,
+        baseline: &Snapshot,
+        clock: &C,
+        fs: &S,
+        subsystems: &[Subsystem],
+    ) -> Result<Outcome, Error> {
+        let mut verdict = checker.check(baseline, clock, fs, subsystems)?;
+        let mut reads = 1;
+        let first: Vec<Subsystem> = verdict.anomalies().iter().map(|a| a.subsystem).collect();
+        let mut suspects = first.clone();
+        for _ in 1..self.confirm {
+            if suspects.is_empty() {
+                break;
+            }
+            verdict = checker.check(baseline, clock, fs, subsystems)?;
+            reads += 1;
+            suspects.retain(|s| verdict.anomalies().iter().any(|a| a.subsystem == *s));
+        }
+        let now = clock.now();
+        let mut out = Outcome {
+            reads,
+            transient: first.into_iter().filter(|s| !suspects.contains(s)).collect(),
+            ..Outcome::default()
+        };
+        for a in verdict.anomalies().iter().filter(|a| suspects.contains(&a.subsystem)) {
+            match self.drifted.get(&a.subsystem) {
+                Some((digest, _)) if *digest == a.actual => {}
+                Some(&(_, since)) => {
+                    self.drifted.insert(a.subsystem, (a.actual, since));
+                    out.declared.push(a.clone());
+                }
+                None => {
+                    self.drifted.insert(a.subsystem, (a.actual, now));
+                    out.declared.push(a.clone());
+                }
+            }
+        }
+        let report = verdict.report();
+        self.drifted.retain(|sub, (_, since)| {
+            if matches!(report.subsystems.get(sub), Some(Status::Unchanged)) {
+                out.recovered.push((*sub, now.saturating_sub(*since)));
+                false
+            } else {
+                true
+            }
+        });
+        out.report = Some(report.clone());
+        Ok(out)
+    }
+}
+
+/// The handle of a running daemon. Dropping it stops the daemon.
+#[derive(Debug)]
+pub struct Daemon {
+    stop: Arc<StopSignal>,
+    thread: Option<JoinHandle<()>>,
+    events: Receiver<Event>,
+    stats: Arc<Stats>,
+}
+
+impl Daemon {
+    /// Stops the daemon: ends its sleep at once, lets a check in progress
+    /// finish, and returns once the thread has ended.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.raise();
+        if let Some(t) = self.thread.take() {
+            // The thread catches handler panics itself; a join error could
+            // only come from a bug, and there is nobody left to report it to.
+            let _ = t.join();
+        }
+    }
+
+    /// The next event, waiting up to `timeout`.
+    pub fn next_event(&self, timeout: Duration) -> Option<Event> {
+        self.events.recv_timeout(timeout).ok()
+    }
+
+    /// The events queued so far, without waiting.
+    pub fn events(&self) -> impl Iterator<Item = Event> + '_ {
+        self.events.try_iter()
+    }
+
+    /// What the daemon has done so far.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Whether the thread is still running.
+    pub fn is_running(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn send(tx: &SyncSender<Event>, stats: &Stats, event: Event) {
+    if let Err(TrySendError::Full(_)) = tx.try_send(event) {
+        stats.events_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".into())
+}
+
+/// Starts the monitor thread: every `config.interval` (by `clock`) it checks
+/// `fs` against `baseline`, confirms a drift with `config.confirm`
+/// consecutive reads, and calls `handler` with the newly declared anomalies.
+///
+/// A failing check or a panicking handler is reported as an [`Event`] and the
+/// daemon goes on. [`Daemon::stop`] (or dropping the handle) ends it at once.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use fdir::{default_handler, snapshot, start_daemon, Config, Procfs, SystemClock};
+/// let fs = Procfs::live();
+/// let baseline = snapshot(&SystemClock, &fs)?;
+/// let daemon = start_daemon(Config::default(), baseline, fs, SystemClock, default_handler)?;
+/// std::thread::sleep(Duration::from_secs(60));
+/// daemon.stop();
+/// # Ok::<(), fdir::Error>(())
+/// ```
+pub fn start_daemon<S, C, H>(
+    config: Config,
+    baseline: Snapshot,
+    fs: S,
+    clock: C,
+    mut handler: H,
+) -> Result<Daemon, Error>
+where
+    S: Source + Send + 'static,
+    C: Clock + 'static,
+    H: FnMut(&[Anomaly]) -> Severity + Send + 'static,
+{
+    config.validate()?;
+    for &sub in &config.subsystems {
+        if !baseline.subsystems.contains_key(&sub) {
+            return Err(Error::NotInBaseline { subsystem: sub });
+        }
+    }
+    let stop = Arc::new(StopSignal::new());
+    let stats = Arc::new(Stats::default());
+    let (tx, events) = sync_channel(1024);
+    let (stop2, stats2) = (Arc::clone(&stop), Arc::clone(&stats));
+    let thread = std::thread::Builder::new()
+        .name("fdir-monitor".into())
+        .spawn(move || {
+            let mut checker = Checker::new();
+            let mut tracker = Tracker::new(config.confirm);
+            let mut next = clock.now() + config.interval;
+            loop {
+                if clock.sleep_until(next, &stop2) {
+                    break;
+                }
+                let now = clock.now();
+                next += config.interval;
+                if next <= now {
+                    // Fell behind (a suspended machine, a slow check): skip the
+                    // missed ticks rather than run them back to back.
+                    next = now + config.interval;
+                }
+                let outcome = tracker.cycle(&mut checker, &baseline, &clock, &fs, &config.subsystems);
+                stats2.checks.fetch_add(1, Ordering::Relaxed);
+                let outcome = match outcome {
+                    Ok(o) => {
+                        stats2.reads.fetch_add(u64::from(o.reads), Ordering::Relaxed);
+                        o
+                    }
+                    Err(e) => {
+                        stats2.check_failures.fetch_add(1, Ordering::Relaxed);
+                        send(&tx, &stats2, Event::CheckFailed { error: e.to_string() });
+                        continue;
+                    }
+                };
+                if !outcome.transient.is_empty() {
+                    stats2.transients.fetch_add(1, Ordering::Relaxed);
+                    send(&tx, &stats2, Event::Transient { subsystems: outcome.transient });
+                }
+                if !outcome.declared.is_empty() {
+                    let n = u64::try_from(outcome.declared.len()).unwrap_or(u64::MAX);
+                    stats2.declared.fetch_add(n, Ordering::Relaxed);
+                    let severity = match catch_unwind(AssertUnwindSafe(|| handler(&outcome.declared))) {
+                        Ok(s) => Some(s),
+                        Err(p) => {
+                            stats2.handler_failures.fetch_add(1, Ordering::Relaxed);
+                            send(&tx, &stats2, Event::HandlerFailed { message: panic_message(p.as_ref()) });
+                            None
+                        }
+                    };
+                    send(&tx, &stats2, Event::Declared { anomalies: outcome.declared, severity });
+                }
+                for (subsystem, drifted_for) in outcome.recovered {
+                    stats2.recovered.fetch_add(1, Ordering::Relaxed);
+                    send(&tx, &stats2, Event::Recovered { subsystem, drifted_for });
+                }
+                if let Some(report) = outcome.report {
+                    send(&tx, &stats2, Event::Checked(report));
+                }
+            }
+        })
+        .map_err(Error::Spawn)?;
+    Ok(Daemon { stop, thread: Some(thread), events, stats })
+}

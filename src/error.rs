@@ -1,0 +1,112 @@
+//! The one error type of the library: the cases a caller acts on.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::Subsystem;
+
+/// Everything that can go wrong in fdir, as a value.
+///
+/// Messages are lowercase, without a trailing period, and name the file or the
+/// process concerned.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The target process has exited.
+    #[error("process {pid} is gone")]
+    Gone {
+        /// The process id.
+        pid: u32,
+    },
+    /// The pid now belongs to another process than the one baselined.
+    #[error(
+        "process {pid} is not the baselined process: it started at tick {actual}, the baseline's at tick {expected} (the pid was reused)"
+    )]
+    Reused {
+        /// The process id.
+        pid: u32,
+        /// Start time (clock ticks since boot) recorded in the baseline.
+        expected: u64,
+        /// Start time of the process that has the pid now.
+        actual: u64,
+    },
+    /// The baseline is of another kind of target than the source it is checked against.
+    #[error("the baseline is of {baseline}, the check reads {source_target}")]
+    TargetMismatch {
+        /// What the baseline describes.
+        baseline: String,
+        /// What the source reads.
+        source_target: String,
+    },
+    /// A file that does not exist (on this kernel, or any more).
+    #[error("{path} does not exist")]
+    NotFound {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Reading a file was refused.
+    #[error("permission denied reading {path}")]
+    PermissionDenied {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Any other I/O failure, with the operation and the path.
+    #[error("cannot {op} {path}: {source}")]
+    Io {
+        /// What was being done: "read", "open", "write" ...
+        op: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// A file's contents are not what the kernel writes.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A subsystem was asked for that the baseline does not hold.
+    #[error("the baseline holds no {subsystem} state: take a new baseline that includes it")]
+    NotInBaseline {
+        /// The subsystem asked for.
+        subsystem: Subsystem,
+    },
+    /// Stored state that fails its own integrity check.
+    #[error("corrupt baseline: {0}")]
+    Corrupt(String),
+    /// A name that is not one of the known ones.
+    #[error("unknown {kind} {name:?}: expected one of {expected}")]
+    UnknownName {
+        /// "subsystem", "severity" ...
+        kind: &'static str,
+        /// The name given.
+        name: String,
+        /// The names accepted.
+        expected: String,
+    },
+    /// A configuration value that cannot be used.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The daemon thread could not be started.
+    #[error("cannot start the monitor thread: {0}")]
+    Spawn(#[source] io::Error),
+    /// A broken internal invariant: a bug in fdir, reported instead of a panic.
+    #[error("internal error (a bug in fdir, please report it): {0}")]
+    Bug(String),
+}
+
+impl Error {
+    /// Wraps an I/O error with the operation and path, sorting out the cases a
+    /// caller acts on (permission denied).
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {
+        let path = path.into();
+        match source.kind() {
+            io::ErrorKind::PermissionDenied => Error::PermissionDenied { path },
+            _ => Error::Io { op, path, source },
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! # fdir — integrity monitor for Linux kernel isolation structures
+//!
+//! fdir takes a known-good baseline of the isolation state of a process
+//! (memory mappings, seccomp, cgroups, credentials ...), re-checks it on a
+//! timer, says exactly what drifted, grades the drift (Log, Isolate, Restart,
+//! Degrade, SafeMode) and hands it to a handler that acts.
+//!
+//! It hashes *canonical forms*, never raw `/proc` text: heap growth, new
+//! threads, ASLR, anonymous memory churn never raise an anomaly; a seccomp
+//! filter, a capability dropped, a W+X mapping, a memfd mapped executable, a
+//! cgroup move always do.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use fdir::{check, default_handler, snapshot, start_daemon, Config, Procfs,
+//!            Subsystem, SystemClock, Verdict};
+//!
+//! let clock = SystemClock;
+//! let fs = Procfs::live();
+//! let baseline = snapshot(&clock, &fs)?;
+//! match check(&baseline, &clock, &fs)? {
+//!     Verdict::Ok(_report) => {}
+//!     Verdict::Anomaly { anomalies, .. } => {
+//!         for a in &anomalies { eprintln!("drift on {}", a.subsystem) }
+//!     }
+//! }
+//! let config = Config::default()
+//!     .interval(Duration::from_secs(30))
+//!     .subsystems([Subsystem::MemoryMaps, Subsystem::Seccomp, Subsystem::Cgroups]);
+//! let daemon = start_daemon(config, baseline, fs, clock, default_handler)?;
+//! daemon.stop();
+//! # Ok::<(), fdir::Error>(())
+//! ```
+//!
+//! See ARCHITECTURE.md for the code map and the invariants.
+
+pub mod canon;
+mod clock;
+mod config;
+mod daemon;
+mod digest;
+mod error;
+pub mod explain;
+mod observe;
+mod snapshot;
+mod source;
+mod subsystem;
+mod time;
+
+pub use clock::{Clock, ManualClock, StopSignal, SystemClock};
+pub use config::Config;
+pub use daemon::{Daemon, Event, Outcome, Stats, Tracker, start_daemon};
+pub use digest::Digest;
+pub use error::Error;
+pub use explain::{Change, ChangeKind};
+pub use snapshot::{
+    Anomaly, Checker, Observation, Report, SETTLE_MAX, SETTLE_QUIET, SETTLE_YOUNGER_THAN, Settle, Snapshot, Status,
+    Verdict, check, check_with, snapshot, snapshot_with,
+};
+pub use source::{MAX_FILE, Procfs, Source, Target};
+pub use subsystem::{Scope, Severity, Subsystem, default_handler};

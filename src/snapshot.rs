@@ -1,0 +1,387 @@
+//! Baselines and checks: [`snapshot`] takes the known-good state of a target,
+//! [`check`] compares the present against it and explains what drifted.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::canon::{self, Record};
+use crate::explain::{self, Change};
+use crate::observe::{Observer, Slot};
+use crate::{Clock, Digest, Error, Source, Subsystem, Target};
+
+/// The state of one subsystem in a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum Observation {
+    /// Read and canonicalized.
+    Observed {
+        /// SHA-256 of the canonical records.
+        digest: Digest,
+        /// The canonical records, kept so drift can be explained later, on
+        /// another machine if need be.
+        records: Vec<Record>,
+    },
+    /// Could not be read; not drift, but reported.
+    Unobservable {
+        /// Why, naming the file.
+        reason: String,
+    },
+}
+
+/// How long [`snapshot`] waited for a young process to settle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settle {
+    /// How old the process was when the snapshot began.
+    #[serde(with = "crate::time::millis")]
+    pub age: Duration,
+    /// How long the snapshot waited.
+    #[serde(with = "crate::time::millis")]
+    pub waited: Duration,
+    /// Whether its state stopped changing within the wait (otherwise the
+    /// baseline is of a process still changing).
+    pub settled: bool,
+}
+
+/// The known-good state of one target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// What was observed.
+    pub target: Target,
+    /// When.
+    #[serde(with = "crate::time::rfc3339")]
+    pub taken_at: SystemTime,
+    /// The state of each subsystem observed.
+    pub subsystems: BTreeMap<Subsystem, Observation>,
+    /// Set when the target was young and the snapshot waited for it to settle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settle: Option<Settle>,
+}
+
+impl Snapshot {
+    /// The digest of `subsystem`, if it was observed.
+    pub fn digest(&self, subsystem: Subsystem) -> Option<Digest> {
+        match self.subsystems.get(&subsystem)? {
+            Observation::Observed { digest, .. } => Some(*digest),
+            Observation::Unobservable { .. } => None,
+        }
+    }
+
+    /// Recomputes every digest from its records; an error names the first
+    /// subsystem whose records do not match their digest (a corrupted or
+    /// edited snapshot).
+    pub fn verify(&self) -> Result<(), Error> {
+        for (&sub, obs) in &self.subsystems {
+            if let Observation::Observed { digest, records } = obs {
+                match canon::digest_records(sub, records) {
+                    Some(d) if d == *digest => {}
+                    Some(_) => {
+                        return Err(Error::Corrupt(format!(
+                            "the {sub} records do not match their digest {}",
+                            digest.short()
+                        )));
+                    }
+                    None => {
+                        return Err(Error::Corrupt(format!("the {sub} records are not in canonical form")));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One drifted subsystem: what it was, what it is, and what exactly changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anomaly {
+    /// The subsystem that drifted.
+    pub subsystem: Subsystem,
+    /// The baseline digest.
+    pub expected: Digest,
+    /// The digest now.
+    pub actual: Digest,
+    /// What differs, in words a person can act on.
+    pub changes: Vec<Change>,
+}
+
+/// The state of one subsystem in a check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum Status {
+    /// Same as the baseline.
+    Unchanged,
+    /// Differs from the baseline (an [`Anomaly`] says how).
+    Drifted,
+    /// Cannot be read now; not drift.
+    Unobservable {
+        /// Why, naming the file.
+        reason: String,
+    },
+    /// Could not be read when the baseline was taken, so cannot be compared.
+    NoBaseline {
+        /// Why it could not be read then.
+        reason: String,
+    },
+}
+
+/// What a check looked at, and how it went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    /// The target checked.
+    pub target: Target,
+    /// When the check started.
+    #[serde(with = "crate::time::rfc3339")]
+    pub checked_at: SystemTime,
+    /// How long it took.
+    #[serde(with = "crate::time::micros")]
+    pub elapsed: Duration,
+    /// Each subsystem checked and its state.
+    pub subsystems: BTreeMap<Subsystem, Status>,
+}
+
+impl Report {
+    /// The subsystems that could not be compared, with the reason.
+    pub fn unobservable(&self) -> impl Iterator<Item = (Subsystem, &str)> + '_ {
+        self.subsystems.iter().filter_map(|(&s, st)| match st {
+            Status::Unobservable { reason } | Status::NoBaseline { reason } => Some((s, reason.as_str())),
+            _ => None,
+        })
+    }
+}
+
+/// The outcome of a check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nothing drifted.
+    Ok(Report),
+    /// At least one subsystem drifted.
+    Anomaly {
+        /// One per drifted subsystem.
+        anomalies: Vec<Anomaly>,
+        /// The whole check.
+        report: Report,
+    },
+}
+
+impl Verdict {
+    /// The report of the check.
+    pub fn report(&self) -> &Report {
+        match self {
+            Verdict::Ok(r) | Verdict::Anomaly { report: r, .. } => r,
+        }
+    }
+
+    /// The anomalies (empty when nothing drifted).
+    pub fn anomalies(&self) -> &[Anomaly] {
+        match self {
+            Verdict::Ok(_) => &[],
+            Verdict::Anomaly { anomalies, .. } => anomalies,
+        }
+    }
+
+    /// Whether nothing drifted.
+    pub fn is_ok(&self) -> bool {
+        matches!(self, Verdict::Ok(_))
+    }
+}
+
+/// A process younger than this may still be loading (exec, ld.so, locale
+/// files): [`snapshot`] waits for its state to stop changing.
+pub const SETTLE_YOUNGER_THAN: Duration = Duration::from_secs(2);
+/// The state must stay the same this long to count as settled.
+pub const SETTLE_QUIET: Duration = Duration::from_millis(300);
+/// The longest [`snapshot`] waits for a young process.
+pub const SETTLE_MAX: Duration = Duration::from_secs(5);
+const SETTLE_STEP: Duration = Duration::from_millis(50);
+
+/// Takes a baseline of the seed's three subsystems (memory maps, seccomp,
+/// cgroups) of `fs`.
+///
+/// A process younger than [`SETTLE_YOUNGER_THAN`] is re-read until its state
+/// has not changed for [`SETTLE_QUIET`] (at most [`SETTLE_MAX`]); the
+/// snapshot's `settle` says so.
+///
+/// ```no_run
+/// use fdir::{snapshot, check, Procfs, SystemClock, Verdict};
+/// let fs = Procfs::live();
+/// let baseline = snapshot(&SystemClock, &fs)?;
+/// match check(&baseline, &SystemClock, &fs)? {
+///     Verdict::Ok(_) => println!("no drift"),
+///     Verdict::Anomaly { anomalies, .. } => {
+///         for a in &anomalies {
+///             for c in &a.changes {
+///                 println!("{}: {c}", a.subsystem);
+///             }
+///         }
+///     }
+/// }
+/// # Ok::<(), fdir::Error>(())
+/// ```
+pub fn snapshot<C: Clock + ?Sized, S: Source + ?Sized>(clock: &C, fs: &S) -> Result<Snapshot, Error> {
+    snapshot_with(clock, fs, Subsystem::SEED)
+}
+
+/// Takes a baseline of the given subsystems of `fs`.
+pub fn snapshot_with<C: Clock + ?Sized, S: Source + ?Sized>(
+    clock: &C,
+    fs: &S,
+    subsystems: &[Subsystem],
+) -> Result<Snapshot, Error> {
+    let target = fs.target()?;
+    let mut observer = Observer::new();
+    let settle = match fs.age()? {
+        Some(age) if age < SETTLE_YOUNGER_THAN => Some(wait_to_settle(&mut observer, fs, subsystems, age)?),
+        _ => {
+            observer.observe(fs, subsystems)?;
+            None
+        }
+    };
+    let taken_at = clock.wall();
+    let subsystems = observer
+        .slots()
+        .iter()
+        .map(|(sub, slot)| {
+            let obs = match slot {
+                Slot::Observed(c) => {
+                    let mut c = c.clone();
+                    Observation::Observed { digest: c.digest(*sub), records: c.records() }
+                }
+                Slot::Unobservable(reason) => Observation::Unobservable { reason: reason.clone() },
+            };
+            (*sub, obs)
+        })
+        .collect();
+    Ok(Snapshot { target, taken_at, subsystems, settle })
+}
+
+fn digests(observer: &Observer) -> Vec<Option<Digest>> {
+    observer
+        .slots()
+        .iter()
+        .map(|(sub, slot)| match slot {
+            Slot::Observed(c) => Some(c.clone().digest(*sub)),
+            Slot::Unobservable(_) => None,
+        })
+        .collect()
+}
+
+/// Re-reads a young process until its state has been the same for
+/// [`SETTLE_QUIET`]. Real time: this waits on the kernel, not on the
+/// daemon's clock.
+fn wait_to_settle<S: Source + ?Sized>(
+    observer: &mut Observer,
+    fs: &S,
+    subsystems: &[Subsystem],
+    age: Duration,
+) -> Result<Settle, Error> {
+    let start = Instant::now();
+    observer.observe(fs, subsystems)?;
+    let mut last = digests(observer);
+    let mut quiet_since = Instant::now();
+    loop {
+        if quiet_since.elapsed() >= SETTLE_QUIET {
+            return Ok(Settle { age, waited: start.elapsed(), settled: true });
+        }
+        if start.elapsed() >= SETTLE_MAX {
+            return Ok(Settle { age, waited: start.elapsed(), settled: false });
+        }
+        std::thread::sleep(SETTLE_STEP);
+        observer.observe(fs, subsystems)?;
+        let now = digests(observer);
+        if now != last {
+            last = now;
+            quiet_since = Instant::now();
+        }
+    }
+}
+
+/// Checks the seed's three subsystems of `fs` against `baseline`.
+///
+/// Fails if `fs` is not the baselined target ([`Error::Reused`] for a reused
+/// pid), if the target is gone, or if the baseline lacks one of the three.
+pub fn check<C: Clock + ?Sized, S: Source + ?Sized>(baseline: &Snapshot, clock: &C, fs: &S) -> Result<Verdict, Error> {
+    check_with(baseline, clock, fs, Subsystem::SEED)
+}
+
+/// Checks the given subsystems of `fs` against `baseline`.
+pub fn check_with<C: Clock + ?Sized, S: Source + ?Sized>(
+    baseline: &Snapshot,
+    clock: &C,
+    fs: &S,
+    subsystems: &[Subsystem],
+) -> Result<Verdict, Error> {
+    Checker::new().check(baseline, clock, fs, subsystems)
+}
+
+/// A reusable checker: keeps its read buffers and canonical forms from one
+/// check to the next, so a steady-state check allocates almost nothing.
+#[derive(Debug, Default)]
+pub struct Checker {
+    observer: Observer,
+}
+
+impl Checker {
+    /// A checker with empty buffers.
+    pub fn new() -> Checker {
+        Checker::default()
+    }
+
+    /// Checks `subsystems` of `fs` against `baseline`; see [`check_with`].
+    pub fn check<C: Clock + ?Sized, S: Source + ?Sized>(
+        &mut self,
+        baseline: &Snapshot,
+        clock: &C,
+        fs: &S,
+        subsystems: &[Subsystem],
+    ) -> Result<Verdict, Error> {
+        let started = Instant::now();
+        let checked_at = clock.wall();
+        let target = fs.target()?;
+        if !target.same_as(&baseline.target) {
+            return Err(match (&baseline.target, &target) {
+                (
+                    Target::Process { pid, start_time: expected, .. },
+                    Target::Process { pid: p2, start_time: actual, .. },
+                ) if pid == p2 => Error::Reused { pid: *pid, expected: *expected, actual: *actual },
+                (b, t) => Error::TargetMismatch { baseline: b.to_string(), source_target: t.to_string() },
+            });
+        }
+        for &sub in subsystems {
+            if !baseline.subsystems.contains_key(&sub) {
+                return Err(Error::NotInBaseline { subsystem: sub });
+            }
+        }
+        self.observer.observe(fs, subsystems)?;
+
+        let mut anomalies = Vec::new();
+        let mut statuses = BTreeMap::new();
+        for (sub, slot) in self.observer.slots_mut() {
+            let sub = *sub;
+            let status = match (baseline.subsystems.get(&sub), slot) {
+                (Some(Observation::Unobservable { reason }), _) => Status::NoBaseline { reason: reason.clone() },
+                (_, Slot::Unobservable(reason)) => Status::Unobservable { reason: reason.clone() },
+                (Some(Observation::Observed { digest, records }), Slot::Observed(canon)) => {
+                    let actual = canon.digest(sub);
+                    if actual == *digest {
+                        Status::Unchanged
+                    } else {
+                        // Only now are records built: explaining is the rare path.
+                        let now = canon.records();
+                        anomalies.push(Anomaly {
+                            subsystem: sub,
+                            expected: *digest,
+                            actual,
+                            changes: explain::explain(sub, records, &now),
+                        });
+                        Status::Drifted
+                    }
+                }
+                (None, _) => return Err(Error::NotInBaseline { subsystem: sub }),
+            };
+            statuses.insert(sub, status);
+        }
+        let report = Report { target, checked_at, elapsed: started.elapsed(), subsystems: statuses };
+        Ok(if anomalies.is_empty() { Verdict::Ok(report) } else { Verdict::Anomaly { anomalies, report } })
+    }
+}

@@ -1,0 +1,446 @@
+//! The only code that reads the filesystem: a [`Source`] trait and [`Procfs`],
+//! its implementation over `/proc` (and, for tests, canned text).
+//!
+//! A process is pinned by a directory file descriptor on `/proc/PID`, opened
+//! once and checked against the process's start time: every later read goes
+//! through `openat` on that descriptor, so a pid that is reused by another
+//! process can never be read by mistake: the kernel answers ESRCH for the old
+//! process instead.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rustix::fs::{Mode, OFlags};
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// What a snapshot or a source describes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Target {
+    /// One process, identified by its pid and its start time.
+    Process {
+        /// The process id.
+        pid: u32,
+        /// Start time in clock ticks since boot (`/proc/PID/stat` field 22).
+        start_time: u64,
+        /// The command name, for people; not part of the identity.
+        #[serde(default)]
+        name: String,
+    },
+    /// Canned text, for tests.
+    Mock,
+}
+
+impl Target {
+    /// Whether two targets are the same process (or both mocks). The name is not
+    /// part of the identity: a process may rename itself.
+    pub fn same_as(&self, other: &Target) -> bool {
+        match (self, other) {
+            (Target::Process { pid, start_time, .. }, Target::Process { pid: p2, start_time: s2, .. }) => {
+                pid == p2 && start_time == s2
+            }
+            (Target::Mock, Target::Mock) => true,
+            _ => false,
+        }
+    }
+
+    /// The process id, for a process.
+    pub fn pid(&self) -> Option<u32> {
+        match self {
+            Target::Process { pid, .. } => Some(*pid),
+            Target::Mock => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Process { pid, name, .. } if name.is_empty() => write!(f, "process {pid}"),
+            Target::Process { pid, name, .. } => write!(f, "process {pid} ({name})"),
+            Target::Mock => f.write_str("mock process"),
+        }
+    }
+}
+
+/// Where fdir reads a process's state from.
+///
+/// Implementations must never turn a failed read into empty content: a file
+/// that cannot be read is an error ([`Error::PermissionDenied`],
+/// [`Error::Gone`], [`Error::NotFound`], [`Error::Io`]).
+pub trait Source {
+    /// What this source reads, or why it cannot read anything.
+    fn target(&self) -> Result<Target, Error>;
+
+    /// Reads the file `rel` of the process (`"maps"`, `"task/42/status"`) into
+    /// `buf`, replacing its contents.
+    fn read(&self, rel: &str, buf: &mut Vec<u8>) -> Result<(), Error>;
+
+    /// Lists the thread ids of the process into `out`, replacing its contents.
+    fn threads(&self, out: &mut Vec<u32>) -> Result<(), Error>;
+
+    /// How long ago the process started, where that is known.
+    fn age(&self) -> Result<Option<Duration>, Error> {
+        Ok(None)
+    }
+
+    /// Whether the process is still alive and not a zombie.
+    fn alive(&self) -> bool;
+
+    /// The path `rel` stands for, in messages.
+    fn path_of(&self, rel: &str) -> PathBuf;
+}
+
+impl<S: Source + ?Sized> Source for &S {
+    fn target(&self) -> Result<Target, Error> {
+        (**self).target()
+    }
+    fn read(&self, rel: &str, buf: &mut Vec<u8>) -> Result<(), Error> {
+        (**self).read(rel, buf)
+    }
+    fn threads(&self, out: &mut Vec<u32>) -> Result<(), Error> {
+        (**self).threads(out)
+    }
+    fn age(&self) -> Result<Option<Duration>, Error> {
+        (**self).age()
+    }
+    fn alive(&self) -> bool {
+        (**self).alive()
+    }
+    fn path_of(&self, rel: &str) -> PathBuf {
+        (**self).path_of(rel)
+    }
+}
+
+/// Files larger than this are refused: `maps` at the kernel's default
+/// `max_map_count` (65530 mappings) is under 10 MiB.
+pub const MAX_FILE: usize = 64 << 20;
+
+/// The /proc source: a live process, or canned text for tests.
+///
+/// ```no_run
+/// use fdir::Procfs;
+/// let me = Procfs::live();           // this process
+/// let init = Procfs::pid(1);          // another process, pinned to its start time
+/// let canned = Procfs::mock("", "", ""); // canned text (maps, status, cgroup)
+/// ```
+#[derive(Debug)]
+pub struct Procfs {
+    inner: Inner,
+}
+
+#[derive(Debug)]
+enum Inner {
+    Process(ProcessDir),
+    Mock(BTreeMap<String, Vec<u8>>),
+    Failed { pid: u32, path: PathBuf, kind: FailKind },
+}
+
+#[derive(Debug)]
+enum FailKind {
+    Gone,
+    Denied,
+    Other(String),
+}
+
+#[derive(Debug)]
+struct ProcessDir {
+    root: PathBuf,
+    pid: u32,
+    start_time: u64,
+    name: String,
+    dir: OwnedFd,
+}
+
+fn errno_to_error(e: rustix::io::Errno, op: &'static str, path: PathBuf, pid: u32) -> Error {
+    match e {
+        rustix::io::Errno::SRCH => Error::Gone { pid },
+        rustix::io::Errno::NOENT => Error::NotFound { path },
+        _ => Error::io(op, path, io::Error::from(e)),
+    }
+}
+
+/// Reads an open file to its end into `buf` with few, large reads.
+fn read_fd(fd: &OwnedFd, buf: &mut Vec<u8>) -> Result<(), rustix::io::Errno> {
+    buf.clear();
+    loop {
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(buf.capacity().max(64 * 1024));
+        }
+        let n = rustix::io::read(fd, rustix::buffer::spare_capacity(buf))?;
+        if n == 0 {
+            return Ok(());
+        }
+        if buf.len() > MAX_FILE {
+            return Err(rustix::io::Errno::FBIG);
+        }
+    }
+}
+
+/// Parses `/proc/PID/stat`: (command name, state, start time in ticks).
+pub(crate) fn parse_stat(stat: &[u8]) -> Option<(String, u8, u64)> {
+    let open = stat.iter().position(|&b| b == b'(')?;
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let name = String::from_utf8_lossy(stat.get(open + 1..close)?).into_owned();
+    let rest = stat.get(close + 1..)?;
+    let mut fields = rest.split(|&b| b == b' ').filter(|f| !f.is_empty());
+    let state = *fields.next()?.first()?;
+    // Field 3 is the state; start time is field 22, 19 fields later.
+    let start = fields.nth(18)?;
+    let start = std::str::from_utf8(start).ok()?.trim().parse().ok()?;
+    Some((name, state, start))
+}
+
+impl Procfs {
+    /// This process.
+    ///
+    /// If `/proc/self` cannot be opened, every read reports why.
+    pub fn live() -> Procfs {
+        Procfs::pid(std::process::id())
+    }
+
+    /// Another process, pinned to its identity (pid and start time) at this
+    /// call. If it cannot be opened, every read reports why ([`Error::Gone`],
+    /// [`Error::PermissionDenied`]); see [`Procfs::try_pid`] to find out at once.
+    pub fn pid(pid: u32) -> Procfs {
+        Procfs::try_pid(pid).unwrap_or_else(|e| Procfs::failed(pid, PathBuf::from(format!("/proc/{pid}")), &e))
+    }
+
+    /// Another process, pinned to its identity; fails if it cannot be opened.
+    pub fn try_pid(pid: u32) -> Result<Procfs, Error> {
+        Procfs::try_pid_at("/proc", pid)
+    }
+
+    /// A process under another proc root (a captured or bind-mounted tree).
+    pub fn try_pid_at(root: impl Into<PathBuf>, pid: u32) -> Result<Procfs, Error> {
+        let root = root.into();
+        let path = root.join(pid.to_string());
+        let dir = rustix::fs::open(&path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| match e {
+                rustix::io::Errno::NOENT | rustix::io::Errno::SRCH => Error::Gone { pid },
+                e => errno_to_error(e, "open", path.clone(), pid),
+            })?;
+        let mut dir = ProcessDir { root, pid, start_time: 0, name: String::new(), dir };
+        let mut buf = Vec::with_capacity(1024);
+        dir.read("stat", &mut buf)?;
+        let (name, _, start_time) = parse_stat(&buf).ok_or_else(|| Error::Parse {
+            path: dir.path_of("stat"),
+            message: "not a stat line (no start time after the command name)".into(),
+        })?;
+        dir.name = name;
+        dir.start_time = start_time;
+        Ok(Procfs { inner: Inner::Process(dir) })
+    }
+
+    fn failed(pid: u32, path: PathBuf, e: &Error) -> Procfs {
+        let kind = match e {
+            Error::Gone { .. } => FailKind::Gone,
+            Error::PermissionDenied { .. } => FailKind::Denied,
+            e => FailKind::Other(e.to_string()),
+        };
+        Procfs { inner: Inner::Failed { pid, path, kind } }
+    }
+
+    /// Canned text of one single-threaded process: `maps`, `status` and `cgroup`.
+    pub fn mock(maps: &str, status: &str, cgroups: &str) -> Procfs {
+        Procfs::mock_files([
+            ("maps", maps),
+            ("status", status),
+            ("cgroup", cgroups),
+            ("task/1/status", status),
+            ("task/1/cgroup", cgroups),
+        ])
+    }
+
+    /// Canned files, by path relative to `/proc/PID` (`"task/7/status"`).
+    /// Threads are the numbers under `task/`.
+    pub fn mock_files<K: Into<String>, V: AsRef<[u8]>>(files: impl IntoIterator<Item = (K, V)>) -> Procfs {
+        Procfs { inner: Inner::Mock(files.into_iter().map(|(k, v)| (k.into(), v.as_ref().to_vec())).collect()) }
+    }
+
+    /// The pinned pid, for a process source.
+    pub fn pid_number(&self) -> Option<u32> {
+        match &self.inner {
+            Inner::Process(d) => Some(d.pid),
+            Inner::Failed { pid, .. } => Some(*pid),
+            Inner::Mock(_) => None,
+        }
+    }
+}
+
+impl ProcessDir {
+    fn path_of(&self, rel: &str) -> PathBuf {
+        self.root.join(self.pid.to_string()).join(rel)
+    }
+
+    fn read(&self, rel: &str, buf: &mut Vec<u8>) -> Result<(), Error> {
+        let fd = rustix::fs::openat(&self.dir, rel, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| errno_to_error(e, "open", self.path_of(rel), self.pid))?;
+        read_fd(&fd, buf).map_err(|e| match e {
+            rustix::io::Errno::FBIG => {
+                Error::Parse { path: self.path_of(rel), message: format!("larger than {} MiB", MAX_FILE >> 20) }
+            }
+            e => errno_to_error(e, "read", self.path_of(rel), self.pid),
+        })
+    }
+}
+
+impl Source for Procfs {
+    fn target(&self) -> Result<Target, Error> {
+        match &self.inner {
+            Inner::Process(d) => Ok(Target::Process { pid: d.pid, start_time: d.start_time, name: d.name.clone() }),
+            Inner::Mock(_) => Ok(Target::Mock),
+            Inner::Failed { pid, path, kind } => Err(match kind {
+                FailKind::Gone => Error::Gone { pid: *pid },
+                FailKind::Denied => Error::PermissionDenied { path: path.clone() },
+                FailKind::Other(m) => Error::Io { op: "open", path: path.clone(), source: io::Error::other(m.clone()) },
+            }),
+        }
+    }
+
+    fn read(&self, rel: &str, buf: &mut Vec<u8>) -> Result<(), Error> {
+        match &self.inner {
+            Inner::Process(d) => d.read(rel, buf),
+            Inner::Mock(files) => {
+                let data = files.get(rel).ok_or_else(|| Error::NotFound { path: self.path_of(rel) })?;
+                buf.clear();
+                buf.extend_from_slice(data);
+                Ok(())
+            }
+            Inner::Failed { .. } => self.target().map(|_| ()),
+        }
+    }
+
+    fn threads(&self, out: &mut Vec<u32>) -> Result<(), Error> {
+        out.clear();
+        match &self.inner {
+            Inner::Process(d) => {
+                let task = rustix::fs::openat(
+                    &d.dir,
+                    "task",
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| errno_to_error(e, "open", d.path_of("task"), d.pid))?;
+                let dir = rustix::fs::Dir::read_from(&task)
+                    .map_err(|e| errno_to_error(e, "read", d.path_of("task"), d.pid))?;
+                for entry in dir {
+                    let entry = entry.map_err(|e| errno_to_error(e, "read", d.path_of("task"), d.pid))?;
+                    if let Some(tid) = entry.file_name().to_str().ok().and_then(|s| s.parse().ok()) {
+                        out.push(tid);
+                    }
+                }
+                out.sort_unstable();
+                Ok(())
+            }
+            Inner::Mock(files) => {
+                for k in files.keys() {
+                    let tid = k.strip_prefix("task/").and_then(|r| r.split('/').next()).and_then(|t| t.parse().ok());
+                    if let Some(tid) = tid
+                        && !out.contains(&tid)
+                    {
+                        out.push(tid);
+                    }
+                }
+                Ok(())
+            }
+            Inner::Failed { .. } => self.target().map(|_| ()),
+        }
+    }
+
+    fn age(&self) -> Result<Option<Duration>, Error> {
+        let Inner::Process(d) = &self.inner else {
+            return Ok(None);
+        };
+        let path = d.root.join("uptime");
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
+        let uptime: f64 = text
+            .split_whitespace()
+            .next()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| Error::Parse { path: path.clone(), message: "no uptime in seconds".into() })?;
+        let ticks = rustix::param::clock_ticks_per_second();
+        // Precision to the tick is plenty: this decides whether to wait for a
+        // young process to settle.
+        #[allow(clippy::cast_precision_loss)]
+        let started = d.start_time as f64 / ticks as f64;
+        Ok(Some(Duration::from_secs_f64((uptime - started).max(0.0))))
+    }
+
+    fn alive(&self) -> bool {
+        match &self.inner {
+            Inner::Process(d) => {
+                let mut buf = Vec::with_capacity(512);
+                d.read("stat", &mut buf).is_ok()
+                    && parse_stat(&buf).is_some_and(|(_, state, _)| state != b'Z' && state != b'X')
+            }
+            Inner::Mock(_) => true,
+            Inner::Failed { .. } => false,
+        }
+    }
+
+    fn path_of(&self, rel: &str) -> PathBuf {
+        match &self.inner {
+            Inner::Process(d) => d.path_of(rel),
+            Inner::Mock(_) => PathBuf::from("mock").join(rel),
+            Inner::Failed { path, .. } => path.join(rel),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_awkward_command_names() {
+        let line =
+            b"42 (a) b (c)) S 1 42 42 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 12345 8192 100 18446744073709551615\n";
+        assert_eq!(parse_stat(line), Some(("a) b (c)".to_owned(), b'S', 12345)));
+        assert_eq!(parse_stat(b""), None);
+        assert_eq!(parse_stat(b"1 (x) S 1 2"), None);
+        assert_eq!(parse_stat(b")("), None);
+    }
+
+    #[test]
+    fn live_reads_itself() {
+        let me = Procfs::live();
+        let mut buf = Vec::new();
+        me.read("maps", &mut buf).unwrap();
+        assert!(!buf.is_empty());
+        let mut tids = Vec::new();
+        me.threads(&mut tids).unwrap();
+        assert!(tids.contains(&std::process::id()));
+        assert!(me.alive());
+        assert!(matches!(me.target().unwrap(), Target::Process { pid, .. } if pid == std::process::id()));
+        assert!(matches!(me.read("no-such-file", &mut buf), Err(Error::NotFound { .. })));
+    }
+
+    #[test]
+    fn a_gone_pid_reports_gone() {
+        // pid_max is at most 2^22; this pid cannot exist.
+        let gone = Procfs::pid(u32::MAX - 1);
+        assert!(matches!(gone.target(), Err(Error::Gone { .. })));
+        let mut buf = Vec::new();
+        assert!(matches!(gone.read("maps", &mut buf), Err(Error::Gone { .. })));
+        assert!(!gone.alive());
+    }
+
+    #[test]
+    fn mock_lists_threads_and_refuses_missing_files() {
+        let m = Procfs::mock("m", "s", "c");
+        let mut tids = Vec::new();
+        m.threads(&mut tids).unwrap();
+        assert_eq!(tids, [1]);
+        let mut buf = Vec::new();
+        m.read("task/1/status", &mut buf).unwrap();
+        assert_eq!(buf, b"s");
+        assert!(matches!(m.read("limits", &mut buf), Err(Error::NotFound { .. })));
+    }
+}

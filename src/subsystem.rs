@@ -1,0 +1,193 @@
+//! The isolation structures fdir watches, and the severity grades of drift.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// One isolation structure of a process or of the node.
+///
+/// Displays and parses in kebab case (`memory-maps`, `seccomp`, ...); the same
+/// names are used on the command line and in JSON.
+///
+/// ```
+/// use fdir::Subsystem;
+/// let s: Subsystem = "memory-maps".parse()?;
+/// assert_eq!(s, Subsystem::MemoryMaps);
+/// assert_eq!(s.to_string(), "memory-maps");
+/// # Ok::<(), fdir::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Subsystem {
+    /// The address space layout: which files and code are mapped, with what
+    /// permissions (`/proc/PID/maps`).
+    MemoryMaps,
+    /// The sandbox state of every thread: seccomp mode and filter count,
+    /// no_new_privs, speculation controls, CPU and memory-node affinity, umask,
+    /// transparent huge pages and the tagged-address mask
+    /// (`/proc/PID/task/*/status`).
+    Seccomp,
+    /// Control-group membership of every thread (`/proc/PID/task/*/cgroup`).
+    Cgroups,
+    /// User and group ids, supplementary groups and the five capability sets of
+    /// every thread (`/proc/PID/task/*/status`).
+    Credentials,
+}
+
+/// Whether a subsystem belongs to one process or to the whole node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Read from `/proc/PID`.
+    Process,
+    /// Node-wide state, the same for every process.
+    Node,
+}
+
+impl Subsystem {
+    /// Every subsystem, in order.
+    pub const ALL: &'static [Subsystem] =
+        &[Subsystem::MemoryMaps, Subsystem::Seccomp, Subsystem::Cgroups, Subsystem::Credentials];
+
+    /// The seed's three subsystems, covered by [`crate::snapshot`], [`crate::check`]
+    /// and [`crate::Config::default`].
+    pub const SEED: &'static [Subsystem] = &[Subsystem::MemoryMaps, Subsystem::Seccomp, Subsystem::Cgroups];
+
+    /// The kebab-case name used on the command line and in JSON.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Subsystem::MemoryMaps => "memory-maps",
+            Subsystem::Seccomp => "seccomp",
+            Subsystem::Cgroups => "cgroups",
+            Subsystem::Credentials => "credentials",
+        }
+    }
+
+    /// Whether the subsystem is per process or node-wide.
+    pub const fn scope(self) -> Scope {
+        match self {
+            Subsystem::MemoryMaps | Subsystem::Seccomp | Subsystem::Cgroups | Subsystem::Credentials => Scope::Process,
+        }
+    }
+}
+
+impl fmt::Display for Subsystem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+impl FromStr for Subsystem {
+    type Err = crate::Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Subsystem::ALL.iter().copied().find(|sub| sub.name() == s).ok_or_else(|| crate::Error::UnknownName {
+            kind: "subsystem",
+            name: s.to_owned(),
+            expected: Subsystem::ALL.iter().map(|s| s.name()).collect::<Vec<_>>().join(", "),
+        })
+    }
+}
+
+/// How serious a drift is, and so which response it calls for.
+///
+/// Ordered `Log < Isolate < Restart < Degrade < SafeMode`.
+///
+/// ```
+/// use fdir::Severity;
+/// assert!(Severity::Log < Severity::SafeMode);
+/// assert_eq!(Severity::SafeMode.to_string(), "safe-mode");
+/// assert_eq!("degrade".parse::<Severity>()?, Severity::Degrade);
+/// # Ok::<(), fdir::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Severity {
+    /// Record the event; no action.
+    Log,
+    /// Cut the target off: freeze its cgroup, or stop it.
+    Isolate,
+    /// Restart the target.
+    Restart,
+    /// Shed functions: run the configured degrade command.
+    Degrade,
+    /// Enter safe mode: run the configured safe-mode command.
+    SafeMode,
+}
+
+impl Severity {
+    /// Every severity, in order.
+    pub const ALL: &'static [Severity] =
+        &[Severity::Log, Severity::Isolate, Severity::Restart, Severity::Degrade, Severity::SafeMode];
+
+    /// The kebab-case name used on the command line and in JSON.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Severity::Log => "log",
+            Severity::Isolate => "isolate",
+            Severity::Restart => "restart",
+            Severity::Degrade => "degrade",
+            Severity::SafeMode => "safe-mode",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+impl FromStr for Severity {
+    type Err = crate::Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Severity::ALL.iter().copied().find(|sev| sev.name() == s).ok_or_else(|| crate::Error::UnknownName {
+            kind: "severity",
+            name: s.to_owned(),
+            expected: Severity::ALL.iter().map(|s| s.name()).collect::<Vec<_>>().join(", "),
+        })
+    }
+}
+
+/// The seed's grading: one drifted subsystem is `Log`, two `Degrade`, three or
+/// more `SafeMode`.
+///
+/// ```
+/// use fdir::{default_handler, Severity};
+/// assert_eq!(default_handler(&[]), Severity::Log);
+/// ```
+pub fn default_handler(anomalies: &[crate::Anomaly]) -> Severity {
+    match anomalies.len() {
+        0 | 1 => Severity::Log,
+        2 => Severity::Degrade,
+        _ => Severity::SafeMode,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for &s in Subsystem::ALL {
+            assert_eq!(s.to_string().parse::<Subsystem>().unwrap(), s);
+            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{s}\""));
+        }
+        for &s in Severity::ALL {
+            assert_eq!(s.to_string().parse::<Severity>().unwrap(), s);
+            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{s}\""));
+        }
+        let err = "memory_maps".parse::<Subsystem>().unwrap_err().to_string();
+        assert!(err.contains("memory-maps"), "{err}");
+    }
+
+    #[test]
+    fn severity_order() {
+        let mut sorted = Severity::ALL.to_vec();
+        sorted.sort();
+        assert_eq!(sorted, Severity::ALL);
+    }
+}
