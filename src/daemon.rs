@@ -270,12 +270,14 @@ where
     let stats = Arc::new(Stats::default());
     let (tx, events) = sync_channel(1024);
     let (stop2, stats2) = (Arc::clone(&stop), Arc::clone(&stats));
+    // The first check is one interval after this call, not after the thread
+    // happens to be scheduled.
+    let mut next = clock.now() + config.interval;
     let thread = std::thread::Builder::new()
         .name("fdir-monitor".into())
         .spawn(move || {
             let mut checker = Checker::new();
             let mut tracker = Tracker::new(config.confirm);
-            let mut next = clock.now() + config.interval;
             loop {
                 if clock.sleep_until(next, &stop2) {
                     break;

@@ -151,34 +151,109 @@ fn join_notes(notes: impl IntoIterator<Item = Option<String>>) -> Option<String>
     (!v.is_empty()).then(|| v.join(", "))
 }
 
+/// A file mapping record split back into its parts: key `file PATH @OFFSET`,
+/// value `PERMS dev DEV inode INODE[ deleted]`.
+struct FileMapping<'a> {
+    path: &'a str,
+    offset: &'a str,
+    perms: &'a str,
+    identity: &'a str,
+    deleted: bool,
+}
+
+fn file_mapping<'a>(key: &'a str, value: &'a str) -> Option<FileMapping<'a>> {
+    let (path, offset) = key.strip_prefix("file ")?.rsplit_once(" @")?;
+    let (perms, rest) = value.split_once(' ')?;
+    let (identity, deleted) = match rest.strip_suffix(" deleted") {
+        Some(id) => (id, true),
+        None => (rest, false),
+    };
+    Some(FileMapping { path, offset, perms, identity, deleted })
+}
+
+fn file_notes(m: &FileMapping<'_>, perms_seen: &[&str]) -> Option<String> {
+    let memfd = m.path.starts_with("/memfd:");
+    let strongest = if perms_seen.iter().any(|p| p.get(1..3) == Some("wx")) {
+        perms_note("-wx")
+    } else if perms_seen.iter().any(|p| p.get(2..3) == Some("x")) {
+        perms_note("--x")
+    } else {
+        perms_seen.iter().find_map(|p| perms_note(p))
+    };
+    join_notes([
+        strongest,
+        memfd.then(|| "memfd: code with no file on disk".to_owned()),
+        (m.deleted && !memfd).then(|| "file deleted on disk".to_owned()),
+    ])
+}
+
+fn anon_item(key: &str) -> String {
+    let rest = key.strip_prefix("anon ").unwrap_or(key);
+    match rest.strip_prefix("anonymous ") {
+        Some(perms) => format!("anonymous memory {perms}"),
+        None => rest.to_owned(),
+    }
+}
+
+fn regions(count: &str) -> String {
+    format!("{count} region{}", if count == "1" { "" } else { "s" })
+}
+
+/// Code files that appear or disappear whole: one change per file, listing its
+/// mappings ("new code file /usr/lib/libfoo.so dev fe:01 inode 42: r--p@0x0
+/// r-xp@0x1000 (executable)").
+fn whole_files(kind: ChangeKind, records: &[Record], other: &[Record], out: &mut Vec<Change>) -> Vec<String> {
+    let paths_in = |rs: &[Record]| -> Vec<String> {
+        rs.iter().filter_map(|r| file_mapping(&r.key, &r.value)).map(|m| m.path.to_owned()).collect()
+    };
+    let present_elsewhere = paths_in(other);
+    let mut grouped: BTreeMap<String, Vec<FileMapping<'_>>> = BTreeMap::new();
+    for r in records {
+        if let Some(m) = file_mapping(&r.key, &r.value)
+            && !present_elsewhere.iter().any(|p| p == m.path)
+        {
+            grouped.entry(m.path.to_owned()).or_default().push(m);
+        }
+    }
+    for (path, maps) in &grouped {
+        let Some(first) = maps.first() else { continue };
+        let layout: Vec<String> = maps.iter().map(|m| format!("{}@{}", m.perms, m.offset)).collect();
+        let perms: Vec<&str> = maps.iter().map(|m| m.perms).collect();
+        let deleted = if first.deleted { " (deleted)" } else { "" };
+        let desc = format!("{}: {}", first.identity, layout.join(" "));
+        let item = format!("code file {path}{deleted}");
+        let change = match kind {
+            ChangeKind::Added => Change::new(kind, item, None, Some(desc)).note(file_notes(first, &perms)),
+            _ => Change::new(kind, item, Some(desc), None),
+        };
+        out.push(change);
+    }
+    grouped.into_keys().collect()
+}
+
 fn maps(old: &[Record], new: &[Record]) -> Vec<Change> {
     // Keys: "file PATH @OFF", "pseudo NAME", "anon CLASS PERMS".
+    let mut out = Vec::new();
+    let added_files = whole_files(ChangeKind::Added, new, old, &mut out);
+    let removed_files = whole_files(ChangeKind::Removed, old, new, &mut out);
+    let grouped = |key: &str, files: &[String]| {
+        key.strip_prefix("file ").and_then(|k| k.rsplit_once(" @")).is_some_and(|(p, _)| files.iter().any(|f| f == p))
+    };
     let item = |key: &str| -> String {
-        if let Some(rest) = key.strip_prefix("file ") {
+        if let Some(rest) = key.strip_prefix("file ").or_else(|| key.strip_prefix("pseudo ")) {
             format!("mapping {rest}")
-        } else if let Some(rest) = key.strip_prefix("pseudo ") {
-            format!("mapping {rest}")
-        } else if let Some(rest) = key.strip_prefix("anon ") {
-            format!("{rest} executable anonymous memory")
+        } else if key.starts_with("anon ") {
+            anon_item(key)
         } else {
             format!("mapping {key}")
         }
     };
-    let file_notes = |key: &str, value: &str| -> Option<String> {
-        let perms = value.split(' ').next().unwrap_or("");
-        join_notes([
-            perms_note(perms),
-            key.starts_with("file /memfd:").then(|| "memfd: code with no file on disk".to_owned()),
-            value.ends_with(" deleted").then(|| "file deleted on disk".to_owned()),
-        ])
-    };
     let anon_note = |key: &str| key.rsplit(' ').next().and_then(perms_note);
-    keyed(
+    let rest = keyed(
         old,
         new,
         |key, before, after| {
             if key.starts_with("anon ") {
-                let regions = |v: &str| format!("{v} region{}", if v == "1" { "" } else { "s" });
                 return Change::new(ChangeKind::Changed, item(key), Some(regions(before)), Some(regions(after)))
                     .note(anon_note(key));
             }
@@ -194,14 +269,19 @@ fn maps(old: &[Record], new: &[Record]) -> Vec<Change> {
         },
         |key, v| {
             if key.starts_with("anon ") {
-                let n = if v == "1" { "1 region".to_owned() } else { format!("{v} regions") };
-                Change::new(ChangeKind::Added, item(key), None, Some(n)).note(anon_note(key))
+                Change::new(ChangeKind::Added, item(key), None, Some(regions(v))).note(anon_note(key))
             } else {
-                Change::new(ChangeKind::Added, item(key), None, Some(v.to_owned())).note(file_notes(key, v))
+                let note = file_mapping(key, v).and_then(|m| file_notes(&m, &[m.perms]));
+                Change::new(ChangeKind::Added, item(key), None, Some(v.to_owned())).note(note)
             }
         },
         |key, v| Change::new(ChangeKind::Removed, item(key), Some(v.to_owned()), None),
-    )
+    );
+    out.extend(rest.into_iter().filter(|c| {
+        let key_of = |item: &str| item.strip_prefix("mapping ").map(|k| format!("file {k}"));
+        !key_of(&c.item).is_some_and(|k| grouped(&k, &added_files) || grouped(&k, &removed_files))
+    }));
+    out
 }
 
 /// Cgroup tuples read as moves: "cgroup memory:/a -> memory:/b".
@@ -334,12 +414,12 @@ mod tests {
             (
                 "new W+X anonymous",
                 format!("{MAPS}6000-7000 rwxp 00000000 00:00 0 \n"),
-                "new anonymous rwxp executable anonymous memory 1 region (writable and executable)",
+                "new anonymous memory rwxp 1 region (writable and executable)",
             ),
             (
                 "memfd",
                 format!("{MAPS}6000-7000 r-xp 00000000 00:01 9 /memfd:x (deleted)\n"),
-                "new mapping /memfd:x @0x0 r-xp dev 00:01 inode 9 deleted (executable, memfd: code with no file on disk, file deleted on disk)",
+                "new code file /memfd:x (deleted) dev 00:01 inode 9: r-xp@0x0 (executable, memfd: code with no file on disk)",
             ),
             (
                 "deleted on disk",
@@ -349,7 +429,7 @@ mod tests {
             (
                 "heap made executable",
                 MAPS.replace("rw-p 00000000 00:00 0 [heap]", "rwxp 00000000 00:00 0 [heap]"),
-                "new [heap] rwxp executable anonymous memory 1 region (writable and executable)",
+                "new [heap] rwxp 1 region (writable and executable)",
             ),
         ];
         for (name, text, want) in cases {
@@ -359,6 +439,14 @@ mod tests {
         let gone: String = MAPS.lines().skip(1).map(|l| format!("{l}\n")).collect();
         let got = texts(&explain(Subsystem::MemoryMaps, &base, &maps_recs(&gone)));
         assert_eq!(got, ["mapping /usr/lib/libc.so.6 @0x0 r--p dev fe:01 inode 7 is gone"]);
+        let unloaded = "4000-5000 rw-p 00000000 00:00 0 [heap]\n";
+        let got = texts(&explain(Subsystem::MemoryMaps, &base, &maps_recs(unloaded)));
+        assert_eq!(got, ["code file /usr/lib/libc.so.6 dev fe:01 inode 7: r--p@0x0 r-xp@0x28000 is gone"]);
+        let loaded = format!(
+            "{MAPS}8000-9000 r--p 00000000 fe:01 8 /usr/lib/libnew.so\n9000-a000 r-xp 00001000 fe:01 8 /usr/lib/libnew.so\n"
+        );
+        let got = texts(&explain(Subsystem::MemoryMaps, &base, &maps_recs(&loaded)));
+        assert_eq!(got, ["new code file /usr/lib/libnew.so dev fe:01 inode 8: r--p@0x0 r-xp@0x1000 (executable)"]);
         assert!(explain(Subsystem::MemoryMaps, &base, &base).is_empty());
     }
 

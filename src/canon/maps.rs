@@ -88,11 +88,13 @@ enum Class {
     Anon(&'static str),
 }
 
+/// The next column: the kernel separates the first five columns of a maps
+/// line with exactly one space (only the path is padded), so an empty column
+/// (two spaces) is malformed, not skipped.
 fn field<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
-    let s = rest.trim_ascii_start();
-    let end = s.iter().position(|&b| b == b' ').unwrap_or(s.len());
-    let (f, r) = s.split_at(end);
-    *rest = r;
+    let end = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
+    let (f, r) = rest.split_at(end);
+    *rest = r.get(1..).unwrap_or(&[]);
     (!f.is_empty()).then_some(f)
 }
 
@@ -135,10 +137,15 @@ pub fn parse_line(line: &[u8]) -> Result<Mapping<'_>, &'static str> {
     if !(ok(0, b"r-") && ok(1, b"w-") && ok(2, b"x-") && ok(3, b"ps")) {
         return Err("permissions are not of the form [r-][w-][x-][ps]");
     }
-    let offset = hex(field(&mut rest).ok_or("missing offset")?).ok_or("bad offset")?;
+    let offset_f = field(&mut rest).ok_or("missing offset")?;
+    if offset_f.len() < 8 {
+        return Err("offset has fewer than 8 hex digits");
+    }
+    let offset = hex(offset_f).ok_or("bad offset")?;
     let dev = field(&mut rest).ok_or("missing device")?;
     let colon = dev.iter().position(|&b| b == b':').ok_or("device without ':'")?;
-    if hex(dev.get(..colon).unwrap_or(&[])).is_none() || hex(dev.get(colon + 1..).unwrap_or(&[])).is_none() {
+    let (major, minor) = (dev.get(..colon).unwrap_or(&[]), dev.get(colon + 1..).unwrap_or(&[]));
+    if major.len() < 2 || minor.len() < 2 || hex(major).is_none() || hex(minor).is_none() {
         return Err("bad device");
     }
     let inode = dec(field(&mut rest).ok_or("missing inode")?).ok_or("bad inode")?;
@@ -149,6 +156,16 @@ pub fn parse_line(line: &[u8]) -> Result<Mapping<'_>, &'static str> {
         deleted = true;
     }
     Ok(Mapping { perms, offset, dev, inode, path, deleted })
+}
+
+type AnonCount<'a> = (&'static str, Mapping<'a>, u32);
+
+/// Pseudo and anonymous mappings always have offset 0 and device 00:00; any
+/// other value is recorded, so that no field of a recorded line is ignored.
+fn unusual_origin(w: &mut super::RecordWriter<'_>, m: &Mapping<'_>) {
+    if m.offset != 0 || m.dev != b"00:00" {
+        w.fmt(format_args!(" @{:#x} dev ", m.offset)).bytes(m.dev);
+    }
 }
 
 /// Canonicalizes the text of `/proc/PID/maps` into `out` (which is cleared).
@@ -176,8 +193,9 @@ pub fn canonicalize(input: &[u8], out: &mut Canon) -> Result<(), ParseError> {
         return Err(ParseError { line: 0, message: "no mappings (empty maps: the process is exiting or a zombie)" });
     }
 
-    // Executable anonymous regions, counted per (class, permissions).
-    let mut anon: Vec<(&'static str, [u8; 4], u32)> = Vec::new();
+    // Executable anonymous regions, counted per class, permissions (and the
+    // offset and device, which the kernel always prints as zero).
+    let mut anon: Vec<AnonCount<'_>> = Vec::new();
     for line in input.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
         let Ok(m) = parse_line(line) else { continue };
         match m.class() {
@@ -197,20 +215,25 @@ pub fn canonicalize(input: &[u8], out: &mut Canon) -> Result<(), ParseError> {
             Class::Pseudo => {
                 let mut w = out.record();
                 w.str("pseudo ").bytes(m.path).value().bytes(&m.perms);
+                unusual_origin(&mut w, &m);
             }
             Class::Anon(class) => {
                 if m.exec() {
-                    match anon.iter_mut().find(|(c, p, _)| *c == class && *p == m.perms) {
+                    let same = |(c, p, _): &&mut AnonCount<'_>| {
+                        *c == class && p.perms == m.perms && p.offset == m.offset && p.dev == m.dev
+                    };
+                    match anon.iter_mut().find(same) {
                         Some(e) => e.2 = e.2.saturating_add(1),
-                        None => anon.push((class, m.perms, 1)),
+                        None => anon.push((class, m, 1)),
                     }
                 }
             }
         }
     }
-    for (class, perms, count) in anon {
+    for (class, m, count) in anon {
         let mut w = out.record();
-        w.str("anon ").str(class).str(" ").bytes(&perms);
+        w.str("anon ").str(class).str(" ").bytes(&m.perms);
+        unusual_origin(&mut w, &m);
         w.value().fmt(format_args!("{count}"));
     }
     out.finish();
@@ -362,14 +385,19 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0 [vsyscall]
         for bad in [
             "",
             "\n\n",
+            "0-1000 r--p  0000000 fe:01 7 /x",
+            "0-1000 r--p 0000000 fe:01 7 /x",
+            "0-1000 r--p 00000000 f:01 7 /x",
+            "0-1000 r--p 00000000 fe:01  /x",
+            " 0-1000 r--p 00000000 fe:01 7 /x",
             "garbage",
-            "0-1 rwxq 0 00:00 0",
-            "1-0 r--p 0 00:00 0",
-            "0-1 r--p 0 0000 0",
-            "0-1 r--p zz 00:00 0",
-            "0-1 r--p 0 00:00 -1",
-            "0-1 r--p 0 00:00",
-            "0-11111111111111111 r--p 0 00:00 0",
+            "0-1 rwxq 00000000 00:00 0",
+            "1-0 r--p 00000000 00:00 0",
+            "0-1 r--p 00000000 0000 0",
+            "0-1 r--p zzzzzzzz 00:00 0",
+            "0-1 r--p 00000000 00:00 -1",
+            "0-1 r--p 00000000 00:00",
+            "0-11111111111111111 r--p 00000000 00:00 0",
             "\u{0}\u{1}",
         ] {
             let mut c = Canon::new();

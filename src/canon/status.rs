@@ -46,11 +46,19 @@ impl fmt::Display for ParseError {
     }
 }
 
-/// The value of field `name` in a `status` text, whitespace trimmed.
+/// The kernel separates status values with tabs and spaces only; any other
+/// byte (a `\r` from a flipped bit, say) is part of a value.
+fn is_separator(b: &u8) -> bool {
+    *b == b'\t' || *b == b' '
+}
+
+/// The value of field `name` in a `status` text, tabs and spaces trimmed.
 pub fn field<'a>(input: &'a [u8], name: &str) -> Option<&'a [u8]> {
     input.split(|&b| b == b'\n').find_map(|line| {
         let rest = line.strip_prefix(name.as_bytes())?.strip_prefix(b":")?;
-        Some(rest.trim_ascii())
+        let start = rest.iter().position(|b| !is_separator(b)).unwrap_or(rest.len());
+        let end = rest.iter().rposition(|b| !is_separator(b)).map_or(start, |e| e + 1);
+        rest.get(start..end)
     })
 }
 
@@ -59,8 +67,8 @@ pub const SEPARATOR: &str = "; ";
 
 /// Adds the tuple of `fields` of one thread's `status` to `out`.
 ///
-/// Fields absent from this kernel are left out of the tuple. Runs of
-/// whitespace inside a value (`Uid:\t0\t0\t0\t0`) become one space.
+/// Fields absent from this kernel are left out of the tuple. Runs of tabs and
+/// spaces inside a value (`Uid:\t0\t0\t0\t0`) become one space.
 pub fn canonicalize_thread(input: &[u8], fields: &[&str], out: &mut Canon) -> Result<(), ParseError> {
     if field(input, "Name").is_none() && field(input, "Pid").is_none() {
         return Err(ParseError("not a status file (no Name: or Pid: line)"));
@@ -76,7 +84,7 @@ pub fn canonicalize_thread(input: &[u8], fields: &[&str], out: &mut Canon) -> Re
         }
         first = false;
         w.str(name).str("=");
-        for (i, word) in v.split(u8::is_ascii_whitespace).filter(|s| !s.is_empty()).enumerate() {
+        for (i, word) in v.split(is_separator).filter(|s| !s.is_empty()).enumerate() {
             if i > 0 {
                 w.str(" ");
             }

@@ -1,0 +1,195 @@
+//! Live tests: a real child process (`fdir-testee`) changes its isolation for
+//! real, and `check` against `Procfs::pid(child)` must say exactly what
+//! changed — and must say nothing while the child merely works hard.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{ScratchCgroup, Testee, hierarchy, is_root, skip};
+use fdir::{Anomaly, Error, Procfs, Subsystem, SystemClock, Verdict, check_with, snapshot_with};
+
+const ALL: &[Subsystem] = Subsystem::ALL;
+
+/// Baselines a fresh testee, runs `change` on it, and returns the anomalies.
+fn detect(change: impl FnOnce(&mut Testee) -> Result<(), String>) -> Result<Vec<Anomaly>, String> {
+    let mut t = Testee::spawn();
+    let fs = Procfs::try_pid(t.pid).unwrap();
+    let baseline = snapshot_with(&SystemClock, &fs, ALL).unwrap();
+    let before = check_with(&baseline, &SystemClock, &fs, ALL).unwrap();
+    assert!(before.is_ok(), "drift before any change: {:#?}", before.anomalies());
+    change(&mut t)?;
+    let verdict = check_with(&baseline, &SystemClock, &fs, ALL).unwrap();
+    Ok(verdict.anomalies().to_vec())
+}
+
+fn texts(a: &Anomaly) -> Vec<String> {
+    a.changes.iter().map(ToString::to_string).collect()
+}
+
+/// Asserts exactly `subsystems` drifted and one change of `sub` contains `needle`.
+fn assert_drift(anomalies: &[Anomaly], subsystems: &[Subsystem], sub: Subsystem, needle: &str) {
+    let got: Vec<Subsystem> = anomalies.iter().map(|a| a.subsystem).collect();
+    assert_eq!(got, subsystems, "drifted subsystems: {anomalies:#?}");
+    let a = anomalies.iter().find(|a| a.subsystem == sub).unwrap();
+    assert_ne!(a.expected, a.actual);
+    assert!(texts(a).iter().any(|t| t.contains(needle)), "{sub}: no change mentions {needle:?}: {:#?}", texts(a));
+}
+
+#[test]
+fn seccomp_filter_is_detected() {
+    match detect(|t| t.cmd("seccomp").map(drop)) {
+        Ok(a) => {
+            assert_drift(&a, &[Subsystem::Seccomp], Subsystem::Seccomp, "Seccomp 0 -> 2 (filter mode)");
+            let t = texts(&a[0]);
+            assert!(t.iter().any(|t| t.contains("Seccomp_filters 0 -> 1")), "{t:#?}");
+        }
+        Err(e) => skip("seccomp_filter_is_detected", &format!("cannot install a seccomp filter: {e}")),
+    }
+}
+
+#[test]
+fn no_new_privs_is_detected() {
+    let a = detect(|t| t.cmd("nnp").map(drop)).unwrap();
+    assert_drift(&a, &[Subsystem::Seccomp], Subsystem::Seccomp, "NoNewPrivs 0 -> 1");
+}
+
+#[test]
+fn anonymous_page_made_rwx_is_detected() {
+    let a = detect(|t| t.cmd("rwx").map(drop)).unwrap();
+    assert_drift(&a, &[Subsystem::MemoryMaps], Subsystem::MemoryMaps, "writable and executable");
+}
+
+#[test]
+fn memfd_mapped_executable_is_detected() {
+    let a = detect(|t| t.cmd("memfd-exec").map(drop)).unwrap();
+    assert_drift(&a, &[Subsystem::MemoryMaps], Subsystem::MemoryMaps, "/memfd:fdir-testee-payload");
+    assert!(texts(&a[0]).iter().any(|t| t.contains("memfd: code with no file on disk")));
+}
+
+#[test]
+fn new_library_is_detected() {
+    let probe = Testee::spawn();
+    let Some(lib) = common::unloaded_library(probe.pid) else {
+        skip("new_library_is_detected", "no spare shared library found to load");
+        return;
+    };
+    drop(probe);
+    let name = lib.file_name().unwrap().to_string_lossy().into_owned();
+    let a = detect(|t| t.cmd(&format!("dlopen {}", lib.display())).map(drop)).unwrap();
+    assert_drift(&a, &[Subsystem::MemoryMaps], Subsystem::MemoryMaps, &name);
+}
+
+#[test]
+fn capability_drop_is_detected() {
+    if !is_root() {
+        skip("capability_drop_is_detected", "needs root (CAP_SETPCAP) to drop from the bounding set");
+        return;
+    }
+    let a = detect(|t| t.cmd("drop-bounding 0").map(drop)).unwrap();
+    assert_drift(&a, &[Subsystem::Credentials], Subsystem::Credentials, "lost cap_chown");
+    let a = detect(|t| t.cmd("drop-effective 21").map(drop)).unwrap();
+    assert_drift(&a, &[Subsystem::Credentials], Subsystem::Credentials, "CapEff");
+    assert!(texts(&a[0]).iter().any(|t| t.contains("lost cap_sys_admin")));
+}
+
+#[test]
+fn cgroup_move_is_detected() {
+    if !is_root() {
+        skip("cgroup_move_is_detected", "needs root to create a cgroup");
+        return;
+    }
+    let Some(h) = hierarchy(None) else {
+        skip("cgroup_move_is_detected", "no cgroup hierarchy mounted");
+        return;
+    };
+    let mut cg = match ScratchCgroup::new(&h, "move") {
+        Ok(cg) => cg,
+        Err(e) => return skip("cgroup_move_is_detected", &e),
+    };
+    let leaf = cg.path.file_name().unwrap().to_string_lossy().into_owned();
+    let a = detect(|t| cg.enter(t.pid)).unwrap();
+    assert_drift(&a, &[Subsystem::Cgroups], Subsystem::Cgroups, &leaf);
+    let text = texts(&a[0]).join("\n");
+    assert!(text.starts_with("cgroup ") && text.contains(" -> "), "{text}");
+}
+
+#[test]
+fn busy_process_never_raises_an_anomaly() {
+    let mut t = Testee::spawn();
+    let fs = Procfs::try_pid(t.pid).unwrap();
+    let baseline = snapshot_with(&SystemClock, &fs, ALL).unwrap();
+    t.must("threads 8");
+    t.must("churn 3");
+    let start = Instant::now();
+    let mut checks = 0;
+    while start.elapsed() < Duration::from_secs(3) {
+        let v = check_with(&baseline, &SystemClock, &fs, ALL).unwrap();
+        assert!(v.is_ok(), "false alarm after {checks} checks: {:#?}", v.anomalies());
+        checks += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(checks >= 20, "only {checks} checks ran");
+    eprintln!("busy_process_never_raises_an_anomaly: {checks} checks, 0 anomalies");
+}
+
+#[test]
+fn a_young_process_is_baselined_once_settled() {
+    let t = Testee::spawn();
+    let fs = Procfs::try_pid(t.pid).unwrap();
+    let baseline = snapshot_with(&SystemClock, &fs, ALL).unwrap();
+    let settle = baseline.settle.expect("a process started a moment ago is waited for");
+    assert!(settle.settled, "{settle:?}");
+    assert!(settle.waited >= fdir::SETTLE_QUIET, "{settle:?}");
+    assert!(check_with(&baseline, &SystemClock, &fs, ALL).unwrap().is_ok());
+}
+
+#[test]
+fn a_gone_process_is_an_error_not_drift() {
+    let t = Testee::spawn();
+    let pid = t.pid;
+    let fs = Procfs::try_pid(pid).unwrap();
+    let baseline = snapshot_with(&SystemClock, &fs, ALL).unwrap();
+    t.exit();
+    match check_with(&baseline, &SystemClock, &fs, ALL) {
+        Err(Error::Gone { pid: p }) => assert_eq!(p, pid),
+        other => panic!("expected Gone, got {other:?}"),
+    }
+    // A new source for the pid cannot be the old process either.
+    match Procfs::try_pid(pid) {
+        Err(Error::Gone { .. }) => {}
+        Ok(fs2) => match check_with(&baseline, &SystemClock, &fs2, ALL) {
+            Err(Error::Reused { .. } | Error::Gone { .. }) => {}
+            other => panic!("a reused pid must never be compared: {other:?}"),
+        },
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn a_baseline_of_one_process_is_not_checked_against_another() {
+    let a = Testee::spawn();
+    let b = Testee::spawn();
+    let fa = Procfs::try_pid(a.pid).unwrap();
+    let fb = Procfs::try_pid(b.pid).unwrap();
+    let baseline = snapshot_with(&SystemClock, &fa, Subsystem::SEED).unwrap();
+    assert!(matches!(fdir::check(&baseline, &SystemClock, &fb), Err(Error::TargetMismatch { .. })));
+}
+
+#[test]
+fn every_subsystem_is_observed_for_a_live_process() {
+    let t = Testee::spawn();
+    let fs = Procfs::try_pid(t.pid).unwrap();
+    let baseline = snapshot_with(&SystemClock, &fs, ALL).unwrap();
+    for &s in ALL {
+        match baseline.subsystems.get(&s) {
+            Some(fdir::Observation::Observed { records, .. }) => assert!(!records.is_empty(), "{s}"),
+            other => panic!("{s}: {other:?}"),
+        }
+    }
+    baseline.verify().unwrap();
+    let v = check_with(&baseline, &SystemClock, &fs, ALL).unwrap();
+    assert!(matches!(v, Verdict::Ok(_)));
+    assert_eq!(v.report().subsystems.len(), ALL.len());
+}

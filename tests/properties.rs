@@ -1,0 +1,183 @@
+//! Properties of the canonicalizers: they never panic on any input, and a
+//! single-bit change in any security-relevant field changes the digest (or
+//! makes the input unparseable, which is an error — never a silent pass).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use fdir::canon::{Canon, Record, cgroup, maps, status};
+use fdir::{Digest, Subsystem, explain::explain};
+use proptest::prelude::*;
+
+const MAPS: &str = "\
+55d0c0a00000-55d0c0a02000 r--p 00000000 fe:01 1311 /usr/bin/sleep
+55d0c0a02000-55d0c0a06000 r-xp 00002000 fe:01 1311 /usr/bin/sleep
+55d0c1b4e000-55d0c1b6f000 rw-p 00000000 00:00 0 [heap]
+7f6f0d428000-7f6f0d5bd000 r-xp 00028000 fe:01 1717 /usr/lib/x86_64-linux-gnu/libc.so.6
+7f6f0d619000-7f6f0d61b000 rw-p 00218000 fe:01 1717 /usr/lib/x86_64-linux-gnu/libc.so.6
+7f6f0a000000-7f6f0a001000 rwxp 00000000 00:00 0 
+7f6f0b000000-7f6f0b001000 r-xp 00000000 00:01 4242 /memfd:jit (deleted)
+7ffc9e9fa000-7ffc9e9fc000 r-xp 00000000 00:00 0 [vdso]
+";
+
+const STATUS: &str = "Name:\tapp\nUmask:\t0022\nState:\tS (sleeping)\nPid:\t42\nUid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\nGroups:\t4 24 27\nNStgid:\t42\nTHP_enabled:\t1\nuntag_mask:\t0xffffffffffffffff\nCapInh:\t0000000000000000\nCapPrm:\t0000000000003000\nCapEff:\t0000000000003000\nCapBnd:\t000001ffffffffff\nCapAmb:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\nSeccomp_filters:\t3\nSpeculation_Store_Bypass:\tthread force mitigated\nSpeculationIndirectBranch:\tconditional enabled\nCpus_allowed:\t3\nCpus_allowed_list:\t0-1\nMems_allowed:\t00000000,00000001\nMems_allowed_list:\t0\n";
+
+const CGROUP: &str = "9:name=systemd:/app\n8:pids:/app\n4:memory:/app/worker\n0::/app.slice/app.service\n";
+
+fn maps_digest(b: &[u8]) -> Result<Digest, ()> {
+    let mut c = Canon::new();
+    maps::canonicalize(b, &mut c).map_err(drop)?;
+    Ok(c.digest(Subsystem::MemoryMaps))
+}
+
+fn status_digest(b: &[u8], fields: &[&str], sub: Subsystem) -> Result<Digest, ()> {
+    let mut c = Canon::new();
+    status::canonicalize_thread(b, fields, &mut c).map_err(drop)?;
+    Ok(c.digest(sub))
+}
+
+fn cgroup_digest(b: &[u8]) -> Result<Digest, ()> {
+    let mut c = Canon::new();
+    cgroup::canonicalize_thread(b, &mut c).map_err(drop)?;
+    Ok(c.digest(Subsystem::Cgroups))
+}
+
+/// Byte ranges of the security-relevant parts of each maps line: everything
+/// after the address range.
+fn maps_security_spans(text: &str) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    let mut pos = 0;
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_end_matches('\n');
+        let start = pos + body.find(' ').unwrap() + 1;
+        // Anonymous non-executable lines are excluded by design; everything else counts.
+        let anon_data = body.ends_with(" 0 ") && !body.contains("x");
+        let heap = body.ends_with("[heap]");
+        if !anon_data && !heap {
+            spans.push((start, pos + body.trim_end().len()));
+        }
+        pos += line.len();
+    }
+    spans
+}
+
+/// Byte ranges of the values of `fields` in a status text.
+fn status_value_spans(text: &str, fields: &[&str]) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    let mut pos = 0;
+    for line in text.split_inclusive('\n') {
+        if let Some((name, _)) = line.split_once(":\t")
+            && fields.contains(&name)
+        {
+            spans.push((pos + name.len() + 2, pos + line.trim_end_matches('\n').len()));
+        }
+        pos += line.len();
+    }
+    spans
+}
+
+fn flip(text: &str, at: usize, bit: u8) -> Vec<u8> {
+    let mut b = text.as_bytes().to_vec();
+    b[at] ^= 1 << bit;
+    b
+}
+
+fn pick(spans: &[(usize, usize)], index: usize) -> usize {
+    let total: usize = spans.iter().map(|(a, b)| b - a).sum();
+    let mut i = index % total;
+    for (a, b) in spans {
+        if i < b - a {
+            return a + i;
+        }
+        i -= b - a;
+    }
+    unreachable!()
+}
+
+proptest! {
+    // 2000 cases by default; PROPTEST_CASES raises it for a longer run.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(2000),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn canonicalizers_never_panic_on_bytes(input in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        let _ = maps_digest(&input);
+        let _ = status_digest(&input, status::SECCOMP_FIELDS, Subsystem::Seccomp);
+        let _ = cgroup_digest(&input);
+    }
+
+    #[test]
+    fn canonicalizers_never_panic_on_mangled_proc_text(
+        which in 0usize..3,
+        cuts in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..8),
+        truncate in any::<usize>(),
+    ) {
+        let mut b = [MAPS, STATUS, CGROUP][which].as_bytes().to_vec();
+        for (at, byte) in cuts {
+            let i = at % b.len();
+            b[i] = byte;
+        }
+        b.truncate(truncate % (b.len() + 1));
+        let _ = maps_digest(&b);
+        let _ = status_digest(&b, status::CREDENTIAL_FIELDS, Subsystem::Credentials);
+        let _ = cgroup_digest(&b);
+    }
+
+    #[test]
+    fn one_bit_in_a_mapping_changes_the_digest(index in any::<usize>(), bit in 0u8..8) {
+        let spans = maps_security_spans(MAPS);
+        let at = pick(&spans, index);
+        let base = maps_digest(MAPS.as_bytes()).unwrap();
+        let flipped = flip(MAPS, at, bit);
+        prop_assert_ne!(maps_digest(&flipped), Ok(base), "byte {} bit {}: {:?}", at, bit, String::from_utf8_lossy(&flipped));
+    }
+
+    #[test]
+    fn one_bit_in_a_sandbox_or_credential_field_changes_the_digest(index in any::<usize>(), bit in 0u8..8, creds in any::<bool>()) {
+        let (fields, sub) = if creds {
+            (status::CREDENTIAL_FIELDS, Subsystem::Credentials)
+        } else {
+            (status::SECCOMP_FIELDS, Subsystem::Seccomp)
+        };
+        let spans = status_value_spans(STATUS, fields);
+        let at = pick(&spans, index);
+        let base = status_digest(STATUS.as_bytes(), fields, sub).unwrap();
+        let flipped = flip(STATUS, at, bit);
+        prop_assert_ne!(status_digest(&flipped, fields, sub), Ok(base), "byte {} bit {}", at, bit);
+    }
+
+    #[test]
+    fn one_bit_in_a_cgroup_membership_changes_the_digest(index in any::<usize>(), bit in 0u8..8) {
+        // Everything after the hierarchy id (the kernel's numbering is not state).
+        let mut spans = Vec::new();
+        let mut pos = 0;
+        for line in CGROUP.split_inclusive('\n') {
+            let colon = line.find(':').unwrap();
+            spans.push((pos + colon, pos + line.trim_end().len()));
+            pos += line.len();
+        }
+        let at = pick(&spans, index);
+        let base = cgroup_digest(CGROUP.as_bytes()).unwrap();
+        prop_assert_ne!(cgroup_digest(&flip(CGROUP, at, bit)), Ok(base));
+    }
+
+    #[test]
+    fn explain_never_panics_and_is_empty_only_for_equal_records(
+        old in proptest::collection::vec(("[ -~]{0,12}", "[ -~;=]{0,16}"), 0..6),
+        new in proptest::collection::vec(("[ -~]{0,12}", "[ -~;=]{0,16}"), 0..6),
+    ) {
+        let recs = |v: Vec<(String, String)>| {
+            let mut r: Vec<Record> = v.into_iter().map(|(key, value)| Record { key, value }).collect();
+            r.sort();
+            r.dedup();
+            r
+        };
+        let (old, new) = (recs(old), recs(new));
+        for &sub in Subsystem::ALL {
+            let changes = explain(sub, &old, &new);
+            if old == new {
+                prop_assert!(changes.is_empty());
+            }
+        }
+    }
+}
