@@ -1,0 +1,760 @@
+//! The baseline file: fdir's known-good state on disk, saved atomically and
+//! refused on load unless it is, byte for byte, what fdir wrote.
+//!
+//! # Format
+//!
+//! One line of compact JSON, ending in a newline:
+//!
+//! ```text
+//! {"format":"fdir-baseline","version":1,"payload":{...},"sha256":"<64 hex>"}
+//! {"format":"fdir-baseline","version":1,"payload":{...},"hmac_sha256":"<64 hex>","sha256":"<64 hex>"}
+//! ```
+//!
+//! - `payload` is a [`BaselineFile`]: per target, the digest and the canonical
+//!   records of each subsystem.
+//! - `sha256` is the SHA-256 of every byte of the file before its own hex
+//!   value, up to and including `"sha256":"`. Only `"}` and the final newline
+//!   follow it, and the loader checks those bytes exactly, so a change to any
+//!   byte of the file is refused. This envelope (the header up to `"version":`
+//!   and the `sha256` tail) is the same in every version of the format, so a
+//!   file of another version is told apart from a corrupted one.
+//! - `hmac_sha256`, written when a [`Key`] is given, is the HMAC-SHA256 with
+//!   that key of every byte before its own hex value. Without a key, the
+//!   SHA-256 catches accidents (bit flips, truncation, a half-copied file) but
+//!   not a deliberate edit: anyone can recompute it. With a key, an edit is
+//!   caught too, and a signed file is never loaded without its key nor an
+//!   unsigned file with a key (a signature can be stripped).
+//!
+//! After the envelope, the payload is parsed (unknown fields are refused) and
+//! every snapshot's digests are recomputed from its records
+//! ([`Snapshot::verify`]).
+//!
+//! The file is read with a bound ([`MAX_BASELINE`]), checked both on the size
+//! the file reports and while reading it. It is written to a temporary file in
+//! the same directory (mode 0600), fsynced, renamed over the old one, and the
+//! directory is fsynced, so a crash leaves the old file or the new one, never
+//! a torn one; a temporary file left by a crash is removed by
+//! [`remove_stale_temp_files`] (which [`save`] also runs after it succeeds).
+
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use hmac::{Hmac, KeyInit, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::digest::{from_hex, to_hex};
+use crate::{Digest, Error, Snapshot, Subsystem};
+
+/// The `format` tag of every fdir baseline file.
+pub const FORMAT: &str = "fdir-baseline";
+
+/// The version of the format this fdir writes.
+pub const VERSION: u64 = 1;
+
+/// The versions of the format this fdir reads.
+pub const SUPPORTED_VERSIONS: &[u64] = &[1];
+
+/// The largest baseline file fdir loads or writes: 256 MiB.
+pub const MAX_BASELINE: u64 = 256 << 20;
+
+/// The largest key file fdir reads: 64 KiB.
+pub const MAX_KEY_FILE: u64 = 64 << 10;
+
+/// What [`BaselineFile::new`] records as the writer: `fdir` and its version.
+pub const CREATED_BY: &str = concat!("fdir ", env!("CARGO_PKG_VERSION"));
+
+/// A temporary file older than this is stale even if its writer's pid is alive
+/// (the pid may have been reused): no save takes an hour.
+const STALE_AFTER: Duration = Duration::from_secs(3600);
+
+const HEAD: &[u8] = b"{\"format\":\"fdir-baseline\",\"version\":";
+const PAYLOAD_TAG: &[u8] = b",\"payload\":";
+const HMAC_TAG: &[u8] = b",\"hmac_sha256\":\"";
+const HMAC_END: &[u8] = b"\"";
+const SHA_TAG: &[u8] = b",\"sha256\":\"";
+const END: &[u8] = b"\"}\n";
+const HEX_LEN: usize = 64;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// What a baseline file holds: one snapshot per target, and what was asked for.
+///
+/// Filled by the caller (the command line); [`save`] and [`load`] write and
+/// read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaselineFile {
+    /// The program that wrote the file, e.g. `fdir 0.1.0` ([`CREATED_BY`]).
+    pub created_by: String,
+    /// When the baseline was taken.
+    #[serde(with = "crate::time::rfc3339")]
+    pub created_at: SystemTime,
+    /// Which targets the baseline was asked to cover.
+    pub coverage: Coverage,
+    /// The subsystems asked for.
+    pub subsystems: Vec<Subsystem>,
+    /// One snapshot per target.
+    pub targets: Vec<Snapshot>,
+}
+
+impl BaselineFile {
+    /// A baseline file written by this fdir ([`CREATED_BY`]).
+    pub fn new(
+        created_at: SystemTime,
+        coverage: Coverage,
+        subsystems: &[Subsystem],
+        targets: Vec<Snapshot>,
+    ) -> BaselineFile {
+        BaselineFile {
+            created_by: CREATED_BY.to_owned(),
+            created_at,
+            coverage,
+            subsystems: subsystems.to_vec(),
+            targets,
+        }
+    }
+}
+
+/// Which targets a baseline covers, as given on the command line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Coverage {
+    /// The processes named with `--pid`.
+    Pids {
+        /// Their process ids.
+        pids: Vec<u32>,
+    },
+    /// Every process fdir may read (`--all`).
+    All,
+    /// Node-wide state (`--system`).
+    System,
+}
+
+impl fmt::Display for Coverage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Coverage::Pids { pids } => {
+                f.write_str(if pids.len() == 1 { "process" } else { "processes" })?;
+                for (i, pid) in pids.iter().enumerate() {
+                    write!(f, "{}{pid}", if i == 0 { " " } else { ", " })?;
+                }
+                Ok(())
+            }
+            Coverage::All => f.write_str("every process"),
+            Coverage::System => f.write_str("the node"),
+        }
+    }
+}
+
+/// Why a baseline file was refused; the message of [`Error::Baseline`], which
+/// names the file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BaselineProblem {
+    /// There is no file at the path.
+    #[error("does not exist")]
+    Missing,
+    /// The path is a directory, a FIFO, a device ... (named).
+    #[error("is {0}, not a baseline file")]
+    NotAFile(&'static str),
+    /// The path has no file name (`/`, `..`): nothing can be saved there.
+    #[error("is not a path to a file")]
+    BadPath,
+    /// Opening or reading failed.
+    #[error("cannot be read: {0}")]
+    Unreadable(io::Error),
+    /// The file holds no bytes.
+    #[error("is empty")]
+    Empty,
+    /// The file is larger than the bound.
+    #[error("is larger than {} MiB, the most fdir reads or writes{}", .limit >> 20,
+        .size.map(|s| format!(" ({s} bytes)")).unwrap_or_else(|| " (it grew while being read)".to_owned()))]
+    TooLarge {
+        /// Its size, when known before reading (otherwise it grew while read).
+        size: Option<u64>,
+        /// The bound.
+        limit: u64,
+    },
+    /// It does not begin as a baseline file, nor end as one.
+    #[error("is not an fdir baseline: it does not begin with {{\"format\":\"fdir-baseline\"")]
+    NotBaseline,
+    /// It does not end with its digest: cut short, or its last bytes changed.
+    #[error("is truncated or corrupted: it does not end with its SHA-256 digest")]
+    Truncated,
+    /// The digest does not match the bytes.
+    #[error("has been modified or corrupted: its SHA-256 does not match")]
+    DigestMismatch,
+    /// A version of the format this fdir does not read.
+    #[error(
+        "is format version {found}, which this fdir does not read (it reads version {}): use the fdir that wrote it, or take a new baseline",
+        supported_list()
+    )]
+    UnsupportedVersion {
+        /// The version the file says it is.
+        found: u64,
+    },
+    /// Its digest matches, but its content is not a valid baseline.
+    #[error("is not a valid baseline: {0}")]
+    Invalid(String),
+    /// A signed file loaded without a key.
+    #[error("is signed: pass --key with the key it was signed with")]
+    Signed,
+    /// An unsigned file loaded with a key.
+    #[error(
+        "is not signed, but a key was given: refusing it, since anyone can strip a signature (take a new baseline with --key)"
+    )]
+    Unsigned,
+    /// The HMAC does not match with the key given.
+    #[error("HMAC does not match: wrong key or modified file")]
+    HmacMismatch,
+    /// A snapshot whose records do not match its digests.
+    #[error("holds a snapshot of {target} whose records fail their check: {reason}")]
+    Records {
+        /// The target of the snapshot.
+        target: String,
+        /// Which subsystem, and how.
+        reason: String,
+    },
+}
+
+fn supported_list() -> String {
+    SUPPORTED_VERSIONS.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// Why a key file was refused; the message of [`Error::Key`], which names the
+/// file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyProblem {
+    /// There is no file at the path.
+    #[error("does not exist")]
+    Missing,
+    /// The path is a directory, a FIFO, a device ... (named).
+    #[error("is {0}, not a key file")]
+    NotAFile(&'static str),
+    /// Opening or reading failed.
+    #[error("cannot be read: {0}")]
+    Unreadable(io::Error),
+    /// The file holds no key.
+    #[error("is empty")]
+    Empty,
+    /// The key is shorter than [`Key::MIN_LEN`].
+    #[error(
+        "is too short: {len} bytes, a key needs at least {} (make one with `head -c 32 /dev/urandom`)",
+        Key::MIN_LEN
+    )]
+    TooShort {
+        /// Its length, after the trailing newline is removed.
+        len: usize,
+    },
+    /// The file is larger than [`MAX_KEY_FILE`].
+    #[error("is larger than {} KiB: it is not a key", MAX_KEY_FILE >> 10)]
+    TooLarge,
+}
+
+/// A secret key for the HMAC-SHA256 of a baseline file.
+///
+/// Its bytes are never shown (`Debug` prints only the length).
+#[derive(Clone)]
+pub struct Key(Vec<u8>);
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Key({} bytes)", self.0.len())
+    }
+}
+
+impl Key {
+    /// The shortest key accepted, in bytes.
+    pub const MIN_LEN: usize = 16;
+
+    /// The length of a key made by [`Key::generate`], in bytes.
+    pub const GENERATED_LEN: usize = 32;
+
+    /// Reads a key file: the key is the file's raw bytes, less one trailing
+    /// newline if there is one (so `echo`, `base64` and editors can make it);
+    /// nothing else is stripped. At least [`Key::MIN_LEN`] bytes must remain,
+    /// and the file may hold at most [`MAX_KEY_FILE`] bytes.
+    pub fn from_file(path: &Path) -> Result<Key, Error> {
+        let fail = |problem| Error::Key { path: path.to_path_buf(), problem };
+        let mut bytes = read_bounded(path, MAX_KEY_FILE).map_err(|e| {
+            fail(match e {
+                ReadProblem::Missing => KeyProblem::Missing,
+                ReadProblem::NotAFile(kind) => KeyProblem::NotAFile(kind),
+                ReadProblem::Unreadable(e) => KeyProblem::Unreadable(e),
+                ReadProblem::TooLarge(_) => KeyProblem::TooLarge,
+            })
+        })?;
+        if bytes.last() == Some(&b'\n') {
+            bytes.pop();
+        }
+        if bytes.is_empty() {
+            return Err(fail(KeyProblem::Empty));
+        }
+        Key::from_bytes(bytes).map_err(|len| fail(KeyProblem::TooShort { len }))
+    }
+
+    /// A key from raw bytes; `Err` with the length if it is shorter than
+    /// [`Key::MIN_LEN`].
+    pub fn from_bytes(bytes: impl Into<Vec<u8>>) -> Result<Key, usize> {
+        let bytes = bytes.into();
+        if bytes.len() < Key::MIN_LEN { Err(bytes.len()) } else { Ok(Key(bytes)) }
+    }
+
+    /// A new random key of [`Key::GENERATED_LEN`] bytes, from `/dev/urandom`.
+    pub fn generate() -> Result<Key, Error> {
+        let path = Path::new("/dev/urandom");
+        let mut bytes = vec![0u8; Key::GENERATED_LEN];
+        File::open(path).and_then(|mut f| f.read_exact(&mut bytes)).map_err(|e| Error::io("read", path, e))?;
+        Ok(Key(bytes))
+    }
+
+    /// Writes the key to a new file (mode 0600, refusing to replace an existing
+    /// file), fsynced with its directory: what `fdir keygen` does.
+    pub fn write_new(&self, path: &Path) -> Result<(), Error> {
+        let io = |op, source| Error::Io { op, path: path.to_path_buf(), source };
+        let mut file =
+            OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(|e| io("create", e))?;
+        file.write_all(&self.0).map_err(|e| io("write", e))?;
+        file.sync_all().map_err(|e| io("fsync", e))?;
+        sync_dir(parent_dir(path))
+    }
+
+    fn mac(&self) -> Result<HmacSha256, Error> {
+        <HmacSha256 as KeyInit>::new_from_slice(&self.0)
+            .map_err(|e| Error::Bug(format!("HMAC-SHA256 refused a key of {} bytes: {e}", self.0.len())))
+    }
+}
+
+/// Saves `file` at `path`, signed with `key` if one is given, atomically: the
+/// bytes go to a new temporary file in the same directory (mode 0600), which
+/// is fsynced and renamed over `path`, then the directory is fsynced. A crash
+/// at any point leaves the old file or the new one; on an error the temporary
+/// file is removed and the old file is untouched. After a successful save,
+/// temporary files left by crashed earlier saves are removed
+/// ([`remove_stale_temp_files`]; a failure there is only logged).
+///
+/// The snapshots are checked ([`Snapshot::verify`]) first, and the bytes are
+/// decoded again before they are written, so a file that would not load is
+/// never written. If the rename succeeded but the directory fsync failed, the
+/// error is returned, and the new file is in place but may not survive a
+/// power loss. A symbolic link at `path` is replaced, not followed.
+///
+/// ```
+/// use fdir::baseline::{self, BaselineFile, Coverage, Key};
+/// use fdir::{snapshot_with, ManualClock, Procfs, Subsystem};
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("fdir-baseline.json");
+/// let fs = Procfs::mock("", "Seccomp:\t0\n", "0::/\n");
+/// let clock = ManualClock::new();
+/// let snap = snapshot_with(&clock, &fs, Subsystem::SEED)?;
+/// let file = BaselineFile::new(snap.taken_at, Coverage::Pids { pids: vec![1] }, Subsystem::SEED, vec![snap]);
+///
+/// let key = Key::from_bytes(*b"0123456789abcdef").unwrap();
+/// baseline::save(&path, &file, Some(&key))?;
+/// assert_eq!(baseline::load(&path, Some(&key))?, file);
+/// // A signed file needs its key.
+/// assert!(baseline::load(&path, None).unwrap_err().to_string().contains("is signed"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn save(path: &Path, file: &BaselineFile, key: Option<&Key>) -> Result<(), Error> {
+    let bytes = encode(path, file, key)?;
+    write_atomically(path, &bytes, |_| Ok(()))?;
+    if let Err(e) = remove_stale_temp_files(path) {
+        tracing::warn!("{e}");
+    }
+    Ok(())
+}
+
+/// Loads the baseline file at `path`, which must be signed with `key` if one
+/// is given and unsigned otherwise.
+///
+/// Any change to any byte of the file is refused with an
+/// [`Error::Baseline`] that says so ([`BaselineProblem`] lists the cases);
+/// the file is read only up to [`MAX_BASELINE`] bytes.
+///
+/// ```
+/// use fdir::baseline::{self, BaselineFile, BaselineProblem, Coverage};
+/// use fdir::{snapshot_with, Error, ManualClock, Procfs, Subsystem};
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("fdir-baseline.json");
+/// let snap = snapshot_with(&ManualClock::new(), &Procfs::mock("", "Seccomp:\t2\n", "0::/\n"), Subsystem::SEED)?;
+/// baseline::save(&path, &BaselineFile::new(snap.taken_at, Coverage::All, Subsystem::SEED, vec![snap]), None)?;
+/// assert_eq!(baseline::load(&path, None)?.targets.len(), 1);
+///
+/// // One changed byte, and the file is refused.
+/// let mut bytes = std::fs::read(&path)?;
+/// bytes[60] ^= 0x01;
+/// std::fs::write(&path, &bytes)?;
+/// let err = baseline::load(&path, None).unwrap_err();
+/// assert!(matches!(err, Error::Baseline { problem: BaselineProblem::DigestMismatch, .. }));
+/// assert!(err.to_string().ends_with("has been modified or corrupted: its SHA-256 does not match"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn load(path: &Path, key: Option<&Key>) -> Result<BaselineFile, Error> {
+    load_bounded(path, key, MAX_BASELINE)
+}
+
+fn load_bounded(path: &Path, key: Option<&Key>, limit: u64) -> Result<BaselineFile, Error> {
+    let bytes = read_bounded(path, limit).map_err(|e| Error::Baseline {
+        path: path.to_path_buf(),
+        problem: match e {
+            ReadProblem::Missing => BaselineProblem::Missing,
+            ReadProblem::NotAFile(kind) => BaselineProblem::NotAFile(kind),
+            ReadProblem::Unreadable(e) => BaselineProblem::Unreadable(e),
+            ReadProblem::TooLarge(size) => BaselineProblem::TooLarge { size, limit },
+        },
+    })?;
+    decode(path, &bytes, key)
+}
+
+/// Removes the temporary files that crashed saves of `path` left in its
+/// directory (`.NAME.tmp.PID.N`), and returns their paths.
+///
+/// A temporary file is stale when the process that made it is gone, or when
+/// it is older than an hour (its pid may have been reused); the temporary
+/// files of a save in progress are kept. Only regular files with exactly that
+/// name pattern are touched. A writer in another pid namespace sharing the
+/// directory cannot be seen: its save in progress may then fail, never
+/// corrupt the file.
+pub fn remove_stale_temp_files(path: &Path) -> Result<Vec<PathBuf>, Error> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::Baseline { path: path.to_path_buf(), problem: BaselineProblem::BadPath })?;
+    let dir = parent_dir(path);
+    let prefix = temp_prefix(name);
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(Error::Io { op: "list", path: dir.to_path_buf(), source }),
+    };
+    let mut removed = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| Error::Io { op: "list", path: dir.to_path_buf(), source })?;
+        let file_name = entry.file_name();
+        let Some(pid) = file_name.as_bytes().strip_prefix(prefix.as_bytes()).and_then(temp_pid) else {
+            continue;
+        };
+        // DirEntry::metadata does not follow symbolic links.
+        let Ok(meta) = entry.metadata() else { continue };
+        if !meta.is_file() {
+            continue;
+        }
+        let old = meta.modified().ok().and_then(|m| m.elapsed().ok()).is_some_and(|age| age > STALE_AFTER);
+        if process_alive(pid) && !old {
+            continue;
+        }
+        let stale = entry.path();
+        match fs::remove_file(&stale) {
+            Ok(()) => removed.push(stale),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => return Err(Error::Io { op: "remove", path: stale, source }),
+        }
+    }
+    Ok(removed)
+}
+
+/// The serialized file, checked by decoding it again.
+fn encode(path: &Path, file: &BaselineFile, key: Option<&Key>) -> Result<Vec<u8>, Error> {
+    let fail = |problem| Error::Baseline { path: path.to_path_buf(), problem };
+    for snap in &file.targets {
+        snap.verify().map_err(|e| fail(records_problem(snap, e)))?;
+    }
+    let payload = serde_json::to_vec(file).map_err(|e| Error::Bug(format!("cannot serialize a baseline: {e}")))?;
+    let bytes = seal(VERSION, &payload, key)?;
+    let size = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+    if size > MAX_BASELINE {
+        return Err(fail(BaselineProblem::TooLarge { size: Some(size), limit: MAX_BASELINE }));
+    }
+    decode(path, &bytes, key)
+        .map_err(|e| Error::Bug(format!("the baseline fdir was about to write does not load back: {e}")))?;
+    Ok(bytes)
+}
+
+/// The envelope around `payload`: header, optional HMAC, SHA-256, newline.
+fn seal(version: u64, payload: &[u8], key: Option<&Key>) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::with_capacity(payload.len() + 256);
+    out.extend_from_slice(HEAD);
+    out.extend_from_slice(version.to_string().as_bytes());
+    out.extend_from_slice(PAYLOAD_TAG);
+    out.extend_from_slice(payload);
+    if let Some(key) = key {
+        out.extend_from_slice(HMAC_TAG);
+        let mut mac = key.mac()?;
+        mac.update(&out);
+        out.extend_from_slice(to_hex(&mac.finalize().into_bytes()).as_bytes());
+        out.extend_from_slice(HMAC_END);
+    }
+    out.extend_from_slice(SHA_TAG);
+    let digest = Digest::of(&out);
+    out.extend_from_slice(digest.to_string().as_bytes());
+    out.extend_from_slice(END);
+    Ok(out)
+}
+
+/// Checks the envelope byte for byte, then the key, then parses and verifies
+/// the payload.
+fn decode(path: &Path, bytes: &[u8], key: Option<&Key>) -> Result<BaselineFile, Error> {
+    let fail = |problem| Error::Baseline { path: path.to_path_buf(), problem };
+    if bytes.is_empty() {
+        return Err(fail(BaselineProblem::Empty));
+    }
+    // The envelope every version shares: the digest first, so that a corrupted
+    // header is reported as corruption rather than as another format.
+    let Some((sealed, claimed)) = split_digest(bytes) else {
+        return Err(fail(if bytes.starts_with(HEAD) {
+            BaselineProblem::Truncated
+        } else {
+            BaselineProblem::NotBaseline
+        }));
+    };
+    if Digest::of(sealed) != claimed {
+        return Err(fail(BaselineProblem::DigestMismatch));
+    }
+    let Some(after_head) = sealed.strip_prefix(HEAD) else {
+        return Err(fail(BaselineProblem::NotBaseline));
+    };
+    let (version, after_version) = parse_version(after_head)
+        .ok_or_else(|| fail(BaselineProblem::Invalid("its version is not a number".into())))?;
+    if !SUPPORTED_VERSIONS.contains(&version) {
+        return Err(fail(BaselineProblem::UnsupportedVersion { found: version }));
+    }
+    // Version 1.
+    let body = after_version
+        .strip_prefix(PAYLOAD_TAG)
+        .and_then(|b| b.strip_suffix(SHA_TAG))
+        .ok_or_else(|| fail(BaselineProblem::Invalid("no \"payload\" after the version".into())))?;
+    let (payload, hmac) = match split_hmac(body) {
+        Some((payload, hex)) => (payload, Some(hex)),
+        None => (body, None),
+    };
+    match (hmac, key) {
+        (Some(hex), Some(key)) => {
+            // The HMAC covers every byte before its hex value.
+            let covered = sealed
+                .len()
+                .checked_sub(SHA_TAG.len() + HMAC_END.len() + HEX_LEN)
+                .and_then(|len| sealed.get(..len))
+                .ok_or_else(|| Error::Bug("HMAC span out of range".into()))?;
+            let mut tag = [0u8; 32];
+            from_hex(hex, &mut tag).ok_or_else(|| Error::Bug("HMAC hex checked but not decoded".into()))?;
+            let mut mac = key.mac()?;
+            mac.update(covered);
+            mac.verify_slice(&tag).map_err(|_| fail(BaselineProblem::HmacMismatch))?;
+        }
+        (Some(_), None) => return Err(fail(BaselineProblem::Signed)),
+        (None, Some(_)) => return Err(fail(BaselineProblem::Unsigned)),
+        (None, None) => {}
+    }
+    let file: BaselineFile = serde_json::from_slice(payload)
+        .map_err(|e| fail(BaselineProblem::Invalid(format!("its payload is not a baseline: {e}"))))?;
+    for snap in &file.targets {
+        snap.verify().map_err(|e| fail(records_problem(snap, e)))?;
+    }
+    Ok(file)
+}
+
+fn records_problem(snap: &Snapshot, e: Error) -> BaselineProblem {
+    let reason = match e {
+        Error::Corrupt(reason) => reason,
+        e => e.to_string(),
+    };
+    BaselineProblem::Records { target: snap.target.to_string(), reason }
+}
+
+/// Splits `…"sha256":"<hex>"}\n` into the sealed prefix (up to and including
+/// `"sha256":"`) and the digest, if the tail is exactly that.
+fn split_digest(bytes: &[u8]) -> Option<(&[u8], Digest)> {
+    let rest = bytes.strip_suffix(END)?;
+    let (sealed, hex) = rest.split_at_checked(rest.len().checked_sub(HEX_LEN)?)?;
+    if !sealed.ends_with(SHA_TAG) || !is_lower_hex(hex) {
+        return None;
+    }
+    let mut digest = [0u8; 32];
+    from_hex(std::str::from_utf8(hex).ok()?, &mut digest)?;
+    Some((sealed, Digest(digest)))
+}
+
+/// Splits `<payload>,"hmac_sha256":"<hex>"` into the payload and the hex; `None`
+/// if the body does not end that way (an unsigned file: a payload ends in `}`).
+fn split_hmac(body: &[u8]) -> Option<(&[u8], &str)> {
+    let rest = body.strip_suffix(HMAC_END)?;
+    let (before, hex) = rest.split_at_checked(rest.len().checked_sub(HEX_LEN)?)?;
+    let payload = before.strip_suffix(HMAC_TAG)?;
+    if !is_lower_hex(hex) {
+        return None;
+    }
+    Some((payload, std::str::from_utf8(hex).ok()?))
+}
+
+fn is_lower_hex(bytes: &[u8]) -> bool {
+    bytes.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// A version number (no sign, no leading zero, at most 19 digits) followed by
+/// the rest of the file.
+fn parse_version(s: &[u8]) -> Option<(u64, &[u8])> {
+    let digits = s.iter().take_while(|b| b.is_ascii_digit()).count();
+    let (number, rest) = s.split_at_checked(digits)?;
+    if number.is_empty() || number.len() > 19 || (number.len() > 1 && number.first() == Some(&b'0')) {
+        return None;
+    }
+    Some((std::str::from_utf8(number).ok()?.parse().ok()?, rest))
+}
+
+enum ReadProblem {
+    Missing,
+    NotAFile(&'static str),
+    Unreadable(io::Error),
+    /// The size when the file reported it, `None` if it grew while read.
+    TooLarge(Option<u64>),
+}
+
+/// Reads a regular file of at most `limit` bytes, checked on the size the file
+/// reports and again while reading (a file can grow, and `/proc` files report
+/// no size). Opened non-blocking so that a FIFO is refused, not waited on.
+fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, ReadProblem> {
+    let file = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound { ReadProblem::Missing } else { ReadProblem::Unreadable(e) }
+    })?;
+    let meta = file.metadata().map_err(ReadProblem::Unreadable)?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        return Err(ReadProblem::NotAFile(if kind.is_dir() {
+            "a directory"
+        } else if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_socket() {
+            "a socket"
+        } else if kind.is_block_device() || kind.is_char_device() {
+            "a device"
+        } else {
+            "not a regular file"
+        }));
+    }
+    if meta.len() > limit {
+        return Err(ReadProblem::TooLarge(Some(meta.len())));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(limit.saturating_add(1)).read_to_end(&mut bytes).map_err(ReadProblem::Unreadable)?;
+    if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > limit {
+        return Err(ReadProblem::TooLarge(None));
+    }
+    Ok(bytes)
+}
+
+/// The directory of `path` (`.` for a bare file name).
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// `.NAME.tmp.`: the start of the temporary files of saves of `NAME`.
+fn temp_prefix(name: &OsStr) -> OsString {
+    let mut prefix = OsString::from(".");
+    prefix.push(name);
+    prefix.push(".tmp.");
+    prefix
+}
+
+/// The pid in the `PID.N` end of a temporary file's name.
+fn temp_pid(rest: &[u8]) -> Option<u32> {
+    let text = std::str::from_utf8(rest).ok()?;
+    let (pid, n) = text.split_once('.')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(pid) || !digits(n) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+fn process_alive(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) else {
+        return false;
+    };
+    // EPERM: it exists, but belongs to someone else.
+    !matches!(rustix::process::test_kill_process(pid), Err(rustix::io::Errno::SRCH))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), Error> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|source| Error::Io {
+        op: "fsync",
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+/// Writes `bytes` to a new temporary file next to `path`, fsyncs it, calls
+/// `before_rename` (a seam for tests to fail a save half-way), renames it over
+/// `path` and fsyncs the directory. On an error before the rename, the
+/// temporary file is removed.
+fn write_atomically(
+    path: &Path,
+    bytes: &[u8],
+    before_rename: impl FnOnce(&Path) -> io::Result<()>,
+) -> Result<(), Error> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::Baseline { path: path.to_path_buf(), problem: BaselineProblem::BadPath })?;
+    let dir = parent_dir(path);
+    let (tmp, file) = create_temp(dir, name)?;
+    let written = fill_and_rename(file, &tmp, path, bytes, before_rename);
+    if let Err(e) = written {
+        if let Err(rm) = fs::remove_file(&tmp)
+            && rm.kind() != io::ErrorKind::NotFound
+        {
+            tracing::warn!("cannot remove the temporary file {}: {rm}", tmp.display());
+        }
+        return Err(e);
+    }
+    sync_dir(dir)
+}
+
+fn fill_and_rename(
+    mut file: File,
+    tmp: &Path,
+    path: &Path,
+    bytes: &[u8],
+    before_rename: impl FnOnce(&Path) -> io::Result<()>,
+) -> Result<(), Error> {
+    let io = |op, source| Error::Io { op, path: tmp.to_path_buf(), source };
+    file.write_all(bytes).map_err(|e| io("write", e))?;
+    file.sync_all().map_err(|e| io("fsync", e))?;
+    drop(file);
+    before_rename(tmp).map_err(|e| io("write", e))?;
+    fs::rename(tmp, path).map_err(|source| Error::Io { op: "replace", path: path.to_path_buf(), source })
+}
+
+/// Creates `.NAME.tmp.PID.N` in `dir` with O_EXCL and mode 0600.
+fn create_temp(dir: &Path, name: &OsStr) -> Result<(PathBuf, File), Error> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = temp_prefix(name);
+    let mut last = io::Error::from(io::ErrorKind::AlreadyExists);
+    for _ in 0..64 {
+        let mut tmp_name = prefix.clone();
+        tmp_name.push(format!("{}.{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
+        let tmp = dir.join(tmp_name);
+        match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp) {
+            Ok(file) => return Ok((tmp, file)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = e,
+            Err(source) => return Err(Error::Io { op: "create a temporary file in", path: dir.to_path_buf(), source }),
+        }
+    }
+    Err(Error::Io { op: "create a temporary file in", path: dir.to_path_buf(), source: last })
+}
