@@ -319,13 +319,19 @@ impl Key {
     }
 
     /// Writes the key to a new file (mode 0600, refusing to replace an existing
-    /// file), fsynced with its directory: what `fdir keygen` does.
+    /// file), fsynced with its directory: what `fdir keygen` does. A file that
+    /// could not be written whole is removed.
     pub fn write_new(&self, path: &Path) -> Result<(), Error> {
         let io = |op, source| Error::Io { op, path: path.to_path_buf(), source };
         let mut file =
             OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(|e| io("create", e))?;
-        file.write_all(&self.0).map_err(|e| io("write", e))?;
-        file.sync_all().map_err(|e| io("fsync", e))?;
+        let written = file.write_all(&self.0).and_then(|()| file.sync_all());
+        drop(file);
+        if let Err(e) = written {
+            // A partial key must not be taken for a key later.
+            let _ = fs::remove_file(path);
+            return Err(io("write", e));
+        }
         sync_dir(parent_dir(path))
     }
 
@@ -355,7 +361,8 @@ impl Key {
 ///
 /// let dir = tempfile::tempdir()?;
 /// let path = dir.path().join("fdir-baseline.json");
-/// let fs = Procfs::mock("", "Seccomp:\t0\n", "0::/\n");
+/// let maps = "55d0c0a02000-55d0c0a06000 r-xp 00002000 fe:01 1311 /usr/bin/sleep\n";
+/// let fs = Procfs::mock(maps, "Name:\tsleep\nSeccomp:\t2\n", "0::/\n");
 /// let clock = ManualClock::new();
 /// let snap = snapshot_with(&clock, &fs, Subsystem::SEED)?;
 /// let file = BaselineFile::new(snap.taken_at, Coverage::Pids { pids: vec![1] }, Subsystem::SEED, vec![snap]);
@@ -389,8 +396,11 @@ pub fn save(path: &Path, file: &BaselineFile, key: Option<&Key>) -> Result<(), E
 ///
 /// let dir = tempfile::tempdir()?;
 /// let path = dir.path().join("fdir-baseline.json");
-/// let snap = snapshot_with(&ManualClock::new(), &Procfs::mock("", "Seccomp:\t2\n", "0::/\n"), Subsystem::SEED)?;
-/// baseline::save(&path, &BaselineFile::new(snap.taken_at, Coverage::All, Subsystem::SEED, vec![snap]), None)?;
+/// let maps = "55d0c0a02000-55d0c0a06000 r-xp 00002000 fe:01 1311 /usr/bin/sleep\n";
+/// let fs = Procfs::mock(maps, "Name:\tsleep\nSeccomp:\t2\n", "0::/\n");
+/// let snap = snapshot_with(&ManualClock::new(), &fs, Subsystem::SEED)?;
+/// let file = BaselineFile::new(snap.taken_at, Coverage::All, Subsystem::SEED, vec![snap]);
+/// baseline::save(&path, &file, None)?;
 /// assert_eq!(baseline::load(&path, None)?.targets.len(), 1);
 ///
 /// // One changed byte, and the file is refused.
@@ -513,11 +523,9 @@ fn decode(path: &Path, bytes: &[u8], key: Option<&Key>) -> Result<BaselineFile, 
     // The envelope every version shares: the digest first, so that a corrupted
     // header is reported as corruption rather than as another format.
     let Some((sealed, claimed)) = split_digest(bytes) else {
-        return Err(fail(if bytes.starts_with(HEAD) {
-            BaselineProblem::Truncated
-        } else {
-            BaselineProblem::NotBaseline
-        }));
+        // Cut short: what is left is the start of a baseline.
+        let truncated = bytes.starts_with(HEAD) || HEAD.starts_with(bytes);
+        return Err(fail(if truncated { BaselineProblem::Truncated } else { BaselineProblem::NotBaseline }));
     };
     if Digest::of(sealed) != claimed {
         return Err(fail(BaselineProblem::DigestMismatch));
@@ -602,12 +610,12 @@ fn is_lower_hex(bytes: &[u8]) -> bool {
     bytes.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// A version number (no sign, no leading zero, at most 19 digits) followed by
-/// the rest of the file.
+/// A version number (a `u64`: no sign, no leading zero) followed by the rest of
+/// the file.
 fn parse_version(s: &[u8]) -> Option<(u64, &[u8])> {
     let digits = s.iter().take_while(|b| b.is_ascii_digit()).count();
     let (number, rest) = s.split_at_checked(digits)?;
-    if number.is_empty() || number.len() > 19 || (number.len() > 1 && number.first() == Some(&b'0')) {
+    if number.is_empty() || number.len() > 20 || (number.len() > 1 && number.first() == Some(&b'0')) {
         return None;
     }
     Some((std::str::from_utf8(number).ok()?.parse().ok()?, rest))
