@@ -4,6 +4,7 @@ use std::io;
 use std::path::PathBuf;
 
 use crate::Subsystem;
+use crate::baseline::{BaselineProblem, KeyProblem};
 
 /// Everything that can go wrong in fdir, as a value.
 ///
@@ -78,6 +79,22 @@ pub enum Error {
     /// Stored state that fails its own integrity check.
     #[error("corrupt baseline: {0}")]
     Corrupt(String),
+    /// A baseline file that cannot be loaded or saved, and why.
+    #[error("baseline file {path} {problem}")]
+    Baseline {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: BaselineProblem,
+    },
+    /// A key file that cannot be used.
+    #[error("key file {path} {problem}")]
+    Key {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: KeyProblem,
+    },
     /// A name that is not one of the known ones.
     #[error("unknown {kind} {name:?}: expected one of {expected}")]
     UnknownName {

@@ -34,6 +34,7 @@
 //!
 //! See ARCHITECTURE.md for the code map and the invariants.
 
+pub mod baseline;
 pub mod canon;
 mod clock;
 mod config;
@@ -47,6 +48,7 @@ mod source;
 mod subsystem;
 mod time;
 
+pub use baseline::{BaselineFile, Coverage, Key};
 pub use clock::{Clock, ManualClock, StopSignal, SystemClock};
 pub use config::Config;
 pub use daemon::{Daemon, Event, Outcome, Stats, Tracker, start_daemon};

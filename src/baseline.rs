@@ -1,0 +1,1506 @@
+//! The baseline file: fdir's known-good state on disk, saved atomically and
+//! refused on load unless it is, byte for byte, what fdir wrote.
+//!
+//! # Format
+//!
+//! One line of compact JSON, ending in a newline:
+//!
+//! ```text
+//! {"format":"fdir-baseline","version":1,"payload":{...},"sha256":"<64 hex>"}
+//! {"format":"fdir-baseline","version":1,"payload":{...},"hmac_sha256":"<64 hex>","sha256":"<64 hex>"}
+//! ```
+//!
+//! - `payload` is a [`BaselineFile`]: per target, the digest and the canonical
+//!   records of each subsystem.
+//! - `sha256` is the SHA-256 of every byte of the file before its own hex
+//!   value, up to and including `"sha256":"`. Only `"}` and the final newline
+//!   follow it, and the loader checks those bytes exactly, so a change to any
+//!   byte of the file is refused. This envelope (the header up to `"version":`
+//!   and the `sha256` tail) is the same in every version of the format, so a
+//!   file of another version is told apart from a corrupted one.
+//! - `hmac_sha256`, written when a [`Key`] is given, is the HMAC-SHA256 with
+//!   that key of every byte before its own hex value. Without a key, the
+//!   SHA-256 catches accidents (bit flips, truncation, a half-copied file) but
+//!   not a deliberate edit: anyone can recompute it. With a key, an edit is
+//!   caught too, and a signed file is never loaded without its key nor an
+//!   unsigned file with a key (a signature can be stripped).
+//!
+//! After the envelope, the payload is parsed (unknown fields are refused) and
+//! every snapshot's digests are recomputed from its records
+//! ([`Snapshot::verify`]).
+//!
+//! The file is read with a bound ([`MAX_BASELINE`]), checked both on the size
+//! the file reports and while reading it. It is written to a temporary file in
+//! the same directory (mode 0600), fsynced, renamed over the old one, and the
+//! directory is fsynced, so a crash leaves the old file or the new one, never
+//! a torn one; a temporary file left by a crash is removed by
+//! [`remove_stale_temp_files`] (which [`save`] also runs after it succeeds).
+
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use hmac::{Hmac, KeyInit, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::digest::{from_hex, to_hex};
+use crate::{Digest, Error, Snapshot, Subsystem};
+
+/// The `format` tag of every fdir baseline file.
+pub const FORMAT: &str = "fdir-baseline";
+
+/// The version of the format this fdir writes.
+pub const VERSION: u64 = 1;
+
+/// The versions of the format this fdir reads.
+pub const SUPPORTED_VERSIONS: &[u64] = &[1];
+
+/// The largest baseline file fdir loads or writes: 256 MiB.
+pub const MAX_BASELINE: u64 = 256 << 20;
+
+/// The largest key file fdir reads: 64 KiB.
+pub const MAX_KEY_FILE: u64 = 64 << 10;
+
+/// What [`BaselineFile::new`] records as the writer: `fdir` and its version.
+pub const CREATED_BY: &str = concat!("fdir ", env!("CARGO_PKG_VERSION"));
+
+/// A temporary file older than this is stale even if its writer's pid is alive
+/// (the pid may have been reused): no save takes an hour.
+const STALE_AFTER: Duration = Duration::from_secs(3600);
+
+const HEAD: &[u8] = b"{\"format\":\"fdir-baseline\",\"version\":";
+const PAYLOAD_TAG: &[u8] = b",\"payload\":";
+const HMAC_TAG: &[u8] = b",\"hmac_sha256\":\"";
+const HMAC_END: &[u8] = b"\"";
+const SHA_TAG: &[u8] = b",\"sha256\":\"";
+const END: &[u8] = b"\"}\n";
+const HEX_LEN: usize = 64;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// What a baseline file holds: one snapshot per target, and what was asked for.
+///
+/// Filled by the caller (the command line); [`save`] and [`load`] write and
+/// read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaselineFile {
+    /// The program that wrote the file, e.g. `fdir 0.1.0` ([`CREATED_BY`]).
+    pub created_by: String,
+    /// When the baseline was taken.
+    #[serde(with = "crate::time::rfc3339")]
+    pub created_at: SystemTime,
+    /// Which targets the baseline was asked to cover.
+    pub coverage: Coverage,
+    /// The subsystems asked for.
+    pub subsystems: Vec<Subsystem>,
+    /// One snapshot per target.
+    pub targets: Vec<Snapshot>,
+}
+
+impl BaselineFile {
+    /// A baseline file written by this fdir ([`CREATED_BY`]).
+    pub fn new(
+        created_at: SystemTime,
+        coverage: Coverage,
+        subsystems: &[Subsystem],
+        targets: Vec<Snapshot>,
+    ) -> BaselineFile {
+        BaselineFile {
+            created_by: CREATED_BY.to_owned(),
+            created_at,
+            coverage,
+            subsystems: subsystems.to_vec(),
+            targets,
+        }
+    }
+}
+
+/// Which targets a baseline covers, as given on the command line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Coverage {
+    /// The processes named with `--pid`.
+    Pids {
+        /// Their process ids.
+        pids: Vec<u32>,
+    },
+    /// Every process fdir may read (`--all`).
+    All,
+    /// Node-wide state (`--system`).
+    System,
+}
+
+impl fmt::Display for Coverage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Coverage::Pids { pids } => {
+                f.write_str(if pids.len() == 1 { "process" } else { "processes" })?;
+                for (i, pid) in pids.iter().enumerate() {
+                    write!(f, "{}{pid}", if i == 0 { " " } else { ", " })?;
+                }
+                Ok(())
+            }
+            Coverage::All => f.write_str("every process"),
+            Coverage::System => f.write_str("the node"),
+        }
+    }
+}
+
+/// Why a baseline file was refused; the message of [`Error::Baseline`], which
+/// names the file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BaselineProblem {
+    /// There is no file at the path.
+    #[error("does not exist")]
+    Missing,
+    /// The path is a directory, a FIFO, a device ... (named).
+    #[error("is {0}, not a baseline file")]
+    NotAFile(&'static str),
+    /// The path has no file name (`/`, `..`): nothing can be saved there.
+    #[error("is not a path to a file")]
+    BadPath,
+    /// Opening or reading failed.
+    #[error("cannot be read: {0}")]
+    Unreadable(io::Error),
+    /// The file holds no bytes.
+    #[error("is empty")]
+    Empty,
+    /// The file is larger than the bound.
+    #[error("is larger than {} MiB, the most fdir reads or writes{}", .limit >> 20,
+        .size.map(|s| format!(" ({s} bytes)")).unwrap_or_else(|| " (it grew while being read)".to_owned()))]
+    TooLarge {
+        /// Its size, when known before reading (otherwise it grew while read).
+        size: Option<u64>,
+        /// The bound.
+        limit: u64,
+    },
+    /// It does not begin as a baseline file, nor end as one.
+    #[error("is not an fdir baseline: it does not begin with {{\"format\":\"fdir-baseline\"")]
+    NotBaseline,
+    /// It does not end with its digest: cut short, or its last bytes changed.
+    #[error("is truncated or corrupted: it does not end with its SHA-256 digest")]
+    Truncated,
+    /// The digest does not match the bytes.
+    #[error("has been modified or corrupted: its SHA-256 does not match")]
+    DigestMismatch,
+    /// A version of the format this fdir does not read.
+    #[error(
+        "is format version {found}, which this fdir does not read (it reads version {}): use the fdir that wrote it, or take a new baseline",
+        supported_list()
+    )]
+    UnsupportedVersion {
+        /// The version the file says it is.
+        found: u64,
+    },
+    /// Its digest matches, but its content is not a valid baseline.
+    #[error("is not a valid baseline: {0}")]
+    Invalid(String),
+    /// A signed file loaded without a key.
+    #[error("is signed: pass --key with the key it was signed with")]
+    Signed,
+    /// An unsigned file loaded with a key.
+    #[error(
+        "is not signed, but a key was given: refusing it, since anyone can strip a signature (take a new baseline with --key)"
+    )]
+    Unsigned,
+    /// The HMAC does not match with the key given.
+    #[error("HMAC does not match: wrong key or modified file")]
+    HmacMismatch,
+    /// A snapshot whose records do not match its digests.
+    #[error("holds a snapshot of {target} whose records fail their check: {reason}")]
+    Records {
+        /// The target of the snapshot.
+        target: String,
+        /// Which subsystem, and how.
+        reason: String,
+    },
+}
+
+fn supported_list() -> String {
+    SUPPORTED_VERSIONS.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// Why a key file was refused; the message of [`Error::Key`], which names the
+/// file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyProblem {
+    /// There is no file at the path.
+    #[error("does not exist")]
+    Missing,
+    /// The path is a directory, a FIFO, a device ... (named).
+    #[error("is {0}, not a key file")]
+    NotAFile(&'static str),
+    /// Opening or reading failed.
+    #[error("cannot be read: {0}")]
+    Unreadable(io::Error),
+    /// The file holds no key.
+    #[error("is empty")]
+    Empty,
+    /// The key is shorter than [`Key::MIN_LEN`].
+    #[error(
+        "is too short: {len} bytes, a key needs at least {} (make one with `head -c 32 /dev/urandom`)",
+        Key::MIN_LEN
+    )]
+    TooShort {
+        /// Its length, after the trailing newline is removed.
+        len: usize,
+    },
+    /// The file is larger than [`MAX_KEY_FILE`].
+    #[error("is larger than {} KiB: it is not a key", MAX_KEY_FILE >> 10)]
+    TooLarge,
+}
+
+/// A secret key for the HMAC-SHA256 of a baseline file.
+///
+/// Its bytes are never shown (`Debug` prints only the length).
+#[derive(Clone)]
+pub struct Key(Vec<u8>);
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Key({} bytes)", self.0.len())
+    }
+}
+
+impl Key {
+    /// The shortest key accepted, in bytes.
+    pub const MIN_LEN: usize = 16;
+
+    /// The length of a key made by [`Key::generate`], in bytes.
+    pub const GENERATED_LEN: usize = 32;
+
+    /// Reads a key file: the key is the file's raw bytes, less one trailing
+    /// newline if there is one (so `echo`, `base64` and editors can make it);
+    /// nothing else is stripped. At least [`Key::MIN_LEN`] bytes must remain,
+    /// and the file may hold at most [`MAX_KEY_FILE`] bytes.
+    pub fn from_file(path: &Path) -> Result<Key, Error> {
+        let fail = |problem| Error::Key { path: path.to_path_buf(), problem };
+        let mut bytes = read_bounded(path, MAX_KEY_FILE).map_err(|e| {
+            fail(match e {
+                ReadProblem::Missing => KeyProblem::Missing,
+                ReadProblem::NotAFile(kind) => KeyProblem::NotAFile(kind),
+                ReadProblem::Unreadable(e) => KeyProblem::Unreadable(e),
+                ReadProblem::TooLarge(_) => KeyProblem::TooLarge,
+            })
+        })?;
+        if bytes.last() == Some(&b'\n') {
+            bytes.pop();
+        }
+        if bytes.is_empty() {
+            return Err(fail(KeyProblem::Empty));
+        }
+        Key::from_bytes(bytes).map_err(|len| fail(KeyProblem::TooShort { len }))
+    }
+
+    /// A key from raw bytes; `Err` with the length if it is shorter than
+    /// [`Key::MIN_LEN`].
+    pub fn from_bytes(bytes: impl Into<Vec<u8>>) -> Result<Key, usize> {
+        let bytes = bytes.into();
+        if bytes.len() < Key::MIN_LEN { Err(bytes.len()) } else { Ok(Key(bytes)) }
+    }
+
+    /// A new random key of [`Key::GENERATED_LEN`] bytes, from `/dev/urandom`.
+    pub fn generate() -> Result<Key, Error> {
+        let path = Path::new("/dev/urandom");
+        let mut bytes = vec![0u8; Key::GENERATED_LEN];
+        File::open(path).and_then(|mut f| f.read_exact(&mut bytes)).map_err(|e| Error::io("read", path, e))?;
+        Ok(Key(bytes))
+    }
+
+    /// Writes the key to a new file (mode 0600, refusing to replace an existing
+    /// file), fsynced with its directory: what `fdir keygen` does. A file that
+    /// could not be written whole is removed.
+    pub fn write_new(&self, path: &Path) -> Result<(), Error> {
+        let io = |op, source| Error::Io { op, path: path.to_path_buf(), source };
+        let mut file =
+            OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(|e| io("create", e))?;
+        let written = file.write_all(&self.0).and_then(|()| file.sync_all());
+        drop(file);
+        if let Err(e) = written {
+            // A partial key must not be taken for a key later.
+            let _ = fs::remove_file(path);
+            return Err(io("write", e));
+        }
+        sync_dir(parent_dir(path))
+    }
+
+    fn mac(&self) -> Result<HmacSha256, Error> {
+        <HmacSha256 as KeyInit>::new_from_slice(&self.0)
+            .map_err(|e| Error::Bug(format!("HMAC-SHA256 refused a key of {} bytes: {e}", self.0.len())))
+    }
+}
+
+/// Saves `file` at `path`, signed with `key` if one is given, atomically: the
+/// bytes go to a new temporary file in the same directory (mode 0600), which
+/// is fsynced and renamed over `path`, then the directory is fsynced. A crash
+/// at any point leaves the old file or the new one; on an error the temporary
+/// file is removed and the old file is untouched. After a successful save,
+/// temporary files left by crashed earlier saves are removed
+/// ([`remove_stale_temp_files`]; a failure there is only logged).
+///
+/// The snapshots are checked ([`Snapshot::verify`]) first, and the bytes are
+/// decoded again before they are written, so a file that would not load is
+/// never written. If the rename succeeded but the directory fsync failed, the
+/// error is returned, and the new file is in place but may not survive a
+/// power loss. A symbolic link at `path` is replaced, not followed.
+///
+/// ```
+/// use fdir::baseline::{self, BaselineFile, Coverage, Key};
+/// use fdir::{snapshot_with, ManualClock, Procfs, Subsystem};
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("fdir-baseline.json");
+/// let maps = "55d0c0a02000-55d0c0a06000 r-xp 00002000 fe:01 1311 /usr/bin/sleep\n";
+/// let fs = Procfs::mock(maps, "Name:\tsleep\nSeccomp:\t2\n", "0::/\n");
+/// let clock = ManualClock::new();
+/// let snap = snapshot_with(&clock, &fs, Subsystem::SEED)?;
+/// let file = BaselineFile::new(snap.taken_at, Coverage::Pids { pids: vec![1] }, Subsystem::SEED, vec![snap]);
+///
+/// let key = Key::from_bytes(*b"0123456789abcdef").unwrap();
+/// baseline::save(&path, &file, Some(&key))?;
+/// assert_eq!(baseline::load(&path, Some(&key))?, file);
+/// // A signed file needs its key.
+/// assert!(baseline::load(&path, None).unwrap_err().to_string().contains("is signed"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn save(path: &Path, file: &BaselineFile, key: Option<&Key>) -> Result<(), Error> {
+    let bytes = encode(path, file, key)?;
+    write_atomically(path, &bytes, |_| Ok(()))?;
+    if let Err(e) = remove_stale_temp_files(path) {
+        tracing::warn!("{e}");
+    }
+    Ok(())
+}
+
+/// Loads the baseline file at `path`, which must be signed with `key` if one
+/// is given and unsigned otherwise.
+///
+/// Any change to any byte of the file is refused with an
+/// [`Error::Baseline`] that says so ([`BaselineProblem`] lists the cases);
+/// the file is read only up to [`MAX_BASELINE`] bytes.
+///
+/// ```
+/// use fdir::baseline::{self, BaselineFile, BaselineProblem, Coverage};
+/// use fdir::{snapshot_with, Error, ManualClock, Procfs, Subsystem};
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("fdir-baseline.json");
+/// let maps = "55d0c0a02000-55d0c0a06000 r-xp 00002000 fe:01 1311 /usr/bin/sleep\n";
+/// let fs = Procfs::mock(maps, "Name:\tsleep\nSeccomp:\t2\n", "0::/\n");
+/// let snap = snapshot_with(&ManualClock::new(), &fs, Subsystem::SEED)?;
+/// let file = BaselineFile::new(snap.taken_at, Coverage::All, Subsystem::SEED, vec![snap]);
+/// baseline::save(&path, &file, None)?;
+/// assert_eq!(baseline::load(&path, None)?.targets.len(), 1);
+///
+/// // One changed byte, and the file is refused.
+/// let mut bytes = std::fs::read(&path)?;
+/// bytes[60] ^= 0x01;
+/// std::fs::write(&path, &bytes)?;
+/// let err = baseline::load(&path, None).unwrap_err();
+/// assert!(matches!(err, Error::Baseline { problem: BaselineProblem::DigestMismatch, .. }));
+/// assert!(err.to_string().ends_with("has been modified or corrupted: its SHA-256 does not match"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn load(path: &Path, key: Option<&Key>) -> Result<BaselineFile, Error> {
+    load_bounded(path, key, MAX_BASELINE)
+}
+
+fn load_bounded(path: &Path, key: Option<&Key>, limit: u64) -> Result<BaselineFile, Error> {
+    let bytes = read_bounded(path, limit).map_err(|e| Error::Baseline {
+        path: path.to_path_buf(),
+        problem: match e {
+            ReadProblem::Missing => BaselineProblem::Missing,
+            ReadProblem::NotAFile(kind) => BaselineProblem::NotAFile(kind),
+            ReadProblem::Unreadable(e) => BaselineProblem::Unreadable(e),
+            ReadProblem::TooLarge(size) => BaselineProblem::TooLarge { size, limit },
+        },
+    })?;
+    decode(path, &bytes, key)
+}
+
+/// Removes the temporary files that crashed saves of `path` left in its
+/// directory (`.NAME.tmp.PID.N`), and returns their paths.
+///
+/// A temporary file is stale when the process that made it is gone, or when
+/// it is older than an hour (its pid may have been reused); the temporary
+/// files of a save in progress are kept. Only regular files with exactly that
+/// name pattern are touched. A writer in another pid namespace sharing the
+/// directory cannot be seen: its save in progress may then fail, never
+/// corrupt the file.
+pub fn remove_stale_temp_files(path: &Path) -> Result<Vec<PathBuf>, Error> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::Baseline { path: path.to_path_buf(), problem: BaselineProblem::BadPath })?;
+    let dir = parent_dir(path);
+    let prefix = temp_prefix(name);
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(Error::Io { op: "list", path: dir.to_path_buf(), source }),
+    };
+    let mut removed = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| Error::Io { op: "list", path: dir.to_path_buf(), source })?;
+        let file_name = entry.file_name();
+        let Some(pid) = file_name.as_bytes().strip_prefix(prefix.as_bytes()).and_then(temp_pid) else {
+            continue;
+        };
+        // DirEntry::metadata does not follow symbolic links.
+        let Ok(meta) = entry.metadata() else { continue };
+        if !meta.is_file() {
+            continue;
+        }
+        let old = meta.modified().ok().and_then(|m| m.elapsed().ok()).is_some_and(|age| age > STALE_AFTER);
+        if process_alive(pid) && !old {
+            continue;
+        }
+        let stale = entry.path();
+        match fs::remove_file(&stale) {
+            Ok(()) => removed.push(stale),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => return Err(Error::Io { op: "remove", path: stale, source }),
+        }
+    }
+    Ok(removed)
+}
+
+/// The serialized file, checked by decoding it again.
+fn encode(path: &Path, file: &BaselineFile, key: Option<&Key>) -> Result<Vec<u8>, Error> {
+    let fail = |problem| Error::Baseline { path: path.to_path_buf(), problem };
+    for snap in &file.targets {
+        snap.verify().map_err(|e| fail(records_problem(snap, e)))?;
+    }
+    let payload = serde_json::to_vec(file).map_err(|e| Error::Bug(format!("cannot serialize a baseline: {e}")))?;
+    let bytes = seal(VERSION, &payload, key)?;
+    let size = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+    if size > MAX_BASELINE {
+        return Err(fail(BaselineProblem::TooLarge { size: Some(size), limit: MAX_BASELINE }));
+    }
+    decode(path, &bytes, key)
+        .map_err(|e| Error::Bug(format!("the baseline fdir was about to write does not load back: {e}")))?;
+    Ok(bytes)
+}
+
+/// The envelope around `payload`: header, optional HMAC, SHA-256, newline.
+fn seal(version: u64, payload: &[u8], key: Option<&Key>) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::with_capacity(payload.len() + 256);
+    out.extend_from_slice(HEAD);
+    out.extend_from_slice(version.to_string().as_bytes());
+    out.extend_from_slice(PAYLOAD_TAG);
+    out.extend_from_slice(payload);
+    if let Some(key) = key {
+        out.extend_from_slice(HMAC_TAG);
+        let mut mac = key.mac()?;
+        mac.update(&out);
+        out.extend_from_slice(to_hex(&mac.finalize().into_bytes()).as_bytes());
+        out.extend_from_slice(HMAC_END);
+    }
+    out.extend_from_slice(SHA_TAG);
+    let digest = Digest::of(&out);
+    out.extend_from_slice(digest.to_string().as_bytes());
+    out.extend_from_slice(END);
+    Ok(out)
+}
+
+/// Checks the envelope byte for byte, then the key, then parses and verifies
+/// the payload.
+fn decode(path: &Path, bytes: &[u8], key: Option<&Key>) -> Result<BaselineFile, Error> {
+    let fail = |problem| Error::Baseline { path: path.to_path_buf(), problem };
+    if bytes.is_empty() {
+        return Err(fail(BaselineProblem::Empty));
+    }
+    // The envelope every version shares: the digest first, so that a corrupted
+    // header is reported as corruption rather than as another format.
+    let Some((sealed, claimed)) = split_digest(bytes) else {
+        // Cut short: what is left is the start of a baseline.
+        let truncated = bytes.starts_with(HEAD) || HEAD.starts_with(bytes);
+        return Err(fail(if truncated { BaselineProblem::Truncated } else { BaselineProblem::NotBaseline }));
+    };
+    if Digest::of(sealed) != claimed {
+        return Err(fail(BaselineProblem::DigestMismatch));
+    }
+    let Some(after_head) = sealed.strip_prefix(HEAD) else {
+        return Err(fail(BaselineProblem::NotBaseline));
+    };
+    let (version, after_version) = parse_version(after_head)
+        .ok_or_else(|| fail(BaselineProblem::Invalid("its version is not a number".into())))?;
+    if !SUPPORTED_VERSIONS.contains(&version) {
+        return Err(fail(BaselineProblem::UnsupportedVersion { found: version }));
+    }
+    // Version 1.
+    let body = after_version
+        .strip_prefix(PAYLOAD_TAG)
+        .and_then(|b| b.strip_suffix(SHA_TAG))
+        .ok_or_else(|| fail(BaselineProblem::Invalid("no \"payload\" after the version".into())))?;
+    let (payload, hmac) = match split_hmac(body) {
+        Some((payload, hex)) => (payload, Some(hex)),
+        None => (body, None),
+    };
+    match (hmac, key) {
+        (Some(hex), Some(key)) => {
+            // The HMAC covers every byte before its hex value.
+            let covered = sealed
+                .len()
+                .checked_sub(SHA_TAG.len() + HMAC_END.len() + HEX_LEN)
+                .and_then(|len| sealed.get(..len))
+                .ok_or_else(|| Error::Bug("HMAC span out of range".into()))?;
+            let mut tag = [0u8; 32];
+            from_hex(hex, &mut tag).ok_or_else(|| Error::Bug("HMAC hex checked but not decoded".into()))?;
+            let mut mac = key.mac()?;
+            mac.update(covered);
+            mac.verify_slice(&tag).map_err(|_| fail(BaselineProblem::HmacMismatch))?;
+        }
+        (Some(_), None) => return Err(fail(BaselineProblem::Signed)),
+        (None, Some(_)) => return Err(fail(BaselineProblem::Unsigned)),
+        (None, None) => {}
+    }
+    let file: BaselineFile = serde_json::from_slice(payload)
+        .map_err(|e| fail(BaselineProblem::Invalid(format!("its payload is not a baseline: {e}"))))?;
+    for snap in &file.targets {
+        snap.verify().map_err(|e| fail(records_problem(snap, e)))?;
+    }
+    Ok(file)
+}
+
+fn records_problem(snap: &Snapshot, e: Error) -> BaselineProblem {
+    let reason = match e {
+        Error::Corrupt(reason) => reason,
+        e => e.to_string(),
+    };
+    BaselineProblem::Records { target: snap.target.to_string(), reason }
+}
+
+/// Splits `…"sha256":"<hex>"}\n` into the sealed prefix (up to and including
+/// `"sha256":"`) and the digest, if the tail is exactly that.
+fn split_digest(bytes: &[u8]) -> Option<(&[u8], Digest)> {
+    let rest = bytes.strip_suffix(END)?;
+    let (sealed, hex) = rest.split_at_checked(rest.len().checked_sub(HEX_LEN)?)?;
+    if !sealed.ends_with(SHA_TAG) || !is_lower_hex(hex) {
+        return None;
+    }
+    let mut digest = [0u8; 32];
+    from_hex(std::str::from_utf8(hex).ok()?, &mut digest)?;
+    Some((sealed, Digest(digest)))
+}
+
+/// Splits `<payload>,"hmac_sha256":"<hex>"` into the payload and the hex; `None`
+/// if the body does not end that way (an unsigned file: a payload ends in `}`).
+fn split_hmac(body: &[u8]) -> Option<(&[u8], &str)> {
+    let rest = body.strip_suffix(HMAC_END)?;
+    let (before, hex) = rest.split_at_checked(rest.len().checked_sub(HEX_LEN)?)?;
+    let payload = before.strip_suffix(HMAC_TAG)?;
+    if !is_lower_hex(hex) {
+        return None;
+    }
+    Some((payload, std::str::from_utf8(hex).ok()?))
+}
+
+fn is_lower_hex(bytes: &[u8]) -> bool {
+    bytes.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// A version number (a `u64`: no sign, no leading zero) followed by the rest of
+/// the file.
+fn parse_version(s: &[u8]) -> Option<(u64, &[u8])> {
+    let digits = s.iter().take_while(|b| b.is_ascii_digit()).count();
+    let (number, rest) = s.split_at_checked(digits)?;
+    if number.is_empty() || number.len() > 20 || (number.len() > 1 && number.first() == Some(&b'0')) {
+        return None;
+    }
+    Some((std::str::from_utf8(number).ok()?.parse().ok()?, rest))
+}
+
+enum ReadProblem {
+    Missing,
+    NotAFile(&'static str),
+    Unreadable(io::Error),
+    /// The size when the file reported it, `None` if it grew while read.
+    TooLarge(Option<u64>),
+}
+
+/// Reads a regular file of at most `limit` bytes, checked on the size the file
+/// reports and again while reading (a file can grow, and `/proc` files report
+/// no size). Opened non-blocking so that a FIFO is refused, not waited on.
+fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, ReadProblem> {
+    let file = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound { ReadProblem::Missing } else { ReadProblem::Unreadable(e) }
+    })?;
+    let meta = file.metadata().map_err(ReadProblem::Unreadable)?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        return Err(ReadProblem::NotAFile(if kind.is_dir() {
+            "a directory"
+        } else if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_socket() {
+            "a socket"
+        } else if kind.is_block_device() || kind.is_char_device() {
+            "a device"
+        } else {
+            "not a regular file"
+        }));
+    }
+    if meta.len() > limit {
+        return Err(ReadProblem::TooLarge(Some(meta.len())));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(limit.saturating_add(1)).read_to_end(&mut bytes).map_err(ReadProblem::Unreadable)?;
+    if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > limit {
+        return Err(ReadProblem::TooLarge(None));
+    }
+    Ok(bytes)
+}
+
+/// The directory of `path` (`.` for a bare file name).
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// `.NAME.tmp.`: the start of the temporary files of saves of `NAME`.
+fn temp_prefix(name: &OsStr) -> OsString {
+    let mut prefix = OsString::from(".");
+    prefix.push(name);
+    prefix.push(".tmp.");
+    prefix
+}
+
+/// The pid in the `PID.N` end of a temporary file's name.
+fn temp_pid(rest: &[u8]) -> Option<u32> {
+    let text = std::str::from_utf8(rest).ok()?;
+    let (pid, n) = text.split_once('.')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(pid) || !digits(n) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+fn process_alive(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) else {
+        return false;
+    };
+    // EPERM: it exists, but belongs to someone else.
+    !matches!(rustix::process::test_kill_process(pid), Err(rustix::io::Errno::SRCH))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), Error> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|source| Error::Io {
+        op: "fsync",
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+/// Writes `bytes` to a new temporary file next to `path`, fsyncs it, calls
+/// `before_rename` (a seam for tests to fail a save half-way), renames it over
+/// `path` and fsyncs the directory. On an error before the rename, the
+/// temporary file is removed.
+fn write_atomically(
+    path: &Path,
+    bytes: &[u8],
+    before_rename: impl FnOnce(&Path) -> io::Result<()>,
+) -> Result<(), Error> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::Baseline { path: path.to_path_buf(), problem: BaselineProblem::BadPath })?;
+    let dir = parent_dir(path);
+    let (tmp, file) = create_temp(dir, name)?;
+    let written = fill_and_rename(file, &tmp, path, bytes, before_rename);
+    if let Err(e) = written {
+        if let Err(rm) = fs::remove_file(&tmp)
+            && rm.kind() != io::ErrorKind::NotFound
+        {
+            tracing::warn!("cannot remove the temporary file {}: {rm}", tmp.display());
+        }
+        return Err(e);
+    }
+    sync_dir(dir)
+}
+
+fn fill_and_rename(
+    mut file: File,
+    tmp: &Path,
+    path: &Path,
+    bytes: &[u8],
+    before_rename: impl FnOnce(&Path) -> io::Result<()>,
+) -> Result<(), Error> {
+    let io = |op, source| Error::Io { op, path: tmp.to_path_buf(), source };
+    file.write_all(bytes).map_err(|e| io("write", e))?;
+    file.sync_all().map_err(|e| io("fsync", e))?;
+    drop(file);
+    before_rename(tmp).map_err(|e| io("write", e))?;
+    fs::rename(tmp, path).map_err(|source| Error::Io { op: "replace", path: path.to_path_buf(), source })
+}
+
+/// Creates `.NAME.tmp.PID.N` in `dir` with O_EXCL and mode 0600.
+fn create_temp(dir: &Path, name: &OsStr) -> Result<(PathBuf, File), Error> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = temp_prefix(name);
+    let mut last = io::Error::from(io::ErrorKind::AlreadyExists);
+    for _ in 0..64 {
+        let mut tmp_name = prefix.clone();
+        tmp_name.push(format!("{}.{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
+        let tmp = dir.join(tmp_name);
+        match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp) {
+            Ok(file) => return Ok((tmp, file)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = e,
+            Err(source) => return Err(Error::Io { op: "create a temporary file in", path: dir.to_path_buf(), source }),
+        }
+    }
+    Err(Error::Io { op: "create a temporary file in", path: dir.to_path_buf(), source: last })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::time::Instant;
+
+    use super::*;
+    use crate::{Clock, ManualClock, Procfs, Target, snapshot_with};
+
+    const MAPS: &str = "\
+55d0c0a00000-55d0c0a02000 r--p 00000000 fe:01 1311 /usr/bin/sleep
+55d0c0a02000-55d0c0a06000 r-xp 00002000 fe:01 1311 /usr/bin/sleep
+55d0c0a06000-55d0c0a08000 r--p 00006000 fe:01 1311 /usr/bin/sleep
+55d0c0a09000-55d0c0a0a000 rw-p 00008000 fe:01 1311 /usr/bin/sleep
+55d0c1b4e000-55d0c1b6f000 rw-p 00000000 00:00 0 [heap]
+7f6f0d400000-7f6f0d428000 r--p 00000000 fe:01 1717 /usr/lib/x86_64-linux-gnu/libc.so.6
+7f6f0d428000-7f6f0d5bd000 r-xp 00028000 fe:01 1717 /usr/lib/x86_64-linux-gnu/libc.so.6
+7f6f0d5bd000-7f6f0d615000 r--p 001bd000 fe:01 1717 /usr/lib/x86_64-linux-gnu/libc.so.6
+7f6f0d619000-7f6f0d61b000 rw-p 00218000 fe:01 1717 /usr/lib/x86_64-linux-gnu/libc.so.6
+7f6f0d61b000-7f6f0d628000 rw-p 00000000 00:00 0 
+7f6f0d7b8000-7f6f0d7e2000 r-xp 00002000 fe:01 1702 /usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2
+7ffc9e9d1000-7ffc9e9f2000 rw-p 00000000 00:00 0 [stack]
+7ffc9e9fa000-7ffc9e9fc000 r-xp 00000000 00:00 0 [vdso]
+";
+
+    const STATUS: &str = "Name:\tsleep
+Umask:\t0022
+State:\tS (sleeping)
+Tgid:\t4242
+Pid:\t4242
+PPid:\t1
+Uid:\t1000\t1000\t1000\t1000
+Gid:\t1000\t1000\t1000\t1000
+Groups:\t4 24 27
+NStgid:\t4242
+VmRSS:\t    1664 kB
+THP_enabled:\t1
+Threads:\t1
+CapInh:\t0000000000000000
+CapPrm:\t0000000000000000
+CapEff:\t0000000000000000
+CapBnd:\t000001ffffffffff
+CapAmb:\t0000000000000000
+NoNewPrivs:\t1
+Seccomp:\t2
+Seccomp_filters:\t1
+Speculation_Store_Bypass:\tthread vulnerable
+Cpus_allowed_list:\t0-1
+Mems_allowed_list:\t0
+";
+
+    const CGROUP: &str = "9:name=systemd:/\n8:pids:/\n4:memory:/process_api/fe77\n0::/system.slice/sleep.service\n";
+
+    fn snap(pid: u32) -> Snapshot {
+        let fs = Procfs::mock(MAPS, STATUS, CGROUP);
+        let mut snap = snapshot_with(&ManualClock::new(), &fs, Subsystem::ALL).unwrap();
+        snap.target = Target::Process { pid, start_time: 1_234_567 + u64::from(pid), name: "sleep".into() };
+        snap
+    }
+
+    /// A realistic baseline of `n` processes, all four subsystems.
+    fn sample(n: u32) -> BaselineFile {
+        let targets: Vec<Snapshot> = (0..n).map(|i| snap(4242 + i)).collect();
+        let pids = targets.iter().filter_map(|t| t.target.pid()).collect();
+        BaselineFile::new(ManualClock::new().wall(), Coverage::Pids { pids }, Subsystem::ALL, targets)
+    }
+
+    fn key() -> Key {
+        Key::from_bytes(*b"a 32-byte secret for the tests!!").unwrap()
+    }
+
+    fn other_key() -> Key {
+        Key::from_bytes(*b"another secret, of 31 bytes....").unwrap()
+    }
+
+    fn encoded(file: &BaselineFile, key: Option<&Key>) -> Vec<u8> {
+        encode(Path::new("fdir-baseline.json"), file, key).unwrap()
+    }
+
+    fn decoded(bytes: &[u8], key: Option<&Key>) -> Result<BaselineFile, Error> {
+        decode(Path::new("fdir-baseline.json"), bytes, key)
+    }
+
+    /// The kind of refusal, for assertions; panics on anything but a baseline error.
+    fn kind(result: Result<BaselineFile, Error>) -> &'static str {
+        match result {
+            Ok(_) => "accepted",
+            Err(Error::Baseline { problem, .. }) => match problem {
+                BaselineProblem::Missing => "missing",
+                BaselineProblem::NotAFile(_) => "not-a-file",
+                BaselineProblem::BadPath => "bad-path",
+                BaselineProblem::Unreadable(_) => "unreadable",
+                BaselineProblem::Empty => "empty",
+                BaselineProblem::TooLarge { .. } => "too-large",
+                BaselineProblem::NotBaseline => "not-baseline",
+                BaselineProblem::Truncated => "truncated",
+                BaselineProblem::DigestMismatch => "digest",
+                BaselineProblem::UnsupportedVersion { .. } => "version",
+                BaselineProblem::Invalid(_) => "invalid",
+                BaselineProblem::Signed => "signed",
+                BaselineProblem::Unsigned => "unsigned",
+                BaselineProblem::HmacMismatch => "hmac",
+                BaselineProblem::Records { .. } => "records",
+            },
+            Err(e) => panic!("not a baseline refusal: {e:?}"),
+        }
+    }
+
+    /// Recomputes the SHA-256 of an edited file (whose tail is intact), as a
+    /// forger without the key would.
+    fn reseal(bytes: &[u8]) -> Vec<u8> {
+        let sealed = &bytes[..bytes.len() - HEX_LEN - END.len()];
+        assert!(sealed.ends_with(SHA_TAG));
+        let mut out = sealed.to_vec();
+        out.extend_from_slice(Digest::of(sealed).to_string().as_bytes());
+        out.extend_from_slice(END);
+        out
+    }
+
+    fn replace_once(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
+        let text = std::str::from_utf8(bytes).unwrap();
+        assert!(text.contains(from), "{from}");
+        text.replacen(from, to, 1).into_bytes()
+    }
+
+    /// xorshift64*: a fixed, dependency-free sequence for the random cases.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            usize::try_from(self.next() % n as u64).unwrap()
+        }
+    }
+
+    fn temp_files(dir: &Path) -> Vec<String> {
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".tmp."))
+            .collect()
+    }
+
+    // Round trips.
+
+    #[test]
+    fn round_trip_without_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fdir-baseline.json");
+        let file = sample(3);
+        save(&path, &file, None).unwrap();
+        assert_eq!(load(&path, None).unwrap(), file);
+        let bytes = fs::read(&path).unwrap();
+        assert!(bytes.starts_with(b"{\"format\":\"fdir-baseline\",\"version\":1,\"payload\":{"));
+        assert_eq!(bytes.iter().filter(|&&b| b == b'\n').count(), 1, "one line");
+        assert!(!bytes.windows(13).any(|w| w == b"\"hmac_sha256\""));
+        // The whole line is plain JSON, readable with jq.
+        let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(json["format"], "fdir-baseline");
+        assert_eq!(json["version"], 1);
+        assert_eq!(json["sha256"].as_str().unwrap().len(), 64);
+        assert_eq!(json["payload"]["targets"].as_array().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn round_trip_with_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fdir-baseline.json");
+        let file = sample(2);
+        save(&path, &file, Some(&key())).unwrap();
+        assert_eq!(load(&path, Some(&key())).unwrap(), file);
+        let json: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        assert_eq!(json["hmac_sha256"].as_str().unwrap().len(), 64);
+
+        // The same key from a key file, with or without one trailing newline.
+        for text in [&b"a 32-byte secret for the tests!!"[..], b"a 32-byte secret for the tests!!\n"] {
+            let key_path = dir.path().join("key");
+            fs::write(&key_path, text).unwrap();
+            let from_file = Key::from_file(&key_path).unwrap();
+            assert_eq!(load(&path, Some(&from_file)).unwrap(), file);
+        }
+    }
+
+    #[test]
+    fn the_hmac_covers_what_a_reference_implementation_computes() {
+        // Independent check of the layout: HMAC over every byte before its hex,
+        // SHA-256 over every byte before its hex.
+        let bytes = encoded(&sample(1), Some(&key()));
+        let text = std::str::from_utf8(&bytes).unwrap();
+        let hmac_at = text.find("\"hmac_sha256\":\"").unwrap() + "\"hmac_sha256\":\"".len();
+        let sha_at = text.find("\"sha256\":\"").unwrap() + "\"sha256\":\"".len();
+        let mut mac = <HmacSha256 as KeyInit>::new_from_slice(b"a 32-byte secret for the tests!!").unwrap();
+        mac.update(&bytes[..hmac_at]);
+        assert_eq!(&text[hmac_at..hmac_at + 64], to_hex(&mac.finalize().into_bytes()));
+        assert_eq!(&text[sha_at..sha_at + 64], Digest::of(&bytes[..sha_at]).to_string());
+        assert_eq!(&text[sha_at + 64..], "\"}\n");
+    }
+
+    // The corruption catalogue.
+
+    /// Flips every bit of `bytes`, one at a time: every load is refused as
+    /// corrupted or truncated.
+    fn flip_every_bit(bytes: &[u8], key: Option<&Key>) -> usize {
+        let mut copy = bytes.to_vec();
+        let mut refused = 0;
+        for i in 0..copy.len() {
+            for bit in 0..8 {
+                copy[i] ^= 1 << bit;
+                let k = kind(decoded(&copy, key));
+                assert!(matches!(k, "digest" | "truncated"), "byte {i} bit {bit}: {k}");
+                refused += 1;
+                copy[i] ^= 1 << bit;
+            }
+        }
+        assert_eq!(copy, bytes);
+        refused
+    }
+
+    #[test]
+    fn every_bit_flip_is_refused() {
+        let bytes = encoded(&sample(1), None);
+        assert!(bytes.len() > 2000, "a realistic file: {} bytes", bytes.len());
+        assert_eq!(flip_every_bit(&bytes, None), bytes.len() * 8);
+    }
+
+    #[test]
+    fn every_bit_flip_of_a_signed_file_is_refused() {
+        let bytes = encoded(&sample(1), Some(&key()));
+        assert_eq!(flip_every_bit(&bytes, Some(&key())), bytes.len() * 8);
+    }
+
+    #[test]
+    fn sampled_bit_flips_of_a_bigger_file_are_refused() {
+        let bytes = encoded(&sample(8), Some(&key()));
+        let mut rng = Rng(0x5eed_f11e);
+        for _ in 0..5000 {
+            let mut copy = bytes.clone();
+            let i = rng.below(copy.len());
+            copy[i] ^= 1 << rng.below(8);
+            let k = kind(decoded(&copy, Some(&key())));
+            assert!(matches!(k, "digest" | "truncated"), "byte {i}: {k}");
+        }
+    }
+
+    #[test]
+    fn every_truncation_is_refused() {
+        for key in [None, Some(key())] {
+            let bytes = encoded(&sample(1), key.as_ref());
+            assert_eq!(kind(decoded(&bytes[..0], key.as_ref())), "empty");
+            for len in 1..bytes.len() {
+                let k = kind(decoded(&bytes[..len], key.as_ref()));
+                assert_eq!(k, "truncated", "cut at {len} of {}", bytes.len());
+            }
+        }
+    }
+
+    #[test]
+    fn appended_and_prepended_bytes_are_refused() {
+        let bytes = encoded(&sample(1), None);
+        for extra in [&b"\n"[..], b" ", b"\r\n", b"\0", b"x", b"{}\n"] {
+            let mut longer = bytes.clone();
+            longer.extend_from_slice(extra);
+            assert_eq!(kind(decoded(&longer, None)), "truncated", "appended {extra:?}");
+            let mut longer = extra.to_vec();
+            longer.extend_from_slice(&bytes);
+            assert_eq!(kind(decoded(&longer, None)), "digest", "prepended {extra:?}");
+        }
+        // The same line twice: it ends as a baseline, but the digest covers the first copy too.
+        assert_eq!(kind(decoded(&[&bytes[..], &bytes].concat(), None)), "digest");
+        // The newline lost, or turned into CR LF.
+        assert_eq!(kind(decoded(&bytes[..bytes.len() - 1], None)), "truncated");
+        let crlf = [&bytes[..bytes.len() - 1], b"\r\n"].concat();
+        assert_eq!(kind(decoded(&crlf, None)), "truncated");
+    }
+
+    #[test]
+    fn random_byte_runs_are_refused() {
+        for key in [None, Some(key())] {
+            let bytes = encoded(&sample(2), key.as_ref());
+            let mut rng = Rng(0x0b5e_55ed + key.is_some() as u64);
+            let mut tried = 0;
+            while tried < 3000 {
+                let mut copy = bytes.clone();
+                let at = rng.below(copy.len());
+                let run = 1 + rng.below(64);
+                let junk: Vec<u8> = (0..run).map(|_| rng.next().to_le_bytes()[0]).collect();
+                match rng.below(3) {
+                    0 => {
+                        let end = (at + run).min(copy.len());
+                        copy.splice(at..end, junk[..end - at].iter().copied());
+                    }
+                    1 => {
+                        copy.splice(at..at, junk);
+                    }
+                    _ => {
+                        let end = (at + run).min(copy.len());
+                        copy.drain(at..end);
+                    }
+                }
+                if copy == bytes {
+                    continue;
+                }
+                tried += 1;
+                let k = kind(decoded(&copy, key.as_ref()));
+                assert!(matches!(k, "digest" | "truncated" | "not-baseline" | "empty"), "{k}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_edit_with_a_recomputed_digest_is_refused_with_a_key() {
+        let bytes = encoded(&sample(1), Some(&key()));
+        // Make libc writable, as an attacker would, and fix the SHA-256.
+        let forged = reseal(&replace_once(&bytes, "r-xp dev fe:01 inode 1717", "rwxp dev fe:01 inode 1717"));
+        assert_eq!(kind(decoded(&forged, Some(&key()))), "hmac");
+        assert_eq!(kind(decoded(&forged, None)), "signed");
+        // Even an edit that keeps the records consistent (a new coverage).
+        let forged = reseal(&replace_once(&bytes, "\"coverage\":{\"kind\":\"pids\"", "\"coverage\":{\"kind\":\"all\""));
+        assert_eq!(kind(decoded(&forged, Some(&key()))), "hmac");
+        // A forged HMAC.
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        let at = text.find("\"hmac_sha256\":\"").unwrap() + 15;
+        let mut forged = bytes.clone();
+        forged[at..at + 64].copy_from_slice(&[b'0'; 64]);
+        assert_eq!(kind(decoded(&reseal(&forged), Some(&key()))), "hmac");
+    }
+
+    #[test]
+    fn a_stripped_signature_is_refused_with_a_key() {
+        let bytes = encoded(&sample(1), Some(&key()));
+        let text = String::from_utf8(bytes).unwrap();
+        let start = text.find(",\"hmac_sha256\":\"").unwrap();
+        let stripped = format!("{}{}", &text[..start], &text[start + 16 + 64 + 1..]);
+        let stripped = reseal(stripped.as_bytes());
+        assert_eq!(kind(decoded(&stripped, Some(&key()))), "unsigned");
+        // Without the key it is a valid unsigned file: the key is what protects it.
+        assert!(decoded(&stripped, None).is_ok());
+    }
+
+    #[test]
+    fn records_that_do_not_match_their_digest_are_refused() {
+        let bytes = encoded(&sample(2), None);
+        let forged = reseal(&replace_once(&bytes, "r-xp dev fe:01 inode 1717", "rwxp dev fe:01 inode 1717"));
+        let err = decoded(&forged, None).unwrap_err();
+        let message = err.to_string();
+        assert!(matches!(err, Error::Baseline { problem: BaselineProblem::Records { .. }, .. }), "{message}");
+        assert!(message.contains("process 4242 (sleep)"), "{message}");
+        assert!(message.contains("memory-maps records do not match their digest"), "{message}");
+        // Records out of canonical order.
+        let forged = reseal(&replace_once(&bytes, "\"key\":\"file /usr/bin/sleep", "\"key\":\"file /zzz"));
+        assert_eq!(kind(decoded(&forged, None)), "records");
+        // And save refuses to write such a baseline in the first place.
+        let mut file = sample(1);
+        if let Some(crate::snapshot::Observation::Observed { records, .. }) =
+            file.targets[0].subsystems.get_mut(&Subsystem::Seccomp)
+        {
+            records[0].value.push('!');
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let err = save(&dir.path().join("b.json"), &file, None).unwrap_err();
+        assert!(err.to_string().contains("seccomp records do not match"), "{err}");
+        assert!(fs::read_dir(dir.path()).unwrap().next().is_none(), "nothing written");
+    }
+
+    #[test]
+    fn other_versions_are_refused_by_name() {
+        let bytes = encoded(&sample(1), None);
+        for version in ["2", "0", "18446744073709551615"] {
+            let forged = reseal(&replace_once(&bytes, "\"version\":1,", &format!("\"version\":{version},")));
+            let err = decoded(&forged, None).unwrap_err();
+            let message = err.to_string();
+            assert!(matches!(err, Error::Baseline { problem: BaselineProblem::UnsupportedVersion { .. }, .. }));
+            assert!(
+                message.contains(&format!("is format version {version}, which this fdir does not read")),
+                "{message}"
+            );
+            assert!(message.contains("it reads version 1"), "{message}");
+        }
+        for version in ["01", "1.0", "\"1\"", "-1", "", "184467440737095516150", " 1"] {
+            let forged = reseal(&replace_once(&bytes, "\"version\":1,", &format!("\"version\":{version},")));
+            assert_eq!(kind(decoded(&forged, None)), "invalid", "{version}");
+        }
+    }
+
+    #[test]
+    fn other_files_are_not_baselines() {
+        let bytes = encoded(&sample(1), None);
+        let other_format = reseal(&replace_once(&bytes, "fdir-baseline", "fdir-baselinf"));
+        let pretty = serde_json::to_vec_pretty(&serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()).unwrap();
+        for junk in [
+            &b"hello\n"[..],
+            b"\0\0\0\0",
+            b"{}\n",
+            b"[1,2,3]\n",
+            &pretty,
+            &other_format,
+            &bytes[..1],
+            &serde_json::to_vec(&sample(1)).unwrap(),
+        ] {
+            let k = kind(decoded(junk, None));
+            assert!(matches!(k, "not-baseline" | "truncated"), "{k}");
+        }
+        assert_eq!(kind(decoded(&other_format, None)), "not-baseline");
+        assert_eq!(kind(decoded(b"{\"format\":\"fdir-baseline\",\"version\":1,\"pay", None)), "truncated");
+        // Parsed JSON that is not a baseline, with a valid digest.
+        for (from, to) in [
+            ("\"created_by\"", "\"created_by_\""),
+            ("\"coverage\":{", "\"extra\":1,\"coverage\":{"),
+            ("\"payload\":{", "\"payload\":[{"),
+            ("\"targets\":[", "\"targets\":[1,"),
+        ] {
+            let forged = reseal(&replace_once(&bytes, from, to));
+            assert_eq!(kind(decoded(&forged, None)), "invalid", "{to}");
+        }
+        let forged = reseal(&replace_once(&bytes, ",\"payload\":", ",\"paylaod\":"));
+        assert_eq!(kind(decoded(&forged, None)), "invalid");
+    }
+
+    #[test]
+    fn keys_must_match() {
+        let signed = encoded(&sample(1), Some(&key()));
+        let unsigned = encoded(&sample(1), None);
+        assert_eq!(kind(decoded(&signed, Some(&other_key()))), "hmac");
+        assert_eq!(kind(decoded(&signed, None)), "signed");
+        assert_eq!(kind(decoded(&unsigned, Some(&key()))), "unsigned");
+        // A key that differs in one bit, or only by a trailing newline.
+        let mut near = b"a 32-byte secret for the tests!!".to_vec();
+        near[0] ^= 1;
+        assert_eq!(kind(decoded(&signed, Some(&Key::from_bytes(near).unwrap()))), "hmac");
+        let longer = Key::from_bytes(*b"a 32-byte secret for the tests!!\n").unwrap();
+        assert_eq!(kind(decoded(&signed, Some(&longer))), "hmac");
+    }
+
+    // Files that cannot be read, or are not files.
+
+    #[test]
+    fn a_huge_file_is_refused_before_it_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("huge.json");
+        let file = File::create(&path).unwrap();
+        file.set_len(MAX_BASELINE + 1).unwrap(); // sparse: no disk used
+        let started = Instant::now();
+        let err = load(&path, None).unwrap_err();
+        let size = match &err {
+            Error::Baseline { problem: BaselineProblem::TooLarge { size, .. }, .. } => *size,
+            e => panic!("{e:?}"),
+        };
+        assert_eq!(size, Some(MAX_BASELINE + 1), "refused on its reported size, unread");
+        assert!(err.to_string().contains("is larger than 256 MiB"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // At the bound exactly it is read (and refused for its content).
+        file.set_len(16).unwrap();
+        assert_eq!(kind(load(&path, None)), "not-baseline");
+    }
+
+    #[test]
+    fn a_file_larger_than_it_says_is_refused_while_reading() {
+        // /proc files report a size of 0: only the bound while reading stops them.
+        let path = Path::new("/proc/self/status");
+        assert_eq!(fs::metadata(path).unwrap().len(), 0);
+        let err = load_bounded(path, None, 64).unwrap_err();
+        assert!(
+            matches!(err, Error::Baseline { problem: BaselineProblem::TooLarge { size: None, .. }, .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("grew while being read"), "{err}");
+    }
+
+    #[test]
+    fn missing_empty_and_odd_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.json");
+        assert_eq!(kind(load(&missing, None)), "missing");
+        let empty = dir.path().join("empty.json");
+        File::create(&empty).unwrap();
+        assert_eq!(kind(load(&empty, None)), "empty");
+        let err = load(dir.path(), None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("baseline file {} is a directory, not a baseline file", dir.path().display())
+        );
+        // A FIFO is refused at once, not waited on.
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
+        assert_eq!(kind(load(&fifo, None)), "not-a-file");
+        assert_eq!(kind(load(Path::new("/dev/null"), None)), "not-a-file");
+        // A symbolic link to a baseline is followed.
+        let real = dir.path().join("real.json");
+        save(&real, &sample(1), None).unwrap();
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert!(load(&link, None).is_ok());
+    }
+
+    #[test]
+    fn messages_name_the_file_and_say_what_is_wrong() {
+        let bytes = encoded(&sample(1), None);
+        let signed = encoded(&sample(1), Some(&key()));
+        let mut flipped = bytes.clone();
+        flipped[100] ^= 4;
+        let v2 = reseal(&replace_once(&bytes, "\"version\":1,", "\"version\":2,"));
+        let cases: &[(&[u8], Option<&Key>, &str)] = &[
+            (b"", None, "is empty"),
+            (b"garbage\n", None, "is not an fdir baseline: it does not begin with {\"format\":\"fdir-baseline\""),
+            (&bytes[..bytes.len() / 2], None, "is truncated or corrupted: it does not end with its SHA-256 digest"),
+            (&flipped, None, "has been modified or corrupted: its SHA-256 does not match"),
+            (
+                &v2,
+                None,
+                "is format version 2, which this fdir does not read (it reads version 1): use the fdir that wrote it, or take a new baseline",
+            ),
+            (&signed, None, "is signed: pass --key with the key it was signed with"),
+            (
+                &bytes,
+                Some(&key()),
+                "is not signed, but a key was given: refusing it, since anyone can strip a signature (take a new baseline with --key)",
+            ),
+            (&signed, Some(&other_key()), "HMAC does not match: wrong key or modified file"),
+        ];
+        for (bytes, key, expected) in cases {
+            let err = decode(Path::new("/var/lib/fdir/b.json"), bytes, *key).unwrap_err();
+            assert_eq!(err.to_string(), format!("baseline file /var/lib/fdir/b.json {expected}"));
+        }
+    }
+
+    // Key files.
+
+    #[test]
+    fn key_files_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        let message = |path: &Path| Key::from_file(path).unwrap_err().to_string();
+        assert_eq!(message(&path), format!("key file {} does not exist", path.display()));
+        for (text, expected) in [
+            (&b""[..], "is empty".to_owned()),
+            (b"\n", "is empty".to_owned()),
+            (
+                b"short\n",
+                "is too short: 5 bytes, a key needs at least 16 (make one with `head -c 32 /dev/urandom`)".into(),
+            ),
+            (
+                b"fifteen bytes..\n",
+                "is too short: 15 bytes, a key needs at least 16 (make one with `head -c 32 /dev/urandom`)".into(),
+            ),
+        ] {
+            fs::write(&path, text).unwrap();
+            assert_eq!(message(&path), format!("key file {} {expected}", path.display()));
+        }
+        // Exactly one trailing newline is stripped: a second one is part of the key.
+        fs::write(&path, b"sixteen bytes...\n\n").unwrap();
+        assert_eq!(Key::from_file(&path).unwrap().0, b"sixteen bytes...\n");
+        fs::write(&path, b"sixteen bytes...\r\n").unwrap();
+        assert_eq!(Key::from_file(&path).unwrap().0, b"sixteen bytes...\r");
+        fs::write(&path, vec![7u8; usize::try_from(MAX_KEY_FILE).unwrap() + 1]).unwrap();
+        assert!(message(&path).ends_with("is larger than 64 KiB: it is not a key"));
+        assert!(message(dir.path()).ends_with("is a directory, not a key file"));
+        assert!(format!("{:?}", key()).starts_with("Key(32 bytes)"), "the bytes are never shown");
+        assert_eq!(Key::from_bytes(*b"0123456789abcde").unwrap_err(), 15);
+    }
+
+    #[test]
+    fn generated_keys_are_random_and_written_once() {
+        let (a, b) = (Key::generate().unwrap(), Key::generate().unwrap());
+        assert_eq!(a.0.len(), Key::GENERATED_LEN);
+        assert_ne!(a.0, b.0);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fdir.key");
+        a.write_new(&path).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+        assert_eq!(Key::from_file(&path).unwrap().0, a.0);
+        assert!(b.write_new(&path).is_err(), "an existing key is never replaced");
+        assert_eq!(Key::from_file(&path).unwrap().0, a.0);
+    }
+
+    // Atomic saves.
+
+    #[test]
+    fn a_save_replaces_the_file_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fdir-baseline.json");
+        save(&path, &sample(1), None).unwrap();
+        let new = sample(2);
+        save(&path, &new, Some(&key())).unwrap();
+        assert_eq!(load(&path, Some(&key())).unwrap(), new);
+        assert_eq!(temp_files(dir.path()), Vec::<String>::new());
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+        // A bare file name saves in the working directory's terms.
+        assert_eq!(parent_dir(Path::new("fdir-baseline.json")), Path::new("."));
+    }
+
+    #[test]
+    fn a_failed_save_leaves_the_old_file_and_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fdir-baseline.json");
+        let old = sample(1);
+        save(&path, &old, None).unwrap();
+        let old_bytes = fs::read(&path).unwrap();
+        let new_bytes = encoded(&sample(2), None);
+        // Fail after the temporary file is written and fsynced, before the rename
+        // (as a full disk or a crash would).
+        let err = write_atomically(&path, &new_bytes, |tmp| {
+            assert_eq!(fs::read(tmp).unwrap(), new_bytes, "the whole file is written first");
+            assert_eq!(fs::metadata(tmp).unwrap().mode() & 0o777, 0o600);
+            let name = tmp.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(name.starts_with(".fdir-baseline.json.tmp."), "{name}");
+            Err(io::Error::from_raw_os_error(libc::ENOSPC))
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("No space left on device"), "{err}");
+        assert_eq!(fs::read(&path).unwrap(), old_bytes);
+        assert_eq!(load(&path, None).unwrap(), old);
+        assert_eq!(temp_files(dir.path()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_save_that_cannot_rename_cleans_up() {
+        // The target is a non-empty directory: the rename fails after the write.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fdir-baseline.json");
+        fs::create_dir(&path).unwrap();
+        fs::write(path.join("keep"), b"x").unwrap();
+        let err = save(&path, &sample(1), None).unwrap_err();
+        assert!(err.to_string().starts_with(&format!("cannot replace {}", path.display())), "{err}");
+        assert_eq!(fs::read(path.join("keep")).unwrap(), b"x");
+        assert_eq!(temp_files(dir.path()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_save_into_a_missing_directory_fails_and_creates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("no/such/dir/fdir-baseline.json");
+        let err = save(&path, &sample(1), None).unwrap_err();
+        assert!(err.to_string().contains("cannot create a temporary file in"), "{err}");
+        assert!(err.to_string().contains("no/such/dir"), "{err}");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+        for bad in ["/", ".."] {
+            let err = save(Path::new(bad), &sample(1), None).unwrap_err();
+            assert!(err.to_string().ends_with("is not a path to a file"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_save_into_a_read_only_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fdir-baseline.json");
+        let old = sample(1);
+        save(&path, &old, None).unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o555)).unwrap();
+        let result = save(&path, &sample(2), None);
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        if rustix::process::geteuid().is_root() {
+            // Root writes anyway (CAP_DAC_OVERRIDE): then the save is whole.
+            result.unwrap();
+            assert_eq!(load(&path, None).unwrap(), sample(2));
+        } else {
+            let err = result.unwrap_err();
+            assert!(err.to_string().contains("Permission denied"), "{err}");
+            assert_eq!(load(&path, None).unwrap(), old);
+        }
+        assert_eq!(temp_files(dir.path()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn stale_temporary_files_are_removed_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fdir-baseline.json");
+        let at = |name: &str| dir.path().join(name);
+        let dead_pid = i32::MAX - 1; // above any pid_max
+        let ours = std::process::id();
+        fs::write(at(&format!(".fdir-baseline.json.tmp.{dead_pid}.0")), b"{\"format\":\"fdir-ba").unwrap();
+        fs::write(at(&format!(".fdir-baseline.json.tmp.{dead_pid}.17")), b"").unwrap();
+        fs::write(at(&format!(".fdir-baseline.json.tmp.{ours}.900")), b"a save in progress").unwrap();
+        let old_ours = at(&format!(".fdir-baseline.json.tmp.{ours}.901"));
+        fs::write(&old_ours, b"left long ago by a process whose pid is ours now").unwrap();
+        File::options()
+            .write(true)
+            .open(&old_ours)
+            .unwrap()
+            .set_modified(SystemTime::now() - Duration::from_secs(2 * 3600))
+            .unwrap();
+        // Not ours: other names, other files' temporaries, directories, links.
+        for keep in [
+            ".fdir-baseline.json.tmp.junk",
+            ".fdir-baseline.json.tmp.1.2.3",
+            ".fdir-baseline.json.tmp.",
+            ".other.json.tmp.2147483646.0",
+            "fdir-baseline.json.tmp.2147483646.0",
+        ] {
+            fs::write(at(keep), b"keep").unwrap();
+        }
+        fs::create_dir(at(&format!(".fdir-baseline.json.tmp.{dead_pid}.1"))).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", at(&format!(".fdir-baseline.json.tmp.{dead_pid}.2"))).unwrap();
+
+        let mut removed: Vec<String> = remove_stale_temp_files(&path)
+            .unwrap()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        removed.sort();
+        let mut expected = [
+            format!(".fdir-baseline.json.tmp.{dead_pid}.0"),
+            format!(".fdir-baseline.json.tmp.{dead_pid}.17"),
+            format!(".fdir-baseline.json.tmp.{ours}.901"),
+        ];
+        expected.sort();
+        assert_eq!(removed, expected);
+        let mut left = temp_files(dir.path());
+        left.sort();
+        assert_eq!(left.len(), 8, "{left:?}");
+        assert!(at(&format!(".fdir-baseline.json.tmp.{ours}.900")).exists());
+        assert!(fs::read_link(at(&format!(".fdir-baseline.json.tmp.{dead_pid}.2"))).is_ok());
+        // Nothing left to remove; a missing directory is nothing to remove.
+        assert!(remove_stale_temp_files(&path).unwrap().is_empty());
+        assert!(remove_stale_temp_files(&dir.path().join("gone/x.json")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_save_removes_what_a_crashed_save_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fdir-baseline.json");
+        let old = sample(1);
+        save(&path, &old, None).unwrap();
+        // A save killed half-way: the old file is whole, the torn copy is aside.
+        let torn = encoded(&sample(2), None);
+        let leftover = dir.path().join(format!(".fdir-baseline.json.tmp.{}.0", i32::MAX - 1));
+        fs::write(&leftover, &torn[..torn.len() / 2]).unwrap();
+        assert_eq!(load(&path, None).unwrap(), old);
+        save(&path, &sample(2), None).unwrap();
+        assert!(!leftover.exists());
+        assert_eq!(temp_files(dir.path()), Vec::<String>::new());
+    }
+}
