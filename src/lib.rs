@@ -41,6 +41,7 @@ mod config;
 mod daemon;
 mod digest;
 mod error;
+mod monitor;
 pub mod explain;
 mod observe;
 mod snapshot;
@@ -59,5 +60,6 @@ pub use snapshot::{
     Anomaly, Checker, Observation, Report, SETTLE_MAX, SETTLE_QUIET, SETTLE_YOUNGER_THAN, Settle, Snapshot, Status,
     Verdict, check, check_with, snapshot, snapshot_with,
 };
-pub use source::{MAX_FILE, Procfs, Source, Target};
+pub use monitor::{Finding, Monitor, Summary};
+pub use source::{MAX_FILE, Procfs, Source, Target, boot_id, list_processes};
 pub use subsystem::{Scope, Severity, Subsystem, default_handler};

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rustix::fs::{Mode, OFlags};
@@ -47,6 +47,14 @@ impl Target {
             }
             (Target::Mock, Target::Mock) => true,
             _ => false,
+        }
+    }
+
+    /// The start time of a process (0 when it could not be read).
+    pub fn pid_start(&self) -> u64 {
+        match self {
+            Target::Process { start_time, .. } => *start_time,
+            Target::Mock => 0,
         }
     }
 
@@ -197,6 +205,37 @@ pub(crate) fn parse_stat(stat: &[u8]) -> Option<(String, u8, u64)> {
     Some((name, state, start))
 }
 
+/// The `flags` field (9) of a stat line.
+pub(crate) fn parse_stat_flags(stat: &[u8]) -> Option<u64> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let rest = stat.get(close + 1..)?;
+    // Fields after the name: state (3), ppid, pgrp, session, tty_nr, tpgid, flags (9).
+    let flags = rest.split(|&b| b == b' ').filter(|f| !f.is_empty()).nth(6)?;
+    std::str::from_utf8(flags).ok()?.parse().ok()
+}
+
+/// The pids under `proc_root` (the numeric directories), sorted.
+pub fn list_processes(proc_root: &Path) -> Result<Vec<u32>, Error> {
+    let mut pids = Vec::with_capacity(512);
+    let entries = std::fs::read_dir(proc_root).map_err(|e| Error::io("list", proc_root, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("list", proc_root, e))?;
+        if let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) {
+            pids.push(pid);
+        }
+    }
+    pids.sort_unstable();
+    Ok(pids)
+}
+
+/// The kernel's boot id (`/proc/sys/kernel/random/boot_id`): process start
+/// times are only meaningful within one boot.
+pub fn boot_id() -> Result<String, Error> {
+    let path = Path::new("/proc/sys/kernel/random/boot_id");
+    let id = std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
+    Ok(id.trim().to_owned())
+}
+
 impl Procfs {
     /// This process.
     ///
@@ -262,6 +301,17 @@ impl Procfs {
     /// Threads are the numbers under `task/`.
     pub fn mock_files<K: Into<String>, V: AsRef<[u8]>>(files: impl IntoIterator<Item = (K, V)>) -> Procfs {
         Procfs { inner: Inner::Mock(files.into_iter().map(|(k, v)| (k.into(), v.as_ref().to_vec())).collect()) }
+    }
+
+    /// The `flags` field of `/proc/PID/stat` (PF_* bits; PF_KTHREAD marks a
+    /// kernel thread).
+    pub fn stat_flags(&self) -> Result<u64, Error> {
+        let mut buf = Vec::with_capacity(512);
+        self.read("stat", &mut buf)?;
+        parse_stat_flags(&buf).ok_or_else(|| Error::Parse {
+            path: self.path_of("stat"),
+            message: "no flags field".into(),
+        })
     }
 
     /// The pinned pid, for a process source.
@@ -397,6 +447,22 @@ impl Source for Procfs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stat_flags_and_process_listing() {
+        let line = b"42 (a) b) S 1 42 42 0 -1 2097216 100 0 0 0\n";
+        assert_eq!(parse_stat_flags(line), Some(2_097_216));
+        assert_eq!(parse_stat_flags(b"1 (x) S"), None);
+        let pids = list_processes(Path::new("/proc")).unwrap();
+        assert!(pids.binary_search(&std::process::id()).is_ok());
+        assert!(!boot_id().unwrap().is_empty());
+        // kthreadd is a kernel thread wherever it is visible.
+        if let Ok(p) = Procfs::try_pid(2)
+            && p.target().is_ok_and(|t| matches!(t, Target::Process { ref name, .. } if name == "kthreadd"))
+        {
+            assert_ne!(p.stat_flags().unwrap() & 0x0020_0000, 0);
+        }
+    }
 
     #[test]
     fn stat_with_awkward_command_names() {

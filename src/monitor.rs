@@ -1,0 +1,477 @@
+//! Many targets at once: a list of processes, every process (`--all`), or the
+//! node. Baselines them, checks them each cycle with confirmation, discovers
+//! processes that start and notices those that exit.
+//!
+//! A process is always (pid, start time): its source is pinned to it, so a
+//! reused pid is a new process, baselined on its own, never compared with the
+//! old one's baseline.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::baseline::{BaselineFile, Coverage};
+use crate::daemon::Tracker;
+use crate::snapshot::{Checker, Observation};
+use crate::source::list_processes;
+use crate::{Anomaly, Clock, Error, Procfs, SETTLE_YOUNGER_THAN, Snapshot, Source, Subsystem, Target, snapshot_with};
+
+/// Something the monitor saw, about one target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Finding {
+    /// A target was baselined: at start, or on first sight (`first_sight`).
+    Baselined {
+        /// The new baseline.
+        snapshot: Box<Snapshot>,
+        /// Whether it appeared after the monitor started.
+        first_sight: bool,
+    },
+    /// A process, or one subsystem of it, cannot be read; not drift.
+    Unobservable {
+        /// The target.
+        target: Target,
+        /// The subsystem, or `None` for the whole process.
+        subsystem: Option<Subsystem>,
+        /// Why, naming the file.
+        reason: String,
+    },
+    /// Drift confirmed this cycle (declared once while it persists).
+    Drift {
+        /// The target.
+        target: Target,
+        /// One per drifted subsystem.
+        anomalies: Vec<Anomaly>,
+    },
+    /// Drift seen once and not confirmed by an immediate re-read.
+    Transient {
+        /// The target.
+        target: Target,
+        /// The subsystems that looked drifted.
+        subsystems: Vec<Subsystem>,
+    },
+    /// A drifted subsystem is back at its baseline.
+    Recovered {
+        /// The target.
+        target: Target,
+        /// The subsystem.
+        subsystem: Subsystem,
+        /// How long it was drifted.
+        drifted_for: Duration,
+    },
+    /// A baselined process has exited; not drift.
+    Exited {
+        /// The process.
+        target: Target,
+    },
+    /// The pid of a baselined process now belongs to another process.
+    Reused {
+        /// The baselined process.
+        baseline: Target,
+        /// The process that has the pid now.
+        now: Target,
+    },
+    /// A target could not be checked this cycle.
+    Failed {
+        /// The target.
+        target: Target,
+        /// What went wrong.
+        error: String,
+    },
+}
+
+/// The numbers of one cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Summary {
+    /// Targets watched at the end of the cycle.
+    pub targets: usize,
+    /// Targets checked this cycle.
+    pub checked: usize,
+    /// Targets in a declared drift.
+    pub drifted: usize,
+    /// Anomalies declared this cycle.
+    pub anomalies: usize,
+    /// Processes, or subsystems of them, that cannot be read.
+    pub unobservable: usize,
+    /// Targets baselined on first sight this cycle.
+    pub new: usize,
+    /// Targets that exited this cycle.
+    pub exited: usize,
+    /// Targets that could not be checked this cycle.
+    pub failed: usize,
+    /// How long the cycle took.
+    pub elapsed: Duration,
+}
+
+struct Watched {
+    fs: Procfs,
+    baseline: Snapshot,
+    tracker: Tracker,
+    checker: Checker,
+}
+
+/// A process seen but not read: too young to baseline yet, or unreadable.
+struct Seen {
+    fs: Procfs,
+    target: Target,
+}
+
+/// The multi-target monitor.
+pub struct Monitor {
+    coverage: Coverage,
+    subsystems: Vec<Subsystem>,
+    confirm: u32,
+    proc_root: PathBuf,
+    watched: BTreeMap<u32, Watched>,
+    /// `--all`: young processes, baselined once they have settled.
+    pending: BTreeMap<u32, Seen>,
+    /// `--all`: kernel threads (no user-space isolation state of their own).
+    kthreads: BTreeMap<u32, Procfs>,
+    /// `--all`: processes that cannot be read at all; reported once.
+    unreadable: BTreeMap<u32, Seen>,
+    /// Subsystems of watched processes that were unobservable at baseline.
+    partially: usize,
+    own_pid: u32,
+}
+
+impl std::fmt::Debug for Monitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Monitor")
+            .field("coverage", &self.coverage)
+            .field("subsystems", &self.subsystems)
+            .field("watched", &self.watched.len())
+            .field("pending", &self.pending.len())
+            .field("unreadable", &self.unreadable.len())
+            .finish()
+    }
+}
+
+/// PF_KTHREAD in `/proc/PID/stat` flags.
+const PF_KTHREAD: u64 = 0x0020_0000;
+
+fn unobservable_findings(s: &Snapshot, out: &mut Vec<Finding>) -> usize {
+    let mut n = 0;
+    for (&sub, obs) in &s.subsystems {
+        if let Observation::Unobservable { reason } = obs {
+            n += 1;
+            out.push(Finding::Unobservable {
+                target: s.target.clone(),
+                subsystem: Some(sub),
+                reason: reason.clone(),
+            });
+        }
+    }
+    n
+}
+
+fn all_unobservable(s: &Snapshot) -> bool {
+    !s.subsystems.is_empty() && s.subsystems.values().all(|o| matches!(o, Observation::Unobservable { .. }))
+}
+
+impl Monitor {
+    fn empty(coverage: Coverage, subsystems: &[Subsystem], confirm: u32) -> Monitor {
+        let mut subsystems = subsystems.to_vec();
+        subsystems.sort_unstable();
+        subsystems.dedup();
+        Monitor {
+            coverage,
+            subsystems,
+            confirm: confirm.max(1),
+            proc_root: PathBuf::from("/proc"),
+            watched: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            kthreads: BTreeMap::new(),
+            unreadable: BTreeMap::new(),
+            partially: 0,
+            own_pid: std::process::id(),
+        }
+    }
+
+    /// Baselines the targets of `coverage` now. Young processes are waited for
+    /// until they settle (see [`crate::snapshot`]).
+    ///
+    /// `--pid` targets must all be readable (a gone pid is an error);
+    /// `--all` lists the processes it may not read as unobservable.
+    pub fn baseline<C: Clock + ?Sized>(
+        coverage: Coverage,
+        subsystems: &[Subsystem],
+        confirm: u32,
+        clock: &C,
+    ) -> Result<(Monitor, Vec<Finding>), Error> {
+        let mut m = Monitor::empty(coverage.clone(), subsystems, confirm);
+        let mut findings = Vec::new();
+        match &coverage {
+            Coverage::Pids { pids } => {
+                if pids.is_empty() {
+                    return Err(Error::Config("no process ids given".into()));
+                }
+                for &pid in pids {
+                    let fs = Procfs::try_pid(pid)?;
+                    let snapshot = snapshot_with(clock, &fs, &m.subsystems)?;
+                    m.add(fs, snapshot, false, &mut findings);
+                }
+            }
+            Coverage::All => {
+                for pid in list_processes(&m.proc_root)? {
+                    m.discover(pid, clock, true, &mut findings);
+                }
+            }
+            Coverage::System => {
+                return Err(Error::Config(
+                    "--system needs the node-wide subsystems (kernel), which this build does not have yet".into(),
+                ));
+            }
+        }
+        Ok((m, findings))
+    }
+
+    /// Resumes from a baseline file: each process is re-opened and must be the
+    /// one baselined (same start time). A process that is gone is an `Exited`
+    /// finding, a pid that is now another process a `Reused` finding.
+    pub fn resume(file: &BaselineFile, confirm: u32) -> Result<(Monitor, Vec<Finding>), Error> {
+        let mut m = Monitor::empty(file.coverage.clone(), &file.subsystems, confirm);
+        let mut findings = Vec::new();
+        for snapshot in &file.targets {
+            match &snapshot.target {
+                Target::Process { pid, .. } => match Procfs::try_pid(*pid) {
+                    Ok(fs) => {
+                        let now = fs.target()?;
+                        if now.same_as(&snapshot.target) {
+                            m.add(fs, snapshot.clone(), false, &mut Vec::new());
+                            m.partially += snapshot
+                                .subsystems
+                                .values()
+                                .filter(|o| matches!(o, Observation::Unobservable { .. }))
+                                .count();
+                        } else {
+                            findings.push(Finding::Reused {
+                                baseline: snapshot.target.clone(),
+                                now,
+                            });
+                        }
+                    }
+                    Err(Error::Gone { .. }) => findings.push(Finding::Exited {
+                        target: snapshot.target.clone(),
+                    }),
+                    Err(e) => findings.push(Finding::Failed {
+                        target: snapshot.target.clone(),
+                        error: e.to_string(),
+                    }),
+                },
+                other => {
+                    return Err(Error::Config(format!("cannot resume a baseline of {other}")));
+                }
+            }
+        }
+        Ok((m, findings))
+    }
+
+    fn add(&mut self, fs: Procfs, snapshot: Snapshot, first_sight: bool, findings: &mut Vec<Finding>) {
+        let Some(pid) = snapshot.target.pid() else { return };
+        self.partially += unobservable_findings(&snapshot, findings);
+        findings.push(Finding::Baselined {
+            snapshot: Box::new(snapshot.clone()),
+            first_sight,
+        });
+        self.watched.insert(
+            pid,
+            Watched {
+                fs,
+                baseline: snapshot,
+                tracker: Tracker::new(self.confirm),
+                checker: Checker::new(),
+            },
+        );
+    }
+
+    /// Looks at a pid not yet known: ignores kernel threads and fdir itself,
+    /// defers young processes (unless `wait`), baselines the others.
+    fn discover<C: Clock + ?Sized>(&mut self, pid: u32, clock: &C, wait: bool, findings: &mut Vec<Finding>) {
+        if pid == self.own_pid {
+            return;
+        }
+        let fs = match Procfs::try_pid(pid) {
+            Ok(fs) => fs,
+            Err(Error::Gone { .. }) => return,
+            Err(e) => {
+                // Not even its stat can be read: another pid namespace's view,
+                // or an LSM refusal. Listed once; looked at again if it is replaced.
+                let target = Target::Process {
+                    pid,
+                    start_time: 0,
+                    name: String::new(),
+                };
+                findings.push(Finding::Unobservable {
+                    target: target.clone(),
+                    subsystem: None,
+                    reason: e.to_string(),
+                });
+                self.unreadable.insert(pid, Seen { fs: Procfs::pid(pid), target });
+                return;
+            }
+        };
+        let Ok(target) = fs.target() else { return };
+        if fs.stat_flags().is_ok_and(|flags| flags & PF_KTHREAD != 0) {
+            self.kthreads.insert(pid, fs);
+            return;
+        }
+        if !wait && fs.age().ok().flatten().is_some_and(|age| age < SETTLE_YOUNGER_THAN) {
+            self.pending.insert(pid, Seen { fs, target });
+            return;
+        }
+        match snapshot_with(clock, &fs, &self.subsystems) {
+            Ok(s) if all_unobservable(&s) => {
+                unobservable_findings(&s, findings);
+                self.unreadable.insert(pid, Seen { fs, target });
+            }
+            Ok(s) => self.add(fs, s, !wait, findings),
+            Err(Error::Gone { .. }) => {}
+            Err(e) => {
+                findings.push(Finding::Unobservable {
+                    target: target.clone(),
+                    subsystem: None,
+                    reason: e.to_string(),
+                });
+                self.unreadable.insert(pid, Seen { fs, target });
+            }
+        }
+    }
+
+    /// `--all`: forgets kernel threads and unreadable processes that are gone
+    /// (their pid may come back as a new process), baselines the young
+    /// processes that have settled, and discovers new ones.
+    fn scan<C: Clock + ?Sized>(&mut self, clock: &C, findings: &mut Vec<Finding>) {
+        let pids = match list_processes(&self.proc_root) {
+            Ok(pids) => pids,
+            Err(e) => {
+                findings.push(Finding::Failed {
+                    target: Target::Mock,
+                    error: format!("cannot list processes: {e}"),
+                });
+                return;
+            }
+        };
+        let listed = |pid: &u32| pids.binary_search(pid).is_ok();
+        self.kthreads.retain(|pid, fs| listed(pid) && fs.alive());
+        // A process whose stat could not be read cannot be pinned; it is
+        // forgotten when its pid leaves the listing.
+        self.unreadable.retain(|pid, s| listed(pid) && (s.target.pid_start() == 0 || s.fs.alive()));
+        let pending = std::mem::take(&mut self.pending);
+        for (pid, seen) in pending {
+            if seen.fs.alive() {
+                self.discover(pid, clock, false, findings);
+            }
+        }
+        for &pid in &pids {
+            let known = self.watched.contains_key(&pid)
+                || self.pending.contains_key(&pid)
+                || self.kthreads.contains_key(&pid)
+                || self.unreadable.contains_key(&pid);
+            if !known {
+                self.discover(pid, clock, false, findings);
+            }
+        }
+    }
+
+    /// One cycle: discover processes (for `--all`), check every watched
+    /// target with confirmation, and report what was seen.
+    pub fn cycle<C: Clock + ?Sized>(&mut self, clock: &C) -> (Vec<Finding>, Summary) {
+        let started = Instant::now();
+        let mut findings = Vec::new();
+        let mut summary = Summary::default();
+
+        if self.coverage == Coverage::All {
+            self.scan(clock, &mut findings);
+            summary.new = findings.iter().filter(|f| matches!(f, Finding::Baselined { .. })).count();
+        }
+
+        let mut exited = Vec::new();
+        for (&pid, w) in self.watched.iter_mut() {
+            summary.checked += 1;
+            match w.tracker.cycle(&mut w.checker, &w.baseline, clock, &w.fs, &self.subsystems) {
+                Ok(outcome) => {
+                    let target = w.baseline.target.clone();
+                    if !outcome.transient.is_empty() {
+                        findings.push(Finding::Transient {
+                            target: target.clone(),
+                            subsystems: outcome.transient,
+                        });
+                    }
+                    if !outcome.declared.is_empty() {
+                        summary.anomalies += outcome.declared.len();
+                        findings.push(Finding::Drift {
+                            target: target.clone(),
+                            anomalies: outcome.declared,
+                        });
+                    }
+                    for (subsystem, drifted_for) in outcome.recovered {
+                        findings.push(Finding::Recovered {
+                            target: target.clone(),
+                            subsystem,
+                            drifted_for,
+                        });
+                    }
+                    if self.subsystems.iter().any(|&s| w.tracker.is_drifted(s)) {
+                        summary.drifted += 1;
+                    }
+                }
+                Err(Error::Gone { .. }) => {
+                    exited.push(pid);
+                    findings.push(Finding::Exited {
+                        target: w.baseline.target.clone(),
+                    });
+                }
+                Err(e) => {
+                    summary.failed += 1;
+                    findings.push(Finding::Failed {
+                        target: w.baseline.target.clone(),
+                        error: e.to_string(),
+                    });
+                }
+            }
+        }
+        for pid in &exited {
+            if let Some(w) = self.watched.remove(pid) {
+                self.partially = self.partially.saturating_sub(
+                    w.baseline.subsystems.values().filter(|o| matches!(o, Observation::Unobservable { .. })).count(),
+                );
+            }
+        }
+        summary.exited = exited.len();
+        summary.targets = self.watched.len();
+        summary.unobservable = self.unobservable_count();
+        summary.elapsed = started.elapsed();
+        (findings, summary)
+    }
+
+    /// Processes that cannot be read at all, plus unobservable subsystems of
+    /// watched ones.
+    pub fn unobservable_count(&self) -> usize {
+        self.unreadable.len() + self.partially
+    }
+
+    /// The baselines of the watched targets, for saving.
+    pub fn snapshots(&self) -> Vec<Snapshot> {
+        self.watched.values().map(|w| w.baseline.clone()).collect()
+    }
+
+    /// What the monitor covers.
+    pub fn coverage(&self) -> &Coverage {
+        &self.coverage
+    }
+
+    /// The subsystems checked.
+    pub fn subsystems(&self) -> &[Subsystem] {
+        &self.subsystems
+    }
+
+    /// The number of targets watched.
+    pub fn len(&self) -> usize {
+        self.watched.len()
+    }
+
+    /// Whether no target is watched.
+    pub fn is_empty(&self) -> bool {
+        self.watched.is_empty()
+    }
+}
