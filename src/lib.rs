@@ -41,6 +41,7 @@ mod daemon;
 mod digest;
 mod error;
 pub mod explain;
+pub mod metrics;
 mod observe;
 mod snapshot;
 mod source;
