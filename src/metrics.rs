@@ -1340,7 +1340,9 @@ mod tests {
         let silent = TcpStream::connect(addr).unwrap();
         let start = Instant::now();
         assert_eq!(get(addr, "/metrics").0, 200);
-        assert!(start.elapsed() < limits.timeout * 4, "{:?}", start.elapsed());
+        // Bounds with room for a loaded machine: a hang would be unbounded.
+        let bound = limits.timeout + Duration::from_secs(3);
+        assert!(start.elapsed() < bound, "{:?}", start.elapsed());
         // The silent one was told so.
         let mut silent = silent;
         silent.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -1361,7 +1363,7 @@ mod tests {
         }
         let mut out = Vec::new();
         let _ = slow.read_to_end(&mut out);
-        assert!(start.elapsed() < limits.timeout * 4, "{:?}", start.elapsed());
+        assert!(start.elapsed() < bound, "{:?}", start.elapsed());
         assert!(out.is_empty() || out.starts_with(b"HTTP/1.1 408"), "{}", String::from_utf8_lossy(&out));
         assert_eq!(get(addr, "/metrics").0, 200);
         server.stop();
@@ -1390,7 +1392,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(150)); // idle, waiting on the stop channel
         let start = Instant::now();
         server.stop();
-        assert!(start.elapsed() < Duration::from_millis(500), "stop took {:?}", start.elapsed());
+        assert!(start.elapsed() < Duration::from_secs(1), "stop took {:?}", start.elapsed());
         assert!(TcpStream::connect(addr).is_err(), "the port is closed once stop returns");
 
         // Dropping the handle stops it too.
@@ -1398,7 +1400,7 @@ mod tests {
         let addr = server.local_addr();
         let start = Instant::now();
         drop(server);
-        assert!(start.elapsed() < Duration::from_millis(500), "drop took {:?}", start.elapsed());
+        assert!(start.elapsed() < Duration::from_secs(1), "drop took {:?}", start.elapsed());
         assert!(TcpStream::connect(addr).is_err());
     }
 
