@@ -111,6 +111,25 @@ pub enum Error {
     /// The daemon thread could not be started.
     #[error("cannot start the monitor thread: {0}")]
     Spawn(#[source] io::Error),
+    /// The metrics server cannot listen on its address (in use, not an
+    /// address of this host, not an address at all).
+    #[error("cannot serve metrics on {addr}: {source}")]
+    MetricsListen {
+        /// The address asked for, as given.
+        addr: String,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// The metrics server thread could not be started.
+    #[error("cannot start the metrics server thread for {addr}: {source}")]
+    MetricsThread {
+        /// The address the server was bound to.
+        addr: String,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
     /// A broken internal invariant: a bug in fdir, reported instead of a panic.
     #[error("internal error (a bug in fdir, please report it): {0}")]
     Bug(String),

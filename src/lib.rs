@@ -43,6 +43,7 @@ mod digest;
 mod error;
 mod monitor;
 pub mod explain;
+pub mod metrics;
 mod observe;
 mod snapshot;
 mod source;

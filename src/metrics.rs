@@ -1,0 +1,1421 @@
+//! Prometheus metrics: a small, dependency-free registry of what the monitor
+//! did, rendered in the Prometheus text exposition format (version 0.0.4), and
+//! a minimal one-thread HTTP server that serves it at `/metrics`.
+//!
+//! The metric names are a contract (DESIGN.md section 3): the alerting rules
+//! in `dist/prometheus/` and the dashboard in `dist/grafana/` depend on them.
+//!
+//! | family | type | labels |
+//! | --- | --- | --- |
+//! | `fdir_up` | gauge (always 1) | |
+//! | `fdir_build_info` | gauge (always 1) | `version` |
+//! | `fdir_checks_total` | counter | |
+//! | `fdir_check_failures_total` | counter | |
+//! | `fdir_check_duration_seconds` | histogram | `le` |
+//! | `fdir_last_check_timestamp_seconds` | gauge | |
+//! | `fdir_targets` | gauge | |
+//! | `fdir_unobservable_targets` | gauge | |
+//! | `fdir_anomalies_total` | counter | `subsystem`, `severity` |
+//! | `fdir_recoveries_total` | counter | `subsystem` |
+//! | `fdir_actions_total` | counter | `severity`, `action` |
+//! | `fdir_action_failures_total` | counter | `severity`, `action` |
+//! | `fdir_selftest_failures_total` | counter | |
+//! | `fdir_baseline_repairs_total` | counter | |
+//!
+//! Every `subsystem` × `severity` pair of `fdir_anomalies_total` and every
+//! subsystem of `fdir_recoveries_total` is exported from the start with the
+//! value 0, so that `increase()` in an alerting rule sees the first anomaly
+//! (a series that appears with the value 1 has no earlier sample to increase
+//! from). [`Metrics::declare_action`] does the same for actions.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use std::time::{Duration, SystemTime};
+//! use fdir::metrics::{serve, Metrics};
+//! use fdir::{Severity, Subsystem};
+//!
+//! let metrics = Arc::new(Metrics::new());
+//! let server = serve(Arc::clone(&metrics), "127.0.0.1:9477")?;
+//! metrics.set_targets(12, 1);
+//! metrics.check_done(Duration::from_millis(3), SystemTime::now());
+//! metrics.anomaly(Subsystem::Seccomp, Severity::SafeMode);
+//! println!("serving on http://{}/metrics", server.local_addr());
+//! server.stop();
+//! # Ok::<(), fdir::Error>(())
+//! ```
+
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::{Error, Severity, Subsystem};
+
+/// The upper bounds (`le`, in seconds) of the buckets of
+/// `fdir_check_duration_seconds`: from 10 µs (one small process, warm caches)
+/// to 10 s (every process of a large node); slower checks land in `+Inf`.
+pub const DURATION_BUCKETS: [f64; 13] =
+    [0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0];
+
+/// The `Content-Type` of the `/metrics` response: text exposition format 0.0.4.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The largest request head (request line and headers) the server reads; a
+/// longer one is answered with `431` and the connection closed.
+pub const MAX_REQUEST: usize = 8 * 1024;
+
+/// How long a client has to send its whole request head, and to take the
+/// response; a slower one is answered with `408` (or dropped) and the server
+/// moves on to the next connection.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The most distinct `(severity, action)` label sets kept; actions beyond them
+/// are counted under the action name [`OTHER_ACTION`], so a misconfigured
+/// action name that varies cannot grow the registry without bound.
+pub const MAX_ACTION_SERIES: usize = 64;
+
+/// The action name that actions beyond [`MAX_ACTION_SERIES`] are counted under.
+pub const OTHER_ACTION: &str = "other";
+
+/// Action names are cut to this many characters.
+const MAX_ACTION_NAME: usize = 128;
+
+/// How often the idle server looks for a new connection. A stop request does
+/// not wait for it: it wakes the server at once.
+const ACCEPT_POLL: Duration = Duration::from_millis(100);
+
+/// The metrics of one fdir process: counters, gauges and the check-duration
+/// histogram.
+///
+/// Share it as `Arc<Metrics>` between the monitor thread, which records, and
+/// the server thread, which renders; every method takes `&self`. All state is
+/// behind one mutex, so a render is a consistent snapshot (a histogram's
+/// `+Inf` bucket always equals its `_count`).
+#[derive(Debug)]
+pub struct Metrics {
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    checks: u64,
+    check_failures: u64,
+    selftest_failures: u64,
+    baseline_repairs: u64,
+    duration: Histogram,
+    last_check: Option<f64>,
+    targets: u64,
+    unobservable: u64,
+    /// By (subsystem name, severity name): sorted by label values.
+    anomalies: BTreeMap<(&'static str, &'static str), u64>,
+    /// By subsystem name.
+    recoveries: BTreeMap<&'static str, u64>,
+    /// By (severity name, action name).
+    actions: BTreeMap<(&'static str, String), ActionCounts>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct ActionCounts {
+    taken: u64,
+    failed: u64,
+}
+
+#[derive(Debug, Default)]
+struct Histogram {
+    /// Cumulative: `buckets[i]` counts the observations `<= DURATION_BUCKETS[i]`.
+    buckets: [u64; DURATION_BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, value: f64) {
+        for (le, n) in DURATION_BUCKETS.iter().zip(self.buckets.iter_mut()) {
+            if value <= *le {
+                *n = n.saturating_add(1);
+            }
+        }
+        self.count = self.count.saturating_add(1);
+        self.sum += value;
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with every counter at zero, no check made yet and no targets.
+    pub fn new() -> Metrics {
+        let anomalies = Subsystem::ALL
+            .iter()
+            .flat_map(|sub| Severity::ALL.iter().map(move |sev| ((sub.name(), sev.name()), 0)))
+            .collect();
+        let recoveries = Subsystem::ALL.iter().map(|sub| (sub.name(), 0)).collect();
+        Metrics {
+            state: Mutex::new(State {
+                checks: 0,
+                check_failures: 0,
+                selftest_failures: 0,
+                baseline_repairs: 0,
+                duration: Histogram::default(),
+                last_check: None,
+                targets: 0,
+                unobservable: 0,
+                anomalies,
+                recoveries,
+                actions: BTreeMap::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while holding the lock; should a caller's thread
+        // panic anyway, the counters are still whole numbers worth serving.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A check cycle completed (whatever it found) after `duration`, at `at`:
+    /// counts it in `fdir_checks_total`, observes `duration` in
+    /// `fdir_check_duration_seconds` and sets
+    /// `fdir_last_check_timestamp_seconds` to `at` in unix seconds.
+    pub fn check_done(&self, duration: Duration, at: SystemTime) {
+        let at = match at.duration_since(UNIX_EPOCH) {
+            Ok(d) => d.as_secs_f64(),
+            Err(e) => -e.duration().as_secs_f64(),
+        };
+        let mut s = self.lock();
+        s.checks = s.checks.saturating_add(1);
+        s.duration.observe(duration.as_secs_f64());
+        s.last_check = Some(at);
+    }
+
+    /// A check could not be made (target unreadable, baseline refused ...):
+    /// counts it in `fdir_check_failures_total`. The last-check timestamp is
+    /// left alone, so a node whose checks all fail goes stale.
+    pub fn check_failed(&self) {
+        let mut s = self.lock();
+        s.check_failures = s.check_failures.saturating_add(1);
+    }
+
+    /// A drift of `subsystem` was declared with `severity`: counts it in
+    /// `fdir_anomalies_total{subsystem,severity}`.
+    pub fn anomaly(&self, subsystem: Subsystem, severity: Severity) {
+        let mut s = self.lock();
+        let n = s.anomalies.entry((subsystem.name(), severity.name())).or_insert(0);
+        *n = n.saturating_add(1);
+    }
+
+    /// A drifted `subsystem` is back at its baseline: counts it in
+    /// `fdir_recoveries_total{subsystem}`.
+    pub fn recovered(&self, subsystem: Subsystem) {
+        let mut s = self.lock();
+        let n = s.recoveries.entry(subsystem.name()).or_insert(0);
+        *n = n.saturating_add(1);
+    }
+
+    /// Sets the gauges `fdir_targets` (every target monitored, observable or
+    /// not) and `fdir_unobservable_targets` (those of them that could not be
+    /// read: another user's process, an LSM's refusal).
+    pub fn set_targets(&self, total: u64, unobservable: u64) {
+        let mut s = self.lock();
+        s.targets = total;
+        s.unobservable = unobservable;
+    }
+
+    /// The SHA-256 known-answer self-test failed: counts it in
+    /// `fdir_selftest_failures_total`.
+    pub fn selftest_failed(&self) {
+        let mut s = self.lock();
+        s.selftest_failures = s.selftest_failures.saturating_add(1);
+    }
+
+    /// A redundant in-memory copy of the baseline was outvoted and repaired:
+    /// counts it in `fdir_baseline_repairs_total`.
+    pub fn baseline_repaired(&self) {
+        let mut s = self.lock();
+        s.baseline_repairs = s.baseline_repairs.saturating_add(1);
+    }
+
+    /// The response `action` (e.g. `freeze`, `on-anomaly`, `safe-mode-command`)
+    /// was taken for a drift graded `severity`: counts it in
+    /// `fdir_actions_total{severity,action}`, and if it failed (`ok` false)
+    /// also in `fdir_action_failures_total{severity,action}`.
+    ///
+    /// Both series of the label set exist from the first call on. The action
+    /// name is cut to 128 characters; an empty one is counted as `unnamed`;
+    /// beyond [`MAX_ACTION_SERIES`] label sets, new ones are counted as
+    /// [`OTHER_ACTION`].
+    pub fn action(&self, severity: Severity, action: &str, ok: bool) {
+        let mut s = self.lock();
+        let counts = action_entry(&mut s.actions, severity, action);
+        counts.taken = counts.taken.saturating_add(1);
+        if !ok {
+            counts.failed = counts.failed.saturating_add(1);
+        }
+    }
+
+    /// Exports `fdir_actions_total` and `fdir_action_failures_total` for
+    /// `(severity, action)` with the value 0 before any such action is taken,
+    /// so that alerting rules see the first one. Call it at start for every
+    /// action the configuration names; it changes no count.
+    pub fn declare_action(&self, severity: Severity, action: &str) {
+        let mut s = self.lock();
+        action_entry(&mut s.actions, severity, action);
+    }
+
+    /// Every metric in the Prometheus text exposition format 0.0.4: a
+    /// `# HELP` and a `# TYPE` line for each family, then its samples, label
+    /// sets sorted. The output depends only on the recorded values.
+    pub fn render(&self) -> String {
+        let s = self.lock();
+        let mut out = String::with_capacity(8 * 1024);
+
+        family(&mut out, "fdir_up", "gauge", "Always 1 while the fdir monitor is running and serving metrics.");
+        sample(&mut out, "fdir_up", &[], "1");
+
+        family(&mut out, "fdir_build_info", "gauge", "Always 1; the version label is the fdir version.");
+        sample(&mut out, "fdir_build_info", &[("version", env!("CARGO_PKG_VERSION"))], "1");
+
+        counter(&mut out, "fdir_checks_total", "Check cycles completed, whatever they found.", s.checks);
+        counter(
+            &mut out,
+            "fdir_check_failures_total",
+            "Checks that could not be made (target unreadable, baseline refused).",
+            s.check_failures,
+        );
+
+        let name = "fdir_check_duration_seconds";
+        family(&mut out, name, "histogram", "Duration of a check cycle, confirming re-reads included.");
+        for (le, n) in DURATION_BUCKETS.iter().zip(s.duration.buckets.iter()) {
+            sample(&mut out, "fdir_check_duration_seconds_bucket", &[("le", &float(*le))], &n.to_string());
+        }
+        sample(&mut out, "fdir_check_duration_seconds_bucket", &[("le", "+Inf")], &s.duration.count.to_string());
+        sample(&mut out, "fdir_check_duration_seconds_sum", &[], &float(s.duration.sum));
+        sample(&mut out, "fdir_check_duration_seconds_count", &[], &s.duration.count.to_string());
+
+        let name = "fdir_last_check_timestamp_seconds";
+        family(&mut out, name, "gauge", "Unix time at which the last check cycle completed; absent before the first.");
+        if let Some(at) = s.last_check {
+            sample(&mut out, name, &[], &float(at));
+        }
+
+        let name = "fdir_targets";
+        family(&mut out, name, "gauge", "Targets monitored (processes, or the node), unobservable ones included.");
+        sample(&mut out, name, &[], &s.targets.to_string());
+        let name = "fdir_unobservable_targets";
+        family(&mut out, name, "gauge", "Targets that could not be read (another user's process, an LSM refusal).");
+        sample(&mut out, name, &[], &s.unobservable.to_string());
+
+        let name = "fdir_anomalies_total";
+        family(&mut out, name, "counter", "Drifts declared, by subsystem and by the severity they were graded.");
+        for ((subsystem, severity), n) in &s.anomalies {
+            sample(&mut out, name, &[("subsystem", subsystem), ("severity", severity)], &n.to_string());
+        }
+
+        let name = "fdir_recoveries_total";
+        family(&mut out, name, "counter", "Drifted subsystems back at their baseline.");
+        for (subsystem, n) in &s.recoveries {
+            sample(&mut out, name, &[("subsystem", subsystem)], &n.to_string());
+        }
+
+        let name = "fdir_actions_total";
+        family(&mut out, name, "counter", "Responses taken (successful or not), by drift severity and action.");
+        for ((severity, action), n) in &s.actions {
+            sample(&mut out, name, &[("severity", severity), ("action", action)], &n.taken.to_string());
+        }
+        let name = "fdir_action_failures_total";
+        family(&mut out, name, "counter", "Responses that failed, by drift severity and action.");
+        for ((severity, action), n) in &s.actions {
+            sample(&mut out, name, &[("severity", severity), ("action", action)], &n.failed.to_string());
+        }
+
+        counter(
+            &mut out,
+            "fdir_selftest_failures_total",
+            "Failed SHA-256 known-answer self-tests of the monitor.",
+            s.selftest_failures,
+        );
+        counter(
+            &mut out,
+            "fdir_baseline_repairs_total",
+            "In-memory baseline copies outvoted and repaired.",
+            s.baseline_repairs,
+        );
+        out
+    }
+}
+
+fn action_entry<'a>(
+    actions: &'a mut BTreeMap<(&'static str, String), ActionCounts>,
+    severity: Severity,
+    action: &str,
+) -> &'a mut ActionCounts {
+    let mut name: String = action.chars().take(MAX_ACTION_NAME).collect();
+    if name.is_empty() {
+        name = "unnamed".to_owned();
+    }
+    let mut key = (severity.name(), name);
+    if !actions.contains_key(&key) && actions.len() >= MAX_ACTION_SERIES {
+        key.1 = OTHER_ACTION.to_owned();
+    }
+    actions.entry(key).or_default()
+}
+
+/// Writes the `# HELP` and `# TYPE` lines of a family.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    out.push_str("# HELP ");
+    out.push_str(name);
+    out.push(' ');
+    for c in help.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push_str("\n# TYPE ");
+    out.push_str(name);
+    out.push(' ');
+    out.push_str(kind);
+    out.push('\n');
+}
+
+/// Writes a family of one unlabelled counter.
+fn counter(out: &mut String, name: &str, help: &str, value: u64) {
+    family(out, name, "counter", help);
+    sample(out, name, &[], &value.to_string());
+}
+
+/// Writes one sample line: `name{label="value",...} value`.
+fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: &str) {
+    out.push_str(name);
+    if !labels.is_empty() {
+        out.push('{');
+        for (i, (label, v)) in labels.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(label);
+            out.push_str("=\"");
+            escape_label_value(out, v);
+            out.push('"');
+        }
+        out.push('}');
+    }
+    out.push(' ');
+    out.push_str(value);
+    out.push('\n');
+}
+
+/// Escapes a label value as the exposition format requires: backslash,
+/// double quote and line feed.
+fn escape_label_value(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// A float as the exposition format spells it (`+Inf`, `-Inf`, `NaN`, or the
+/// shortest decimal that reads back as the same value).
+fn float(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".to_owned()
+    } else if v == f64::INFINITY {
+        "+Inf".to_owned()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".to_owned()
+    } else {
+        v.to_string()
+    }
+}
+
+/// The handle of a running metrics server. Dropping it stops the server.
+#[derive(Debug)]
+pub struct MetricsServer {
+    addr: SocketAddr,
+    /// Dropping the sender is the stop request.
+    stop: Option<Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl MetricsServer {
+    /// The address the server listens on (with the port the system chose if
+    /// it was bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Whether the server thread is still running.
+    pub fn is_running(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// Stops the server and returns once its thread has ended: at once when
+    /// idle, after at most [`REQUEST_TIMEOUT`] (twice, reading then writing)
+    /// when it is serving a slow client. The port is closed on return.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                tracing::error!(addr = %self.addr, "the metrics server thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for MetricsServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Limits of the server, shortened by the tests.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    max_request: usize,
+    timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_request: MAX_REQUEST, timeout: REQUEST_TIMEOUT }
+    }
+}
+
+/// Serves `metrics` over HTTP on `addr` (e.g. `127.0.0.1:9477`, `[::]:9477`,
+/// or port 0 for any free port) from one new thread, one connection at a time.
+///
+/// - `GET /metrics`: `200` with [`Metrics::render`], `Content-Type`
+///   [`CONTENT_TYPE`];
+/// - `GET /`: `200`, a short HTML page that points to `/metrics`;
+/// - any other path: `404`; any method but `GET` and `HEAD`: `405`;
+/// - a request head longer than [`MAX_REQUEST`]: `431`; one not received
+///   within [`REQUEST_TIMEOUT`]: `408`; neither holds up the next client.
+///
+/// Every response closes the connection (`Connection: close`). A failed
+/// connection is logged at debug level and never ends the server.
+///
+/// # Errors
+///
+/// [`Error::MetricsListen`] if the address cannot be bound (in use, not an
+/// address of this host, not an address at all), [`Error::MetricsThread`] if
+/// the thread cannot be started.
+pub fn serve(metrics: Arc<Metrics>, addr: &str) -> Result<MetricsServer, Error> {
+    serve_with(metrics, addr, Limits::default())
+}
+
+fn serve_with(metrics: Arc<Metrics>, addr: &str, limits: Limits) -> Result<MetricsServer, Error> {
+    let listen_error = |source| Error::MetricsListen { addr: addr.to_owned(), source };
+    let listener = TcpListener::bind(addr).map_err(listen_error)?;
+    let local = listener.local_addr().map_err(listen_error)?;
+    // Non-blocking, so that the thread can wait on the stop channel instead.
+    listener.set_nonblocking(true).map_err(listen_error)?;
+    let (stop, stopped) = mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name("fdir-metrics".into())
+        .spawn(move || run(&listener, &metrics, &stopped, limits))
+        .map_err(|source| Error::MetricsThread { addr: local.to_string(), source })?;
+    Ok(MetricsServer { addr: local, stop: Some(stop), thread: Some(thread) })
+}
+
+/// The server loop: accept, answer, close; between connections, wait on the
+/// stop channel (which wakes at once when the handle is dropped).
+fn run(listener: &TcpListener, metrics: &Metrics, stopped: &Receiver<()>, limits: Limits) {
+    loop {
+        let wait = match listener.accept() {
+            Ok((stream, peer)) => {
+                if let Err(e) = handle(stream, metrics, limits) {
+                    tracing::debug!(%peer, "metrics request failed: {e}");
+                }
+                Duration::ZERO
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => ACCEPT_POLL,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Duration::ZERO,
+            Err(e) => {
+                // Out of file descriptors, a connection reset before accept ...:
+                // wait a little rather than spin, and go on.
+                tracing::warn!("metrics server cannot accept a connection: {e}");
+                ACCEPT_POLL
+            }
+        };
+        let stop = if wait.is_zero() {
+            !matches!(stopped.try_recv(), Err(TryRecvError::Empty))
+        } else {
+            !matches!(stopped.recv_timeout(wait), Err(RecvTimeoutError::Timeout))
+        };
+        if stop {
+            return;
+        }
+    }
+}
+
+/// What reading a request head came to.
+enum Head {
+    /// The head, up to and including the blank line.
+    Complete(Vec<u8>),
+    /// Longer than the limit.
+    TooLarge,
+    /// The client closed the connection first.
+    Closed,
+    /// The client did not send it in time.
+    TimedOut,
+}
+
+/// Answers one connection.
+fn handle(mut stream: TcpStream, metrics: &Metrics, limits: Limits) -> io::Result<()> {
+    // Linux does not pass the listener's O_NONBLOCK on, other systems may.
+    stream.set_nonblocking(false)?;
+    stream.set_write_timeout(Some(limits.timeout))?;
+    let deadline = Instant::now() + limits.timeout;
+    let (response, more_to_come) = match read_head(&mut stream, deadline, limits.max_request)? {
+        Head::Complete(head) => (route(&head, metrics), false),
+        Head::TooLarge => (Response::text(431, "Request Header Fields Too Large", "request too large\n"), true),
+        Head::TimedOut => (Response::text(408, "Request Timeout", "request not received in time\n"), false),
+        Head::Closed => return Ok(()),
+    };
+    stream.write_all(&response.to_bytes())?;
+    stream.flush()?;
+    stream.shutdown(Shutdown::Write)?;
+    // Closing a socket with unread input resets the connection, which can
+    // destroy the response before the client has read it. So read what has
+    // arrived (a request body) and, after an oversized head, what the client
+    // is still sending, until it closes or the deadline.
+    drain(&mut stream, if more_to_come { deadline } else { Instant::now() });
+    Ok(())
+}
+
+/// Reads the request head: until a blank line, the size limit, the deadline
+/// or the end of the stream, whichever comes first.
+fn read_head(stream: &mut TcpStream, deadline: Instant, max: usize) -> io::Result<Head> {
+    let mut head = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(Head::TimedOut);
+        }
+        stream.set_read_timeout(Some(left))?;
+        let n = match stream.read(&mut chunk) {
+            Ok(0) => return Ok(Head::Closed),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                return Ok(Head::TimedOut);
+            }
+            Err(e) => return Err(e),
+        };
+        // The search restarts a few bytes back, in case the blank line
+        // straddles two reads.
+        let from = head.len().saturating_sub(3);
+        head.extend_from_slice(chunk.get(..n).unwrap_or_default());
+        if let Some(end) = head_end(head.get(from..).unwrap_or_default()) {
+            head.truncate(from + end);
+            return Ok(Head::Complete(head));
+        }
+        if head.len() > max {
+            return Ok(Head::TooLarge);
+        }
+    }
+}
+
+/// The length of the head in `bytes`, blank line included, if it is complete
+/// (`\r\n\r\n`, or `\n\n` from a lax client).
+fn head_end(bytes: &[u8]) -> Option<usize> {
+    bytes.windows(2).enumerate().find_map(|(i, w)| match w {
+        b"\n\n" => Some(i + 2),
+        b"\n\r" if bytes.get(i + 2) == Some(&b'\n') => Some(i + 3),
+        _ => None,
+    })
+}
+
+/// Reads and discards up to 64 KiB: what has already arrived, then what
+/// arrives until `deadline` or the client closes.
+fn drain(stream: &mut TcpStream, deadline: Instant) {
+    let mut sink = [0u8; 4096];
+    let mut total = 0usize;
+    while total < 64 * 1024 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let set = if left.is_zero() { stream.set_nonblocking(true) } else { stream.set_read_timeout(Some(left)) };
+        if set.is_err() {
+            return;
+        }
+        match stream.read(&mut sink) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => total += n,
+        }
+    }
+}
+
+/// A response to write.
+struct Response {
+    status: u16,
+    reason: &'static str,
+    content_type: &'static str,
+    extra_headers: &'static str,
+    body: String,
+    /// A `HEAD` request: headers only.
+    head_only: bool,
+}
+
+impl Response {
+    fn text(status: u16, reason: &'static str, body: &str) -> Response {
+        Response {
+            status,
+            reason,
+            content_type: "text/plain; charset=utf-8",
+            extra_headers: "",
+            body: body.to_owned(),
+            head_only: false,
+        }
+    }
+
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut out = format!(
+            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n{}\r\n",
+            self.status,
+            self.reason,
+            self.content_type,
+            self.body.len(),
+            self.extra_headers,
+        )
+        .into_bytes();
+        if !self.head_only {
+            out.extend_from_slice(self.body.as_bytes());
+        }
+        out
+    }
+}
+
+const INDEX: &str = "<!DOCTYPE html>\n<html><head><title>fdir</title></head><body>\n<h1>fdir</h1>\n\
+<p>Integrity monitor for Linux kernel isolation structures.</p>\n\
+<p>Prometheus metrics: <a href=\"/metrics\">/metrics</a></p>\n</body></html>\n";
+
+/// Chooses the response to a complete request head.
+fn route(head: &[u8], metrics: &Metrics) -> Response {
+    let text = String::from_utf8_lossy(head);
+    let line = text.lines().next().unwrap_or_default();
+    let mut parts = line.split(' ');
+    let (Some(method), Some(target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Response::text(400, "Bad Request", "bad request line\n");
+    };
+    if !version.starts_with("HTTP/1.") {
+        return Response::text(400, "Bad Request", "only HTTP/1.x is served\n");
+    }
+    let head_only = match method {
+        "GET" => false,
+        "HEAD" => true,
+        _ => {
+            let mut r = Response::text(405, "Method Not Allowed", "only GET and HEAD are allowed\n");
+            r.extra_headers = "Allow: GET, HEAD\r\n";
+            return r;
+        }
+    };
+    let path = target.split(['?', '#']).next().unwrap_or_default();
+    let mut response = match path {
+        "/metrics" => Response {
+            status: 200,
+            reason: "OK",
+            content_type: CONTENT_TYPE,
+            extra_headers: "",
+            body: metrics.render(),
+            head_only: false,
+        },
+        "/" => Response {
+            status: 200,
+            reason: "OK",
+            content_type: "text/html; charset=utf-8",
+            extra_headers: "",
+            body: INDEX.to_owned(),
+            head_only: false,
+        },
+        _ => Response::text(404, "Not Found", "not found: metrics are at /metrics\n"),
+    };
+    response.head_only = head_only;
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // ---- A validator of the text exposition format, strict enough to catch
+    // ---- what Prometheus would refuse.
+
+    #[derive(Debug, Clone, PartialEq)]
+    struct Sample {
+        name: String,
+        labels: BTreeMap<String, String>,
+        value: f64,
+    }
+
+    fn is_name(s: &str, colon: bool) -> bool {
+        let mut chars = s.chars();
+        chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || (colon && c == ':'))
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || (colon && c == ':'))
+    }
+
+    fn parse_value(s: &str) -> f64 {
+        match s {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            "NaN" => f64::NAN,
+            _ => s.parse().unwrap_or_else(|_| panic!("bad value {s:?}")),
+        }
+    }
+
+    /// Parses `{a="x",b="y"}` (after the name); returns the labels and the rest.
+    fn parse_labels(s: &str) -> (BTreeMap<String, String>, &str) {
+        let mut labels = BTreeMap::new();
+        let Some(mut rest) = s.strip_prefix('{') else { return (labels, s) };
+        loop {
+            if let Some(r) = rest.strip_prefix('}') {
+                return (labels, r);
+            }
+            let eq = rest.find('=').unwrap_or_else(|| panic!("no = in {rest:?}"));
+            let name = &rest[..eq];
+            assert!(is_name(name, false) && !name.starts_with("__"), "bad label name {name:?}");
+            rest = rest[eq + 1..].strip_prefix('"').unwrap_or_else(|| panic!("unquoted label value in {s:?}"));
+            let mut value = String::new();
+            let mut chars = rest.char_indices();
+            let end = loop {
+                match chars.next() {
+                    Some((_, '\\')) => match chars.next() {
+                        Some((_, '\\')) => value.push('\\'),
+                        Some((_, '"')) => value.push('"'),
+                        Some((_, 'n')) => value.push('\n'),
+                        other => panic!("bad escape {other:?} in {s:?}"),
+                    },
+                    Some((i, '"')) => break i,
+                    Some((_, '\n')) => panic!("raw newline in label value"),
+                    Some((_, c)) => value.push(c),
+                    None => panic!("unterminated label value in {s:?}"),
+                }
+            };
+            assert!(labels.insert(name.to_owned(), value).is_none(), "duplicate label {name} in {s:?}");
+            rest = &rest[end + 1..];
+            if let Some(r) = rest.strip_prefix(',') {
+                rest = r;
+            } else {
+                assert!(rest.starts_with('}'), "expected , or }} in {s:?}");
+            }
+        }
+    }
+
+    /// Validates `text` as exposition format 0.0.4 and returns its samples.
+    fn parse(text: &str) -> Vec<Sample> {
+        assert!(text.ends_with('\n'), "the last line must end with a newline");
+        let mut help: BTreeMap<String, String> = BTreeMap::new();
+        let mut types: BTreeMap<String, String> = BTreeMap::new();
+        let mut samples = Vec::new();
+        let mut current: Option<String> = None;
+        let mut finished: Vec<String> = Vec::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                let (name, doc) = rest.split_once(' ').expect("HELP without text");
+                assert!(is_name(name, true), "bad name {name:?}");
+                assert!(!doc.is_empty(), "empty HELP for {name}");
+                assert!(help.insert(name.to_owned(), doc.to_owned()).is_none(), "second HELP for {name}");
+                if current.as_deref() != Some(name) {
+                    if let Some(c) = current.take() {
+                        finished.push(c);
+                    }
+                    assert!(!finished.contains(&name.to_owned()), "family {name} is split");
+                    current = Some(name.to_owned());
+                }
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').expect("TYPE without type");
+                assert!(
+                    ["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind),
+                    "bad type {kind:?} for {name}"
+                );
+                assert!(!samples.iter().any(|s: &Sample| family_of(&s.name, &types) == name), "TYPE after samples");
+                assert!(types.insert(name.to_owned(), kind.to_owned()).is_none(), "second TYPE for {name}");
+                assert_eq!(current.as_deref(), Some(name), "TYPE for {name} outside its family");
+                continue;
+            }
+            assert!(!line.starts_with('#'), "stray comment {line:?}");
+            assert!(!line.is_empty(), "empty line");
+            let name_end = line.find(['{', ' ']).expect("sample without value");
+            let name = &line[..name_end];
+            assert!(is_name(name, true), "bad metric name {name:?}");
+            let (labels, rest) = parse_labels(&line[name_end..]);
+            let value = rest.strip_prefix(' ').unwrap_or_else(|| panic!("no space before value in {line:?}"));
+            assert!(!value.contains(' '), "timestamps are not used: {line:?}");
+            let fam = family_of(name, &types);
+            assert_eq!(current.as_deref(), Some(fam.as_str()), "sample {name} outside its family");
+            assert!(help.contains_key(&fam) && types.contains_key(&fam), "{name} has no HELP/TYPE");
+            if types[&fam] == "counter" {
+                assert!(name.ends_with("_total"), "counter {name} without _total");
+            }
+            samples.push(Sample { name: name.to_owned(), labels, value: parse_value(value) });
+        }
+        for (name, kind) in &types {
+            assert!(help.contains_key(name), "{name} has TYPE but no HELP");
+            if kind == "histogram" {
+                check_histogram(name, &samples);
+            }
+        }
+        assert_eq!(help.len(), types.len(), "every family has both HELP and TYPE");
+        // Label sets within a metric are unique.
+        let mut seen = std::collections::BTreeSet::new();
+        for s in &samples {
+            assert!(seen.insert((s.name.clone(), format!("{:?}", s.labels))), "duplicate series {s:?}");
+        }
+        samples
+    }
+
+    fn family_of(name: &str, types: &BTreeMap<String, String>) -> String {
+        for suffix in ["_bucket", "_sum", "_count"] {
+            if let Some(base) = name.strip_suffix(suffix) {
+                if types.get(base).is_some_and(|t| t == "histogram") {
+                    return base.to_owned();
+                }
+            }
+        }
+        name.to_owned()
+    }
+
+    fn check_histogram(name: &str, samples: &[Sample]) {
+        let bucket_name = format!("{name}_bucket");
+        let buckets: Vec<&Sample> = samples.iter().filter(|s| s.name == bucket_name).collect();
+        assert!(!buckets.is_empty(), "{name} has no buckets");
+        let mut last = f64::NEG_INFINITY;
+        let mut last_count = 0.0;
+        for b in &buckets {
+            let le = parse_value(b.labels.get("le").expect("bucket without le"));
+            assert!(le > last, "{name} buckets not in increasing le order");
+            assert!(b.value >= last_count, "{name} buckets not cumulative");
+            last = le;
+            last_count = b.value;
+        }
+        assert_eq!(last, f64::INFINITY, "{name} does not end with +Inf");
+        let count = value(samples, &format!("{name}_count"), &[]);
+        assert_eq!(last_count, count, "{name} +Inf bucket != _count");
+        let sum = value(samples, &format!("{name}_sum"), &[]);
+        assert!(sum >= 0.0);
+    }
+
+    fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+        let want: BTreeMap<String, String> = labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        samples
+            .iter()
+            .find(|s| s.name == name && s.labels == want)
+            .unwrap_or_else(|| panic!("no sample {name} {want:?}"))
+            .value
+    }
+
+    #[test]
+    fn metrics_validator_rejects_invalid_exposition() {
+        let ok = "# HELP a_total A.\n# TYPE a_total counter\na_total{x=\"1\"} 3\n";
+        assert_eq!(parse(ok).len(), 1);
+        let hist = |b1: &str, inf: &str, count: &str| {
+            format!(
+                "# HELP h H.\n# TYPE h histogram\nh_bucket{{le=\"1\"}} {b1}\nh_bucket{{le=\"+Inf\"}} {inf}\n\
+                 h_sum 1\nh_count {count}\n"
+            )
+        };
+        assert_eq!(parse(&hist("1", "2", "2")).len(), 4);
+        let bad = [
+            "a_total 3\n".to_owned(),                                                         // no HELP/TYPE
+            "# HELP a_total A.\na_total 3\n".to_owned(),                                      // no TYPE
+            "# HELP a_total A.\n# TYPE a_total counter\na_total 3".to_owned(),                // no final newline
+            "# HELP a A.\n# TYPE a counter\na 3\n".to_owned(),                                // counter without _total
+            "# HELP a_total A.\n# TYPE a_total counter\na_total{x=\"a\\qb\"} 3\n".to_owned(), // bad escape
+            "# HELP a_total A.\n# TYPE a_total counter\na_total{x=1} 3\n".to_owned(),         // unquoted
+            "# HELP a_total A.\n# TYPE a_total counter\na_total three\n".to_owned(),          // bad value
+            "# HELP a_total A.\n# TYPE a_total counter\na_total 1\na_total 2\n".to_owned(),   // duplicate
+            "# HELP 1a A.\n# TYPE 1a gauge\n1a 1\n".to_owned(),                               // bad name
+            hist("3", "2", "2"),                                                              // not cumulative
+            hist("1", "2", "3"),                                                              // +Inf != _count
+        ];
+        for text in bad {
+            let caught = std::panic::catch_unwind(|| parse(&text));
+            assert!(caught.is_err(), "accepted invalid exposition:\n{text}");
+        }
+    }
+
+    // ---- The registry.
+
+    const FAMILIES: &[(&str, &str)] = &[
+        ("fdir_up", "gauge"),
+        ("fdir_build_info", "gauge"),
+        ("fdir_checks_total", "counter"),
+        ("fdir_check_failures_total", "counter"),
+        ("fdir_check_duration_seconds", "histogram"),
+        ("fdir_last_check_timestamp_seconds", "gauge"),
+        ("fdir_targets", "gauge"),
+        ("fdir_unobservable_targets", "gauge"),
+        ("fdir_anomalies_total", "counter"),
+        ("fdir_recoveries_total", "counter"),
+        ("fdir_actions_total", "counter"),
+        ("fdir_action_failures_total", "counter"),
+        ("fdir_selftest_failures_total", "counter"),
+        ("fdir_baseline_repairs_total", "counter"),
+    ];
+
+    fn busy() -> Metrics {
+        let m = Metrics::new();
+        m.set_targets(40, 3);
+        m.check_done(Duration::from_micros(3), UNIX_EPOCH + Duration::from_millis(1_700_000_000_250));
+        m.check_done(Duration::from_millis(2), UNIX_EPOCH + Duration::from_secs(1_700_000_030));
+        m.check_done(Duration::from_secs(20), UNIX_EPOCH + Duration::from_secs(1_700_000_060));
+        m.anomaly(Subsystem::Seccomp, Severity::SafeMode);
+        m.anomaly(Subsystem::MemoryMaps, Severity::Log);
+        m.recovered(Subsystem::MemoryMaps);
+        m.check_failed();
+        m.selftest_failed();
+        m.baseline_repaired();
+        m.action(Severity::Isolate, "freeze", true);
+        m.action(Severity::SafeMode, "safe-mode-command", false);
+        m
+    }
+
+    #[test]
+    fn metrics_render_is_valid_exposition_fresh_and_busy() {
+        for m in [Metrics::new(), busy()] {
+            let text = m.render();
+            let samples = parse(&text);
+            for (name, kind) in FAMILIES {
+                assert!(text.contains(&format!("# HELP {name} ")), "no HELP for {name}");
+                assert!(text.contains(&format!("# TYPE {name} {kind}\n")), "no TYPE for {name}");
+            }
+            assert_eq!(value(&samples, "fdir_up", &[]), 1.0);
+            assert_eq!(value(&samples, "fdir_build_info", &[("version", env!("CARGO_PKG_VERSION"))]), 1.0);
+            // Every family and sample name is one of the contract's.
+            for s in &samples {
+                let base = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|x| s.name.strip_suffix(x).filter(|b| *b == "fdir_check_duration_seconds"))
+                    .unwrap_or(&s.name);
+                assert!(FAMILIES.iter().any(|(n, _)| *n == base), "unexpected metric {}", s.name);
+            }
+        }
+    }
+
+    #[test]
+    fn metrics_fresh_values() {
+        let samples = parse(&Metrics::new().render());
+        assert_eq!(value(&samples, "fdir_checks_total", &[]), 0.0);
+        assert_eq!(value(&samples, "fdir_check_duration_seconds_count", &[]), 0.0);
+        assert_eq!(value(&samples, "fdir_check_duration_seconds_bucket", &[("le", "+Inf")]), 0.0);
+        assert!(!samples.iter().any(|s| s.name == "fdir_last_check_timestamp_seconds"), "no check yet");
+        // Every subsystem x severity pair is there at 0, so increase() sees the first.
+        for sub in Subsystem::ALL {
+            assert_eq!(value(&samples, "fdir_recoveries_total", &[("subsystem", sub.name())]), 0.0);
+            for sev in Severity::ALL {
+                let labels = [("subsystem", sub.name()), ("severity", sev.name())];
+                assert_eq!(value(&samples, "fdir_anomalies_total", &labels), 0.0);
+            }
+        }
+        assert!(!samples.iter().any(|s| s.name == "fdir_actions_total"));
+    }
+
+    #[test]
+    fn metrics_counters_increase() {
+        let m = Metrics::new();
+        let get = |name: &str, labels: &[(&str, &str)]| value(&parse(&m.render()), name, labels);
+        let safe = [("subsystem", "seccomp"), ("severity", "safe-mode")];
+        for i in 1..=3u32 {
+            m.check_done(Duration::from_millis(1), SystemTime::now());
+            m.anomaly(Subsystem::Seccomp, Severity::SafeMode);
+            m.recovered(Subsystem::Cgroups);
+            m.check_failed();
+            m.selftest_failed();
+            m.baseline_repaired();
+            m.action(Severity::Degrade, "degrade-command", i % 2 == 0);
+            let n = f64::from(i);
+            assert_eq!(get("fdir_checks_total", &[]), n);
+            assert_eq!(get("fdir_check_duration_seconds_count", &[]), n);
+            assert_eq!(get("fdir_anomalies_total", &safe), n);
+            assert_eq!(get("fdir_anomalies_total", &[("subsystem", "seccomp"), ("severity", "log")]), 0.0);
+            assert_eq!(get("fdir_recoveries_total", &[("subsystem", "cgroups")]), n);
+            assert_eq!(get("fdir_check_failures_total", &[]), n);
+            assert_eq!(get("fdir_selftest_failures_total", &[]), n);
+            assert_eq!(get("fdir_baseline_repairs_total", &[]), n);
+            let action = [("severity", "degrade"), ("action", "degrade-command")];
+            assert_eq!(get("fdir_actions_total", &action), n);
+            assert_eq!(get("fdir_action_failures_total", &action), f64::from(i.div_ceil(2)));
+        }
+    }
+
+    #[test]
+    fn metrics_gauges_and_timestamp() {
+        let m = busy();
+        let samples = parse(&m.render());
+        assert_eq!(value(&samples, "fdir_targets", &[]), 40.0);
+        assert_eq!(value(&samples, "fdir_unobservable_targets", &[]), 3.0);
+        assert_eq!(value(&samples, "fdir_last_check_timestamp_seconds", &[]), 1_700_000_060.0);
+        m.set_targets(2, 0);
+        m.check_done(Duration::ZERO, UNIX_EPOCH + Duration::from_millis(1_700_000_090_500));
+        let samples = parse(&m.render());
+        assert_eq!(value(&samples, "fdir_targets", &[]), 2.0);
+        assert_eq!(value(&samples, "fdir_unobservable_targets", &[]), 0.0);
+        assert_eq!(value(&samples, "fdir_last_check_timestamp_seconds", &[]), 1_700_000_090.5);
+    }
+
+    #[test]
+    fn metrics_histogram_buckets() {
+        let m = busy(); // 3 µs, 2 ms, 20 s
+        let samples = parse(&m.render());
+        let bucket = |le: &str| value(&samples, "fdir_check_duration_seconds_bucket", &[("le", le)]);
+        assert_eq!(bucket("0.00001"), 1.0);
+        assert_eq!(bucket("0.001"), 1.0);
+        assert_eq!(bucket("0.005"), 2.0);
+        assert_eq!(bucket("10"), 2.0);
+        assert_eq!(bucket("+Inf"), 3.0);
+        assert_eq!(value(&samples, "fdir_check_duration_seconds_count", &[]), 3.0);
+        let sum = value(&samples, "fdir_check_duration_seconds_sum", &[]);
+        assert!((sum - 20.002003).abs() < 1e-9, "{sum}");
+        // An observation exactly on a bound belongs to that bucket (le is <=).
+        let m = Metrics::new();
+        m.check_done(Duration::from_millis(1), SystemTime::now());
+        let samples = parse(&m.render());
+        assert_eq!(value(&samples, "fdir_check_duration_seconds_bucket", &[("le", "0.001")]), 1.0);
+        assert_eq!(value(&samples, "fdir_check_duration_seconds_bucket", &[("le", "0.0005")]), 0.0);
+    }
+
+    #[test]
+    fn metrics_label_values_are_escaped() {
+        let m = Metrics::new();
+        let nasty = "run \"x\"\\y\nz";
+        m.action(Severity::Restart, nasty, false);
+        let text = m.render();
+        assert!(text.contains(r#"action="run \"x\"\\y\nz""#), "{text}");
+        let samples = parse(&text);
+        let labels = [("severity", "restart"), ("action", nasty)];
+        assert_eq!(value(&samples, "fdir_actions_total", &labels), 1.0);
+        assert_eq!(value(&samples, "fdir_action_failures_total", &labels), 1.0);
+        // Escaping in isolation.
+        let mut out = String::new();
+        escape_label_value(&mut out, "a\\b\"c\nd\té");
+        assert_eq!(out, "a\\\\b\\\"c\\nd\té");
+    }
+
+    #[test]
+    fn metrics_actions_are_bounded_and_declared() {
+        let m = Metrics::new();
+        m.declare_action(Severity::Isolate, "freeze");
+        m.action(Severity::Log, "", true);
+        let samples = parse(&m.render());
+        let freeze = [("severity", "isolate"), ("action", "freeze")];
+        assert_eq!(value(&samples, "fdir_actions_total", &freeze), 0.0);
+        assert_eq!(value(&samples, "fdir_action_failures_total", &freeze), 0.0);
+        assert_eq!(value(&samples, "fdir_actions_total", &[("severity", "log"), ("action", "unnamed")]), 1.0);
+
+        for i in 0..200 {
+            m.action(Severity::Log, &format!("cmd-{i}"), true);
+        }
+        m.action(Severity::Isolate, "freeze", true); // known: still counted under its name
+        m.action(Severity::Log, &"x".repeat(1000), true);
+        let samples = parse(&m.render());
+        let series = samples.iter().filter(|s| s.name == "fdir_actions_total").count();
+        assert_eq!(series, MAX_ACTION_SERIES + 1, "the cap plus the overflow series");
+        assert_eq!(value(&samples, "fdir_actions_total", &freeze), 1.0);
+        let other = value(&samples, "fdir_actions_total", &[("severity", "log"), ("action", OTHER_ACTION)]);
+        assert_eq!(other, f64::from(200 - (u32::try_from(MAX_ACTION_SERIES).unwrap() - 2) + 1));
+        assert!(samples.iter().all(|s| s.labels.get("action").is_none_or(|a| a.chars().count() <= 128)));
+    }
+
+    #[test]
+    fn metrics_output_is_stable_and_sorted() {
+        let a = busy();
+        let b = busy();
+        // Recorded in another order: the same text.
+        b.action(Severity::Restart, "b-action", true);
+        b.action(Severity::Restart, "a-action", true);
+        a.action(Severity::Restart, "a-action", true);
+        a.action(Severity::Restart, "b-action", true);
+        assert_eq!(a.render(), b.render());
+        assert_eq!(a.render(), a.render());
+        let samples = parse(&a.render());
+        for name in ["fdir_anomalies_total", "fdir_recoveries_total", "fdir_actions_total"] {
+            let sets: Vec<Vec<&String>> =
+                samples.iter().filter(|s| s.name == name).map(|s| s.labels.values().collect()).collect();
+            let keys: Vec<Vec<String>> = samples
+                .iter()
+                .filter(|s| s.name == name)
+                .map(|s| {
+                    let line_order: Vec<&str> = match name {
+                        "fdir_anomalies_total" => vec!["subsystem", "severity"],
+                        "fdir_recoveries_total" => vec!["subsystem"],
+                        _ => vec!["severity", "action"],
+                    };
+                    line_order.iter().map(|l| s.labels[*l].clone()).collect()
+                })
+                .collect();
+            let mut sorted = keys.clone();
+            sorted.sort();
+            assert_eq!(keys, sorted, "{name} label sets not sorted");
+            assert!(!sets.is_empty());
+        }
+    }
+
+    #[test]
+    fn metrics_shared_between_threads() {
+        let m = Arc::new(Metrics::new());
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let m = Arc::clone(&m);
+                std::thread::spawn(move || {
+                    for _ in 0..500 {
+                        m.check_done(Duration::from_micros(50), SystemTime::now());
+                        m.anomaly(Subsystem::Cgroups, Severity::Degrade);
+                        let _ = m.render();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let samples = parse(&m.render());
+        assert_eq!(value(&samples, "fdir_checks_total", &[]), 2000.0);
+        assert_eq!(
+            value(&samples, "fdir_anomalies_total", &[("subsystem", "cgroups"), ("severity", "degrade")]),
+            2000.0
+        );
+    }
+
+    #[test]
+    fn metrics_floats_are_spelled_as_prometheus_reads_them() {
+        assert_eq!(float(f64::INFINITY), "+Inf");
+        assert_eq!(float(f64::NEG_INFINITY), "-Inf");
+        assert_eq!(float(f64::NAN), "NaN");
+        assert_eq!(float(0.00001), "0.00001");
+        assert_eq!(float(10.0), "10");
+        assert_eq!(float(1_700_000_000.25), "1700000000.25");
+        for le in DURATION_BUCKETS {
+            assert_eq!(float(le).parse::<f64>().unwrap(), le);
+        }
+    }
+
+    #[test]
+    fn metrics_head_end() {
+        let cases: &[(&[u8], Option<usize>)] = &[
+            (b"GET / HTTP/1.1\r\n\r\n", Some(18)),
+            (b"GET / HTTP/1.1\n\n", Some(16)),
+            (b"GET / HTTP/1.1\r\nHost: x\r\n\r\nbody", Some(27)),
+            (b"GET / HTTP/1.1\r\nHost: x\r\n", None),
+            (b"", None),
+        ];
+        for (input, want) in cases {
+            assert_eq!(head_end(input), *want, "{:?}", String::from_utf8_lossy(input));
+        }
+    }
+
+    // ---- The server, over real TCP on 127.0.0.1.
+
+    fn fast() -> Limits {
+        Limits { max_request: MAX_REQUEST, timeout: Duration::from_millis(300) }
+    }
+
+    /// Sends `request` and reads the whole response (the server closes).
+    fn exchange(addr: SocketAddr, request: &[u8]) -> String {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(request).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+
+    fn split(response: &str) -> (u16, String, String) {
+        let (head, body) = response.split_once("\r\n\r\n").expect("no end of head");
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        (status, head.to_owned(), body.to_owned())
+    }
+
+    fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+        head.lines().skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
+    fn get(addr: SocketAddr, path: &str) -> (u16, String, String) {
+        split(&exchange(addr, format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()))
+    }
+
+    #[test]
+    fn metrics_server_serves_metrics() {
+        let m = Arc::new(busy());
+        let server = serve(Arc::clone(&m), "127.0.0.1:0").unwrap();
+        let addr = server.local_addr();
+        assert_ne!(addr.port(), 0);
+
+        let (status, head, body) = get(addr, "/metrics");
+        assert_eq!(status, 200, "{head}");
+        assert_eq!(header(&head, "content-type"), Some(CONTENT_TYPE));
+        assert_eq!(header(&head, "connection"), Some("close"));
+        assert_eq!(header(&head, "content-length"), Some(body.len().to_string().as_str()));
+        assert_eq!(body, m.render());
+        let samples = parse(&body);
+        assert_eq!(value(&samples, "fdir_checks_total", &[]), 3.0);
+
+        // Live: a new check shows in the next scrape; a query string is ignored.
+        m.check_done(Duration::from_millis(1), SystemTime::now());
+        let (status, _, body) = get(addr, "/metrics?x=1");
+        assert_eq!(status, 200);
+        assert_eq!(value(&parse(&body), "fdir_checks_total", &[]), 4.0);
+
+        let (status, head, body) = split(&exchange(addr, b"HEAD /metrics HTTP/1.1\r\n\r\n"));
+        assert_eq!(status, 200);
+        assert!(body.is_empty());
+        assert!(header(&head, "content-length").unwrap().parse::<usize>().unwrap() > 0);
+
+        let (status, head, body) = get(addr, "/");
+        assert_eq!(status, 200);
+        assert!(header(&head, "content-type").unwrap().starts_with("text/html"));
+        assert!(body.contains("href=\"/metrics\""), "{body}");
+        server.stop();
+    }
+
+    #[test]
+    fn metrics_server_errors() {
+        let server = serve_with(Arc::new(Metrics::new()), "127.0.0.1:0", fast()).unwrap();
+        let addr = server.local_addr();
+        for path in ["/metric", "/metrics/", "/favicon.ico", "/../metrics"] {
+            assert_eq!(get(addr, path).0, 404, "{path}");
+        }
+        for method in ["POST", "PUT", "DELETE", "OPTIONS"] {
+            let (status, head, _) = split(&exchange(addr, format!("{method} /metrics HTTP/1.1\r\n\r\n").as_bytes()));
+            assert_eq!(status, 405, "{method}");
+            assert_eq!(header(&head, "allow"), Some("GET, HEAD"));
+        }
+        for bad in ["GARBAGE\r\n\r\n", "GET /metrics\r\n\r\n", "GET /metrics SPDY/3\r\n\r\n"] {
+            assert_eq!(split(&exchange(addr, bad.as_bytes())).0, 400, "{bad:?}");
+        }
+        // Still serving after all that.
+        assert_eq!(get(addr, "/metrics").0, 200);
+        server.stop();
+    }
+
+    #[test]
+    fn metrics_server_survives_oversized_and_silent_clients() {
+        let limits = fast();
+        let server = serve_with(Arc::new(Metrics::new()), "127.0.0.1:0", limits).unwrap();
+        let addr = server.local_addr();
+
+        // A head larger than the limit: 431, and the server goes on.
+        let mut big = b"GET /metrics HTTP/1.1\r\nX-Pad: ".to_vec();
+        big.resize(MAX_REQUEST + 1024, b'a');
+        big.extend_from_slice(b"\r\n\r\n");
+        assert_eq!(split(&exchange(addr, &big)).0, 431);
+        // An endless header stream without a blank line: also cut off.
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut refused = false;
+        for _ in 0..64 {
+            if s.write_all(&[b'a'; 1024]).is_err() {
+                refused = true;
+                break;
+            }
+        }
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        assert!(refused || out.starts_with(b"HTTP/1.1 431"), "{}", String::from_utf8_lossy(&out));
+        drop(s);
+        assert_eq!(get(addr, "/metrics").0, 200);
+
+        // A client that connects and sends nothing holds the server for at
+        // most the timeout; the next client is then served.
+        let silent = TcpStream::connect(addr).unwrap();
+        let start = Instant::now();
+        assert_eq!(get(addr, "/metrics").0, 200);
+        // Bounds with room for a loaded machine: a hang would be unbounded.
+        let bound = limits.timeout + Duration::from_secs(3);
+        assert!(start.elapsed() < bound, "{:?}", start.elapsed());
+        // The silent one was told so.
+        let mut silent = silent;
+        silent.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut out = String::new();
+        silent.read_to_string(&mut out).unwrap();
+        assert!(out.starts_with("HTTP/1.1 408"), "{out}");
+
+        // A client that trickles its request a byte at a time is cut off at
+        // the deadline, not kept alive by each byte.
+        let mut slow = TcpStream::connect(addr).unwrap();
+        slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let start = Instant::now();
+        for &b in b"GET /metrics HTTP/1.1\r\nX: " {
+            if slow.write_all(&[b]).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        let mut out = Vec::new();
+        let _ = slow.read_to_end(&mut out);
+        assert!(start.elapsed() < bound, "{:?}", start.elapsed());
+        assert!(out.is_empty() || out.starts_with(b"HTTP/1.1 408"), "{}", String::from_utf8_lossy(&out));
+        assert_eq!(get(addr, "/metrics").0, 200);
+        server.stop();
+    }
+
+    #[test]
+    fn metrics_server_client_closing_early_is_harmless() {
+        let server = serve_with(Arc::new(Metrics::new()), "127.0.0.1:0", fast()).unwrap();
+        let addr = server.local_addr();
+        for _ in 0..5 {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(b"GET /met").unwrap();
+            drop(s);
+            drop(TcpStream::connect(addr).unwrap());
+        }
+        assert_eq!(get(addr, "/metrics").0, 200);
+        assert!(server.is_running());
+        server.stop();
+    }
+
+    #[test]
+    fn metrics_server_stops_promptly() {
+        let server = serve(Arc::new(Metrics::new()), "127.0.0.1:0").unwrap();
+        let addr = server.local_addr();
+        assert_eq!(get(addr, "/metrics").0, 200);
+        std::thread::sleep(Duration::from_millis(150)); // idle, waiting on the stop channel
+        let start = Instant::now();
+        server.stop();
+        assert!(start.elapsed() < Duration::from_secs(1), "stop took {:?}", start.elapsed());
+        assert!(TcpStream::connect(addr).is_err(), "the port is closed once stop returns");
+
+        // Dropping the handle stops it too.
+        let server = serve(Arc::new(Metrics::new()), "127.0.0.1:0").unwrap();
+        let addr = server.local_addr();
+        let start = Instant::now();
+        drop(server);
+        assert!(start.elapsed() < Duration::from_secs(1), "drop took {:?}", start.elapsed());
+        assert!(TcpStream::connect(addr).is_err());
+    }
+
+    #[test]
+    fn metrics_server_bind_errors_name_the_address() {
+        let first = serve(Arc::new(Metrics::new()), "127.0.0.1:0").unwrap();
+        let taken = first.local_addr().to_string();
+        let err = serve(Arc::new(Metrics::new()), &taken).unwrap_err();
+        assert!(matches!(err, Error::MetricsListen { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.contains(&taken) && msg.starts_with("cannot"), "{msg}");
+        for bad in ["not an address", "127.0.0.1", "256.1.1.1:80"] {
+            let msg = serve(Arc::new(Metrics::new()), bad).unwrap_err().to_string();
+            assert!(msg.contains(bad), "{msg}");
+        }
+        first.stop();
+    }
+}
