@@ -103,6 +103,10 @@ pub struct BaselineFile {
     pub subsystems: Vec<Subsystem>,
     /// One snapshot per target.
     pub targets: Vec<Snapshot>,
+    /// The kernel boot id when the baseline was taken: process start times
+    /// only identify a process within one boot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
 }
 
 impl BaselineFile {
@@ -119,6 +123,7 @@ impl BaselineFile {
             coverage,
             subsystems: subsystems.to_vec(),
             targets,
+            boot_id: None,
         }
     }
 }

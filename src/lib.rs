@@ -41,9 +41,10 @@ mod config;
 mod daemon;
 mod digest;
 mod error;
-mod monitor;
+pub mod event;
 pub mod explain;
 pub mod metrics;
+mod monitor;
 mod observe;
 mod snapshot;
 mod source;
@@ -57,10 +58,10 @@ pub use daemon::{Daemon, Event, Outcome, Stats, Tracker, start_daemon};
 pub use digest::Digest;
 pub use error::Error;
 pub use explain::{Change, ChangeKind};
+pub use monitor::{Finding, Monitor, Summary};
 pub use snapshot::{
     Anomaly, Checker, Observation, Report, SETTLE_MAX, SETTLE_QUIET, SETTLE_YOUNGER_THAN, Settle, Snapshot, Status,
     Verdict, check, check_with, snapshot, snapshot_with,
 };
-pub use monitor::{Finding, Monitor, Summary};
 pub use source::{MAX_FILE, Procfs, Source, Target, boot_id, list_processes};
 pub use subsystem::{Scope, Severity, Subsystem, default_handler};

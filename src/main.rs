@@ -1,5 +1,8 @@
-//! The `fdir` command line (built out in the CLI issue).
+//! `fdir`: snapshot, check and watch the isolation state of processes and of
+//! the node. See `fdir --help` and DESIGN.md §3.
 
-fn main() {
-    println!("fdir {}", env!("CARGO_PKG_VERSION"));
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
 }

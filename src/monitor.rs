@@ -131,6 +131,8 @@ pub struct Monitor {
     unreadable: BTreeMap<u32, Seen>,
     /// Subsystems of watched processes that were unobservable at baseline.
     partially: usize,
+    /// Findings of `resume`, reported by the first cycle.
+    carried: Vec<Finding>,
     own_pid: u32,
 }
 
@@ -154,11 +156,7 @@ fn unobservable_findings(s: &Snapshot, out: &mut Vec<Finding>) -> usize {
     for (&sub, obs) in &s.subsystems {
         if let Observation::Unobservable { reason } = obs {
             n += 1;
-            out.push(Finding::Unobservable {
-                target: s.target.clone(),
-                subsystem: Some(sub),
-                reason: reason.clone(),
-            });
+            out.push(Finding::Unobservable { target: s.target.clone(), subsystem: Some(sub), reason: reason.clone() });
         }
     }
     n
@@ -183,6 +181,7 @@ impl Monitor {
             kthreads: BTreeMap::new(),
             unreadable: BTreeMap::new(),
             partially: 0,
+            carried: Vec::new(),
             own_pid: std::process::id(),
         }
     }
@@ -227,7 +226,8 @@ impl Monitor {
 
     /// Resumes from a baseline file: each process is re-opened and must be the
     /// one baselined (same start time). A process that is gone is an `Exited`
-    /// finding, a pid that is now another process a `Reused` finding.
+    /// finding, a pid that is now another process a `Reused` finding; both
+    /// are reported by the first [`Monitor::cycle`].
     pub fn resume(file: &BaselineFile, confirm: u32) -> Result<(Monitor, Vec<Finding>), Error> {
         let mut m = Monitor::empty(file.coverage.clone(), &file.subsystems, confirm);
         let mut findings = Vec::new();
@@ -238,49 +238,30 @@ impl Monitor {
                         let now = fs.target()?;
                         if now.same_as(&snapshot.target) {
                             m.add(fs, snapshot.clone(), false, &mut Vec::new());
-                            m.partially += snapshot
-                                .subsystems
-                                .values()
-                                .filter(|o| matches!(o, Observation::Unobservable { .. }))
-                                .count();
                         } else {
-                            findings.push(Finding::Reused {
-                                baseline: snapshot.target.clone(),
-                                now,
-                            });
+                            findings.push(Finding::Reused { baseline: snapshot.target.clone(), now });
                         }
                     }
-                    Err(Error::Gone { .. }) => findings.push(Finding::Exited {
-                        target: snapshot.target.clone(),
-                    }),
-                    Err(e) => findings.push(Finding::Failed {
-                        target: snapshot.target.clone(),
-                        error: e.to_string(),
-                    }),
+                    Err(Error::Gone { .. }) => findings.push(Finding::Exited { target: snapshot.target.clone() }),
+                    Err(e) => findings.push(Finding::Failed { target: snapshot.target.clone(), error: e.to_string() }),
                 },
                 other => {
                     return Err(Error::Config(format!("cannot resume a baseline of {other}")));
                 }
             }
         }
-        Ok((m, findings))
+        // Reported with the first cycle, so its summary counts them.
+        m.carried = findings;
+        Ok((m, Vec::new()))
     }
 
     fn add(&mut self, fs: Procfs, snapshot: Snapshot, first_sight: bool, findings: &mut Vec<Finding>) {
         let Some(pid) = snapshot.target.pid() else { return };
         self.partially += unobservable_findings(&snapshot, findings);
-        findings.push(Finding::Baselined {
-            snapshot: Box::new(snapshot.clone()),
-            first_sight,
-        });
+        findings.push(Finding::Baselined { snapshot: Box::new(snapshot.clone()), first_sight });
         self.watched.insert(
             pid,
-            Watched {
-                fs,
-                baseline: snapshot,
-                tracker: Tracker::new(self.confirm),
-                checker: Checker::new(),
-            },
+            Watched { fs, baseline: snapshot, tracker: Tracker::new(self.confirm), checker: Checker::new() },
         );
     }
 
@@ -296,16 +277,8 @@ impl Monitor {
             Err(e) => {
                 // Not even its stat can be read: another pid namespace's view,
                 // or an LSM refusal. Listed once; looked at again if it is replaced.
-                let target = Target::Process {
-                    pid,
-                    start_time: 0,
-                    name: String::new(),
-                };
-                findings.push(Finding::Unobservable {
-                    target: target.clone(),
-                    subsystem: None,
-                    reason: e.to_string(),
-                });
+                let target = Target::Process { pid, start_time: 0, name: String::new() };
+                findings.push(Finding::Unobservable { target: target.clone(), subsystem: None, reason: e.to_string() });
                 self.unreadable.insert(pid, Seen { fs: Procfs::pid(pid), target });
                 return;
             }
@@ -327,11 +300,7 @@ impl Monitor {
             Ok(s) => self.add(fs, s, !wait, findings),
             Err(Error::Gone { .. }) => {}
             Err(e) => {
-                findings.push(Finding::Unobservable {
-                    target: target.clone(),
-                    subsystem: None,
-                    reason: e.to_string(),
-                });
+                findings.push(Finding::Unobservable { target: target.clone(), subsystem: None, reason: e.to_string() });
                 self.unreadable.insert(pid, Seen { fs, target });
             }
         }
@@ -344,10 +313,7 @@ impl Monitor {
         let pids = match list_processes(&self.proc_root) {
             Ok(pids) => pids,
             Err(e) => {
-                findings.push(Finding::Failed {
-                    target: Target::Mock,
-                    error: format!("cannot list processes: {e}"),
-                });
+                findings.push(Finding::Failed { target: Target::Mock, error: format!("cannot list processes: {e}") });
                 return;
             }
         };
@@ -377,12 +343,16 @@ impl Monitor {
     /// target with confirmation, and report what was seen.
     pub fn cycle<C: Clock + ?Sized>(&mut self, clock: &C) -> (Vec<Finding>, Summary) {
         let started = Instant::now();
-        let mut findings = Vec::new();
-        let mut summary = Summary::default();
+        let mut findings = std::mem::take(&mut self.carried);
+        let mut summary = Summary {
+            exited: findings.iter().filter(|f| matches!(f, Finding::Exited { .. } | Finding::Reused { .. })).count(),
+            failed: findings.iter().filter(|f| matches!(f, Finding::Failed { .. })).count(),
+            ..Summary::default()
+        };
 
         if self.coverage == Coverage::All {
             self.scan(clock, &mut findings);
-            summary.new = findings.iter().filter(|f| matches!(f, Finding::Baselined { .. })).count();
+            summary.new = findings.iter().filter(|f| matches!(f, Finding::Baselined { first_sight: true, .. })).count();
         }
 
         let mut exited = Vec::new();
@@ -392,24 +362,14 @@ impl Monitor {
                 Ok(outcome) => {
                     let target = w.baseline.target.clone();
                     if !outcome.transient.is_empty() {
-                        findings.push(Finding::Transient {
-                            target: target.clone(),
-                            subsystems: outcome.transient,
-                        });
+                        findings.push(Finding::Transient { target: target.clone(), subsystems: outcome.transient });
                     }
                     if !outcome.declared.is_empty() {
                         summary.anomalies += outcome.declared.len();
-                        findings.push(Finding::Drift {
-                            target: target.clone(),
-                            anomalies: outcome.declared,
-                        });
+                        findings.push(Finding::Drift { target: target.clone(), anomalies: outcome.declared });
                     }
                     for (subsystem, drifted_for) in outcome.recovered {
-                        findings.push(Finding::Recovered {
-                            target: target.clone(),
-                            subsystem,
-                            drifted_for,
-                        });
+                        findings.push(Finding::Recovered { target: target.clone(), subsystem, drifted_for });
                     }
                     if self.subsystems.iter().any(|&s| w.tracker.is_drifted(s)) {
                         summary.drifted += 1;
@@ -417,16 +377,11 @@ impl Monitor {
                 }
                 Err(Error::Gone { .. }) => {
                     exited.push(pid);
-                    findings.push(Finding::Exited {
-                        target: w.baseline.target.clone(),
-                    });
+                    findings.push(Finding::Exited { target: w.baseline.target.clone() });
                 }
                 Err(e) => {
                     summary.failed += 1;
-                    findings.push(Finding::Failed {
-                        target: w.baseline.target.clone(),
-                        error: e.to_string(),
-                    });
+                    findings.push(Finding::Failed { target: w.baseline.target.clone(), error: e.to_string() });
                 }
             }
         }
@@ -437,7 +392,7 @@ impl Monitor {
                 );
             }
         }
-        summary.exited = exited.len();
+        summary.exited += exited.len();
         summary.targets = self.watched.len();
         summary.unobservable = self.unobservable_count();
         summary.elapsed = started.elapsed();

@@ -308,10 +308,8 @@ impl Procfs {
     pub fn stat_flags(&self) -> Result<u64, Error> {
         let mut buf = Vec::with_capacity(512);
         self.read("stat", &mut buf)?;
-        parse_stat_flags(&buf).ok_or_else(|| Error::Parse {
-            path: self.path_of("stat"),
-            message: "no flags field".into(),
-        })
+        parse_stat_flags(&buf)
+            .ok_or_else(|| Error::Parse { path: self.path_of("stat"), message: "no flags field".into() })
     }
 
     /// The pinned pid, for a process source.

@@ -1,0 +1,229 @@
+//! The command line, as clap sees it (DESIGN.md §3).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use fdir::{Coverage, Subsystem};
+
+const AFTER: &str = "\
+Exit status of snapshot and check: 0 no drift, 1 drift found, 2 could not check
+(bad or missing baseline, target gone or reused, no permission, usage).
+Logging: RUST_LOG=debug (diagnostics go to stderr; findings to stdout).";
+
+/// fdir: integrity monitor for Linux kernel isolation structures.
+///
+/// Takes a known-good baseline of processes' isolation state (memory maps,
+/// seccomp, cgroups, credentials ...), re-checks it, says exactly what
+/// drifted and grades it.
+#[derive(Debug, Parser)]
+#[command(name = "fdir", version, after_help = AFTER, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Take a baseline of the targets and write it to the baseline file.
+    #[command(after_help = "Examples:
+  fdir snapshot --pid 1234                     # one process, seed-plus subsystems
+  fdir snapshot --all --subsystems all         # every process, every subsystem
+  fdir snapshot --pid 1234 --key /etc/fdir/key --baseline /var/lib/fdir/baseline.json")]
+    Snapshot {
+        /// Which targets.
+        #[command(flatten)]
+        target: TargetArgs,
+        /// The baseline file and its key.
+        #[command(flatten)]
+        file: FileArgs,
+        /// Comma-separated subsystems, or `all` (default: every process subsystem).
+        #[arg(long, value_name = "LIST", value_parser = parse_subsystems)]
+        subsystems: Option<Subsystems>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Compare the targets with the baseline file once; exit 0, 1 (drift) or 2.
+    #[command(after_help = "Examples:
+  fdir check                                   # everything the baseline file covers
+  fdir check --pid 1234 --format json          # one of its processes, as NDJSON
+  fdir check --key /etc/fdir/key --baseline /var/lib/fdir/baseline.json")]
+    Check {
+        /// Which targets (default: those of the baseline file; a subset of its
+        /// processes may be named with --pid).
+        #[command(flatten)]
+        target: TargetArgs,
+        /// The baseline file and its key.
+        #[command(flatten)]
+        file: FileArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Consecutive reads that must show a drift before it counts.
+        #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+        confirm: u32,
+    },
+    /// Check on a timer until SIGTERM or SIGINT (exit 0).
+    ///
+    /// Uses the baseline file if it exists (refusing a corrupt one), otherwise
+    /// takes a baseline of TARGET (default: every process) and writes it.
+    #[command(after_help = "Examples:
+  fdir watch                                   # every process, every 30 s
+  fdir watch --pid 1234 --interval 500ms --format json
+  fdir watch --all --metrics 127.0.0.1:9477    # Prometheus metrics at /metrics")]
+    Watch {
+        /// Which targets (default: those of the baseline file, or every process).
+        #[command(flatten)]
+        target: TargetArgs,
+        /// The baseline file and its key.
+        #[command(flatten)]
+        file: FileArgs,
+        /// Time between checks: 30s, 500ms, 2m ...
+        #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+        interval: Duration,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Subsystems for a new baseline: comma-separated, or `all`.
+        #[arg(long, value_name = "LIST", value_parser = parse_subsystems)]
+        subsystems: Option<Subsystems>,
+        /// Consecutive reads that must show a drift before it is declared.
+        #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+        confirm: u32,
+        /// Take a new baseline even if the baseline file exists (and replace it).
+        #[arg(long)]
+        rebaseline: bool,
+        /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9477).
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<String>,
+    },
+    /// Write a new random key file for --key (mode 0600; refuses to overwrite).
+    Keygen {
+        /// Where to write the key.
+        path: PathBuf,
+    },
+    /// Print shell completions.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
+}
+
+/// TARGET: --pid PID (repeatable) | --all | --system.
+#[derive(Debug, Args, Clone, Default)]
+#[group(multiple = false)]
+pub struct TargetArgs {
+    /// A process to cover (repeatable).
+    #[arg(long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
+    /// Every process fdir may read (kernel threads and fdir itself excluded).
+    #[arg(long)]
+    pub all: bool,
+    /// Node-wide state (kernel hardening, taint).
+    #[arg(long)]
+    pub system: bool,
+}
+
+impl TargetArgs {
+    /// The coverage asked for, if any.
+    pub fn coverage(&self) -> Option<Coverage> {
+        if !self.pids.is_empty() {
+            let mut pids = self.pids.clone();
+            pids.sort_unstable();
+            pids.dedup();
+            Some(Coverage::Pids { pids })
+        } else if self.all {
+            Some(Coverage::All)
+        } else if self.system {
+            Some(Coverage::System)
+        } else {
+            None
+        }
+    }
+}
+
+/// The baseline file options.
+#[derive(Debug, Args, Clone)]
+pub struct FileArgs {
+    /// The baseline file.
+    #[arg(long, value_name = "FILE", default_value = "fdir-baseline.json")]
+    pub baseline: PathBuf,
+    /// A key file: the baseline is signed (HMAC-SHA256) with it, and refused
+    /// unless it verifies.
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// One line per finding, for people.
+    Text,
+    /// One JSON object per line (NDJSON).
+    Json,
+}
+
+/// A parsed `--subsystems` list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subsystems(pub Vec<Subsystem>);
+
+fn parse_subsystems(s: &str) -> Result<Subsystems, String> {
+    if s.trim() == "all" {
+        return Ok(Subsystems(Subsystem::ALL.to_vec()));
+    }
+    let mut v = Vec::new();
+    for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        v.push(name.parse::<Subsystem>().map_err(|e| e.to_string())?);
+    }
+    if v.is_empty() {
+        return Err("no subsystems given".into());
+    }
+    v.sort_unstable();
+    v.dedup();
+    Ok(Subsystems(v))
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (try 30s, 500ms, 2m)"))?;
+    if d < Duration::from_millis(1) {
+        return Err(format!("{s:?}: the interval must be at least 1 ms"));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn subsystem_lists() {
+        assert_eq!(parse_subsystems("all").unwrap().0, Subsystem::ALL);
+        assert_eq!(
+            parse_subsystems("seccomp, memory-maps,seccomp").unwrap().0,
+            [Subsystem::MemoryMaps, Subsystem::Seccomp]
+        );
+        let e = parse_subsystems("seccomp,bogus").unwrap_err();
+        assert!(e.contains("bogus") && e.contains("memory-maps"), "{e}");
+        assert!(parse_subsystems(",").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+}

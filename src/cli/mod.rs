@@ -1,0 +1,74 @@
+//! The `fdir` command line: argument parsing, the commands, their output.
+
+pub mod args;
+pub mod output;
+pub mod run;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{CommandFactory, Parser};
+
+use args::{Cli, Command};
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .try_init();
+}
+
+/// Raises the open-file soft limit to the hard limit: every watched process
+/// holds a pinned /proc directory.
+fn raise_fd_limit() {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    if limit.current < limit.maximum {
+        let raised = rustix::process::Rlimit { current: limit.maximum, maximum: limit.maximum };
+        if let Err(e) = rustix::process::setrlimit(rustix::process::Resource::Nofile, raised) {
+            tracing::debug!("cannot raise the open-file limit: {e}");
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Command::Snapshot { target, file, subsystems, format } => run::snapshot(target, file, subsystems, format),
+        Command::Check { target, file, format, confirm } => run::check(target, file, format, confirm),
+        Command::Watch { target, file, interval, format, subsystems, confirm, rebaseline, metrics } => {
+            run::watch(target, file, interval, format, subsystems, confirm, rebaseline, metrics)
+        }
+        Command::Keygen { path } => {
+            fdir::Key::generate()?.write_new(&path)?;
+            println!("wrote a new {}-byte key to {} (mode 0600)", fdir::Key::GENERATED_LEN, path.display());
+            Ok(run::NO_DRIFT)
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "fdir", &mut std::io::stdout());
+            Ok(run::NO_DRIFT)
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            Ok(run::NO_DRIFT)
+        }
+    }
+}
+
+/// Runs the command line; the exit status follows DESIGN.md §3.
+pub fn main() -> ExitCode {
+    init_logging();
+    // Usage errors exit 2 through clap; --help and --version exit 0.
+    let cli = Cli::parse();
+    raise_fd_limit();
+    match dispatch(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("fdir: {}", run::describe(&e));
+            ExitCode::from(run::CANNOT_CHECK)
+        }
+    }
+}

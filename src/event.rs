@@ -1,0 +1,537 @@
+//! The events fdir writes: one JSON object per line (`--format json`), or one
+//! line of text per finding for people. The JSON shape is a contract
+//! (DESIGN.md §3): every object has `event` and `time` (RFC 3339), and `pid`
+//! where it concerns one process; an anomaly has `subsystem`, `severity`,
+//! `expected`, `actual` and `changes`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::explain::{Change, ChangeKind};
+use crate::monitor::{Finding, Summary};
+use crate::{Anomaly, Digest, Observation, Severity, Snapshot, Subsystem, Target};
+
+/// Which target an event is about.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Who {
+    /// The process id, for a process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// The command name, for a process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Start time in clock ticks since boot, for a process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<u64>,
+}
+
+impl From<&Target> for Who {
+    fn from(t: &Target) -> Who {
+        match t {
+            Target::Process { pid, start_time, name } => Who {
+                pid: Some(*pid),
+                name: (!name.is_empty()).then(|| name.clone()),
+                start_time: (*start_time != 0).then_some(*start_time),
+            },
+            _ => Who::default(),
+        }
+    }
+}
+
+impl fmt::Display for Who {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.pid, &self.name) {
+            (Some(pid), Some(name)) => write!(f, "pid {pid} ({name})"),
+            (Some(pid), None) => write!(f, "pid {pid}"),
+            _ => f.write_str("node"),
+        }
+    }
+}
+
+/// A [`Change`] as written in events: its parts and the sentence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeRecord {
+    /// `added`, `removed` or `changed`.
+    pub kind: ChangeKind,
+    /// What it is about.
+    pub item: String,
+    /// The baseline state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+    /// The state now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// Why it matters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// The whole change as one sentence.
+    pub text: String,
+}
+
+impl From<&Change> for ChangeRecord {
+    fn from(c: &Change) -> ChangeRecord {
+        ChangeRecord {
+            kind: c.kind,
+            item: c.item.clone(),
+            before: c.before.clone(),
+            after: c.after.clone(),
+            note: c.note.clone(),
+            text: c.to_string(),
+        }
+    }
+}
+
+/// The state of one subsystem in a `baseline` event: its digest, or why it
+/// could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SubsystemState {
+    /// The digest of its canonical form.
+    Digest(Digest),
+    /// Why it is unobservable.
+    Unobservable {
+        /// The reason.
+        unobservable: String,
+    },
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// One event line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum EventRecord {
+    /// `watch` started.
+    Started {
+        /// When.
+        #[serde(with = "crate::time::rfc3339")]
+        time: SystemTime,
+        /// fdir's version.
+        version: String,
+        /// What is watched: "every process", "process 42", "the node".
+        coverage: String,
+        /// The subsystems checked.
+        subsystems: Vec<Subsystem>,
+        /// Time between checks, ms.
+        interval_ms: u64,
+        /// The baseline file.
+        baseline: String,
+        /// Consecutive reads that confirm a drift.
+        confirm: u32,
+    },
+    /// A target was baselined (at start, or on first sight).
+    Baseline {
+        /// When.
+        #[serde(with = "crate::time::rfc3339")]
+        time: SystemTime,
+        /// The target.
+        #[serde(flatten)]
+        who: Who,
+        /// Each subsystem's digest, or why it is unobservable.
+        subsystems: BTreeMap<Subsystem, SubsystemState>,
+        /// Whether the process appeared after the monitor started.
+        first_sight: bool,
+        /// How long the baseline waited for a young process to settle, ms.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        settle_ms: Option<u64>,
+    },
+    /// A process, or a subsystem of one, cannot be read. Not drift.
+    Unobservable {
+        /// When.
+        #[serde(with = "crate::time::rfc3339")]
+        time: SystemTime,
+        /// The target.
+        #[serde(flatten)]
+        who: Who,
+        /// The subsystem, absent for the whole process.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subsystem: Option<Subsystem>,
+        /// Why.
+        reason: String,
+    },
+    /// A confirmed drift of one subsystem.
+    Anomaly {
+        /// When.
+        #[serde(with = "crate::time::rfc3339")]
+        time: SystemTime,
+        /// The target.
+        #[serde(flatten)]
+        who: Who,
+        /// The subsystem.
+        subsystem: Subsystem,
+        /// Its grade.
+        severity: Severity,
+        /// The baseline digest.
+        expected: Digest,
+        /// The digest now.
+        actual: Digest,
+        /// What changed.
+        changes: Vec<ChangeRecord>,
+    },
+    /// A drift seen once and not confirmed by the re-read.
+    Transient {
+        /// When.
+        #[serde(with = "crate::time::rfc3339")]
+        time: SystemTime,
+        /// The target.
+        #[serde(flatten)]
+        who: Who,
+        /// The subsystems that looked drifted.
+        subsystems: Vec<Subsystem>,
+    },
+    /// A drifted subsystem is back at its baseline.
+    Recovered {
+        /// When.
+        #[serde(with = "crate::time::rfc3339")]
+        time: SystemTime,
+        /// The target.
+        #[serde(flatten)]
+        who: Who,
+        /// The subsystem.
+        subsystem: Subsystem,
+        /// How long it was drifted, ms.
+        drifted_for_ms: f64,
+    },
+    /// A baselined process exited. Not drift.
+    Exited {
+        /// When.
+        #[serde(with = "crate::time::rfc3339")]
+        time: SystemTime,
+        /// The process.
+        #[serde(flatten)]
+        who: Who,
+    },
+    /// The pid of a baselined process belongs to another process now.
+    Reused {
+        /// When.
+        #[serde(with = "crate::time::rfc3339")]
+        time: SystemTime,
+        /// The baselined process.
+        #[serde(flatten)]
+        who: Who,
+        /// Start time of the process that has the pid now.
+        now_start_time: u64,
+    },
+    /// A target could not be checked.
+    Error {
+        /// When.
+        #[serde(with = "crate::time::rfc3339")]
+        time: SystemTime,
+        /// The target.
+        #[serde(flatten)]
+        who: Who,
+        /// What went wrong.
+        message: String,
+    },
+    /// The summary of one check (of `check`, or one cycle of `watch`).
+    Check {
+        /// When it ended.
+        #[serde(with = "crate::time::rfc3339")]
+        time: SystemTime,
+        /// Cycle number, from 1.
+        cycle: u64,
+        /// Targets watched.
+        targets: usize,
+        /// Targets checked.
+        checked: usize,
+        /// Targets in a declared drift.
+        drifted: usize,
+        /// Anomalies declared in this check.
+        anomalies: usize,
+        /// Unobservable processes and subsystems.
+        unobservable: usize,
+        /// Processes baselined on first sight.
+        new: usize,
+        /// Processes that exited.
+        exited: usize,
+        /// Targets that could not be checked.
+        failed: usize,
+        /// How long the check took, ms.
+        duration_ms: f64,
+    },
+    /// `watch` stopped.
+    Stopped {
+        /// When.
+        #[serde(with = "crate::time::rfc3339")]
+        time: SystemTime,
+        /// Why: "SIGTERM", "SIGINT".
+        reason: String,
+        /// Cycles run.
+        cycles: u64,
+    },
+}
+
+impl EventRecord {
+    /// The `event` name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EventRecord::Started { .. } => "started",
+            EventRecord::Baseline { .. } => "baseline",
+            EventRecord::Unobservable { .. } => "unobservable",
+            EventRecord::Anomaly { .. } => "anomaly",
+            EventRecord::Transient { .. } => "transient",
+            EventRecord::Recovered { .. } => "recovered",
+            EventRecord::Exited { .. } => "exited",
+            EventRecord::Reused { .. } => "reused",
+            EventRecord::Error { .. } => "error",
+            EventRecord::Check { .. } => "check",
+            EventRecord::Stopped { .. } => "stopped",
+        }
+    }
+
+    /// One JSON object, without the newline.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"event\":\"error\",\"message\":\"{e}\"}}"))
+    }
+
+    /// A `baseline` event for a snapshot.
+    pub fn baseline(time: SystemTime, s: &Snapshot, first_sight: bool) -> EventRecord {
+        EventRecord::Baseline {
+            time,
+            who: Who::from(&s.target),
+            subsystems: s
+                .subsystems
+                .iter()
+                .map(|(&sub, obs)| {
+                    let state = match obs {
+                        Observation::Observed { digest, .. } => SubsystemState::Digest(*digest),
+                        Observation::Unobservable { reason } => {
+                            SubsystemState::Unobservable { unobservable: reason.clone() }
+                        }
+                    };
+                    (sub, state)
+                })
+                .collect(),
+            first_sight,
+            settle_ms: s.settle.map(|st| u64::try_from(st.waited.as_millis()).unwrap_or(u64::MAX)),
+        }
+    }
+
+    /// An `anomaly` event.
+    pub fn anomaly(time: SystemTime, target: &Target, a: &Anomaly, severity: Severity) -> EventRecord {
+        EventRecord::Anomaly {
+            time,
+            who: Who::from(target),
+            subsystem: a.subsystem,
+            severity,
+            expected: a.expected,
+            actual: a.actual,
+            changes: a.changes.iter().map(ChangeRecord::from).collect(),
+        }
+    }
+
+    /// The events of a finding; `severity` grades a drift.
+    pub fn from_finding(time: SystemTime, finding: &Finding, severity: Severity) -> Vec<EventRecord> {
+        match finding {
+            Finding::Baselined { snapshot, first_sight } => vec![EventRecord::baseline(time, snapshot, *first_sight)],
+            Finding::Unobservable { target, subsystem, reason } => vec![EventRecord::Unobservable {
+                time,
+                who: Who::from(target),
+                subsystem: *subsystem,
+                reason: reason.clone(),
+            }],
+            Finding::Drift { target, anomalies } => {
+                anomalies.iter().map(|a| EventRecord::anomaly(time, target, a, severity)).collect()
+            }
+            Finding::Transient { target, subsystems } => {
+                vec![EventRecord::Transient { time, who: Who::from(target), subsystems: subsystems.clone() }]
+            }
+            Finding::Recovered { target, subsystem, drifted_for } => vec![EventRecord::Recovered {
+                time,
+                who: Who::from(target),
+                subsystem: *subsystem,
+                drifted_for_ms: ms(*drifted_for),
+            }],
+            Finding::Exited { target } => vec![EventRecord::Exited { time, who: Who::from(target) }],
+            Finding::Reused { baseline, now } => {
+                vec![EventRecord::Reused { time, who: Who::from(baseline), now_start_time: now.pid_start() }]
+            }
+            Finding::Failed { target, error } => {
+                vec![EventRecord::Error { time, who: Who::from(target), message: error.clone() }]
+            }
+        }
+    }
+
+    /// A `check` summary event.
+    pub fn check(time: SystemTime, cycle: u64, s: &Summary) -> EventRecord {
+        EventRecord::Check {
+            time,
+            cycle,
+            targets: s.targets,
+            checked: s.checked,
+            drifted: s.drifted,
+            anomalies: s.anomalies,
+            unobservable: s.unobservable,
+            new: s.new,
+            exited: s.exited,
+            failed: s.failed,
+            duration_ms: ms(s.elapsed),
+        }
+    }
+}
+
+fn hms(ms: f64) -> String {
+    // Whole seconds are plenty for people; below a second, milliseconds.
+    if ms < 1000.0 {
+        return format!("{ms:.0} ms");
+    }
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let secs = (ms / 1000.0).round() as u64;
+    humantime::format_duration(Duration::from_secs(secs)).to_string()
+}
+
+fn time_of(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// Text for people: one line per finding (an anomaly is one line per change).
+impl fmt::Display for EventRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EventRecord::Started { time, version, coverage, subsystems, interval_ms, baseline, confirm } => {
+                let subs: Vec<&str> = subsystems.iter().map(|s| s.name()).collect();
+                write!(
+                    f,
+                    "{} fdir {version} watching {coverage} every {}: {} (baseline {baseline}, confirm {confirm} reads)",
+                    time_of(*time),
+                    humantime::format_duration(Duration::from_millis(*interval_ms)),
+                    subs.join(", ")
+                )
+            }
+            EventRecord::Baseline { time, who, subsystems, first_sight, settle_ms } => {
+                let observed = subsystems.values().filter(|s| matches!(s, SubsystemState::Digest(_))).count();
+                write!(
+                    f,
+                    "{} {} {who}: {observed} of {} subsystems",
+                    time_of(*time),
+                    if *first_sight { "NEW      " } else { "BASELINE " },
+                    subsystems.len()
+                )?;
+                if let Some(ms) = settle_ms {
+                    write!(f, " (waited {ms} ms for it to settle)")?;
+                }
+                Ok(())
+            }
+            EventRecord::Unobservable { time, who, subsystem, reason } => match subsystem {
+                Some(s) => write!(f, "{} UNOBSERVABLE {who} {s}: {reason}", time_of(*time)),
+                None => write!(f, "{} UNOBSERVABLE {who}: {reason}", time_of(*time)),
+            },
+            EventRecord::Anomaly { time, who, subsystem, severity, changes, expected, actual } => {
+                if changes.is_empty() {
+                    return write!(
+                        f,
+                        "{} DRIFT    {who} {subsystem} [{severity}]: digest {} -> {}",
+                        time_of(*time),
+                        expected.short(),
+                        actual.short()
+                    );
+                }
+                for (i, c) in changes.iter().enumerate() {
+                    if i > 0 {
+                        writeln!(f)?;
+                    }
+                    write!(f, "{} DRIFT    {who} {subsystem} [{severity}]: {}", time_of(*time), c.text)?;
+                }
+                Ok(())
+            }
+            EventRecord::Transient { time, who, subsystems } => {
+                let subs: Vec<&str> = subsystems.iter().map(|s| s.name()).collect();
+                write!(
+                    f,
+                    "{} TRANSIENT {who} {}: seen once, not confirmed by the re-read",
+                    time_of(*time),
+                    subs.join(", ")
+                )
+            }
+            EventRecord::Recovered { time, who, subsystem, drifted_for_ms } => write!(
+                f,
+                "{} RECOVERED {who} {subsystem}: back at its baseline after {}",
+                time_of(*time),
+                hms(*drifted_for_ms)
+            ),
+            EventRecord::Exited { time, who } => write!(f, "{} EXITED   {who}", time_of(*time)),
+            EventRecord::Reused { time, who, now_start_time } => write!(
+                f,
+                "{} REUSED   {who}: the pid now belongs to another process (started at tick {now_start_time})",
+                time_of(*time)
+            ),
+            EventRecord::Error { time, who, message } => write!(f, "{} ERROR    {who}: {message}", time_of(*time)),
+            EventRecord::Check {
+                time,
+                cycle,
+                targets,
+                drifted,
+                anomalies,
+                unobservable,
+                new,
+                exited,
+                failed,
+                duration_ms,
+                ..
+            } => write!(
+                f,
+                "{} CHECK    #{cycle}: {targets} targets, {drifted} drifted ({anomalies} new anomalies), {unobservable} unobservable, {new} new, {exited} exited, {failed} failed in {duration_ms:.1} ms",
+                time_of(*time)
+            ),
+            EventRecord::Stopped { time, reason, cycles } => {
+                write!(f, "{} STOPPED  on {reason} after {cycles} checks", time_of(*time))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t0() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_867_402)
+    }
+
+    #[test]
+    fn anomaly_json_carries_the_contract_fields() {
+        let target = Target::Process { pid: 42, start_time: 7, name: "app".into() };
+        let a = Anomaly {
+            subsystem: Subsystem::Seccomp,
+            expected: Digest::of(b"a"),
+            actual: Digest::of(b"b"),
+            changes: vec![Change {
+                kind: ChangeKind::Changed,
+                item: "Seccomp".into(),
+                before: Some("0".into()),
+                after: Some("2".into()),
+                note: Some("filter mode".into()),
+            }],
+        };
+        let e = EventRecord::anomaly(t0(), &target, &a, Severity::Log);
+        let v: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
+        for key in ["event", "time", "pid", "subsystem", "severity", "expected", "actual", "changes"] {
+            assert!(v.get(key).is_some(), "{key} missing in {v}");
+        }
+        assert_eq!(v["event"], "anomaly");
+        assert_eq!(v["time"], "2026-11-28T12:03:22.000000000Z");
+        assert_eq!(v["pid"], 42);
+        assert_eq!(v["severity"], "log");
+        assert_eq!(v["changes"][0]["text"], "Seccomp 0 -> 2 (filter mode)");
+        let back: EventRecord = serde_json::from_str(&e.to_json()).unwrap();
+        assert_eq!(back, e);
+        assert_eq!(
+            e.to_string(),
+            "2026-11-28T12:03:22Z DRIFT    pid 42 (app) seccomp [log]: Seccomp 0 -> 2 (filter mode)"
+        );
+    }
+
+    #[test]
+    fn node_events_have_no_pid() {
+        let e = EventRecord::Error { time: t0(), who: Who::default(), message: "x".into() };
+        let v: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
+        assert!(v.get("pid").is_none());
+        assert_eq!(v["event"], "error");
+    }
+}
