@@ -1,0 +1,459 @@
+//! The `fdir` binary end to end, against real child processes: exit codes,
+//! refused baselines, the JSON events, and `watch` catching a live change.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use common::Testee;
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+
+/// `--all` tests see every process of the machine: the tests of this file
+/// run one at a time so that one test's children do not change under another's watch.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn fdir() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_fdir"))
+}
+
+fn run(args: &[&str], dir: &Path) -> Output {
+    fdir().args(args).current_dir(dir).output().unwrap()
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json_lines(o: &Output) -> Vec<Value> {
+    stdout(o).lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}"))).collect()
+}
+
+/// Checks the contract of every event object (DESIGN.md §3).
+fn assert_event_schema(v: &Value) {
+    let kind = v["event"].as_str().unwrap_or_else(|| panic!("no event: {v}"));
+    let time = v["time"].as_str().unwrap_or_else(|| panic!("no time: {v}"));
+    humantime::parse_rfc3339(time).unwrap_or_else(|e| panic!("time {time:?} is not RFC 3339: {e}"));
+    let needs: &[&str] = match kind {
+        "started" => &["version", "coverage", "subsystems", "interval_ms", "baseline", "confirm"],
+        "baseline" => &["pid", "subsystems", "first_sight"],
+        "unobservable" => &["pid", "reason"],
+        "anomaly" => &["pid", "subsystem", "severity", "expected", "actual", "changes"],
+        "transient" => &["pid", "subsystems"],
+        "recovered" => &["pid", "subsystem", "drifted_for_ms"],
+        "exited" => &["pid"],
+        "reused" => &["pid", "now_start_time"],
+        "error" => &["message"],
+        "check" => &[
+            "cycle",
+            "targets",
+            "checked",
+            "drifted",
+            "anomalies",
+            "unobservable",
+            "new",
+            "exited",
+            "failed",
+            "duration_ms",
+        ],
+        "stopped" => &["reason", "cycles"],
+        other => panic!("unknown event kind {other:?}: {v}"),
+    };
+    for k in needs {
+        assert!(v.get(*k).is_some(), "{kind} event without {k}: {v}");
+    }
+    if kind == "anomaly" {
+        for d in ["expected", "actual"] {
+            let hex = v[d].as_str().unwrap();
+            assert!(hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()), "{d}: {hex}");
+        }
+        let changes = v["changes"].as_array().unwrap();
+        assert!(!changes.is_empty());
+        for c in changes {
+            assert!(c["text"].is_string() && c["kind"].is_string() && c["item"].is_string(), "{c}");
+        }
+        assert!(["log", "isolate", "restart", "degrade", "safe-mode"].contains(&v["severity"].as_str().unwrap()));
+    }
+}
+
+/// A running `fdir watch`, its stdout lines read by a thread.
+struct Watch {
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<Value>,
+}
+
+impl Watch {
+    fn start(args: &[&str], dir: &Path) -> Watch {
+        let mut child = fdir()
+            .arg("watch")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Watch { child, lines, seen: Vec::new() }
+    }
+
+    /// Waits for an event matching `pred`, checking the schema of each one seen.
+    fn wait_for(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) {
+                let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}"));
+                assert_event_schema(&v);
+                self.seen.push(v.clone());
+                if pred(&v) {
+                    return v;
+                }
+            }
+        }
+        panic!("no {what} within 20 s; saw {:#?}", self.seen)
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: kill on our own child's pid.
+        unsafe { libc::kill(i32::try_from(self.child.id()).unwrap(), sig) };
+    }
+
+    /// Sends SIGTERM and returns the exit code and the remaining events.
+    fn terminate(mut self) -> (i32, Vec<Value>) {
+        self.signal(libc::SIGTERM);
+        let status = self.child.wait().unwrap();
+        let rest: Vec<Value> = self.lines.iter().map(|l| serde_json::from_str(&l).unwrap()).collect();
+        for v in &rest {
+            assert_event_schema(v);
+        }
+        (status.code().unwrap_or(-1), rest)
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn is(kind: &'static str) -> impl Fn(&Value) -> bool {
+    move |v| v["event"] == kind
+}
+
+fn baseline_of(pid: u32, dir: &Path, extra: &[&str]) {
+    let p = pid.to_string();
+    let mut args = vec!["snapshot", "--pid", &p];
+    args.extend_from_slice(extra);
+    let o = run(&args, dir);
+    assert_eq!(code(&o), 0, "snapshot: {}{}", stdout(&o), stderr(&o));
+}
+
+#[test]
+fn snapshot_and_check_exit_0_without_drift_and_1_with_it() {
+    let _s = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = Testee::spawn();
+    baseline_of(t.pid, dir.path(), &[]);
+    let o = run(&["check"], dir.path());
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("CHECK"), "{}", stdout(&o));
+
+    t.must("nnp");
+    let o = run(&["check"], dir.path());
+    assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains(&format!("DRIFT    pid {} (fdir-testee) seccomp [log]: NoNewPrivs 0 -> 1", t.pid)), "{text}");
+
+    let o = run(&["check", "--format", "json"], dir.path());
+    assert_eq!(code(&o), 1);
+    let events = json_lines(&o);
+    events.iter().for_each(assert_event_schema);
+    let a = events.iter().find(|v| v["event"] == "anomaly").unwrap();
+    assert_eq!(a["pid"], t.pid);
+    assert_eq!(a["subsystem"], "seccomp");
+    assert_eq!(events.last().unwrap()["event"], "check");
+    assert_eq!(events.last().unwrap()["anomalies"], 1);
+}
+
+#[test]
+fn check_exits_2_when_it_cannot_check() {
+    let _s = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+
+    // No baseline file.
+    let o = run(&["check"], d);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("fdir-baseline.json does not exist"), "{}", stderr(&o));
+
+    // The target is gone.
+    let t = Testee::spawn();
+    let pid = t.pid;
+    baseline_of(pid, d, &[]);
+    t.exit();
+    let o = run(&["check"], d);
+    assert_eq!(code(&o), 2, "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains(&format!("EXITED   pid {pid}")), "{}", stdout(&o));
+
+    // A pid that is not in the baseline.
+    let t = Testee::spawn();
+    baseline_of(t.pid, d, &[]);
+    let o = run(&["check", "--pid", "999999"], d);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("holds no baseline of process 999999"), "{}", stderr(&o));
+    // Another coverage than the file's.
+    let o = run(&["check", "--all"], d);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("covers process"), "{}", stderr(&o));
+
+    // The pid now belongs to another process (a baseline whose start time
+    // differs, written through the library so its digest is right).
+    let path = d.join("fdir-baseline.json");
+    let mut f = fdir::baseline::load(&path, None).unwrap();
+    if let fdir::Target::Process { start_time, .. } = &mut f.targets[0].target {
+        *start_time -= 1;
+    }
+    fdir::baseline::save(&path, &f, None).unwrap();
+    let o = run(&["check", "--format", "json"], d);
+    assert_eq!(code(&o), 2, "{}{}", stdout(&o), stderr(&o));
+    assert!(json_lines(&o).iter().any(|v| v["event"] == "reused" && v["pid"] == t.pid), "{}", stdout(&o));
+
+    // Usage errors.
+    for args in [
+        &["check", "--pid", "1", "--all"][..],
+        &["snapshot", "--subsystems", "bogus"],
+        &["watch", "--interval", "soon"],
+        &["frobnicate"],
+        &["check", "--format", "xml"],
+    ] {
+        let o = run(args, d);
+        assert_eq!(code(&o), 2, "{args:?}: {}", stderr(&o));
+    }
+    let o = run(&["snapshot", "--subsystems", "bogus"], d);
+    assert!(stderr(&o).contains("memory-maps"), "the message lists the valid names: {}", stderr(&o));
+    drop(t);
+}
+
+fn recompute_digest(bytes: &mut Vec<u8>) {
+    // The file's SHA-256 covers every byte before its own hex value.
+    let marker = b"\"sha256\":\"";
+    let at = bytes.windows(marker.len()).rposition(|w| w == marker).unwrap() + marker.len();
+    let hex: String = Sha256::digest(&bytes[..at]).iter().map(|b| format!("{b:02x}")).collect();
+    bytes.splice(at..at + 64, hex.into_bytes());
+}
+
+#[test]
+fn corrupt_baselines_are_refused_with_exit_2_and_a_message() {
+    let _s = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let t = Testee::spawn();
+    baseline_of(t.pid, d, &[]);
+    let path = d.join("fdir-baseline.json");
+    let good = std::fs::read(&path).unwrap();
+    let key = d.join("key");
+    assert_eq!(code(&run(&["keygen", key.to_str().unwrap()], d)), 0);
+    let other_key = d.join("other-key");
+    assert_eq!(code(&run(&["keygen", other_key.to_str().unwrap()], d)), 0);
+
+    let mut version2 =
+        String::from_utf8(good.clone()).unwrap().replacen("\"version\":1", "\"version\":2", 1).into_bytes();
+    recompute_digest(&mut version2);
+    let mut edited = String::from_utf8(good.clone()).unwrap().replacen("\"Seccomp=0", "\"Seccomp=2", 1).into_bytes();
+    recompute_digest(&mut edited);
+
+    let mut flipped = good.clone();
+    flipped[good.len() / 2] ^= 0x04;
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("a flipped bit", flipped, "has been modified or corrupted"),
+        ("truncated", good[..good.len() / 3].to_vec(), "truncated"),
+        ("appended bytes", [good.clone(), b"x".to_vec()].concat(), "corrupted"),
+        ("garbage", b"hello world, not a baseline\n".to_vec(), "is not an fdir baseline"),
+        ("empty", Vec::new(), "is empty"),
+        ("another version", version2, "version 2"),
+    ];
+    for (what, bytes, message) in cases {
+        std::fs::write(&path, &bytes).unwrap();
+        for cmd in ["check", "watch"] {
+            let o = run(&[cmd], d);
+            assert_eq!(code(&o), 2, "{what} ({cmd}): {}", stdout(&o));
+            let err = stderr(&o);
+            assert!(
+                err.contains(&path.display().to_string()) || err.contains("fdir-baseline.json"),
+                "{what}: the message names the file: {err}"
+            );
+            assert!(err.contains(message), "{what}: {err}");
+        }
+    }
+
+    // An edit with a recomputed digest passes the unkeyed check (documented),
+    // but never a keyed one.
+    let k = key.to_str().unwrap();
+    let o = run(&["snapshot", "--pid", &t.pid.to_string(), "--key", k], d);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let mut signed_edit = String::from_utf8(std::fs::read(&path).unwrap())
+        .unwrap()
+        .replacen("\"Seccomp=0", "\"Seccomp=2", 1)
+        .into_bytes();
+    recompute_digest(&mut signed_edit);
+    let signed = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &signed_edit).unwrap();
+    let o = run(&["check", "--key", k], d);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("HMAC does not match"), "{}", stderr(&o));
+    std::fs::write(&path, &signed).unwrap();
+    assert_eq!(code(&run(&["check", "--key", k], d)), 0);
+    let o = run(&["check", "--key", other_key.to_str().unwrap()], d);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("HMAC does not match: wrong key"), "{}", stderr(&o));
+    let o = run(&["check"], d);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("is signed: pass --key"), "{}", stderr(&o));
+    std::fs::write(&path, &good).unwrap();
+    let o = run(&["check", "--key", k], d);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("is not signed, but a key was given"), "{}", stderr(&o));
+    let o = run(&["check", "--key", "/nonexistent/key"], d);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("key file /nonexistent/key does not exist"), "{}", stderr(&o));
+    drop(edited);
+}
+
+#[test]
+fn watch_detects_a_live_change_and_exits_0_on_sigterm() {
+    let _s = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = Testee::spawn();
+    let pid = t.pid.to_string();
+    let mut w = Watch::start(&["--pid", &pid, "--interval", "100ms", "--format", "json"], dir.path());
+    let started = w.wait_for("started", is("started"));
+    assert_eq!(started["confirm"], 2);
+    w.wait_for("a baseline of the testee", |v| v["event"] == "baseline" && v["pid"] == t.pid);
+    w.wait_for("a check", is("check"));
+    assert!(dir.path().join("fdir-baseline.json").exists(), "watch writes the baseline it takes");
+
+    t.must("seccomp");
+    let a = w.wait_for("the anomaly", is("anomaly"));
+    assert_eq!(a["pid"], t.pid);
+    assert_eq!(a["subsystem"], "seccomp");
+    let texts: Vec<&str> = a["changes"].as_array().unwrap().iter().map(|c| c["text"].as_str().unwrap()).collect();
+    assert!(texts.contains(&"Seccomp 0 -> 2 (filter mode)"), "{texts:?}");
+    // Declared once: the next checks do not repeat it.
+    let check = w.wait_for("a later check", |v| v["event"] == "check" && v["anomalies"] == 0);
+    assert_eq!(check["drifted"], 1);
+
+    let (code, rest) = w.terminate();
+    assert_eq!(code, 0);
+    assert_eq!(rest.last().unwrap()["event"], "stopped");
+    assert_eq!(rest.last().unwrap()["reason"], "SIGTERM");
+}
+
+#[test]
+fn watch_resumes_from_the_file_and_reports_a_vanished_target() {
+    let _s = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let a = Testee::spawn();
+    let b = Testee::spawn();
+    let (pa, pb) = (a.pid.to_string(), b.pid.to_string());
+    let o = run(&["snapshot", "--pid", &pa, "--pid", &pb], dir.path());
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let mut w = Watch::start(&["--interval", "100ms", "--format", "json"], dir.path());
+    w.wait_for("a check", is("check"));
+    let bpid = b.pid;
+    b.exit();
+    let exited = w.wait_for("the exit", is("exited"));
+    assert_eq!(exited["pid"], bpid);
+    // It carries on with the other target.
+    let check = w.wait_for("a check of the remaining target", |v| v["event"] == "check" && v["targets"] == 1);
+    assert_eq!(check["failed"], 0);
+    let (code, _) = w.terminate();
+    assert_eq!(code, 0);
+    drop(a);
+}
+
+#[test]
+fn watch_all_baselines_new_processes_and_notes_exits() {
+    let _s = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = Watch::start(&["--all", "--interval", "200ms", "--format", "json"], dir.path());
+    w.wait_for("a check", is("check"));
+    // A process started after the baseline: baselined on first sight, once settled.
+    let t = Testee::spawn();
+    let new = w.wait_for("the new process", |v| v["event"] == "baseline" && v["pid"] == t.pid);
+    assert_eq!(new["first_sight"], true);
+    let pid = t.pid;
+    t.exit();
+    w.wait_for("its exit", |v| v["event"] == "exited" && v["pid"] == pid);
+    // A process that lives shorter than the settle time is never baselined.
+    let quick = Testee::spawn();
+    let qpid = quick.pid;
+    quick.exit();
+    w.wait_for("two more checks", |v| v["event"] == "check" && v["cycle"].as_u64() > Some(20));
+    assert!(!w.seen.iter().any(|v| v["pid"] == qpid), "a short-lived process is not baselined");
+    let seen = w.seen.clone();
+    let (code, rest) = w.terminate();
+    assert_eq!(code, 0);
+    // Nothing drifted in the machine's processes meanwhile.
+    assert!(!seen.iter().chain(&rest).any(|v| v["event"] == "anomaly"), "{seen:#?}");
+}
+
+#[test]
+fn snapshot_and_check_all_nothing_changed_exits_0() {
+    let _s = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(&["snapshot", "--all", "--format", "json"], dir.path());
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let events = json_lines(&o);
+    events.iter().for_each(assert_event_schema);
+    assert!(events.iter().filter(|v| v["event"] == "baseline").count() >= 2);
+    let o = run(&["check", "--all", "--format", "json"], dir.path());
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    json_lines(&o).iter().for_each(assert_event_schema);
+}
+
+#[test]
+fn help_man_and_completions() {
+    let d = tempfile::tempdir().unwrap();
+    for sub in ["snapshot", "check", "watch"] {
+        let o = run(&[sub, "--help"], d.path());
+        assert_eq!(code(&o), 0);
+        let text = stdout(&o);
+        assert!(text.contains("Examples:") && text.contains("--baseline"), "{sub}: {text}");
+    }
+    let o = run(&["man"], d.path());
+    assert_eq!(code(&o), 0);
+    assert!(stdout(&o).contains(".TH fdir"));
+    let o = run(&["completions", "bash"], d.path());
+    assert_eq!(code(&o), 0);
+    assert!(stdout(&o).contains("_fdir"));
+    let o = run(&["--version"], d.path());
+    assert!(stdout(&o).starts_with("fdir "));
+}
