@@ -70,6 +70,35 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
+    /// A thread that another tracer (a debugger, strace, another fdir) traces:
+    /// fdir never stops a thread that is already traced.
+    #[error("thread {tid} is already traced by pid {tracer}")]
+    Traced {
+        /// The thread id.
+        tid: u32,
+        /// The pid of its tracer (`TracerPid` in its status).
+        tracer: u32,
+    },
+    /// A thread did not stop for a ptrace read in time (it is in an
+    /// uninterruptible sleep, or the machine is overloaded); it was let go.
+    #[error("thread {tid} did not stop within {} ms for a ptrace read; it was let go", waited.as_millis())]
+    NotStopped {
+        /// The thread id.
+        tid: u32,
+        /// How long fdir waited.
+        waited: std::time::Duration,
+    },
+    /// An operation that needs a privilege fdir does not have.
+    #[error("{what} needs {privilege}")]
+    NeedsPrivilege {
+        /// What was attempted: "reading seccomp filter programs".
+        what: &'static str,
+        /// What it needs: "CAP_SYS_ADMIN".
+        privilege: &'static str,
+    },
+    /// An operation this source or kernel cannot do.
+    #[error("{0}")]
+    Unsupported(String),
     /// A subsystem was asked for that the baseline does not hold.
     #[error("the baseline holds no {subsystem} state: take a new baseline that includes it")]
     NotInBaseline {

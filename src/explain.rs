@@ -2,6 +2,9 @@
 //! on: "mapping /usr/lib/libc.so.6 @0x28000 r-xp -> rwxp", "Seccomp 0 -> 2",
 //! "cgroup memory:/a -> memory:/b". Pure functions of records.
 
+mod code;
+mod filters;
+
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -132,6 +135,8 @@ pub fn explain(subsystem: Subsystem, old: &[Record], new: &[Record]) -> Vec<Chan
         Subsystem::MemoryMaps => maps(old, new),
         Subsystem::Seccomp | Subsystem::Credentials => tuples(old, new),
         Subsystem::Cgroups => cgroups(old, new),
+        Subsystem::SeccompFilters => filters::explain(old, new),
+        Subsystem::Code => code::explain(old, new),
     }
 }
 

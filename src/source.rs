@@ -13,10 +13,15 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::{AtFlags, Mode, OFlags};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
+use crate::ptrace::{self, Failure};
+
+/// How long a seccomp-filters read waits for a thread to stop before it lets
+/// the thread go and reports it unobservable.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What a snapshot or a source describes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +108,28 @@ pub trait Source {
 
     /// The path `rel` stands for, in messages.
     fn path_of(&self, rel: &str) -> PathBuf;
+
+    /// Reads the seccomp filter programs of thread `tid` of the process into
+    /// `out` (replacing its contents): oldest first, each as its raw
+    /// `sock_filter` bytes. Returns how long the thread was kept stopped.
+    ///
+    /// [`Error::NeedsPrivilege`] and [`Error::Unsupported`] mean this monitor
+    /// or kernel cannot read programs (the subsystem degrades to the filter
+    /// count); [`Error::Traced`] and [`Error::NotStopped`] that it cannot now;
+    /// [`Error::NotFound`] that the thread has exited. The default cannot.
+    fn seccomp_programs(&self, tid: u32, out: &mut Vec<Vec<u8>>) -> Result<Duration, Error> {
+        let _ = (tid, out);
+        Err(Error::Unsupported("this source cannot read seccomp filter programs".into()))
+    }
+
+    /// Reads the process's memory at `addr` into `buf`, as far as it can be
+    /// read: returns the number of bytes read, fewer than `buf.len()` (or 0)
+    /// when the rest cannot be read (a mapping past the end of its file).
+    /// The default cannot.
+    fn read_mem(&self, addr: u64, buf: &mut [u8]) -> Result<usize, Error> {
+        let _ = (addr, buf);
+        Err(Error::Unsupported("this source cannot read process memory".into()))
+    }
 }
 
 impl<S: Source + ?Sized> Source for &S {
@@ -123,6 +150,12 @@ impl<S: Source + ?Sized> Source for &S {
     }
     fn path_of(&self, rel: &str) -> PathBuf {
         (**self).path_of(rel)
+    }
+    fn seccomp_programs(&self, tid: u32, out: &mut Vec<Vec<u8>>) -> Result<Duration, Error> {
+        (**self).seccomp_programs(tid, out)
+    }
+    fn read_mem(&self, addr: u64, buf: &mut [u8]) -> Result<usize, Error> {
+        (**self).read_mem(addr, buf)
     }
 }
 
@@ -298,7 +331,11 @@ impl Procfs {
     }
 
     /// Canned files, by path relative to `/proc/PID` (`"task/7/status"`).
-    /// Threads are the numbers under `task/`.
+    /// Threads are the numbers under `task/`. Two kinds of names are not
+    /// files: `mem/HEX` holds the memory at address HEX (for
+    /// [`Source::read_mem`]), and `task/TID/seccomp/N` the raw bytes of
+    /// thread TID's filter program N (for [`Source::seccomp_programs`]; a
+    /// `task/TID/seccomp/denied` entry makes that read need a privilege).
     pub fn mock_files<K: Into<String>, V: AsRef<[u8]>>(files: impl IntoIterator<Item = (K, V)>) -> Procfs {
         Procfs { inner: Inner::Mock(files.into_iter().map(|(k, v)| (k.into(), v.as_ref().to_vec())).collect()) }
     }
@@ -337,6 +374,120 @@ impl ProcessDir {
             e => errno_to_error(e, "read", self.path_of(rel), self.pid),
         })
     }
+}
+
+impl ProcessDir {
+    /// Whether `tid` is (still) a thread of the pinned process.
+    fn has_thread(&self, tid: u32) -> bool {
+        rustix::fs::statat(&self.dir, format!("task/{tid}"), AtFlags::empty()).is_ok()
+    }
+
+    /// The tracer of thread `tid` (`TracerPid`), if it can be read.
+    fn tracer_of(&self, tid: u32) -> Option<u32> {
+        let mut buf = Vec::with_capacity(2048);
+        self.read(&format!("task/{tid}/status"), &mut buf).ok()?;
+        let v = crate::canon::status::field(&buf, "TracerPid")?;
+        std::str::from_utf8(v).ok()?.parse().ok()
+    }
+
+    fn seccomp_programs(&self, tid: u32, out: &mut Vec<Vec<u8>>) -> Result<Duration, Error> {
+        out.clear();
+        let thread = format!("task/{tid}");
+        if self.pid == std::process::id() {
+            return Err(Error::Unsupported("fdir cannot stop its own threads to read their seccomp filters".into()));
+        }
+        // Checked first, so that a read that must fail never stops the target.
+        let admin = rustix::thread::capabilities(None)
+            .is_ok_and(|c| c.effective.contains(rustix::thread::CapabilitySet::SYS_ADMIN));
+        if !admin {
+            return Err(Error::NeedsPrivilege { what: "reading seccomp filter programs", privilege: "CAP_SYS_ADMIN" });
+        }
+        if !matches!(rustix::thread::secure_computing_mode(), Ok(rustix::thread::SecureComputingMode::Disabled)) {
+            return Err(Error::Unsupported(
+                "fdir runs under seccomp itself, and the kernel exports filters only to an unconfined tracer".into(),
+            ));
+        }
+        match ptrace::read_filters(tid, STOP_TIMEOUT) {
+            // A tid listed a moment ago may have exited and been reused by
+            // another process: what was read counts only if it is still ours.
+            Ok(_) if !self.has_thread(tid) => Err(Error::NotFound { path: self.path_of(&thread) }),
+            Ok(f) => {
+                *out = f.programs;
+                Ok(f.stopped)
+            }
+            Err(Failure::Gone) => Err(Error::NotFound { path: self.path_of(&thread) }),
+            Err(Failure::Refused(e)) => match self.tracer_of(tid) {
+                Some(tracer) if tracer != 0 => Err(Error::Traced { tid, tracer }),
+                _ if !self.has_thread(tid) => Err(Error::NotFound { path: self.path_of(&thread) }),
+                _ if e == rustix::io::Errno::PERM || e == rustix::io::Errno::ACCESS => Err(Error::NeedsPrivilege {
+                    what: "stopping a thread with ptrace",
+                    privilege: "CAP_SYS_PTRACE and a kernel.yama.ptrace_scope that allows it",
+                }),
+                _ => Err(Error::io("seize", self.path_of(&thread), io::Error::from(e))),
+            },
+            Err(Failure::NeedsAdmin) => {
+                Err(Error::NeedsPrivilege { what: "reading seccomp filter programs", privilege: "CAP_SYS_ADMIN" })
+            }
+            Err(Failure::Unsupported(m)) => Err(Error::Unsupported(m)),
+            Err(Failure::NotStopped(waited)) => Err(Error::NotStopped { tid, waited }),
+            Err(Failure::Os(op, e)) => Err(Error::io(op, self.path_of(&thread), io::Error::from(e))),
+            Err(Failure::Spawn(e)) => Err(Error::Spawn(e)),
+            Err(Failure::Panicked) => Err(Error::Bug("the ptrace thread panicked (the target was let go)".into())),
+        }
+    }
+
+    fn read_mem(&self, addr: u64, buf: &mut [u8]) -> Result<usize, Error> {
+        let fd = rustix::fs::openat(&self.dir, "mem", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| errno_to_error(e, "open", self.path_of("mem"), self.pid))?;
+        let mut done = 0usize;
+        while let Some(rest) = buf.get_mut(done..).filter(|r| !r.is_empty()) {
+            let at = addr.saturating_add(u64::try_from(done).unwrap_or(u64::MAX));
+            match rustix::io::pread(&fd, rest, at) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(rustix::io::Errno::INTR) => {}
+                // Nothing more can be read here (past the end of a mapped file).
+                Err(rustix::io::Errno::IO | rustix::io::Errno::FAULT) => break,
+                Err(e) => return Err(errno_to_error(e, "read", self.path_of("mem"), self.pid)),
+            }
+        }
+        Ok(done)
+    }
+}
+
+/// Canned filter programs: files `task/TID/seccomp/N` hold program N's raw
+/// bytes; a file `task/TID/seccomp/denied` makes the read need a privilege.
+fn mock_programs(files: &BTreeMap<String, Vec<u8>>, tid: u32, out: &mut Vec<Vec<u8>>) -> Result<Duration, Error> {
+    out.clear();
+    let dir = format!("task/{tid}/seccomp/");
+    if files.contains_key(&format!("{dir}denied")) {
+        return Err(Error::NeedsPrivilege { what: "reading seccomp filter programs", privilege: "CAP_SYS_ADMIN" });
+    }
+    if !files.keys().any(|k| k.starts_with(&dir)) {
+        return Err(Error::Unsupported(format!("this mock has no seccomp programs for thread {tid}")));
+    }
+    while let Some(p) = files.get(&format!("{dir}{}", out.len())) {
+        out.push(p.clone());
+    }
+    Ok(Duration::ZERO)
+}
+
+/// Canned memory: a file `mem/HEX` holds the bytes at address HEX.
+fn mock_mem(files: &BTreeMap<String, Vec<u8>>, addr: u64, buf: &mut [u8]) -> Result<usize, Error> {
+    let mut any = false;
+    for (k, bytes) in files {
+        let Some(start) = k.strip_prefix("mem/").and_then(|h| u64::from_str_radix(h, 16).ok()) else { continue };
+        any = true;
+        let Some(from) = addr.checked_sub(start).and_then(|d| usize::try_from(d).ok()) else { continue };
+        if let Some(have) = bytes.get(from..).filter(|h| !h.is_empty()) {
+            let n = have.len().min(buf.len());
+            if let (Some(dst), Some(src)) = (buf.get_mut(..n), have.get(..n)) {
+                dst.copy_from_slice(src);
+            }
+            return Ok(n);
+        }
+    }
+    if any { Ok(0) } else { Err(Error::Unsupported("this mock has no memory".into())) }
 }
 
 impl Source for Procfs {
@@ -438,6 +589,22 @@ impl Source for Procfs {
             Inner::Process(d) => d.path_of(rel),
             Inner::Mock(_) => PathBuf::from("mock").join(rel),
             Inner::Failed { path, .. } => path.join(rel),
+        }
+    }
+
+    fn seccomp_programs(&self, tid: u32, out: &mut Vec<Vec<u8>>) -> Result<Duration, Error> {
+        match &self.inner {
+            Inner::Process(d) => d.seccomp_programs(tid, out),
+            Inner::Mock(files) => mock_programs(files, tid, out),
+            Inner::Failed { .. } => self.target().map(|_| Duration::ZERO),
+        }
+    }
+
+    fn read_mem(&self, addr: u64, buf: &mut [u8]) -> Result<usize, Error> {
+        match &self.inner {
+            Inner::Process(d) => d.read_mem(addr, buf),
+            Inner::Mock(files) => mock_mem(files, addr, buf),
+            Inner::Failed { .. } => self.target().map(|_| 0),
         }
     }
 }

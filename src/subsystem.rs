@@ -34,6 +34,16 @@ pub enum Subsystem {
     /// User and group ids, supplementary groups and the five capability sets of
     /// every thread (`/proc/PID/task/*/status`).
     Credentials,
+    /// The seccomp BPF programs of every thread, in the order they were
+    /// installed, read with `PTRACE_SECCOMP_GET_FILTER` (each thread that has
+    /// filters is stopped for a moment). Without `CAP_SYS_ADMIN` it degrades to
+    /// the filter count, and says so. Not in the default set.
+    SeccompFilters,
+    /// The bytes of every private file-backed executable mapping, read through
+    /// `/proc/PID/mem` and hashed in 64 KiB chunks; checks verify a bounded
+    /// number of bytes per cycle and resume where the last one stopped. Not in
+    /// the default set.
+    Code,
 }
 
 /// Whether a subsystem belongs to one process or to the whole node.
@@ -47,8 +57,14 @@ pub enum Scope {
 
 impl Subsystem {
     /// Every subsystem, in order.
-    pub const ALL: &'static [Subsystem] =
-        &[Subsystem::MemoryMaps, Subsystem::Seccomp, Subsystem::Cgroups, Subsystem::Credentials];
+    pub const ALL: &'static [Subsystem] = &[
+        Subsystem::MemoryMaps,
+        Subsystem::Seccomp,
+        Subsystem::Cgroups,
+        Subsystem::Credentials,
+        Subsystem::SeccompFilters,
+        Subsystem::Code,
+    ];
 
     /// The seed's three subsystems, covered by [`crate::snapshot`], [`crate::check`]
     /// and [`crate::Config::default`].
@@ -61,13 +77,35 @@ impl Subsystem {
             Subsystem::Seccomp => "seccomp",
             Subsystem::Cgroups => "cgroups",
             Subsystem::Credentials => "credentials",
+            Subsystem::SeccompFilters => "seccomp-filters",
+            Subsystem::Code => "code",
         }
+    }
+
+    /// Whether the subsystem is checked when none are named (the command
+    /// line's default set). The intrusive or costly ones are not:
+    /// `seccomp-filters` stops the target's threads with ptrace, `code` reads
+    /// all of its code through `/proc/PID/mem`. They run only when named, or
+    /// with `--subsystems all`.
+    ///
+    /// ```
+    /// use fdir::Subsystem;
+    /// assert!(Subsystem::MemoryMaps.is_default());
+    /// assert!(!Subsystem::Code.is_default());
+    /// ```
+    pub const fn is_default(self) -> bool {
+        !matches!(self, Subsystem::SeccompFilters | Subsystem::Code)
     }
 
     /// Whether the subsystem is per process or node-wide.
     pub const fn scope(self) -> Scope {
         match self {
-            Subsystem::MemoryMaps | Subsystem::Seccomp | Subsystem::Cgroups | Subsystem::Credentials => Scope::Process,
+            Subsystem::MemoryMaps
+            | Subsystem::Seccomp
+            | Subsystem::Cgroups
+            | Subsystem::Credentials
+            | Subsystem::SeccompFilters
+            | Subsystem::Code => Scope::Process,
         }
     }
 }

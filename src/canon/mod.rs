@@ -8,6 +8,8 @@
 //! fields. This module does no I/O.
 
 pub mod cgroup;
+pub mod code;
+pub mod filters;
 pub mod maps;
 pub mod status;
 
@@ -118,6 +120,17 @@ impl Canon {
             self.finish();
         }
         self.lines().map(split_line).collect()
+    }
+
+    /// Adds a record whose key and value are already in canonical form (taken
+    /// from a verified [`Record`]): appended as they are, not escaped again.
+    pub(crate) fn push_clean(&mut self, key: &str, value: &str) {
+        self.finished = false;
+        let start = self.text.len();
+        self.text.push_str(key);
+        self.text.push('\t');
+        self.text.push_str(value);
+        self.lines.push(start..self.text.len());
     }
 }
 
