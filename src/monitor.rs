@@ -14,7 +14,10 @@ use crate::baseline::{BaselineFile, Coverage};
 use crate::daemon::Tracker;
 use crate::snapshot::{Checker, Observation};
 use crate::source::list_processes;
-use crate::{Anomaly, Clock, Error, Procfs, SETTLE_YOUNGER_THAN, Snapshot, Source, Subsystem, Target, snapshot_with};
+use crate::{
+    Anomaly, Clock, CodeBudget, Error, Procfs, Report, SETTLE_YOUNGER_THAN, Snapshot, Source, Stops, Subsystem, Sweep,
+    Target, snapshot_with,
+};
 
 /// Something the monitor saw, about one target.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +104,26 @@ pub struct Summary {
     pub failed: usize,
     /// How long the cycle took.
     pub elapsed: Duration,
+    /// The code sweep over every target checked (`code`): bytes verified and
+    /// comparable summed, the checks a full sweep takes for the slowest target.
+    pub code: Option<Sweep>,
+    /// How long `seccomp-filters` kept threads stopped, over every target.
+    pub stopped: Option<Stops>,
+}
+
+impl Summary {
+    /// Adds what one target's check reported.
+    fn absorb(&mut self, report: &Report) {
+        if let Some(s) = &report.code {
+            match &mut self.code {
+                Some(total) => total.merge(s),
+                None => self.code = Some(*s),
+            }
+        }
+        if let Some(s) = &report.stopped {
+            self.stopped.get_or_insert_with(Stops::default).merge(s);
+        }
+    }
 }
 
 struct Watched {
@@ -121,6 +144,7 @@ pub struct Monitor {
     coverage: Coverage,
     subsystems: Vec<Subsystem>,
     confirm: u32,
+    code_budget: CodeBudget,
     proc_root: PathBuf,
     watched: BTreeMap<u32, Watched>,
     /// `--all`: young processes, baselined once they have settled.
@@ -175,6 +199,7 @@ impl Monitor {
             coverage,
             subsystems,
             confirm: confirm.max(1),
+            code_budget: CodeBudget::DEFAULT,
             proc_root: PathBuf::from("/proc"),
             watched: BTreeMap::new(),
             pending: BTreeMap::new(),
@@ -261,7 +286,12 @@ impl Monitor {
         findings.push(Finding::Baselined { snapshot: Box::new(snapshot.clone()), first_sight });
         self.watched.insert(
             pid,
-            Watched { fs, baseline: snapshot, tracker: Tracker::new(self.confirm), checker: Checker::new() },
+            Watched {
+                fs,
+                baseline: snapshot,
+                tracker: Tracker::new(self.confirm),
+                checker: Checker::with_code_budget(self.code_budget),
+            },
         );
     }
 
@@ -360,6 +390,9 @@ impl Monitor {
             summary.checked += 1;
             match w.tracker.cycle(&mut w.checker, &w.baseline, clock, &w.fs, &self.subsystems) {
                 Ok(outcome) => {
+                    if let Some(report) = &outcome.report {
+                        summary.absorb(report);
+                    }
                     let target = w.baseline.target.clone();
                     if !outcome.transient.is_empty() {
                         findings.push(Finding::Transient { target: target.clone(), subsystems: outcome.transient });
@@ -413,6 +446,20 @@ impl Monitor {
     /// What the monitor covers.
     pub fn coverage(&self) -> &Coverage {
         &self.coverage
+    }
+
+    /// Sets how many bytes of code each check reads per target (default
+    /// [`CodeBudget::DEFAULT`]), for the targets watched and those to come.
+    pub fn set_code_budget(&mut self, budget: CodeBudget) {
+        self.code_budget = budget;
+        for w in self.watched.values_mut() {
+            w.checker.set_code_budget(budget);
+        }
+    }
+
+    /// The code budget per target per check.
+    pub fn code_budget(&self) -> CodeBudget {
+        self.code_budget
     }
 
     /// The subsystems checked.
