@@ -38,9 +38,11 @@ fn raise_fd_limit() {
 fn dispatch(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Snapshot { target, file, subsystems, format } => run::snapshot(target, file, subsystems, format),
-        Command::Check { target, file, format, confirm } => run::check(target, file, format, confirm),
-        Command::Watch { target, file, interval, format, subsystems, confirm, rebaseline, metrics } => {
-            run::watch(target, file, interval, format, subsystems, confirm, rebaseline, metrics)
+        Command::Check { target, file, format, confirm, code_budget } => {
+            run::check(target, file, format, confirm, code_budget)
+        }
+        Command::Watch { target, file, interval, format, subsystems, confirm, rebaseline, metrics, code_budget } => {
+            run::watch(target, file, interval, format, subsystems, confirm, rebaseline, metrics, code_budget)
         }
         Command::Keygen { path } => {
             fdir::Key::generate()?.write_new(&path)?;

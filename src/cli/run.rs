@@ -10,7 +10,9 @@ use anyhow::{Context, Result, bail};
 use fdir::baseline::{self, BaselineFile, Coverage, Key};
 use fdir::event::EventRecord;
 use fdir::metrics::{self, Metrics};
-use fdir::{Clock, Error, Finding, Monitor, Scope, Severity, Subsystem, SystemClock, Target, default_handler};
+use fdir::{
+    Clock, CodeBudget, Error, Finding, Monitor, Scope, Severity, Subsystem, SystemClock, Target, default_handler,
+};
 
 use super::args::{FileArgs, Format, Subsystems, TargetArgs};
 use super::output::{Output, TEXT_LIST_LIMIT};
@@ -22,10 +24,11 @@ pub const DRIFT: u8 = 1;
 /// Could not check.
 pub const CANNOT_CHECK: u8 = 2;
 
-/// The subsystems used when none are given: every subsystem of the coverage's scope.
+/// The subsystems used when none are given: every default subsystem of the
+/// coverage's scope (not the intrusive seccomp-filters and code).
 fn default_subsystems(coverage: &Coverage) -> Vec<Subsystem> {
     let scope = if *coverage == Coverage::System { Scope::Node } else { Scope::Process };
-    Subsystem::ALL.iter().copied().filter(|s| s.scope() == scope).collect()
+    Subsystem::ALL.iter().copied().filter(|s| s.scope() == scope && s.is_default()).collect()
 }
 
 fn chosen_subsystems(coverage: &Coverage, given: Option<Subsystems>) -> Result<Vec<Subsystem>> {
@@ -177,8 +180,15 @@ fn events_of(findings: &[Finding], now: SystemTime) -> Vec<(EventRecord, Option<
     events
 }
 
-/// `fdir check`.
-pub fn check(target: TargetArgs, file: FileArgs, format: Format, confirm: u32) -> Result<u8> {
+/// `fdir check`. A one-shot check verifies all of the code unless a budget
+/// is given.
+pub fn check(
+    target: TargetArgs,
+    file: FileArgs,
+    format: Format,
+    confirm: u32,
+    code_budget: Option<CodeBudget>,
+) -> Result<u8> {
     let clock = SystemClock;
     let key = load_key(&file)?;
     let loaded = restrict(load_baseline(&file, key.as_ref())?, target.coverage(), &file.baseline)?;
@@ -186,6 +196,7 @@ pub fn check(target: TargetArgs, file: FileArgs, format: Format, confirm: u32) -
     let mut out = Output::new(format);
     let mut code = NO_DRIFT;
     let (mut monitor, findings) = Monitor::resume(&loaded, confirm)?;
+    monitor.set_code_budget(code_budget.unwrap_or(CodeBudget::UNLIMITED));
     let (cycle, summary) = monitor.cycle(&clock);
     let now = clock.wall();
     for f in findings.iter().chain(cycle.iter()) {
@@ -253,7 +264,9 @@ pub fn watch(
     confirm: u32,
     rebaseline: bool,
     metrics_addr: Option<String>,
+    code_budget: Option<CodeBudget>,
 ) -> Result<u8> {
+    let code_budget = code_budget.unwrap_or(CodeBudget::DEFAULT);
     let clock = SystemClock;
     let key = load_key(&file)?;
     let mut out = Output::new(format);
@@ -298,6 +311,7 @@ pub fn watch(
         save(&file, key.as_ref(), &m, &clock)?;
         (m, findings)
     };
+    monitor.set_code_budget(code_budget);
 
     let metrics = Arc::new(Metrics::new());
     let _server = match &metrics_addr {
@@ -368,6 +382,7 @@ pub fn watch(
                 match Monitor::baseline(coverage, &subsystems, confirm, &clock) {
                     Ok((m, findings)) => {
                         monitor = m;
+                        monitor.set_code_budget(code_budget);
                         report_baseline(&mut out, &findings, clock.wall())?;
                         match save(&file, key.as_ref(), &monitor, &clock) {
                             Ok(n) => out.say(&format!(
@@ -403,7 +418,7 @@ pub fn watch(
         metrics.check_done(summary.elapsed, now);
         let unobservable = u64::try_from(summary.unobservable).unwrap_or(u64::MAX);
         metrics.set_targets(u64::try_from(summary.targets).unwrap_or(u64::MAX) + unobservable, unobservable);
-        out.check_summary(&EventRecord::check(now, cycle_no, &summary), !findings.is_empty())?;
+        out.check_summary(&EventRecord::check(now, cycle_no, &summary).with_interval(interval), !findings.is_empty())?;
         healthy = true;
         systemd.send(&[
             sd_notify::NotifyState::Watchdog,
