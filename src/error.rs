@@ -72,12 +72,13 @@ pub enum Error {
     },
     /// A thread that another tracer (a debugger, strace, another fdir) traces:
     /// fdir never stops a thread that is already traced.
-    #[error("thread {tid} is already traced by pid {tracer}")]
+    #[error("thread {tid} is already traced{}", traced_by(*.tracer))]
     Traced {
         /// The thread id.
         tid: u32,
-        /// The pid of its tracer (`TracerPid` in its status).
-        tracer: u32,
+        /// The pid of its tracer (`TracerPid` in its status), when it was
+        /// still attached by the time fdir looked for it.
+        tracer: Option<u32>,
     },
     /// A thread did not stop for a ptrace read in time (it is in an
     /// uninterruptible sleep, or the machine is overloaded); it was let go.
@@ -162,6 +163,13 @@ pub enum Error {
     /// A broken internal invariant: a bug in fdir, reported instead of a panic.
     #[error("internal error (a bug in fdir, please report it): {0}")]
     Bug(String),
+}
+
+fn traced_by(tracer: Option<u32>) -> String {
+    match tracer {
+        Some(pid) => format!(" by pid {pid}"),
+        None => " (by a tracer that let go before it could be named)".into(),
+    }
 }
 
 impl Error {

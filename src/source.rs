@@ -23,6 +23,10 @@ use crate::ptrace::{self, Failure};
 /// the thread go and reports it unobservable.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Seizes retried when refused by a tracer that is gone by the time it is
+/// looked for.
+const SEIZE_RETRIES: usize = 4;
+
 /// What a snapshot or a source describes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -407,7 +411,20 @@ impl ProcessDir {
                 "fdir runs under seccomp itself, and the kernel exports filters only to an unconfined tracer".into(),
             ));
         }
-        match ptrace::read_filters(tid, STOP_TIMEOUT) {
+        let mut result = ptrace::read_filters(tid, STOP_TIMEOUT);
+        // A seize refused while another tracer (another fdir) held the thread
+        // for a moment, gone by the time its status is read: try again, a few
+        // times, before calling it a lack of privilege.
+        for retry in 1..=SEIZE_RETRIES {
+            match &result {
+                Err(Failure::Refused(_)) if self.tracer_of(tid) == Some(0) && self.has_thread(tid) => {
+                    std::thread::sleep(Duration::from_millis(u64::try_from(retry).unwrap_or(1)));
+                    result = ptrace::read_filters(tid, STOP_TIMEOUT);
+                }
+                _ => break,
+            }
+        }
+        match result {
             // A tid listed a moment ago may have exited and been reused by
             // another process: what was read counts only if it is still ours.
             Ok(_) if !self.has_thread(tid) => Err(Error::NotFound { path: self.path_of(&thread) }),
@@ -417,11 +434,14 @@ impl ProcessDir {
             }
             Err(Failure::Gone) => Err(Error::NotFound { path: self.path_of(&thread) }),
             Err(Failure::Refused(e)) => match self.tracer_of(tid) {
-                Some(tracer) if tracer != 0 => Err(Error::Traced { tid, tracer }),
+                Some(tracer) if tracer != 0 => Err(Error::Traced { tid, tracer: Some(tracer) }),
                 _ if !self.has_thread(tid) => Err(Error::NotFound { path: self.path_of(&thread) }),
+                // Allowed to trace, refused all the same: other tracers kept
+                // taking the thread (other fdir readers), each for a moment.
+                _ if may_seize() => Err(Error::Traced { tid, tracer: None }),
                 _ if e == rustix::io::Errno::PERM || e == rustix::io::Errno::ACCESS => Err(Error::NeedsPrivilege {
                     what: "stopping a thread with ptrace",
-                    privilege: "CAP_SYS_PTRACE and a kernel.yama.ptrace_scope that allows it",
+                    privilege: "CAP_SYS_PTRACE and a kernel.yama.ptrace_scope below 3",
                 }),
                 _ => Err(Error::io("seize", self.path_of(&thread), io::Error::from(e))),
             },
@@ -453,6 +473,15 @@ impl ProcessDir {
         }
         Ok(done)
     }
+}
+
+/// Whether this monitor may ptrace other processes: `CAP_SYS_PTRACE`, and
+/// no Yama `ptrace_scope` of 3 (no attaching at all).
+fn may_seize() -> bool {
+    let cap = rustix::thread::capabilities(None)
+        .is_ok_and(|c| c.effective.contains(rustix::thread::CapabilitySet::SYS_PTRACE));
+    let scope = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope").unwrap_or_default();
+    cap && scope.trim() != "3"
 }
 
 /// Canned filter programs: files `task/TID/seccomp/N` hold program N's raw

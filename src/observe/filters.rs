@@ -122,7 +122,7 @@ pub(crate) fn observe<S: Source + ?Sized>(
             continue;
         }
         if st.tracer != 0 {
-            return Err(Error::Traced { tid, tracer: st.tracer });
+            return Err(Error::Traced { tid, tracer: Some(st.tracer) });
         }
         match src.seccomp_programs(tid, &mut programs) {
             Ok(stopped) => {
