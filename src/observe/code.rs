@@ -42,7 +42,7 @@ use crate::{Digest, Error, Source};
 pub const DEFAULT_CODE_BUDGET: u64 = 4 << 20;
 /// Memory is read in windows of up to this many bytes (several chunks per
 /// read system call).
-const WINDOW: usize = 1 << 20;
+const WINDOW: usize = 256 << 10;
 
 thread_local! {
     /// One read window per thread, shared by every target checked on it, so
