@@ -74,7 +74,7 @@ pub struct Stats {
 }
 
 /// The confirmation and recovery state of one target's subsystems.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Tracker {
     /// Reads that must agree before a drift is declared.
     confirm: u32,

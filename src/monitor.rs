@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::baseline::{BaselineFile, Coverage};
 use crate::daemon::Tracker;
+use crate::guard::Redundant;
 use crate::snapshot::{Checker, Observation};
 use crate::source::list_processes;
 use crate::{Anomaly, Clock, Error, Procfs, SETTLE_YOUNGER_THAN, Snapshot, Source, Subsystem, Target, snapshot_with};
@@ -71,6 +72,20 @@ pub enum Finding {
         /// The process that has the pid now.
         now: Target,
     },
+    /// A copy of a target's in-memory baseline failed its digest or the vote
+    /// and was repaired from the others.
+    BaselineRepaired {
+        /// The target.
+        target: Target,
+        /// How many of the copies were repaired.
+        copies: usize,
+    },
+    /// No copy of a target's in-memory baseline can be trusted: it is not
+    /// checked until restored (from the baseline file).
+    BaselineLost {
+        /// The target.
+        target: Target,
+    },
     /// A target could not be checked this cycle.
     Failed {
         /// The target.
@@ -99,13 +114,18 @@ pub struct Summary {
     pub exited: usize,
     /// Targets that could not be checked this cycle.
     pub failed: usize,
+    /// Baseline copies repaired this cycle.
+    pub repaired: usize,
     /// How long the cycle took.
     pub elapsed: Duration,
 }
 
 struct Watched {
     fs: Procfs,
-    baseline: Snapshot,
+    /// Three copies, each with its own digest, voted every cycle.
+    baseline: Redundant<Snapshot>,
+    /// The target, outside the voted copies (for reports).
+    target: Target,
     tracker: Tracker,
     checker: Checker,
 }
@@ -259,9 +279,14 @@ impl Monitor {
         let Some(pid) = snapshot.target.pid() else { return };
         self.partially += unobservable_findings(&snapshot, findings);
         findings.push(Finding::Baselined { snapshot: Box::new(snapshot.clone()), first_sight });
+        let target = snapshot.target.clone();
+        let Some(baseline) = Redundant::new(snapshot) else {
+            findings.push(Finding::Failed { target, error: "cannot hold the baseline in redundant copies".into() });
+            return;
+        };
         self.watched.insert(
             pid,
-            Watched { fs, baseline: snapshot, tracker: Tracker::new(self.confirm), checker: Checker::new() },
+            Watched { fs, baseline, target, tracker: Tracker::new(self.confirm), checker: Checker::new() },
         );
     }
 
@@ -357,10 +382,40 @@ impl Monitor {
 
         let mut exited = Vec::new();
         for (&pid, w) in self.watched.iter_mut() {
+            // Vote the baseline copies before they are used.
+            let vote = w.baseline.vote();
+            if vote.lost {
+                summary.failed += 1;
+                findings.push(Finding::BaselineLost { target: w.target.clone() });
+                continue;
+            }
+            if vote.repairs() > 0 {
+                summary.repaired += vote.repairs();
+                findings.push(Finding::BaselineRepaired { target: w.target.clone(), copies: vote.repairs() });
+            }
             summary.checked += 1;
-            match w.tracker.cycle(&mut w.checker, &w.baseline, clock, &w.fs, &self.subsystems) {
+            let before = w.tracker.clone();
+            let mut result = w.tracker.cycle(&mut w.checker, w.baseline.get(), clock, &w.fs, &self.subsystems);
+            // Before declaring a drift, vote again: a baseline copy corrupted
+            // since the vote must not raise a false alarm.
+            if result.as_ref().is_ok_and(|o| !o.declared.is_empty()) {
+                let again = w.baseline.vote();
+                if again.lost {
+                    w.tracker = before;
+                    summary.failed += 1;
+                    findings.push(Finding::BaselineLost { target: w.target.clone() });
+                    continue;
+                }
+                if again.repairs() > 0 {
+                    summary.repaired += again.repairs();
+                    findings.push(Finding::BaselineRepaired { target: w.target.clone(), copies: again.repairs() });
+                    w.tracker = before;
+                    result = w.tracker.cycle(&mut w.checker, w.baseline.get(), clock, &w.fs, &self.subsystems);
+                }
+            }
+            match result {
                 Ok(outcome) => {
-                    let target = w.baseline.target.clone();
+                    let target = w.target.clone();
                     if !outcome.transient.is_empty() {
                         findings.push(Finding::Transient { target: target.clone(), subsystems: outcome.transient });
                     }
@@ -377,18 +432,23 @@ impl Monitor {
                 }
                 Err(Error::Gone { .. }) => {
                     exited.push(pid);
-                    findings.push(Finding::Exited { target: w.baseline.target.clone() });
+                    findings.push(Finding::Exited { target: w.target.clone() });
                 }
                 Err(e) => {
                     summary.failed += 1;
-                    findings.push(Finding::Failed { target: w.baseline.target.clone(), error: e.to_string() });
+                    findings.push(Finding::Failed { target: w.target.clone(), error: e.to_string() });
                 }
             }
         }
         for pid in &exited {
             if let Some(w) = self.watched.remove(pid) {
                 self.partially = self.partially.saturating_sub(
-                    w.baseline.subsystems.values().filter(|o| matches!(o, Observation::Unobservable { .. })).count(),
+                    w.baseline
+                        .get()
+                        .subsystems
+                        .values()
+                        .filter(|o| matches!(o, Observation::Unobservable { .. }))
+                        .count(),
                 );
             }
         }
@@ -405,9 +465,125 @@ impl Monitor {
         self.unreadable.len() + self.partially
     }
 
-    /// The baselines of the watched targets, for saving.
-    pub fn snapshots(&self) -> Vec<Snapshot> {
-        self.watched.values().map(|w| w.baseline.clone()).collect()
+    /// The baselines of the watched targets (voted first), for saving.
+    pub fn snapshots(&mut self) -> Vec<Snapshot> {
+        self.watched.values_mut().filter_map(|w| (!w.baseline.vote().lost).then(|| w.baseline.get().clone())).collect()
+    }
+
+    /// Restores lost or disagreeing in-memory baselines from a baseline file
+    /// (which has passed its own integrity check). Returns the targets whose
+    /// memory copies disagreed with the file and were replaced by it.
+    pub fn restore_from(&mut self, file: &BaselineFile) -> Vec<Target> {
+        let mut restored = Vec::new();
+        for s in &file.targets {
+            let Some(pid) = s.target.pid() else { continue };
+            let Some(w) = self.watched.get_mut(&pid) else { continue };
+            if !w.target.same_as(&s.target) {
+                continue;
+            }
+            let vote = w.baseline.vote();
+            if (vote.lost || !w.baseline.agrees_with(s)) && w.baseline.set(s.clone()).is_some() {
+                restored.push(w.target.clone());
+            }
+        }
+        restored
+    }
+
+    /// The targets whose voted in-memory baseline differs from the file's:
+    /// the baseline file voted against memory. Targets the file does not hold
+    /// (baselined on first sight since) are not disagreements.
+    pub fn disagreements_with(&mut self, file: &BaselineFile) -> Vec<Target> {
+        let mut out = Vec::new();
+        for w in self.watched.values_mut() {
+            if w.baseline.vote().lost {
+                out.push(w.target.clone());
+                continue;
+            }
+            let on_disk = file.targets.iter().find(|s| s.target.same_as(&w.target));
+            if on_disk.is_some_and(|s| !w.baseline.agrees_with(s)) {
+                out.push(w.target.clone());
+            }
+        }
+        out
+    }
+
+    /// Fault injection (`fdir selftest`): flips one bit somewhere in one copy
+    /// of one target's in-memory baseline — a record, a digest, the target's
+    /// identity, or the copy's stored digest — chosen by `seed`. Returns the
+    /// target and what was corrupted.
+    pub fn inject_baseline_fault(&mut self, seed: u64) -> Option<(Target, String)> {
+        let n = self.watched.len();
+        if n == 0 {
+            return None;
+        }
+        let pick = usize::try_from(seed % u64::try_from(n).ok()?).ok()?;
+        let w = self.watched.values_mut().nth(pick)?;
+        let copy = usize::try_from((seed >> 8) % 3).ok()?;
+        let mut r = seed.rotate_left(23) ^ 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            r
+        };
+        let what = match next() % 10 {
+            0 => {
+                let d = w.baseline.digest_mut(copy)?;
+                let byte = usize::try_from(next() % 32).ok()?;
+                *d.0.get_mut(byte)? ^= 1 << (next() % 8);
+                format!("stored digest of copy {copy}, byte {byte}")
+            }
+            1 => {
+                let s = w.baseline.copy_mut(copy)?;
+                if let Target::Process { start_time, .. } = &mut s.target {
+                    *start_time ^= 1 << (next() % 64);
+                }
+                format!("target start time in copy {copy}")
+            }
+            roll => {
+                let s = w.baseline.copy_mut(copy)?;
+                let subs: Vec<Subsystem> = s.subsystems.keys().copied().collect();
+                let sub = *subs.get(usize::try_from(next() % u64::try_from(subs.len().max(1)).ok()?).ok()?)?;
+                match s.subsystems.get_mut(&sub)? {
+                    Observation::Observed { digest, records } if roll < 4 || records.is_empty() => {
+                        let byte = usize::try_from(next() % 32).ok()?;
+                        *digest.0.get_mut(byte)? ^= 1 << (next() % 8);
+                        format!("{sub} digest in copy {copy}, byte {byte}")
+                    }
+                    Observation::Observed { records, .. } => {
+                        let i = usize::try_from(next() % u64::try_from(records.len()).ok()?).ok()?;
+                        let rec = records.get_mut(i)?;
+                        let field = if next() % 2 == 0 { &mut rec.key } else { &mut rec.value };
+                        let mut bytes = std::mem::take(field).into_bytes();
+                        if bytes.is_empty() {
+                            bytes.push(b' ');
+                        } else {
+                            let at = usize::try_from(next() % u64::try_from(bytes.len()).ok()?).ok()?;
+                            *bytes.get_mut(at)? ^= 1 << (next() % 8);
+                        }
+                        *field = String::from_utf8_lossy(&bytes).into_owned();
+                        format!("{sub} record {i} in copy {copy}")
+                    }
+                    Observation::Unobservable { reason } => {
+                        reason.push('!');
+                        format!("{sub} unobservable reason in copy {copy}")
+                    }
+                }
+            }
+        };
+        Some((w.target.clone(), what))
+    }
+
+    /// Fault injection: the next check of one target (chosen by `seed`) reads
+    /// a canonical form with one bit flipped. Returns the target.
+    pub fn inject_observation_fault(&mut self, seed: u64) -> Option<Target> {
+        let n = u64::try_from(self.watched.len()).ok()?;
+        if n == 0 {
+            return None;
+        }
+        let w = self.watched.values_mut().nth(usize::try_from(seed % n).ok()?)?;
+        w.checker.inject_observation_fault(seed.rotate_left(29));
+        Some(w.target.clone())
     }
 
     /// What the monitor covers.

@@ -27,6 +27,8 @@ pub(crate) struct Observer {
     tids: Vec<u32>,
     rel: String,
     slots: Vec<(Subsystem, Slot)>,
+    /// A one-shot fault to inject into the next observation (`fdir selftest`).
+    fault: Option<u64>,
 }
 
 /// The reason a subsystem is unobservable, if the error is of that kind
@@ -49,6 +51,11 @@ enum ThreadFile {
 impl Observer {
     pub(crate) fn new() -> Observer {
         Observer::default()
+    }
+
+    /// Flips a bit in one canonical form of the next observation.
+    pub(crate) fn inject(&mut self, seed: u64) {
+        self.fault = Some(seed);
     }
 
     /// The results of the last observation, in subsystem order.
@@ -119,6 +126,16 @@ impl Observer {
                 None => return Err(Error::Bug(format!("{sub} was asked for but not observed"))),
             };
             self.slots.push((sub, slot));
+        }
+        if let Some(seed) = self.fault.take() {
+            let observed: Vec<usize> =
+                (0..self.slots.len()).filter(|&i| matches!(self.slots.get(i), Some((_, Slot::Observed(_))))).collect();
+            let pick = usize::try_from(seed % u64::try_from(observed.len().max(1)).unwrap_or(1)).unwrap_or(0);
+            if let Some(&i) = observed.get(pick)
+                && let Some((_, Slot::Observed(c))) = self.slots.get_mut(i)
+            {
+                c.corrupt(seed.rotate_left(17));
+            }
         }
         Ok(())
     }

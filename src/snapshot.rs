@@ -327,6 +327,12 @@ impl Checker {
         Checker::default()
     }
 
+    /// Flips one bit in a canonical form of the next check's first read (fault
+    /// injection for `fdir selftest`): the confirming re-read must dismiss it.
+    pub fn inject_observation_fault(&mut self, seed: u64) {
+        self.observer.inject(seed);
+    }
+
     /// Checks `subsystems` of `fs` against `baseline`; see [`check_with`].
     pub fn check<C: Clock + ?Sized, S: Source + ?Sized>(
         &mut self,

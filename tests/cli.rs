@@ -48,7 +48,7 @@ fn json_lines(o: &Output) -> Vec<Value> {
 }
 
 /// Checks the contract of every event object (DESIGN.md §3).
-fn assert_event_schema(v: &Value) {
+pub fn assert_event_schema(v: &Value) {
     let kind = v["event"].as_str().unwrap_or_else(|| panic!("no event: {v}"));
     let time = v["time"].as_str().unwrap_or_else(|| panic!("no time: {v}"));
     humantime::parse_rfc3339(time).unwrap_or_else(|e| panic!("time {time:?} is not RFC 3339: {e}"));
@@ -75,6 +75,13 @@ fn assert_event_schema(v: &Value) {
             "duration_ms",
         ],
         "stopped" => &["reason", "cycles"],
+        "selftest" => &["ok", "message"],
+        "action" => &["pid", "severity", "action", "outcome", "detail"],
+        "baseline-repaired" => &["pid", "copies"],
+        "baseline-lost" => &["pid", "restored", "message"],
+        "baseline-file" => &["status", "detail"],
+        "rebaseline" => &["reason", "targets", "new", "gone", "accepted"],
+        "campaign" => &["seed", "baseline_faults", "baseline_detected", "baseline_repaired", "observation_faults", "observation_dismissed", "false_alarms", "missed"],
         other => panic!("unknown event kind {other:?}: {v}"),
     };
     for k in needs {

@@ -112,6 +112,43 @@ impl Canon {
         digest_lines(subsystem, self.lines())
     }
 
+    /// Flips one bit of one ASCII byte of the form, chosen by `seed`: fault
+    /// injection for `fdir selftest`. Returns whether a bit was flipped.
+    pub(crate) fn corrupt(&mut self, seed: u64) -> bool {
+        let len = self.text.len();
+        if len == 0 {
+            return false;
+        }
+        let mut bytes = std::mem::take(&mut self.text).into_bytes();
+        let start = usize::try_from(seed % u64::try_from(len).unwrap_or(1)).unwrap_or(0);
+        // The first ASCII byte at or after `start` (wrapping); its low seven
+        // bits only, so the text stays UTF-8.
+        let at = (0..len).map(|i| (start + i) % len).find(|&i| bytes.get(i).is_some_and(u8::is_ascii));
+        let bit = u8::try_from((seed >> 32) % 7).unwrap_or(0);
+        let flipped = match at.and_then(|i| bytes.get_mut(i)) {
+            Some(b) => {
+                *b ^= 1 << bit;
+                true
+            }
+            None => false,
+        };
+        match String::from_utf8(bytes) {
+            Ok(t) => self.text = t,
+            Err(e) => {
+                // Cannot happen (ASCII stays ASCII); undo rather than lose the form.
+                let mut b = e.into_bytes();
+                if let Some(i) = at
+                    && let Some(x) = b.get_mut(i)
+                {
+                    *x ^= 1 << bit;
+                }
+                self.text = String::from_utf8(b).unwrap_or_default();
+                return false;
+            }
+        }
+        flipped
+    }
+
     /// The finished form as owned records.
     pub fn records(&mut self) -> Vec<Record> {
         if !self.finished {
