@@ -92,6 +92,65 @@ impl Snapshot {
     }
 }
 
+impl Snapshot {
+    /// Fault injection (`fdir selftest` and tests): flips one bit somewhere
+    /// in the snapshot — a record's key or value, a subsystem digest, the
+    /// target's start time, or an unobservable reason — chosen by `seed`.
+    /// Returns what was changed.
+    pub fn flip_bit(&mut self, seed: u64) -> String {
+        let mut r = seed ^ 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            r
+        };
+        let pick = |n: usize, x: u64| usize::try_from(x % u64::try_from(n.max(1)).unwrap_or(1)).unwrap_or(0);
+        if next() % 9 == 0
+            && let Target::Process { start_time, .. } = &mut self.target
+        {
+            *start_time ^= 1 << (next() % 64);
+            return "the target's start time".into();
+        }
+        let subs: Vec<Subsystem> = self.subsystems.keys().copied().collect();
+        let Some(&sub) = subs.get(pick(subs.len(), next())) else {
+            self.taken_at += Duration::from_nanos(1 << (next() % 30));
+            return "the snapshot time".into();
+        };
+        let roll = next();
+        match self.subsystems.get_mut(&sub) {
+            Some(Observation::Observed { digest, records }) if roll % 4 == 0 || records.is_empty() => {
+                let byte = pick(32, next());
+                if let Some(b) = digest.0.get_mut(byte) {
+                    *b ^= 1 << (next() % 8);
+                }
+                format!("the {sub} digest, byte {byte}")
+            }
+            Some(Observation::Observed { records, .. }) => {
+                let i = pick(records.len(), next());
+                let Some(rec) = records.get_mut(i) else { return String::new() };
+                let field = if next() % 2 == 0 { &mut rec.key } else { &mut rec.value };
+                let mut bytes = std::mem::take(field).into_bytes();
+                if bytes.is_empty() {
+                    bytes.push(b' ');
+                } else {
+                    let at = pick(bytes.len(), next());
+                    if let Some(b) = bytes.get_mut(at) {
+                        *b ^= 1 << (next() % 8);
+                    }
+                }
+                *field = String::from_utf8_lossy(&bytes).into_owned();
+                format!("{sub} record {i}")
+            }
+            Some(Observation::Unobservable { reason }) => {
+                reason.push('!');
+                format!("the {sub} unobservable reason")
+            }
+            None => String::new(),
+        }
+    }
+}
+
 /// One drifted subsystem: what it was, what it is, and what exactly changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Anomaly {
