@@ -293,7 +293,7 @@ where
     H: FnMut(&[Anomaly]) -> Severity + Send + 'static,
 {
     config.validate()?;
-    sha256_self_test().map_err(Error::Bug)?;
+    crate::guard::sha256_self_test_full().map_err(Error::Bug)?;
     for &sub in &config.subsystems {
         if !baseline.subsystems.contains_key(&sub) {
             return Err(Error::NotInBaseline { subsystem: sub });
