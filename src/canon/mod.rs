@@ -8,7 +8,13 @@
 //! fields. This module does no I/O.
 
 pub mod cgroup;
+pub mod cgroup_limits;
+pub mod kernel;
+pub mod limits;
+pub mod lsm;
 pub mod maps;
+pub mod mounts;
+pub mod namespaces;
 pub mod status;
 
 use std::fmt::{self, Write as _};
@@ -142,6 +148,17 @@ fn digest_lines<'a>(subsystem: Subsystem, lines: impl Iterator<Item = &'a str>) 
     h.finish()
 }
 
+/// The digest standing for "not applicable" in an anomaly: a subsystem that
+/// was observed and is now not applicable, or the reverse. It never equals
+/// the digest of any record set.
+pub fn digest_not_applicable(subsystem: Subsystem) -> Digest {
+    let mut h = Hasher::new();
+    h.update(b"fdir not applicable v1\n");
+    h.update(subsystem.name().as_bytes());
+    h.update(b"\n");
+    h.finish()
+}
+
 /// The digest of stored records, equal to the digest of the [`Canon`] they came
 /// from. `None` if the records are not in canonical form (unsorted, duplicated,
 /// or holding characters a canonical form never has).
@@ -189,6 +206,32 @@ impl RecordWriter<'_> {
     pub fn bytes(&mut self, bytes: &[u8]) -> &mut Self {
         for chunk in bytes.utf8_chunks() {
             self.str(chunk.valid());
+            for b in chunk.invalid() {
+                let _ = write!(self.canon.text, "\\x{b:02x}");
+            }
+        }
+        self
+    }
+
+    /// Appends text the kernel has already escaped (mount points, sources and
+    /// roots in `mountinfo`, where a space is `\040` and a backslash `\134`):
+    /// kept as the kernel wrote it, so `\040` reads `\040`, with only control
+    /// characters and invalid UTF-8 escaped further. Injective on such text,
+    /// since it never holds a bare backslash.
+    pub fn escaped(&mut self, bytes: &[u8]) -> &mut Self {
+        for chunk in bytes.utf8_chunks() {
+            let valid = chunk.valid();
+            if valid.chars().any(char::is_control) {
+                for c in valid.chars() {
+                    if c.is_control() {
+                        let _ = write!(self.canon.text, "\\u{{{:x}}}", u32::from(c));
+                    } else {
+                        self.canon.text.push(c);
+                    }
+                }
+            } else {
+                self.canon.text.push_str(valid);
+            }
             for b in chunk.invalid() {
                 let _ = write!(self.canon.text, "\\x{b:02x}");
             }
