@@ -165,6 +165,14 @@ pub trait Source {
     /// Lists the thread ids of the process into `out`, replacing its contents.
     fn threads(&self, out: &mut Vec<u32>) -> Result<(), Error>;
 
+    /// Whether thread `tid` is exiting (in `do_exit`, `PF_EXITING`) or gone:
+    /// its files then show a partial state (no `Umask`, the root of every v1
+    /// cgroup hierarchy) that is not the process's, so it is left out.
+    fn thread_exiting(&self, tid: u32) -> Result<bool, Error> {
+        let _ = tid;
+        Ok(false)
+    }
+
     /// How long ago the process started, where that is known.
     fn age(&self) -> Result<Option<Duration>, Error> {
         Ok(None)
@@ -198,6 +206,9 @@ impl<S: Source + ?Sized> Source for &S {
     }
     fn threads(&self, out: &mut Vec<u32>) -> Result<(), Error> {
         (**self).threads(out)
+    }
+    fn thread_exiting(&self, tid: u32) -> Result<bool, Error> {
+        (**self).thread_exiting(tid)
     }
     fn age(&self) -> Result<Option<Duration>, Error> {
         (**self).age()
@@ -492,6 +503,18 @@ pub(crate) fn parse_stat(stat: &[u8]) -> Option<(String, u8, u64)> {
     let start = std::str::from_utf8(start).ok()?.trim().parse().ok()?;
     Some((name, state, start))
 }
+
+/// The `flags` field (9) of `/proc/PID/stat` (the kernel's `PF_*` bits).
+pub(crate) fn parse_stat_flags(stat: &[u8]) -> Option<u64> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let rest = stat.get(close + 1..)?;
+    // Field 3 is the state; flags is field 9, 6 fields later.
+    let flags = rest.split(|&b| b == b' ').filter(|f| !f.is_empty()).nth(6)?;
+    std::str::from_utf8(flags).ok()?.parse().ok()
+}
+
+/// `PF_EXITING`: the task is in `do_exit`.
+pub(crate) const PF_EXITING: u64 = 0x4;
 
 /// The prefix of mock cgroup files: `cgroupfs/HIERARCHY/CGROUP`, without a
 /// trailing `/`.
@@ -883,6 +906,25 @@ impl Source for Procfs {
         }
     }
 
+    fn thread_exiting(&self, tid: u32) -> Result<bool, Error> {
+        let rel = format!("task/{tid}/stat");
+        let exiting = |stat: &[u8]| parse_stat_flags(stat).is_some_and(|f| f & PF_EXITING != 0);
+        match &self.inner {
+            Inner::Process(d) => {
+                let mut buf = Vec::with_capacity(512);
+                match d.read(&rel, &mut buf) {
+                    Ok(()) => Ok(exiting(&buf)),
+                    // Reaped since it was listed, or exiting while read.
+                    Err(Error::NotFound { .. } | Error::Gone { .. }) => Ok(true),
+                    Err(e) => Err(e),
+                }
+            }
+            Inner::Mock { files, .. } => Ok(files.get(&rel).is_some_and(|s| exiting(s))),
+            Inner::Node(_) => Ok(false),
+            Inner::Failed { .. } => self.target().map(|_| false),
+        }
+    }
+
     fn age(&self) -> Result<Option<Duration>, Error> {
         let Inner::Process(d) = &self.inner else {
             return Ok(None);
@@ -936,6 +978,8 @@ mod tests {
         assert_eq!(parse_stat(b""), None);
         assert_eq!(parse_stat(b"1 (x) S 1 2"), None);
         assert_eq!(parse_stat(b")("), None);
+        assert_eq!(parse_stat_flags(line), Some(4194560));
+        assert_eq!(parse_stat_flags(b"1 (x) S 1 2"), None);
     }
 
     #[test]

@@ -86,6 +86,23 @@ impl Canon {
         w.str(value);
     }
 
+    /// Whether the last record added differs from the one before it (or is
+    /// the first): while the form is built, before [`Canon::finish`].
+    pub fn last_is_new(&self) -> bool {
+        let n = self.lines.len();
+        match (n.checked_sub(1).and_then(|i| self.lines.get(i)), n.checked_sub(2).and_then(|i| self.lines.get(i))) {
+            (Some(last), Some(prev)) => self.text.get(last.clone()) != self.text.get(prev.clone()),
+            _ => true,
+        }
+    }
+
+    /// Removes the last record added, before [`Canon::finish`].
+    pub fn pop(&mut self) {
+        if let Some(last) = self.lines.pop() {
+            self.text.truncate(last.start);
+        }
+    }
+
     /// Sorts the records and removes duplicates.
     pub fn finish(&mut self) {
         let text = &self.text;
@@ -321,6 +338,22 @@ mod tests {
         assert_eq!(records.len(), 2);
         assert!(records.iter().all(|r| !r.key.contains('\t')));
         assert_eq!(digest_records(Subsystem::MemoryMaps, &records), Some(c.digest(Subsystem::MemoryMaps)));
+    }
+
+    #[test]
+    fn the_last_record_can_be_compared_and_taken_back() {
+        let mut c = Canon::new();
+        c.push("thread", "a");
+        assert!(c.last_is_new());
+        c.push("thread", "a");
+        assert!(!c.last_is_new());
+        c.push("thread", "b");
+        assert!(c.last_is_new());
+        c.pop();
+        assert_eq!(c.lines().collect::<Vec<_>>(), ["thread\ta", "thread\ta"]);
+        c.push("thread", "c");
+        c.finish();
+        assert_eq!(c.lines().collect::<Vec<_>>(), ["thread\ta", "thread\tc"]);
     }
 
     #[test]
