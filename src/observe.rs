@@ -482,7 +482,8 @@ impl Observer {
     fn kernel<S: Source + ?Sized>(&mut self, src: &S, canon: &mut Canon) -> Result<(), Error> {
         for sysctl in kernel::SYSCTLS {
             self.rel.clear();
-            let _ = write!(self.rel, "proc/sys/{}", kernel::sysctl_path(sysctl.name));
+            self.rel.push_str("proc/sys/");
+            self.rel.extend(sysctl.name.chars().map(|c| if c == '.' { '/' } else { c }));
             let rel = std::mem::take(&mut self.rel);
             let r = self.node_file(src, &rel);
             self.rel = rel;
