@@ -276,7 +276,12 @@ impl Observer {
         canon: &mut Canon,
         f: impl FnOnce(&[u8], &mut Canon) -> Result<(), String>,
     ) -> Result<(), Error> {
-        src.read(rel, &mut self.buf)?;
+        match src.read(rel, &mut self.buf) {
+            Ok(()) => {}
+            // A zombie has no namespaces: mountinfo answers EINVAL.
+            Err(Error::Io { .. }) if !src.alive() => return Err(gone(src)),
+            Err(e) => return Err(e),
+        }
         f(&self.buf, canon).map_err(|message| {
             if self.buf.is_empty() && !src.alive() {
                 return gone(src);
@@ -426,6 +431,7 @@ impl Observer {
 
     fn namespaces<S: Source + ?Sized>(&mut self, src: &S, canon: &mut Canon) -> Result<(), Error> {
         src.list("ns", &mut self.names)?;
+        let mut pending = false;
         for i in 0..self.names.len() {
             let Some(name) = self.names.get(i) else { break };
             self.rel.clear();
@@ -433,10 +439,17 @@ impl Observer {
             let state = match src.stat(&self.rel) {
                 Ok(id) => NsState::Identity { dev: id.dev, ino: id.ino },
                 // Listed but not resolvable: unshared for children, none created yet.
-                Err(Error::NotFound { .. }) => NsState::Pending,
+                Err(Error::NotFound { .. }) => {
+                    pending = true;
+                    NsState::Pending
+                }
                 Err(e) => return Err(e),
             };
             namespaces::add(canon, name.as_bytes(), state);
+        }
+        // A zombie's links resolve no more: it is gone, not unshared.
+        if pending && !src.alive() {
+            return Err(gone(src));
         }
         Ok(())
     }
@@ -460,6 +473,9 @@ impl Observer {
                 }
                 Err(e) => return Err(e),
             }
+        }
+        if !any && !src.alive() {
+            return Err(gone(src));
         }
         Ok((!any).then(|| {
             format!(

@@ -401,3 +401,26 @@ fn an_isolated_busy_process_never_raises_an_anomaly() {
     drop(t);
     drop(scratch);
 }
+
+#[test]
+fn a_zombie_is_gone_not_drift() {
+    let t = Testee::spawn();
+    let fs = Procfs::try_pid(t.pid).unwrap();
+    let b = baseline(&fs);
+    // SAFETY: kill with a pid of our own child, not yet reaped.
+    assert_eq!(unsafe { libc::kill(libc::pid_t::try_from(t.pid).unwrap(), libc::SIGKILL) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while fdir::Source::alive(&fs) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Every subsystem whose files vanish with the process says it is gone:
+    // a zombie's namespace links no longer resolve (never "pending"), its
+    // mountinfo answers EINVAL, its attr files nothing.
+    for s in [Subsystem::Namespaces, Subsystem::Mounts, Subsystem::Lsm, Subsystem::CgroupLimits, Subsystem::Cgroups] {
+        match check_with(&b, &SystemClock, &fs, &[s]) {
+            Err(fdir::Error::Gone { pid }) => assert_eq!(pid, t.pid),
+            other => panic!("{s}: {other:?}"),
+        }
+    }
+    drop(t);
+}
