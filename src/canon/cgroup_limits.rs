@@ -191,9 +191,11 @@ pub fn split_key(key: &str) -> Option<(&str, &str)> {
     key.rsplit_once(' ')
 }
 
-/// Whether a limit value means "no limit".
+/// Whether a limit value means "no limit": `max` (v2; `max PERIOD` for
+/// `cpu.max`), `-1` (v1 `cpu.cfs_quota_us`), or the page-aligned `LONG_MAX`
+/// v1 memory limits read when unset.
 pub fn is_unlimited(value: &str) -> bool {
-    value == "max" || value == "max 100000" || value == "-1" || value == "9223372036854771712"
+    value == "max" || value.starts_with("max ") || value == "-1" || value == "9223372036854771712"
 }
 
 #[cfg(test)]
@@ -340,5 +342,11 @@ mod tests {
         assert_eq!(ancestors("/x").collect::<Vec<_>>(), ["/x", "/"]);
         assert_eq!(ancestors("rel").collect::<Vec<_>>(), ["rel"]);
         assert_eq!(split_key("pids:/my app pids.max"), Some(("pids:/my app", "pids.max")));
+        for v in ["max", "max 100000", "max 50000", "-1", "9223372036854771712"] {
+            assert!(is_unlimited(v), "{v}");
+        }
+        for v in ["10", "50000 100000", "maximum", "0"] {
+            assert!(!is_unlimited(v), "{v}");
+        }
     }
 }
