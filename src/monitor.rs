@@ -236,9 +236,9 @@ impl Monitor {
                 }
             }
             Coverage::System => {
-                return Err(Error::Config(
-                    "--system needs the node-wide subsystems (kernel), which this build does not have yet".into(),
-                ));
+                let fs = Procfs::try_system()?;
+                let snapshot = snapshot_with(clock, &fs, &m.subsystems)?;
+                m.add(fs, snapshot, false, &mut findings);
             }
         }
         Ok((m, findings))
@@ -265,6 +265,20 @@ impl Monitor {
                     Err(Error::Gone { .. }) => findings.push(Finding::Exited { target: snapshot.target.clone() }),
                     Err(e) => findings.push(Finding::Failed { target: snapshot.target.clone(), error: e.to_string() }),
                 },
+                Target::Node { .. } => {
+                    let fs = Procfs::try_system()?;
+                    // A node is identified by its host name; its baseline is
+                    // meant to hold across reboots (hardening must come back).
+                    let now = fs.target()?;
+                    if now.same_as(&snapshot.target) {
+                        m.add(fs, snapshot.clone(), false, &mut Vec::new());
+                    } else {
+                        return Err(Error::TargetMismatch {
+                            baseline: snapshot.target.to_string(),
+                            source_target: now.to_string(),
+                        });
+                    }
+                }
                 other => {
                     return Err(Error::Config(format!("cannot resume a baseline of {other}")));
                 }
@@ -276,7 +290,8 @@ impl Monitor {
     }
 
     fn add(&mut self, fs: Procfs, snapshot: Snapshot, first_sight: bool, findings: &mut Vec<Finding>) {
-        let Some(pid) = snapshot.target.pid() else { return };
+        // The node is the one target without a pid: key 0, which no process has.
+        let pid = snapshot.target.pid().unwrap_or(0);
         self.partially += unobservable_findings(&snapshot, findings);
         findings.push(Finding::Baselined { snapshot: Box::new(snapshot.clone()), first_sight });
         let target = snapshot.target.clone();
@@ -476,7 +491,7 @@ impl Monitor {
     pub fn restore_from(&mut self, file: &BaselineFile) -> Vec<Target> {
         let mut restored = Vec::new();
         for s in &file.targets {
-            let Some(pid) = s.target.pid() else { continue };
+            let pid = s.target.pid().unwrap_or(0);
             let Some(w) = self.watched.get_mut(&pid) else { continue };
             if !w.target.same_as(&s.target) {
                 continue;
