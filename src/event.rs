@@ -26,6 +26,9 @@ pub struct Who {
     /// Start time in clock ticks since boot, for a process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<u64>,
+    /// The host name, for the node (`--system`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 impl From<&Target> for Who {
@@ -35,7 +38,9 @@ impl From<&Target> for Who {
                 pid: Some(*pid),
                 name: (!name.is_empty()).then(|| name.clone()),
                 start_time: (*start_time != 0).then_some(*start_time),
+                node: None,
             },
+            Target::Node { hostname, .. } => Who { node: Some(hostname.clone()), ..Who::default() },
             _ => Who::default(),
         }
     }
@@ -43,9 +48,10 @@ impl From<&Target> for Who {
 
 impl fmt::Display for Who {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.pid, &self.name) {
-            (Some(pid), Some(name)) => write!(f, "pid {pid} ({name})"),
-            (Some(pid), None) => write!(f, "pid {pid}"),
+        match (&self.pid, &self.name, &self.node) {
+            (Some(pid), Some(name), _) => write!(f, "pid {pid} ({name})"),
+            (Some(pid), None, _) => write!(f, "pid {pid}"),
+            (None, _, Some(host)) => write!(f, "node {host}"),
             _ => f.write_str("node"),
         }
     }
@@ -85,7 +91,7 @@ impl From<&Change> for ChangeRecord {
 }
 
 /// The state of one subsystem in a `baseline` event: its digest, or why it
-/// could not be read.
+/// could not be read, or why it does not apply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum SubsystemState {
@@ -95,6 +101,11 @@ pub enum SubsystemState {
     Unobservable {
         /// The reason.
         unobservable: String,
+    },
+    /// Why it does not apply to this target (no LSM, say).
+    NotApplicable {
+        /// The reason.
+        not_applicable: String,
     },
 }
 
@@ -125,6 +136,18 @@ fn size(bytes: u64) -> String {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+/// A change accepted into the baseline by a re-baseline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accepted {
+    /// The target.
+    #[serde(flatten)]
+    pub who: Who,
+    /// The subsystem.
+    pub subsystem: Subsystem,
+    /// What changed.
+    pub changes: Vec<ChangeRecord>,
 }
 
 /// One event line.
@@ -254,6 +277,108 @@ pub enum EventRecord {
         /// What went wrong.
         message: String,
     },
+    /// A response to a declared drift: done, failed, suppressed, passive.
+    Action {
+        /// When.
+        #[serde(with = "crate::time::rfc3339")]
+        time: SystemTime,
+        /// The target.
+        #[serde(flatten)]
+        who: Who,
+        /// The severity that called for it.
+        severity: Severity,
+        /// `on-anomaly`, `isolate`, `restart`, `degrade`, `safe-mode`.
+        action: String,
+        /// `done`, `failed`, `suppressed`, `passive`, `not-configured`.
+        outcome: crate::respond::Outcome,
+        /// What was done, or why not.
+        detail: String,
+    },
+    /// Copies of a target's in-memory baseline were repaired by the vote.
+    BaselineRepaired {
+        /// When.
+        #[serde(with = "crate::time::rfc3339")]
+        time: SystemTime,
+        /// The target.
+        #[serde(flatten)]
+        who: Who,
+        /// How many copies were repaired.
+        copies: usize,
+    },
+    /// No in-memory copy of a target's baseline could be trusted.
+    BaselineLost {
+        /// When.
+        #[serde(with = "crate::time::rfc3339")]
+        time: SystemTime,
+        /// The target.
+        #[serde(flatten)]
+        who: Who,
+        /// Whether it was restored from the baseline file.
+        restored: bool,
+        /// What happened.
+        message: String,
+    },
+    /// The baseline file voted against the in-memory baselines.
+    BaselineFile {
+        /// When.
+        #[serde(with = "crate::time::rfc3339")]
+        time: SystemTime,
+        /// `agrees`, `rewritten` (the file was wrong or unreadable and was
+        /// written again from memory), `restored` (memory was restored from it).
+        status: String,
+        /// Details: which targets, what was wrong.
+        detail: String,
+    },
+    /// A self-test ran (SHA-256 known answers): at start, and if it fails.
+    Selftest {
+        /// When.
+        #[serde(with = "crate::time::rfc3339")]
+        time: SystemTime,
+        /// Whether it passed.
+        ok: bool,
+        /// What was tested, or what failed.
+        message: String,
+    },
+    /// The result of a fault-injection campaign (`fdir selftest --campaign`).
+    Campaign {
+        /// When it ended.
+        #[serde(with = "crate::time::rfc3339")]
+        time: SystemTime,
+        /// The injector's seed (to repeat the campaign).
+        seed: u64,
+        /// Faults injected into in-memory baseline copies.
+        baseline_faults: u64,
+        /// Of those, detected by the vote.
+        baseline_detected: u64,
+        /// Of those, repaired from the other copies.
+        baseline_repaired: u64,
+        /// Faults injected into freshly read canonical forms.
+        observation_faults: u64,
+        /// Of those, dismissed by the confirming re-read (transient).
+        observation_dismissed: u64,
+        /// Faults that led to a declared drift (a false alarm).
+        false_alarms: u64,
+        /// Faults neither detected nor dismissed.
+        missed: u64,
+        /// How long the campaign took, ms.
+        duration_ms: f64,
+    },
+    /// A new baseline was taken on purpose (SIGHUP): what it accepted.
+    Rebaseline {
+        /// When.
+        #[serde(with = "crate::time::rfc3339")]
+        time: SystemTime,
+        /// Why: "SIGHUP".
+        reason: String,
+        /// Targets in the new baseline.
+        targets: usize,
+        /// Targets not in the old baseline.
+        new: usize,
+        /// Targets of the old baseline that are gone.
+        gone: usize,
+        /// The changes accepted into the baseline, per target and subsystem.
+        accepted: Vec<Accepted>,
+    },
     /// The summary of one check (of `check`, or one cycle of `watch`).
     Check {
         /// When it ended.
@@ -277,6 +402,9 @@ pub enum EventRecord {
         exited: usize,
         /// Targets that could not be checked.
         failed: usize,
+        /// Baseline copies repaired by the vote.
+        #[serde(default)]
+        repaired: usize,
         /// How long the check took, ms.
         duration_ms: f64,
         /// The code sweep, when `code` is checked.
@@ -312,6 +440,13 @@ impl EventRecord {
             EventRecord::Exited { .. } => "exited",
             EventRecord::Reused { .. } => "reused",
             EventRecord::Error { .. } => "error",
+            EventRecord::Action { .. } => "action",
+            EventRecord::BaselineRepaired { .. } => "baseline-repaired",
+            EventRecord::BaselineLost { .. } => "baseline-lost",
+            EventRecord::BaselineFile { .. } => "baseline-file",
+            EventRecord::Selftest { .. } => "selftest",
+            EventRecord::Rebaseline { .. } => "rebaseline",
+            EventRecord::Campaign { .. } => "campaign",
             EventRecord::Check { .. } => "check",
             EventRecord::Stopped { .. } => "stopped",
         }
@@ -333,6 +468,9 @@ impl EventRecord {
                 .map(|(&sub, obs)| {
                     let state = match obs {
                         Observation::Observed { digest, .. } => SubsystemState::Digest(*digest),
+                        Observation::NotApplicable { reason } => {
+                            SubsystemState::NotApplicable { not_applicable: reason.clone() }
+                        }
                         Observation::Unobservable { reason } => {
                             SubsystemState::Unobservable { unobservable: reason.clone() }
                         }
@@ -384,6 +522,15 @@ impl EventRecord {
             Finding::Reused { baseline, now } => {
                 vec![EventRecord::Reused { time, who: Who::from(baseline), now_start_time: now.pid_start() }]
             }
+            Finding::BaselineRepaired { target, copies } => {
+                vec![EventRecord::BaselineRepaired { time, who: Who::from(target), copies: *copies }]
+            }
+            Finding::BaselineLost { target } => vec![EventRecord::BaselineLost {
+                time,
+                who: Who::from(target),
+                restored: false,
+                message: "no in-memory copy of its baseline can be trusted; not checked until restored".into(),
+            }],
             Finding::Failed { target, error } => {
                 vec![EventRecord::Error { time, who: Who::from(target), message: error.clone() }]
             }
@@ -403,6 +550,7 @@ impl EventRecord {
             new: s.new,
             exited: s.exited,
             failed: s.failed,
+            repaired: s.repaired,
             duration_ms: ms(s.elapsed),
             code: s.code.map(|sweep| CodeCoverage { sweep, sweep_ms: None }),
             stopped: s.stopped,
@@ -553,6 +701,58 @@ impl fmt::Display for EventRecord {
                 }
                 Ok(())
             }
+            EventRecord::Action { time, who, severity, action, outcome, detail } => {
+                write!(f, "{} ACTION   {who} {action} [{severity}] {outcome}: {detail}", time_of(*time))
+            }
+            EventRecord::BaselineRepaired { time, who, copies } => write!(
+                f,
+                "{} REPAIRED {who}: {copies} in-memory baseline cop{} failed the vote and {} repaired",
+                time_of(*time),
+                if *copies == 1 { "y" } else { "ies" },
+                if *copies == 1 { "was" } else { "were" }
+            ),
+            EventRecord::BaselineLost { time, who, restored, message } => {
+                write!(f, "{} LOST     {who}: {message}{}", time_of(*time), if *restored { " (restored)" } else { "" })
+            }
+            EventRecord::BaselineFile { time, status, detail } => {
+                write!(f, "{} FILE     baseline file {status}: {detail}", time_of(*time))
+            }
+            EventRecord::Selftest { time, ok, message } => {
+                write!(f, "{} SELFTEST {}: {message}", time_of(*time), if *ok { "passed" } else { "FAILED" })
+            }
+            EventRecord::Rebaseline { time, reason, targets, new, gone, accepted } => {
+                write!(
+                    f,
+                    "{} REBASELINE on {reason}: {targets} targets ({new} new, {gone} gone), {} accepted change{}",
+                    time_of(*time),
+                    accepted.iter().map(|a| a.changes.len()).sum::<usize>(),
+                    if accepted.iter().map(|a| a.changes.len()).sum::<usize>() == 1 { "" } else { "s" }
+                )?;
+                for a in accepted {
+                    for c in &a.changes {
+                        write!(f, "\n{} ACCEPTED {} {}: {}", time_of(*time), a.who, a.subsystem, c.text)?;
+                    }
+                }
+                Ok(())
+            }
+            EventRecord::Campaign {
+                time,
+                seed,
+                baseline_faults,
+                baseline_detected,
+                baseline_repaired,
+                observation_faults,
+                observation_dismissed,
+                false_alarms,
+                missed,
+                duration_ms,
+            } => write!(
+                f,
+                "{} CAMPAIGN seed {seed}: {} faults in {:.1} s\n  in-memory baseline copies: {baseline_faults} injected, {baseline_detected} detected, {baseline_repaired} repaired\n  canonical forms as read:   {observation_faults} injected, {observation_dismissed} dismissed by the confirming re-read\n  false alarms: {false_alarms}, missed: {missed}",
+                time_of(*time),
+                baseline_faults + observation_faults,
+                duration_ms / 1000.0
+            ),
             EventRecord::Stopped { time, reason, cycles } => {
                 write!(f, "{} STOPPED  on {reason} after {cycles} checks", time_of(*time))
             }

@@ -44,10 +44,13 @@ mod digest;
 mod error;
 pub mod event;
 pub mod explain;
+pub mod guard;
 pub mod metrics;
 mod monitor;
 mod observe;
+pub mod policy;
 mod ptrace;
+pub mod respond;
 mod snapshot;
 mod source;
 mod subsystem;
@@ -67,5 +70,5 @@ pub use snapshot::{
     Anomaly, Checker, Observation, Report, SETTLE_MAX, SETTLE_QUIET, SETTLE_YOUNGER_THAN, Settle, Snapshot, Status,
     Verdict, check, check_with, snapshot, snapshot_with,
 };
-pub use source::{MAX_FILE, Procfs, STOP_TIMEOUT, Source, Target, boot_id, list_processes};
+pub use source::{CgroupMounts, FileId, MAX_FILE, Procfs, STOP_TIMEOUT, Source, Target, boot_id, list_processes};
 pub use subsystem::{Scope, Severity, Subsystem, default_handler};

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::baseline::{BaselineFile, Coverage};
 use crate::daemon::Tracker;
+use crate::guard::Redundant;
 use crate::snapshot::{Checker, Observation};
 use crate::source::list_processes;
 use crate::{
@@ -74,6 +75,20 @@ pub enum Finding {
         /// The process that has the pid now.
         now: Target,
     },
+    /// A copy of a target's in-memory baseline failed its digest or the vote
+    /// and was repaired from the others.
+    BaselineRepaired {
+        /// The target.
+        target: Target,
+        /// How many of the copies were repaired.
+        copies: usize,
+    },
+    /// No copy of a target's in-memory baseline can be trusted: it is not
+    /// checked until restored (from the baseline file).
+    BaselineLost {
+        /// The target.
+        target: Target,
+    },
     /// A target could not be checked this cycle.
     Failed {
         /// The target.
@@ -102,6 +117,8 @@ pub struct Summary {
     pub exited: usize,
     /// Targets that could not be checked this cycle.
     pub failed: usize,
+    /// Baseline copies repaired this cycle.
+    pub repaired: usize,
     /// How long the cycle took.
     pub elapsed: Duration,
     /// The code sweep over every target checked (`code`): bytes verified and
@@ -128,7 +145,10 @@ impl Summary {
 
 struct Watched {
     fs: Procfs,
-    baseline: Snapshot,
+    /// Three copies, each with its own digest, voted every cycle.
+    baseline: Redundant<Snapshot>,
+    /// The target, outside the voted copies (for reports).
+    target: Target,
     tracker: Tracker,
     checker: Checker,
 }
@@ -241,9 +261,9 @@ impl Monitor {
                 }
             }
             Coverage::System => {
-                return Err(Error::Config(
-                    "--system needs the node-wide subsystems (kernel), which this build does not have yet".into(),
-                ));
+                let fs = Procfs::try_system()?;
+                let snapshot = snapshot_with(clock, &fs, &m.subsystems)?;
+                m.add(fs, snapshot, false, &mut findings);
             }
         }
         Ok((m, findings))
@@ -270,6 +290,20 @@ impl Monitor {
                     Err(Error::Gone { .. }) => findings.push(Finding::Exited { target: snapshot.target.clone() }),
                     Err(e) => findings.push(Finding::Failed { target: snapshot.target.clone(), error: e.to_string() }),
                 },
+                Target::Node { .. } => {
+                    let fs = Procfs::try_system()?;
+                    // A node is identified by its host name; its baseline is
+                    // meant to hold across reboots (hardening must come back).
+                    let now = fs.target()?;
+                    if now.same_as(&snapshot.target) {
+                        m.add(fs, snapshot.clone(), false, &mut Vec::new());
+                    } else {
+                        return Err(Error::TargetMismatch {
+                            baseline: snapshot.target.to_string(),
+                            source_target: now.to_string(),
+                        });
+                    }
+                }
                 other => {
                     return Err(Error::Config(format!("cannot resume a baseline of {other}")));
                 }
@@ -281,14 +315,21 @@ impl Monitor {
     }
 
     fn add(&mut self, fs: Procfs, snapshot: Snapshot, first_sight: bool, findings: &mut Vec<Finding>) {
-        let Some(pid) = snapshot.target.pid() else { return };
+        // The node is the one target without a pid: key 0, which no process has.
+        let pid = snapshot.target.pid().unwrap_or(0);
         self.partially += unobservable_findings(&snapshot, findings);
         findings.push(Finding::Baselined { snapshot: Box::new(snapshot.clone()), first_sight });
+        let target = snapshot.target.clone();
+        let Some(baseline) = Redundant::new(snapshot) else {
+            findings.push(Finding::Failed { target, error: "cannot hold the baseline in redundant copies".into() });
+            return;
+        };
         self.watched.insert(
             pid,
             Watched {
                 fs,
-                baseline: snapshot,
+                baseline,
+                target,
                 tracker: Tracker::new(self.confirm),
                 checker: Checker::with_code_budget(self.code_budget),
             },
@@ -387,13 +428,43 @@ impl Monitor {
 
         let mut exited = Vec::new();
         for (&pid, w) in self.watched.iter_mut() {
+            // Vote the baseline copies before they are used.
+            let vote = w.baseline.vote();
+            if vote.lost {
+                summary.failed += 1;
+                findings.push(Finding::BaselineLost { target: w.target.clone() });
+                continue;
+            }
+            if vote.repairs() > 0 {
+                summary.repaired += vote.repairs();
+                findings.push(Finding::BaselineRepaired { target: w.target.clone(), copies: vote.repairs() });
+            }
             summary.checked += 1;
-            match w.tracker.cycle(&mut w.checker, &w.baseline, clock, &w.fs, &self.subsystems) {
+            let before = w.tracker.clone();
+            let mut result = w.tracker.cycle(&mut w.checker, w.baseline.get(), clock, &w.fs, &self.subsystems);
+            // Before declaring a drift, vote again: a baseline copy corrupted
+            // since the vote must not raise a false alarm.
+            if result.as_ref().is_ok_and(|o| !o.declared.is_empty()) {
+                let again = w.baseline.vote();
+                if again.lost {
+                    w.tracker = before;
+                    summary.failed += 1;
+                    findings.push(Finding::BaselineLost { target: w.target.clone() });
+                    continue;
+                }
+                if again.repairs() > 0 {
+                    summary.repaired += again.repairs();
+                    findings.push(Finding::BaselineRepaired { target: w.target.clone(), copies: again.repairs() });
+                    w.tracker = before;
+                    result = w.tracker.cycle(&mut w.checker, w.baseline.get(), clock, &w.fs, &self.subsystems);
+                }
+            }
+            match result {
                 Ok(outcome) => {
                     if let Some(report) = &outcome.report {
                         summary.absorb(report);
                     }
-                    let target = w.baseline.target.clone();
+                    let target = w.target.clone();
                     if !outcome.transient.is_empty() {
                         findings.push(Finding::Transient { target: target.clone(), subsystems: outcome.transient });
                     }
@@ -410,18 +481,23 @@ impl Monitor {
                 }
                 Err(Error::Gone { .. }) => {
                     exited.push(pid);
-                    findings.push(Finding::Exited { target: w.baseline.target.clone() });
+                    findings.push(Finding::Exited { target: w.target.clone() });
                 }
                 Err(e) => {
                     summary.failed += 1;
-                    findings.push(Finding::Failed { target: w.baseline.target.clone(), error: e.to_string() });
+                    findings.push(Finding::Failed { target: w.target.clone(), error: e.to_string() });
                 }
             }
         }
         for pid in &exited {
             if let Some(w) = self.watched.remove(pid) {
                 self.partially = self.partially.saturating_sub(
-                    w.baseline.subsystems.values().filter(|o| matches!(o, Observation::Unobservable { .. })).count(),
+                    w.baseline
+                        .get()
+                        .subsystems
+                        .values()
+                        .filter(|o| matches!(o, Observation::Unobservable { .. }))
+                        .count(),
                 );
             }
         }
@@ -438,9 +514,81 @@ impl Monitor {
         self.unreadable.len() + self.partially
     }
 
-    /// The baselines of the watched targets, for saving.
-    pub fn snapshots(&self) -> Vec<Snapshot> {
-        self.watched.values().map(|w| w.baseline.clone()).collect()
+    /// The baselines of the watched targets (voted first), for saving.
+    pub fn snapshots(&mut self) -> Vec<Snapshot> {
+        self.watched.values_mut().filter_map(|w| (!w.baseline.vote().lost).then(|| w.baseline.get().clone())).collect()
+    }
+
+    /// Restores lost or disagreeing in-memory baselines from a baseline file
+    /// (which has passed its own integrity check). Returns the targets whose
+    /// memory copies disagreed with the file and were replaced by it.
+    pub fn restore_from(&mut self, file: &BaselineFile) -> Vec<Target> {
+        let mut restored = Vec::new();
+        for s in &file.targets {
+            let pid = s.target.pid().unwrap_or(0);
+            let Some(w) = self.watched.get_mut(&pid) else { continue };
+            if !w.target.same_as(&s.target) {
+                continue;
+            }
+            let vote = w.baseline.vote();
+            if (vote.lost || !w.baseline.agrees_with(s)) && w.baseline.set(s.clone()).is_some() {
+                restored.push(w.target.clone());
+            }
+        }
+        restored
+    }
+
+    /// The targets whose voted in-memory baseline differs from the file's:
+    /// the baseline file voted against memory. Targets the file does not hold
+    /// (baselined on first sight since) are not disagreements.
+    pub fn disagreements_with(&mut self, file: &BaselineFile) -> Vec<Target> {
+        let mut out = Vec::new();
+        for w in self.watched.values_mut() {
+            if w.baseline.vote().lost {
+                out.push(w.target.clone());
+                continue;
+            }
+            let on_disk = file.targets.iter().find(|s| s.target.same_as(&w.target));
+            if on_disk.is_some_and(|s| !w.baseline.agrees_with(s)) {
+                out.push(w.target.clone());
+            }
+        }
+        out
+    }
+
+    /// Fault injection (`fdir selftest`): flips one bit somewhere in one copy
+    /// of one target's in-memory baseline — a record, a digest, the target's
+    /// identity, or the copy's stored digest — chosen by `seed`. Returns the
+    /// target and what was corrupted.
+    pub fn inject_baseline_fault(&mut self, seed: u64) -> Option<(Target, String)> {
+        let n = self.watched.len();
+        if n == 0 {
+            return None;
+        }
+        let pick = usize::try_from(seed % u64::try_from(n).ok()?).ok()?;
+        let w = self.watched.values_mut().nth(pick)?;
+        let copy = usize::try_from((seed >> 8) % 3).ok()?;
+        let what = if seed.rotate_left(23) % 10 == 0 {
+            let d = w.baseline.digest_mut(copy)?;
+            let byte = usize::try_from((seed >> 16) % 32).ok()?;
+            *d.0.get_mut(byte)? ^= 1 << ((seed >> 24) % 8);
+            format!("stored digest of copy {copy}, byte {byte}")
+        } else {
+            format!("{} in copy {copy}", w.baseline.copy_mut(copy)?.flip_bit(seed.rotate_left(11)))
+        };
+        Some((w.target.clone(), what))
+    }
+
+    /// Fault injection: the next check of one target (chosen by `seed`) reads
+    /// a canonical form with one bit flipped. Returns the target.
+    pub fn inject_observation_fault(&mut self, seed: u64) -> Option<Target> {
+        let n = u64::try_from(self.watched.len()).ok()?;
+        if n == 0 {
+            return None;
+        }
+        let w = self.watched.values_mut().nth(usize::try_from(seed % n).ok()?)?;
+        w.checker.inject_observation_fault(seed.rotate_left(29));
+        Some(w.target.clone())
     }
 
     /// What the monitor covers.

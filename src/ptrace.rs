@@ -222,7 +222,7 @@ fn get_filters(tid: Pid) -> Result<Vec<Vec<u8>>, Failure> {
             Ok(n) => {
                 let bytes = usize::try_from(n).ok().and_then(|n| n.checked_mul(INSN_BYTES));
                 let program = bytes.and_then(|b| buf.get(..b)).ok_or_else(|| {
-                    Failure::Unsupported(format!("the kernel reported {n} instructions for seccomp filter #{index}"))
+                    Failure::Unsupported(format!("the kernel reported {n} instructions for filter #{index}"))
                 })?;
                 programs.push(program.to_vec());
             }
@@ -232,16 +232,15 @@ fn get_filters(tid: Pid) -> Result<Vec<Vec<u8>>, Failure> {
             Err(Errno::ACCESS | Errno::PERM) => return Err(Failure::NeedsAdmin),
             Err(Errno::IO) => {
                 return Err(Failure::Unsupported(
-                    "this kernel cannot export seccomp filters (PTRACE_SECCOMP_GET_FILTER needs CONFIG_CHECKPOINT_RESTORE)"
-                        .into(),
+                    "this kernel cannot export them (PTRACE_SECCOMP_GET_FILTER needs CONFIG_CHECKPOINT_RESTORE)".into(),
                 ));
             }
             Err(Errno::MEDIUMTYPE) => {
-                return Err(Failure::Unsupported(format!("seccomp filter #{index} is not a classic BPF program")));
+                return Err(Failure::Unsupported(format!("filter #{index} is not a classic BPF program")));
             }
             Err(Errno::SRCH) => return Err(Failure::Gone),
             Err(e) => return Err(Failure::Os("read the seccomp filters of", e)),
         }
     }
-    Err(Failure::Unsupported(format!("more than {MAX_FILTERS} seccomp filters")))
+    Err(Failure::Unsupported(format!("more than {MAX_FILTERS} filters")))
 }

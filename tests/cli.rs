@@ -4,15 +4,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
-use std::sync::mpsc::{self, Receiver};
-use std::time::{Duration, Instant};
 
 use common::Testee;
-use serde_json::Value;
+use common::command::{Watch, assert_event_schema, code, is, json_lines, run, stderr, stdout};
 use sha2::{Digest as _, Sha256};
 
 /// `--all` tests see every process of the machine: the tests of this file
@@ -21,151 +17,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn fdir() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_fdir"))
-}
-
-fn run(args: &[&str], dir: &Path) -> Output {
-    fdir().args(args).current_dir(dir).output().unwrap()
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn json_lines(o: &Output) -> Vec<Value> {
-    stdout(o).lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}"))).collect()
-}
-
-/// Checks the contract of every event object (DESIGN.md §3).
-fn assert_event_schema(v: &Value) {
-    let kind = v["event"].as_str().unwrap_or_else(|| panic!("no event: {v}"));
-    let time = v["time"].as_str().unwrap_or_else(|| panic!("no time: {v}"));
-    humantime::parse_rfc3339(time).unwrap_or_else(|e| panic!("time {time:?} is not RFC 3339: {e}"));
-    let needs: &[&str] = match kind {
-        "started" => &["version", "coverage", "subsystems", "interval_ms", "baseline", "confirm"],
-        "baseline" => &["pid", "subsystems", "first_sight"],
-        "unobservable" => &["pid", "reason"],
-        "anomaly" => &["pid", "subsystem", "severity", "expected", "actual", "changes"],
-        "transient" => &["pid", "subsystems"],
-        "recovered" => &["pid", "subsystem", "drifted_for_ms"],
-        "exited" => &["pid"],
-        "reused" => &["pid", "now_start_time"],
-        "error" => &["message"],
-        "check" => &[
-            "cycle",
-            "targets",
-            "checked",
-            "drifted",
-            "anomalies",
-            "unobservable",
-            "new",
-            "exited",
-            "failed",
-            "duration_ms",
-        ],
-        "stopped" => &["reason", "cycles"],
-        other => panic!("unknown event kind {other:?}: {v}"),
-    };
-    for k in needs {
-        assert!(v.get(*k).is_some(), "{kind} event without {k}: {v}");
-    }
-    if kind == "anomaly" {
-        for d in ["expected", "actual"] {
-            let hex = v[d].as_str().unwrap();
-            assert!(hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()), "{d}: {hex}");
-        }
-        let changes = v["changes"].as_array().unwrap();
-        assert!(!changes.is_empty());
-        for c in changes {
-            assert!(c["text"].is_string() && c["kind"].is_string() && c["item"].is_string(), "{c}");
-        }
-        assert!(["log", "isolate", "restart", "degrade", "safe-mode"].contains(&v["severity"].as_str().unwrap()));
-    }
-}
-
-/// A running `fdir watch`, its stdout lines read by a thread.
-struct Watch {
-    child: Child,
-    lines: Receiver<String>,
-    seen: Vec<Value>,
-}
-
-impl Watch {
-    fn start(args: &[&str], dir: &Path) -> Watch {
-        let mut child = fdir()
-            .arg("watch")
-            .args(args)
-            .current_dir(dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Watch { child, lines, seen: Vec::new() }
-    }
-
-    /// Waits for an event matching `pred`, checking the schema of each one seen.
-    fn wait_for(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) {
-                let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}"));
-                assert_event_schema(&v);
-                self.seen.push(v.clone());
-                if pred(&v) {
-                    return v;
-                }
-            }
-        }
-        panic!("no {what} within 20 s; saw {:#?}", self.seen)
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: kill on our own child's pid.
-        unsafe { libc::kill(i32::try_from(self.child.id()).unwrap(), sig) };
-    }
-
-    /// Sends SIGTERM and returns the exit code and the remaining events.
-    fn terminate(mut self) -> (i32, Vec<Value>) {
-        self.signal(libc::SIGTERM);
-        let status = self.child.wait().unwrap();
-        let rest: Vec<Value> = self.lines.iter().map(|l| serde_json::from_str(&l).unwrap()).collect();
-        for v in &rest {
-            assert_event_schema(v);
-        }
-        (status.code().unwrap_or(-1), rest)
-    }
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn is(kind: &'static str) -> impl Fn(&Value) -> bool {
-    move |v| v["event"] == kind
 }
 
 fn baseline_of(pid: u32, dir: &Path, extra: &[&str]) {
@@ -456,4 +307,23 @@ fn help_man_and_completions() {
     assert!(stdout(&o).contains("_fdir"));
     let o = run(&["--version"], d.path());
     assert!(stdout(&o).starts_with("fdir "));
+}
+
+#[test]
+fn the_node_is_baselined_and_checked_with_system() {
+    let _s = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(&["snapshot", "--system", "--format", "json"], dir.path());
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let events = json_lines(&o);
+    events.iter().for_each(assert_event_schema);
+    let b = events.iter().find(|v| v["event"] == "baseline").unwrap();
+    assert!(b.get("pid").is_none(), "a node event has no pid: {b}");
+    assert!(b["subsystems"]["kernel"].is_string() && b["subsystems"]["kernel-taint"].is_string(), "{b}");
+    let o = run(&["check"], dir.path());
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    // A process subsystem does not apply to the node.
+    let o = run(&["snapshot", "--system", "--subsystems", "seccomp"], dir.path());
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("does not apply to the node"), "{}", stderr(&o));
 }

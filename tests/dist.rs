@@ -25,3 +25,25 @@ fn the_systemd_unit_verifies() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && !err.contains("fdir.service:"), "systemd-analyze verify: {err}");
 }
+
+/// The unit's `ExecStart=` command line is one the `fdir` binary accepts:
+/// clap checks every option and value before it acts on the trailing `--help`
+/// (an unknown option or a bad duration fails with exit 2), so nothing runs.
+#[test]
+fn the_systemd_unit_runs_a_valid_command_line() {
+    let unit = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("dist/fdir.service")).unwrap();
+    let joined = unit.replace("\\\n", " ");
+    let exec = joined.lines().find_map(|l| l.strip_prefix("ExecStart=")).expect("no ExecStart=");
+    let words: Vec<&str> = exec.split_whitespace().collect();
+    assert_eq!(words[0], "/usr/local/bin/fdir", "{exec}");
+    assert_eq!(words[1], "watch", "{exec}");
+    for flag in ["--format", "--metrics"] {
+        assert!(words.contains(&flag), "ExecStart lacks {flag}: {exec}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_fdir")).args(&words[1..]).arg("--help").output().unwrap();
+    assert!(
+        out.status.success(),
+        "fdir refuses the unit's command line {exec:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -105,12 +105,43 @@ pub enum Command {
         /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9477).
         #[arg(long, value_name = "ADDR")]
         metrics: Option<String>,
+        /// Response policy (TOML): severity per subsystem, actions, cooldown,
+        /// limits (see README "Responses").
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Run CMD with /bin/sh -c for each declared drift, with FDIR_SEVERITY,
+        /// FDIR_SUBSYSTEMS, FDIR_PID in its environment and the anomaly events
+        /// (NDJSON) on stdin.
+        #[arg(long, value_name = "CMD")]
+        on_anomaly: Option<String>,
+        /// Grade and report drifts, but never act.
+        #[arg(long)]
+        passive: bool,
         /// Bytes of code to verify per process per check (the code
         /// subsystem), resuming where the last check stopped: 4MiB, 512KiB,
         /// unlimited (default: 4MiB).
         #[arg(long, value_name = "BYTES", value_parser = parse_code_budget)]
         code_budget: Option<CodeBudget>,
     },
+    /// Test fdir itself: SHA-256 known answers and, with --campaign N, N
+    /// faults injected into its in-memory baselines and canonical forms.
+    #[command(after_help = "Examples:
+  fdir selftest                                # known-answer tests
+  fdir selftest --campaign 10000               # inject 10000 faults, report detected, repaired, missed")]
+    Selftest {
+        /// Inject this many faults (bit flips) and report what was caught.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        campaign: u64,
+        /// Seed of the fault injector (default: from the clock).
+        #[arg(long, value_name = "SEED")]
+        seed: Option<u64>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// (internal) Sleep forever: the target of `selftest --campaign`.
+    #[command(hide = true, name = "__idle")]
+    Idle,
     /// Write a new random key file for --key (mode 0600; refuses to overwrite).
     Keygen {
         /// Where to write the key.

@@ -3,6 +3,8 @@
 pub mod args;
 pub mod output;
 pub mod run;
+pub mod selftest;
+pub mod watch;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -41,8 +43,39 @@ fn dispatch(cli: Cli) -> Result<u8> {
         Command::Check { target, file, format, confirm, code_budget } => {
             run::check(target, file, format, confirm, code_budget)
         }
-        Command::Watch { target, file, interval, format, subsystems, confirm, rebaseline, metrics, code_budget } => {
-            run::watch(target, file, interval, format, subsystems, confirm, rebaseline, metrics, code_budget)
+        Command::Watch {
+            target,
+            file,
+            interval,
+            format,
+            subsystems,
+            confirm,
+            rebaseline,
+            metrics,
+            config,
+            on_anomaly,
+            passive,
+            code_budget,
+        } => watch::watch(watch::Options {
+            target,
+            file,
+            interval,
+            format,
+            subsystems,
+            confirm,
+            rebaseline,
+            metrics,
+            config,
+            on_anomaly,
+            passive,
+            code_budget,
+        }),
+        Command::Selftest { campaign, seed, format } => selftest::run(campaign, seed, format),
+        Command::Idle => {
+            // The campaign's target: a process that does nothing, for as long as asked.
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
         }
         Command::Keygen { path } => {
             fdir::Key::generate()?.write_new(&path)?;

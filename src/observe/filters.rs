@@ -99,6 +99,8 @@ pub(crate) fn observe<S: Source + ?Sized>(
                 absent = Some(e);
                 continue;
             }
+            // A file of a thread that exits while it is read answers ESRCH.
+            Err(Error::Gone { .. }) if src.alive() => continue,
             Err(e) => return Err(e),
         }
         let st = thread_state(buf).ok_or_else(|| Error::Parse {
@@ -133,12 +135,10 @@ pub(crate) fn observe<S: Source + ?Sized>(
                     chains.push(chain);
                 }
             }
-            Err(e @ (Error::NeedsPrivilege { .. } | Error::Unsupported(_))) => {
-                let k = known.ok_or_else(|| {
-                    Error::Unsupported(format!(
-                        "{e}, and {} has no Seccomp_filters count (a kernel older than 5.9)",
-                        src.path_of(rel).display()
-                    ))
+            Err(e @ (Error::NeedsPrivilege { .. } | Error::Unavailable { .. })) => {
+                let k = known.ok_or_else(|| Error::Unavailable {
+                    what: format!("the seccomp filter count of thread {tid}"),
+                    reason: format!("{e}, and its status has no Seccomp_filters line (a kernel older than 5.9)"),
                 })?;
                 degraded = Some(e.to_string());
                 counts.push(k);

@@ -1,0 +1,483 @@
+//! `fdir watch`: check on a timer and respond (DESIGN.md §5) — confirm before
+//! acting, graded responses, recovery, SIGHUP re-baselines, and a monitor
+//! that guards itself (voted baseline copies, the baseline file voted against
+//! memory, a SHA-256 self-test every cycle, the watchdog fed only while all
+//! of that is healthy).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use fdir::baseline::{Coverage, Key};
+use fdir::event::{Accepted, ChangeRecord, EventRecord, Who};
+use fdir::explain::explain;
+use fdir::guard::sha256_self_test;
+use fdir::metrics::{self, Metrics};
+use fdir::policy::Policy;
+use fdir::respond::{Outcome, Responder};
+use fdir::{Clock, CodeBudget, Finding, Monitor, Observation, Snapshot, SystemClock};
+
+use super::args::{FileArgs, Format, Subsystems, TargetArgs};
+use super::output::Output;
+use super::run::{
+    NO_DRIFT, chosen_subsystems, events_of, load_baseline, load_key, names, plural, report_baseline, restrict, save,
+};
+
+/// The baseline file is re-read and voted against memory every this many cycles.
+pub const DISK_VOTE_EVERY: u64 = 10;
+
+/// The options of `fdir watch`.
+pub struct Options {
+    pub target: TargetArgs,
+    pub file: FileArgs,
+    pub interval: Duration,
+    pub format: Format,
+    pub subsystems: Option<Subsystems>,
+    pub confirm: u32,
+    pub rebaseline: bool,
+    pub metrics: Option<String>,
+    pub config: Option<PathBuf>,
+    pub on_anomaly: Option<String>,
+    pub passive: bool,
+    /// Bytes of code per process per check (default [`CodeBudget::DEFAULT`]).
+    pub code_budget: Option<CodeBudget>,
+}
+
+/// What the loop waits for between checks.
+enum Wake {
+    Check,
+    Stop(&'static str),
+    Rebaseline,
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        signal_hook::consts::SIGTERM => "SIGTERM",
+        signal_hook::consts::SIGINT => "SIGINT",
+        signal_hook::consts::SIGHUP => "SIGHUP",
+        _ => "a signal",
+    }
+}
+
+/// systemd's notify protocol, when run under systemd (NOTIFY_SOCKET set).
+struct Systemd {
+    enabled: bool,
+    watchdog: Option<Duration>,
+}
+
+impl Systemd {
+    fn new() -> Systemd {
+        let enabled = std::env::var_os("NOTIFY_SOCKET").is_some();
+        Systemd { enabled, watchdog: if enabled { sd_notify::watchdog_enabled() } else { None } }
+    }
+    fn send(&self, states: &[sd_notify::NotifyState<'_>]) {
+        if self.enabled
+            && let Err(e) = sd_notify::notify(states)
+        {
+            tracing::warn!("cannot notify systemd: {e}");
+        }
+    }
+}
+
+struct Watcher {
+    monitor: Monitor,
+    out: Output,
+    file: FileArgs,
+    key: Option<Key>,
+    policy: Policy,
+    responder: Responder,
+    metrics: Arc<Metrics>,
+    systemd: Systemd,
+    confirm: u32,
+    code_budget: CodeBudget,
+    interval: Duration,
+    cycle: u64,
+    /// Checks ran and self-tests passed in the last cycle: the watchdog is fed.
+    healthy: bool,
+    clock: SystemClock,
+}
+
+impl Watcher {
+    /// One check cycle and its responses.
+    fn cycle(&mut self) -> Result<()> {
+        self.cycle += 1;
+        if let Err(e) = sha256_self_test() {
+            // Every digest depends on SHA-256: no check can be trusted now.
+            self.healthy = false;
+            self.metrics.selftest_failed();
+            self.out.emit(&EventRecord::Selftest { time: self.clock.wall(), ok: false, message: e })?;
+            return Ok(());
+        }
+        let (findings, summary) = self.monitor.cycle(&self.clock);
+        let now = self.clock.wall();
+        let mut healthy = true;
+        if findings.iter().any(|f| matches!(f, Finding::BaselineLost { .. })) {
+            healthy &= self.restore_lost(&findings)?;
+        }
+        for f in &findings {
+            if let Finding::BaselineRepaired { copies, .. } = f {
+                for _ in 0..*copies {
+                    self.metrics.baseline_repaired();
+                }
+            }
+        }
+        for (e, severity) in events_of(&findings, now, &self.policy) {
+            match (&e, severity) {
+                (EventRecord::Anomaly { subsystem, .. }, Some(sev)) => self.metrics.anomaly(*subsystem, sev),
+                (EventRecord::Recovered { subsystem, .. }, _) => self.metrics.recovered(*subsystem),
+                (EventRecord::Error { .. }, _) => self.metrics.check_failed(),
+                _ => {}
+            }
+            if !matches!(e, EventRecord::BaselineLost { .. }) {
+                self.out.emit(&e)?;
+            }
+        }
+        for f in &findings {
+            if let Finding::Drift { target, anomalies } = f {
+                let severity = self.policy.grade(anomalies);
+                let ndjson: String =
+                    anomalies.iter().map(|a| EventRecord::anomaly(now, target, a, severity).to_json() + "\n").collect();
+                for r in self.responder.respond(target, anomalies, severity, &ndjson) {
+                    if matches!(r.outcome, Outcome::Done | Outcome::Failed) {
+                        self.metrics.action(r.severity, r.action, r.outcome == Outcome::Done);
+                    }
+                    self.out.emit(&EventRecord::Action {
+                        time: self.clock.wall(),
+                        who: Who::from(target),
+                        severity: r.severity,
+                        action: r.action.to_owned(),
+                        outcome: r.outcome,
+                        detail: r.detail,
+                    })?;
+                }
+            }
+        }
+        if self.cycle % DISK_VOTE_EVERY == 0 {
+            self.disk_vote()?;
+        }
+        self.metrics.check_done(summary.elapsed, now);
+        let unobservable = u64::try_from(summary.unobservable).unwrap_or(u64::MAX);
+        self.metrics.set_targets(u64::try_from(summary.targets).unwrap_or(u64::MAX) + unobservable, unobservable);
+        let check = EventRecord::check(now, self.cycle, &summary).with_interval(self.interval);
+        self.out.check_summary(&check, !findings.is_empty())?;
+        self.healthy = healthy;
+        let status = format!(
+            "check #{}: {} targets, {} drifted, {} unobservable",
+            self.cycle, summary.targets, summary.drifted, summary.unobservable
+        );
+        if self.healthy {
+            self.systemd.send(&[sd_notify::NotifyState::Watchdog, sd_notify::NotifyState::Status(&status)]);
+        } else {
+            self.systemd.send(&[sd_notify::NotifyState::Status(&format!("{status}; UNHEALTHY"))]);
+        }
+        Ok(())
+    }
+
+    /// Restores baselines whose every in-memory copy failed, from the file.
+    /// Returns whether all were restored.
+    fn restore_lost(&mut self, findings: &[Finding]) -> Result<bool> {
+        let lost: Vec<_> = findings
+            .iter()
+            .filter_map(|f| match f {
+                Finding::BaselineLost { target } => Some(target.clone()),
+                _ => None,
+            })
+            .collect();
+        let (restored, message) = match load_baseline(&self.file, self.key.as_ref()) {
+            Ok(file) => {
+                let back = self.monitor.restore_from(&file);
+                (back, format!("restored from {}", self.file.baseline.display()))
+            }
+            Err(e) => (Vec::new(), format!("cannot restore from the baseline file: {e:#}")),
+        };
+        for t in &lost {
+            let ok = restored.iter().any(|r| r.same_as(t));
+            self.out.emit(&EventRecord::BaselineLost {
+                time: self.clock.wall(),
+                who: Who::from(t),
+                restored: ok,
+                message: if ok {
+                    format!("every in-memory copy of its baseline failed its digest; {message}")
+                } else {
+                    format!("every in-memory copy of its baseline failed its digest; not checked: {message}")
+                },
+            })?;
+        }
+        Ok(lost.iter().all(|t| restored.iter().any(|r| r.same_as(t))))
+    }
+
+    /// Re-reads the baseline file and votes it against memory: a file that is
+    /// refused, or that disagrees with the in-memory majority, is written again.
+    fn disk_vote(&mut self) -> Result<()> {
+        let problem = match load_baseline(&self.file, self.key.as_ref()) {
+            Ok(file) => {
+                let differ = self.monitor.disagreements_with(&file);
+                if differ.is_empty() {
+                    tracing::debug!("baseline file agrees with memory");
+                    return Ok(());
+                }
+                let who: Vec<String> = differ.iter().map(|t| Who::from(t).to_string()).collect();
+                format!("it disagreed with the in-memory baselines of {}", who.join(", "))
+            }
+            Err(e) => format!("it was refused: {e:#}"),
+        };
+        let detail = match save(&self.file, self.key.as_ref(), &mut self.monitor, &self.clock) {
+            Ok(n) => format!("{problem}; written again from memory ({})", plural(n, "target")),
+            Err(e) => {
+                self.healthy = false;
+                format!("{problem}; cannot write it again: {e:#}")
+            }
+        };
+        self.out.emit(&EventRecord::BaselineFile { time: self.clock.wall(), status: "rewritten".into(), detail })?;
+        Ok(())
+    }
+
+    /// SIGHUP: a new baseline on purpose, saying what it accepts.
+    fn rebaseline(&mut self) -> Result<()> {
+        let old = self.monitor.snapshots();
+        let coverage = self.monitor.coverage().clone();
+        let subsystems = self.monitor.subsystems().to_vec();
+        let (mut monitor, findings) = match Monitor::baseline(coverage, &subsystems, self.confirm, &self.clock) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!("SIGHUP: cannot take a new baseline, keeping the old one: {e}");
+                self.out.emit(&EventRecord::Error {
+                    time: self.clock.wall(),
+                    who: Who::default(),
+                    message: format!("SIGHUP: cannot take a new baseline, keeping the old one: {e}"),
+                })?;
+                return Ok(());
+            }
+        };
+        let new = monitor.snapshots();
+        let accepted = accepted_changes(&old, &new);
+        let added = new.iter().filter(|n| !old.iter().any(|o| o.target.same_as(&n.target))).count();
+        let gone = old.iter().filter(|o| !new.iter().any(|n| n.target.same_as(&o.target))).count();
+        let _ = findings;
+        self.out.emit(&EventRecord::Rebaseline {
+            time: self.clock.wall(),
+            reason: "SIGHUP".into(),
+            targets: new.len(),
+            new: added,
+            gone,
+            accepted,
+        })?;
+        match save(&self.file, self.key.as_ref(), &mut monitor, &self.clock) {
+            Ok(_) => {}
+            Err(e) => self.out.emit(&EventRecord::Error {
+                time: self.clock.wall(),
+                who: Who::default(),
+                message: format!("SIGHUP: cannot save the new baseline: {e:#}"),
+            })?,
+        }
+        monitor.set_code_budget(self.code_budget);
+        self.monitor = monitor;
+        Ok(())
+    }
+}
+
+/// What a new baseline accepts over an old one: per target present in both,
+/// the explained differences of each subsystem.
+fn accepted_changes(old: &[Snapshot], new: &[Snapshot]) -> Vec<Accepted> {
+    let mut out = Vec::new();
+    for n in new {
+        let Some(o) = old.iter().find(|o| o.target.same_as(&n.target)) else { continue };
+        for (sub, now) in &n.subsystems {
+            let (
+                Some(Observation::Observed { digest: d0, records: r0 }),
+                Observation::Observed { digest: d1, records: r1 },
+            ) = (o.subsystems.get(sub), now)
+            else {
+                continue;
+            };
+            if d0 != d1 {
+                out.push(Accepted {
+                    who: Who::from(&n.target),
+                    subsystem: *sub,
+                    changes: explain(*sub, r0, r1).iter().map(ChangeRecord::from).collect(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// `fdir watch`.
+pub fn watch(o: Options) -> Result<u8> {
+    let clock = SystemClock;
+    let key = load_key(&o.file)?;
+    let mut out = Output::new(o.format);
+    let systemd = Systemd::new();
+
+    let mut policy = match &o.config {
+        Some(path) => Policy::load(path)?,
+        None => Policy::default(),
+    };
+    if let Some(cmd) = &o.on_anomaly {
+        policy.actions.on_anomaly = Some(cmd.clone());
+    }
+    policy.actions.passive |= o.passive;
+
+    // The self-test comes first: nothing is trusted if SHA-256 is wrong.
+    if let Err(e) = fdir::guard::sha256_self_test_full() {
+        out.emit(&EventRecord::Selftest { time: clock.wall(), ok: false, message: e.clone() })?;
+        anyhow::bail!("self-test failed, not starting: {e}");
+    }
+
+    // Signals next: a SIGTERM during a long baseline still ends fdir cleanly.
+    let (tx, rx) = mpsc::channel::<i32>();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ])
+    .context("cannot install signal handlers")?;
+    let signal_handle = signals.handle();
+    let signal_thread = std::thread::Builder::new()
+        .name("fdir-signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if tx.send(sig).is_err() {
+                    break;
+                }
+            }
+        })
+        .context("cannot start the signal thread")?;
+
+    let use_file = !o.rebaseline && o.file.baseline.exists();
+    let (mut monitor, findings) = if use_file {
+        let loaded = restrict(load_baseline(&o.file, key.as_ref())?, o.target.coverage(), &o.file.baseline)?;
+        let (m, _) = Monitor::resume(&loaded, o.confirm)?;
+        let resumed: Vec<Finding> = loaded
+            .targets
+            .iter()
+            .map(|s| Finding::Baselined { snapshot: Box::new(s.clone()), first_sight: false })
+            .collect();
+        (m, resumed)
+    } else {
+        let coverage = o.target.coverage().unwrap_or(Coverage::All);
+        let subsystems = chosen_subsystems(&coverage, o.subsystems.clone())?;
+        Monitor::baseline(coverage, &subsystems, o.confirm, &clock)?
+    };
+    if !use_file {
+        save(&o.file, key.as_ref(), &mut monitor, &clock)?;
+    }
+    let code_budget = o.code_budget.unwrap_or(CodeBudget::DEFAULT);
+    monitor.set_code_budget(code_budget);
+
+    let metrics = Arc::new(Metrics::new());
+    for (sev, name) in [
+        (fdir::Severity::Isolate, "isolate"),
+        (fdir::Severity::Restart, "restart"),
+        (fdir::Severity::Degrade, "degrade"),
+        (fdir::Severity::SafeMode, "safe-mode"),
+    ] {
+        metrics.declare_action(sev, name);
+    }
+    let _server = match &o.metrics {
+        Some(addr) => Some(metrics::serve(Arc::clone(&metrics), addr)?),
+        None => None,
+    };
+
+    out.emit(&EventRecord::Started {
+        time: clock.wall(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        coverage: monitor.coverage().to_string(),
+        subsystems: monitor.subsystems().to_vec(),
+        interval_ms: u64::try_from(o.interval.as_millis()).unwrap_or(u64::MAX),
+        baseline: o.file.baseline.display().to_string(),
+        confirm: o.confirm,
+    })?;
+    out.emit(&EventRecord::Selftest {
+        time: clock.wall(),
+        ok: true,
+        message: "SHA-256 known answers; runs again every cycle".into(),
+    })?;
+    report_baseline(&mut out, &findings, clock.wall())?;
+    out.say(&format!(
+        "{} {} {} {} ({}); {} unobservable",
+        if use_file { "resumed" } else { "baselined" },
+        plural(monitor.len(), "target"),
+        if use_file { "from" } else { "into" },
+        o.file.baseline.display(),
+        names(monitor.subsystems()),
+        monitor.unobservable_count()
+    ))?;
+    if policy.actions.passive {
+        out.say("passive mode: drifts are graded and reported, no action is taken")?;
+    }
+    if let Some(addr) = &o.metrics {
+        out.say(&format!("metrics at http://{addr}/metrics"))?;
+    }
+    systemd.send(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status(&format!("watching {}", plural(monitor.len(), "target"))),
+    ]);
+
+    let responder = Responder::new(policy.actions.clone());
+    let mut w = Watcher {
+        monitor,
+        out,
+        file: o.file,
+        key,
+        policy,
+        responder,
+        metrics,
+        systemd,
+        confirm: o.confirm,
+        code_budget,
+        interval: o.interval,
+        cycle: 0,
+        healthy: true,
+        clock,
+    };
+    let mut next = Instant::now();
+    let mut last_ping = Instant::now();
+    let reason = loop {
+        let wake = loop {
+            let now = Instant::now();
+            if now >= next {
+                break Wake::Check;
+            }
+            let mut wait = next - now;
+            if let Some(dog) = w.systemd.watchdog {
+                wait = wait.min(dog / 2);
+            }
+            match rx.recv_timeout(wait) {
+                Ok(signal_hook::consts::SIGHUP) => break Wake::Rebaseline,
+                Ok(sig) => break Wake::Stop(signal_name(sig)),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break Wake::Stop("the signal thread ending"),
+            }
+            // Between checks the watchdog is fed only if the last cycle was healthy.
+            if let Some(dog) = w.systemd.watchdog
+                && w.healthy
+                && last_ping.elapsed() >= dog / 2
+            {
+                w.systemd.send(&[sd_notify::NotifyState::Watchdog]);
+                last_ping = Instant::now();
+            }
+        };
+        match wake {
+            Wake::Stop(why) => break why,
+            Wake::Rebaseline => w.rebaseline()?,
+            Wake::Check => {
+                w.cycle()?;
+                last_ping = Instant::now();
+                next += o.interval;
+                let now = Instant::now();
+                if next <= now {
+                    next = now + o.interval;
+                }
+            }
+        }
+    };
+
+    w.systemd.send(&[sd_notify::NotifyState::Stopping]);
+    w.out.emit(&EventRecord::Stopped { time: w.clock.wall(), reason: reason.to_owned(), cycles: w.cycle })?;
+    signal_handle.close();
+    let _ = signal_thread.join();
+    Ok(NO_DRIFT)
+}

@@ -1,0 +1,298 @@
+//! The monitor guards itself, since it runs in the same radiation as what it
+//! watches: state it relies on is held in redundant copies, each with its own
+//! digest, voted and repaired every cycle; and SHA-256 — which every check
+//! relies on — is tested against known answers.
+
+use std::io;
+
+use serde::Serialize;
+
+use crate::digest::{Digest, Hasher};
+
+/// How many copies [`Redundant`] keeps.
+pub const COPIES: usize = 3;
+
+/// A value held in [`COPIES`] copies, each with the digest of its serialized
+/// form. [`Redundant::vote`] finds the copies whose content no longer matches
+/// their digest, or that disagree with the others, and repairs them.
+#[derive(Debug, Clone)]
+pub struct Redundant<T> {
+    copies: [T; COPIES],
+    digests: [Digest; COPIES],
+}
+
+/// What a vote found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Vote {
+    /// Copies that were repaired (their index).
+    pub repaired: [bool; COPIES],
+    /// No copy could be trusted: every one failed its own digest, or the
+    /// trusted ones disagree with no majority. The value must be restored
+    /// from elsewhere (the baseline file).
+    pub lost: bool,
+}
+
+impl Vote {
+    /// How many copies were repaired.
+    pub fn repairs(&self) -> usize {
+        self.repaired.iter().filter(|r| **r).count()
+    }
+}
+
+struct HashWriter(Hasher);
+
+impl io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The SHA-256 of a value's JSON form (deterministic: fdir's types keep
+/// their maps sorted). `None` if it cannot be serialized.
+pub fn fingerprint<T: Serialize>(value: &T) -> Option<Digest> {
+    let mut w = HashWriter(Hasher::new());
+    serde_json::to_writer(&mut w, value).ok()?;
+    Some(w.0.finish())
+}
+
+impl<T: Serialize + Clone + PartialEq> Redundant<T> {
+    /// Three copies of `value`. `None` if it cannot be serialized.
+    pub fn new(value: T) -> Option<Redundant<T>> {
+        let d = fingerprint(&value)?;
+        Some(Redundant { copies: [value.clone(), value.clone(), value], digests: [d; COPIES] })
+    }
+
+    /// The first copy. Call [`Redundant::vote`] first to be sure it is good.
+    pub fn get(&self) -> &T {
+        let [first, ..] = &self.copies;
+        first
+    }
+
+    /// Checks every copy against its own digest, takes the majority of the
+    /// good ones, and overwrites the others with it.
+    ///
+    /// Fast path: when the three copies are equal and so are their three
+    /// stored digests, nothing is rehashed — independent faults cannot corrupt
+    /// all three the same way. Any difference takes the full path: every copy
+    /// is hashed and checked against its own digest.
+    pub fn vote(&mut self) -> Vote {
+        let [c0, c1, c2] = &self.copies;
+        let [d0, d1, d2] = &self.digests;
+        if c0 == c1 && c1 == c2 && d0 == d1 && d1 == d2 {
+            return Vote::default();
+        }
+        self.full_vote()
+    }
+
+    /// The vote with every copy hashed.
+    pub fn full_vote(&mut self) -> Vote {
+        let computed: Vec<Option<Digest>> = self.copies.iter().map(fingerprint).collect();
+        // A copy is trusted if its content still matches its own digest.
+        let trusted: Vec<usize> = (0..COPIES)
+            .filter(|&i| {
+                computed.get(i).copied().flatten().is_some()
+                    && computed.get(i).copied().flatten() == self.digests.get(i).copied()
+            })
+            .collect();
+        // Among trusted copies, the digest most of them share.
+        let mut best: Option<(Digest, usize)> = None;
+        for &i in &trusted {
+            let Some(Some(d)) = computed.get(i) else { continue };
+            let n = trusted.iter().filter(|&&j| computed.get(j).copied().flatten() == Some(*d)).count();
+            if best.is_none_or(|(_, m)| n > m) {
+                best = Some((*d, n));
+            }
+        }
+        let mut vote = Vote::default();
+        let Some((good, n)) = best else {
+            vote.lost = true;
+            return vote;
+        };
+        // Two trusted copies that disagree, with no third to decide: lost.
+        if n * 2 <= trusted.len() && trusted.len() > 1 {
+            vote.lost = true;
+            return vote;
+        }
+        let Some(source) = trusted.iter().copied().find(|&i| computed.get(i).copied().flatten() == Some(good)) else {
+            vote.lost = true;
+            return vote;
+        };
+        let Some(good_copy) = self.copies.get(source).cloned() else {
+            vote.lost = true;
+            return vote;
+        };
+        for i in 0..COPIES {
+            let ok = computed.get(i).copied().flatten() == Some(good) && self.digests.get(i) == Some(&good);
+            if !ok {
+                if let Some(c) = self.copies.get_mut(i) {
+                    *c = good_copy.clone();
+                }
+                if let Some(d) = self.digests.get_mut(i) {
+                    *d = good;
+                }
+                if let Some(r) = vote.repaired.get_mut(i) {
+                    *r = true;
+                }
+            }
+        }
+        vote
+    }
+
+    /// Replaces every copy (a new baseline).
+    pub fn set(&mut self, value: T) -> Option<()> {
+        *self = Redundant::new(value)?;
+        Some(())
+    }
+
+    /// Whether `value` equals the voted value (by fingerprint): to vote the
+    /// baseline file against memory.
+    pub fn agrees_with(&self, value: &T) -> bool {
+        fingerprint(value).is_some_and(|d| self.digests.first() == Some(&d))
+    }
+
+    /// Mutable access to one copy, bypassing its digest: for fault injection
+    /// (`fdir selftest`) and tests only.
+    pub fn copy_mut(&mut self, index: usize) -> Option<&mut T> {
+        self.copies.get_mut(index)
+    }
+
+    /// Mutable access to one copy's stored digest, for fault injection.
+    pub fn digest_mut(&mut self, index: usize) -> Option<&mut Digest> {
+        self.digests.get_mut(index)
+    }
+}
+
+/// SHA-256 known answers (FIPS 180-2 examples and the empty message): one,
+/// two and three blocks.
+const KNOWN_ANSWERS: &[(&[u8], &str)] = &[
+    (b"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+    (b"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+    (
+        b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+        "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1",
+    ),
+    (
+        b"abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu",
+        "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1",
+    ),
+];
+
+/// The SHA-256 known-answer test run every cycle: four vectors from one to
+/// three blocks, a few hundred nanoseconds. `Err` names the failing vector.
+pub fn sha256_self_test() -> Result<(), String> {
+    for (i, (msg, want)) in KNOWN_ANSWERS.iter().enumerate() {
+        let got = Digest::of(msg).to_string();
+        if got != *want {
+            return Err(format!("SHA-256 known-answer test {i} failed: got {got}, expected {want}"));
+        }
+    }
+    Ok(())
+}
+
+/// The full known-answer test, run at start: the per-cycle vectors and one
+/// million 'a' hashed incrementally (FIPS 180-2, example 3).
+pub fn sha256_self_test_full() -> Result<(), String> {
+    sha256_self_test()?;
+    // One million 'a' (FIPS 180-2, example 3), hashed incrementally.
+    let mut h = Hasher::new();
+    let block = [b'a'; 1000];
+    for _ in 0..1000 {
+        h.update(&block);
+    }
+    let got = h.finish().to_string();
+    let want = "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0";
+    if got != want {
+        return Err(format!("SHA-256 known-answer test (one million 'a') failed: got {got}, expected {want}"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Clone, PartialEq, Serialize)]
+    struct State {
+        values: Vec<String>,
+        digest: [u8; 4],
+    }
+
+    fn state() -> State {
+        State { values: vec!["a".into(), "bc".into()], digest: [1, 2, 3, 4] }
+    }
+
+    #[test]
+    fn known_answers_pass() {
+        sha256_self_test().unwrap();
+        sha256_self_test_full().unwrap();
+    }
+
+    #[test]
+    fn the_fast_path_still_sees_every_single_fault() {
+        // Content, then stored digest, of each copy: each breaks the equality.
+        for copy in 0..COPIES {
+            let mut r = Redundant::new(state()).unwrap();
+            r.copy_mut(copy).unwrap().digest[3] ^= 0x80;
+            assert!(r.vote().repaired[copy]);
+            let mut r = Redundant::new(state()).unwrap();
+            r.digest_mut(copy).unwrap().0[31] ^= 0x01;
+            assert!(r.vote().repaired[copy]);
+        }
+    }
+
+    #[test]
+    fn a_corrupted_copy_is_repaired_from_the_others() {
+        for copy in 0..COPIES {
+            let mut r = Redundant::new(state()).unwrap();
+            r.copy_mut(copy).unwrap().values[1].push('x');
+            let v = r.vote();
+            assert!(!v.lost);
+            assert_eq!(v.repairs(), 1);
+            assert!(v.repaired[copy]);
+            assert_eq!(r.get(), &state());
+            assert_eq!(r.vote(), Vote::default(), "repaired for good");
+        }
+    }
+
+    #[test]
+    fn a_corrupted_digest_is_repaired_too() {
+        let mut r = Redundant::new(state()).unwrap();
+        r.digest_mut(2).unwrap().0[5] ^= 0x10;
+        let v = r.vote();
+        assert!(v.repaired[2] && !v.lost);
+        assert_eq!(r.vote().repairs(), 0);
+    }
+
+    #[test]
+    fn two_corrupted_copies_are_repaired_from_the_one_that_matches_its_digest() {
+        let mut r = Redundant::new(state()).unwrap();
+        r.copy_mut(0).unwrap().digest[0] ^= 1;
+        r.copy_mut(1).unwrap().values.push("z".into());
+        let v = r.vote();
+        assert!(!v.lost);
+        assert_eq!(v.repairs(), 2);
+        assert_eq!(r.get(), &state());
+    }
+
+    #[test]
+    fn three_corrupted_copies_are_lost_not_trusted() {
+        let mut r = Redundant::new(state()).unwrap();
+        for i in 0..COPIES {
+            r.copy_mut(i).unwrap().digest[i] ^= 1;
+        }
+        assert!(r.vote().lost);
+    }
+
+    #[test]
+    fn agreement_with_an_outside_copy() {
+        let r = Redundant::new(state()).unwrap();
+        assert!(r.agrees_with(&state()));
+        let mut other = state();
+        other.values.clear();
+        assert!(!r.agrees_with(&other));
+    }
+}

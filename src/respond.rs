@@ -1,0 +1,465 @@
+//! Responses: what a declared drift makes fdir do. The only module that
+//! changes anything outside fdir: it freezes cgroups, stops processes and
+//! runs the configured commands — each bounded by a timeout, a cooldown and a
+//! limit on actions per window, so a fault can never start a response loop,
+//! and each failure reported, never fatal.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::io::Write as _;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::policy::{Actions, IsolateMethod};
+use crate::source::parse_stat;
+use crate::{Anomaly, Severity, Target};
+
+/// How an action ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Done.
+    Done,
+    /// Tried and failed (the detail says why); fdir goes on.
+    Failed,
+    /// Not done: cooldown or action limit.
+    Suppressed,
+    /// Not done: passive mode (the detail says what would have been done).
+    Passive,
+    /// Not done: the policy names no command for this severity.
+    NotConfigured,
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Outcome::Done => "done",
+            Outcome::Failed => "failed",
+            Outcome::Suppressed => "suppressed",
+            Outcome::Passive => "passive",
+            Outcome::NotConfigured => "not configured",
+        })
+    }
+}
+
+/// One action taken (or not) for a declared drift.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionReport {
+    /// `on-anomaly`, `isolate`, `restart`, `degrade`, `safe-mode`.
+    pub action: &'static str,
+    /// The severity that called for it.
+    pub severity: Severity,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// What was done, or why not: "froze cgroup /sys/fs/cgroup/app",
+    /// "exit status 3", "timed out after 10s (killed)".
+    pub detail: String,
+}
+
+/// Runs the responses of a policy.
+#[derive(Debug)]
+pub struct Responder {
+    actions: Actions,
+    /// When each (pid, start time, action) last acted.
+    last: BTreeMap<(u32, u64, &'static str), Instant>,
+    /// When actions ran, within the window.
+    recent: VecDeque<Instant>,
+}
+
+/// What the environment of a command says about the drift.
+struct Context<'a> {
+    target: &'a Target,
+    severity: Severity,
+    subsystems: String,
+    ndjson: &'a str,
+}
+
+impl Responder {
+    /// A responder for `actions`.
+    pub fn new(actions: Actions) -> Responder {
+        Responder { actions, last: BTreeMap::new(), recent: VecDeque::new() }
+    }
+
+    /// The actions it runs.
+    pub fn actions(&self) -> &Actions {
+        &self.actions
+    }
+
+    /// Responds to the drifts declared together for one target: the
+    /// `on-anomaly` command (every drift), then the severity's own action.
+    /// `ndjson` is the anomaly events, one per line, given to commands on stdin.
+    pub fn respond(
+        &mut self,
+        target: &Target,
+        anomalies: &[Anomaly],
+        severity: Severity,
+        ndjson: &str,
+    ) -> Vec<ActionReport> {
+        let ctx = Context {
+            target,
+            severity,
+            subsystems: anomalies.iter().map(|a| a.subsystem.name()).collect::<Vec<_>>().join(","),
+            ndjson,
+        };
+        let mut out = Vec::new();
+        if let Some(cmd) = self.actions.on_anomaly.clone() {
+            out.push(self.act("on-anomaly", &ctx, |r| r.command(&cmd, "on-anomaly", &ctx)));
+        }
+        let configured = |c: &Option<String>| c.clone();
+        match severity {
+            Severity::Log => {}
+            Severity::Isolate => {
+                if self.actions.isolate == IsolateMethod::None {
+                    out.push(report("isolate", severity, Outcome::NotConfigured, "isolate = \"none\" in the policy"));
+                } else {
+                    out.push(self.act("isolate", &ctx, |r| r.isolate(target)));
+                }
+            }
+            Severity::Restart | Severity::Degrade | Severity::SafeMode => {
+                let (name, cmd) = match severity {
+                    Severity::Restart => ("restart", configured(&self.actions.restart)),
+                    Severity::Degrade => ("degrade", configured(&self.actions.degrade)),
+                    _ => ("safe-mode", configured(&self.actions.safe_mode)),
+                };
+                match cmd {
+                    Some(cmd) => out.push(self.act(name, &ctx, |r| r.command(&cmd, name, &ctx))),
+                    None => out.push(report(
+                        name,
+                        severity,
+                        Outcome::NotConfigured,
+                        &format!("no {name} command in the policy"),
+                    )),
+                }
+            }
+        }
+        out
+    }
+
+    /// Applies passive mode, the cooldown and the action limit, then runs `f`.
+    fn act(
+        &mut self,
+        name: &'static str,
+        ctx: &Context<'_>,
+        f: impl FnOnce(&mut Responder) -> Result<String, String>,
+    ) -> ActionReport {
+        let sev = ctx.severity;
+        if self.actions.passive {
+            return report(name, sev, Outcome::Passive, &format!("passive mode: would run {name}"));
+        }
+        let now = Instant::now();
+        let key = (ctx.target.pid().unwrap_or(0), ctx.target.pid_start(), name);
+        if let Some(last) = self.last.get(&key)
+            && now.duration_since(*last) < self.actions.cooldown
+        {
+            return report(
+                name,
+                sev,
+                Outcome::Suppressed,
+                &format!(
+                    "cooldown: the last {name} for this target was {} ago (cooldown {})",
+                    humantime::format_duration(Duration::from_secs(now.duration_since(*last).as_secs())),
+                    humantime::format_duration(self.actions.cooldown)
+                ),
+            );
+        }
+        while self.recent.front().is_some_and(|t| now.duration_since(*t) >= self.actions.window) {
+            self.recent.pop_front();
+        }
+        if self.recent.len() >= usize::try_from(self.actions.max_actions).unwrap_or(usize::MAX) {
+            return report(
+                name,
+                sev,
+                Outcome::Suppressed,
+                &format!(
+                    "limit: {} actions already in the last {}",
+                    self.recent.len(),
+                    humantime::format_duration(self.actions.window)
+                ),
+            );
+        }
+        self.last.insert(key, now);
+        self.recent.push_back(now);
+        match f(self) {
+            Ok(detail) => report(name, sev, Outcome::Done, &detail),
+            Err(detail) => report(name, sev, Outcome::Failed, &detail),
+        }
+    }
+
+    /// Runs `cmd` with `/bin/sh -c`, the drift in its environment and the
+    /// anomaly events on stdin; kills it (and its process group) at the timeout.
+    fn command(&self, cmd: &str, action: &str, ctx: &Context<'_>) -> Result<String, String> {
+        let mut c = Command::new("/bin/sh");
+        c.arg("-c")
+            .arg(cmd)
+            .env("FDIR_SEVERITY", ctx.severity.name())
+            .env("FDIR_SUBSYSTEMS", &ctx.subsystems)
+            .env("FDIR_ACTION", action)
+            .stdin(Stdio::piped())
+            // fdir's stdout carries its events: a command writes to stderr.
+            .stdout(Stdio::from(std::io::stderr()))
+            .stderr(Stdio::inherit())
+            .process_group(0);
+        if let Target::Process { pid, name, start_time } = ctx.target {
+            c.env("FDIR_PID", pid.to_string()).env("FDIR_NAME", name).env("FDIR_START_TIME", start_time.to_string());
+        }
+        let mut child = c.spawn().map_err(|e| format!("cannot run /bin/sh -c {cmd:?}: {e}"))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            let data = ctx.ndjson.as_bytes().to_vec();
+            // A command that does not read its stdin must not block fdir.
+            std::thread::spawn(move || {
+                let _ = stdin.write_all(&data);
+            });
+        }
+        let started = Instant::now();
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) if status.success() => {
+                    return Ok(format!("{cmd:?} exited 0 after {:.0?}", started.elapsed()));
+                }
+                Ok(Some(status)) => return Err(format!("{cmd:?} failed: {status}")),
+                Ok(None) if started.elapsed() >= self.actions.timeout => {
+                    let pgid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
+                    if let Some(pgid) = pgid {
+                        let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+                    }
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(format!(
+                        "{cmd:?} timed out after {} (killed)",
+                        humantime::format_duration(self.actions.timeout)
+                    ));
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+                Err(e) => return Err(format!("cannot wait for {cmd:?}: {e}")),
+            }
+        }
+    }
+
+    fn isolate(&self, target: &Target) -> Result<String, String> {
+        let Target::Process { pid, start_time, .. } = target else {
+            return Err("only a process can be isolated".into());
+        };
+        if self.actions.isolate == IsolateMethod::Freeze {
+            match own_cgroup(*pid) {
+                Ok(Some(cg)) => return cg.freeze(),
+                Ok(None) => {}
+                Err(e) => tracing::debug!("isolate {pid}: {e}; stopping it instead"),
+            }
+        }
+        stop(*pid, *start_time)
+    }
+}
+
+fn report(action: &'static str, severity: Severity, outcome: Outcome, detail: &str) -> ActionReport {
+    ActionReport { action, severity, outcome, detail: detail.to_owned() }
+}
+
+/// A cgroup that can be frozen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FreezableCgroup {
+    /// Its directory.
+    pub dir: PathBuf,
+    /// cgroup v2 (`cgroup.freeze`) or the v1 freezer (`freezer.state`).
+    pub v2: bool,
+}
+
+impl FreezableCgroup {
+    fn freeze(&self) -> Result<String, String> {
+        let (file, value) = if self.v2 { ("cgroup.freeze", "1") } else { ("freezer.state", "FROZEN") };
+        let path = self.dir.join(file);
+        std::fs::write(&path, value).map_err(|e| format!("cannot write {value} to {}: {e}", path.display()))?;
+        Ok(format!("froze cgroup {} ({file} = {value})", self.dir.display()))
+    }
+
+    /// Thaws it.
+    pub fn thaw(&self) -> Result<(), String> {
+        let (file, value) = if self.v2 { ("cgroup.freeze", "0") } else { ("freezer.state", "THAWED") };
+        std::fs::write(self.dir.join(file), value).map_err(|e| e.to_string())
+    }
+
+    /// Whether it is frozen now.
+    pub fn is_frozen(&self) -> bool {
+        if self.v2 {
+            std::fs::read_to_string(self.dir.join("cgroup.events")).is_ok_and(|t| t.lines().any(|l| l == "frozen 1"))
+        } else {
+            std::fs::read_to_string(self.dir.join("freezer.state")).is_ok_and(|t| t.trim() == "FROZEN")
+        }
+    }
+}
+
+/// Mount points of the cgroup2 hierarchy and of the v1 freezer, from
+/// `/proc/self/mountinfo`.
+fn cgroup_mounts() -> (Option<PathBuf>, Option<PathBuf>) {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let (mut v2, mut freezer) = (None, None);
+    for line in text.lines() {
+        let Some((left, right)) = line.split_once(" - ") else { continue };
+        let Some(mount) = left.split(' ').nth(4) else { continue };
+        let mut r = right.split(' ');
+        let fstype = r.next().unwrap_or("");
+        let opts = r.nth(1).unwrap_or("");
+        if fstype == "cgroup2" && v2.is_none() {
+            v2 = Some(PathBuf::from(mount));
+        } else if fstype == "cgroup" && opts.split(',').any(|o| o == "freezer") && freezer.is_none() {
+            freezer = Some(PathBuf::from(mount));
+        }
+    }
+    (v2, freezer)
+}
+
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(stat.get(close + 2..)?).ok()?;
+    rest.split(' ').nth(1)?.parse().ok()
+}
+
+/// Whether `pid` is `ancestor` or one of its descendants.
+fn descends_from(mut pid: u32, ancestor: u32) -> bool {
+    for _ in 0..128 {
+        if pid == ancestor {
+            return true;
+        }
+        match parent_of(pid) {
+            Some(p) if p > 0 && p != pid => pid = p,
+            _ => return false,
+        }
+    }
+    false
+}
+
+fn all_descend(dir: &Path, ancestor: u32) -> bool {
+    let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) else { return false };
+    let pids: Vec<u32> = procs.lines().filter_map(|l| l.trim().parse().ok()).collect();
+    !pids.is_empty() && pids.iter().all(|&p| descends_from(p, ancestor))
+}
+
+/// The cgroup of `pid` that holds only it and its descendants (so freezing
+/// it freezes nothing else): its cgroup v2, else its v1 freezer cgroup.
+/// `Ok(None)` if it has no such cgroup.
+pub fn own_cgroup(pid: u32) -> Result<Option<FreezableCgroup>, String> {
+    let membership = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).map_err(|e| e.to_string())?;
+    let (v2_mount, freezer_mount) = cgroup_mounts();
+    for line in membership.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, ctrl, path) = (parts.next(), parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
+        if path == "/" {
+            continue;
+        }
+        let (mount, v2) = if ctrl.is_empty() {
+            (v2_mount.as_ref(), true)
+        } else if ctrl.split(',').any(|c| c == "freezer") {
+            (freezer_mount.as_ref(), false)
+        } else {
+            continue;
+        };
+        let Some(mount) = mount else { continue };
+        let dir = mount.join(path.trim_start_matches('/'));
+        let control = if v2 { "cgroup.freeze" } else { "freezer.state" };
+        if dir.join(control).exists() && all_descend(&dir, pid) {
+            return Ok(Some(FreezableCgroup { dir, v2 }));
+        }
+    }
+    Ok(None)
+}
+
+/// SIGSTOPs the process through a pidfd, after checking it is still the
+/// process of the baseline (same start time), so a reused pid is never hit.
+fn stop(pid: u32, start_time: u64) -> Result<String, String> {
+    let raw = i32::try_from(pid).map_err(|e| e.to_string())?;
+    let p = rustix::process::Pid::from_raw(raw).ok_or("pid 0")?;
+    let fd = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())
+        .map_err(|e| format!("cannot open a pidfd for {pid}: {e}"))?;
+    let stat = std::fs::read(format!("/proc/{pid}/stat")).map_err(|e| format!("process {pid}: {e}"))?;
+    match parse_stat(&stat) {
+        Some((_, _, st)) if st == start_time => {}
+        _ => return Err(format!("process {pid} is not the baselined process any more; not stopping it")),
+    }
+    rustix::process::pidfd_send_signal(&fd, rustix::process::Signal::STOP)
+        .map_err(|e| format!("cannot stop {pid}: {e}"))?;
+    Ok(format!("stopped process {pid} (SIGSTOP; resume it with kill -CONT {pid})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Digest;
+    use crate::Subsystem;
+
+    fn me() -> Target {
+        crate::Procfs::live().target().unwrap_or(Target::Mock)
+    }
+
+    fn anomaly() -> Anomaly {
+        Anomaly { subsystem: Subsystem::Seccomp, expected: Digest::of(b"a"), actual: Digest::of(b"b"), changes: vec![] }
+    }
+
+    use crate::Source as _;
+
+    #[test]
+    fn commands_get_the_drift_and_failures_are_reports() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("env");
+        let actions = Actions {
+            on_anomaly: Some(format!("env | grep ^FDIR_ | sort > {0}; cat >> {0}", out.display())),
+            restart: Some("exit 3".into()),
+            cooldown: Duration::ZERO,
+            ..Actions::default()
+        };
+        let mut r = Responder::new(actions);
+        let reports = r.respond(&me(), &[anomaly()], Severity::Restart, "{\"event\":\"anomaly\"}\n");
+        assert_eq!(reports.len(), 2);
+        assert_eq!(reports[0].outcome, Outcome::Done, "{reports:?}");
+        assert_eq!(reports[1].outcome, Outcome::Failed);
+        assert!(reports[1].detail.contains("exit status: 3"), "{}", reports[1].detail);
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert!(text.contains("FDIR_SEVERITY=restart"), "{text}");
+        assert!(text.contains("FDIR_SUBSYSTEMS=seccomp"), "{text}");
+        assert!(text.contains(&format!("FDIR_PID={}", std::process::id())), "{text}");
+        assert!(text.ends_with("{\"event\":\"anomaly\"}\n"), "{text}");
+    }
+
+    #[test]
+    fn a_hanging_command_is_killed_at_the_timeout() {
+        let actions = Actions {
+            degrade: Some("sleep 30; echo never".into()),
+            timeout: Duration::from_millis(200),
+            ..Actions::default()
+        };
+        let mut r = Responder::new(actions);
+        let start = Instant::now();
+        let reports = r.respond(&me(), &[anomaly()], Severity::Degrade, "");
+        assert_eq!(reports[0].outcome, Outcome::Failed);
+        assert!(reports[0].detail.contains("timed out"), "{}", reports[0].detail);
+        assert!(start.elapsed() < Duration::from_secs(20));
+    }
+
+    #[test]
+    fn cooldown_limit_and_passive() {
+        let actions = Actions { safe_mode: Some("true".into()), max_actions: 2, ..Actions::default() };
+        let mut r = Responder::new(actions.clone());
+        let t = me();
+        let first = r.respond(&t, &[anomaly()], Severity::SafeMode, "");
+        assert_eq!(first[0].outcome, Outcome::Done);
+        let again = r.respond(&t, &[anomaly()], Severity::SafeMode, "");
+        assert_eq!(again[0].outcome, Outcome::Suppressed);
+        assert!(again[0].detail.contains("cooldown"), "{}", again[0].detail);
+        // Another target is not in cooldown, but the window limit applies.
+        let other = Target::Process { pid: 1, start_time: 1, name: "x".into() };
+        assert_eq!(r.respond(&other, &[anomaly()], Severity::SafeMode, "")[0].outcome, Outcome::Done);
+        let third = Target::Process { pid: 2, start_time: 1, name: "y".into() };
+        let limited = r.respond(&third, &[anomaly()], Severity::SafeMode, "");
+        assert_eq!(limited[0].outcome, Outcome::Suppressed);
+        assert!(limited[0].detail.contains("limit"), "{}", limited[0].detail);
+
+        let mut passive = Responder::new(Actions { passive: true, ..actions });
+        let p = passive.respond(&t, &[anomaly()], Severity::SafeMode, "");
+        assert_eq!(p[0].outcome, Outcome::Passive);
+        let none = passive.respond(&t, &[anomaly()], Severity::Restart, "");
+        assert_eq!(none[0].outcome, Outcome::NotConfigured);
+    }
+}

@@ -1,0 +1,272 @@
+//! FDIR behaviour end to end (DESIGN.md §5), against real child processes:
+//! a change and its reversal give an anomaly then a recovery; actions get the
+//! right environment and JSON; passive mode never acts; a failing or hanging
+//! action leaves the monitor running; SIGHUP accepts a change; Isolate really
+//! freezes a cgroup (or stops the process); the baseline file is voted
+//! against memory; the fault-injection campaign misses nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::command::{Watch, assert_event_schema, code, is, json_lines, run, stderr};
+use common::{ScratchCgroup, Testee, hierarchy, is_root, skip};
+use serde_json::Value;
+
+fn watch_testee(t: &Testee, dir: &Path, extra: &[&str]) -> Watch {
+    let pid = t.pid.to_string();
+    let mut args = vec!["--pid", &pid, "--interval", "100ms", "--format", "json"];
+    args.extend_from_slice(extra);
+    let mut w = Watch::start(&args, dir);
+    w.wait_for("the first check", is("check"));
+    w
+}
+
+fn action(w: &mut Watch, name: &'static str) -> Value {
+    w.wait_for(name, move |v| v["event"] == "action" && v["action"] == name)
+}
+
+#[test]
+fn a_change_and_its_reversal_give_an_anomaly_then_a_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = Testee::spawn();
+    let mut w = watch_testee(&t, dir.path(), &[]);
+    t.must("rwx");
+    let a = w.wait_for("the anomaly", is("anomaly"));
+    assert_eq!(a["subsystem"], "memory-maps");
+    assert!(a["changes"][0]["text"].as_str().unwrap().contains("writable and executable"), "{a}");
+    t.must("unrwx");
+    let r = w.wait_for("the recovery", is("recovered"));
+    assert_eq!(r["subsystem"], "memory-maps");
+    assert!(r["drifted_for_ms"].as_f64().unwrap() > 0.0);
+    // Reported once: no second anomaly for the same drift.
+    assert_eq!(w.seen.iter().filter(|v| v["event"] == "anomaly").count(), 1);
+    let (code, _) = w.terminate();
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn the_on_anomaly_command_gets_the_drift_in_its_environment_and_on_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("hook.txt");
+    let hook = format!("env | grep ^FDIR_ | sort > {0}; echo --- >> {0}; cat >> {0}", out.display());
+    let mut t = Testee::spawn();
+    let mut w = watch_testee(&t, dir.path(), &["--on-anomaly", &hook]);
+    t.must("nnp");
+    let act = action(&mut w, "on-anomaly");
+    assert_eq!(act["outcome"], "done", "{act}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.contains("FDIR_SEVERITY=log\n"), "{text}");
+    assert!(text.contains("FDIR_SUBSYSTEMS=seccomp\n"), "{text}");
+    assert!(text.contains(&format!("FDIR_PID={}\n", t.pid)), "{text}");
+    let (_, stdin) = text.split_once("---\n").unwrap();
+    let events: Vec<Value> = stdin.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(events.len(), 1, "{stdin}");
+    assert_event_schema(&events[0]);
+    assert_eq!(events[0]["event"], "anomaly");
+    assert_eq!(events[0]["pid"], t.pid);
+    assert_eq!(events[0]["subsystem"], "seccomp");
+    // The hook's own output never reaches fdir's event stream.
+    let (code, rest) = w.terminate();
+    assert_eq!(code, 0);
+    assert!(rest.iter().all(|v| v.get("event").is_some()));
+}
+
+#[test]
+fn passive_mode_grades_and_reports_but_never_acts() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("acted");
+    let config = dir.path().join("fdir.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[severity]\nseccomp = \"safe-mode\"\n[actions]\nsafe-mode = \"touch {0}\"\non-anomaly = \"touch {0}\"\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    let mut t = Testee::spawn();
+    let mut w = watch_testee(&t, dir.path(), &["--config", config.to_str().unwrap(), "--passive"]);
+    t.must("nnp");
+    let a = w.wait_for("the anomaly", is("anomaly"));
+    assert_eq!(a["severity"], "safe-mode", "the policy grades it");
+    for name in ["on-anomaly", "safe-mode"] {
+        let act = action(&mut w, name);
+        assert_eq!(act["outcome"], "passive", "{act}");
+    }
+    w.wait_for("a later check", |v| v["event"] == "check" && v["cycle"].as_u64() > Some(5));
+    assert!(!marker.exists(), "passive mode ran a command");
+    let (code, _) = w.terminate();
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn a_failing_or_hanging_action_is_reported_and_the_monitor_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fdir.toml");
+    std::fs::write(
+        &config,
+        "[severity]\nseccomp = \"degrade\"\nmemory-maps = \"restart\"\n[actions]\ndegrade = \"sleep 60\"\nrestart = \"exit 7\"\ntimeout = \"300ms\"\ncooldown = \"0s\"\n",
+    )
+    .unwrap();
+    let mut t = Testee::spawn();
+    let mut w = watch_testee(&t, dir.path(), &["--config", config.to_str().unwrap()]);
+    t.must("nnp");
+    let hung = action(&mut w, "degrade");
+    assert_eq!(hung["outcome"], "failed");
+    assert!(hung["detail"].as_str().unwrap().contains("timed out after 300ms (killed)"), "{hung}");
+    t.must("rwx");
+    let failed = action(&mut w, "restart");
+    assert_eq!(failed["outcome"], "failed");
+    assert!(failed["detail"].as_str().unwrap().contains("exit status: 7"), "{failed}");
+    // Still checking.
+    let c = w.wait_for("a check after the failures", |v| v["event"] == "check" && v["drifted"] == 1);
+    assert_eq!(c["failed"], 0);
+    let (code, _) = w.terminate();
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn sighup_accepts_a_change_into_a_new_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = Testee::spawn();
+    let mut w = watch_testee(&t, dir.path(), &[]);
+    t.must("nnp");
+    w.wait_for("the anomaly", is("anomaly"));
+    w.signal(libc::SIGHUP);
+    let rb = w.wait_for("the re-baseline", is("rebaseline"));
+    assert_eq!(rb["reason"], "SIGHUP");
+    let accepted = rb["accepted"].as_array().unwrap();
+    assert_eq!(accepted.len(), 1, "{rb}");
+    assert_eq!(accepted[0]["pid"], t.pid);
+    assert_eq!(accepted[0]["subsystem"], "seccomp");
+    assert_eq!(accepted[0]["changes"][0]["text"], "NoNewPrivs 0 -> 1 (no_new_privs on)");
+    // The accepted state is the baseline now: no drift, and the file holds it.
+    let c = w.wait_for("a clean check", |v| v["event"] == "check" && v["drifted"] == 0);
+    assert_eq!(c["anomalies"], 0);
+    let o = run(&["check"], dir.path());
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let (code, rest) = w.terminate();
+    assert_eq!(code, 0);
+    assert!(!rest.iter().any(|v| v["event"] == "anomaly"));
+}
+
+fn state_of(pid: u32) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status.lines().find_map(|l| l.strip_prefix("State:\t")).unwrap().to_owned()
+}
+
+#[test]
+fn isolate_freezes_the_targets_own_cgroup() {
+    if !is_root() {
+        return skip("isolate_freezes_the_targets_own_cgroup", "needs root to create and freeze a cgroup");
+    }
+    let Some(h) = hierarchy(None).filter(|h| h.v2) else {
+        return skip("isolate_freezes_the_targets_own_cgroup", "no cgroup v2 hierarchy mounted");
+    };
+    let mut cg = match ScratchCgroup::new(&h, "freeze") {
+        Ok(cg) => cg,
+        Err(e) => return skip("isolate_freezes_the_targets_own_cgroup", &e),
+    };
+    if !cg.path.join("cgroup.freeze").exists() {
+        return skip("isolate_freezes_the_targets_own_cgroup", "this kernel's cgroup v2 has no cgroup.freeze");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fdir.toml");
+    std::fs::write(&config, "[severity]\nmemory-maps = \"isolate\"\n").unwrap();
+    let mut t = Testee::spawn();
+    cg.enter(t.pid).unwrap();
+    let mut w = watch_testee(&t, dir.path(), &["--config", config.to_str().unwrap()]);
+    t.must("rwx");
+    let act = action(&mut w, "isolate");
+    assert_eq!(act["outcome"], "done", "{act}");
+    assert!(act["detail"].as_str().unwrap().contains("froze cgroup"), "{act}");
+    let events = std::fs::read_to_string(cg.path.join("cgroup.events")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut frozen = events.contains("frozen 1");
+    while !frozen && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        frozen = std::fs::read_to_string(cg.path.join("cgroup.events")).unwrap().contains("frozen 1");
+    }
+    assert!(frozen, "cgroup.events: {events}");
+    // fdir's own action is not a new drift (the freezer state is run state).
+    let at = w.seen.iter().filter_map(|v| v["cycle"].as_u64()).max().unwrap_or(0);
+    w.wait_for("more checks of the frozen process", |v| v["event"] == "check" && v["cycle"].as_u64() > Some(at + 3));
+    assert_eq!(w.seen.iter().filter(|v| v["event"] == "anomaly").count(), 1, "{:#?}", w.seen);
+    // The test thaws it, and the child answers again.
+    cg.write("cgroup.freeze", "0").unwrap();
+    assert_eq!(t.must("ping"), "24301");
+    let (code, _) = w.terminate();
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn isolate_stops_a_target_without_a_cgroup_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fdir.toml");
+    std::fs::write(&config, "[severity]\nmemory-maps = \"isolate\"\n").unwrap();
+    // In the test's own cgroup with other processes: it cannot be frozen alone.
+    let mut t = Testee::spawn();
+    let mut w = watch_testee(&t, dir.path(), &["--config", config.to_str().unwrap()]);
+    t.must("rwx");
+    let act = action(&mut w, "isolate");
+    assert_eq!(act["outcome"], "done", "{act}");
+    assert!(act["detail"].as_str().unwrap().contains("stopped process"), "{act}");
+    assert!(state_of(t.pid).starts_with('T'), "state {}", state_of(t.pid));
+    // SAFETY: kill on our own child's pid.
+    unsafe { libc::kill(i32::try_from(t.pid).unwrap(), libc::SIGCONT) };
+    assert_eq!(t.must("ping"), "24301");
+    let (code, _) = w.terminate();
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn a_corrupted_baseline_file_is_voted_down_and_written_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = Testee::spawn();
+    let mut w = watch_testee(&t, dir.path(), &[]);
+    let path = dir.path().join("fdir-baseline.json");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+    let e = w.wait_for("the file vote", is("baseline-file"));
+    assert_eq!(e["status"], "rewritten");
+    assert!(e["detail"].as_str().unwrap().contains("refused"), "{e}");
+    let o = run(&["check"], dir.path());
+    assert_eq!(code(&o), 0, "the rewritten file is good: {}", stderr(&o));
+    assert!(!w.seen.iter().any(|v| v["event"] == "anomaly"));
+    let (code, _) = w.terminate();
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn the_fault_injection_campaign_misses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(&["selftest", "--campaign", "3000", "--seed", "7", "--format", "json"], dir.path());
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let events = json_lines(&o);
+    events.iter().for_each(assert_event_schema);
+    let c = events.iter().find(|v| v["event"] == "campaign").unwrap();
+    assert_eq!(c["missed"], 0, "{c}");
+    assert_eq!(c["false_alarms"], 0, "{c}");
+    assert_eq!(c["baseline_detected"], c["baseline_faults"], "{c}");
+    assert_eq!(c["baseline_repaired"], c["baseline_faults"], "{c}");
+    assert_eq!(c["observation_dismissed"], c["observation_faults"], "{c}");
+    assert!(c["baseline_faults"].as_u64().unwrap() > 1000, "{c}");
+    assert!(events[0]["event"] == "selftest" && events[0]["ok"] == true);
+}
+
+#[test]
+fn bad_policies_are_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fdir.toml");
+    std::fs::write(&config, "[severity]\nseccomp = \"loud\"\n").unwrap();
+    let t = Testee::spawn();
+    let o = run(&["watch", "--pid", &t.pid.to_string(), "--config", config.to_str().unwrap()], dir.path());
+    assert_eq!(code(&o), 2);
+    let err = stderr(&o);
+    assert!(err.contains("fdir.toml") && err.contains("severity.seccomp"), "{err}");
+}
