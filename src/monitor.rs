@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::baseline::{BaselineFile, Coverage};
 use crate::daemon::Tracker;
 use crate::guard::Redundant;
-use crate::snapshot::{Checker, Observation};
+use crate::snapshot::{Checker, Observation, Status};
 use crate::source::list_processes;
 use crate::{
     Anomaly, Clock, CodeBudget, Error, Procfs, Report, SETTLE_YOUNGER_THAN, Snapshot, Source, Stops, Subsystem, Sweep,
@@ -151,6 +151,10 @@ struct Watched {
     target: Target,
     tracker: Tracker,
     checker: Checker,
+    /// Subsystems observed at baseline that could not be read at the last
+    /// check (a thread traced by a debugger, a target that did not stop),
+    /// with the reason: reported when they become so, not every cycle.
+    unreadable_now: BTreeMap<Subsystem, String>,
 }
 
 /// A process seen but not read: too young to baseline yet, or unreadable.
@@ -332,6 +336,7 @@ impl Monitor {
                 target,
                 tracker: Tracker::new(self.confirm),
                 checker: Checker::with_code_budget(self.code_budget),
+                unreadable_now: BTreeMap::new(),
             },
         );
     }
@@ -461,10 +466,25 @@ impl Monitor {
             }
             match result {
                 Ok(outcome) => {
+                    let target = w.target.clone();
                     if let Some(report) = &outcome.report {
                         summary.absorb(report);
+                        let now: BTreeMap<Subsystem, String> = report
+                            .subsystems
+                            .iter()
+                            .filter_map(|(&s, st)| match st {
+                                Status::Unobservable { reason } => Some((s, reason.clone())),
+                                _ => None,
+                            })
+                            .collect();
+                        for (&subsystem, reason) in &now {
+                            if w.unreadable_now.get(&subsystem) != Some(reason) {
+                                let (target, reason) = (target.clone(), reason.clone());
+                                findings.push(Finding::Unobservable { target, subsystem: Some(subsystem), reason });
+                            }
+                        }
+                        w.unreadable_now = now;
                     }
-                    let target = w.target.clone();
                     if !outcome.transient.is_empty() {
                         findings.push(Finding::Transient { target: target.clone(), subsystems: outcome.transient });
                     }

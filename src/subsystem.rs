@@ -283,6 +283,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_default_sets_leave_out_exactly_the_intrusive_subsystems() {
+        for &s in Subsystem::ALL {
+            let listed = Subsystem::DEFAULT_PROCESS.contains(&s) || Subsystem::DEFAULT_NODE.contains(&s);
+            assert_eq!(s.is_default(), listed, "{s}");
+        }
+        assert!(!Subsystem::SeccompFilters.is_default() && !Subsystem::Code.is_default());
+        assert_eq!(Subsystem::SEED, [Subsystem::MemoryMaps, Subsystem::Seccomp, Subsystem::Cgroups]);
+    }
+
+    #[test]
     fn names_round_trip() {
         for &s in Subsystem::ALL {
             assert_eq!(s.to_string().parse::<Subsystem>().unwrap(), s);

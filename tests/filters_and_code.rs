@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use common::{Testee, is_root, skip};
 use fdir::{
-    Anomaly, Checker, CodeBudget, Observation, Procfs, Status, Subsystem, SystemClock, Verdict, check_with,
-    snapshot_with,
+    Anomaly, Checker, CodeBudget, Coverage, Finding, Monitor, Observation, Procfs, Status, Subsystem, SystemClock,
+    Verdict, check_with, snapshot_with,
 };
 use serde_json::Value;
 
@@ -178,6 +178,35 @@ fn an_already_traced_thread_is_unobservable_and_never_stopped() {
     }
     let v = check_with(&baseline, &SystemClock, &fs, FILTERS).unwrap();
     assert_eq!(v.report().subsystems[&Subsystem::SeccompFilters], Status::Unchanged);
+    assert_running(&mut t);
+}
+
+#[test]
+fn the_monitor_reports_a_tracer_once_when_it_attaches() {
+    if !needs_root("the_monitor_reports_a_tracer_once_when_it_attaches") {
+        return;
+    }
+    let mut t = Testee::spawn();
+    t.must("seccomp");
+    let pids = Coverage::Pids { pids: vec![t.pid] };
+    let (mut m, _) = Monitor::baseline(pids, FILTERS, 2, &SystemClock).unwrap();
+    let traced = |f: &[Finding]| {
+        f.iter()
+            .filter(|f| matches!(f, Finding::Unobservable { reason, .. } if reason.contains("already traced by pid")))
+            .count()
+    };
+    let (f, _) = m.cycle(&SystemClock);
+    assert_eq!(traced(&f), 0, "{f:#?}");
+    {
+        let _tracer = Tracer::seize(t.pid);
+        let (f, _) = m.cycle(&SystemClock);
+        assert_eq!(traced(&f), 1, "{f:#?}");
+        assert!(!f.iter().any(|f| matches!(f, Finding::Drift { .. })));
+        let (f, _) = m.cycle(&SystemClock);
+        assert_eq!(traced(&f), 0, "said once while it lasts: {f:#?}");
+    }
+    let (f, _) = m.cycle(&SystemClock);
+    assert!(f.is_empty(), "{f:#?}");
     assert_running(&mut t);
 }
 

@@ -45,3 +45,36 @@ pub(super) fn explain(old: &[Record], new: &[Record]) -> Vec<Change> {
         |key, v| Change::new(ChangeKind::Removed, item(key), Some(form::short(v)), None).note(note(key)),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(k: &str, v: &str) -> Record {
+        Record { key: k.into(), value: v.into() }
+    }
+
+    fn sha(c: char) -> String {
+        format!("0x10000 bytes sha256 {}", c.to_string().repeat(64))
+    }
+
+    #[test]
+    fn a_changed_chunk_is_named_by_mapping_offset_and_rank() {
+        let lib = "/usr/lib/x86_64-linux-gnu/libc.so.6";
+        let old: Vec<Record> = (0..3)
+            .map(|i| r(&format!("code {lib} @0x28000 +{:#x}", i * 0x10000), &sha('a')))
+            .chain([r(&format!("map {lib} @0x28000"), "dev fe:01 inode 7 size 0x30000")])
+            .collect();
+        let mut new = old.clone();
+        new[1].value = sha('b');
+        let got: Vec<String> = explain(&old, &new).iter().map(ToString::to_string).collect();
+        assert_eq!(
+            got,
+            [format!("code of {lib} @0x28000+0x10000 sha256 aaaaaaaaaaaa -> sha256 bbbbbbbbbbbb (chunk 2 of 3)")]
+        );
+        new[1].value = "unreadable".into();
+        let got: Vec<String> = explain(&old, &new).iter().map(ToString::to_string).collect();
+        assert!(got[0].ends_with("-> unreadable (chunk 2 of 3)"), "{got:#?}");
+        assert!(explain(&old, &old).is_empty());
+    }
+}

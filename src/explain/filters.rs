@@ -88,3 +88,62 @@ fn counts(old: &[Record], new: &[Record], old_degraded: bool, new_degraded: bool
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canon::Canon;
+    use crate::canon::filters::{Program, canonicalize_counts, canonicalize_programs};
+
+    const ALLOW: [u8; 8] = [0x06, 0, 0, 0, 0, 0, 0xff, 0x7f];
+    const KILL: [u8; 8] = [0x06, 0, 0, 0, 0, 0, 0, 0x80];
+
+    fn full(chains: &[&[&[u8]]]) -> Vec<Record> {
+        let chains: Vec<Vec<Program>> = chains.iter().map(|c| c.iter().map(|p| Program::of(p)).collect()).collect();
+        let mut c = Canon::new();
+        canonicalize_programs(&chains, &mut c);
+        c.records()
+    }
+
+    fn counts(k: &[usize], why: &str) -> Vec<Record> {
+        let mut c = Canon::new();
+        canonicalize_counts(k, why, &mut c);
+        c.records()
+    }
+
+    fn texts(old: &[Record], new: &[Record]) -> Vec<String> {
+        explain(old, new).iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn filters_are_named_by_index_in_order() {
+        let base = full(&[&[&ALLOW]]);
+        let t = texts(&base, &full(&[&[&ALLOW, &KILL, &ALLOW]]));
+        assert_eq!(t.len(), 2, "{t:#?}");
+        assert!(t[0].starts_with("new seccomp filter #1 1 instruction, returns kill-process, sha256 "), "{t:#?}");
+        assert!(t[1].starts_with("new seccomp filter #2 1 instruction, returns allow, sha256 "), "{t:#?}");
+        let t = texts(&base, &full(&[&[&KILL]]));
+        assert!(t[0].starts_with("seccomp filter #0 1 instruction, returns allow, sha256 "), "{t:#?}");
+        assert!(texts(&base, &base).is_empty());
+    }
+
+    #[test]
+    fn the_same_filters_in_other_combinations_across_threads() {
+        let a = full(&[&[&ALLOW, &ALLOW], &[&KILL, &KILL]]);
+        let b = full(&[&[&ALLOW, &KILL], &[&KILL, &ALLOW]]);
+        assert_eq!(
+            texts(&a, &b),
+            ["seccomp filter chains 2 distinct -> 2 distinct (the same filters in other combinations across threads)"]
+        );
+    }
+
+    #[test]
+    fn counts_when_either_side_could_not_read_programs() {
+        let why = "reading seccomp filter programs needs CAP_SYS_ADMIN";
+        let t = texts(&counts(&[1], why), &counts(&[1, 2], why));
+        assert_eq!(t, [format!("new seccomp filter count 2 (programs unreadable: {why}; threads differ)")]);
+        // Only the readability differs.
+        let t = texts(&full(&[&[&ALLOW]]), &counts(&[1], why));
+        assert_eq!(t, [format!("seccomp filter programs read -> unreadable: {why}")]);
+    }
+}
