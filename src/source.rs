@@ -837,6 +837,17 @@ impl ProcessDir {
                 reason: "fdir cannot stop its own threads".into(),
             });
         }
+        // ptrace takes thread ids as this process sees them: only a thread
+        // listed by the real /proc of fdir's own pid namespace may be stopped
+        // (never one named by a copy or another namespace's proc).
+        let host_proc = self.root == Path::new("/proc")
+            && rustix::fs::fstatfs(&self.dir).is_ok_and(|f| f.f_type == rustix::fs::PROC_SUPER_MAGIC);
+        if !host_proc {
+            return Err(Error::Unavailable {
+                what: format!("the seccomp filter programs of {}", self.path_of(&thread).display()),
+                reason: "fdir stops threads only of processes listed in its own /proc".into(),
+            });
+        }
         // Checked first, so that a read that must fail never stops the target.
         let admin = rustix::thread::capabilities(None)
             .is_ok_and(|c| c.effective.contains(rustix::thread::CapabilitySet::SYS_ADMIN));

@@ -210,6 +210,42 @@ fn the_monitor_reports_a_tracer_once_when_it_attaches() {
     assert_running(&mut t);
 }
 
+/// Waits until the process's state starts with one of `states`.
+fn wait_state(pid: u32, states: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let s = state(pid);
+        if s.starts_with(|c| states.contains(c)) || Instant::now() > deadline {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_process_stopped_by_a_signal_is_read_and_stays_stopped() {
+    if !needs_root("a_process_stopped_by_a_signal_is_read_and_stays_stopped") {
+        return;
+    }
+    let mut t = Testee::spawn();
+    t.must("seccomp");
+    let fs = Procfs::try_pid(t.pid).unwrap();
+    let baseline = snapshot_with(&SystemClock, &fs, FILTERS).unwrap();
+    // SAFETY: kill sends a signal to our own child; no memory is involved.
+    assert_eq!(unsafe { libc::kill(t.pid as i32, libc::SIGSTOP) }, 0);
+    assert!(wait_state(t.pid, "T").starts_with('T'));
+    let v = check_with(&baseline, &SystemClock, &fs, FILTERS).unwrap();
+    assert_eq!(v.report().subsystems[&Subsystem::SeccompFilters], Status::Unchanged);
+    assert_eq!(v.report().stopped.map(|s| s.threads), Some(1));
+    std::thread::sleep(Duration::from_millis(50));
+    let s = state(t.pid);
+    assert!(s.starts_with('T'), "fdir resumed a process someone had stopped: {s}");
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(t.pid as i32, libc::SIGCONT) }, 0);
+    assert!(!wait_state(t.pid, "SR").starts_with(['T', 't']));
+    assert_running(&mut t);
+}
+
 #[test]
 fn concurrent_readers_never_see_drift_nor_leave_the_target_stopped() {
     if !needs_root("concurrent_readers_never_see_drift_nor_leave_the_target_stopped") {

@@ -28,6 +28,12 @@
 //! Addresses never appear (ASLR); a mapping is known by its path and file
 //! offset, like in memory-maps. If one file region is mapped executable twice,
 //! only the first mapping (by address) is hashed.
+//!
+//! What writes code pages legitimately: the dynamic loader's text relocations
+//! (`DT_TEXTREL`, rare, refused by hardened toolchains) happen while the
+//! program loads, before a settled baseline; uprobes (perf, bpftrace, USDT
+//! probes) and debuggers' breakpoints write into the process's private copy
+//! of a page, and show as drift — they are changes of the code.
 
 use std::fmt::Write as _;
 
