@@ -94,7 +94,16 @@ pub fn map_key(path: &str, offset: u64) -> String {
 
 /// The key of a chunk record: `code PATH @0xOFFSET +0xCHUNK`.
 pub fn chunk_key(path: &str, offset: u64, chunk: u64) -> String {
-    format!("{CODE}{path} @{offset:#x} +{chunk:#x}")
+    let mut key = String::new();
+    write_chunk_key(&mut key, path, offset, chunk);
+    key
+}
+
+/// Writes the key of a chunk record into `out` (replacing it), reusing its
+/// buffer.
+pub fn write_chunk_key(out: &mut String, path: &str, offset: u64, chunk: u64) {
+    out.clear();
+    let _ = write!(out, "{CODE}{path} @{offset:#x} +{chunk:#x}");
 }
 
 /// Writes the value of a chunk record into `out` (replacing it): the number

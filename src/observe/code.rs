@@ -216,12 +216,14 @@ fn hash_value(bytes: &[u8], value: &mut String) {
 pub(crate) fn hash_all<S: Source + ?Sized>(src: &S, mappings: &[CodeMapping], out: &mut Canon) -> Result<(), Error> {
     WINDOW_BUF.with_borrow_mut(|win| {
         let mut reader = Reader::new(src, win);
-        let mut value = String::with_capacity(96);
+        // Reused for every chunk: hashing allocates nothing per chunk.
+        let (mut key, mut value) = (String::with_capacity(128), String::with_capacity(96));
         for m in mappings {
             out.push_clean(&m.map_key(), &m.map_value());
             for (at, len) in form::chunks(m.size()) {
                 hash_value(reader.chunk(m.start + at, len, m.end)?, &mut value);
-                out.push_clean(&form::chunk_key(&m.path, m.offset, at), &value);
+                form::write_chunk_key(&mut key, &m.path, m.offset, at);
+                out.push_clean(&key, &value);
             }
         }
         out.finish();
