@@ -44,6 +44,7 @@ mod digest;
 mod error;
 pub mod event;
 pub mod explain;
+pub mod fdcache;
 pub mod guard;
 pub mod metrics;
 mod monitor;

@@ -77,6 +77,75 @@ pub(crate) struct Observer {
     mappings: Vec<crate::canon::code::CodeMapping>,
     /// How long `seccomp-filters` kept threads stopped in the last observation.
     stops: Stops,
+    /// The texts of every thread of a per-thread pass, and their spans.
+    arena: Vec<u8>,
+    spans: Vec<(u32, std::ops::Range<usize>)>,
+    /// The last observation's inputs and the forms they gave (see [`Memo`]).
+    memo_maps: Memo,
+    memo_status: Memo,
+    memo_cgroup: Memo,
+    memo_files: Vec<(&'static str, Memo)>,
+    /// Whether this observation must not use the memos: the read after a
+    /// drift (the confirming re-read, and every read while drift lasts).
+    fresh: bool,
+}
+
+/// The raw text a group of subsystems was last canonicalized from, and the
+/// forms it gave. Canonicalization is a pure function of the text, so the
+/// same text (compared byte for byte: no hash an attacker could collide)
+/// gives the same forms, and a check of an unchanged process costs its
+/// reads. A read after a drift never uses the memo, so a fault in the memo
+/// itself shows only once, as a transient.
+#[derive(Debug, Default)]
+struct Memo {
+    valid: bool,
+    raw: Vec<u8>,
+    forms: Vec<(Subsystem, Canon)>,
+    /// Whether the cgroup pass also collected the cgroup set.
+    collected: bool,
+    /// Whether the maps pass also found the code mappings.
+    code: bool,
+}
+
+impl Memo {
+    fn hit(&self, fresh: bool, raw: &[u8]) -> bool {
+        !fresh && self.valid && self.raw == raw
+    }
+
+    /// Copies the remembered forms of the subsystems `touched` into `canons`;
+    /// false if one is missing.
+    fn restore(&self, canons: &mut [(Subsystem, Canon)], touched: impl Fn(Subsystem) -> bool) -> bool {
+        for (sub, canon) in canons.iter_mut().filter(|(s, _)| touched(*s)) {
+            match self.forms.iter().find(|(s, _)| s == sub) {
+                Some((_, f)) => canon.copy_from(f),
+                None => return false,
+            }
+        }
+        true
+    }
+
+    fn store(&mut self, raw: &[u8], canons: &mut [(Subsystem, Canon)], touched: impl Fn(Subsystem) -> bool) {
+        self.raw.clear();
+        self.raw.extend_from_slice(raw);
+        let mut kept = 0;
+        for (sub, canon) in canons.iter_mut().filter(|(s, _)| touched(*s)) {
+            canon.finish();
+            match self.forms.get_mut(kept) {
+                Some((s, f)) => {
+                    *s = *sub;
+                    f.copy_from(canon);
+                }
+                None => {
+                    let mut f = Canon::new();
+                    f.copy_from(canon);
+                    self.forms.push((*sub, f));
+                }
+            }
+            kept += 1;
+        }
+        self.forms.truncate(kept);
+        self.valid = true;
+    }
 }
 
 /// What a check compares against: its baseline, and the code sweep's state.
@@ -133,6 +202,12 @@ impl Observer {
     /// Flips a bit in one canonical form of the next observation.
     pub(crate) fn inject(&mut self, seed: u64) {
         self.fault = Some(seed);
+    }
+
+    /// Whether the next observation must read everything afresh, without the
+    /// memos (set by the checker for the read after a drift).
+    pub(crate) fn set_fresh(&mut self, fresh: bool) {
+        self.fresh = fresh;
     }
 
     /// The results of the last observation, in subsystem order.
@@ -195,6 +270,19 @@ impl Observer {
         src: &S,
         scope: Scope,
         subsystems: &[Subsystem],
+        against: Option<Against<'_>>,
+    ) -> Result<(), Error> {
+        src.begin_observation();
+        let result = self.observe_files(src, scope, subsystems, against);
+        src.end_observation();
+        result
+    }
+
+    fn observe_files<S: Source + ?Sized>(
+        &mut self,
+        src: &S,
+        scope: Scope,
+        subsystems: &[Subsystem],
         mut against: Option<Against<'_>>,
     ) -> Result<(), Error> {
         self.stops = Stops::default();
@@ -221,17 +309,36 @@ impl Observer {
         if has(Subsystem::MemoryMaps) || has(Subsystem::Code) {
             match settle(src.read("maps", &mut self.buf))? {
                 End::Observed => {
-                    if let Some(mut c) = canon(&mut canons, Subsystem::MemoryMaps) {
-                        let r = self.maps(src, &mut c);
-                        put(&mut canons, Subsystem::MemoryMaps, c);
-                        outcome.push((Subsystem::MemoryMaps, settle(r)?));
+                    let hit = self.memo_maps.hit(self.fresh, &self.buf)
+                        && (!has(Subsystem::Code) || self.memo_maps.code)
+                        && self.memo_maps.restore(&mut canons, |s| s == Subsystem::MemoryMaps);
+                    if hit {
+                        if has(Subsystem::MemoryMaps) {
+                            outcome.push((Subsystem::MemoryMaps, End::Observed));
+                        }
+                    } else {
+                        self.memo_maps.valid = false;
+                        let mut maps_end = End::Observed;
+                        if let Some(mut c) = canon(&mut canons, Subsystem::MemoryMaps) {
+                            let r = self.maps(src, &mut c);
+                            put(&mut canons, Subsystem::MemoryMaps, c);
+                            maps_end = settle(r)?;
+                            outcome.push((Subsystem::MemoryMaps, maps_end.clone()));
+                        }
+                        if has(Subsystem::Code) {
+                            self.code_mappings(src)?;
+                        }
+                        if matches!(maps_end, End::Observed) {
+                            let buf = std::mem::take(&mut self.buf);
+                            self.memo_maps.store(&buf, &mut canons, |s| s == Subsystem::MemoryMaps);
+                            self.memo_maps.code = has(Subsystem::Code);
+                            self.buf = buf;
+                        }
                     }
-                    if has(Subsystem::Code) {
-                        self.code_mappings(src)?;
-                        code_maps = true;
-                    }
+                    code_maps = has(Subsystem::Code);
                 }
                 end => {
+                    self.memo_maps.valid = false;
                     for s in [Subsystem::MemoryMaps, Subsystem::Code] {
                         if has(s) {
                             outcome.push((s, end.clone()));
@@ -408,7 +515,7 @@ impl Observer {
     fn whole_file<S: Source + ?Sized>(
         &mut self,
         src: &S,
-        rel: &str,
+        rel: &'static str,
         canon: &mut Canon,
         f: impl FnOnce(&[u8], &mut Canon) -> Result<(), String>,
     ) -> Result<(), Error> {
@@ -418,18 +525,48 @@ impl Observer {
             Err(Error::Io { .. }) if !src.alive() => return Err(gone(src)),
             Err(e) => return Err(e),
         }
+        let i = match self.memo_files.iter().position(|(r, _)| *r == rel) {
+            Some(i) => i,
+            None => {
+                self.memo_files.push((rel, Memo::default()));
+                self.memo_files.len() - 1
+            }
+        };
+        if let Some((_, memo)) = self.memo_files.get_mut(i)
+            && memo.hit(self.fresh, &self.buf)
+            && let Some((_, form)) = memo.forms.first()
+        {
+            canon.copy_from(form);
+            return Ok(());
+        }
         f(&self.buf, canon).map_err(|message| {
             if self.buf.is_empty() && !src.alive() {
                 return gone(src);
             }
             Error::Parse { path: src.path_of(rel), message }
-        })
+        })?;
+        canon.finish();
+        if let Some((_, memo)) = self.memo_files.get_mut(i) {
+            memo.raw.clear();
+            memo.raw.extend_from_slice(&self.buf);
+            match memo.forms.first_mut() {
+                Some((_, form)) => form.copy_from(canon),
+                None => {
+                    let mut form = Canon::new();
+                    form.copy_from(canon);
+                    memo.forms.push((Subsystem::Mounts, form));
+                }
+            }
+            memo.valid = true;
+        }
+        Ok(())
     }
 
     /// Reads one file of every thread (listed in `self.tids`) into the
     /// canonical forms that need it, and with `collect` the distinct cgroups
     /// of the threads (and their ancestors) into `self.cgroups`. A thread
-    /// that exits meanwhile is skipped.
+    /// that exits meanwhile is skipped. Every thread is read first; if the
+    /// texts are the same as at the last observation, so are the forms.
     fn per_thread<S: Source + ?Sized>(
         &mut self,
         src: &S,
@@ -441,16 +578,20 @@ impl Observer {
             ThreadFile::Status => "status",
             ThreadFile::Cgroup => "cgroup",
         };
-        self.cgroups.clear();
-        self.last_cgroup.clear();
-        let mut read = 0usize;
+        let touched = |sub: Subsystem| match file {
+            ThreadFile::Status => matches!(sub, Subsystem::Seccomp | Subsystem::Credentials),
+            ThreadFile::Cgroup => sub == Subsystem::Cgroups,
+        };
+        // 1. Read: the texts go to the arena, each thread's tid before its text.
+        self.arena.clear();
+        self.spans.clear();
         let mut absent: Option<Error> = None;
         for i in 0..self.tids.len() {
             let Some(&tid) = self.tids.get(i) else { break };
             self.rel.clear();
             let _ = write!(self.rel, "task/{tid}/{name}");
             match src.read(&self.rel, &mut self.buf) {
-                Ok(()) => read += 1,
+                Ok(()) => {}
                 // The thread has exited since it was listed (or the file does
                 // not exist: decided below, once every thread has been tried).
                 Err(e @ Error::NotFound { .. }) => {
@@ -462,19 +603,89 @@ impl Observer {
                 Err(Error::Gone { .. }) if src.alive() => continue,
                 Err(e) => return Err(e),
             }
-            let parse = |e: String| Error::Parse { path: src.path_of(&self.rel), message: e };
+            self.arena.extend_from_slice(&tid.to_le_bytes());
+            let at = self.arena.len();
+            self.arena.extend_from_slice(&self.buf);
+            self.spans.push((tid, at..self.arena.len()));
+        }
+        if self.spans.is_empty() {
+            if !src.alive() {
+                return Err(gone(src));
+            }
+            return Err(absent
+                .unwrap_or_else(|| Error::Parse { path: src.path_of("task"), message: "no threads listed".into() }));
+        }
+        // 2. The same texts as last time: the same forms (and cgroup set).
+        let memo = match file {
+            ThreadFile::Status => &mut self.memo_status,
+            ThreadFile::Cgroup => &mut self.memo_cgroup,
+        };
+        if memo.hit(self.fresh, &self.arena) && memo.restore(canons, touched) && (!collect || memo.collected) {
+            return Ok(());
+        }
+        // 3. Canonicalize each thread's text. Only the pass that collects the
+        // cgroup set may reset it (a memo hit of the cgroup pass keeps it).
+        if collect {
+            self.cgroups.clear();
+        }
+        self.last_cgroup.clear();
+        let mut read = 0usize;
+        let spans = std::mem::take(&mut self.spans);
+        let result = self.canonicalize_threads(src, file, &spans, canons, collect, &mut read);
+        self.spans = spans;
+        result?;
+        if collect {
+            self.cgroups.sort_unstable();
+        }
+        if read == 0 {
+            if !src.alive() {
+                return Err(gone(src));
+            }
+            return Err(Error::Parse { path: src.path_of("task"), message: "no thread could be read".into() });
+        }
+        let memo = match file {
+            ThreadFile::Status => &mut self.memo_status,
+            ThreadFile::Cgroup => &mut self.memo_cgroup,
+        };
+        memo.store(&self.arena, canons, touched);
+        memo.collected = collect;
+        Ok(())
+    }
+
+    /// The canonicalization half of [`Observer::per_thread`].
+    fn canonicalize_threads<S: Source + ?Sized>(
+        &mut self,
+        src: &S,
+        file: ThreadFile,
+        spans: &[(u32, std::ops::Range<usize>)],
+        canons: &mut [(Subsystem, Canon)],
+        collect: bool,
+        read: &mut usize,
+    ) -> Result<(), Error> {
+        let name = match file {
+            ThreadFile::Status => "status",
+            ThreadFile::Cgroup => "cgroup",
+        };
+        let touched = |sub: Subsystem| match file {
+            ThreadFile::Status => matches!(sub, Subsystem::Seccomp | Subsystem::Credentials),
+            ThreadFile::Cgroup => sub == Subsystem::Cgroups,
+        };
+        for (tid, range) in spans {
+            let tid = *tid;
+            let text = self.arena.get(range.clone()).unwrap_or(&[]);
+            let parse = |e: String| Error::Parse { path: src.path_of(&format!("task/{tid}/{name}")), message: e };
             for (sub, canon) in canons.iter_mut() {
                 match (file, *sub) {
                     (ThreadFile::Status, Subsystem::Seccomp) => {
-                        status::canonicalize_thread(&self.buf, status::SECCOMP_FIELDS, canon)
+                        status::canonicalize_thread(text, status::SECCOMP_FIELDS, canon)
                             .map_err(|e| parse(e.to_string()))?;
                     }
                     (ThreadFile::Status, Subsystem::Credentials) => {
-                        status::canonicalize_thread(&self.buf, status::CREDENTIAL_FIELDS, canon)
+                        status::canonicalize_thread(text, status::CREDENTIAL_FIELDS, canon)
                             .map_err(|e| parse(e.to_string()))?;
                     }
                     (ThreadFile::Cgroup, Subsystem::Cgroups) => {
-                        cgroup::canonicalize_thread(&self.buf, canon).map_err(|e| parse(e.to_string()))?;
+                        cgroup::canonicalize_thread(text, canon).map_err(|e| parse(e.to_string()))?;
                     }
                     _ => {}
                 }
@@ -483,24 +694,20 @@ impl Observer {
             // every v1 cgroup hierarchy): it is leaving, not changing, so its
             // tuple is taken back. Asked only when a thread looks unlike the
             // one before it.
-            let touched = |sub: Subsystem| match file {
-                ThreadFile::Status => matches!(sub, Subsystem::Seccomp | Subsystem::Credentials),
-                ThreadFile::Cgroup => sub == Subsystem::Cgroups,
-            };
             let unlike = match file {
-                ThreadFile::Cgroup => self.last_cgroup != self.buf,
+                ThreadFile::Cgroup => self.last_cgroup.as_slice() != text,
                 ThreadFile::Status => canons.iter().any(|(s, c)| touched(*s) && c.last_is_new()),
             };
             if unlike && src.thread_exiting(tid)? {
                 for (_, c) in canons.iter_mut().filter(|(s, _)| touched(*s)) {
                     c.pop();
                 }
-                read -= 1;
                 continue;
             }
+            *read += 1;
             // Threads usually share their cgroups: parse each distinct text once.
-            if collect && self.last_cgroup != self.buf {
-                for (h, path) in cgroup::parse(&self.buf).map_err(|e| parse(e.to_string()))? {
+            if collect && self.last_cgroup.as_slice() != text {
+                for (h, path) in cgroup::parse(text).map_err(|e| parse(e.to_string()))? {
                     let h = String::from_utf8_lossy(h);
                     let path = String::from_utf8_lossy(path);
                     for a in cgroup_limits::ancestors(&path) {
@@ -512,17 +719,10 @@ impl Observer {
             }
             if let ThreadFile::Cgroup = file {
                 self.last_cgroup.clear();
-                self.last_cgroup.extend_from_slice(&self.buf);
+                self.last_cgroup.extend_from_slice(text);
             }
         }
-        self.cgroups.sort_unstable();
-        if read > 0 {
-            return Ok(());
-        }
-        if !src.alive() {
-            return Err(gone(src));
-        }
-        Err(absent.unwrap_or_else(|| Error::Parse { path: src.path_of("task"), message: "no threads listed".into() }))
+        Ok(())
     }
 
     /// Reads the limit files of every cgroup collected by the cgroup pass.

@@ -438,6 +438,10 @@ pub fn check_with<C: Clock + ?Sized, S: Source + ?Sized>(
 pub struct Checker {
     observer: Observer,
     code: CodeSweep,
+    /// Whether the last check found drift: the next one then reads
+    /// everything afresh (see the observer's memos), so a confirming re-read
+    /// never reuses what the drifted read saw.
+    drifted_last: bool,
 }
 
 impl Checker {
@@ -449,7 +453,7 @@ impl Checker {
 
     /// A checker that reads at most `budget` bytes of code per check.
     pub fn with_code_budget(budget: CodeBudget) -> Checker {
-        Checker { observer: Observer::new(), code: CodeSweep::new(budget) }
+        Checker { observer: Observer::new(), code: CodeSweep::new(budget), drifted_last: false }
     }
 
     /// Changes the code budget; the sweep goes on where it was.
@@ -493,6 +497,8 @@ impl Checker {
                 return Err(Error::NotInBaseline { subsystem: sub });
             }
         }
+        self.observer.set_fresh(self.drifted_last);
+        self.drifted_last = true;
         self.observer.observe_against(fs, target.scope(), subsystems, Against { baseline, code: &mut self.code })?;
 
         let mut anomalies = Vec::new();
@@ -554,6 +560,7 @@ impl Checker {
         let stops = self.observer.stops();
         let stopped = (stops.threads > 0).then_some(stops);
         let report = Report { target, checked_at, elapsed: started.elapsed(), subsystems: statuses, code, stopped };
+        self.drifted_last = !anomalies.is_empty();
         Ok(if anomalies.is_empty() { Verdict::Ok(report) } else { Verdict::Anomaly { anomalies, report } })
     }
 }

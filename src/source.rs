@@ -14,6 +14,7 @@
 //! points of the hierarchies as fdir sees them ([`CgroupMounts`]), or below a
 //! tree the caller names.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::io;
@@ -24,6 +25,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+
+use crate::fdcache::FdCache;
 use serde::{Deserialize, Serialize};
 
 use crate::canon::mounts;
@@ -222,6 +225,13 @@ pub trait Source {
         let _ = (addr, buf);
         Err(unsupported("process memory"))
     }
+
+    /// An observation starts: a source that keeps files open closes, at its
+    /// end, those the observation did not read.
+    fn begin_observation(&self) {}
+
+    /// An observation ends (see [`Source::begin_observation`]).
+    fn end_observation(&self) {}
 }
 
 impl<S: Source + ?Sized> Source for &S {
@@ -263,6 +273,12 @@ impl<S: Source + ?Sized> Source for &S {
     }
     fn read_mem(&self, addr: u64, buf: &mut [u8]) -> Result<usize, Error> {
         (**self).read_mem(addr, buf)
+    }
+    fn begin_observation(&self) {
+        (**self).begin_observation();
+    }
+    fn end_observation(&self) {
+        (**self).end_observation();
     }
 }
 
@@ -453,6 +469,28 @@ struct ProcessDir {
     dir: OwnedFd,
     /// Found on first use, unless given.
     cgroups: OnceLock<Result<CgroupMounts, String>>,
+    /// Kept-open files (see [`crate::fdcache`]).
+    fds: FdCache,
+    /// The `task` directory, kept open and rewound for each listing.
+    task: RefCell<Option<rustix::fs::Dir>>,
+}
+
+/// Whether a file of `/proc/PID` may be kept open, and whether an empty read
+/// of a kept one means it is stale (`maps` after an exec). Files that bind
+/// state when opened are never kept: `mountinfo` and `mounts` (the mount
+/// namespace), `mem` (the address space).
+fn keep(rel: &str) -> Option<bool> {
+    match rel {
+        "maps" => Some(true),
+        "status" | "stat" | "cgroup" | "limits" => Some(false),
+        _ if rel.starts_with("attr/") => Some(false),
+        _ if rel.starts_with("task/")
+            && (rel.ends_with("/status") || rel.ends_with("/cgroup") || rel.ends_with("/stat")) =>
+        {
+            Some(false)
+        }
+        _ => None,
+    }
 }
 
 #[derive(Debug)]
@@ -465,6 +503,8 @@ struct NodeDir {
     sys: Option<OwnedFd>,
     hostname: String,
     boot_id: String,
+    /// Kept-open files (sysctls, securityfs, cmdline: none binds state at open).
+    fds: FdCache,
 }
 
 fn errno_error(e: rustix::io::Errno, op: &'static str, path: PathBuf) -> Error {
@@ -618,7 +658,16 @@ impl Procfs {
                 rustix::io::Errno::NOENT | rustix::io::Errno::SRCH => Error::Gone { pid },
                 e => errno_to_error(e, "open", path.clone(), pid),
             })?;
-        let mut dir = ProcessDir { root, pid, start_time: 0, name: String::new(), dir, cgroups: OnceLock::new() };
+        let mut dir = ProcessDir {
+            root,
+            pid,
+            start_time: 0,
+            name: String::new(),
+            dir,
+            cgroups: OnceLock::new(),
+            fds: FdCache::default(),
+            task: RefCell::new(None),
+        };
         let mut buf = Vec::with_capacity(1024);
         dir.read("stat", &mut buf)?;
         let (name, _, start_time) = parse_stat(&buf).ok_or_else(|| Error::Parse {
@@ -668,7 +717,15 @@ impl Procfs {
             Err(rustix::io::Errno::NOENT) => None,
             Err(e) => return Err(errno_error(e, "open", sys_root)),
         };
-        let mut node = NodeDir { proc_root, sys_root, proc, sys, hostname: String::new(), boot_id: String::new() };
+        let mut node = NodeDir {
+            proc_root,
+            sys_root,
+            proc,
+            sys,
+            hostname: String::new(),
+            boot_id: String::new(),
+            fds: FdCache::default(),
+        };
         let mut buf = Vec::with_capacity(64);
         for (rel, field) in [("sys/kernel/hostname", 0), ("sys/kernel/random/boot_id", 1)] {
             let value = match read_at(Some(&node.proc), rel, || node.proc_root.join(rel), &mut buf) {
@@ -761,12 +818,54 @@ impl ProcessDir {
     }
 
     fn read(&self, rel: &str, buf: &mut Vec<u8>) -> Result<(), Error> {
-        let fd = rustix::fs::openat(&self.dir, rel, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| errno_to_error(e, "open", self.path_of(rel), self.pid))?;
-        read_fd(&fd, buf).map_err(|e| match e {
+        let open = || rustix::fs::openat(&self.dir, rel, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty());
+        let result = match keep(rel) {
+            Some(reopen_if_empty) => self.fds.read(rel, reopen_if_empty, MAX_FILE, open, buf),
+            None => open().and_then(|fd| read_fd(&fd, buf)),
+        };
+        result.map_err(|e| match e {
             rustix::io::Errno::FBIG => too_big(self.path_of(rel)),
             e => errno_to_error(e, "read", self.path_of(rel), self.pid),
         })
+    }
+
+    /// The thread ids, from the `task` directory kept open and rewound.
+    fn threads(&self, out: &mut Vec<u32>) -> Result<(), Error> {
+        out.clear();
+        let err = |e| errno_to_error(e, "read", self.path_of("task"), self.pid);
+        let mut task = self.task.borrow_mut();
+        let dir = match task.as_mut() {
+            Some(d) => {
+                d.rewind();
+                d
+            }
+            None => {
+                let fd = rustix::fs::openat(
+                    &self.dir,
+                    "task",
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| errno_to_error(e, "open", self.path_of("task"), self.pid))?;
+                task.insert(rustix::fs::Dir::new(fd).map_err(err)?)
+            }
+        };
+        while let Some(entry) = dir.read() {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    *task = None;
+                    return Err(err(e));
+                }
+            };
+            let name = entry.file_name().to_bytes();
+            if !name.is_empty() && name.iter().all(u8::is_ascii_digit) {
+                let tid = name.iter().fold(0u32, |acc, d| acc.saturating_mul(10).saturating_add(u32::from(d - b'0')));
+                out.push(tid);
+            }
+        }
+        out.sort_unstable();
+        Ok(())
     }
 
     fn list(&self, rel: &str, files_only: bool, out: &mut Vec<String>) -> Result<(), Error> {
@@ -972,6 +1071,22 @@ fn mock_mem(files: &BTreeMap<String, Vec<u8>>, addr: u64, buf: &mut [u8]) -> Res
 }
 
 impl Source for Procfs {
+    fn begin_observation(&self) {
+        match &self.inner {
+            Inner::Process(d) => d.fds.begin(),
+            Inner::Node(n) => n.fds.begin(),
+            Inner::Mock { .. } | Inner::Failed { .. } => {}
+        }
+    }
+
+    fn end_observation(&self) {
+        match &self.inner {
+            Inner::Process(d) => d.fds.end(),
+            Inner::Node(n) => n.fds.end(),
+            Inner::Mock { .. } | Inner::Failed { .. } => {}
+        }
+    }
+
     fn target(&self) -> Result<Target, Error> {
         match &self.inner {
             Inner::Process(d) => Ok(Target::Process { pid: d.pid, start_time: d.start_time, name: d.name.clone() }),
@@ -993,7 +1108,16 @@ impl Source for Procfs {
         match &self.inner {
             Inner::Process(d) => d.read(rel, buf),
             Inner::Node(n) => match n.split(rel) {
-                Some((dir, _, rest)) => read_at(dir, rest, || n.path_of(rel), buf),
+                Some((Some(dir), _, rest)) => {
+                    let open = || {
+                        rustix::fs::openat(dir, rest, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY, Mode::empty())
+                    };
+                    n.fds.read(rel, false, MAX_FILE, open, buf).map_err(|e| match e {
+                        rustix::io::Errno::FBIG => too_big(n.path_of(rel)),
+                        e => errno_error(e, "read", n.path_of(rel)),
+                    })
+                }
+                Some((None, _, rest)) => read_at(None, rest, || n.path_of(rel), buf),
                 None => Err(Error::NotFound { path: n.path_of(rel) }),
             },
             Inner::Mock { files, .. } => {
@@ -1119,13 +1243,7 @@ impl Source for Procfs {
     fn threads(&self, out: &mut Vec<u32>) -> Result<(), Error> {
         out.clear();
         match &self.inner {
-            Inner::Process(d) => {
-                let mut names = Vec::new();
-                d.list("task", false, &mut names)?;
-                out.extend(names.iter().filter_map(|n| n.parse::<u32>().ok()));
-                out.sort_unstable();
-                Ok(())
-            }
+            Inner::Process(d) => d.threads(out),
             Inner::Mock { files, .. } => {
                 for k in files.keys() {
                     let tid = k.strip_prefix("task/").and_then(|r| r.split('/').next()).and_then(|t| t.parse().ok());
