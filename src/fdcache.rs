@@ -41,8 +41,14 @@ pub fn kept() -> usize {
 }
 
 #[derive(Debug)]
+enum Kept {
+    File(OwnedFd),
+    Dir(rustix::fs::Dir),
+}
+
+#[derive(Debug)]
 struct Entry {
-    fd: OwnedFd,
+    kept: Kept,
     /// The observation that last used it.
     used: u32,
 }
@@ -108,10 +114,10 @@ impl FdCache {
         let now = self.generation.get();
         {
             let mut map = self.entries.borrow_mut();
-            if let Some(e) = map.get_mut(key) {
-                match pread_all(&e.fd, buf, max) {
+            if let Some(Entry { kept: Kept::File(fd), used }) = map.get_mut(key) {
+                match pread_all(fd, buf, max) {
                     Ok(()) if !(reopen_if_empty && buf.is_empty()) => {
-                        e.used = now;
+                        *used = now;
                         return Ok(());
                     }
                     Err(Errno::FBIG) => return Err(Errno::FBIG),
@@ -131,10 +137,60 @@ impl FdCache {
         }
         let fd = open()?;
         pread_all(&fd, buf, max)?;
+        self.keep(key, Kept::File(fd), now);
+        Ok(())
+    }
+
+    fn keep(&self, key: &str, kept: Kept, now: u32) {
         if KEPT.load(Ordering::Relaxed) < budget() {
             KEPT.fetch_add(1, Ordering::Relaxed);
-            self.entries.borrow_mut().insert(key.to_owned(), Entry { fd, used: now });
+            if let Some(old) = self.entries.borrow_mut().insert(key.to_owned(), Entry { kept, used: now }) {
+                drop(old);
+                KEPT.fetch_sub(1, Ordering::Relaxed);
+            }
         }
+    }
+
+    /// Lists the directory `key` through its kept, rewound handle, or opens it
+    /// with `open` (and keeps it if the budget allows). Calls `each` with
+    /// every entry's name and type, `.` and `..` left out.
+    pub(crate) fn list(
+        &self,
+        key: &str,
+        open: impl FnOnce() -> Result<OwnedFd, Errno>,
+        mut each: impl FnMut(&[u8], rustix::fs::FileType),
+    ) -> Result<(), Errno> {
+        let now = self.generation.get();
+        let mut read_all = |dir: &mut rustix::fs::Dir| -> Result<(), Errno> {
+            while let Some(entry) = dir.read() {
+                let entry = entry?;
+                let name = entry.file_name().to_bytes();
+                if name != b"." && name != b".." {
+                    each(name, entry.file_type());
+                }
+            }
+            Ok(())
+        };
+        {
+            let mut map = self.entries.borrow_mut();
+            if let Some(Entry { kept: Kept::Dir(dir), used }) = map.get_mut(key) {
+                dir.rewind();
+                match read_all(dir) {
+                    Ok(()) => {
+                        *used = now;
+                        return Ok(());
+                    }
+                    Err(e) => {
+                        map.remove(key);
+                        KEPT.fetch_sub(1, Ordering::Relaxed);
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        let mut dir = rustix::fs::Dir::new(open()?)?;
+        read_all(&mut dir)?;
+        self.keep(key, Kept::Dir(dir), now);
         Ok(())
     }
 

@@ -129,7 +129,8 @@ impl Memo {
         self.raw.extend_from_slice(raw);
         let mut kept = 0;
         for (sub, canon) in canons.iter_mut().filter(|(s, _)| touched(*s)) {
-            canon.finish();
+            // Finished and hashed once: a restored form carries its digest.
+            canon.digest(*sub);
             match self.forms.get_mut(kept) {
                 Some((s, f)) => {
                     *s = *sub;
@@ -393,16 +394,18 @@ impl Observer {
         if has(Subsystem::Mounts)
             && let Some(mut c) = canon(&mut canons, Subsystem::Mounts)
         {
-            let r =
-                self.whole_file(src, "mountinfo", &mut c, |b, c| mounts::canonicalize(b, c).map_err(|e| e.to_string()));
+            let r = self.whole_file(src, Subsystem::Mounts, "mountinfo", &mut c, |b, c| {
+                mounts::canonicalize(b, c).map_err(|e| e.to_string())
+            });
             put(&mut canons, Subsystem::Mounts, c);
             outcome.push((Subsystem::Mounts, settle(r)?));
         }
         if has(Subsystem::Limits)
             && let Some(mut c) = canon(&mut canons, Subsystem::Limits)
         {
-            let r =
-                self.whole_file(src, "limits", &mut c, |b, c| limits::canonicalize(b, c).map_err(|e| e.to_string()));
+            let r = self.whole_file(src, Subsystem::Limits, "limits", &mut c, |b, c| {
+                limits::canonicalize(b, c).map_err(|e| e.to_string())
+            });
             put(&mut canons, Subsystem::Limits, c);
             outcome.push((Subsystem::Limits, settle(r)?));
         }
@@ -515,6 +518,7 @@ impl Observer {
     fn whole_file<S: Source + ?Sized>(
         &mut self,
         src: &S,
+        sub: Subsystem,
         rel: &'static str,
         canon: &mut Canon,
         f: impl FnOnce(&[u8], &mut Canon) -> Result<(), String>,
@@ -545,7 +549,7 @@ impl Observer {
             }
             Error::Parse { path: src.path_of(rel), message }
         })?;
-        canon.finish();
+        canon.digest(sub);
         if let Some((_, memo)) = self.memo_files.get_mut(i) {
             memo.raw.clear();
             memo.raw.extend_from_slice(&self.buf);
@@ -554,7 +558,7 @@ impl Observer {
                 None => {
                     let mut form = Canon::new();
                     form.copy_from(canon);
-                    memo.forms.push((Subsystem::Mounts, form));
+                    memo.forms.push((sub, form));
                 }
             }
             memo.valid = true;

@@ -1194,9 +1194,18 @@ impl Source for Procfs {
         match &self.inner {
             Inner::Process(d) => {
                 let path = d.cgroup_dir(hierarchy, cgroup)?;
-                let dir = rustix::fs::open(&path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-                    .map_err(|e| cgroup_errno(e, "open", path.clone()))?;
-                list_dir(&dir, true, out).map_err(|e| cgroup_errno(e, "read", path))
+                let open =
+                    || rustix::fs::open(&path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty());
+                let each = |name: &[u8], kind: FileType| {
+                    if matches!(kind, FileType::RegularFile | FileType::Unknown)
+                        && let Ok(name) = std::str::from_utf8(name)
+                    {
+                        out.push(name.to_owned());
+                    }
+                };
+                d.fds.list(&path.to_string_lossy(), open, each).map_err(|e| cgroup_errno(e, "read", path.clone()))?;
+                out.sort_unstable();
+                Ok(())
             }
             Inner::Mock { files, node: false } => {
                 let prefix = format!("{}/", mock_cgroup_dir(hierarchy, cgroup));
@@ -1222,11 +1231,11 @@ impl Source for Procfs {
         match &self.inner {
             Inner::Process(d) => {
                 let path = d.cgroup_dir(hierarchy, cgroup)?.join(file);
-                let fd = rustix::fs::open(&path, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW, Mode::empty())
-                    .map_err(|e| cgroup_errno(e, "open", path.clone()))?;
-                read_fd(&fd, buf).map_err(|e| match e {
-                    rustix::io::Errno::FBIG => too_big(path),
-                    e => cgroup_errno(e, "read", path),
+                let open =
+                    || rustix::fs::open(&path, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW, Mode::empty());
+                d.fds.read(&path.to_string_lossy(), false, MAX_FILE, open, buf).map_err(|e| match e {
+                    rustix::io::Errno::FBIG => too_big(path.clone()),
+                    e => cgroup_errno(e, "read", path.clone()),
                 })
             }
             Inner::Mock { files, node: false } => {
