@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::clock::StopSignal;
 use crate::guard::{Redundant, sha256_self_test};
-use crate::snapshot::{Checker, Status};
+use crate::snapshot::{Checker, Reading, Status};
 use crate::{Anomaly, Clock, Config, Digest, Error, Report, Severity, Snapshot, Source, Subsystem};
 
 /// Something the daemon did or saw.
@@ -99,7 +99,13 @@ pub struct Tracker {
     confirm: u32,
     /// Declared drifts still in force: the digest they drifted to and since when.
     drifted: BTreeMap<Subsystem, (Digest, Duration)>,
+    /// The last read, its memory reused by the next.
+    reading: Option<Reading>,
 }
+
+/// A tracker's drift state, saved by [`Tracker::checkpoint`].
+#[derive(Debug, Clone)]
+pub struct Checkpoint(BTreeMap<Subsystem, (Digest, Duration)>);
 
 /// What one confirmed cycle concluded.
 #[derive(Debug, Default)]
@@ -110,8 +116,6 @@ pub struct Outcome {
     pub transient: Vec<Subsystem>,
     /// Back at baseline, with how long they were drifted.
     pub recovered: Vec<(Subsystem, Duration)>,
-    /// The report of the last read.
-    pub report: Option<Report>,
     /// Reads made, including confirming re-reads.
     pub reads: u32,
 }
@@ -120,7 +124,7 @@ impl Tracker {
     /// An empty tracker (nothing declared) that declares a drift once
     /// `confirm` consecutive reads show it (at least 1).
     pub fn new(confirm: u32) -> Tracker {
-        Tracker { confirm: confirm.max(1), drifted: BTreeMap::new() }
+        Tracker { confirm: confirm.max(1), drifted: BTreeMap::new(), reading: None }
     }
 
     /// Whether `subsystem` is in a declared drift.
@@ -140,17 +144,48 @@ impl Tracker {
         fs: &S,
         subsystems: &[Subsystem],
     ) -> Result<Outcome, Error> {
-        let mut verdict = checker.check(baseline, clock, fs, subsystems)?;
+        let mut reading = self.reading.take().unwrap_or_else(|| Reading::new(baseline.target.clone()));
+        let result = self.confirmed(checker, baseline, clock, fs, subsystems, &mut reading);
+        self.reading = Some(reading);
+        result
+    }
+
+    /// The drift state, to go back to with [`Tracker::rewind`] (a cycle
+    /// that must be done again: a baseline copy was repaired meanwhile).
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint(self.drifted.clone())
+    }
+
+    /// Goes back to a [`Tracker::checkpoint`].
+    pub fn rewind(&mut self, to: Checkpoint) {
+        self.drifted = to.0;
+    }
+
+    /// The report of the last read, if a read succeeded.
+    pub fn last_report(&self) -> Option<&Report> {
+        self.reading.as_ref().map(|r| &r.report)
+    }
+
+    fn confirmed<C: Clock + ?Sized, S: Source + ?Sized>(
+        &mut self,
+        checker: &mut Checker,
+        baseline: &Snapshot,
+        clock: &C,
+        fs: &S,
+        subsystems: &[Subsystem],
+        reading: &mut Reading,
+    ) -> Result<Outcome, Error> {
+        checker.check_into(baseline, clock, fs, subsystems, reading)?;
         let mut reads = 1;
-        let first: Vec<Subsystem> = verdict.anomalies().iter().map(|a| a.subsystem).collect();
+        let first: Vec<Subsystem> = reading.anomalies.iter().map(|a| a.subsystem).collect();
         let mut suspects = first.clone();
         for _ in 1..self.confirm {
             if suspects.is_empty() {
                 break;
             }
-            verdict = checker.check(baseline, clock, fs, subsystems)?;
+            checker.check_into(baseline, clock, fs, subsystems, reading)?;
             reads += 1;
-            suspects.retain(|s| verdict.anomalies().iter().any(|a| a.subsystem == *s));
+            suspects.retain(|s| reading.anomalies.iter().any(|a| a.subsystem == *s));
         }
         let now = clock.now();
         let mut out = Outcome {
@@ -158,7 +193,7 @@ impl Tracker {
             transient: first.into_iter().filter(|s| !suspects.contains(s)).collect(),
             ..Outcome::default()
         };
-        for a in verdict.anomalies().iter().filter(|a| suspects.contains(&a.subsystem)) {
+        for a in reading.anomalies.iter().filter(|a| suspects.contains(&a.subsystem)) {
             match self.drifted.get(&a.subsystem) {
                 Some((digest, _)) if *digest == a.actual => {}
                 Some(&(_, since)) => {
@@ -171,7 +206,7 @@ impl Tracker {
                 }
             }
         }
-        let report = verdict.report();
+        let report = &reading.report;
         self.drifted.retain(|sub, (_, since)| {
             if matches!(report.subsystems.get(sub), Some(Status::Unchanged)) {
                 out.recovered.push((*sub, now.saturating_sub(*since)));
@@ -180,7 +215,6 @@ impl Tracker {
                 true
             }
         });
-        out.report = Some(report.clone());
         Ok(out)
     }
 }
@@ -346,7 +380,7 @@ where
                     stats2.baseline_repairs.fetch_add(n, Ordering::Relaxed);
                     send(&tx, &stats2, Event::BaselineRepaired { copies: vote.repairs() });
                 }
-                let before = tracker.clone();
+                let before = tracker.checkpoint();
                 let mut outcome = tracker.cycle(&mut checker, baseline.get(), &clock, &fs, &config.subsystems);
                 // A copy corrupted since the vote must not raise a false alarm.
                 if outcome.as_ref().is_ok_and(|o| !o.declared.is_empty()) {
@@ -357,7 +391,7 @@ where
                     }
                     if again.repairs() > 0 {
                         send(&tx, &stats2, Event::BaselineRepaired { copies: again.repairs() });
-                        tracker = before;
+                        tracker.rewind(before);
                         outcome = tracker.cycle(&mut checker, baseline.get(), &clock, &fs, &config.subsystems);
                     }
                 }
@@ -394,8 +428,8 @@ where
                     stats2.recovered.fetch_add(1, Ordering::Relaxed);
                     send(&tx, &stats2, Event::Recovered { subsystem, drifted_for });
                 }
-                if let Some(report) = outcome.report {
-                    send(&tx, &stats2, Event::Checked(report));
+                if let Some(report) = tracker.last_report() {
+                    send(&tx, &stats2, Event::Checked(report.clone()));
                 }
             }
         })

@@ -445,14 +445,14 @@ impl Monitor {
                 findings.push(Finding::BaselineRepaired { target: w.target.clone(), copies: vote.repairs() });
             }
             summary.checked += 1;
-            let before = w.tracker.clone();
+            let before = w.tracker.checkpoint();
             let mut result = w.tracker.cycle(&mut w.checker, w.baseline.get(), clock, &w.fs, &self.subsystems);
             // Before declaring a drift, vote again: a baseline copy corrupted
             // since the vote must not raise a false alarm.
             if result.as_ref().is_ok_and(|o| !o.declared.is_empty()) {
                 let again = w.baseline.vote();
                 if again.lost {
-                    w.tracker = before;
+                    w.tracker.rewind(before);
                     summary.failed += 1;
                     findings.push(Finding::BaselineLost { target: w.target.clone() });
                     continue;
@@ -460,14 +460,14 @@ impl Monitor {
                 if again.repairs() > 0 {
                     summary.repaired += again.repairs();
                     findings.push(Finding::BaselineRepaired { target: w.target.clone(), copies: again.repairs() });
-                    w.tracker = before;
+                    w.tracker.rewind(before);
                     result = w.tracker.cycle(&mut w.checker, w.baseline.get(), clock, &w.fs, &self.subsystems);
                 }
             }
             match result {
                 Ok(outcome) => {
-                    let target = w.target.clone();
-                    if let Some(report) = &outcome.report {
+                    let target = &w.target;
+                    if let Some(report) = w.tracker.last_report() {
                         summary.absorb(report);
                         let now: BTreeMap<Subsystem, String> = report
                             .subsystems
@@ -483,7 +483,9 @@ impl Monitor {
                                 findings.push(Finding::Unobservable { target, subsystem: Some(subsystem), reason });
                             }
                         }
-                        w.unreadable_now = now;
+                        if now != w.unreadable_now {
+                            w.unreadable_now = now;
+                        }
                     }
                     if !outcome.transient.is_empty() {
                         findings.push(Finding::Transient { target: target.clone(), subsystems: outcome.transient });

@@ -88,6 +88,10 @@ pub(crate) struct Observer {
     /// Whether this observation must not use the memos: the read after a
     /// drift (the confirming re-read, and every read while drift lasts).
     fresh: bool,
+    /// Working lists of an observation, kept for the next.
+    wanted: Vec<Subsystem>,
+    canons: Vec<(Subsystem, Canon)>,
+    outcome: Vec<(Subsystem, End)>,
 }
 
 /// The raw text a group of subsystems was last canonicalized from, and the
@@ -287,11 +291,21 @@ impl Observer {
         mut against: Option<Against<'_>>,
     ) -> Result<(), Error> {
         self.stops = Stops::default();
-        let mut wanted = subsystems.to_vec();
+        // The working lists are kept between observations (no allocation in
+        // the steady state).
+        let mut wanted = std::mem::take(&mut self.wanted);
+        wanted.clear();
+        wanted.extend_from_slice(subsystems);
         wanted.sort_unstable();
         wanted.dedup();
-        let mut canons: Vec<(Subsystem, Canon)> = wanted.iter().map(|&s| (s, self.take_canon(s))).collect();
-        let mut outcome: Vec<(Subsystem, End)> = Vec::with_capacity(wanted.len());
+        let mut canons = std::mem::take(&mut self.canons);
+        canons.clear();
+        for &s in &wanted {
+            let c = self.take_canon(s);
+            canons.push((s, c));
+        }
+        let mut outcome = std::mem::take(&mut self.outcome);
+        outcome.clear();
         for &s in wanted.iter().filter(|s| s.scope() != scope) {
             outcome.push((s, End::NotApplicable(scope_reason(s))));
         }
@@ -469,7 +483,7 @@ impl Observer {
         }
 
         self.slots.clear();
-        for (sub, mut canon) in canons {
+        for (sub, mut canon) in canons.drain(..) {
             let end = outcome.iter().find(|(s, _)| *s == sub).map(|(_, r)| r.clone());
             let slot = match end {
                 Some(End::Observed) => {
@@ -482,6 +496,9 @@ impl Observer {
             };
             self.slots.push((sub, slot));
         }
+        self.wanted = wanted;
+        self.canons = canons;
+        self.outcome = outcome;
         if let Some(seed) = self.fault.take() {
             let observed: Vec<usize> =
                 (0..self.slots.len()).filter(|&i| matches!(self.slots.get(i), Some((_, Slot::Observed(_))))).collect();

@@ -244,6 +244,42 @@ impl Report {
     }
 }
 
+/// A check's report and anomalies, kept from one check to the next so that
+/// a steady-state check reuses their memory ([`Checker::check_into`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reading {
+    /// The report of the last check.
+    pub report: Report,
+    /// The anomalies of the last check (empty when nothing drifted).
+    pub anomalies: Vec<Anomaly>,
+}
+
+impl Reading {
+    /// An empty reading for checks of `target`.
+    pub fn new(target: Target) -> Reading {
+        Reading {
+            report: Report {
+                target,
+                checked_at: SystemTime::UNIX_EPOCH,
+                elapsed: Duration::ZERO,
+                subsystems: BTreeMap::new(),
+                code: None,
+                stopped: None,
+            },
+            anomalies: Vec::new(),
+        }
+    }
+
+    /// The reading as a [`Verdict`].
+    pub fn into_verdict(self) -> Verdict {
+        if self.anomalies.is_empty() {
+            Verdict::Ok(self.report)
+        } else {
+            Verdict::Anomaly { anomalies: self.anomalies, report: self.report }
+        }
+    }
+}
+
 /// The outcome of a check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -480,10 +516,25 @@ impl Checker {
         fs: &S,
         subsystems: &[Subsystem],
     ) -> Result<Verdict, Error> {
+        let mut reading = Reading::new(baseline.target.clone());
+        self.check_into(baseline, clock, fs, subsystems, &mut reading)?;
+        Ok(reading.into_verdict())
+    }
+
+    /// Checks `subsystems` of `fs` against `baseline` into `out`, reusing its
+    /// memory: a steady-state check of an unchanged process allocates nothing.
+    pub fn check_into<C: Clock + ?Sized, S: Source + ?Sized>(
+        &mut self,
+        baseline: &Snapshot,
+        clock: &C,
+        fs: &S,
+        subsystems: &[Subsystem],
+        out: &mut Reading,
+    ) -> Result<(), Error> {
         let started = Instant::now();
         let checked_at = clock.wall();
-        let target = fs.target()?;
-        if !target.same_as(&baseline.target) {
+        if !fs.same_target(&baseline.target)? {
+            let target = fs.target()?;
             return Err(match (&baseline.target, &target) {
                 (
                     Target::Process { pid, start_time: expected, .. },
@@ -499,10 +550,17 @@ impl Checker {
         }
         self.observer.set_fresh(self.drifted_last);
         self.drifted_last = true;
-        self.observer.observe_against(fs, target.scope(), subsystems, Against { baseline, code: &mut self.code })?;
+        self.observer.observe_against(
+            fs,
+            baseline.target.scope(),
+            subsystems,
+            Against { baseline, code: &mut self.code },
+        )?;
 
-        let mut anomalies = Vec::new();
-        let mut statuses = BTreeMap::new();
+        let anomalies = &mut out.anomalies;
+        anomalies.clear();
+        let statuses = &mut out.report.subsystems;
+        statuses.retain(|s, _| subsystems.contains(s));
         for (sub, slot) in self.observer.slots_mut() {
             let sub = *sub;
             let status = match (baseline.subsystems.get(&sub), slot) {
@@ -558,9 +616,15 @@ impl Checker {
             _ => None,
         };
         let stops = self.observer.stops();
-        let stopped = (stops.threads > 0).then_some(stops);
-        let report = Report { target, checked_at, elapsed: started.elapsed(), subsystems: statuses, code, stopped };
+        let report = &mut out.report;
+        if report.target != baseline.target {
+            report.target.clone_from(&baseline.target);
+        }
+        report.checked_at = checked_at;
+        report.elapsed = started.elapsed();
+        report.code = code;
+        report.stopped = (stops.threads > 0).then_some(stops);
         self.drifted_last = !anomalies.is_empty();
-        Ok(if anomalies.is_empty() { Verdict::Ok(report) } else { Verdict::Anomaly { anomalies, report } })
+        Ok(())
     }
 }

@@ -232,6 +232,13 @@ pub trait Source {
 
     /// An observation ends (see [`Source::begin_observation`]).
     fn end_observation(&self) {}
+
+    /// Whether this source reads `target` (by identity: pid and start time
+    /// for a process). The default builds [`Source::target`]; a source can
+    /// answer without allocating.
+    fn same_target(&self, target: &Target) -> Result<bool, Error> {
+        Ok(self.target()?.same_as(target))
+    }
 }
 
 impl<S: Source + ?Sized> Source for &S {
@@ -279,6 +286,9 @@ impl<S: Source + ?Sized> Source for &S {
     }
     fn end_observation(&self) {
         (**self).end_observation();
+    }
+    fn same_target(&self, target: &Target) -> Result<bool, Error> {
+        (**self).same_target(target)
     }
 }
 
@@ -471,8 +481,9 @@ struct ProcessDir {
     cgroups: OnceLock<Result<CgroupMounts, String>>,
     /// Kept-open files (see [`crate::fdcache`]).
     fds: FdCache,
-    /// The `task` directory, kept open and rewound for each listing.
-    task: RefCell<Option<rustix::fs::Dir>>,
+    /// The `task` directory, kept open and rewound for each listing, and the
+    /// buffer its entries are read into (no allocation per listing).
+    task: RefCell<Option<(OwnedFd, Vec<std::mem::MaybeUninit<u8>>)>>,
 }
 
 /// Whether a file of `/proc/PID` may be kept open, and whether an empty read
@@ -834,35 +845,35 @@ impl ProcessDir {
         out.clear();
         let err = |e| errno_to_error(e, "read", self.path_of("task"), self.pid);
         let mut task = self.task.borrow_mut();
-        let dir = match task.as_mut() {
-            Some(d) => {
-                d.rewind();
-                d
-            }
-            None => {
-                let fd = rustix::fs::openat(
-                    &self.dir,
-                    "task",
-                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )
-                .map_err(|e| errno_to_error(e, "open", self.path_of("task"), self.pid))?;
-                task.insert(rustix::fs::Dir::new(fd).map_err(err)?)
-            }
+        if task.is_none() {
+            let fd = rustix::fs::openat(
+                &self.dir,
+                "task",
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| errno_to_error(e, "open", self.path_of("task"), self.pid))?;
+            *task = Some((fd, vec![std::mem::MaybeUninit::uninit(); 4096]));
+        }
+        let Some((fd, buf)) = task.as_mut() else {
+            return Err(Error::Bug("the task directory was just opened".into()));
         };
-        while let Some(entry) = dir.read() {
-            let entry = match entry {
-                Ok(e) => e,
-                Err(e) => {
-                    *task = None;
-                    return Err(err(e));
+        let listed = rustix::fs::seek(&*fd, rustix::fs::SeekFrom::Start(0)).map(drop).and_then(|()| {
+            let mut dir = rustix::fs::RawDir::new(&*fd, buf.as_mut_slice());
+            while let Some(entry) = dir.next() {
+                let entry = entry?;
+                let name = entry.file_name().to_bytes();
+                if !name.is_empty() && name.iter().all(u8::is_ascii_digit) {
+                    let tid =
+                        name.iter().fold(0u32, |acc, d| acc.saturating_mul(10).saturating_add(u32::from(d - b'0')));
+                    out.push(tid);
                 }
-            };
-            let name = entry.file_name().to_bytes();
-            if !name.is_empty() && name.iter().all(u8::is_ascii_digit) {
-                let tid = name.iter().fold(0u32, |acc, d| acc.saturating_mul(10).saturating_add(u32::from(d - b'0')));
-                out.push(tid);
             }
+            Ok(())
+        });
+        if let Err(e) = listed {
+            *task = None;
+            return Err(err(e));
         }
         out.sort_unstable();
         Ok(())
@@ -1071,6 +1082,15 @@ fn mock_mem(files: &BTreeMap<String, Vec<u8>>, addr: u64, buf: &mut [u8]) -> Res
 }
 
 impl Source for Procfs {
+    fn same_target(&self, target: &Target) -> Result<bool, Error> {
+        match (&self.inner, target) {
+            (Inner::Process(d), Target::Process { pid, start_time, .. }) => {
+                Ok(d.pid == *pid && d.start_time == *start_time)
+            }
+            _ => Ok(self.target()?.same_as(target)),
+        }
+    }
+
     fn begin_observation(&self) {
         match &self.inner {
             Inner::Process(d) => d.fds.begin(),
