@@ -64,8 +64,10 @@ pub(crate) struct FdCache {
 pub(crate) fn pread_all(fd: &OwnedFd, buf: &mut Vec<u8>, max: usize) -> Result<(), Errno> {
     buf.clear();
     loop {
-        if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(buf.capacity().max(64 * 1024));
+        // Start small (most /proc files are a few KiB; one buffer per target
+        // adds up on a node of a thousand processes) and double as needed.
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(buf.capacity().max(4096));
         }
         let offset = u64::try_from(buf.len()).map_err(|_| Errno::FBIG)?;
         let n = match rustix::io::pread(fd, rustix::buffer::spare_capacity(buf), offset) {

@@ -129,6 +129,24 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// Adds the counts of a part of the cycle (checked on another thread).
+    fn add(&mut self, other: &Summary) {
+        self.checked += other.checked;
+        self.drifted += other.drifted;
+        self.anomalies += other.anomalies;
+        self.failed += other.failed;
+        self.repaired += other.repaired;
+        if let Some(s) = &other.code {
+            match &mut self.code {
+                Some(total) => total.merge(s),
+                None => self.code = Some(*s),
+            }
+        }
+        if let Some(s) = &other.stopped {
+            self.stopped.get_or_insert_with(Stops::default).merge(s);
+        }
+    }
+
     /// Adds what one target's check reported.
     fn absorb(&mut self, report: &Report) {
         if let Some(s) = &report.code {
@@ -181,6 +199,8 @@ pub struct Monitor {
     partially: usize,
     /// Findings of `resume`, reported by the first cycle.
     carried: Vec<Finding>,
+    /// One copy of each baseline instead of three (a one-shot check).
+    single_copies: bool,
     own_pid: u32,
 }
 
@@ -214,6 +234,108 @@ fn all_unobservable(s: &Snapshot) -> bool {
     !s.subsystems.is_empty() && s.subsystems.values().all(|o| matches!(o, Observation::Unobservable { .. }))
 }
 
+/// The most threads a cycle checks on (never more than the machine's cores).
+pub const MAX_WORKERS: usize = 8;
+/// Fewer targets than this are checked on one thread.
+pub const PARALLEL_FROM: usize = 16;
+
+fn workers_for(targets: usize) -> usize {
+    if targets < PARALLEL_FROM {
+        return 1;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    cores.min(MAX_WORKERS).min(targets.div_ceil(PARALLEL_FROM / 2)).max(1)
+}
+
+/// One target's cycle: vote its baseline copies, check it with confirmation,
+/// vote again before declaring a drift. Returns whether it has exited.
+fn check_one<C: Clock + ?Sized>(
+    w: &mut Watched,
+    subsystems: &[Subsystem],
+    clock: &C,
+    summary: &mut Summary,
+    findings: &mut Vec<Finding>,
+) -> bool {
+    // Vote the baseline copies before they are used.
+    let vote = w.baseline.vote();
+    if vote.lost {
+        summary.failed += 1;
+        findings.push(Finding::BaselineLost { target: w.target.clone() });
+        return false;
+    }
+    if vote.repairs() > 0 {
+        summary.repaired += vote.repairs();
+        findings.push(Finding::BaselineRepaired { target: w.target.clone(), copies: vote.repairs() });
+    }
+    summary.checked += 1;
+    let before = w.tracker.checkpoint();
+    let mut result = w.tracker.cycle(&mut w.checker, w.baseline.get(), clock, &w.fs, subsystems);
+    // Before declaring a drift, vote again: a baseline copy corrupted
+    // since the vote must not raise a false alarm.
+    if result.as_ref().is_ok_and(|o| !o.declared.is_empty()) {
+        let again = w.baseline.vote();
+        if again.lost {
+            w.tracker.rewind(before);
+            summary.failed += 1;
+            findings.push(Finding::BaselineLost { target: w.target.clone() });
+            return false;
+        }
+        if again.repairs() > 0 {
+            summary.repaired += again.repairs();
+            findings.push(Finding::BaselineRepaired { target: w.target.clone(), copies: again.repairs() });
+            w.tracker.rewind(before);
+            result = w.tracker.cycle(&mut w.checker, w.baseline.get(), clock, &w.fs, subsystems);
+        }
+    }
+    match result {
+        Ok(outcome) => {
+            let target = &w.target;
+            if let Some(report) = w.tracker.last_report() {
+                summary.absorb(report);
+                let now: BTreeMap<Subsystem, String> = report
+                    .subsystems
+                    .iter()
+                    .filter_map(|(&s, st)| match st {
+                        Status::Unobservable { reason } => Some((s, reason.clone())),
+                        _ => None,
+                    })
+                    .collect();
+                for (&subsystem, reason) in &now {
+                    if w.unreadable_now.get(&subsystem) != Some(reason) {
+                        let (target, reason) = (target.clone(), reason.clone());
+                        findings.push(Finding::Unobservable { target, subsystem: Some(subsystem), reason });
+                    }
+                }
+                if now != w.unreadable_now {
+                    w.unreadable_now = now;
+                }
+            }
+            if !outcome.transient.is_empty() {
+                findings.push(Finding::Transient { target: target.clone(), subsystems: outcome.transient });
+            }
+            if !outcome.declared.is_empty() {
+                summary.anomalies += outcome.declared.len();
+                findings.push(Finding::Drift { target: target.clone(), anomalies: outcome.declared });
+            }
+            for (subsystem, drifted_for) in outcome.recovered {
+                findings.push(Finding::Recovered { target: target.clone(), subsystem, drifted_for });
+            }
+            if subsystems.iter().any(|&s| w.tracker.is_drifted(s)) {
+                summary.drifted += 1;
+            }
+        }
+        Err(Error::Gone { .. }) => {
+            findings.push(Finding::Exited { target: w.target.clone() });
+            return true;
+        }
+        Err(e) => {
+            summary.failed += 1;
+            findings.push(Finding::Failed { target: w.target.clone(), error: e.to_string() });
+        }
+    }
+    false
+}
+
 impl Monitor {
     fn empty(coverage: Coverage, subsystems: &[Subsystem], confirm: u32) -> Monitor {
         let mut subsystems = subsystems.to_vec();
@@ -231,6 +353,7 @@ impl Monitor {
             unreadable: BTreeMap::new(),
             partially: 0,
             carried: Vec::new(),
+            single_copies: false,
             own_pid: std::process::id(),
         }
     }
@@ -278,7 +401,19 @@ impl Monitor {
     /// finding, a pid that is now another process a `Reused` finding; both
     /// are reported by the first [`Monitor::cycle`].
     pub fn resume(file: &BaselineFile, confirm: u32) -> Result<(Monitor, Vec<Finding>), Error> {
+        Monitor::resume_with(file, confirm, false)
+    }
+
+    /// Resumes for one check (`fdir check`): each baseline is held in one
+    /// copy, not three — the file has just passed its own integrity check,
+    /// and the copies guard a monitor that runs for a long time.
+    pub fn resume_for_one_check(file: &BaselineFile, confirm: u32) -> Result<(Monitor, Vec<Finding>), Error> {
+        Monitor::resume_with(file, confirm, true)
+    }
+
+    fn resume_with(file: &BaselineFile, confirm: u32, single: bool) -> Result<(Monitor, Vec<Finding>), Error> {
         let mut m = Monitor::empty(file.coverage.clone(), &file.subsystems, confirm);
+        m.single_copies = single;
         let mut findings = Vec::new();
         for snapshot in &file.targets {
             match &snapshot.target {
@@ -324,9 +459,14 @@ impl Monitor {
         self.partially += unobservable_findings(&snapshot, findings);
         findings.push(Finding::Baselined { snapshot: Box::new(snapshot.clone()), first_sight });
         let target = snapshot.target.clone();
-        let Some(baseline) = Redundant::new(snapshot) else {
-            findings.push(Finding::Failed { target, error: "cannot hold the baseline in redundant copies".into() });
-            return;
+        let baseline = if self.single_copies {
+            Redundant::single(snapshot)
+        } else {
+            let Some(b) = Redundant::new(snapshot) else {
+                findings.push(Finding::Failed { target, error: "cannot hold the baseline in redundant copies".into() });
+                return;
+            };
+            b
         };
         self.watched.insert(
             pid,
@@ -431,84 +571,41 @@ impl Monitor {
             summary.new = findings.iter().filter(|f| matches!(f, Finding::Baselined { first_sight: true, .. })).count();
         }
 
+        // Each target is checked on its own: with many, on every core.
+        let subsystems = &self.subsystems;
+        let workers = workers_for(self.watched.len());
         let mut exited = Vec::new();
-        for (&pid, w) in self.watched.iter_mut() {
-            // Vote the baseline copies before they are used.
-            let vote = w.baseline.vote();
-            if vote.lost {
-                summary.failed += 1;
-                findings.push(Finding::BaselineLost { target: w.target.clone() });
-                continue;
-            }
-            if vote.repairs() > 0 {
-                summary.repaired += vote.repairs();
-                findings.push(Finding::BaselineRepaired { target: w.target.clone(), copies: vote.repairs() });
-            }
-            summary.checked += 1;
-            let before = w.tracker.checkpoint();
-            let mut result = w.tracker.cycle(&mut w.checker, w.baseline.get(), clock, &w.fs, &self.subsystems);
-            // Before declaring a drift, vote again: a baseline copy corrupted
-            // since the vote must not raise a false alarm.
-            if result.as_ref().is_ok_and(|o| !o.declared.is_empty()) {
-                let again = w.baseline.vote();
-                if again.lost {
-                    w.tracker.rewind(before);
-                    summary.failed += 1;
-                    findings.push(Finding::BaselineLost { target: w.target.clone() });
-                    continue;
-                }
-                if again.repairs() > 0 {
-                    summary.repaired += again.repairs();
-                    findings.push(Finding::BaselineRepaired { target: w.target.clone(), copies: again.repairs() });
-                    w.tracker.rewind(before);
-                    result = w.tracker.cycle(&mut w.checker, w.baseline.get(), clock, &w.fs, &self.subsystems);
-                }
-            }
-            match result {
-                Ok(outcome) => {
-                    let target = &w.target;
-                    if let Some(report) = w.tracker.last_report() {
-                        summary.absorb(report);
-                        let now: BTreeMap<Subsystem, String> = report
-                            .subsystems
-                            .iter()
-                            .filter_map(|(&s, st)| match st {
-                                Status::Unobservable { reason } => Some((s, reason.clone())),
-                                _ => None,
-                            })
-                            .collect();
-                        for (&subsystem, reason) in &now {
-                            if w.unreadable_now.get(&subsystem) != Some(reason) {
-                                let (target, reason) = (target.clone(), reason.clone());
-                                findings.push(Finding::Unobservable { target, subsystem: Some(subsystem), reason });
-                            }
-                        }
-                        if now != w.unreadable_now {
-                            w.unreadable_now = now;
-                        }
-                    }
-                    if !outcome.transient.is_empty() {
-                        findings.push(Finding::Transient { target: target.clone(), subsystems: outcome.transient });
-                    }
-                    if !outcome.declared.is_empty() {
-                        summary.anomalies += outcome.declared.len();
-                        findings.push(Finding::Drift { target: target.clone(), anomalies: outcome.declared });
-                    }
-                    for (subsystem, drifted_for) in outcome.recovered {
-                        findings.push(Finding::Recovered { target: target.clone(), subsystem, drifted_for });
-                    }
-                    if self.subsystems.iter().any(|&s| w.tracker.is_drifted(s)) {
-                        summary.drifted += 1;
-                    }
-                }
-                Err(Error::Gone { .. }) => {
+        if workers <= 1 {
+            // No list of targets is built: a steady-state cycle allocates nothing.
+            for (&pid, w) in self.watched.iter_mut() {
+                if check_one(w, subsystems, clock, &mut summary, &mut findings) {
                     exited.push(pid);
-                    findings.push(Finding::Exited { target: w.target.clone() });
                 }
-                Err(e) => {
-                    summary.failed += 1;
-                    findings.push(Finding::Failed { target: w.target.clone(), error: e.to_string() });
-                }
+            }
+        } else {
+            let mut targets: Vec<(u32, &mut Watched)> = self.watched.iter_mut().map(|(&p, w)| (p, w)).collect();
+            let chunk = targets.len().div_ceil(workers);
+            let parts: Vec<(Summary, Vec<Finding>, Vec<u32>)> = std::thread::scope(|scope| {
+                let handles: Vec<_> = targets
+                    .chunks_mut(chunk)
+                    .map(|part| {
+                        scope.spawn(move || {
+                            let (mut sum, mut found, mut gone) = (Summary::default(), Vec::new(), Vec::new());
+                            for (pid, w) in part.iter_mut() {
+                                if check_one(w, subsystems, clock, &mut sum, &mut found) {
+                                    gone.push(*pid);
+                                }
+                            }
+                            (sum, found, gone)
+                        })
+                    })
+                    .collect();
+                handles.into_iter().filter_map(|h| h.join().ok()).collect()
+            });
+            for (sum, found, gone) in parts {
+                summary.add(&sum);
+                findings.extend(found);
+                exited.extend(gone);
             }
         }
         for pid in &exited {

@@ -59,6 +59,12 @@ enum End {
     NotApplicable(String),
 }
 
+thread_local! {
+    /// The read buffer and the per-thread-file arena of this thread, lent to
+    /// each observation made on it (see [`Observer::observe_inner`]).
+    static SCRATCH: std::cell::RefCell<(Vec<u8>, Vec<u8>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
 /// Buffers reused from one observation to the next.
 #[derive(Debug, Default)]
 pub(crate) struct Observer {
@@ -88,6 +94,9 @@ pub(crate) struct Observer {
     /// Whether this observation must not use the memos: the read after a
     /// drift (the confirming re-read, and every read while drift lasts).
     fresh: bool,
+    /// Whether this observer has observed before: memos are stored only
+    /// from the second observation on (a one-shot check never uses them).
+    observed_before: bool,
     /// Working lists of an observation, kept for the next.
     wanted: Vec<Subsystem>,
     canons: Vec<(Subsystem, Canon)>,
@@ -277,9 +286,24 @@ impl Observer {
         subsystems: &[Subsystem],
         against: Option<Against<'_>>,
     ) -> Result<(), Error> {
+        // The read buffer and the thread arena are the thread's, lent for
+        // the observation: one set per thread, however many targets.
+        SCRATCH.with(|cell| {
+            if let Ok(mut s) = cell.try_borrow_mut() {
+                std::mem::swap(&mut self.buf, &mut s.0);
+                std::mem::swap(&mut self.arena, &mut s.1);
+            }
+        });
         src.begin_observation();
         let result = self.observe_files(src, scope, subsystems, against);
         src.end_observation();
+        SCRATCH.with(|cell| {
+            if let Ok(mut s) = cell.try_borrow_mut() {
+                std::mem::swap(&mut self.buf, &mut s.0);
+                std::mem::swap(&mut self.arena, &mut s.1);
+            }
+        });
+        self.observed_before = true;
         result
     }
 
@@ -343,7 +367,7 @@ impl Observer {
                         if has(Subsystem::Code) {
                             self.code_mappings(src)?;
                         }
-                        if matches!(maps_end, End::Observed) {
+                        if matches!(maps_end, End::Observed) && self.observed_before {
                             let buf = std::mem::take(&mut self.buf);
                             self.memo_maps.store(&buf, &mut canons, |s| s == Subsystem::MemoryMaps);
                             self.memo_maps.code = has(Subsystem::Code);
@@ -567,6 +591,9 @@ impl Observer {
             Error::Parse { path: src.path_of(rel), message }
         })?;
         canon.digest(sub);
+        if !self.observed_before {
+            return Ok(());
+        }
         if let Some((_, memo)) = self.memo_files.get_mut(i) {
             memo.raw.clear();
             memo.raw.extend_from_slice(&self.buf);
@@ -664,6 +691,9 @@ impl Observer {
             }
             return Err(Error::Parse { path: src.path_of("task"), message: "no thread could be read".into() });
         }
+        if !self.observed_before {
+            return Ok(());
+        }
         let memo = match file {
             ThreadFile::Status => &mut self.memo_status,
             ThreadFile::Cgroup => &mut self.memo_cgroup,
@@ -715,6 +745,8 @@ impl Observer {
             // every v1 cgroup hierarchy): it is leaving, not changing, so its
             // tuple is taken back. Asked only when a thread looks unlike the
             // one before it.
+            // (Also for a single thread: a zombie's files show the same
+            // partial state, for as long as its parent does not reap it.)
             let unlike = match file {
                 ThreadFile::Cgroup => self.last_cgroup.as_slice() != text,
                 ThreadFile::Status => canons.iter().any(|(s, c)| touched(*s) && c.last_is_new()),

@@ -536,8 +536,10 @@ fn errno_to_error(e: rustix::io::Errno, op: &'static str, path: PathBuf, pid: u3
 fn read_fd(fd: &OwnedFd, buf: &mut Vec<u8>) -> Result<(), rustix::io::Errno> {
     buf.clear();
     loop {
-        if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(buf.capacity().max(64 * 1024));
+        // Start small (most /proc files are a few KiB; one buffer per target
+        // adds up on a node of a thousand processes) and double as needed.
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(buf.capacity().max(4096));
         }
         let n = rustix::io::read(fd, rustix::buffer::spare_capacity(buf))?;
         if n == 0 {

@@ -21,6 +21,7 @@
 //! unshare-pid        create children in a new pid namespace (none created)
 //! mount-tmpfs DIR    mount a tmpfs on DIR (in the current mount namespace)
 //! threads N          start N threads that sleep until exit
+//! maps N             add N mappings (one-page anonymous regions, not mergeable)
 //! churn SECONDS      for SECONDS, in the background: allocate and free,
 //!                    start and join threads, map and unmap anonymous memory
 //!                    and data files, install signal handlers, open and close files
@@ -314,6 +315,16 @@ fn run(cmd: &str, arg: &str, rwx_page: &mut Option<usize>) -> Result<String, Str
         "mount-tmpfs" => mount_tmpfs(arg.trim()),
         "threads" => threads(usize::try_from(num()?).map_err(|e| e.to_string())?),
         "churn" => churn(arg.trim().parse::<f64>().map_err(|e| e.to_string())?),
+        "maps" => {
+            // N more mappings: one-page anonymous regions whose permissions
+            // alternate, so the kernel cannot merge them (maps grows by N lines).
+            let n = num()?;
+            for i in 0..n {
+                let prot = if i % 2 == 0 { libc::PROT_READ } else { libc::PROT_READ | libc::PROT_WRITE };
+                mmap_anon(prot)?;
+            }
+            Ok(String::new())
+        }
         "code-page" => Ok(format!("{:#x}", code_marker as *const () as usize & !0xfff)),
         "code-marker" => Ok(format!("{:#x}", code_marker as *const () as usize)),
         "ping" => Ok(format!("{}", code_marker())),

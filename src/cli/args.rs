@@ -139,6 +139,29 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Measure what fdir costs on this hardware: a check next to its floor,
+    /// the CPU share and memory of `fdir watch`, a whole-node check, code hashing.
+    #[command(after_help = "Examples:
+  fdir bench                                   # about 20 s
+  fdir bench --processes 500 --format json     # with 500 extra processes for the whole-node check
+  fdir bench --pid 1234 --only check           # the check of one process next to its floor")]
+    Bench {
+        /// Scales the time spent measuring (seconds per measurement, about).
+        #[arg(long, value_name = "S", default_value_t = 5.0)]
+        seconds: f64,
+        /// Extra idle processes to start for the whole-node check.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        processes: usize,
+        /// Measure the check of this process (instead of an idle one fdir starts).
+        #[arg(long, value_name = "PID")]
+        pid: Option<u32>,
+        /// Only these measurements (comma-separated): check, watch, node, code.
+        #[arg(long, value_name = "LIST", default_value = "check,watch,node,code")]
+        only: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// (internal) Sleep forever: the target of `selftest --campaign`.
     #[command(hide = true, name = "__idle")]
     Idle,

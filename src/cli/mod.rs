@@ -1,6 +1,7 @@
 //! The `fdir` command line: argument parsing, the commands, their output.
 
 pub mod args;
+pub mod bench;
 pub mod output;
 pub mod run;
 pub mod selftest;
@@ -71,6 +72,9 @@ fn dispatch(cli: Cli) -> Result<u8> {
             code_budget,
         }),
         Command::Selftest { campaign, seed, format } => selftest::run(campaign, seed, format),
+        Command::Bench { seconds, processes, pid, only, format } => {
+            bench::run(bench::Options { seconds, processes, pid, only, format })
+        }
         Command::Idle => {
             // The campaign's target: a process that does nothing, for as long as asked.
             loop {

@@ -163,14 +163,16 @@ impl Watcher {
         let check = EventRecord::check(now, self.cycle, &summary).with_interval(self.interval);
         self.out.check_summary(&check, !findings.is_empty())?;
         self.healthy = healthy;
-        let status = format!(
-            "check #{}: {} targets, {} drifted, {} unobservable",
-            self.cycle, summary.targets, summary.drifted, summary.unobservable
-        );
-        if self.healthy {
-            self.systemd.send(&[sd_notify::NotifyState::Watchdog, sd_notify::NotifyState::Status(&status)]);
-        } else {
-            self.systemd.send(&[sd_notify::NotifyState::Status(&format!("{status}; UNHEALTHY"))]);
+        if self.systemd.enabled {
+            let status = format!(
+                "check #{}: {} targets, {} drifted, {} unobservable",
+                self.cycle, summary.targets, summary.drifted, summary.unobservable
+            );
+            if self.healthy {
+                self.systemd.send(&[sd_notify::NotifyState::Watchdog, sd_notify::NotifyState::Status(&status)]);
+            } else {
+                self.systemd.send(&[sd_notify::NotifyState::Status(&format!("{status}; UNHEALTHY"))]);
+            }
         }
         Ok(())
     }

@@ -1,0 +1,375 @@
+//! `fdir bench`: what fdir costs on this hardware, measured before deploying.
+//!
+//! - one check of one process (the seed subsystems), next to its floor:
+//!   reading the same files through kept-open descriptors with one `pread`
+//!   each and hashing them, measured in the same run, interleaved;
+//! - the same check with the default subsystems;
+//! - the CPU share and peak memory of a real `fdir watch` of one process at
+//!   a 100 ms and a 1 s interval (its threads' on-CPU time from schedstat,
+//!   after its start-up);
+//! - a whole-node check (`--all`), per process;
+//! - code hashing throughput (`code`).
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::FileExt as _;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use fdir::baseline::Coverage;
+use fdir::{Checker, Digest, Monitor, Procfs, Subsystem, SystemClock, Tracker, snapshot_with};
+use serde::Serialize;
+
+use super::args::Format;
+
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn idle(exe: &std::path::Path) -> Result<Kill> {
+    let c = Command::new(exe)
+        .arg("__idle")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .context("cannot start an idle process to measure")?;
+    Ok(Kill(c))
+}
+
+/// The results, as `--format json` writes them.
+#[derive(Debug, Serialize)]
+pub struct Results {
+    event: &'static str,
+    /// The process whose check was measured.
+    pid: u32,
+    /// Its number of mappings (lines of maps).
+    maps_lines: usize,
+    /// One check cycle of the seed subsystems, ns.
+    check_seed_ns: f64,
+    /// The floor: the same files through kept-open fds, one pread each, hashed, ns.
+    floor_seed_ns: f64,
+    /// check / floor.
+    ratio: f64,
+    /// One check cycle of the default process subsystems, ns.
+    check_default_ns: f64,
+    /// `fdir watch` of one process, CPU share of one core, percent, per interval.
+    watch: Vec<WatchCost>,
+    /// Processes in the whole-node check.
+    node_processes: usize,
+    /// One whole-node cycle (seed subsystems), ms.
+    node_cycle_ms: f64,
+    /// Per process, µs.
+    node_per_process_us: f64,
+    /// Code hashed by a baseline of `code`, MB/s (10^6 bytes).
+    code_mb_per_s: f64,
+    /// Bytes of code hashed.
+    code_bytes: u64,
+}
+
+/// The cost of a running `fdir watch`.
+#[derive(Debug, Serialize)]
+pub struct WatchCost {
+    interval_ms: u64,
+    cpu_percent: f64,
+    peak_rss_kib: u64,
+    seconds: f64,
+}
+
+fn time_per<F: FnMut()>(n: u32, mut f: F) -> f64 {
+    let t = Instant::now();
+    for _ in 0..n {
+        f();
+    }
+    t.elapsed().as_secs_f64() * 1e9 / f64::from(n)
+}
+
+/// On-CPU time of every thread of `pid`, ns (schedstat).
+fn cpu_ns(pid: u32) -> Result<u64> {
+    let mut total = 0u64;
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task")).context("cannot list the watch process's threads")? {
+        let path = entry?.path().join("schedstat");
+        if let Ok(text) = std::fs::read_to_string(&path)
+            && let Some(ns) = text.split_whitespace().next().and_then(|v| v.parse::<u64>().ok())
+        {
+            total += ns;
+        }
+    }
+    Ok(total)
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| l.strip_prefix("VmHWM:").and_then(|v| v.trim().trim_end_matches(" kB").parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn watch_cost(exe: &std::path::Path, pid: u32, interval: Duration, seconds: f64) -> Result<WatchCost> {
+    let dir = tempfile_dir()?;
+    let baseline = dir.join("bench-baseline.json");
+    let mut w = Kill(
+        Command::new(exe)
+            .args([
+                "watch",
+                "--pid",
+                &pid.to_string(),
+                "--format",
+                "json",
+                "--subsystems",
+                "memory-maps,seccomp,cgroups",
+            ])
+            .arg("--interval")
+            .arg(format!("{}ms", interval.as_millis()))
+            .arg("--baseline")
+            .arg(&baseline)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start fdir watch")?,
+    );
+    let wpid = w.0.id();
+    let out = w.0.stdout.take().context("no stdout")?;
+    let mut lines = BufReader::new(out).lines();
+    // Past its start-up: the first check has run.
+    for line in lines.by_ref() {
+        if line?.contains("\"event\":\"check\"") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    std::thread::sleep(Duration::from_millis(200));
+    let (c0, t0) = (cpu_ns(wpid)?, Instant::now());
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    let (c1, t1) = (cpu_ns(wpid)?, Instant::now());
+    let rss = peak_rss_kib(wpid);
+    drop(w);
+    let _ = std::fs::remove_dir_all(&dir);
+    #[allow(clippy::cast_precision_loss)]
+    let cpu = (c1 - c0) as f64;
+    Ok(WatchCost {
+        interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
+        cpu_percent: 100.0 * cpu / (t1 - t0).as_nanos() as f64,
+        peak_rss_kib: rss,
+        seconds: (t1 - t0).as_secs_f64(),
+    })
+}
+
+fn tempfile_dir() -> Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("fdir-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// What to measure.
+pub struct Options {
+    /// Scales every measurement.
+    pub seconds: f64,
+    /// Extra idle processes started for the whole-node check.
+    pub processes: usize,
+    /// The process whose check is measured (default: an idle one).
+    pub pid: Option<u32>,
+    /// Which measurements: check, watch, node, code.
+    pub only: String,
+    /// Output format.
+    pub format: Format,
+}
+
+/// Runs the benchmark.
+pub fn run(o: Options) -> Result<u8> {
+    let Options { seconds, processes, pid: given, only, format } = o;
+    let wants = |what: &str| only.split(',').any(|w| w.trim() == what);
+    for w in only.split(',') {
+        if !["check", "watch", "node", "code"].contains(&w.trim()) {
+            anyhow::bail!("--only: unknown measurement {w:?}: expected check, watch, node, code");
+        }
+    }
+    let exe = std::env::current_exe().context("cannot find fdir's own executable")?;
+    let say = |s: &str| {
+        if format == Format::Text {
+            eprintln!("{s}");
+        }
+    };
+    let child = match given {
+        Some(_) => None,
+        None => Some(idle(&exe)?),
+    };
+    let pid = match (&child, given) {
+        (Some(c), _) => c.0.id(),
+        (None, Some(p)) => p,
+        (None, None) => anyhow::bail!("no process to measure"),
+    };
+    let fs = Procfs::try_pid(pid)?;
+    say("waiting for the measured process to settle ...");
+    let seed = Subsystem::SEED;
+    let baseline = snapshot_with(&SystemClock, &fs, seed)?;
+    let maps_lines = {
+        let mut b = Vec::new();
+        fdir::Source::read(&fs, "maps", &mut b)?;
+        b.iter().filter(|&&c| c == b'\n').count()
+    };
+
+    // One check (a confirmed cycle, the daemon's path) next to the floor.
+    say("one process: check against the floor ...");
+    let mut checker = Checker::new();
+    let mut tracker = Tracker::new(2);
+    let mut cycle = || {
+        let _ = tracker.cycle(&mut checker, &baseline, &SystemClock, &fs, seed);
+    };
+    let files: Vec<std::fs::File> = ["maps".to_owned(), format!("task/{pid}/status"), format!("task/{pid}/cgroup")]
+        .iter()
+        .map(|f| std::fs::File::open(format!("/proc/{pid}/{f}")))
+        .collect::<Result<_, _>>()
+        .context("cannot open the floor's files")?;
+    let mut buf = vec![0u8; 1 << 20];
+    // Whole files: a pread of a /proc seq file returns at most a page or so,
+    // so the floor reads on until end of file, as a check must.
+    let mut floor = || {
+        for f in &files {
+            let mut len = 0usize;
+            loop {
+                if len == buf.len() {
+                    buf.resize(buf.len() * 2, 0);
+                }
+                match f.read_at(buf.get_mut(len..).unwrap_or(&mut []), u64::try_from(len).unwrap_or(0)) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => len += n,
+                }
+            }
+            std::hint::black_box(Digest::of(buf.get(..len).unwrap_or(&[])));
+        }
+    };
+    let (mut check_ns, mut floor_ns, mut check_default_ns) = (0.0, 0.0, 0.0);
+    if wants("check") {
+        let _ = time_per(200, &mut cycle);
+        let _ = time_per(200, &mut floor);
+        let mut rounds = 0u32;
+        let until = Instant::now() + Duration::from_secs_f64(seconds * 0.4);
+        let block = u32::try_from((2_000_000 / maps_lines.max(1)).clamp(20, 500)).unwrap_or(100);
+        while Instant::now() < until || rounds < 4 {
+            check_ns += time_per(block, &mut cycle);
+            floor_ns += time_per(block, &mut floor);
+            rounds += 1;
+        }
+        check_ns /= f64::from(rounds);
+        floor_ns /= f64::from(rounds);
+
+        let default = Subsystem::DEFAULT_PROCESS;
+        let dbase = snapshot_with(&SystemClock, &fs, default)?;
+        let mut dchecker = Checker::new();
+        let mut dtracker = Tracker::new(2);
+        let _ = time_per(100, || {
+            let _ = dtracker.cycle(&mut dchecker, &dbase, &SystemClock, &fs, default);
+        });
+        check_default_ns = time_per(500, || {
+            let _ = dtracker.cycle(&mut dchecker, &dbase, &SystemClock, &fs, default);
+        });
+    }
+
+    // A real `fdir watch` of the process.
+    let mut watch = Vec::new();
+    if wants("watch") {
+        for interval in [Duration::from_millis(100), Duration::from_secs(1)] {
+            say(&format!("fdir watch at a {} ms interval ...", interval.as_millis()));
+            watch.push(watch_cost(&exe, pid, interval, (seconds * 2.0).max(4.0))?);
+        }
+    }
+
+    // The whole node.
+    let (mut n, mut node_ns) = (0, 0.0);
+    if wants("node") {
+        let extra: Vec<Kill> = (0..processes).map(|_| idle(&exe)).collect::<Result<_>>()?;
+        if processes > 0 {
+            say(&format!("started {processes} extra processes; letting them settle ..."));
+            std::thread::sleep(fdir::SETTLE_YOUNGER_THAN + Duration::from_millis(200));
+        }
+        say("the whole node ...");
+        let (mut monitor, _) = Monitor::baseline(Coverage::All, seed, 2, &SystemClock)?;
+        let _ = monitor.cycle(&SystemClock);
+        n = monitor.len().max(1);
+        node_ns = time_per(10, || {
+            let _ = monitor.cycle(&SystemClock);
+        });
+        drop(extra);
+    }
+
+    // Code hashing: whole sweeps of the measured process's code, as a check
+    // with an unlimited budget reads them.
+    let (mut code_bytes, mut code_time) = (0u64, 0.0f64);
+    if wants("code") {
+        say("hashing code ...");
+        let code = snapshot_with(&SystemClock, &fs, &[Subsystem::Code])?;
+        let mut checker = Checker::with_code_budget(fdir::CodeBudget::UNLIMITED);
+        let t = Instant::now();
+        while t.elapsed().as_secs_f64() < seconds * 0.2 || code_bytes == 0 {
+            let v = checker.check(&code, &SystemClock, &fs, &[Subsystem::Code])?;
+            code_bytes += v.report().code.map_or(0, |c| c.verified_bytes);
+        }
+        code_time = t.elapsed().as_secs_f64();
+    }
+    drop(child);
+
+    #[allow(clippy::cast_precision_loss)]
+    let results = Results {
+        event: "bench",
+        pid,
+        maps_lines,
+        check_seed_ns: check_ns,
+        floor_seed_ns: floor_ns,
+        ratio: check_ns / floor_ns,
+        check_default_ns,
+        watch,
+        node_processes: n,
+        node_cycle_ms: node_ns / 1e6,
+        node_per_process_us: node_ns / 1e3 / n.max(1) as f64,
+        code_mb_per_s: if code_time > 0.0 { code_bytes as f64 / code_time / 1e6 } else { 0.0 },
+        code_bytes,
+    };
+    match format {
+        Format::Json => println!("{}", serde_json::to_string(&results)?),
+        Format::Text => {
+            println!(
+                "fdir bench ({} core(s)), process {} with {} mappings:",
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+                results.pid,
+                results.maps_lines
+            );
+            if wants("check") {
+                println!(
+                    "  one check, seed subsystems:    {:>9.1} us   (floor {:.1} us, ratio {:.2}; target at most 1.2)",
+                    results.check_seed_ns / 1e3,
+                    results.floor_seed_ns / 1e3,
+                    results.ratio
+                );
+                println!("  one check, default subsystems: {:>9.1} us", results.check_default_ns / 1e3);
+            }
+            for w in &results.watch {
+                println!(
+                    "  fdir watch at {:>5} ms:          {:>8.4} % of one core, peak RSS {} KiB (over {:.0} s)",
+                    w.interval_ms, w.cpu_percent, w.peak_rss_kib, w.seconds
+                );
+            }
+            if wants("node") {
+                println!(
+                    "  whole node, {} processes:       {:>9.2} ms a cycle, {:.1} us a process",
+                    results.node_processes, results.node_cycle_ms, results.node_per_process_us
+                );
+            }
+            if wants("code") {
+                println!(
+                    "  code hashing:                  {:>9.0} MB/s ({} MB hashed)",
+                    results.code_mb_per_s,
+                    results.code_bytes / 1_000_000
+                );
+            }
+        }
+    }
+    Ok(0)
+}
