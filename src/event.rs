@@ -134,6 +134,10 @@ fn size(bytes: u64) -> String {
     }
 }
 
+fn one() -> u32 {
+    1
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -405,6 +409,10 @@ pub enum EventRecord {
         /// Baseline copies repaired by the vote.
         #[serde(default)]
         repaired: usize,
+        /// How many parts the round was spread over (a large node is
+        /// checked in parts across the interval; 1 otherwise).
+        #[serde(default = "one")]
+        parts: u32,
         /// How long the check took, ms.
         duration_ms: f64,
         /// The code sweep, when `code` is checked.
@@ -538,6 +546,16 @@ impl EventRecord {
     }
 
     /// A `check` summary event.
+    /// The same, for a round spread over `parts` parts.
+    pub fn check_in_parts(time: SystemTime, cycle: u64, s: &Summary, parts: u32) -> EventRecord {
+        let mut e = EventRecord::check(time, cycle, s);
+        if let EventRecord::Check { parts: p, .. } = &mut e {
+            *p = parts;
+        }
+        e
+    }
+
+    /// A `check` summary event.
     pub fn check(time: SystemTime, cycle: u64, s: &Summary) -> EventRecord {
         EventRecord::Check {
             time,
@@ -551,6 +569,7 @@ impl EventRecord {
             exited: s.exited,
             failed: s.failed,
             repaired: s.repaired,
+            parts: 1,
             duration_ms: ms(s.elapsed),
             code: s.code.map(|sweep| CodeCoverage { sweep, sweep_ms: None }),
             stopped: s.stopped,

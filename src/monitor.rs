@@ -129,6 +129,18 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// Adds the counts of another part of a cycle (a part checked on
+    /// another thread, or an earlier part of a cycle spread over an interval).
+    /// `targets` and `unobservable` are taken from `other` (the latest).
+    pub fn merge(&mut self, other: &Summary) {
+        self.targets = other.targets;
+        self.unobservable = other.unobservable;
+        self.new += other.new;
+        self.exited += other.exited;
+        self.elapsed += other.elapsed;
+        self.add(other);
+    }
+
     /// Adds the counts of a part of the cycle (checked on another thread).
     fn add(&mut self, other: &Summary) {
         self.checked += other.checked;
@@ -558,6 +570,17 @@ impl Monitor {
     /// One cycle: discover processes (for `--all`), check every watched
     /// target with confirmation, and report what was seen.
     pub fn cycle<C: Clock + ?Sized>(&mut self, clock: &C) -> (Vec<Finding>, Summary) {
+        self.cycle_part(clock, 0, 1)
+    }
+
+    /// Part `part` of `parts` of a cycle: the targets whose pid is `part`
+    /// modulo `parts` (the node, pid 0, with part 0), and the discovery of
+    /// new processes with part 0. Checking a large node in parts spread over
+    /// the interval keeps every cycle short. `cycle` is part 0 of 1.
+    pub fn cycle_part<C: Clock + ?Sized>(&mut self, clock: &C, part: u32, parts: u32) -> (Vec<Finding>, Summary) {
+        let parts = parts.max(1);
+        let part = part % parts;
+        let mine = move |pid: u32| pid % parts == part;
         let started = Instant::now();
         let mut findings = std::mem::take(&mut self.carried);
         let mut summary = Summary {
@@ -566,25 +589,26 @@ impl Monitor {
             ..Summary::default()
         };
 
-        if self.coverage == Coverage::All {
+        if self.coverage == Coverage::All && part == 0 {
             self.scan(clock, &mut findings);
             summary.new = findings.iter().filter(|f| matches!(f, Finding::Baselined { first_sight: true, .. })).count();
         }
 
         // Each target is checked on its own: with many, on every core.
         let subsystems = &self.subsystems;
-        let workers = workers_for(self.watched.len());
+        let workers = workers_for(self.watched.len() / usize::try_from(parts).unwrap_or(1));
         let mut exited = Vec::new();
         if workers <= 1 {
             // No list of targets is built: a steady-state cycle allocates nothing.
-            for (&pid, w) in self.watched.iter_mut() {
+            for (&pid, w) in self.watched.iter_mut().filter(|(p, _)| mine(**p)) {
                 if check_one(w, subsystems, clock, &mut summary, &mut findings) {
                     exited.push(pid);
                 }
             }
         } else {
-            let mut targets: Vec<(u32, &mut Watched)> = self.watched.iter_mut().map(|(&p, w)| (p, w)).collect();
-            let chunk = targets.len().div_ceil(workers);
+            let mut targets: Vec<(u32, &mut Watched)> =
+                self.watched.iter_mut().filter(|(p, _)| mine(**p)).map(|(&p, w)| (p, w)).collect();
+            let chunk = targets.len().div_ceil(workers).max(1);
             let parts: Vec<(Summary, Vec<Finding>, Vec<u32>)> = std::thread::scope(|scope| {
                 let handles: Vec<_> = targets
                     .chunks_mut(chunk)

@@ -327,3 +327,30 @@ fn the_node_is_baselined_and_checked_with_system() {
     assert_eq!(code(&o), 2);
     assert!(stderr(&o).contains("does not apply to the node"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_large_node_is_checked_in_parts_spread_over_the_interval() {
+    let _s = serial();
+    // 70 extra processes: over 64 targets, so a round is split in parts.
+    let extra: Vec<std::process::Child> =
+        (0..70).map(|_| std::process::Command::new("sleep").arg("60").spawn().unwrap()).collect();
+    std::thread::sleep(std::time::Duration::from_millis(2300));
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = Watch::start(&["--all", "--interval", "400ms", "--format", "json"], dir.path());
+    let first = w.wait_for("a round", is("check"));
+    let targets = first["targets"].as_u64().unwrap();
+    assert!(targets > 64, "{first}");
+    // Every target is checked once per round, whichever part it is in.
+    let next = w.wait_for("the next round", |v| v["event"] == "check" && v["cycle"] == 2);
+    assert_eq!(next["checked"], next["targets"], "{next}");
+    // About 64 targets a part, parts at least 50 ms apart (8 in 400 ms).
+    let want = (next["targets"].as_u64().unwrap().div_ceil(64)).clamp(1, 8);
+    assert_eq!(next["parts"].as_u64(), Some(want), "{next}");
+    assert!(!w.seen.iter().any(|v| v["event"] == "anomaly"));
+    let (code, _) = w.terminate();
+    assert_eq!(code, 0);
+    for mut c in extra {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}

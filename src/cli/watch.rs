@@ -28,6 +28,21 @@ use super::run::{
 /// The baseline file is re-read and voted against memory every this many cycles.
 pub const DISK_VOTE_EVERY: u64 = 10;
 
+/// A round of checks is split into parts of about this many targets,
+/// spread over the interval, so that no tick of a large node spikes.
+pub const TARGETS_PER_PART: usize = 64;
+/// Parts are at least this far apart.
+pub const MIN_PART_SPACING: Duration = Duration::from_millis(50);
+/// And at most this many.
+pub const MAX_PARTS: u32 = 32;
+
+/// How many parts a round of `targets` checks every `interval` is split into.
+pub fn parts_for(targets: usize, interval: Duration) -> u32 {
+    let by_size = u32::try_from(targets.div_ceil(TARGETS_PER_PART)).unwrap_or(MAX_PARTS);
+    let by_time = u32::try_from(interval.as_millis() / MIN_PART_SPACING.as_millis().max(1)).unwrap_or(MAX_PARTS);
+    by_size.min(by_time).clamp(1, MAX_PARTS)
+}
+
 /// The options of `fdir watch`.
 pub struct Options {
     pub target: TargetArgs,
@@ -94,15 +109,28 @@ struct Watcher {
     code_budget: CodeBudget,
     interval: Duration,
     cycle: u64,
+    /// The parts of the current round (a large scan spread over the interval).
+    parts: u32,
+    /// The summary of the round so far, and whether it had findings.
+    round: fdir::Summary,
+    round_findings: bool,
     /// Checks ran and self-tests passed in the last cycle: the watchdog is fed.
     healthy: bool,
+    /// Every part of the round so far was healthy.
+    healthy_round: bool,
     clock: SystemClock,
 }
 
 impl Watcher {
-    /// One check cycle and its responses.
-    fn cycle(&mut self) -> Result<()> {
-        self.cycle += 1;
+    /// One tick: part `part` of `parts` of a check round, and its responses.
+    /// The round's summary, metrics, file vote and watchdog come with its
+    /// last part.
+    fn tick(&mut self, part: u32, parts: u32) -> Result<()> {
+        if part == 0 {
+            self.cycle += 1;
+            self.round = fdir::Summary::default();
+            self.round_findings = false;
+        }
         if let Err(e) = sha256_self_test() {
             // Every digest depends on SHA-256: no check can be trusted now.
             self.healthy = false;
@@ -110,7 +138,9 @@ impl Watcher {
             self.out.emit(&EventRecord::Selftest { time: self.clock.wall(), ok: false, message: e })?;
             return Ok(());
         }
-        let (findings, summary) = self.monitor.cycle(&self.clock);
+        let (findings, part_summary) = self.monitor.cycle_part(&self.clock, part, parts);
+        self.round.merge(&part_summary);
+        self.round_findings |= !findings.is_empty();
         let now = self.clock.wall();
         let mut healthy = true;
         if findings.iter().any(|f| matches!(f, Finding::BaselineLost { .. })) {
@@ -154,15 +184,21 @@ impl Watcher {
                 }
             }
         }
+        if part + 1 < parts {
+            self.healthy_round &= healthy;
+            return Ok(());
+        }
+        let summary = self.round;
         if self.cycle % DISK_VOTE_EVERY == 0 {
             self.disk_vote()?;
         }
         self.metrics.check_done(summary.elapsed, now);
         let unobservable = u64::try_from(summary.unobservable).unwrap_or(u64::MAX);
         self.metrics.set_targets(u64::try_from(summary.targets).unwrap_or(u64::MAX) + unobservable, unobservable);
-        let check = EventRecord::check(now, self.cycle, &summary).with_interval(self.interval);
-        self.out.check_summary(&check, !findings.is_empty())?;
-        self.healthy = healthy;
+        let check = EventRecord::check_in_parts(now, self.cycle, &summary, parts).with_interval(self.interval);
+        self.out.check_summary(&check, self.round_findings)?;
+        self.healthy = healthy && self.healthy_round;
+        self.healthy_round = true;
         if self.systemd.enabled {
             let status = format!(
                 "check #{}: {} targets, {} drifted, {} unobservable",
@@ -432,10 +468,15 @@ pub fn watch(o: Options) -> Result<u8> {
         code_budget,
         interval: o.interval,
         cycle: 0,
+        parts: 1,
+        round: fdir::Summary::default(),
+        round_findings: false,
         healthy: true,
+        healthy_round: true,
         clock,
     };
     let mut next = Instant::now();
+    let mut part = 0u32;
     let mut last_ping = Instant::now();
     let reason = loop {
         let wake = loop {
@@ -466,12 +507,18 @@ pub fn watch(o: Options) -> Result<u8> {
             Wake::Stop(why) => break why,
             Wake::Rebaseline => w.rebaseline()?,
             Wake::Check => {
-                w.cycle()?;
+                if part == 0 {
+                    w.parts = parts_for(w.monitor.len(), o.interval);
+                }
+                let parts = w.parts;
+                w.tick(part, parts)?;
                 last_ping = Instant::now();
-                next += o.interval;
+                part = (part + 1) % parts;
+                // A round's parts are spread evenly over the interval.
+                next += o.interval / parts;
                 let now = Instant::now();
                 if next <= now {
-                    next = now + o.interval;
+                    next = now + o.interval / parts;
                 }
             }
         }
@@ -482,4 +529,19 @@ pub fn watch(o: Options) -> Result<u8> {
     signal_handle.close();
     let _ = signal_thread.join();
     Ok(NO_DRIFT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_rounds_are_split_into_parts() {
+        assert_eq!(parts_for(10, Duration::from_secs(30)), 1);
+        assert_eq!(parts_for(640, Duration::from_secs(30)), 10);
+        assert_eq!(parts_for(100_000, Duration::from_secs(30)), MAX_PARTS);
+        // Never closer than 50 ms apart.
+        assert_eq!(parts_for(640, Duration::from_millis(200)), 4);
+        assert_eq!(parts_for(640, Duration::from_millis(10)), 1);
+    }
 }
