@@ -15,11 +15,23 @@ use clap::{CommandFactory, Parser};
 
 use args::{Cli, Command};
 
+/// The log level from `RUST_LOG`: a level (`debug`), or directives of which
+/// the most verbose level counts (`fdir=debug,warn` → debug); `warn` when
+/// unset. (A full directive filter would cost a regex engine in a monitor
+/// whose memory is budgeted.)
+fn log_level() -> tracing_subscriber::filter::LevelFilter {
+    use tracing_subscriber::filter::LevelFilter;
+    let Ok(spec) = std::env::var("RUST_LOG") else { return LevelFilter::WARN };
+    spec.split(',')
+        .filter_map(|d| d.rsplit('=').next())
+        .filter_map(|level| level.trim().parse::<LevelFilter>().ok())
+        .max()
+        .unwrap_or(LevelFilter::WARN)
+}
+
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_max_level(log_level())
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
