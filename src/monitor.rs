@@ -259,6 +259,29 @@ fn workers_for(targets: usize) -> usize {
     cores.min(MAX_WORKERS).min(targets.div_ceil(PARALLEL_FROM / 2)).max(1)
 }
 
+/// Opens (and pins) each pid, in order; on every core when there are many.
+fn open_all(pids: &[u32]) -> Vec<Result<Procfs, Error>> {
+    let workers = workers_for(pids.len());
+    if workers <= 1 {
+        return pids.iter().map(|&p| Procfs::try_pid(p)).collect();
+    }
+    let chunk = pids.len().div_ceil(workers).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = pids
+            .chunks(chunk)
+            .map(|part| (part.len(), scope.spawn(move || part.iter().map(|&p| Procfs::try_pid(p)).collect::<Vec<_>>())))
+            .collect();
+        // One result per pid, in order, even if a thread failed.
+        handles
+            .into_iter()
+            .flat_map(|(n, h)| {
+                h.join()
+                    .unwrap_or_else(|_| (0..n).map(|_| Err(Error::Bug("an opening thread panicked".into()))).collect())
+            })
+            .collect()
+    })
+}
+
 /// One target's cycle: vote its baseline copies, check it with confirmation,
 /// vote again before declaring a drift. Returns whether it has exited.
 fn check_one<C: Clock + ?Sized>(
@@ -391,7 +414,7 @@ impl Monitor {
                 for &pid in pids {
                     let fs = Procfs::try_pid(pid)?;
                     let snapshot = snapshot_with(clock, &fs, &m.subsystems)?;
-                    m.add(fs, snapshot, false, &mut findings);
+                    m.add(fs, snapshot, false, Some(&mut findings));
                 }
             }
             Coverage::All => {
@@ -402,7 +425,7 @@ impl Monitor {
             Coverage::System => {
                 let fs = Procfs::try_system()?;
                 let snapshot = snapshot_with(clock, &fs, &m.subsystems)?;
-                m.add(fs, snapshot, false, &mut findings);
+                m.add(fs, snapshot, false, Some(&mut findings));
             }
         }
         Ok((m, findings))
@@ -413,27 +436,40 @@ impl Monitor {
     /// finding, a pid that is now another process a `Reused` finding; both
     /// are reported by the first [`Monitor::cycle`].
     pub fn resume(file: &BaselineFile, confirm: u32) -> Result<(Monitor, Vec<Finding>), Error> {
-        Monitor::resume_with(file, confirm, false)
+        Monitor::resume_with(file.coverage.clone(), &file.subsystems, file.targets.clone(), confirm, false)
     }
 
     /// Resumes for one check (`fdir check`): each baseline is held in one
     /// copy, not three — the file has just passed its own integrity check,
     /// and the copies guard a monitor that runs for a long time.
-    pub fn resume_for_one_check(file: &BaselineFile, confirm: u32) -> Result<(Monitor, Vec<Finding>), Error> {
-        Monitor::resume_with(file, confirm, true)
+    /// It takes the file: its snapshots become the monitor's.
+    pub fn resume_for_one_check(file: BaselineFile, confirm: u32) -> Result<(Monitor, Vec<Finding>), Error> {
+        Monitor::resume_with(file.coverage, &file.subsystems, file.targets, confirm, true)
     }
 
-    fn resume_with(file: &BaselineFile, confirm: u32, single: bool) -> Result<(Monitor, Vec<Finding>), Error> {
-        let mut m = Monitor::empty(file.coverage.clone(), &file.subsystems, confirm);
+    fn resume_with(
+        coverage: Coverage,
+        subsystems: &[Subsystem],
+        targets: Vec<Snapshot>,
+        confirm: u32,
+        single: bool,
+    ) -> Result<(Monitor, Vec<Finding>), Error> {
+        let mut m = Monitor::empty(coverage, subsystems, confirm);
         m.single_copies = single;
         let mut findings = Vec::new();
-        for snapshot in &file.targets {
+        // Each process is opened (and pinned) again: on every core when many.
+        let pids: Vec<u32> = targets.iter().filter_map(|s| s.target.pid()).collect();
+        let mut opened = open_all(&pids).into_iter();
+        for snapshot in targets {
             match &snapshot.target {
-                Target::Process { pid, .. } => match Procfs::try_pid(*pid) {
+                Target::Process { .. } => match opened
+                    .next()
+                    .unwrap_or_else(|| Err(Error::Bug("a process was not opened".into())))
+                {
                     Ok(fs) => {
                         let now = fs.target()?;
                         if now.same_as(&snapshot.target) {
-                            m.add(fs, snapshot.clone(), false, &mut Vec::new());
+                            m.add(fs, snapshot, false, None);
                         } else {
                             findings.push(Finding::Reused { baseline: snapshot.target.clone(), now });
                         }
@@ -447,7 +483,7 @@ impl Monitor {
                     // meant to hold across reboots (hardening must come back).
                     let now = fs.target()?;
                     if now.same_as(&snapshot.target) {
-                        m.add(fs, snapshot.clone(), false, &mut Vec::new());
+                        m.add(fs, snapshot, false, None);
                     } else {
                         return Err(Error::TargetMismatch {
                             baseline: snapshot.target.to_string(),
@@ -465,17 +501,33 @@ impl Monitor {
         Ok((m, Vec::new()))
     }
 
-    fn add(&mut self, fs: Procfs, snapshot: Snapshot, first_sight: bool, findings: &mut Vec<Finding>) {
+    /// Watches a target from its baseline. With `findings`, says so (the
+    /// baseline and its unobservable subsystems); a resume, which reports
+    /// from the file instead, passes `None` and copies nothing.
+    fn add(&mut self, fs: Procfs, snapshot: Snapshot, first_sight: bool, mut findings: Option<&mut Vec<Finding>>) {
         // The node is the one target without a pid: key 0, which no process has.
         let pid = snapshot.target.pid().unwrap_or(0);
-        self.partially += unobservable_findings(&snapshot, findings);
-        findings.push(Finding::Baselined { snapshot: Box::new(snapshot.clone()), first_sight });
+        match findings.as_deref_mut() {
+            Some(findings) => {
+                self.partially += unobservable_findings(&snapshot, findings);
+                findings.push(Finding::Baselined { snapshot: Box::new(snapshot.clone()), first_sight });
+            }
+            None => {
+                self.partially +=
+                    snapshot.subsystems.values().filter(|o| matches!(o, Observation::Unobservable { .. })).count();
+            }
+        }
         let target = snapshot.target.clone();
         let baseline = if self.single_copies {
             Redundant::single(snapshot)
         } else {
             let Some(b) = Redundant::new(snapshot) else {
-                findings.push(Finding::Failed { target, error: "cannot hold the baseline in redundant copies".into() });
+                let failed = Finding::Failed { target, error: "cannot hold the baseline in redundant copies".into() };
+                // Said now, or with the next cycle.
+                match findings {
+                    Some(f) => f.push(failed),
+                    None => self.carried.push(failed),
+                }
                 return;
             };
             b
@@ -525,7 +577,7 @@ impl Monitor {
                 unobservable_findings(&s, findings);
                 self.unreadable.insert(pid, Seen { fs, target });
             }
-            Ok(s) => self.add(fs, s, !wait, findings),
+            Ok(s) => self.add(fs, s, !wait, Some(findings)),
             Err(Error::Gone { .. }) => {}
             Err(e) => {
                 findings.push(Finding::Unobservable { target: target.clone(), subsystem: None, reason: e.to_string() });

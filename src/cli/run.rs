@@ -185,14 +185,18 @@ pub fn check(
     code_budget: Option<CodeBudget>,
 ) -> Result<u8> {
     let clock = SystemClock;
+    let started = std::time::Instant::now();
     let key = load_key(&file)?;
     let loaded = restrict(load_baseline(&file, key.as_ref())?, target.coverage(), &file.baseline)?;
+    tracing::debug!("loaded {} targets in {:?}", loaded.targets.len(), started.elapsed());
     let strict = loaded.coverage != Coverage::All;
     let mut out = Output::new(format);
     let mut code = NO_DRIFT;
-    let (mut monitor, findings) = Monitor::resume_for_one_check(&loaded, confirm)?;
+    let (mut monitor, findings) = Monitor::resume_for_one_check(loaded, confirm)?;
     monitor.set_code_budget(code_budget.unwrap_or(CodeBudget::UNLIMITED));
+    tracing::debug!("resumed at {:?}", started.elapsed());
     let (cycle, summary) = monitor.cycle(&clock);
+    tracing::debug!("checked at {:?}", started.elapsed());
     let now = clock.wall();
     for f in findings.iter().chain(cycle.iter()) {
         code = code.max(match f {
@@ -213,7 +217,6 @@ pub fn check(
     // The process ends now: closing each target's files and freeing its
     // baseline one by one would only make the exit slower.
     std::mem::forget(monitor);
-    std::mem::forget(loaded);
     Ok(code)
 }
 
