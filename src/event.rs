@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::explain::{Change, ChangeKind};
+use crate::explain::Change;
 use crate::monitor::{Finding, Summary};
 use crate::{Anomaly, Digest, Observation, Severity, Snapshot, Stops, Subsystem, Sweep, Target};
 
@@ -57,36 +57,20 @@ impl fmt::Display for Who {
     }
 }
 
-/// A [`Change`] as written in events: its parts and the sentence.
+/// A [`Change`] as written in events: its parts (`kind`, `item`, `before`,
+/// `after`, `note`) and the whole sentence (`text`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangeRecord {
-    /// `added`, `removed` or `changed`.
-    pub kind: ChangeKind,
-    /// What it is about.
-    pub item: String,
-    /// The baseline state.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub before: Option<String>,
-    /// The state now.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub after: Option<String>,
-    /// Why it matters.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
+    /// The change.
+    #[serde(flatten)]
+    pub change: Change,
     /// The whole change as one sentence.
     pub text: String,
 }
 
 impl From<&Change> for ChangeRecord {
     fn from(c: &Change) -> ChangeRecord {
-        ChangeRecord {
-            kind: c.kind,
-            item: c.item.clone(),
-            before: c.before.clone(),
-            after: c.after.clone(),
-            note: c.note.clone(),
-            text: c.to_string(),
-        }
+        ChangeRecord { change: c.clone(), text: c.to_string() }
     }
 }
 
@@ -782,6 +766,7 @@ impl fmt::Display for EventRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::explain::ChangeKind;
 
     fn t0() -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_867_402)

@@ -148,26 +148,23 @@ impl Summary {
         self.anomalies += other.anomalies;
         self.failed += other.failed;
         self.repaired += other.repaired;
-        if let Some(s) = &other.code {
-            match &mut self.code {
-                Some(total) => total.merge(s),
-                None => self.code = Some(*s),
-            }
-        }
-        if let Some(s) = &other.stopped {
-            self.stopped.get_or_insert_with(Stops::default).merge(s);
-        }
+        self.cover(other.code.as_ref(), other.stopped.as_ref());
     }
 
     /// Adds what one target's check reported.
     fn absorb(&mut self, report: &Report) {
-        if let Some(s) = &report.code {
+        self.cover(report.code.as_ref(), report.stopped.as_ref());
+    }
+
+    /// Adds a code sweep and seccomp-filters stop times to the totals.
+    fn cover(&mut self, code: Option<&Sweep>, stopped: Option<&Stops>) {
+        if let Some(s) = code {
             match &mut self.code {
                 Some(total) => total.merge(s),
                 None => self.code = Some(*s),
             }
         }
-        if let Some(s) = &report.stopped {
+        if let Some(s) = stopped {
             self.stopped.get_or_insert_with(Stops::default).merge(s);
         }
     }

@@ -213,6 +213,17 @@ impl Observer {
         Observer::default()
     }
 
+    /// Takes this thread's read buffer and arena (or gives them back: the
+    /// same swap, at the start and the end of an observation).
+    fn swap_scratch(&mut self) {
+        SCRATCH.with(|cell| {
+            if let Ok(mut s) = cell.try_borrow_mut() {
+                std::mem::swap(&mut self.buf, &mut s.0);
+                std::mem::swap(&mut self.arena, &mut s.1);
+            }
+        });
+    }
+
     /// Flips a bit in one canonical form of the next observation.
     pub(crate) fn inject(&mut self, seed: u64) {
         self.fault = Some(seed);
@@ -288,21 +299,11 @@ impl Observer {
     ) -> Result<(), Error> {
         // The read buffer and the thread arena are the thread's, lent for
         // the observation: one set per thread, however many targets.
-        SCRATCH.with(|cell| {
-            if let Ok(mut s) = cell.try_borrow_mut() {
-                std::mem::swap(&mut self.buf, &mut s.0);
-                std::mem::swap(&mut self.arena, &mut s.1);
-            }
-        });
+        self.swap_scratch();
         src.begin_observation();
         let result = self.observe_files(src, scope, subsystems, against);
         src.end_observation();
-        SCRATCH.with(|cell| {
-            if let Ok(mut s) = cell.try_borrow_mut() {
-                std::mem::swap(&mut self.buf, &mut s.0);
-                std::mem::swap(&mut self.arena, &mut s.1);
-            }
-        });
+        self.swap_scratch();
         self.observed_before = true;
         result
     }

@@ -8,25 +8,10 @@
 //! thread moved elsewhere (v1 allows per-thread moves) shows. Limits live in
 //! the `cgroup-limits` subsystem; counters are never read.
 
-use std::fmt;
-
 use super::Canon;
 use super::status::SEPARATOR;
 
-/// A `cgroup` text that is not one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseError {
-    /// 1-based line number (0 for the whole file).
-    pub line: usize,
-    /// What is wrong.
-    pub message: &'static str,
-}
-
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}: {}", self.line, self.message)
-    }
-}
+pub use super::ParseError;
 
 /// The name of a hierarchy in records and messages: its controllers, or
 /// `unified` for cgroup v2.

@@ -28,8 +28,6 @@
 //! them (or loads a module, or the kernel taints itself), which is the drift
 //! this subsystem exists for.
 
-use std::fmt;
-
 use super::Canon;
 use super::status::SEPARATOR;
 
@@ -179,20 +177,7 @@ pub fn add_taint(out: &mut Canon, content: Option<&[u8]>) {
     value(&mut w, content);
 }
 
-/// A `/proc/modules` text that is not one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseError {
-    /// 1-based line number.
-    pub line: usize,
-    /// What is wrong.
-    pub message: &'static str,
-}
-
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}: {}", self.line, self.message)
-    }
-}
+pub use super::ParseError;
 
 /// Adds one `module NAME` record per line of `/proc/modules`
 /// (`NAME SIZE REFS USERS STATE ADDRESS [(TAINT)]`); `None` (no module

@@ -9,25 +9,10 @@
 //!
 //! Limits are per process (shared by its threads), so the file is read once.
 
-use std::fmt;
-
 use super::Canon;
 use super::status::SEPARATOR;
 
-/// A `limits` text that is not one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseError {
-    /// 1-based line number (0 for the whole file).
-    pub line: usize,
-    /// What is wrong.
-    pub message: &'static str,
-}
-
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}: {}", self.line, self.message)
-    }
-}
+pub use super::ParseError;
 
 /// One line of the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

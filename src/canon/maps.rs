@@ -22,24 +22,9 @@
 //!
 //! Addresses and sizes are never part of the form (ASLR, growth).
 
-use std::fmt;
-
 use super::Canon;
 
-/// A `maps` line that does not have the kernel's format.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseError {
-    /// 1-based line number.
-    pub line: usize,
-    /// What is wrong.
-    pub message: &'static str,
-}
-
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}: {}", self.line, self.message)
-    }
-}
+pub use super::ParseError;
 
 /// One parsed line of `maps`, borrowing from the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

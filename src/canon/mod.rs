@@ -27,6 +27,23 @@ use serde::{Deserialize, Serialize};
 use crate::Subsystem;
 use crate::digest::{Digest, Hasher};
 
+/// Text that is not what the kernel writes: where and what, for the
+/// canonicalizers of line-oriented files (`maps`, `cgroup`, `limits`,
+/// `mountinfo`, `/proc/modules`). The caller adds the file's path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// 1-based line number (0 for the whole file).
+    pub line: usize,
+    /// What is wrong.
+    pub message: &'static str,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
 /// One canonical record of a subsystem: a key and a value.
 ///
 /// What the key and the value hold depends on the subsystem: for memory maps

@@ -40,25 +40,11 @@
 //! `mounts` out of their subsystems.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use super::Canon;
 use super::status::SEPARATOR;
 
-/// A `mountinfo` text that is not one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseError {
-    /// 1-based line number (0 for the whole file).
-    pub line: usize,
-    /// What is wrong.
-    pub message: &'static str,
-}
-
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}: {}", self.line, self.message)
-    }
-}
+pub use super::ParseError;
 
 /// One line of `mountinfo`, borrowing from the input; text fields are as the
 /// kernel escaped them.

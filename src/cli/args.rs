@@ -79,50 +79,7 @@ pub enum Command {
   fdir watch                                   # every process, every 30 s
   fdir watch --pid 1234 --interval 500ms --format json
   fdir watch --all --metrics 127.0.0.1:9477    # Prometheus metrics at /metrics")]
-    Watch {
-        /// Which targets (default: those of the baseline file, or every process).
-        #[command(flatten)]
-        target: TargetArgs,
-        /// The baseline file and its key.
-        #[command(flatten)]
-        file: FileArgs,
-        /// Time between checks: 30s, 500ms, 2m ...
-        #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
-        interval: Duration,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
-        /// Subsystems for a new baseline: comma-separated, or `all` (default:
-        /// every process subsystem but seccomp-filters and code).
-        #[arg(long, value_name = "LIST", value_parser = parse_subsystems)]
-        subsystems: Option<Subsystems>,
-        /// Consecutive reads that must show a drift before it is declared.
-        #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
-        confirm: u32,
-        /// Take a new baseline even if the baseline file exists (and replace it).
-        #[arg(long)]
-        rebaseline: bool,
-        /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9477).
-        #[arg(long, value_name = "ADDR")]
-        metrics: Option<String>,
-        /// Response policy (TOML): severity per subsystem, actions, cooldown,
-        /// limits (see README "Responses").
-        #[arg(long, value_name = "FILE")]
-        config: Option<PathBuf>,
-        /// Run CMD with /bin/sh -c for each declared drift, with FDIR_SEVERITY,
-        /// FDIR_SUBSYSTEMS, FDIR_PID in its environment and the anomaly events
-        /// (NDJSON) on stdin.
-        #[arg(long, value_name = "CMD")]
-        on_anomaly: Option<String>,
-        /// Grade and report drifts, but never act.
-        #[arg(long)]
-        passive: bool,
-        /// Bytes of code to verify per process per check (the code
-        /// subsystem), resuming where the last check stopped: 4MiB, 512KiB,
-        /// unlimited (default: 4MiB).
-        #[arg(long, value_name = "BYTES", value_parser = parse_code_budget)]
-        code_budget: Option<CodeBudget>,
-    },
+    Watch(WatchArgs),
     /// Test fdir itself: SHA-256 known answers and, with --campaign N, N
     /// faults injected into its in-memory baselines and canonical forms.
     #[command(after_help = "Examples:
@@ -178,6 +135,53 @@ pub enum Command {
     },
     /// Print the man page (roff).
     Man,
+}
+
+/// The options of `fdir watch`.
+#[derive(Debug, Args, Clone)]
+pub struct WatchArgs {
+    /// Which targets (default: those of the baseline file, or every process).
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// The baseline file and its key.
+    #[command(flatten)]
+    pub file: FileArgs,
+    /// Time between checks: 30s, 500ms, 2m ...
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Subsystems for a new baseline: comma-separated, or `all` (default:
+    /// every process subsystem but seccomp-filters and code).
+    #[arg(long, value_name = "LIST", value_parser = parse_subsystems)]
+    pub subsystems: Option<Subsystems>,
+    /// Consecutive reads that must show a drift before it is declared.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub confirm: u32,
+    /// Take a new baseline even if the baseline file exists (and replace it).
+    #[arg(long)]
+    pub rebaseline: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9477).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
+    /// Response policy (TOML): severity per subsystem, actions, cooldown,
+    /// limits (see README "Responses").
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Run CMD with /bin/sh -c for each declared drift, with FDIR_SEVERITY,
+    /// FDIR_SUBSYSTEMS, FDIR_PID in its environment and the anomaly events
+    /// (NDJSON) on stdin.
+    #[arg(long, value_name = "CMD")]
+    pub on_anomaly: Option<String>,
+    /// Grade and report drifts, but never act.
+    #[arg(long)]
+    pub passive: bool,
+    /// Bytes of code to verify per process per check (the code
+    /// subsystem), resuming where the last check stopped: 4MiB, 512KiB,
+    /// unlimited (default: 4MiB).
+    #[arg(long, value_name = "BYTES", value_parser = parse_code_budget)]
+    pub code_budget: Option<CodeBudget>,
 }
 
 /// TARGET: --pid PID (repeatable) | --all | --system.

@@ -56,33 +56,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
         Command::Check { target, file, format, confirm, code_budget } => {
             run::check(target, file, format, confirm, code_budget)
         }
-        Command::Watch {
-            target,
-            file,
-            interval,
-            format,
-            subsystems,
-            confirm,
-            rebaseline,
-            metrics,
-            config,
-            on_anomaly,
-            passive,
-            code_budget,
-        } => watch::watch(watch::Options {
-            target,
-            file,
-            interval,
-            format,
-            subsystems,
-            confirm,
-            rebaseline,
-            metrics,
-            config,
-            on_anomaly,
-            passive,
-            code_budget,
-        }),
+        Command::Watch(options) => watch::watch(options),
         Command::Selftest { campaign, seed, format } => selftest::run(campaign, seed, format),
         Command::Bench { seconds, processes, pid, only, format } => {
             bench::run(bench::Options { seconds, processes, pid, only, format })

@@ -4,7 +4,6 @@
 //! memory, a SHA-256 self-test every cycle, the watchdog fed only while all
 //! of that is healthy).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -19,7 +18,7 @@ use fdir::policy::Policy;
 use fdir::respond::{Outcome, Responder};
 use fdir::{Clock, CodeBudget, Finding, Monitor, Observation, Snapshot, SystemClock};
 
-use super::args::{FileArgs, Format, Subsystems, TargetArgs};
+use super::args::{FileArgs, WatchArgs};
 use super::output::Output;
 use super::run::{
     NO_DRIFT, chosen_subsystems, events_of, load_baseline, load_key, names, plural, report_baseline, restrict, save,
@@ -41,23 +40,6 @@ pub fn parts_for(targets: usize, interval: Duration) -> u32 {
     let by_size = u32::try_from(targets.div_ceil(TARGETS_PER_PART)).unwrap_or(MAX_PARTS);
     let by_time = u32::try_from(interval.as_millis() / MIN_PART_SPACING.as_millis().max(1)).unwrap_or(MAX_PARTS);
     by_size.min(by_time).clamp(1, MAX_PARTS)
-}
-
-/// The options of `fdir watch`.
-pub struct Options {
-    pub target: TargetArgs,
-    pub file: FileArgs,
-    pub interval: Duration,
-    pub format: Format,
-    pub subsystems: Option<Subsystems>,
-    pub confirm: u32,
-    pub rebaseline: bool,
-    pub metrics: Option<String>,
-    pub config: Option<PathBuf>,
-    pub on_anomaly: Option<String>,
-    pub passive: bool,
-    /// Bytes of code per process per check (default [`CodeBudget::DEFAULT`]).
-    pub code_budget: Option<CodeBudget>,
 }
 
 /// What the loop waits for between checks.
@@ -343,7 +325,7 @@ fn accepted_changes(old: &[Snapshot], new: &[Snapshot]) -> Vec<Accepted> {
 }
 
 /// `fdir watch`.
-pub fn watch(o: Options) -> Result<u8> {
+pub fn watch(o: WatchArgs) -> Result<u8> {
     let clock = SystemClock;
     let key = load_key(&o.file)?;
     let mut out = Output::new(o.format);
