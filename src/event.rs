@@ -610,6 +610,17 @@ impl fmt::Display for EventRecord {
                     if *first_sight { "NEW      " } else { "BASELINE " },
                     subsystems.len()
                 )?;
+                let names = |want: fn(&SubsystemState) -> bool| -> Vec<&str> {
+                    subsystems.iter().filter(|(_, st)| want(st)).map(|(s, _)| s.name()).collect()
+                };
+                let unobservable = names(|st| matches!(st, SubsystemState::Unobservable { .. }));
+                let not_applicable = names(|st| matches!(st, SubsystemState::NotApplicable { .. }));
+                if !unobservable.is_empty() {
+                    write!(f, "; unobservable: {}", unobservable.join(", "))?;
+                }
+                if !not_applicable.is_empty() {
+                    write!(f, "; not applicable: {}", not_applicable.join(", "))?;
+                }
                 if let Some(ms) = settle_ms {
                     write!(f, " (waited {ms} ms for it to settle)")?;
                 }

@@ -415,8 +415,19 @@ impl Monitor {
                 }
             }
             Coverage::All => {
+                // Young processes are set aside, then all baselined after one
+                // wait for the youngest to settle (not one wait each).
                 for pid in list_processes(&m.proc_root)? {
-                    m.discover(pid, clock, true, &mut findings);
+                    m.discover(pid, clock, false, false, &mut findings);
+                }
+                let youngest = m.pending.values().filter_map(|s| s.fs.age().ok().flatten()).min();
+                if let Some(age) = youngest {
+                    std::thread::sleep(SETTLE_YOUNGER_THAN.saturating_sub(age));
+                }
+                for (pid, seen) in std::mem::take(&mut m.pending) {
+                    if seen.fs.alive() {
+                        m.discover(pid, clock, true, false, &mut findings);
+                    }
                 }
             }
             Coverage::System => {
@@ -543,8 +554,16 @@ impl Monitor {
     }
 
     /// Looks at a pid not yet known: ignores kernel threads and fdir itself,
-    /// defers young processes (unless `wait`), baselines the others.
-    fn discover<C: Clock + ?Sized>(&mut self, pid: u32, clock: &C, wait: bool, findings: &mut Vec<Finding>) {
+    /// defers young processes (unless `wait`), baselines the others (as
+    /// seen on first sight, or as part of the initial baseline).
+    fn discover<C: Clock + ?Sized>(
+        &mut self,
+        pid: u32,
+        clock: &C,
+        wait: bool,
+        first_sight: bool,
+        findings: &mut Vec<Finding>,
+    ) {
         if pid == self.own_pid {
             return;
         }
@@ -574,7 +593,7 @@ impl Monitor {
                 unobservable_findings(&s, findings);
                 self.unreadable.insert(pid, Seen { fs, target });
             }
-            Ok(s) => self.add(fs, s, !wait, Some(findings)),
+            Ok(s) => self.add(fs, s, first_sight, Some(findings)),
             Err(Error::Gone { .. }) => {}
             Err(e) => {
                 findings.push(Finding::Unobservable { target: target.clone(), subsystem: None, reason: e.to_string() });
@@ -602,7 +621,7 @@ impl Monitor {
         let pending = std::mem::take(&mut self.pending);
         for (pid, seen) in pending {
             if seen.fs.alive() {
-                self.discover(pid, clock, false, findings);
+                self.discover(pid, clock, false, true, findings);
             }
         }
         for &pid in &pids {
@@ -611,7 +630,7 @@ impl Monitor {
                 || self.kthreads.contains_key(&pid)
                 || self.unreadable.contains_key(&pid);
             if !known {
-                self.discover(pid, clock, false, findings);
+                self.discover(pid, clock, false, true, findings);
             }
         }
     }
