@@ -115,6 +115,12 @@ struct State {
     recoveries: BTreeMap<&'static str, u64>,
     /// By (severity name, action name).
     actions: BTreeMap<(&'static str, String), ActionCounts>,
+    /// Code bytes verified by every round so far (`code`).
+    code_verified: u64,
+    /// Code bytes of every target, at the last round.
+    code_total: u64,
+    /// Time threads were kept stopped reading seccomp filters, seconds.
+    stopped_seconds: f64,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -170,6 +176,9 @@ impl Metrics {
                 anomalies,
                 recoveries,
                 actions: BTreeMap::new(),
+                code_verified: 0,
+                code_total: 0,
+                stopped_seconds: 0.0,
             }),
         }
     }
@@ -226,6 +235,17 @@ impl Metrics {
         let mut s = self.lock();
         s.targets = total;
         s.unobservable = unobservable;
+    }
+
+    /// A round's coverage: code bytes verified (added to
+    /// `fdir_code_verified_bytes_total`), code bytes of every target
+    /// (`fdir_code_bytes`), and how long seccomp-filter reads kept threads
+    /// stopped (added to `fdir_seccomp_stop_seconds_total`).
+    pub fn coverage(&self, code_verified: u64, code_total: u64, stopped: Duration) {
+        let mut s = self.lock();
+        s.code_verified = s.code_verified.saturating_add(code_verified);
+        s.code_total = code_total;
+        s.stopped_seconds += stopped.as_secs_f64();
     }
 
     /// The SHA-256 known-answer self-test failed: counts it in
@@ -311,6 +331,24 @@ impl Metrics {
         let name = "fdir_unobservable_targets";
         family(&mut out, name, "gauge", "Targets that could not be read (another user's process, an LSM refusal).");
         sample(&mut out, name, &[], &s.unobservable.to_string());
+
+        counter(
+            &mut out,
+            "fdir_code_verified_bytes_total",
+            "Bytes of code in memory compared with the baseline (the code subsystem).",
+            s.code_verified,
+        );
+        let name = "fdir_code_bytes";
+        family(
+            &mut out,
+            name,
+            "gauge",
+            "Bytes of code in memory of every target (the code subsystem), at the last round.",
+        );
+        sample(&mut out, name, &[], &s.code_total.to_string());
+        let name = "fdir_seccomp_stop_seconds_total";
+        family(&mut out, name, "counter", "Time threads were kept stopped while their seccomp filters were read.");
+        sample(&mut out, name, &[], &float(s.stopped_seconds));
 
         let name = "fdir_anomalies_total";
         family(&mut out, name, "counter", "Drifts declared, by subsystem and by the severity they were graded.");
@@ -969,6 +1007,9 @@ mod tests {
         ("fdir_action_failures_total", "counter"),
         ("fdir_selftest_failures_total", "counter"),
         ("fdir_baseline_repairs_total", "counter"),
+        ("fdir_code_verified_bytes_total", "counter"),
+        ("fdir_code_bytes", "gauge"),
+        ("fdir_seccomp_stop_seconds_total", "counter"),
     ];
 
     fn busy() -> Metrics {
@@ -1041,7 +1082,11 @@ mod tests {
             m.selftest_failed();
             m.baseline_repaired();
             m.action(Severity::Degrade, "degrade-command", i % 2 == 0);
+            m.coverage(4096, 10_000 * u64::from(i), Duration::from_micros(250));
             let n = f64::from(i);
+            assert_eq!(get("fdir_code_verified_bytes_total", &[]), 4096.0 * n);
+            assert_eq!(get("fdir_code_bytes", &[]), 10_000.0 * n, "a gauge: the latest round's total");
+            assert!((get("fdir_seccomp_stop_seconds_total", &[]) - 0.000_25 * n).abs() < 1e-9);
             assert_eq!(get("fdir_checks_total", &[]), n);
             assert_eq!(get("fdir_check_duration_seconds_count", &[]), n);
             assert_eq!(get("fdir_anomalies_total", &safe), n);

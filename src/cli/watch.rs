@@ -175,6 +175,11 @@ impl Watcher {
             self.disk_vote()?;
         }
         self.metrics.check_done(summary.elapsed, now);
+        self.metrics.coverage(
+            summary.code.map_or(0, |c| c.verified_bytes),
+            summary.code.map_or(0, |c| c.total_bytes),
+            summary.stopped.map_or(Duration::ZERO, |s| s.total),
+        );
         let unobservable = u64::try_from(summary.unobservable).unwrap_or(u64::MAX);
         self.metrics.set_targets(u64::try_from(summary.targets).unwrap_or(u64::MAX) + unobservable, unobservable);
         let check = EventRecord::check_in_parts(now, self.cycle, &summary, parts).with_interval(self.interval);
