@@ -430,23 +430,19 @@ impl Observer {
             put(&mut canons, Subsystem::Namespaces, c);
             outcome.push((Subsystem::Namespaces, settle(r)?));
         }
-        if has(Subsystem::Mounts)
-            && let Some(mut c) = canon(&mut canons, Subsystem::Mounts)
-        {
-            let r = self.whole_file(src, Subsystem::Mounts, "mountinfo", &mut c, |b, c| {
-                mounts::canonicalize(b, c).map_err(|e| e.to_string())
-            });
-            put(&mut canons, Subsystem::Mounts, c);
-            outcome.push((Subsystem::Mounts, settle(r)?));
-        }
-        if has(Subsystem::Limits)
-            && let Some(mut c) = canon(&mut canons, Subsystem::Limits)
-        {
-            let r = self.whole_file(src, Subsystem::Limits, "limits", &mut c, |b, c| {
-                limits::canonicalize(b, c).map_err(|e| e.to_string())
-            });
-            put(&mut canons, Subsystem::Limits, c);
-            outcome.push((Subsystem::Limits, settle(r)?));
+        type Whole = fn(&[u8], &mut Canon) -> Result<(), crate::canon::ParseError>;
+        let whole: [(Subsystem, &'static str, Whole); 2] = [
+            (Subsystem::Mounts, "mountinfo", mounts::canonicalize),
+            (Subsystem::Limits, "limits", limits::canonicalize),
+        ];
+        for (sub, file, canonicalize) in whole {
+            if has(sub)
+                && let Some(mut c) = canon(&mut canons, sub)
+            {
+                let r = self.whole_file(src, sub, file, &mut c, |b, c| canonicalize(b, c).map_err(|e| e.to_string()));
+                put(&mut canons, sub, c);
+                outcome.push((sub, settle(r)?));
+            }
         }
         if has(Subsystem::Lsm)
             && let Some(mut c) = canon(&mut canons, Subsystem::Lsm)

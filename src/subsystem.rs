@@ -194,11 +194,7 @@ impl FromStr for Subsystem {
     type Err = crate::Error;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Subsystem::ALL.iter().copied().find(|sub| sub.name() == s).ok_or_else(|| crate::Error::UnknownName {
-            kind: "subsystem",
-            name: s.to_owned(),
-            expected: Subsystem::ALL.iter().map(|s| s.name()).collect::<Vec<_>>().join(", "),
-        })
+        by_name("subsystem", Subsystem::ALL, Subsystem::name, s)
     }
 }
 
@@ -255,12 +251,17 @@ impl FromStr for Severity {
     type Err = crate::Error;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Severity::ALL.iter().copied().find(|sev| sev.name() == s).ok_or_else(|| crate::Error::UnknownName {
-            kind: "severity",
-            name: s.to_owned(),
-            expected: Severity::ALL.iter().map(|s| s.name()).collect::<Vec<_>>().join(", "),
-        })
+        by_name("severity", Severity::ALL, Severity::name, s)
     }
+}
+
+/// The member of `all` called `s`, or an error listing every name.
+fn by_name<T: Copy>(kind: &'static str, all: &[T], name: fn(T) -> &'static str, s: &str) -> Result<T, crate::Error> {
+    all.iter().copied().find(|&x| name(x) == s).ok_or_else(|| crate::Error::UnknownName {
+        kind,
+        name: s.to_owned(),
+        expected: all.iter().map(|&x| name(x)).collect::<Vec<_>>().join(", "),
+    })
 }
 
 /// The seed's grading: one drifted subsystem is `Log`, two `Degrade`, three or
