@@ -60,8 +60,24 @@ pub(crate) struct FdCache {
     generation: Cell<u32>,
 }
 
-/// Reads a whole file from offset 0 with as few `pread`s as its size needs.
-pub(crate) fn pread_all(fd: &OwnedFd, buf: &mut Vec<u8>, max: usize) -> Result<(), Errno> {
+/// How a file's content ends, which decides how many reads it takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    /// Produced whole by one `show` call (the kernel's `single_open` files:
+    /// `status`, `stat`, `cgroup`, `limits`): a read shorter than the buffer
+    /// holds all of it, so no second read is needed to see the end.
+    Whole,
+    /// A sequence of records, handed out a kernel buffer at a time: read
+    /// until a read returns nothing.
+    Records,
+    /// Records, and an empty read of a kept descriptor means it is stale
+    /// (`maps` after an exec): it is opened afresh.
+    RecordsOrStale,
+}
+
+/// Reads a whole file from offset 0 with as few `pread`s as its size and
+/// shape need.
+pub(crate) fn pread_all(fd: &OwnedFd, buf: &mut Vec<u8>, max: usize, shape: Shape) -> Result<(), Errno> {
     buf.clear();
     loop {
         // Start small (most /proc files are a few KiB; one buffer per target
@@ -70,12 +86,13 @@ pub(crate) fn pread_all(fd: &OwnedFd, buf: &mut Vec<u8>, max: usize) -> Result<(
             buf.reserve(buf.capacity().max(4096));
         }
         let offset = u64::try_from(buf.len()).map_err(|_| Errno::FBIG)?;
+        let asked = buf.capacity() - buf.len();
         let n = match rustix::io::pread(fd, rustix::buffer::spare_capacity(buf), offset) {
             Ok(n) => n,
             Err(Errno::INTR) => continue,
             Err(e) => return Err(e),
         };
-        if n == 0 {
+        if n == 0 || (shape == Shape::Whole && n < asked) {
             return Ok(());
         }
         if buf.len() > max {
@@ -101,14 +118,15 @@ impl FdCache {
     }
 
     /// Reads `key` through its kept descriptor, or opens it with `open`,
-    /// reads it, and keeps it if the budget allows. With `reopen_if_empty`,
-    /// an empty read of a kept descriptor is retried on a fresh one.
+    /// reads it, and keeps it if the budget allows. With
+    /// [`Shape::RecordsOrStale`], an empty read of a kept descriptor is
+    /// retried on a fresh one.
     /// `ESRCH` from a kept descriptor (the thread or process is gone) is
     /// returned as is, without a reopen.
     pub(crate) fn read(
         &self,
         key: &str,
-        reopen_if_empty: bool,
+        shape: Shape,
         max: usize,
         open: impl FnOnce() -> Result<OwnedFd, Errno>,
         buf: &mut Vec<u8>,
@@ -117,8 +135,8 @@ impl FdCache {
         {
             let mut map = self.entries.borrow_mut();
             if let Some(Entry { kept: Kept::File(fd), used }) = map.get_mut(key) {
-                match pread_all(fd, buf, max) {
-                    Ok(()) if !(reopen_if_empty && buf.is_empty()) => {
+                match pread_all(fd, buf, max, shape) {
+                    Ok(()) if !(shape == Shape::RecordsOrStale && buf.is_empty()) => {
                         *used = now;
                         return Ok(());
                     }
@@ -138,7 +156,7 @@ impl FdCache {
             }
         }
         let fd = open()?;
-        pread_all(&fd, buf, max)?;
+        pread_all(&fd, buf, max, shape)?;
         self.keep(key, Kept::File(fd), now);
         Ok(())
     }
@@ -223,7 +241,7 @@ mod tests {
         let cache = FdCache::default();
         let mut buf = Vec::new();
         cache.begin();
-        cache.read("status", false, 1 << 20, open("/proc/self/status"), &mut buf).unwrap();
+        cache.read("status", Shape::Whole, 1 << 20, open("/proc/self/status"), &mut buf).unwrap();
         let first = String::from_utf8_lossy(&buf).into_owned();
         assert!(first.contains("Name:"));
         cache.end();
@@ -231,7 +249,7 @@ mod tests {
         // Fresh content through the kept descriptor: a thread started since shows.
         let t = std::thread::spawn(|| std::thread::sleep(std::time::Duration::from_millis(300)));
         cache.begin();
-        cache.read("status", false, 1 << 20, || Err(Errno::NOENT), &mut buf).unwrap();
+        cache.read("status", Shape::Whole, 1 << 20, || Err(Errno::NOENT), &mut buf).unwrap();
         let threads = |s: &str| s.lines().find(|l| l.starts_with("Threads:")).map(str::to_owned);
         assert_ne!(threads(&first), threads(&String::from_utf8_lossy(&buf)), "pread at 0 regenerates the file");
         cache.end();
@@ -249,11 +267,36 @@ mod tests {
         let cache = FdCache::default();
         let mut buf = Vec::new();
         cache.begin();
-        cache.read("status", false, 1 << 20, open(&path), &mut buf).unwrap();
+        cache.read("status", Shape::Whole, 1 << 20, open(&path), &mut buf).unwrap();
         child.kill().unwrap();
         child.wait().unwrap();
-        assert_eq!(cache.read("status", false, 1 << 20, open(&path), &mut buf), Err(Errno::SRCH));
+        assert_eq!(cache.read("status", Shape::Whole, 1 << 20, open(&path), &mut buf), Err(Errno::SRCH));
         cache.end();
         assert_eq!(cache.len(), 0);
+    }
+
+    #[test]
+    fn every_shape_reads_the_whole_file_past_the_first_buffer() {
+        let path = std::env::temp_dir().join(format!("fdir-fdcache-{}", std::process::id()));
+        let content: Vec<u8> = (0..100_003u32).map(|i| b'a' + u8::try_from(i % 26).unwrap()).collect();
+        std::fs::write(&path, &content).unwrap();
+        let fd = rustix::fs::open(&path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        for shape in [Shape::Whole, Shape::Records, Shape::RecordsOrStale] {
+            for start in [0, 1, 4096, 200_000] {
+                let mut buf = Vec::with_capacity(start);
+                pread_all(&fd, &mut buf, 1 << 20, shape).unwrap();
+                assert!(buf == content, "{shape:?} from a buffer of {start}");
+            }
+        }
+        // A single_open file of /proc is whole after one short read.
+        let mut buf = Vec::new();
+        let status = rustix::fs::open("/proc/self/status", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).unwrap();
+        pread_all(&status, &mut buf, 1 << 20, Shape::Whole).unwrap();
+        assert!(
+            buf.ends_with(b"\n")
+                && buf.windows(5).any(|w| w == b"Name:")
+                && buf.windows(13).any(|w| w == b"voluntary_ctx")
+        );
     }
 }

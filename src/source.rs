@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
-use crate::fdcache::FdCache;
+use crate::fdcache::{FdCache, Shape};
 use serde::{Deserialize, Serialize};
 
 use crate::canon::mounts;
@@ -486,19 +486,21 @@ struct ProcessDir {
     task: RefCell<Option<(OwnedFd, Vec<std::mem::MaybeUninit<u8>>)>>,
 }
 
-/// Whether a file of `/proc/PID` may be kept open, and whether an empty read
-/// of a kept one means it is stale (`maps` after an exec). Files that bind
-/// state when opened are never kept: `mountinfo` and `mounts` (the mount
-/// namespace), `mem` (the address space).
-fn keep(rel: &str) -> Option<bool> {
+/// Whether a file of `/proc/PID` may be kept open, and its [`Shape`]: `maps`
+/// is a sequence of records whose empty read through a kept descriptor
+/// means it is stale (after an exec); the others are `single_open` files,
+/// produced whole by one read. Files that bind state when opened are never
+/// kept: `mountinfo` and `mounts` (the mount namespace), `mem` (the address
+/// space).
+fn keep(rel: &str) -> Option<Shape> {
     match rel {
-        "maps" => Some(true),
-        "status" | "stat" | "cgroup" | "limits" => Some(false),
-        _ if rel.starts_with("attr/") => Some(false),
+        "maps" => Some(Shape::RecordsOrStale),
+        "status" | "stat" | "cgroup" | "limits" => Some(Shape::Whole),
+        _ if rel.starts_with("attr/") => Some(Shape::Whole),
         _ if rel.starts_with("task/")
             && (rel.ends_with("/status") || rel.ends_with("/cgroup") || rel.ends_with("/stat")) =>
         {
-            Some(false)
+            Some(Shape::Whole)
         }
         _ => None,
     }
@@ -833,7 +835,7 @@ impl ProcessDir {
     fn read(&self, rel: &str, buf: &mut Vec<u8>) -> Result<(), Error> {
         let open = || rustix::fs::openat(&self.dir, rel, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty());
         let result = match keep(rel) {
-            Some(reopen_if_empty) => self.fds.read(rel, reopen_if_empty, MAX_FILE, open, buf),
+            Some(shape) => self.fds.read(rel, shape, MAX_FILE, open, buf),
             None => open().and_then(|fd| read_fd(&fd, buf)),
         };
         result.map_err(|e| match e {
@@ -1134,7 +1136,7 @@ impl Source for Procfs {
                     let open = || {
                         rustix::fs::openat(dir, rest, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY, Mode::empty())
                     };
-                    n.fds.read(rel, false, MAX_FILE, open, buf).map_err(|e| match e {
+                    n.fds.read(rel, Shape::Records, MAX_FILE, open, buf).map_err(|e| match e {
                         rustix::io::Errno::FBIG => too_big(n.path_of(rel)),
                         e => errno_error(e, "read", n.path_of(rel)),
                     })
@@ -1255,7 +1257,7 @@ impl Source for Procfs {
                 let path = d.cgroup_dir(hierarchy, cgroup)?.join(file);
                 let open =
                     || rustix::fs::open(&path, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW, Mode::empty());
-                d.fds.read(&path.to_string_lossy(), false, MAX_FILE, open, buf).map_err(|e| match e {
+                d.fds.read(&path.to_string_lossy(), Shape::Records, MAX_FILE, open, buf).map_err(|e| match e {
                     rustix::io::Errno::FBIG => too_big(path.clone()),
                     e => cgroup_errno(e, "read", path.clone()),
                 })

@@ -56,11 +56,20 @@ fn is_separator(b: &u8) -> bool {
 pub fn field<'a>(input: &'a [u8], name: &str) -> Option<&'a [u8]> {
     input.split(|&b| b == b'\n').find_map(|line| {
         let rest = line.strip_prefix(name.as_bytes())?.strip_prefix(b":")?;
-        let start = rest.iter().position(|b| !is_separator(b)).unwrap_or(rest.len());
-        let end = rest.iter().rposition(|b| !is_separator(b)).map_or(start, |e| e + 1);
-        rest.get(start..end)
+        Some(trim(rest))
     })
 }
+
+/// `value` without the separators around it.
+fn trim(value: &[u8]) -> &[u8] {
+    let start = value.iter().position(|b| !is_separator(b)).unwrap_or(value.len());
+    let end = value.iter().rposition(|b| !is_separator(b)).map_or(start, |e| e + 1);
+    value.get(start..end).unwrap_or_default()
+}
+
+/// How many fields one pass over a `status` text collects; a longer list's
+/// remaining fields are looked up one by one.
+const ONE_PASS: usize = 24;
 
 /// Separates the fields of a tuple in its record value.
 pub const SEPARATOR: &str = "; ";
@@ -68,17 +77,36 @@ pub const SEPARATOR: &str = "; ";
 /// Adds the tuple of `fields` of one thread's `status` to `out`.
 ///
 /// Fields absent from this kernel are left out of the tuple. Runs of tabs and
-/// spaces inside a value (`Uid:\t0\t0\t0\t0`) become one space.
+/// spaces inside a value (`Uid:\t0\t0\t0\t0`) become one space. The text is
+/// read once, whatever the number of fields (the first line of a field
+/// counts, as with [`field`]).
 pub fn canonicalize_thread(input: &[u8], fields: &[&str], out: &mut Canon) -> Result<(), ParseError> {
-    if field(input, "Name").is_none() && field(input, "Pid").is_none() {
+    let mut found: [Option<&[u8]>; ONE_PASS] = [None; ONE_PASS];
+    let mut named = false;
+    for line in input.split(|&b| b == b'\n') {
+        let Some(colon) = line.iter().position(|&b| b == b':') else { continue };
+        let (name, rest) = (line.get(..colon).unwrap_or_default(), line.get(colon + 1..).unwrap_or_default());
+        named |= name == b"Name" || name == b"Pid";
+        if let Some(slot) =
+            fields.iter().zip(found.iter_mut()).find_map(|(f, slot)| (f.as_bytes() == name).then_some(slot))
+            && slot.is_none()
+        {
+            *slot = Some(trim(rest));
+        }
+    }
+    if !named {
         return Err(ParseError("not a status file (no Name: or Pid: line)"));
     }
     let mut w = out.record();
     w.str("thread");
     w.value();
     let mut first = true;
-    for &name in fields {
-        let Some(v) = field(input, name) else { continue };
+    for (i, &name) in fields.iter().enumerate() {
+        let value = match found.get(i) {
+            Some(v) => *v,
+            None => field(input, name),
+        };
+        let Some(v) = value else { continue };
         if !first {
             w.str(SEPARATOR);
         }
@@ -278,6 +306,62 @@ nonvoluntary_ctxt_switches:\t2
         ("Ngid", "3"),
         ("CoreDumping", "1"),
     ];
+
+    /// The one-pass tuple is the field-by-field one: every field's first
+    /// line, in the list's order, whatever the text (duplicated, missing,
+    /// reordered, colon-less or separator-odd lines; lists longer than one
+    /// pass collects).
+    #[test]
+    fn one_pass_tuple_is_the_field_by_field_tuple() {
+        fn reference(input: &[u8], fields: &[&str], out: &mut Canon) -> Result<(), ParseError> {
+            if field(input, "Name").is_none() && field(input, "Pid").is_none() {
+                return Err(ParseError("not a status file (no Name: or Pid: line)"));
+            }
+            let mut w = out.record();
+            w.str("thread");
+            w.value();
+            let mut first = true;
+            for &name in fields {
+                let Some(v) = field(input, name) else { continue };
+                if !first {
+                    w.str(SEPARATOR);
+                }
+                first = false;
+                w.str(name).str("=");
+                for (i, word) in v.split(is_separator).filter(|s| !s.is_empty()).enumerate() {
+                    if i > 0 {
+                        w.str(" ");
+                    }
+                    w.bytes(word);
+                }
+            }
+            Ok(())
+        }
+        let long: Vec<&str> =
+            SECCOMP_FIELDS.iter().chain(CREDENTIAL_FIELDS).chain(["Name", "Pid", "State"].iter()).copied().collect();
+        assert!(long.len() > ONE_PASS);
+        let reversed: String = STATUS.lines().rev().map(|l| format!("{l}\n")).collect();
+        let texts = [
+            STATUS.to_owned(),
+            reversed,
+            format!("{STATUS}Seccomp:\t0\nUid:\t7\n"),
+            STATUS.replace("Seccomp:\t2", "Seccomp 2").replace("CapEff:", "CapEff:  \t \t"),
+            STATUS.replace("Name:\tsleep\n", "").replace("Pid:\t4242\n", ""),
+            STATUS.replace("Name:\tsleep\n", ""),
+            "Pid:1".to_owned(),
+            String::new(),
+            ":\n::\nName::x\nUid:\t1\t2\r\n".to_owned(),
+        ];
+        for text in &texts {
+            for fields in [SECCOMP_FIELDS, CREDENTIAL_FIELDS, &long[..], &[][..]] {
+                let (mut a, mut b) = (Canon::new(), Canon::new());
+                let (ra, rb) =
+                    (canonicalize_thread(text.as_bytes(), fields, &mut a), reference(text.as_bytes(), fields, &mut b));
+                assert_eq!(ra, rb, "{text:?}");
+                assert_eq!(a.records(), b.records(), "{text:?} {fields:?}");
+            }
+        }
+    }
 
     #[test]
     fn volatile_fields_never_change_either_digest() {
