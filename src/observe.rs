@@ -97,6 +97,12 @@ pub(crate) struct Observer {
     /// Whether this observer has observed before: memos are stored only
     /// from the second observation on (a one-shot check never uses them).
     observed_before: bool,
+    /// Whether the next observation may skip asking whether a thread unlike
+    /// the one before it is exiting (see [`Observer::set_quick`]).
+    quick: bool,
+    /// How many threads of the last observation looked unlike the one
+    /// before them and were not asked whether they were exiting.
+    unasked: usize,
     /// Working lists of an observation, kept for the next.
     wanted: Vec<Subsystem>,
     canons: Vec<(Subsystem, Canon)>,
@@ -118,6 +124,9 @@ struct Memo {
     collected: bool,
     /// Whether the maps pass also found the code mappings.
     code: bool,
+    /// How many threads the remembered pass did not ask about (a quick
+    /// form: a hit counts them again, so the checker still knows).
+    unasked: usize,
 }
 
 impl Memo {
@@ -229,6 +238,29 @@ impl Observer {
         self.fault = Some(seed);
     }
 
+    /// The fault the next observation will inject, if any.
+    pub(crate) fn pending_fault(&self) -> Option<u64> {
+        self.fault
+    }
+
+    /// Whether the next observation may take a thread's partial state for
+    /// its state, without asking whether it is exiting (one `stat` read a
+    /// thread, the first of each process included). A quick observation is
+    /// never a missed drift, only perhaps a false one: it keeps every tuple
+    /// read, a superset of the careful form's. So the checker observes
+    /// quickly, and again carefully if a quick form differs from the
+    /// baseline while threads went unasked ([`Observer::unasked`]). Reset
+    /// to careful after each observation; snapshots are always careful.
+    pub(crate) fn set_quick(&mut self, quick: bool) {
+        self.quick = quick;
+    }
+
+    /// How many threads the last observation did not ask about (0: it was
+    /// as careful as a careful one).
+    pub(crate) fn unasked(&self) -> usize {
+        self.unasked
+    }
+
     /// Whether the next observation must read everything afresh, without the
     /// memos (set by the checker for the read after a drift).
     pub(crate) fn set_fresh(&mut self, fresh: bool) {
@@ -300,11 +332,13 @@ impl Observer {
         // The read buffer and the thread arena are the thread's, lent for
         // the observation: one set per thread, however many targets.
         self.swap_scratch();
+        self.unasked = 0;
         src.begin_observation();
         let result = self.observe_files(src, scope, subsystems, against);
         src.end_observation();
         self.swap_scratch();
         self.observed_before = true;
+        self.quick = false;
         result
     }
 
@@ -666,6 +700,7 @@ impl Observer {
             ThreadFile::Cgroup => &mut self.memo_cgroup,
         };
         if memo.hit(self.fresh, &self.arena) && memo.restore(canons, touched) && (!collect || memo.collected) {
+            self.unasked += memo.unasked;
             return Ok(());
         }
         // 3. Canonicalize each thread's text. Only the pass that collects the
@@ -675,6 +710,7 @@ impl Observer {
         }
         self.last_cgroup.clear();
         let mut read = 0usize;
+        let unasked_before = self.unasked;
         let spans = std::mem::take(&mut self.spans);
         let result = self.canonicalize_threads(src, file, &spans, canons, collect, &mut read);
         self.spans = spans;
@@ -697,6 +733,7 @@ impl Observer {
         };
         memo.store(&self.arena, canons, touched);
         memo.collected = collect;
+        memo.unasked = self.unasked - unasked_before;
         Ok(())
     }
 
@@ -748,7 +785,9 @@ impl Observer {
                 ThreadFile::Cgroup => self.last_cgroup.as_slice() != text,
                 ThreadFile::Status => canons.iter().any(|(s, c)| touched(*s) && c.last_is_new()),
             };
-            if unlike && src.thread_exiting(tid)? {
+            if unlike && self.quick {
+                self.unasked += 1;
+            } else if unlike && src.thread_exiting(tid)? {
                 for (_, c) in canons.iter_mut().filter(|(s, _)| touched(*s)) {
                     c.pop();
                 }

@@ -575,7 +575,8 @@ impl Checker {
     }
 
     /// Flips one bit in a canonical form of the next check's first read (fault
-    /// injection for `fdir selftest`): the confirming re-read must dismiss it.
+    /// injection for `fdir selftest`; a careful re-read within the check gets
+    /// it again): the confirming re-read must dismiss it.
     pub fn inject_observation_fault(&mut self, seed: u64) {
         self.observer.inject(seed);
     }
@@ -591,6 +592,21 @@ impl Checker {
         let mut reading = Reading::new(baseline.target.clone());
         self.check_into(baseline, clock, fs, subsystems, &mut reading)?;
         Ok(reading.into_verdict())
+    }
+
+    /// Whether a form built from every thread's files differs from the
+    /// baseline's.
+    fn per_thread_drift(&mut self, baseline: &Snapshot) -> bool {
+        self.observer.slots_mut().iter_mut().any(|(sub, slot)| {
+            let per_thread = matches!(
+                sub,
+                Subsystem::Seccomp | Subsystem::Credentials | Subsystem::Cgroups | Subsystem::CgroupLimits
+            );
+            match slot {
+                Slot::Observed(canon) if per_thread => baseline.digest(*sub) != Some(canon.digest(*sub)),
+                _ => false,
+            }
+        })
     }
 
     /// Checks `subsystems` of `fs` against `baseline` into `out`, reusing its
@@ -622,12 +638,30 @@ impl Checker {
         }
         self.observer.set_fresh(self.drifted_last);
         self.drifted_last = true;
+        // Quickly first: a thread unlike the one before it is not asked
+        // whether it is exiting. Only if that shows a per-thread form other
+        // than the baseline's, carefully, afresh (see `Observer::set_quick`).
+        self.observer.set_quick(true);
+        let fault = self.observer.pending_fault();
         self.observer.observe_against(
             fs,
             baseline.target.scope(),
             subsystems,
             Against { baseline, code: &mut self.code },
         )?;
+        if self.observer.unasked() > 0 && self.per_thread_drift(baseline) {
+            self.observer.set_fresh(true);
+            // An injected fault belongs to the read the check reports.
+            if let Some(seed) = fault {
+                self.observer.inject(seed);
+            }
+            self.observer.observe_against(
+                fs,
+                baseline.target.scope(),
+                subsystems,
+                Against { baseline, code: &mut self.code },
+            )?;
+        }
 
         let anomalies = &mut out.anomalies;
         anomalies.clear();
@@ -768,5 +802,89 @@ mod tests {
         };
         let back: Observation = serde_json::from_str(&serde_json::to_string(&obs).unwrap()).unwrap();
         assert_eq!(back, obs);
+    }
+
+    /// A source that counts how often it is asked whether a thread exits.
+    struct Counting {
+        inner: crate::Procfs,
+        asked: std::cell::Cell<usize>,
+    }
+
+    impl Source for Counting {
+        fn target(&self) -> Result<Target, Error> {
+            self.inner.target()
+        }
+        fn read(&self, rel: &str, buf: &mut Vec<u8>) -> Result<(), Error> {
+            self.inner.read(rel, buf)
+        }
+        fn threads(&self, out: &mut Vec<u32>) -> Result<(), Error> {
+            self.inner.threads(out)
+        }
+        fn thread_exiting(&self, tid: u32) -> Result<bool, Error> {
+            self.asked.set(self.asked.get() + 1);
+            self.inner.thread_exiting(tid)
+        }
+        fn alive(&self) -> bool {
+            true
+        }
+        fn path_of(&self, rel: &str) -> std::path::PathBuf {
+            self.inner.path_of(rel)
+        }
+    }
+
+    const STATUS: &str = "Name:\tt\nUmask:\t0022\nPid:\t1\nSeccomp:\t2\nNoNewPrivs:\t1\n";
+    const CGROUP: &str = "1:cpu:/app\n0::/app\n";
+    /// A thread in `do_exit`: no Umask, the v1 hierarchy's root.
+    const PARTIAL_STATUS: &str = "Name:\tt\nPid:\t2\nSeccomp:\t2\nNoNewPrivs:\t1\n";
+    const PARTIAL_CGROUP: &str = "1:cpu:/\n0::/app\n";
+
+    fn source(second: Option<(&str, &str, u64)>) -> Counting {
+        let mut files = vec![
+            ("maps".to_owned(), String::new()),
+            ("task/1/status".to_owned(), STATUS.to_owned()),
+            ("task/1/cgroup".to_owned(), CGROUP.to_owned()),
+            ("task/1/stat".to_owned(), "1 (t) S 0 1 1 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 2 0 100".to_owned()),
+        ];
+        if let Some((status, cgroup, flags)) = second {
+            files.push(("task/2/status".to_owned(), status.to_owned()));
+            files.push(("task/2/cgroup".to_owned(), cgroup.to_owned()));
+            files.push(("task/2/stat".to_owned(), format!("2 (t) R 0 1 1 0 -1 {flags} 0 0 0 0 0 0 0 0 20 0 2 0 100")));
+        }
+        Counting { inner: crate::Procfs::mock_files(files), asked: std::cell::Cell::new(0) }
+    }
+
+    /// Quick first, careful only when it matters: an unchanged process is
+    /// never asked about its threads, an exiting thread's partial state is
+    /// never drift (checked again and again through the memos), and a live
+    /// thread unlike the baseline's always is.
+    #[test]
+    fn an_exiting_threads_partial_state_is_asked_about_only_when_it_would_be_drift() {
+        let subs = [Subsystem::Seccomp, Subsystem::Cgroups];
+        let clock = crate::ManualClock::new();
+        let base = snapshot_with(&clock, &source(None), &subs).unwrap();
+        assert!(base.digest(Subsystem::Seccomp).is_some() && base.digest(Subsystem::Cgroups).is_some());
+
+        let unchanged = source(Some((STATUS, CGROUP, 0x40_0100)));
+        let mut checker = Checker::new();
+        for _ in 0..4 {
+            assert!(checker.check(&base, &clock, &unchanged, &subs).unwrap().anomalies().is_empty());
+        }
+        assert_eq!(unchanged.asked.get(), 0, "threads like the baseline's are not asked about");
+
+        let exiting = source(Some((PARTIAL_STATUS, PARTIAL_CGROUP, 0x40_0104)));
+        let mut checker = Checker::new();
+        for round in 0..4 {
+            let v = checker.check(&base, &clock, &exiting, &subs).unwrap();
+            assert!(v.anomalies().is_empty(), "round {round}: {:?}", v.anomalies());
+        }
+        assert!(exiting.asked.get() >= 4, "each check asked carefully: {}", exiting.asked.get());
+
+        let living = source(Some((PARTIAL_STATUS, PARTIAL_CGROUP, 0x40_0100)));
+        let mut checker = Checker::new();
+        for round in 0..4 {
+            let v = checker.check(&base, &clock, &living, &subs).unwrap();
+            let drifted: Vec<Subsystem> = v.anomalies().iter().map(|a| a.subsystem).collect();
+            assert_eq!(drifted, subs, "round {round}");
+        }
     }
 }
