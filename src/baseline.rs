@@ -316,10 +316,18 @@ impl Key {
     }
 
     /// A new random key of [`Key::GENERATED_LEN`] bytes, from `/dev/urandom`.
+    /// Its last byte is never a newline, which [`Key::from_file`] would take
+    /// off: the key read back from its file is the key made.
     pub fn generate() -> Result<Key, Error> {
         let path = Path::new("/dev/urandom");
         let mut bytes = vec![0u8; Key::GENERATED_LEN];
-        File::open(path).and_then(|mut f| f.read_exact(&mut bytes)).map_err(|e| Error::io("read", path, e))?;
+        let read = |bytes: &mut [u8]| {
+            File::open(path).and_then(|mut f| f.read_exact(bytes)).map_err(|e| Error::io("read", path, e))
+        };
+        read(&mut bytes)?;
+        while let Some(last) = bytes.last_mut().filter(|b| **b == b'\n') {
+            read(std::slice::from_mut(last))?;
+        }
         Ok(Key(bytes))
     }
 
@@ -1438,6 +1446,11 @@ Mems_allowed_list:\t0
         assert_eq!(Key::from_file(&path).unwrap().0, a.0);
         assert!(b.write_new(&path).is_err(), "an existing key is never replaced");
         assert_eq!(Key::from_file(&path).unwrap().0, a.0);
+        // One key in 256 would end in a newline, and read back one byte short.
+        for _ in 0..4000 {
+            let k = Key::generate().unwrap();
+            assert!(k.0.len() == Key::GENERATED_LEN && k.0.last() != Some(&b'\n'));
+        }
     }
 
     // Atomic saves.
