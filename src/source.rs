@@ -506,6 +506,18 @@ fn keep(rel: &str) -> Option<Shape> {
     }
 }
 
+/// The [`Shape`] of a node file: sysctls (the handler writes the whole
+/// value), sysfs and securityfs attributes (one `show`, or a buffer read
+/// whole) and `cmdline` (`single_open`) are produced by one read; anything
+/// else (`/proc/modules`, one record a module) is read to an empty read.
+fn node_shape(rel: &str) -> Shape {
+    if rel.starts_with("proc/sys/") || rel.starts_with("sys/") || rel == "proc/cmdline" {
+        Shape::Whole
+    } else {
+        Shape::Records
+    }
+}
+
 #[derive(Debug)]
 struct NodeDir {
     proc_root: PathBuf,
@@ -1136,7 +1148,7 @@ impl Source for Procfs {
                     let open = || {
                         rustix::fs::openat(dir, rest, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY, Mode::empty())
                     };
-                    n.fds.read(rel, Shape::Records, MAX_FILE, open, buf).map_err(|e| match e {
+                    n.fds.read(rel, node_shape(rel), MAX_FILE, open, buf).map_err(|e| match e {
                         rustix::io::Errno::FBIG => too_big(n.path_of(rel)),
                         e => errno_error(e, "read", n.path_of(rel)),
                     })
@@ -1257,7 +1269,14 @@ impl Source for Procfs {
                 let path = d.cgroup_dir(hierarchy, cgroup)?.join(file);
                 let open =
                     || rustix::fs::open(&path, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW, Mode::empty());
-                d.fds.read(&path.to_string_lossy(), Shape::Records, MAX_FILE, open, buf).map_err(|e| match e {
+                let shape = if crate::canon::cgroup_limits::LIMIT_FILES.contains(&file) {
+                    // Control files without a `seq_start` of their own:
+                    // kernfs shows them whole, as `single_open` does.
+                    Shape::Whole
+                } else {
+                    Shape::Records
+                };
+                d.fds.read(&path.to_string_lossy(), shape, MAX_FILE, open, buf).map_err(|e| match e {
                     rustix::io::Errno::FBIG => too_big(path.clone()),
                     e => cgroup_errno(e, "read", path.clone()),
                 })
