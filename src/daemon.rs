@@ -11,6 +11,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::clock::StopSignal;
+use crate::guard::{Redundant, sha256_self_test};
 use crate::snapshot::{Checker, Status};
 use crate::{Anomaly, Clock, Config, Digest, Error, Report, Severity, Snapshot, Source, Subsystem};
 
@@ -50,6 +51,20 @@ pub enum Event {
         /// The panic message.
         message: String,
     },
+    /// Copies of the in-memory baseline failed the vote and were repaired.
+    BaselineRepaired {
+        /// How many of the three copies.
+        copies: usize,
+    },
+    /// No copy of the in-memory baseline can be trusted: checks stop until
+    /// the daemon is restarted with a good baseline.
+    BaselineLost,
+    /// The SHA-256 known-answer self-test failed: no check can be trusted,
+    /// so none is made this cycle.
+    SelftestFailed {
+        /// Which vector failed.
+        message: String,
+    },
 }
 
 /// Counters of what the daemon has done, readable while it runs.
@@ -71,6 +86,10 @@ pub struct Stats {
     pub handler_failures: AtomicU64,
     /// Events dropped because nobody read them (the queue holds 1024).
     pub events_dropped: AtomicU64,
+    /// Baseline copies repaired by the vote.
+    pub baseline_repairs: AtomicU64,
+    /// Failed self-tests.
+    pub selftest_failures: AtomicU64,
 }
 
 /// The confirmation and recovery state of one target's subsystems.
@@ -169,6 +188,8 @@ impl Tracker {
 /// The handle of a running daemon. Dropping it stops the daemon.
 #[derive(Debug)]
 pub struct Daemon {
+    /// Fault injection requests (seeds) for the baseline copies.
+    faults: SyncSender<u64>,
     stop: Arc<StopSignal>,
     thread: Option<JoinHandle<()>>,
     events: Receiver<Event>,
@@ -206,6 +227,13 @@ impl Daemon {
         &self.stats
     }
 
+    /// Fault injection (tests, self-tests): before its next check the daemon
+    /// flips one bit in one copy of its in-memory baseline, chosen by `seed`.
+    /// The vote must repair it (a `BaselineRepaired` event), never alarm.
+    pub fn inject_baseline_fault(&self, seed: u64) {
+        let _ = self.faults.try_send(seed);
+    }
+
     /// Whether the thread is still running.
     pub fn is_running(&self) -> bool {
         self.thread.as_ref().is_some_and(|t| !t.is_finished())
@@ -238,6 +266,10 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 /// A failing check or a panicking handler is reported as an [`Event`] and the
 /// daemon goes on. [`Daemon::stop`] (or dropping the handle) ends it at once.
 ///
+/// The daemon guards itself: the baseline is held in three copies, each with
+/// its own digest, voted (and repaired) every cycle and again before a drift
+/// is declared; the SHA-256 known-answer test runs every cycle.
+///
 /// ```no_run
 /// use std::time::Duration;
 /// use fdir::{default_handler, snapshot, start_daemon, Config, Procfs, SystemClock};
@@ -261,6 +293,7 @@ where
     H: FnMut(&[Anomaly]) -> Severity + Send + 'static,
 {
     config.validate()?;
+    crate::guard::sha256_self_test_full().map_err(Error::Bug)?;
     for &sub in &config.subsystems {
         if !baseline.subsystems.contains_key(&sub) {
             return Err(Error::NotInBaseline { subsystem: sub });
@@ -269,6 +302,9 @@ where
     let stop = Arc::new(StopSignal::new());
     let stats = Arc::new(Stats::default());
     let (tx, events) = sync_channel(1024);
+    let (faults, fault_rx) = sync_channel::<u64>(64);
+    let mut baseline =
+        Redundant::new(baseline).ok_or_else(|| Error::Bug("the baseline cannot be held in redundant copies".into()))?;
     let (stop2, stats2) = (Arc::clone(&stop), Arc::clone(&stats));
     // The first check is one interval after this call, not after the thread
     // happens to be scheduled.
@@ -289,7 +325,42 @@ where
                     // missed ticks rather than run them back to back.
                     next = now + config.interval;
                 }
-                let outcome = tracker.cycle(&mut checker, &baseline, &clock, &fs, &config.subsystems);
+                if let Err(message) = sha256_self_test() {
+                    stats2.selftest_failures.fetch_add(1, Ordering::Relaxed);
+                    send(&tx, &stats2, Event::SelftestFailed { message });
+                    continue;
+                }
+                for seed in fault_rx.try_iter() {
+                    let copy = usize::try_from((seed >> 8) % 3).unwrap_or(0);
+                    if let Some(c) = baseline.copy_mut(copy) {
+                        c.flip_bit(seed);
+                    }
+                }
+                let vote = baseline.vote();
+                if vote.lost {
+                    send(&tx, &stats2, Event::BaselineLost);
+                    continue;
+                }
+                if vote.repairs() > 0 {
+                    let n = u64::try_from(vote.repairs()).unwrap_or(u64::MAX);
+                    stats2.baseline_repairs.fetch_add(n, Ordering::Relaxed);
+                    send(&tx, &stats2, Event::BaselineRepaired { copies: vote.repairs() });
+                }
+                let before = tracker.clone();
+                let mut outcome = tracker.cycle(&mut checker, baseline.get(), &clock, &fs, &config.subsystems);
+                // A copy corrupted since the vote must not raise a false alarm.
+                if outcome.as_ref().is_ok_and(|o| !o.declared.is_empty()) {
+                    let again = baseline.vote();
+                    if again.lost {
+                        send(&tx, &stats2, Event::BaselineLost);
+                        continue;
+                    }
+                    if again.repairs() > 0 {
+                        send(&tx, &stats2, Event::BaselineRepaired { copies: again.repairs() });
+                        tracker = before;
+                        outcome = tracker.cycle(&mut checker, baseline.get(), &clock, &fs, &config.subsystems);
+                    }
+                }
                 stats2.checks.fetch_add(1, Ordering::Relaxed);
                 let outcome = match outcome {
                     Ok(o) => {
@@ -329,5 +400,5 @@ where
             }
         })
         .map_err(Error::Spawn)?;
-    Ok(Daemon { stop, thread: Some(thread), events, stats })
+    Ok(Daemon { faults, stop, thread: Some(thread), events, stats })
 }

@@ -51,6 +51,16 @@ pub enum Error {
         /// The file.
         path: PathBuf,
     },
+    /// Something this source cannot read at all: a cgroup outside fdir's
+    /// view, a kind of state a custom [`crate::Source`] does not provide.
+    /// Makes the subsystem unobservable.
+    #[error("cannot read {what}: {reason}")]
+    Unavailable {
+        /// What could not be read: a file, a cgroup.
+        what: String,
+        /// Why.
+        reason: String,
+    },
     /// Any other I/O failure, with the operation and the path.
     #[error("cannot {op} {path}: {source}")]
     Io {

@@ -26,6 +26,9 @@ pub struct Who {
     /// Start time in clock ticks since boot, for a process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<u64>,
+    /// The host name, for the node (`--system`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 impl From<&Target> for Who {
@@ -35,7 +38,9 @@ impl From<&Target> for Who {
                 pid: Some(*pid),
                 name: (!name.is_empty()).then(|| name.clone()),
                 start_time: (*start_time != 0).then_some(*start_time),
+                node: None,
             },
+            Target::Node { hostname, .. } => Who { node: Some(hostname.clone()), ..Who::default() },
             _ => Who::default(),
         }
     }
@@ -43,9 +48,10 @@ impl From<&Target> for Who {
 
 impl fmt::Display for Who {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.pid, &self.name) {
-            (Some(pid), Some(name)) => write!(f, "pid {pid} ({name})"),
-            (Some(pid), None) => write!(f, "pid {pid}"),
+        match (&self.pid, &self.name, &self.node) {
+            (Some(pid), Some(name), _) => write!(f, "pid {pid} ({name})"),
+            (Some(pid), None, _) => write!(f, "pid {pid}"),
+            (None, _, Some(host)) => write!(f, "node {host}"),
             _ => f.write_str("node"),
         }
     }
@@ -85,7 +91,7 @@ impl From<&Change> for ChangeRecord {
 }
 
 /// The state of one subsystem in a `baseline` event: its digest, or why it
-/// could not be read.
+/// could not be read, or why it does not apply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum SubsystemState {
@@ -95,6 +101,11 @@ pub enum SubsystemState {
     Unobservable {
         /// The reason.
         unobservable: String,
+    },
+    /// Why it does not apply to this target (no LSM, say).
+    NotApplicable {
+        /// The reason.
+        not_applicable: String,
     },
 }
 
@@ -425,6 +436,9 @@ impl EventRecord {
                 .map(|(&sub, obs)| {
                     let state = match obs {
                         Observation::Observed { digest, .. } => SubsystemState::Digest(*digest),
+                        Observation::NotApplicable { reason } => {
+                            SubsystemState::NotApplicable { not_applicable: reason.clone() }
+                        }
                         Observation::Unobservable { reason } => {
                             SubsystemState::Unobservable { unobservable: reason.clone() }
                         }

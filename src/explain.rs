@@ -1,6 +1,10 @@
 //! What exactly differs between two canonical forms, in words a person can act
 //! on: "mapping /usr/lib/libc.so.6 @0x28000 r-xp -> rwxp", "Seccomp 0 -> 2",
-//! "cgroup memory:/a -> memory:/b". Pure functions of records.
+//! "cgroup memory:/a -> memory:/b", "namespace net 4:4026531833 -> 4:4026532290",
+//! "cgroup pids:/app pids.max 10 -> max (limit removed)", "new mount /tmp tmpfs
+//! tmpfs rw,relatime", "Max open files soft 1024 -> 4096 (raised)",
+//! "sysctl kernel.kptr_restrict 1 -> 0 (weaker)", "tainted 0 -> 4096 (O:
+//! out-of-tree module loaded)". Pure functions of records.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -132,6 +136,13 @@ pub fn explain(subsystem: Subsystem, old: &[Record], new: &[Record]) -> Vec<Chan
         Subsystem::MemoryMaps => maps(old, new),
         Subsystem::Seccomp | Subsystem::Credentials => tuples(old, new),
         Subsystem::Cgroups => cgroups(old, new),
+        Subsystem::Namespaces => namespaces(old, new),
+        Subsystem::CgroupLimits => cgroup_limits(old, new),
+        Subsystem::Mounts => mounts(old, new),
+        Subsystem::Limits => limits(old, new),
+        Subsystem::Lsm => lsm(old, new),
+        Subsystem::Kernel => kernel(old, new),
+        Subsystem::KernelTaint => taint(old, new),
     }
 }
 
@@ -373,6 +384,394 @@ fn tuples(old: &[Record], new: &[Record]) -> Vec<Change> {
     out
 }
 
+/// The changes when a subsystem observed at baseline is now not applicable:
+/// the structure is gone (an LSM no longer labels the process).
+pub fn no_longer_applicable(subsystem: Subsystem, old: &[Record], reason: &str) -> Vec<Change> {
+    let mut out = vec![
+        Change::new(ChangeKind::Changed, subsystem.name(), Some("observed".into()), Some("not applicable".into()))
+            .note(Some(reason.to_owned())),
+    ];
+    out.extend(explain(subsystem, old, &[]));
+    out
+}
+
+/// The changes when a subsystem not applicable at baseline is now observed:
+/// the structure appeared (an LSM label where there was none).
+pub fn now_applicable(subsystem: Subsystem, was: &str, new: &[Record]) -> Vec<Change> {
+    let mut out = vec![
+        Change::new(ChangeKind::Changed, subsystem.name(), Some("not applicable".into()), Some("observed".into()))
+            .note(Some(format!("at baseline: {was}"))),
+    ];
+    out.extend(explain(subsystem, &[], new));
+    out
+}
+
+/// An empty value, for people.
+fn shown(value: &str, empty: &str) -> String {
+    if value.is_empty() { empty.to_owned() } else { value.to_owned() }
+}
+
+/// Namespace moves: "namespace net 4:4026531833 -> 4:4026532290".
+fn namespaces(old: &[Record], new: &[Record]) -> Vec<Change> {
+    use crate::canon::namespaces::{PENDING, is_for_children, kind};
+    let note = |key: &str, after: &str| {
+        if after == PENDING {
+            Some(format!("unshared: children will be created in a new {} namespace, none yet", kind(key)))
+        } else if is_for_children(key) {
+            Some(format!("the {} namespace of new children", kind(key)))
+        } else {
+            None
+        }
+    };
+    keyed(
+        old,
+        new,
+        |key, before, after| {
+            Change::new(ChangeKind::Changed, format!("namespace {key}"), Some(before.into()), Some(after.into()))
+                .note(note(key, after))
+        },
+        |key, v| Change::new(ChangeKind::Added, format!("namespace {key}"), None, Some(v.into())).note(note(key, v)),
+        |key, v| Change::new(ChangeKind::Removed, format!("namespace {key}"), Some(v.into()), None),
+    )
+}
+
+/// Field-by-field changes of a record whose value is a `field=value; ...`
+/// tuple: `item_of(key, field)` names each, `note_of(field, before, after)`
+/// says why it matters.
+fn tuple_fields(
+    key: &str,
+    before: &str,
+    after: &str,
+    item_of: impl Fn(&str, &str) -> String,
+    note_of: impl Fn(&str, &str, &str) -> Option<String>,
+) -> Vec<Change> {
+    let b: Vec<(&str, &str)> = status::split_tuple(before).collect();
+    let a: Vec<(&str, &str)> = status::split_tuple(after).collect();
+    let mut out = Vec::new();
+    let mut fields: Vec<&str> = b.iter().chain(a.iter()).map(|(f, _)| *f).collect();
+    fields.dedup();
+    let mut seen: Vec<&str> = Vec::new();
+    for f in fields {
+        if seen.contains(&f) {
+            continue;
+        }
+        seen.push(f);
+        let bv = b.iter().find(|(x, _)| *x == f).map(|(_, v)| *v);
+        let av = a.iter().find(|(x, _)| *x == f).map(|(_, v)| *v);
+        if bv == av {
+            continue;
+        }
+        let c = match (bv, av) {
+            (Some(bv), Some(av)) => {
+                Change::new(ChangeKind::Changed, item_of(key, f), Some(shown(bv, "(none)")), Some(shown(av, "(none)")))
+                    .note(note_of(f, bv, av))
+            }
+            (None, Some(av)) => Change::new(ChangeKind::Added, item_of(key, f), None, Some(shown(av, "(none)"))),
+            (Some(bv), None) => Change::new(ChangeKind::Removed, item_of(key, f), Some(shown(bv, "(none)")), None),
+            (None, None) => continue,
+        };
+        out.push(c);
+    }
+    if out.is_empty() {
+        // The same fields, written otherwise: show the whole values.
+        out.push(Change::new(ChangeKind::Changed, item_of(key, ""), Some(before.into()), Some(after.into())));
+    }
+    out
+}
+
+/// Resource limits: "Max open files soft 1024 -> 4096 (raised)".
+fn limits(old: &[Record], new: &[Record]) -> Vec<Change> {
+    let item = |key: &str, field: &str| if field.is_empty() { key.to_owned() } else { format!("{key} {field}") };
+    let note = |_: &str, b: &str, a: &str| {
+        crate::canon::limits::raised(b, a).map(|up| if up { "raised".to_owned() } else { "lowered".to_owned() })
+    };
+    let mut out = Vec::new();
+    for (key, (o, n)) in diff_by_key(old, new) {
+        match (o.as_slice(), n.as_slice()) {
+            ([b], [a]) => out.extend(tuple_fields(key, b, a, item, note)),
+            _ => {
+                for v in o.iter().filter(|v| !n.contains(v)) {
+                    out.push(Change::new(ChangeKind::Removed, key, Some(v.replace("; ", " ").replace('=', " ")), None));
+                }
+                for v in n.iter().filter(|v| !o.contains(v)) {
+                    out.push(Change::new(ChangeKind::Added, key, None, Some(v.replace("; ", " ").replace('=', " "))));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A mount record's value for people: "tmpfs fdir-test rw,relatime".
+fn mount_summary(value: &str) -> String {
+    let get = |f: &str| status::split_tuple(value).find(|(k, _)| *k == f).map(|(_, v)| v);
+    let mut s =
+        format!("{} {} {}", get("type").unwrap_or("?"), get("source").unwrap_or("?"), get("options").unwrap_or("?"));
+    if let Some(root) = get("root").filter(|r| *r != "/") {
+        s.push_str(&format!(" root {root}"));
+    }
+    if let Some(p) = get("propagation").filter(|p| *p != "private") {
+        s.push_str(&format!(" {p}"));
+    }
+    s
+}
+
+/// What a change of mount options gives up: "lost nosuid: set-user-ID programs now honoured".
+fn mount_options_note(field: &str, before: &str, after: &str) -> Option<String> {
+    if field != "options" && field != "super" {
+        return None;
+    }
+    let has = |opts: &str, o: &str| opts.split(',').any(|x| x == o);
+    let lost: Vec<String> = crate::canon::mounts::RESTRICTIONS
+        .iter()
+        .filter(|(o, _)| has(before, o) && !has(after, o))
+        .map(|(o, what)| format!("lost {o}: {what}"))
+        .collect();
+    (!lost.is_empty()).then(|| lost.join(", "))
+}
+
+/// Mounts: "new mount /tmp tmpfs fdir-test rw,relatime", "mount /proc options rw,nosuid -> rw".
+fn mounts(old: &[Record], new: &[Record]) -> Vec<Change> {
+    let item =
+        |key: &str, field: &str| if field.is_empty() { format!("mount {key}") } else { format!("mount {key} {field}") };
+    let mut out = Vec::new();
+    for (key, (o, n)) in diff_by_key(old, new) {
+        if let ([b], [a]) = (o.as_slice(), n.as_slice()) {
+            out.extend(tuple_fields(key, b, a, item, mount_options_note));
+            continue;
+        }
+        for v in o.iter().filter(|v| !n.contains(v)) {
+            out.push(Change::new(ChangeKind::Removed, format!("mount {key}"), Some(mount_summary(v)), None));
+        }
+        for v in n.iter().filter(|v| !o.contains(v)) {
+            out.push(Change::new(ChangeKind::Added, format!("mount {key}"), None, Some(mount_summary(v))));
+        }
+    }
+    out
+}
+
+/// The note on a changed cgroup limit: "limit removed", "raised", "lowered".
+fn limit_note(before: &str, after: &str) -> Option<String> {
+    use crate::canon::cgroup_limits::is_unlimited;
+    if is_unlimited(after) && !is_unlimited(before) {
+        return Some("limit removed".into());
+    }
+    if is_unlimited(before) && !is_unlimited(after) {
+        return Some("limit set".into());
+    }
+    match (before.parse::<i128>(), after.parse::<i128>()) {
+        (Ok(b), Ok(a)) if a > b => Some("raised".into()),
+        (Ok(b), Ok(a)) if a < b => Some("lowered".into()),
+        _ => None,
+    }
+}
+
+/// Cgroup limits: "cgroup pids:/app pids.max 10 -> max (limit removed)"; a
+/// cgroup that appears or goes whole is one change listing its files.
+fn cgroup_limits(old: &[Record], new: &[Record]) -> Vec<Change> {
+    use crate::canon::cgroup_limits::split_key;
+    let dir_of = |r: &Record| split_key(&r.key).map(|(d, _)| d.to_owned()).unwrap_or_else(|| r.key.clone());
+    let dirs = |rs: &[Record]| rs.iter().map(dir_of).collect::<std::collections::BTreeSet<_>>();
+    let (old_dirs, new_dirs) = (dirs(old), dirs(new));
+    let summary = |rs: &[Record], dir: &str| {
+        rs.iter()
+            .filter(|r| dir_of(r) == dir)
+            .map(|r| {
+                let file = split_key(&r.key).map_or(r.key.as_str(), |(_, f)| f);
+                format!("{file} {}", shown(&r.value, "(empty)"))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = Vec::new();
+    for d in new_dirs.difference(&old_dirs) {
+        out.push(Change::new(ChangeKind::Added, format!("cgroup {d}"), None, Some(summary(new, d))));
+    }
+    for d in old_dirs.difference(&new_dirs) {
+        out.push(Change::new(ChangeKind::Removed, format!("cgroup {d}"), Some(summary(old, d)), None));
+    }
+    let in_both = |r: &Record| old_dirs.contains(&dir_of(r)) && new_dirs.contains(&dir_of(r));
+    let old_both: Vec<Record> = old.iter().filter(|r| in_both(r)).cloned().collect();
+    let new_both: Vec<Record> = new.iter().filter(|r| in_both(r)).cloned().collect();
+    out.extend(keyed(
+        &old_both,
+        &new_both,
+        |key, b, a| {
+            Change::new(
+                ChangeKind::Changed,
+                format!("cgroup {key}"),
+                Some(shown(b, "(empty)")),
+                Some(shown(a, "(empty)")),
+            )
+            .note(limit_note(b, a))
+        },
+        |key, v| Change::new(ChangeKind::Added, format!("cgroup {key}"), None, Some(shown(v, "(empty)"))),
+        |key, v| Change::new(ChangeKind::Removed, format!("cgroup {key}"), Some(shown(v, "(empty)")), None),
+    ));
+    out
+}
+
+/// LSM labels: "LSM current label a (enforce) -> a (complain)".
+fn lsm(old: &[Record], new: &[Record]) -> Vec<Change> {
+    let item = |key: &str| format!("LSM {key} label");
+    keyed(
+        old,
+        new,
+        |key, b, a| {
+            Change::new(ChangeKind::Changed, item(key), Some(shown(b, "(unset)")), Some(shown(a, "(unset)")))
+                .note(crate::canon::lsm::meaning(a).map(str::to_owned))
+        },
+        |key, v| Change::new(ChangeKind::Added, item(key), None, Some(shown(v, "(unset)"))),
+        |key, v| Change::new(ChangeKind::Removed, item(key), Some(shown(v, "(unset)")), None),
+    )
+}
+
+/// Whether a sysctl change weakens or strengthens the node.
+fn sysctl_note(name: &str, before: &str, after: &str) -> Option<String> {
+    use crate::canon::kernel::{ABSENT, Stricter, sysctl};
+    if after == ABSENT {
+        return Some("no longer exists".into());
+    }
+    if before == ABSENT {
+        return Some("newly present".into());
+    }
+    if name == "kernel.unprivileged_bpf_disabled" && after == "0" {
+        return Some("weaker: unprivileged BPF allowed".into());
+    }
+    let (b, a) = (before.parse::<i64>().ok()?, after.parse::<i64>().ok()?);
+    let higher = match sysctl(name)?.stricter {
+        Stricter::Higher => a > b,
+        Stricter::Lower => a < b,
+        Stricter::Neither => return None,
+    };
+    Some(if higher { "stricter".into() } else { "weaker".into() })
+}
+
+/// The position of a lockdown mode, loosest first.
+fn lockdown_rank(mode: &str) -> Option<usize> {
+    ["none", "integrity", "confidentiality"].iter().position(|m| *m == mode)
+}
+
+/// Node-wide kernel state: sysctls, lockdown, LSMs, modules, command line.
+fn kernel(old: &[Record], new: &[Record]) -> Vec<Change> {
+    use crate::canon::kernel::{parameters, taint_names};
+    let mut out = Vec::new();
+    for (key, (o, n)) in diff_by_key(old, new) {
+        let (b, a) = (o.first().copied(), n.first().copied());
+        if key == "cmdline"
+            && let (Some(b), Some(a)) = (b, a)
+        {
+            let (bp, ap) = (parameters(b), parameters(a));
+            let before_n = out.len();
+            for p in bp.iter().filter(|p| !ap.contains(p)) {
+                out.push(Change::new(ChangeKind::Removed, format!("kernel parameter {p}"), None, None));
+            }
+            for p in ap.iter().filter(|p| !bp.contains(p)) {
+                out.push(Change::new(ChangeKind::Added, format!("kernel parameter {p}"), None, None));
+            }
+            if out.len() == before_n {
+                out.push(Change::new(ChangeKind::Changed, "kernel command line", Some(b.into()), Some(a.into())));
+            }
+            continue;
+        }
+        if let Some(name) = key.strip_prefix("module ") {
+            let module_note = |v: &str| {
+                status::split_tuple(v).find(|(f, _)| *f == "taint").map(|(_, t)| {
+                    let names: Vec<String> = t
+                        .chars()
+                        .filter_map(|c| {
+                            crate::canon::kernel::TAINT_FLAGS.iter().position(|(f, _)| *f == c).and_then(|bit| {
+                                taint_names(1u64.checked_shl(u32::try_from(bit).ok()?)?).into_iter().next()
+                            })
+                        })
+                        .collect();
+                    format!("taints the kernel: {}", names.join(", "))
+                })
+            };
+            match (b, a) {
+                (Some(b), Some(a)) => out.extend(tuple_fields(
+                    key,
+                    b,
+                    a,
+                    |k, f| if f.is_empty() { k.to_owned() } else { format!("{k} {f}") },
+                    |_, _, _| None,
+                )),
+                (None, Some(a)) => out.push(
+                    Change::new(
+                        ChangeKind::Added,
+                        format!("module {name}"),
+                        None,
+                        Some(a.replace("; ", ", ").replace('=', " ")),
+                    )
+                    .note(module_note(a)),
+                ),
+                (Some(b), None) => out.push(Change::new(
+                    ChangeKind::Removed,
+                    format!("module {name}"),
+                    Some(b.replace("; ", ", ").replace('=', " ")),
+                    None,
+                )),
+                (None, None) => {}
+            }
+            continue;
+        }
+        let item = match key {
+            "lockdown" => "lockdown".to_owned(),
+            "lsm" => "active LSMs".to_owned(),
+            "modules" => "module support".to_owned(),
+            k => format!("sysctl {k}"),
+        };
+        let note = |b: &str, a: &str| match key {
+            "lockdown" => match (lockdown_rank(b), lockdown_rank(a)) {
+                (Some(x), Some(y)) if y < x => Some("weaker".to_owned()),
+                (Some(x), Some(y)) if y > x => Some("stricter".to_owned()),
+                _ => None,
+            },
+            "lsm" | "modules" => None,
+            k => sysctl_note(k, b, a),
+        };
+        out.push(match (b, a) {
+            (Some(b), Some(a)) => {
+                Change::new(ChangeKind::Changed, item, Some(shown(b, "(empty)")), Some(shown(a, "(empty)")))
+                    .note(note(b, a))
+            }
+            (None, Some(a)) => Change::new(ChangeKind::Added, item, None, Some(shown(a, "(empty)"))),
+            (Some(b), None) => Change::new(ChangeKind::Removed, item, Some(shown(b, "(empty)")), None),
+            (None, None) => continue,
+        });
+    }
+    out
+}
+
+/// Kernel taint: "tainted 0 -> 4096 (O: out-of-tree module loaded)".
+fn taint(old: &[Record], new: &[Record]) -> Vec<Change> {
+    use crate::canon::kernel::taint_names;
+    keyed(
+        old,
+        new,
+        |key, b, a| {
+            let note = match (b.parse::<u64>(), a.parse::<u64>()) {
+                (Ok(b), Ok(a)) => {
+                    let set = taint_names(a & !b);
+                    let cleared = taint_names(b & !a);
+                    let mut parts = Vec::new();
+                    if !set.is_empty() {
+                        parts.push(set.join("; "));
+                    }
+                    if !cleared.is_empty() {
+                        parts.push(format!("cleared {}", cleared.join("; ")));
+                    }
+                    (!parts.is_empty()).then(|| parts.join("; "))
+                }
+                _ => None,
+            };
+            Change::new(ChangeKind::Changed, key, Some(b.into()), Some(a.into())).note(note)
+        },
+        |key, v| Change::new(ChangeKind::Added, key, None, Some(v.into())),
+        |key, v| Change::new(ChangeKind::Removed, key, Some(v.into()), None),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -475,6 +874,178 @@ mod tests {
         let r = |t: &str| recs(|c| cgroup::canonicalize_thread(t.as_bytes(), c).unwrap());
         let got = explain(Subsystem::Cgroups, &r("4:memory:/a\n0::/\n"), &r("4:memory:/b\n0::/\n"));
         assert_eq!(texts(&got), ["cgroup memory:/a -> memory:/b"]);
+    }
+
+    #[test]
+    fn namespace_moves_name_the_kind() {
+        use crate::canon::namespaces::{NsState, add};
+        let r = |net: u64, pending: bool| {
+            recs(|c| {
+                add(c, b"net", NsState::Identity { dev: 4, ino: net });
+                add(
+                    c,
+                    b"pid_for_children",
+                    if pending { NsState::Pending } else { NsState::Identity { dev: 4, ino: 7 } },
+                );
+            })
+        };
+        let got = texts(&explain(Subsystem::Namespaces, &r(4026531833, false), &r(4026532290, false)));
+        assert_eq!(got, ["namespace net 4:4026531833 -> 4:4026532290"]);
+        let got = texts(&explain(Subsystem::Namespaces, &r(1, false), &r(1, true)));
+        assert_eq!(
+            got,
+            [
+                "namespace pid_for_children 4:7 -> pending (unshared: children will be created in a new pid namespace, none yet)"
+            ]
+        );
+    }
+
+    #[test]
+    fn limits_read_as_soft_and_hard() {
+        use crate::canon::limits::canonicalize;
+        let t = |soft: &str, hard: &str| {
+            recs(|c| {
+                canonicalize(
+                    format!("Limit Soft Limit Hard Limit Units\nMax open files {soft} {hard} files\nMax core file size 0 unlimited bytes\n")
+                        .as_bytes(),
+                    c,
+                )
+                .unwrap()
+            })
+        };
+        let got = texts(&explain(Subsystem::Limits, &t("1024", "4096"), &t("4096", "4096")));
+        assert_eq!(got, ["Max open files soft 1024 -> 4096 (raised)"]);
+        let got = texts(&explain(Subsystem::Limits, &t("1024", "4096"), &t("1024", "unlimited")));
+        assert_eq!(got, ["Max open files hard 4096 -> unlimited (raised)"]);
+        let got = texts(&explain(Subsystem::Limits, &t("1024", "4096"), &t("512", "1024")));
+        assert_eq!(got, ["Max open files soft 1024 -> 512 (lowered)", "Max open files hard 4096 -> 1024 (lowered)"]);
+    }
+
+    #[test]
+    fn mount_changes_name_the_mount_point() {
+        use crate::canon::mounts::canonicalize;
+        let base = "22 27 0:21 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw\n27 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n";
+        let r = |t: &str| recs(|c| canonicalize(t.as_bytes(), c).unwrap());
+        let added = format!("{base}90 27 0:90 / /tmp/x rw,relatime - tmpfs fdir-test rw,inode64\n");
+        assert_eq!(
+            texts(&explain(Subsystem::Mounts, &r(base), &r(&added))),
+            ["new mount /tmp/x tmpfs fdir-test rw,relatime"]
+        );
+        assert_eq!(
+            texts(&explain(Subsystem::Mounts, &r(&added), &r(base))),
+            ["mount /tmp/x tmpfs fdir-test rw,relatime is gone"]
+        );
+        let loosened = base.replace("rw,nosuid,nodev,noexec,relatime", "rw,relatime");
+        assert_eq!(
+            texts(&explain(Subsystem::Mounts, &r(base), &r(&loosened))),
+            [
+                "mount /proc options rw,nosuid,nodev,noexec,relatime -> rw,relatime (lost nosuid: set-user-ID programs now honoured, lost nodev: device files now usable, lost noexec: programs can now run from it)"
+            ]
+        );
+        let shared = base.replace("/ / rw,relatime -", "/ / rw,relatime shared:1 -");
+        assert_eq!(
+            texts(&explain(Subsystem::Mounts, &r(base), &r(&shared))),
+            ["mount / propagation private -> shared:1"]
+        );
+        let over = format!("{base}91 22 0:91 / /proc rw - proc proc rw\n");
+        assert_eq!(texts(&explain(Subsystem::Mounts, &r(base), &r(&over))), ["new mount /proc (layer 2) proc proc rw"]);
+    }
+
+    #[test]
+    fn cgroup_limit_changes_name_the_file() {
+        use crate::canon::cgroup_limits::add_file;
+        let r = |files: &[(&str, &str, &str, &str)]| {
+            recs(|c| {
+                for (h, cg, f, v) in files {
+                    add_file(c, h, cg, f, v.as_bytes());
+                }
+            })
+        };
+        let base = [("pids", "/app", "pids.max", "10\n"), ("pids", "/", "notify_on_release", "0\n")];
+        let raised = [("pids", "/app", "pids.max", "max\n"), ("pids", "/", "notify_on_release", "0\n")];
+        assert_eq!(
+            texts(&explain(Subsystem::CgroupLimits, &r(&base), &r(&raised))),
+            ["cgroup pids:/app pids.max 10 -> max (limit removed)"]
+        );
+        let mem = |v: &'static str| [("memory", "/x", "memory.limit_in_bytes", v)];
+        assert_eq!(
+            texts(&explain(Subsystem::CgroupLimits, &r(&mem("104857600\n")), &r(&mem("52428800\n")))),
+            ["cgroup memory:/x memory.limit_in_bytes 104857600 -> 52428800 (lowered)"]
+        );
+        let dev = |v: &'static str| [("devices", "/x", "devices.list", v)];
+        assert_eq!(
+            texts(&explain(Subsystem::CgroupLimits, &r(&dev("c 1:3 rwm\n")), &r(&dev("c 1:3 rwm\na *:* rwm\n")))),
+            ["new cgroup devices:/x devices.list a *:* rwm"]
+        );
+        // A cgroup that appears whole is one change.
+        let moved = [("pids", "/scratch", "pids.max", "max\n"), ("pids", "/", "notify_on_release", "0\n")];
+        assert_eq!(
+            texts(&explain(Subsystem::CgroupLimits, &r(&base), &r(&moved))),
+            ["new cgroup pids:/scratch pids.max max", "cgroup pids:/app pids.max 10 is gone"]
+        );
+    }
+
+    #[test]
+    fn lsm_label_changes() {
+        let r = |label: &str| recs(|c| crate::canon::lsm::add(c, "current", label.as_bytes()));
+        assert_eq!(
+            texts(&explain(Subsystem::Lsm, &r("cupsd (enforce)\n"), &r("cupsd (complain)\n"))),
+            ["LSM current label cupsd (enforce) -> cupsd (complain) (AppArmor profile only logs, no longer enforces)"]
+        );
+        let gone = no_longer_applicable(Subsystem::Lsm, &r("x_t\0"), "no security module labels processes here");
+        assert_eq!(
+            texts(&gone),
+            [
+                "lsm observed -> not applicable (no security module labels processes here)",
+                "LSM current label x_t is gone"
+            ]
+        );
+        let came = now_applicable(Subsystem::Lsm, "none", &r("x_t"));
+        assert_eq!(texts(&came), ["lsm not applicable -> observed (at baseline: none)", "new LSM current label x_t"]);
+    }
+
+    #[test]
+    fn kernel_changes_say_which_way() {
+        use crate::canon::kernel::{add_cmdline, add_lockdown, add_modules, add_sysctl, add_taint};
+        let node = |kptr: Option<&str>, lockdown: &str, cmdline: &str, modules: &str| {
+            recs(|c| {
+                add_sysctl(c, "kernel.kptr_restrict", kptr.map(str::as_bytes));
+                add_sysctl(c, "fs.suid_dumpable", Some(b"0\n"));
+                add_lockdown(c, Some(lockdown.as_bytes()));
+                add_cmdline(c, Some(cmdline.as_bytes()));
+                add_modules(c, Some(modules.as_bytes())).unwrap();
+            })
+        };
+        let ld = "[integrity] confidentiality";
+        let base = node(Some("1\n"), ld, "quiet nomodule", "");
+        let cases: &[(Vec<Record>, &[&str])] = &[
+            (node(Some("0\n"), ld, "quiet nomodule", ""), &["sysctl kernel.kptr_restrict 1 -> 0 (weaker)"]),
+            (node(Some("2\n"), ld, "quiet nomodule", ""), &["sysctl kernel.kptr_restrict 1 -> 2 (stricter)"]),
+            (node(None, ld, "quiet nomodule", ""), &["sysctl kernel.kptr_restrict 1 -> absent (no longer exists)"]),
+            (node(Some("1\n"), "[none] integrity", "quiet nomodule", ""), &["lockdown integrity -> none (weaker)"]),
+            (
+                node(Some("1\n"), ld, "quiet mitigations=off", ""),
+                &["kernel parameter nomodule is gone", "new kernel parameter mitigations=off"],
+            ),
+            (
+                node(Some("1\n"), ld, "quiet nomodule", "evil 16384 0 - Live 0x0 (OE)\n"),
+                &[
+                    "new module evil size 16384, state Live, taint OE (taints the kernel: O: out-of-tree module loaded, E: unsigned module loaded)",
+                ],
+            ),
+        ];
+        for (now, want) in cases {
+            assert_eq!(texts(&explain(Subsystem::Kernel, &base, now)), *want);
+        }
+        let t = |v: &str| recs(|c| add_taint(c, Some(v.as_bytes())));
+        assert_eq!(
+            texts(&explain(Subsystem::KernelTaint, &t("0\n"), &t("4096\n"))),
+            ["tainted 0 -> 4096 (O: out-of-tree module loaded)"]
+        );
+        assert_eq!(
+            texts(&explain(Subsystem::KernelTaint, &t("4097\n"), &t("4096\n"))),
+            ["tainted 4097 -> 4096 (cleared P: proprietary module loaded)"]
+        );
     }
 
     #[test]

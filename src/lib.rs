@@ -66,5 +66,5 @@ pub use snapshot::{
     Anomaly, Checker, Observation, Report, SETTLE_MAX, SETTLE_QUIET, SETTLE_YOUNGER_THAN, Settle, Snapshot, Status,
     Verdict, check, check_with, snapshot, snapshot_with,
 };
-pub use source::{MAX_FILE, Procfs, Source, Target, boot_id, list_processes};
+pub use source::{CgroupMounts, FileId, MAX_FILE, Procfs, Source, Target, boot_id, list_processes};
 pub use subsystem::{Scope, Severity, Subsystem, default_handler};

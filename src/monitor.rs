@@ -236,9 +236,9 @@ impl Monitor {
                 }
             }
             Coverage::System => {
-                return Err(Error::Config(
-                    "--system needs the node-wide subsystems (kernel), which this build does not have yet".into(),
-                ));
+                let fs = Procfs::try_system()?;
+                let snapshot = snapshot_with(clock, &fs, &m.subsystems)?;
+                m.add(fs, snapshot, false, &mut findings);
             }
         }
         Ok((m, findings))
@@ -265,6 +265,20 @@ impl Monitor {
                     Err(Error::Gone { .. }) => findings.push(Finding::Exited { target: snapshot.target.clone() }),
                     Err(e) => findings.push(Finding::Failed { target: snapshot.target.clone(), error: e.to_string() }),
                 },
+                Target::Node { .. } => {
+                    let fs = Procfs::try_system()?;
+                    // A node is identified by its host name; its baseline is
+                    // meant to hold across reboots (hardening must come back).
+                    let now = fs.target()?;
+                    if now.same_as(&snapshot.target) {
+                        m.add(fs, snapshot.clone(), false, &mut Vec::new());
+                    } else {
+                        return Err(Error::TargetMismatch {
+                            baseline: snapshot.target.to_string(),
+                            source_target: now.to_string(),
+                        });
+                    }
+                }
                 other => {
                     return Err(Error::Config(format!("cannot resume a baseline of {other}")));
                 }
@@ -276,7 +290,8 @@ impl Monitor {
     }
 
     fn add(&mut self, fs: Procfs, snapshot: Snapshot, first_sight: bool, findings: &mut Vec<Finding>) {
-        let Some(pid) = snapshot.target.pid() else { return };
+        // The node is the one target without a pid: key 0, which no process has.
+        let pid = snapshot.target.pid().unwrap_or(0);
         self.partially += unobservable_findings(&snapshot, findings);
         findings.push(Finding::Baselined { snapshot: Box::new(snapshot.clone()), first_sight });
         let target = snapshot.target.clone();
@@ -476,7 +491,7 @@ impl Monitor {
     pub fn restore_from(&mut self, file: &BaselineFile) -> Vec<Target> {
         let mut restored = Vec::new();
         for s in &file.targets {
-            let Some(pid) = s.target.pid() else { continue };
+            let pid = s.target.pid().unwrap_or(0);
             let Some(w) = self.watched.get_mut(&pid) else { continue };
             if !w.target.same_as(&s.target) {
                 continue;
@@ -519,57 +534,13 @@ impl Monitor {
         let pick = usize::try_from(seed % u64::try_from(n).ok()?).ok()?;
         let w = self.watched.values_mut().nth(pick)?;
         let copy = usize::try_from((seed >> 8) % 3).ok()?;
-        let mut r = seed.rotate_left(23) ^ 0x9e37_79b9_7f4a_7c15;
-        let mut next = move || {
-            r ^= r << 13;
-            r ^= r >> 7;
-            r ^= r << 17;
-            r
-        };
-        let what = match next() % 10 {
-            0 => {
-                let d = w.baseline.digest_mut(copy)?;
-                let byte = usize::try_from(next() % 32).ok()?;
-                *d.0.get_mut(byte)? ^= 1 << (next() % 8);
-                format!("stored digest of copy {copy}, byte {byte}")
-            }
-            1 => {
-                let s = w.baseline.copy_mut(copy)?;
-                if let Target::Process { start_time, .. } = &mut s.target {
-                    *start_time ^= 1 << (next() % 64);
-                }
-                format!("target start time in copy {copy}")
-            }
-            roll => {
-                let s = w.baseline.copy_mut(copy)?;
-                let subs: Vec<Subsystem> = s.subsystems.keys().copied().collect();
-                let sub = *subs.get(usize::try_from(next() % u64::try_from(subs.len().max(1)).ok()?).ok()?)?;
-                match s.subsystems.get_mut(&sub)? {
-                    Observation::Observed { digest, records } if roll < 4 || records.is_empty() => {
-                        let byte = usize::try_from(next() % 32).ok()?;
-                        *digest.0.get_mut(byte)? ^= 1 << (next() % 8);
-                        format!("{sub} digest in copy {copy}, byte {byte}")
-                    }
-                    Observation::Observed { records, .. } => {
-                        let i = usize::try_from(next() % u64::try_from(records.len()).ok()?).ok()?;
-                        let rec = records.get_mut(i)?;
-                        let field = if next() % 2 == 0 { &mut rec.key } else { &mut rec.value };
-                        let mut bytes = std::mem::take(field).into_bytes();
-                        if bytes.is_empty() {
-                            bytes.push(b' ');
-                        } else {
-                            let at = usize::try_from(next() % u64::try_from(bytes.len()).ok()?).ok()?;
-                            *bytes.get_mut(at)? ^= 1 << (next() % 8);
-                        }
-                        *field = String::from_utf8_lossy(&bytes).into_owned();
-                        format!("{sub} record {i} in copy {copy}")
-                    }
-                    Observation::Unobservable { reason } => {
-                        reason.push('!');
-                        format!("{sub} unobservable reason in copy {copy}")
-                    }
-                }
-            }
+        let what = if seed.rotate_left(23) % 10 == 0 {
+            let d = w.baseline.digest_mut(copy)?;
+            let byte = usize::try_from((seed >> 16) % 32).ok()?;
+            *d.0.get_mut(byte)? ^= 1 << ((seed >> 24) % 8);
+            format!("stored digest of copy {copy}, byte {byte}")
+        } else {
+            format!("{} in copy {copy}", w.baseline.copy_mut(copy)?.flip_bit(seed.rotate_left(11)))
         };
         Some((w.target.clone(), what))
     }

@@ -1,15 +1,32 @@
 //! Reading a target's subsystems into canonical forms: which files each
 //! subsystem needs, read once per check and fed to the pure canonicalizers.
 //!
-//! Each thread's `status` is read once for both `seccomp` and `credentials`.
-//! A file that cannot be read makes its subsystem *unobservable* (permission
-//! denied, absent on this kernel) or fails the whole observation (the process
-//! is gone); it is never read as empty.
+//! | subsystem       | reads                                                         |
+//! |-----------------|---------------------------------------------------------------|
+//! | `memory-maps`   | `maps`                                                        |
+//! | `seccomp`       | `task/*/status` (shared with `credentials`)                   |
+//! | `credentials`   | `task/*/status` (shared with `seccomp`)                       |
+//! | `cgroups`       | `task/*/cgroup` (shared with `cgroup-limits`)                 |
+//! | `cgroup-limits` | `task/*/cgroup`, then each distinct cgroup and its ancestors: the directory listing and the limit files in it |
+//! | `namespaces`    | the `ns` listing and a `stat` of each entry                   |
+//! | `mounts`        | `mountinfo`                                                   |
+//! | `limits`        | `limits`                                                      |
+//! | `lsm`           | `attr/current`, `attr/exec`, `attr/apparmor/*`, `attr/smack/current` |
+//! | `kernel`        | the sysctls of `canon::kernel::SYSCTLS`, `lockdown` and `lsm` of securityfs, `modules`, `cmdline` |
+//! | `kernel-taint`  | `/proc/sys/kernel/tainted`                                    |
+//!
+//! A subsystem costs only when it is asked for. A file that cannot be read
+//! makes its subsystem *unobservable* (permission denied, absent on this
+//! kernel) or fails the whole observation (the process is gone); it is never
+//! read as empty. A subsystem of the other scope (the node's `kernel` asked
+//! of a process, a process's `maps` asked of the node), or an `lsm` where no
+//! security module labels processes, is *not applicable*.
 
 use std::fmt::Write as _;
 
-use crate::canon::{Canon, cgroup, maps, status};
-use crate::{Error, Source, Subsystem};
+use crate::canon::namespaces::NsState;
+use crate::canon::{Canon, cgroup, cgroup_limits, kernel, limits, lsm, maps, mounts, namespaces, status};
+use crate::{Error, Scope, Source, Subsystem};
 
 /// The result of observing one subsystem.
 #[derive(Debug, Clone)]
@@ -18,6 +35,16 @@ pub(crate) enum Slot {
     Observed(Canon),
     /// Why it could not be read.
     Unobservable(String),
+    /// Why the target does not have it.
+    NotApplicable(String),
+}
+
+/// How one subsystem's observation ended, before it becomes a [`Slot`].
+#[derive(Debug, Clone)]
+enum End {
+    Observed,
+    Unobservable(String),
+    NotApplicable(String),
 }
 
 /// Buffers reused from one observation to the next.
@@ -26,6 +53,11 @@ pub(crate) struct Observer {
     buf: Vec<u8>,
     tids: Vec<u32>,
     rel: String,
+    names: Vec<String>,
+    /// Distinct (hierarchy, cgroup) of the threads and their ancestors.
+    cgroups: Vec<(String, String)>,
+    /// The last accepted thread's `cgroup` text.
+    last_cgroup: Vec<u8>,
     slots: Vec<(Subsystem, Slot)>,
     /// A one-shot fault to inject into the next observation (`fdir selftest`).
     fault: Option<u64>,
@@ -35,9 +67,20 @@ pub(crate) struct Observer {
 /// (rather than one that fails the whole check).
 fn unobservable_reason(e: &Error) -> Option<String> {
     match e {
-        Error::PermissionDenied { .. } => Some(e.to_string()),
+        Error::PermissionDenied { .. } | Error::Unavailable { .. } => Some(e.to_string()),
         Error::NotFound { path } => Some(format!("{} does not exist on this kernel", path.display())),
         _ => None,
+    }
+}
+
+/// Whether a read failed because no security module provides the attribute.
+fn no_lsm(e: &Error) -> bool {
+    match e {
+        Error::NotFound { .. } => true,
+        Error::Io { source, .. } => {
+            matches!(source.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP))
+        }
+        _ => false,
     }
 }
 
@@ -46,6 +89,14 @@ fn unobservable_reason(e: &Error) -> Option<String> {
 enum ThreadFile {
     Status,
     Cgroup,
+}
+
+/// Why a subsystem of the other scope is not applicable to a target.
+fn scope_reason(sub: Subsystem) -> String {
+    match sub.scope() {
+        Scope::Node => format!("{sub} is node-wide state: observed on the node target, not per process"),
+        Scope::Process => format!("{sub} is per-process state: the node target has none"),
+    }
 }
 
 impl Observer {
@@ -77,52 +128,136 @@ impl Observer {
             .find(|(s, _)| *s == sub)
             .and_then(|(_, slot)| match slot {
                 Slot::Observed(c) => Some(std::mem::take(c)),
-                Slot::Unobservable(_) => None,
+                Slot::Unobservable(_) | Slot::NotApplicable(_) => None,
             })
             .unwrap_or_default();
         c.clear();
         c
     }
 
-    /// Observes `subsystems` of `src`, replacing the previous results.
-    pub(crate) fn observe<S: Source + ?Sized>(&mut self, src: &S, subsystems: &[Subsystem]) -> Result<(), Error> {
+    /// Observes `subsystems` of `src`, a target of `scope`, replacing the
+    /// previous results.
+    pub(crate) fn observe<S: Source + ?Sized>(
+        &mut self,
+        src: &S,
+        scope: Scope,
+        subsystems: &[Subsystem],
+    ) -> Result<(), Error> {
         let mut wanted = subsystems.to_vec();
         wanted.sort_unstable();
         wanted.dedup();
         let mut canons: Vec<(Subsystem, Canon)> = wanted.iter().map(|&s| (s, self.take_canon(s))).collect();
-        let mut outcome: Vec<(Subsystem, Option<String>)> = Vec::with_capacity(wanted.len());
-        let has = |s| wanted.contains(&s);
+        let mut outcome: Vec<(Subsystem, End)> = Vec::with_capacity(wanted.len());
+        for &s in wanted.iter().filter(|s| s.scope() != scope) {
+            outcome.push((s, End::NotApplicable(scope_reason(s))));
+        }
+        let has = |s: Subsystem| s.scope() == scope && wanted.contains(&s);
+        let canon = |canons: &mut Vec<(Subsystem, Canon)>, sub| {
+            canons.iter_mut().find(|(s, _)| *s == sub).map(|(_, c)| std::mem::take(c))
+        };
+        let put = |canons: &mut Vec<(Subsystem, Canon)>, sub, c: Canon| {
+            if let Some((_, slot)) = canons.iter_mut().find(|(s, _)| *s == sub) {
+                *slot = c;
+            }
+        };
 
-        if let Some((_, canon)) = canons.iter_mut().find(|(s, _)| *s == Subsystem::MemoryMaps) {
-            let r = self.maps(src, canon);
+        if has(Subsystem::MemoryMaps)
+            && let Some(mut c) = canon(&mut canons, Subsystem::MemoryMaps)
+        {
+            let r = self.maps(src, &mut c);
+            put(&mut canons, Subsystem::MemoryMaps, c);
             outcome.push((Subsystem::MemoryMaps, settle(r)?));
         }
-        if has(Subsystem::Seccomp) || has(Subsystem::Credentials) || has(Subsystem::Cgroups) {
+        let per_thread = [Subsystem::Seccomp, Subsystem::Credentials, Subsystem::Cgroups, Subsystem::CgroupLimits];
+        if per_thread.iter().any(|&s| has(s)) {
             src.threads(&mut self.tids)?;
         }
         if has(Subsystem::Seccomp) || has(Subsystem::Credentials) {
-            let r = self.per_thread(src, ThreadFile::Status, &mut canons);
-            let reason = settle(r)?;
+            let r = self.per_thread(src, ThreadFile::Status, &mut canons, false);
+            let end = settle(r)?;
             for s in [Subsystem::Seccomp, Subsystem::Credentials] {
                 if has(s) {
-                    outcome.push((s, reason.clone()));
+                    outcome.push((s, end.clone()));
                 }
             }
         }
-        if has(Subsystem::Cgroups) {
-            let r = self.per_thread(src, ThreadFile::Cgroup, &mut canons);
-            outcome.push((Subsystem::Cgroups, settle(r)?));
+        if has(Subsystem::Cgroups) || has(Subsystem::CgroupLimits) {
+            let r = self.per_thread(src, ThreadFile::Cgroup, &mut canons, has(Subsystem::CgroupLimits));
+            let end = settle(r)?;
+            if has(Subsystem::Cgroups) {
+                outcome.push((Subsystem::Cgroups, end.clone()));
+            }
+            if has(Subsystem::CgroupLimits)
+                && let Some(mut c) = canon(&mut canons, Subsystem::CgroupLimits)
+            {
+                let end = match end {
+                    End::Observed => settle(self.cgroup_limits(src, &mut c))?,
+                    other => other,
+                };
+                put(&mut canons, Subsystem::CgroupLimits, c);
+                outcome.push((Subsystem::CgroupLimits, end));
+            }
+        }
+        if has(Subsystem::Namespaces)
+            && let Some(mut c) = canon(&mut canons, Subsystem::Namespaces)
+        {
+            let r = self.namespaces(src, &mut c);
+            put(&mut canons, Subsystem::Namespaces, c);
+            outcome.push((Subsystem::Namespaces, settle(r)?));
+        }
+        if has(Subsystem::Mounts)
+            && let Some(mut c) = canon(&mut canons, Subsystem::Mounts)
+        {
+            let r =
+                self.whole_file(src, "mountinfo", &mut c, |b, c| mounts::canonicalize(b, c).map_err(|e| e.to_string()));
+            put(&mut canons, Subsystem::Mounts, c);
+            outcome.push((Subsystem::Mounts, settle(r)?));
+        }
+        if has(Subsystem::Limits)
+            && let Some(mut c) = canon(&mut canons, Subsystem::Limits)
+        {
+            let r =
+                self.whole_file(src, "limits", &mut c, |b, c| limits::canonicalize(b, c).map_err(|e| e.to_string()));
+            put(&mut canons, Subsystem::Limits, c);
+            outcome.push((Subsystem::Limits, settle(r)?));
+        }
+        if has(Subsystem::Lsm)
+            && let Some(mut c) = canon(&mut canons, Subsystem::Lsm)
+        {
+            let end = match self.lsm(src, &mut c) {
+                Ok(Some(reason)) => End::NotApplicable(reason),
+                r => settle(r.map(drop))?,
+            };
+            put(&mut canons, Subsystem::Lsm, c);
+            outcome.push((Subsystem::Lsm, end));
+        }
+        if has(Subsystem::Kernel)
+            && let Some(mut c) = canon(&mut canons, Subsystem::Kernel)
+        {
+            let r = self.kernel(src, &mut c);
+            put(&mut canons, Subsystem::Kernel, c);
+            outcome.push((Subsystem::Kernel, settle(r)?));
+        }
+        if has(Subsystem::KernelTaint)
+            && let Some(mut c) = canon(&mut canons, Subsystem::KernelTaint)
+        {
+            let r = self.node_file(src, "proc/sys/kernel/tainted").map(|content| {
+                kernel::add_taint(&mut c, content.then_some(self.buf.as_slice()));
+            });
+            put(&mut canons, Subsystem::KernelTaint, c);
+            outcome.push((Subsystem::KernelTaint, settle(r)?));
         }
 
         self.slots.clear();
         for (sub, mut canon) in canons {
-            let reason = outcome.iter().find(|(s, _)| *s == sub).map(|(_, r)| r.clone());
-            let slot = match reason {
-                Some(None) => {
+            let end = outcome.iter().find(|(s, _)| *s == sub).map(|(_, r)| r.clone());
+            let slot = match end {
+                Some(End::Observed) => {
                     canon.finish();
                     Slot::Observed(canon)
                 }
-                Some(Some(reason)) => Slot::Unobservable(reason),
+                Some(End::Unobservable(reason)) => Slot::Unobservable(reason),
+                Some(End::NotApplicable(reason)) => Slot::NotApplicable(reason),
                 None => return Err(Error::Bug(format!("{sub} was asked for but not observed"))),
             };
             self.slots.push((sub, slot));
@@ -150,18 +285,45 @@ impl Observer {
         })
     }
 
+    /// Reads one file of the process and canonicalizes it whole.
+    fn whole_file<S: Source + ?Sized>(
+        &mut self,
+        src: &S,
+        rel: &str,
+        canon: &mut Canon,
+        f: impl FnOnce(&[u8], &mut Canon) -> Result<(), String>,
+    ) -> Result<(), Error> {
+        match src.read(rel, &mut self.buf) {
+            Ok(()) => {}
+            // A zombie has no namespaces: mountinfo answers EINVAL.
+            Err(Error::Io { .. }) if !src.alive() => return Err(gone(src)),
+            Err(e) => return Err(e),
+        }
+        f(&self.buf, canon).map_err(|message| {
+            if self.buf.is_empty() && !src.alive() {
+                return gone(src);
+            }
+            Error::Parse { path: src.path_of(rel), message }
+        })
+    }
+
     /// Reads one file of every thread (listed in `self.tids`) into the
-    /// canonical forms that need it. A thread that exits meanwhile is skipped.
+    /// canonical forms that need it, and with `collect` the distinct cgroups
+    /// of the threads (and their ancestors) into `self.cgroups`. A thread
+    /// that exits meanwhile is skipped.
     fn per_thread<S: Source + ?Sized>(
         &mut self,
         src: &S,
         file: ThreadFile,
         canons: &mut [(Subsystem, Canon)],
+        collect: bool,
     ) -> Result<(), Error> {
         let name = match file {
             ThreadFile::Status => "status",
             ThreadFile::Cgroup => "cgroup",
         };
+        self.cgroups.clear();
+        self.last_cgroup.clear();
         let mut read = 0usize;
         let mut absent: Option<Error> = None;
         for i in 0..self.tids.len() {
@@ -176,6 +338,9 @@ impl Observer {
                     absent = Some(e);
                     continue;
                 }
+                // A file of a thread that exits while it is read answers
+                // ESRCH: the thread is gone, the process may not be.
+                Err(Error::Gone { .. }) if src.alive() => continue,
                 Err(e) => return Err(e),
             }
             let parse = |e: String| Error::Parse { path: src.path_of(&self.rel), message: e };
@@ -195,7 +360,43 @@ impl Observer {
                     _ => {}
                 }
             }
+            // A thread in do_exit shows a partial state (no Umask, the root of
+            // every v1 cgroup hierarchy): it is leaving, not changing, so its
+            // tuple is taken back. Asked only when a thread looks unlike the
+            // one before it.
+            let touched = |sub: Subsystem| match file {
+                ThreadFile::Status => matches!(sub, Subsystem::Seccomp | Subsystem::Credentials),
+                ThreadFile::Cgroup => sub == Subsystem::Cgroups,
+            };
+            let unlike = match file {
+                ThreadFile::Cgroup => self.last_cgroup != self.buf,
+                ThreadFile::Status => canons.iter().any(|(s, c)| touched(*s) && c.last_is_new()),
+            };
+            if unlike && src.thread_exiting(tid)? {
+                for (_, c) in canons.iter_mut().filter(|(s, _)| touched(*s)) {
+                    c.pop();
+                }
+                read -= 1;
+                continue;
+            }
+            // Threads usually share their cgroups: parse each distinct text once.
+            if collect && self.last_cgroup != self.buf {
+                for (h, path) in cgroup::parse(&self.buf).map_err(|e| parse(e.to_string()))? {
+                    let h = String::from_utf8_lossy(h);
+                    let path = String::from_utf8_lossy(path);
+                    for a in cgroup_limits::ancestors(&path) {
+                        if !self.cgroups.iter().any(|(x, y)| x.as_str() == h.as_ref() && y.as_str() == a) {
+                            self.cgroups.push((h.clone().into_owned(), a.to_owned()));
+                        }
+                    }
+                }
+            }
+            if let ThreadFile::Cgroup = file {
+                self.last_cgroup.clear();
+                self.last_cgroup.extend_from_slice(&self.buf);
+            }
         }
+        self.cgroups.sort_unstable();
         if read > 0 {
             return Ok(());
         }
@@ -204,14 +405,147 @@ impl Observer {
         }
         Err(absent.unwrap_or_else(|| Error::Parse { path: src.path_of("task"), message: "no threads listed".into() }))
     }
+
+    /// Reads the limit files of every cgroup collected by the cgroup pass.
+    fn cgroup_limits<S: Source + ?Sized>(&mut self, src: &S, canon: &mut Canon) -> Result<(), Error> {
+        for i in 0..self.cgroups.len() {
+            let Some((h, cg)) = self.cgroups.get(i) else { break };
+            match src.cgroup_list(h, cg, &mut self.names) {
+                Ok(()) => {}
+                Err(e @ (Error::Unavailable { .. } | Error::NotFound { .. })) => {
+                    // One hierarchy fdir cannot see (not mounted here, outside
+                    // its cgroup namespace), or a cgroup removed since the
+                    // membership was read: said in a record of its own; the
+                    // other hierarchies are still compared.
+                    let reason = match &e {
+                        Error::Unavailable { reason, .. } => reason.clone(),
+                        _ => "the cgroup directory does not exist".to_owned(),
+                    };
+                    cgroup_limits::add_unreadable(canon, h, cg, cgroup_limits::DIRECTORY, &reason);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            for j in 0..self.names.len() {
+                let Some(file) = self.names.get(j) else { break };
+                if !cgroup_limits::is_limit_file(file) {
+                    continue;
+                }
+                match src.cgroup_read(h, cg, file, &mut self.buf) {
+                    Ok(()) => cgroup_limits::add_file(canon, h, cg, file, &self.buf),
+                    // Removed between the listing and the read.
+                    Err(Error::NotFound { .. }) => {}
+                    Err(e @ (Error::PermissionDenied { .. } | Error::Gone { .. })) => return Err(e),
+                    Err(Error::Io { source, .. }) => {
+                        cgroup_limits::add_unreadable(canon, h, cg, file, &source.to_string())
+                    }
+                    Err(e) => cgroup_limits::add_unreadable(canon, h, cg, file, &e.to_string()),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn namespaces<S: Source + ?Sized>(&mut self, src: &S, canon: &mut Canon) -> Result<(), Error> {
+        src.list("ns", &mut self.names)?;
+        let mut pending = false;
+        for i in 0..self.names.len() {
+            let Some(name) = self.names.get(i) else { break };
+            self.rel.clear();
+            let _ = write!(self.rel, "ns/{name}");
+            let state = match src.stat(&self.rel) {
+                Ok(id) => NsState::Identity { dev: id.dev, ino: id.ino },
+                // Listed but not resolvable: unshared for children, none created yet.
+                Err(Error::NotFound { .. }) => {
+                    pending = true;
+                    NsState::Pending
+                }
+                Err(e) => return Err(e),
+            };
+            namespaces::add(canon, name.as_bytes(), state);
+        }
+        // A zombie's links resolve no more: it is gone, not unshared.
+        if pending && !src.alive() {
+            return Err(gone(src));
+        }
+        Ok(())
+    }
+
+    /// `Ok(Some(reason))` where no security module labels the process.
+    fn lsm<S: Source + ?Sized>(&mut self, src: &S, canon: &mut Canon) -> Result<Option<String>, Error> {
+        let mut any = false;
+        let mut first_refusal: Option<String> = None;
+        for attr in lsm::ATTRS {
+            self.rel.clear();
+            let _ = write!(self.rel, "attr/{attr}");
+            match src.read(&self.rel, &mut self.buf) {
+                Ok(()) => {
+                    lsm::add(canon, attr, &self.buf);
+                    any = true;
+                }
+                Err(e) if no_lsm(&e) => {
+                    if first_refusal.is_none() {
+                        first_refusal = Some(e.to_string());
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if !any && !src.alive() {
+            return Err(gone(src));
+        }
+        Ok((!any).then(|| {
+            format!(
+                "no security module labels processes here ({})",
+                first_refusal.unwrap_or_else(|| "no attribute file".into())
+            )
+        }))
+    }
+
+    /// Reads a node file into `self.buf`: `Ok(true)` read, `Ok(false)` it
+    /// does not exist on this kernel.
+    fn node_file<S: Source + ?Sized>(&mut self, src: &S, rel: &str) -> Result<bool, Error> {
+        match src.read(rel, &mut self.buf) {
+            Ok(()) => Ok(true),
+            Err(Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn kernel<S: Source + ?Sized>(&mut self, src: &S, canon: &mut Canon) -> Result<(), Error> {
+        for sysctl in kernel::SYSCTLS {
+            self.rel.clear();
+            self.rel.push_str("proc/sys/");
+            self.rel.extend(sysctl.name.chars().map(|c| if c == '.' { '/' } else { c }));
+            let rel = std::mem::take(&mut self.rel);
+            let r = self.node_file(src, &rel);
+            self.rel = rel;
+            match r {
+                Ok(present) => kernel::add_sysctl(canon, sysctl.name, present.then_some(self.buf.as_slice())),
+                Err(Error::Io { source, .. }) => {
+                    canon.push(sysctl.name, &format!("unreadable: {source}"));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let present = self.node_file(src, "sys/kernel/security/lockdown")?;
+        kernel::add_lockdown(canon, present.then_some(self.buf.as_slice()));
+        let present = self.node_file(src, "sys/kernel/security/lsm")?;
+        kernel::add_lsm_list(canon, present.then_some(self.buf.as_slice()));
+        let present = self.node_file(src, "proc/cmdline")?;
+        kernel::add_cmdline(canon, present.then_some(self.buf.as_slice()));
+        let present = self.node_file(src, "proc/modules")?;
+        kernel::add_modules(canon, present.then_some(self.buf.as_slice()))
+            .map_err(|e| Error::Parse { path: src.path_of("proc/modules"), message: e.to_string() })
+    }
 }
 
-/// Splits a subsystem's result: `Ok(None)` observed, `Ok(Some(reason))`
-/// unobservable, `Err` fails the whole observation.
-fn settle(r: Result<(), Error>) -> Result<Option<String>, Error> {
+/// Splits a subsystem's result: observed, unobservable, or `Err` that fails
+/// the whole observation.
+fn settle(r: Result<(), Error>) -> Result<End, Error> {
     match r {
-        Ok(()) => Ok(None),
-        Err(e) => unobservable_reason(&e).map(Some).ok_or(e),
+        Ok(()) => Ok(End::Observed),
+        Err(e) => unobservable_reason(&e).map(End::Unobservable).ok_or(e),
     }
 }
 

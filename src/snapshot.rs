@@ -9,11 +9,14 @@ use serde::{Deserialize, Serialize};
 use crate::canon::{self, Record};
 use crate::explain::{self, Change};
 use crate::observe::{Observer, Slot};
-use crate::{Clock, Digest, Error, Source, Subsystem, Target};
+use crate::{Clock, Digest, Error, Scope, Source, Subsystem, Target};
 
 /// The state of one subsystem in a snapshot.
+///
+/// In JSON, `"status"` is `"observed"`, `"unobservable"` or `"not-applicable"`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum Observation {
     /// Read and canonicalized.
     Observed {
@@ -26,6 +29,14 @@ pub enum Observation {
     /// Could not be read; not drift, but reported.
     Unobservable {
         /// Why, naming the file.
+        reason: String,
+    },
+    /// The target does not have this structure: no security module labels
+    /// processes on this node (`lsm`), or the subsystem is of the other scope
+    /// (`kernel` of a process). A state, not a failure: never drift while it
+    /// lasts, reported as such.
+    NotApplicable {
+        /// Why.
         reason: String,
     },
 }
@@ -64,7 +75,7 @@ impl Snapshot {
     pub fn digest(&self, subsystem: Subsystem) -> Option<Digest> {
         match self.subsystems.get(&subsystem)? {
             Observation::Observed { digest, .. } => Some(*digest),
-            Observation::Unobservable { .. } => None,
+            Observation::Unobservable { .. } | Observation::NotApplicable { .. } => None,
         }
     }
 
@@ -92,6 +103,65 @@ impl Snapshot {
     }
 }
 
+impl Snapshot {
+    /// Fault injection (`fdir selftest` and tests): flips one bit somewhere
+    /// in the snapshot — a record's key or value, a subsystem digest, the
+    /// target's start time, or an unobservable reason — chosen by `seed`.
+    /// Returns what was changed.
+    pub fn flip_bit(&mut self, seed: u64) -> String {
+        let mut r = seed ^ 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            r
+        };
+        let pick = |n: usize, x: u64| usize::try_from(x % u64::try_from(n.max(1)).unwrap_or(1)).unwrap_or(0);
+        if next() % 9 == 0
+            && let Target::Process { start_time, .. } = &mut self.target
+        {
+            *start_time ^= 1 << (next() % 64);
+            return "the target's start time".into();
+        }
+        let subs: Vec<Subsystem> = self.subsystems.keys().copied().collect();
+        let Some(&sub) = subs.get(pick(subs.len(), next())) else {
+            self.taken_at += Duration::from_nanos(1 << (next() % 30));
+            return "the snapshot time".into();
+        };
+        let roll = next();
+        match self.subsystems.get_mut(&sub) {
+            Some(Observation::Observed { digest, records }) if roll % 4 == 0 || records.is_empty() => {
+                let byte = pick(32, next());
+                if let Some(b) = digest.0.get_mut(byte) {
+                    *b ^= 1 << (next() % 8);
+                }
+                format!("the {sub} digest, byte {byte}")
+            }
+            Some(Observation::Observed { records, .. }) => {
+                let i = pick(records.len(), next());
+                let Some(rec) = records.get_mut(i) else { return String::new() };
+                let field = if next() % 2 == 0 { &mut rec.key } else { &mut rec.value };
+                let mut bytes = std::mem::take(field).into_bytes();
+                if bytes.is_empty() {
+                    bytes.push(b' ');
+                } else {
+                    let at = pick(bytes.len(), next());
+                    if let Some(b) = bytes.get_mut(at) {
+                        *b ^= 1 << (next() % 8);
+                    }
+                }
+                *field = String::from_utf8_lossy(&bytes).into_owned();
+                format!("{sub} record {i}")
+            }
+            Some(Observation::Unobservable { reason } | Observation::NotApplicable { reason }) => {
+                reason.push('!');
+                format!("the {sub} reason")
+            }
+            None => String::new(),
+        }
+    }
+}
+
 /// One drifted subsystem: what it was, what it is, and what exactly changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Anomaly {
@@ -108,6 +178,7 @@ pub struct Anomaly {
 /// The state of one subsystem in a check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum Status {
     /// Same as the baseline.
     Unchanged,
@@ -121,6 +192,12 @@ pub enum Status {
     /// Could not be read when the baseline was taken, so cannot be compared.
     NoBaseline {
         /// Why it could not be read then.
+        reason: String,
+    },
+    /// Not applicable to the target, then and now (see
+    /// [`Observation::NotApplicable`]); not drift.
+    NotApplicable {
+        /// Why.
         reason: String,
     },
 }
@@ -145,6 +222,14 @@ impl Report {
     pub fn unobservable(&self) -> impl Iterator<Item = (Subsystem, &str)> + '_ {
         self.subsystems.iter().filter_map(|(&s, st)| match st {
             Status::Unobservable { reason } | Status::NoBaseline { reason } => Some((s, reason.as_str())),
+            _ => None,
+        })
+    }
+
+    /// The subsystems the target does not have, with the reason.
+    pub fn not_applicable(&self) -> impl Iterator<Item = (Subsystem, &str)> + '_ {
+        self.subsystems.iter().filter_map(|(&s, st)| match st {
+            Status::NotApplicable { reason } => Some((s, reason.as_str())),
             _ => None,
         })
     }
@@ -229,11 +314,12 @@ pub fn snapshot_with<C: Clock + ?Sized, S: Source + ?Sized>(
     subsystems: &[Subsystem],
 ) -> Result<Snapshot, Error> {
     let target = fs.target()?;
+    let scope = target.scope();
     let mut observer = Observer::new();
     let settle = match fs.age()? {
-        Some(age) if age < SETTLE_YOUNGER_THAN => Some(wait_to_settle(&mut observer, fs, subsystems, age)?),
+        Some(age) if age < SETTLE_YOUNGER_THAN => Some(wait_to_settle(&mut observer, fs, scope, subsystems, age)?),
         _ => {
-            observer.observe(fs, subsystems)?;
+            observer.observe(fs, scope, subsystems)?;
             None
         }
     };
@@ -248,6 +334,7 @@ pub fn snapshot_with<C: Clock + ?Sized, S: Source + ?Sized>(
                     Observation::Observed { digest: c.digest(*sub), records: c.records() }
                 }
                 Slot::Unobservable(reason) => Observation::Unobservable { reason: reason.clone() },
+                Slot::NotApplicable(reason) => Observation::NotApplicable { reason: reason.clone() },
             };
             (*sub, obs)
         })
@@ -261,7 +348,7 @@ fn digests(observer: &Observer) -> Vec<Option<Digest>> {
         .iter()
         .map(|(sub, slot)| match slot {
             Slot::Observed(c) => Some(c.clone().digest(*sub)),
-            Slot::Unobservable(_) => None,
+            Slot::Unobservable(_) | Slot::NotApplicable(_) => None,
         })
         .collect()
 }
@@ -272,11 +359,12 @@ fn digests(observer: &Observer) -> Vec<Option<Digest>> {
 fn wait_to_settle<S: Source + ?Sized>(
     observer: &mut Observer,
     fs: &S,
+    scope: Scope,
     subsystems: &[Subsystem],
     age: Duration,
 ) -> Result<Settle, Error> {
     let start = Instant::now();
-    observer.observe(fs, subsystems)?;
+    observer.observe(fs, scope, subsystems)?;
     let mut last = digests(observer);
     let mut quiet_since = Instant::now();
     loop {
@@ -287,7 +375,7 @@ fn wait_to_settle<S: Source + ?Sized>(
             return Ok(Settle { age, waited: start.elapsed(), settled: false });
         }
         std::thread::sleep(SETTLE_STEP);
-        observer.observe(fs, subsystems)?;
+        observer.observe(fs, scope, subsystems)?;
         let now = digests(observer);
         if now != last {
             last = now;
@@ -358,7 +446,7 @@ impl Checker {
                 return Err(Error::NotInBaseline { subsystem: sub });
             }
         }
-        self.observer.observe(fs, subsystems)?;
+        self.observer.observe(fs, target.scope(), subsystems)?;
 
         let mut anomalies = Vec::new();
         let mut statuses = BTreeMap::new();
@@ -367,6 +455,31 @@ impl Checker {
             let status = match (baseline.subsystems.get(&sub), slot) {
                 (Some(Observation::Unobservable { reason }), _) => Status::NoBaseline { reason: reason.clone() },
                 (_, Slot::Unobservable(reason)) => Status::Unobservable { reason: reason.clone() },
+                (Some(Observation::NotApplicable { .. }), Slot::NotApplicable(reason)) => {
+                    Status::NotApplicable { reason: reason.clone() }
+                }
+                // The structure appeared or vanished (an LSM label where
+                // there was none, or the reverse): drift, said as such.
+                (Some(Observation::NotApplicable { reason }), Slot::Observed(canon)) => {
+                    let actual = canon.digest(sub);
+                    let now = canon.records();
+                    anomalies.push(Anomaly {
+                        subsystem: sub,
+                        expected: canon::digest_not_applicable(sub),
+                        actual,
+                        changes: explain::now_applicable(sub, reason, &now),
+                    });
+                    Status::Drifted
+                }
+                (Some(Observation::Observed { digest, records }), Slot::NotApplicable(reason)) => {
+                    anomalies.push(Anomaly {
+                        subsystem: sub,
+                        expected: *digest,
+                        actual: canon::digest_not_applicable(sub),
+                        changes: explain::no_longer_applicable(sub, records, reason),
+                    });
+                    Status::Drifted
+                }
                 (Some(Observation::Observed { digest, records }), Slot::Observed(canon)) => {
                     let actual = canon.digest(sub);
                     if actual == *digest {

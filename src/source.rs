@@ -1,22 +1,33 @@
 //! The only code that reads the filesystem: a [`Source`] trait and [`Procfs`],
-//! its implementation over `/proc` (and, for tests, canned text).
+//! its implementation over `/proc`, cgroupfs and `/sys` (and, for tests,
+//! canned text).
 //!
 //! A process is pinned by a directory file descriptor on `/proc/PID`, opened
 //! once and checked against the process's start time: every later read goes
 //! through `openat` on that descriptor, so a pid that is reused by another
 //! process can never be read by mistake: the kernel answers ESRCH for the old
 //! process instead.
+//!
+//! The node ([`Procfs::system`]) is read through directory descriptors on the
+//! proc and sys roots, opened once; tests point them at a temporary copy
+//! ([`Procfs::system_at`]). Cgroup control files are read below the mount
+//! points of the hierarchies as fdir sees them ([`CgroupMounts`]), or below a
+//! tree the caller names.
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::io;
 use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use serde::{Deserialize, Serialize};
 
-use crate::Error;
+use crate::canon::mounts;
+use crate::{Error, Scope};
 
 /// What a snapshot or a source describes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +44,16 @@ pub enum Target {
         #[serde(default)]
         name: String,
     },
+    /// The node: kernel state shared by every process on it.
+    Node {
+        /// The host name (`/proc/sys/kernel/hostname`): the node's identity.
+        hostname: String,
+        /// This boot's id (`/proc/sys/kernel/random/boot_id`), for people. Not
+        /// part of the identity: a node baseline is meant to be checked after
+        /// a reboot too, since the hardening must come back the same.
+        #[serde(default)]
+        boot_id: String,
+    },
     /// Canned text, for tests.
     Mock,
 }
@@ -45,6 +66,7 @@ impl Target {
             (Target::Process { pid, start_time, .. }, Target::Process { pid: p2, start_time: s2, .. }) => {
                 pid == p2 && start_time == s2
             }
+            (Target::Node { hostname, .. }, Target::Node { hostname: h2, .. }) => hostname == h2,
             (Target::Mock, Target::Mock) => true,
             _ => false,
         }
@@ -54,7 +76,7 @@ impl Target {
     pub fn pid_start(&self) -> u64 {
         match self {
             Target::Process { start_time, .. } => *start_time,
-            Target::Mock => 0,
+            Target::Node { .. } | Target::Mock => 0,
         }
     }
 
@@ -62,7 +84,15 @@ impl Target {
     pub fn pid(&self) -> Option<u32> {
         match self {
             Target::Process { pid, .. } => Some(*pid),
-            Target::Mock => None,
+            Target::Node { .. } | Target::Mock => None,
+        }
+    }
+
+    /// Which subsystems the target has: those of a process, or the node's.
+    pub fn scope(&self) -> Scope {
+        match self {
+            Target::Node { .. } => Scope::Node,
+            Target::Process { .. } | Target::Mock => Scope::Process,
         }
     }
 }
@@ -72,26 +102,84 @@ impl std::fmt::Display for Target {
         match self {
             Target::Process { pid, name, .. } if name.is_empty() => write!(f, "process {pid}"),
             Target::Process { pid, name, .. } => write!(f, "process {pid} ({name})"),
+            Target::Node { hostname, .. } if hostname.is_empty() => f.write_str("node"),
+            Target::Node { hostname, .. } => write!(f, "node {hostname}"),
             Target::Mock => f.write_str("mock process"),
         }
     }
 }
 
-/// Where fdir reads a process's state from.
+/// The identity of a file: its device and inode numbers (of a namespace,
+/// for a `/proc/PID/ns` link).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FileId {
+    /// Device number.
+    pub dev: u64,
+    /// Inode number.
+    pub ino: u64,
+}
+
+fn unsupported(what: impl Into<String>) -> Error {
+    Error::Unavailable { what: what.into(), reason: "this source does not provide it".into() }
+}
+
+/// Where fdir reads a process's or the node's state from.
 ///
 /// Implementations must never turn a failed read into empty content: a file
 /// that cannot be read is an error ([`Error::PermissionDenied`],
 /// [`Error::Gone`], [`Error::NotFound`], [`Error::Io`]).
+///
+/// Paths are relative: to `/proc/PID` for a process (`"maps"`,
+/// `"task/42/status"`); for the node, to the root of the filesystem, below
+/// `proc/` or `sys/` (`"proc/sys/kernel/tainted"`,
+/// `"sys/kernel/security/lockdown"`).
 pub trait Source {
     /// What this source reads, or why it cannot read anything.
     fn target(&self) -> Result<Target, Error>;
 
-    /// Reads the file `rel` of the process (`"maps"`, `"task/42/status"`) into
-    /// `buf`, replacing its contents.
+    /// Reads the file `rel` of the process (`"maps"`, `"task/42/status"`), or
+    /// of the node (`"proc/cmdline"`), into `buf`, replacing its contents.
     fn read(&self, rel: &str, buf: &mut Vec<u8>) -> Result<(), Error>;
+
+    /// The identity of `rel`, following a symbolic link: for
+    /// `"ns/net"` the network namespace. [`Error::NotFound`] for a link that
+    /// does not resolve.
+    fn stat(&self, rel: &str) -> Result<FileId, Error> {
+        Err(unsupported(format!("the identity of {}", self.path_of(rel).display())))
+    }
+
+    /// Lists the names in the directory `rel` into `out`, sorted, replacing
+    /// its contents.
+    fn list(&self, rel: &str, out: &mut Vec<String>) -> Result<(), Error> {
+        out.clear();
+        Err(unsupported(format!("the directory {}", self.path_of(rel).display())))
+    }
+
+    /// Lists the control files (not the child cgroups) of `cgroup` in
+    /// `hierarchy` into `out`, sorted, replacing its contents. The hierarchy
+    /// is named as in `/proc/PID/cgroup`: `unified` for v2, the controllers
+    /// (`memory`, `cpu,cpuacct`, `name=systemd`) for v1.
+    fn cgroup_list(&self, hierarchy: &str, cgroup: &str, out: &mut Vec<String>) -> Result<(), Error> {
+        out.clear();
+        Err(unsupported(format!("cgroup {hierarchy}:{cgroup}")))
+    }
+
+    /// Reads the control file `file` of `cgroup` in `hierarchy` into `buf`.
+    fn cgroup_read(&self, hierarchy: &str, cgroup: &str, file: &str, buf: &mut Vec<u8>) -> Result<(), Error> {
+        buf.clear();
+        Err(unsupported(format!("{file} of cgroup {hierarchy}:{cgroup}")))
+    }
 
     /// Lists the thread ids of the process into `out`, replacing its contents.
     fn threads(&self, out: &mut Vec<u32>) -> Result<(), Error>;
+
+    /// Whether thread `tid` is exiting (in `do_exit`, `PF_EXITING`) or gone:
+    /// its files then show a partial state (no `Umask`, the root of every v1
+    /// cgroup hierarchy) that is not the process's, so it is left out.
+    fn thread_exiting(&self, tid: u32) -> Result<bool, Error> {
+        let _ = tid;
+        Ok(false)
+    }
 
     /// How long ago the process started, where that is known.
     fn age(&self) -> Result<Option<Duration>, Error> {
@@ -112,8 +200,23 @@ impl<S: Source + ?Sized> Source for &S {
     fn read(&self, rel: &str, buf: &mut Vec<u8>) -> Result<(), Error> {
         (**self).read(rel, buf)
     }
+    fn stat(&self, rel: &str) -> Result<FileId, Error> {
+        (**self).stat(rel)
+    }
+    fn list(&self, rel: &str, out: &mut Vec<String>) -> Result<(), Error> {
+        (**self).list(rel, out)
+    }
+    fn cgroup_list(&self, hierarchy: &str, cgroup: &str, out: &mut Vec<String>) -> Result<(), Error> {
+        (**self).cgroup_list(hierarchy, cgroup, out)
+    }
+    fn cgroup_read(&self, hierarchy: &str, cgroup: &str, file: &str, buf: &mut Vec<u8>) -> Result<(), Error> {
+        (**self).cgroup_read(hierarchy, cgroup, file, buf)
+    }
     fn threads(&self, out: &mut Vec<u32>) -> Result<(), Error> {
         (**self).threads(out)
+    }
+    fn thread_exiting(&self, tid: u32) -> Result<bool, Error> {
+        (**self).thread_exiting(tid)
     }
     fn age(&self) -> Result<Option<Duration>, Error> {
         (**self).age()
@@ -130,12 +233,158 @@ impl<S: Source + ?Sized> Source for &S {
 /// `max_map_count` (65530 mappings) is under 10 MiB.
 pub const MAX_FILE: usize = 64 << 20;
 
-/// The /proc source: a live process, or canned text for tests.
+/// The v1 controllers, as they appear in `/proc/PID/cgroup` and in the super
+/// options of a `cgroup` mount.
+const V1_CONTROLLERS: &[&str] = &[
+    "cpuset",
+    "cpu",
+    "cpuacct",
+    "io",
+    "blkio",
+    "memory",
+    "devices",
+    "freezer",
+    "net_cls",
+    "perf_event",
+    "net_prio",
+    "hugetlb",
+    "pids",
+    "rdma",
+    "misc",
+    "debug",
+];
+
+/// Where each cgroup hierarchy is mounted, as fdir sees it: hierarchy name
+/// (as in `/proc/PID/cgroup`: `unified`, `memory`, `cpu,cpuacct`,
+/// `name=systemd`) → directory, and the subtree of the hierarchy that
+/// directory shows.
+///
+/// Found from `/proc/self/mountinfo` ([`CgroupMounts::discover`]), or named
+/// by the caller, so tests point it at a temporary tree:
+///
+/// ```
+/// use fdir::CgroupMounts;
+/// let m = CgroupMounts::new().with("pids", "/tmp/cgroup/pids").with("unified", "/tmp/cgroup/unified");
+/// assert_eq!(m.dir("pids", "/app")?, std::path::Path::new("/tmp/cgroup/pids/app"));
+/// # Ok::<(), fdir::Error>(())
+/// ```
+///
+/// Cgroup paths in `/proc/PID/cgroup` are relative to the cgroup namespace of
+/// the *reader*: run fdir in the initial cgroup namespace (the host's) to see
+/// every process's cgroups. A path that leaves fdir's view (`/..`) is refused,
+/// never resolved.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CgroupMounts {
+    /// Normalized hierarchy name → (directory, root of the mount in the hierarchy).
+    by_name: BTreeMap<String, (PathBuf, String)>,
+}
+
+/// `cpu,cpuacct` and `cpuacct,cpu` name one hierarchy.
+fn normalize_hierarchy(name: &str) -> String {
+    let mut parts: Vec<&str> = name.split(',').filter(|p| !p.is_empty()).collect();
+    parts.sort_unstable();
+    parts.join(",")
+}
+
+impl CgroupMounts {
+    /// No hierarchy known.
+    pub fn new() -> CgroupMounts {
+        CgroupMounts::default()
+    }
+
+    /// The hierarchies mounted in fdir's own mount namespace
+    /// (`/proc/self/mountinfo`).
+    pub fn discover() -> Result<CgroupMounts, Error> {
+        let path = Path::new("/proc/self/mountinfo");
+        let text = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+        Ok(CgroupMounts::from_mountinfo(&text))
+    }
+
+    /// The hierarchies in a `mountinfo` text: `cgroup2` mounts are `unified`,
+    /// `cgroup` mounts are named by the controllers (and `name=`) in their
+    /// super options. Where a hierarchy is mounted more than once, a mount of
+    /// its root is preferred, then the first. Lines that do not parse are
+    /// skipped.
+    pub fn from_mountinfo(text: &[u8]) -> CgroupMounts {
+        let mut out = CgroupMounts::new();
+        for line in text.split(|&b| b == b'\n') {
+            let Ok(m) = mounts::parse_line(line) else { continue };
+            let name = match m.fstype {
+                b"cgroup2" => "unified".to_owned(),
+                b"cgroup" => {
+                    let opts = String::from_utf8_lossy(m.super_options);
+                    let parts: Vec<&str> =
+                        opts.split(',').filter(|o| V1_CONTROLLERS.contains(o) || o.starts_with("name=")).collect();
+                    if parts.is_empty() {
+                        continue;
+                    }
+                    parts.join(",")
+                }
+                _ => continue,
+            };
+            let dir = PathBuf::from(OsStr::from_bytes(&mounts::unescape(m.point)));
+            let root = String::from_utf8_lossy(&mounts::unescape(m.root)).into_owned();
+            let key = normalize_hierarchy(&name);
+            let better = out.by_name.get(&key).is_none_or(|(_, r)| r != "/" && root == "/");
+            if better {
+                out.by_name.insert(key, (dir, root));
+            }
+        }
+        out
+    }
+
+    /// Names the directory where `hierarchy`'s root cgroup is.
+    pub fn insert(&mut self, hierarchy: &str, dir: impl Into<PathBuf>) -> &mut CgroupMounts {
+        self.by_name.insert(normalize_hierarchy(hierarchy), (dir.into(), "/".to_owned()));
+        self
+    }
+
+    /// Builder form of [`CgroupMounts::insert`].
+    #[must_use]
+    pub fn with(mut self, hierarchy: &str, dir: impl Into<PathBuf>) -> CgroupMounts {
+        self.insert(hierarchy, dir);
+        self
+    }
+
+    /// The hierarchies known, normalized (controllers sorted).
+    pub fn hierarchies(&self) -> impl Iterator<Item = &str> + '_ {
+        self.by_name.keys().map(String::as_str)
+    }
+
+    /// The directory of `cgroup` (a path from `/proc/PID/cgroup`) in
+    /// `hierarchy`.
+    pub fn dir(&self, hierarchy: &str, cgroup: &str) -> Result<PathBuf, Error> {
+        let what = || format!("cgroup {hierarchy}:{cgroup}");
+        let fail = |reason: String| Error::Unavailable { what: what(), reason };
+        let (dir, root) = self
+            .by_name
+            .get(&normalize_hierarchy(hierarchy))
+            .ok_or_else(|| fail("the hierarchy is not mounted where fdir can see it".into()))?;
+        let rel = cgroup.strip_prefix('/').ok_or_else(|| fail("not an absolute cgroup path".into()))?;
+        if !rel.is_empty() && rel.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+            return Err(fail("the path leaves fdir's cgroup namespace (or is not canonical)".into()));
+        }
+        let rel = if root == "/" {
+            rel
+        } else {
+            let r = root.trim_start_matches('/');
+            match rel.strip_prefix(r) {
+                Some("") => "",
+                Some(rest) if rest.starts_with('/') => rest.trim_start_matches('/'),
+                _ => return Err(fail(format!("fdir's mount of the hierarchy shows only {root}"))),
+            }
+        };
+        Ok(if rel.is_empty() { dir.clone() } else { dir.join(rel) })
+    }
+}
+
+/// The /proc source: a live process, the node, or canned text for tests.
 ///
 /// ```no_run
 /// use fdir::Procfs;
 /// let me = Procfs::live();           // this process
 /// let init = Procfs::pid(1);          // another process, pinned to its start time
+/// let node = Procfs::system();        // the node: /proc/sys, /proc/modules, securityfs ...
 /// let canned = Procfs::mock("", "", ""); // canned text (maps, status, cgroup)
 /// ```
 #[derive(Debug)]
@@ -146,8 +395,9 @@ pub struct Procfs {
 #[derive(Debug)]
 enum Inner {
     Process(ProcessDir),
-    Mock(BTreeMap<String, Vec<u8>>),
-    Failed { pid: u32, path: PathBuf, kind: FailKind },
+    Node(NodeDir),
+    Mock { files: BTreeMap<String, Vec<u8>>, node: bool },
+    Failed { pid: Option<u32>, path: PathBuf, kind: FailKind },
 }
 
 #[derive(Debug)]
@@ -164,13 +414,33 @@ struct ProcessDir {
     start_time: u64,
     name: String,
     dir: OwnedFd,
+    /// Found on first use, unless given.
+    cgroups: OnceLock<Result<CgroupMounts, String>>,
+}
+
+#[derive(Debug)]
+struct NodeDir {
+    proc_root: PathBuf,
+    sys_root: PathBuf,
+    proc: OwnedFd,
+    /// `None` if the sys root does not exist (every read below it is then
+    /// "not found").
+    sys: Option<OwnedFd>,
+    hostname: String,
+    boot_id: String,
+}
+
+fn errno_error(e: rustix::io::Errno, op: &'static str, path: PathBuf) -> Error {
+    match e {
+        rustix::io::Errno::NOENT => Error::NotFound { path },
+        _ => Error::io(op, path, io::Error::from(e)),
+    }
 }
 
 fn errno_to_error(e: rustix::io::Errno, op: &'static str, path: PathBuf, pid: u32) -> Error {
     match e {
         rustix::io::Errno::SRCH => Error::Gone { pid },
-        rustix::io::Errno::NOENT => Error::NotFound { path },
-        _ => Error::io(op, path, io::Error::from(e)),
+        e => errno_error(e, op, path),
     }
 }
 
@@ -191,6 +461,43 @@ fn read_fd(fd: &OwnedFd, buf: &mut Vec<u8>) -> Result<(), rustix::io::Errno> {
     }
 }
 
+fn too_big(path: PathBuf) -> Error {
+    Error::Parse { path, message: format!("larger than {} MiB", MAX_FILE >> 20) }
+}
+
+/// Reads the file `rel` below the directory `dir` (`None`: the directory
+/// does not exist); `path` names it in errors.
+fn read_at(dir: Option<&OwnedFd>, rel: &str, path: impl Fn() -> PathBuf, buf: &mut Vec<u8>) -> Result<(), Error> {
+    buf.clear();
+    let dir = dir.ok_or_else(|| Error::NotFound { path: path() })?;
+    let fd = rustix::fs::openat(dir, rel, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY, Mode::empty())
+        .map_err(|e| errno_error(e, "open", path()))?;
+    read_fd(&fd, buf).map_err(|e| match e {
+        rustix::io::Errno::FBIG => too_big(path()),
+        e => errno_error(e, "read", path()),
+    })
+}
+
+/// The names in an open directory, without `.` and `..`; with `files_only`,
+/// only regular files (and entries of unknown type).
+fn list_dir(dir: &OwnedFd, files_only: bool, out: &mut Vec<String>) -> Result<(), rustix::io::Errno> {
+    out.clear();
+    for entry in rustix::fs::Dir::read_from(dir)? {
+        let entry = entry?;
+        if files_only && !matches!(entry.file_type(), FileType::RegularFile | FileType::Unknown) {
+            continue;
+        }
+        if let Ok(name) = entry.file_name().to_str()
+            && name != "."
+            && name != ".."
+        {
+            out.push(name.to_owned());
+        }
+    }
+    out.sort_unstable();
+    Ok(())
+}
+
 /// Parses `/proc/PID/stat`: (command name, state, start time in ticks).
 pub(crate) fn parse_stat(stat: &[u8]) -> Option<(String, u8, u64)> {
     let open = stat.iter().position(|&b| b == b'(')?;
@@ -205,11 +512,11 @@ pub(crate) fn parse_stat(stat: &[u8]) -> Option<(String, u8, u64)> {
     Some((name, state, start))
 }
 
-/// The `flags` field (9) of a stat line.
+/// The `flags` field (9) of `/proc/PID/stat` (the kernel's `PF_*` bits).
 pub(crate) fn parse_stat_flags(stat: &[u8]) -> Option<u64> {
     let close = stat.iter().rposition(|&b| b == b')')?;
     let rest = stat.get(close + 1..)?;
-    // Fields after the name: state (3), ppid, pgrp, session, tty_nr, tpgid, flags (9).
+    // Field 3 is the state; flags is field 9, 6 fields later.
     let flags = rest.split(|&b| b == b' ').filter(|f| !f.is_empty()).nth(6)?;
     std::str::from_utf8(flags).ok()?.parse().ok()
 }
@@ -236,6 +543,15 @@ pub fn boot_id() -> Result<String, Error> {
     Ok(id.trim().to_owned())
 }
 
+/// `PF_EXITING`: the task is in `do_exit`.
+pub(crate) const PF_EXITING: u64 = 0x4;
+
+/// The prefix of mock cgroup files: `cgroupfs/HIERARCHY/CGROUP`, without a
+/// trailing `/`.
+fn mock_cgroup_dir(hierarchy: &str, cgroup: &str) -> String {
+    format!("cgroupfs/{hierarchy}{}", cgroup.trim_end_matches('/'))
+}
+
 impl Procfs {
     /// This process.
     ///
@@ -248,7 +564,7 @@ impl Procfs {
     /// call. If it cannot be opened, every read reports why ([`Error::Gone`],
     /// [`Error::PermissionDenied`]); see [`Procfs::try_pid`] to find out at once.
     pub fn pid(pid: u32) -> Procfs {
-        Procfs::try_pid(pid).unwrap_or_else(|e| Procfs::failed(pid, PathBuf::from(format!("/proc/{pid}")), &e))
+        Procfs::try_pid(pid).unwrap_or_else(|e| Procfs::failed(Some(pid), PathBuf::from(format!("/proc/{pid}")), &e))
     }
 
     /// Another process, pinned to its identity; fails if it cannot be opened.
@@ -265,7 +581,7 @@ impl Procfs {
                 rustix::io::Errno::NOENT | rustix::io::Errno::SRCH => Error::Gone { pid },
                 e => errno_to_error(e, "open", path.clone(), pid),
             })?;
-        let mut dir = ProcessDir { root, pid, start_time: 0, name: String::new(), dir };
+        let mut dir = ProcessDir { root, pid, start_time: 0, name: String::new(), dir, cgroups: OnceLock::new() };
         let mut buf = Vec::with_capacity(1024);
         dir.read("stat", &mut buf)?;
         let (name, _, start_time) = parse_stat(&buf).ok_or_else(|| Error::Parse {
@@ -277,7 +593,62 @@ impl Procfs {
         Ok(Procfs { inner: Inner::Process(dir) })
     }
 
-    fn failed(pid: u32, path: PathBuf, e: &Error) -> Procfs {
+    /// Reads the cgroup control files of this process below `mounts` instead
+    /// of the hierarchies fdir finds mounted (from `/proc/self/mountinfo`, on
+    /// first use). Share one [`CgroupMounts::discover`] between many sources,
+    /// or point it at a temporary tree in tests. No effect on other sources.
+    #[must_use]
+    pub fn with_cgroup_mounts(self, mounts: CgroupMounts) -> Procfs {
+        if let Inner::Process(d) = &self.inner {
+            let _ = d.cgroups.set(Ok(mounts));
+        }
+        self
+    }
+
+    /// The node, through `/proc` and `/sys`. If `/proc` cannot be opened,
+    /// every read reports why; see [`Procfs::try_system`].
+    pub fn system() -> Procfs {
+        Procfs::try_system().unwrap_or_else(|e| Procfs::failed(None, PathBuf::from("/proc"), &e))
+    }
+
+    /// The node, through `/proc` and `/sys`; fails if `/proc` cannot be opened.
+    pub fn try_system() -> Result<Procfs, Error> {
+        Procfs::system_at("/proc", "/sys")
+    }
+
+    /// The node, through other proc and sys roots: a captured copy, or a
+    /// temporary tree a test edits (`PROC/sys/kernel/kptr_restrict`,
+    /// `SYS/kernel/security/lockdown` ...). A missing sys root reads as a
+    /// node without securityfs. The identity is read from
+    /// `PROC/sys/kernel/hostname` and `PROC/sys/kernel/random/boot_id`
+    /// (empty where they do not exist).
+    pub fn system_at(proc_root: impl Into<PathBuf>, sys_root: impl Into<PathBuf>) -> Result<Procfs, Error> {
+        let (proc_root, sys_root) = (proc_root.into(), sys_root.into());
+        let open = |p: &Path| rustix::fs::open(p, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty());
+        let proc = open(&proc_root).map_err(|e| errno_error(e, "open", proc_root.clone()))?;
+        let sys = match open(&sys_root) {
+            Ok(fd) => Some(fd),
+            Err(rustix::io::Errno::NOENT) => None,
+            Err(e) => return Err(errno_error(e, "open", sys_root)),
+        };
+        let mut node = NodeDir { proc_root, sys_root, proc, sys, hostname: String::new(), boot_id: String::new() };
+        let mut buf = Vec::with_capacity(64);
+        for (rel, field) in [("sys/kernel/hostname", 0), ("sys/kernel/random/boot_id", 1)] {
+            let value = match read_at(Some(&node.proc), rel, || node.proc_root.join(rel), &mut buf) {
+                Ok(()) => String::from_utf8_lossy(buf.trim_ascii()).into_owned(),
+                Err(Error::NotFound { .. }) => String::new(),
+                Err(e) => return Err(e),
+            };
+            if field == 0 {
+                node.hostname = value;
+            } else {
+                node.boot_id = value;
+            }
+        }
+        Ok(Procfs { inner: Inner::Node(node) })
+    }
+
+    fn failed(pid: Option<u32>, path: PathBuf, e: &Error) -> Procfs {
         let kind = match e {
             Error::Gone { .. } => FailKind::Gone,
             Error::PermissionDenied { .. } => FailKind::Denied,
@@ -297,10 +668,31 @@ impl Procfs {
         ])
     }
 
-    /// Canned files, by path relative to `/proc/PID` (`"task/7/status"`).
-    /// Threads are the numbers under `task/`.
+    /// Canned files of a process, by path relative to `/proc/PID`
+    /// (`"task/7/status"`). Threads are the numbers under `task/`; a
+    /// directory lists the names below it. [`Source::stat`] of a file reads
+    /// its content as `DEV:INO` (`"ns/net"` → `"4:4026531833"`), and `-` as a
+    /// link that does not resolve. Cgroup control files are
+    /// `cgroupfs/HIERARCHY/CGROUP/FILE` (`"cgroupfs/pids/app/pids.max"`,
+    /// `"cgroupfs/unified/cgroup.max.depth"` for the root).
     pub fn mock_files<K: Into<String>, V: AsRef<[u8]>>(files: impl IntoIterator<Item = (K, V)>) -> Procfs {
-        Procfs { inner: Inner::Mock(files.into_iter().map(|(k, v)| (k.into(), v.as_ref().to_vec())).collect()) }
+        Procfs {
+            inner: Inner::Mock {
+                files: files.into_iter().map(|(k, v)| (k.into(), v.as_ref().to_vec())).collect(),
+                node: false,
+            },
+        }
+    }
+
+    /// Canned files of a node, by path below `/` (`"proc/sys/kernel/tainted"`,
+    /// `"sys/kernel/security/lockdown"`). Its target is the node `mock`.
+    pub fn mock_node_files<K: Into<String>, V: AsRef<[u8]>>(files: impl IntoIterator<Item = (K, V)>) -> Procfs {
+        Procfs {
+            inner: Inner::Mock {
+                files: files.into_iter().map(|(k, v)| (k.into(), v.as_ref().to_vec())).collect(),
+                node: true,
+            },
+        }
     }
 
     /// The `flags` field of `/proc/PID/stat` (PF_* bits; PF_KTHREAD marks a
@@ -316,8 +708,8 @@ impl Procfs {
     pub fn pid_number(&self) -> Option<u32> {
         match &self.inner {
             Inner::Process(d) => Some(d.pid),
-            Inner::Failed { pid, .. } => Some(*pid),
-            Inner::Mock(_) => None,
+            Inner::Failed { pid, .. } => *pid,
+            Inner::Node(_) | Inner::Mock { .. } => None,
         }
     }
 }
@@ -331,11 +723,53 @@ impl ProcessDir {
         let fd = rustix::fs::openat(&self.dir, rel, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
             .map_err(|e| errno_to_error(e, "open", self.path_of(rel), self.pid))?;
         read_fd(&fd, buf).map_err(|e| match e {
-            rustix::io::Errno::FBIG => {
-                Error::Parse { path: self.path_of(rel), message: format!("larger than {} MiB", MAX_FILE >> 20) }
-            }
+            rustix::io::Errno::FBIG => too_big(self.path_of(rel)),
             e => errno_to_error(e, "read", self.path_of(rel), self.pid),
         })
+    }
+
+    fn list(&self, rel: &str, files_only: bool, out: &mut Vec<String>) -> Result<(), Error> {
+        out.clear();
+        let dir =
+            rustix::fs::openat(&self.dir, rel, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+                .map_err(|e| errno_to_error(e, "open", self.path_of(rel), self.pid))?;
+        list_dir(&dir, files_only, out).map_err(|e| errno_to_error(e, "read", self.path_of(rel), self.pid))
+    }
+
+    fn cgroup_dir(&self, hierarchy: &str, cgroup: &str) -> Result<PathBuf, Error> {
+        match self.cgroups.get_or_init(|| CgroupMounts::discover().map_err(|e| e.to_string())) {
+            Ok(m) => m.dir(hierarchy, cgroup),
+            Err(reason) => Err(Error::Unavailable {
+                what: format!("cgroup {hierarchy}:{cgroup}"),
+                reason: format!("cannot find the cgroup mounts: {reason}"),
+            }),
+        }
+    }
+}
+
+/// A cgroup directory that is gone reads ENODEV (removed while open) or ENOENT.
+fn cgroup_errno(e: rustix::io::Errno, op: &'static str, path: PathBuf) -> Error {
+    match e {
+        rustix::io::Errno::NODEV => Error::NotFound { path },
+        e => errno_error(e, op, path),
+    }
+}
+
+impl NodeDir {
+    /// The directory and the rest of a node path: `proc/...` or `sys/...`.
+    fn split<'a>(&self, rel: &'a str) -> Option<(Option<&OwnedFd>, &Path, &'a str)> {
+        if let Some(rest) = rel.strip_prefix("proc/") {
+            Some((Some(&self.proc), &self.proc_root, rest))
+        } else {
+            rel.strip_prefix("sys/").map(|rest| (self.sys.as_ref(), self.sys_root.as_path(), rest))
+        }
+    }
+
+    fn path_of(&self, rel: &str) -> PathBuf {
+        match self.split(rel) {
+            Some((_, root, rest)) => root.join(rest),
+            None => Path::new("/").join(rel),
+        }
     }
 }
 
@@ -343,11 +777,16 @@ impl Source for Procfs {
     fn target(&self) -> Result<Target, Error> {
         match &self.inner {
             Inner::Process(d) => Ok(Target::Process { pid: d.pid, start_time: d.start_time, name: d.name.clone() }),
-            Inner::Mock(_) => Ok(Target::Mock),
-            Inner::Failed { pid, path, kind } => Err(match kind {
-                FailKind::Gone => Error::Gone { pid: *pid },
-                FailKind::Denied => Error::PermissionDenied { path: path.clone() },
-                FailKind::Other(m) => Error::Io { op: "open", path: path.clone(), source: io::Error::other(m.clone()) },
+            Inner::Node(n) => Ok(Target::Node { hostname: n.hostname.clone(), boot_id: n.boot_id.clone() }),
+            Inner::Mock { node: false, .. } => Ok(Target::Mock),
+            Inner::Mock { node: true, .. } => Ok(Target::Node { hostname: "mock".into(), boot_id: String::new() }),
+            Inner::Failed { pid, path, kind } => Err(match (kind, pid) {
+                (FailKind::Gone, Some(pid)) => Error::Gone { pid: *pid },
+                (FailKind::Denied, _) => Error::PermissionDenied { path: path.clone() },
+                (FailKind::Gone, None) => Error::NotFound { path: path.clone() },
+                (FailKind::Other(m), _) => {
+                    Error::Io { op: "open", path: path.clone(), source: io::Error::other(m.clone()) }
+                }
             }),
         }
     }
@@ -355,7 +794,11 @@ impl Source for Procfs {
     fn read(&self, rel: &str, buf: &mut Vec<u8>) -> Result<(), Error> {
         match &self.inner {
             Inner::Process(d) => d.read(rel, buf),
-            Inner::Mock(files) => {
+            Inner::Node(n) => match n.split(rel) {
+                Some((dir, _, rest)) => read_at(dir, rest, || n.path_of(rel), buf),
+                None => Err(Error::NotFound { path: n.path_of(rel) }),
+            },
+            Inner::Mock { files, .. } => {
                 let data = files.get(rel).ok_or_else(|| Error::NotFound { path: self.path_of(rel) })?;
                 buf.clear();
                 buf.extend_from_slice(data);
@@ -365,29 +808,127 @@ impl Source for Procfs {
         }
     }
 
+    fn stat(&self, rel: &str) -> Result<FileId, Error> {
+        match &self.inner {
+            Inner::Process(d) => {
+                let st = rustix::fs::statat(&d.dir, rel, AtFlags::empty())
+                    .map_err(|e| errno_to_error(e, "stat", d.path_of(rel), d.pid))?;
+                // c_ulong on some targets, u64 on others.
+                #[allow(clippy::useless_conversion)]
+                Ok(FileId { dev: u64::from(st.st_dev), ino: u64::from(st.st_ino) })
+            }
+            Inner::Mock { files, .. } => {
+                let path = || self.path_of(rel);
+                let data = files.get(rel).ok_or_else(|| Error::NotFound { path: path() })?;
+                if data.as_slice() == b"-" {
+                    return Err(Error::NotFound { path: path() });
+                }
+                let text = String::from_utf8_lossy(data);
+                let (dev, ino) = text.trim().split_once(':').unwrap_or(("", ""));
+                match (dev.parse(), ino.parse()) {
+                    (Ok(dev), Ok(ino)) => Ok(FileId { dev, ino }),
+                    _ => Err(Error::Parse { path: path(), message: "a mock stat is DEV:INO or -".into() }),
+                }
+            }
+            Inner::Node(_) => Err(unsupported(format!("the identity of {}", self.path_of(rel).display()))),
+            Inner::Failed { .. } => self.target().map(|_| FileId { dev: 0, ino: 0 }),
+        }
+    }
+
+    fn list(&self, rel: &str, out: &mut Vec<String>) -> Result<(), Error> {
+        out.clear();
+        match &self.inner {
+            Inner::Process(d) => d.list(rel, false, out),
+            Inner::Mock { files, .. } => {
+                let prefix = format!("{}/", rel.trim_end_matches('/'));
+                for k in files.keys() {
+                    if let Some(name) = k.strip_prefix(&prefix).and_then(|r| r.split('/').next())
+                        && !name.is_empty()
+                    {
+                        out.push(name.to_owned());
+                    }
+                }
+                out.sort_unstable();
+                out.dedup();
+                if out.is_empty() {
+                    return Err(Error::NotFound { path: self.path_of(rel) });
+                }
+                Ok(())
+            }
+            Inner::Node(n) => {
+                let (dir, _, rest) = n.split(rel).ok_or_else(|| Error::NotFound { path: n.path_of(rel) })?;
+                let dir = dir.ok_or_else(|| Error::NotFound { path: n.path_of(rel) })?;
+                let sub =
+                    rustix::fs::openat(dir, rest, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+                        .map_err(|e| errno_error(e, "open", n.path_of(rel)))?;
+                list_dir(&sub, false, out).map_err(|e| errno_error(e, "read", n.path_of(rel)))
+            }
+            Inner::Failed { .. } => self.target().map(|_| ()),
+        }
+    }
+
+    fn cgroup_list(&self, hierarchy: &str, cgroup: &str, out: &mut Vec<String>) -> Result<(), Error> {
+        out.clear();
+        match &self.inner {
+            Inner::Process(d) => {
+                let path = d.cgroup_dir(hierarchy, cgroup)?;
+                let dir = rustix::fs::open(&path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+                    .map_err(|e| cgroup_errno(e, "open", path.clone()))?;
+                list_dir(&dir, true, out).map_err(|e| cgroup_errno(e, "read", path))
+            }
+            Inner::Mock { files, node: false } => {
+                let prefix = format!("{}/", mock_cgroup_dir(hierarchy, cgroup));
+                out.extend(
+                    files
+                        .keys()
+                        .filter_map(|k| k.strip_prefix(&prefix))
+                        .filter(|n| !n.contains('/'))
+                        .map(str::to_owned),
+                );
+                if out.is_empty() {
+                    return Err(Error::NotFound { path: PathBuf::from(prefix) });
+                }
+                Ok(())
+            }
+            Inner::Node(_) | Inner::Mock { node: true, .. } => Err(unsupported(format!("cgroup {hierarchy}:{cgroup}"))),
+            Inner::Failed { .. } => self.target().map(|_| ()),
+        }
+    }
+
+    fn cgroup_read(&self, hierarchy: &str, cgroup: &str, file: &str, buf: &mut Vec<u8>) -> Result<(), Error> {
+        buf.clear();
+        match &self.inner {
+            Inner::Process(d) => {
+                let path = d.cgroup_dir(hierarchy, cgroup)?.join(file);
+                let fd = rustix::fs::open(&path, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW, Mode::empty())
+                    .map_err(|e| cgroup_errno(e, "open", path.clone()))?;
+                read_fd(&fd, buf).map_err(|e| match e {
+                    rustix::io::Errno::FBIG => too_big(path),
+                    e => cgroup_errno(e, "read", path),
+                })
+            }
+            Inner::Mock { files, node: false } => {
+                let key = format!("{}/{file}", mock_cgroup_dir(hierarchy, cgroup));
+                let data = files.get(&key).ok_or_else(|| Error::NotFound { path: PathBuf::from(&key) })?;
+                buf.extend_from_slice(data);
+                Ok(())
+            }
+            Inner::Node(_) | Inner::Mock { node: true, .. } => Err(unsupported(format!("cgroup {hierarchy}:{cgroup}"))),
+            Inner::Failed { .. } => self.target().map(|_| ()),
+        }
+    }
+
     fn threads(&self, out: &mut Vec<u32>) -> Result<(), Error> {
         out.clear();
         match &self.inner {
             Inner::Process(d) => {
-                let task = rustix::fs::openat(
-                    &d.dir,
-                    "task",
-                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )
-                .map_err(|e| errno_to_error(e, "open", d.path_of("task"), d.pid))?;
-                let dir = rustix::fs::Dir::read_from(&task)
-                    .map_err(|e| errno_to_error(e, "read", d.path_of("task"), d.pid))?;
-                for entry in dir {
-                    let entry = entry.map_err(|e| errno_to_error(e, "read", d.path_of("task"), d.pid))?;
-                    if let Some(tid) = entry.file_name().to_str().ok().and_then(|s| s.parse().ok()) {
-                        out.push(tid);
-                    }
-                }
+                let mut names = Vec::new();
+                d.list("task", false, &mut names)?;
+                out.extend(names.iter().filter_map(|n| n.parse::<u32>().ok()));
                 out.sort_unstable();
                 Ok(())
             }
-            Inner::Mock(files) => {
+            Inner::Mock { files, .. } => {
                 for k in files.keys() {
                     let tid = k.strip_prefix("task/").and_then(|r| r.split('/').next()).and_then(|t| t.parse().ok());
                     if let Some(tid) = tid
@@ -398,7 +939,28 @@ impl Source for Procfs {
                 }
                 Ok(())
             }
+            // The node has no threads of its own.
+            Inner::Node(_) => Ok(()),
             Inner::Failed { .. } => self.target().map(|_| ()),
+        }
+    }
+
+    fn thread_exiting(&self, tid: u32) -> Result<bool, Error> {
+        let rel = format!("task/{tid}/stat");
+        let exiting = |stat: &[u8]| parse_stat_flags(stat).is_some_and(|f| f & PF_EXITING != 0);
+        match &self.inner {
+            Inner::Process(d) => {
+                let mut buf = Vec::with_capacity(512);
+                match d.read(&rel, &mut buf) {
+                    Ok(()) => Ok(exiting(&buf)),
+                    // Reaped since it was listed, or exiting while read.
+                    Err(Error::NotFound { .. } | Error::Gone { .. }) => Ok(true),
+                    Err(e) => Err(e),
+                }
+            }
+            Inner::Mock { files, .. } => Ok(files.get(&rel).is_some_and(|s| exiting(s))),
+            Inner::Node(_) => Ok(false),
+            Inner::Failed { .. } => self.target().map(|_| false),
         }
     }
 
@@ -428,7 +990,7 @@ impl Source for Procfs {
                 d.read("stat", &mut buf).is_ok()
                     && parse_stat(&buf).is_some_and(|(_, state, _)| state != b'Z' && state != b'X')
             }
-            Inner::Mock(_) => true,
+            Inner::Node(_) | Inner::Mock { .. } => true,
             Inner::Failed { .. } => false,
         }
     }
@@ -436,7 +998,8 @@ impl Source for Procfs {
     fn path_of(&self, rel: &str) -> PathBuf {
         match &self.inner {
             Inner::Process(d) => d.path_of(rel),
-            Inner::Mock(_) => PathBuf::from("mock").join(rel),
+            Inner::Node(n) => n.path_of(rel),
+            Inner::Mock { .. } => PathBuf::from("mock").join(rel),
             Inner::Failed { path, .. } => path.join(rel),
         }
     }
@@ -470,6 +1033,8 @@ mod tests {
         assert_eq!(parse_stat(b""), None);
         assert_eq!(parse_stat(b"1 (x) S 1 2"), None);
         assert_eq!(parse_stat(b")("), None);
+        assert_eq!(parse_stat_flags(line), Some(4194560));
+        assert_eq!(parse_stat_flags(b"1 (x) S 1 2"), None);
     }
 
     #[test]
@@ -494,6 +1059,103 @@ mod tests {
         let mut buf = Vec::new();
         assert!(matches!(gone.read("maps", &mut buf), Err(Error::Gone { .. })));
         assert!(!gone.alive());
+    }
+
+    #[test]
+    fn live_stat_and_list_of_namespaces() {
+        let me = Procfs::live();
+        let mut names = Vec::new();
+        me.list("ns", &mut names).unwrap();
+        assert!(names.iter().any(|n| n == "net"), "{names:?}");
+        let net = me.stat("ns/net").unwrap();
+        let st = std::fs::metadata("/proc/self/ns/net").unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(net, FileId { dev: st.dev(), ino: st.ino() });
+        assert!(matches!(me.stat("ns/no-such"), Err(Error::NotFound { .. })));
+    }
+
+    const MOUNTINFO: &str = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+33 31 0:30 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,nosuid,cpuacct,cpu
+35 31 0:32 /sub /mnt/mem rw,relatime - cgroup cgroup rw,memory
+36 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
+41 31 0:38 / /sys/fs/cgroup/uni\\040fied rw,relatime - cgroup2 cgroup2 rw,nsdelegate
+garbage
+";
+
+    #[test]
+    fn cgroup_mounts_from_mountinfo() {
+        let m = CgroupMounts::from_mountinfo(MOUNTINFO.as_bytes());
+        assert_eq!(m.hierarchies().collect::<Vec<_>>(), ["cpu", "cpu,cpuacct", "memory", "name=systemd", "unified"]);
+        assert_eq!(m.dir("unified", "/").unwrap(), Path::new("/sys/fs/cgroup/uni fied"));
+        assert_eq!(m.dir("cpu,cpuacct", "/a/b").unwrap(), Path::new("/sys/fs/cgroup/cpu,cpuacct/a/b"));
+        assert_eq!(m.dir("cpuacct,cpu", "/").unwrap(), Path::new("/sys/fs/cgroup/cpu,cpuacct"));
+        // The mount of the hierarchy's root is preferred to a bind of a subtree.
+        assert_eq!(m.dir("memory", "/x").unwrap(), Path::new("/sys/fs/cgroup/memory/x"));
+        assert_eq!(m.dir("name=systemd", "/user.slice").unwrap(), Path::new("/sys/fs/cgroup/systemd/user.slice"));
+        for (h, p) in
+            [("pids", "/"), ("unified", "/.."), ("unified", "/a/../b"), ("unified", "a"), ("unified", "/a//b")]
+        {
+            assert!(matches!(m.dir(h, p), Err(Error::Unavailable { .. })), "{h}:{p}");
+        }
+        // Only a subtree mounted: paths below it resolve, others are refused.
+        let sub = CgroupMounts::from_mountinfo(b"35 31 0:32 /sub /mnt/mem rw - cgroup cgroup rw,memory\n");
+        assert_eq!(sub.dir("memory", "/sub/x").unwrap(), Path::new("/mnt/mem/x"));
+        assert_eq!(sub.dir("memory", "/sub").unwrap(), Path::new("/mnt/mem"));
+        assert!(sub.dir("memory", "/subway").is_err());
+        assert!(sub.dir("memory", "/").is_err());
+    }
+
+    #[test]
+    fn the_node_reads_below_its_roots() {
+        let tmp = tempfile::tempdir().unwrap();
+        let proc = tmp.path().join("proc");
+        std::fs::create_dir_all(proc.join("sys/kernel/random")).unwrap();
+        std::fs::write(proc.join("sys/kernel/hostname"), "probe\n").unwrap();
+        std::fs::write(proc.join("sys/kernel/tainted"), "0\n").unwrap();
+        let node = Procfs::system_at(&proc, tmp.path().join("no-sys")).unwrap();
+        assert_eq!(node.target().unwrap(), Target::Node { hostname: "probe".into(), boot_id: String::new() });
+        assert_eq!(node.target().unwrap().scope(), Scope::Node);
+        let mut buf = Vec::new();
+        node.read("proc/sys/kernel/tainted", &mut buf).unwrap();
+        assert_eq!(buf, b"0\n");
+        assert!(matches!(node.read("proc/sys/kernel/absent", &mut buf), Err(Error::NotFound { .. })));
+        assert!(matches!(node.read("sys/kernel/security/lockdown", &mut buf), Err(Error::NotFound { .. })));
+        assert_eq!(node.path_of("sys/kernel/security/lsm"), tmp.path().join("no-sys/kernel/security/lsm"));
+        let mut tids = vec![1];
+        node.threads(&mut tids).unwrap();
+        assert!(tids.is_empty());
+        assert!(Procfs::system_at(tmp.path().join("none"), "/sys").is_err());
+        let live = Procfs::try_system().unwrap();
+        assert!(matches!(live.target().unwrap(), Target::Node { hostname, .. } if !hostname.is_empty()));
+    }
+
+    #[test]
+    fn mock_stat_list_and_cgroup_files() {
+        let m = Procfs::mock_files([
+            ("ns/net", "4:4026531833"),
+            ("ns/pid_for_children", "-"),
+            ("cgroupfs/pids/pids.max", "max\n"),
+            ("cgroupfs/pids/app/pids.max", "10\n"),
+            ("cgroupfs/pids/app/child/pids.max", "5\n"),
+        ]);
+        assert_eq!(m.stat("ns/net").unwrap(), FileId { dev: 4, ino: 4026531833 });
+        assert!(matches!(m.stat("ns/pid_for_children"), Err(Error::NotFound { .. })));
+        let mut names = Vec::new();
+        m.list("ns", &mut names).unwrap();
+        assert_eq!(names, ["net", "pid_for_children"]);
+        m.cgroup_list("pids", "/app", &mut names).unwrap();
+        assert_eq!(names, ["pids.max"]);
+        m.cgroup_list("pids", "/", &mut names).unwrap();
+        assert_eq!(names, ["pids.max"]);
+        let mut buf = Vec::new();
+        m.cgroup_read("pids", "/app", "pids.max", &mut buf).unwrap();
+        assert_eq!(buf, b"10\n");
+        assert!(matches!(m.cgroup_list("memory", "/", &mut names), Err(Error::NotFound { .. })));
+        let node = Procfs::mock_node_files([("proc/sys/kernel/tainted", "0")]);
+        assert_eq!(node.target().unwrap().scope(), Scope::Node);
     }
 
     #[test]

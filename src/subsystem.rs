@@ -34,10 +34,33 @@ pub enum Subsystem {
     /// User and group ids, supplementary groups and the five capability sets of
     /// every thread (`/proc/PID/task/*/status`).
     Credentials,
+    /// The identity (device, inode) of every namespace the process is in, and
+    /// of those its children will be created in (`/proc/PID/ns/*`).
+    Namespaces,
+    /// The limit and policy files of every cgroup the process's threads are
+    /// in, and of their ancestors up to the root, cgroup v1 and v2
+    /// (`memory.max`, `pids.max`, `cpu.max`, `devices.list` ...); counters
+    /// are never read.
+    CgroupLimits,
+    /// The mount table of the process's mount namespace, by mount point:
+    /// type, source, options, propagation (`/proc/PID/mountinfo`).
+    Mounts,
+    /// The resource limits, soft and hard (`/proc/PID/limits`).
+    Limits,
+    /// The label a Linux security module (SELinux, AppArmor, Smack) gives the
+    /// process (`/proc/PID/attr/current` ...); not applicable where no LSM
+    /// provides one.
+    Lsm,
+    /// Node-wide hardening: security sysctls, the lockdown mode and active
+    /// LSMs, loaded kernel modules, the kernel command line.
+    Kernel,
+    /// The kernel taint flags (`/proc/sys/kernel/tainted`), node-wide; kept
+    /// apart from [`Subsystem::Kernel`] so a taint raises its own anomaly.
+    KernelTaint,
 }
 
 /// Whether a subsystem belongs to one process or to the whole node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {
     /// Read from `/proc/PID`.
     Process,
@@ -47,8 +70,38 @@ pub enum Scope {
 
 impl Subsystem {
     /// Every subsystem, in order.
-    pub const ALL: &'static [Subsystem] =
-        &[Subsystem::MemoryMaps, Subsystem::Seccomp, Subsystem::Cgroups, Subsystem::Credentials];
+    pub const ALL: &'static [Subsystem] = &[
+        Subsystem::MemoryMaps,
+        Subsystem::Seccomp,
+        Subsystem::Cgroups,
+        Subsystem::Credentials,
+        Subsystem::Namespaces,
+        Subsystem::CgroupLimits,
+        Subsystem::Mounts,
+        Subsystem::Limits,
+        Subsystem::Lsm,
+        Subsystem::Kernel,
+        Subsystem::KernelTaint,
+    ];
+
+    /// The per-process subsystems that are cheap and non-intrusive: they read
+    /// `/proc` and cgroupfs text only, never stop or trace the process. The
+    /// default set for process targets.
+    pub const DEFAULT_PROCESS: &'static [Subsystem] = &[
+        Subsystem::MemoryMaps,
+        Subsystem::Seccomp,
+        Subsystem::Cgroups,
+        Subsystem::Credentials,
+        Subsystem::Namespaces,
+        Subsystem::CgroupLimits,
+        Subsystem::Mounts,
+        Subsystem::Limits,
+        Subsystem::Lsm,
+    ];
+
+    /// The node-wide subsystems, the default set for the node target
+    /// ([`crate::Procfs::system`]).
+    pub const DEFAULT_NODE: &'static [Subsystem] = &[Subsystem::Kernel, Subsystem::KernelTaint];
 
     /// The seed's three subsystems, covered by [`crate::snapshot`], [`crate::check`]
     /// and [`crate::Config::default`].
@@ -61,14 +114,40 @@ impl Subsystem {
             Subsystem::Seccomp => "seccomp",
             Subsystem::Cgroups => "cgroups",
             Subsystem::Credentials => "credentials",
+            Subsystem::Namespaces => "namespaces",
+            Subsystem::CgroupLimits => "cgroup-limits",
+            Subsystem::Mounts => "mounts",
+            Subsystem::Limits => "limits",
+            Subsystem::Lsm => "lsm",
+            Subsystem::Kernel => "kernel",
+            Subsystem::KernelTaint => "kernel-taint",
         }
     }
 
     /// Whether the subsystem is per process or node-wide.
     pub const fn scope(self) -> Scope {
         match self {
-            Subsystem::MemoryMaps | Subsystem::Seccomp | Subsystem::Cgroups | Subsystem::Credentials => Scope::Process,
+            Subsystem::MemoryMaps
+            | Subsystem::Seccomp
+            | Subsystem::Cgroups
+            | Subsystem::Credentials
+            | Subsystem::Namespaces
+            | Subsystem::CgroupLimits
+            | Subsystem::Mounts
+            | Subsystem::Limits
+            | Subsystem::Lsm => Scope::Process,
+            Subsystem::Kernel | Subsystem::KernelTaint => Scope::Node,
         }
+    }
+
+    /// The subsystems of `scope`, in order.
+    ///
+    /// ```
+    /// use fdir::{Scope, Subsystem};
+    /// assert!(Subsystem::of_scope(Scope::Node).all(|s| s.scope() == Scope::Node));
+    /// ```
+    pub fn of_scope(scope: Scope) -> impl Iterator<Item = Subsystem> {
+        Subsystem::ALL.iter().copied().filter(move |s| s.scope() == scope)
     }
 }
 
@@ -182,6 +261,22 @@ mod tests {
         }
         let err = "memory_maps".parse::<Subsystem>().unwrap_err().to_string();
         assert!(err.contains("memory-maps"), "{err}");
+    }
+
+    #[test]
+    fn sets_are_consistent() {
+        let mut sorted = Subsystem::ALL.to_vec();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted, Subsystem::ALL, "ALL is complete, sorted and free of duplicates");
+        for set in [Subsystem::SEED, Subsystem::DEFAULT_PROCESS, Subsystem::DEFAULT_NODE] {
+            assert!(set.iter().all(|s| Subsystem::ALL.contains(s)));
+        }
+        assert!(Subsystem::DEFAULT_PROCESS.iter().all(|s| s.scope() == Scope::Process));
+        assert!(Subsystem::DEFAULT_NODE.iter().all(|s| s.scope() == Scope::Node));
+        assert_eq!(Subsystem::of_scope(Scope::Node).collect::<Vec<_>>(), Subsystem::DEFAULT_NODE);
+        assert_eq!(Subsystem::KernelTaint.to_string(), "kernel-taint");
+        assert_eq!("cgroup-limits".parse::<Subsystem>().unwrap(), Subsystem::CgroupLimits);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use common::Testee;
-use common::fdir::{Watch, assert_event_schema, code, is, json_lines, run, stderr, stdout};
+use common::command::{Watch, assert_event_schema, code, is, json_lines, run, stderr, stdout};
 use sha2::{Digest as _, Sha256};
 
 /// `--all` tests see every process of the machine: the tests of this file
@@ -307,4 +307,23 @@ fn help_man_and_completions() {
     assert!(stdout(&o).contains("_fdir"));
     let o = run(&["--version"], d.path());
     assert!(stdout(&o).starts_with("fdir "));
+}
+
+#[test]
+fn the_node_is_baselined_and_checked_with_system() {
+    let _s = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(&["snapshot", "--system", "--format", "json"], dir.path());
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let events = json_lines(&o);
+    events.iter().for_each(assert_event_schema);
+    let b = events.iter().find(|v| v["event"] == "baseline").unwrap();
+    assert!(b.get("pid").is_none(), "a node event has no pid: {b}");
+    assert!(b["subsystems"]["kernel"].is_string() && b["subsystems"]["kernel-taint"].is_string(), "{b}");
+    let o = run(&["check"], dir.path());
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    // A process subsystem does not apply to the node.
+    let o = run(&["snapshot", "--system", "--subsystems", "seccomp"], dir.path());
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("does not apply to the node"), "{}", stderr(&o));
 }

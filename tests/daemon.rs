@@ -315,3 +315,33 @@ fn system_clock_daemon_detects_a_live_cgroup_move() {
     assert!(recovered, "moving back is a recovery");
     daemon.stop();
 }
+
+#[test]
+fn corrupted_baseline_copies_are_repaired_never_alarmed() {
+    let clock = ManualClock::new();
+    let src = Swappable::new(Procfs::mock(MAPS, STATUS, CGROUP));
+    let baseline = snapshot(&clock, &src).unwrap();
+    let daemon = start_daemon(
+        Config::default().interval(INTERVAL),
+        baseline,
+        src.clone(),
+        clock.clone(),
+        |_: &[fdir::Anomaly]| -> Severity { panic!("a corrupted baseline copy must not reach the handler") },
+    )
+    .unwrap();
+    let mut repaired = 0;
+    for seed in 0..200u64 {
+        daemon.inject_baseline_fault(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let ev = tick(&clock, &daemon);
+        assert_eq!(declared(&ev), [], "seed {seed}: {ev:?}");
+        assert!(!ev.contains(&Event::BaselineLost), "seed {seed}");
+        repaired += ev.iter().filter(|e| matches!(e, Event::BaselineRepaired { copies: 1 })).count();
+    }
+    assert_eq!(repaired, 200, "every fault repaired");
+    assert_eq!(daemon.stats().baseline_repairs.load(std::sync::atomic::Ordering::Relaxed), 200);
+    // A real drift is still declared afterwards (the handler here panics on
+    // purpose: that is reported, and the severity is None).
+    src.set(Procfs::mock(MAPS, &STATUS.replace("Seccomp:\t0", "Seccomp:\t2"), CGROUP));
+    assert_eq!(declared(&tick(&clock, &daemon)), [(vec![Subsystem::Seccomp], None)]);
+    daemon.stop();
+}

@@ -3,7 +3,8 @@
 //! makes the input unparseable, which is an error — never a silent pass).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use fdir::canon::{Canon, Record, cgroup, maps, status};
+use fdir::canon::namespaces::NsState;
+use fdir::canon::{Canon, Record, cgroup, cgroup_limits, kernel, limits, lsm, maps, mounts, namespaces, status};
 use fdir::{Digest, Subsystem, explain::explain};
 use proptest::prelude::*;
 
@@ -21,6 +22,58 @@ const MAPS: &str = "\
 const STATUS: &str = "Name:\tapp\nUmask:\t0022\nState:\tS (sleeping)\nPid:\t42\nUid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\nGroups:\t4 24 27\nNStgid:\t42\nTHP_enabled:\t1\nuntag_mask:\t0xffffffffffffffff\nCapInh:\t0000000000000000\nCapPrm:\t0000000000003000\nCapEff:\t0000000000003000\nCapBnd:\t000001ffffffffff\nCapAmb:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\nSeccomp_filters:\t3\nSpeculation_Store_Bypass:\tthread force mitigated\nSpeculationIndirectBranch:\tconditional enabled\nCpus_allowed:\t3\nCpus_allowed_list:\t0-1\nMems_allowed:\t00000000,00000001\nMems_allowed_list:\t0\n";
 
 const CGROUP: &str = "9:name=systemd:/app\n8:pids:/app\n4:memory:/app/worker\n0::/app.slice/app.service\n";
+
+const LIMITS: &str = "Limit                     Soft Limit           Hard Limit           Units     \nMax cpu time              unlimited            unlimited            seconds   \nMax stack size            8388608              unlimited            bytes     \nMax core file size        0                    unlimited            bytes     \nMax processes             96364                96364                processes \nMax open files            20000                20000                files     \nMax nice priority         0                    0                    \n";
+
+const MOUNTINFO: &str = "\
+22 27 0:21 / /proc rw,nosuid,nodev,noexec,relatime shared:13 - proc proc rw
+27 1 254:0 / / rw,relatime - ext4 /dev/vda rw,discard
+25 24 0:23 / /dev/shm rw,relatime master:2 - tmpfs tmpfs rw,size=24683656k
+30 25 0:27 / /dev/shm rw,relatime - tmpfs tmpfs rw,size=24683656k
+80 27 254:0 /srv/data /data\\040dir ro,relatime shared:1 - ext4 /dev/vda rw
+";
+
+const MODULES: &str =
+    "nf_tables 364544 0 - Live 0xffffffffc0a00000\nfdir_test 16384 1 nf_tables, Live 0x0000000000000000 (OE)\n";
+
+fn limits_digest(b: &[u8]) -> Result<Digest, ()> {
+    let mut c = Canon::new();
+    limits::canonicalize(b, &mut c).map_err(drop)?;
+    Ok(c.digest(Subsystem::Limits))
+}
+
+fn mounts_digest(b: &[u8]) -> Result<Digest, ()> {
+    let mut c = Canon::new();
+    mounts::canonicalize(b, &mut c).map_err(drop)?;
+    Ok(c.digest(Subsystem::Mounts))
+}
+
+/// Every other canonicalizer, fed the same bytes: none may panic.
+fn the_rest(b: &[u8]) {
+    let mut c = Canon::new();
+    let text = String::from_utf8_lossy(b);
+    let _ = kernel::add_modules(&mut c, Some(b));
+    kernel::add_sysctl(&mut c, &text, Some(b));
+    kernel::add_lockdown(&mut c, Some(b));
+    kernel::add_lsm_list(&mut c, Some(b));
+    kernel::add_cmdline(&mut c, Some(b));
+    kernel::add_taint(&mut c, Some(b));
+    let _ = kernel::parameters(&text);
+    cgroup_limits::add_file(&mut c, "memory", &text, "memory.oom_control", b);
+    cgroup_limits::add_file(&mut c, &text, "/", &text, b);
+    let _ = cgroup_limits::ancestors(&text).count();
+    let _ = cgroup_limits::is_limit_file(&text);
+    lsm::add(&mut c, &text, b);
+    namespaces::add(&mut c, b, NsState::Pending);
+    namespaces::add(&mut c, b, NsState::Identity { dev: b.len() as u64, ino: u64::MAX });
+    let _ = fdir::CgroupMounts::from_mountinfo(b);
+    let _ = mounts::unescape(b);
+    let records = c.records();
+    let _ = fdir::canon::digest_records(Subsystem::Kernel, &records);
+    for &sub in Subsystem::ALL {
+        let _ = explain(sub, &records, &[]);
+    }
+}
 
 fn maps_digest(b: &[u8]) -> Result<Digest, ()> {
     let mut c = Canon::new();
@@ -104,15 +157,18 @@ proptest! {
         let _ = maps_digest(&input);
         let _ = status_digest(&input, status::SECCOMP_FIELDS, Subsystem::Seccomp);
         let _ = cgroup_digest(&input);
+        let _ = limits_digest(&input);
+        let _ = mounts_digest(&input);
+        the_rest(&input);
     }
 
     #[test]
     fn canonicalizers_never_panic_on_mangled_proc_text(
-        which in 0usize..3,
+        which in 0usize..6,
         cuts in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..8),
         truncate in any::<usize>(),
     ) {
-        let mut b = [MAPS, STATUS, CGROUP][which].as_bytes().to_vec();
+        let mut b = [MAPS, STATUS, CGROUP, LIMITS, MOUNTINFO, MODULES][which].as_bytes().to_vec();
         for (at, byte) in cuts {
             let i = at % b.len();
             b[i] = byte;
@@ -121,6 +177,46 @@ proptest! {
         let _ = maps_digest(&b);
         let _ = status_digest(&b, status::CREDENTIAL_FIELDS, Subsystem::Credentials);
         let _ = cgroup_digest(&b);
+        let _ = limits_digest(&b);
+        let _ = mounts_digest(&b);
+        the_rest(&b);
+    }
+
+    #[test]
+    fn one_bit_in_a_mount_changes_the_digest(index in any::<usize>(), bit in 0u8..8) {
+        // Everything after MAJOR:MINOR: the ids and the device are not state.
+        let mut spans = Vec::new();
+        let mut pos = 0;
+        for line in MOUNTINFO.split_inclusive('\n') {
+            let after_dev = line.match_indices(' ').nth(2).unwrap().0 + 1;
+            spans.push((pos + after_dev, pos + line.trim_end().len()));
+            pos += line.len();
+        }
+        let at = pick(&spans, index);
+        let base = mounts_digest(MOUNTINFO.as_bytes()).unwrap();
+        let flipped = flip(MOUNTINFO, at, bit);
+        prop_assert_ne!(mounts_digest(&flipped), Ok(base), "byte {} bit {}: {:?}", at, bit, String::from_utf8_lossy(&flipped));
+    }
+
+    #[test]
+    fn one_bit_in_a_limit_changes_the_digest(index in any::<usize>(), bit in 0u8..8) {
+        // The soft and hard values of every line but the header (the units
+        // column is fixed per limit and not recorded).
+        let mut spans = Vec::new();
+        let mut pos = 0;
+        for (i, line) in LIMITS.split_inclusive('\n').enumerate() {
+            if i > 0 {
+                for col in [26, 47] {
+                    let len = line[col..].find(' ').unwrap();
+                    spans.push((pos + col, pos + col + len));
+                }
+            }
+            pos += line.len();
+        }
+        let at = pick(&spans, index);
+        let base = limits_digest(LIMITS.as_bytes()).unwrap();
+        let flipped = flip(LIMITS, at, bit);
+        prop_assert_ne!(limits_digest(&flipped), Ok(base), "byte {} bit {}: {:?}", at, bit, String::from_utf8_lossy(&flipped));
     }
 
     #[test]

@@ -11,7 +11,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::fdir::{Watch, assert_event_schema, code, is, json_lines, run, stderr};
+use common::command::{Watch, assert_event_schema, code, is, json_lines, run, stderr};
 use common::{ScratchCgroup, Testee, hierarchy, is_root, skip};
 use serde_json::Value;
 
@@ -191,6 +191,10 @@ fn isolate_freezes_the_targets_own_cgroup() {
         frozen = std::fs::read_to_string(cg.path.join("cgroup.events")).unwrap().contains("frozen 1");
     }
     assert!(frozen, "cgroup.events: {events}");
+    // fdir's own action is not a new drift (the freezer state is run state).
+    let at = w.seen.iter().filter_map(|v| v["cycle"].as_u64()).max().unwrap_or(0);
+    w.wait_for("more checks of the frozen process", |v| v["event"] == "check" && v["cycle"].as_u64() > Some(at + 3));
+    assert_eq!(w.seen.iter().filter(|v| v["event"] == "anomaly").count(), 1, "{:#?}", w.seen);
     // The test thaws it, and the child answers again.
     cg.write("cgroup.freeze", "0").unwrap();
     assert_eq!(t.must("ping"), "24301");

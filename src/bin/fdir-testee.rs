@@ -15,6 +15,7 @@
 //! drop-effective N   drop capability N from the effective set
 //! unshare-net        move into a new network namespace
 //! unshare-mount      move into a new, private mount namespace
+//! unshare-pid        create children in a new pid namespace (none created)
 //! mount-tmpfs DIR    mount a tmpfs on DIR (in the current mount namespace)
 //! threads N          start N threads that sleep until exit
 //! churn SECONDS      for SECONDS, in the background: allocate and free,
@@ -272,6 +273,7 @@ fn run(cmd: &str, arg: &str, rwx_page: &mut Option<usize>) -> Result<String, Str
         "drop-effective" => drop_effective(u32::try_from(num()?).map_err(|e| e.to_string())?),
         "unshare-net" => unshare(libc::CLONE_NEWNET),
         "unshare-mount" => unshare(libc::CLONE_NEWNS).and_then(|_| mount_private_root()),
+        "unshare-pid" => unshare(libc::CLONE_NEWPID),
         "mount-tmpfs" => mount_tmpfs(arg.trim()),
         "threads" => threads(usize::try_from(num()?).map_err(|e| e.to_string())?),
         "churn" => churn(arg.trim().parse::<f64>().map_err(|e| e.to_string())?),

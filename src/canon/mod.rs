@@ -8,7 +8,13 @@
 //! fields. This module does no I/O.
 
 pub mod cgroup;
+pub mod cgroup_limits;
+pub mod kernel;
+pub mod limits;
+pub mod lsm;
 pub mod maps;
+pub mod mounts;
+pub mod namespaces;
 pub mod status;
 
 use std::fmt::{self, Write as _};
@@ -78,6 +84,23 @@ impl Canon {
         w.str(key);
         w.value();
         w.str(value);
+    }
+
+    /// Whether the last record added differs from the one before it (or is
+    /// the first): while the form is built, before [`Canon::finish`].
+    pub fn last_is_new(&self) -> bool {
+        let n = self.lines.len();
+        match (n.checked_sub(1).and_then(|i| self.lines.get(i)), n.checked_sub(2).and_then(|i| self.lines.get(i))) {
+            (Some(last), Some(prev)) => self.text.get(last.clone()) != self.text.get(prev.clone()),
+            _ => true,
+        }
+    }
+
+    /// Removes the last record added, before [`Canon::finish`].
+    pub fn pop(&mut self) {
+        if let Some(last) = self.lines.pop() {
+            self.text.truncate(last.start);
+        }
     }
 
     /// Sorts the records and removes duplicates.
@@ -179,6 +202,17 @@ fn digest_lines<'a>(subsystem: Subsystem, lines: impl Iterator<Item = &'a str>) 
     h.finish()
 }
 
+/// The digest standing for "not applicable" in an anomaly: a subsystem that
+/// was observed and is now not applicable, or the reverse. It never equals
+/// the digest of any record set.
+pub fn digest_not_applicable(subsystem: Subsystem) -> Digest {
+    let mut h = Hasher::new();
+    h.update(b"fdir not applicable v1\n");
+    h.update(subsystem.name().as_bytes());
+    h.update(b"\n");
+    h.finish()
+}
+
 /// The digest of stored records, equal to the digest of the [`Canon`] they came
 /// from. `None` if the records are not in canonical form (unsorted, duplicated,
 /// or holding characters a canonical form never has).
@@ -226,6 +260,32 @@ impl RecordWriter<'_> {
     pub fn bytes(&mut self, bytes: &[u8]) -> &mut Self {
         for chunk in bytes.utf8_chunks() {
             self.str(chunk.valid());
+            for b in chunk.invalid() {
+                let _ = write!(self.canon.text, "\\x{b:02x}");
+            }
+        }
+        self
+    }
+
+    /// Appends text the kernel has already escaped (mount points, sources and
+    /// roots in `mountinfo`, where a space is `\040` and a backslash `\134`):
+    /// kept as the kernel wrote it, so `\040` reads `\040`, with only control
+    /// characters and invalid UTF-8 escaped further. Injective on such text,
+    /// since it never holds a bare backslash.
+    pub fn escaped(&mut self, bytes: &[u8]) -> &mut Self {
+        for chunk in bytes.utf8_chunks() {
+            let valid = chunk.valid();
+            if valid.chars().any(char::is_control) {
+                for c in valid.chars() {
+                    if c.is_control() {
+                        let _ = write!(self.canon.text, "\\u{{{:x}}}", u32::from(c));
+                    } else {
+                        self.canon.text.push(c);
+                    }
+                }
+            } else {
+                self.canon.text.push_str(valid);
+            }
             for b in chunk.invalid() {
                 let _ = write!(self.canon.text, "\\x{b:02x}");
             }
@@ -315,6 +375,22 @@ mod tests {
         assert_eq!(records.len(), 2);
         assert!(records.iter().all(|r| !r.key.contains('\t')));
         assert_eq!(digest_records(Subsystem::MemoryMaps, &records), Some(c.digest(Subsystem::MemoryMaps)));
+    }
+
+    #[test]
+    fn the_last_record_can_be_compared_and_taken_back() {
+        let mut c = Canon::new();
+        c.push("thread", "a");
+        assert!(c.last_is_new());
+        c.push("thread", "a");
+        assert!(!c.last_is_new());
+        c.push("thread", "b");
+        assert!(c.last_is_new());
+        c.pop();
+        assert_eq!(c.lines().collect::<Vec<_>>(), ["thread\ta", "thread\ta"]);
+        c.push("thread", "c");
+        c.finish();
+        assert_eq!(c.lines().collect::<Vec<_>>(), ["thread\ta", "thread\tc"]);
     }
 
     #[test]

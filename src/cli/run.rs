@@ -20,10 +20,10 @@ pub const DRIFT: u8 = 1;
 /// Could not check.
 pub const CANNOT_CHECK: u8 = 2;
 
-/// The subsystems used when none are given: every subsystem of the coverage's scope.
+/// The subsystems used when none are given: the cheap, non-intrusive ones of
+/// the coverage's scope (`--subsystems all` adds the costly or intrusive ones).
 fn default_subsystems(coverage: &Coverage) -> Vec<Subsystem> {
-    let scope = if *coverage == Coverage::System { Scope::Node } else { Scope::Process };
-    Subsystem::ALL.iter().copied().filter(|s| s.scope() == scope).collect()
+    if *coverage == Coverage::System { Subsystem::DEFAULT_NODE.to_vec() } else { Subsystem::DEFAULT_PROCESS.to_vec() }
 }
 
 pub fn chosen_subsystems(coverage: &Coverage, given: Option<Subsystems>) -> Result<Vec<Subsystem>> {

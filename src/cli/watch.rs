@@ -315,7 +315,7 @@ pub fn watch(o: Options) -> Result<u8> {
     policy.actions.passive |= o.passive;
 
     // The self-test comes first: nothing is trusted if SHA-256 is wrong.
-    if let Err(e) = sha256_self_test() {
+    if let Err(e) = fdir::guard::sha256_self_test_full() {
         out.emit(&EventRecord::Selftest { time: clock.wall(), ok: false, message: e.clone() })?;
         anyhow::bail!("self-test failed, not starting: {e}");
     }

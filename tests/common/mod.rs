@@ -2,7 +2,7 @@
 //! changed on command, cgroups created and always removed, and counted skips.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-pub mod fdir;
+pub mod command;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -191,6 +191,23 @@ impl ScratchCgroup {
         }
     }
 
+    /// A cgroup inside this one, removed on drop (drop it before its parent).
+    pub fn nested(&self, label: &str) -> Result<ScratchCgroup, String> {
+        let path = self.path.join(label);
+        fs::create_dir(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        Ok(ScratchCgroup { path, hierarchy: self.hierarchy.clone(), moved: Vec::new() })
+    }
+
+    /// The cgroup path as `/proc/PID/cgroup` shows it.
+    pub fn cgroup_path(&self) -> String {
+        format!("/{}", self.path.strip_prefix(&self.hierarchy.mount).unwrap().display())
+    }
+
+    /// Reads a control file of this cgroup.
+    pub fn read(&self, file: &str) -> std::io::Result<String> {
+        fs::read_to_string(self.path.join(file))
+    }
+
     /// Writes a control file of this cgroup.
     pub fn write(&self, file: &str, value: &str) -> std::io::Result<()> {
         fs::write(self.path.join(file), value)
@@ -231,4 +248,81 @@ pub fn unloaded_library(pid: u32) -> Option<PathBuf> {
         }
     }
     None
+}
+
+/// Sets a resource limit of process `pid` (prlimit(2)).
+pub fn prlimit(pid: u32, resource: u32, soft: u64, hard: u64) -> std::io::Result<()> {
+    let new = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+    // SAFETY: `new` is a valid rlimit for the duration of the call; no old
+    // value is asked for.
+    let r = unsafe {
+        libc::prlimit(libc::pid_t::try_from(pid).unwrap(), resource as _, &raw const new, std::ptr::null_mut())
+    };
+    if r == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+}
+
+/// The (soft, hard) limit `resource` of process `pid`.
+pub fn getrlimit(pid: u32, resource: u32) -> (u64, u64) {
+    let mut old = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: only `old` is written, a valid rlimit.
+    let r =
+        unsafe { libc::prlimit(libc::pid_t::try_from(pid).unwrap(), resource as _, std::ptr::null(), &raw mut old) };
+    assert_eq!(r, 0, "prlimit {pid}: {}", std::io::Error::last_os_error());
+    (old.rlim_cur, old.rlim_max)
+}
+
+/// A copy of the node files fdir reads (the hardening sysctls, the taint,
+/// the command line, modules and securityfs where they exist) in a temporary
+/// directory, so a test can change a "sysctl" without touching the
+/// machine's own settings.
+pub struct NodeCopy {
+    pub dir: tempfile::TempDir,
+}
+
+impl NodeCopy {
+    pub fn new() -> NodeCopy {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rels: Vec<String> = fdir::canon::kernel::SYSCTLS
+            .iter()
+            .map(|s| format!("proc/sys/{}", fdir::canon::kernel::sysctl_path(s.name)))
+            .collect();
+        for r in [
+            "proc/sys/kernel/tainted",
+            "proc/sys/kernel/hostname",
+            "proc/sys/kernel/random/boot_id",
+            "proc/cmdline",
+            "proc/modules",
+            "sys/kernel/security/lockdown",
+            "sys/kernel/security/lsm",
+        ] {
+            rels.push(r.to_owned());
+        }
+        for rel in rels {
+            if let Ok(data) = fs::read(Path::new("/").join(&rel)) {
+                let to = dir.path().join(&rel);
+                fs::create_dir_all(to.parent().unwrap()).unwrap();
+                fs::write(to, data).unwrap();
+            }
+        }
+        fs::create_dir_all(dir.path().join("sys")).unwrap();
+        NodeCopy { dir }
+    }
+
+    /// The node source over the copy.
+    pub fn source(&self) -> fdir::Procfs {
+        fdir::Procfs::system_at(self.dir.path().join("proc"), self.dir.path().join("sys")).unwrap()
+    }
+
+    /// The path of a file of the copy (`proc/sys/kernel/tainted`).
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Writes a file of the copy, never the machine's.
+    pub fn write(&self, rel: &str, value: &str) {
+        let p = self.path(rel);
+        assert!(p.starts_with(self.dir.path()));
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, value).unwrap();
+    }
 }
