@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use common::Testee;
-use common::fdir::{code, fdir, run, stderr, stdout};
+use common::command::{code, fdir, run, stderr, stdout};
 use sha2::{Digest as _, Sha256};
 
 /// Processes run at once (the machine has two cores; each run is a few ms of

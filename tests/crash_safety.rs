@@ -17,7 +17,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::Testee;
-use common::fdir::{code, fdir, run, stderr, stdout};
+use common::command::{code, fdir, run, stderr, stdout};
 
 const SEED: u64 = 0x0c4a_5ee0_fd12_0001;
 
