@@ -481,7 +481,7 @@ pub fn remove_stale_temp_files(path: &Path) -> Result<Vec<PathBuf>, Error> {
 }
 
 /// The serialized file, checked by decoding it again.
-fn encode(path: &Path, file: &BaselineFile, key: Option<&Key>) -> Result<Vec<u8>, Error> {
+pub(crate) fn encode(path: &Path, file: &BaselineFile, key: Option<&Key>) -> Result<Vec<u8>, Error> {
     let fail = |problem| Error::Baseline { path: path.to_path_buf(), problem };
     for snap in &file.targets {
         snap.verify().map_err(|e| fail(records_problem(snap, e)))?;
@@ -498,7 +498,7 @@ fn encode(path: &Path, file: &BaselineFile, key: Option<&Key>) -> Result<Vec<u8>
 }
 
 /// The envelope around `payload`: header, optional HMAC, SHA-256, newline.
-fn seal(version: u64, payload: &[u8], key: Option<&Key>) -> Result<Vec<u8>, Error> {
+pub(crate) fn seal(version: u64, payload: &[u8], key: Option<&Key>) -> Result<Vec<u8>, Error> {
     let mut out = Vec::with_capacity(payload.len() + 256);
     out.extend_from_slice(HEAD);
     out.extend_from_slice(version.to_string().as_bytes());
@@ -518,9 +518,17 @@ fn seal(version: u64, payload: &[u8], key: Option<&Key>) -> Result<Vec<u8>, Erro
     Ok(out)
 }
 
-/// Checks the envelope byte for byte, then the key, then parses and verifies
-/// the payload.
-fn decode(path: &Path, bytes: &[u8], key: Option<&Key>) -> Result<BaselineFile, Error> {
+/// Decodes the bytes of a baseline file, as [`load`] does after reading it:
+/// checks the envelope byte for byte, then the key, then parses and verifies
+/// the payload. `path` only names the file in messages. The fuzz target of
+/// the loader calls this (`fuzz/fuzz_targets/baseline.rs`).
+///
+/// ```
+/// use std::path::Path;
+/// let err = fdir::baseline::decode(Path::new("b.json"), b"{\"format\":\"fdir-baseline\"", None).unwrap_err();
+/// assert_eq!(err.to_string(), "baseline file b.json is truncated or corrupted: it does not end with its SHA-256 digest");
+/// ```
+pub fn decode(path: &Path, bytes: &[u8], key: Option<&Key>) -> Result<BaselineFile, Error> {
     let fail = |problem| Error::Baseline { path: path.to_path_buf(), problem };
     if bytes.is_empty() {
         return Err(fail(BaselineProblem::Empty));

@@ -43,6 +43,8 @@ mod digest;
 mod error;
 pub mod event;
 pub mod explain;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod guard;
 pub mod metrics;
 mod monitor;
