@@ -41,7 +41,7 @@ use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -304,6 +304,17 @@ impl Key {
         }
         if bytes.is_empty() {
             return Err(fail(KeyProblem::Empty));
+        }
+        // Like ssh with a private key: a key others can read can sign a forged
+        // baseline. Said, not refused (the key still works); SECURITY.md.
+        if let Ok(meta) = fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                "key file {} can be read or written by others (mode {:o}): anyone who can read it can sign a forged baseline; chmod 0600 it",
+                path.display(),
+                meta.permissions().mode() & 0o7777
+            );
         }
         Key::from_bytes(bytes).map_err(|len| fail(KeyProblem::TooShort { len }))
     }
