@@ -305,6 +305,7 @@ impl Key {
         if bytes.is_empty() {
             return Err(fail(KeyProblem::Empty));
         }
+        let key = Key::from_bytes(bytes).map_err(|len| fail(KeyProblem::TooShort { len }))?;
         // Like ssh with a private key: a key others can read can sign a forged
         // baseline. Said, not refused (the key still works); SECURITY.md.
         if let Ok(meta) = fs::metadata(path)
@@ -316,7 +317,7 @@ impl Key {
                 meta.permissions().mode() & 0o7777
             );
         }
-        Key::from_bytes(bytes).map_err(|len| fail(KeyProblem::TooShort { len }))
+        Ok(key)
     }
 
     /// A key from raw bytes; `Err` with the length if it is shorter than

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::{Error, Subsystem};
+use crate::{CodeBudget, Error, Subsystem};
 
 /// What the daemon checks and how often.
 ///
@@ -26,11 +26,19 @@ pub struct Config {
     /// Default 2: a drift is re-read at once before it is declared, so a
     /// transient read glitch never reaches the handler.
     pub confirm: u32,
+    /// Bytes of code each check reads (the `code` subsystem), resuming where
+    /// the last check stopped. Default [`CodeBudget::DEFAULT`] (4 MiB).
+    pub code_budget: CodeBudget,
 }
 
 impl Default for Config {
     fn default() -> Config {
-        Config { interval: Duration::from_secs(30), subsystems: Subsystem::SEED.to_vec(), confirm: 2 }
+        Config {
+            interval: Duration::from_secs(30),
+            subsystems: Subsystem::SEED.to_vec(),
+            confirm: 2,
+            code_budget: CodeBudget::DEFAULT,
+        }
     }
 }
 
@@ -56,6 +64,14 @@ impl Config {
     #[must_use]
     pub fn confirm(mut self, reads: u32) -> Config {
         self.confirm = reads;
+        self
+    }
+
+    /// Sets how many bytes of code each check reads ([`CodeBudget::UNLIMITED`]:
+    /// all of it, every check).
+    #[must_use]
+    pub fn code_budget(mut self, budget: CodeBudget) -> Config {
+        self.code_budget = budget;
         self
     }
 

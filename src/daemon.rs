@@ -312,7 +312,7 @@ where
     let thread = std::thread::Builder::new()
         .name("fdir-monitor".into())
         .spawn(move || {
-            let mut checker = Checker::new();
+            let mut checker = Checker::with_code_budget(config.code_budget);
             let mut tracker = Tracker::new(config.confirm);
             loop {
                 if clock.sleep_until(next, &stop2) {

@@ -80,6 +80,33 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
+    /// A thread that another tracer (a debugger, strace, another fdir) traces:
+    /// fdir never stops a thread that is already traced.
+    #[error("thread {tid} is already traced{}", traced_by(*.tracer))]
+    Traced {
+        /// The thread id.
+        tid: u32,
+        /// The pid of its tracer (`TracerPid` in its status), when it was
+        /// still attached by the time fdir looked for it.
+        tracer: Option<u32>,
+    },
+    /// A thread did not stop for a ptrace read in time (it is in an
+    /// uninterruptible sleep, or the machine is overloaded); it was let go.
+    #[error("thread {tid} did not stop within {} ms for a ptrace read; it was let go", waited.as_millis())]
+    NotStopped {
+        /// The thread id.
+        tid: u32,
+        /// How long fdir waited.
+        waited: std::time::Duration,
+    },
+    /// An operation that needs a privilege fdir does not have.
+    #[error("{what} needs {privilege}")]
+    NeedsPrivilege {
+        /// What was attempted: "reading seccomp filter programs".
+        what: &'static str,
+        /// What it needs: "CAP_SYS_ADMIN".
+        privilege: &'static str,
+    },
     /// A subsystem was asked for that the baseline does not hold.
     #[error("the baseline holds no {subsystem} state: take a new baseline that includes it")]
     NotInBaseline {
@@ -143,6 +170,13 @@ pub enum Error {
     /// A broken internal invariant: a bug in fdir, reported instead of a panic.
     #[error("internal error (a bug in fdir, please report it): {0}")]
     Bug(String),
+}
+
+fn traced_by(tracer: Option<u32>) -> String {
+    match tracer {
+        Some(pid) => format!(" by pid {pid}"),
+        None => " (by a tracer that let go before it could be named)".into(),
+    }
 }
 
 impl Error {

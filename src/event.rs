@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::explain::{Change, ChangeKind};
 use crate::monitor::{Finding, Summary};
-use crate::{Anomaly, Digest, Observation, Severity, Snapshot, Subsystem, Target};
+use crate::{Anomaly, Digest, Observation, Severity, Snapshot, Stops, Subsystem, Sweep, Target};
 
 /// Which target an event is about.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -107,6 +107,31 @@ pub enum SubsystemState {
         /// The reason.
         not_applicable: String,
     },
+}
+
+/// The code sweep in a `check` event: the [`Sweep`] of every target
+/// together, and, for `watch`, how long a full sweep takes at its interval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CodeCoverage {
+    /// Bytes verified, comparable and swept, summed over targets; checks per
+    /// full sweep of the slowest target; sweeps completed by the least swept.
+    #[serde(flatten)]
+    pub sweep: Sweep,
+    /// How long a full sweep takes: checks per sweep times the interval, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep_ms: Option<f64>,
+}
+
+/// Bytes for people: `512 B`, `64.0 KiB`, `4.0 MiB`, `1.5 GiB`.
+fn size(bytes: u64) -> String {
+    #[allow(clippy::cast_precision_loss)]
+    let b = bytes as f64;
+    match bytes {
+        0..1024 => format!("{bytes} B"),
+        1024..0x10_0000 => format!("{:.1} KiB", b / 1024.0),
+        0x10_0000..0x4000_0000 => format!("{:.1} MiB", b / 1_048_576.0),
+        _ => format!("{:.1} GiB", b / 1_073_741_824.0),
+    }
 }
 
 fn ms(d: Duration) -> f64 {
@@ -382,6 +407,13 @@ pub enum EventRecord {
         repaired: usize,
         /// How long the check took, ms.
         duration_ms: f64,
+        /// The code sweep, when `code` is checked.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<CodeCoverage>,
+        /// How long `seccomp-filters` reads kept threads stopped, when they
+        /// stopped any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stopped: Option<Stops>,
     },
     /// `watch` stopped.
     Stopped {
@@ -520,7 +552,21 @@ impl EventRecord {
             failed: s.failed,
             repaired: s.repaired,
             duration_ms: ms(s.elapsed),
+            code: s.code.map(|sweep| CodeCoverage { sweep, sweep_ms: None }),
+            stopped: s.stopped,
         }
+    }
+
+    /// Adds to a `check` event how long a full code sweep takes at
+    /// `interval` (for `watch`); other events are returned as they are.
+    #[must_use]
+    pub fn with_interval(mut self, interval: Duration) -> EventRecord {
+        if let EventRecord::Check { code: Some(c), .. } = &mut self {
+            #[allow(clippy::cast_precision_loss)]
+            let checks = c.sweep.checks_per_sweep as f64;
+            c.sweep_ms = Some(checks * ms(interval));
+        }
+        self
     }
 }
 
@@ -621,12 +667,40 @@ impl fmt::Display for EventRecord {
                 exited,
                 failed,
                 duration_ms,
+                code,
+                stopped,
                 ..
-            } => write!(
-                f,
-                "{} CHECK    #{cycle}: {targets} targets, {drifted} drifted ({anomalies} new anomalies), {unobservable} unobservable, {new} new, {exited} exited, {failed} failed in {duration_ms:.1} ms",
-                time_of(*time)
-            ),
+            } => {
+                write!(
+                    f,
+                    "{} CHECK    #{cycle}: {targets} targets, {drifted} drifted ({anomalies} new anomalies), {unobservable} unobservable, {new} new, {exited} exited, {failed} failed in {duration_ms:.1} ms",
+                    time_of(*time)
+                )?;
+                if let Some(c) = code {
+                    let s = &c.sweep;
+                    write!(
+                        f,
+                        "; code {} of {} verified, a full sweep takes {} check{}",
+                        size(s.verified_bytes),
+                        size(s.total_bytes),
+                        s.checks_per_sweep,
+                        if s.checks_per_sweep == 1 { "" } else { "s" }
+                    )?;
+                    if let Some(ms) = c.sweep_ms {
+                        write!(f, " ({})", hms(ms))?;
+                    }
+                }
+                if let Some(s) = stopped {
+                    write!(
+                        f,
+                        "; seccomp-filters stopped {} thread{} (longest {} µs)",
+                        s.threads,
+                        if s.threads == 1 { "" } else { "s" },
+                        s.longest.as_micros()
+                    )?;
+                }
+                Ok(())
+            }
             EventRecord::Action { time, who, severity, action, outcome, detail } => {
                 write!(f, "{} ACTION   {who} {action} [{severity}] {outcome}: {detail}", time_of(*time))
             }

@@ -6,6 +6,9 @@
 //! "sysctl kernel.kptr_restrict 1 -> 0 (weaker)", "tainted 0 -> 4096 (O:
 //! out-of-tree module loaded)". Pure functions of records.
 
+mod code;
+mod filters;
+
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -141,6 +144,8 @@ pub fn explain(subsystem: Subsystem, old: &[Record], new: &[Record]) -> Vec<Chan
         Subsystem::Mounts => mounts(old, new),
         Subsystem::Limits => limits(old, new),
         Subsystem::Lsm => lsm(old, new),
+        Subsystem::SeccompFilters => filters::explain(old, new),
+        Subsystem::Code => code::explain(old, new),
         Subsystem::Kernel => kernel(old, new),
         Subsystem::KernelTaint => taint(old, new),
     }

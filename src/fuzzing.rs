@@ -19,9 +19,10 @@
 use std::path::Path;
 
 use crate::baseline::{self, Key};
+use crate::canon::filters::{self, Program};
 use crate::canon::namespaces::NsState;
 use crate::canon::{
-    Canon, cgroup, cgroup_limits, digest_records, kernel, limits, lsm, maps, mounts, namespaces, status,
+    Canon, cgroup, cgroup_limits, code, digest_records, kernel, limits, lsm, maps, mounts, namespaces, status,
 };
 use crate::explain::explain;
 use crate::policy::Policy;
@@ -42,6 +43,8 @@ pub const TARGETS: &[&str] = &[
     "stat",
     "policy",
     "baseline",
+    "seccomp_filters",
+    "code",
 ];
 
 /// Runs the harness named `target` on `data`.
@@ -58,6 +61,8 @@ pub fn run(target: &str, data: &[u8]) -> Result<(), String> {
         "stat" => stat(data),
         "policy" => policy(data),
         "baseline" => baseline(data),
+        "seccomp_filters" => seccomp_filters(data),
+        "code" => code(data),
         other => Err(format!("no fuzz harness named {other:?}")),
     }
 }
@@ -273,6 +278,93 @@ pub fn policy(data: &[u8]) -> Result<(), String> {
     {
         return Err("a policy with a zero timeout was accepted".into());
     }
+    Ok(())
+}
+
+/// Seccomp programs → `seccomp-filters`. The input is read as chains of
+/// programs: a byte `0xff` starts a new chain, any other byte N is followed
+/// by a program of N instructions (8 bytes each, fewer at the end).
+pub fn seccomp_filters(data: &[u8]) -> Result<(), String> {
+    let mut chains: Vec<Vec<Program>> = vec![Vec::new()];
+    let mut rest = data;
+    while let Some((&n, tail)) = rest.split_first() {
+        if n == 0xff {
+            chains.push(Vec::new());
+            rest = tail;
+            continue;
+        }
+        let len = (usize::from(n) * filters::INSN_BYTES).min(tail.len());
+        let (program, after) = tail.split_at(len);
+        let p = Program::of(program);
+        if p.instructions != program.len() / filters::INSN_BYTES {
+            return Err(format!("{} bytes read as {} instructions", program.len(), p.instructions));
+        }
+        let _ = filters::short(&p.describe());
+        if let Some(chain) = chains.last_mut() {
+            chain.push(p);
+        }
+        rest = after;
+    }
+    let mut full = Canon::new();
+    filters::canonicalize_programs(&chains, &mut full);
+    check_form(Subsystem::SeccompFilters, &mut full)?;
+    let counts: Vec<usize> = chains.iter().map(Vec::len).collect();
+    let mut degraded = Canon::new();
+    filters::canonicalize_counts(&counts, &String::from_utf8_lossy(data), &mut degraded);
+    check_form(Subsystem::SeccompFilters, &mut degraded)?;
+    let (full, degraded) = (full.records(), degraded.records());
+    if filters::is_degraded(&full) || !filters::is_degraded(&degraded) || filters::degraded_reason(&degraded).is_none()
+    {
+        return Err("a full form reads as degraded, or a degraded one as full".into());
+    }
+    if filters::project(&full) != filters::project(&degraded) {
+        return Err(format!(
+            "the projections differ: {:?} / {:?}",
+            filters::project(&full),
+            filters::project(&degraded)
+        ));
+    }
+    for r in full.iter().filter(|r| r.key.starts_with(filters::FILTER)) {
+        if filters::filter_index(&r.key).is_none() {
+            return Err(format!("a filter record's index does not parse: {}", r.key));
+        }
+    }
+    Ok(())
+}
+
+/// `/proc/PID/maps` → the code mappings of `code`, and the keys and values
+/// of their records, which must parse back to what made them.
+pub fn code(data: &[u8]) -> Result<(), String> {
+    let mut found = Vec::new();
+    if code::code_mappings(data, &mut found).is_err() {
+        return Ok(());
+    }
+    for m in &found {
+        let (key, value) = (m.map_key(), m.map_value());
+        if code::parse_map_key(&key) != Some((m.path.as_str(), m.offset)) {
+            return Err(format!("{key:?} does not parse back"));
+        }
+        if code::map_identity(&value) != Some((m.dev.as_str(), m.inode)) || code::map_size(&value) != Some(m.size()) {
+            return Err(format!("{value:?} does not parse back"));
+        }
+        let last = m.size().saturating_sub(1) / code::CHUNK * code::CHUNK;
+        for chunk in [0, last] {
+            let id = code::parse_chunk_key(&code::chunk_key(&m.path, m.offset, chunk));
+            let expected = code::ChunkId { path: m.path.clone(), offset: m.offset, chunk };
+            if id.as_ref() != Some(&expected) {
+                return Err(format!("the key of {expected:?} parses as {id:?}"));
+            }
+        }
+        if m.size() <= 1 << 24 {
+            let total: u64 = code::chunks(m.size()).map(|(_, len)| len).sum();
+            if total != m.size() {
+                return Err(format!("chunks of {} bytes add up to {total}", m.size()));
+            }
+        }
+    }
+    let mut value = String::new();
+    code::chunk_value(&mut value, data.len(), &[0; 32]);
+    let _ = code::short(&value);
     Ok(())
 }
 

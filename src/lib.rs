@@ -1,7 +1,8 @@
 //! # fdir — integrity monitor for Linux kernel isolation structures
 //!
 //! fdir takes a known-good baseline of the isolation state of a process
-//! (memory mappings, seccomp, cgroups, credentials ...), re-checks it on a
+//! (memory mappings, seccomp, cgroups, credentials, and, when asked for, the
+//! seccomp programs and the code in memory), re-checks it on a
 //! timer, says exactly what drifted, grades the drift (Log, Isolate, Restart,
 //! Degrade, SafeMode) and hands it to a handler that acts.
 //!
@@ -43,6 +44,7 @@ mod digest;
 mod error;
 pub mod event;
 pub mod explain;
+pub mod fdcache;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod guard;
@@ -50,6 +52,7 @@ pub mod metrics;
 mod monitor;
 mod observe;
 pub mod policy;
+mod ptrace;
 pub mod respond;
 mod snapshot;
 mod source;
@@ -64,9 +67,11 @@ pub use digest::Digest;
 pub use error::Error;
 pub use explain::{Change, ChangeKind};
 pub use monitor::{Finding, Monitor, Summary};
+pub use observe::code::{CodeBudget, DEFAULT_CODE_BUDGET, Sweep};
+pub use observe::filters::Stops;
 pub use snapshot::{
     Anomaly, Checker, Observation, Report, SETTLE_MAX, SETTLE_QUIET, SETTLE_YOUNGER_THAN, Settle, Snapshot, Status,
     Verdict, check, check_with, snapshot, snapshot_with,
 };
-pub use source::{CgroupMounts, FileId, MAX_FILE, Procfs, Source, Target, boot_id, list_processes};
+pub use source::{CgroupMounts, FileId, MAX_FILE, Procfs, STOP_TIMEOUT, Source, Target, boot_id, list_processes};
 pub use subsystem::{Scope, Severity, Subsystem, default_handler};

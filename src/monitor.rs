@@ -13,9 +13,12 @@ use std::time::{Duration, Instant};
 use crate::baseline::{BaselineFile, Coverage};
 use crate::daemon::Tracker;
 use crate::guard::Redundant;
-use crate::snapshot::{Checker, Observation};
+use crate::snapshot::{Checker, Observation, Status};
 use crate::source::list_processes;
-use crate::{Anomaly, Clock, Error, Procfs, SETTLE_YOUNGER_THAN, Snapshot, Source, Subsystem, Target, snapshot_with};
+use crate::{
+    Anomaly, Clock, CodeBudget, Error, Procfs, Report, SETTLE_YOUNGER_THAN, Snapshot, Source, Stops, Subsystem, Sweep,
+    Target, snapshot_with,
+};
 
 /// Something the monitor saw, about one target.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +121,26 @@ pub struct Summary {
     pub repaired: usize,
     /// How long the cycle took.
     pub elapsed: Duration,
+    /// The code sweep over every target checked (`code`): bytes verified and
+    /// comparable summed, the checks a full sweep takes for the slowest target.
+    pub code: Option<Sweep>,
+    /// How long `seccomp-filters` kept threads stopped, over every target.
+    pub stopped: Option<Stops>,
+}
+
+impl Summary {
+    /// Adds what one target's check reported.
+    fn absorb(&mut self, report: &Report) {
+        if let Some(s) = &report.code {
+            match &mut self.code {
+                Some(total) => total.merge(s),
+                None => self.code = Some(*s),
+            }
+        }
+        if let Some(s) = &report.stopped {
+            self.stopped.get_or_insert_with(Stops::default).merge(s);
+        }
+    }
 }
 
 struct Watched {
@@ -128,6 +151,10 @@ struct Watched {
     target: Target,
     tracker: Tracker,
     checker: Checker,
+    /// Subsystems observed at baseline that could not be read at the last
+    /// check (a thread traced by a debugger, a target that did not stop),
+    /// with the reason: reported when they become so, not every cycle.
+    unreadable_now: BTreeMap<Subsystem, String>,
 }
 
 /// A process seen but not read: too young to baseline yet, or unreadable.
@@ -141,6 +168,7 @@ pub struct Monitor {
     coverage: Coverage,
     subsystems: Vec<Subsystem>,
     confirm: u32,
+    code_budget: CodeBudget,
     proc_root: PathBuf,
     watched: BTreeMap<u32, Watched>,
     /// `--all`: young processes, baselined once they have settled.
@@ -195,6 +223,7 @@ impl Monitor {
             coverage,
             subsystems,
             confirm: confirm.max(1),
+            code_budget: CodeBudget::DEFAULT,
             proc_root: PathBuf::from("/proc"),
             watched: BTreeMap::new(),
             pending: BTreeMap::new(),
@@ -301,7 +330,14 @@ impl Monitor {
         };
         self.watched.insert(
             pid,
-            Watched { fs, baseline, target, tracker: Tracker::new(self.confirm), checker: Checker::new() },
+            Watched {
+                fs,
+                baseline,
+                target,
+                tracker: Tracker::new(self.confirm),
+                checker: Checker::with_code_budget(self.code_budget),
+                unreadable_now: BTreeMap::new(),
+            },
         );
     }
 
@@ -431,6 +467,24 @@ impl Monitor {
             match result {
                 Ok(outcome) => {
                     let target = w.target.clone();
+                    if let Some(report) = &outcome.report {
+                        summary.absorb(report);
+                        let now: BTreeMap<Subsystem, String> = report
+                            .subsystems
+                            .iter()
+                            .filter_map(|(&s, st)| match st {
+                                Status::Unobservable { reason } => Some((s, reason.clone())),
+                                _ => None,
+                            })
+                            .collect();
+                        for (&subsystem, reason) in &now {
+                            if w.unreadable_now.get(&subsystem) != Some(reason) {
+                                let (target, reason) = (target.clone(), reason.clone());
+                                findings.push(Finding::Unobservable { target, subsystem: Some(subsystem), reason });
+                            }
+                        }
+                        w.unreadable_now = now;
+                    }
                     if !outcome.transient.is_empty() {
                         findings.push(Finding::Transient { target: target.clone(), subsystems: outcome.transient });
                     }
@@ -560,6 +614,20 @@ impl Monitor {
     /// What the monitor covers.
     pub fn coverage(&self) -> &Coverage {
         &self.coverage
+    }
+
+    /// Sets how many bytes of code each check reads per target (default
+    /// [`CodeBudget::DEFAULT`]), for the targets watched and those to come.
+    pub fn set_code_budget(&mut self, budget: CodeBudget) {
+        self.code_budget = budget;
+        for w in self.watched.values_mut() {
+            w.checker.set_code_budget(budget);
+        }
+    }
+
+    /// The code budget per target per check.
+    pub fn code_budget(&self) -> CodeBudget {
+        self.code_budget
     }
 
     /// The subsystems checked.

@@ -14,6 +14,8 @@
 //! | `lsm`           | `attr/current`, `attr/exec`, `attr/apparmor/*`, `attr/smack/current` |
 //! | `kernel`        | the sysctls of `canon::kernel::SYSCTLS`, `lockdown` and `lsm` of securityfs, `modules`, `cmdline` |
 //! | `kernel-taint`  | `/proc/sys/kernel/tainted`                                    |
+//! | `seccomp-filters` | `task/*/status`, then the filter programs of each thread that has filters, with ptrace ([`filters`]) |
+//! | `code`          | `maps` (shared with `memory-maps`), then the code mappings through `mem` ([`code`]) |
 //!
 //! A subsystem costs only when it is asked for. A file that cannot be read
 //! makes its subsystem *unobservable* (permission denied, absent on this
@@ -21,12 +23,22 @@
 //! read as empty. A subsystem of the other scope (the node's `kernel` asked
 //! of a process, a process's `maps` asked of the node), or an `lsm` where no
 //! security module labels processes, is *not applicable*.
+//!
+//! `seccomp-filters` and `code` have modules of their own: they go beyond
+//! reading files (ptrace, `/proc/PID/mem`), and a check of them is compared
+//! with its baseline as it is read ([`Observer::observe_against`]).
+
+pub(crate) mod code;
+pub(crate) mod filters;
 
 use std::fmt::Write as _;
 
 use crate::canon::namespaces::NsState;
 use crate::canon::{Canon, cgroup, cgroup_limits, kernel, limits, lsm, maps, mounts, namespaces, status};
-use crate::{Error, Scope, Source, Subsystem};
+use crate::snapshot::Observation;
+use crate::{Error, Scope, Snapshot, Source, Subsystem};
+use code::CodeSweep;
+use filters::Stops;
 
 /// The result of observing one subsystem.
 #[derive(Debug, Clone)]
@@ -61,13 +73,96 @@ pub(crate) struct Observer {
     slots: Vec<(Subsystem, Slot)>,
     /// A one-shot fault to inject into the next observation (`fdir selftest`).
     fault: Option<u64>,
+    /// The code mappings of the last `maps` read.
+    mappings: Vec<crate::canon::code::CodeMapping>,
+    /// How long `seccomp-filters` kept threads stopped in the last observation.
+    stops: Stops,
+    /// The texts of every thread of a per-thread pass, and their spans.
+    arena: Vec<u8>,
+    spans: Vec<(u32, std::ops::Range<usize>)>,
+    /// The last observation's inputs and the forms they gave (see [`Memo`]).
+    memo_maps: Memo,
+    memo_status: Memo,
+    memo_cgroup: Memo,
+    memo_files: Vec<(&'static str, Memo)>,
+    /// Whether this observation must not use the memos: the read after a
+    /// drift (the confirming re-read, and every read while drift lasts).
+    fresh: bool,
+}
+
+/// The raw text a group of subsystems was last canonicalized from, and the
+/// forms it gave. Canonicalization is a pure function of the text, so the
+/// same text (compared byte for byte: no hash an attacker could collide)
+/// gives the same forms, and a check of an unchanged process costs its
+/// reads. A read after a drift never uses the memo, so a fault in the memo
+/// itself shows only once, as a transient.
+#[derive(Debug, Default)]
+struct Memo {
+    valid: bool,
+    raw: Vec<u8>,
+    forms: Vec<(Subsystem, Canon)>,
+    /// Whether the cgroup pass also collected the cgroup set.
+    collected: bool,
+    /// Whether the maps pass also found the code mappings.
+    code: bool,
+}
+
+impl Memo {
+    fn hit(&self, fresh: bool, raw: &[u8]) -> bool {
+        !fresh && self.valid && self.raw == raw
+    }
+
+    /// Copies the remembered forms of the subsystems `touched` into `canons`;
+    /// false if one is missing.
+    fn restore(&self, canons: &mut [(Subsystem, Canon)], touched: impl Fn(Subsystem) -> bool) -> bool {
+        for (sub, canon) in canons.iter_mut().filter(|(s, _)| touched(*s)) {
+            match self.forms.iter().find(|(s, _)| s == sub) {
+                Some((_, f)) => canon.copy_from(f),
+                None => return false,
+            }
+        }
+        true
+    }
+
+    fn store(&mut self, raw: &[u8], canons: &mut [(Subsystem, Canon)], touched: impl Fn(Subsystem) -> bool) {
+        self.raw.clear();
+        self.raw.extend_from_slice(raw);
+        let mut kept = 0;
+        for (sub, canon) in canons.iter_mut().filter(|(s, _)| touched(*s)) {
+            canon.finish();
+            match self.forms.get_mut(kept) {
+                Some((s, f)) => {
+                    *s = *sub;
+                    f.copy_from(canon);
+                }
+                None => {
+                    let mut f = Canon::new();
+                    f.copy_from(canon);
+                    self.forms.push((*sub, f));
+                }
+            }
+            kept += 1;
+        }
+        self.forms.truncate(kept);
+        self.valid = true;
+    }
+}
+
+/// What a check compares against: its baseline, and the code sweep's state.
+pub(crate) struct Against<'a> {
+    pub(crate) baseline: &'a Snapshot,
+    pub(crate) code: &'a mut CodeSweep,
 }
 
 /// The reason a subsystem is unobservable, if the error is of that kind
 /// (rather than one that fails the whole check).
 fn unobservable_reason(e: &Error) -> Option<String> {
     match e {
-        Error::PermissionDenied { .. } | Error::Unavailable { .. } => Some(e.to_string()),
+        Error::PermissionDenied { .. }
+        | Error::Unavailable { .. }
+        | Error::Traced { .. }
+        | Error::NotStopped { .. }
+        | Error::NeedsPrivilege { .. } => Some(e.to_string()),
         Error::NotFound { path } => Some(format!("{} does not exist on this kernel", path.display())),
         _ => None,
     }
@@ -109,6 +204,12 @@ impl Observer {
         self.fault = Some(seed);
     }
 
+    /// Whether the next observation must read everything afresh, without the
+    /// memos (set by the checker for the read after a drift).
+    pub(crate) fn set_fresh(&mut self, fresh: bool) {
+        self.fresh = fresh;
+    }
+
     /// The results of the last observation, in subsystem order.
     pub(crate) fn slots(&self) -> &[(Subsystem, Slot)] {
         &self.slots
@@ -135,14 +236,56 @@ impl Observer {
         c
     }
 
-    /// Observes `subsystems` of `src`, a target of `scope`, replacing the
-    /// previous results.
+    /// How long `seccomp-filters` kept threads stopped in the last observation.
+    pub(crate) fn stops(&self) -> Stops {
+        self.stops
+    }
+
+    /// Observes `subsystems` of `src`, a target of `scope`, in full,
+    /// replacing the previous results.
     pub(crate) fn observe<S: Source + ?Sized>(
         &mut self,
         src: &S,
         scope: Scope,
         subsystems: &[Subsystem],
     ) -> Result<(), Error> {
+        self.observe_inner(src, scope, subsystems, None)
+    }
+
+    /// Observes `subsystems` of `src` for a check against a baseline: `code`
+    /// reads a budget's worth and `seccomp-filters` is made comparable with a
+    /// degraded baseline (see [`code`] and [`filters`]).
+    pub(crate) fn observe_against<S: Source + ?Sized>(
+        &mut self,
+        src: &S,
+        scope: Scope,
+        subsystems: &[Subsystem],
+        against: Against<'_>,
+    ) -> Result<(), Error> {
+        self.observe_inner(src, scope, subsystems, Some(against))
+    }
+
+    fn observe_inner<S: Source + ?Sized>(
+        &mut self,
+        src: &S,
+        scope: Scope,
+        subsystems: &[Subsystem],
+        against: Option<Against<'_>>,
+    ) -> Result<(), Error> {
+        src.begin_observation();
+        let result = self.observe_files(src, scope, subsystems, against);
+        src.end_observation();
+        result
+    }
+
+    fn observe_files<S: Source + ?Sized>(
+        &mut self,
+        src: &S,
+        scope: Scope,
+        subsystems: &[Subsystem],
+        mut against: Option<Against<'_>>,
+    ) -> Result<(), Error> {
+        self.stops = Stops::default();
         let mut wanted = subsystems.to_vec();
         wanted.sort_unstable();
         wanted.dedup();
@@ -161,14 +304,56 @@ impl Observer {
             }
         };
 
-        if has(Subsystem::MemoryMaps)
-            && let Some(mut c) = canon(&mut canons, Subsystem::MemoryMaps)
-        {
-            let r = self.maps(src, &mut c);
-            put(&mut canons, Subsystem::MemoryMaps, c);
-            outcome.push((Subsystem::MemoryMaps, settle(r)?));
+        // `maps` is read once for memory-maps and code.
+        let mut code_maps = false;
+        if has(Subsystem::MemoryMaps) || has(Subsystem::Code) {
+            match settle(src.read("maps", &mut self.buf))? {
+                End::Observed => {
+                    let hit = self.memo_maps.hit(self.fresh, &self.buf)
+                        && (!has(Subsystem::Code) || self.memo_maps.code)
+                        && self.memo_maps.restore(&mut canons, |s| s == Subsystem::MemoryMaps);
+                    if hit {
+                        if has(Subsystem::MemoryMaps) {
+                            outcome.push((Subsystem::MemoryMaps, End::Observed));
+                        }
+                    } else {
+                        self.memo_maps.valid = false;
+                        let mut maps_end = End::Observed;
+                        if let Some(mut c) = canon(&mut canons, Subsystem::MemoryMaps) {
+                            let r = self.maps(src, &mut c);
+                            put(&mut canons, Subsystem::MemoryMaps, c);
+                            maps_end = settle(r)?;
+                            outcome.push((Subsystem::MemoryMaps, maps_end.clone()));
+                        }
+                        if has(Subsystem::Code) {
+                            self.code_mappings(src)?;
+                        }
+                        if matches!(maps_end, End::Observed) {
+                            let buf = std::mem::take(&mut self.buf);
+                            self.memo_maps.store(&buf, &mut canons, |s| s == Subsystem::MemoryMaps);
+                            self.memo_maps.code = has(Subsystem::Code);
+                            self.buf = buf;
+                        }
+                    }
+                    code_maps = has(Subsystem::Code);
+                }
+                end => {
+                    self.memo_maps.valid = false;
+                    for s in [Subsystem::MemoryMaps, Subsystem::Code] {
+                        if has(s) {
+                            outcome.push((s, end.clone()));
+                        }
+                    }
+                }
+            }
         }
-        let per_thread = [Subsystem::Seccomp, Subsystem::Credentials, Subsystem::Cgroups, Subsystem::CgroupLimits];
+        let per_thread = [
+            Subsystem::Seccomp,
+            Subsystem::Credentials,
+            Subsystem::Cgroups,
+            Subsystem::CgroupLimits,
+            Subsystem::SeccompFilters,
+        ];
         if per_thread.iter().any(|&s| has(s)) {
             src.threads(&mut self.tids)?;
         }
@@ -248,6 +433,38 @@ impl Observer {
             outcome.push((Subsystem::KernelTaint, settle(r)?));
         }
 
+        if has(Subsystem::SeccompFilters)
+            && let Some(mut c) = canon(&mut canons, Subsystem::SeccompFilters)
+        {
+            let r = filters::observe(src, &self.tids, &mut self.buf, &mut self.rel, &mut c, &mut self.stops);
+            let mut end = settle(r)?;
+            if let (End::Observed, Some(Observation::Observed { records, .. })) =
+                (&end, against.as_ref().and_then(|a| a.baseline.subsystems.get(&Subsystem::SeccompFilters)))
+                && let Some(reason) = filters::reconcile(records, &mut c)
+            {
+                end = End::Unobservable(reason);
+            }
+            put(&mut canons, Subsystem::SeccompFilters, c);
+            outcome.push((Subsystem::SeccompFilters, end));
+        }
+        if code_maps && let Some(mut c) = canon(&mut canons, Subsystem::Code) {
+            let r = match against.as_mut() {
+                None => code::hash_all(src, &self.mappings, &mut c),
+                Some(a) => match a.baseline.subsystems.get(&Subsystem::Code) {
+                    Some(Observation::Observed { digest, records }) => {
+                        a.code.check(src, &self.mappings, records, *digest, &mut c)
+                    }
+                    // Nothing to compare with: the code is not read for nothing.
+                    _ => Err(Error::Unavailable {
+                        what: "the code".into(),
+                        reason: "the baseline holds no code to compare it with".into(),
+                    }),
+                },
+            };
+            put(&mut canons, Subsystem::Code, c);
+            outcome.push((Subsystem::Code, settle(r)?));
+        }
+
         self.slots.clear();
         for (sub, mut canon) in canons {
             let end = outcome.iter().find(|(s, _)| *s == sub).map(|(_, r)| r.clone());
@@ -275,8 +492,8 @@ impl Observer {
         Ok(())
     }
 
+    /// Canonicalizes the `maps` text in `self.buf`.
     fn maps<S: Source + ?Sized>(&mut self, src: &S, canon: &mut Canon) -> Result<(), Error> {
-        src.read("maps", &mut self.buf)?;
         maps::canonicalize(&self.buf, canon).map_err(|e| {
             if self.buf.is_empty() && !src.alive() {
                 return gone(src);
@@ -285,11 +502,20 @@ impl Observer {
         })
     }
 
+    /// The code mappings of the `maps` text in `self.buf`.
+    fn code_mappings<S: Source + ?Sized>(&mut self, src: &S) -> Result<(), Error> {
+        if self.buf.is_empty() && !src.alive() {
+            return Err(gone(src));
+        }
+        crate::canon::code::code_mappings(&self.buf, &mut self.mappings)
+            .map_err(|e| Error::Parse { path: src.path_of("maps"), message: e.to_string() })
+    }
+
     /// Reads one file of the process and canonicalizes it whole.
     fn whole_file<S: Source + ?Sized>(
         &mut self,
         src: &S,
-        rel: &str,
+        rel: &'static str,
         canon: &mut Canon,
         f: impl FnOnce(&[u8], &mut Canon) -> Result<(), String>,
     ) -> Result<(), Error> {
@@ -299,18 +525,48 @@ impl Observer {
             Err(Error::Io { .. }) if !src.alive() => return Err(gone(src)),
             Err(e) => return Err(e),
         }
+        let i = match self.memo_files.iter().position(|(r, _)| *r == rel) {
+            Some(i) => i,
+            None => {
+                self.memo_files.push((rel, Memo::default()));
+                self.memo_files.len() - 1
+            }
+        };
+        if let Some((_, memo)) = self.memo_files.get_mut(i)
+            && memo.hit(self.fresh, &self.buf)
+            && let Some((_, form)) = memo.forms.first()
+        {
+            canon.copy_from(form);
+            return Ok(());
+        }
         f(&self.buf, canon).map_err(|message| {
             if self.buf.is_empty() && !src.alive() {
                 return gone(src);
             }
             Error::Parse { path: src.path_of(rel), message }
-        })
+        })?;
+        canon.finish();
+        if let Some((_, memo)) = self.memo_files.get_mut(i) {
+            memo.raw.clear();
+            memo.raw.extend_from_slice(&self.buf);
+            match memo.forms.first_mut() {
+                Some((_, form)) => form.copy_from(canon),
+                None => {
+                    let mut form = Canon::new();
+                    form.copy_from(canon);
+                    memo.forms.push((Subsystem::Mounts, form));
+                }
+            }
+            memo.valid = true;
+        }
+        Ok(())
     }
 
     /// Reads one file of every thread (listed in `self.tids`) into the
     /// canonical forms that need it, and with `collect` the distinct cgroups
     /// of the threads (and their ancestors) into `self.cgroups`. A thread
-    /// that exits meanwhile is skipped.
+    /// that exits meanwhile is skipped. Every thread is read first; if the
+    /// texts are the same as at the last observation, so are the forms.
     fn per_thread<S: Source + ?Sized>(
         &mut self,
         src: &S,
@@ -322,16 +578,20 @@ impl Observer {
             ThreadFile::Status => "status",
             ThreadFile::Cgroup => "cgroup",
         };
-        self.cgroups.clear();
-        self.last_cgroup.clear();
-        let mut read = 0usize;
+        let touched = |sub: Subsystem| match file {
+            ThreadFile::Status => matches!(sub, Subsystem::Seccomp | Subsystem::Credentials),
+            ThreadFile::Cgroup => sub == Subsystem::Cgroups,
+        };
+        // 1. Read: the texts go to the arena, each thread's tid before its text.
+        self.arena.clear();
+        self.spans.clear();
         let mut absent: Option<Error> = None;
         for i in 0..self.tids.len() {
             let Some(&tid) = self.tids.get(i) else { break };
             self.rel.clear();
             let _ = write!(self.rel, "task/{tid}/{name}");
             match src.read(&self.rel, &mut self.buf) {
-                Ok(()) => read += 1,
+                Ok(()) => {}
                 // The thread has exited since it was listed (or the file does
                 // not exist: decided below, once every thread has been tried).
                 Err(e @ Error::NotFound { .. }) => {
@@ -343,19 +603,89 @@ impl Observer {
                 Err(Error::Gone { .. }) if src.alive() => continue,
                 Err(e) => return Err(e),
             }
-            let parse = |e: String| Error::Parse { path: src.path_of(&self.rel), message: e };
+            self.arena.extend_from_slice(&tid.to_le_bytes());
+            let at = self.arena.len();
+            self.arena.extend_from_slice(&self.buf);
+            self.spans.push((tid, at..self.arena.len()));
+        }
+        if self.spans.is_empty() {
+            if !src.alive() {
+                return Err(gone(src));
+            }
+            return Err(absent
+                .unwrap_or_else(|| Error::Parse { path: src.path_of("task"), message: "no threads listed".into() }));
+        }
+        // 2. The same texts as last time: the same forms (and cgroup set).
+        let memo = match file {
+            ThreadFile::Status => &mut self.memo_status,
+            ThreadFile::Cgroup => &mut self.memo_cgroup,
+        };
+        if memo.hit(self.fresh, &self.arena) && memo.restore(canons, touched) && (!collect || memo.collected) {
+            return Ok(());
+        }
+        // 3. Canonicalize each thread's text. Only the pass that collects the
+        // cgroup set may reset it (a memo hit of the cgroup pass keeps it).
+        if collect {
+            self.cgroups.clear();
+        }
+        self.last_cgroup.clear();
+        let mut read = 0usize;
+        let spans = std::mem::take(&mut self.spans);
+        let result = self.canonicalize_threads(src, file, &spans, canons, collect, &mut read);
+        self.spans = spans;
+        result?;
+        if collect {
+            self.cgroups.sort_unstable();
+        }
+        if read == 0 {
+            if !src.alive() {
+                return Err(gone(src));
+            }
+            return Err(Error::Parse { path: src.path_of("task"), message: "no thread could be read".into() });
+        }
+        let memo = match file {
+            ThreadFile::Status => &mut self.memo_status,
+            ThreadFile::Cgroup => &mut self.memo_cgroup,
+        };
+        memo.store(&self.arena, canons, touched);
+        memo.collected = collect;
+        Ok(())
+    }
+
+    /// The canonicalization half of [`Observer::per_thread`].
+    fn canonicalize_threads<S: Source + ?Sized>(
+        &mut self,
+        src: &S,
+        file: ThreadFile,
+        spans: &[(u32, std::ops::Range<usize>)],
+        canons: &mut [(Subsystem, Canon)],
+        collect: bool,
+        read: &mut usize,
+    ) -> Result<(), Error> {
+        let name = match file {
+            ThreadFile::Status => "status",
+            ThreadFile::Cgroup => "cgroup",
+        };
+        let touched = |sub: Subsystem| match file {
+            ThreadFile::Status => matches!(sub, Subsystem::Seccomp | Subsystem::Credentials),
+            ThreadFile::Cgroup => sub == Subsystem::Cgroups,
+        };
+        for (tid, range) in spans {
+            let tid = *tid;
+            let text = self.arena.get(range.clone()).unwrap_or(&[]);
+            let parse = |e: String| Error::Parse { path: src.path_of(&format!("task/{tid}/{name}")), message: e };
             for (sub, canon) in canons.iter_mut() {
                 match (file, *sub) {
                     (ThreadFile::Status, Subsystem::Seccomp) => {
-                        status::canonicalize_thread(&self.buf, status::SECCOMP_FIELDS, canon)
+                        status::canonicalize_thread(text, status::SECCOMP_FIELDS, canon)
                             .map_err(|e| parse(e.to_string()))?;
                     }
                     (ThreadFile::Status, Subsystem::Credentials) => {
-                        status::canonicalize_thread(&self.buf, status::CREDENTIAL_FIELDS, canon)
+                        status::canonicalize_thread(text, status::CREDENTIAL_FIELDS, canon)
                             .map_err(|e| parse(e.to_string()))?;
                     }
                     (ThreadFile::Cgroup, Subsystem::Cgroups) => {
-                        cgroup::canonicalize_thread(&self.buf, canon).map_err(|e| parse(e.to_string()))?;
+                        cgroup::canonicalize_thread(text, canon).map_err(|e| parse(e.to_string()))?;
                     }
                     _ => {}
                 }
@@ -364,24 +694,20 @@ impl Observer {
             // every v1 cgroup hierarchy): it is leaving, not changing, so its
             // tuple is taken back. Asked only when a thread looks unlike the
             // one before it.
-            let touched = |sub: Subsystem| match file {
-                ThreadFile::Status => matches!(sub, Subsystem::Seccomp | Subsystem::Credentials),
-                ThreadFile::Cgroup => sub == Subsystem::Cgroups,
-            };
             let unlike = match file {
-                ThreadFile::Cgroup => self.last_cgroup != self.buf,
+                ThreadFile::Cgroup => self.last_cgroup.as_slice() != text,
                 ThreadFile::Status => canons.iter().any(|(s, c)| touched(*s) && c.last_is_new()),
             };
             if unlike && src.thread_exiting(tid)? {
                 for (_, c) in canons.iter_mut().filter(|(s, _)| touched(*s)) {
                     c.pop();
                 }
-                read -= 1;
                 continue;
             }
+            *read += 1;
             // Threads usually share their cgroups: parse each distinct text once.
-            if collect && self.last_cgroup != self.buf {
-                for (h, path) in cgroup::parse(&self.buf).map_err(|e| parse(e.to_string()))? {
+            if collect && self.last_cgroup.as_slice() != text {
+                for (h, path) in cgroup::parse(text).map_err(|e| parse(e.to_string()))? {
                     let h = String::from_utf8_lossy(h);
                     let path = String::from_utf8_lossy(path);
                     for a in cgroup_limits::ancestors(&path) {
@@ -393,17 +719,10 @@ impl Observer {
             }
             if let ThreadFile::Cgroup = file {
                 self.last_cgroup.clear();
-                self.last_cgroup.extend_from_slice(&self.buf);
+                self.last_cgroup.extend_from_slice(text);
             }
         }
-        self.cgroups.sort_unstable();
-        if read > 0 {
-            return Ok(());
-        }
-        if !src.alive() {
-            return Err(gone(src));
-        }
-        Err(absent.unwrap_or_else(|| Error::Parse { path: src.path_of("task"), message: "no threads listed".into() }))
+        Ok(())
     }
 
     /// Reads the limit files of every cgroup collected by the cgroup pass.

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::canon::{self, Record};
 use crate::explain::{self, Change};
-use crate::observe::{Observer, Slot};
+use crate::observe::code::{CodeBudget, CodeSweep, Sweep};
+use crate::observe::filters::Stops;
+use crate::observe::{Against, Observer, Slot};
 use crate::{Clock, Digest, Error, Scope, Source, Subsystem, Target};
 
 /// The state of one subsystem in a snapshot.
@@ -215,6 +217,13 @@ pub struct Report {
     pub elapsed: Duration,
     /// Each subsystem checked and its state.
     pub subsystems: BTreeMap<Subsystem, Status>,
+    /// How far the code sweep has come, when `code` was checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<Sweep>,
+    /// How long `seccomp-filters` kept the target's threads stopped, when it
+    /// stopped any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<Stops>,
 }
 
 impl Report {
@@ -317,7 +326,17 @@ pub fn snapshot_with<C: Clock + ?Sized, S: Source + ?Sized>(
     let scope = target.scope();
     let mut observer = Observer::new();
     let settle = match fs.age()? {
-        Some(age) if age < SETTLE_YOUNGER_THAN => Some(wait_to_settle(&mut observer, fs, scope, subsystems, age)?),
+        Some(age) if age < SETTLE_YOUNGER_THAN => {
+            // The intrusive subsystems are read once, after the process has
+            // settled: a young process is not stopped or read through a
+            // hundred times while it loads.
+            let light: Vec<Subsystem> = subsystems.iter().copied().filter(|s| !read_once(*s)).collect();
+            let settle = wait_to_settle(&mut observer, fs, scope, &light, age)?;
+            if light.len() != subsystems.len() {
+                observer.observe(fs, scope, subsystems)?;
+            }
+            Some(settle)
+        }
         _ => {
             observer.observe(fs, scope, subsystems)?;
             None
@@ -340,6 +359,12 @@ pub fn snapshot_with<C: Clock + ?Sized, S: Source + ?Sized>(
         })
         .collect();
     Ok(Snapshot { target, taken_at, subsystems, settle })
+}
+
+/// Subsystems that stop the target or read all of its code: read once for a
+/// baseline, never in the settle loop.
+fn read_once(s: Subsystem) -> bool {
+    matches!(s, Subsystem::SeccompFilters | Subsystem::Code)
 }
 
 fn digests(observer: &Observer) -> Vec<Option<Digest>> {
@@ -393,26 +418,52 @@ pub fn check<C: Clock + ?Sized, S: Source + ?Sized>(baseline: &Snapshot, clock: 
 }
 
 /// Checks the given subsystems of `fs` against `baseline`.
+///
+/// A one-shot check verifies all of the code (`code`, with an unlimited
+/// budget); a [`Checker`] spreads that cost over its checks.
 pub fn check_with<C: Clock + ?Sized, S: Source + ?Sized>(
     baseline: &Snapshot,
     clock: &C,
     fs: &S,
     subsystems: &[Subsystem],
 ) -> Result<Verdict, Error> {
-    Checker::new().check(baseline, clock, fs, subsystems)
+    Checker::with_code_budget(CodeBudget::UNLIMITED).check(baseline, clock, fs, subsystems)
 }
 
-/// A reusable checker: keeps its read buffers and canonical forms from one
-/// check to the next, so a steady-state check allocates almost nothing.
+/// A reusable checker of one target: keeps its read buffers and canonical
+/// forms from one check to the next, so a steady-state check allocates almost
+/// nothing, and the progress of the `code` sweep, so each check verifies the
+/// next [`CodeBudget`]'s worth of code.
 #[derive(Debug, Default)]
 pub struct Checker {
     observer: Observer,
+    code: CodeSweep,
+    /// Whether the last check found drift: the next one then reads
+    /// everything afresh (see the observer's memos), so a confirming re-read
+    /// never reuses what the drifted read saw.
+    drifted_last: bool,
 }
 
 impl Checker {
-    /// A checker with empty buffers.
+    /// A checker with empty buffers and the default code budget
+    /// ([`CodeBudget::DEFAULT`]).
     pub fn new() -> Checker {
         Checker::default()
+    }
+
+    /// A checker that reads at most `budget` bytes of code per check.
+    pub fn with_code_budget(budget: CodeBudget) -> Checker {
+        Checker { observer: Observer::new(), code: CodeSweep::new(budget), drifted_last: false }
+    }
+
+    /// Changes the code budget; the sweep goes on where it was.
+    pub fn set_code_budget(&mut self, budget: CodeBudget) {
+        self.code.set_budget(budget);
+    }
+
+    /// The code budget.
+    pub fn code_budget(&self) -> CodeBudget {
+        self.code.budget()
     }
 
     /// Flips one bit in a canonical form of the next check's first read (fault
@@ -446,7 +497,9 @@ impl Checker {
                 return Err(Error::NotInBaseline { subsystem: sub });
             }
         }
-        self.observer.observe(fs, target.scope(), subsystems)?;
+        self.observer.set_fresh(self.drifted_last);
+        self.drifted_last = true;
+        self.observer.observe_against(fs, target.scope(), subsystems, Against { baseline, code: &mut self.code })?;
 
         let mut anomalies = Vec::new();
         let mut statuses = BTreeMap::new();
@@ -500,7 +553,14 @@ impl Checker {
             };
             statuses.insert(sub, status);
         }
-        let report = Report { target, checked_at, elapsed: started.elapsed(), subsystems: statuses };
+        let code = match statuses.get(&Subsystem::Code) {
+            Some(Status::Unchanged | Status::Drifted) => self.code.last(),
+            _ => None,
+        };
+        let stops = self.observer.stops();
+        let stopped = (stops.threads > 0).then_some(stops);
+        let report = Report { target, checked_at, elapsed: started.elapsed(), subsystems: statuses, code, stopped };
+        self.drifted_last = !anomalies.is_empty();
         Ok(if anomalies.is_empty() { Verdict::Ok(report) } else { Verdict::Anomaly { anomalies, report } })
     }
 }

@@ -14,6 +14,7 @@
 //! points of the hierarchies as fdir sees them ([`CgroupMounts`]), or below a
 //! tree the caller names.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::io;
@@ -24,10 +25,21 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+
+use crate::fdcache::FdCache;
 use serde::{Deserialize, Serialize};
 
 use crate::canon::mounts;
+use crate::ptrace::{self, Failure};
 use crate::{Error, Scope};
+
+/// How long a seccomp-filters read waits for a thread to stop before it lets
+/// the thread go and reports it unobservable.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Seizes retried when refused by a tracer that is gone by the time it is
+/// looked for.
+const SEIZE_RETRIES: usize = 4;
 
 /// What a snapshot or a source describes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -191,6 +203,35 @@ pub trait Source {
 
     /// The path `rel` stands for, in messages.
     fn path_of(&self, rel: &str) -> PathBuf;
+
+    /// Reads the seccomp filter programs of thread `tid` of the process into
+    /// `out` (replacing its contents): oldest first, each as its raw
+    /// `sock_filter` bytes. Returns how long the thread was kept stopped.
+    ///
+    /// [`Error::NeedsPrivilege`] and [`Error::Unavailable`] mean this monitor
+    /// or kernel cannot read programs (the subsystem degrades to the filter
+    /// count); [`Error::Traced`] and [`Error::NotStopped`] that it cannot now;
+    /// [`Error::NotFound`] that the thread has exited. The default cannot.
+    fn seccomp_programs(&self, tid: u32, out: &mut Vec<Vec<u8>>) -> Result<Duration, Error> {
+        let _ = (tid, out);
+        Err(unsupported("seccomp filter programs"))
+    }
+
+    /// Reads the process's memory at `addr` into `buf`, as far as it can be
+    /// read: returns the number of bytes read, fewer than `buf.len()` (or 0)
+    /// when the rest cannot be read (a mapping past the end of its file).
+    /// The default cannot.
+    fn read_mem(&self, addr: u64, buf: &mut [u8]) -> Result<usize, Error> {
+        let _ = (addr, buf);
+        Err(unsupported("process memory"))
+    }
+
+    /// An observation starts: a source that keeps files open closes, at its
+    /// end, those the observation did not read.
+    fn begin_observation(&self) {}
+
+    /// An observation ends (see [`Source::begin_observation`]).
+    fn end_observation(&self) {}
 }
 
 impl<S: Source + ?Sized> Source for &S {
@@ -226,6 +267,18 @@ impl<S: Source + ?Sized> Source for &S {
     }
     fn path_of(&self, rel: &str) -> PathBuf {
         (**self).path_of(rel)
+    }
+    fn seccomp_programs(&self, tid: u32, out: &mut Vec<Vec<u8>>) -> Result<Duration, Error> {
+        (**self).seccomp_programs(tid, out)
+    }
+    fn read_mem(&self, addr: u64, buf: &mut [u8]) -> Result<usize, Error> {
+        (**self).read_mem(addr, buf)
+    }
+    fn begin_observation(&self) {
+        (**self).begin_observation();
+    }
+    fn end_observation(&self) {
+        (**self).end_observation();
     }
 }
 
@@ -416,6 +469,28 @@ struct ProcessDir {
     dir: OwnedFd,
     /// Found on first use, unless given.
     cgroups: OnceLock<Result<CgroupMounts, String>>,
+    /// Kept-open files (see [`crate::fdcache`]).
+    fds: FdCache,
+    /// The `task` directory, kept open and rewound for each listing.
+    task: RefCell<Option<rustix::fs::Dir>>,
+}
+
+/// Whether a file of `/proc/PID` may be kept open, and whether an empty read
+/// of a kept one means it is stale (`maps` after an exec). Files that bind
+/// state when opened are never kept: `mountinfo` and `mounts` (the mount
+/// namespace), `mem` (the address space).
+fn keep(rel: &str) -> Option<bool> {
+    match rel {
+        "maps" => Some(true),
+        "status" | "stat" | "cgroup" | "limits" => Some(false),
+        _ if rel.starts_with("attr/") => Some(false),
+        _ if rel.starts_with("task/")
+            && (rel.ends_with("/status") || rel.ends_with("/cgroup") || rel.ends_with("/stat")) =>
+        {
+            Some(false)
+        }
+        _ => None,
+    }
 }
 
 #[derive(Debug)]
@@ -428,6 +503,8 @@ struct NodeDir {
     sys: Option<OwnedFd>,
     hostname: String,
     boot_id: String,
+    /// Kept-open files (sysctls, securityfs, cmdline: none binds state at open).
+    fds: FdCache,
 }
 
 fn errno_error(e: rustix::io::Errno, op: &'static str, path: PathBuf) -> Error {
@@ -581,7 +658,16 @@ impl Procfs {
                 rustix::io::Errno::NOENT | rustix::io::Errno::SRCH => Error::Gone { pid },
                 e => errno_to_error(e, "open", path.clone(), pid),
             })?;
-        let mut dir = ProcessDir { root, pid, start_time: 0, name: String::new(), dir, cgroups: OnceLock::new() };
+        let mut dir = ProcessDir {
+            root,
+            pid,
+            start_time: 0,
+            name: String::new(),
+            dir,
+            cgroups: OnceLock::new(),
+            fds: FdCache::default(),
+            task: RefCell::new(None),
+        };
         let mut buf = Vec::with_capacity(1024);
         dir.read("stat", &mut buf)?;
         let (name, _, start_time) = parse_stat(&buf).ok_or_else(|| Error::Parse {
@@ -631,7 +717,15 @@ impl Procfs {
             Err(rustix::io::Errno::NOENT) => None,
             Err(e) => return Err(errno_error(e, "open", sys_root)),
         };
-        let mut node = NodeDir { proc_root, sys_root, proc, sys, hostname: String::new(), boot_id: String::new() };
+        let mut node = NodeDir {
+            proc_root,
+            sys_root,
+            proc,
+            sys,
+            hostname: String::new(),
+            boot_id: String::new(),
+            fds: FdCache::default(),
+        };
         let mut buf = Vec::with_capacity(64);
         for (rel, field) in [("sys/kernel/hostname", 0), ("sys/kernel/random/boot_id", 1)] {
             let value = match read_at(Some(&node.proc), rel, || node.proc_root.join(rel), &mut buf) {
@@ -674,7 +768,11 @@ impl Procfs {
     /// its content as `DEV:INO` (`"ns/net"` → `"4:4026531833"`), and `-` as a
     /// link that does not resolve. Cgroup control files are
     /// `cgroupfs/HIERARCHY/CGROUP/FILE` (`"cgroupfs/pids/app/pids.max"`,
-    /// `"cgroupfs/unified/cgroup.max.depth"` for the root).
+    /// `"cgroupfs/unified/cgroup.max.depth"` for the root). `mem/HEX` holds
+    /// the memory at address HEX (for [`Source::read_mem`]), and
+    /// `task/TID/seccomp/N` the raw bytes of thread TID's filter program N
+    /// (for [`Source::seccomp_programs`]; a `task/TID/seccomp/denied` entry
+    /// makes that read need a privilege).
     pub fn mock_files<K: Into<String>, V: AsRef<[u8]>>(files: impl IntoIterator<Item = (K, V)>) -> Procfs {
         Procfs {
             inner: Inner::Mock {
@@ -720,12 +818,54 @@ impl ProcessDir {
     }
 
     fn read(&self, rel: &str, buf: &mut Vec<u8>) -> Result<(), Error> {
-        let fd = rustix::fs::openat(&self.dir, rel, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| errno_to_error(e, "open", self.path_of(rel), self.pid))?;
-        read_fd(&fd, buf).map_err(|e| match e {
+        let open = || rustix::fs::openat(&self.dir, rel, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty());
+        let result = match keep(rel) {
+            Some(reopen_if_empty) => self.fds.read(rel, reopen_if_empty, MAX_FILE, open, buf),
+            None => open().and_then(|fd| read_fd(&fd, buf)),
+        };
+        result.map_err(|e| match e {
             rustix::io::Errno::FBIG => too_big(self.path_of(rel)),
             e => errno_to_error(e, "read", self.path_of(rel), self.pid),
         })
+    }
+
+    /// The thread ids, from the `task` directory kept open and rewound.
+    fn threads(&self, out: &mut Vec<u32>) -> Result<(), Error> {
+        out.clear();
+        let err = |e| errno_to_error(e, "read", self.path_of("task"), self.pid);
+        let mut task = self.task.borrow_mut();
+        let dir = match task.as_mut() {
+            Some(d) => {
+                d.rewind();
+                d
+            }
+            None => {
+                let fd = rustix::fs::openat(
+                    &self.dir,
+                    "task",
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| errno_to_error(e, "open", self.path_of("task"), self.pid))?;
+                task.insert(rustix::fs::Dir::new(fd).map_err(err)?)
+            }
+        };
+        while let Some(entry) = dir.read() {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    *task = None;
+                    return Err(err(e));
+                }
+            };
+            let name = entry.file_name().to_bytes();
+            if !name.is_empty() && name.iter().all(u8::is_ascii_digit) {
+                let tid = name.iter().fold(0u32, |acc, d| acc.saturating_mul(10).saturating_add(u32::from(d - b'0')));
+                out.push(tid);
+            }
+        }
+        out.sort_unstable();
+        Ok(())
     }
 
     fn list(&self, rel: &str, files_only: bool, out: &mut Vec<String>) -> Result<(), Error> {
@@ -773,7 +913,180 @@ impl NodeDir {
     }
 }
 
+impl ProcessDir {
+    /// Whether `tid` is (still) a thread of the pinned process.
+    fn has_thread(&self, tid: u32) -> bool {
+        rustix::fs::statat(&self.dir, format!("task/{tid}"), AtFlags::empty()).is_ok()
+    }
+
+    /// The tracer of thread `tid` (`TracerPid`), if it can be read.
+    fn tracer_of(&self, tid: u32) -> Option<u32> {
+        let mut buf = Vec::with_capacity(2048);
+        self.read(&format!("task/{tid}/status"), &mut buf).ok()?;
+        let v = crate::canon::status::field(&buf, "TracerPid")?;
+        std::str::from_utf8(v).ok()?.parse().ok()
+    }
+
+    fn seccomp_programs(&self, tid: u32, out: &mut Vec<Vec<u8>>) -> Result<Duration, Error> {
+        out.clear();
+        let thread = format!("task/{tid}");
+        if self.pid == std::process::id() {
+            return Err(Error::Unavailable {
+                what: "the seccomp filter programs of fdir's own threads".into(),
+                reason: "fdir cannot stop its own threads".into(),
+            });
+        }
+        // ptrace takes thread ids as this process sees them: only a thread
+        // listed by the real /proc of fdir's own pid namespace may be stopped
+        // (never one named by a copy or another namespace's proc).
+        let host_proc = self.root == Path::new("/proc")
+            && rustix::fs::fstatfs(&self.dir).is_ok_and(|f| f.f_type == rustix::fs::PROC_SUPER_MAGIC);
+        if !host_proc {
+            return Err(Error::Unavailable {
+                what: format!("the seccomp filter programs of {}", self.path_of(&thread).display()),
+                reason: "fdir stops threads only of processes listed in its own /proc".into(),
+            });
+        }
+        // Checked first, so that a read that must fail never stops the target.
+        let admin = rustix::thread::capabilities(None)
+            .is_ok_and(|c| c.effective.contains(rustix::thread::CapabilitySet::SYS_ADMIN));
+        if !admin {
+            return Err(Error::NeedsPrivilege { what: "reading seccomp filter programs", privilege: "CAP_SYS_ADMIN" });
+        }
+        if !matches!(rustix::thread::secure_computing_mode(), Ok(rustix::thread::SecureComputingMode::Disabled)) {
+            return Err(Error::Unavailable {
+                what: "seccomp filter programs".into(),
+                reason: "fdir runs under seccomp itself, and the kernel exports filters only to an unconfined tracer"
+                    .into(),
+            });
+        }
+        let mut result = ptrace::read_filters(tid, STOP_TIMEOUT);
+        // A seize refused while another tracer (another fdir) held the thread
+        // for a moment, gone by the time its status is read: try again, a few
+        // times, before calling it a lack of privilege.
+        for retry in 1..=SEIZE_RETRIES {
+            match &result {
+                Err(Failure::Refused(_)) if self.tracer_of(tid) == Some(0) && self.has_thread(tid) => {
+                    std::thread::sleep(Duration::from_millis(u64::try_from(retry).unwrap_or(1)));
+                    result = ptrace::read_filters(tid, STOP_TIMEOUT);
+                }
+                _ => break,
+            }
+        }
+        match result {
+            // A tid listed a moment ago may have exited and been reused by
+            // another process: what was read counts only if it is still ours.
+            Ok(_) if !self.has_thread(tid) => Err(Error::NotFound { path: self.path_of(&thread) }),
+            Ok(f) => {
+                *out = f.programs;
+                Ok(f.stopped)
+            }
+            Err(Failure::Gone) => Err(Error::NotFound { path: self.path_of(&thread) }),
+            Err(Failure::Refused(e)) => match self.tracer_of(tid) {
+                Some(tracer) if tracer != 0 => Err(Error::Traced { tid, tracer: Some(tracer) }),
+                _ if !self.has_thread(tid) => Err(Error::NotFound { path: self.path_of(&thread) }),
+                // Allowed to trace, refused all the same: other tracers kept
+                // taking the thread (other fdir readers), each for a moment.
+                _ if may_seize() => Err(Error::Traced { tid, tracer: None }),
+                _ if e == rustix::io::Errno::PERM || e == rustix::io::Errno::ACCESS => Err(Error::NeedsPrivilege {
+                    what: "stopping a thread with ptrace",
+                    privilege: "CAP_SYS_PTRACE and a kernel.yama.ptrace_scope below 3",
+                }),
+                _ => Err(Error::io("seize", self.path_of(&thread), io::Error::from(e))),
+            },
+            Err(Failure::NeedsAdmin) => {
+                Err(Error::NeedsPrivilege { what: "reading seccomp filter programs", privilege: "CAP_SYS_ADMIN" })
+            }
+            Err(Failure::Unsupported(reason)) => {
+                Err(Error::Unavailable { what: format!("the seccomp filter programs of thread {tid}"), reason })
+            }
+            Err(Failure::NotStopped(waited)) => Err(Error::NotStopped { tid, waited }),
+            Err(Failure::Os(op, e)) => Err(Error::io(op, self.path_of(&thread), io::Error::from(e))),
+            Err(Failure::Spawn(e)) => Err(Error::Spawn(e)),
+            Err(Failure::Panicked) => Err(Error::Bug("the ptrace thread panicked (the target was let go)".into())),
+        }
+    }
+
+    fn read_mem(&self, addr: u64, buf: &mut [u8]) -> Result<usize, Error> {
+        let fd = rustix::fs::openat(&self.dir, "mem", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| errno_to_error(e, "open", self.path_of("mem"), self.pid))?;
+        let mut done = 0usize;
+        while let Some(rest) = buf.get_mut(done..).filter(|r| !r.is_empty()) {
+            let at = addr.saturating_add(u64::try_from(done).unwrap_or(u64::MAX));
+            match rustix::io::pread(&fd, rest, at) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(rustix::io::Errno::INTR) => {}
+                // Nothing more can be read here (past the end of a mapped file).
+                Err(rustix::io::Errno::IO | rustix::io::Errno::FAULT) => break,
+                Err(e) => return Err(errno_to_error(e, "read", self.path_of("mem"), self.pid)),
+            }
+        }
+        Ok(done)
+    }
+}
+
+/// Whether this monitor may ptrace other processes: `CAP_SYS_PTRACE`, and
+/// no Yama `ptrace_scope` of 3 (no attaching at all).
+fn may_seize() -> bool {
+    let cap = rustix::thread::capabilities(None)
+        .is_ok_and(|c| c.effective.contains(rustix::thread::CapabilitySet::SYS_PTRACE));
+    let scope = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope").unwrap_or_default();
+    cap && scope.trim() != "3"
+}
+
+/// Canned filter programs: files `task/TID/seccomp/N` hold program N's raw
+/// bytes; a file `task/TID/seccomp/denied` makes the read need a privilege.
+fn mock_programs(files: &BTreeMap<String, Vec<u8>>, tid: u32, out: &mut Vec<Vec<u8>>) -> Result<Duration, Error> {
+    out.clear();
+    let dir = format!("task/{tid}/seccomp/");
+    if files.contains_key(&format!("{dir}denied")) {
+        return Err(Error::NeedsPrivilege { what: "reading seccomp filter programs", privilege: "CAP_SYS_ADMIN" });
+    }
+    if !files.keys().any(|k| k.starts_with(&dir)) {
+        return Err(unsupported(format!("the seccomp filter programs of thread {tid}")));
+    }
+    while let Some(p) = files.get(&format!("{dir}{}", out.len())) {
+        out.push(p.clone());
+    }
+    Ok(Duration::ZERO)
+}
+
+/// Canned memory: a file `mem/HEX` holds the bytes at address HEX.
+fn mock_mem(files: &BTreeMap<String, Vec<u8>>, addr: u64, buf: &mut [u8]) -> Result<usize, Error> {
+    let mut any = false;
+    for (k, bytes) in files {
+        let Some(start) = k.strip_prefix("mem/").and_then(|h| u64::from_str_radix(h, 16).ok()) else { continue };
+        any = true;
+        let Some(from) = addr.checked_sub(start).and_then(|d| usize::try_from(d).ok()) else { continue };
+        if let Some(have) = bytes.get(from..).filter(|h| !h.is_empty()) {
+            let n = have.len().min(buf.len());
+            if let (Some(dst), Some(src)) = (buf.get_mut(..n), have.get(..n)) {
+                dst.copy_from_slice(src);
+            }
+            return Ok(n);
+        }
+    }
+    if any { Ok(0) } else { Err(unsupported("process memory")) }
+}
+
 impl Source for Procfs {
+    fn begin_observation(&self) {
+        match &self.inner {
+            Inner::Process(d) => d.fds.begin(),
+            Inner::Node(n) => n.fds.begin(),
+            Inner::Mock { .. } | Inner::Failed { .. } => {}
+        }
+    }
+
+    fn end_observation(&self) {
+        match &self.inner {
+            Inner::Process(d) => d.fds.end(),
+            Inner::Node(n) => n.fds.end(),
+            Inner::Mock { .. } | Inner::Failed { .. } => {}
+        }
+    }
+
     fn target(&self) -> Result<Target, Error> {
         match &self.inner {
             Inner::Process(d) => Ok(Target::Process { pid: d.pid, start_time: d.start_time, name: d.name.clone() }),
@@ -795,7 +1108,16 @@ impl Source for Procfs {
         match &self.inner {
             Inner::Process(d) => d.read(rel, buf),
             Inner::Node(n) => match n.split(rel) {
-                Some((dir, _, rest)) => read_at(dir, rest, || n.path_of(rel), buf),
+                Some((Some(dir), _, rest)) => {
+                    let open = || {
+                        rustix::fs::openat(dir, rest, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY, Mode::empty())
+                    };
+                    n.fds.read(rel, false, MAX_FILE, open, buf).map_err(|e| match e {
+                        rustix::io::Errno::FBIG => too_big(n.path_of(rel)),
+                        e => errno_error(e, "read", n.path_of(rel)),
+                    })
+                }
+                Some((None, _, rest)) => read_at(None, rest, || n.path_of(rel), buf),
                 None => Err(Error::NotFound { path: n.path_of(rel) }),
             },
             Inner::Mock { files, .. } => {
@@ -921,13 +1243,7 @@ impl Source for Procfs {
     fn threads(&self, out: &mut Vec<u32>) -> Result<(), Error> {
         out.clear();
         match &self.inner {
-            Inner::Process(d) => {
-                let mut names = Vec::new();
-                d.list("task", false, &mut names)?;
-                out.extend(names.iter().filter_map(|n| n.parse::<u32>().ok()));
-                out.sort_unstable();
-                Ok(())
-            }
+            Inner::Process(d) => d.threads(out),
             Inner::Mock { files, .. } => {
                 for k in files.keys() {
                     let tid = k.strip_prefix("task/").and_then(|r| r.split('/').next()).and_then(|t| t.parse().ok());
@@ -1001,6 +1317,24 @@ impl Source for Procfs {
             Inner::Node(n) => n.path_of(rel),
             Inner::Mock { .. } => PathBuf::from("mock").join(rel),
             Inner::Failed { path, .. } => path.join(rel),
+        }
+    }
+
+    fn seccomp_programs(&self, tid: u32, out: &mut Vec<Vec<u8>>) -> Result<Duration, Error> {
+        match &self.inner {
+            Inner::Process(d) => d.seccomp_programs(tid, out),
+            Inner::Mock { files, node: false } => mock_programs(files, tid, out),
+            Inner::Node(_) | Inner::Mock { node: true, .. } => Err(unsupported("seccomp filter programs")),
+            Inner::Failed { .. } => self.target().map(|_| Duration::ZERO),
+        }
+    }
+
+    fn read_mem(&self, addr: u64, buf: &mut [u8]) -> Result<usize, Error> {
+        match &self.inner {
+            Inner::Process(d) => d.read_mem(addr, buf),
+            Inner::Mock { files, node: false } => mock_mem(files, addr, buf),
+            Inner::Node(_) | Inner::Mock { node: true, .. } => Err(unsupported("process memory")),
+            Inner::Failed { .. } => self.target().map(|_| 0),
         }
     }
 }

@@ -51,6 +51,16 @@ pub enum Subsystem {
     /// process (`/proc/PID/attr/current` ...); not applicable where no LSM
     /// provides one.
     Lsm,
+    /// The seccomp BPF programs of every thread, in the order they were
+    /// installed, read with `PTRACE_SECCOMP_GET_FILTER` (each thread that has
+    /// filters is stopped for a moment). Without `CAP_SYS_ADMIN` it degrades to
+    /// the filter count, and says so. Not in the default set.
+    SeccompFilters,
+    /// The bytes of every private file-backed executable mapping, read through
+    /// `/proc/PID/mem` and hashed in 64 KiB chunks; checks verify a bounded
+    /// number of bytes per cycle and resume where the last one stopped. Not in
+    /// the default set.
+    Code,
     /// Node-wide hardening: security sysctls, the lockdown mode and active
     /// LSMs, loaded kernel modules, the kernel command line.
     Kernel,
@@ -80,13 +90,17 @@ impl Subsystem {
         Subsystem::Mounts,
         Subsystem::Limits,
         Subsystem::Lsm,
+        Subsystem::SeccompFilters,
+        Subsystem::Code,
         Subsystem::Kernel,
         Subsystem::KernelTaint,
     ];
 
     /// The per-process subsystems that are cheap and non-intrusive: they read
     /// `/proc` and cgroupfs text only, never stop or trace the process. The
-    /// default set for process targets.
+    /// default set for process targets: `seccomp-filters` (which stops
+    /// threads with ptrace) and `code` (which reads all of the code) run only
+    /// when named.
     pub const DEFAULT_PROCESS: &'static [Subsystem] = &[
         Subsystem::MemoryMaps,
         Subsystem::Seccomp,
@@ -119,9 +133,26 @@ impl Subsystem {
             Subsystem::Mounts => "mounts",
             Subsystem::Limits => "limits",
             Subsystem::Lsm => "lsm",
+            Subsystem::SeccompFilters => "seccomp-filters",
+            Subsystem::Code => "code",
             Subsystem::Kernel => "kernel",
             Subsystem::KernelTaint => "kernel-taint",
         }
+    }
+
+    /// Whether the subsystem is checked when none are named (the command
+    /// line's default set). The intrusive or costly ones are not:
+    /// `seccomp-filters` stops the target's threads with ptrace, `code` reads
+    /// all of its code through `/proc/PID/mem`. They run only when named, or
+    /// with `--subsystems all`.
+    ///
+    /// ```
+    /// use fdir::Subsystem;
+    /// assert!(Subsystem::MemoryMaps.is_default());
+    /// assert!(!Subsystem::Code.is_default());
+    /// ```
+    pub const fn is_default(self) -> bool {
+        !matches!(self, Subsystem::SeccompFilters | Subsystem::Code)
     }
 
     /// Whether the subsystem is per process or node-wide.
@@ -135,7 +166,9 @@ impl Subsystem {
             | Subsystem::CgroupLimits
             | Subsystem::Mounts
             | Subsystem::Limits
-            | Subsystem::Lsm => Scope::Process,
+            | Subsystem::Lsm
+            | Subsystem::SeccompFilters
+            | Subsystem::Code => Scope::Process,
             Subsystem::Kernel | Subsystem::KernelTaint => Scope::Node,
         }
     }
@@ -248,6 +281,16 @@ pub fn default_handler(anomalies: &[crate::Anomaly]) -> Severity {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_sets_leave_out_exactly_the_intrusive_subsystems() {
+        for &s in Subsystem::ALL {
+            let listed = Subsystem::DEFAULT_PROCESS.contains(&s) || Subsystem::DEFAULT_NODE.contains(&s);
+            assert_eq!(s.is_default(), listed, "{s}");
+        }
+        assert!(!Subsystem::SeccompFilters.is_default() && !Subsystem::Code.is_default());
+        assert_eq!(Subsystem::SEED, [Subsystem::MemoryMaps, Subsystem::Seccomp, Subsystem::Cgroups]);
+    }
 
     #[test]
     fn names_round_trip() {

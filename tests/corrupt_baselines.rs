@@ -646,3 +646,27 @@ fn a_forged_baseline_is_refused_only_when_signed() {
     assert!(verdict(&o, Path::new("signed.json"), Some("HMAC does not match")).is_ok(), "{}", stderr(&o));
     drop(t);
 }
+
+#[test]
+fn a_key_others_can_read_works_with_a_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let t = Testee::spawn();
+    let key = d.join("key");
+    assert_eq!(code(&run(&["keygen", key.to_str().unwrap()], d)), 0);
+    let k = key.to_str().unwrap();
+    let pid = t.pid.to_string();
+    let o = run(&["snapshot", "--pid", &pid, "--subsystems", "cgroups", "--key", k], d);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(!stderr(&o).contains("can be read or written by others"), "keygen writes 0600: {}", stderr(&o));
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = run(&["check", "--key", k], d);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("key file {k} can be read or written by others (mode 644)")),
+        "{}",
+        stderr(&o)
+    );
+    drop(t);
+}

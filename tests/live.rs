@@ -41,9 +41,17 @@ fn assert_drift(anomalies: &[Anomaly], subsystems: &[Subsystem], sub: Subsystem,
 fn seccomp_filter_is_detected() {
     match detect(|t| t.cmd("seccomp").map(drop)) {
         Ok(a) => {
-            assert_drift(&a, &[Subsystem::Seccomp], Subsystem::Seccomp, "Seccomp 0 -> 2 (filter mode)");
+            let both = [Subsystem::Seccomp, Subsystem::SeccompFilters];
+            assert_drift(&a, &both, Subsystem::Seccomp, "Seccomp 0 -> 2 (filter mode)");
             let t = texts(&a[0]);
             assert!(t.iter().any(|t| t.contains("Seccomp_filters 0 -> 1")), "{t:#?}");
+            // With the privilege, the program itself; without, its count.
+            let t = texts(&a[1]);
+            assert!(
+                t.iter().any(|t| t.starts_with("new seccomp filter #0 1 instruction, returns allow")
+                    || t.starts_with("seccomp filter count 0 -> 1")),
+                "{t:#?}"
+            );
         }
         Err(e) => skip("seccomp_filter_is_detected", &format!("cannot install a seccomp filter: {e}")),
     }

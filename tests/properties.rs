@@ -277,3 +277,66 @@ proptest! {
         }
     }
 }
+
+/// A process's canned files, one of a few variants of each chosen by `pick`.
+fn variant(pick: &[u8; 3]) -> fdir::Procfs {
+    let maps = [
+        MAPS.to_owned(),
+        MAPS.replace("r-xp 00028000", "rwxp 00028000"),
+        format!("{MAPS}7f0000000000-7f0000001000 r-xp 00000000 fe:01 99 /usr/lib/libnew.so\n"),
+    ];
+    let status = [
+        STATUS.to_owned(),
+        STATUS.replace("Seccomp:\t2", "Seccomp:\t0"),
+        STATUS.replace("CapEff:\t0000000000003000", "CapEff:\t0000000000001000"),
+    ];
+    let cgroups = [CGROUP.to_owned(), CGROUP.replace("/app/worker", "/elsewhere"), CGROUP.to_owned()];
+    let m = &maps[usize::from(pick[0] % 3)];
+    let s = &status[usize::from(pick[1] % 3)];
+    let c = &cgroups[usize::from(pick[2] % 3)];
+    fdir::Procfs::mock_files([
+        ("maps", m.as_str()),
+        ("status", s.as_str()),
+        ("cgroup", c.as_str()),
+        ("task/1/status", s.as_str()),
+        ("task/1/cgroup", c.as_str()),
+        ("task/2/status", STATUS),
+        ("task/2/cgroup", c.as_str()),
+        ("limits", "Limit Soft Limit Hard Limit Units\nMax open files 1024 4096 files\n"),
+        ("mountinfo", "22 27 0:21 / /proc rw,relatime - proc proc rw\n"),
+        ("cgroupfs/pids/pids.max", "max\n"),
+        ("cgroupfs/pids/app/pids.max", "10\n"),
+        ("cgroupfs/memory/memory.limit_in_bytes", "9223372036854771712\n"),
+        ("cgroupfs/memory/app/memory.limit_in_bytes", "104857600\n"),
+        ("cgroupfs/memory/app/worker/memory.limit_in_bytes", "52428800\n"),
+        ("cgroupfs/memory/elsewhere/memory.limit_in_bytes", "1048576\n"),
+    ])
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// The observer remembers the last texts and the forms they gave; a check
+    /// by a long-lived checker (memos in use) must say exactly what a fresh
+    /// checker says, check after check, whatever the sequence of contents.
+    #[test]
+    fn a_long_lived_checker_reports_what_a_fresh_one_does(
+        steps in proptest::collection::vec(any::<[u8; 3]>(), 1..12),
+    ) {
+        use fdir::{Checker, ManualClock, snapshot_with};
+        let subs = [
+            Subsystem::MemoryMaps, Subsystem::Seccomp, Subsystem::Credentials, Subsystem::Cgroups,
+            Subsystem::CgroupLimits, Subsystem::Limits, Subsystem::Mounts,
+        ];
+        let clock = ManualClock::new();
+        let baseline = snapshot_with(&clock, &variant(&[0, 0, 0]), &subs).unwrap();
+        let mut long_lived = Checker::new();
+        for step in &steps {
+            let fs = variant(step);
+            let memo = long_lived.check(&baseline, &clock, &fs, &subs).unwrap();
+            let fresh = Checker::new().check(&baseline, &clock, &fs, &subs).unwrap();
+            let digests = |v: &fdir::Verdict| v.anomalies().iter().map(|a| (a.subsystem, a.actual)).collect::<Vec<_>>();
+            prop_assert_eq!(digests(&memo), digests(&fresh), "step {:?}", step);
+        }
+    }
+}

@@ -6,6 +6,9 @@
 //!
 //! ```text
 //! seccomp            install an allow-all seccomp filter (one more filter)
+//! seccomp-errno NR   install a filter that fails syscall NR with EPERM
+//! seccomp-thread     start a thread that installs an allow-all filter in
+//!                    itself alone (no TSYNC), then sleeps until exit
 //! nnp                set no_new_privs
 //! rwx                map an anonymous page writable and executable
 //! unrwx              make that page writable only again
@@ -22,6 +25,8 @@
 //!                    start and join threads, map and unmap anonymous memory
 //!                    and data files, install signal handlers, open and close files
 //! code-page          print the address of a page of this program's code
+//! code-marker        print the address of a function that only `ping` calls
+//! ping               call that function (answers `ok 24301`)
 //! exit               exit
 //! ```
 //!
@@ -59,13 +64,29 @@ fn prctl(option: libc::c_int, arg: libc::c_ulong) -> Result<String, String> {
 }
 
 fn seccomp_allow_all() -> Result<String, String> {
-    let mut filter = [libc::sock_filter {
-        code: u16::try_from(libc::BPF_RET | libc::BPF_K).map_err(|e| e.to_string())?,
-        jt: 0,
-        jf: 0,
-        k: libc::SECCOMP_RET_ALLOW,
-    }];
-    let prog = libc::sock_fprog { len: 1, filter: filter.as_mut_ptr() };
+    let ret = u16::try_from(libc::BPF_RET | libc::BPF_K).map_err(|e| e.to_string())?;
+    install(&mut [libc::sock_filter { code: ret, jt: 0, jf: 0, k: libc::SECCOMP_RET_ALLOW }])
+}
+
+/// `syscall nr == NR ? EPERM : allow`.
+fn seccomp_errno(nr: u32) -> Result<String, String> {
+    let op = |v: u32| u16::try_from(v).map_err(|e| e.to_string());
+    let (ld, jeq, ret) = (
+        op(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS)?,
+        op(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K)?,
+        op(libc::BPF_RET | libc::BPF_K)?,
+    );
+    install(&mut [
+        libc::sock_filter { code: ld, jt: 0, jf: 0, k: 0 }, // seccomp_data.nr
+        libc::sock_filter { code: jeq, jt: 0, jf: 1, k: nr },
+        libc::sock_filter { code: ret, jt: 0, jf: 0, k: libc::SECCOMP_RET_ERRNO | 1 },
+        libc::sock_filter { code: ret, jt: 0, jf: 0, k: libc::SECCOMP_RET_ALLOW },
+    ])
+}
+
+fn install(filter: &mut [libc::sock_filter]) -> Result<String, String> {
+    let len = u16::try_from(filter.len()).map_err(|e| e.to_string())?;
+    let prog = libc::sock_fprog { len, filter: filter.as_mut_ptr() };
     // SAFETY: `prog` points to a valid one-instruction BPF program that lives
     // across the call; the kernel copies it.
     let r = unsafe {
@@ -249,6 +270,20 @@ fn churn(seconds: f64) -> Result<String, String> {
     Ok(String::new())
 }
 
+fn seccomp_thread() -> Result<String, String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("filtered".into())
+        .spawn(move || {
+            let _ = tx.send(seccomp_allow_all());
+            while !STOP.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    rx.recv().map_err(|e| e.to_string())?
+}
+
 fn threads(n: usize) -> Result<String, String> {
     for _ in 0..n {
         std::thread::Builder::new()
@@ -271,6 +306,8 @@ fn run(cmd: &str, arg: &str, rwx_page: &mut Option<usize>) -> Result<String, Str
     let num = || arg.trim().parse::<u64>().map_err(|e| format!("{arg:?}: {e}"));
     match cmd {
         "seccomp" => seccomp_allow_all(),
+        "seccomp-errno" => seccomp_errno(u32::try_from(num()?).map_err(|e| e.to_string())?),
+        "seccomp-thread" => seccomp_thread(),
         "nnp" => prctl(libc::PR_SET_NO_NEW_PRIVS, 1),
         "rwx" => {
             let p = mmap_anon(libc::PROT_READ | libc::PROT_WRITE)?;
@@ -293,6 +330,7 @@ fn run(cmd: &str, arg: &str, rwx_page: &mut Option<usize>) -> Result<String, Str
         "threads" => threads(usize::try_from(num()?).map_err(|e| e.to_string())?),
         "churn" => churn(arg.trim().parse::<f64>().map_err(|e| e.to_string())?),
         "code-page" => Ok(format!("{:#x}", code_marker as *const () as usize & !0xfff)),
+        "code-marker" => Ok(format!("{:#x}", code_marker as *const () as usize)),
         "ping" => Ok(format!("{}", code_marker())),
         _ => Err(format!("unknown command {cmd:?}")),
     }

@@ -9,6 +9,8 @@
 
 pub mod cgroup;
 pub mod cgroup_limits;
+pub mod code;
+pub mod filters;
 pub mod kernel;
 pub mod limits;
 pub mod lsm;
@@ -48,6 +50,8 @@ pub struct Canon {
     text: String,
     lines: Vec<Range<usize>>,
     finished: bool,
+    /// The digest of the finished form, once computed (any change drops it).
+    digest: Option<(Subsystem, Digest)>,
 }
 
 /// Writes one record into a [`Canon`]; created by [`Canon::record`].
@@ -68,12 +72,25 @@ impl Canon {
         self.text.clear();
         self.lines.clear();
         self.finished = false;
+        self.digest = None;
+    }
+
+    /// Makes this form a copy of `other`, reusing its buffers (no allocation
+    /// once they are large enough).
+    pub fn copy_from(&mut self, other: &Canon) {
+        self.text.clear();
+        self.text.push_str(&other.text);
+        self.lines.clear();
+        self.lines.extend_from_slice(&other.lines);
+        self.finished = other.finished;
+        self.digest = other.digest;
     }
 
     /// Starts a record; write the key, call [`RecordWriter::value`], write the
     /// value. The record is added when the writer is dropped.
     pub fn record(&mut self) -> RecordWriter<'_> {
         self.finished = false;
+        self.digest = None;
         let start = self.text.len();
         RecordWriter { canon: self, start, in_value: false }
     }
@@ -98,6 +115,7 @@ impl Canon {
 
     /// Removes the last record added, before [`Canon::finish`].
     pub fn pop(&mut self) {
+        self.digest = None;
         if let Some(last) = self.lines.pop() {
             self.text.truncate(last.start);
         }
@@ -105,11 +123,15 @@ impl Canon {
 
     /// Sorts the records and removes duplicates.
     pub fn finish(&mut self) {
+        if self.finished {
+            return;
+        }
         let text = &self.text;
         let line = |r: &Range<usize>| text.get(r.clone()).unwrap_or("");
         self.lines.sort_unstable_by(|a, b| line(a).cmp(line(b)));
         self.lines.dedup_by(|a, b| line(a) == line(b));
         self.finished = true;
+        self.digest = None;
     }
 
     /// The number of records.
@@ -132,12 +154,20 @@ impl Canon {
         if !self.finished {
             self.finish();
         }
-        digest_lines(subsystem, self.lines())
+        if let Some((s, d)) = self.digest
+            && s == subsystem
+        {
+            return d;
+        }
+        let d = digest_lines(subsystem, self.lines());
+        self.digest = Some((subsystem, d));
+        d
     }
 
     /// Flips one bit of one ASCII byte of the form, chosen by `seed`: fault
     /// injection for `fdir selftest`. Returns whether a bit was flipped.
     pub(crate) fn corrupt(&mut self, seed: u64) -> bool {
+        self.digest = None;
         let len = self.text.len();
         if len == 0 {
             return false;
@@ -178,6 +208,17 @@ impl Canon {
             self.finish();
         }
         self.lines().map(split_line).collect()
+    }
+
+    /// Adds a record whose key and value are already in canonical form (taken
+    /// from a verified [`Record`]): appended as they are, not escaped again.
+    pub(crate) fn push_clean(&mut self, key: &str, value: &str) {
+        self.finished = false;
+        let start = self.text.len();
+        self.text.push_str(key);
+        self.text.push('\t');
+        self.text.push_str(value);
+        self.lines.push(start..self.text.len());
     }
 }
 

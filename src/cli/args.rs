@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use fdir::{Coverage, Subsystem};
+use fdir::{CodeBudget, Coverage, Subsystem};
 
 const AFTER: &str = "\
 Exit status of snapshot and check: 0 no drift, 1 drift found, 2 could not check
@@ -39,7 +39,8 @@ pub enum Command {
         /// The baseline file and its key.
         #[command(flatten)]
         file: FileArgs,
-        /// Comma-separated subsystems, or `all` (default: every process subsystem).
+        /// Comma-separated subsystems, or `all` (default: every process
+        /// subsystem but the intrusive seccomp-filters and code).
         #[arg(long, value_name = "LIST", value_parser = parse_subsystems)]
         subsystems: Option<Subsystems>,
         /// Output format.
@@ -65,6 +66,10 @@ pub enum Command {
         /// Consecutive reads that must show a drift before it counts.
         #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
         confirm: u32,
+        /// Bytes of code to verify per process (the code subsystem): 4MiB,
+        /// 512KiB, unlimited (default: unlimited, all of it).
+        #[arg(long, value_name = "BYTES", value_parser = parse_code_budget)]
+        code_budget: Option<CodeBudget>,
     },
     /// Check on a timer until SIGTERM or SIGINT (exit 0).
     ///
@@ -87,7 +92,8 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
-        /// Subsystems for a new baseline: comma-separated, or `all`.
+        /// Subsystems for a new baseline: comma-separated, or `all` (default:
+        /// every process subsystem but seccomp-filters and code).
         #[arg(long, value_name = "LIST", value_parser = parse_subsystems)]
         subsystems: Option<Subsystems>,
         /// Consecutive reads that must show a drift before it is declared.
@@ -111,6 +117,11 @@ pub enum Command {
         /// Grade and report drifts, but never act.
         #[arg(long)]
         passive: bool,
+        /// Bytes of code to verify per process per check (the code
+        /// subsystem), resuming where the last check stopped: 4MiB, 512KiB,
+        /// unlimited (default: 4MiB).
+        #[arg(long, value_name = "BYTES", value_parser = parse_code_budget)]
+        code_budget: Option<CodeBudget>,
     },
     /// Test fdir itself: SHA-256 known answers and, with --campaign N, N
     /// faults injected into its in-memory baselines and canonical forms.
@@ -220,6 +231,10 @@ fn parse_subsystems(s: &str) -> Result<Subsystems, String> {
     Ok(Subsystems(v))
 }
 
+fn parse_code_budget(s: &str) -> Result<CodeBudget, String> {
+    s.parse().map_err(|e: fdir::Error| e.to_string())
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (try 30s, 500ms, 2m)"))?;
     if d < Duration::from_millis(1) {
@@ -248,6 +263,18 @@ mod tests {
         let e = parse_subsystems("seccomp,bogus").unwrap_err();
         assert!(e.contains("bogus") && e.contains("memory-maps"), "{e}");
         assert!(parse_subsystems(",").is_err());
+    }
+
+    #[test]
+    fn code_budgets() {
+        assert_eq!(parse_code_budget("4MiB").unwrap(), CodeBudget::bytes(4 << 20));
+        assert_eq!(parse_code_budget("512k").unwrap(), CodeBudget::bytes(512 << 10));
+        assert_eq!(parse_code_budget("65536").unwrap(), CodeBudget::bytes(65536));
+        assert_eq!(parse_code_budget("0").unwrap(), CodeBudget::UNLIMITED);
+        assert_eq!(parse_code_budget("Unlimited").unwrap(), CodeBudget::UNLIMITED);
+        for bad in ["", "MiB", "4 parsecs", "-1", "99999999999999999999G"] {
+            assert!(parse_code_budget(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -40,7 +40,9 @@ fn raise_fd_limit() {
 fn dispatch(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Snapshot { target, file, subsystems, format } => run::snapshot(target, file, subsystems, format),
-        Command::Check { target, file, format, confirm } => run::check(target, file, format, confirm),
+        Command::Check { target, file, format, confirm, code_budget } => {
+            run::check(target, file, format, confirm, code_budget)
+        }
         Command::Watch {
             target,
             file,
@@ -53,6 +55,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
             config,
             on_anomaly,
             passive,
+            code_budget,
         } => watch::watch(watch::Options {
             target,
             file,
@@ -65,6 +68,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
             config,
             on_anomaly,
             passive,
+            code_budget,
         }),
         Command::Selftest { campaign, seed, format } => selftest::run(campaign, seed, format),
         Command::Idle => {

@@ -8,7 +8,7 @@ use anyhow::{Result, bail};
 use fdir::baseline::{self, BaselineFile, Coverage, Key};
 use fdir::event::EventRecord;
 use fdir::policy::Policy;
-use fdir::{Clock, Error, Finding, Monitor, Scope, Severity, Subsystem, SystemClock, Target};
+use fdir::{Clock, CodeBudget, Error, Finding, Monitor, Scope, Severity, Subsystem, SystemClock, Target};
 
 use super::args::{FileArgs, Format, Subsystems, TargetArgs};
 use super::output::{Output, TEXT_LIST_LIMIT};
@@ -175,8 +175,15 @@ pub fn events_of(findings: &[Finding], now: SystemTime, policy: &Policy) -> Vec<
     events
 }
 
-/// `fdir check`.
-pub fn check(target: TargetArgs, file: FileArgs, format: Format, confirm: u32) -> Result<u8> {
+/// `fdir check`. A one-shot check verifies all of the code unless a budget
+/// is given.
+pub fn check(
+    target: TargetArgs,
+    file: FileArgs,
+    format: Format,
+    confirm: u32,
+    code_budget: Option<CodeBudget>,
+) -> Result<u8> {
     let clock = SystemClock;
     let key = load_key(&file)?;
     let loaded = restrict(load_baseline(&file, key.as_ref())?, target.coverage(), &file.baseline)?;
@@ -184,6 +191,7 @@ pub fn check(target: TargetArgs, file: FileArgs, format: Format, confirm: u32) -
     let mut out = Output::new(format);
     let mut code = NO_DRIFT;
     let (mut monitor, findings) = Monitor::resume(&loaded, confirm)?;
+    monitor.set_code_budget(code_budget.unwrap_or(CodeBudget::UNLIMITED));
     let (cycle, summary) = monitor.cycle(&clock);
     let now = clock.wall();
     for f in findings.iter().chain(cycle.iter()) {

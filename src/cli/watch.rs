@@ -17,7 +17,7 @@ use fdir::guard::sha256_self_test;
 use fdir::metrics::{self, Metrics};
 use fdir::policy::Policy;
 use fdir::respond::{Outcome, Responder};
-use fdir::{Clock, Finding, Monitor, Observation, Snapshot, SystemClock};
+use fdir::{Clock, CodeBudget, Finding, Monitor, Observation, Snapshot, SystemClock};
 
 use super::args::{FileArgs, Format, Subsystems, TargetArgs};
 use super::output::Output;
@@ -41,6 +41,8 @@ pub struct Options {
     pub config: Option<PathBuf>,
     pub on_anomaly: Option<String>,
     pub passive: bool,
+    /// Bytes of code per process per check (default [`CodeBudget::DEFAULT`]).
+    pub code_budget: Option<CodeBudget>,
 }
 
 /// What the loop waits for between checks.
@@ -89,6 +91,8 @@ struct Watcher {
     metrics: Arc<Metrics>,
     systemd: Systemd,
     confirm: u32,
+    code_budget: CodeBudget,
+    interval: Duration,
     cycle: u64,
     /// Checks ran and self-tests passed in the last cycle: the watchdog is fed.
     healthy: bool,
@@ -156,7 +160,8 @@ impl Watcher {
         self.metrics.check_done(summary.elapsed, now);
         let unobservable = u64::try_from(summary.unobservable).unwrap_or(u64::MAX);
         self.metrics.set_targets(u64::try_from(summary.targets).unwrap_or(u64::MAX) + unobservable, unobservable);
-        self.out.check_summary(&EventRecord::check(now, self.cycle, &summary), !findings.is_empty())?;
+        let check = EventRecord::check(now, self.cycle, &summary).with_interval(self.interval);
+        self.out.check_summary(&check, !findings.is_empty())?;
         self.healthy = healthy;
         let status = format!(
             "check #{}: {} targets, {} drifted, {} unobservable",
@@ -267,6 +272,7 @@ impl Watcher {
                 message: format!("SIGHUP: cannot save the new baseline: {e:#}"),
             })?,
         }
+        monitor.set_code_budget(self.code_budget);
         self.monitor = monitor;
         Ok(())
     }
@@ -358,6 +364,8 @@ pub fn watch(o: Options) -> Result<u8> {
     if !use_file {
         save(&o.file, key.as_ref(), &mut monitor, &clock)?;
     }
+    let code_budget = o.code_budget.unwrap_or(CodeBudget::DEFAULT);
+    monitor.set_code_budget(code_budget);
 
     let metrics = Arc::new(Metrics::new());
     for (sev, name) in [
@@ -419,6 +427,8 @@ pub fn watch(o: Options) -> Result<u8> {
         metrics,
         systemd,
         confirm: o.confirm,
+        code_budget,
+        interval: o.interval,
         cycle: 0,
         healthy: true,
         clock,
