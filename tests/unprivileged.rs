@@ -8,9 +8,10 @@
 //! by it. Not as root, the own-process part runs as the current user and the
 //! rest is skipped (and counted).
 //!
-//! Missing kernel features degrade with a stated reason: cgroup hierarchies
-//! fdir cannot see (no cgroup2 mounted), a sysctl missing from a copy of
-//! /proc/sys, securityfs (genuinely absent on this project's VM).
+//! Missing kernel features and privileges degrade with a stated reason:
+//! cgroup hierarchies fdir cannot see (no cgroup2 mounted), a sysctl missing
+//! from a copy of /proc/sys, securityfs (genuinely absent on this project's
+//! VM), seccomp filter programs without CAP_SYS_ADMIN (the count is kept).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
@@ -261,4 +262,39 @@ fn securityfs_absent_on_this_machine_is_stated() {
         let mmap = recs.iter().find(|r| r.key == "vm.mmap_rnd_bits");
         assert_eq!(mmap.map(|r| r.value.as_str()), Some("unreadable: permission denied"), "{recs:?}");
     }
+}
+
+#[test]
+fn seccomp_filters_without_cap_sys_admin_degrade_to_the_count_with_the_reason() {
+    // As root the runs are nobody's; otherwise the current user's, who lacks
+    // CAP_SYS_ADMIN as well (the same path).
+    let dir = user_dir();
+    let d = dir.path();
+    let mut t = Testee::spawn_with(as_user);
+    let pid = t.pid.to_string();
+    t.must("nnp"); // an unprivileged process needs no_new_privs to install a filter
+    t.must("seccomp");
+    let o = run_as_user(&["snapshot", "--pid", &pid, "--subsystems", "seccomp-filters,code", "--format", "json"], d);
+    assert_exit(&o, &[0], "snapshot of seccomp-filters and code without CAP_SYS_ADMIN");
+    let file = fdir::baseline::load(&d.join("fdir-baseline.json"), None).unwrap();
+    let recs = records(&file.targets[0], Subsystem::SeccompFilters);
+    let value = |k: &str| recs.iter().find(|r| r.key == k).map(|r| r.value.clone());
+    assert_eq!(value("chain").as_deref(), Some("1 filter"), "{recs:?}");
+    let programs = value("programs").unwrap_or_default();
+    if user().is_some() {
+        assert_eq!(programs, "unreadable: reading seccomp filter programs needs CAP_SYS_ADMIN", "{recs:?}");
+    } else {
+        assert!(programs.starts_with("unreadable: "), "{recs:?}");
+    }
+    // Its own code is read without privilege.
+    assert!(!records(&file.targets[0], Subsystem::Code).is_empty());
+    assert_exit(&run_as_user(&["check"], d), &[0], "check");
+    // One more filter: the count catches it, and says why the programs are not named.
+    t.must("seccomp");
+    let o = run_as_user(&["check", "--format", "json"], d);
+    assert_exit(&o, &[1], "check after a second filter");
+    let a = json_lines(&o).into_iter().find(|v| v["event"] == "anomaly").unwrap();
+    assert_eq!(a["subsystem"], "seccomp-filters");
+    let text = a["changes"].to_string();
+    assert!(text.contains("seccomp filter count 1 -> 2") && text.contains("programs unreadable"), "{text}");
 }
