@@ -41,7 +41,7 @@ use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -305,7 +305,19 @@ impl Key {
         if bytes.is_empty() {
             return Err(fail(KeyProblem::Empty));
         }
-        Key::from_bytes(bytes).map_err(|len| fail(KeyProblem::TooShort { len }))
+        let key = Key::from_bytes(bytes).map_err(|len| fail(KeyProblem::TooShort { len }))?;
+        // Like ssh with a private key: a key others can read can sign a forged
+        // baseline. Said, not refused (the key still works); SECURITY.md.
+        if let Ok(meta) = fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                "key file {} can be read or written by others (mode {:o}): anyone who can read it can sign a forged baseline; chmod 0600 it",
+                path.display(),
+                meta.permissions().mode() & 0o7777
+            );
+        }
+        Ok(key)
     }
 
     /// A key from raw bytes; `Err` with the length if it is shorter than
@@ -489,7 +501,7 @@ pub fn remove_stale_temp_files(path: &Path) -> Result<Vec<PathBuf>, Error> {
 }
 
 /// The serialized file, checked by decoding it again.
-fn encode(path: &Path, file: &BaselineFile, key: Option<&Key>) -> Result<Vec<u8>, Error> {
+pub(crate) fn encode(path: &Path, file: &BaselineFile, key: Option<&Key>) -> Result<Vec<u8>, Error> {
     let fail = |problem| Error::Baseline { path: path.to_path_buf(), problem };
     for snap in &file.targets {
         snap.verify().map_err(|e| fail(records_problem(snap, e)))?;
@@ -506,7 +518,7 @@ fn encode(path: &Path, file: &BaselineFile, key: Option<&Key>) -> Result<Vec<u8>
 }
 
 /// The envelope around `payload`: header, optional HMAC, SHA-256, newline.
-fn seal(version: u64, payload: &[u8], key: Option<&Key>) -> Result<Vec<u8>, Error> {
+pub(crate) fn seal(version: u64, payload: &[u8], key: Option<&Key>) -> Result<Vec<u8>, Error> {
     let mut out = Vec::with_capacity(payload.len() + 256);
     out.extend_from_slice(HEAD);
     out.extend_from_slice(version.to_string().as_bytes());
@@ -526,9 +538,17 @@ fn seal(version: u64, payload: &[u8], key: Option<&Key>) -> Result<Vec<u8>, Erro
     Ok(out)
 }
 
-/// Checks the envelope byte for byte, then the key, then parses and verifies
-/// the payload.
-fn decode(path: &Path, bytes: &[u8], key: Option<&Key>) -> Result<BaselineFile, Error> {
+/// Decodes the bytes of a baseline file, as [`load`] does after reading it:
+/// checks the envelope byte for byte, then the key, then parses and verifies
+/// the payload. `path` only names the file in messages. The fuzz target of
+/// the loader calls this (`fuzz/fuzz_targets/baseline.rs`).
+///
+/// ```
+/// use std::path::Path;
+/// let err = fdir::baseline::decode(Path::new("b.json"), b"{\"format\":\"fdir-baseline\"", None).unwrap_err();
+/// assert_eq!(err.to_string(), "baseline file b.json is truncated or corrupted: it does not end with its SHA-256 digest");
+/// ```
+pub fn decode(path: &Path, bytes: &[u8], key: Option<&Key>) -> Result<BaselineFile, Error> {
     let fail = |problem| Error::Baseline { path: path.to_path_buf(), problem };
     if bytes.is_empty() {
         return Err(fail(BaselineProblem::Empty));

@@ -45,6 +45,8 @@ mod error;
 pub mod event;
 pub mod explain;
 pub mod fdcache;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod guard;
 pub mod metrics;
 mod monitor;

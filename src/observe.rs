@@ -933,6 +933,9 @@ impl Observer {
                 Err(Error::Io { source, .. }) => {
                     canon.push(sysctl.name, &format!("unreadable: {source}"));
                 }
+                // One sysctl only root may read (`vm.mmap_rnd_bits` is 0600):
+                // said in its record; an unprivileged fdir still checks the rest.
+                Err(Error::PermissionDenied { .. }) => canon.push(sysctl.name, "unreadable: permission denied"),
                 Err(e) => return Err(e),
             }
         }

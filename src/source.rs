@@ -603,7 +603,7 @@ fn list_dir(dir: &OwnedFd, files_only: bool, out: &mut Vec<String>) -> Result<()
 }
 
 /// Parses `/proc/PID/stat`: (command name, state, start time in ticks).
-pub(crate) fn parse_stat(stat: &[u8]) -> Option<(String, u8, u64)> {
+pub fn parse_stat(stat: &[u8]) -> Option<(String, u8, u64)> {
     let open = stat.iter().position(|&b| b == b'(')?;
     let close = stat.iter().rposition(|&b| b == b')')?;
     let name = String::from_utf8_lossy(stat.get(open + 1..close)?).into_owned();
@@ -617,7 +617,7 @@ pub(crate) fn parse_stat(stat: &[u8]) -> Option<(String, u8, u64)> {
 }
 
 /// The `flags` field (9) of `/proc/PID/stat` (the kernel's `PF_*` bits).
-pub(crate) fn parse_stat_flags(stat: &[u8]) -> Option<u64> {
+pub fn parse_stat_flags(stat: &[u8]) -> Option<u64> {
     let close = stat.iter().rposition(|&b| b == b')')?;
     let rest = stat.get(close + 1..)?;
     // Field 3 is the state; flags is field 9, 6 fields later.

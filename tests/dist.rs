@@ -47,3 +47,43 @@ fn the_systemd_unit_runs_a_valid_command_line() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The least-privilege drop-in (SECURITY.md) verifies on top of the unit, and
+/// grants no ambient capability its bounding set does not hold.
+#[test]
+fn the_least_privilege_drop_in_verifies() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("dist");
+    let drop_in = std::fs::read_to_string(root.join("fdir-least-privilege.conf")).unwrap();
+    let list = |key: &str| -> Vec<String> {
+        drop_in
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("the drop-in lacks {key}"))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    };
+    let (ambient, bounding) = (list("AmbientCapabilities="), list("CapabilityBoundingSet="));
+    assert_eq!(ambient, ["CAP_SYS_PTRACE", "CAP_DAC_READ_SEARCH"]);
+    assert!(ambient.iter().all(|c| bounding.contains(c)), "{ambient:?} not within {bounding:?}");
+    assert!(drop_in.contains("\nUser=fdir\n"));
+    let security = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("SECURITY.md")).unwrap();
+    assert!(
+        security.contains("AmbientCapabilities=CAP_SYS_PTRACE CAP_DAC_READ_SEARCH"),
+        "SECURITY.md shows the drop-in"
+    );
+    let Ok(out) = Command::new("systemd-analyze").arg("--version").output() else {
+        common::skip("the_least_privilege_drop_in_verifies", "systemd-analyze is not installed");
+        return;
+    };
+    assert!(out.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let unit = std::fs::read_to_string(root.join("fdir.service")).unwrap();
+    std::fs::write(dir.path().join("fdir.service"), unit.replace("/usr/local/bin/fdir", env!("CARGO_BIN_EXE_fdir")))
+        .unwrap();
+    std::fs::create_dir(dir.path().join("fdir.service.d")).unwrap();
+    std::fs::write(dir.path().join("fdir.service.d/least-privilege.conf"), &drop_in).unwrap();
+    let out = Command::new("systemd-analyze").arg("verify").arg(dir.path().join("fdir.service")).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && !err.contains("fdir.service"), "systemd-analyze verify: {err}");
+}

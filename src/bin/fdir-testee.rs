@@ -32,6 +32,21 @@
 //! ```
 //!
 //! At start it prints `ready PID`.
+//!
+//! It is also the load generator of the soak (`tests/soak.rs`,
+//! `scripts/soak.sh`), by its first argument:
+//!
+//! ```text
+//! fdir-testee spawn-storm SECONDS PROCS_PER_SEC THREADS_PER_SEC WORKERS
+//!     for SECONDS: WORKERS long-lived processes that start and end
+//!     THREADS_PER_SEC threads between them (and churn memory), and
+//!     PROCS_PER_SEC short-lived processes: 70% live under 0.5 s, 20% 2.5–6 s
+//!     (long enough to be baselined), 10% 2.5–6 s with 3 threads. Then waits
+//!     for them all and prints one JSON line: processes and threads started,
+//!     the lowest and highest pid seen, and how often the pids wrapped.
+//! fdir-testee live MILLISECONDS THREADS      (a process of the storm)
+//! fdir-testee churn-worker SECONDS THREADS_PER_SEC   (a worker of the storm)
+//! ```
 
 use std::io::{BufRead, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -332,7 +347,182 @@ fn run(cmd: &str, arg: &str, rwx_page: &mut Option<usize>) -> Result<String, Str
     }
 }
 
-fn main() {
+/// A small xorshift generator: the storm's choices.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn arg<T: std::str::FromStr>(args: &[String], i: usize, what: &str) -> Result<T, String> {
+    args.get(i).and_then(|a| a.parse().ok()).ok_or_else(|| format!("argument {i}: expected {what}"))
+}
+
+/// `live MILLISECONDS THREADS`: a short-lived process of the storm.
+fn live(args: &[String]) -> Result<(), String> {
+    let ms: u64 = arg(args, 2, "milliseconds")?;
+    let threads: usize = arg(args, 3, "a thread count")?;
+    let end = Instant::now() + Duration::from_millis(ms);
+    let hs: Vec<_> = (0..threads)
+        .map(|_| {
+            std::thread::spawn(move || {
+                while Instant::now() < end {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(end.saturating_duration_since(Instant::now()));
+    for h in hs {
+        let _ = h.join();
+    }
+    Ok(())
+}
+
+/// `churn-worker SECONDS THREADS_PER_SEC`: starts and ends threads at a rate
+/// (each allocates, maps and unmaps a page, sleeps a little), then prints
+/// `threads N`.
+fn churn_worker(args: &[String]) -> Result<(), String> {
+    let secs: f64 = arg(args, 2, "seconds")?;
+    let rate: f64 = arg(args, 3, "threads per second")?;
+    let end = Instant::now() + Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())?;
+    let period = Duration::try_from_secs_f64(1.0 / rate.max(0.001)).map_err(|e| e.to_string())?;
+    let mut rng = Rng(u64::from(std::process::id()) | 1);
+    let mut running: Vec<std::thread::JoinHandle<()>> = Vec::new();
+    let mut started = 0u64;
+    let mut next = Instant::now();
+    while Instant::now() < end {
+        running.retain(|h| !h.is_finished());
+        let now = Instant::now();
+        if now < next {
+            std::thread::sleep((next - now).min(Duration::from_millis(10)));
+            continue;
+        }
+        next += period;
+        let nap = Duration::from_millis(1 + rng.next() % 20);
+        let h = std::thread::Builder::new().spawn(move || {
+            std::hint::black_box(vec![7u8; 64 * 1024]);
+            if let Ok(p) = mmap_anon(libc::PROT_READ | libc::PROT_WRITE) {
+                // SAFETY: we mapped this page just now.
+                unsafe { libc::munmap(p, 4096) };
+            }
+            std::thread::sleep(nap);
+        });
+        match h {
+            Ok(h) => {
+                running.push(h);
+                started += 1;
+            }
+            Err(e) => eprintln!("churn-worker: cannot start a thread: {e}"),
+        }
+    }
+    for h in running {
+        let _ = h.join();
+    }
+    println!("threads {started}");
+    Ok(())
+}
+
+/// `spawn-storm SECONDS PROCS_PER_SEC THREADS_PER_SEC WORKERS`: see the
+/// module documentation.
+fn spawn_storm(args: &[String]) -> Result<(), String> {
+    use std::process::{Command, Stdio};
+    let secs: f64 = arg(args, 2, "seconds")?;
+    let procs: f64 = arg(args, 3, "processes per second")?;
+    let threads: f64 = arg(args, 4, "threads per second")?;
+    let workers: usize = arg(args, 5, "a worker count")?;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let end = Instant::now() + Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())?;
+    let pid_max: u64 =
+        std::fs::read_to_string("/proc/sys/kernel/pid_max").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(32768);
+    let per_worker = (threads / workers.max(1) as f64).max(0.001);
+    let mut ws = Vec::new();
+    for _ in 0..workers {
+        let w = Command::new(&exe)
+            .args(["churn-worker", &secs.to_string(), &per_worker.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start a worker: {e}"))?;
+        ws.push(w);
+    }
+    let mut rng = Rng(u64::from(std::process::id()).rotate_left(17) | 1);
+    let period = Duration::try_from_secs_f64(1.0 / procs.max(0.001)).map_err(|e| e.to_string())?;
+    let mut children: Vec<std::process::Child> = Vec::new();
+    let (mut started, mut failed, mut wraps) = (0u64, 0u64, 0u64);
+    let (mut min_pid, mut max_pid, mut last_pid) = (u64::MAX, 0u64, 0u64);
+    let mut next = Instant::now();
+    while Instant::now() < end {
+        children.retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
+        let now = Instant::now();
+        if now < next {
+            std::thread::sleep((next - now).min(Duration::from_millis(5)));
+            continue;
+        }
+        next += period;
+        let roll = rng.next() % 100;
+        let (ms, n) = match roll {
+            0..70 => (rng.next() % 500, 0),
+            70..90 => (2500 + rng.next() % 3500, 0),
+            _ => (2500 + rng.next() % 3500, 3),
+        };
+        match Command::new(&exe)
+            .args(["live", &ms.to_string(), &n.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+        {
+            Ok(c) => {
+                let pid = u64::from(c.id());
+                if last_pid > pid + pid_max / 2 {
+                    wraps += 1;
+                }
+                last_pid = pid;
+                min_pid = min_pid.min(pid);
+                max_pid = max_pid.max(pid);
+                started += 1;
+                children.push(c);
+            }
+            Err(_) => failed += 1,
+        }
+    }
+    for mut c in children {
+        let _ = c.wait();
+    }
+    let mut worker_threads = 0u64;
+    for w in ws {
+        if let Ok(out) = w.wait_with_output() {
+            let text = String::from_utf8_lossy(&out.stdout);
+            worker_threads += text.split_whitespace().nth(1).and_then(|n| n.parse::<u64>().ok()).unwrap_or_default();
+        }
+    }
+    println!(
+        "{{\"processes\":{started},\"spawn_failures\":{failed},\"threads\":{worker_threads},\"min_pid\":{},\"max_pid\":{max_pid},\"pid_max\":{pid_max},\"wraps\":{wraps}}}",
+        if min_pid == u64::MAX { 0 } else { min_pid }
+    );
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let mode = match args.get(1).map(String::as_str) {
+        Some("spawn-storm") => Some(spawn_storm as fn(&[String]) -> Result<(), String>),
+        Some("live") => Some(live as fn(&[String]) -> Result<(), String>),
+        Some("churn-worker") => Some(churn_worker as fn(&[String]) -> Result<(), String>),
+        _ => None,
+    };
+    if let Some(run) = mode {
+        if let Err(e) = run(&args) {
+            eprintln!("fdir-testee: {e}");
+            return std::process::ExitCode::from(2);
+        }
+        return std::process::ExitCode::SUCCESS;
+    }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let _ = writeln!(out, "ready {}", std::process::id());
@@ -353,4 +543,5 @@ fn main() {
         let _ = out.flush();
     }
     STOP.store(true, Ordering::Relaxed);
+    std::process::ExitCode::SUCCESS
 }

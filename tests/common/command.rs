@@ -108,14 +108,15 @@ pub struct Watch {
 
 impl Watch {
     pub fn start(args: &[&str], dir: &Path) -> Watch {
-        let mut child = fdir()
-            .arg("watch")
-            .args(args)
-            .current_dir(dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
+        Watch::start_with(args, dir, |_| {})
+    }
+
+    /// Like `start`, with the command adjusted first (another user, say).
+    pub fn start_with(args: &[&str], dir: &Path, f: impl FnOnce(&mut Command)) -> Watch {
+        let mut cmd = fdir();
+        cmd.arg("watch").args(args).current_dir(dir).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        f(&mut cmd);
+        let mut child = cmd.spawn().unwrap();
         let out = child.stdout.take().unwrap();
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
