@@ -6,7 +6,10 @@
 //! - the same check with the default subsystems;
 //! - the CPU share and peak memory of a real `fdir watch` of one process at
 //!   a 100 ms and a 1 s interval (its threads' on-CPU time from schedstat,
-//!   after its start-up);
+//!   after its start-up), next to its floor measured in the same window: a
+//!   thread that wakes at the same interval and reads and hashes the same
+//!   files through kept-open descriptors (on a VM, waking up and reading
+//!   /proc with cold caches costs far more than the hot loop of a check);
 //! - a whole-node check (`--all`), per process;
 //! - code hashing throughput (`code`).
 
@@ -76,6 +79,11 @@ pub struct Results {
 pub struct WatchCost {
     interval_ms: u64,
     cpu_percent: f64,
+    /// The floor's CPU share in the same window: wake at the interval, read
+    /// and hash the seed files through kept-open fds.
+    floor_percent: f64,
+    /// cpu_percent / floor_percent.
+    ratio: f64,
     peak_rss_kib: u64,
     seconds: f64,
 }
@@ -146,20 +154,78 @@ fn watch_cost(exe: &std::path::Path, pid: u32, interval: Duration, seconds: f64)
     }
     std::thread::spawn(move || for _ in lines {});
     std::thread::sleep(Duration::from_millis(200));
+    let floor = std::thread::spawn(move || floor_watch(pid, interval, seconds));
     let (c0, t0) = (cpu_ns(wpid)?, Instant::now());
     std::thread::sleep(Duration::from_secs_f64(seconds));
     let (c1, t1) = (cpu_ns(wpid)?, Instant::now());
     let rss = peak_rss_kib(wpid);
+    let floor_percent = floor.join().map_err(|_| anyhow::anyhow!("the floor's thread panicked"))??;
     drop(w);
     let _ = std::fs::remove_dir_all(&dir);
     #[allow(clippy::cast_precision_loss)]
     let cpu = (c1 - c0) as f64;
+    #[allow(clippy::cast_precision_loss)]
+    let cpu_percent = 100.0 * cpu / (t1 - t0).as_nanos() as f64;
     Ok(WatchCost {
         interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
-        cpu_percent: 100.0 * cpu / (t1 - t0).as_nanos() as f64,
+        cpu_percent,
+        floor_percent,
+        ratio: cpu_percent / floor_percent,
         peak_rss_kib: rss,
         seconds: (t1 - t0).as_secs_f64(),
     })
+}
+
+/// The seed subsystems' files of `pid`, kept open, as the floors read them.
+fn seed_files(pid: u32) -> Result<Vec<std::fs::File>> {
+    ["maps".to_owned(), format!("task/{pid}/status"), format!("task/{pid}/cgroup")]
+        .iter()
+        .map(|f| std::fs::File::open(format!("/proc/{pid}/{f}")))
+        .collect::<Result<_, _>>()
+        .context("cannot open the floor's files")
+}
+
+/// Reads a kept-open file whole into `buf` (growing it) and hashes it: a
+/// pread of a /proc seq file returns at most a page or so, so a floor reads
+/// on until end of file, as a check must.
+fn read_and_hash(f: &std::fs::File, buf: &mut Vec<u8>) {
+    let mut len = 0usize;
+    loop {
+        if len == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        match f.read_at(buf.get_mut(len..).unwrap_or(&mut []), u64::try_from(len).unwrap_or(0)) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => len += n,
+        }
+    }
+    std::hint::black_box(Digest::of(buf.get(..len).unwrap_or(&[])));
+}
+
+/// On-CPU time of the calling thread, ns (schedstat).
+fn thread_cpu_ns() -> Result<u64> {
+    let text =
+        std::fs::read_to_string("/proc/thread-self/schedstat").context("cannot read /proc/thread-self/schedstat")?;
+    text.split_whitespace().next().and_then(|v| v.parse().ok()).context("unexpected /proc/thread-self/schedstat")
+}
+
+/// The floor of a watch: for `seconds`, wake every `interval` and read and
+/// hash the seed files of `pid` through kept-open fds; the calling thread's
+/// CPU share of one core, percent.
+fn floor_watch(pid: u32, interval: Duration, seconds: f64) -> Result<f64> {
+    let files = seed_files(pid)?;
+    let mut buf = vec![0u8; 1 << 16];
+    let (c0, t0) = (thread_cpu_ns()?, Instant::now());
+    let until = t0 + Duration::from_secs_f64(seconds);
+    while Instant::now() < until {
+        std::thread::sleep(interval);
+        for f in &files {
+            read_and_hash(f, &mut buf);
+        }
+    }
+    let (c1, t1) = (thread_cpu_ns()?, Instant::now());
+    #[allow(clippy::cast_precision_loss)]
+    Ok(100.0 * (c1.saturating_sub(c0)) as f64 / (t1 - t0).as_nanos() as f64)
 }
 
 fn tempfile_dir() -> Result<std::path::PathBuf> {
@@ -223,27 +289,11 @@ pub fn run(o: Options) -> Result<u8> {
     let mut cycle = || {
         let _ = tracker.cycle(&mut checker, &baseline, &SystemClock, &fs, seed);
     };
-    let files: Vec<std::fs::File> = ["maps".to_owned(), format!("task/{pid}/status"), format!("task/{pid}/cgroup")]
-        .iter()
-        .map(|f| std::fs::File::open(format!("/proc/{pid}/{f}")))
-        .collect::<Result<_, _>>()
-        .context("cannot open the floor's files")?;
+    let files = seed_files(pid)?;
     let mut buf = vec![0u8; 1 << 20];
-    // Whole files: a pread of a /proc seq file returns at most a page or so,
-    // so the floor reads on until end of file, as a check must.
     let mut floor = || {
         for f in &files {
-            let mut len = 0usize;
-            loop {
-                if len == buf.len() {
-                    buf.resize(buf.len() * 2, 0);
-                }
-                match f.read_at(buf.get_mut(len..).unwrap_or(&mut []), u64::try_from(len).unwrap_or(0)) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => len += n,
-                }
-            }
-            std::hint::black_box(Digest::of(buf.get(..len).unwrap_or(&[])));
+            read_and_hash(f, &mut buf);
         }
     };
     let (mut check_ns, mut floor_ns, mut check_default_ns) = (0.0, 0.0, 0.0);
@@ -352,8 +402,8 @@ pub fn run(o: Options) -> Result<u8> {
             }
             for w in &results.watch {
                 println!(
-                    "  fdir watch at {:>5} ms:          {:>8.4} % of one core, peak RSS {} KiB (over {:.0} s)",
-                    w.interval_ms, w.cpu_percent, w.peak_rss_kib, w.seconds
+                    "  fdir watch at {:>5} ms:          {:>8.4} % of one core (floor {:.4} %, ratio {:.2}), peak RSS {} KiB (over {:.0} s)",
+                    w.interval_ms, w.cpu_percent, w.floor_percent, w.ratio, w.peak_rss_kib, w.seconds
                 );
             }
             if wants("node") {

@@ -24,8 +24,13 @@ use super::run::{
     NO_DRIFT, chosen_subsystems, events_of, load_baseline, load_key, names, plural, report_baseline, restrict, save,
 };
 
-/// The baseline file is re-read and voted against memory every this many cycles.
+/// The baseline file is re-read and voted against memory every this many
+/// cycles, and never sooner than [`DISK_VOTE_GAP`] after the last vote: a vote
+/// reads and verifies the whole file (about a millisecond for one process),
+/// which at a 100 ms interval would be most of the daemon's cost.
 pub const DISK_VOTE_EVERY: u64 = 10;
+/// The least time between two votes of the baseline file.
+pub const DISK_VOTE_GAP: Duration = Duration::from_secs(5);
 
 /// A round of checks is split into parts of about this many targets,
 /// spread over the interval, so that no tick of a large node spikes.
@@ -91,6 +96,9 @@ struct Watcher {
     code_budget: CodeBudget,
     interval: Duration,
     cycle: u64,
+    /// When the baseline file was last voted (or the watch started), and the
+    /// cycle it was.
+    last_vote: (std::time::Instant, u64),
     /// The parts of the current round (a large scan spread over the interval).
     parts: u32,
     /// The summary of the round so far, and whether it had findings.
@@ -171,7 +179,8 @@ impl Watcher {
             return Ok(());
         }
         let summary = self.round;
-        if self.cycle % DISK_VOTE_EVERY == 0 {
+        if self.cycle - self.last_vote.1 >= DISK_VOTE_EVERY && self.last_vote.0.elapsed() >= DISK_VOTE_GAP {
+            self.last_vote = (std::time::Instant::now(), self.cycle);
             self.disk_vote()?;
         }
         self.metrics.check_done(summary.elapsed, now);
@@ -455,6 +464,7 @@ pub fn watch(o: WatchArgs) -> Result<u8> {
         code_budget,
         interval: o.interval,
         cycle: 0,
+        last_vote: (std::time::Instant::now(), 0),
         parts: 1,
         round: fdir::Summary::default(),
         round_findings: false,
