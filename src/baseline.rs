@@ -654,20 +654,13 @@ fn decode_targets(raw: &[&serde_json::value::RawValue]) -> Result<Vec<Snapshot>,
     if cores < 2 || raw.len() < 64 {
         return raw.iter().map(|r| decode_target(r)).collect();
     }
-    let chunk = raw.len().div_ceil(cores).max(1);
-    let parts: Vec<Result<Vec<Snapshot>, TargetError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = raw
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(|r| decode_target(r)).collect()))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(TargetError::Bug("a decoding thread panicked".into()))))
-            .collect()
+    let chunks: Vec<&[&serde_json::value::RawValue]> = raw.chunks(crate::parallel::CHUNK).collect();
+    let parts = crate::parallel::on_workers(chunks, cores, |part: &[&serde_json::value::RawValue]| {
+        part.iter().map(|r| decode_target(r)).collect::<Result<Vec<Snapshot>, TargetError>>()
     });
     let mut out = Vec::with_capacity(raw.len());
     for part in parts {
-        out.extend(part?);
+        out.extend(part.unwrap_or_else(|| Err(TargetError::Bug("decoding a target panicked".into())))?);
     }
     Ok(out)
 }

@@ -51,6 +51,7 @@ pub mod guard;
 pub mod metrics;
 mod monitor;
 mod observe;
+mod parallel;
 pub mod policy;
 mod ptrace;
 pub mod respond;

@@ -262,6 +262,8 @@ fn open_all(pids: &[u32]) -> Vec<Result<Procfs, Error>> {
     if workers <= 1 {
         return pids.iter().map(|&p| Procfs::try_pid(p)).collect();
     }
+    // Their first checks keep the rest of their descriptors open.
+    crate::fdcache::reserve(pids.len().saturating_mul(crate::fdcache::PER_TARGET));
     let chunk = pids.len().div_ceil(workers).max(1);
     std::thread::scope(|scope| {
         let handles: Vec<_> = pids
@@ -676,28 +678,39 @@ impl Monitor {
         } else {
             let mut targets: Vec<(u32, &mut Watched)> =
                 self.watched.iter_mut().filter(|(p, _)| mine(**p)).map(|(&p, w)| (p, w)).collect();
-            let chunk = targets.len().div_ceil(workers).max(1);
-            let parts: Vec<(Summary, Vec<Finding>, Vec<u32>)> = std::thread::scope(|scope| {
-                let handles: Vec<_> = targets
-                    .chunks_mut(chunk)
-                    .map(|part| {
-                        scope.spawn(move || {
-                            let (mut sum, mut found, mut gone) = (Summary::default(), Vec::new(), Vec::new());
-                            for (pid, w) in part.iter_mut() {
-                                if check_one(w, subsystems, clock, &mut sum, &mut found) {
-                                    gone.push(*pid);
-                                }
-                            }
-                            (sum, found, gone)
-                        })
-                    })
-                    .collect();
-                handles.into_iter().filter_map(|h| h.join().ok()).collect()
+            crate::fdcache::reserve(targets.len().saturating_mul(crate::fdcache::PER_TARGET));
+            let pids: Vec<u32> = targets.iter().map(|(p, _)| *p).collect();
+            // Findings come back in pid order, whichever core checked them.
+            let chunks: Vec<&mut [(u32, &mut Watched)]> = targets.chunks_mut(crate::parallel::CHUNK).collect();
+            let parts = crate::parallel::on_workers(chunks, workers, |part: &mut [(u32, &mut Watched)]| {
+                let (mut sum, mut found, mut gone) = (Summary::default(), Vec::new(), Vec::new());
+                for (pid, w) in part.iter_mut() {
+                    if check_one(w, subsystems, clock, &mut sum, &mut found) {
+                        gone.push(*pid);
+                    }
+                }
+                (sum, found, gone)
             });
-            for (sum, found, gone) in parts {
-                summary.add(&sum);
-                findings.extend(found);
-                exited.extend(gone);
+            for (i, part) in parts.into_iter().enumerate() {
+                match part {
+                    Some((sum, found, gone)) => {
+                        summary.add(&sum);
+                        findings.extend(found);
+                        exited.extend(gone);
+                    }
+                    // A bug: said for each of its targets, never silent.
+                    None => {
+                        for pid in pids.chunks(crate::parallel::CHUNK).nth(i).unwrap_or(&[]) {
+                            if let Some(w) = self.watched.get(pid) {
+                                summary.failed += 1;
+                                findings.push(Finding::Failed {
+                                    target: w.target.clone(),
+                                    error: "its check panicked (a bug in fdir): not checked this cycle".into(),
+                                });
+                            }
+                        }
+                    }
+                }
             }
         }
         for pid in &exited {

@@ -1,0 +1,84 @@
+//! Work spread over the cores: worker threads take chunks from one queue, so
+//! a core that drew cheap targets (idle processes) takes more of them, and a
+//! core that drew a large one (a browser with thousands of mappings) does not
+//! hold the others up. Results come back in the chunks' order.
+
+use std::sync::Mutex;
+
+/// Targets in one chunk: small enough to balance, large enough that the
+/// queue's lock is taken rarely.
+pub(crate) const CHUNK: usize = 8;
+
+/// Runs `work` on every chunk, on `workers` scoped threads taking chunks
+/// from a shared queue. Returns one result per chunk, in the chunks' order;
+/// `None` for a chunk whose worker panicked (the caller says what was lost).
+pub(crate) fn on_workers<C: Send, R: Send>(
+    chunks: Vec<C>,
+    workers: usize,
+    work: impl Fn(C) -> R + Sync,
+) -> Vec<Option<R>> {
+    let n = chunks.len();
+    let queue = Mutex::new(chunks.into_iter().enumerate());
+    let done: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers.clamp(1, n.max(1)))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        // Nothing panics while the lock is held (the iterator
+                        // only hands out chunks), so it is never poisoned.
+                        let next = match queue.lock() {
+                            Ok(mut q) => q.next(),
+                            Err(poisoned) => poisoned.into_inner().next(),
+                        };
+                        let Some((i, chunk)) = next else { break };
+                        if let Ok(r) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(chunk))) {
+                            done.push((i, r));
+                        }
+                    }
+                    done
+                })
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).flatten().collect()
+    });
+    let mut out: Vec<Option<R>> = (0..n).map(|_| None).collect();
+    for (i, r) in done {
+        if let Some(slot) = out.get_mut(i) {
+            *slot = Some(r);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_come_back_in_order_whatever_the_cost_of_each_chunk() {
+        let chunks: Vec<Vec<u64>> = (0..50u64).map(|i| vec![i; usize::try_from(i % 7).unwrap_or(0) + 1]).collect();
+        let expect: Vec<Option<u64>> = chunks.iter().map(|c| Some(c.iter().sum())).collect();
+        for workers in [1, 2, 3, 8, 100] {
+            let got = on_workers(chunks.clone(), workers, |c: Vec<u64>| {
+                if c.first() == Some(&3) {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                c.iter().sum::<u64>()
+            });
+            assert_eq!(got, expect, "{workers} workers");
+        }
+        assert!(on_workers(Vec::<u8>::new(), 2, |c| c).is_empty());
+    }
+
+    #[test]
+    fn a_panicking_chunk_is_none_and_the_others_are_done() {
+        let got = on_workers((0..20u32).collect(), 2, |c| {
+            assert!(c != 7, "chunk 7 fails");
+            c * 2
+        });
+        assert_eq!(got.iter().filter(|r| r.is_none()).count(), 1);
+        assert_eq!(got.get(7), Some(&None));
+        assert_eq!(got.get(8), Some(&Some(16)));
+    }
+}
