@@ -650,8 +650,8 @@ fn decode_target(raw: &serde_json::value::RawValue) -> Result<Snapshot, TargetEr
 /// Decodes and verifies the targets, on every core when there are many; the
 /// first error in file order wins.
 fn decode_targets(raw: &[&serde_json::value::RawValue]) -> Result<Vec<Snapshot>, TargetError> {
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).min(8);
-    if cores < 2 || raw.len() < 64 {
+    let cores = if raw.len() < 64 { 1 } else { crate::parallel::cores().min(8) };
+    if cores < 2 {
         return raw.iter().map(|r| decode_target(r)).collect();
     }
     let chunks: Vec<&[&serde_json::value::RawValue]> = raw.chunks(crate::parallel::CHUNK).collect();

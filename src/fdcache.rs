@@ -48,7 +48,14 @@ pub(crate) const PER_TARGET: usize = 8;
 /// threads start, it grows the table once (with one thread, without
 /// waiting). Best effort: a failure only means the table grows later.
 pub(crate) fn reserve(n: usize) {
+    // The table never shrinks: once grown this far, nothing to do (no system
+    // call in a steady-state cycle).
+    static RESERVED: AtomicUsize = AtomicUsize::new(0);
     let want = kept().saturating_add(n).min(budget()).saturating_add(64);
+    if want <= RESERVED.load(Ordering::Relaxed) {
+        return;
+    }
+    RESERVED.fetch_max(want, Ordering::Relaxed);
     let Ok(min) = i32::try_from(want) else { return };
     if let Ok(fd) =
         rustix::fs::open("/", rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())

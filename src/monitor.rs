@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::baseline::{BaselineFile, Coverage};
 use crate::daemon::Tracker;
-use crate::guard::Redundant;
+use crate::guard::{Redundant, Vote};
 use crate::snapshot::{Checker, Observation, Status};
 use crate::source::list_processes;
 use crate::{
@@ -252,8 +252,7 @@ fn workers_for(targets: usize) -> usize {
     if targets < PARALLEL_FROM {
         return 1;
     }
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    cores.min(MAX_WORKERS).min(targets.div_ceil(PARALLEL_FROM / 2)).max(1)
+    crate::parallel::cores().min(MAX_WORKERS).min(targets.div_ceil(PARALLEL_FROM / 2)).max(1)
 }
 
 /// Opens (and pins) each pid, in order; on every core when there are many.
@@ -281,6 +280,22 @@ fn open_all(pids: &[u32]) -> Vec<Result<Procfs, Error>> {
     })
 }
 
+/// Says what a vote of a target's baseline copies found: the copies it
+/// repaired, or that none could be trusted. Returns whether the baseline can
+/// be used.
+fn note_vote(vote: Vote, target: &Target, summary: &mut Summary, findings: &mut Vec<Finding>) -> bool {
+    if vote.lost {
+        summary.failed += 1;
+        findings.push(Finding::BaselineLost { target: target.clone() });
+        return false;
+    }
+    if vote.repairs() > 0 {
+        summary.repaired += vote.repairs();
+        findings.push(Finding::BaselineRepaired { target: target.clone(), copies: vote.repairs() });
+    }
+    true
+}
+
 /// One target's cycle: vote its baseline copies, check it with confirmation,
 /// vote again before declaring a drift. Returns whether it has exited.
 fn check_one<C: Clock + ?Sized>(
@@ -292,14 +307,8 @@ fn check_one<C: Clock + ?Sized>(
 ) -> bool {
     // Vote the baseline copies before they are used.
     let vote = w.baseline.vote();
-    if vote.lost {
-        summary.failed += 1;
-        findings.push(Finding::BaselineLost { target: w.target.clone() });
+    if !note_vote(vote, &w.target, summary, findings) {
         return false;
-    }
-    if vote.repairs() > 0 {
-        summary.repaired += vote.repairs();
-        findings.push(Finding::BaselineRepaired { target: w.target.clone(), copies: vote.repairs() });
     }
     summary.checked += 1;
     let before = w.tracker.checkpoint();
@@ -308,15 +317,11 @@ fn check_one<C: Clock + ?Sized>(
     // since the vote must not raise a false alarm.
     if result.as_ref().is_ok_and(|o| !o.declared.is_empty()) {
         let again = w.baseline.vote();
-        if again.lost {
+        if !note_vote(again, &w.target, summary, findings) {
             w.tracker.rewind(before);
-            summary.failed += 1;
-            findings.push(Finding::BaselineLost { target: w.target.clone() });
             return false;
         }
         if again.repairs() > 0 {
-            summary.repaired += again.repairs();
-            findings.push(Finding::BaselineRepaired { target: w.target.clone(), copies: again.repairs() });
             w.tracker.rewind(before);
             result = w.tracker.cycle(&mut w.checker, w.baseline.get(), clock, &w.fs, subsystems);
         }
@@ -679,7 +684,6 @@ impl Monitor {
             let mut targets: Vec<(u32, &mut Watched)> =
                 self.watched.iter_mut().filter(|(p, _)| mine(**p)).map(|(&p, w)| (p, w)).collect();
             crate::fdcache::reserve(targets.len().saturating_mul(crate::fdcache::PER_TARGET));
-            let pids: Vec<u32> = targets.iter().map(|(p, _)| *p).collect();
             // Findings come back in pid order, whichever core checked them.
             let chunks: Vec<&mut [(u32, &mut Watched)]> = targets.chunks_mut(crate::parallel::CHUNK).collect();
             let parts = crate::parallel::on_workers(chunks, workers, |part: &mut [(u32, &mut Watched)]| {
@@ -700,14 +704,12 @@ impl Monitor {
                     }
                     // A bug: said for each of its targets, never silent.
                     None => {
-                        for pid in pids.chunks(crate::parallel::CHUNK).nth(i).unwrap_or(&[]) {
-                            if let Some(w) = self.watched.get(pid) {
-                                summary.failed += 1;
-                                findings.push(Finding::Failed {
-                                    target: w.target.clone(),
-                                    error: "its check panicked (a bug in fdir): not checked this cycle".into(),
-                                });
-                            }
+                        for (_, w) in targets.chunks(crate::parallel::CHUNK).nth(i).unwrap_or(&[]) {
+                            summary.failed += 1;
+                            findings.push(Finding::Failed {
+                                target: w.target.clone(),
+                                error: "its check panicked (a bug in fdir): not checked this cycle".into(),
+                            });
                         }
                     }
                 }

@@ -202,11 +202,55 @@ fn no_lsm(e: &Error) -> bool {
     }
 }
 
+/// Reads `task/TID/NAME` into `buf` (its path left in `rel`). `Ok(false)`:
+/// the thread has gone since it was listed — its file answers ESRCH (the
+/// process may live on), or is missing, which is kept in `absent` for the
+/// caller to report if no thread at all could be read (the file may not
+/// exist on this kernel).
+pub(crate) fn read_thread_file<S: Source + ?Sized>(
+    src: &S,
+    tid: u32,
+    name: &str,
+    rel: &mut String,
+    buf: &mut Vec<u8>,
+    absent: &mut Option<Error>,
+) -> Result<bool, Error> {
+    rel.clear();
+    let _ = write!(rel, "task/{tid}/{name}");
+    match src.read(rel, buf) {
+        Ok(()) => Ok(true),
+        Err(e @ Error::NotFound { .. }) => {
+            *absent = Some(e);
+            Ok(false)
+        }
+        Err(Error::Gone { .. }) if src.alive() => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Which per-thread file a pass reads.
 #[derive(Clone, Copy)]
 enum ThreadFile {
     Status,
     Cgroup,
+}
+
+impl ThreadFile {
+    /// Its name under `task/TID/`.
+    fn name(self) -> &'static str {
+        match self {
+            ThreadFile::Status => "status",
+            ThreadFile::Cgroup => "cgroup",
+        }
+    }
+
+    /// Whether it is read for `sub`'s canonical form.
+    fn feeds(self, sub: Subsystem) -> bool {
+        match self {
+            ThreadFile::Status => matches!(sub, Subsystem::Seccomp | Subsystem::Credentials),
+            ThreadFile::Cgroup => sub == Subsystem::Cgroups,
+        }
+    }
 }
 
 /// Why a subsystem of the other scope is not applicable to a target.
@@ -653,34 +697,16 @@ impl Observer {
         canons: &mut [(Subsystem, Canon)],
         collect: bool,
     ) -> Result<(), Error> {
-        let name = match file {
-            ThreadFile::Status => "status",
-            ThreadFile::Cgroup => "cgroup",
-        };
-        let touched = |sub: Subsystem| match file {
-            ThreadFile::Status => matches!(sub, Subsystem::Seccomp | Subsystem::Credentials),
-            ThreadFile::Cgroup => sub == Subsystem::Cgroups,
-        };
+        let name = file.name();
+        let touched = |sub: Subsystem| file.feeds(sub);
         // 1. Read: the texts go to the arena, each thread's tid before its text.
         self.arena.clear();
         self.spans.clear();
         let mut absent: Option<Error> = None;
         for i in 0..self.tids.len() {
             let Some(&tid) = self.tids.get(i) else { break };
-            self.rel.clear();
-            let _ = write!(self.rel, "task/{tid}/{name}");
-            match src.read(&self.rel, &mut self.buf) {
-                Ok(()) => {}
-                // The thread has exited since it was listed (or the file does
-                // not exist: decided below, once every thread has been tried).
-                Err(e @ Error::NotFound { .. }) => {
-                    absent = Some(e);
-                    continue;
-                }
-                // A file of a thread that exits while it is read answers
-                // ESRCH: the thread is gone, the process may not be.
-                Err(Error::Gone { .. }) if src.alive() => continue,
-                Err(e) => return Err(e),
+            if !read_thread_file(src, tid, name, &mut self.rel, &mut self.buf, &mut absent)? {
+                continue;
             }
             self.arena.extend_from_slice(&tid.to_le_bytes());
             let at = self.arena.len();
@@ -747,14 +773,8 @@ impl Observer {
         collect: bool,
         read: &mut usize,
     ) -> Result<(), Error> {
-        let name = match file {
-            ThreadFile::Status => "status",
-            ThreadFile::Cgroup => "cgroup",
-        };
-        let touched = |sub: Subsystem| match file {
-            ThreadFile::Status => matches!(sub, Subsystem::Seccomp | Subsystem::Credentials),
-            ThreadFile::Cgroup => sub == Subsystem::Cgroups,
-        };
+        let name = file.name();
+        let touched = |sub: Subsystem| file.feeds(sub);
         for (tid, range) in spans {
             let tid = *tid;
             let text = self.arena.get(range.clone()).unwrap_or(&[]);

@@ -3,7 +3,15 @@
 //! core that drew a large one (a browser with thousands of mappings) does not
 //! hold the others up. Results come back in the chunks' order.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
+
+/// The cores this process may run on, looked up once: the standard library
+/// reads the affinity mask and the cgroup CPU quota files on every call,
+/// and a cycle of `watch --all` asks each time.
+pub(crate) fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get))
+}
 
 /// Targets in one chunk: small enough to balance, large enough that the
 /// queue's lock is taken rarely.

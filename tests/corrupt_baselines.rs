@@ -20,8 +20,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use common::Testee;
 use common::command::{code, fdir, run, stderr, stdout};
+use common::{Rng, Testee};
 use sha2::{Digest as _, Sha256};
 
 /// Processes run at once (the machine has two cores; each run is a few ms of
@@ -155,21 +155,6 @@ fn replace_once(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
     let text = String::from_utf8(bytes.to_vec()).unwrap();
     assert!(text.contains(from), "{from:?} not in the baseline");
     text.replacen(from, to, 1).into_bytes()
-}
-
-/// xorshift64*: the seeded generator of the random byte runs.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % u64::try_from(n).unwrap()).unwrap()
-    }
 }
 
 fn every_bit_flip(label: &str, good: &[u8], key: Option<&Path>) -> Vec<Case> {

@@ -16,8 +16,8 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::Testee;
 use common::command::{code, fdir, run, stderr, stdout};
+use common::{Rng, Testee};
 
 const SEED: u64 = 0x0c4a_5ee0_fd12_0001;
 
@@ -25,17 +25,6 @@ const SEED: u64 = 0x0c4a_5ee0_fd12_0001;
 /// (every code page; ptrace stops) would make a run long and the write a
 /// sliver of it.
 const SUBSYSTEMS: &str = "memory-maps,seccomp,cgroups,credentials,namespaces,cgroup-limits,mounts,limits,lsm";
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
 
 /// The temporary files of saves of `fdir-baseline.json` in `dir`.
 fn temp_files(dir: &Path) -> Vec<String> {

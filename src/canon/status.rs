@@ -97,15 +97,22 @@ pub fn canonicalize_thread(input: &[u8], fields: &[&str], out: &mut Canon) -> Re
     if !named {
         return Err(ParseError("not a status file (no Name: or Pid: line)"));
     }
+    let values = fields.iter().enumerate().map(|(i, &name)| match found.get(i) {
+        Some(v) => (name, *v),
+        None => (name, field(input, name)),
+    });
+    write_tuple(out, values);
+    Ok(())
+}
+
+/// Writes one thread's tuple: `NAME=value` for each field the thread has,
+/// in the order given, the value's words joined by one space.
+fn write_tuple<'a>(out: &mut Canon, values: impl Iterator<Item = (&'a str, Option<&'a [u8]>)>) {
     let mut w = out.record();
     w.str("thread");
     w.value();
     let mut first = true;
-    for (i, &name) in fields.iter().enumerate() {
-        let value = match found.get(i) {
-            Some(v) => *v,
-            None => field(input, name),
-        };
+    for (name, value) in values {
         let Some(v) = value else { continue };
         if !first {
             w.str(SEPARATOR);
@@ -119,7 +126,6 @@ pub fn canonicalize_thread(input: &[u8], fields: &[&str], out: &mut Canon) -> Re
             w.bytes(word);
         }
     }
-    Ok(())
 }
 
 /// Splits a stored tuple back into `(field, value)` pairs.
@@ -317,24 +323,8 @@ nonvoluntary_ctxt_switches:\t2
             if field(input, "Name").is_none() && field(input, "Pid").is_none() {
                 return Err(ParseError("not a status file (no Name: or Pid: line)"));
             }
-            let mut w = out.record();
-            w.str("thread");
-            w.value();
-            let mut first = true;
-            for &name in fields {
-                let Some(v) = field(input, name) else { continue };
-                if !first {
-                    w.str(SEPARATOR);
-                }
-                first = false;
-                w.str(name).str("=");
-                for (i, word) in v.split(is_separator).filter(|s| !s.is_empty()).enumerate() {
-                    if i > 0 {
-                        w.str(" ");
-                    }
-                    w.bytes(word);
-                }
-            }
+            // The lookup under test is the one-pass one; the writing is shared.
+            write_tuple(out, fields.iter().map(|&name| (name, field(input, name))));
             Ok(())
         }
         let long: Vec<&str> =

@@ -100,14 +100,19 @@ fn time_per<F: FnMut()>(n: u32, mut f: F) -> f64 {
 fn cpu_ns(pid: u32) -> Result<u64> {
     let mut total = 0u64;
     for entry in std::fs::read_dir(format!("/proc/{pid}/task")).context("cannot list the watch process's threads")? {
-        let path = entry?.path().join("schedstat");
-        if let Ok(text) = std::fs::read_to_string(&path)
-            && let Some(ns) = text.split_whitespace().next().and_then(|v| v.parse::<u64>().ok())
-        {
-            total += ns;
-        }
+        // A thread that exits meanwhile counts for nothing.
+        total += schedstat_ns(&entry?.path().join("schedstat")).unwrap_or(0);
     }
     Ok(total)
+}
+
+/// The on-CPU time in a `schedstat` file (its first field), ns.
+fn schedstat_ns(path: &std::path::Path) -> Result<u64> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    text.split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .with_context(|| format!("unexpected {}", path.display()))
 }
 
 fn peak_rss_kib(pid: u32) -> u64 {
@@ -204,9 +209,7 @@ fn read_and_hash(f: &std::fs::File, buf: &mut Vec<u8>) {
 
 /// On-CPU time of the calling thread, ns (schedstat).
 fn thread_cpu_ns() -> Result<u64> {
-    let text =
-        std::fs::read_to_string("/proc/thread-self/schedstat").context("cannot read /proc/thread-self/schedstat")?;
-    text.split_whitespace().next().and_then(|v| v.parse().ok()).context("unexpected /proc/thread-self/schedstat")
+    schedstat_ns(std::path::Path::new("/proc/thread-self/schedstat"))
 }
 
 /// The floor of a watch: for `seconds`, wake every `interval` and read and

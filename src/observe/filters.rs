@@ -12,7 +12,6 @@
 //! A thread traced by someone else (`TracerPid` not 0) is never touched: the
 //! subsystem is unobservable for that check, with the tracer named.
 
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -90,18 +89,8 @@ pub(crate) fn observe<S: Source + ?Sized>(
     let mut read = 0usize;
     let mut absent: Option<Error> = None;
     for &tid in tids {
-        rel.clear();
-        let _ = write!(rel, "task/{tid}/status");
-        match src.read(rel, buf) {
-            Ok(()) => {}
-            // The thread has exited since it was listed.
-            Err(e @ Error::NotFound { .. }) => {
-                absent = Some(e);
-                continue;
-            }
-            // A file of a thread that exits while it is read answers ESRCH.
-            Err(Error::Gone { .. }) if src.alive() => continue,
-            Err(e) => return Err(e),
+        if !super::read_thread_file(src, tid, "status", rel, buf, &mut absent)? {
+            continue;
         }
         let st = thread_state(buf).ok_or_else(|| Error::Parse {
             path: src.path_of(rel),
