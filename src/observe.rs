@@ -17,6 +17,10 @@
 //! | `seccomp-filters` | `task/*/status`, then the filter programs of each thread that has filters, with ptrace ([`filters`]) |
 //! | `code`          | `maps` (shared with `memory-maps`), then the code mappings through `mem` ([`code`]) |
 //!
+//! The threads (`task/*`) are the listing of `task`, except for a process
+//! whose main thread's `status` says `Threads: 1`: that process is its main
+//! thread, and is not listed ([`Observer::list_threads`]).
+//!
 //! A subsystem costs only when it is asked for. A file that cannot be read
 //! makes its subsystem *unobservable* (permission denied, absent on this
 //! kernel) or fails the whole observation (the process is gone); it is never
@@ -60,9 +64,11 @@ enum End {
 }
 
 thread_local! {
-    /// The read buffer and the per-thread-file arena of this thread, lent to
-    /// each observation made on it (see [`Observer::observe_inner`]).
-    static SCRATCH: std::cell::RefCell<(Vec<u8>, Vec<u8>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    /// The read buffer, the per-thread-file arena and the main thread's
+    /// status of this thread, lent to each observation made on it (see
+    /// [`Observer::observe_inner`]).
+    static SCRATCH: std::cell::RefCell<(Vec<u8>, Vec<u8>, Vec<u8>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
 }
 
 /// Buffers reused from one observation to the next.
@@ -83,6 +89,11 @@ pub(crate) struct Observer {
     mappings: Vec<crate::canon::code::CodeMapping>,
     /// How long `seccomp-filters` kept threads stopped in the last observation.
     stops: Stops,
+    /// The main thread's `status` text, read before the threads are listed
+    /// (see [`Observer::list_threads`]), and its tid: the status pass takes
+    /// it from here instead of reading it again.
+    lead: Vec<u8>,
+    lead_tid: Option<u32>,
     /// The texts of every thread of a per-thread pass, and their spans.
     arena: Vec<u8>,
     spans: Vec<(u32, std::ops::Range<usize>)>,
@@ -273,6 +284,7 @@ impl Observer {
             if let Ok(mut s) = cell.try_borrow_mut() {
                 std::mem::swap(&mut self.buf, &mut s.0);
                 std::mem::swap(&mut self.arena, &mut s.1);
+                std::mem::swap(&mut self.lead, &mut s.2);
             }
         });
     }
@@ -472,8 +484,9 @@ impl Observer {
             Subsystem::CgroupLimits,
             Subsystem::SeccompFilters,
         ];
+        self.lead_tid = None;
         if per_thread.iter().any(|&s| has(s)) {
-            src.threads(&mut self.tids)?;
+            self.list_threads(src, has(Subsystem::Seccomp) || has(Subsystem::Credentials))?;
         }
         if has(Subsystem::Seccomp) || has(Subsystem::Credentials) {
             let r = self.per_thread(src, ThreadFile::Status, &mut canons, false);
@@ -685,6 +698,32 @@ impl Observer {
         Ok(())
     }
 
+    /// Lists the threads into `self.tids`. With `status_next` (the status pass
+    /// comes next) the main thread's `status` is read first, where the
+    /// source names the main thread: if it says `Threads: 1` the process
+    /// has no other thread and is not listed (an `lseek` and two
+    /// `getdents64` a cycle saved, or an `open`, two `getdents64` and a
+    /// `close` for a one-shot check). The count and the list are the same kernel state
+    /// (a thread joins both, and leaves both, under one lock), so this is
+    /// the list as of that read. Anything else (more threads, no count, an
+    /// unreadable file) lists them as before, and errors come from there.
+    fn list_threads<S: Source + ?Sized>(&mut self, src: &S, status_next: bool) -> Result<(), Error> {
+        if status_next && let Some(leader) = src.leader() {
+            let mut absent = None;
+            if read_thread_file(src, leader, ThreadFile::Status.name(), &mut self.rel, &mut self.lead, &mut absent)
+                .unwrap_or(false)
+            {
+                self.lead_tid = Some(leader);
+                if status::field(&self.lead, "Threads") == Some(b"1") {
+                    self.tids.clear();
+                    self.tids.push(leader);
+                    return Ok(());
+                }
+            }
+        }
+        src.threads(&mut self.tids)
+    }
+
     /// Reads one file of every thread (listed in `self.tids`) into the
     /// canonical forms that need it, and with `collect` the distinct cgroups
     /// of the threads (and their ancestors) into `self.cgroups`. A thread
@@ -705,12 +744,17 @@ impl Observer {
         let mut absent: Option<Error> = None;
         for i in 0..self.tids.len() {
             let Some(&tid) = self.tids.get(i) else { break };
-            if !read_thread_file(src, tid, name, &mut self.rel, &mut self.buf, &mut absent)? {
-                continue;
-            }
+            let text = if matches!(file, ThreadFile::Status) && self.lead_tid == Some(tid) {
+                &self.lead
+            } else {
+                if !read_thread_file(src, tid, name, &mut self.rel, &mut self.buf, &mut absent)? {
+                    continue;
+                }
+                &self.buf
+            };
             self.arena.extend_from_slice(&tid.to_le_bytes());
             let at = self.arena.len();
-            self.arena.extend_from_slice(&self.buf);
+            self.arena.extend_from_slice(text);
             self.spans.push((tid, at..self.arena.len()));
         }
         if self.spans.is_empty() {

@@ -185,6 +185,15 @@ pub trait Source {
     /// Lists the thread ids of the process into `out`, replacing its contents.
     fn threads(&self, out: &mut Vec<u32>) -> Result<(), Error>;
 
+    /// The id of the process's main thread, where the source knows it
+    /// without a system call (a live process's pid). Its `status` tells how
+    /// many threads the process has (`Threads:`), and a process with one
+    /// thread is then not listed: `[leader]` is its list. `None` (the
+    /// default): the threads are always listed.
+    fn leader(&self) -> Option<u32> {
+        None
+    }
+
     /// Whether thread `tid` is exiting (in `do_exit`, `PF_EXITING`) or gone:
     /// its files then show a partial state (no `Umask`, the root of every v1
     /// cgroup hierarchy) that is not the process's, so it is left out.
@@ -262,6 +271,9 @@ impl<S: Source + ?Sized> Source for &S {
     }
     fn threads(&self, out: &mut Vec<u32>) -> Result<(), Error> {
         (**self).threads(out)
+    }
+    fn leader(&self) -> Option<u32> {
+        (**self).leader()
     }
     fn thread_exiting(&self, tid: u32) -> Result<bool, Error> {
         (**self).thread_exiting(tid)
@@ -1310,6 +1322,13 @@ impl Source for Procfs {
             // The node has no threads of its own.
             Inner::Node(_) => Ok(()),
             Inner::Failed { .. } => self.target().map(|_| ()),
+        }
+    }
+
+    fn leader(&self) -> Option<u32> {
+        match &self.inner {
+            Inner::Process(d) => Some(d.pid),
+            Inner::Mock { .. } | Inner::Node(_) | Inner::Failed { .. } => None,
         }
     }
 

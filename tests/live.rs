@@ -210,3 +210,78 @@ fn every_subsystem_is_observed_for_a_live_process() {
     assert_eq!(v.report().subsystems.len(), ALL.len());
     assert!(v.report().unobservable().next().is_none(), "{:?}", v.report());
 }
+
+/// A [`Procfs`] that counts how often the threads are listed.
+struct Listing {
+    inner: Procfs,
+    listed: std::cell::Cell<usize>,
+}
+
+impl fdir::Source for Listing {
+    fn target(&self) -> Result<fdir::Target, Error> {
+        self.inner.target()
+    }
+    fn read(&self, rel: &str, buf: &mut Vec<u8>) -> Result<(), Error> {
+        self.inner.read(rel, buf)
+    }
+    fn threads(&self, out: &mut Vec<u32>) -> Result<(), Error> {
+        self.listed.set(self.listed.get() + 1);
+        self.inner.threads(out)
+    }
+    fn leader(&self) -> Option<u32> {
+        self.inner.leader()
+    }
+    fn thread_exiting(&self, tid: u32) -> Result<bool, Error> {
+        self.inner.thread_exiting(tid)
+    }
+    fn alive(&self) -> bool {
+        self.inner.alive()
+    }
+    fn path_of(&self, rel: &str) -> std::path::PathBuf {
+        self.inner.path_of(rel)
+    }
+    fn begin_observation(&self) {
+        self.inner.begin_observation();
+    }
+    fn end_observation(&self) {
+        self.inner.end_observation();
+    }
+}
+
+/// A process with one thread is not listed (its main thread's `status`
+/// says `Threads: 1`), and a thread it starts after the baseline is still
+/// seen, by a checker that keeps its descriptors (the daemon's) and by a
+/// fresh one.
+#[test]
+fn a_thread_started_after_the_baseline_is_seen_without_listing_a_lone_thread() {
+    const PER_THREAD: &[Subsystem] = &[Subsystem::Seccomp, Subsystem::Credentials, Subsystem::Cgroups];
+    let mut t = Testee::spawn();
+    let fs = Listing { inner: Procfs::try_pid(t.pid).unwrap(), listed: std::cell::Cell::new(0) };
+    let status = std::fs::read_to_string(format!("/proc/{}/status", t.pid)).unwrap();
+    assert!(status.lines().any(|l| l == "Threads:\t1"), "the testee starts with one thread: {status}");
+    let baseline = snapshot_with(&SystemClock, &fs, PER_THREAD).unwrap();
+    let mut checker = fdir::Checker::new();
+    for _ in 0..3 {
+        let v = checker.check(&baseline, &SystemClock, &fs, PER_THREAD).unwrap();
+        assert!(v.is_ok(), "{:#?}", v.anomalies());
+    }
+    assert_eq!(fs.listed.get(), 0, "a process with one thread was listed");
+
+    if let Err(e) = t.cmd("seccomp-thread") {
+        skip(
+            "a_thread_started_after_the_baseline_is_seen_without_listing_a_lone_thread",
+            &format!("cannot install a seccomp filter in a thread: {e}"),
+        );
+        return;
+    }
+    for v in [
+        checker.check(&baseline, &SystemClock, &fs, PER_THREAD).unwrap(),
+        check_with(&baseline, &SystemClock, &fs, PER_THREAD).unwrap(),
+    ] {
+        let drifted: Vec<Subsystem> = v.anomalies().iter().map(|a| a.subsystem).collect();
+        assert_eq!(drifted, [Subsystem::Seccomp], "{:#?}", v.anomalies());
+        let t = texts(&v.anomalies()[0]);
+        assert!(t.iter().any(|t| t.contains("Seccomp") && t.contains('2')), "{t:#?}");
+    }
+    assert!(fs.listed.get() >= 2, "a process with two threads must be listed");
+}
