@@ -88,7 +88,12 @@ fn hex(s: &[u8]) -> Option<u64> {
         return None;
     }
     s.iter().try_fold(0u64, |acc, &b| {
-        let d = char::from(b).to_digit(16)?;
+        let d = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            b'A'..=b'F' => b - b'A' + 10,
+            _ => return None,
+        };
         Some(acc << 4 | u64::from(d))
     })
 }
@@ -98,8 +103,10 @@ fn dec(s: &[u8]) -> Option<u64> {
         return None;
     }
     s.iter().try_fold(0u64, |acc, &b| {
-        let d = char::from(b).to_digit(10)?;
-        acc.checked_mul(10)?.checked_add(u64::from(d))
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
     })
 }
 
@@ -149,7 +156,7 @@ type AnonCount<'a> = (&'static str, Mapping<'a>, u32);
 /// other value is recorded, so that no field of a recorded line is ignored.
 fn unusual_origin(w: &mut super::RecordWriter<'_>, m: &Mapping<'_>) {
     if m.offset != 0 || m.dev != b"00:00" {
-        w.fmt(format_args!(" @{:#x} dev ", m.offset)).bytes(m.dev);
+        w.str(" @").hex(m.offset).str(" dev ").bytes(m.dev);
     }
 }
 
@@ -159,39 +166,40 @@ fn unusual_origin(w: &mut super::RecordWriter<'_>, m: &Mapping<'_>) {
 /// `maps` is what a zombie shows).
 pub fn canonicalize(input: &[u8], out: &mut Canon) -> Result<(), ParseError> {
     out.clear();
+    // Each line is parsed once; the code files are known only at the end.
+    let mut mappings: Vec<(Mapping<'_>, Class)> = Vec::with_capacity(input.len() / 64 + 1);
     let mut code_files: Vec<(u64, &[u8], &[u8])> = Vec::new();
-    let mut n = 0usize;
     for (i, line) in input.split(|&b| b == b'\n').enumerate() {
         if line.is_empty() {
             continue;
         }
         let m = parse_line(line).map_err(|message| ParseError { line: i + 1, message })?;
-        n += 1;
-        if m.class() == Class::File && m.exec() {
+        let class = m.class();
+        if class == Class::File && m.exec() {
             let id = (m.inode, m.dev, m.path);
             if !code_files.contains(&id) {
                 code_files.push(id);
             }
         }
+        mappings.push((m, class));
     }
-    if n == 0 {
+    if mappings.is_empty() {
         return Err(ParseError { line: 0, message: "no mappings (empty maps: the process is exiting or a zombie)" });
     }
 
     // Executable anonymous regions, counted per class, permissions (and the
     // offset and device, which the kernel always prints as zero).
     let mut anon: Vec<AnonCount<'_>> = Vec::new();
-    for line in input.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-        let Ok(m) = parse_line(line) else { continue };
-        match m.class() {
+    for &(m, class) in &mappings {
+        match class {
             Class::File => {
                 if code_files.contains(&(m.inode, m.dev, m.path)) {
                     let mut w = out.record();
                     w.str("file ").bytes(m.path);
-                    w.fmt(format_args!(" @{:#x}", m.offset));
+                    w.str(" @").hex(m.offset);
                     w.value().bytes(&m.perms);
                     w.str(" dev ").bytes(m.dev);
-                    w.fmt(format_args!(" inode {}", m.inode));
+                    w.str(" inode ").dec(m.inode);
                     if m.deleted {
                         w.str(" deleted");
                     }
@@ -219,7 +227,7 @@ pub fn canonicalize(input: &[u8], out: &mut Canon) -> Result<(), ParseError> {
         let mut w = out.record();
         w.str("anon ").str(class).str(" ").bytes(&m.perms);
         unusual_origin(&mut w, &m);
-        w.value().fmt(format_args!("{count}"));
+        w.value().dec(u64::from(count));
     }
     out.finish();
     Ok(())

@@ -316,6 +316,9 @@ impl RecordWriter<'_> {
 
     /// Appends bytes, escaping anything that is not printable UTF-8.
     pub fn bytes(&mut self, bytes: &[u8]) -> &mut Self {
+        if let Ok(s) = std::str::from_utf8(bytes) {
+            return self.str(s);
+        }
         for chunk in bytes.utf8_chunks() {
             self.str(chunk.valid());
             for b in chunk.invalid() {
@@ -360,7 +363,13 @@ impl RecordWriter<'_> {
     /// Appends text, escaping backslashes and control characters.
     pub fn str(&mut self, s: &str) -> &mut Self {
         let text = &mut self.canon.text;
-        if !s.chars().any(|c| c == '\\' || c.is_control()) {
+        // ASCII (nearly always): a control character is below 0x20 or 0x7f.
+        let clean = if s.is_ascii() {
+            !s.bytes().any(|b| b == b'\\' || b < 0x20 || b == 0x7f)
+        } else {
+            !s.chars().any(|c| c == '\\' || c.is_control())
+        };
+        if clean {
             text.push_str(s);
             return self;
         }
@@ -375,6 +384,48 @@ impl RecordWriter<'_> {
                 c => text.push(c),
             }
         }
+        self
+    }
+
+    /// Appends `n` as `{:#x}` writes it (`0x1f`), with no formatting
+    /// machinery: digits need no escaping.
+    pub fn hex(&mut self, n: u64) -> &mut Self {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut buf = [0u8; 16];
+        let mut at = buf.len();
+        let mut v = n;
+        loop {
+            at -= 1;
+            if let (Some(slot), Some(&d)) = (buf.get_mut(at), DIGITS.get((v & 0xf) as usize)) {
+                *slot = d;
+            }
+            v >>= 4;
+            if v == 0 || at == 0 {
+                break;
+            }
+        }
+        self.canon.text.push_str("0x");
+        self.canon.text.extend(buf.get(at..).unwrap_or_default().iter().map(|&b| char::from(b)));
+        self
+    }
+
+    /// Appends `n` in decimal, as `{}` writes it.
+    pub fn dec(&mut self, n: u64) -> &mut Self {
+        let mut buf = [0u8; 20];
+        let mut at = buf.len();
+        let mut v = n;
+        loop {
+            at -= 1;
+            if let Some(slot) = buf.get_mut(at) {
+                // `v % 10` is a digit.
+                *slot = b'0' + (v % 10) as u8;
+            }
+            v /= 10;
+            if v == 0 || at == 0 {
+                break;
+            }
+        }
+        self.canon.text.extend(buf.get(at..).unwrap_or_default().iter().map(|&b| char::from(b)));
         self
     }
 
@@ -409,6 +460,23 @@ impl Drop for RecordWriter<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_are_written_as_format_writes_them() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut values = vec![0, 1, 9, 10, 15, 16, 255, 256, 999, 1000, u64::MAX, u64::MAX - 1, 1 << 63];
+        for _ in 0..2000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            values.push(x >> (x % 64));
+        }
+        for v in values {
+            let mut c = Canon::new();
+            c.record().hex(v).value().dec(v);
+            assert_eq!(c.lines().next(), Some(format!("{v:#x}\t{v}").as_str()));
+        }
+    }
 
     #[test]
     fn sorted_deduplicated_and_order_independent() {
