@@ -560,9 +560,37 @@ pub fn decode(path: &Path, bytes: &[u8], key: Option<&Key>) -> Result<BaselineFi
         let truncated = bytes.starts_with(HEAD) || HEAD.starts_with(bytes);
         return Err(fail(if truncated { BaselineProblem::Truncated } else { BaselineProblem::NotBaseline }));
     };
-    if Digest::of(sealed) != claimed {
-        return Err(fail(BaselineProblem::DigestMismatch));
+    // A large file's digest is computed on another core while this one
+    // opens the envelope and decodes the payload: nothing decoded is used
+    // unless the digest matches, and a mismatch is the error whatever the
+    // decoding said.
+    if sealed.len() < PARALLEL_DIGEST_FROM {
+        if Digest::of(sealed) != claimed {
+            return Err(fail(BaselineProblem::DigestMismatch));
+        }
+        return open_sealed(path, sealed, key);
     }
+    let (matches, decoded) = std::thread::scope(|scope| {
+        let digest = scope.spawn(|| Digest::of(sealed) == claimed);
+        let decoded = open_sealed(path, sealed, key);
+        (digest.join(), decoded)
+    });
+    match matches {
+        Ok(true) => decoded,
+        Ok(false) => Err(fail(BaselineProblem::DigestMismatch)),
+        Err(_) => Err(Error::Bug("computing the digest of the baseline file panicked".into())),
+    }
+}
+
+/// From this many bytes on, [`decode`] computes the file's digest on a
+/// core of its own (a thread costs more than hashing a small file).
+const PARALLEL_DIGEST_FROM: usize = 256 * 1024;
+
+/// The rest of [`decode`], once `sealed` (every byte the digest covers) is
+/// known to be the file's or while that is being checked: the header, the
+/// version, the key, then the payload.
+fn open_sealed(path: &Path, sealed: &[u8], key: Option<&Key>) -> Result<BaselineFile, Error> {
+    let fail = |problem| Error::Baseline { path: path.to_path_buf(), problem };
     let Some(after_head) = sealed.strip_prefix(HEAD) else {
         return Err(fail(BaselineProblem::NotBaseline));
     };
@@ -1048,6 +1076,44 @@ Mems_allowed_list:\t0
         let mut forged = text.clone().into_bytes();
         forged.splice(last..last + 4, b"rwxp".iter().copied());
         assert_eq!(kind(decoded(&reseal(&forged), None)), "records");
+    }
+
+    #[test]
+    fn a_file_hashed_on_its_own_core_is_refused_as_any_other() {
+        // From PARALLEL_DIGEST_FROM bytes on, the digest is computed while the
+        // payload is decoded; the verdicts must be those of the serial path.
+        let mut n = 70;
+        let mut file = sample(n);
+        while encoded(&file, None).len() < PARALLEL_DIGEST_FROM {
+            n *= 2;
+            file = sample(n);
+        }
+        for key in [None, Some(key())] {
+            let bytes = encoded(&file, key.as_ref());
+            assert_eq!(decoded(&bytes, key.as_ref()).unwrap(), file);
+            let mut rng = Rng(0xd1_6e57);
+            for _ in 0..200 {
+                let mut copy = bytes.clone();
+                let i = rng.below(copy.len());
+                copy[i] ^= 1 << rng.below(8);
+                let k = kind(decoded(&copy, key.as_ref()));
+                assert!(matches!(k, "digest" | "truncated"), "byte {i}: {k}");
+            }
+            // A forged record, resealed: refused by its records without a
+            // key, by the HMAC with one.
+            let text = String::from_utf8(bytes).unwrap();
+            let last = text.rfind("r-xp dev fe:01 inode 1717").unwrap();
+            let mut forged = text.into_bytes();
+            forged.splice(last..last + 4, b"rwxp".iter().copied());
+            let expected = if key.is_some() { "hmac" } else { "records" };
+            assert_eq!(kind(decoded(&reseal(&forged), key.as_ref())), expected);
+            // Garbage with a valid digest: the payload's error.
+            let mut junk = forged.clone();
+            let at = junk.len() / 2;
+            junk.splice(at..at + 8, b"\"\"\"\"\"\"\"\"".iter().copied());
+            let k = kind(decoded(&reseal(&junk), key.as_ref()));
+            assert_eq!(k, if key.is_some() { "hmac" } else { "invalid" });
+        }
     }
 
     #[test]

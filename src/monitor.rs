@@ -666,6 +666,7 @@ impl Monitor {
 
         if self.coverage == Coverage::All && part == 0 {
             self.scan(clock, &mut findings);
+            tracing::debug!("scanned /proc in {:?}", started.elapsed());
             summary.new = findings.iter().filter(|f| matches!(f, Finding::Baselined { first_sight: true, .. })).count();
         }
 
