@@ -280,6 +280,41 @@ fn open_all(pids: &[u32]) -> Vec<Result<Procfs, Error>> {
     })
 }
 
+/// What a pid not yet known turned out to be ([`sight`]).
+enum Sighting {
+    /// fdir itself, or gone.
+    Nothing,
+    /// Its `stat` cannot be read, so it cannot be pinned.
+    Unpinned(Error),
+    KernelThread(Procfs),
+    /// Too young to baseline yet.
+    Young(Seen),
+    /// Its baseline, or why none could be taken.
+    Taken(Procfs, Target, Box<Result<Snapshot, Error>>),
+}
+
+/// Looks at a pid not yet known (see [`Monitor::discover`]); touches no
+/// monitor state, so that many can be looked at on every core.
+fn sight<C: Clock + ?Sized>(pid: u32, own_pid: u32, clock: &C, subsystems: &[Subsystem], wait: bool) -> Sighting {
+    if pid == own_pid {
+        return Sighting::Nothing;
+    }
+    let fs = match Procfs::try_pid(pid) {
+        Ok(fs) => fs,
+        Err(Error::Gone { .. }) => return Sighting::Nothing,
+        Err(e) => return Sighting::Unpinned(e),
+    };
+    let Ok(target) = fs.target() else { return Sighting::Nothing };
+    if fs.stat_flags().is_ok_and(|flags| flags & PF_KTHREAD != 0) {
+        return Sighting::KernelThread(fs);
+    }
+    if !wait && fs.age().ok().flatten().is_some_and(|age| age < SETTLE_YOUNGER_THAN) {
+        return Sighting::Young(Seen { fs, target });
+    }
+    let taken = snapshot_with(clock, &fs, subsystems);
+    Sighting::Taken(fs, target, Box::new(taken))
+}
+
 /// Says what a vote of a target's baseline copies found: the copies it
 /// repaired, or that none could be trusted. Returns whether the baseline can
 /// be used.
@@ -424,18 +459,17 @@ impl Monitor {
             Coverage::All => {
                 // Young processes are set aside, then all baselined after one
                 // wait for the youngest to settle (not one wait each).
-                for pid in list_processes(&m.proc_root)? {
-                    m.discover(pid, clock, false, false, &mut findings);
-                }
+                let pids = list_processes(&m.proc_root)?;
+                m.discover(&pids, clock, false, false, &mut findings);
                 let youngest = m.pending.values().filter_map(|s| s.fs.age().ok().flatten()).min();
                 if let Some(age) = youngest {
                     std::thread::sleep(SETTLE_YOUNGER_THAN.saturating_sub(age));
                 }
-                for (pid, seen) in std::mem::take(&mut m.pending) {
-                    if seen.fs.alive() {
-                        m.discover(pid, clock, true, false, &mut findings);
-                    }
-                }
+                let settled: Vec<u32> = std::mem::take(&mut m.pending)
+                    .into_iter()
+                    .filter_map(|(pid, seen)| seen.fs.alive().then_some(pid))
+                    .collect();
+                m.discover(&settled, clock, true, false, &mut findings);
             }
             Coverage::System => {
                 let fs = Procfs::try_system()?;
@@ -560,52 +594,88 @@ impl Monitor {
         );
     }
 
-    /// Looks at a pid not yet known: ignores kernel threads and fdir itself,
-    /// defers young processes (unless `wait`), baselines the others (as
-    /// seen on first sight, or as part of the initial baseline).
+    /// Looks at pids not yet known, in order: ignores kernel threads and
+    /// fdir itself, defers young processes (unless `wait`), baselines the
+    /// others (as seen on first sight, or as part of the initial baseline).
+    /// Many are looked at on every core; what they are is then recorded
+    /// here, in pid order.
     fn discover<C: Clock + ?Sized>(
         &mut self,
-        pid: u32,
+        pids: &[u32],
         clock: &C,
         wait: bool,
         first_sight: bool,
         findings: &mut Vec<Finding>,
     ) {
-        if pid == self.own_pid {
+        let own_pid = self.own_pid;
+        let workers = workers_for(pids.len());
+        if workers <= 1 {
+            for &pid in pids {
+                let sighting = sight(pid, own_pid, clock, &self.subsystems, wait);
+                self.record(pid, sighting, first_sight, findings);
+            }
             return;
         }
-        let fs = match Procfs::try_pid(pid) {
-            Ok(fs) => fs,
-            Err(Error::Gone { .. }) => return,
-            Err(e) => {
+        // Grown once here, not doubled under the workers (see `fdcache::reserve`).
+        crate::fdcache::reserve(pids.len().saturating_mul(crate::fdcache::PER_TARGET));
+        let chunks: Vec<&[u32]> = pids.chunks(crate::parallel::CHUNK).collect();
+        let subsystems = &self.subsystems;
+        let parts = crate::parallel::on_workers(chunks.clone(), workers, |part: &[u32]| {
+            part.iter().map(|&pid| sight(pid, own_pid, clock, subsystems, wait)).collect::<Vec<_>>()
+        });
+        for (chunk, part) in chunks.into_iter().zip(parts) {
+            match part {
+                Some(sightings) => {
+                    for (&pid, sighting) in chunk.iter().zip(sightings) {
+                        self.record(pid, sighting, first_sight, findings);
+                    }
+                }
+                // A bug: said for each pid of the chunk, never silent.
+                None => {
+                    for &pid in chunk {
+                        findings.push(Finding::Failed {
+                            target: Target::Process { pid, start_time: 0, name: String::new() },
+                            error: "looking at it panicked (a bug in fdir): not watched".into(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records what a pid not yet known turned out to be.
+    fn record(&mut self, pid: u32, sighting: Sighting, first_sight: bool, findings: &mut Vec<Finding>) {
+        match sighting {
+            Sighting::Nothing => {}
+            Sighting::Unpinned(e) => {
                 // Not even its stat can be read: another pid namespace's view,
                 // or an LSM refusal. Listed once; looked at again if it is replaced.
                 let target = Target::Process { pid, start_time: 0, name: String::new() };
                 findings.push(Finding::Unobservable { target: target.clone(), subsystem: None, reason: e.to_string() });
                 self.unreadable.insert(pid, Seen { fs: Procfs::pid(pid), target });
-                return;
             }
-        };
-        let Ok(target) = fs.target() else { return };
-        if fs.stat_flags().is_ok_and(|flags| flags & PF_KTHREAD != 0) {
-            self.kthreads.insert(pid, fs);
-            return;
-        }
-        if !wait && fs.age().ok().flatten().is_some_and(|age| age < SETTLE_YOUNGER_THAN) {
-            self.pending.insert(pid, Seen { fs, target });
-            return;
-        }
-        match snapshot_with(clock, &fs, &self.subsystems) {
-            Ok(s) if all_unobservable(&s) => {
-                unobservable_findings(&s, findings);
-                self.unreadable.insert(pid, Seen { fs, target });
+            Sighting::KernelThread(fs) => {
+                self.kthreads.insert(pid, fs);
             }
-            Ok(s) => self.add(fs, s, first_sight, Some(findings)),
-            Err(Error::Gone { .. }) => {}
-            Err(e) => {
-                findings.push(Finding::Unobservable { target: target.clone(), subsystem: None, reason: e.to_string() });
-                self.unreadable.insert(pid, Seen { fs, target });
+            Sighting::Young(seen) => {
+                self.pending.insert(pid, seen);
             }
+            Sighting::Taken(fs, target, taken) => match *taken {
+                Ok(s) if all_unobservable(&s) => {
+                    unobservable_findings(&s, findings);
+                    self.unreadable.insert(pid, Seen { fs, target });
+                }
+                Ok(s) => self.add(fs, s, first_sight, Some(findings)),
+                Err(Error::Gone { .. }) => {}
+                Err(e) => {
+                    findings.push(Finding::Unobservable {
+                        target: target.clone(),
+                        subsystem: None,
+                        reason: e.to_string(),
+                    });
+                    self.unreadable.insert(pid, Seen { fs, target });
+                }
+            },
         }
     }
 
@@ -625,21 +695,22 @@ impl Monitor {
         // A process whose stat could not be read cannot be pinned; it is
         // forgotten when its pid leaves the listing.
         self.unreadable.retain(|pid, s| listed(pid) && (s.target.pid_start() == 0 || s.fs.alive()));
-        let pending = std::mem::take(&mut self.pending);
-        for (pid, seen) in pending {
-            if seen.fs.alive() {
-                self.discover(pid, clock, false, true, findings);
-            }
-        }
-        for &pid in &pids {
-            let known = self.watched.contains_key(&pid)
-                || self.pending.contains_key(&pid)
-                || self.kthreads.contains_key(&pid)
-                || self.unreadable.contains_key(&pid);
-            if !known {
-                self.discover(pid, clock, false, true, findings);
-            }
-        }
+        let pending: Vec<u32> = std::mem::take(&mut self.pending)
+            .into_iter()
+            .filter_map(|(pid, seen)| seen.fs.alive().then_some(pid))
+            .collect();
+        self.discover(&pending, clock, false, true, findings);
+        let unknown: Vec<u32> = pids
+            .iter()
+            .copied()
+            .filter(|pid| {
+                !(self.watched.contains_key(pid)
+                    || self.pending.contains_key(pid)
+                    || self.kthreads.contains_key(pid)
+                    || self.unreadable.contains_key(pid))
+            })
+            .collect();
+        self.discover(&unknown, clock, false, true, findings);
     }
 
     /// One cycle: discover processes (for `--all`), check every watched
