@@ -228,6 +228,36 @@ fn watch_detects_a_live_change_and_exits_0_on_sigterm() {
 }
 
 #[test]
+fn watch_wakes_at_once_for_a_signal_and_answers_each() {
+    let _s = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let t = Testee::spawn();
+    let pid = t.pid.to_string();
+    // A long interval: each answer below comes from the signal, not the clock.
+    let mut w = Watch::start(&["--pid", &pid, "--interval", "1h", "--format", "json"], dir.path());
+    w.wait_for("a check", is("check"));
+    // SIGHUP and SIGINT together: whichever is answered first (a stop, if
+    // both have arrived by the wake-up), the stop ends it, exit 0.
+    w.signal(libc::SIGHUP);
+    w.signal(libc::SIGINT);
+    assert_eq!(w.child_wait(), 0);
+    let stopped = w.seen.iter().chain(w.rest.iter()).find(|v| v["event"] == "stopped").cloned().unwrap();
+    assert_eq!(stopped["reason"], "SIGINT");
+    assert_eq!(stopped["cycles"], 1);
+
+    // SIGHUP alone: a new baseline, and the watch goes on.
+    let mut w = Watch::start(&["--pid", &pid, "--interval", "1h", "--format", "json"], dir.path());
+    w.wait_for("a check", is("check"));
+    w.signal(libc::SIGHUP);
+    let r = w.wait_for("the new baseline", is("rebaseline"));
+    assert_eq!(r["reason"], "SIGHUP");
+    let (code, rest) = w.terminate();
+    assert_eq!(code, 0);
+    assert_eq!(rest.last().unwrap()["reason"], "SIGTERM");
+    drop(t);
+}
+
+#[test]
 fn watch_resumes_from_the_file_and_reports_a_vanished_target() {
     let _s = serial();
     let dir = tempfile::tempdir().unwrap();

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod output;
 pub mod run;
 pub mod selftest;
+pub mod signals;
 pub mod watch;
 
 use std::io::IsTerminal;

@@ -5,7 +5,6 @@
 //! of that is healthy).
 
 use std::sync::Arc;
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -23,6 +22,7 @@ use super::output::Output;
 use super::run::{
     NO_DRIFT, chosen_subsystems, events_of, load_baseline, load_key, names, plural, report_baseline, restrict, save,
 };
+use super::signals::{Asked, Signals};
 
 /// The baseline file is re-read and voted against memory every this many
 /// cycles, and never sooner than [`DISK_VOTE_GAP`] after the last vote: a vote
@@ -52,15 +52,6 @@ enum Wake {
     Check,
     Stop(&'static str),
     Rebaseline,
-}
-
-fn signal_name(sig: i32) -> &'static str {
-    match sig {
-        signal_hook::consts::SIGTERM => "SIGTERM",
-        signal_hook::consts::SIGINT => "SIGINT",
-        signal_hook::consts::SIGHUP => "SIGHUP",
-        _ => "a signal",
-    }
 }
 
 /// systemd's notify protocol, when run under systemd (NOTIFY_SOCKET set).
@@ -361,24 +352,7 @@ pub fn watch(o: WatchArgs) -> Result<u8> {
     }
 
     // Signals next: a SIGTERM during a long baseline still ends fdir cleanly.
-    let (tx, rx) = mpsc::channel::<i32>();
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGHUP,
-    ])
-    .context("cannot install signal handlers")?;
-    let signal_handle = signals.handle();
-    let signal_thread = std::thread::Builder::new()
-        .name("fdir-signals".into())
-        .spawn(move || {
-            for sig in signals.forever() {
-                if tx.send(sig).is_err() {
-                    break;
-                }
-            }
-        })
-        .context("cannot start the signal thread")?;
+    let signals = Signals::install().context("cannot install signal handlers")?;
 
     let use_file = !o.rebaseline && o.file.baseline.exists();
     let (mut monitor, findings) = if use_file {
@@ -485,11 +459,10 @@ pub fn watch(o: WatchArgs) -> Result<u8> {
             if let Some(dog) = w.systemd.watchdog {
                 wait = wait.min(dog / 2);
             }
-            match rx.recv_timeout(wait) {
-                Ok(signal_hook::consts::SIGHUP) => break Wake::Rebaseline,
-                Ok(sig) => break Wake::Stop(signal_name(sig)),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break Wake::Stop("the signal thread ending"),
+            match signals.wait(wait).context("cannot wait for the next check")? {
+                Some(Asked::Rebaseline) => break Wake::Rebaseline,
+                Some(Asked::Stop(name)) => break Wake::Stop(name),
+                None => {}
             }
             // Between checks the watchdog is fed only if the last cycle was healthy.
             if let Some(dog) = w.systemd.watchdog
@@ -523,8 +496,6 @@ pub fn watch(o: WatchArgs) -> Result<u8> {
 
     w.systemd.send(&[sd_notify::NotifyState::Stopping]);
     w.out.emit(&EventRecord::Stopped { time: w.clock.wall(), reason: reason.to_owned(), cycles: w.cycle })?;
-    signal_handle.close();
-    let _ = signal_thread.join();
     Ok(NO_DRIFT)
 }
 

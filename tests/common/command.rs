@@ -104,6 +104,8 @@ pub struct Watch {
     child: Child,
     lines: Receiver<String>,
     pub seen: Vec<Value>,
+    /// The events after the end ([`Watch::child_wait`]).
+    pub rest: Vec<Value>,
 }
 
 impl Watch {
@@ -127,7 +129,7 @@ impl Watch {
                 }
             }
         });
-        Watch { child, lines, seen: Vec::new() }
+        Watch { child, lines, seen: Vec::new(), rest: Vec::new() }
     }
 
     /// Waits for an event matching `pred`, checking the schema of each one seen.
@@ -149,6 +151,25 @@ impl Watch {
     pub fn signal(&self, sig: i32) {
         // SAFETY: kill on our own child's pid.
         unsafe { libc::kill(i32::try_from(self.child.id()).unwrap(), sig) };
+    }
+
+    /// Waits for the process to end (after a signal sent with
+    /// [`Watch::signal`]); its remaining events go to `rest`.
+    /// Panics if it has not ended within 20 s.
+    pub fn child_wait(&mut self) -> i32 {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "fdir watch did not end within 20 s");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        self.rest = self.lines.iter().map(|l| serde_json::from_str(&l).unwrap()).collect();
+        for v in &self.rest {
+            assert_event_schema(v);
+        }
+        status.code().unwrap_or(-1)
     }
 
     /// Sends SIGTERM and returns the exit code and the remaining events.

@@ -1,0 +1,88 @@
+//! The signals `watch` answers (SIGTERM and SIGINT stop it, SIGHUP takes a
+//! new baseline) and its sleep between checks, on the one thread that
+//! checks (DESIGN.md §5): the handlers set a flag and write a byte to a
+//! socket pair, and the loop sleeps in `ppoll` on the other end until the
+//! next check is due or a signal arrives. No thread of its own, no channel.
+
+use std::io::{self, Read};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use rustix::event::{PollFd, PollFlags, Timespec};
+
+/// What a signal asks of the loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asked {
+    /// Stop, for this signal.
+    Stop(&'static str),
+    /// Take a new baseline (SIGHUP).
+    Rebaseline,
+}
+
+/// The installed handlers and the read end their bytes arrive on.
+pub struct Signals {
+    wake: UnixStream,
+    /// Each signal with its flag, in the order they are acted on: a stop
+    /// before a new baseline.
+    flags: [(&'static str, i32, Arc<AtomicBool>); 3],
+}
+
+impl Signals {
+    /// Installs the handlers. A signal that arrives before the first wait
+    /// is kept (its flag and its byte) and answered by that wait.
+    pub fn install() -> io::Result<Signals> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let (wake, write) = UnixStream::pair()?;
+        wake.set_nonblocking(true)?;
+        let flags = [
+            ("SIGTERM", SIGTERM, Arc::new(AtomicBool::new(false))),
+            ("SIGINT", SIGINT, Arc::new(AtomicBool::new(false))),
+            ("SIGHUP", SIGHUP, Arc::new(AtomicBool::new(false))),
+        ];
+        for (_, sig, flag) in &flags {
+            // Handlers run in the order registered: the flag is set before
+            // the byte wakes the loop.
+            signal_hook::flag::register(*sig, Arc::clone(flag))?;
+            signal_hook::low_level::pipe::register(*sig, write.try_clone()?)?;
+        }
+        Ok(Signals { wake, flags })
+    }
+
+    /// Sleeps at most `timeout`; returns what a signal that arrived asks,
+    /// or `None` when the time is up.
+    pub fn wait(&self, timeout: Duration) -> io::Result<Option<Asked>> {
+        if let Some(asked) = self.take() {
+            return Ok(Some(asked));
+        }
+        let timeout = Timespec {
+            tv_sec: i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX),
+            tv_nsec: i64::from(timeout.subsec_nanos()),
+        };
+        let mut fds = [PollFd::new(&self.wake, PollFlags::IN)];
+        match rustix::event::poll(&mut fds, Some(&timeout)) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+        // The bytes only wake the loop; the flags say which signals came.
+        let mut sink = [0u8; 64];
+        loop {
+            match (&self.wake).read(&mut sink) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(self.take())
+    }
+
+    /// The first signal that came, its flag cleared.
+    fn take(&self) -> Option<Asked> {
+        self.flags.iter().find(|(_, _, flag)| flag.swap(false, Ordering::SeqCst)).map(|(name, sig, _)| {
+            if *sig == signal_hook::consts::SIGHUP { Asked::Rebaseline } else { Asked::Stop(name) }
+        })
+    }
+}
