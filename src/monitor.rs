@@ -263,21 +263,18 @@ fn open_all(pids: &[u32]) -> Vec<Result<Procfs, Error>> {
     }
     // Their first checks keep the rest of their descriptors open.
     crate::fdcache::reserve(pids.len().saturating_mul(crate::fdcache::PER_TARGET));
-    let chunk = pids.len().div_ceil(workers).max(1);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = pids
-            .chunks(chunk)
-            .map(|part| (part.len(), scope.spawn(move || part.iter().map(|&p| Procfs::try_pid(p)).collect::<Vec<_>>())))
-            .collect();
-        // One result per pid, in order, even if a thread failed.
-        handles
-            .into_iter()
-            .flat_map(|(n, h)| {
-                h.join()
-                    .unwrap_or_else(|_| (0..n).map(|_| Err(Error::Bug("an opening thread panicked".into()))).collect())
-            })
-            .collect()
-    })
+    let chunks: Vec<&[u32]> = pids.chunks(crate::parallel::CHUNK).collect();
+    let parts = crate::parallel::on_workers(chunks.clone(), workers, |part: &[u32]| {
+        part.iter().map(|&p| Procfs::try_pid(p)).collect::<Vec<_>>()
+    });
+    // One result per pid, in order, even if a chunk's work panicked.
+    chunks
+        .into_iter()
+        .zip(parts)
+        .flat_map(|(chunk, part)| {
+            part.unwrap_or_else(|| chunk.iter().map(|_| Err(Error::Bug("opening a process panicked".into()))).collect())
+        })
+        .collect()
 }
 
 /// What a pid not yet known turned out to be ([`sight`]).

@@ -17,9 +17,12 @@ pub(crate) fn cores() -> usize {
 /// queue's lock is taken rarely.
 pub(crate) const CHUNK: usize = 8;
 
-/// Runs `work` on every chunk, on `workers` scoped threads taking chunks
-/// from a shared queue. Returns one result per chunk, in the chunks' order;
-/// `None` for a chunk whose worker panicked (the caller says what was lost).
+/// Runs `work` on every chunk, on `workers` threads taking chunks from a
+/// shared queue: the caller's thread and `workers - 1` scoped threads (a
+/// thread that cannot be started leaves its share to the others, so this
+/// never fails for want of threads). Returns one result per chunk, in the
+/// chunks' order; `None` for a chunk whose work panicked (the caller says
+/// what was lost).
 pub(crate) fn on_workers<C: Send, R: Send>(
     chunks: Vec<C>,
     workers: usize,
@@ -27,28 +30,29 @@ pub(crate) fn on_workers<C: Send, R: Send>(
 ) -> Vec<Option<R>> {
     let n = chunks.len();
     let queue = Mutex::new(chunks.into_iter().enumerate());
+    let drain = || {
+        let mut done = Vec::new();
+        loop {
+            // Nothing panics while the lock is held (the iterator only hands
+            // out chunks), so it is never poisoned.
+            let next = match queue.lock() {
+                Ok(mut q) => q.next(),
+                Err(poisoned) => poisoned.into_inner().next(),
+            };
+            let Some((i, chunk)) = next else { break };
+            if let Ok(r) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(chunk))) {
+                done.push((i, r));
+            }
+        }
+        done
+    };
     let done: Vec<(usize, R)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers.clamp(1, n.max(1)))
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        // Nothing panics while the lock is held (the iterator
-                        // only hands out chunks), so it is never poisoned.
-                        let next = match queue.lock() {
-                            Ok(mut q) => q.next(),
-                            Err(poisoned) => poisoned.into_inner().next(),
-                        };
-                        let Some((i, chunk)) = next else { break };
-                        if let Ok(r) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(chunk))) {
-                            done.push((i, r));
-                        }
-                    }
-                    done
-                })
-            })
+        let helpers: Vec<_> = (1..workers.clamp(1, n.max(1)))
+            .filter_map(|_| std::thread::Builder::new().spawn_scoped(scope, drain).ok())
             .collect();
-        handles.into_iter().filter_map(|h| h.join().ok()).flatten().collect()
+        let mut done = drain();
+        done.extend(helpers.into_iter().filter_map(|h| h.join().ok()).flatten());
+        done
     });
     let mut out: Vec<Option<R>> = (0..n).map(|_| None).collect();
     for (i, r) in done {

@@ -210,9 +210,14 @@ impl Responder {
         if let Some(mut stdin) = child.stdin.take() {
             let data = ctx.ndjson.as_bytes().to_vec();
             // A command that does not read its stdin must not block fdir.
-            std::thread::spawn(move || {
+            // Without a thread to be had, the command's stdin is closed
+            // (it reads no anomalies) rather than fdir failing.
+            let fed = std::thread::Builder::new().name("fdir-action-stdin".into()).spawn(move || {
                 let _ = stdin.write_all(&data);
             });
+            if let Err(e) = fed {
+                tracing::warn!("{cmd:?}: no thread to write the anomalies to its stdin ({e}); it reads none");
+            }
         }
         let started = Instant::now();
         loop {

@@ -384,3 +384,45 @@ fn a_large_node_is_checked_in_parts_spread_over_the_interval() {
         let _ = c.wait();
     }
 }
+
+/// Where no thread can be started (a cgroup's `pids.max` reached), the
+/// commands that use both cores run on one: `snapshot --all` and `check
+/// --all` answer as usual, and nothing panics.
+#[test]
+fn all_processes_are_checked_on_one_thread_when_no_other_can_be_started() {
+    const TEST: &str = "all_processes_are_checked_on_one_thread_when_no_other_can_be_started";
+    let _s = serial();
+    let Some(h) = common::hierarchy(Some("pids")) else {
+        common::skip(TEST, "no cgroup hierarchy to limit the number of tasks in");
+        return;
+    };
+    let cg = match common::ScratchCgroup::new(&h, "one-task") {
+        Ok(cg) => cg,
+        Err(e) => {
+            common::skip(TEST, &e);
+            return;
+        }
+    };
+    if let Err(e) = cg.write("pids.max", "1") {
+        common::skip(TEST, &format!("cannot set pids.max: {e}"));
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // The shell moves itself into the cgroup, then becomes fdir: one task,
+    // and every thread fdir tries to start is refused (EAGAIN).
+    let confined = |args: &str| {
+        let line =
+            format!("echo $$ > {}/cgroup.procs && exec {} {args}", cg.path.display(), env!("CARGO_BIN_EXE_fdir"));
+        std::process::Command::new("/bin/sh").arg("-c").arg(line).current_dir(dir.path()).output().unwrap()
+    };
+    let o = confined("snapshot --all --subsystems memory-maps,seccomp,cgroups --format json");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = confined("check --all --format json");
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    assert!(matches!(code(&o), 0 | 1), "exit {}: {}", code(&o), stderr(&o));
+    let events = json_lines(&o);
+    let check = events.last().unwrap();
+    assert_eq!(check["event"], "check");
+    assert!(check["targets"].as_u64().unwrap() > 10, "{check}");
+    assert_eq!(check["failed"], 0, "{check}");
+}
