@@ -386,8 +386,32 @@ fn stop(pid: u32, start_time: u64) -> Result<String, String> {
     }
     rustix::process::pidfd_send_signal(&fd, rustix::process::Signal::STOP)
         .map_err(|e| format!("cannot stop {pid}: {e}"))?;
-    Ok(format!("stopped process {pid} (SIGSTOP; resume it with kill -CONT {pid})"))
+    // The signal is delivered when the process next runs: "stopped" is said
+    // once its state shows it, within STOP_SEEN_WITHIN.
+    let sent = Instant::now();
+    loop {
+        let state = std::fs::read(format!("/proc/{pid}/stat")).ok().and_then(|s| parse_stat(&s));
+        match state {
+            Some((_, b'T', st)) if st == start_time => {
+                return Ok(format!("stopped process {pid} (SIGSTOP; resume it with kill -CONT {pid})"));
+            }
+            Some((_, _, st)) if st == start_time => {}
+            _ => return Err(format!("process {pid} exited or was replaced while being stopped")),
+        }
+        if sent.elapsed() >= STOP_SEEN_WITHIN {
+            return Ok(format!(
+                "sent SIGSTOP to process {pid}, not yet seen stopped after {} (it stops when it next runs; \
+                 resume it with kill -CONT {pid})",
+                humantime::format_duration(STOP_SEEN_WITHIN)
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
+
+/// How long [`stop`] waits to see the process stopped before it reports
+/// the signal as sent.
+const STOP_SEEN_WITHIN: Duration = Duration::from_secs(1);
 
 #[cfg(test)]
 mod tests {
