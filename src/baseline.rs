@@ -683,18 +683,10 @@ fn decode_target(raw: &serde_json::value::RawValue) -> Result<Snapshot, TargetEr
 /// first error in file order wins.
 fn decode_targets(raw: &[&serde_json::value::RawValue]) -> Result<Vec<Snapshot>, TargetError> {
     let cores = if raw.len() < 64 { 1 } else { crate::parallel::cores().min(8) };
-    if cores < 2 {
-        return raw.iter().map(|r| decode_target(r)).collect();
-    }
-    let chunks: Vec<&[&serde_json::value::RawValue]> = raw.chunks(crate::parallel::CHUNK).collect();
-    let parts = crate::parallel::on_workers(chunks, cores, |part: &[&serde_json::value::RawValue]| {
-        part.iter().map(|r| decode_target(r)).collect::<Result<Vec<Snapshot>, TargetError>>()
-    });
-    let mut out = Vec::with_capacity(raw.len());
-    for part in parts {
-        out.extend(part.unwrap_or_else(|| Err(TargetError::Bug("decoding a target panicked".into())))?);
-    }
-    Ok(out)
+    crate::parallel::each(raw, cores, |r| decode_target(r))
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(TargetError::Bug("decoding a target panicked".into()))))
+        .collect()
 }
 
 fn records_problem(snap: &Snapshot, e: Error) -> BaselineProblem {

@@ -258,22 +258,13 @@ fn workers_for(targets: usize) -> usize {
 /// Opens (and pins) each pid, in order; on every core when there are many.
 fn open_all(pids: &[u32]) -> Vec<Result<Procfs, Error>> {
     let workers = workers_for(pids.len());
-    if workers <= 1 {
-        return pids.iter().map(|&p| Procfs::try_pid(p)).collect();
+    if workers > 1 {
+        // Their first checks keep the rest of their descriptors open.
+        crate::fdcache::reserve(pids.len().saturating_mul(crate::fdcache::PER_TARGET));
     }
-    // Their first checks keep the rest of their descriptors open.
-    crate::fdcache::reserve(pids.len().saturating_mul(crate::fdcache::PER_TARGET));
-    let chunks: Vec<&[u32]> = pids.chunks(crate::parallel::CHUNK).collect();
-    let parts = crate::parallel::on_workers(chunks.clone(), workers, |part: &[u32]| {
-        part.iter().map(|&p| Procfs::try_pid(p)).collect::<Vec<_>>()
-    });
-    // One result per pid, in order, even if a chunk's work panicked.
-    chunks
+    crate::parallel::each(pids, workers, |&p| Procfs::try_pid(p))
         .into_iter()
-        .zip(parts)
-        .flat_map(|(chunk, part)| {
-            part.unwrap_or_else(|| chunk.iter().map(|_| Err(Error::Bug("opening a process panicked".into()))).collect())
-        })
+        .map(|r| r.unwrap_or_else(|| Err(Error::Bug("opening a process panicked".into()))))
         .collect()
 }
 
@@ -606,36 +597,20 @@ impl Monitor {
     ) {
         let own_pid = self.own_pid;
         let workers = workers_for(pids.len());
-        if workers <= 1 {
-            for &pid in pids {
-                let sighting = sight(pid, own_pid, clock, &self.subsystems, wait);
-                self.record(pid, sighting, first_sight, findings);
-            }
-            return;
+        if workers > 1 {
+            // Grown once here, not doubled under the workers (see `fdcache::reserve`).
+            crate::fdcache::reserve(pids.len().saturating_mul(crate::fdcache::PER_TARGET));
         }
-        // Grown once here, not doubled under the workers (see `fdcache::reserve`).
-        crate::fdcache::reserve(pids.len().saturating_mul(crate::fdcache::PER_TARGET));
-        let chunks: Vec<&[u32]> = pids.chunks(crate::parallel::CHUNK).collect();
         let subsystems = &self.subsystems;
-        let parts = crate::parallel::on_workers(chunks.clone(), workers, |part: &[u32]| {
-            part.iter().map(|&pid| sight(pid, own_pid, clock, subsystems, wait)).collect::<Vec<_>>()
-        });
-        for (chunk, part) in chunks.into_iter().zip(parts) {
-            match part {
-                Some(sightings) => {
-                    for (&pid, sighting) in chunk.iter().zip(sightings) {
-                        self.record(pid, sighting, first_sight, findings);
-                    }
-                }
-                // A bug: said for each pid of the chunk, never silent.
-                None => {
-                    for &pid in chunk {
-                        findings.push(Finding::Failed {
-                            target: Target::Process { pid, start_time: 0, name: String::new() },
-                            error: "looking at it panicked (a bug in fdir): not watched".into(),
-                        });
-                    }
-                }
+        let sightings = crate::parallel::each(pids, workers, |&pid| sight(pid, own_pid, clock, subsystems, wait));
+        for (&pid, sighting) in pids.iter().zip(sightings) {
+            match sighting {
+                Some(sighting) => self.record(pid, sighting, first_sight, findings),
+                // A bug: said for each pid, never silent.
+                None => findings.push(Finding::Failed {
+                    target: Target::Process { pid, start_time: 0, name: String::new() },
+                    error: "looking at it panicked (a bug in fdir): not watched".into(),
+                }),
             }
         }
     }

@@ -63,6 +63,22 @@ pub(crate) fn on_workers<C: Send, R: Send>(
     out
 }
 
+/// `f` of each item, on `workers` threads as [`on_workers`] runs chunks of
+/// them: one result per item, in order; `None` for each item of a chunk
+/// whose work panicked.
+pub(crate) fn each<T: Sync, R: Send>(items: &[T], workers: usize, f: impl Fn(&T) -> R + Sync) -> Vec<Option<R>> {
+    let chunks: Vec<&[T]> = items.chunks(CHUNK).collect();
+    let parts = on_workers(chunks.clone(), workers, |part: &[T]| part.iter().map(&f).collect::<Vec<R>>());
+    let mut out = Vec::with_capacity(items.len());
+    for (chunk, part) in chunks.into_iter().zip(parts) {
+        match part {
+            Some(results) => out.extend(results.into_iter().map(Some)),
+            None => out.extend(chunk.iter().map(|_| None)),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,6 +97,21 @@ mod tests {
             assert_eq!(got, expect, "{workers} workers");
         }
         assert!(on_workers(Vec::<u8>::new(), 2, |c| c).is_empty());
+    }
+
+    #[test]
+    fn each_gives_one_result_per_item_and_none_for_a_panicked_chunk() {
+        let items: Vec<u32> = (0..50).collect();
+        let got = each(&items, 2, |&i| {
+            assert!(i != 17, "item 17 fails");
+            i * 3
+        });
+        assert_eq!(got.len(), 50);
+        // 17 is in the third chunk of 8 (16..24): all of it is lost, nothing else.
+        for (i, r) in got.iter().enumerate() {
+            let i = u32::try_from(i).unwrap_or(0);
+            assert_eq!(*r, if (16..24).contains(&i) { None } else { Some(i * 3) }, "item {i}");
+        }
     }
 
     #[test]

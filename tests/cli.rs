@@ -407,6 +407,19 @@ fn all_processes_are_checked_on_one_thread_when_no_other_can_be_started() {
         common::skip(TEST, &format!("cannot set pids.max: {e}"));
         return;
     }
+    // Enough processes for every parallel path (reopening and checking from
+    // 16 targets, decoding the baseline from 64), whatever else runs here.
+    struct Sleepers(Vec<std::process::Child>);
+    impl Drop for Sleepers {
+        fn drop(&mut self) {
+            for c in &mut self.0 {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+    let _sleepers =
+        Sleepers((0..70).map(|_| std::process::Command::new("sleep").arg("600").spawn().unwrap()).collect());
     let dir = tempfile::tempdir().unwrap();
     // The shell moves itself into the cgroup, then becomes fdir: one task,
     // and every thread fdir tries to start is refused (EAGAIN).

@@ -24,9 +24,9 @@ pub enum Asked {
 /// The installed handlers and the read end their bytes arrive on.
 pub struct Signals {
     wake: UnixStream,
-    /// Each signal with its flag, in the order they are acted on: a stop
-    /// before a new baseline.
-    flags: [(&'static str, i32, Arc<AtomicBool>); 3],
+    /// Each signal's flag and what it asks, in the order they are acted on:
+    /// a stop before a new baseline.
+    flags: [(Arc<AtomicBool>, Asked); 3],
 }
 
 impl Signals {
@@ -36,12 +36,9 @@ impl Signals {
         use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
         let (wake, write) = UnixStream::pair()?;
         wake.set_nonblocking(true)?;
-        let flags = [
-            ("SIGTERM", SIGTERM, Arc::new(AtomicBool::new(false))),
-            ("SIGINT", SIGINT, Arc::new(AtomicBool::new(false))),
-            ("SIGHUP", SIGHUP, Arc::new(AtomicBool::new(false))),
-        ];
-        for (_, sig, flag) in &flags {
+        let asks = [(SIGTERM, Asked::Stop("SIGTERM")), (SIGINT, Asked::Stop("SIGINT")), (SIGHUP, Asked::Rebaseline)];
+        let flags = asks.map(|(_, asked)| (Arc::new(AtomicBool::new(false)), asked));
+        for ((sig, _), (flag, _)) in asks.iter().zip(&flags) {
             // Handlers run in the order registered: the flag is set before
             // the byte wakes the loop.
             signal_hook::flag::register(*sig, Arc::clone(flag))?;
@@ -81,8 +78,6 @@ impl Signals {
 
     /// The first signal that came, its flag cleared.
     fn take(&self) -> Option<Asked> {
-        self.flags.iter().find(|(_, _, flag)| flag.swap(false, Ordering::SeqCst)).map(|(name, sig, _)| {
-            if *sig == signal_hook::consts::SIGHUP { Asked::Rebaseline } else { Asked::Stop(name) }
-        })
+        self.flags.iter().find(|(flag, _)| flag.swap(false, Ordering::SeqCst)).map(|(_, asked)| *asked)
     }
 }
