@@ -48,32 +48,44 @@ impl Signals {
     }
 
     /// Sleeps at most `timeout`; returns what a signal that arrived asks,
-    /// or `None` when the time is up.
+    /// or `None` when the time is up. A sleep that times out makes one
+    /// system call: the socket is drained only when it woke the loop.
     pub fn wait(&self, timeout: Duration) -> io::Result<Option<Asked>> {
-        if let Some(asked) = self.take() {
-            return Ok(Some(asked));
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(asked) = self.take() {
+                return Ok(Some(asked));
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let left = Timespec {
+                tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+                tv_nsec: i64::from(left.subsec_nanos()),
+            };
+            let mut fds = [PollFd::new(&self.wake, PollFlags::IN)];
+            match rustix::event::poll(&mut fds, Some(&left)) {
+                Ok(0) => return Ok(self.take()),
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+            // The bytes only wake the loop; the flags say which signals
+            // came. A byte whose flag an earlier wait already answered
+            // wakes it for nothing: it sleeps on until the deadline.
+            self.drain()?;
         }
-        let timeout = Timespec {
-            tv_sec: i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX),
-            tv_nsec: i64::from(timeout.subsec_nanos()),
-        };
-        let mut fds = [PollFd::new(&self.wake, PollFlags::IN)];
-        match rustix::event::poll(&mut fds, Some(&timeout)) {
-            Ok(_) | Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-        // The bytes only wake the loop; the flags say which signals came.
+    }
+
+    /// Reads every byte waiting on the socket.
+    fn drain(&self) -> io::Result<()> {
         let mut sink = [0u8; 64];
         loop {
             match (&self.wake).read(&mut sink) {
-                Ok(0) => break,
+                Ok(0) => return Ok(()),
                 Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
-        Ok(self.take())
     }
 
     /// The first signal that came, its flag cleared.
