@@ -35,12 +35,13 @@
 pub(crate) mod code;
 pub(crate) mod filters;
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::canon::namespaces::NsState;
 use crate::canon::{Canon, cgroup, cgroup_limits, kernel, limits, lsm, maps, mounts, namespaces, status};
 use crate::snapshot::Observation;
-use crate::{Error, Scope, Snapshot, Source, Subsystem};
+use crate::{Digest, Error, Scope, Snapshot, Source, Subsystem};
 use code::CodeSweep;
 use filters::Stops;
 
@@ -105,6 +106,10 @@ pub(crate) struct Observer {
     /// Whether this observation must not use the memos: the read after a
     /// drift (the confirming re-read, and every read while drift lasts).
     fresh: bool,
+    /// Whether to keep the digest of each source text (for a baseline:
+    /// [`crate::Snapshot::sources`]), and the last observation's.
+    keep_sources: bool,
+    maps_source: Option<Digest>,
     /// Whether this observer has observed before: memos are stored only
     /// from the second observation on (a one-shot check never uses them).
     observed_before: bool,
@@ -323,6 +328,23 @@ impl Observer {
         self.fresh = fresh;
     }
 
+    /// Keep the digest of each source text (an observer that takes a baseline).
+    pub(crate) fn keep_sources(&mut self) {
+        self.keep_sources = true;
+    }
+
+    /// The digests of the texts the last observation's forms were made from,
+    /// for the subsystems observed whose form is made from one file alone
+    /// (see [`crate::Snapshot::sources`]); empty unless [`Observer::keep_sources`].
+    pub(crate) fn sources(&self) -> BTreeMap<Subsystem, Digest> {
+        let observed = |sub| self.slots.iter().any(|(s, slot)| *s == sub && matches!(slot, Slot::Observed(_)));
+        self.maps_source
+            .filter(|_| observed(Subsystem::MemoryMaps))
+            .map(|d| (Subsystem::MemoryMaps, d))
+            .into_iter()
+            .collect()
+    }
+
     /// The results of the last observation, in subsystem order.
     pub(crate) fn slots(&self) -> &[(Subsystem, Slot)] {
         &self.slots
@@ -406,6 +428,7 @@ impl Observer {
         mut against: Option<Against<'_>>,
     ) -> Result<(), Error> {
         self.stops = Stops::default();
+        self.maps_source = None;
         // The working lists are kept between observations (no allocation in
         // the steady state).
         let mut wanted = std::mem::take(&mut self.wanted);
@@ -439,6 +462,9 @@ impl Observer {
         if has(Subsystem::MemoryMaps) || has(Subsystem::Code) {
             match settle(src.read("maps", &mut self.buf))? {
                 End::Observed => {
+                    if self.keep_sources && has(Subsystem::MemoryMaps) {
+                        self.maps_source = Some(crate::canon::source_digest(Subsystem::MemoryMaps, &self.buf));
+                    }
                     let hit = self.memo_maps.hit(self.fresh, &self.buf)
                         && (!has(Subsystem::Code) || self.memo_maps.code)
                         && self.memo_maps.restore(&mut canons, |s| s == Subsystem::MemoryMaps);
@@ -449,7 +475,19 @@ impl Observer {
                     } else {
                         self.memo_maps.valid = false;
                         let mut maps_end = End::Observed;
-                        if let Some(mut c) = canon(&mut canons, Subsystem::MemoryMaps) {
+                        // The very text the baseline's form was made from:
+                        // that form, without canonicalizing (not when a
+                        // fault is to be injected into a real form).
+                        let known = match &against {
+                            Some(a) if has(Subsystem::MemoryMaps) && self.fault.is_none() => {
+                                a.baseline.form_of(Subsystem::MemoryMaps, &self.buf)
+                            }
+                            _ => None,
+                        };
+                        if let Some(digest) = known {
+                            put(&mut canons, Subsystem::MemoryMaps, Canon::known(Subsystem::MemoryMaps, digest));
+                            outcome.push((Subsystem::MemoryMaps, End::Observed));
+                        } else if let Some(mut c) = canon(&mut canons, Subsystem::MemoryMaps) {
                             let r = self.maps(src, &mut c);
                             put(&mut canons, Subsystem::MemoryMaps, c);
                             maps_end = settle(r)?;

@@ -142,6 +142,15 @@ pub struct Snapshot {
     /// Set when the target was young and the snapshot waited for it to settle.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settle: Option<Settle>,
+    /// For a subsystem whose form is made from one file's text alone
+    /// (`memory-maps`, from `maps`), the digest of the text this form was
+    /// made from ([`canon::source_digest`]). A check that reads that same
+    /// text again knows the form is the baseline's without canonicalizing
+    /// it; any other text is canonicalized and compared as always. Covered,
+    /// like everything else, by the file's digest (and HMAC). Files written
+    /// before it existed have none, and are checked the long way.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sources: BTreeMap<Subsystem, Digest>,
 }
 
 impl Snapshot {
@@ -151,6 +160,14 @@ impl Snapshot {
             Observation::Observed { digest, .. } => Some(*digest),
             Observation::Unobservable { .. } | Observation::NotApplicable { .. } => None,
         }
+    }
+
+    /// The digest of this baseline's form of `subsystem`, if `raw` is the
+    /// text that form was made from ([`Snapshot::sources`]).
+    pub(crate) fn form_of(&self, subsystem: Subsystem, raw: &[u8]) -> Option<Digest> {
+        let source = self.sources.get(&subsystem)?;
+        let form = self.digest(subsystem)?;
+        (canon::source_digest(subsystem, raw) == *source).then_some(form)
     }
 
     /// Recomputes every digest from its records; an error names the first
@@ -433,6 +450,7 @@ pub fn snapshot_with<C: Clock + ?Sized, S: Source + ?Sized>(
     let target = fs.target()?;
     let scope = target.scope();
     let mut observer = Observer::new();
+    observer.keep_sources();
     let settle = match fs.age()? {
         Some(age) if age < SETTLE_YOUNGER_THAN => {
             // The intrusive subsystems are read once, after the process has
@@ -451,6 +469,7 @@ pub fn snapshot_with<C: Clock + ?Sized, S: Source + ?Sized>(
         }
     };
     let taken_at = clock.wall();
+    let sources = observer.sources();
     let subsystems = observer
         .slots()
         .iter()
@@ -466,7 +485,7 @@ pub fn snapshot_with<C: Clock + ?Sized, S: Source + ?Sized>(
             (*sub, obs)
         })
         .collect();
-    Ok(Snapshot { target, taken_at, subsystems, settle })
+    Ok(Snapshot { target, taken_at, subsystems, settle, sources })
 }
 
 /// Subsystems that stop the target or read all of its code: read once for a
@@ -886,5 +905,56 @@ mod tests {
             let drifted: Vec<Subsystem> = v.anomalies().iter().map(|a| a.subsystem).collect();
             assert_eq!(drifted, subs, "round {round}");
         }
+    }
+
+    const MAPS: &str = "\
+55d0c0a02000-55d0c0a06000 r-xp 00002000 fe:01 1311 /usr/bin/sleep
+55d0c1b4e000-55d0c1b6f000 rw-p 00000000 00:00 0 [heap]
+7f6f0d428000-7f6f0d5bd000 r-xp 00028000 fe:01 1717 /usr/lib/x86_64-linux-gnu/libc.so.6
+7ffc9e9fa000-7ffc9e9fc000 r-xp 00000000 00:00 0 [vdso]
+";
+
+    /// A baseline keeps the digest of the `maps` text its form was made
+    /// from. A check that reads that very text takes the baseline's form
+    /// without canonicalizing it; any other text is canonicalized and
+    /// compared, and a baseline without that digest (a file from before
+    /// it), or with a wrong one, gives the same verdicts the long way.
+    #[test]
+    fn a_check_of_the_text_a_baseline_was_made_from_takes_its_form() {
+        let clock = crate::ManualClock::new();
+        let subs = [Subsystem::MemoryMaps];
+        let process = |maps: &str| crate::Procfs::mock(maps, STATUS, CGROUP);
+        let base = snapshot_with(&clock, &process(MAPS), &subs).unwrap();
+        assert_eq!(
+            base.sources.get(&Subsystem::MemoryMaps),
+            Some(&canon::source_digest(Subsystem::MemoryMaps, MAPS.as_bytes()))
+        );
+        // Moved (another address space layout, the heap grown): another
+        // text, the same form. A new executable mapping: drift.
+        let moved = MAPS.replace("55d0c", "56e1d").replace("1b6f000", "1c00000");
+        let grown = format!("{MAPS}7f0000000000-7f0000001000 rwxp 00000000 00:00 0 \n");
+        let anomalies = |b: &Snapshot, maps: &str| {
+            Checker::new().check(b, &clock, &process(maps), &subs).unwrap().anomalies().len()
+        };
+        assert_eq!([anomalies(&base, MAPS), anomalies(&base, &moved), anomalies(&base, &grown)], [0, 0, 1]);
+
+        // The digest decides for its own text only: a baseline whose form is
+        // `grown`'s and whose source is `MAPS` takes that form for `MAPS`
+        // (it is not canonicalized, or it would drift), and canonicalizes
+        // and compares any other text.
+        let mut forged = snapshot_with(&clock, &process(&grown), &subs).unwrap();
+        forged.sources.clone_from(&base.sources);
+        assert_eq!(anomalies(&forged, MAPS), 0, "the text the source names is not canonicalized");
+        assert_eq!(anomalies(&forged, &moved), 1, "any other text is");
+        assert_eq!(anomalies(&forged, &grown), 0);
+
+        for sources in [BTreeMap::new(), BTreeMap::from([(Subsystem::MemoryMaps, Digest::of(MAPS.as_bytes()))])] {
+            let mut b = base.clone();
+            b.sources = sources;
+            assert_eq!([anomalies(&b, MAPS), anomalies(&b, &moved), anomalies(&b, &grown)], [0, 0, 1]);
+        }
+        // Nothing but a process's own memory maps has a source digest.
+        let all = snapshot_with(&clock, &process(MAPS), &[Subsystem::Seccomp, Subsystem::Cgroups]).unwrap();
+        assert!(all.sources.is_empty());
     }
 }
