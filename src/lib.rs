@@ -67,7 +67,7 @@ pub use daemon::{Daemon, Event, Outcome, Stats, Tracker, start_daemon};
 pub use digest::Digest;
 pub use error::Error;
 pub use explain::{Change, ChangeKind};
-pub use monitor::{Finding, Monitor, Summary};
+pub use monitor::{Finding, Monitor, PinAhead, Pinned, Summary};
 pub use observe::code::{CodeBudget, DEFAULT_CODE_BUDGET, Sweep};
 pub use observe::filters::Stops;
 pub use snapshot::{

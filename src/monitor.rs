@@ -268,6 +268,85 @@ fn open_all(pids: &[u32]) -> Vec<Result<Procfs, Error>> {
         .collect()
 }
 
+/// Processes opened and pinned ahead of a resume, by pid (see
+/// [`Pinned::while_running`] and [`Monitor::resume_for_one_check_pinned`]).
+#[derive(Debug, Default)]
+pub struct Pinned(BTreeMap<u32, Result<Procfs, Error>>);
+
+/// Which processes [`Pinned::while_running`] opens.
+#[derive(Debug, Clone, Copy)]
+pub enum PinAhead<'a> {
+    /// None: nothing is known of the baseline yet.
+    Nothing,
+    /// Every process now listed in `/proc`.
+    Every,
+    /// These.
+    Pids(&'a [u32]),
+}
+
+impl Pinned {
+    /// Runs `f` (reading and decoding a baseline file, which leaves a core
+    /// idle while it reads the file and splits it into targets) while a
+    /// thread of its own opens and pins the processes `ahead`. A process is
+    /// pinned by the start time it has then; a resume compares it with the
+    /// baseline's, as it would one opened later. Without a thread to be
+    /// had, nothing is pinned ahead.
+    pub fn while_running<R>(ahead: PinAhead<'_>, f: impl FnOnce() -> R) -> (R, Pinned) {
+        let expected = match ahead {
+            PinAhead::Nothing => return (f(), Pinned::default()),
+            PinAhead::Pids(pids) => pids.len(),
+            // The link count of /proc is its fixed entries plus one a process.
+            PinAhead::Every => rustix::fs::stat("/proc").map_or(0, |st| usize::try_from(st.st_nlink).unwrap_or(0)),
+        };
+        // Grown while this is the only thread (see `fdcache::reserve`).
+        crate::fdcache::reserve(expected.saturating_mul(crate::fdcache::PER_TARGET));
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        // Takes chunks of `pids` until none is left: the pinning thread from
+        // the start, this one once `f` is done.
+        let pin = |pids: &[u32]| {
+            let mut out = Vec::new();
+            loop {
+                let at = next.fetch_add(crate::parallel::CHUNK, std::sync::atomic::Ordering::Relaxed);
+                let Some(chunk) = pids.get(at..pids.len().min(at.saturating_add(crate::parallel::CHUNK))) else {
+                    break;
+                };
+                if chunk.is_empty() {
+                    break;
+                }
+                out.extend(chunk.iter().map(|&pid| (pid, Procfs::try_pid(pid))));
+            }
+            out
+        };
+        let listed = std::sync::OnceLock::new();
+        let pids = || -> &[u32] {
+            match ahead {
+                PinAhead::Pids(pids) => pids,
+                _ => listed.get_or_init(|| list_processes(std::path::Path::new("/proc")).unwrap_or_default()),
+            }
+        };
+        std::thread::scope(|scope| {
+            let pinning = std::thread::Builder::new().spawn_scoped(scope, || pin(pids()));
+            let r = f();
+            let Ok(pinning) = pinning else { return (r, Pinned::default()) };
+            // What the pinning thread has not begun, this one takes. (A
+            // thread that panicked leaves its processes to the resume.)
+            let mine = pin(pids());
+            let theirs = pinning.join().unwrap_or_default();
+            (r, Pinned(theirs.into_iter().chain(mine).collect()))
+        })
+    }
+
+    /// How many processes were pinned ahead (gone and unreadable ones included).
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether none were.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// What a pid not yet known turned out to be ([`sight`]).
 enum Sighting {
     /// fdir itself, or gone.
@@ -473,7 +552,14 @@ impl Monitor {
     /// finding, a pid that is now another process a `Reused` finding; both
     /// are reported by the first [`Monitor::cycle`].
     pub fn resume(file: &BaselineFile, confirm: u32) -> Result<(Monitor, Vec<Finding>), Error> {
-        Monitor::resume_with(file.coverage.clone(), &file.subsystems, file.targets.clone(), confirm, false)
+        Monitor::resume_with(
+            file.coverage.clone(),
+            &file.subsystems,
+            file.targets.clone(),
+            confirm,
+            false,
+            Pinned::default(),
+        )
     }
 
     /// Resumes for one check (`fdir check`): each baseline is held in one
@@ -481,7 +567,18 @@ impl Monitor {
     /// and the copies guard a monitor that runs for a long time.
     /// It takes the file: its snapshots become the monitor's.
     pub fn resume_for_one_check(file: BaselineFile, confirm: u32) -> Result<(Monitor, Vec<Finding>), Error> {
-        Monitor::resume_with(file.coverage, &file.subsystems, file.targets, confirm, true)
+        Monitor::resume_for_one_check_pinned(file, confirm, Pinned::default())
+    }
+
+    /// [`Monitor::resume_for_one_check`], taking each process from `pinned`
+    /// when it was pinned ahead (see [`Pinned::while_running`]) and opening
+    /// the others.
+    pub fn resume_for_one_check_pinned(
+        file: BaselineFile,
+        confirm: u32,
+        pinned: Pinned,
+    ) -> Result<(Monitor, Vec<Finding>), Error> {
+        Monitor::resume_with(file.coverage, &file.subsystems, file.targets, confirm, true, pinned)
     }
 
     fn resume_with(
@@ -490,17 +587,21 @@ impl Monitor {
         targets: Vec<Snapshot>,
         confirm: u32,
         single: bool,
+        pinned: Pinned,
     ) -> Result<(Monitor, Vec<Finding>), Error> {
         let mut m = Monitor::empty(coverage, subsystems, confirm);
         m.single_copies = single;
         let mut findings = Vec::new();
-        // Each process is opened (and pinned) again: on every core when many.
-        let pids: Vec<u32> = targets.iter().filter_map(|s| s.target.pid()).collect();
-        let mut opened = open_all(&pids).into_iter();
+        // Each process is opened (and pinned) again, unless it was ahead: on
+        // every core when many.
+        let mut opened = pinned.0;
+        let pids: Vec<u32> =
+            targets.iter().filter_map(|s| s.target.pid()).filter(|pid| !opened.contains_key(pid)).collect();
+        opened.extend(pids.iter().copied().zip(open_all(&pids)));
         for snapshot in targets {
             match &snapshot.target {
-                Target::Process { .. } => match opened
-                    .next()
+                Target::Process { pid, .. } => match opened
+                    .remove(pid)
                     .unwrap_or_else(|| Err(Error::Bug("a process was not opened".into())))
                 {
                     Ok(fs) => {

@@ -285,3 +285,47 @@ fn a_thread_started_after_the_baseline_is_seen_without_listing_a_lone_thread() {
     }
     assert!(fs.listed.get() >= 2, "a process with two threads must be listed");
 }
+
+/// Processes pinned while a baseline file is read (a one-shot `check` of
+/// many): one that exits after it was pinned is reported exited, one the
+/// file does not name is left out, one not pinned ahead is opened by the
+/// resume, and a real change of a pinned one is caught, as if each had been
+/// opened after the file was read.
+#[test]
+fn processes_pinned_ahead_are_checked_as_if_opened_after_the_file() {
+    use fdir::baseline::{BaselineFile, Coverage};
+    use fdir::{Finding, Monitor, PinAhead, Pinned};
+    let mut kids: Vec<Testee> = (0..4).map(|_| Testee::spawn()).collect();
+    let pids: Vec<u32> = kids.iter().map(|t| t.pid).collect();
+    let seed = Subsystem::SEED;
+    let snaps =
+        pids.iter().map(|&p| snapshot_with(&SystemClock, &Procfs::try_pid(p).unwrap(), seed).unwrap()).collect();
+    let file = BaselineFile::new(std::time::SystemTime::now(), Coverage::Pids { pids: pids.clone() }, seed, snaps);
+    // Three of the four, and this test process, which the file does not name.
+    let ahead = [pids[0], pids[1], pids[2], std::process::id()];
+    let (loaded, pinned) = Pinned::while_running(PinAhead::Pids(&ahead), || file.clone());
+    assert_eq!(pinned.len(), 4);
+    kids[1].must("rwx");
+    drop(kids.remove(0));
+    let (mut monitor, _) = Monitor::resume_for_one_check_pinned(loaded, 2, pinned).unwrap();
+    let (findings, summary) = monitor.cycle(&SystemClock);
+    let exited: Vec<u32> = findings
+        .iter()
+        .filter_map(|f| match f {
+            Finding::Exited { target } => target.pid(),
+            _ => None,
+        })
+        .collect();
+    let drifted: Vec<(u32, Vec<Subsystem>)> = findings
+        .iter()
+        .filter_map(|f| match f {
+            Finding::Drift { target, anomalies } => {
+                Some((target.pid().unwrap(), anomalies.iter().map(|a| a.subsystem).collect()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(exited, [pids[0]], "{findings:#?}");
+    assert_eq!(drifted, [(pids[1], vec![Subsystem::MemoryMaps])], "{findings:#?}");
+    assert_eq!((summary.checked, summary.exited, summary.targets), (4, 1, 3), "{summary:?}");
+}

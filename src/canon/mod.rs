@@ -295,7 +295,11 @@ pub fn digest_not_applicable(subsystem: Subsystem) -> Digest {
 /// from. `None` if the records are not in canonical form (unsorted, duplicated,
 /// or holding characters a canonical form never has).
 pub fn digest_records(subsystem: Subsystem, records: &[Record]) -> Option<Digest> {
-    let clean = |s: &str| !s.chars().any(|c| c.is_control());
+    // A control character is below 0x20 or 0x7f in ASCII text (nearly all
+    // of it); U+0080 to U+009F besides otherwise.
+    let clean = |s: &str| {
+        if s.is_ascii() { !s.bytes().any(|b| b < 0x20 || b == 0x7f) } else { !s.chars().any(char::is_control) }
+    };
     let mut prev: Option<&Record> = None;
     for r in records {
         if !clean(&r.key) || !clean(&r.value) {
@@ -308,19 +312,20 @@ pub fn digest_records(subsystem: Subsystem, records: &[Record]) -> Option<Digest
         }
         prev = Some(r);
     }
-    let mut line = String::new();
+    // The lines gathered and hashed at once: a call into the hasher for
+    // each piece of each record costs more than copying them.
+    let mut text = Vec::with_capacity(records.iter().map(|r| r.key.len() + r.value.len() + 2).sum());
+    for r in records {
+        text.extend_from_slice(r.key.as_bytes());
+        text.push(b'\t');
+        text.extend_from_slice(r.value.as_bytes());
+        text.push(b'\n');
+    }
     let mut h = Hasher::new();
     h.update(DOMAIN);
     h.update(subsystem.name().as_bytes());
     h.update(b"\n");
-    for r in records {
-        line.clear();
-        line.push_str(&r.key);
-        line.push('\t');
-        line.push_str(&r.value);
-        h.update(line.as_bytes());
-        h.update(b"\n");
-    }
+    h.update(&text);
     Some(h.finish())
 }
 

@@ -12,7 +12,11 @@
 //!   /proc with cold caches costs far more than the hot loop of a check),
 //!   and a thread that only wakes at the interval: what the machine charges
 //!   any periodic task, below which no daemon can go;
-//! - a whole-node check (`--all`), per process;
+//! - a whole-node check (`--all`): a watch's cycle, per process; and the
+//!   one-shot `fdir check --all`, run as a command, next to `sha256sum`
+//!   of the same processes' `maps`, `status` and `cgroup` in one call,
+//!   interleaved (the floor of a one-shot whole-node check: the kernel
+//!   generating the same text, read and hashed on one core);
 //! - code hashing throughput (`code`).
 
 use std::io::{BufRead, BufReader};
@@ -70,6 +74,13 @@ pub struct Results {
     node_cycle_ms: f64,
     /// Per process, µs.
     node_per_process_us: f64,
+    /// `fdir check --all` as a command (seed subsystems), median wall time, ms.
+    check_all_ms: f64,
+    /// `sha256sum` of the same processes' maps, status and cgroup in one
+    /// call, median wall time in the same rounds, ms (absent without it).
+    sha256sum_ms: Option<f64>,
+    /// check_all_ms / sha256sum_ms.
+    check_all_ratio: Option<f64>,
     /// Code hashed by a baseline of `code`, MB/s (10^6 bytes).
     code_mb_per_s: f64,
     /// Bytes of code hashed.
@@ -254,6 +265,59 @@ fn bare_wake(interval: Duration, seconds: f64) -> Result<f64> {
     Ok(100.0 * (c1.saturating_sub(c0)) as f64 / (t1 - t0).as_nanos() as f64)
 }
 
+/// Median wall times of `fdir check --all` and of `sha256sum` over the
+/// `maps`, `status` and `cgroup` of every process with mappings, run in
+/// turn `rounds` times (so that both see the same host), ms; the second is
+/// `None` when there is no `sha256sum` to run.
+fn check_all_against_sha256sum(exe: &std::path::Path, rounds: u32) -> Result<(f64, Option<f64>)> {
+    let dir = tempfile_dir()?;
+    let baseline = dir.join("node-baseline.json");
+    let run = |cmd: &mut Command| -> Result<(Duration, Option<i32>)> {
+        let t = Instant::now();
+        let status = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status()?;
+        Ok((t.elapsed(), status.code()))
+    };
+    let fdir = |args: &[&str]| {
+        let mut c = Command::new(exe);
+        c.args(args).arg("--baseline").arg(&baseline);
+        c
+    };
+    let taken = run(&mut fdir(&["snapshot", "--all", "--subsystems", "memory-maps,seccomp,cgroups"]));
+    if !matches!(taken, Ok((_, Some(0 | 1)))) {
+        let _ = std::fs::remove_dir_all(&dir);
+        anyhow::bail!("cannot take a baseline of every process for check --all ({taken:?})");
+    }
+    let mut files = Vec::new();
+    for pid in fdir::list_processes(std::path::Path::new("/proc"))? {
+        let maps = format!("/proc/{pid}/maps");
+        let mut first = [0u8; 1];
+        let has_maps = std::fs::File::open(&maps).and_then(|mut f| std::io::Read::read(&mut f, &mut first));
+        if matches!(has_maps, Ok(1)) {
+            files.extend([maps, format!("/proc/{pid}/status"), format!("/proc/{pid}/cgroup")]);
+        }
+    }
+    let has_sha256sum = run(Command::new("sha256sum").arg("--version")).is_ok_and(|(_, code)| code == Some(0));
+    let (mut fdir_times, mut sha_times) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let (t, code) = run(&mut fdir(&["check", "--all"]))?;
+        if !matches!(code, Some(0 | 1)) {
+            let _ = std::fs::remove_dir_all(&dir);
+            anyhow::bail!("fdir check --all could not check (exit {code:?})");
+        }
+        fdir_times.push(t);
+        if has_sha256sum {
+            // Processes that exit meanwhile make it fail; it has read the rest.
+            sha_times.push(run(Command::new("sha256sum").args(&files))?.0);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let median = |mut v: Vec<Duration>| -> Option<f64> {
+        v.sort_unstable();
+        v.get(v.len() / 2).map(|d| d.as_secs_f64() * 1e3)
+    };
+    Ok((median(fdir_times).unwrap_or(0.0), median(sha_times)))
+}
+
 fn tempfile_dir() -> Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("fdir-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -359,7 +423,7 @@ pub fn run(o: Options) -> Result<u8> {
     }
 
     // The whole node.
-    let (mut n, mut node_ns) = (0, 0.0);
+    let (mut n, mut node_ns, mut one_shot) = (0, 0.0, None);
     if wants("node") {
         let extra: Vec<Kill> = (0..processes).map(|_| idle(&exe)).collect::<Result<_>>()?;
         if processes > 0 {
@@ -373,6 +437,12 @@ pub fn run(o: Options) -> Result<u8> {
         node_ns = time_per(10, || {
             let _ = monitor.cycle(&SystemClock);
         });
+        drop(monitor);
+        say("fdir check --all against sha256sum ...");
+        // Clamped to 10..=60 first: the cast cannot truncate.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let rounds = (seconds * 2.0).clamp(10.0, 60.0) as u32;
+        one_shot = Some(check_all_against_sha256sum(&exe, rounds)?);
         drop(extra);
     }
 
@@ -405,6 +475,9 @@ pub fn run(o: Options) -> Result<u8> {
         node_processes: n,
         node_cycle_ms: node_ns / 1e6,
         node_per_process_us: node_ns / 1e3 / n.max(1) as f64,
+        check_all_ms: one_shot.map_or(0.0, |(f, _)| f),
+        sha256sum_ms: one_shot.and_then(|(_, s)| s),
+        check_all_ratio: one_shot.and_then(|(f, s)| s.map(|s| f / s)),
         code_mb_per_s: if code_time > 0.0 { code_bytes as f64 / code_time / 1e6 } else { 0.0 },
         code_bytes,
     };
@@ -437,6 +510,16 @@ pub fn run(o: Options) -> Result<u8> {
                     "  whole node, {} processes:       {:>9.2} ms a cycle, {:.1} us a process",
                     results.node_processes, results.node_cycle_ms, results.node_per_process_us
                 );
+                match (results.sha256sum_ms, results.check_all_ratio) {
+                    (Some(sha), Some(ratio)) => println!(
+                        "  fdir check --all (one shot):   {:>9.2} ms   (sha256sum of their maps, status, cgroup {sha:.2} ms, ratio {ratio:.2}; target below 1)",
+                        results.check_all_ms
+                    ),
+                    _ => println!(
+                        "  fdir check --all (one shot):   {:>9.2} ms   (no sha256sum to compare with)",
+                        results.check_all_ms
+                    ),
+                }
             }
             if wants("code") {
                 println!(
