@@ -211,6 +211,12 @@ pub struct Monitor {
     /// One copy of each baseline instead of three (a one-shot check).
     single_copies: bool,
     own_pid: u32,
+    /// `--all`, a one-shot check: the listing of `/proc` taken when the
+    /// check began, and the processes pinned then that the file did not
+    /// name (see [`Pinned`]), for the first scan to take instead of
+    /// listing and opening them again.
+    listed: Option<Vec<u32>>,
+    ahead: BTreeMap<u32, Result<Procfs, Error>>,
 }
 
 impl std::fmt::Debug for Monitor {
@@ -271,7 +277,11 @@ fn open_all(pids: &[u32]) -> Vec<Result<Procfs, Error>> {
 /// Processes opened and pinned ahead of a resume, by pid (see
 /// [`Pinned::while_running`] and [`Monitor::resume_for_one_check_pinned`]).
 #[derive(Debug, Default)]
-pub struct Pinned(BTreeMap<u32, Result<Procfs, Error>>);
+pub struct Pinned {
+    opened: BTreeMap<u32, Result<Procfs, Error>>,
+    /// The listing of `/proc` they came from ([`PinAhead::Every`]).
+    listed: Option<Vec<u32>>,
+}
 
 /// Which processes [`Pinned::while_running`] opens.
 #[derive(Debug, Clone, Copy)]
@@ -324,26 +334,30 @@ impl Pinned {
                 _ => listed.get_or_init(|| list_processes(std::path::Path::new("/proc")).unwrap_or_default()),
             }
         };
-        std::thread::scope(|scope| {
+        let (r, opened) = std::thread::scope(|scope| {
             let pinning = std::thread::Builder::new().spawn_scoped(scope, || pin(pids()));
             let r = f();
-            let Ok(pinning) = pinning else { return (r, Pinned::default()) };
+            let Ok(pinning) = pinning else { return (r, None) };
             // What the pinning thread has not begun, this one takes. (A
             // thread that panicked leaves its processes to the resume.)
             let mine = pin(pids());
             let theirs = pinning.join().unwrap_or_default();
-            (r, Pinned(theirs.into_iter().chain(mine).collect()))
-        })
+            (r, Some(theirs.into_iter().chain(mine).collect()))
+        });
+        match opened {
+            Some(opened) => (r, Pinned { opened, listed: listed.into_inner() }),
+            None => (r, Pinned::default()),
+        }
     }
 
     /// How many processes were pinned ahead (gone and unreadable ones included).
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.opened.len()
     }
 
     /// Whether none were.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.opened.is_empty()
     }
 }
 
@@ -362,11 +376,18 @@ enum Sighting {
 
 /// Looks at a pid not yet known (see [`Monitor::discover`]); touches no
 /// monitor state, so that many can be looked at on every core.
-fn sight<C: Clock + ?Sized>(pid: u32, own_pid: u32, clock: &C, subsystems: &[Subsystem], wait: bool) -> Sighting {
+fn sight<C: Clock + ?Sized>(
+    pid: u32,
+    opened: Option<Result<Procfs, Error>>,
+    own_pid: u32,
+    clock: &C,
+    subsystems: &[Subsystem],
+    wait: bool,
+) -> Sighting {
     if pid == own_pid {
         return Sighting::Nothing;
     }
-    let fs = match Procfs::try_pid(pid) {
+    let fs = match opened.unwrap_or_else(|| Procfs::try_pid(pid)) {
         Ok(fs) => fs,
         Err(Error::Gone { .. }) => return Sighting::Nothing,
         Err(e) => return Sighting::Unpinned(e),
@@ -496,6 +517,8 @@ impl Monitor {
             carried: Vec::new(),
             single_copies: false,
             own_pid: std::process::id(),
+            listed: None,
+            ahead: BTreeMap::new(),
         }
     }
 
@@ -594,7 +617,7 @@ impl Monitor {
         let mut findings = Vec::new();
         // Each process is opened (and pinned) again, unless it was ahead: on
         // every core when many.
-        let mut opened = pinned.0;
+        let mut opened = pinned.opened;
         let pids: Vec<u32> =
             targets.iter().filter_map(|s| s.target.pid()).filter(|pid| !opened.contains_key(pid)).collect();
         opened.extend(pids.iter().copied().zip(open_all(&pids)));
@@ -636,6 +659,12 @@ impl Monitor {
         }
         // Reported with the first cycle, so its summary counts them.
         m.carried = findings;
+        // The first scan of `--all` starts from the listing the pins came
+        // from, and takes the processes the file did not name as opened.
+        if m.coverage == Coverage::All && pinned.listed.is_some() {
+            m.listed = pinned.listed;
+            m.ahead = opened;
+        }
         Ok((m, Vec::new()))
     }
 
@@ -703,7 +732,18 @@ impl Monitor {
             crate::fdcache::reserve(pids.len().saturating_mul(crate::fdcache::PER_TARGET));
         }
         let subsystems = &self.subsystems;
-        let sightings = crate::parallel::each(pids, workers, |&pid| sight(pid, own_pid, clock, subsystems, wait));
+        // A process pinned ahead is looked at as it was opened then.
+        let ahead = std::mem::take(&mut self.ahead);
+        let items: Vec<(u32, std::sync::Mutex<Option<Result<Procfs, Error>>>)> = if ahead.is_empty() {
+            pids.iter().map(|&pid| (pid, std::sync::Mutex::new(None))).collect()
+        } else {
+            let mut ahead = ahead;
+            pids.iter().map(|&pid| (pid, std::sync::Mutex::new(ahead.remove(&pid)))).collect()
+        };
+        let sightings = crate::parallel::each(&items, workers, |(pid, opened)| {
+            let opened = opened.lock().ok().and_then(|mut o| o.take());
+            sight(*pid, opened, own_pid, clock, subsystems, wait)
+        });
         for (&pid, sighting) in pids.iter().zip(sightings) {
             match sighting {
                 Some(sighting) => self.record(pid, sighting, first_sight, findings),
@@ -756,7 +796,11 @@ impl Monitor {
     /// (their pid may come back as a new process), baselines the young
     /// processes that have settled, and discovers new ones.
     fn scan<C: Clock + ?Sized>(&mut self, clock: &C, findings: &mut Vec<Finding>) {
-        let pids = match list_processes(&self.proc_root) {
+        let listed = match self.listed.take() {
+            Some(pids) => Ok(pids),
+            None => list_processes(&self.proc_root),
+        };
+        let pids = match listed {
             Ok(pids) => pids,
             Err(e) => {
                 findings.push(Finding::Failed { target: Target::Mock, error: format!("cannot list processes: {e}") });
