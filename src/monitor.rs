@@ -374,6 +374,10 @@ enum Sighting {
     Taken(Procfs, Target, Box<Result<Snapshot, Error>>),
 }
 
+/// A process opened ahead of [`Monitor::discover`], for the worker that
+/// looks at it to take.
+type Opened = std::sync::Mutex<Option<Result<Procfs, Error>>>;
+
 /// Looks at a pid not yet known (see [`Monitor::discover`]); touches no
 /// monitor state, so that many can be looked at on every core.
 fn sight<C: Clock + ?Sized>(
@@ -733,13 +737,9 @@ impl Monitor {
         }
         let subsystems = &self.subsystems;
         // A process pinned ahead is looked at as it was opened then.
-        let ahead = std::mem::take(&mut self.ahead);
-        let items: Vec<(u32, std::sync::Mutex<Option<Result<Procfs, Error>>>)> = if ahead.is_empty() {
-            pids.iter().map(|&pid| (pid, std::sync::Mutex::new(None))).collect()
-        } else {
-            let mut ahead = ahead;
-            pids.iter().map(|&pid| (pid, std::sync::Mutex::new(ahead.remove(&pid)))).collect()
-        };
+        let mut ahead = std::mem::take(&mut self.ahead);
+        let items: Vec<(u32, Opened)> =
+            pids.iter().map(|&pid| (pid, std::sync::Mutex::new(ahead.remove(&pid)))).collect();
         let sightings = crate::parallel::each(&items, workers, |(pid, opened)| {
             let opened = opened.lock().ok().and_then(|mut o| o.take());
             sight(*pid, opened, own_pid, clock, subsystems, wait)
