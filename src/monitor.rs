@@ -737,9 +737,8 @@ impl Monitor {
         }
         let subsystems = &self.subsystems;
         // A process pinned ahead is looked at as it was opened then.
-        let mut ahead = std::mem::take(&mut self.ahead);
         let items: Vec<(u32, Opened)> =
-            pids.iter().map(|&pid| (pid, std::sync::Mutex::new(ahead.remove(&pid)))).collect();
+            pids.iter().map(|&pid| (pid, std::sync::Mutex::new(self.ahead.remove(&pid)))).collect();
         let sightings = crate::parallel::each(&items, workers, |(pid, opened)| {
             let opened = opened.lock().ok().and_then(|mut o| o.take());
             sight(*pid, opened, own_pid, clock, subsystems, wait)
@@ -828,6 +827,8 @@ impl Monitor {
             })
             .collect();
         self.discover(&unknown, clock, false, true, findings);
+        // What was pinned ahead and not needed (gone since) is let go.
+        self.ahead.clear();
     }
 
     /// One cycle: discover processes (for `--all`), check every watched
