@@ -317,12 +317,8 @@ impl Pinned {
             let mut out = Vec::new();
             loop {
                 let at = next.fetch_add(crate::parallel::CHUNK, std::sync::atomic::Ordering::Relaxed);
-                let Some(chunk) = pids.get(at..pids.len().min(at.saturating_add(crate::parallel::CHUNK))) else {
-                    break;
-                };
-                if chunk.is_empty() {
-                    break;
-                }
+                let end = pids.len().min(at.saturating_add(crate::parallel::CHUNK));
+                let Some(chunk) = pids.get(at..end).filter(|c| !c.is_empty()) else { break };
                 out.extend(chunk.iter().map(|&pid| (pid, Procfs::try_pid(pid))));
             }
             out

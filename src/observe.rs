@@ -475,11 +475,13 @@ impl Observer {
                     } else {
                         self.memo_maps.valid = false;
                         let mut maps_end = End::Observed;
-                        // The very text the baseline's form was made from:
-                        // that form, without canonicalizing (not when a
-                        // fault is to be injected into a real form).
+                        // An observer's first read of the very text the
+                        // baseline's form was made from: that form, without
+                        // canonicalizing (not when a fault is to be injected
+                        // into a real form). Later reads have the memo; a
+                        // text that changed since would be hashed for nothing.
                         let known = match &against {
-                            Some(a) if has(Subsystem::MemoryMaps) && self.fault.is_none() => {
+                            Some(a) if has(Subsystem::MemoryMaps) && self.fault.is_none() && !self.observed_before => {
                                 a.baseline.form_of(Subsystem::MemoryMaps, &self.buf)
                             }
                             _ => None,

@@ -268,6 +268,13 @@ fn digest_lines<'a>(subsystem: Subsystem, lines: impl Iterator<Item = &'a str>) 
     h.finish()
 }
 
+/// Whether `s` holds a control character: below 0x20 or 0x7f in ASCII text
+/// (nearly all of it, checked byte by byte), U+0080 to U+009F besides
+/// otherwise.
+fn has_control(s: &str) -> bool {
+    if s.is_ascii() { s.bytes().any(|b| b < 0x20 || b == 0x7f) } else { s.chars().any(char::is_control) }
+}
+
 /// The digest of the raw text a form was made from (see
 /// [`crate::Snapshot::sources`]): domain-separated from every form's digest,
 /// so the one can never stand for the other.
@@ -295,11 +302,7 @@ pub fn digest_not_applicable(subsystem: Subsystem) -> Digest {
 /// from. `None` if the records are not in canonical form (unsorted, duplicated,
 /// or holding characters a canonical form never has).
 pub fn digest_records(subsystem: Subsystem, records: &[Record]) -> Option<Digest> {
-    // A control character is below 0x20 or 0x7f in ASCII text (nearly all
-    // of it); U+0080 to U+009F besides otherwise.
-    let clean = |s: &str| {
-        if s.is_ascii() { !s.bytes().any(|b| b < 0x20 || b == 0x7f) } else { !s.chars().any(char::is_control) }
-    };
+    let clean = |s: &str| !has_control(s);
     let mut prev: Option<&Record> = None;
     for r in records {
         if !clean(&r.key) || !clean(&r.value) {
@@ -388,13 +391,7 @@ impl RecordWriter<'_> {
     /// Appends text, escaping backslashes and control characters.
     pub fn str(&mut self, s: &str) -> &mut Self {
         let text = &mut self.canon.text;
-        // ASCII (nearly always): a control character is below 0x20 or 0x7f.
-        let clean = if s.is_ascii() {
-            !s.bytes().any(|b| b == b'\\' || b < 0x20 || b == 0x7f)
-        } else {
-            !s.chars().any(|c| c == '\\' || c.is_control())
-        };
-        if clean {
+        if !s.contains('\\') && !has_control(s) {
             text.push_str(s);
             return self;
         }

@@ -237,17 +237,11 @@ fn thread_cpu_ns() -> Result<u64> {
 fn floor_watch(pid: u32, interval: Duration, seconds: f64) -> Result<f64> {
     let files = seed_files(pid)?;
     let mut buf = vec![0u8; 1 << 16];
-    let (c0, t0) = (thread_cpu_ns()?, Instant::now());
-    let until = t0 + Duration::from_secs_f64(seconds);
-    while Instant::now() < until {
-        std::thread::sleep(interval);
+    periodic_share(interval, seconds, || {
         for f in &files {
             read_and_hash(f, &mut buf);
         }
-    }
-    let (c1, t1) = (thread_cpu_ns()?, Instant::now());
-    #[allow(clippy::cast_precision_loss)]
-    Ok(100.0 * (c1.saturating_sub(c0)) as f64 / (t1 - t0).as_nanos() as f64)
+    })
 }
 
 /// For `seconds`, wake every `interval` and do nothing: the calling
@@ -255,10 +249,17 @@ fn floor_watch(pid: u32, interval: Duration, seconds: f64) -> Result<f64> {
 /// virtual CPU is charged to the task it wakes, and can cost more than
 /// reading three /proc files hot.
 fn bare_wake(interval: Duration, seconds: f64) -> Result<f64> {
+    periodic_share(interval, seconds, || {})
+}
+
+/// For `seconds`, wake every `interval` and run `work`: the calling
+/// thread's CPU share of one core, percent.
+fn periodic_share(interval: Duration, seconds: f64, mut work: impl FnMut()) -> Result<f64> {
     let (c0, t0) = (thread_cpu_ns()?, Instant::now());
     let until = t0 + Duration::from_secs_f64(seconds);
     while Instant::now() < until {
         std::thread::sleep(interval);
+        work();
     }
     let (c1, t1) = (thread_cpu_ns()?, Instant::now());
     #[allow(clippy::cast_precision_loss)]
