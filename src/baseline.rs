@@ -441,8 +441,21 @@ pub fn load(path: &Path, key: Option<&Key>) -> Result<BaselineFile, Error> {
     load_bounded(path, key, MAX_BASELINE)
 }
 
+/// The bytes of a baseline file, read as [`load`] reads them (a regular file
+/// of at most [`MAX_BASELINE`] bytes) but not decoded: [`decode`] them. For a
+/// caller that wants to know whether the bytes changed before paying for
+/// their verification (the watch's vote of its file).
+pub fn read(path: &Path) -> Result<Vec<u8>, Error> {
+    read_file(path, MAX_BASELINE)
+}
+
 fn load_bounded(path: &Path, key: Option<&Key>, limit: u64) -> Result<BaselineFile, Error> {
-    let bytes = read_bounded(path, limit).map_err(|e| Error::Baseline {
+    let bytes = read_file(path, limit)?;
+    decode(path, &bytes, key)
+}
+
+fn read_file(path: &Path, limit: u64) -> Result<Vec<u8>, Error> {
+    read_bounded(path, limit).map_err(|e| Error::Baseline {
         path: path.to_path_buf(),
         problem: match e {
             ReadProblem::Missing => BaselineProblem::Missing,
@@ -450,8 +463,7 @@ fn load_bounded(path: &Path, key: Option<&Key>, limit: u64) -> Result<BaselineFi
             ReadProblem::Unreadable(e) => BaselineProblem::Unreadable(e),
             ReadProblem::TooLarge(size) => BaselineProblem::TooLarge { size, limit },
         },
-    })?;
-    decode(path, &bytes, key)
+    })
 }
 
 /// Removes the temporary files that crashed saves of `path` left in its

@@ -170,6 +170,13 @@ impl<T: Serialize + Clone + PartialEq> Redundant<T> {
         }
     }
 
+    /// The stored digest of the first copy: after a [`Redundant::vote`] that
+    /// did not lose the value, the digest of the voted value. `None` for
+    /// [`Redundant::single`].
+    pub fn digest(&self) -> Option<&Digest> {
+        self.digests.first()
+    }
+
     fn copy(&self, index: usize) -> Option<&T> {
         match index {
             0 => Some(&self.primary),

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::baseline::{BaselineFile, Coverage};
 use crate::daemon::Tracker;
+use crate::digest::{Digest, Hasher};
 use crate::guard::{Redundant, Vote};
 use crate::snapshot::{Checker, Observation, Status};
 use crate::source::list_processes;
@@ -966,6 +967,23 @@ impl Monitor {
             }
         }
         out
+    }
+
+    /// One digest of every in-memory baseline, after voting each: of each
+    /// watched pid and its voted baseline's digest, in pid order. Equal
+    /// digests mean the same baselines, so a file that agreed with them and
+    /// has not changed since still agrees. `None` when a baseline is lost or
+    /// has no digest (a single copy): the file must then be voted in full.
+    pub fn baselines_digest(&mut self) -> Option<Digest> {
+        let mut h = Hasher::new();
+        for (pid, w) in &mut self.watched {
+            if w.baseline.vote().lost {
+                return None;
+            }
+            h.update(&pid.to_le_bytes());
+            h.update(&w.baseline.digest()?.0);
+        }
+        Some(h.finish())
     }
 
     /// Fault injection (`fdir selftest`): flips one bit somewhere in one copy

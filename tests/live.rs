@@ -329,3 +329,34 @@ fn processes_pinned_ahead_are_checked_as_if_opened_after_the_file() {
     assert_eq!(drifted, [(pids[1], vec![Subsystem::MemoryMaps])], "{findings:#?}");
     assert_eq!((summary.checked, summary.exited, summary.targets), (4, 1, 3), "{summary:?}");
 }
+
+/// The digest of the in-memory baselines that lets the watch skip decoding an
+/// unchanged baseline file: stable from one vote to the next, the same after
+/// a corrupted copy is repaired, and different for different baselines.
+#[test]
+fn the_digest_of_the_in_memory_baselines_follows_their_voted_value() {
+    use fdir::baseline::{BaselineFile, Coverage};
+    use fdir::{Finding, Monitor};
+    let kids: Vec<Testee> = (0..2).map(|_| Testee::spawn()).collect();
+    let pids: Vec<u32> = kids.iter().map(|t| t.pid).collect();
+    let file_of = |subsystems: &[Subsystem]| {
+        let snaps = pids
+            .iter()
+            .map(|&p| snapshot_with(&SystemClock, &Procfs::try_pid(p).unwrap(), subsystems).unwrap())
+            .collect();
+        BaselineFile::new(std::time::SystemTime::now(), Coverage::Pids { pids: pids.clone() }, subsystems, snaps)
+    };
+    let (mut monitor, _) = Monitor::resume(&file_of(Subsystem::SEED), 2).unwrap();
+    let before = monitor.baselines_digest().expect("three voted copies have a digest");
+    assert_eq!(monitor.baselines_digest(), Some(before));
+    let mut repaired = 0;
+    for seed in 1..40u64 {
+        monitor.inject_baseline_fault(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15)).unwrap();
+        let (findings, _) = monitor.cycle(&SystemClock);
+        repaired += findings.iter().filter(|f| matches!(f, Finding::BaselineRepaired { .. })).count();
+        assert_eq!(monitor.baselines_digest(), Some(before), "after fault {seed}: {findings:#?}");
+    }
+    assert!(repaired > 0, "the faults were repaired");
+    let (mut other, _) = Monitor::resume(&file_of(&[Subsystem::MemoryMaps]), 2).unwrap();
+    assert_ne!(other.baselines_digest(), Some(before));
+}

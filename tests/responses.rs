@@ -222,6 +222,48 @@ fn isolate_stops_a_target_without_a_cgroup_of_its_own() {
     assert_eq!(code, 0);
 }
 
+/// Waits until `log` (a watch's stderr) has a line containing `what`.
+fn wait_for_log(log: &Path, what: &str, after: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(at) = text.get(after..).and_then(|t| t.find(what)) {
+            return after + at + what.len();
+        }
+        assert!(Instant::now() < deadline, "no {what:?} in the log within 30 s:\n{text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_baseline_file_corrupted_after_it_was_voted_good_is_voted_down() {
+    // The vote that follows one in agreement only hashes the file: a
+    // changed byte must still take it to the full vote and be written again.
+    let dir = tempfile::tempdir().unwrap();
+    let t = Testee::spawn();
+    let log = dir.path().join("watch.log");
+    let err = std::fs::File::create(&log).unwrap();
+    let pid = t.pid.to_string();
+    let mut w = Watch::start_with(&["--pid", &pid, "--interval", "100ms", "--format", "json"], dir.path(), |c| {
+        c.env("RUST_LOG", "debug").stderr(err);
+    });
+    w.wait_for("the first check", is("check"));
+    let at = wait_for_log(&log, "baseline file agrees with memory", 0);
+    wait_for_log(&log, "baseline file unchanged since it agreed with memory", at);
+    let path = dir.path().join("fdir-baseline.json");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+    let e = w.wait_for("the file vote", is("baseline-file"));
+    assert_eq!(e["status"], "rewritten");
+    assert!(e["detail"].as_str().unwrap().contains("refused"), "{e}");
+    let o = run(&["check"], dir.path());
+    assert_eq!(code(&o), 0, "the rewritten file is good: {}", stderr(&o));
+    let (code, _) = w.terminate();
+    assert_eq!(code, 0);
+}
+
 #[test]
 fn a_corrupted_baseline_file_is_voted_down_and_written_again() {
     let dir = tempfile::tempdir().unwrap();

@@ -53,7 +53,12 @@ pub fn load_key(file: &FileArgs) -> Result<Option<Key>> {
 
 /// Loads and checks the baseline file: integrity, key, boot.
 pub fn load_baseline(file: &FileArgs, key: Option<&Key>) -> Result<BaselineFile> {
-    let loaded = baseline::load(&file.baseline, key)?;
+    decode_baseline(file, &baseline::read(&file.baseline)?, key)
+}
+
+/// [`load_baseline`] of bytes already read from the file.
+pub fn decode_baseline(file: &FileArgs, bytes: &[u8], key: Option<&Key>) -> Result<BaselineFile> {
+    let loaded = baseline::decode(&file.baseline, bytes, key)?;
     if loaded.coverage != Coverage::System
         && let Some(then) = &loaded.boot_id
     {

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use fdir::baseline::{Coverage, Key};
+use fdir::Digest;
+use fdir::baseline::{self, Coverage, Key};
 use fdir::event::{Accepted, ChangeRecord, EventRecord, Who};
 use fdir::explain::explain;
 use fdir::guard::sha256_self_test;
@@ -20,7 +21,8 @@ use fdir::{Clock, CodeBudget, Finding, Monitor, Observation, Snapshot, SystemClo
 use super::args::{FileArgs, WatchArgs};
 use super::output::Output;
 use super::run::{
-    NO_DRIFT, chosen_subsystems, events_of, load_baseline, load_key, names, plural, report_baseline, restrict, save,
+    NO_DRIFT, chosen_subsystems, decode_baseline, events_of, load_baseline, load_key, names, plural, report_baseline,
+    restrict, save,
 };
 use super::signals::{Asked, Signals};
 
@@ -90,6 +92,11 @@ struct Watcher {
     /// When the baseline file was last voted (or the watch started), and the
     /// cycle it was.
     last_vote: (std::time::Instant, u64),
+    /// What the last full vote of the baseline file found in agreement: the
+    /// digest of the file's bytes and of the in-memory baselines
+    /// ([`Monitor::baselines_digest`]). While both are unchanged the file
+    /// still agrees, and a vote is a read and a hash, not a decode.
+    agreed: Option<(Digest, Digest)>,
     /// The parts of the current round (a large scan spread over the interval).
     parts: u32,
     /// The summary of the round so far, and whether it had findings.
@@ -235,18 +242,38 @@ impl Watcher {
 
     /// Re-reads the baseline file and votes it against memory: a file that is
     /// refused, or that disagrees with the in-memory majority, is written again.
+    ///
+    /// The bytes are always read and hashed: a file that is byte for byte the
+    /// one the last full vote found in agreement with the same in-memory
+    /// baselines agrees again (its verification and decoding would give the
+    /// same result), and is not decoded. Any other file is voted in full.
     fn disk_vote(&mut self) -> Result<()> {
-        let problem = match load_baseline(&self.file, self.key.as_ref()) {
-            Ok(file) => {
-                let differ = self.monitor.disagreements_with(&file);
-                if differ.is_empty() {
-                    tracing::debug!("baseline file agrees with memory");
+        let problem = match baseline::read(&self.file.baseline) {
+            Ok(bytes) => {
+                let read = Digest::of(&bytes);
+                let memory = self.monitor.baselines_digest();
+                if let Some(memory) = memory
+                    && self.agreed == Some((read, memory))
+                {
+                    tracing::debug!("baseline file unchanged since it agreed with memory");
                     return Ok(());
                 }
-                let who: Vec<String> = differ.iter().map(|t| Who::from(t).to_string()).collect();
-                format!("it disagreed with the in-memory baselines of {}", who.join(", "))
+                self.agreed = None;
+                match decode_baseline(&self.file, &bytes, self.key.as_ref()) {
+                    Ok(file) => {
+                        let differ = self.monitor.disagreements_with(&file);
+                        if differ.is_empty() {
+                            tracing::debug!("baseline file agrees with memory");
+                            self.agreed = memory.map(|m| (read, m));
+                            return Ok(());
+                        }
+                        let who: Vec<String> = differ.iter().map(|t| Who::from(t).to_string()).collect();
+                        format!("it disagreed with the in-memory baselines of {}", who.join(", "))
+                    }
+                    Err(e) => format!("it was refused: {e:#}"),
+                }
             }
-            Err(e) => format!("it was refused: {e:#}"),
+            Err(e) => format!("it was refused: {:#}", anyhow::Error::from(e)),
         };
         let detail = match save(&self.file, self.key.as_ref(), &mut self.monitor, &self.clock) {
             Ok(n) => format!("{problem}; written again from memory ({})", plural(n, "target")),
@@ -439,6 +466,7 @@ pub fn watch(o: WatchArgs) -> Result<u8> {
         interval: o.interval,
         cycle: 0,
         last_vote: (std::time::Instant::now(), 0),
+        agreed: None,
         parts: 1,
         round: fdir::Summary::default(),
         round_findings: false,
