@@ -439,3 +439,25 @@ fn all_processes_are_checked_on_one_thread_when_no_other_can_be_started() {
     assert!(check["targets"].as_u64().unwrap() > 10, "{check}");
     assert_eq!(check["failed"], 0, "{check}");
 }
+
+/// `fdir bench --only watch` measures real watches at 100 ms and 1 s once
+/// they are past their first vote of the baseline file, and reports each
+/// next to its floor. Functional only: no figure is asserted beyond being
+/// measured at all.
+#[test]
+fn bench_measures_the_watch_in_its_steady_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(&["bench", "--only", "watch", "--seconds", "1", "--format", "json"], dir.path());
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let lines = json_lines(&o);
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    let watch = lines[0]["watch"].as_array().unwrap();
+    let intervals: Vec<u64> = watch.iter().map(|w| w["interval_ms"].as_u64().unwrap()).collect();
+    assert_eq!(intervals, [100, 1000]);
+    for w in watch {
+        assert!(w["cpu_percent"].as_f64().unwrap() > 0.0, "{w}");
+        assert!(w["floor_percent"].as_f64().unwrap() > 0.0, "{w}");
+        assert!(w["peak_rss_kib"].as_u64().unwrap() > 0, "{w}");
+        assert!(w["seconds"].as_f64().unwrap() >= 1.0, "{w}");
+    }
+}
