@@ -6,7 +6,8 @@
 //! cycle; passed to the linker, it puts them together before the rest of the
 //! text. It only orders sections (GNU ld and lld both read it), and a pattern
 //! that matches nothing is ignored: a stale list costs speed, never a build.
-//! `FDIR_NO_CYCLE_LAYOUT=1` turns it off.
+//! `FDIR_NO_CYCLE_LAYOUT=1` turns it off; it is left off with gold or mold,
+//! which cannot read it.
 
 use std::env;
 use std::path::PathBuf;
@@ -17,6 +18,13 @@ fn main() {
     let linux = env::var("CARGO_CFG_TARGET_OS").is_ok_and(|os| os == "linux");
     let release = env::var("PROFILE").is_ok_and(|p| p == "release");
     if !linux || !release || env::var_os("FDIR_NO_CYCLE_LAYOUT").is_some() {
+        return;
+    }
+    // gold has no INSERT and mold no SECTIONS: a build that names either
+    // (in its flags or as the target's linker) goes without the layout.
+    let names_one = |var: &str| env::var(var).is_ok_and(|v| v.contains("gold") || v.contains("mold"));
+    if names_one("CARGO_ENCODED_RUSTFLAGS") || names_one("RUSTC_LINKER") {
+        println!("cargo:warning=link/cycle.ld is not used with gold or mold (code layout off; see README)");
         return;
     }
     let Some(dir) = env::var_os("CARGO_MANIFEST_DIR") else { return };
