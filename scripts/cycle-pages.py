@@ -11,7 +11,9 @@ after a sleep is what a cold cycle pays for.
 
 Usage: scripts/cycle-pages.py BINARY [CYCLES]
 """
-import os, re, shutil, subprocess, sys, tempfile, time
+import os, re, shutil, sys, tempfile, time
+
+from fdir_watch import watch_a_sleep
 
 
 def referenced(pid):
@@ -35,15 +37,8 @@ def main():
     tmp = tempfile.mkdtemp()
     exe = os.path.join(tmp, "fdir-measured")
     shutil.copy(sys.argv[1], exe)
-    target = subprocess.Popen(["sleep", "3600"])
-    watch = None
+    target, watch = watch_a_sleep(exe, os.path.join(tmp, "baseline.json"))
     try:
-        baseline = os.path.join(tmp, "baseline.json")
-        subprocess.run([exe, "snapshot", "--pid", str(target.pid), "--baseline", baseline, "--subsystems",
-                        "memory-maps,seccomp,cgroups"], stdout=subprocess.DEVNULL, check=True)
-        watch = subprocess.Popen([exe, "watch", "--pid", str(target.pid), "--baseline", baseline, "--subsystems",
-                                  "memory-maps,seccomp,cgroups", "--interval", "1s", "--format", "json"],
-                                 stdout=subprocess.DEVNULL)
         time.sleep(4)
         total = {}
         for i in range(cycles):
@@ -61,9 +56,8 @@ def main():
             print(f"  {v / cycles:8.1f} KiB  {name} {perms}")
     finally:
         for p in (watch, target):
-            if p:
-                p.kill()
-                p.wait()
+            p.kill()
+            p.wait()
         shutil.rmtree(tmp)
 
 

@@ -15,7 +15,7 @@ Usage: scripts/watch-ab.py SECONDS N BINARY_A BINARY_B
 """
 import os, shutil, statistics, subprocess, sys, tempfile, time
 
-SUBSYSTEMS = "memory-maps,seccomp,cgroups"
+from fdir_watch import watch_a_sleep
 
 
 def cpu_ns(pid):
@@ -37,14 +37,8 @@ def main():
     try:
         for i in range(n):
             for name in ("A", "B") if i % 2 == 0 else ("B", "A"):
-                target = subprocess.Popen(["sleep", "3600"])
-                baseline = os.path.join(tmp, f"{name}{i}.json")
-                subprocess.run([exe[name], "snapshot", "--pid", str(target.pid), "--baseline", baseline,
-                                "--subsystems", SUBSYSTEMS], stdout=subprocess.DEVNULL, check=True)
                 reader = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
-                watch = subprocess.Popen([exe[name], "watch", "--pid", str(target.pid), "--baseline", baseline,
-                                          "--subsystems", SUBSYSTEMS, "--interval", "1s", "--format", "json"],
-                                         stdout=reader.stdin)
+                target, watch = watch_a_sleep(exe[name], os.path.join(tmp, f"{name}{i}.json"), stdout=reader.stdin)
                 running.append((name, watch, target, reader))
                 time.sleep(0.37)
         # Past the first vote of the baseline file (10 cycles).

@@ -222,6 +222,21 @@ fn isolate_stops_a_target_without_a_cgroup_of_its_own() {
     assert_eq!(code, 0);
 }
 
+/// Flips a bit in the middle of the watch's baseline file; the watch's next
+/// vote must refuse it and write it again, and the file must then check.
+fn flip_a_byte_and_expect_it_rewritten(w: &mut Watch, dir: &Path) {
+    let path = dir.join("fdir-baseline.json");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+    let e = w.wait_for("the file vote", is("baseline-file"));
+    assert_eq!(e["status"], "rewritten");
+    assert!(e["detail"].as_str().unwrap().contains("refused"), "{e}");
+    let o = run(&["check"], dir);
+    assert_eq!(code(&o), 0, "the rewritten file is good: {}", stderr(&o));
+}
+
 /// Waits until `log` (a watch's stderr) has a line containing `what`.
 fn wait_for_log(log: &Path, what: &str, after: usize) -> usize {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -250,16 +265,7 @@ fn a_baseline_file_corrupted_after_it_was_voted_good_is_voted_down() {
     w.wait_for("the first check", is("check"));
     let at = wait_for_log(&log, "baseline file agrees with memory", 0);
     wait_for_log(&log, "baseline file unchanged since it agreed with memory", at);
-    let path = dir.path().join("fdir-baseline.json");
-    let mut bytes = std::fs::read(&path).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0x01;
-    std::fs::write(&path, &bytes).unwrap();
-    let e = w.wait_for("the file vote", is("baseline-file"));
-    assert_eq!(e["status"], "rewritten");
-    assert!(e["detail"].as_str().unwrap().contains("refused"), "{e}");
-    let o = run(&["check"], dir.path());
-    assert_eq!(code(&o), 0, "the rewritten file is good: {}", stderr(&o));
+    flip_a_byte_and_expect_it_rewritten(&mut w, dir.path());
     let (code, _) = w.terminate();
     assert_eq!(code, 0);
 }
@@ -269,16 +275,7 @@ fn a_corrupted_baseline_file_is_voted_down_and_written_again() {
     let dir = tempfile::tempdir().unwrap();
     let t = Testee::spawn();
     let mut w = watch_testee(&t, dir.path(), &[]);
-    let path = dir.path().join("fdir-baseline.json");
-    let mut bytes = std::fs::read(&path).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0x01;
-    std::fs::write(&path, &bytes).unwrap();
-    let e = w.wait_for("the file vote", is("baseline-file"));
-    assert_eq!(e["status"], "rewritten");
-    assert!(e["detail"].as_str().unwrap().contains("refused"), "{e}");
-    let o = run(&["check"], dir.path());
-    assert_eq!(code(&o), 0, "the rewritten file is good: {}", stderr(&o));
+    flip_a_byte_and_expect_it_rewritten(&mut w, dir.path());
     assert!(!w.seen.iter().any(|v| v["event"] == "anomaly"));
     let (code, _) = w.terminate();
     assert_eq!(code, 0);

@@ -248,33 +248,7 @@ impl Watcher {
     /// baselines agrees again (its verification and decoding would give the
     /// same result), and is not decoded. Any other file is voted in full.
     fn disk_vote(&mut self) -> Result<()> {
-        let problem = match baseline::read(&self.file.baseline) {
-            Ok(bytes) => {
-                let read = Digest::of(&bytes);
-                let memory = self.monitor.baselines_digest();
-                if let Some(memory) = memory
-                    && self.agreed == Some((read, memory))
-                {
-                    tracing::debug!("baseline file unchanged since it agreed with memory");
-                    return Ok(());
-                }
-                self.agreed = None;
-                match decode_baseline(&self.file, &bytes, self.key.as_ref()) {
-                    Ok(file) => {
-                        let differ = self.monitor.disagreements_with(&file);
-                        if differ.is_empty() {
-                            tracing::debug!("baseline file agrees with memory");
-                            self.agreed = memory.map(|m| (read, m));
-                            return Ok(());
-                        }
-                        let who: Vec<String> = differ.iter().map(|t| Who::from(t).to_string()).collect();
-                        format!("it disagreed with the in-memory baselines of {}", who.join(", "))
-                    }
-                    Err(e) => format!("it was refused: {e:#}"),
-                }
-            }
-            Err(e) => format!("it was refused: {:#}", anyhow::Error::from(e)),
-        };
+        let Some(problem) = self.file_problem() else { return Ok(()) };
         let detail = match save(&self.file, self.key.as_ref(), &mut self.monitor, &self.clock) {
             Ok(n) => format!("{problem}; written again from memory ({})", plural(n, "target")),
             Err(e) => {
@@ -284,6 +258,34 @@ impl Watcher {
         };
         self.out.emit(&EventRecord::BaselineFile { time: self.clock.wall(), status: "rewritten".into(), detail })?;
         Ok(())
+    }
+
+    /// What is wrong with the baseline file ([`Watcher::disk_vote`]), or
+    /// `None` if it agrees with memory.
+    fn file_problem(&mut self) -> Option<String> {
+        let bytes = match baseline::read(&self.file.baseline) {
+            Ok(bytes) => bytes,
+            Err(e) => return Some(format!("it was refused: {:#}", anyhow::Error::from(e))),
+        };
+        let read = Digest::of(&bytes);
+        let memory = self.monitor.baselines_digest();
+        if memory.is_some_and(|m| self.agreed == Some((read, m))) {
+            tracing::debug!("baseline file unchanged since it agreed with memory");
+            return None;
+        }
+        self.agreed = None;
+        let file = match decode_baseline(&self.file, &bytes, self.key.as_ref()) {
+            Ok(file) => file,
+            Err(e) => return Some(format!("it was refused: {e:#}")),
+        };
+        let differ = self.monitor.disagreements_with(&file);
+        if !differ.is_empty() {
+            let who: Vec<String> = differ.iter().map(|t| Who::from(t).to_string()).collect();
+            return Some(format!("it disagreed with the in-memory baselines of {}", who.join(", ")));
+        }
+        tracing::debug!("baseline file agrees with memory");
+        self.agreed = memory.map(|m| (read, m));
+        None
     }
 
     /// SIGHUP: a new baseline on purpose, saying what it accepts.
