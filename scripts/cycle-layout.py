@@ -65,6 +65,9 @@ def profile(binary, tmp, settle, seconds):
         subprocess.run(["callgrind_control", "-i", "on", str(watch.pid)], check=True, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
         time.sleep(seconds)
+        # Off before the signal: the watch's end is not a cycle.
+        subprocess.run(["callgrind_control", "-i", "off", str(watch.pid)], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
         watch.send_signal(signal.SIGINT)
         watch.wait(timeout=60)
     finally:
@@ -72,16 +75,25 @@ def profile(binary, tmp, settle, seconds):
         watch.wait()
         target.kill()
         target.wait()
-    ran, ob = set(), None
+    # A function is listed if it ran instructions of its own: one that only
+    # called (the frames under the loop, entered before the profile began)
+    # has nothing but call lines.
+    ran, ob, fn, call = set(), None, None, False
     with open(out) as f:
         for line in f:
             if line.startswith("ob="):
                 ob = line[3:].strip()
-            # Valgrind names no object for code outside `.text`: the
-            # functions an earlier layout moved. Names not in the binary's
-            # symbols are dropped later.
-            elif line.startswith("fn=") and ob in (binary, "???"):
-                ran.add(line[3:].strip())
+            elif line.startswith("fn="):
+                # Valgrind names no object for code outside `.text`: the
+                # functions an earlier layout moved. Names not in the binary's
+                # symbols are dropped later.
+                fn = line[3:].strip() if ob in (binary, "???") else None
+            elif line.startswith("calls="):
+                call = True
+            elif line[:1].isdigit() or line[:1] in "+-*":
+                if fn is not None and not call and any(c != "0" for c in line.split()[1:]):
+                    ran.add(fn)
+                call = False
     return ran
 
 

@@ -193,7 +193,23 @@ impl Tracker {
             transient: first.into_iter().filter(|s| !suspects.contains(s)).collect(),
             ..Outcome::default()
         };
-        for a in reading.anomalies.iter().filter(|a| suspects.contains(&a.subsystem)) {
+        if !suspects.is_empty() {
+            self.declare(&reading.anomalies, &suspects, now, &mut out);
+        }
+        if !self.drifted.is_empty() {
+            self.recover(&reading.report, now, &mut out);
+        }
+        Ok(out)
+    }
+
+    /// Declares the confirmed `suspects` among `anomalies` that are not
+    /// already declared at the same digest. Out of line, with
+    /// [`Tracker::recover`]: a steady cycle runs neither, and its code is
+    /// kept off the pages it does run (BENCHMARKS.md).
+    #[cold]
+    #[inline(never)]
+    fn declare(&mut self, anomalies: &[Anomaly], suspects: &[Subsystem], now: Duration, out: &mut Outcome) {
+        for a in anomalies.iter().filter(|a| suspects.contains(&a.subsystem)) {
             match self.drifted.get(&a.subsystem) {
                 Some((digest, _)) if *digest == a.actual => {}
                 Some(&(_, since)) => {
@@ -206,7 +222,11 @@ impl Tracker {
                 }
             }
         }
-        let report = &reading.report;
+    }
+
+    /// Ends the drift of every subsystem the report found unchanged again.
+    #[inline(never)]
+    fn recover(&mut self, report: &Report, now: Duration, out: &mut Outcome) {
         self.drifted.retain(|sub, (_, since)| {
             if matches!(report.subsystems.get(sub), Some(Status::Unchanged)) {
                 out.recovered.push((*sub, now.saturating_sub(*since)));
@@ -215,7 +235,6 @@ impl Tracker {
                 true
             }
         });
-        Ok(out)
     }
 }
 

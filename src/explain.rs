@@ -391,6 +391,7 @@ fn tuples(old: &[Record], new: &[Record]) -> Vec<Change> {
 
 /// The changes when a subsystem observed at baseline is now not applicable:
 /// the structure is gone (an LSM no longer labels the process).
+#[inline(never)]
 pub fn no_longer_applicable(subsystem: Subsystem, old: &[Record], reason: &str) -> Vec<Change> {
     let mut out = vec![
         Change::new(ChangeKind::Changed, subsystem.name(), Some("observed".into()), Some("not applicable".into()))
@@ -402,6 +403,7 @@ pub fn no_longer_applicable(subsystem: Subsystem, old: &[Record], reason: &str) 
 
 /// The changes when a subsystem not applicable at baseline is now observed:
 /// the structure appeared (an LSM label where there was none).
+#[inline(never)]
 pub fn now_applicable(subsystem: Subsystem, was: &str, new: &[Record]) -> Vec<Change> {
     let mut out = vec![
         Change::new(ChangeKind::Changed, subsystem.name(), Some("not applicable".into()), Some("observed".into()))

@@ -98,6 +98,7 @@ impl<T: Serialize + Clone + PartialEq> Redundant<T> {
     }
 
     /// The vote with every copy hashed.
+    #[inline(never)]
     pub fn full_vote(&mut self) -> Vote {
         if self.extra.is_empty() {
             return Vote::default();

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::baseline::{BaselineFile, Coverage};
-use crate::daemon::Tracker;
+use crate::daemon::{Outcome, Tracker};
 use crate::digest::{Digest, Hasher};
 use crate::guard::{Redundant, Vote};
 use crate::snapshot::{Checker, Observation, Status};
@@ -452,36 +452,15 @@ fn check_one<C: Clock + ?Sized>(
     }
     match result {
         Ok(outcome) => {
-            let target = &w.target;
             if let Some(report) = w.tracker.last_report() {
                 summary.absorb(report);
-                let now: BTreeMap<Subsystem, String> = report
-                    .subsystems
-                    .iter()
-                    .filter_map(|(&s, st)| match st {
-                        Status::Unobservable { reason } => Some((s, reason.clone())),
-                        _ => None,
-                    })
-                    .collect();
-                for (&subsystem, reason) in &now {
-                    if w.unreadable_now.get(&subsystem) != Some(reason) {
-                        let (target, reason) = (target.clone(), reason.clone());
-                        findings.push(Finding::Unobservable { target, subsystem: Some(subsystem), reason });
-                    }
-                }
-                if now != w.unreadable_now {
-                    w.unreadable_now = now;
+                let unobservable = |st: &Status| matches!(st, Status::Unobservable { .. });
+                if !w.unreadable_now.is_empty() || report.subsystems.values().any(unobservable) {
+                    note_unobservable(&w.target, &report.subsystems, &mut w.unreadable_now, findings);
                 }
             }
-            if !outcome.transient.is_empty() {
-                findings.push(Finding::Transient { target: target.clone(), subsystems: outcome.transient });
-            }
-            if !outcome.declared.is_empty() {
-                summary.anomalies += outcome.declared.len();
-                findings.push(Finding::Drift { target: target.clone(), anomalies: outcome.declared });
-            }
-            for (subsystem, drifted_for) in outcome.recovered {
-                findings.push(Finding::Recovered { target: target.clone(), subsystem, drifted_for });
+            if !(outcome.transient.is_empty() && outcome.declared.is_empty() && outcome.recovered.is_empty()) {
+                note_outcome(&w.target, outcome, summary, findings);
             }
             if subsystems.iter().any(|&s| w.tracker.is_drifted(s)) {
                 summary.drifted += 1;
@@ -497,6 +476,53 @@ fn check_one<C: Clock + ?Sized>(
         }
     }
     false
+}
+
+/// A finding for each subsystem that became unobservable, or unobservable
+/// for another reason, since the last cycle; `before` becomes the new set.
+/// Out of line, as in [`note_outcome`].
+#[cold]
+#[inline(never)]
+fn note_unobservable(
+    target: &Target,
+    statuses: &BTreeMap<Subsystem, Status>,
+    before: &mut BTreeMap<Subsystem, String>,
+    findings: &mut Vec<Finding>,
+) {
+    let now: BTreeMap<Subsystem, String> = statuses
+        .iter()
+        .filter_map(|(&s, st)| match st {
+            Status::Unobservable { reason } => Some((s, reason.clone())),
+            _ => None,
+        })
+        .collect();
+    for (&subsystem, reason) in &now {
+        if before.get(&subsystem) != Some(reason) {
+            let (target, reason) = (target.clone(), reason.clone());
+            findings.push(Finding::Unobservable { target, subsystem: Some(subsystem), reason });
+        }
+    }
+    if now != *before {
+        *before = now;
+    }
+}
+
+/// The findings of a cycle that saw something: transient readings, declared
+/// drifts, recoveries. Out of line: a steady cycle has none, and the code it
+/// does not run is kept off the pages it does (BENCHMARKS.md).
+#[cold]
+#[inline(never)]
+fn note_outcome(target: &Target, outcome: Outcome, summary: &mut Summary, findings: &mut Vec<Finding>) {
+    if !outcome.transient.is_empty() {
+        findings.push(Finding::Transient { target: target.clone(), subsystems: outcome.transient });
+    }
+    if !outcome.declared.is_empty() {
+        summary.anomalies += outcome.declared.len();
+        findings.push(Finding::Drift { target: target.clone(), anomalies: outcome.declared });
+    }
+    for (subsystem, drifted_for) in outcome.recovered {
+        findings.push(Finding::Recovered { target: target.clone(), subsystem, drifted_for });
+    }
 }
 
 impl Monitor {
@@ -791,6 +817,7 @@ impl Monitor {
     /// `--all`: forgets kernel threads and unreadable processes that are gone
     /// (their pid may come back as a new process), baselines the young
     /// processes that have settled, and discovers new ones.
+    #[inline(never)]
     fn scan<C: Clock + ?Sized>(&mut self, clock: &C, findings: &mut Vec<Finding>) {
         let listed = match self.listed.take() {
             Some(pids) => Ok(pids),

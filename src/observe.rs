@@ -73,6 +73,12 @@ thread_local! {
 }
 
 /// Buffers reused from one observation to the next.
+///
+/// Its methods for what a steady cycle of the seed subsystems does not run
+/// (the other subsystems' reads, a changed `maps`, canonicalizing threads)
+/// are `#[inline(never)]`: a watch wakes on cold caches, every page of code
+/// a cycle runs costs a miss, and code inlined but not run spreads the code
+/// that is run over more pages (BENCHMARKS.md, "a cycle's code together").
 #[derive(Debug, Default)]
 pub(crate) struct Observer {
     buf: Vec<u8>,
@@ -162,6 +168,7 @@ impl Memo {
         true
     }
 
+    #[inline(never)]
     fn store(&mut self, raw: &[u8], canons: &mut [(Subsystem, Canon)], touched: impl Fn(Subsystem) -> bool) {
         self.raw.clear();
         self.raw.extend_from_slice(raw);
@@ -473,37 +480,14 @@ impl Observer {
                             outcome.push((Subsystem::MemoryMaps, End::Observed));
                         }
                     } else {
-                        self.memo_maps.valid = false;
-                        let mut maps_end = End::Observed;
-                        // An observer's first read of the very text the
-                        // baseline's form was made from: that form, without
-                        // canonicalizing (not when a fault is to be injected
-                        // into a real form). Later reads have the memo; a
-                        // text that changed since would be hashed for nothing.
-                        let known = match &against {
-                            Some(a) if has(Subsystem::MemoryMaps) && self.fault.is_none() && !self.observed_before => {
-                                a.baseline.form_of(Subsystem::MemoryMaps, &self.buf)
-                            }
-                            _ => None,
-                        };
-                        if let Some(digest) = known {
-                            put(&mut canons, Subsystem::MemoryMaps, Canon::known(Subsystem::MemoryMaps, digest));
-                            outcome.push((Subsystem::MemoryMaps, End::Observed));
-                        } else if let Some(mut c) = canon(&mut canons, Subsystem::MemoryMaps) {
-                            let r = self.maps(src, &mut c);
-                            put(&mut canons, Subsystem::MemoryMaps, c);
-                            maps_end = settle(r)?;
-                            outcome.push((Subsystem::MemoryMaps, maps_end.clone()));
-                        }
-                        if has(Subsystem::Code) {
-                            self.code_mappings(src)?;
-                        }
-                        if matches!(maps_end, End::Observed) && self.observed_before {
-                            let buf = std::mem::take(&mut self.buf);
-                            self.memo_maps.store(&buf, &mut canons, |s| s == Subsystem::MemoryMaps);
-                            self.memo_maps.code = has(Subsystem::Code);
-                            self.buf = buf;
-                        }
+                        self.maps_changed(
+                            src,
+                            &mut canons,
+                            &mut outcome,
+                            against.as_ref(),
+                            has(Subsystem::MemoryMaps),
+                            has(Subsystem::Code),
+                        )?;
                     }
                     code_maps = has(Subsystem::Code);
                 }
@@ -664,7 +648,58 @@ impl Observer {
         Ok(())
     }
 
+    /// `maps` (in `self.buf`) is not the text the memo holds: its forms
+    /// anew, memoized for the next read. Out of line: a steady cycle finds
+    /// the memo, and its code is the cost of a cycle (BENCHMARKS.md).
+    #[inline(never)]
+    fn maps_changed<S: Source + ?Sized>(
+        &mut self,
+        src: &S,
+        canons: &mut [(Subsystem, Canon)],
+        outcome: &mut Vec<(Subsystem, End)>,
+        against: Option<&Against<'_>>,
+        memory_maps: bool,
+        code: bool,
+    ) -> Result<(), Error> {
+        self.memo_maps.valid = false;
+        let mut maps_end = End::Observed;
+        // An observer's first read of the very text the baseline's form was
+        // made from: that form, without canonicalizing (not when a fault is
+        // to be injected into a real form). Later reads have the memo; a
+        // text that changed since would be hashed for nothing.
+        let known = match against {
+            Some(a) if memory_maps && self.fault.is_none() && !self.observed_before => {
+                a.baseline.form_of(Subsystem::MemoryMaps, &self.buf)
+            }
+            _ => None,
+        };
+        let slot = canons.iter_mut().find(|(s, _)| *s == Subsystem::MemoryMaps).map(|(_, c)| c);
+        if let Some(digest) = known {
+            if let Some(c) = slot {
+                *c = Canon::known(Subsystem::MemoryMaps, digest);
+            }
+            outcome.push((Subsystem::MemoryMaps, End::Observed));
+        } else if let Some(c) = slot {
+            let mut form = std::mem::take(c);
+            let r = self.maps(src, &mut form);
+            *c = form;
+            maps_end = settle(r)?;
+            outcome.push((Subsystem::MemoryMaps, maps_end.clone()));
+        }
+        if code {
+            self.code_mappings(src)?;
+        }
+        if matches!(maps_end, End::Observed) && self.observed_before {
+            let buf = std::mem::take(&mut self.buf);
+            self.memo_maps.store(&buf, canons, |s| s == Subsystem::MemoryMaps);
+            self.memo_maps.code = code;
+            self.buf = buf;
+        }
+        Ok(())
+    }
+
     /// Canonicalizes the `maps` text in `self.buf`.
+    #[inline(never)]
     fn maps<S: Source + ?Sized>(&mut self, src: &S, canon: &mut Canon) -> Result<(), Error> {
         maps::canonicalize(&self.buf, canon).map_err(|e| {
             if self.buf.is_empty() && !src.alive() {
@@ -675,6 +710,7 @@ impl Observer {
     }
 
     /// The code mappings of the `maps` text in `self.buf`.
+    #[inline(never)]
     fn code_mappings<S: Source + ?Sized>(&mut self, src: &S) -> Result<(), Error> {
         if self.buf.is_empty() && !src.alive() {
             return Err(gone(src));
@@ -684,6 +720,7 @@ impl Observer {
     }
 
     /// Reads one file of the process and canonicalizes it whole.
+    #[inline(never)]
     fn whole_file<S: Source + ?Sized>(
         &mut self,
         src: &S,
@@ -848,6 +885,7 @@ impl Observer {
     }
 
     /// The canonicalization half of [`Observer::per_thread`].
+    #[inline(never)]
     fn canonicalize_threads<S: Source + ?Sized>(
         &mut self,
         src: &S,
@@ -919,6 +957,7 @@ impl Observer {
     }
 
     /// Reads the limit files of every cgroup collected by the cgroup pass.
+    #[inline(never)]
     fn cgroup_limits<S: Source + ?Sized>(&mut self, src: &S, canon: &mut Canon) -> Result<(), Error> {
         for i in 0..self.cgroups.len() {
             let Some((h, cg)) = self.cgroups.get(i) else { break };
@@ -958,6 +997,7 @@ impl Observer {
         Ok(())
     }
 
+    #[inline(never)]
     fn namespaces<S: Source + ?Sized>(&mut self, src: &S, canon: &mut Canon) -> Result<(), Error> {
         src.list("ns", &mut self.names)?;
         let mut pending = false;
@@ -984,6 +1024,7 @@ impl Observer {
     }
 
     /// `Ok(Some(reason))` where no security module labels the process.
+    #[inline(never)]
     fn lsm<S: Source + ?Sized>(&mut self, src: &S, canon: &mut Canon) -> Result<Option<String>, Error> {
         let mut any = false;
         let mut first_refusal: Option<String> = None;
@@ -1016,6 +1057,7 @@ impl Observer {
 
     /// Reads a node file into `self.buf`: `Ok(true)` read, `Ok(false)` it
     /// does not exist on this kernel.
+    #[inline(never)]
     fn node_file<S: Source + ?Sized>(&mut self, src: &S, rel: &str) -> Result<bool, Error> {
         match src.read(rel, &mut self.buf) {
             Ok(()) => Ok(true),
@@ -1024,6 +1066,7 @@ impl Observer {
         }
     }
 
+    #[inline(never)]
     fn kernel<S: Source + ?Sized>(&mut self, src: &S, canon: &mut Canon) -> Result<(), Error> {
         for sysctl in kernel::SYSCTLS {
             self.rel.clear();

@@ -23,6 +23,7 @@ pub(crate) const CHUNK: usize = 8;
 /// never fails for want of threads). Returns one result per chunk, in the
 /// chunks' order; `None` for a chunk whose work panicked (the caller says
 /// what was lost).
+#[inline(never)]
 pub(crate) fn on_workers<C: Send, R: Send>(
     chunks: Vec<C>,
     workers: usize,

@@ -869,6 +869,7 @@ impl ProcessDir {
     }
 
     /// The thread ids, from the `task` directory kept open and rewound.
+    #[inline(never)]
     fn threads(&self, out: &mut Vec<u32>) -> Result<(), Error> {
         out.clear();
         let err = |e| errno_to_error(e, "read", self.path_of("task"), self.pid);

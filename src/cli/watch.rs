@@ -5,7 +5,7 @@
 //! of that is healthy).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
 use fdir::Digest;
@@ -120,57 +120,15 @@ impl Watcher {
             self.round_findings = false;
         }
         if let Err(e) = sha256_self_test() {
-            // Every digest depends on SHA-256: no check can be trusted now.
-            self.healthy = false;
-            self.metrics.selftest_failed();
-            self.out.emit(&EventRecord::Selftest { time: self.clock.wall(), ok: false, message: e })?;
-            return Ok(());
+            return self.selftest_failed(e);
         }
         let (findings, part_summary) = self.monitor.cycle_part(&self.clock, part, parts);
         self.round.merge(&part_summary);
-        self.round_findings |= !findings.is_empty();
         let now = self.clock.wall();
         let mut healthy = true;
-        if findings.iter().any(|f| matches!(f, Finding::BaselineLost { .. })) {
-            healthy &= self.restore_lost(&findings)?;
-        }
-        for f in &findings {
-            if let Finding::BaselineRepaired { copies, .. } = f {
-                for _ in 0..*copies {
-                    self.metrics.baseline_repaired();
-                }
-            }
-        }
-        for (e, severity) in events_of(&findings, now, &self.policy) {
-            match (&e, severity) {
-                (EventRecord::Anomaly { subsystem, .. }, Some(sev)) => self.metrics.anomaly(*subsystem, sev),
-                (EventRecord::Recovered { subsystem, .. }, _) => self.metrics.recovered(*subsystem),
-                (EventRecord::Error { .. }, _) => self.metrics.check_failed(),
-                _ => {}
-            }
-            if !matches!(e, EventRecord::BaselineLost { .. }) {
-                self.out.emit(&e)?;
-            }
-        }
-        for f in &findings {
-            if let Finding::Drift { target, anomalies } = f {
-                let severity = self.policy.grade(anomalies);
-                let ndjson: String =
-                    anomalies.iter().map(|a| EventRecord::anomaly(now, target, a, severity).to_json() + "\n").collect();
-                for r in self.responder.respond(target, anomalies, severity, &ndjson) {
-                    if matches!(r.outcome, Outcome::Done | Outcome::Failed) {
-                        self.metrics.action(r.severity, r.action, r.outcome == Outcome::Done);
-                    }
-                    self.out.emit(&EventRecord::Action {
-                        time: self.clock.wall(),
-                        who: Who::from(target),
-                        severity: r.severity,
-                        action: r.action.to_owned(),
-                        outcome: r.outcome,
-                        detail: r.detail,
-                    })?;
-                }
-            }
+        if !findings.is_empty() {
+            self.round_findings = true;
+            healthy = self.respond_to(&findings, now)?;
         }
         if part + 1 < parts {
             self.healthy_round &= healthy;
@@ -194,17 +152,87 @@ impl Watcher {
         self.healthy = healthy && self.healthy_round;
         self.healthy_round = true;
         if self.systemd.enabled {
-            let status = format!(
-                "check #{}: {} targets, {} drifted, {} unobservable",
-                self.cycle, summary.targets, summary.drifted, summary.unobservable
-            );
-            if self.healthy {
-                self.systemd.send(&[sd_notify::NotifyState::Watchdog, sd_notify::NotifyState::Status(&status)]);
-            } else {
-                self.systemd.send(&[sd_notify::NotifyState::Status(&format!("{status}; UNHEALTHY"))]);
-            }
+            self.notify_systemd(&summary);
         }
         Ok(())
+    }
+
+    /// Every cycle costs the pages of code it runs, once the cache has gone
+    /// cold over the interval: a failed self-test and the answer to findings
+    /// are rare, so they live out of line, away from a steady cycle's code
+    /// (BENCHMARKS.md, "a cycle's code together").
+    #[cold]
+    #[inline(never)]
+    fn selftest_failed(&mut self, e: String) -> Result<()> {
+        // Every digest depends on SHA-256: no check can be trusted now.
+        self.healthy = false;
+        self.metrics.selftest_failed();
+        self.out.emit(&EventRecord::Selftest { time: self.clock.wall(), ok: false, message: e })?;
+        Ok(())
+    }
+
+    /// The round's status to systemd, and the watchdog fed if it was healthy.
+    #[inline(never)]
+    fn notify_systemd(&self, summary: &fdir::Summary) {
+        let status = format!(
+            "check #{}: {} targets, {} drifted, {} unobservable",
+            self.cycle, summary.targets, summary.drifted, summary.unobservable
+        );
+        if self.healthy {
+            self.systemd.send(&[sd_notify::NotifyState::Watchdog, sd_notify::NotifyState::Status(&status)]);
+        } else {
+            self.systemd.send(&[sd_notify::NotifyState::Status(&format!("{status}; UNHEALTHY"))]);
+        }
+    }
+
+    /// The events, metrics and actions of a cycle's findings. Returns
+    /// whether the cycle stays healthy (every lost baseline restored).
+    #[cold]
+    #[inline(never)]
+    fn respond_to(&mut self, findings: &[Finding], now: SystemTime) -> Result<bool> {
+        let mut healthy = true;
+        if findings.iter().any(|f| matches!(f, Finding::BaselineLost { .. })) {
+            healthy &= self.restore_lost(findings)?;
+        }
+        for f in findings {
+            if let Finding::BaselineRepaired { copies, .. } = f {
+                for _ in 0..*copies {
+                    self.metrics.baseline_repaired();
+                }
+            }
+        }
+        for (e, severity) in events_of(findings, now, &self.policy) {
+            match (&e, severity) {
+                (EventRecord::Anomaly { subsystem, .. }, Some(sev)) => self.metrics.anomaly(*subsystem, sev),
+                (EventRecord::Recovered { subsystem, .. }, _) => self.metrics.recovered(*subsystem),
+                (EventRecord::Error { .. }, _) => self.metrics.check_failed(),
+                _ => {}
+            }
+            if !matches!(e, EventRecord::BaselineLost { .. }) {
+                self.out.emit(&e)?;
+            }
+        }
+        for f in findings {
+            if let Finding::Drift { target, anomalies } = f {
+                let severity = self.policy.grade(anomalies);
+                let ndjson: String =
+                    anomalies.iter().map(|a| EventRecord::anomaly(now, target, a, severity).to_json() + "\n").collect();
+                for r in self.responder.respond(target, anomalies, severity, &ndjson) {
+                    if matches!(r.outcome, Outcome::Done | Outcome::Failed) {
+                        self.metrics.action(r.severity, r.action, r.outcome == Outcome::Done);
+                    }
+                    self.out.emit(&EventRecord::Action {
+                        time: self.clock.wall(),
+                        who: Who::from(target),
+                        severity: r.severity,
+                        action: r.action.to_owned(),
+                        outcome: r.outcome,
+                        detail: r.detail,
+                    })?;
+                }
+            }
+        }
+        Ok(healthy)
     }
 
     /// Restores baselines whose every in-memory copy failed, from the file.
@@ -247,6 +275,8 @@ impl Watcher {
     /// one the last full vote found in agreement with the same in-memory
     /// baselines agrees again (its verification and decoding would give the
     /// same result), and is not decoded. Any other file is voted in full.
+    /// Out of line: it runs one cycle in ten.
+    #[inline(never)]
     fn disk_vote(&mut self) -> Result<()> {
         let Some(problem) = self.file_problem() else { return Ok(()) };
         let detail = match save(&self.file, self.key.as_ref(), &mut self.monitor, &self.clock) {
@@ -289,6 +319,8 @@ impl Watcher {
     }
 
     /// SIGHUP: a new baseline on purpose, saying what it accepts.
+    #[cold]
+    #[inline(never)]
     fn rebaseline(&mut self) -> Result<()> {
         let old = self.monitor.snapshots();
         let coverage = self.monitor.coverage().clone();
@@ -476,10 +508,22 @@ pub fn watch(o: WatchArgs) -> Result<u8> {
         healthy_round: true,
         clock,
     };
+    let reason = run(&mut w, &signals, o.interval)?;
+
+    w.systemd.send(&[sd_notify::NotifyState::Stopping]);
+    w.out.emit(&EventRecord::Stopped { time: w.clock.wall(), reason: reason.to_owned(), cycles: w.cycle })?;
+    Ok(NO_DRIFT)
+}
+
+/// The watch's loop: waits for the next check or a signal, and ticks.
+/// Returns the name of the signal that stopped it. Out of line, so that the
+/// code a steady cycle runs is not spread through the watch's start-up.
+#[inline(never)]
+fn run(w: &mut Watcher, signals: &Signals, interval: Duration) -> Result<&'static str> {
     let mut next = Instant::now();
     let mut part = 0u32;
     let mut last_ping = Instant::now();
-    let reason = loop {
+    loop {
         let wake = loop {
             let now = Instant::now();
             if now >= next {
@@ -504,29 +548,25 @@ pub fn watch(o: WatchArgs) -> Result<u8> {
             }
         };
         match wake {
-            Wake::Stop(why) => break why,
+            Wake::Stop(why) => return Ok(why),
             Wake::Rebaseline => w.rebaseline()?,
             Wake::Check => {
                 if part == 0 {
-                    w.parts = parts_for(w.monitor.len(), o.interval);
+                    w.parts = parts_for(w.monitor.len(), interval);
                 }
                 let parts = w.parts;
                 w.tick(part, parts)?;
                 last_ping = Instant::now();
                 part = (part + 1) % parts;
                 // A round's parts are spread evenly over the interval.
-                next += o.interval / parts;
+                next += interval / parts;
                 let now = Instant::now();
                 if next <= now {
-                    next = now + o.interval / parts;
+                    next = now + interval / parts;
                 }
             }
         }
-    };
-
-    w.systemd.send(&[sd_notify::NotifyState::Stopping]);
-    w.out.emit(&EventRecord::Stopped { time: w.clock.wall(), reason: reason.to_owned(), cycles: w.cycle })?;
-    Ok(NO_DRIFT)
+    }
 }
 
 #[cfg(test)]

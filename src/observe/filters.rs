@@ -74,6 +74,7 @@ fn thread_state(text: &[u8]) -> Option<ThreadState> {
 
 /// Reads the filters of every thread in `tids` into `canon`; `stops`
 /// accumulates how long threads were stopped.
+#[inline(never)]
 pub(crate) fn observe<S: Source + ?Sized>(
     src: &S,
     tids: &[u32],
