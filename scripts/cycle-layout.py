@@ -8,16 +8,26 @@ its own code a cycle touches costs a miss or a page walk (BENCHMARKS.md,
 cycle are spread over some 90 pages of a 1.8 MB text; listed in a linker
 script they fit in about 50.
 
+The read-only data a cycle reads (jump tables, constants, JSON keys, the
+self-test's vectors) is laid out the same way, in `.rodata.fdir_cycle`
+before the rest of `.rodata`: left to the linker, the 50 or so cache lines
+a cycle reads were spread over 16 pages.
+
 How: a release build of `fdir watch --interval 1s` of one `sleep` runs under
 valgrind's callgrind, instrumented only after its first vote of the baseline
 file (the start-up and the one full vote are not the steady state), and
 every function of the binary that ran is listed. Valgrind hides SHA-NI from
-the program, so the SHA-NI compression function (`x86_sha`) is added by name.
+the program, so the SHA-NI compression function (`x86_sha`) is added by name. The data
+comes from a second run under valgrind's lackey (every load and store),
+mapped to the linker's input sections through a map of the same build.
 
 The script names input sections by pattern, without the hash rustc appends
 to each symbol (or a crate's disambiguator in v0 names), so that it outlives
 toolchain updates; a pattern that would match more than one function (the
-instantiations of one generic function) keeps its exact name instead. A
+instantiations of one generic function) keeps its exact name instead.
+Unnamed constants (`.Lanon.<crate hash>.<n>`) can only be named exactly,
+and their numbers move when their crate's code changes: of the layout, they
+are what goes stale first. A
 name that no longer exists matches nothing: the layout degrades, the build
 never breaks. Run this again after large changes to the cycle:
 
@@ -25,6 +35,7 @@ never breaks. Run this again after large changes to the cycle:
     scripts/cycle-layout.py      # rewrites link/cycle.ld
 """
 
+import bisect
 import os
 import re
 import shutil
@@ -97,6 +108,81 @@ def profile(binary, tmp, settle, seconds):
     return ran
 
 
+def data_profile(binary, tmp, settle, seconds):
+    """Offsets into `binary` of the data a steady watch cycle reads or
+    writes (lackey), counted from the start of its image."""
+    fifo = os.path.join(tmp, "lackey.fifo")
+    os.mkfifo(fifo)
+    target, watch = watch_a_sleep(
+        binary, os.path.join(tmp, "baseline-lackey.json"), stderr=subprocess.DEVNULL,
+        wrap=["valgrind", "--tool=lackey", "--trace-mem=yes", f"--log-file={fifo}"])
+    touched, rest, base = set(), b"", None
+    try:
+        fd = os.open(fifo, os.O_RDONLY)
+        start = time.monotonic()
+        while time.monotonic() - start < settle + seconds:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            if time.monotonic() - start < settle:
+                continue
+            if base is None:
+                base = image_base(watch.pid, binary)
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()
+            for line in lines:
+                # " L addr,size", " S ...", " M ...": data; "I ...": code.
+                if line[:1] == b" ":
+                    try:
+                        touched.add(int(line[3:].split(b",")[0], 16) - base)
+                    except ValueError:
+                        pass
+        os.close(fd)
+    finally:
+        for p in (watch, target):
+            p.kill()
+            p.wait()
+    return touched
+
+
+def image_base(pid, binary):
+    """Where the client's `binary` is loaded (valgrind's own process)."""
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) > 5 and fields[5] == binary and int(fields[2], 16) == 0:
+                return int(fields[0].split("-")[0], 16)
+    sys.exit("cycle-layout: the profiled binary is not mapped in its process")
+
+
+def input_sections(map_file):
+    """The input sections of a linker map: (address, size, output, name)."""
+    out, current = [], None
+    for line in open(map_file):
+        m = re.match(r"\s+([0-9a-f]+)\s+[0-9a-f]+\s+([0-9a-f]+)\s+\d+\s(\s*)(\S.*)$", line)
+        if not m:
+            continue
+        addr, size, name = int(m.group(1), 16), int(m.group(2), 16), m.group(4)
+        if not m.group(3):
+            current = name
+        elif ":(" in name:
+            out.append((addr, size, current, name[name.index(":(") + 2:-1]))
+    return sorted(out)
+
+
+def hot_rodata(touched, sections):
+    """The read-only input sections holding a touched offset, by address."""
+    starts = [s[0] for s in sections]
+    hot = {}
+    for off in touched:
+        i = bisect.bisect_right(starts, off) - 1
+        if i >= 0:
+            addr, size, output, name = sections[i]
+            if output.startswith(".rodata") and addr <= off < addr + max(size, 1) and not name.startswith(".rodata.str"):
+                hot[name] = addr
+    return sorted(hot, key=hot.get)
+
+
 def pattern(name):
     """The section pattern of a function, without rustc's hashes."""
     name = re.sub(r"17h[0-9a-f]{16}E$", "17h*", name)
@@ -111,35 +197,55 @@ def glob_matches(pat, names):
 def main():
     if shutil.which("valgrind") is None:
         sys.exit("cycle-layout: valgrind is needed (apt-get install valgrind)")
-    subprocess.run(["cargo", "build", "--release", "--bin", "fdir"], cwd=ROOT, check=True)
     with tempfile.TemporaryDirectory() as tmp:
+        # The map names the input sections the data profile falls in; the
+        # same build, so the same addresses.
+        map_file = os.path.join(tmp, "fdir.map")
+        subprocess.run(["cargo", "rustc", "--release", "--bin", "fdir", "--", "-C", f"link-arg=-Wl,-Map={map_file}"],
+                       cwd=ROOT, check=True)
         binary = os.path.join(tmp, "fdir")
         shutil.copy(os.path.join(ROOT, "target", "release", "fdir"), binary)
         syms = symbols(binary)
         # The first vote of the file comes after 10 cycles (at least 5 s).
         ran = profile(binary, tmp, settle=13, seconds=25)
+        sections = input_sections(map_file)
+        data = hot_rodata(data_profile(binary, tmp, settle=15, seconds=25), sections)
     ran |= {n for n in syms if "x86_sha" in n}
     ran.discard("main")
     known = [n for n in ran if n in syms]
     if len(known) < 50:
         sys.exit(f"cycle-layout: only {len(known)} functions ran; is the binary built with symbols?")
+    if len(data) < 5:
+        sys.exit(f"cycle-layout: a cycle read only {len(data)} read-only sections; did lackey run?")
     known.sort(key=lambda n: (syms[n][1] >= BIG, syms[n][0]))
     lines = []
     for n in known:
         p = pattern(n)
         lines.append(p if glob_matches(p, syms) == 1 else n)
+    rodata_names = [name for _, _, output, name in sections if output.startswith(".rodata")]
+    data_lines = []
+    for n in data:
+        p = pattern(n)
+        data_lines.append(p if glob_matches(p, rodata_names) == 1 else n)
     size = sum(syms[n][1] for n in known)
     with open(OUT, "w") as f:
-        f.write("/* The code of a steady `fdir watch` cycle, laid out together at the start\n")
-        f.write("   of the text (build.rs passes this script to the linker for release builds\n")
-        f.write("   on Linux). Written by scripts/cycle-layout.py from a callgrind profile:\n")
-        f.write(f"   {len(known)} functions, {size} bytes. Order and content are a matter of\n")
-        f.write("   speed only: a pattern that matches nothing is ignored. */\n")
+        f.write("/* The code and read-only data of a steady `fdir watch` cycle, laid out\n")
+        f.write("   together at the start of the text and of the read-only data (build.rs\n")
+        f.write("   passes this script to the linker for release builds on Linux). Written\n")
+        f.write("   by scripts/cycle-layout.py from a callgrind and a lackey profile:\n")
+        f.write(f"   {len(known)} functions, {size} bytes; {len(data)} read-only sections. Order and\n")
+        f.write("   content are a matter of speed only: a pattern that matches nothing is\n")
+        f.write("   ignored. */\n")
         f.write("SECTIONS\n{\n  .text.fdir_cycle :\n  {\n")
         for p in lines:
             f.write(f"    *(.text.{p})\n")
         f.write("  }\n}\nINSERT BEFORE .text;\n")
-    print(f"cycle-layout: {len(known)} functions ({size} bytes) written to {os.path.relpath(OUT, ROOT)}")
+        f.write("SECTIONS\n{\n  .rodata.fdir_cycle :\n  {\n")
+        for p in data_lines:
+            f.write(f"    *({p})\n")
+        f.write("  }\n}\nINSERT BEFORE .rodata;\n")
+    print(f"cycle-layout: {len(known)} functions ({size} bytes) and {len(data)} read-only sections "
+          f"written to {os.path.relpath(OUT, ROOT)}")
 
 
 if __name__ == "__main__":
