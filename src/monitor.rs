@@ -478,6 +478,57 @@ fn check_one<C: Clock + ?Sized>(
     false
 }
 
+/// The targets of `mine` checked on `workers` threads (a large node): the
+/// findings in pid order, whichever core checked them. Out of line, like
+/// [`note_outcome`]: a watch of a few processes never gets here. Returns
+/// the pids of the targets that exited.
+#[inline(never)]
+fn check_on_workers<C: Clock + ?Sized>(
+    watched: &mut BTreeMap<u32, Watched>,
+    mine: impl Fn(u32) -> bool,
+    subsystems: &[Subsystem],
+    clock: &C,
+    workers: usize,
+    summary: &mut Summary,
+    findings: &mut Vec<Finding>,
+) -> Vec<u32> {
+    let mut exited = Vec::new();
+    let mut targets: Vec<(u32, &mut Watched)> =
+        watched.iter_mut().filter(|(p, _)| mine(**p)).map(|(&p, w)| (p, w)).collect();
+    crate::fdcache::reserve(targets.len().saturating_mul(crate::fdcache::PER_TARGET));
+    // Findings come back in pid order, whichever core checked them.
+    let chunks: Vec<&mut [(u32, &mut Watched)]> = targets.chunks_mut(crate::parallel::CHUNK).collect();
+    let parts = crate::parallel::on_workers(chunks, workers, |part: &mut [(u32, &mut Watched)]| {
+        let (mut sum, mut found, mut gone) = (Summary::default(), Vec::new(), Vec::new());
+        for (pid, w) in part.iter_mut() {
+            if check_one(w, subsystems, clock, &mut sum, &mut found) {
+                gone.push(*pid);
+            }
+        }
+        (sum, found, gone)
+    });
+    for (i, part) in parts.into_iter().enumerate() {
+        match part {
+            Some((sum, found, gone)) => {
+                summary.add(&sum);
+                findings.extend(found);
+                exited.extend(gone);
+            }
+            // A bug: said for each of its targets, never silent.
+            None => {
+                for (_, w) in targets.chunks(crate::parallel::CHUNK).nth(i).unwrap_or(&[]) {
+                    summary.failed += 1;
+                    findings.push(Finding::Failed {
+                        target: w.target.clone(),
+                        error: "its check panicked (a bug in fdir): not checked this cycle".into(),
+                    });
+                }
+            }
+        }
+    }
+    exited
+}
+
 /// A finding for each subsystem that became unobservable, or unobservable
 /// for another reason, since the last cycle; `before` becomes the new set.
 /// Out of line, as in [`note_outcome`].
@@ -819,6 +870,7 @@ impl Monitor {
     /// processes that have settled, and discovers new ones.
     #[inline(never)]
     fn scan<C: Clock + ?Sized>(&mut self, clock: &C, findings: &mut Vec<Finding>) {
+        let started = Instant::now();
         let listed = match self.listed.take() {
             Some(pids) => Ok(pids),
             None => list_processes(&self.proc_root),
@@ -853,6 +905,7 @@ impl Monitor {
         self.discover(&unknown, clock, false, true, findings);
         // What was pinned ahead and not needed (gone since) is let go.
         self.ahead.clear();
+        tracing::debug!("scanned /proc in {:?}", started.elapsed());
     }
 
     /// One cycle: discover processes (for `--all`), check every watched
@@ -879,7 +932,6 @@ impl Monitor {
 
         if self.coverage == Coverage::All && part == 0 {
             self.scan(clock, &mut findings);
-            tracing::debug!("scanned /proc in {:?}", started.elapsed());
             summary.new = findings.iter().filter(|f| matches!(f, Finding::Baselined { first_sight: true, .. })).count();
         }
 
@@ -895,41 +947,25 @@ impl Monitor {
                 }
             }
         } else {
-            let mut targets: Vec<(u32, &mut Watched)> =
-                self.watched.iter_mut().filter(|(p, _)| mine(**p)).map(|(&p, w)| (p, w)).collect();
-            crate::fdcache::reserve(targets.len().saturating_mul(crate::fdcache::PER_TARGET));
-            // Findings come back in pid order, whichever core checked them.
-            let chunks: Vec<&mut [(u32, &mut Watched)]> = targets.chunks_mut(crate::parallel::CHUNK).collect();
-            let parts = crate::parallel::on_workers(chunks, workers, |part: &mut [(u32, &mut Watched)]| {
-                let (mut sum, mut found, mut gone) = (Summary::default(), Vec::new(), Vec::new());
-                for (pid, w) in part.iter_mut() {
-                    if check_one(w, subsystems, clock, &mut sum, &mut found) {
-                        gone.push(*pid);
-                    }
-                }
-                (sum, found, gone)
-            });
-            for (i, part) in parts.into_iter().enumerate() {
-                match part {
-                    Some((sum, found, gone)) => {
-                        summary.add(&sum);
-                        findings.extend(found);
-                        exited.extend(gone);
-                    }
-                    // A bug: said for each of its targets, never silent.
-                    None => {
-                        for (_, w) in targets.chunks(crate::parallel::CHUNK).nth(i).unwrap_or(&[]) {
-                            summary.failed += 1;
-                            findings.push(Finding::Failed {
-                                target: w.target.clone(),
-                                error: "its check panicked (a bug in fdir): not checked this cycle".into(),
-                            });
-                        }
-                    }
-                }
-            }
+            exited = check_on_workers(&mut self.watched, mine, subsystems, clock, workers, &mut summary, &mut findings);
         }
-        for pid in &exited {
+        if !exited.is_empty() {
+            self.forget(&exited);
+        }
+        summary.exited += exited.len();
+        summary.targets = self.watched.len();
+        summary.unobservable = self.unobservable_count();
+        summary.elapsed = started.elapsed();
+        (findings, summary)
+    }
+
+    /// Stops watching the targets that exited. Out of line: a watched target
+    /// is large, and moving one out of the map takes a frame of several pages
+    /// that a steady cycle would otherwise pay for on every call.
+    #[cold]
+    #[inline(never)]
+    fn forget(&mut self, exited: &[u32]) {
+        for pid in exited {
             if let Some(w) = self.watched.remove(pid) {
                 self.partially = self.partially.saturating_sub(
                     w.baseline
@@ -941,11 +977,6 @@ impl Monitor {
                 );
             }
         }
-        summary.exited += exited.len();
-        summary.targets = self.watched.len();
-        summary.unobservable = self.unobservable_count();
-        summary.elapsed = started.elapsed();
-        (findings, summary)
     }
 
     /// Processes that cannot be read at all, plus unobservable subsystems of
