@@ -449,6 +449,17 @@ impl EventRecord {
         serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"event\":\"error\",\"message\":\"{e}\"}}"))
     }
 
+    /// Appends [`EventRecord::to_json`] to `out`, without allocating once
+    /// `out` has grown to the size of the events it holds (a watch writes a
+    /// `check` event every cycle, through one buffer).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        let len = out.len();
+        if let Err(e) = serde_json::to_writer(&mut *out, self) {
+            out.truncate(len);
+            out.extend_from_slice(format!("{{\"event\":\"error\",\"message\":\"{e}\"}}").as_bytes());
+        }
+    }
+
     /// A `baseline` event for a snapshot.
     pub fn baseline(time: SystemTime, s: &Snapshot, first_sight: bool) -> EventRecord {
         EventRecord::Baseline {
@@ -814,6 +825,20 @@ mod tests {
             e.to_string(),
             "2026-11-28T12:03:22Z DRIFT    pid 42 (app) seccomp [log]: Seccomp 0 -> 2 (filter mode)"
         );
+    }
+
+    #[test]
+    fn write_json_appends_the_same_bytes_as_to_json_through_one_buffer() {
+        let events = [
+            EventRecord::Error { time: t0(), who: Who::default(), message: "a \"quoted\" message".into() },
+            EventRecord::check_in_parts(t0(), 7, &crate::Summary::default(), 1),
+        ];
+        let mut line = b"kept".to_vec();
+        for e in &events {
+            line.truncate(4);
+            e.write_json(&mut line);
+            assert_eq!(line.get(4..), Some(e.to_json().as_bytes()));
+        }
     }
 
     #[test]

@@ -14,11 +14,14 @@ pub const TEXT_LIST_LIMIT: usize = 30;
 pub struct Output {
     format: Format,
     last_text_check: Option<Instant>,
+    /// The line being written, kept from one event to the next: a watch's
+    /// steady cycle writes its `check` event without allocating.
+    line: Vec<u8>,
 }
 
 impl Output {
     pub fn new(format: Format) -> Output {
-        Output { format, last_text_check: None }
+        Output { format, last_text_check: None, line: Vec::new() }
     }
 
     pub fn format(&self) -> Format {
@@ -29,7 +32,12 @@ impl Output {
     pub fn emit(&mut self, e: &EventRecord) -> io::Result<()> {
         let mut out = io::stdout().lock();
         match self.format {
-            Format::Json => writeln!(out, "{}", e.to_json())?,
+            Format::Json => {
+                self.line.clear();
+                e.write_json(&mut self.line);
+                self.line.push(b'\n');
+                out.write_all(&self.line)?;
+            }
             Format::Text => writeln!(out, "{e}")?,
         }
         out.flush()
