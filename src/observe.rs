@@ -538,84 +538,17 @@ impl Observer {
                 outcome.push((Subsystem::CgroupLimits, end));
             }
         }
-        if has(Subsystem::Namespaces)
-            && let Some(mut c) = canon(&mut canons, Subsystem::Namespaces)
-        {
-            let r = self.namespaces(src, &mut c);
-            put(&mut canons, Subsystem::Namespaces, c);
-            outcome.push((Subsystem::Namespaces, settle(r)?));
-        }
-        type Whole = fn(&[u8], &mut Canon) -> Result<(), crate::canon::ParseError>;
-        let whole: [(Subsystem, &'static str, Whole); 2] = [
-            (Subsystem::Mounts, "mountinfo", mounts::canonicalize),
-            (Subsystem::Limits, "limits", limits::canonicalize),
+        const OTHERS: [Subsystem; 7] = [
+            Subsystem::Namespaces,
+            Subsystem::Mounts,
+            Subsystem::Limits,
+            Subsystem::Lsm,
+            Subsystem::Kernel,
+            Subsystem::KernelTaint,
+            Subsystem::SeccompFilters,
         ];
-        for (sub, file, canonicalize) in whole {
-            if has(sub)
-                && let Some(mut c) = canon(&mut canons, sub)
-            {
-                let r = self.whole_file(src, sub, file, &mut c, |b, c| canonicalize(b, c).map_err(|e| e.to_string()));
-                put(&mut canons, sub, c);
-                outcome.push((sub, settle(r)?));
-            }
-        }
-        if has(Subsystem::Lsm)
-            && let Some(mut c) = canon(&mut canons, Subsystem::Lsm)
-        {
-            let end = match self.lsm(src, &mut c) {
-                Ok(Some(reason)) => End::NotApplicable(reason),
-                r => settle(r.map(drop))?,
-            };
-            put(&mut canons, Subsystem::Lsm, c);
-            outcome.push((Subsystem::Lsm, end));
-        }
-        if has(Subsystem::Kernel)
-            && let Some(mut c) = canon(&mut canons, Subsystem::Kernel)
-        {
-            let r = self.kernel(src, &mut c);
-            put(&mut canons, Subsystem::Kernel, c);
-            outcome.push((Subsystem::Kernel, settle(r)?));
-        }
-        if has(Subsystem::KernelTaint)
-            && let Some(mut c) = canon(&mut canons, Subsystem::KernelTaint)
-        {
-            let r = self.node_file(src, "proc/sys/kernel/tainted").map(|content| {
-                kernel::add_taint(&mut c, content.then_some(self.buf.as_slice()));
-            });
-            put(&mut canons, Subsystem::KernelTaint, c);
-            outcome.push((Subsystem::KernelTaint, settle(r)?));
-        }
-
-        if has(Subsystem::SeccompFilters)
-            && let Some(mut c) = canon(&mut canons, Subsystem::SeccompFilters)
-        {
-            let r = filters::observe(src, &self.tids, &mut self.buf, &mut self.rel, &mut c, &mut self.stops);
-            let mut end = settle(r)?;
-            if let (End::Observed, Some(Observation::Observed { records, .. })) =
-                (&end, against.as_ref().and_then(|a| a.baseline.subsystems.get(&Subsystem::SeccompFilters)))
-                && let Some(reason) = filters::reconcile(records, &mut c)
-            {
-                end = End::Unobservable(reason);
-            }
-            put(&mut canons, Subsystem::SeccompFilters, c);
-            outcome.push((Subsystem::SeccompFilters, end));
-        }
-        if code_maps && let Some(mut c) = canon(&mut canons, Subsystem::Code) {
-            let r = match against.as_mut() {
-                None => code::hash_all(src, &self.mappings, &mut c),
-                Some(a) => match a.baseline.subsystems.get(&Subsystem::Code) {
-                    Some(Observation::Observed { digest, records }) => {
-                        a.code.check(src, &self.mappings, records, *digest, &mut c)
-                    }
-                    // Nothing to compare with: the code is not read for nothing.
-                    _ => Err(Error::Unavailable {
-                        what: "the code".into(),
-                        reason: "the baseline holds no code to compare it with".into(),
-                    }),
-                },
-            };
-            put(&mut canons, Subsystem::Code, c);
-            outcome.push((Subsystem::Code, settle(r)?));
+        if code_maps || OTHERS.iter().any(|&s| has(s)) {
+            self.observe_others(src, scope, &wanted, &mut canons, &mut outcome, against.as_mut(), code_maps)?;
         }
 
         self.slots.clear();
@@ -645,6 +578,114 @@ impl Observer {
                 c.corrupt(seed.rotate_left(17));
             }
         }
+        Ok(())
+    }
+
+    /// The subsystems read after the seed set's files: namespaces, mounts,
+    /// limits, LSM, kernel, taint, seccomp filters and code, into `canons`
+    /// and `outcome` as [`Observer::observe_files`] does. Out of line (see
+    /// [`Observer`]): a watch of the seed subsystems never runs it.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn observe_others<S: Source + ?Sized>(
+        &mut self,
+        src: &S,
+        scope: Scope,
+        wanted: &[Subsystem],
+        canons: &mut Vec<(Subsystem, Canon)>,
+        outcome: &mut Vec<(Subsystem, End)>,
+        against: Option<&mut Against<'_>>,
+        code_maps: bool,
+    ) -> Result<(), Error> {
+        let has = |s: Subsystem| s.scope() == scope && wanted.contains(&s);
+        let canon = |canons: &mut Vec<(Subsystem, Canon)>, sub| {
+            canons.iter_mut().find(|(s, _)| *s == sub).map(|(_, c)| std::mem::take(c))
+        };
+        let put = |canons: &mut Vec<(Subsystem, Canon)>, sub, c: Canon| {
+            if let Some((_, slot)) = canons.iter_mut().find(|(s, _)| *s == sub) {
+                *slot = c;
+            }
+        };
+        if has(Subsystem::Namespaces)
+            && let Some(mut c) = canon(canons, Subsystem::Namespaces)
+        {
+            let r = self.namespaces(src, &mut c);
+            put(canons, Subsystem::Namespaces, c);
+            outcome.push((Subsystem::Namespaces, settle(r)?));
+        }
+        type Whole = fn(&[u8], &mut Canon) -> Result<(), crate::canon::ParseError>;
+        let whole: [(Subsystem, &'static str, Whole); 2] = [
+            (Subsystem::Mounts, "mountinfo", mounts::canonicalize),
+            (Subsystem::Limits, "limits", limits::canonicalize),
+        ];
+        for (sub, file, canonicalize) in whole {
+            if has(sub)
+                && let Some(mut c) = canon(canons, sub)
+            {
+                let r = self.whole_file(src, sub, file, &mut c, |b, c| canonicalize(b, c).map_err(|e| e.to_string()));
+                put(canons, sub, c);
+                outcome.push((sub, settle(r)?));
+            }
+        }
+        if has(Subsystem::Lsm)
+            && let Some(mut c) = canon(canons, Subsystem::Lsm)
+        {
+            let end = match self.lsm(src, &mut c) {
+                Ok(Some(reason)) => End::NotApplicable(reason),
+                r => settle(r.map(drop))?,
+            };
+            put(canons, Subsystem::Lsm, c);
+            outcome.push((Subsystem::Lsm, end));
+        }
+        if has(Subsystem::Kernel)
+            && let Some(mut c) = canon(canons, Subsystem::Kernel)
+        {
+            let r = self.kernel(src, &mut c);
+            put(canons, Subsystem::Kernel, c);
+            outcome.push((Subsystem::Kernel, settle(r)?));
+        }
+        if has(Subsystem::KernelTaint)
+            && let Some(mut c) = canon(canons, Subsystem::KernelTaint)
+        {
+            let r = self.node_file(src, "proc/sys/kernel/tainted").map(|content| {
+                kernel::add_taint(&mut c, content.then_some(self.buf.as_slice()));
+            });
+            put(canons, Subsystem::KernelTaint, c);
+            outcome.push((Subsystem::KernelTaint, settle(r)?));
+        }
+
+        if has(Subsystem::SeccompFilters)
+            && let Some(mut c) = canon(canons, Subsystem::SeccompFilters)
+        {
+            let r = filters::observe(src, &self.tids, &mut self.buf, &mut self.rel, &mut c, &mut self.stops);
+            let mut end = settle(r)?;
+            if let (End::Observed, Some(Observation::Observed { records, .. })) =
+                (&end, against.as_ref().and_then(|a| a.baseline.subsystems.get(&Subsystem::SeccompFilters)))
+                && let Some(reason) = filters::reconcile(records, &mut c)
+            {
+                end = End::Unobservable(reason);
+            }
+            put(canons, Subsystem::SeccompFilters, c);
+            outcome.push((Subsystem::SeccompFilters, end));
+        }
+        if code_maps && let Some(mut c) = canon(canons, Subsystem::Code) {
+            let r = match against {
+                None => code::hash_all(src, &self.mappings, &mut c),
+                Some(a) => match a.baseline.subsystems.get(&Subsystem::Code) {
+                    Some(Observation::Observed { digest, records }) => {
+                        a.code.check(src, &self.mappings, records, *digest, &mut c)
+                    }
+                    // Nothing to compare with: the code is not read for nothing.
+                    _ => Err(Error::Unavailable {
+                        what: "the code".into(),
+                        reason: "the baseline holds no code to compare it with".into(),
+                    }),
+                },
+            };
+            put(canons, Subsystem::Code, c);
+            outcome.push((Subsystem::Code, settle(r)?));
+        }
+
         Ok(())
     }
 
