@@ -258,6 +258,26 @@ fn watch_wakes_at_once_for_a_signal_and_answers_each() {
 }
 
 #[test]
+fn watch_sets_a_timer_slack_of_a_hundredth_of_its_interval() {
+    let _s = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let t = Testee::spawn();
+    let pid = t.pid.to_string();
+    for (interval, slack_ns) in [("1s", 10_000_000u64), ("200ms", 2_000_000), ("1h", 10_000_000)] {
+        let mut w = Watch::start(&["--pid", &pid, "--interval", interval, "--format", "json"], dir.path());
+        w.wait_for("a check", is("check"));
+        let path = format!("/proc/{}/timerslack_ns", w.pid());
+        match std::fs::read_to_string(&path) {
+            Ok(s) => assert_eq!(s.trim().parse::<u64>().unwrap(), slack_ns, "{interval}"),
+            Err(e) => common::skip("watch_sets_a_timer_slack", &format!("cannot read {path}: {e}")),
+        }
+        let (code, _) = w.terminate();
+        assert_eq!(code, 0);
+    }
+    drop(t);
+}
+
+#[test]
 fn watch_resumes_from_the_file_and_reports_a_vanished_target() {
     let _s = serial();
     let dir = tempfile::tempdir().unwrap();

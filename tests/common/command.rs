@@ -156,6 +156,11 @@ impl Watch {
     /// Waits for the process to end (after a signal sent with
     /// [`Watch::signal`]); its remaining events go to `rest`.
     /// Panics if it has not ended within 20 s.
+    /// The pid of the `fdir watch` process.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn child_wait(&mut self) -> i32 {
         let deadline = Instant::now() + Duration::from_secs(20);
         let status = loop {
