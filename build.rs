@@ -1,11 +1,13 @@
-//! Lays out the code of a watch cycle together in the release `fdir` binary.
+//! Lays out the code and read-only data of a watch cycle together in the
+//! release `fdir` binary.
 //!
 //! A watch at a 1 s interval wakes on cold caches and TLBs, and each page of
-//! its own code that a cycle touches costs a miss. `link/cycle.ld` (written by
-//! `scripts/cycle-layout.py` from a profile) lists the functions of a steady
-//! cycle; passed to the linker, it puts them together before the rest of the
-//! text. It only orders sections (GNU ld and lld both read it), and a pattern
-//! that matches nothing is ignored: a stale list costs speed, never a build.
+//! its own that a cycle touches costs a miss. `link/cycle.ld` (written by
+//! `scripts/cycle-layout.py` from two profiles) lists the functions and the
+//! read-only sections of a steady cycle; passed to the linker, it puts them
+//! together before the rest of the text and of `.rodata`. It only orders
+//! sections (GNU ld and lld both read it), and a pattern that matches
+//! nothing is ignored: a stale list costs speed, never a build.
 //! `FDIR_NO_CYCLE_LAYOUT=1` turns it off; it is left off with gold or mold,
 //! which cannot read it.
 

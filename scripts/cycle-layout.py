@@ -1,38 +1,38 @@
 #!/usr/bin/env python3
-"""Writes link/cycle.ld: the functions a steady `fdir watch` cycle runs, laid
-out together at the start of the release binary's code.
+"""Writes link/cycle.ld: the functions a steady `fdir watch` cycle runs, and
+the read-only data it reads, laid out together at the start of the release
+binary's code and read-only data.
 
 A watch at a 1 s interval wakes on cold caches and TLBs, and every page of
-its own code a cycle touches costs a miss or a page walk (BENCHMARKS.md,
-"the daemon's CPU share"). Left to the linker, the 200 or so functions of a
-cycle are spread over some 90 pages of a 1.8 MB text; listed in a linker
-script they fit in about 50.
-
-The read-only data a cycle reads (jump tables, constants, JSON keys, the
-self-test's vectors) is laid out the same way, in `.rodata.fdir_cycle`
-before the rest of `.rodata`: left to the linker, the 50 or so cache lines
-a cycle reads were spread over 16 pages.
+its own a cycle touches costs a miss or a page walk (BENCHMARKS.md, "fewer
+pages a cycle"). Left to the linker, the 120 or so functions of a cycle are
+spread over some 50 pages of a 1.8 MB text, and the 50 or so cache lines of
+read-only data it reads (jump tables, constants, JSON keys, the self-test's
+vectors) over 16 pages of `.rodata`; listed in a linker script they fit in
+about 20 and 3.
 
 How: a release build of `fdir watch --interval 1s` of one `sleep` runs under
 valgrind's callgrind, instrumented only after its first vote of the baseline
-file (the start-up and the one full vote are not the steady state), and
-every function of the binary that ran is listed. Valgrind hides SHA-NI from
-the program, so the SHA-NI compression function (`x86_sha`) is added by name. The data
+file (the start-up and the one full vote are not the steady state) and
+until before it is stopped; every function of the binary that ran
+instructions of its own is listed. Valgrind hides SHA-NI from the program,
+so the SHA-NI compression function (`x86_sha`) is added by name. The data
 comes from a second run under valgrind's lackey (every load and store),
-mapped to the linker's input sections through a map of the same build.
+mapped to the linker's input sections through a linker map of the same
+build; merged strings (`.rodata.str*`) stay where they are.
 
 The script names input sections by pattern, without the hash rustc appends
 to each symbol (or a crate's disambiguator in v0 names), so that it outlives
-toolchain updates; a pattern that would match more than one function (the
+toolchain updates; a pattern that would match more than one section (the
 instantiations of one generic function) keeps its exact name instead.
 Unnamed constants (`.Lanon.<crate hash>.<n>`) can only be named exactly,
 and their numbers move when their crate's code changes: of the layout, they
-are what goes stale first. A
-name that no longer exists matches nothing: the layout degrades, the build
-never breaks. Run this again after large changes to the cycle:
+are what goes stale first. A name that no longer exists matches nothing:
+the layout degrades, the build never breaks. Run this again after large
+changes to the cycle:
 
     apt-get install valgrind     # once
-    scripts/cycle-layout.py      # rewrites link/cycle.ld
+    scripts/cycle-layout.py      # rewrites link/cycle.ld (about 3 minutes)
 """
 
 import bisect

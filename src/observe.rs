@@ -78,7 +78,7 @@ thread_local! {
 /// (the other subsystems' reads, a changed `maps`, canonicalizing threads)
 /// are `#[inline(never)]`: a watch wakes on cold caches, every page of code
 /// a cycle runs costs a miss, and code inlined but not run spreads the code
-/// that is run over more pages (BENCHMARKS.md, "a cycle's code together").
+/// that is run over more pages (BENCHMARKS.md, "fewer pages a cycle").
 #[derive(Debug, Default)]
 pub(crate) struct Observer {
     buf: Vec<u8>,

@@ -182,10 +182,10 @@ impl Watcher {
         Ok(())
     }
 
-    /// Every cycle costs the pages of code it runs, once the cache has gone
-    /// cold over the interval: a failed self-test and the answer to findings
-    /// are rare, so they live out of line, away from a steady cycle's code
-    /// (BENCHMARKS.md, "a cycle's code together").
+    /// A failed self-test: reported, and the watch unhealthy until one
+    /// passes. Out of line, as is [`Watcher::respond_to`]: once the cache has
+    /// gone cold over the interval, every page of code a cycle runs costs a
+    /// miss, and these two are rare (BENCHMARKS.md, "fewer pages a cycle").
     #[cold]
     #[inline(never)]
     fn selftest_failed(&mut self, e: String) -> Result<()> {
