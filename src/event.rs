@@ -419,6 +419,11 @@ pub enum EventRecord {
     },
 }
 
+/// The line written in place of an event that cannot be serialized.
+fn unserializable(e: &serde_json::Error) -> String {
+    format!("{{\"event\":\"error\",\"message\":\"{e}\"}}")
+}
+
 impl EventRecord {
     /// The `event` name.
     pub fn kind(&self) -> &'static str {
@@ -446,7 +451,7 @@ impl EventRecord {
 
     /// One JSON object, without the newline.
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"event\":\"error\",\"message\":\"{e}\"}}"))
+        serde_json::to_string(self).unwrap_or_else(|e| unserializable(&e))
     }
 
     /// Appends [`EventRecord::to_json`] to `out`, without allocating once
@@ -456,7 +461,7 @@ impl EventRecord {
         let len = out.len();
         if let Err(e) = serde_json::to_writer(&mut *out, self) {
             out.truncate(len);
-            out.extend_from_slice(format!("{{\"event\":\"error\",\"message\":\"{e}\"}}").as_bytes());
+            out.extend_from_slice(unserializable(&e).as_bytes());
         }
     }
 

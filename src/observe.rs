@@ -455,14 +455,6 @@ impl Observer {
             outcome.push((s, End::NotApplicable(scope_reason(s))));
         }
         let has = |s: Subsystem| s.scope() == scope && wanted.contains(&s);
-        let canon = |canons: &mut Vec<(Subsystem, Canon)>, sub| {
-            canons.iter_mut().find(|(s, _)| *s == sub).map(|(_, c)| std::mem::take(c))
-        };
-        let put = |canons: &mut Vec<(Subsystem, Canon)>, sub, c: Canon| {
-            if let Some((_, slot)) = canons.iter_mut().find(|(s, _)| *s == sub) {
-                *slot = c;
-            }
-        };
 
         // `maps` is read once for memory-maps and code.
         let mut code_maps = false;
@@ -528,26 +520,17 @@ impl Observer {
                 outcome.push((Subsystem::Cgroups, end.clone()));
             }
             if has(Subsystem::CgroupLimits)
-                && let Some(mut c) = canon(&mut canons, Subsystem::CgroupLimits)
+                && let Some(mut c) = take_form(&mut canons, Subsystem::CgroupLimits)
             {
                 let end = match end {
                     End::Observed => settle(self.cgroup_limits(src, &mut c))?,
                     other => other,
                 };
-                put(&mut canons, Subsystem::CgroupLimits, c);
+                put_form(&mut canons, Subsystem::CgroupLimits, c);
                 outcome.push((Subsystem::CgroupLimits, end));
             }
         }
-        const OTHERS: [Subsystem; 7] = [
-            Subsystem::Namespaces,
-            Subsystem::Mounts,
-            Subsystem::Limits,
-            Subsystem::Lsm,
-            Subsystem::Kernel,
-            Subsystem::KernelTaint,
-            Subsystem::SeccompFilters,
-        ];
-        if code_maps || OTHERS.iter().any(|&s| has(s)) {
+        if code_maps || OTHER_SUBSYSTEMS.iter().any(|&s| has(s)) {
             self.observe_others(src, scope, &wanted, &mut canons, &mut outcome, against.as_mut(), code_maps)?;
         }
 
@@ -592,25 +575,17 @@ impl Observer {
         src: &S,
         scope: Scope,
         wanted: &[Subsystem],
-        canons: &mut Vec<(Subsystem, Canon)>,
+        canons: &mut [(Subsystem, Canon)],
         outcome: &mut Vec<(Subsystem, End)>,
         against: Option<&mut Against<'_>>,
         code_maps: bool,
     ) -> Result<(), Error> {
         let has = |s: Subsystem| s.scope() == scope && wanted.contains(&s);
-        let canon = |canons: &mut Vec<(Subsystem, Canon)>, sub| {
-            canons.iter_mut().find(|(s, _)| *s == sub).map(|(_, c)| std::mem::take(c))
-        };
-        let put = |canons: &mut Vec<(Subsystem, Canon)>, sub, c: Canon| {
-            if let Some((_, slot)) = canons.iter_mut().find(|(s, _)| *s == sub) {
-                *slot = c;
-            }
-        };
         if has(Subsystem::Namespaces)
-            && let Some(mut c) = canon(canons, Subsystem::Namespaces)
+            && let Some(mut c) = take_form(canons, Subsystem::Namespaces)
         {
             let r = self.namespaces(src, &mut c);
-            put(canons, Subsystem::Namespaces, c);
+            put_form(canons, Subsystem::Namespaces, c);
             outcome.push((Subsystem::Namespaces, settle(r)?));
         }
         type Whole = fn(&[u8], &mut Canon) -> Result<(), crate::canon::ParseError>;
@@ -620,42 +595,42 @@ impl Observer {
         ];
         for (sub, file, canonicalize) in whole {
             if has(sub)
-                && let Some(mut c) = canon(canons, sub)
+                && let Some(mut c) = take_form(canons, sub)
             {
                 let r = self.whole_file(src, sub, file, &mut c, |b, c| canonicalize(b, c).map_err(|e| e.to_string()));
-                put(canons, sub, c);
+                put_form(canons, sub, c);
                 outcome.push((sub, settle(r)?));
             }
         }
         if has(Subsystem::Lsm)
-            && let Some(mut c) = canon(canons, Subsystem::Lsm)
+            && let Some(mut c) = take_form(canons, Subsystem::Lsm)
         {
             let end = match self.lsm(src, &mut c) {
                 Ok(Some(reason)) => End::NotApplicable(reason),
                 r => settle(r.map(drop))?,
             };
-            put(canons, Subsystem::Lsm, c);
+            put_form(canons, Subsystem::Lsm, c);
             outcome.push((Subsystem::Lsm, end));
         }
         if has(Subsystem::Kernel)
-            && let Some(mut c) = canon(canons, Subsystem::Kernel)
+            && let Some(mut c) = take_form(canons, Subsystem::Kernel)
         {
             let r = self.kernel(src, &mut c);
-            put(canons, Subsystem::Kernel, c);
+            put_form(canons, Subsystem::Kernel, c);
             outcome.push((Subsystem::Kernel, settle(r)?));
         }
         if has(Subsystem::KernelTaint)
-            && let Some(mut c) = canon(canons, Subsystem::KernelTaint)
+            && let Some(mut c) = take_form(canons, Subsystem::KernelTaint)
         {
             let r = self.node_file(src, "proc/sys/kernel/tainted").map(|content| {
                 kernel::add_taint(&mut c, content.then_some(self.buf.as_slice()));
             });
-            put(canons, Subsystem::KernelTaint, c);
+            put_form(canons, Subsystem::KernelTaint, c);
             outcome.push((Subsystem::KernelTaint, settle(r)?));
         }
 
         if has(Subsystem::SeccompFilters)
-            && let Some(mut c) = canon(canons, Subsystem::SeccompFilters)
+            && let Some(mut c) = take_form(canons, Subsystem::SeccompFilters)
         {
             let r = filters::observe(src, &self.tids, &mut self.buf, &mut self.rel, &mut c, &mut self.stops);
             let mut end = settle(r)?;
@@ -665,10 +640,10 @@ impl Observer {
             {
                 end = End::Unobservable(reason);
             }
-            put(canons, Subsystem::SeccompFilters, c);
+            put_form(canons, Subsystem::SeccompFilters, c);
             outcome.push((Subsystem::SeccompFilters, end));
         }
-        if code_maps && let Some(mut c) = canon(canons, Subsystem::Code) {
+        if code_maps && let Some(mut c) = take_form(canons, Subsystem::Code) {
             let r = match against {
                 None => code::hash_all(src, &self.mappings, &mut c),
                 Some(a) => match a.baseline.subsystems.get(&Subsystem::Code) {
@@ -682,7 +657,7 @@ impl Observer {
                     }),
                 },
             };
-            put(canons, Subsystem::Code, c);
+            put_form(canons, Subsystem::Code, c);
             outcome.push((Subsystem::Code, settle(r)?));
         }
 
@@ -714,16 +689,12 @@ impl Observer {
             }
             _ => None,
         };
-        let slot = canons.iter_mut().find(|(s, _)| *s == Subsystem::MemoryMaps).map(|(_, c)| c);
         if let Some(digest) = known {
-            if let Some(c) = slot {
-                *c = Canon::known(Subsystem::MemoryMaps, digest);
-            }
+            put_form(canons, Subsystem::MemoryMaps, Canon::known(Subsystem::MemoryMaps, digest));
             outcome.push((Subsystem::MemoryMaps, End::Observed));
-        } else if let Some(c) = slot {
-            let mut form = std::mem::take(c);
-            let r = self.maps(src, &mut form);
-            *c = form;
+        } else if let Some(mut c) = take_form(canons, Subsystem::MemoryMaps) {
+            let r = self.maps(src, &mut c);
+            put_form(canons, Subsystem::MemoryMaps, c);
             maps_end = settle(r)?;
             outcome.push((Subsystem::MemoryMaps, maps_end.clone()));
         }
@@ -1136,6 +1107,30 @@ impl Observer {
         let present = self.node_file(src, "proc/modules")?;
         kernel::add_modules(canon, present.then_some(self.buf.as_slice()))
             .map_err(|e| Error::Parse { path: src.path_of("proc/modules"), message: e.to_string() })
+    }
+}
+
+/// The subsystems [`Observer::observe_others`] reads (with `code`, whose
+/// `maps` is read first, with memory-maps).
+const OTHER_SUBSYSTEMS: [Subsystem; 7] = [
+    Subsystem::Namespaces,
+    Subsystem::Mounts,
+    Subsystem::Limits,
+    Subsystem::Lsm,
+    Subsystem::Kernel,
+    Subsystem::KernelTaint,
+    Subsystem::SeccompFilters,
+];
+
+/// Takes the form of `sub` out of an observation's forms, to fill it.
+fn take_form(canons: &mut [(Subsystem, Canon)], sub: Subsystem) -> Option<Canon> {
+    canons.iter_mut().find(|(s, _)| *s == sub).map(|(_, c)| std::mem::take(c))
+}
+
+/// Puts the form of `sub` back ([`take_form`]).
+fn put_form(canons: &mut [(Subsystem, Canon)], sub: Subsystem, c: Canon) {
+    if let Some((_, slot)) = canons.iter_mut().find(|(s, _)| *s == sub) {
+        *slot = c;
     }
 }
 
