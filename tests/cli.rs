@@ -462,8 +462,9 @@ fn all_processes_are_checked_on_one_thread_when_no_other_can_be_started() {
 
 /// `fdir bench --only watch` measures real watches at 100 ms and 1 s once
 /// they are past their first vote of the baseline file, and reports each
-/// next to its floor. Functional only: no figure is asserted beyond being
-/// measured at all.
+/// next to its floor, with the pages a cycle touched and the price of a
+/// page after an idle interval. Functional only: no figure is asserted
+/// beyond being measured at all.
 #[test]
 fn bench_measures_the_watch_in_its_steady_state() {
     let dir = tempfile::tempdir().unwrap();
@@ -479,5 +480,30 @@ fn bench_measures_the_watch_in_its_steady_state() {
         assert!(w["floor_percent"].as_f64().unwrap() > 0.0, "{w}");
         assert!(w["peak_rss_kib"].as_u64().unwrap() > 0, "{w}");
         assert!(w["seconds"].as_f64().unwrap() >= 1.0, "{w}");
+        // The pages a cycle touched, from the kernel's referenced bits:
+        // clearing them needs the right to trace the watch (root here).
+        if w["pages"].is_null() {
+            common::skip(
+                "bench_measures_the_watch_in_its_steady_state",
+                "/proc/PID/clear_refs of the watch could not be written",
+            );
+        } else {
+            let p = &w["pages"];
+            assert!(p["binary"].as_u64().unwrap() > 0, "{w}");
+            assert!(p["heap"].as_u64().unwrap() > 0, "{w}");
+            assert!(p["stack"].as_u64().unwrap() > 0, "{w}");
+        }
+        // In the same window, the price of a page's first touch after each
+        // idle interval, in small pages and inside a huge page where the
+        // kernel gives one.
+        let tax = &w["page_tax"];
+        assert_eq!(tax["pages"], 64, "{w}");
+        assert!(tax["rounds"].as_u64().unwrap() >= 1, "{w}");
+        assert!(tax["small_us"].as_f64().unwrap() >= 0.0, "{w}");
+        if tax["huge_us"].is_null() {
+            common::skip("bench_measures_the_watch_in_its_steady_state", "the kernel gave no transparent huge page");
+        } else {
+            assert!(tax["huge_us"].as_f64().unwrap() >= 0.0, "{w}");
+        }
     }
 }

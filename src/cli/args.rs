@@ -97,7 +97,9 @@ pub enum Command {
         format: Format,
     },
     /// Measure what fdir costs on this hardware: a check next to its floor,
-    /// the CPU share and memory of `fdir watch`, a whole-node check, code hashing.
+    /// the CPU share, memory and pages per cycle of `fdir watch` (and what a
+    /// page's first touch costs after an idle interval), a whole-node check,
+    /// code hashing.
     #[command(after_help = "Examples:
   fdir bench                                   # about 20 s
   fdir bench --processes 500 --format json     # with 500 extra processes for the whole-node check

@@ -103,6 +103,54 @@ pub struct WatchCost {
     wake_percent: f64,
     peak_rss_kib: u64,
     seconds: f64,
+    /// The pages the watch touched over one cycle (and a half), from the
+    /// kernel's referenced bits (absent when they could not be read).
+    pages: Option<Touched>,
+    /// In the same window, what the first touch of a page cost a thread
+    /// after each idle interval.
+    page_tax: PageTax,
+}
+
+/// The pages a process touched in a window, by kind, from the referenced
+/// bits of its mappings (`/proc/PID/clear_refs`, then `smaps`).
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct Touched {
+    /// Of fdir's own executable (code, read-only data, data).
+    binary: u64,
+    /// Of the heap.
+    heap: u64,
+    /// Of the main thread's stack.
+    stack: u64,
+    /// Of other anonymous mappings (other threads' stacks, malloc arenas).
+    anonymous: u64,
+    /// Of shared libraries: at most this many. The kernel marks a shared
+    /// page referenced whichever process touched it, so this counts other
+    /// processes' touches of libc too.
+    libraries_at_most: u64,
+}
+
+impl Touched {
+    /// The pages only this process can have touched.
+    fn own(&self) -> u64 {
+        self.binary + self.heap + self.stack + self.anonymous
+    }
+}
+
+/// What this machine charges for the first touch of a page after an idle
+/// interval. On a virtual machine whose host lets its mapping of an idle
+/// guest's memory go cold, every page a wake-up touches can cost
+/// microseconds, far more than a cache miss (and often more than the rest
+/// of a check), while pages inside one 2 MiB huge page do not.
+#[derive(Debug, Serialize)]
+pub struct PageTax {
+    /// Pages touched (one byte each) after each sleep.
+    pages: usize,
+    rounds: u32,
+    /// Median cost of the first touch of a 4 KiB page, µs.
+    small_us: f64,
+    /// The same for pages inside one 2 MiB huge page, µs (absent when the
+    /// kernel gave none: transparent huge pages off, or memory fragmented).
+    huge_us: Option<f64>,
 }
 
 fn time_per<F: FnMut()>(n: u32, mut f: F) -> f64 {
@@ -186,12 +234,15 @@ fn watch_cost(exe: &std::path::Path, pid: u32, interval: Duration, seconds: f64)
     std::thread::sleep(Duration::from_millis(200));
     let floor = std::thread::spawn(move || floor_watch(pid, interval, seconds));
     let wake = std::thread::spawn(move || bare_wake(interval, seconds));
+    let tax = std::thread::spawn(move || page_tax(interval, seconds));
     let (c0, t0) = (cpu_ns(wpid)?, Instant::now());
     std::thread::sleep(Duration::from_secs_f64(seconds));
     let (c1, t1) = (cpu_ns(wpid)?, Instant::now());
     let rss = peak_rss_kib(wpid);
+    let pages = pages_touched(wpid, exe, interval + interval / 2);
     let floor_percent = floor.join().map_err(|_| anyhow::anyhow!("the floor's thread panicked"))??;
     let wake_percent = wake.join().map_err(|_| anyhow::anyhow!("the wake-up thread panicked"))??;
+    let page_tax = tax.join().map_err(|_| anyhow::anyhow!("the page-touching thread panicked"))?;
     drop(w);
     let _ = std::fs::remove_dir_all(&dir);
     #[allow(clippy::cast_precision_loss)]
@@ -206,7 +257,132 @@ fn watch_cost(exe: &std::path::Path, pid: u32, interval: Duration, seconds: f64)
         wake_percent,
         peak_rss_kib: rss,
         seconds: (t1 - t0).as_secs_f64(),
+        pages,
+        page_tax,
     })
+}
+
+/// The pages `pid` touches over `window`: clears its referenced bits, waits,
+/// and counts them in `smaps`, by kind. `None` when the files cannot be
+/// used (no permission, no such kernel support).
+fn pages_touched(pid: u32, exe: &std::path::Path, window: Duration) -> Option<Touched> {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "1").ok()?;
+    std::thread::sleep(window);
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).ok()?;
+    Some(count_touched(&smaps, &exe.to_string_lossy()))
+}
+
+/// Sums the `Referenced` of each mapping of an `smaps` text by the kind of
+/// mapping, in pages.
+fn count_touched(smaps: &str, exe: &str) -> Touched {
+    let mut t = Touched::default();
+    let mut name = "";
+    for line in smaps.lines() {
+        let mut fields = line.split_whitespace();
+        let first = fields.next().unwrap_or("");
+        if let Some(kib) = line.strip_prefix("Referenced:") {
+            let pages = kib.trim().trim_end_matches("kB").trim().parse::<u64>().unwrap_or(0) / 4;
+            let slot = match name {
+                "[heap]" => &mut t.heap,
+                "[stack]" => &mut t.stack,
+                "" => &mut t.anonymous,
+                n if n == exe => &mut t.binary,
+                n if n.starts_with('[') => continue,
+                _ => &mut t.libraries_at_most,
+            };
+            *slot += pages;
+        } else if first.contains('-') && !first.ends_with(':') {
+            // A mapping's first line: range, perms, offset, dev, inode, name.
+            name = fields.nth(4).unwrap_or("");
+        }
+    }
+    t
+}
+
+/// Measures [`PageTax`]: for `seconds`, sleeps `interval` and touches one
+/// byte of each of `PAGES` small pages and of `PAGES` pages inside a huge
+/// page, in turns first; each pass is timed twice, cold and at once again
+/// hot, and the difference is the price of the first touches.
+fn page_tax(interval: Duration, seconds: f64) -> PageTax {
+    const PAGES: usize = 64;
+    const PAGE: usize = 4096;
+    const HUGE: usize = 2 << 20;
+    // Small pages: a buffer of their own (above malloc's mmap threshold, and
+    // too small to hold an aligned huge page), every page written once.
+    let mut small = vec![1u8; PAGES * PAGE];
+    small.iter_mut().step_by(PAGE).for_each(|b| *b = 2);
+    // A huge page: the aligned 2 MiB inside 4 MiB, advised, then written.
+    let mut room = vec![0u8; 2 * HUGE];
+    let offset = room.as_ptr().align_offset(HUGE);
+    let huge = room.get_mut(offset..offset + HUGE).filter(|h| advise_huge(h)).map(|h| {
+        h.fill(1);
+        h.as_ptr() as usize
+    });
+    let huge = huge.filter(|&at| is_huge_page(at)).and_then(|_| room.get(offset..offset + HUGE));
+    let pass = |buf: &[u8]| -> f64 {
+        let buf = std::hint::black_box(buf);
+        // The clock's own pages first, so that the pass times only the touches.
+        let _ = std::hint::black_box(Instant::now());
+        let t0 = Instant::now();
+        let mut sum = 0u8;
+        for i in 0..PAGES {
+            sum = sum.wrapping_add(buf.get(i * PAGE).copied().unwrap_or(0));
+        }
+        let t1 = Instant::now();
+        for i in 0..PAGES {
+            sum = sum.wrapping_add(buf.get(i * PAGE).copied().unwrap_or(0));
+        }
+        let t2 = Instant::now();
+        std::hint::black_box(sum);
+        ((t1 - t0).as_secs_f64() - (t2 - t1).as_secs_f64()).max(0.0) * 1e6 / PAGES as f64
+    };
+    let (mut s, mut h) = (Vec::new(), Vec::new());
+    let mut rounds = 0u32;
+    let until = Instant::now() + Duration::from_secs_f64(seconds);
+    while Instant::now() < until {
+        std::thread::sleep(interval);
+        let huge_first = rounds % 2 == 1;
+        if let Some(huge) = huge.filter(|_| huge_first) {
+            h.push(pass(huge));
+        }
+        s.push(pass(&small));
+        if let Some(huge) = huge.filter(|_| !huge_first) {
+            h.push(pass(huge));
+        }
+        rounds += 1;
+    }
+    PageTax { pages: PAGES, rounds, small_us: median(&mut s), huge_us: huge.map(|_| median(&mut h)) }
+}
+
+/// Asks the kernel to back `region` (2 MiB, aligned) with a huge page.
+fn advise_huge(region: &[u8]) -> bool {
+    // SAFETY: madvise(2) with MADV_HUGEPAGE only changes how the kernel
+    // backs the range, never its contents; the range is memory this
+    // function's caller owns, borrowed for the call.
+    unsafe { rustix::mm::madvise(region.as_ptr().cast_mut().cast(), region.len(), rustix::mm::Advice::LinuxHugepage) }
+        .is_ok()
+}
+
+/// Whether the mapping at address `at` of this process is backed by huge pages.
+fn is_huge_page(at: usize) -> bool {
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else { return false };
+    let mut inside = false;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if let Some((lo, hi)) = first.split_once('-').filter(|_| !first.ends_with(':')) {
+            let (lo, hi) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16));
+            inside = matches!((lo, hi), (Ok(lo), Ok(hi)) if lo <= at && at < hi);
+        } else if inside && let Some(kib) = line.strip_prefix("AnonHugePages:") {
+            return kib.trim().trim_end_matches("kB").trim().parse::<u64>().unwrap_or(0) >= 2048;
+        }
+    }
+    false
+}
+
+/// The median of `v` (0 when empty).
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// The seed subsystems' files of `pid`, kept open, as the floors read them.
@@ -519,6 +695,22 @@ pub fn run(o: Options) -> Result<u8> {
                     "  fdir watch at {:>5} ms:          {:>8.4} % of one core (floor {:.4} %, ratio {:.2}; a bare wake-up {:.4} %), peak RSS {} KiB (over {:.0} s)",
                     w.interval_ms, w.cpu_percent, w.floor_percent, w.ratio, w.wake_percent, w.peak_rss_kib, w.seconds
                 );
+                let t = &w.page_tax;
+                let huge = t
+                    .huge_us
+                    .map_or_else(|| "no huge page to compare".to_owned(), |h| format!("{h:.2} us inside a 2 MiB page"));
+                println!("    a page's first touch after {} ms idle: {:.2} us ({huge})", w.interval_ms, t.small_us);
+                if let Some(p) = w.pages {
+                    println!(
+                        "    pages a cycle touched:        {:>9} of its own (fdir {}, heap {}, stack {}, other anonymous {}), at most {} of shared libraries",
+                        p.own(),
+                        p.binary,
+                        p.heap,
+                        p.stack,
+                        p.anonymous,
+                        p.libraries_at_most
+                    );
+                }
             }
             if wants("node") {
                 println!(
@@ -546,4 +738,40 @@ pub fn run(o: Options) -> Result<u8> {
         }
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn touched_pages_are_sorted_by_the_kind_of_mapping() {
+        let smaps = "\
+55e4ee460000-55e4ee624000 r-xp 0007c000 fe:00 123 /usr/bin/fdir
+Size:               1808 kB
+Referenced:           72 kB
+55e4ee624000-55e4ee62f000 r--p 00240000 fe:00 123 /usr/bin/fdir
+Referenced:            8 kB
+55e51d6cc000-55e51d70e000 rw-p 00000000 00:00 0 [heap]
+Referenced:           92 kB
+7fa014da2000-7fa014da5000 rw-p 00000000 00:00 0
+Referenced:            8 kB
+7fa014dcb000-7fa014f21000 r-xp 00026000 fe:00 456 /usr/lib/x86_64-linux-gnu/libc.so.6
+Referenced:          784 kB
+7fa014fb8000-7fa014fba000 r-xp 00000000 00:00 0 [vdso]
+Referenced:            4 kB
+7ffda5102000-7ffda5123000 rw-p 00000000 00:00 0 [stack]
+Referenced:           12 kB
+VmFlags: rd wr mr mw me gd ac
+";
+        let t = count_touched(smaps, "/usr/bin/fdir");
+        assert_eq!((t.binary, t.heap, t.stack, t.anonymous, t.libraries_at_most), (20, 23, 3, 2, 196));
+        assert_eq!(t.own(), 48);
+    }
+
+    #[test]
+    fn a_median_of_nothing_is_zero() {
+        assert_eq!(median(&mut []), 0.0);
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+    }
 }
