@@ -7,7 +7,8 @@
 //! read-only sections of a steady cycle; passed to the linker, it puts them
 //! together before the rest of the text and of `.rodata`. It only orders
 //! sections (GNU ld and lld both read it), and a pattern that matches
-//! nothing is ignored: a stale list costs speed, never a build.
+//! nothing is ignored: a stale list costs speed, never a build. The lists
+//! name functions in rustc's v0 scheme (`.cargo/config.toml`).
 //! `FDIR_NO_CYCLE_LAYOUT=1` turns it off; it is left off with gold or mold,
 //! which cannot read it.
 

@@ -23,8 +23,11 @@ build; merged strings (`.rodata.str*`) stay where they are.
 
 The script names input sections by pattern, without the hash rustc appends
 to each symbol (or a crate's disambiguator in v0 names), so that it outlives
-toolchain updates; a pattern that would match more than one section (the
-instantiations of one generic function) keeps its exact name instead.
+toolchain updates; a pattern that would match more than one section keeps
+its exact name instead. The build uses v0 names (`.cargo/config.toml`), in
+which a generic function's instantiations differ by their type arguments;
+with legacy names they differed only by a hash, which changed whenever
+unrelated code did.
 Unnamed constants (`.Lanon.<crate hash>.<n>`) can only be named exactly,
 and their numbers move when their crate's code changes: of the layout, they
 are what goes stale first. A name that no longer exists matches nothing:
