@@ -505,5 +505,6 @@ fn bench_measures_the_watch_in_its_steady_state() {
         } else {
             assert!(tax["huge_us"].as_f64().unwrap() >= 0.0, "{w}");
         }
+        assert!(tax["file_us"].as_f64().unwrap() >= 0.0, "{w}");
     }
 }

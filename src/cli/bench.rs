@@ -103,8 +103,9 @@ pub struct WatchCost {
     wake_percent: f64,
     peak_rss_kib: u64,
     seconds: f64,
-    /// The pages the watch touched over one cycle (and a half), from the
-    /// kernel's referenced bits (absent when they could not be read).
+    /// The pages the watch touched over one cycle (and a half; the fewer of
+    /// two such windows), from the kernel's referenced bits (absent when
+    /// they could not be read).
     pages: Option<Touched>,
     /// In the same window, what the first touch of a page cost a thread
     /// after each idle interval.
@@ -151,6 +152,9 @@ pub struct PageTax {
     /// The same for pages inside one 2 MiB huge page, µs (absent when the
     /// kernel gave none: transparent huge pages off, or memory fragmented).
     huge_us: Option<f64>,
+    /// The same for pages of a file in the page cache (read with `pread`),
+    /// µs (absent when no file could be written).
+    file_us: Option<f64>,
 }
 
 fn time_per<F: FnMut()>(n: u32, mut f: F) -> f64 {
@@ -234,15 +238,18 @@ fn watch_cost(exe: &std::path::Path, pid: u32, interval: Duration, seconds: f64)
     std::thread::sleep(Duration::from_millis(200));
     let floor = std::thread::spawn(move || floor_watch(pid, interval, seconds));
     let wake = std::thread::spawn(move || bare_wake(interval, seconds));
-    let tax = std::thread::spawn(move || page_tax(interval, seconds));
+    let scratch = dir.join("pages");
+    let tax = std::thread::spawn(move || page_tax(interval, seconds, &scratch));
     let (c0, t0) = (cpu_ns(wpid)?, Instant::now());
     std::thread::sleep(Duration::from_secs_f64(seconds));
     let (c1, t1) = (cpu_ns(wpid)?, Instant::now());
     let rss = peak_rss_kib(wpid);
-    let pages = pages_touched(wpid, exe, interval + interval / 2);
     let floor_percent = floor.join().map_err(|_| anyhow::anyhow!("the floor's thread panicked"))??;
     let wake_percent = wake.join().map_err(|_| anyhow::anyhow!("the wake-up thread panicked"))??;
     let page_tax = tax.join().map_err(|_| anyhow::anyhow!("the page-touching thread panicked"))?;
+    // Alone with the watch: a page another process reads through the page
+    // cache is marked referenced for every process that maps it.
+    let pages = pages_touched(wpid, exe, interval + interval / 2);
     drop(w);
     let _ = std::fs::remove_dir_all(&dir);
     #[allow(clippy::cast_precision_loss)]
@@ -263,13 +270,18 @@ fn watch_cost(exe: &std::path::Path, pid: u32, interval: Duration, seconds: f64)
 }
 
 /// The pages `pid` touches over `window`: clears its referenced bits, waits,
-/// and counts them in `smaps`, by kind. `None` when the files cannot be
-/// used (no permission, no such kernel support).
+/// and counts them in `smaps`, by kind; the fewer of two windows, since one
+/// may hold the vote of the baseline file (every tenth cycle or so). `None`
+/// when the files cannot be used (no permission, no such kernel support).
 fn pages_touched(pid: u32, exe: &std::path::Path, window: Duration) -> Option<Touched> {
-    std::fs::write(format!("/proc/{pid}/clear_refs"), "1").ok()?;
-    std::thread::sleep(window);
-    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).ok()?;
-    Some(count_touched(&smaps, &exe.to_string_lossy()))
+    let exe = exe.to_string_lossy();
+    let once = || -> Option<Touched> {
+        std::fs::write(format!("/proc/{pid}/clear_refs"), "1").ok()?;
+        std::thread::sleep(window);
+        let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).ok()?;
+        Some(count_touched(&smaps, &exe))
+    };
+    [once()?, once()?].into_iter().min_by_key(Touched::own)
 }
 
 /// Sums the `Referenced` of each mapping of an `smaps` text by the kind of
@@ -303,7 +315,7 @@ fn count_touched(smaps: &str, exe: &str) -> Touched {
 /// byte of each of `PAGES` small pages and of `PAGES` pages inside a huge
 /// page, in turns first; each pass is timed twice, cold and at once again
 /// hot, and the difference is the price of the first touches.
-fn page_tax(interval: Duration, seconds: f64) -> PageTax {
+fn page_tax(interval: Duration, seconds: f64, scratch: &std::path::Path) -> PageTax {
     const PAGES: usize = 64;
     const PAGE: usize = 4096;
     const HUGE: usize = 2 << 20;
@@ -319,6 +331,25 @@ fn page_tax(interval: Duration, seconds: f64) -> PageTax {
         h.as_ptr() as usize
     });
     let huge = huge.filter(|&at| is_huge_page(at)).and_then(|_| room.get(offset..offset + HUGE));
+    // Pages of a file in the page cache, as a program's code is: a file of
+    // PAGES pages written for this (not fdir's binary: reading the pages of
+    // the watch's code would warm them for it), one byte of each read with
+    // pread.
+    let file = std::fs::write(scratch, vec![1u8; PAGES * PAGE]).and_then(|()| std::fs::File::open(scratch)).ok();
+    let read = |f: &std::fs::File| -> f64 {
+        let mut byte = [0u8; 1];
+        let mut pass = || {
+            let t = Instant::now();
+            for i in 0..PAGES as u64 {
+                let _ = f.read_at(&mut byte, i * PAGE as u64);
+            }
+            t.elapsed().as_secs_f64()
+        };
+        let _ = std::hint::black_box(Instant::now());
+        let cold = pass();
+        let hot = pass();
+        (cold - hot).max(0.0) * 1e6 / PAGES as f64
+    };
     let pass = |buf: &[u8]| -> f64 {
         let buf = std::hint::black_box(buf);
         // The clock's own pages first, so that the pass times only the touches.
@@ -336,22 +367,29 @@ fn page_tax(interval: Duration, seconds: f64) -> PageTax {
         std::hint::black_box(sum);
         ((t1 - t0).as_secs_f64() - (t2 - t1).as_secs_f64()).max(0.0) * 1e6 / PAGES as f64
     };
-    let (mut s, mut h) = (Vec::new(), Vec::new());
+    let (mut s, mut h, mut f) = (Vec::new(), Vec::new(), Vec::new());
     let mut rounds = 0u32;
     let until = Instant::now() + Duration::from_secs_f64(seconds);
     while Instant::now() < until {
         std::thread::sleep(interval);
-        let huge_first = rounds % 2 == 1;
-        if let Some(huge) = huge.filter(|_| huge_first) {
-            h.push(pass(huge));
-        }
-        s.push(pass(&small));
-        if let Some(huge) = huge.filter(|_| !huge_first) {
-            h.push(pass(huge));
+        // Each kind first in turn: the first pass after a wake-up also pays
+        // for what the three share (the clock, this code).
+        for k in 0..3 {
+            match (rounds + k) % 3 {
+                0 => s.push(pass(&small)),
+                1 => h.extend(huge.map(pass)),
+                _ => f.extend(file.as_ref().map(read)),
+            }
         }
         rounds += 1;
     }
-    PageTax { pages: PAGES, rounds, small_us: median(&mut s), huge_us: huge.map(|_| median(&mut h)) }
+    PageTax {
+        pages: PAGES,
+        rounds,
+        small_us: median(&mut s),
+        huge_us: huge.map(|_| median(&mut h)),
+        file_us: file.map(|_| median(&mut f)),
+    }
 }
 
 /// Asks the kernel to back `region` (2 MiB, aligned) with a huge page.
@@ -699,7 +737,11 @@ pub fn run(o: Options) -> Result<u8> {
                 let huge = t
                     .huge_us
                     .map_or_else(|| "no huge page to compare".to_owned(), |h| format!("{h:.2} us inside a 2 MiB page"));
-                println!("    a page's first touch after {} ms idle: {:.2} us ({huge})", w.interval_ms, t.small_us);
+                let file = t.file_us.map_or_else(String::new, |f| format!(", {f:.2} us of a file in the page cache"));
+                println!(
+                    "    a page's first touch after {} ms idle: {:.2} us ({huge}{file})",
+                    w.interval_ms, t.small_us
+                );
                 if let Some(p) = w.pages {
                     println!(
                         "    pages a cycle touched:        {:>9} of its own (fdir {}, heap {}, stack {}, other anonymous {}), at most {} of shared libraries",
