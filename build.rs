@@ -4,8 +4,10 @@
 //! A watch at a 1 s interval wakes on cold caches and TLBs, and each page of
 //! its own that a cycle touches costs a miss. `link/cycle.ld` (written by
 //! `scripts/cycle-layout.py` from two profiles) lists the functions and the
-//! read-only sections of a steady cycle; passed to the linker, it puts them
-//! together before the rest of the text and of `.rodata`. It only orders
+//! read-only sections of a steady cycle, and then the rest of the code a
+//! watch runs; passed to the linker, it puts them together before the rest
+//! of the text and of `.rodata`, so that a cycle touches few pages and a
+//! watch maps little of the code it never runs. It only orders
 //! sections (GNU ld and lld both read it), and a pattern that matches
 //! nothing is ignored: a stale list costs speed, never a build. The lists
 //! name functions in rustc's v0 scheme (`.cargo/config.toml`).

@@ -12,10 +12,15 @@ vectors) over 16 pages of `.rodata`; listed in a linker script they fit in
 about 20 and 3.
 
 How: a release build of `fdir watch --interval 1s` of one `sleep` runs under
-valgrind's callgrind, instrumented only after its first vote of the baseline
-file (the start-up and the one full vote are not the steady state) and
-until before it is stopped; every function of the binary that ran
-instructions of its own is listed. Valgrind hides SHA-NI from the program,
+valgrind's callgrind, dumped in three parts: its start-up (until past its
+first vote of the baseline file: the start-up and the one full vote are not
+the steady state), 25 s of steady cycles, and its end. Every function of the
+binary that ran instructions of its own in the steady part is listed in
+`.text.fdir_cycle`; those that ran only in the start-up or the end, of this
+watch (which takes its own baseline) and of a second one that resumes from
+a file, follow in `.text.fdir_watch`, so that the code a watch never runs
+is kept apart and stays out of its resident memory (a page fault maps the
+pages around it too). Valgrind hides SHA-NI from the program,
 so the SHA-NI compression function (`x86_sha`) is added by name. The data
 comes from a second run under valgrind's lackey (every load and store),
 mapped to the linker's input sections through a linker map of the same
@@ -67,21 +72,23 @@ def symbols(binary):
     return syms
 
 
-def profile(binary, tmp, settle, seconds):
-    """The functions of `binary` that ran in a steady watch cycle (callgrind)."""
-    out = os.path.join(tmp, "callgrind.out")
+def profile(binary, tmp, settle, seconds, fresh):
+    """The functions of `binary` that ran in a watch (callgrind), in three
+    parts: its start-up (until `settle` seconds, past its first vote of the
+    baseline file), its steady cycles (the next `seconds`), and its end
+    (SIGINT). With `fresh`, the watch takes its own baseline, as on its
+    first start; otherwise it resumes from a file."""
+    out = os.path.join(tmp, f"callgrind-{'fresh' if fresh else 'resumed'}.out")
     target, watch = watch_a_sleep(
-        binary, os.path.join(tmp, "baseline.json"), stderr=subprocess.DEVNULL,
-        wrap=["valgrind", "--tool=callgrind", "--demangle=no", "--instr-atstart=no", "--compress-strings=no",
+        binary, os.path.join(tmp, f"baseline-{fresh}.json"), stderr=subprocess.DEVNULL, fresh=fresh,
+        wrap=["valgrind", "--tool=callgrind", "--demangle=no", "--compress-strings=no",
               f"--callgrind-out-file={out}"])
+    dump = ["callgrind_control", "-d", str(watch.pid)]
     try:
         time.sleep(settle)
-        subprocess.run(["callgrind_control", "-i", "on", str(watch.pid)], check=True, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+        subprocess.run(dump, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(seconds)
-        # Off before the signal: the watch's end is not a cycle.
-        subprocess.run(["callgrind_control", "-i", "off", str(watch.pid)], check=True, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+        subprocess.run(dump, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         watch.send_signal(signal.SIGINT)
         watch.wait(timeout=60)
     finally:
@@ -89,11 +96,20 @@ def profile(binary, tmp, settle, seconds):
         watch.wait()
         target.kill()
         target.wait()
-    # A function is listed if it ran instructions of its own: one that only
-    # called (the frames under the loop, entered before the profile began)
-    # has nothing but call lines.
+    # The dumps in order (callgrind numbers them; the last may have none).
+    parts = sorted((p for p in os.listdir(tmp) if p.startswith(os.path.basename(out))),
+                   key=lambda p: int(p.rsplit(".", 1)[1]) if p.rsplit(".", 1)[1].isdigit() else 1 << 30)
+    if len(parts) != 3:
+        sys.exit(f"cycle-layout: expected three callgrind dumps, found {parts}")
+    return [ran_in(os.path.join(tmp, p), binary) for p in parts]
+
+
+def ran_in(path, binary):
+    """The functions of `binary` with instructions of their own in a
+    callgrind dump: one that only called (the frames under the loop, entered
+    before the dump's part began) has nothing but call lines."""
     ran, ob, fn, call = set(), None, None, False
-    with open(out) as f:
+    with open(path) as f:
         for line in f:
             if line.startswith("ob="):
                 ob = line[3:].strip()
@@ -210,12 +226,18 @@ def main():
         shutil.copy(os.path.join(ROOT, "target", "release", "fdir"), binary)
         syms = symbols(binary)
         # The first vote of the file comes after 10 cycles (at least 5 s).
-        ran = profile(binary, tmp, settle=13, seconds=25)
+        fresh_start, ran, fresh_end = profile(binary, tmp, settle=15, seconds=25, fresh=True)
+        resumed_start, _, resumed_end = profile(binary, tmp, settle=15, seconds=2, fresh=False)
         sections = input_sections(map_file)
         data = hot_rodata(data_profile(binary, tmp, settle=15, seconds=25), sections)
     ran |= {n for n in syms if "x86_sha" in n}
     ran.discard("main")
     known = [n for n in ran if n in syms]
+    # The rest of a watch's code (start-up, the file vote, the end) next:
+    # whatever the watch never runs then stays out of its memory, since a
+    # page fault maps the pages around it too (64 KiB).
+    rest = (fresh_start | fresh_end | resumed_start | resumed_end) - ran
+    rest = sorted((n for n in rest if n in syms), key=lambda n: syms[n][0])
     if len(known) < 50:
         sys.exit(f"cycle-layout: only {len(known)} functions ran; is the binary built with symbols?")
     if len(data) < 5:
@@ -225,29 +247,39 @@ def main():
     for n in known:
         p = pattern(n)
         lines.append(p if glob_matches(p, syms) == 1 else n)
+    rest_lines = []
+    for n in rest:
+        p = pattern(n)
+        rest_lines.append(p if glob_matches(p, syms) == 1 else n)
     rodata_names = [name for _, _, output, name in sections if output.startswith(".rodata")]
     data_lines = []
     for n in data:
         p = pattern(n)
         data_lines.append(p if glob_matches(p, rodata_names) == 1 else n)
     size = sum(syms[n][1] for n in known)
+    rest_size = sum(syms[n][1] for n in rest)
     with open(OUT, "w") as f:
         f.write("/* The code and read-only data of a steady `fdir watch` cycle, laid out\n")
         f.write("   together at the start of the text and of the read-only data (build.rs\n")
         f.write("   passes this script to the linker for release builds on Linux). Written\n")
         f.write("   by scripts/cycle-layout.py from a callgrind and a lackey profile:\n")
-        f.write(f"   {len(known)} functions, {size} bytes; {len(data)} read-only sections. Order and\n")
+        f.write(f"   {len(known)} functions, {size} bytes; {len(data)} read-only sections. Then the\n")
+        f.write(f"   rest of a watch's code: {len(rest)} functions, {rest_size} bytes. Order and\n")
         f.write("   content are a matter of speed only: a pattern that matches nothing is\n")
         f.write("   ignored. */\n")
         f.write("SECTIONS\n{\n  .text.fdir_cycle :\n  {\n")
         for p in lines:
+            f.write(f"    *(.text.{p})\n")
+        f.write("  }\n  .text.fdir_watch :\n  {\n")
+        for p in rest_lines:
             f.write(f"    *(.text.{p})\n")
         f.write("  }\n}\nINSERT BEFORE .text;\n")
         f.write("SECTIONS\n{\n  .rodata.fdir_cycle :\n  {\n")
         for p in data_lines:
             f.write(f"    *({p})\n")
         f.write("  }\n}\nINSERT BEFORE .rodata;\n")
-    print(f"cycle-layout: {len(known)} functions ({size} bytes) and {len(data)} read-only sections "
+    print(f"cycle-layout: {len(known)} functions ({size} bytes) and {len(data)} read-only sections, "
+          f"then {len(rest)} functions of the rest of a watch ({rest_size} bytes), "
           f"written to {os.path.relpath(OUT, ROOT)}")
 
 

@@ -5,15 +5,17 @@ import subprocess
 SUBSYSTEMS = "memory-maps,seccomp,cgroups"
 
 
-def watch_a_sleep(exe, baseline, stdout=subprocess.DEVNULL, wrap=(), stderr=None):
+def watch_a_sleep(exe, baseline, stdout=subprocess.DEVNULL, wrap=(), stderr=None, fresh=False):
     """Starts a `sleep`, takes its baseline into `baseline`, and starts
     `exe watch` of it at a 1 s interval, JSON to `stdout` (under the command
-    `wrap`, such as valgrind, if given). Returns (sleep, watch); the sleep
-    is killed if the baseline cannot be taken."""
+    `wrap`, such as valgrind, if given); with `fresh`, the watch takes the
+    baseline itself, as on its first start. Returns (sleep, watch); the
+    sleep is killed if the baseline cannot be taken."""
     target = subprocess.Popen(["sleep", "3600"])
     try:
-        subprocess.run([exe, "snapshot", "--pid", str(target.pid), "--baseline", baseline,
-                        "--subsystems", SUBSYSTEMS], stdout=subprocess.DEVNULL, check=True)
+        if not fresh:
+            subprocess.run([exe, "snapshot", "--pid", str(target.pid), "--baseline", baseline,
+                            "--subsystems", SUBSYSTEMS], stdout=subprocess.DEVNULL, check=True)
     except BaseException:
         target.kill()
         target.wait()
