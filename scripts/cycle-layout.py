@@ -268,11 +268,12 @@ def main():
         f.write("   content are a matter of speed only: a pattern that matches nothing is\n")
         f.write("   ignored. */\n")
         f.write("SECTIONS\n{\n  .text.fdir_cycle :\n  {\n")
+        # LLVM puts a function it deems cold in `.text.unlikely.<name>`.
         for p in lines:
-            f.write(f"    *(.text.{p})\n")
+            f.write(f"    *(.text.{p} .text.unlikely.{p})\n")
         f.write("  }\n  .text.fdir_watch :\n  {\n")
         for p in rest_lines:
-            f.write(f"    *(.text.{p})\n")
+            f.write(f"    *(.text.{p} .text.unlikely.{p})\n")
         f.write("  }\n}\nINSERT BEFORE .text;\n")
         f.write("SECTIONS\n{\n  .rodata.fdir_cycle :\n  {\n")
         for p in data_lines:
