@@ -508,3 +508,48 @@ fn bench_measures_the_watch_in_its_steady_state() {
         assert!(tax["file_us"].as_f64().unwrap() >= 0.0, "{w}");
     }
 }
+
+/// Where the temporary directory is mounted `noexec` (as on many hardened
+/// hosts), `fdir bench` cannot run the watch from a copy of fdir there: it
+/// runs fdir itself instead, and still measures the watch. The tmpfs is
+/// mounted in a mount namespace of the bench's own.
+#[test]
+fn bench_measures_the_watch_with_a_noexec_temporary_directory() {
+    if !common::is_root() {
+        common::skip("bench_measures_the_watch_with_a_noexec_temporary_directory", "not root: cannot mount a tmpfs");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("noexec");
+    std::fs::create_dir(&tmp).unwrap();
+    // In a mount namespace of its own: the machine's mount table never
+    // changes (a `watch --all` running beside would see it as drift), and
+    // the mount goes with the namespace's last process, even on failure.
+    let script = r#"mount -t tmpfs -o noexec,size=256m tmpfs "$1" || exit 99
+TMPDIR="$1" exec "$2" bench --only watch --seconds 1 --format json"#;
+    let o = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", script, "sh"])
+        .arg(&tmp)
+        .arg(env!("CARGO_BIN_EXE_fdir"))
+        .current_dir(dir.path())
+        .output();
+    let Ok(o) = o else {
+        common::skip("bench_measures_the_watch_with_a_noexec_temporary_directory", "no unshare(1) to run");
+        return;
+    };
+    if code(&o) == 99 || (code(&o) != 0 && stderr(&o).contains("unshare")) {
+        common::skip(
+            "bench_measures_the_watch_with_a_noexec_temporary_directory",
+            &format!("cannot mount a tmpfs in a mount namespace of its own: {}", stderr(&o).trim()),
+        );
+        return;
+    }
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let lines = json_lines(&o);
+    for w in lines[0]["watch"].as_array().unwrap() {
+        assert!(w["cpu_percent"].as_f64().unwrap() > 0.0, "{w}");
+        if !w["pages"].is_null() {
+            assert!(w["pages"]["binary"].as_u64().unwrap() > 0, "{w}");
+        }
+    }
+}

@@ -196,14 +196,7 @@ fn peak_rss_kib(pid: u32) -> u64 {
 fn watch_cost(exe: &std::path::Path, pid: u32, interval: Duration, seconds: f64) -> Result<WatchCost> {
     let dir = tempfile_dir()?;
     let baseline = dir.join("bench-baseline.json");
-    // The watch runs a copy of fdir that no other process runs: the kernel
-    // marks a page of a file referenced for every process that maps it, and
-    // this one runs fdir too, so the pages a cycle touches of its binary are
-    // counted exactly only in a file of its own.
-    let copy = dir.join("fdir");
-    std::fs::copy(exe, &copy).context("cannot copy fdir for the watch")?;
-    let exe = copy.as_path();
-    let mut w = Kill(
+    let start = |exe: &std::path::Path| {
         Command::new(exe)
             .args([
                 "watch",
@@ -222,8 +215,23 @@ fn watch_cost(exe: &std::path::Path, pid: u32, interval: Duration, seconds: f64)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .context("cannot start fdir watch")?,
-    );
+    };
+    // The watch runs a copy of fdir that no other process runs: the kernel
+    // marks a page of a file referenced for every process that maps it, and
+    // this one runs fdir too, so the pages a cycle touches of its binary are
+    // counted exactly only in a file of its own. Where the copy cannot run
+    // (a temporary directory mounted noexec), fdir itself does, and its
+    // binary's count may include this process's touches.
+    let copy = dir.join("fdir");
+    let (exe, child) = match std::fs::copy(exe, &copy).and_then(|_| start(&copy)) {
+        Ok(child) => (copy.as_path(), child),
+        Err(_) => {
+            // No partial copy left to fill the directory the watch writes to.
+            let _ = std::fs::remove_file(&copy);
+            (exe, start(exe).context("cannot start fdir watch")?)
+        }
+    };
+    let mut w = Kill(child);
     let wpid = w.0.id();
     let out = w.0.stdout.take().context("no stdout")?;
     let mut lines = BufReader::new(out).lines();
@@ -232,14 +240,21 @@ fn watch_cost(exe: &std::path::Path, pid: u32, interval: Duration, seconds: f64)
     // it in full; later votes of an unchanged file only read and hash it).
     let mut checks = 0u64;
     let mut first = None;
+    let mut steady = false;
     for line in lines.by_ref() {
         if line?.contains("\"event\":\"check\"") {
             checks += 1;
             let since = *first.get_or_insert_with(Instant::now);
             if checks > DISK_VOTE_EVERY + 1 && since.elapsed() > DISK_VOTE_GAP + interval {
+                steady = true;
                 break;
             }
         }
+    }
+    if !steady {
+        let status = w.0.wait().map_or_else(|e| e.to_string(), |s| s.to_string());
+        let _ = std::fs::remove_dir_all(&dir);
+        anyhow::bail!("fdir watch ended after {checks} checks, before its steady state ({status}): nothing to measure");
     }
     std::thread::spawn(move || for _ in lines {});
     std::thread::sleep(Duration::from_millis(200));
