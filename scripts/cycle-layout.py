@@ -213,6 +213,13 @@ def glob_matches(pat, names):
     return sum(1 for n in names if rx.match(n))
 
 
+def named(name, names):
+    """How the layout names a section: by its pattern, or exactly where the
+    pattern would match more than one of `names`."""
+    p = pattern(name)
+    return p if glob_matches(p, names) == 1 else name
+
+
 def main():
     if shutil.which("valgrind") is None:
         sys.exit("cycle-layout: valgrind is needed (apt-get install valgrind)")
@@ -243,19 +250,10 @@ def main():
     if len(data) < 5:
         sys.exit(f"cycle-layout: a cycle read only {len(data)} read-only sections; did lackey run?")
     known.sort(key=lambda n: (syms[n][1] >= BIG, syms[n][0]))
-    lines = []
-    for n in known:
-        p = pattern(n)
-        lines.append(p if glob_matches(p, syms) == 1 else n)
-    rest_lines = []
-    for n in rest:
-        p = pattern(n)
-        rest_lines.append(p if glob_matches(p, syms) == 1 else n)
+    lines = [named(n, syms) for n in known]
+    rest_lines = [named(n, syms) for n in rest]
     rodata_names = [name for _, _, output, name in sections if output.startswith(".rodata")]
-    data_lines = []
-    for n in data:
-        p = pattern(n)
-        data_lines.append(p if glob_matches(p, rodata_names) == 1 else n)
+    data_lines = [named(n, rodata_names) for n in data]
     size = sum(syms[n][1] for n in known)
     rest_size = sum(syms[n][1] for n in rest)
     with open(OUT, "w") as f:

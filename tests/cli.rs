@@ -269,7 +269,10 @@ fn watch_sets_a_timer_slack_of_a_hundredth_of_its_interval() {
         let path = format!("/proc/{}/timerslack_ns", w.pid());
         match std::fs::read_to_string(&path) {
             Ok(s) => assert_eq!(s.trim().parse::<u64>().unwrap(), slack_ns, "{interval}"),
-            Err(e) => common::skip("watch_sets_a_timer_slack", &format!("cannot read {path}: {e}")),
+            Err(e) => common::skip(
+                "watch_sets_a_timer_slack_of_a_hundredth_of_its_interval",
+                &format!("cannot read {path}: {e}"),
+            ),
         }
         let (code, _) = w.terminate();
         assert_eq!(code, 0);

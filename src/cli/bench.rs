@@ -187,10 +187,29 @@ fn schedstat_ns(path: &std::path::Path) -> Result<u64> {
 fn peak_rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| l.strip_prefix("VmHWM:").and_then(|v| v.trim().trim_end_matches(" kB").parse().ok()))
-        })
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("VmHWM:").and_then(kib)))
         .unwrap_or(0)
+}
+
+/// The number of a `/proc` field's value in kB (`"  1808 kB"`).
+fn kib(value: &str) -> Option<u64> {
+    value.trim().trim_end_matches("kB").trim().parse().ok()
+}
+
+/// One field of every mapping in an `smaps` text: each mapping's first
+/// line (range, perms, offset, dev, inode, name) with the value in kB of
+/// its `field` (such as `"Referenced:"`).
+fn smaps_field<'a>(smaps: &'a str, field: &'a str) -> impl Iterator<Item = (&'a str, u64)> + 'a {
+    let mut mapping = "";
+    smaps.lines().filter_map(move |line| {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first.contains('-') && !first.ends_with(':') {
+            mapping = line;
+            None
+        } else {
+            line.strip_prefix(field).and_then(kib).map(|v| (mapping, v))
+        }
+    })
 }
 
 fn watch_cost(exe: &std::path::Path, pid: u32, interval: Duration, seconds: f64) -> Result<WatchCost> {
@@ -310,33 +329,24 @@ fn pages_touched(pid: u32, exe: &std::path::Path, window: Duration) -> Option<To
 /// mapping, in pages.
 fn count_touched(smaps: &str, exe: &str) -> Touched {
     let mut t = Touched::default();
-    let mut name = "";
-    for line in smaps.lines() {
-        let mut fields = line.split_whitespace();
-        let first = fields.next().unwrap_or("");
-        if let Some(kib) = line.strip_prefix("Referenced:") {
-            let pages = kib.trim().trim_end_matches("kB").trim().parse::<u64>().unwrap_or(0) / 4;
-            let slot = match name {
-                "[heap]" => &mut t.heap,
-                "[stack]" => &mut t.stack,
-                "" => &mut t.anonymous,
-                n if n == exe => &mut t.binary,
-                n if n.starts_with('[') => continue,
-                _ => &mut t.libraries_at_most,
-            };
-            *slot += pages;
-        } else if first.contains('-') && !first.ends_with(':') {
-            // A mapping's first line: range, perms, offset, dev, inode, name.
-            name = fields.nth(4).unwrap_or("");
-        }
+    for (mapping, referenced) in smaps_field(smaps, "Referenced:") {
+        let slot = match mapping.split_whitespace().nth(5).unwrap_or("") {
+            "[heap]" => &mut t.heap,
+            "[stack]" => &mut t.stack,
+            "" => &mut t.anonymous,
+            n if n == exe => &mut t.binary,
+            n if n.starts_with('[') => continue,
+            _ => &mut t.libraries_at_most,
+        };
+        *slot += referenced / 4;
     }
     t
 }
 
 /// Measures [`PageTax`]: for `seconds`, sleeps `interval` and touches one
-/// byte of each of `PAGES` small pages and of `PAGES` pages inside a huge
-/// page, in turns first; each pass is timed twice, cold and at once again
-/// hot, and the difference is the price of the first touches.
+/// byte of each of `PAGES` small pages, of `PAGES` pages inside a huge page
+/// and of `PAGES` pages of a file, each kind first in turn, every pass
+/// timed by [`first_touch`].
 fn page_tax(interval: Duration, seconds: f64, scratch: &std::path::Path) -> PageTax {
     const PAGES: usize = 64;
     const PAGE: usize = 4096;
@@ -348,46 +358,32 @@ fn page_tax(interval: Duration, seconds: f64, scratch: &std::path::Path) -> Page
     // A huge page: the aligned 2 MiB inside 4 MiB, advised, then written.
     let mut room = vec![0u8; 2 * HUGE];
     let offset = room.as_ptr().align_offset(HUGE);
-    let huge = room.get_mut(offset..offset + HUGE).filter(|h| advise_huge(h)).map(|h| {
-        h.fill(1);
-        h.as_ptr() as usize
+    let backed = room.get_mut(offset..offset + HUGE).is_some_and(|h| {
+        advise_huge(h) && {
+            h.fill(1);
+            is_huge_page(h.as_ptr() as usize)
+        }
     });
-    let huge = huge.filter(|&at| is_huge_page(at)).and_then(|_| room.get(offset..offset + HUGE));
+    let huge = room.get(offset..offset + HUGE).filter(|_| backed);
     // Pages of a file in the page cache, as a program's code is: a file of
     // PAGES pages written for this (not fdir's binary: reading the pages of
     // the watch's code would warm them for it), one byte of each read with
     // pread.
     let file = std::fs::write(scratch, vec![1u8; PAGES * PAGE]).and_then(|()| std::fs::File::open(scratch)).ok();
-    let read = |f: &std::fs::File| -> f64 {
+    let read = |f: &std::fs::File| {
         let mut byte = [0u8; 1];
-        let mut pass = || {
-            let t = Instant::now();
+        first_touch(PAGES, || {
             for i in 0..PAGES as u64 {
                 let _ = f.read_at(&mut byte, i * PAGE as u64);
             }
-            t.elapsed().as_secs_f64()
-        };
-        let _ = std::hint::black_box(Instant::now());
-        let cold = pass();
-        let hot = pass();
-        (cold - hot).max(0.0) * 1e6 / PAGES as f64
+        })
     };
-    let pass = |buf: &[u8]| -> f64 {
+    let pass = |buf: &[u8]| {
         let buf = std::hint::black_box(buf);
-        // The clock's own pages first, so that the pass times only the touches.
-        let _ = std::hint::black_box(Instant::now());
-        let t0 = Instant::now();
-        let mut sum = 0u8;
-        for i in 0..PAGES {
-            sum = sum.wrapping_add(buf.get(i * PAGE).copied().unwrap_or(0));
-        }
-        let t1 = Instant::now();
-        for i in 0..PAGES {
-            sum = sum.wrapping_add(buf.get(i * PAGE).copied().unwrap_or(0));
-        }
-        let t2 = Instant::now();
-        std::hint::black_box(sum);
-        ((t1 - t0).as_secs_f64() - (t2 - t1).as_secs_f64()).max(0.0) * 1e6 / PAGES as f64
+        first_touch(PAGES, || {
+            let sum = (0..PAGES).fold(0u8, |sum, i| sum.wrapping_add(buf.get(i * PAGE).copied().unwrap_or(0)));
+            std::hint::black_box(sum);
+        })
     };
     let (mut s, mut h, mut f) = (Vec::new(), Vec::new(), Vec::new());
     let mut rounds = 0u32;
@@ -414,6 +410,23 @@ fn page_tax(interval: Duration, seconds: f64, scratch: &std::path::Path) -> Page
     }
 }
 
+/// Runs `touch` (a pass over `pages` pages) twice, cold and at once again
+/// hot: the difference, per page, is the price of the first touches, µs.
+fn first_touch(pages: usize, mut touch: impl FnMut()) -> f64 {
+    // The clock's own pages first, so that the passes time only the touches.
+    let _ = std::hint::black_box(Instant::now());
+    let mut timed = || {
+        let t = Instant::now();
+        touch();
+        t.elapsed().as_secs_f64()
+    };
+    let cold = timed();
+    let hot = timed();
+    #[allow(clippy::cast_precision_loss)]
+    let per_page = (cold - hot).max(0.0) * 1e6 / pages as f64;
+    per_page
+}
+
 /// Asks the kernel to back `region` (2 MiB, aligned) with a huge page.
 fn advise_huge(region: &[u8]) -> bool {
     // SAFETY: madvise(2) with MADV_HUGEPAGE only changes how the kernel
@@ -426,17 +439,13 @@ fn advise_huge(region: &[u8]) -> bool {
 /// Whether the mapping at address `at` of this process is backed by huge pages.
 fn is_huge_page(at: usize) -> bool {
     let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else { return false };
-    let mut inside = false;
-    for line in smaps.lines() {
-        let first = line.split_whitespace().next().unwrap_or("");
-        if let Some((lo, hi)) = first.split_once('-').filter(|_| !first.ends_with(':')) {
-            let (lo, hi) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16));
-            inside = matches!((lo, hi), (Ok(lo), Ok(hi)) if lo <= at && at < hi);
-        } else if inside && let Some(kib) = line.strip_prefix("AnonHugePages:") {
-            return kib.trim().trim_end_matches("kB").trim().parse::<u64>().unwrap_or(0) >= 2048;
-        }
-    }
-    false
+    smaps_field(&smaps, "AnonHugePages:").any(|(mapping, huge)| {
+        let range = mapping.split_whitespace().next().and_then(|r| r.split_once('-'));
+        let inside = range.is_some_and(|(lo, hi)| {
+            matches!((usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16)), (Ok(lo), Ok(hi)) if lo <= at && at < hi)
+        });
+        inside && huge >= 2048
+    })
 }
 
 /// The median of `v` (0 when empty).
