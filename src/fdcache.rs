@@ -148,6 +148,15 @@ impl FdCache {
         KEPT.fetch_sub(before - map.len(), Ordering::Relaxed);
     }
 
+    /// Closes every kept descriptor: for a source that will read no more
+    /// (a one-shot check closes each target's files on the core that
+    /// checked it, not all of them in the exit).
+    pub(crate) fn clear(&self) {
+        let mut map = self.entries.borrow_mut();
+        KEPT.fetch_sub(map.len(), Ordering::Relaxed);
+        map.clear();
+    }
+
     /// Reads `key` through its kept descriptor, or opens it with `open`,
     /// reads it, and keeps it if the budget allows. With
     /// [`Shape::RecordsOrStale`], an empty read of a kept descriptor is
@@ -246,7 +255,6 @@ impl FdCache {
     }
 
     /// How many descriptors this cache keeps.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.entries.borrow().len()
     }
@@ -304,6 +312,27 @@ mod tests {
         cache.end();
         assert_eq!(cache.len(), 0);
         t.join().unwrap();
+    }
+
+    #[test]
+    fn clear_closes_every_kept_descriptor_and_a_later_read_opens_afresh() {
+        let cache = FdCache::default();
+        let mut buf = Vec::new();
+        cache.begin();
+        cache.read("status", Shape::Whole, 1 << 20, open("/proc/self/status"), &mut buf).unwrap();
+        cache.read("stat", Shape::Whole, 1 << 20, open("/proc/self/stat"), &mut buf).unwrap();
+        assert_eq!(cache.len(), 2);
+        cache.clear();
+        assert_eq!(cache.len(), 0);
+        // Nothing kept to read through: the file is opened again.
+        let mut opened = false;
+        let reopen = || {
+            opened = true;
+            open("/proc/self/status")()
+        };
+        cache.read("status", Shape::Whole, 1 << 20, reopen, &mut buf).unwrap();
+        assert!(opened && String::from_utf8_lossy(&buf).contains("Name:"));
+        cache.end();
     }
 
     #[test]

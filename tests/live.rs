@@ -360,3 +360,36 @@ fn the_digest_of_the_in_memory_baselines_follows_their_voted_value() {
     let (mut other, _) = Monitor::resume(&file_of(&[Subsystem::MemoryMaps]), 2).unwrap();
     assert_ne!(other.baselines_digest(), Some(before));
 }
+
+/// A one-shot check closes each target's files once it is checked (on the
+/// core that checked it, not all at once in the exit), whether its targets
+/// are checked in turn or on every core; a watch keeps them for its next
+/// cycle.
+#[test]
+fn a_one_shot_check_closes_each_targets_files_and_a_watch_keeps_them() {
+    use fdir::Monitor;
+    use fdir::baseline::{BaselineFile, Coverage};
+    // From 16 targets (the monitor's PARALLEL_FROM) a cycle runs on every core.
+    for n in [2, 16] {
+        let kids: Vec<Testee> = (0..n).map(|_| Testee::spawn()).collect();
+        let pids: Vec<u32> = kids.iter().map(|t| t.pid).collect();
+        let seed = Subsystem::SEED;
+        let snaps =
+            pids.iter().map(|&p| snapshot_with(&SystemClock, &Procfs::try_pid(p).unwrap(), seed).unwrap()).collect();
+        let file = BaselineFile::new(std::time::SystemTime::now(), Coverage::Pids { pids: pids.clone() }, seed, snaps);
+
+        let (mut watch, _) = Monitor::resume(&file, 2).unwrap();
+        let (findings, summary) = watch.cycle(&SystemClock);
+        assert_eq!(summary.checked, n, "{findings:#?}");
+        assert!(watch.kept_files() >= n, "{n} targets: a watch keeps their files, {} kept", watch.kept_files());
+
+        let (mut once, _) = Monitor::resume_for_one_check(file, 2).unwrap();
+        let (findings, summary) = once.cycle(&SystemClock);
+        assert_eq!(summary.checked, n, "{findings:#?}");
+        assert!(findings.is_empty(), "{findings:#?}");
+        assert_eq!(once.kept_files(), 0, "{n} targets: a one-shot check keeps nothing open");
+        // Were it asked again, it would open them afresh.
+        let (findings, summary) = once.cycle(&SystemClock);
+        assert_eq!((summary.checked, findings.len()), (n, 0), "{findings:#?}");
+    }
+}
