@@ -239,7 +239,13 @@ pub(crate) fn read_thread_file<S: Source + ?Sized>(
     absent: &mut Option<Error>,
 ) -> Result<bool, Error> {
     rel.clear();
-    let _ = write!(rel, "task/{tid}/{name}");
+    // The main thread's files are the process's own (`/proc/PID/status` is
+    // `/proc/PID/task/PID/status`), two lookups shorter to open.
+    if src.leader() == Some(tid) {
+        rel.push_str(name);
+    } else {
+        let _ = write!(rel, "task/{tid}/{name}");
+    }
     match src.read(rel, buf) {
         Ok(()) => Ok(true),
         Err(e @ Error::NotFound { .. }) => {
