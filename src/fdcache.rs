@@ -89,6 +89,8 @@ struct Entry {
 pub(crate) struct FdCache {
     entries: RefCell<BTreeMap<String, Entry>>,
     generation: Cell<u32>,
+    /// Keep nothing: each file is closed once read (a source read once).
+    transient: Cell<bool>,
 }
 
 /// How a file's content ends, which decides how many reads it takes.
@@ -157,6 +159,13 @@ impl FdCache {
         map.clear();
     }
 
+    /// Closes every kept descriptor and keeps none from now on: each file is
+    /// closed once read.
+    pub(crate) fn keep_nothing(&self) {
+        self.clear();
+        self.transient.set(true);
+    }
+
     /// Reads `key` through its kept descriptor, or opens it with `open`,
     /// reads it, and keeps it if the budget allows. With
     /// [`Shape::RecordsOrStale`], an empty read of a kept descriptor is
@@ -202,6 +211,9 @@ impl FdCache {
     }
 
     fn keep(&self, key: &str, kept: Kept, now: u32) {
+        if self.transient.get() {
+            return;
+        }
         if KEPT.load(Ordering::Relaxed) < budget() {
             KEPT.fetch_add(1, Ordering::Relaxed);
             if let Some(old) = self.entries.borrow_mut().insert(key.to_owned(), Entry { kept, used: now }) {

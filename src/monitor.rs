@@ -770,6 +770,7 @@ impl Monitor {
         }
         let target = snapshot.target.clone();
         let baseline = if self.one_shot {
+            fs.keep_nothing();
             Redundant::single(snapshot)
         } else {
             let Some(b) = Redundant::new(snapshot) else {

@@ -684,6 +684,17 @@ impl Procfs {
         }
     }
 
+    /// Keeps no file open from now on (and closes those kept): for a source
+    /// read once, as in a one-shot check, where keeping costs more than it
+    /// saves.
+    pub fn keep_nothing(&self) {
+        match &self.inner {
+            Inner::Process(d) => d.fds.keep_nothing(),
+            Inner::Node(n) => n.fds.keep_nothing(),
+            Inner::Mock { .. } | Inner::Failed { .. } => {}
+        }
+    }
+
     /// How many files (and directories) it keeps open for the next read.
     pub fn kept_files(&self) -> usize {
         match &self.inner {
