@@ -264,13 +264,15 @@ fn workers_for(targets: usize) -> usize {
 }
 
 /// Opens (and pins) each pid, in order; on every core when there are many.
-fn open_all(pids: &[u32]) -> Vec<Result<Procfs, Error>> {
+/// `once`: each to be read once (a one-shot check), keeping no file open.
+fn open_all(pids: &[u32], once: bool) -> Vec<Result<Procfs, Error>> {
     let workers = workers_for(pids.len());
     if workers > 1 {
         // Their first checks keep the rest of their descriptors open.
         crate::fdcache::reserve(pids.len().saturating_mul(crate::fdcache::PER_TARGET));
     }
-    crate::parallel::each(pids, workers, |&p| Procfs::try_pid(p))
+    let open = if once { Procfs::try_pid_once } else { Procfs::try_pid };
+    crate::parallel::each(pids, workers, |&p| open(p))
         .into_iter()
         .map(|r| r.unwrap_or_else(|| Err(Error::Bug("opening a process panicked".into()))))
         .collect()
@@ -321,7 +323,8 @@ impl Pinned {
                 let at = next.fetch_add(crate::parallel::CHUNK, std::sync::atomic::Ordering::Relaxed);
                 let end = pids.len().min(at.saturating_add(crate::parallel::CHUNK));
                 let Some(chunk) = pids.get(at..end).filter(|c| !c.is_empty()) else { break };
-                out.extend(chunk.iter().map(|&pid| (pid, Procfs::try_pid(pid))));
+                // Pinned for a one-shot check: read once, nothing kept.
+                out.extend(chunk.iter().map(|&pid| (pid, Procfs::try_pid_once(pid))));
             }
             out
         };
@@ -704,7 +707,7 @@ impl Monitor {
         let mut opened = pinned.opened;
         let pids: Vec<u32> =
             targets.iter().filter_map(|s| s.target.pid()).filter(|pid| !opened.contains_key(pid)).collect();
-        opened.extend(pids.iter().copied().zip(open_all(&pids)));
+        opened.extend(pids.iter().copied().zip(open_all(&pids, single)));
         for snapshot in targets {
             match &snapshot.target {
                 Target::Process { pid, .. } => match opened

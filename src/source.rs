@@ -723,9 +723,19 @@ impl Procfs {
         Procfs::try_pid_at("/proc", pid)
     }
 
+    /// [`Procfs::try_pid`] for a process read once (a one-shot check): it
+    /// keeps no file open (see [`Procfs::keep_nothing`]), from the `stat`
+    /// read that pins it on.
+    pub fn try_pid_once(pid: u32) -> Result<Procfs, Error> {
+        Procfs::open_pid("/proc".into(), pid, true)
+    }
+
     /// A process under another proc root (a captured or bind-mounted tree).
     pub fn try_pid_at(root: impl Into<PathBuf>, pid: u32) -> Result<Procfs, Error> {
-        let root = root.into();
+        Procfs::open_pid(root.into(), pid, false)
+    }
+
+    fn open_pid(root: PathBuf, pid: u32, once: bool) -> Result<Procfs, Error> {
         let path = root.join(pid.to_string());
         let dir = rustix::fs::open(&path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
             .map_err(|e| match e {
@@ -742,6 +752,9 @@ impl Procfs {
             fds: FdCache::default(),
             task: RefCell::new(None),
         };
+        if once {
+            dir.fds.keep_nothing();
+        }
         let mut buf = Vec::with_capacity(1024);
         dir.read("stat", &mut buf)?;
         let (name, _, start_time) = parse_stat(&buf).ok_or_else(|| Error::Parse {
