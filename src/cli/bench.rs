@@ -454,9 +454,11 @@ fn median(v: &mut [f64]) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
-/// The seed subsystems' files of `pid`, kept open, as the floors read them.
+/// The seed subsystems' files of `pid`, kept open, as the floors read them:
+/// the same files a check reads (the main thread's `status` and `cgroup`
+/// are the process's own).
 fn seed_files(pid: u32) -> Result<Vec<std::fs::File>> {
-    ["maps".to_owned(), format!("task/{pid}/status"), format!("task/{pid}/cgroup")]
+    ["maps", "status", "cgroup"]
         .iter()
         .map(|f| std::fs::File::open(format!("/proc/{pid}/{f}")))
         .collect::<Result<_, _>>()
