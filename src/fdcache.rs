@@ -150,9 +150,7 @@ impl FdCache {
         KEPT.fetch_sub(before - map.len(), Ordering::Relaxed);
     }
 
-    /// Closes every kept descriptor: for a source that will read no more
-    /// (a one-shot check closes each target's files on the core that
-    /// checked it, not all of them in the exit).
+    /// Closes every kept descriptor.
     pub(crate) fn clear(&self) {
         let mut map = self.entries.borrow_mut();
         KEPT.fetch_sub(map.len(), Ordering::Relaxed);
@@ -160,10 +158,16 @@ impl FdCache {
     }
 
     /// Closes every kept descriptor and keeps none from now on: each file is
-    /// closed once read.
+    /// closed once read (a one-shot check closes each on the core that read
+    /// it, not all of them in the exit on one core).
     pub(crate) fn keep_nothing(&self) {
         self.clear();
         self.transient.set(true);
+    }
+
+    /// Whether it keeps what it opens (not after [`FdCache::keep_nothing`]).
+    pub(crate) fn keeps(&self) -> bool {
+        !self.transient.get()
     }
 
     /// Reads `key` through its kept descriptor, or opens it with `open`,

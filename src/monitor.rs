@@ -210,7 +210,7 @@ pub struct Monitor {
     /// Findings of `resume`, reported by the first cycle.
     carried: Vec<Finding>,
     /// A one-shot check: one copy of each baseline instead of three, and
-    /// each target's files closed once it is checked.
+    /// sources that keep no file open.
     one_shot: bool,
     own_pid: u32,
     /// `--all`, a one-shot check: the listing of `/proc` taken when the
@@ -485,8 +485,7 @@ fn check_one<C: Clock + ?Sized>(
 /// The targets of `mine` checked on `workers` threads (a large node): the
 /// findings in pid order, whichever core checked them. Out of line, like
 /// [`note_outcome`]: a watch of a few processes never gets here. Returns
-/// their summary, their findings and the pids of those that exited; in a
-/// one-shot check, each target's files are closed once it is checked.
+/// the pids of the targets that exited.
 #[inline(never)]
 fn check_on_workers<C: Clock + ?Sized>(
     watched: &mut BTreeMap<u32, Watched>,
@@ -494,9 +493,10 @@ fn check_on_workers<C: Clock + ?Sized>(
     subsystems: &[Subsystem],
     clock: &C,
     workers: usize,
-    one_shot: bool,
-) -> (Summary, Vec<Finding>, Vec<u32>) {
-    let (mut summary, mut findings, mut exited) = (Summary::default(), Vec::new(), Vec::new());
+    summary: &mut Summary,
+    findings: &mut Vec<Finding>,
+) -> Vec<u32> {
+    let mut exited = Vec::new();
     let mut targets: Vec<(u32, &mut Watched)> =
         watched.iter_mut().filter(|(p, _)| mine(**p)).map(|(&p, w)| (p, w)).collect();
     crate::fdcache::reserve(targets.len().saturating_mul(crate::fdcache::PER_TARGET));
@@ -507,11 +507,6 @@ fn check_on_workers<C: Clock + ?Sized>(
         for (pid, w) in part.iter_mut() {
             if check_one(w, subsystems, clock, &mut sum, &mut found) {
                 gone.push(*pid);
-            }
-            // One-shot: closed on the core that checked it, not all in the
-            // exit on one core (2,000 files of 500 processes: 2.7 ms).
-            if one_shot {
-                w.fs.close_kept();
             }
         }
         (sum, found, gone)
@@ -535,7 +530,7 @@ fn check_on_workers<C: Clock + ?Sized>(
             }
         }
     }
-    (summary, findings, exited)
+    exited
 }
 
 /// A finding for each subsystem that became unobservable, or unobservable
@@ -772,8 +767,11 @@ impl Monitor {
             }
         }
         let target = snapshot.target.clone();
-        let baseline = if self.one_shot {
+        if self.one_shot {
+            // Each file closed once read, by the core that read it.
             fs.keep_nothing();
+        }
+        let baseline = if self.one_shot {
             Redundant::single(snapshot)
         } else {
             let Some(b) = Redundant::new(snapshot) else {
@@ -955,17 +953,9 @@ impl Monitor {
                 if check_one(w, subsystems, clock, &mut summary, &mut findings) {
                     exited.push(pid);
                 }
-                // One-shot: closed here, not all in the exit, one core.
-                if self.one_shot {
-                    w.fs.close_kept();
-                }
             }
         } else {
-            let (sum, found, gone) =
-                check_on_workers(&mut self.watched, mine, subsystems, clock, workers, self.one_shot);
-            summary.add(&sum);
-            findings.extend(found);
-            exited = gone;
+            exited = check_on_workers(&mut self.watched, mine, subsystems, clock, workers, &mut summary, &mut findings);
         }
         if !exited.is_empty() {
             self.forget(&exited);

@@ -669,27 +669,16 @@ fn mock_cgroup_dir(hierarchy: &str, cgroup: &str) -> String {
 }
 
 impl Procfs {
-    /// Closes the files kept open for the next read (they are opened again
-    /// if it comes): for a source that has read for the last time, as in a
-    /// one-shot check, where closing them on the core that checked the
-    /// target is cheaper than closing them all in the exit.
-    pub fn close_kept(&self) {
-        match &self.inner {
-            Inner::Process(d) => {
-                d.fds.clear();
-                d.task.borrow_mut().take();
-            }
-            Inner::Node(n) => n.fds.clear(),
-            Inner::Mock { .. } | Inner::Failed { .. } => {}
-        }
-    }
-
     /// Keeps no file open from now on (and closes those kept): for a source
     /// read once, as in a one-shot check, where keeping costs more than it
-    /// saves.
+    /// saves, and each file is closed by the core that read it, not all of
+    /// them in the exit on one core.
     pub fn keep_nothing(&self) {
         match &self.inner {
-            Inner::Process(d) => d.fds.keep_nothing(),
+            Inner::Process(d) => {
+                d.fds.keep_nothing();
+                d.task.borrow_mut().take();
+            }
             Inner::Node(n) => n.fds.keep_nothing(),
             Inner::Mock { .. } | Inner::Failed { .. } => {}
         }
@@ -951,6 +940,9 @@ impl ProcessDir {
         if let Err(e) = listed {
             *task = None;
             return Err(err(e));
+        }
+        if !self.fds.keeps() {
+            *task = None;
         }
         out.sort_unstable();
         Ok(())

@@ -361,8 +361,8 @@ fn the_digest_of_the_in_memory_baselines_follows_their_voted_value() {
     assert_ne!(other.baselines_digest(), Some(before));
 }
 
-/// A one-shot check closes each target's files once it is checked (on the
-/// core that checked it, not all at once in the exit), whether its targets
+/// A one-shot check keeps no target's files open (each is closed on the
+/// core that read it, not all at once in the exit), whether its targets
 /// are checked in turn or on every core; a watch keeps them for its next
 /// cycle.
 #[test]
