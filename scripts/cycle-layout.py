@@ -29,8 +29,8 @@ build; merged strings (`.rodata.str*`) stay where they are.
 The script names input sections by pattern, without the hash rustc appends
 to each symbol (or a crate's disambiguator in v0 names), so that it outlives
 toolchain updates; a pattern that would match more than one section keeps
-its exact name instead. The build uses v0 names (`.cargo/config.toml`), in
-which a generic function's instantiations differ by their type arguments;
+its exact name instead. The flight build uses v0 names (`FLIGHT_ENV` below,
+shared with scripts/flight-build.py), in which a generic function's instantiations differ by their type arguments;
 with legacy names they differed only by a hash, which changed whenever
 unrelated code did.
 Unnamed constants (`.Lanon.<crate hash>.<n>`) can only be named exactly,
@@ -56,6 +56,19 @@ import time
 from fdir_watch import watch_a_sleep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The flight build: its own target directory (its flags differ from the
+# default build's, which would otherwise be rebuilt each time), v0 symbol
+# names and the layout on.
+FLIGHT_TARGET = os.path.join("target", "flight")
+
+
+def flight_env():
+    env = dict(os.environ)
+    env["RUSTFLAGS"] = (env.get("RUSTFLAGS", "") + " -C symbol-mangling-version=v0").strip()
+    env["FDIR_CYCLE_LAYOUT"] = "1"
+    env["CARGO_TARGET_DIR"] = os.path.join(ROOT, FLIGHT_TARGET)
+    return env
+
 OUT = os.path.join(ROOT, "link", "cycle.ld")
 # Functions at least this large go last: only a few of their pages run.
 BIG = 8192
@@ -228,9 +241,9 @@ def main():
         # same build, so the same addresses.
         map_file = os.path.join(tmp, "fdir.map")
         subprocess.run(["cargo", "rustc", "--release", "--bin", "fdir", "--", "-C", f"link-arg=-Wl,-Map={map_file}"],
-                       cwd=ROOT, check=True)
+                       cwd=ROOT, check=True, env=flight_env())
         binary = os.path.join(tmp, "fdir")
-        shutil.copy(os.path.join(ROOT, "target", "release", "fdir"), binary)
+        shutil.copy(os.path.join(ROOT, FLIGHT_TARGET, "release", "fdir"), binary)
         syms = symbols(binary)
         # The first vote of the file comes after 10 cycles (at least 5 s).
         fresh_start, ran, fresh_end = profile(binary, tmp, settle=15, seconds=25, fresh=True)

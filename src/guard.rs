@@ -204,7 +204,7 @@ impl<T: Serialize + Clone + PartialEq> Redundant<T> {
 /// message, "abc" (one block), and the FIPS 180-2 two- and three-block
 /// examples. Plain bytes, and the table below plain numbers: no pointer to
 /// relocate, so both lie in read-only data next to the rest of a cycle's
-/// (`link/cycle.ld`), not on a page of relocated data of their own.
+/// (`link/cycle.ld`, in the flight build), not on a page of relocated data of their own.
 static KAT_MESSAGES: [u8; 3 + 56 + 112] = *b"abc\
 abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq\
 abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu";

@@ -508,10 +508,10 @@ impl MetricsServer {
 
     fn shutdown(&mut self) {
         drop(self.stop.take());
-        if let Some(t) = self.thread.take() {
-            if t.join().is_err() {
-                tracing::error!(addr = %self.addr, "the metrics server thread panicked");
-            }
+        if let Some(t) = self.thread.take()
+            && t.join().is_err()
+        {
+            tracing::error!(addr = %self.addr, "the metrics server thread panicked");
         }
     }
 }
@@ -922,10 +922,10 @@ mod tests {
 
     fn family_of(name: &str, types: &BTreeMap<String, String>) -> String {
         for suffix in ["_bucket", "_sum", "_count"] {
-            if let Some(base) = name.strip_suffix(suffix) {
-                if types.get(base).is_some_and(|t| t == "histogram") {
-                    return base.to_owned();
-                }
+            if let Some(base) = name.strip_suffix(suffix)
+                && types.get(base).is_some_and(|t| t == "histogram")
+            {
+                return base.to_owned();
             }
         }
         name.to_owned()

@@ -1064,7 +1064,7 @@ impl Monitor {
         let pick = usize::try_from(seed % u64::try_from(n).ok()?).ok()?;
         let w = self.watched.values_mut().nth(pick)?;
         let copy = usize::try_from((seed >> 8) % 3).ok()?;
-        let what = if seed.rotate_left(23) % 10 == 0 {
+        let what = if seed.rotate_left(23).is_multiple_of(10) {
             let d = w.baseline.digest_mut(copy)?;
             let byte = usize::try_from((seed >> 16) % 32).ok()?;
             *d.0.get_mut(byte)? ^= 1 << ((seed >> 24) % 8);

@@ -248,7 +248,7 @@ fn churn_once(round: u64) {
         let _ = std::fs::read(path);
     }
     // Signal handlers installed and reset.
-    let sig = if round % 2 == 0 { libc::SIGUSR1 } else { libc::SIGUSR2 };
+    let sig = if round.is_multiple_of(2) { libc::SIGUSR1 } else { libc::SIGUSR2 };
     // SAFETY: installing a handler that does nothing.
     unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
     // SAFETY: resetting the disposition to default.
