@@ -115,15 +115,21 @@ impl Routine {
             self.denied_told = true;
             let what: Vec<&str> = self.denied_what.iter().map(String::as_str).collect();
             let n = self.denied.len();
-            let fix = if rustix::process::geteuid().is_root() {
-                "although fdir runs as root: a security module, another user namespace or the mount options of /proc refuse it"
+            let (whose, fix) = if rustix::process::geteuid().is_root() {
+                (
+                    "",
+                    " although fdir runs as root: a security module, another user namespace or the mount options of /proc refuse it",
+                )
             } else {
-                "fdir runs as an ordinary user: run it as root, or grant it CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH (dist/fdir-least-privilege.conf)"
+                (
+                    " of other users",
+                    "; fdir runs as an ordinary user: run it as root, or grant it CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH (dist/fdir-least-privilege.conf)",
+                )
             };
             lines.push(format!(
-                "{at} UNREADABLE cannot read {n} process{} ({}: permission denied) {fix}; not drift, not checked; see SECURITY.md (each process: --format json or RUST_LOG=debug)",
+                "{at} UNREADABLE cannot read {} of {n} process{}{whose}: permission denied{fix}; those parts are not checked, which is not drift; see SECURITY.md (each process: --format json or RUST_LOG=debug)",
+                what.join(", "),
                 if n == 1 { "" } else { "es" },
-                what.join(", ")
             ));
         }
         for ((what, reason), who) in std::mem::take(&mut self.other) {
