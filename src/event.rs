@@ -1,6 +1,6 @@
 //! The events fdir writes: one JSON object per line (`--format json`), or one
 //! line of text per finding for people. The JSON shape is a contract
-//! (DESIGN.md §3): every object has `event` and `time` (RFC 3339), and `pid`
+//! (docs/cli.md): every object has `event` and `time` (RFC 3339), and `pid`
 //! where it concerns one process; an anomaly has `subsystem`, `severity`,
 //! `expected`, `actual` and `changes`.
 
@@ -714,8 +714,9 @@ impl fmt::Display for EventRecord {
             } => {
                 write!(
                     f,
-                    "{} CHECK    #{cycle}: {targets} targets, {drifted} drifted ({anomalies} new anomalies), {new} new, {exited} exited, {failed} failed in {duration_ms:.1} ms",
-                    time_of(*time)
+                    "{} CHECK    #{cycle}: {targets} targets, {drifted} drifted ({anomalies} new anomal{}), {new} new, {exited} exited, {failed} failed in {duration_ms:.1} ms",
+                    time_of(*time),
+                    if *anomalies == 1 { "y" } else { "ies" }
                 )?;
                 let subsystems = unobservable.saturating_sub(*unreadable);
                 if *unreadable > 0 || *partly_unobservable > 0 {

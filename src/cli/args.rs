@@ -1,4 +1,4 @@
-//! The command line, as clap sees it (DESIGN.md §3).
+//! The command line, as clap sees it (docs/cli.md).
 
 use std::path::PathBuf;
 use std::time::Duration;

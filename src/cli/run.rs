@@ -15,7 +15,7 @@ use fdir::{
 use super::args::{FileArgs, Format, Subsystems, TargetArgs};
 use super::output::{BASELINE_LINES_UP_TO, Output, name_list};
 
-/// Exit codes (DESIGN.md §3).
+/// Exit codes (docs/cli.md).
 pub const NO_DRIFT: u8 = 0;
 /// Drift found.
 pub const DRIFT: u8 = 1;

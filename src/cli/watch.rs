@@ -1,4 +1,4 @@
-//! `fdir watch`: check on a timer and respond (DESIGN.md §5) — confirm before
+//! `fdir watch`: check on a timer and respond (docs/responses.md) — confirm before
 //! acting, graded responses, recovery, SIGHUP re-baselines, and a monitor
 //! that guards itself (voted baseline copies, the baseline file voted against
 //! memory, a SHA-256 self-test every cycle, the watchdog fed only while all
