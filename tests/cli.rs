@@ -72,7 +72,8 @@ fn check_exits_2_when_it_cannot_check() {
     t.exit();
     let o = run(&["check"], d);
     assert_eq!(code(&o), 2, "{}{}", stdout(&o), stderr(&o));
-    assert!(stdout(&o).contains(&format!("EXITED   pid {pid}")), "{}", stdout(&o));
+    assert!(stdout(&o).contains("1 exited"), "{}", stdout(&o));
+    assert!(stderr(&o).contains(&format!("pid {pid} (fdir-testee) has exited")), "{}", stderr(&o));
 
     // A pid that is not in the baseline.
     let t = Testee::spawn();
