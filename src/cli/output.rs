@@ -44,7 +44,7 @@ struct Routine {
     exited: BTreeMap<String, usize>,
     /// Processes that cannot be read for want of permission (wholly or in
     /// part), and what of them.
-    denied: BTreeSet<u32>,
+    denied: BTreeMap<u32, String>,
     denied_what: BTreeSet<String>,
     /// The denied processes were summarised once already.
     denied_told: bool,
@@ -90,7 +90,7 @@ impl Routine {
             EventRecord::Unobservable { who, subsystem, reason, .. } => {
                 let what = subsystem.map_or_else(|| "the whole process".to_owned(), |s| s.name().to_owned());
                 if is_denied(reason) {
-                    self.denied.insert(who.pid.unwrap_or(0));
+                    self.denied.insert(who.pid.unwrap_or(0), who.to_string());
                     self.denied_what.insert(what);
                 } else {
                     // The reason without its pid, so that one cause is one line.
@@ -115,6 +115,12 @@ impl Routine {
             self.denied_told = true;
             let what: Vec<&str> = self.denied_what.iter().map(String::as_str).collect();
             let n = self.denied.len();
+            // A few are named; many are counted.
+            let named = if n <= 3 {
+                format!(" ({})", self.denied.values().map(String::as_str).collect::<Vec<_>>().join(", "))
+            } else {
+                String::new()
+            };
             let (whose, fix) = if rustix::process::geteuid().is_root() {
                 (
                     "",
@@ -127,7 +133,7 @@ impl Routine {
                 )
             };
             lines.push(format!(
-                "{at} UNREADABLE cannot read {} of {n} process{}{whose}: permission denied{fix}; those parts are not checked, which is not drift; see SECURITY.md (each process: --format json or RUST_LOG=debug)",
+                "{at} UNREADABLE cannot read {} of {n} process{}{named}{whose}: permission denied{fix}; those parts are not checked, which is not drift; see SECURITY.md (each process: --format json or RUST_LOG=debug)",
                 what.join(", "),
                 if n == 1 { "" } else { "es" },
             ));
