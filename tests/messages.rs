@@ -97,6 +97,20 @@ fn refusals_say_what_happened_and_what_to_do() {
             before_work: true,
         },
         Case {
+            what: "watch of a pid nothing has",
+            args: s(&["watch", "--pid", "999999", "--baseline", "x.json"]),
+            says: s(&["no process 999999"]),
+            never: vec!["gone"],
+            before_work: true,
+        },
+        Case {
+            what: "watch writing to a file that cannot be written",
+            args: s(&["watch", "--baseline", "/proc/version"]),
+            says: s(&["cannot write the baseline file /proc/version"]),
+            never: vec![],
+            before_work: true,
+        },
+        Case {
             what: "snapshot to a file that cannot be written",
             args: s(&["snapshot", "--baseline", "/proc/version"]),
             says: s(&["cannot write the baseline file /proc/version", "--baseline FILE"]),

@@ -21,8 +21,8 @@ use fdir::{Clock, CodeBudget, Finding, Monitor, Observation, Snapshot, SystemClo
 use super::args::{FileArgs, WatchArgs};
 use super::output::Output;
 use super::run::{
-    NO_DRIFT, chosen_subsystems, decode_baseline, events_of, load_baseline, load_key, names, plural, report_baseline,
-    restrict, save, writable,
+    NO_DRIFT, baselinable, chosen_subsystems, decode_baseline, events_of, load_baseline, load_key, names, plural,
+    report_baseline, restrict, save, writable,
 };
 use super::signals::{Asked, Signals};
 
@@ -449,6 +449,11 @@ pub fn watch(o: WatchArgs) -> Result<u8> {
 
     let use_file = !o.rebaseline && o.file.baseline.exists();
     if !use_file {
+        if let Some(Coverage::Pids { pids }) = o.target.coverage() {
+            for pid in pids {
+                baselinable(pid)?;
+            }
+        }
         writable(&o.file.baseline)?;
     }
     let (mut monitor, findings) = if use_file {
