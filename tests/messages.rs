@@ -105,8 +105,8 @@ fn refusals_say_what_happened_and_what_to_do() {
         },
         Case {
             what: "watch writing to a file that cannot be written",
-            args: s(&["watch", "--baseline", "/proc/version"]),
-            says: s(&["cannot write the baseline file /proc/version"]),
+            args: s(&["watch", "--baseline", "no/such/dir/w.json"]),
+            says: s(&["cannot write the baseline file no/such/dir/w.json", "--baseline FILE"]),
             never: vec![],
             before_work: true,
         },
