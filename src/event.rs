@@ -1,6 +1,6 @@
 //! The events fdir writes: one JSON object per line (`--format json`), or one
 //! line of text per finding for people. The JSON shape is a contract
-//! (DESIGN.md §3): every object has `event` and `time` (RFC 3339), and `pid`
+//! (docs/cli.md): every object has `event` and `time` (RFC 3339), and `pid`
 //! where it concerns one process; an anomaly has `subsystem`, `severity`,
 //! `expected`, `actual` and `changes`.
 
@@ -384,6 +384,13 @@ pub enum EventRecord {
         anomalies: usize,
         /// Unobservable processes and subsystems.
         unobservable: usize,
+        /// Of those, processes that cannot be read at all (not targets).
+        #[serde(default)]
+        unreadable: usize,
+        /// Targets with at least one subsystem that cannot be read (their
+        /// subsystems are the rest of `unobservable`).
+        #[serde(default)]
+        partly_unobservable: usize,
         /// Processes baselined on first sight.
         new: usize,
         /// Processes that exited.
@@ -414,7 +421,7 @@ pub enum EventRecord {
         time: SystemTime,
         /// Why: "SIGTERM", "SIGINT".
         reason: String,
-        /// Cycles run.
+        /// Checks completed (a round spread over parts counts once whole).
         cycles: u64,
     },
 }
@@ -565,6 +572,8 @@ impl EventRecord {
             drifted: s.drifted,
             anomalies: s.anomalies,
             unobservable: s.unobservable,
+            unreadable: s.unreadable,
+            partly_unobservable: s.partly,
             new: s.new,
             exited: s.exited,
             failed: s.failed,
@@ -693,6 +702,8 @@ impl fmt::Display for EventRecord {
                 drifted,
                 anomalies,
                 unobservable,
+                unreadable,
+                partly_unobservable,
                 new,
                 exited,
                 failed,
@@ -703,9 +714,30 @@ impl fmt::Display for EventRecord {
             } => {
                 write!(
                     f,
-                    "{} CHECK    #{cycle}: {targets} targets, {drifted} drifted ({anomalies} new anomalies), {unobservable} unobservable, {new} new, {exited} exited, {failed} failed in {duration_ms:.1} ms",
-                    time_of(*time)
+                    "{} CHECK    #{cycle}: {targets} targets, {drifted} drifted ({anomalies} new anomal{}), {new} new, {exited} exited, {failed} failed in {duration_ms:.1} ms",
+                    time_of(*time),
+                    if *anomalies == 1 { "y" } else { "ies" }
                 )?;
+                let subsystems = unobservable.saturating_sub(*unreadable);
+                if *unreadable > 0 || *partly_unobservable > 0 {
+                    if *partly_unobservable > 0 {
+                        write!(
+                            f,
+                            "; {subsystems} subsystem{} unreadable in {partly_unobservable} of the targets",
+                            if subsystems == 1 { "" } else { "s" }
+                        )?;
+                    }
+                    if *unreadable > 0 {
+                        write!(
+                            f,
+                            "; {unreadable} process{} not readable at all",
+                            if *unreadable == 1 { "" } else { "es" }
+                        )?;
+                    }
+                } else if *unobservable > 0 {
+                    // An event written before the counts were split.
+                    write!(f, "; {unobservable} processes or subsystems unobservable")?;
+                }
                 if let Some(c) = code {
                     let s = &c.sweep;
                     write!(
@@ -783,9 +815,12 @@ impl fmt::Display for EventRecord {
                 baseline_faults + observation_faults,
                 duration_ms / 1000.0
             ),
-            EventRecord::Stopped { time, reason, cycles } => {
-                write!(f, "{} STOPPED  on {reason} after {cycles} checks", time_of(*time))
-            }
+            EventRecord::Stopped { time, reason, cycles } => write!(
+                f,
+                "{} STOPPED  on {reason} after {cycles} check{}",
+                time_of(*time),
+                if *cycles == 1 { "" } else { "s" }
+            ),
         }
     }
 }

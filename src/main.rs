@@ -1,5 +1,5 @@
 //! `fdir`: snapshot, check and watch the isolation state of processes and of
-//! the node. See `fdir --help` and DESIGN.md §3.
+//! the node. See `fdir --help` and docs/cli.md.
 
 mod cli;
 

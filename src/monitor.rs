@@ -112,6 +112,10 @@ pub struct Summary {
     pub anomalies: usize,
     /// Processes, or subsystems of them, that cannot be read.
     pub unobservable: usize,
+    /// Of those, processes that cannot be read at all (not targets).
+    pub unreadable: usize,
+    /// Targets with at least one subsystem that cannot be read.
+    pub partly: usize,
     /// Targets baselined on first sight this cycle.
     pub new: usize,
     /// Targets that exited this cycle.
@@ -136,6 +140,8 @@ impl Summary {
     pub fn merge(&mut self, other: &Summary) {
         self.targets = other.targets;
         self.unobservable = other.unobservable;
+        self.unreadable = other.unreadable;
+        self.partly = other.partly;
         self.new += other.new;
         self.exited += other.exited;
         self.elapsed += other.elapsed;
@@ -207,6 +213,8 @@ pub struct Monitor {
     unreadable: BTreeMap<u32, Seen>,
     /// Subsystems of watched processes that were unobservable at baseline.
     partially: usize,
+    /// Watched targets with at least one such subsystem.
+    partly: usize,
     /// Findings of `resume`, reported by the first cycle.
     carried: Vec<Finding>,
     /// A one-shot check: one copy of each baseline instead of three, and
@@ -596,6 +604,7 @@ impl Monitor {
             kthreads: BTreeMap::new(),
             unreadable: BTreeMap::new(),
             partially: 0,
+            partly: 0,
             carried: Vec::new(),
             one_shot: false,
             own_pid: std::process::id(),
@@ -758,12 +767,15 @@ impl Monitor {
         let pid = snapshot.target.pid().unwrap_or(0);
         match findings.as_deref_mut() {
             Some(findings) => {
-                self.partially += unobservable_findings(&snapshot, findings);
+                let n = unobservable_findings(&snapshot, findings);
+                self.partially += n;
+                self.partly += usize::from(n > 0);
                 findings.push(Finding::Baselined { snapshot: Box::new(snapshot.clone()), first_sight });
             }
             None => {
-                self.partially +=
-                    snapshot.subsystems.values().filter(|o| matches!(o, Observation::Unobservable { .. })).count();
+                let n = snapshot.subsystems.values().filter(|o| matches!(o, Observation::Unobservable { .. })).count();
+                self.partially += n;
+                self.partly += usize::from(n > 0);
             }
         }
         let target = snapshot.target.clone();
@@ -963,6 +975,8 @@ impl Monitor {
         summary.exited += exited.len();
         summary.targets = self.watched.len();
         summary.unobservable = self.unobservable_count();
+        summary.unreadable = self.unreadable.len();
+        summary.partly = self.partly;
         summary.elapsed = started.elapsed();
         (findings, summary)
     }
@@ -975,14 +989,15 @@ impl Monitor {
     fn forget(&mut self, exited: &[u32]) {
         for pid in exited {
             if let Some(w) = self.watched.remove(pid) {
-                self.partially = self.partially.saturating_sub(
-                    w.baseline
-                        .get()
-                        .subsystems
-                        .values()
-                        .filter(|o| matches!(o, Observation::Unobservable { .. }))
-                        .count(),
-                );
+                let n = w
+                    .baseline
+                    .get()
+                    .subsystems
+                    .values()
+                    .filter(|o| matches!(o, Observation::Unobservable { .. }))
+                    .count();
+                self.partially = self.partially.saturating_sub(n);
+                self.partly = self.partly.saturating_sub(usize::from(n > 0));
             }
         }
     }
@@ -991,6 +1006,12 @@ impl Monitor {
     /// watched ones.
     pub fn unobservable_count(&self) -> usize {
         self.unreadable.len() + self.partially
+    }
+
+    /// What cannot be read: processes not at all, subsystems of watched
+    /// targets, and the targets those subsystems belong to.
+    pub fn unobservable_parts(&self) -> (usize, usize, usize) {
+        (self.unreadable.len(), self.partially, self.partly)
     }
 
     /// The baselines of the watched targets (voted first), for saving.

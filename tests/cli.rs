@@ -72,7 +72,8 @@ fn check_exits_2_when_it_cannot_check() {
     t.exit();
     let o = run(&["check"], d);
     assert_eq!(code(&o), 2, "{}{}", stdout(&o), stderr(&o));
-    assert!(stdout(&o).contains(&format!("EXITED   pid {pid}")), "{}", stdout(&o));
+    assert!(stdout(&o).contains("1 exited"), "{}", stdout(&o));
+    assert!(stderr(&o).contains(&format!("pid {pid} (fdir-testee) has exited")), "{}", stderr(&o));
 
     // A pid that is not in the baseline.
     let t = Testee::spawn();
@@ -393,6 +394,8 @@ fn a_large_node_is_checked_in_parts_spread_over_the_interval() {
     let first = w.wait_for("a round", is("check"));
     let targets = first["targets"].as_u64().unwrap();
     assert!(targets > 64, "{first}");
+    // The first round is whole, at once: not spread over the interval.
+    assert_eq!(first["parts"], 1, "{first}");
     // Every target is checked once per round, whichever part it is in.
     let next = w.wait_for("the next round", |v| v["event"] == "check" && v["cycle"] == 2);
     assert_eq!(next["checked"], next["targets"], "{next}");

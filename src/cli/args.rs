@@ -1,4 +1,4 @@
-//! The command line, as clap sees it (DESIGN.md §3).
+//! The command line, as clap sees it (docs/cli.md).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,7 +11,7 @@ Exit status of snapshot and check: 0 no drift, 1 drift found, 2 could not check
 (bad or missing baseline, target gone or reused, no permission, usage).
 Logging: RUST_LOG=debug (diagnostics go to stderr; findings to stdout).";
 
-/// fdir: integrity monitor for Linux kernel isolation structures.
+/// integrity monitor for Linux kernel isolation structures
 ///
 /// Takes a known-good baseline of processes' isolation state (memory maps,
 /// seccomp, cgroups, credentials ...), re-checks it, says exactly what
@@ -96,16 +96,25 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
-    /// Measure what fdir costs on this hardware: a check next to its floor,
-    /// the CPU share, memory and pages per cycle of `fdir watch` (and what a
-    /// page's first touch costs after an idle interval), a whole-node check,
-    /// code hashing.
+    /// Measure what fdir costs on this machine, and say whether it is within target.
+    ///
+    /// Takes about a minute (the time scales with --seconds). It answers
+    /// first what the default deployment (fdir watch of every process, the
+    /// default subsystems, every 30 s) costs here in CPU and memory, then
+    /// each measurement next to its target with a yes or no: one check of
+    /// one process against simply reading and hashing the same files, a
+    /// running fdir watch of one process every 100 ms and every second
+    /// (share of one core, peak memory), a check of every process, fdir
+    /// check --all against sha256sum of the same files, and how fast
+    /// program code is hashed. Run it before deploying: virtual machines
+    /// differ more from each other than fdir's versions do.
     #[command(after_help = "Examples:
-  fdir bench                                   # about 20 s
-  fdir bench --processes 500 --format json     # with 500 extra processes for the whole-node check
-  fdir bench --pid 1234 --only check           # the check of one process next to its floor")]
+  fdir bench                                   # about a minute
+  fdir bench --processes 500 --format json     # with 500 extra idle processes in the check of every process
+  fdir bench --pid 1234 --only check           # the check of process 1234 only")]
     Bench {
-        /// Scales the time spent measuring (seconds per measurement, about).
+        /// Seconds spent on each measurement, about (the whole run takes
+        /// about ten times this, plus the start of the processes it measures).
         #[arg(long, value_name = "S", default_value_t = 5.0)]
         seconds: f64,
         /// Extra idle processes to start for the whole-node check.

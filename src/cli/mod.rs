@@ -111,7 +111,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
     }
 }
 
-/// Runs the command line; the exit status follows DESIGN.md §3.
+/// Runs the command line; the exit status follows docs/cli.md.
 pub fn main() -> ExitCode {
     init_logging();
     // Usage errors exit 2 through clap; --help and --version exit 0.

@@ -13,9 +13,9 @@ use fdir::{
 };
 
 use super::args::{FileArgs, Format, Subsystems, TargetArgs};
-use super::output::{Output, TEXT_LIST_LIMIT};
+use super::output::{BASELINE_LINES_UP_TO, Output, name_list};
 
-/// Exit codes (DESIGN.md §3).
+/// Exit codes (docs/cli.md).
 pub const NO_DRIFT: u8 = 0;
 /// Drift found.
 pub const DRIFT: u8 = 1;
@@ -51,8 +51,67 @@ pub fn load_key(file: &FileArgs) -> Result<Option<Key>> {
     file.key.as_deref().map(Key::from_file).transpose().map_err(Into::into)
 }
 
+/// PF_KTHREAD in `/proc/PID/stat` flags: a kernel thread.
+const PF_KTHREAD: u64 = 0x0020_0000;
+
+/// Refuses, before any work, a process named with `--pid` that cannot be
+/// baselined: one that does not exist, or a kernel thread.
+pub fn baselinable(pid: u32) -> Result<()> {
+    let fs = match fdir::Procfs::try_pid(pid) {
+        Ok(fs) => fs,
+        Err(Error::Gone { .. }) => {
+            bail!("no process {pid}: nothing runs with that pid now (ps -e lists the processes there are)")
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if fs.stat_flags().is_ok_and(|flags| flags & PF_KTHREAD != 0) {
+        let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        bail!(
+            "process {pid} ({}) is a kernel thread: it has no user memory or process isolation of its own to baseline; name a user process, or take the node's state with fdir snapshot --system",
+            name.trim_end()
+        );
+    }
+    Ok(())
+}
+
+/// Refuses, before any work, a baseline file that cannot be written: a
+/// destination that is not a regular file, or a directory where no file can
+/// be created. Named in the message, with what to do.
+pub fn writable(path: &Path) -> Result<()> {
+    let hint = "choose another place with --baseline FILE";
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if !m.file_type().is_file() => {
+            bail!("cannot write the baseline file {}: it exists and is not a regular file; {hint}", path.display())
+        }
+        _ => {}
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let probe = dir.join(format!(".{name}.fdir-probe.{}", std::process::id()));
+    match std::fs::OpenOptions::new().write(true).create_new(true).open(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => bail!(
+            "cannot write the baseline file {}: cannot create a file in {}: {e}; {hint}",
+            path.display(),
+            dir.display()
+        ),
+    }
+}
+
 /// Loads and checks the baseline file: integrity, key, boot.
 pub fn load_baseline(file: &FileArgs, key: Option<&Key>) -> Result<BaselineFile> {
+    if !file.baseline.exists() {
+        bail!(
+            "baseline file {} does not exist: take one with fdir snapshot (--pid PID for one process, --all for every process), or start fdir watch, which takes one; name another file with --baseline FILE",
+            file.baseline.display()
+        );
+    }
     decode_baseline(file, &baseline::read(&file.baseline)?, key)
 }
 
@@ -119,13 +178,13 @@ pub fn report_baseline(out: &mut Output, findings: &[Finding], now: SystemTime) 
             _ => None,
         })
         .collect();
-    let compact = out.format() == Format::Text && baselined.len() > TEXT_LIST_LIMIT;
+    let compact = out.format() == Format::Text && baselined.len() > BASELINE_LINES_UP_TO;
     for f in findings {
         if compact && matches!(f, Finding::Baselined { .. }) {
             continue;
         }
         for e in EventRecord::from_finding(now, f, Severity::Log) {
-            out.emit(&e)?;
+            out.event(&e)?;
         }
     }
     if compact {
@@ -135,10 +194,9 @@ pub fn report_baseline(out: &mut Output, findings: &[Finding], now: SystemTime) 
                 *names.entry(name.clone()).or_default() += 1;
             }
         }
-        let list: Vec<String> =
-            names.iter().map(|(n, c)| if *c == 1 { n.clone() } else { format!("{n} x{c}") }).collect();
-        out.say(&format!("baselined {} processes: {}", baselined.len(), list.join(", ")))?;
+        out.say(&format!("baselined {} processes: {}", baselined.len(), name_list(&names)))?;
     }
+    out.summarise(now)?;
     Ok(())
 }
 
@@ -148,6 +206,12 @@ pub fn snapshot(target: TargetArgs, file: FileArgs, subsystems: Option<Subsystem
     let coverage = target.coverage().unwrap_or(Coverage::All);
     let subsystems = chosen_subsystems(&coverage, subsystems)?;
     let key = load_key(&file)?;
+    if let Coverage::Pids { pids } = &coverage {
+        for &pid in pids {
+            baselinable(pid)?;
+        }
+    }
+    writable(&file.baseline)?;
     let mut out = Output::new(format);
     let (mut monitor, findings) = Monitor::baseline(coverage, &subsystems, 2, &clock)?;
     report_baseline(&mut out, &findings, clock.wall())?;
@@ -223,6 +287,7 @@ pub fn check(
     let (cycle, summary) = monitor.cycle(&clock);
     tracing::debug!("checked at {:?}", started.elapsed());
     let now = clock.wall();
+    let mut diagnostics = Vec::new();
     for f in findings.iter().chain(cycle.iter()) {
         code = code.max(match f {
             Finding::Drift { .. } => DRIFT,
@@ -230,19 +295,51 @@ pub fn check(
             Finding::Failed { .. } => CANNOT_CHECK,
             _ => NO_DRIFT,
         });
+        if let Some(d) = diagnostic(f, strict) {
+            diagnostics.push(d);
+        }
     }
     let policy = Policy::default();
     for (e, _) in events_of(&findings, now, &policy).into_iter().chain(events_of(&cycle, now, &policy)) {
-        out.emit(&e)?;
+        out.event(&e)?;
     }
+    out.summarise(now)?;
     out.emit(&EventRecord::check(now, 1, &summary))?;
     if monitor.is_empty() && strict {
         code = CANNOT_CHECK;
+        if !diagnostics.is_empty() {
+            diagnostics.push(format!(
+                "nothing left to check: {} of {} is gone (exit 2); take a new baseline with fdir snapshot --pid PID",
+                if diagnostics.len() == 1 { "the only target" } else { "every target" },
+                file.baseline.display()
+            ));
+        }
+    }
+    for d in &diagnostics {
+        eprintln!("fdir: {d}");
     }
     // The process ends now: closing each target's files and freeing its
     // baseline one by one would only make the exit slower.
     std::mem::forget(monitor);
     Ok(code)
+}
+
+/// The diagnostic (stderr) of a finding that makes a check exit 2.
+fn diagnostic(f: &Finding, strict: bool) -> Option<String> {
+    match f {
+        Finding::Exited { target } if strict => Some(format!(
+            "{} has exited since its baseline was taken, so it cannot be checked (exit 2); take a new baseline of the process to watch with fdir snapshot --pid PID",
+            fdir::event::Who::from(target)
+        )),
+        Finding::Reused { baseline, .. } if strict => Some(format!(
+            "{} has exited since its baseline was taken and its pid now belongs to another process, so it cannot be checked (exit 2); take a new baseline with fdir snapshot --pid PID",
+            fdir::event::Who::from(baseline)
+        )),
+        Finding::Failed { target, error } => {
+            Some(format!("could not check {} (exit 2): {error}", fdir::event::Who::from(target)))
+        }
+        _ => None,
+    }
 }
 
 pub fn plural(n: usize, word: &str) -> String {

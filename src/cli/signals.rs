@@ -1,6 +1,6 @@
 //! The signals `watch` answers (SIGTERM and SIGINT stop it, SIGHUP takes a
 //! new baseline) and its sleep between checks, on the one thread that
-//! checks (DESIGN.md §5): the handlers set a flag and write a byte to a
+//! checks (docs/responses.md): the handlers set a flag and write a byte to a
 //! socket pair, and the loop sleeps in `ppoll` on the other end until the
 //! next check is due or a signal arrives. No thread of its own, no channel.
 

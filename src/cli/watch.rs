@@ -1,4 +1,4 @@
-//! `fdir watch`: check on a timer and respond (DESIGN.md §5) — confirm before
+//! `fdir watch`: check on a timer and respond (docs/responses.md) — confirm before
 //! acting, graded responses, recovery, SIGHUP re-baselines, and a monitor
 //! that guards itself (voted baseline copies, the baseline file voted against
 //! memory, a SHA-256 self-test every cycle, the watchdog fed only while all
@@ -21,8 +21,8 @@ use fdir::{Clock, CodeBudget, Finding, Monitor, Observation, Snapshot, SystemClo
 use super::args::{FileArgs, WatchArgs};
 use super::output::Output;
 use super::run::{
-    NO_DRIFT, chosen_subsystems, decode_baseline, events_of, load_baseline, load_key, names, plural, report_baseline,
-    restrict, save,
+    NO_DRIFT, baselinable, chosen_subsystems, decode_baseline, events_of, load_baseline, load_key, names, plural,
+    report_baseline, restrict, save, writable,
 };
 use super::signals::{Asked, Signals};
 
@@ -114,6 +114,9 @@ struct Watcher {
     code_budget: CodeBudget,
     interval: Duration,
     cycle: u64,
+    /// The last round completed: its number, summary and parts (the text
+    /// output writes it at the end if its heartbeat left it out).
+    completed: (u64, fdir::Summary, u32),
     /// When the baseline file was last voted (or the watch started), and the
     /// cycle it was.
     last_vote: (std::time::Instant, u64),
@@ -172,6 +175,10 @@ impl Watcher {
         );
         let unobservable = u64::try_from(summary.unobservable).unwrap_or(u64::MAX);
         self.metrics.set_targets(u64::try_from(summary.targets).unwrap_or(u64::MAX) + unobservable, unobservable);
+        self.completed = (self.cycle, summary, parts);
+        if self.round_findings {
+            self.out.summarise(now)?;
+        }
         let check = EventRecord::check_in_parts(now, self.cycle, &summary, parts).with_interval(self.interval);
         self.out.check_summary(&check, self.round_findings)?;
         self.healthy = healthy && self.healthy_round;
@@ -234,7 +241,7 @@ impl Watcher {
                 _ => {}
             }
             if !matches!(e, EventRecord::BaselineLost { .. }) {
-                self.out.emit(&e)?;
+                self.out.event(&e)?;
             }
         }
         for f in findings {
@@ -441,6 +448,14 @@ pub fn watch(o: WatchArgs) -> Result<u8> {
     let signals = Signals::install().context("cannot install signal handlers")?;
 
     let use_file = !o.rebaseline && o.file.baseline.exists();
+    if !use_file {
+        if let Some(Coverage::Pids { pids }) = o.target.coverage() {
+            for pid in pids {
+                baselinable(pid)?;
+            }
+        }
+        writable(&o.file.baseline)?;
+    }
     let (mut monitor, findings) = if use_file {
         let loaded = restrict(load_baseline(&o.file, key.as_ref())?, o.target.coverage(), &o.file.baseline)?;
         let (m, _) = Monitor::resume(&loaded, o.confirm)?;
@@ -489,15 +504,26 @@ pub fn watch(o: WatchArgs) -> Result<u8> {
         ok: true,
         message: "SHA-256 known answers; runs again every cycle".into(),
     })?;
-    report_baseline(&mut out, &findings, clock.wall())?;
+    // A resume's baselines are the file's: in text, the line below says how
+    // many; the processes gone since are reported by the first check.
+    if !(use_file && out.format() == super::args::Format::Text) {
+        report_baseline(&mut out, &findings, clock.wall())?;
+    }
+    let (unreadable, subsystems, partly) = monitor.unobservable_parts();
     out.say(&format!(
-        "{} {} {} {} ({}); {} unobservable",
+        "{} {} {} {} ({}){}{}; the first check follows at once, then one every {}",
         if use_file { "resumed" } else { "baselined" },
         plural(monitor.len(), "target"),
         if use_file { "from" } else { "into" },
         o.file.baseline.display(),
         names(monitor.subsystems()),
-        monitor.unobservable_count()
+        if partly > 0 {
+            format!("; {} unreadable in {partly} of them", plural(subsystems, "subsystem"))
+        } else {
+            String::new()
+        },
+        if unreadable > 0 { format!("; {} not readable at all", plural(unreadable, "process")) } else { String::new() },
+        humantime::format_duration(o.interval)
     ))?;
     if policy.actions.passive {
         out.say("passive mode: drifts are graded and reported, no action is taken")?;
@@ -524,6 +550,7 @@ pub fn watch(o: WatchArgs) -> Result<u8> {
         code_budget,
         interval: o.interval,
         cycle: 0,
+        completed: (0, fdir::Summary::default(), 1),
         last_vote: (std::time::Instant::now(), 0),
         agreed: None,
         parts: 1,
@@ -536,7 +563,15 @@ pub fn watch(o: WatchArgs) -> Result<u8> {
     let reason = run(&mut w, &signals, o.interval)?;
 
     w.systemd.send(&[sd_notify::NotifyState::Stopping]);
-    w.out.emit(&EventRecord::Stopped { time: w.clock.wall(), reason: reason.to_owned(), cycles: w.cycle })?;
+    // Text: the last check is written if the heartbeat left it out, so the
+    // count below is one a reader can see.
+    let (last, summary, parts) = w.completed;
+    let now = w.clock.wall();
+    if last > 0 && !w.out.wrote_check(last) {
+        w.out.summarise(now)?;
+        w.out.emit(&EventRecord::check_in_parts(now, last, &summary, parts).with_interval(w.interval))?;
+    }
+    w.out.emit(&EventRecord::Stopped { time: now, reason: reason.to_owned(), cycles: last })?;
     Ok(NO_DRIFT)
 }
 
@@ -577,7 +612,9 @@ fn run(w: &mut Watcher, signals: &Signals, interval: Duration) -> Result<&'stati
             Wake::Rebaseline => w.rebaseline()?,
             Wake::Check => {
                 if part == 0 {
-                    let parts = parts_for(w.monitor.len(), interval);
+                    // The first round is whole, at once: a watch says what
+                    // it found as soon as it starts; later rounds are spread.
+                    let parts = if w.cycle == 0 { 1 } else { parts_for(w.monitor.len(), interval) };
                     if parts != w.parts || w.cycle == 0 {
                         set_timer_slack(interval / parts);
                     }
