@@ -6,12 +6,15 @@
 //! One line of compact JSON, ending in a newline:
 //!
 //! ```text
-//! {"format":"fdir-baseline","version":1,"payload":{...},"sha256":"<64 hex>"}
-//! {"format":"fdir-baseline","version":1,"payload":{...},"hmac_sha256":"<64 hex>","sha256":"<64 hex>"}
+//! {"format":"fdir-baseline","version":2,"payload":{...},"sha256":"<64 hex>"}
+//! {"format":"fdir-baseline","version":2,"payload":{...},"hmac_sha256":"<64 hex>","sha256":"<64 hex>"}
 //! ```
 //!
-//! - `payload` is a [`BaselineFile`]: per target, the digest and the canonical
-//!   records of each subsystem.
+//! - `payload` holds a [`BaselineFile`]: per target, the digest of each
+//!   subsystem, and the canonical records behind every digest. Version 2
+//!   (written) stores each distinct record set once, under its digest;
+//!   version 1 (still read) stored the records with each target. The payload
+//!   of each version is `payload.rs`'s.
 //! - `sha256` is the SHA-256 of every byte of the file before its own hex
 //!   value, up to and including `"sha256":"`. Only `"}` and the final newline
 //!   follow it, and the loader checks those bytes exactly, so a change to any
@@ -26,8 +29,8 @@
 //!   unsigned file with a key (a signature can be stripped).
 //!
 //! After the envelope, the payload is parsed (unknown fields are refused) and
-//! every snapshot's digests are recomputed from its records
-//! ([`Snapshot::verify`]).
+//! every digest is recomputed from its records: each record set of a version
+//! 2 file once, each snapshot of a version 1 file ([`Snapshot::verify`]).
 //!
 //! The file is read with a bound ([`MAX_BASELINE`]), checked both on the size
 //! the file reports and while reading it. It is written to a temporary file in
@@ -57,10 +60,10 @@ use crate::{Digest, Error, Snapshot, Subsystem};
 pub const FORMAT: &str = "fdir-baseline";
 
 /// The version of the format this fdir writes.
-pub const VERSION: u64 = 1;
+pub const VERSION: u64 = crate::payload::VERSION;
 
 /// The versions of the format this fdir reads.
-pub const SUPPORTED_VERSIONS: &[u64] = &[1];
+pub const SUPPORTED_VERSIONS: &[u64] = &[1, 2];
 
 /// The largest baseline file fdir loads or writes: 256 MiB.
 pub const MAX_BASELINE: u64 = 256 << 20;
@@ -200,7 +203,7 @@ pub enum BaselineProblem {
     DigestMismatch,
     /// A version of the format this fdir does not read.
     #[error(
-        "is format version {found}, which this fdir does not read (it reads version {}): use the fdir that wrote it, or take a new baseline",
+        "is format version {found}, which this fdir does not read (it reads versions {}): use the fdir that wrote it, or take a new baseline",
         supported_list()
     )]
     UnsupportedVersion {
@@ -221,6 +224,17 @@ pub enum BaselineProblem {
     /// The HMAC does not match with the key given.
     #[error("HMAC does not match: wrong key or modified file")]
     HmacMismatch,
+    /// A record set of a version 2 file that does not match the digest it
+    /// is stored under.
+    #[error(
+        "holds {subsystem} records stored under digest {digest} that do not match it (or are not in canonical form)"
+    )]
+    RecordSet {
+        /// The subsystem whose table holds the set.
+        subsystem: Subsystem,
+        /// The digest it is stored under (short form).
+        digest: String,
+    },
     /// A snapshot whose records do not match its digests.
     #[error("holds a snapshot of {target} whose records fail their check: {reason}")]
     Records {
@@ -515,10 +529,7 @@ pub fn remove_stale_temp_files(path: &Path) -> Result<Vec<PathBuf>, Error> {
 /// The serialized file, checked by decoding it again.
 pub(crate) fn encode(path: &Path, file: &BaselineFile, key: Option<&Key>) -> Result<Vec<u8>, Error> {
     let fail = |problem| Error::Baseline { path: path.to_path_buf(), problem };
-    for snap in &file.targets {
-        snap.verify().map_err(|e| fail(records_problem(snap, e)))?;
-    }
-    let payload = serde_json::to_vec(file).map_err(|e| Error::Bug(format!("cannot serialize a baseline: {e}")))?;
+    let payload = crate::payload::encode(file).map_err(|r| refused(path, r))?;
     let bytes = seal(VERSION, &payload, key)?;
     let size = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
     if size > MAX_BASELINE {
@@ -615,7 +626,7 @@ fn open_sealed(path: &Path, sealed: &[u8], key: Option<&Key>) -> Result<Baseline
     if !SUPPORTED_VERSIONS.contains(&version) {
         return Err(fail(BaselineProblem::UnsupportedVersion { found: version }));
     }
-    // Version 1.
+    // Every version shares the envelope: the payload, then the HMAC if any.
     let body = after_version
         .strip_prefix(PAYLOAD_TAG)
         .and_then(|b| b.strip_suffix(SHA_TAG))
@@ -642,71 +653,15 @@ fn open_sealed(path: &Path, sealed: &[u8], key: Option<&Key>) -> Result<Baseline
         (None, Some(_)) => return Err(fail(BaselineProblem::Unsigned)),
         (None, None) => {}
     }
-    let invalid = |e: serde_json::Error| fail(BaselineProblem::Invalid(format!("its payload is not a baseline: {e}")));
-    let raw: RawPayload<'_> = serde_json::from_slice(payload).map_err(invalid)?;
-    // The targets are decoded and their records verified on every core.
-    let targets = decode_targets(&raw.targets).map_err(|e| match e {
-        TargetError::Json(e) => invalid(e),
-        TargetError::Records(snap, e) => fail(records_problem(&snap, e)),
-        TargetError::Bug(m) => Error::Bug(m),
-    })?;
-    Ok(BaselineFile {
-        created_by: raw.created_by,
-        created_at: raw.created_at,
-        coverage: raw.coverage,
-        subsystems: raw.subsystems,
-        targets,
-        boot_id: raw.boot_id,
-    })
+    crate::payload::decode(version, payload).map_err(|r| refused(path, r))
 }
 
-/// The payload with its targets left as JSON text, to be decoded in
-/// parallel. Its fields are those of [`BaselineFile`] (a test checks both
-/// decode the same).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPayload<'a> {
-    created_by: String,
-    #[serde(with = "crate::time::rfc3339")]
-    created_at: SystemTime,
-    coverage: Coverage,
-    subsystems: Vec<Subsystem>,
-    #[serde(borrow)]
-    targets: Vec<&'a serde_json::value::RawValue>,
-    #[serde(default)]
-    boot_id: Option<String>,
-}
-
-enum TargetError {
-    Json(serde_json::Error),
-    Records(Box<Snapshot>, Error),
-    Bug(String),
-}
-
-fn decode_target(raw: &serde_json::value::RawValue) -> Result<Snapshot, TargetError> {
-    let snap: Snapshot = serde_json::from_str(raw.get()).map_err(TargetError::Json)?;
-    match snap.verify() {
-        Ok(()) => Ok(snap),
-        Err(e) => Err(TargetError::Records(Box::new(snap), e)),
+/// The error of a refused payload, naming the file.
+fn refused(path: &Path, r: crate::payload::Refusal) -> Error {
+    match r {
+        crate::payload::Refusal::File(problem) => Error::Baseline { path: path.to_path_buf(), problem },
+        crate::payload::Refusal::Bug(m) => Error::Bug(m),
     }
-}
-
-/// Decodes and verifies the targets, on every core when there are many; the
-/// first error in file order wins.
-fn decode_targets(raw: &[&serde_json::value::RawValue]) -> Result<Vec<Snapshot>, TargetError> {
-    let cores = if raw.len() < 64 { 1 } else { crate::parallel::cores().min(8) };
-    crate::parallel::each(raw, cores, |r| decode_target(r))
-        .into_iter()
-        .map(|r| r.unwrap_or_else(|| Err(TargetError::Bug("decoding a target panicked".into()))))
-        .collect()
-}
-
-fn records_problem(snap: &Snapshot, e: Error) -> BaselineProblem {
-    let reason = match e {
-        Error::Corrupt(reason) => reason,
-        e => e.to_string(),
-    };
-    BaselineProblem::Records { target: snap.target.to_string(), reason }
 }
 
 /// Splits `…"sha256":"<hex>"}\n` into the sealed prefix (up to and including
@@ -996,7 +951,7 @@ Mems_allowed_list:\t0
                 BaselineProblem::Signed => "signed",
                 BaselineProblem::Unsigned => "unsigned",
                 BaselineProblem::HmacMismatch => "hmac",
-                BaselineProblem::Records { .. } => "records",
+                BaselineProblem::Records { .. } | BaselineProblem::RecordSet { .. } => "records",
             },
             Err(e) => panic!("not a baseline refusal: {e:?}"),
         }
@@ -1011,6 +966,11 @@ Mems_allowed_list:\t0
         out.extend_from_slice(Digest::of(sealed).to_string().as_bytes());
         out.extend_from_slice(END);
         out
+    }
+
+    /// `file` as version 1 wrote it: each target's records inline.
+    fn version_1(file: &BaselineFile) -> Vec<u8> {
+        seal(1, &serde_json::to_vec(file).unwrap(), None).unwrap()
     }
 
     fn replace_once(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
@@ -1051,13 +1011,13 @@ Mems_allowed_list:\t0
         save(&path, &file, None).unwrap();
         assert_eq!(load(&path, None).unwrap(), file);
         let bytes = fs::read(&path).unwrap();
-        assert!(bytes.starts_with(b"{\"format\":\"fdir-baseline\",\"version\":1,\"payload\":{"));
+        assert!(bytes.starts_with(b"{\"format\":\"fdir-baseline\",\"version\":2,\"payload\":{"));
         assert_eq!(bytes.iter().filter(|&&b| b == b'\n').count(), 1, "one line");
         assert!(!bytes.windows(13).any(|w| w == b"\"hmac_sha256\""));
         // The whole line is plain JSON, readable with jq.
         let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(json["format"], "fdir-baseline");
-        assert_eq!(json["version"], 1);
+        assert_eq!(json["version"], 2);
         assert_eq!(json["sha256"].as_str().unwrap().len(), 64);
         assert_eq!(json["payload"]["targets"].as_array().unwrap().len(), 3);
     }
@@ -1073,9 +1033,13 @@ Mems_allowed_list:\t0
         save(&path, &file, None).unwrap();
         let loaded = load(&path, None).unwrap();
         assert_eq!(loaded, file);
-        let json: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        // Version 1, decoded in parallel too: the same as the one-pass
+        // decode of the whole payload, field for field.
+        let v1 = version_1(&file);
+        let json: serde_json::Value = serde_json::from_slice(&v1).unwrap();
         let whole: BaselineFile = serde_json::from_value(json["payload"].clone()).unwrap();
         assert_eq!(whole, loaded);
+        assert_eq!(decoded(&v1, None).unwrap(), loaded);
         // A forged record in the last target is still found (the targets are
         // decoded in parallel chunks; the error is the file's first).
         let bytes = encoded(&file, None);
@@ -1305,6 +1269,13 @@ Mems_allowed_list:\t0
         let forged = reseal(&replace_once(&bytes, "r-xp dev fe:01 inode 1717", "rwxp dev fe:01 inode 1717"));
         let err = decoded(&forged, None).unwrap_err();
         let message = err.to_string();
+        assert!(matches!(err, Error::Baseline { problem: BaselineProblem::RecordSet { .. }, .. }), "{message}");
+        assert!(message.contains("holds memory-maps records stored under digest"), "{message}");
+        // In a version 1 file, each target's own records, named by target.
+        let v1 = version_1(&sample(2));
+        let forged = reseal(&replace_once(&v1, "r-xp dev fe:01 inode 1717", "rwxp dev fe:01 inode 1717"));
+        let err = decoded(&forged, None).unwrap_err();
+        let message = err.to_string();
         assert!(matches!(err, Error::Baseline { problem: BaselineProblem::Records { .. }, .. }), "{message}");
         assert!(message.contains("process 4242 (sleep)"), "{message}");
         assert!(message.contains("memory-maps records do not match their digest"), "{message}");
@@ -1327,8 +1298,8 @@ Mems_allowed_list:\t0
     #[test]
     fn other_versions_are_refused_by_name() {
         let bytes = encoded(&sample(1), None);
-        for version in ["2", "0", "18446744073709551615"] {
-            let forged = reseal(&replace_once(&bytes, "\"version\":1,", &format!("\"version\":{version},")));
+        for version in ["3", "0", "18446744073709551615"] {
+            let forged = reseal(&replace_once(&bytes, "\"version\":2,", &format!("\"version\":{version},")));
             let err = decoded(&forged, None).unwrap_err();
             let message = err.to_string();
             assert!(matches!(err, Error::Baseline { problem: BaselineProblem::UnsupportedVersion { .. }, .. }));
@@ -1336,10 +1307,10 @@ Mems_allowed_list:\t0
                 message.contains(&format!("is format version {version}, which this fdir does not read")),
                 "{message}"
             );
-            assert!(message.contains("it reads version 1"), "{message}");
+            assert!(message.contains("it reads versions 1, 2"), "{message}");
         }
-        for version in ["01", "1.0", "\"1\"", "-1", "", "184467440737095516150", " 1"] {
-            let forged = reseal(&replace_once(&bytes, "\"version\":1,", &format!("\"version\":{version},")));
+        for version in ["02", "2.0", "\"2\"", "-2", "", "184467440737095516150", " 2"] {
+            let forged = reseal(&replace_once(&bytes, "\"version\":2,", &format!("\"version\":{version},")));
             assert_eq!(kind(decoded(&forged, None)), "invalid", "{version}");
         }
     }
@@ -1461,16 +1432,16 @@ Mems_allowed_list:\t0
         let signed = encoded(&sample(1), Some(&key()));
         let mut flipped = bytes.clone();
         flipped[100] ^= 4;
-        let v2 = reseal(&replace_once(&bytes, "\"version\":1,", "\"version\":2,"));
+        let v3 = reseal(&replace_once(&bytes, "\"version\":2,", "\"version\":3,"));
         let cases: &[(&[u8], Option<&Key>, &str)] = &[
             (b"", None, "is empty"),
             (b"garbage\n", None, "is not an fdir baseline: it does not begin with {\"format\":\"fdir-baseline\""),
             (&bytes[..bytes.len() / 2], None, "is truncated or corrupted: it does not end with its SHA-256 digest"),
             (&flipped, None, "has been modified or corrupted: its SHA-256 does not match"),
             (
-                &v2,
+                &v3,
                 None,
-                "is format version 2, which this fdir does not read (it reads version 1): use the fdir that wrote it, or take a new baseline",
+                "is format version 3, which this fdir does not read (it reads versions 1, 2): use the fdir that wrote it, or take a new baseline",
             ),
             (&signed, None, "is signed: pass --key with the key it was signed with"),
             (

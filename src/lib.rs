@@ -52,6 +52,7 @@ pub mod metrics;
 mod monitor;
 mod observe;
 mod parallel;
+mod payload;
 pub mod policy;
 mod ptrace;
 pub mod respond;

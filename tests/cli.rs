@@ -136,9 +136,9 @@ fn corrupt_baselines_are_refused_with_exit_2_and_a_message() {
     let other_key = d.join("other-key");
     assert_eq!(code(&run(&["keygen", other_key.to_str().unwrap()], d)), 0);
 
-    let mut version2 =
-        String::from_utf8(good.clone()).unwrap().replacen("\"version\":1", "\"version\":2", 1).into_bytes();
-    recompute_digest(&mut version2);
+    let mut version3 =
+        String::from_utf8(good.clone()).unwrap().replacen("\"version\":2", "\"version\":3", 1).into_bytes();
+    recompute_digest(&mut version3);
     let mut edited = String::from_utf8(good.clone()).unwrap().replacen("\"Seccomp=0", "\"Seccomp=2", 1).into_bytes();
     recompute_digest(&mut edited);
 
@@ -150,7 +150,7 @@ fn corrupt_baselines_are_refused_with_exit_2_and_a_message() {
         ("appended bytes", [good.clone(), b"x".to_vec()].concat(), "corrupted"),
         ("garbage", b"hello world, not a baseline\n".to_vec(), "is not an fdir baseline"),
         ("empty", Vec::new(), "is empty"),
-        ("another version", version2, "version 2"),
+        ("another version", version3, "version 3"),
     ];
     for (what, bytes, message) in cases {
         std::fs::write(&path, &bytes).unwrap();

@@ -43,6 +43,8 @@ const REFUSALS: &[&str] = &[
     "is not signed, but a key was given",
     "HMAC does not match",
     "holds a snapshot of",
+    "records stored under digest",
+    "that no target refers to",
     "is larger than",
     "is a directory",
     "is a FIFO",
@@ -236,8 +238,11 @@ fn resealed_edits(good: &[u8], signed: &[u8], key: &Path, other_key: &Path) -> V
         let end = start + text[start..].find('"').unwrap();
         text[start..end].to_owned()
     };
+    // The first record set's digest: the key it is stored under in the
+    // table, and what its target names.
     let subsystem_digest = {
-        let start = text.find("\"digest\":\"").unwrap() + "\"digest\":\"".len();
+        let table = text.find("\"records\":{\"").unwrap() + "\"records\":{\"".len();
+        let start = table + text[table..].find(":{\"").unwrap() + ":{\"".len();
         text[start..start + 64].to_owned()
     };
     let mut flipped_digest = subsystem_digest.clone().into_bytes();
@@ -252,6 +257,8 @@ fn resealed_edits(good: &[u8], signed: &[u8], key: &Path, other_key: &Path) -> V
         reseal(t.into_bytes())
     };
     let payload = &text[payload_start..payload_end];
+    // A well-formed record set (the empty one) that no target names.
+    let unnamed = fdir::canon::digest_records(fdir::Subsystem::Kernel, &[]).unwrap();
     let nested = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
     let mut invalid_utf8 = replace_once(good, "\"created_by\":\"fdir", "\"created_by\":\"\u{1}dir");
     let at = invalid_utf8.windows(4).position(|w| w == b"\x01dir").unwrap();
@@ -262,13 +269,22 @@ fn resealed_edits(good: &[u8], signed: &[u8], key: &Path, other_key: &Path) -> V
         r(
             "a record edited",
             replace_once(good, &format!("\"value\":\"{record_value}\""), &format!("\"value\":\"{record_value}x\"")),
+            "records stored under digest",
+        ),
+        r(
+            "a subsystem digest edited",
+            replace_once(good, &format!(":\"{subsystem_digest}\""), &format!(":\"{flipped_digest}\"")),
             "holds a snapshot of",
         ),
-        r("a subsystem digest edited", replace_once(good, &subsystem_digest, &flipped_digest), "holds a snapshot of"),
+        r(
+            "a record set stored under another digest",
+            replace_once(good, &format!("\"{subsystem_digest}\":["), &format!("\"{flipped_digest}\":[")),
+            "records stored under digest",
+        ),
         r(
             "a record removed",
             replace_once(good, &format!("{{\"key\":\"thread\",\"value\":\"{record_value}\"}}"), ""),
-            "holds a snapshot of",
+            "records stored under digest",
         ),
         r(
             "a record duplicated",
@@ -279,12 +295,17 @@ fn resealed_edits(good: &[u8], signed: &[u8], key: &Path, other_key: &Path) -> V
                     "{{\"key\":\"thread\",\"value\":\"{record_value}\"}},{{\"key\":\"thread\",\"value\":\"{record_value}\"}}"
                 ),
             ),
-            "holds a snapshot of",
+            "records stored under digest",
         ),
         r(
             "a control character in a record",
             replace_once(good, &format!("\"value\":\"{record_value}\""), &format!("\"value\":\"{record_value}\\n\"")),
-            "holds a snapshot of",
+            "records stored under digest",
+        ),
+        r(
+            "a record set no target names",
+            replace_once(good, "\"records\":{", &format!("\"records\":{{\"kernel\":{{\"{unnamed}\":[]}},")),
+            "that no target refers to",
         ),
         r(
             "an unknown field in the payload",
@@ -347,20 +368,20 @@ fn resealed_edits(good: &[u8], signed: &[u8], key: &Path, other_key: &Path) -> V
     ];
     // Versions.
     for (v, expect) in [
-        ("2", "is format version 2, which this fdir does not read (it reads version 1)"),
+        ("3", "is format version 3, which this fdir does not read (it reads versions 1, 2)"),
         ("0", "is format version 0"),
         ("18446744073709551615", "is format version 18446744073709551615"),
         ("18446744073709551616", "its version is not a number"),
-        ("01", "its version is not a number"),
-        ("-1", "its version is not a number"),
-        ("\"1\"", "its version is not a number"),
+        ("02", "its version is not a number"),
+        ("-2", "its version is not a number"),
+        ("\"2\"", "its version is not a number"),
         ("null", "its version is not a number"),
-        ("1.0", "no \"payload\" after the version"),
-        ("1 ", "no \"payload\" after the version"),
+        ("2.0", "no \"payload\" after the version"),
+        ("2 ", "no \"payload\" after the version"),
     ] {
         cases.push(r(
             &format!("version {v}"),
-            replace_once(good, "\"version\":1,", &format!("\"version\":{v},")),
+            replace_once(good, "\"version\":2,", &format!("\"version\":{v},")),
             expect,
         ));
     }
@@ -396,10 +417,10 @@ fn resealed_edits(good: &[u8], signed: &[u8], key: &Path, other_key: &Path) -> V
             Some("HMAC does not match"),
         ),
         Case::new(
-            "signed, version 2",
-            reseal(replace_once(signed, "\"version\":1,", "\"version\":2,")),
+            "signed, version 3",
+            reseal(replace_once(signed, "\"version\":2,", "\"version\":3,")),
             k,
-            Some("is format version 2"),
+            Some("is format version 3"),
         ),
     ]);
     // Whole-file damage.
@@ -607,19 +628,21 @@ fn a_forged_baseline_is_refused_only_when_signed() {
         assert_eq!(code(&run(&args, d)), 0);
         let path = d.join(file);
         let text = String::from_utf8(std::fs::read(&path).unwrap()).unwrap();
-        // Recompute the record digest the way fdir does, from the edited records.
-        let start = text.find("\"records\":").unwrap() + "\"records\":".len();
-        let end = start + text[start..].find(']').unwrap() + 1;
-        let mut records: Vec<fdir::canon::Record> = serde_json::from_str(&text[start..end]).unwrap();
+        // Edit the one cgroups record set and store it under the digest fdir
+        // computes for it, named by the target: what a forger without the
+        // key can do to a version 2 file.
+        let start = text.find(",\"payload\":").unwrap() + ",\"payload\":".len();
+        let end = text.find(",\"hmac_sha256\":\"").or_else(|| text.rfind(",\"sha256\":\"")).unwrap();
+        let mut payload: serde_json::Value = serde_json::from_str(&text[start..end]).unwrap();
+        let sets = payload["records"]["cgroups"].as_object_mut().unwrap();
+        let (old, set) = sets.iter().next().map(|(k, v)| (k.clone(), v.clone())).unwrap();
+        let mut records: Vec<fdir::canon::Record> = serde_json::from_value(set).unwrap();
         records[0].value.push_str("; forged=yes");
-        let digest = fdir::canon::digest_records(fdir::Subsystem::Cgroups, &records).unwrap();
-        let dstart = text.find("\"digest\":\"").unwrap() + "\"digest\":\"".len();
-        let mut edited = String::new();
-        edited.push_str(&text[..dstart]);
-        edited.push_str(&digest.to_string());
-        edited.push_str(&text[dstart + 64..start]);
-        edited.push_str(&serde_json::to_string(&records).unwrap());
-        edited.push_str(&text[end..]);
+        let digest = fdir::canon::digest_records(fdir::Subsystem::Cgroups, &records).unwrap().to_string();
+        sets.remove(&old);
+        sets.insert(digest.clone(), serde_json::to_value(&records).unwrap());
+        payload["targets"][0]["subsystems"]["cgroups"] = digest.into();
+        let edited = format!("{}{}{}", &text[..start], payload, &text[end..]);
         std::fs::write(&path, reseal(edited.into_bytes())).unwrap();
     };
     forge("unsigned.json", None);
