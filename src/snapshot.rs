@@ -945,7 +945,11 @@ mod tests {
         let mut forged = snapshot_with(&clock, &process(&grown), &subs).unwrap();
         forged.sources.clone_from(&base.sources);
         assert_eq!(anomalies(&forged, MAPS), 0, "the text the source names is not canonicalized");
-        assert_eq!(anomalies(&forged, &moved), 1, "any other text is");
+        let other = format!("{moved}7f0000002000-7f0000003000 r-xp 00000000 00:00 0 \n");
+        assert_eq!(anomalies(&forged, &other), 1, "any other text is");
+        // A kind of executable anonymous memory the baseline has and the
+        // process has not at the moment is not drift (`maps::project`).
+        assert_eq!(anomalies(&forged, &moved), 0, "a kind absent for now");
         assert_eq!(anomalies(&forged, &grown), 0);
 
         for sources in [BTreeMap::new(), BTreeMap::from([(Subsystem::MemoryMaps, Digest::of(MAPS.as_bytes()))])] {
