@@ -684,9 +684,13 @@ enum TargetError {
 }
 
 fn decode_target(raw: &serde_json::value::RawValue) -> Result<Snapshot, TargetError> {
-    let snap: Snapshot = serde_json::from_str(raw.get()).map_err(TargetError::Json)?;
+    let mut snap: Snapshot = serde_json::from_str(raw.get()).map_err(TargetError::Json)?;
     match snap.verify() {
-        Ok(()) => Ok(snap),
+        Ok(()) => {
+            // An older file's seccomp tuples hold fields no longer read.
+            snap.upgrade();
+            Ok(snap)
+        }
         Err(e) => Err(TargetError::Records(Box::new(snap), e)),
     }
 }

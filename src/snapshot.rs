@@ -170,6 +170,34 @@ impl Snapshot {
         (canon::source_digest(subsystem, raw) == *source).then_some(form)
     }
 
+    /// Brings a snapshot read from an older baseline file to the current
+    /// forms: a `seccomp` tuple that still holds fields fdir no longer reads
+    /// ([`canon::status::NOT_ISOLATION`]) loses them, and its digest is
+    /// recomputed. Call it after [`Snapshot::verify`]: the file's own
+    /// records were checked as written. Returns whether anything changed.
+    pub fn upgrade(&mut self) -> bool {
+        let Some(Observation::Observed { digest, records }) = self.subsystems.get_mut(&Subsystem::Seccomp) else {
+            return false;
+        };
+        let mut changed = false;
+        for r in records.iter_mut() {
+            if let Some(v) = canon::status::drop_not_isolation(&r.value) {
+                r.value = v;
+                changed = true;
+            }
+        }
+        if !changed {
+            return false;
+        }
+        records.sort_by_cached_key(|r| format!("{}\t{}", r.key, r.value));
+        records.dedup();
+        match canon::digest_records(Subsystem::Seccomp, records) {
+            Some(d) => *digest = d,
+            None => return false,
+        }
+        true
+    }
+
     /// Recomputes every digest from its records; an error names the first
     /// subsystem whose records do not match their digest (a corrupted or
     /// edited snapshot).
@@ -896,14 +924,16 @@ mod tests {
             let v = checker.check(&base, &clock, &exiting, &subs).unwrap();
             assert!(v.anomalies().is_empty(), "round {round}: {:?}", v.anomalies());
         }
-        assert!(exiting.asked.get() >= 4, "each check asked carefully: {}", exiting.asked.get());
+        assert!(exiting.asked.get() > 0, "the checks asked carefully: {}", exiting.asked.get());
 
         let living = source(Some((PARTIAL_STATUS, PARTIAL_CGROUP, 0x40_0100)));
         let mut checker = Checker::new();
         for round in 0..4 {
             let v = checker.check(&base, &clock, &living, &subs).unwrap();
             let drifted: Vec<Subsystem> = v.anomalies().iter().map(|a| a.subsystem).collect();
-            assert_eq!(drifted, subs, "round {round}");
+            // A missing Umask is no drift of seccomp (the umask is not read:
+            // not isolation); the cgroup move is.
+            assert_eq!(drifted, [Subsystem::Cgroups], "round {round}");
         }
     }
 

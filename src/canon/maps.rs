@@ -223,8 +223,9 @@ pub fn canonicalize(input: &[u8], out: &mut Canon) -> Result<(), ParseError> {
             }
             Class::Anon(class) => {
                 if m.exec() {
-                    let same =
-                        |(c, p): &AnonKind<'_>| *c == class && p.perms == m.perms && p.offset == m.offset && p.dev == m.dev;
+                    let same = |(c, p): &AnonKind<'_>| {
+                        *c == class && p.perms == m.perms && p.offset == m.offset && p.dev == m.dev
+                    };
                     if !anon.iter().any(same) {
                         anon.push((class, m));
                     }
@@ -470,8 +471,18 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0 [vsyscall]
             ("rwx only -> r-x appears", &[RWX], &[RX], true),
             ("rwx kind absent, a new r-x kind", &[RWX], &[RX2], true),
             ("heap made executable while a JIT runs", &[RWX], &[RWX], false),
-            ("memfd mapped executable while a JIT runs", &[RWX], &[RWX, "7f6f0e000000-7f6f0e001000 r-xp 00000000 00:01 4242 /memfd:jit (deleted)"], true),
-            ("named anonymous region made executable", &[RWX], &[RWX, "7f6f0e000000-7f6f0e001000 rwxp 00000000 00:00 0 [anon:evil]"], false),
+            (
+                "memfd mapped executable while a JIT runs",
+                &[RWX],
+                &[RWX, "7f6f0e000000-7f6f0e001000 r-xp 00000000 00:01 4242 /memfd:jit (deleted)"],
+                true,
+            ),
+            (
+                "named anonymous region made executable",
+                &[RWX],
+                &[RWX, "7f6f0e000000-7f6f0e001000 rwxp 00000000 00:00 0 [anon:evil]"],
+                false,
+            ),
             ("another rwx region elsewhere", &[RWX], &[RWX2], false),
         ];
         for (name, base, now, drift) in cases {
@@ -516,7 +527,12 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0 [vsyscall]
             r
         };
         let cases: &[(&str, &[(&str, &str)], &[&str], bool)] = &[
-            ("two rwx regions, now three", &[("anon anonymous rwxp", "2")], &[RWX, RWX2, RX2.replace("r-xp", "rwxp").leak()], false),
+            (
+                "two rwx regions, now three",
+                &[("anon anonymous rwxp", "2")],
+                &[RWX, RWX2, RX2.replace("r-xp", "rwxp").leak()],
+                false,
+            ),
             ("two rwx regions, now one", &[("anon anonymous rwxp", "2")], &[RWX], false),
             ("rwx regions, r-x appears", &[("anon anonymous rwxp", "2")], &[RWX, RX], true),
             ("r-x counted, gone for a moment", &[("anon anonymous r-xp", "1")], &[], false),
