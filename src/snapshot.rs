@@ -151,6 +151,38 @@ pub struct Snapshot {
     /// before it existed have none, and are checked the long way.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sources: BTreeMap<Subsystem, Digest>,
+    /// For a process whose memory maps or code are watched, the program it
+    /// was running (`/proc/PID/exe`): when its memory maps or code look
+    /// drifted and this file is not the one it runs now, it executed a new
+    /// program — an exec, reported as such, not drift. Files written before
+    /// it existed have none (an exec then is drift, as it was).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exe: Option<Executable>,
+}
+
+/// The program a process runs: `/proc/PID/exe`, by path and identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Executable {
+    /// The path, as the kernel prints it (` (deleted)` for a file deleted since).
+    pub path: String,
+    /// The file's device.
+    pub dev: u64,
+    /// The file's inode.
+    pub inode: u64,
+}
+
+impl Executable {
+    /// The program `fs` runs now, if it can be read.
+    pub fn of<S: Source + ?Sized>(fs: &S) -> Result<Executable, Error> {
+        let id = fs.stat("exe")?;
+        let path = fs.read_link("exe")?;
+        Ok(Executable { path, dev: id.dev, inode: id.ino })
+    }
+
+    /// Whether `id` is this file.
+    pub fn is(&self, id: crate::FileId) -> bool {
+        self.dev == id.dev && self.inode == id.ino
+    }
 }
 
 impl Snapshot {
@@ -498,7 +530,48 @@ pub fn snapshot_with<C: Clock + ?Sized, S: Source + ?Sized>(
     };
     let taken_at = clock.wall();
     let sources = observer.sources();
-    let subsystems = observer
+    let subsystems = observed(&observer);
+    let exe = match target.scope() {
+        Scope::Process if wanted_for_exec(&observer) => Executable::of(fs).ok(),
+        _ => None,
+    };
+    Ok(Snapshot { target, taken_at, subsystems, settle, sources, exe })
+}
+
+/// Whether the observer read a process's memory maps or code, the forms an
+/// exec replaces (and so the ones that need the executable to tell an exec).
+fn wanted_for_exec(observer: &Observer) -> bool {
+    observer.slots().iter().any(|(s, _)| matches!(s, Subsystem::MemoryMaps | Subsystem::Code))
+}
+
+/// After an exec: a baseline of `subsystems` (the memory maps and code) of
+/// the new program, waited for until its state has stopped changing as for a
+/// young process (ld.so may still be loading libraries), however old the
+/// process is.
+pub(crate) fn snapshot_after_exec<C: Clock + ?Sized, S: Source + ?Sized>(
+    clock: &C,
+    fs: &S,
+    subsystems: &[Subsystem],
+) -> Result<Snapshot, Error> {
+    let target = fs.target()?;
+    let scope = target.scope();
+    let mut observer = Observer::new();
+    observer.keep_sources();
+    let light: Vec<Subsystem> = subsystems.iter().copied().filter(|s| !read_once(*s)).collect();
+    let age = fs.age()?.unwrap_or_default();
+    let settle = Some(wait_to_settle(&mut observer, fs, scope, &light, age)?);
+    if light.len() != subsystems.len() {
+        observer.observe(fs, scope, subsystems)?;
+    }
+    let taken_at = clock.wall();
+    let sources = observer.sources();
+    let subsystems = observed(&observer);
+    let exe = Executable::of(fs).ok();
+    Ok(Snapshot { target, taken_at, subsystems, settle, sources, exe })
+}
+
+fn observed(observer: &Observer) -> BTreeMap<Subsystem, Observation> {
+    observer
         .slots()
         .iter()
         .map(|(sub, slot)| {
@@ -512,8 +585,7 @@ pub fn snapshot_with<C: Clock + ?Sized, S: Source + ?Sized>(
             };
             (*sub, obs)
         })
-        .collect();
-    Ok(Snapshot { target, taken_at, subsystems, settle, sources })
+        .collect()
 }
 
 /// Subsystems that stop the target or read all of its code: read once for a

@@ -318,6 +318,15 @@ fn run(cmd: &str, arg: &str, rwx_page: &mut Option<usize>) -> Result<String, Str
             Ok(String::new())
         }
         "thp-disable" => prctl(libc::PR_SET_THP_DISABLE, 1),
+        // Executes another program in this process (same pid, same stdin and
+        // stdout): `exec PATH ARGS...`. Returns only on failure.
+        "exec" => {
+            use std::os::unix::process::CommandExt;
+            let mut words = arg.split_whitespace();
+            let path = words.next().ok_or("exec: no program")?;
+            let _ = std::io::stdout().flush();
+            Err(std::process::Command::new(path).args(words).exec().to_string())
+        }
         "timerslack" => prctl(libc::PR_SET_TIMERSLACK, num()?),
         "name" => {
             let name = std::ffi::CString::new(arg.trim()).map_err(|e| e.to_string())?;

@@ -526,7 +526,8 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0 [vsyscall]
             r.sort_by(|a, b| format!("{}\t{}", a.key, a.value).cmp(&format!("{}\t{}", b.key, b.value)));
             r
         };
-        let cases: &[(&str, &[(&str, &str)], &[&str], bool)] = &[
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [&'a str], bool);
+        let cases: &[Case<'_>] = &[
             (
                 "two rwx regions, now three",
                 &[("anon anonymous rwxp", "2")],
