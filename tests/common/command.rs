@@ -156,6 +156,19 @@ impl Watch {
         panic!("no {what} within {} s; saw {:#?}", DEADLINE.as_secs(), self.seen)
     }
 
+    /// Reads events for `d` (wall time: how long a workload is watched,
+    /// never a measure of speed), checking the schema of each one.
+    pub fn collect_for(&mut self, d: Duration) {
+        let end = Instant::now() + d;
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            if let Ok(line) = self.lines.recv_timeout(left.min(Duration::from_millis(100))) {
+                let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}"));
+                assert_event_schema(&v);
+                self.seen.push(v);
+            }
+        }
+    }
+
     pub fn signal(&self, sig: i32) {
         // SAFETY: kill on our own child's pid.
         unsafe { libc::kill(i32::try_from(self.child.id()).unwrap(), sig) };
