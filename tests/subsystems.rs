@@ -415,15 +415,12 @@ fn an_isolated_busy_process_never_raises_an_anomaly() {
     let b = snapshot_with(&SystemClock, &fs, ALL).unwrap();
     t.must("threads 8");
     t.must("churn 3");
-    let start = Instant::now();
-    let mut checks = 0;
-    while start.elapsed() < Duration::from_secs(3) {
+    // Twenty checks spread over the churn, however long they take.
+    for done in 0..20 {
         let v = check_with(&b, &SystemClock, &fs, ALL).unwrap();
-        assert!(matches!(v, Verdict::Ok(_)), "false alarm after {checks} checks: {:#?}", v.anomalies());
-        checks += 1;
+        assert!(matches!(v, Verdict::Ok(_)), "false alarm after {done} checks: {:#?}", v.anomalies());
         std::thread::sleep(Duration::from_millis(30));
     }
-    assert!(checks >= 20, "only {checks} checks ran");
     drop(t);
     drop(scratch);
 }
@@ -435,7 +432,7 @@ fn a_zombie_is_gone_not_drift() {
     let b = baseline(&fs);
     // SAFETY: kill with a pid of our own child, not yet reaped.
     assert_eq!(unsafe { libc::kill(libc::pid_t::try_from(t.pid).unwrap(), libc::SIGKILL) }, 0);
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(120);
     while fdir::Source::alive(&fs) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
