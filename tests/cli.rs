@@ -410,7 +410,11 @@ fn a_large_node_is_checked_in_parts_spread_over_the_interval() {
     assert!(targets > 64, "{first}");
     // Every target is checked once per round, whichever part it is in.
     let next = w.wait_for("the next round", |v| v["event"] == "check" && v["cycle"] == 2);
-    assert_eq!(next["checked"], next["targets"], "{next}");
+    // (Processes of the machine start and exit meanwhile — a build beside the
+    // tests — : the targets at the round's start are the ones at its end,
+    // less the new, plus the exited.)
+    let n = |k: &str| next[k].as_u64().unwrap();
+    assert_eq!(n("checked"), n("targets") - n("new") + n("exited"), "{next}");
     // About 64 targets a part, parts at least 50 ms apart (8 in 400 ms).
     let want = (next["targets"].as_u64().unwrap().div_ceil(64)).clamp(1, 8);
     assert_eq!(next["parts"].as_u64(), Some(want), "{next}");

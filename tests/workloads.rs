@@ -124,11 +124,23 @@ fn has_cap_sys_admin(pid: u32) -> bool {
 /// into a process on this machine, RLIMIT_NOFILE is lowered from outside.
 /// Returns the subsystem that must drift and what was done.
 fn real_change(pid: u32, gdb: &Result<(), String>) -> Result<(&'static str, String), String> {
-    let why = if let Err(e) = gdb {
-        e.clone()
-    } else if has_cap_sys_admin(pid) {
+    let why = if !has_cap_sys_admin(pid) {
+        "no cap_sys_admin left to drop in it".to_owned()
+    } else if gdb.is_ok() {
         match drop_cap_sys_admin(pid) {
             Ok(done) => return Ok(("credentials", done)),
+            Err(e) => e,
+        }
+    } else if injection_works().is_ok() {
+        // gdb cannot call into a process here: the same system call, made
+        // in the process's main thread by a ptrace injection of our own.
+        match inject_capbset_drop(pid) {
+            Ok(()) => {
+                return Ok((
+                    "credentials",
+                    "prctl(PR_CAPBSET_DROP, cap_sys_admin) injected with ptrace (gdb cannot call here)".into(),
+                ));
+            }
             Err(e) => e,
         }
     } else {
@@ -168,6 +180,132 @@ fn drop_cap_sys_admin(pid: u32) -> Result<String, String> {
         }
         Ok("gdb -p PID -batch -ex 'call (int)prctl(24,21,0,0,0)': cap_sys_admin out of the bounding set".into())
     }
+}
+
+/// Whether the ptrace injection works here: tried on a `sleep` of the
+/// test's own, which must lose cap_sys_admin and live on.
+fn injection_works() -> Result<(), String> {
+    static WORKS: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    WORKS
+        .get_or_init(|| {
+            let mut sleep =
+                Command::new("sleep").arg("1000").spawn().map_err(|e| format!("cannot start sleep: {e}"))?;
+            std::thread::sleep(Duration::from_millis(200));
+            let r = inject_capbset_drop(sleep.id()).and_then(|()| {
+                std::thread::sleep(Duration::from_millis(100));
+                match sleep.try_wait() {
+                    Ok(None) if !has_cap_sys_admin(sleep.id()) => Ok(()),
+                    Ok(None) => Err("the injected prctl changed nothing".to_owned()),
+                    _ => Err("the process died of the injection".to_owned()),
+                }
+            });
+            let _ = sleep.kill();
+            let _ = sleep.wait();
+            r
+        })
+        .clone()
+}
+
+/// Makes the main thread of `pid` call `prctl(PR_CAPBSET_DROP,
+/// CAP_SYS_ADMIN)`, as gdb's `call` would: seize and interrupt it, point it
+/// at a `syscall` instruction of its own vdso or libc with the arguments in
+/// its registers, step over it, and put every register back (an interrupted
+/// system call restarts as it would after a signal). x86-64 only.
+#[cfg(target_arch = "x86_64")]
+fn inject_capbset_drop(pid: u32) -> Result<(), String> {
+    let at = syscall_instruction(pid)?;
+    let p = libc::pid_t::try_from(pid).map_err(|e| e.to_string())?;
+    let fail = |what: &str| format!("{what} {pid}: {}", std::io::Error::last_os_error());
+    let wait = |what: &str| -> Result<(), String> {
+        let mut status = 0;
+        // SAFETY: waitpid on a thread this test is tracing; status is ours.
+        if unsafe { libc::waitpid(p, &raw mut status, libc::__WALL) } != p {
+            return Err(fail(what));
+        }
+        if libc::WIFSTOPPED(status) { Ok(()) } else { Err(format!("{what} {pid}: not stopped ({status:#x})")) }
+    };
+    // SAFETY: ptrace requests on a process this test started; no memory of
+    // ours is handed to the kernel except `regs`, valid for each call.
+    unsafe {
+        // fdir's seccomp-filters reads seize threads too, for a moment.
+        let mut tries = 0;
+        while libc::ptrace(libc::PTRACE_SEIZE, p, 0, 0) != 0 {
+            tries += 1;
+            if tries == 50 {
+                return Err(fail("PTRACE_SEIZE"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let detach = || {
+            libc::ptrace(libc::PTRACE_DETACH, p, 0, 0);
+        };
+        if libc::ptrace(libc::PTRACE_INTERRUPT, p, 0, 0) != 0 {
+            detach();
+            return Err(fail("PTRACE_INTERRUPT"));
+        }
+        if let Err(e) = wait("stop") {
+            detach();
+            return Err(e);
+        }
+        let mut saved: libc::user_regs_struct = std::mem::zeroed();
+        if libc::ptrace(libc::PTRACE_GETREGS, p, 0, &raw mut saved) != 0 {
+            detach();
+            return Err(fail("PTRACE_GETREGS"));
+        }
+        let mut regs = saved;
+        regs.rax = libc::SYS_prctl as u64;
+        regs.orig_rax = u64::MAX; // not in a system call: nothing to restart
+        regs.rdi = libc::PR_CAPBSET_DROP as u64;
+        regs.rsi = 21; // CAP_SYS_ADMIN
+        regs.rdx = 0;
+        regs.r10 = 0;
+        regs.r8 = 0;
+        regs.rip = at;
+        let mut result = Err("the injected system call did not return".to_owned());
+        if libc::ptrace(libc::PTRACE_SETREGS, p, 0, &raw const regs) == 0
+            && libc::ptrace(libc::PTRACE_SINGLESTEP, p, 0, 0) == 0
+            && wait("step").is_ok()
+        {
+            let mut after: libc::user_regs_struct = std::mem::zeroed();
+            if libc::ptrace(libc::PTRACE_GETREGS, p, 0, &raw mut after) == 0 {
+                result = if after.rax == 0 { Ok(()) } else { Err(format!("prctl returned {}", after.rax as i64)) };
+            }
+        }
+        let restored = libc::ptrace(libc::PTRACE_SETREGS, p, 0, &raw const saved) == 0;
+        detach();
+        if !restored {
+            return Err(fail("PTRACE_SETREGS (restore)"));
+        }
+        result
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn inject_capbset_drop(pid: u32) -> Result<(), String> {
+    Err(format!("no ptrace injection on this architecture (pid {pid})"))
+}
+
+/// The address of a `syscall` instruction (0f 05) in an executable mapping
+/// of `pid`: its vdso, or else its libc.
+fn syscall_instruction(pid: u32) -> Result<u64, String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).map_err(|e| e.to_string())?;
+    let mut mem = std::fs::File::open(format!("/proc/{pid}/mem")).map_err(|e| e.to_string())?;
+    let code = maps.lines().filter(|l| l.split_whitespace().nth(1).is_some_and(|p| p.contains('x')));
+    let (vdso, rest): (Vec<&str>, Vec<&str>) = code.partition(|l| l.ends_with("[vdso]"));
+    for line in vdso.into_iter().chain(rest.into_iter().filter(|l| l.contains("libc"))) {
+        let range = line.split_whitespace().next().unwrap_or("");
+        let Some((lo, hi)) = range.split_once('-') else { continue };
+        let (Ok(lo), Ok(hi)) = (u64::from_str_radix(lo, 16), u64::from_str_radix(hi, 16)) else { continue };
+        let mut buf = vec![0u8; usize::try_from((hi - lo).min(4 << 20)).unwrap()];
+        if mem.seek(SeekFrom::Start(lo)).is_err() || mem.read_exact(&mut buf).is_err() {
+            continue;
+        }
+        if let Some(i) = buf.windows(2).position(|w| w == [0x0f, 0x05]) {
+            return Ok(lo + i as u64);
+        }
+    }
+    Err(format!("no syscall instruction found in pid {pid}"))
 }
 
 /// What one workload measured.
@@ -419,7 +557,11 @@ fn real_workloads_raise_no_false_drift_and_real_changes_are_caught() {
     }
     let gdb = gdb_can_call();
     if let Err(e) = &gdb {
-        skip(&format!("{test}: the capability drop through gdb"), &format!("{e}; RLIMIT_NOFILE is lowered instead"));
+        let instead = match injection_works() {
+            Ok(()) => "the same prctl is injected with ptrace instead".to_owned(),
+            Err(i) => format!("nor can a ptrace injection ({i}): RLIMIT_NOFILE is lowered instead"),
+        };
+        skip(&format!("{test}: the capability drop through gdb"), &format!("{e}; {instead}"));
     }
     let gdb = &gdb;
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
