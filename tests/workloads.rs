@@ -7,10 +7,12 @@
 //! (a service is baselined once it runs), and watched by its own
 //! `fdir watch --pid ... --subsystems all --interval 200ms` for
 //! [`WATCHED`]: no anomaly for its processes. Then a real change is made to
-//! the same process from outside — its bounding set loses `cap_sys_admin`
-//! through gdb (`prctl(PR_CAPBSET_DROP, 21)`), or, in a sandbox that has no
-//! `cap_sys_admin` left to lose, its `RLIMIT_NOFILE` is lowered — and must be
-//! caught.
+//! the same process — its bounding set loses `cap_sys_admin`, by
+//! `prctl(PR_CAPBSET_DROP, 21)` called in it through gdb, or, where gdb
+//! cannot call into a process (probed first on a `sleep` of the test's own;
+//! counted as a skip), the same system call injected with ptrace by the test;
+//! in a sandbox with no `cap_sys_admin` left to lose, its `RLIMIT_NOFILE` is
+//! lowered from outside — and must be caught.
 //!
 //! The workloads run at the same time, each on a thread of the one test
 //! (libtest runs as many tests at once as there are cores: on two, six
