@@ -161,6 +161,12 @@ impl Tracker {
         self.drifted = to.0;
     }
 
+    /// Forgets a declared drift of `subsystem` without reporting a recovery:
+    /// its baseline was re-taken (the process executed a new program).
+    pub fn forget(&mut self, subsystem: Subsystem) {
+        self.drifted.remove(&subsystem);
+    }
+
     /// The report of the last read, if a read succeeded.
     pub fn last_report(&self) -> Option<&Report> {
         self.reading.as_ref().map(|r| &r.report)

@@ -234,6 +234,22 @@ pub enum EventRecord {
         /// How long it was drifted, ms.
         drifted_for_ms: f64,
     },
+    /// A process executed a new program: not drift of the old one (unless
+    /// the policy grades an exec as drift: then an anomaly follows). Its
+    /// memory maps and code are baselined again; everything else is still
+    /// checked against its baseline.
+    Exec {
+        /// When.
+        #[serde(with = "crate::time::rfc3339")]
+        time: SystemTime,
+        /// The process, with its new name.
+        #[serde(flatten)]
+        who: Who,
+        /// The program it ran (`/proc/PID/exe` at its baseline).
+        old: String,
+        /// The program it runs now.
+        new: String,
+    },
     /// A baselined process exited. Not drift.
     Exited {
         /// When.
@@ -441,6 +457,7 @@ impl EventRecord {
             EventRecord::Anomaly { .. } => "anomaly",
             EventRecord::Transient { .. } => "transient",
             EventRecord::Recovered { .. } => "recovered",
+            EventRecord::Exec { .. } => "exec",
             EventRecord::Exited { .. } => "exited",
             EventRecord::Reused { .. } => "reused",
             EventRecord::Error { .. } => "error",
@@ -533,6 +550,9 @@ impl EventRecord {
                 subsystem: *subsystem,
                 drifted_for_ms: ms(*drifted_for),
             }],
+            Finding::Exec { target, old, new, .. } => {
+                vec![EventRecord::Exec { time, who: Who::from(target), old: old.path.clone(), new: new.path.clone() }]
+            }
             Finding::Exited { target } => vec![EventRecord::Exited { time, who: Who::from(target) }],
             Finding::Reused { baseline, now } => {
                 vec![EventRecord::Reused { time, who: Who::from(baseline), now_start_time: now.pid_start() }]
@@ -687,6 +707,11 @@ impl fmt::Display for EventRecord {
                 "{} RECOVERED {who} {subsystem}: back at its baseline after {}",
                 time_of(*time),
                 hms(*drifted_for_ms)
+            ),
+            EventRecord::Exec { time, who, old, new } => write!(
+                f,
+                "{} EXEC     {who}: executed {new} (was {old}); memory maps and code baselined again",
+                time_of(*time)
             ),
             EventRecord::Exited { time, who } => write!(f, "{} EXITED   {who}", time_of(*time)),
             EventRecord::Reused { time, who, now_start_time } => write!(

@@ -211,8 +211,11 @@ fn anon_item(key: &str) -> String {
     }
 }
 
-fn regions(count: &str) -> String {
-    format!("{count} region{}", if count == "1" { "" } else { "s" })
+/// The value of an anonymous-memory record: a kind ([`crate::canon::maps::PRESENT`])
+/// says nothing more than its key; a count (a baseline file written before
+/// kinds replaced counts) is said as regions.
+fn regions(value: &str) -> Option<String> {
+    (value != crate::canon::maps::PRESENT).then(|| format!("{value} region{}", if value == "1" { "" } else { "s" }))
 }
 
 /// Code files that appear or disappear whole: one change per file, listing its
@@ -270,7 +273,8 @@ fn maps(old: &[Record], new: &[Record]) -> Vec<Change> {
         new,
         |key, before, after| {
             if key.starts_with("anon ") {
-                return Change::new(ChangeKind::Changed, item(key), Some(regions(before)), Some(regions(after)))
+                let said = |v: &str| regions(v).unwrap_or_else(|| v.to_owned());
+                return Change::new(ChangeKind::Changed, item(key), Some(said(before)), Some(said(after)))
                     .note(anon_note(key));
             }
             // Same mapping, other permissions or file: show only what changed.
@@ -285,13 +289,16 @@ fn maps(old: &[Record], new: &[Record]) -> Vec<Change> {
         },
         |key, v| {
             if key.starts_with("anon ") {
-                Change::new(ChangeKind::Added, item(key), None, Some(regions(v))).note(anon_note(key))
+                Change::new(ChangeKind::Added, item(key), None, regions(v)).note(anon_note(key))
             } else {
                 let note = file_mapping(key, v).and_then(|m| file_notes(&m, &[m.perms]));
                 Change::new(ChangeKind::Added, item(key), None, Some(v.to_owned())).note(note)
             }
         },
-        |key, v| Change::new(ChangeKind::Removed, item(key), Some(v.to_owned()), None),
+        |key, v| {
+            let before = if key.starts_with("anon ") { regions(v) } else { Some(v.to_owned()) };
+            Change::new(ChangeKind::Removed, item(key), before, None)
+        },
     );
     out.extend(rest.into_iter().filter(|c| {
         let key_of = |item: &str| item.strip_prefix("mapping ").map(|k| format!("file {k}"));
@@ -820,7 +827,7 @@ mod tests {
             (
                 "new W+X anonymous",
                 format!("{MAPS}6000-7000 rwxp 00000000 00:00 0 \n"),
-                "new anonymous memory rwxp 1 region (writable and executable)",
+                "new anonymous memory rwxp (writable and executable)",
             ),
             (
                 "memfd",
@@ -835,7 +842,7 @@ mod tests {
             (
                 "heap made executable",
                 MAPS.replace("rw-p 00000000 00:00 0 [heap]", "rwxp 00000000 00:00 0 [heap]"),
-                "new [heap] rwxp 1 region (writable and executable)",
+                "new [heap] rwxp (writable and executable)",
             ),
         ];
         for (name, text, want) in cases {

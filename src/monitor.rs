@@ -64,6 +64,24 @@ pub enum Finding {
         /// How long it was drifted.
         drifted_for: Duration,
     },
+    /// A process executed a new program (its executable is another file):
+    /// not drift of the old one. Its memory-maps and code baselines were
+    /// re-taken (`snapshot`, the whole new baseline); every other subsystem is
+    /// still checked against the old baseline. `anomaly` is the memory maps
+    /// of the old program against the new, for a policy that grades an exec
+    /// as drift.
+    Exec {
+        /// The process (with its new name).
+        target: Target,
+        /// The program it ran.
+        old: crate::Executable,
+        /// The program it runs now.
+        new: crate::Executable,
+        /// The baseline it is checked against from now on.
+        snapshot: Box<Snapshot>,
+        /// What changed in its memory maps, if they are watched.
+        anomaly: Option<Anomaly>,
+    },
     /// A baselined process has exited; not drift.
     Exited {
         /// The process.
@@ -449,6 +467,33 @@ fn check_one<C: Clock + ?Sized>(
     summary.checked += 1;
     let before = w.tracker.checkpoint();
     let mut result = w.tracker.cycle(&mut w.checker, w.baseline.get(), clock, &w.fs, subsystems);
+    // Memory maps or code that look drifted may be a new program (an exec):
+    // then those are baselined again and the check is done again, every
+    // other subsystem still against the old baseline.
+    if result.as_ref().is_ok_and(|o| {
+        o.declared.iter().any(|a| replaced_by_exec(a.subsystem)) || o.transient.iter().any(|&s| replaced_by_exec(s))
+    }) && let Some(exec) = exec_of(w)
+    {
+        w.tracker.rewind(before.clone());
+        match rebaseline_after_exec(w, subsystems, clock, exec) {
+            Ok(finding) => {
+                findings.push(finding);
+                result = w.tracker.cycle(&mut w.checker, w.baseline.get(), clock, &w.fs, subsystems);
+            }
+            Err(Error::Gone { .. }) => {
+                findings.push(Finding::Exited { target: w.target.clone() });
+                return true;
+            }
+            Err(e) => {
+                summary.failed += 1;
+                findings.push(Finding::Failed {
+                    target: w.target.clone(),
+                    error: format!("executed a new program, and its new baseline cannot be taken: {e}"),
+                });
+                return false;
+            }
+        }
+    }
     // Before declaring a drift, vote again: a baseline copy corrupted
     // since the vote must not raise a false alarm.
     if result.as_ref().is_ok_and(|o| !o.declared.is_empty()) {
@@ -488,6 +533,77 @@ fn check_one<C: Clock + ?Sized>(
         }
     }
     false
+}
+
+/// The subsystems an exec replaces: they are baselined again after one.
+fn replaced_by_exec(s: Subsystem) -> bool {
+    matches!(s, Subsystem::MemoryMaps | Subsystem::Code)
+}
+
+/// The program a process runs now, if it is not the one its baseline
+/// names: it executed a new program. The identity of `/proc/PID/exe` (device
+/// and inode of the file the kernel recorded at the exec) decides; it is
+/// asked only when the memory maps or code already look drifted, so a steady
+/// cycle never pays for it. A baseline without an executable (an older
+/// file, one that could not be read) never sees an exec.
+#[cold]
+#[inline(never)]
+fn exec_of(w: &Watched) -> Option<(crate::Executable, crate::Executable)> {
+    let old = w.baseline.get().exe.clone()?;
+    let now = w.fs.stat("exe").ok()?;
+    if old.is(now) {
+        return None;
+    }
+    let new = crate::Executable::of(&w.fs).ok()?;
+    (!old.is(crate::FileId { dev: new.dev, ino: new.inode })).then_some((old, new))
+}
+
+/// After an exec: the memory-maps and code baselines of the new program
+/// (waited for until it has settled), put into the target's baseline with
+/// its new executable and name; the checker starts afresh (its memos and
+/// code sweep were the old program's) and the tracker forgets any drift of
+/// those subsystems.
+#[cold]
+#[inline(never)]
+fn rebaseline_after_exec<C: Clock + ?Sized>(
+    w: &mut Watched,
+    subsystems: &[Subsystem],
+    clock: &C,
+    (old, _): (crate::Executable, crate::Executable),
+) -> Result<Finding, Error> {
+    let retake: Vec<Subsystem> = subsystems.iter().copied().filter(|&s| replaced_by_exec(s)).collect();
+    let fresh = crate::snapshot::snapshot_after_exec(clock, &w.fs, &retake)?;
+    let mut base = w.baseline.get().clone();
+    let anomaly = match (base.subsystems.get(&Subsystem::MemoryMaps), fresh.subsystems.get(&Subsystem::MemoryMaps)) {
+        (
+            Some(Observation::Observed { digest: expected, records: before }),
+            Some(Observation::Observed { digest: actual, records: after }),
+        ) => Some(Anomaly {
+            subsystem: Subsystem::MemoryMaps,
+            expected: *expected,
+            actual: *actual,
+            changes: crate::explain::explain(Subsystem::MemoryMaps, before, after),
+        }),
+        _ => None,
+    };
+    for s in &retake {
+        if let Some(o) = fresh.subsystems.get(s) {
+            base.subsystems.insert(*s, o.clone());
+        }
+        w.tracker.forget(*s);
+    }
+    base.sources.clone_from(&fresh.sources);
+    base.exe.clone_from(&fresh.exe);
+    base.target = fresh.target.clone();
+    let new = fresh.exe.clone().ok_or_else(|| Error::Unavailable {
+        what: format!("the executable of pid {}", w.target.pid().unwrap_or(0)),
+        reason: "it could not be read after the exec".into(),
+    })?;
+    w.baseline.set(base.clone()).ok_or_else(|| Error::Bug("a re-taken baseline cannot be serialized".into()))?;
+    w.target = base.target.clone();
+    w.checker = Checker::with_code_budget(w.checker.code_budget());
+    w.unreadable_now.clear();
+    Ok(Finding::Exec { target: w.target.clone(), old, new, snapshot: Box::new(base), anomaly })
 }
 
 /// The targets of `mine` checked on `workers` threads (a large node): the

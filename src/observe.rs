@@ -146,6 +146,10 @@ struct Memo {
     collected: bool,
     /// Whether the maps pass also found the code mappings.
     code: bool,
+    /// The digest of the baseline memory-maps form the remembered form was
+    /// made comparable with ([`maps::project`]), if any: a hit needs the
+    /// same one (a re-taken baseline, after an exec, is another).
+    projected: Option<Digest>,
     /// How many threads the remembered pass did not ask about (a quick
     /// form: a hit counts them again, so the checker still knows).
     unasked: usize,
@@ -198,6 +202,12 @@ impl Memo {
 pub(crate) struct Against<'a> {
     pub(crate) baseline: &'a Snapshot,
     pub(crate) code: &'a mut CodeSweep,
+}
+
+/// The digest of the baseline's memory-maps form a check compares with, if
+/// any (the memo of `maps` holds forms made comparable with it).
+fn maps_baseline(against: Option<&Against<'_>>) -> Option<Digest> {
+    against.and_then(|a| a.baseline.digest(Subsystem::MemoryMaps))
 }
 
 /// The reason a subsystem is unobservable, if the error is of that kind
@@ -472,6 +482,7 @@ impl Observer {
                     }
                     let hit = self.memo_maps.hit(self.fresh, &self.buf)
                         && (!has(Subsystem::Code) || self.memo_maps.code)
+                        && self.memo_maps.projected == maps_baseline(against.as_ref())
                         && self.memo_maps.restore(&mut canons, |s| s == Subsystem::MemoryMaps);
                     if hit {
                         if has(Subsystem::MemoryMaps) {
@@ -700,6 +711,15 @@ impl Observer {
             outcome.push((Subsystem::MemoryMaps, End::Observed));
         } else if let Some(mut c) = take_form(canons, Subsystem::MemoryMaps) {
             let r = self.maps(src, &mut c);
+            // Executable anonymous memory is compared by kind, as a set that
+            // may shrink (see `maps::project`).
+            if r.is_ok()
+                && let Some(Some(Observation::Observed { records, .. })) =
+                    against.map(|a| a.baseline.subsystems.get(&Subsystem::MemoryMaps))
+            {
+                c.finish();
+                maps::project(records, &mut c);
+            }
             put_form(canons, Subsystem::MemoryMaps, c);
             maps_end = settle(r)?;
             outcome.push((Subsystem::MemoryMaps, maps_end.clone()));
@@ -711,6 +731,7 @@ impl Observer {
             let buf = std::mem::take(&mut self.buf);
             self.memo_maps.store(&buf, canons, |s| s == Subsystem::MemoryMaps);
             self.memo_maps.code = code;
+            self.memo_maps.projected = maps_baseline(against);
             self.buf = buf;
         }
         Ok(())

@@ -19,6 +19,12 @@
 //! window = "1h"
 //! passive = false            # evaluate and report, never act
 //! ```
+//!
+//! A top-level `exec = "drift"` (before any table) grades a process that
+//! executes a new program as a drift of its `memory-maps` (an `anomaly`,
+//! graded and acted on like any other, after the `exec` event); the default,
+//! `exec = "log"`, reports the `exec` event only (a new program is not drift
+//! of the old one: shells, `env`, `nice`, `tini` exec all the time).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -91,6 +97,16 @@ impl Default for Actions {
     }
 }
 
+/// What a process executing a new program is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExecGrade {
+    /// An `exec` event only (the default).
+    #[default]
+    Log,
+    /// Also a drift of `memory-maps`, graded and acted on.
+    Drift,
+}
+
 /// Severities and actions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
@@ -100,19 +116,28 @@ pub struct Policy {
     pub default: DefaultGrade,
     /// What severities do.
     pub actions: Actions,
+    /// What an exec is.
+    pub exec: ExecGrade,
 }
 
 impl Default for Policy {
     /// The seed's grading, default actions (Isolate freezes or stops; no
     /// commands configured).
     fn default() -> Policy {
-        Policy { severities: BTreeMap::new(), default: DefaultGrade::Seed, actions: Actions::default() }
+        Policy {
+            severities: BTreeMap::new(),
+            default: DefaultGrade::Seed,
+            actions: Actions::default(),
+            exec: ExecGrade::Log,
+        }
     }
 }
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct File {
+    #[serde(default)]
+    exec: Option<String>,
     #[serde(default)]
     severity: BTreeMap<String, String>,
     #[serde(default)]
@@ -200,7 +225,33 @@ impl Policy {
         if p.actions.timeout.is_zero() {
             return Err("actions.timeout must be longer than zero".into());
         }
+        p.exec = match file.exec.as_deref() {
+            None | Some("log") => ExecGrade::Log,
+            Some("drift") => ExecGrade::Drift,
+            Some(other) => return Err(format!("exec: {other:?}: expected \"log\" or \"drift\"")),
+        };
         Ok(p)
+    }
+
+    /// The findings with, after each exec, the drift it is when the policy
+    /// grades an exec as drift (`exec = "drift"`): the old program's memory
+    /// maps against the new one's.
+    pub fn grade_execs(&self, findings: Vec<crate::Finding>) -> Vec<crate::Finding> {
+        if self.exec == ExecGrade::Log || !findings.iter().any(|f| matches!(f, crate::Finding::Exec { .. })) {
+            return findings;
+        }
+        let mut out = Vec::with_capacity(findings.len() + 1);
+        for f in findings {
+            let drift = match &f {
+                crate::Finding::Exec { target, anomaly: Some(a), .. } => {
+                    Some(crate::Finding::Drift { target: target.clone(), anomalies: vec![a.clone()] })
+                }
+                _ => None,
+            };
+            out.push(f);
+            out.extend(drift);
+        }
+        out
     }
 
     /// The severity of one target's drifts declared together: the highest of
@@ -267,6 +318,37 @@ mod tests {
     }
 
     #[test]
+    fn an_exec_is_logged_unless_the_policy_says_drift() {
+        assert_eq!(Policy::default().exec, ExecGrade::Log);
+        assert_eq!(Policy::parse("exec = \"log\"\n").unwrap().exec, ExecGrade::Log);
+        let p = Policy::parse("exec = \"drift\"\n[severity]\nmemory-maps = \"isolate\"\n").unwrap();
+        assert_eq!(p.exec, ExecGrade::Drift);
+        let target = crate::Target::Process { pid: 7, start_time: 1, name: "sh".into() };
+        let exe = |path: &str| crate::Executable { path: path.into(), dev: 1, inode: 2 };
+        let snapshot = Box::new(crate::Snapshot {
+            target: target.clone(),
+            taken_at: std::time::SystemTime::UNIX_EPOCH,
+            subsystems: BTreeMap::new(),
+            settle: None,
+            sources: BTreeMap::new(),
+            exe: None,
+        });
+        let exec = crate::Finding::Exec {
+            target,
+            old: exe("/usr/bin/bash"),
+            new: exe("/usr/bin/apt-get"),
+            snapshot,
+            anomaly: Some(a(Subsystem::MemoryMaps)),
+        };
+        let graded = p.grade_execs(vec![exec.clone()]);
+        assert_eq!(graded.len(), 2);
+        assert!(
+            matches!(&graded[1], crate::Finding::Drift { anomalies, .. } if p.grade(anomalies) == Severity::Isolate)
+        );
+        assert_eq!(Policy::default().grade_execs(vec![exec]).len(), 1);
+    }
+
+    #[test]
     fn bad_policies_say_what_is_wrong() {
         for (text, needle) in [
             ("[severity]\nbogus = \"log\"\n", "bogus"),
@@ -277,6 +359,7 @@ mod tests {
             ("[actions]\nunknown = 1\n", "unknown"),
             ("[severity\n", "TOML"),
             ("[actions]\ntimeout = \"0s\"\n", "timeout"),
+            ("exec = \"loud\"\n", "exec"),
         ] {
             let e = Policy::parse(text).unwrap_err();
             assert!(e.contains(needle) || needle == "TOML", "{text:?}: {e}");

@@ -160,6 +160,12 @@ pub trait Source {
         Err(unsupported(format!("the identity of {}", self.path_of(rel).display())))
     }
 
+    /// The target of the symbolic link `rel` (`"exe"`), as the kernel
+    /// prints it (with ` (deleted)` for a file deleted since).
+    fn read_link(&self, rel: &str) -> Result<String, Error> {
+        Err(unsupported(format!("the link {}", self.path_of(rel).display())))
+    }
+
     /// Lists the names in the directory `rel` into `out`, sorted, replacing
     /// its contents.
     fn list(&self, rel: &str, out: &mut Vec<String>) -> Result<(), Error> {
@@ -259,6 +265,9 @@ impl<S: Source + ?Sized> Source for &S {
     }
     fn stat(&self, rel: &str) -> Result<FileId, Error> {
         (**self).stat(rel)
+    }
+    fn read_link(&self, rel: &str) -> Result<String, Error> {
+        (**self).read_link(rel)
     }
     fn list(&self, rel: &str, out: &mut Vec<String>) -> Result<(), Error> {
         (**self).list(rel, out)
@@ -1216,6 +1225,15 @@ impl Source for Procfs {
                 Ok(())
             }
             Inner::Failed { .. } => self.target().map(|_| ()),
+        }
+    }
+
+    fn read_link(&self, rel: &str) -> Result<String, Error> {
+        match &self.inner {
+            Inner::Process(d) => rustix::fs::readlinkat(&d.dir, rel, Vec::new())
+                .map(|target| target.to_string_lossy().into_owned())
+                .map_err(|e| errno_to_error(e, "read the link", d.path_of(rel), d.pid)),
+            _ => Err(unsupported(format!("the link {}", self.path_of(rel).display()))),
         }
     }
 

@@ -25,9 +25,8 @@ pub enum Subsystem {
     /// permissions (`/proc/PID/maps`).
     MemoryMaps,
     /// The sandbox state of every thread: seccomp mode and filter count,
-    /// no_new_privs, speculation controls, CPU and memory-node affinity, umask,
-    /// transparent huge pages and the tagged-address mask
-    /// (`/proc/PID/task/*/status`).
+    /// no_new_privs, speculation controls, the pid-namespace ids and the x86
+    /// thread features (shadow stack) (`/proc/PID/task/*/status`).
     Seccomp,
     /// Control-group membership of every thread (`/proc/PID/task/*/cgroup`).
     Cgroups,

@@ -326,22 +326,37 @@ fn watch_all_baselines_new_processes_and_notes_exits() {
     let seen = w.seen.clone();
     let (code, rest) = w.terminate();
     assert_eq!(code, 0);
-    // Nothing drifted in the machine's processes meanwhile.
-    assert!(!seen.iter().chain(&rest).any(|v| v["event"] == "anomaly"), "{seen:#?}");
+    // Our processes did not drift (the test judges its own processes only:
+    // others on the machine may change for real meanwhile).
+    let ours = |v: &&serde_json::Value| v["event"] == "anomaly" && (v["pid"] == pid || v["pid"] == qpid);
+    assert!(!seen.iter().chain(&rest).any(|v| ours(&v)), "{seen:#?}");
 }
 
+/// `snapshot --all` then `check --all`: our own unchanged processes are
+/// baselined, checked and do not drift. The exit status says whether any
+/// process of the machine drifted, which is not this test's to judge (a
+/// JIT, a shell that exec'd, a service changing for real): 0 or 1, never 2.
 #[test]
-fn snapshot_and_check_all_nothing_changed_exits_0() {
+fn snapshot_and_check_all_our_unchanged_processes_do_not_drift() {
     let _s = serial();
+    let ours = [Testee::spawn(), Testee::spawn()];
+    let pids: Vec<u32> = ours.iter().map(|t| t.pid).collect();
+    // Past the settle time, so the snapshot does not wait for them.
+    std::thread::sleep(std::time::Duration::from_millis(2300));
+    let mine = |v: &serde_json::Value| v["pid"].as_u64().is_some_and(|p| pids.iter().any(|&q| u64::from(q) == p));
     let dir = tempfile::tempdir().unwrap();
     let o = run(&["snapshot", "--all", "--format", "json"], dir.path());
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let events = json_lines(&o);
     events.iter().for_each(assert_event_schema);
-    assert!(events.iter().filter(|v| v["event"] == "baseline").count() >= 2);
+    assert_eq!(events.iter().filter(|v| v["event"] == "baseline" && mine(v)).count(), 2, "{events:#?}");
     let o = run(&["check", "--all", "--format", "json"], dir.path());
-    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
-    json_lines(&o).iter().for_each(assert_event_schema);
+    assert!([0, 1].contains(&code(&o)), "{}{}", stdout(&o), stderr(&o));
+    let events = json_lines(&o);
+    events.iter().for_each(assert_event_schema);
+    let drifted: Vec<&serde_json::Value> = events.iter().filter(|v| v["event"] == "anomaly" && mine(v)).collect();
+    assert!(drifted.is_empty(), "our unchanged processes drifted: {drifted:#?}");
+    drop(ours);
 }
 
 #[test]
@@ -398,11 +413,18 @@ fn a_large_node_is_checked_in_parts_spread_over_the_interval() {
     assert_eq!(first["parts"], 1, "{first}");
     // Every target is checked once per round, whichever part it is in.
     let next = w.wait_for("the next round", |v| v["event"] == "check" && v["cycle"] == 2);
-    assert_eq!(next["checked"], next["targets"], "{next}");
+    // (Processes of the machine start and exit meanwhile — a build beside the
+    // tests — : the targets at the round's start are the ones at its end,
+    // less the new, plus the exited.)
+    let n = |k: &str| next[k].as_u64().unwrap();
+    assert_eq!(n("checked"), n("targets") - n("new") + n("exited"), "{next}");
     // About 64 targets a part, parts at least 50 ms apart (8 in 400 ms).
     let want = (next["targets"].as_u64().unwrap().div_ceil(64)).clamp(1, 8);
     assert_eq!(next["parts"].as_u64(), Some(want), "{next}");
-    assert!(!w.seen.iter().any(|v| v["event"] == "anomaly"));
+    // Our processes did not drift (others on the machine are not ours to judge).
+    let ours: Vec<u32> = extra.iter().map(std::process::Child::id).collect();
+    let mine = |v: &serde_json::Value| v["pid"].as_u64().is_some_and(|p| ours.iter().any(|&q| u64::from(q) == p));
+    assert!(!w.seen.iter().any(|v| v["event"] == "anomaly" && mine(v)));
     let (code, _) = w.terminate();
     assert_eq!(code, 0);
     for mut c in extra {

@@ -65,12 +65,16 @@ impl Source for Swappable {
 
 const INTERVAL: Duration = Duration::from_secs(30);
 
+/// How long a test waits for an event before it calls it a hang: generous,
+/// since a loaded machine is slow, not wrong. No test asserts speed.
+const DEADLINE: Duration = Duration::from_secs(120);
+
 /// Advances the clock by one interval and collects events until the cycle's
 /// `Checked` (or a failure) arrives.
 fn tick(clock: &ManualClock, daemon: &fdir::Daemon) -> Vec<Event> {
     clock.advance(INTERVAL);
     let mut events = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + DEADLINE;
     while Instant::now() < deadline {
         if let Some(e) = daemon.next_event(Duration::from_millis(50)) {
             let end = matches!(e, Event::Checked(_) | Event::CheckFailed { .. });
@@ -80,7 +84,7 @@ fn tick(clock: &ManualClock, daemon: &fdir::Daemon) -> Vec<Event> {
             }
         }
     }
-    panic!("no check within 10 s of a tick; got {events:?}")
+    panic!("no check within {DEADLINE:?} of a tick; got {events:?}")
 }
 
 fn declared(events: &[Event]) -> Vec<(Vec<Subsystem>, Option<Severity>)> {
@@ -235,24 +239,33 @@ fn a_failing_check_is_reported_and_the_daemon_goes_on() {
     daemon.stop();
 }
 
+/// Runs `f` on a thread; whether it returned before [`DEADLINE`].
+fn returns(f: impl FnOnce() + Send + 'static) -> bool {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        f();
+        let _ = tx.send(());
+    });
+    rx.recv_timeout(DEADLINE).is_ok()
+}
+
 #[test]
-fn stop_ends_a_30_second_sleep_at_once() {
+fn stop_ends_a_long_sleep_at_once() {
+    // Functional, not a benchmark: the daemon sleeps for a day between
+    // checks, so a stop that waited for the interval would never return
+    // within the (generous) deadline, however busy the machine.
+    let day = Config::default().interval(Duration::from_secs(86_400));
     let src = Procfs::mock(MAPS, STATUS, CGROUP);
     let baseline = snapshot(&SystemClock, &src).unwrap();
-    let daemon = start_daemon(Config::default(), baseline, src, SystemClock, default_handler).unwrap();
+    let daemon = start_daemon(day.clone(), baseline, src, SystemClock, default_handler).unwrap();
     std::thread::sleep(Duration::from_millis(20));
-    let start = Instant::now();
-    daemon.stop();
-    // Functional, not a benchmark: it must not wait for the interval.
-    assert!(start.elapsed() < Duration::from_secs(5), "stop took {:?}", start.elapsed());
-    eprintln!("stop took {:?}", start.elapsed());
+    assert!(returns(move || daemon.stop()), "stop waited for the interval");
 
     // Dropping the handle stops it too.
     let src = Procfs::mock(MAPS, STATUS, CGROUP);
     let baseline = snapshot(&SystemClock, &src).unwrap();
-    let start = Instant::now();
-    drop(start_daemon(Config::default(), baseline, src, SystemClock, default_handler).unwrap());
-    assert!(start.elapsed() < Duration::from_secs(5));
+    let daemon = start_daemon(day, baseline, src, SystemClock, default_handler).unwrap();
+    assert!(returns(move || drop(daemon)), "dropping the handle waited for the interval");
 }
 
 #[test]
@@ -291,7 +304,7 @@ fn system_clock_daemon_detects_a_live_cgroup_move() {
     let config = Config::default().interval(Duration::from_millis(50));
     let daemon = start_daemon(config, baseline, fs, SystemClock, default_handler).unwrap();
     cg.enter(t.pid).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + DEADLINE;
     let mut seen = None;
     while Instant::now() < deadline && seen.is_none() {
         if let Some(Event::Declared { anomalies, severity }) = daemon.next_event(Duration::from_millis(100)) {
@@ -304,7 +317,7 @@ fn system_clock_daemon_detects_a_live_cgroup_move() {
     assert_eq!(anomalies[0].subsystem, Subsystem::Cgroups);
     cg.leave(t.pid);
     // And back: recovered.
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + DEADLINE;
     let mut recovered = false;
     while Instant::now() < deadline && !recovered {
         recovered = matches!(

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{ScratchCgroup, Testee, hierarchy, is_root, skip};
 use fdir::{Anomaly, Error, Observation, Procfs, Scope, Subsystem, SystemClock, Verdict, check_with, snapshot_with};
@@ -133,15 +133,14 @@ fn busy_process_never_raises_an_anomaly() {
     let baseline = snapshot_with(&SystemClock, &fs, ALL).unwrap();
     t.must("threads 8");
     t.must("churn 3");
-    let start = Instant::now();
-    let mut checks = 0;
-    while start.elapsed() < Duration::from_secs(3) {
+    // Twenty checks spread over the churn, however long they take: the
+    // count is what is judged, never the time.
+    let checks = 20;
+    for done in 0..checks {
         let v = check_with(&baseline, &SystemClock, &fs, ALL).unwrap();
-        assert!(v.is_ok(), "false alarm after {checks} checks: {:#?}", v.anomalies());
-        checks += 1;
+        assert!(v.is_ok(), "false alarm after {done} checks: {:#?}", v.anomalies());
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(checks >= 20, "only {checks} checks ran");
     eprintln!("busy_process_never_raises_an_anomaly: {checks} checks, 0 anomalies");
 }
 

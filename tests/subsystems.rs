@@ -52,6 +52,32 @@ fn capability_drop_is_detected_with_every_subsystem_on() {
     assert_drift(&anomalies(&b, &fs), &[Subsystem::Credentials], Subsystem::Credentials, "lost cap_chown");
 }
 
+/// Run-time churn a service makes for itself or its operator makes for it,
+/// and that is not isolation (SUPPORTED.md): CPU affinity set by `taskset`,
+/// the umask, transparent huge pages off, the timer slack, the thread's name.
+/// Quiet with every subsystem on; and a real change after it is still caught.
+#[test]
+fn churn_that_is_not_isolation_is_quiet() {
+    let mut t = Testee::spawn();
+    let fs = Procfs::try_pid(t.pid).unwrap();
+    let b = baseline(&fs);
+    let taskset = std::process::Command::new("taskset").args(["-p", "1", &t.pid.to_string()]).output();
+    match taskset {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => skip("churn_that_is_not_isolation_is_quiet: taskset", &String::from_utf8_lossy(&o.stderr)),
+        Err(e) => skip("churn_that_is_not_isolation_is_quiet: taskset", &format!("cannot run taskset: {e}")),
+    }
+    for cmd in ["umask 077", "thp-disable", "timerslack 200000", "name renamed"] {
+        t.must(cmd);
+    }
+    let got = anomalies(&b, &fs);
+    assert!(got.is_empty(), "churn that is not isolation drifted: {got:#?}");
+    if is_root() {
+        t.must("drop-bounding 0");
+        assert_drift(&anomalies(&b, &fs), &[Subsystem::Credentials], Subsystem::Credentials, "lost cap_chown");
+    }
+}
+
 #[test]
 fn unsharing_a_network_namespace_is_detected() {
     let mut t = Testee::spawn();
@@ -389,15 +415,12 @@ fn an_isolated_busy_process_never_raises_an_anomaly() {
     let b = snapshot_with(&SystemClock, &fs, ALL).unwrap();
     t.must("threads 8");
     t.must("churn 3");
-    let start = Instant::now();
-    let mut checks = 0;
-    while start.elapsed() < Duration::from_secs(3) {
+    // Twenty checks spread over the churn, however long they take.
+    for done in 0..20 {
         let v = check_with(&b, &SystemClock, &fs, ALL).unwrap();
-        assert!(matches!(v, Verdict::Ok(_)), "false alarm after {checks} checks: {:#?}", v.anomalies());
-        checks += 1;
+        assert!(matches!(v, Verdict::Ok(_)), "false alarm after {done} checks: {:#?}", v.anomalies());
         std::thread::sleep(Duration::from_millis(30));
     }
-    assert!(checks >= 20, "only {checks} checks ran");
     drop(t);
     drop(scratch);
 }
@@ -409,7 +432,7 @@ fn a_zombie_is_gone_not_drift() {
     let b = baseline(&fs);
     // SAFETY: kill with a pid of our own child, not yet reaped.
     assert_eq!(unsafe { libc::kill(libc::pid_t::try_from(t.pid).unwrap(), libc::SIGKILL) }, 0);
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(120);
     while fdir::Source::alive(&fs) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }

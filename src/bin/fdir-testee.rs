@@ -310,6 +310,28 @@ fn run(cmd: &str, arg: &str, rwx_page: &mut Option<usize>) -> Result<String, Str
         "seccomp-errno" => seccomp_errno(u32::try_from(num()?).map_err(|e| e.to_string())?),
         "seccomp-thread" => seccomp_thread(),
         "nnp" => prctl(libc::PR_SET_NO_NEW_PRIVS, 1),
+        // Run-time churn that is not isolation (SUPPORTED.md): the live tests
+        // check that fdir stays quiet.
+        "umask" => {
+            let mode = u32::from_str_radix(arg.trim(), 8).map_err(|e| format!("{arg:?}: {e}"))?;
+            rustix::process::umask(rustix::fs::Mode::from_raw_mode(mode));
+            Ok(String::new())
+        }
+        "thp-disable" => prctl(libc::PR_SET_THP_DISABLE, 1),
+        // Executes another program in this process (same pid, same stdin and
+        // stdout): `exec PATH ARGS...`. Returns only on failure.
+        "exec" => {
+            use std::os::unix::process::CommandExt;
+            let mut words = arg.split_whitespace();
+            let path = words.next().ok_or("exec: no program")?;
+            let _ = std::io::stdout().flush();
+            Err(std::process::Command::new(path).args(words).exec().to_string())
+        }
+        "timerslack" => prctl(libc::PR_SET_TIMERSLACK, num()?),
+        "name" => {
+            let name = std::ffi::CString::new(arg.trim()).map_err(|e| e.to_string())?;
+            rustix::thread::set_name(&name).map(|()| String::new()).map_err(|e| e.to_string())
+        }
         "rwx" => {
             let p = mmap_anon(libc::PROT_READ | libc::PROT_WRITE)?;
             mprotect(p, libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC)?;

@@ -11,10 +11,16 @@
 //! - **Fixed pseudo-mappings** (`[vdso]`, `[vvar]`, `[vsyscall]` ...): by name
 //!   and permissions.
 //! - **Anonymous memory** (including `[heap]`, `[stack]`, thread stacks and
-//!   named `[anon:...]` regions): only when it is executable, as a count per
-//!   class and permissions. Heap and stack growth, thread stacks and anonymous
-//!   churn never show; a new executable or writable+executable region always
-//!   does.
+//!   named `[anon:...]` regions): only when it is executable, and only which
+//!   *kinds* the process has (class and permissions: `anon anonymous rwxp`,
+//!   value [`PRESENT`]), never how many regions of a kind. Heap and stack
+//!   growth, thread stacks and anonymous churn never show; a JIT growing its
+//!   code space (V8 maps each new piece as a fresh rwx region) or flipping
+//!   its pages between rw- and r-x (W^X JITs) does not show either; a kind
+//!   of executable anonymous memory the process did not have always does.
+//!   A kind absent at a check but present in the baseline is not drift
+//!   (a W^X JIT's r-x pages are all writable for a moment): a check's form
+//!   is made comparable with [`project`], which adds the baseline's kinds.
 //! - **Data files** (files mapped without execute permission anywhere in the
 //!   process: locale archives, caches, databases): left out like anonymous
 //!   data, since mapping a file to read it is file access, not isolation. If
@@ -150,7 +156,12 @@ pub fn parse_line(line: &[u8]) -> Result<Mapping<'_>, &'static str> {
     Ok(Mapping { perms, offset, dev, inode, path, deleted })
 }
 
-type AnonCount<'a> = (&'static str, Mapping<'a>, u32);
+/// The value of an anonymous-memory record: the kind is present. Baseline
+/// files written before kinds replaced counts hold a count here; [`project`]
+/// compares by kind (the key) alone, so they still check quietly.
+pub const PRESENT: &str = "present";
+
+type AnonKind<'a> = (&'static str, Mapping<'a>);
 
 /// Pseudo and anonymous mappings always have offset 0 and device 00:00; any
 /// other value is recorded, so that no field of a recorded line is ignored.
@@ -187,9 +198,9 @@ pub fn canonicalize(input: &[u8], out: &mut Canon) -> Result<(), ParseError> {
         return Err(ParseError { line: 0, message: "no mappings (empty maps: the process is exiting or a zombie)" });
     }
 
-    // Executable anonymous regions, counted per class, permissions (and the
-    // offset and device, which the kernel always prints as zero).
-    let mut anon: Vec<AnonCount<'_>> = Vec::new();
+    // Executable anonymous memory: the kinds (class, permissions, and the
+    // offset and device, which the kernel always prints as zero), not counted.
+    let mut anon: Vec<AnonKind<'_>> = Vec::new();
     for &(m, class) in &mappings {
         match class {
             Class::File => {
@@ -212,25 +223,72 @@ pub fn canonicalize(input: &[u8], out: &mut Canon) -> Result<(), ParseError> {
             }
             Class::Anon(class) => {
                 if m.exec() {
-                    let same = |(c, p, _): &&mut AnonCount<'_>| {
+                    let same = |(c, p): &AnonKind<'_>| {
                         *c == class && p.perms == m.perms && p.offset == m.offset && p.dev == m.dev
                     };
-                    match anon.iter_mut().find(same) {
-                        Some(e) => e.2 = e.2.saturating_add(1),
-                        None => anon.push((class, m, 1)),
+                    if !anon.iter().any(same) {
+                        anon.push((class, m));
                     }
                 }
             }
         }
     }
-    for (class, m, count) in anon {
+    for (class, m) in anon {
         let mut w = out.record();
         w.str("anon ").str(class).str(" ").bytes(&m.perms);
         unusual_origin(&mut w, &m);
-        w.value().dec(u64::from(count));
+        w.value().str(PRESENT);
     }
     out.finish();
     Ok(())
+}
+
+/// Whether a record (key) is a kind of executable anonymous memory.
+pub fn is_anon_kind(key: &str) -> bool {
+    key.starts_with("anon ")
+}
+
+/// Makes a check's finished memory-maps `form` comparable with the
+/// `baseline`'s records: the executable anonymous kinds are compared by
+/// kind, as a set that may shrink but not grow. Every kind of the baseline
+/// is put in the form with the baseline's record (absent now or not: a W^X
+/// JIT's r-x kind disappears while it writes, and a kind the process had is
+/// not drift; an older baseline's count is taken as it is), and a kind the
+/// baseline does not have stays as it is, so it shows as added. Everything
+/// else is untouched. Idempotent; returns whether the form changed (its
+/// digest is then recomputed).
+///
+/// Without anonymous kinds in the baseline and in the form it does nothing
+/// and allocates nothing, the common case of a process without a JIT.
+pub fn project(baseline: &[super::Record], form: &mut Canon) -> bool {
+    let base = || baseline.iter().filter(|r| is_anon_kind(&r.key));
+    let line_of = |r: &super::Record| format!("{}\t{}", r.key, r.value);
+    if base().next().is_none() {
+        return false;
+    }
+    let key_of = |line: &str| line.split_once('\t').map_or(line, |(k, _)| k).to_owned();
+    // The form's own kinds, and what they become.
+    let own: Vec<String> = form.lines().filter(|l| is_anon_kind(l)).map(str::to_owned).collect();
+    let mut wanted: Vec<String> = base().map(line_of).collect();
+    for line in &own {
+        let key = key_of(line);
+        if !base().any(|r| r.key == key) {
+            wanted.push(line.clone());
+        }
+    }
+    wanted.sort_unstable();
+    wanted.dedup();
+    if wanted == own {
+        return false;
+    }
+    let mut out = Canon::new();
+    for line in form.lines().filter(|l| !is_anon_kind(l)).chain(wanted.iter().map(String::as_str)) {
+        let (k, v) = line.split_once('\t').unwrap_or((line, ""));
+        out.push_clean(k, v);
+    }
+    out.finish();
+    *form = out;
+    true
 }
 
 #[cfg(test)]
@@ -355,22 +413,136 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0 [vsyscall]
                 append("7f6f09000000-7f6f09100000 r-xs 00000000 fe:01 9999 /var/lib/db/data.mdb"),
             ),
             ("private mapping of libc made shared", edit("r-xp 00028000 fe:01 1717", "r-xs 00028000 fe:01 1717")),
-            (
-                "second W+X region of the same kind",
-                append(
-                    "7f6f0a000000-7f6f0a001000 rwxp 00000000 00:00 0 \n7f6f0b000000-7f6f0b001000 rwxp 00000000 00:00 0 ",
-                ),
-            ),
         ];
         let base = digest(BASE);
         for (name, text) in cases {
             assert_ne!(digest(&text), base, "{name} must change the digest");
         }
-        let one = digest(&append("7f6f0a000000-7f6f0a001000 rwxp 00000000 00:00 0 "));
-        let two = digest(&append(
-            "7f6f0a000000-7f6f0a001000 rwxp 00000000 00:00 0 \n7f6f0b000000-7f6f0b001000 rwxp 00000000 00:00 0 ",
-        ));
-        assert_ne!(one, two, "a second W+X region must show");
+    }
+
+    const RWX: &str = "7f6f0a000000-7f6f0a001000 rwxp 00000000 00:00 0 ";
+    const RWX2: &str = "7f6f0b000000-7f6f0b004000 rwxp 00000000 00:00 0 ";
+    const RX: &str = "7f6f0c000000-7f6f0c001000 r-xp 00000000 00:00 0 ";
+    const RX2: &str = "7f6f0d900000-7f6f0d901000 r-xp 00000000 00:00 0 ";
+    const RW: &str = "7f6f0c000000-7f6f0c001000 rw-p 00000000 00:00 0 ";
+
+    fn with(lines: &[&str]) -> String {
+        let mut s = BASE.to_owned();
+        for l in lines {
+            s.push_str(l);
+            s.push('\n');
+        }
+        s
+    }
+
+    fn records(text: &str) -> Vec<crate::canon::Record> {
+        let mut c = Canon::new();
+        canonicalize(text.as_bytes(), &mut c).unwrap();
+        c.records()
+    }
+
+    /// The digest of a check's form of `now`, made comparable with the
+    /// baseline `base` as a check does.
+    fn checked(base: &[crate::canon::Record], now: &str) -> crate::Digest {
+        let mut c = Canon::new();
+        canonicalize(now.as_bytes(), &mut c).unwrap();
+        project(base, &mut c);
+        c.digest(Subsystem::MemoryMaps)
+    }
+
+    fn baseline_digest(base: &[crate::canon::Record]) -> crate::Digest {
+        crate::canon::digest_records(Subsystem::MemoryMaps, base).unwrap()
+    }
+
+    /// Executable anonymous memory by kind: (name, baseline, now, drift?).
+    #[test]
+    fn anonymous_executable_memory_by_kind() {
+        let cases: &[(&str, &[&str], &[&str], bool)] = &[
+            ("JIT grows its rwx code space (V8)", &[RWX], &[RWX, RWX2], false),
+            ("JIT frees some of its code space", &[RWX, RWX2], &[RWX], false),
+            ("W^X JIT: r-x pages made writable for a moment", &[RX, RW], &[RW], false),
+            ("W^X JIT: more r-x pages", &[RX], &[RX, RX2], false),
+            ("W^X JIT: r-x gone, then back", &[RX], &[RX2], false),
+            ("JIT with both kinds loses one", &[RWX, RX], &[RWX], false),
+            ("JIT with both kinds loses both", &[RWX, RX], &[], false),
+            ("none -> rwx anonymous", &[], &[RWX], true),
+            ("none -> r-x anonymous", &[], &[RX], true),
+            ("r-x only -> rwx appears", &[RX], &[RX, RWX], true),
+            ("rwx only -> r-x appears", &[RWX], &[RX], true),
+            ("rwx kind absent, a new r-x kind", &[RWX], &[RX2], true),
+            ("heap made executable while a JIT runs", &[RWX], &[RWX], false),
+            (
+                "memfd mapped executable while a JIT runs",
+                &[RWX],
+                &[RWX, "7f6f0e000000-7f6f0e001000 r-xp 00000000 00:01 4242 /memfd:jit (deleted)"],
+                true,
+            ),
+            (
+                "named anonymous region made executable",
+                &[RWX],
+                &[RWX, "7f6f0e000000-7f6f0e001000 rwxp 00000000 00:00 0 [anon:evil]"],
+                false,
+            ),
+            ("another rwx region elsewhere", &[RWX], &[RWX2], false),
+        ];
+        for (name, base, now, drift) in cases {
+            let base = records(&with(base));
+            let got = checked(&base, &with(now)) != baseline_digest(&base);
+            assert_eq!(got, *drift, "{name}");
+        }
+        // The heap is a class of its own: made executable, it is a new kind.
+        let base = records(&with(&[RWX]));
+        let heap = BASE.replace("rw-p 00000000 00:00 0 [heap]", "rwxp 00000000 00:00 0 [heap]");
+        assert_ne!(checked(&base, &heap), baseline_digest(&base), "heap made executable");
+    }
+
+    #[test]
+    fn projection_is_idempotent_and_leaves_the_rest() {
+        let base = records(&with(&[RX]));
+        let mut c = Canon::new();
+        canonicalize(with(&[RWX]).as_bytes(), &mut c).unwrap();
+        assert!(project(&base, &mut c));
+        let once: Vec<String> = c.lines().map(str::to_owned).collect();
+        assert!(!project(&base, &mut c), "a second projection changes nothing");
+        assert_eq!(c.lines().map(str::to_owned).collect::<Vec<_>>(), once);
+        assert!(once.iter().any(|l| l == "anon anonymous r-xp\tpresent"), "{once:#?}");
+        assert!(once.iter().any(|l| l == "anon anonymous rwxp\tpresent"), "{once:#?}");
+        // Without kinds in the baseline, nothing to do.
+        let plain = records(BASE);
+        let mut c = Canon::new();
+        canonicalize(with(&[RWX]).as_bytes(), &mut c).unwrap();
+        assert!(!project(&plain, &mut c));
+    }
+
+    /// A baseline file written when the records counted regions
+    /// (`anon anonymous rwxp\t2`) still checks quietly, and a new kind still shows.
+    #[test]
+    fn baselines_with_counts_still_check() {
+        let old = |lines: &[(&str, &str)]| -> Vec<crate::canon::Record> {
+            let mut r: Vec<crate::canon::Record> = records(BASE);
+            for (k, v) in lines {
+                r.push(crate::canon::Record { key: (*k).to_owned(), value: (*v).to_owned() });
+            }
+            r.sort_by(|a, b| format!("{}\t{}", a.key, a.value).cmp(&format!("{}\t{}", b.key, b.value)));
+            r
+        };
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [&'a str], bool);
+        let cases: &[Case<'_>] = &[
+            (
+                "two rwx regions, now three",
+                &[("anon anonymous rwxp", "2")],
+                &[RWX, RWX2, RX2.replace("r-xp", "rwxp").leak()],
+                false,
+            ),
+            ("two rwx regions, now one", &[("anon anonymous rwxp", "2")], &[RWX], false),
+            ("rwx regions, r-x appears", &[("anon anonymous rwxp", "2")], &[RWX, RX], true),
+            ("r-x counted, gone for a moment", &[("anon anonymous r-xp", "1")], &[], false),
+        ];
+        for (name, base, now, drift) in cases {
+            let base = old(base);
+            let got = checked(&base, &with(now)) != baseline_digest(&base);
+            assert_eq!(got, *drift, "{name}");
+        }
     }
 
     #[test]

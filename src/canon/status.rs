@@ -9,6 +9,11 @@
 //! Volatile fields are never read: State, Vm*, Rss*, HugetlbPages, Threads,
 //! Sig*, ShdPnd, context switches, FDSize, PPid, TracerPid, NSpid (a thread's
 //! own id), NSpgid, NSsid, Name, Tgid, Pid, Ngid, CoreDumping.
+//!
+//! Fields a running service changes for itself, or that an operator changes
+//! for it, and that are not isolation ([`NOT_ISOLATION`]: the umask, CPU and
+//! memory-node affinity, `THP_enabled`, `untag_mask`) are not read either;
+//! SUPPORTED.md gives the reason for each.
 
 use std::fmt;
 
@@ -21,17 +26,33 @@ pub const SECCOMP_FIELDS: &[&str] = &[
     "NoNewPrivs",
     "Speculation_Store_Bypass",
     "SpeculationIndirectBranch",
-    "Cpus_allowed",
-    "Cpus_allowed_list",
-    "Mems_allowed",
-    "Mems_allowed_list",
     "NStgid",
-    "Umask",
-    "THP_enabled",
-    "untag_mask",
     "x86_Thread_features",
     "x86_Thread_features_locked",
 ];
+
+/// Fields of `status` that a service or its operator legitimately changes at
+/// run time and that are not isolation, so never part of a form: the umask
+/// (a daemon sets it around the files it creates; file permissions are the
+/// files' own), CPU and memory-node affinity (`taskset`, `numactl`, an
+/// orchestrator's CPU manager; placement, not privilege — a cpuset cgroup's
+/// limits are in `cgroup-limits`), `THP_enabled` (`PR_SET_THP_DISABLE`, set
+/// by databases and JVMs: a performance switch) and `untag_mask` (tagged
+/// addresses, enabled by the program for itself: an ABI feature). Baselines
+/// written when the `seccomp` tuple held them are upgraded on load
+/// ([`drop_not_isolation`]).
+pub const NOT_ISOLATION: &[&str] =
+    &["Umask", "Cpus_allowed", "Cpus_allowed_list", "Mems_allowed", "Mems_allowed_list", "THP_enabled", "untag_mask"];
+
+/// A `seccomp` tuple (a record value, `NAME=value; NAME=value`) without the
+/// fields of [`NOT_ISOLATION`], or `None` if it has none of them.
+pub fn drop_not_isolation(tuple: &str) -> Option<String> {
+    let dropped = |part: &&str| part.split_once('=').is_some_and(|(name, _)| NOT_ISOLATION.contains(&name));
+    if !tuple.split(SEPARATOR).any(|p| dropped(&p)) {
+        return None;
+    }
+    Some(tuple.split(SEPARATOR).filter(|p| !dropped(p)).collect::<Vec<_>>().join(SEPARATOR))
+}
 
 /// The fields of the `credentials` subsystem: who a thread is and what it may do.
 pub const CREDENTIAL_FIELDS: &[&str] = &["Uid", "Gid", "Groups", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"];
@@ -327,8 +348,13 @@ nonvoluntary_ctxt_switches:\t2
             write_tuple(out, fields.iter().map(|&name| (name, field(input, name))));
             Ok(())
         }
-        let long: Vec<&str> =
-            SECCOMP_FIELDS.iter().chain(CREDENTIAL_FIELDS).chain(["Name", "Pid", "State"].iter()).copied().collect();
+        let long: Vec<&str> = SECCOMP_FIELDS
+            .iter()
+            .chain(CREDENTIAL_FIELDS)
+            .chain(NOT_ISOLATION)
+            .chain(["Name", "Pid", "State"].iter())
+            .copied()
+            .collect();
         assert!(long.len() > ONE_PASS);
         let reversed: String = STATUS.lines().rev().map(|l| format!("{l}\n")).collect();
         let texts = [
@@ -375,14 +401,7 @@ nonvoluntary_ctxt_switches:\t2
             ("NoNewPrivs", "1"),
             ("Speculation_Store_Bypass", "thread force mitigated"),
             ("SpeculationIndirectBranch", "conditional force disabled"),
-            ("Cpus_allowed", "1"),
-            ("Cpus_allowed_list", "0"),
-            ("Mems_allowed", "00000000,00000003"),
-            ("Mems_allowed_list", "0-1"),
             ("NStgid", "4242\t1"),
-            ("Umask", "0000"),
-            ("THP_enabled", "0"),
-            ("untag_mask", "0xff00ffffffffffff"),
         ];
         let creds: &[(&str, &str)] = &[
             ("Uid", "1000\t0\t1000\t1000"),
@@ -407,6 +426,44 @@ nonvoluntary_ctxt_switches:\t2
             for (f, v) in others {
                 assert_eq!(digest(fields, &[&set(f, v)], sub), base, "{f} belongs to the other subsystem, not {sub}");
             }
+        }
+    }
+
+    /// Fields a service changes for itself and that are not isolation:
+    /// quiet in both subsystems.
+    #[test]
+    fn churn_that_is_not_isolation_is_quiet() {
+        let churn: &[(&str, &str)] = &[
+            ("Umask", "0077"),
+            ("Cpus_allowed", "1"),
+            ("Cpus_allowed_list", "0"),
+            ("Mems_allowed", "00000000,00000003"),
+            ("Mems_allowed_list", "0-1"),
+            ("THP_enabled", "0"),
+            ("untag_mask", "0xff00ffffffffffff"),
+        ];
+        assert_eq!(churn.iter().map(|(f, _)| *f).collect::<Vec<_>>(), NOT_ISOLATION);
+        for (sub, fields) in [(Subsystem::Seccomp, SECCOMP_FIELDS), (Subsystem::Credentials, CREDENTIAL_FIELDS)] {
+            let base = digest(fields, &[STATUS], sub);
+            for (f, v) in churn {
+                assert_eq!(digest(fields, &[&set(f, v)], sub), base, "{sub}: {f} is not isolation");
+            }
+        }
+    }
+
+    #[test]
+    fn an_older_tuple_loses_the_fields_that_are_not_isolation() {
+        let cases: &[(&str, Option<&str>)] = &[
+            (
+                "Seccomp=2; NoNewPrivs=1; Cpus_allowed=3; Umask=0022; NStgid=7",
+                Some("Seccomp=2; NoNewPrivs=1; NStgid=7"),
+            ),
+            ("Seccomp=0; THP_enabled=1; untag_mask=0xffffffffffffffff", Some("Seccomp=0")),
+            ("Seccomp=2; NoNewPrivs=1", None),
+            ("Cpus_allowed_list=0-1", Some("")),
+        ];
+        for (old, new) in cases {
+            assert_eq!(drop_not_isolation(old).as_deref(), *new, "{old}");
         }
     }
 

@@ -151,6 +151,7 @@ impl Watcher {
             return self.selftest_failed(e);
         }
         let (findings, part_summary) = self.monitor.cycle_part(&self.clock, part, parts);
+        let findings = self.policy.grade_execs(findings);
         self.round.merge(&part_summary);
         let now = self.clock.wall();
         let mut healthy = true;

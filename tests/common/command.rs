@@ -10,6 +10,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// How long a test waits for an event or an exit before it calls it a hang:
+/// generous, since a loaded machine (another build beside the tests) is slow,
+/// not wrong. No test asserts speed.
+pub const DEADLINE: Duration = Duration::from_secs(120);
+
 pub fn fdir() -> Command {
     Command::new(env!("CARGO_BIN_EXE_fdir"))
 }
@@ -47,6 +52,7 @@ pub fn assert_event_schema(v: &Value) {
         "transient" => &["pid", "subsystems"],
         "recovered" => &["pid", "subsystem", "drifted_for_ms"],
         "exited" => &["pid"],
+        "exec" => &["pid", "old", "new"],
         "reused" => &["pid", "now_start_time"],
         "error" => &["message"],
         "check" => &[
@@ -132,9 +138,11 @@ impl Watch {
         Watch { child, lines, seen: Vec::new(), rest: Vec::new() }
     }
 
-    /// Waits for an event matching `pred`, checking the schema of each one seen.
+    /// Waits for an event matching `pred`, checking the schema of each one
+    /// seen. The deadline is generous ([`DEADLINE`]): it catches a hang, and
+    /// says nothing about speed (a busy machine is slow, not wrong).
     pub fn wait_for(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + DEADLINE;
         while Instant::now() < deadline {
             if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) {
                 let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}"));
@@ -145,7 +153,20 @@ impl Watch {
                 }
             }
         }
-        panic!("no {what} within 20 s; saw {:#?}", self.seen)
+        panic!("no {what} within {} s; saw {:#?}", DEADLINE.as_secs(), self.seen)
+    }
+
+    /// Reads events for `d` (wall time: how long a workload is watched,
+    /// never a measure of speed), checking the schema of each one.
+    pub fn collect_for(&mut self, d: Duration) {
+        let end = Instant::now() + d;
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            if let Ok(line) = self.lines.recv_timeout(left.min(Duration::from_millis(100))) {
+                let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}"));
+                assert_event_schema(&v);
+                self.seen.push(v);
+            }
+        }
     }
 
     pub fn signal(&self, sig: i32) {
@@ -155,19 +176,19 @@ impl Watch {
 
     /// Waits for the process to end (after a signal sent with
     /// [`Watch::signal`]); its remaining events go to `rest`.
-    /// Panics if it has not ended within 20 s.
+    /// Panics if it has not ended within [`DEADLINE`].
     /// The pid of the `fdir watch` process.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
     pub fn child_wait(&mut self) -> i32 {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + DEADLINE;
         let status = loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 break status;
             }
-            assert!(Instant::now() < deadline, "fdir watch did not end within 20 s");
+            assert!(Instant::now() < deadline, "fdir watch did not end within {} s", DEADLINE.as_secs());
             std::thread::sleep(Duration::from_millis(20));
         };
         self.rest = self.lines.iter().map(|l| serde_json::from_str(&l).unwrap()).collect();

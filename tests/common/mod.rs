@@ -86,6 +86,16 @@ impl Testee {
         }
     }
 
+    /// Makes the testee execute `program` (another copy of the testee, to be
+    /// driven on): waits for the new program's `ready` line.
+    pub fn exec(&mut self, program: &str) {
+        writeln!(self.stdin, "exec {program}").unwrap();
+        self.stdin.flush().unwrap();
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        assert!(line.starts_with("ready "), "after exec {program}, the testee said {line:?}");
+    }
+
     /// Like `cmd`, failing the test on an error.
     pub fn must(&mut self, command: &str) -> String {
         self.cmd(command).unwrap_or_else(|e| panic!("testee {command}: {e}"))
