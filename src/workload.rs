@@ -117,12 +117,7 @@ impl Workload {
     /// `memory=/a; pids=/; unified=/`), without reading anything: of the
     /// first thread's tuple.
     pub fn from_cgroup_records(records: &[Record]) -> Option<Workload> {
-        let tuple = &records.iter().find(|r| r.key == "thread")?.value;
-        Some(best(tuple.split(crate::canon::status::SEPARATOR).filter_map(|member| {
-            let (name, path) = member.split_once('=')?;
-            let name = if name == "unified" { "" } else { name };
-            Some((name, unescape(path)))
-        })))
+        Some(best(members(records.iter().find(|r| r.key == "thread")?)))
     }
 
     /// The text form, for people: `nginx.service`, `docker:3f2a1b9c0d4e`,
@@ -150,6 +145,16 @@ impl fmt::Display for Workload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.tag())
     }
+}
+
+/// The (hierarchy, path) pairs of one `thread` record of a `cgroups`
+/// baseline, with the v2 hierarchy named as in `/proc/PID/cgroup` (empty).
+fn members(record: &Record) -> impl Iterator<Item = (&str, String)> + '_ {
+    record.value.split(crate::canon::status::SEPARATOR).filter_map(|member| {
+        let (name, path) = member.split_once('=')?;
+        let name = if name == "unified" { "" } else { name };
+        Some((name, unescape(path)))
+    })
 }
 
 /// A path as a `cgroups` record holds it: `\\` is a backslash, `\x3b` a `;`.
@@ -302,6 +307,17 @@ impl Selector {
                 Workload::from_cgroup(cgroup).container.is_some_and(|id| id.to_ascii_lowercase().starts_with(prefix))
             }
         }
+    }
+}
+
+impl Selector {
+    /// Whether a process whose `cgroups` baseline holds these records is
+    /// selected (any of its threads' tuples).
+    pub fn matches_records(&self, records: &[Record]) -> bool {
+        records.iter().filter(|r| r.key == "thread").any(|r| {
+            let text: String = members(r).map(|(name, path)| format!("0:{name}:{path}\n")).collect();
+            self.matches(text.as_bytes())
+        })
     }
 }
 
