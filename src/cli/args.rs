@@ -231,10 +231,8 @@ impl TargetArgs {
             Some(Coverage::All)
         } else if self.system {
             Some(Coverage::System)
-        } else if let Some(selector) = self.unit.clone().or_else(|| self.container.clone()) {
-            Some(Coverage::Workload { selector })
         } else {
-            None
+            self.unit.clone().or_else(|| self.container.clone()).map(|selector| Coverage::Workload { selector })
         }
     }
 }
