@@ -151,9 +151,10 @@ impl fmt::Display for Workload {
 /// baseline, with the v2 hierarchy named as in `/proc/PID/cgroup` (empty).
 fn members(record: &Record) -> impl Iterator<Item = (&str, String)> + '_ {
     record.value.split(crate::canon::status::SEPARATOR).filter_map(|member| {
-        let (name, path) = member.split_once('=')?;
+        // `name=systemd=/a`: the path is what follows the first `=/`.
+        let (name, path) = member.split_once("=/")?;
         let name = if name == "unified" { "" } else { name };
-        Some((name, unescape(path)))
+        Some((name, format!("/{}", unescape(path))))
     })
 }
 
@@ -189,21 +190,23 @@ fn rank(w: &Workload) -> u8 {
 }
 
 /// The workload of the path that says the most, in the order of preference:
-/// unified, `name=systemd`, then the rest as given.
+/// unified, `name=systemd`, then the others by hierarchy name (and path),
+/// so that a file and the sorted records of a baseline choose alike.
 fn best(paths: impl Iterator<Item = (impl AsRef<str>, String)>) -> Workload {
-    let mut found: Vec<(u8, Workload)> = paths
+    let mut found: Vec<(u8, u8, String, String, Workload)> = paths
         .map(|(controllers, path)| {
-            let order = match controllers.as_ref() {
+            let controllers = controllers.as_ref().to_owned();
+            let order = match controllers.as_str() {
                 "" => 0,
                 "name=systemd" => 1,
                 _ => 2,
             };
-            (order, Workload::from_path(&path))
+            let w = Workload::from_path(&path);
+            (2 - rank(&w), order, controllers, path, w)
         })
         .collect();
-    // Stable: within one order, the file's.
-    found.sort_by_key(|(order, w)| (std::cmp::Reverse(rank(w)), *order));
-    found.into_iter().next().map(|(_, w)| w).unwrap_or_default()
+    found.sort_unstable_by(|a, b| (a.0, a.1, &a.2, &a.3).cmp(&(b.0, b.1, &b.2, &b.3)));
+    found.into_iter().next().map(|(.., w)| w).unwrap_or_default()
 }
 
 fn qos_of(part: &str) -> Option<&'static str> {
@@ -550,6 +553,73 @@ mod tests {
             "/docker-.scope",
         ] {
             let _ = Workload::from_path(p);
+        }
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Path components of every runtime, and odd ones.
+        fn part() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just("system.slice".to_owned()),
+                Just("kubepods.slice".to_owned()),
+                Just("kubepods".to_owned()),
+                Just("burstable".to_owned()),
+                Just("kubepods-besteffort.slice".to_owned()),
+                Just(format!("kubepods-burstable-pod{}.slice", POD.replace('-', "_"))),
+                Just(format!("pod{POD}")),
+                Just(format!("docker-{ID}.scope")),
+                Just(format!("cri-containerd-{ID}.scope")),
+                Just(format!("crio-{ID}")),
+                Just(format!("libpod-{ID}.scope")),
+                Just("docker".to_owned()),
+                Just("lxc".to_owned()),
+                Just("lxc.payload.web1".to_owned()),
+                Just(ID.to_owned()),
+                Just("nginx.service".to_owned()),
+                Just("user@1000.service".to_owned()),
+                Just("a;b\\x3b\\c.scope".to_owned()),
+                "[a-z0-9@._;\\\\-]{0,12}",
+            ]
+        }
+
+        fn file() -> impl Strategy<Value = String> {
+            let line = (
+                prop_oneof![Just(""), Just("name=systemd"), Just("pids"), Just("memory")],
+                proptest::collection::vec(part(), 0..6),
+            );
+            proptest::collection::vec(line, 1..4).prop_map(|lines| {
+                lines.iter().enumerate().map(|(i, (c, parts))| format!("{i}:{c}:/{}\n", parts.join("/"))).collect()
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+            /// Never a panic, whatever the bytes.
+            #[test]
+            fn any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+                let _ = Workload::from_cgroup(&bytes);
+                let _ = Selector::Unit("a.service".into()).matches(&bytes);
+                let _ = Selector::Container("abcd".into()).matches(&bytes);
+            }
+
+            /// A baseline's records name the workload the file names, and a
+            /// selector takes the same processes from either: a resumed check
+            /// labels and restricts as a fresh read does.
+            #[test]
+            fn records_say_what_the_file_says(text in file(), unit in part()) {
+                let mut canon = crate::canon::Canon::default();
+                crate::canon::cgroup::canonicalize_thread(text.as_bytes(), &mut canon).unwrap();
+                let records = canon.records();
+                // v2 and v1 lines: the records hold them by hierarchy name, sorted.
+                prop_assert_eq!(Workload::from_cgroup_records(&records).map(|w| w.tag()), Some(Workload::from_cgroup(text.as_bytes()).tag()));
+                if let Ok(selector) = Selector::unit(&unit) {
+                    prop_assert_eq!(selector.matches_records(&records), selector.matches(text.as_bytes()));
+                }
+            }
         }
     }
 }
