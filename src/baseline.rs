@@ -145,6 +145,13 @@ pub enum Coverage {
     All,
     /// Node-wide state (`--system`).
     System,
+    /// The processes of one workload (`--unit`, `--container`), found by
+    /// their cgroup paths; those that start later are baselined on first
+    /// sight, as with `--all`.
+    Workload {
+        /// Which workload.
+        selector: crate::workload::Selector,
+    },
 }
 
 impl fmt::Display for Coverage {
@@ -159,6 +166,7 @@ impl fmt::Display for Coverage {
             }
             Coverage::All => f.write_str("every process"),
             Coverage::System => f.write_str("the node"),
+            Coverage::Workload { selector } => write!(f, "the processes of {selector}"),
         }
     }
 }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::explain::Change;
 use crate::monitor::{Finding, Summary};
+use crate::workload::Workload;
 use crate::{Anomaly, Digest, Observation, Severity, Snapshot, Stops, Subsystem, Sweep, Target};
 
 /// Which target an event is about.
@@ -29,6 +30,11 @@ pub struct Who {
     /// The host name, for the node (`--system`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// The workload the process belongs to, from its cgroup path (`unit`,
+    /// `container`, `runtime`, `pod`, `qos`), where known: each field only
+    /// when the path names it.
+    #[serde(flatten)]
+    pub workload: Workload,
 }
 
 impl From<&Target> for Who {
@@ -39,6 +45,7 @@ impl From<&Target> for Who {
                 name: (!name.is_empty()).then(|| name.clone()),
                 start_time: (*start_time != 0).then_some(*start_time),
                 node: None,
+                workload: Workload::default(),
             },
             Target::Node { hostname, .. } => Who { node: Some(hostname.clone()), ..Who::default() },
             _ => Who::default(),
@@ -49,11 +56,15 @@ impl From<&Target> for Who {
 impl fmt::Display for Who {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (&self.pid, &self.name, &self.node) {
-            (Some(pid), Some(name), _) => write!(f, "pid {pid} ({name})"),
-            (Some(pid), None, _) => write!(f, "pid {pid}"),
-            (None, _, Some(host)) => write!(f, "node {host}"),
-            _ => f.write_str("node"),
+            (Some(pid), Some(name), _) => write!(f, "pid {pid} ({name})")?,
+            (Some(pid), None, _) => write!(f, "pid {pid}")?,
+            (None, _, Some(host)) => write!(f, "node {host}")?,
+            _ => f.write_str("node")?,
         }
+        if !self.workload.is_empty() {
+            write!(f, " [{}]", self.workload)?;
+        }
+        Ok(())
     }
 }
 
@@ -470,6 +481,24 @@ impl EventRecord {
             EventRecord::Campaign { .. } => "campaign",
             EventRecord::Check { .. } => "check",
             EventRecord::Stopped { .. } => "stopped",
+        }
+    }
+
+    /// The process or node the event is about, if it is about one.
+    pub fn who_mut(&mut self) -> Option<&mut Who> {
+        match self {
+            EventRecord::Baseline { who, .. }
+            | EventRecord::Unobservable { who, .. }
+            | EventRecord::Anomaly { who, .. }
+            | EventRecord::Transient { who, .. }
+            | EventRecord::Recovered { who, .. }
+            | EventRecord::Exited { who, .. }
+            | EventRecord::Reused { who, .. }
+            | EventRecord::Error { who, .. }
+            | EventRecord::Action { who, .. }
+            | EventRecord::BaselineRepaired { who, .. }
+            | EventRecord::BaselineLost { who, .. } => Some(who),
+            _ => None,
         }
     }
 

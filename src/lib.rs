@@ -60,6 +60,7 @@ mod snapshot;
 mod source;
 mod subsystem;
 mod time;
+pub mod workload;
 
 pub use baseline::{BaselineFile, Coverage, Key};
 pub use clock::{Clock, ManualClock, StopSignal, SystemClock};
@@ -77,3 +78,4 @@ pub use snapshot::{
 };
 pub use source::{CgroupMounts, FileId, MAX_FILE, Procfs, STOP_TIMEOUT, Source, Target, boot_id, list_processes};
 pub use subsystem::{Scope, Severity, Subsystem, default_handler};
+pub use workload::{Selector, Workload};

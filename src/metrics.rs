@@ -21,6 +21,13 @@
 //! | `fdir_action_failures_total` | counter | `severity`, `action` |
 //! | `fdir_selftest_failures_total` | counter | |
 //! | `fdir_baseline_repairs_total` | counter | |
+//! | `fdir_workload_anomalies_total` | counter, only with `--metrics-workload-labels` | `unit`, `container`, `pod`, `subsystem` |
+//!
+//! Workload labels are on one series of their own, which the user turns on
+//! ([`Metrics::enable_workload_labels`]): never on the default series, whose
+//! cardinality is fixed (subsystems × severities). Even then its series are
+//! bounded: beyond [`MAX_WORKLOAD_SERIES`] label sets, drifts are counted
+//! under `unit="other"`.
 //!
 //! Every `subsystem` × `severity` pair of `fdir_anomalies_total` and every
 //! subsystem of `fdir_recoveries_total` is exported from the start with the
@@ -77,6 +84,13 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// action name that varies cannot grow the registry without bound.
 pub const MAX_ACTION_SERIES: usize = 64;
 
+/// The most label sets of `fdir_workload_anomalies_total`; drifts of further
+/// workloads are counted under `unit="other"`.
+pub const MAX_WORKLOAD_SERIES: usize = 1000;
+
+/// A label set of `fdir_workload_anomalies_total`: unit, container, pod, subsystem.
+type WorkloadKey = (String, String, String, &'static str);
+
 /// The action name that actions beyond [`MAX_ACTION_SERIES`] are counted under.
 pub const OTHER_ACTION: &str = "other";
 
@@ -101,6 +115,8 @@ pub struct Metrics {
 
 #[derive(Debug)]
 struct State {
+    /// `fdir_workload_anomalies_total`, once enabled.
+    workload_anomalies: Option<BTreeMap<WorkloadKey, u64>>,
     checks: u64,
     check_failures: u64,
     selftest_failures: u64,
@@ -165,6 +181,7 @@ impl Metrics {
         let recoveries = Subsystem::ALL.iter().map(|sub| (sub.name(), 0)).collect();
         Metrics {
             state: Mutex::new(State {
+                workload_anomalies: None,
                 checks: 0,
                 check_failures: 0,
                 selftest_failures: 0,
@@ -217,6 +234,29 @@ impl Metrics {
     pub fn anomaly(&self, subsystem: Subsystem, severity: Severity) {
         let mut s = self.lock();
         let n = s.anomalies.entry((subsystem.name(), severity.name())).or_insert(0);
+        *n = n.saturating_add(1);
+    }
+
+    /// Serves `fdir_workload_anomalies_total{unit,container,pod,subsystem}`
+    /// (`--metrics-workload-labels`): a series per workload that drifted,
+    /// at most [`MAX_WORKLOAD_SERIES`].
+    pub fn enable_workload_labels(&self) {
+        let mut s = self.lock();
+        s.workload_anomalies.get_or_insert_with(BTreeMap::new);
+    }
+
+    /// A drift of `subsystem` in a process of `workload`: counts it in
+    /// `fdir_workload_anomalies_total`, when enabled (an empty label for
+    /// what the workload does not name).
+    pub fn workload_anomaly(&self, workload: &crate::Workload, subsystem: Subsystem) {
+        let mut s = self.lock();
+        let Some(series) = s.workload_anomalies.as_mut() else { return };
+        let label = |v: &Option<String>| v.as_deref().unwrap_or_default().chars().take(256).collect::<String>();
+        let mut key = (label(&workload.unit), label(&workload.container), label(&workload.pod), subsystem.name());
+        if !series.contains_key(&key) && series.len() >= MAX_WORKLOAD_SERIES {
+            key = ("other".into(), String::new(), String::new(), subsystem.name());
+        }
+        let n = series.entry(key).or_insert(0);
         *n = n.saturating_add(1);
     }
 
@@ -354,6 +394,25 @@ impl Metrics {
         family(&mut out, name, "counter", "Drifts declared, by subsystem and by the severity they were graded.");
         for ((subsystem, severity), n) in &s.anomalies {
             sample(&mut out, name, &[("subsystem", subsystem), ("severity", severity)], &n.to_string());
+        }
+
+        if let Some(series) = &s.workload_anomalies {
+            let name = "fdir_workload_anomalies_total";
+            family(
+                &mut out,
+                name,
+                "counter",
+                "Drifts declared, by the workload of the process (unit, container, pod) and subsystem.",
+            );
+            for ((unit, container, pod, subsystem), n) in series {
+                let labels = [
+                    ("unit", unit.as_str()),
+                    ("container", container.as_str()),
+                    ("pod", pod.as_str()),
+                    ("subsystem", *subsystem),
+                ];
+                sample(&mut out, name, &labels, &n.to_string());
+            }
         }
 
         let name = "fdir_recoveries_total";
@@ -949,6 +1008,41 @@ mod tests {
         assert_eq!(last_count, count, "{name} +Inf bucket != _count");
         let sum = value(samples, &format!("{name}_sum"), &[]);
         assert!(sum >= 0.0);
+    }
+
+    #[test]
+    fn workload_labels_only_when_asked_and_bounded() {
+        let m = Metrics::new();
+        let nginx = crate::Workload { unit: Some("nginx.service".into()), ..crate::Workload::default() };
+        m.workload_anomaly(&nginx, Subsystem::Seccomp);
+        assert!(!m.render().contains("fdir_workload_anomalies_total"), "off by default");
+        m.enable_workload_labels();
+        m.workload_anomaly(&nginx, Subsystem::Seccomp);
+        m.workload_anomaly(&nginx, Subsystem::Seccomp);
+        let pod = crate::Workload {
+            container: Some("3f2a".into()),
+            runtime: Some("containerd".into()),
+            pod: Some("1f2e".into()),
+            ..crate::Workload::default()
+        };
+        m.workload_anomaly(&pod, Subsystem::Cgroups);
+        let samples = parse(&m.render());
+        let name = "fdir_workload_anomalies_total";
+        let labels = [("unit", "nginx.service"), ("container", ""), ("pod", ""), ("subsystem", "seccomp")];
+        assert_eq!(value(&samples, name, &labels), 2.0);
+        let labels = [("unit", ""), ("container", "3f2a"), ("pod", "1f2e"), ("subsystem", "cgroups")];
+        assert_eq!(value(&samples, name, &labels), 1.0);
+        // The default series has no workload label.
+        assert!(samples.iter().filter(|s| s.name == "fdir_anomalies_total").all(|s| !s.labels.contains_key("unit")));
+        // Bounded: further workloads are counted as "other".
+        for i in 0..MAX_WORKLOAD_SERIES + 10 {
+            let w = crate::Workload { unit: Some(format!("u{i}.service")), ..crate::Workload::default() };
+            m.workload_anomaly(&w, Subsystem::Seccomp);
+        }
+        let samples = parse(&m.render());
+        assert_eq!(samples.iter().filter(|s| s.name == name).count(), MAX_WORKLOAD_SERIES + 1);
+        let other = [("unit", "other"), ("container", ""), ("pod", ""), ("subsystem", "seccomp")];
+        assert!(value(&samples, name, &other) >= 10.0);
     }
 
     fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {

@@ -13,9 +13,11 @@ use std::time::{Duration, Instant};
 use crate::baseline::{BaselineFile, Coverage};
 use crate::daemon::{Outcome, Tracker};
 use crate::digest::{Digest, Hasher};
+use crate::event::{EventRecord, Who};
 use crate::guard::{Redundant, Vote};
 use crate::snapshot::{Checker, Observation, Status};
 use crate::source::list_processes;
+use crate::workload::{Selector, Workload};
 use crate::{
     Anomaly, Clock, CodeBudget, Error, Procfs, Report, SETTLE_YOUNGER_THAN, Snapshot, Source, Stops, Subsystem, Sweep,
     Target, snapshot_with,
@@ -245,6 +247,15 @@ pub struct Monitor {
     /// listing and opening them again.
     listed: Option<Vec<u32>>,
     ahead: BTreeMap<u32, Result<Procfs, Error>>,
+    /// `--unit`, `--container`: which processes discovery takes.
+    selector: Option<Selector>,
+    /// `--unit`, `--container`: processes outside the workload, not looked
+    /// at again while they live.
+    outside: BTreeMap<u32, Procfs>,
+    /// The workloads of processes that exited or were found gone since the
+    /// last cycle, for the events that say so (pid, start time, workload).
+    /// Those found gone at resume are kept for the first cycle's events.
+    gone: BTreeMap<u32, (u64, Workload, bool)>,
 }
 
 impl std::fmt::Debug for Monitor {
@@ -275,6 +286,28 @@ fn unobservable_findings(s: &Snapshot, out: &mut Vec<Finding>) -> usize {
 
 fn all_unobservable(s: &Snapshot) -> bool {
     !s.subsystems.is_empty() && s.subsystems.values().all(|o| matches!(o, Observation::Unobservable { .. }))
+}
+
+/// A workload from a snapshot's `cgroups` records, if it has them and they
+/// name one.
+fn workload_of_records(s: &Snapshot) -> Option<Workload> {
+    match s.subsystems.get(&Subsystem::Cgroups) {
+        Some(Observation::Observed { records, .. }) => Workload::from_cgroup_records(records).filter(|w| !w.is_empty()),
+        _ => None,
+    }
+}
+
+/// The workload of a watched process: from its baseline's `cgroups`
+/// records, else from its `cgroup` file, read now.
+#[cold]
+#[inline(never)]
+fn workload_of(fs: &Procfs, s: &Snapshot) -> Option<Workload> {
+    if let Some(Observation::Observed { .. }) = s.subsystems.get(&Subsystem::Cgroups) {
+        return workload_of_records(s);
+    }
+    let mut cgroup = Vec::new();
+    fs.read("cgroup", &mut cgroup).ok()?;
+    Some(Workload::from_cgroup(&cgroup)).filter(|w| !w.is_empty())
 }
 
 /// The most threads a cycle checks on (never more than the machine's cores).
@@ -397,6 +430,8 @@ enum Sighting {
     KernelThread(Procfs),
     /// Too young to baseline yet.
     Young(Seen),
+    /// Not of the workload watched (`--unit`, `--container`).
+    Outside(Procfs),
     /// Its baseline, or why none could be taken.
     Taken(Procfs, Target, Box<Result<Snapshot, Error>>),
 }
@@ -414,6 +449,7 @@ fn sight<C: Clock + ?Sized>(
     clock: &C,
     subsystems: &[Subsystem],
     wait: bool,
+    selector: Option<&Selector>,
 ) -> Sighting {
     if pid == own_pid {
         return Sighting::Nothing;
@@ -429,6 +465,15 @@ fn sight<C: Clock + ?Sized>(
     }
     if !wait && fs.age().ok().flatten().is_some_and(|age| age < SETTLE_YOUNGER_THAN) {
         return Sighting::Young(Seen { fs, target });
+    }
+    if let Some(selector) = selector {
+        // Its cgroup once it has settled: where systemd or a runtime put it.
+        let mut cgroup = Vec::new();
+        match fs.read("cgroup", &mut cgroup) {
+            Ok(()) if selector.matches(&cgroup) => {}
+            Err(Error::Gone { .. }) => return Sighting::Nothing,
+            _ => return Sighting::Outside(fs),
+        }
     }
     let taken = snapshot_with(clock, &fs, subsystems);
     Sighting::Taken(fs, target, Box::new(taken))
@@ -710,7 +755,6 @@ impl Monitor {
         subsystems.sort_unstable();
         subsystems.dedup();
         Monitor {
-            coverage,
             subsystems,
             confirm: confirm.max(1),
             code_budget: CodeBudget::DEFAULT,
@@ -726,6 +770,13 @@ impl Monitor {
             own_pid: std::process::id(),
             listed: None,
             ahead: BTreeMap::new(),
+            selector: match &coverage {
+                Coverage::Workload { selector } => Some(selector.clone()),
+                _ => None,
+            },
+            outside: BTreeMap::new(),
+            gone: BTreeMap::new(),
+            coverage,
         }
     }
 
@@ -743,6 +794,12 @@ impl Monitor {
         let mut m = Monitor::empty(coverage.clone(), subsystems, confirm);
         let mut findings = Vec::new();
         match &coverage {
+            Coverage::Workload { selector } => {
+                m.baseline_every(clock, &mut findings)?;
+                if m.watched.is_empty() {
+                    return Err(Error::Config(format!("no process of {selector} can be watched now")));
+                }
+            }
             Coverage::Pids { pids } => {
                 if pids.is_empty() {
                     return Err(Error::Config("no process ids given".into()));
@@ -753,21 +810,7 @@ impl Monitor {
                     m.add(fs, snapshot, false, Some(&mut findings));
                 }
             }
-            Coverage::All => {
-                // Young processes are set aside, then all baselined after one
-                // wait for the youngest to settle (not one wait each).
-                let pids = list_processes(&m.proc_root)?;
-                m.discover(&pids, clock, false, false, &mut findings);
-                let youngest = m.pending.values().filter_map(|s| s.fs.age().ok().flatten()).min();
-                if let Some(age) = youngest {
-                    std::thread::sleep(SETTLE_YOUNGER_THAN.saturating_sub(age));
-                }
-                let settled: Vec<u32> = std::mem::take(&mut m.pending)
-                    .into_iter()
-                    .filter_map(|(pid, seen)| seen.fs.alive().then_some(pid))
-                    .collect();
-                m.discover(&settled, clock, true, false, &mut findings);
-            }
+            Coverage::All => m.baseline_every(clock, &mut findings)?,
             Coverage::System => {
                 let fs = Procfs::try_system()?;
                 let snapshot = snapshot_with(clock, &fs, &m.subsystems)?;
@@ -775,6 +818,24 @@ impl Monitor {
             }
         }
         Ok((m, findings))
+    }
+
+    /// `--all` (or every process of a workload): young processes are set
+    /// aside, then all baselined after one wait for the youngest to settle
+    /// (not one wait each).
+    fn baseline_every<C: Clock + ?Sized>(&mut self, clock: &C, findings: &mut Vec<Finding>) -> Result<(), Error> {
+        let pids = list_processes(&self.proc_root)?;
+        self.discover(&pids, clock, false, false, findings);
+        let youngest = self.pending.values().filter_map(|s| s.fs.age().ok().flatten()).min();
+        if let Some(age) = youngest {
+            std::thread::sleep(SETTLE_YOUNGER_THAN.saturating_sub(age));
+        }
+        let settled: Vec<u32> = std::mem::take(&mut self.pending)
+            .into_iter()
+            .filter_map(|(pid, seen)| seen.fs.alive().then_some(pid))
+            .collect();
+        self.discover(&settled, clock, true, false, findings);
+        Ok(())
     }
 
     /// Resumes from a baseline file: each process is re-opened and must be the
@@ -839,10 +900,14 @@ impl Monitor {
                         if now.same_as(&snapshot.target) {
                             m.add(fs, snapshot, false, None);
                         } else {
+                            m.remember_gone(&snapshot);
                             findings.push(Finding::Reused { baseline: snapshot.target.clone(), now });
                         }
                     }
-                    Err(Error::Gone { .. }) => findings.push(Finding::Exited { target: snapshot.target.clone() }),
+                    Err(Error::Gone { .. }) => {
+                        m.remember_gone(&snapshot);
+                        findings.push(Finding::Exited { target: snapshot.target.clone() });
+                    }
                     Err(e) => findings.push(Finding::Failed { target: snapshot.target.clone(), error: e.to_string() }),
                 },
                 Target::Node { .. } => {
@@ -946,12 +1011,13 @@ impl Monitor {
             crate::fdcache::reserve(pids.len().saturating_mul(crate::fdcache::PER_TARGET));
         }
         let subsystems = &self.subsystems;
+        let selector = self.selector.as_ref();
         // A process pinned ahead is looked at as it was opened then.
         let items: Vec<(u32, Opened)> =
             pids.iter().map(|&pid| (pid, std::sync::Mutex::new(self.ahead.remove(&pid)))).collect();
         let sightings = crate::parallel::each(&items, workers, |(pid, opened)| {
             let opened = opened.lock().ok().and_then(|mut o| o.take());
-            sight(*pid, opened, own_pid, clock, subsystems, wait)
+            sight(*pid, opened, own_pid, clock, subsystems, wait, selector)
         });
         for (&pid, sighting) in pids.iter().zip(sightings) {
             match sighting {
@@ -978,6 +1044,9 @@ impl Monitor {
             }
             Sighting::KernelThread(fs) => {
                 self.kthreads.insert(pid, fs);
+            }
+            Sighting::Outside(fs) => {
+                self.outside.insert(pid, fs);
             }
             Sighting::Young(seen) => {
                 self.pending.insert(pid, seen);
@@ -1020,6 +1089,7 @@ impl Monitor {
         };
         let listed = |pid: &u32| pids.binary_search(pid).is_ok();
         self.kthreads.retain(|pid, fs| listed(pid) && fs.alive());
+        self.outside.retain(|pid, fs| listed(pid) && fs.alive());
         // A process whose stat could not be read cannot be pinned; it is
         // forgotten when its pid leaves the listing.
         self.unreadable.retain(|pid, s| listed(pid) && (s.target.pid_start() == 0 || s.fs.alive()));
@@ -1035,6 +1105,7 @@ impl Monitor {
                 !(self.watched.contains_key(pid)
                     || self.pending.contains_key(pid)
                     || self.kthreads.contains_key(pid)
+                    || self.outside.contains_key(pid)
                     || self.unreadable.contains_key(pid))
             })
             .collect();
@@ -1066,7 +1137,10 @@ impl Monitor {
             ..Summary::default()
         };
 
-        if self.coverage == Coverage::All && part == 0 {
+        if part == 0 && !self.gone.is_empty() {
+            self.forget_gone();
+        }
+        if (self.coverage == Coverage::All || self.selector.is_some()) && part == 0 {
             self.scan(clock, &mut findings);
             summary.new = findings.iter().filter(|f| matches!(f, Finding::Baselined { first_sight: true, .. })).count();
         }
@@ -1105,6 +1179,9 @@ impl Monitor {
     fn forget(&mut self, exited: &[u32]) {
         for pid in exited {
             if let Some(w) = self.watched.remove(pid) {
+                if let Some(workload) = workload_of(&w.fs, w.baseline.get()) {
+                    self.gone.insert(*pid, (w.target.pid_start(), workload, false));
+                }
                 let n = w
                     .baseline
                     .get()
@@ -1115,6 +1192,53 @@ impl Monitor {
                 self.partially = self.partially.saturating_sub(n);
                 self.partly = self.partly.saturating_sub(usize::from(n > 0));
             }
+        }
+    }
+
+    /// Keeps the workload of a process found gone at resume, for the event
+    /// that says so.
+    #[cold]
+    fn remember_gone(&mut self, snapshot: &Snapshot) {
+        if let (Some(pid), Some(workload)) = (snapshot.target.pid(), workload_of_records(snapshot)) {
+            self.gone.insert(pid, (snapshot.target.pid_start(), workload, true));
+        }
+    }
+
+    /// Forgets the workloads of processes reported gone in the last cycle
+    /// (those found gone at resume are reported by the first, and kept for it).
+    #[cold]
+    #[inline(never)]
+    fn forget_gone(&mut self) {
+        self.gone.retain(|_, (_, _, keep)| std::mem::replace(keep, false));
+    }
+
+    /// The workload of a watched process, or of one that exited since the
+    /// last cycle, from its baseline's `cgroups` records (or, without them,
+    /// its `cgroup` file): for the events about it. `None` when its cgroup
+    /// path names nothing, or the target is not the process watched.
+    pub fn workload(&self, target: &Target) -> Option<Workload> {
+        let pid = target.pid()?;
+        if let Some(w) = self.watched.get(&pid).filter(|w| w.target.same_as(target)) {
+            return workload_of(&w.fs, w.baseline.get());
+        }
+        let (start, workload, _) = self.gone.get(&pid)?;
+        (*start == target.pid_start()).then(|| workload.clone())
+    }
+
+    /// Fills in the workload of the process an event is about (`unit`,
+    /// `container`, `pod` ...), where known.
+    pub fn label(&self, event: &mut EventRecord) {
+        if let Some(who) = event.who_mut() {
+            self.label_who(who);
+        }
+    }
+
+    /// [`Monitor::label`] of a [`Who`].
+    pub fn label_who(&self, who: &mut Who) {
+        let Some(pid) = who.pid else { return };
+        let target = Target::Process { pid, start_time: who.start_time.unwrap_or(0), name: String::new() };
+        if let Some(workload) = self.workload(&target) {
+            who.workload = workload;
         }
     }
 

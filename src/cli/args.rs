@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use fdir::{CodeBudget, Coverage, Subsystem};
+use fdir::{CodeBudget, Coverage, Selector, Subsystem};
 
 const AFTER: &str = "\
 Exit status of snapshot and check: 0 no drift, 1 drift found, 2 could not check
@@ -31,6 +31,8 @@ pub enum Command {
     #[command(after_help = "Examples:
   fdir snapshot --pid 1234                     # one process, seed-plus subsystems
   fdir snapshot --all --subsystems all         # every process, every subsystem
+  fdir snapshot --unit nginx.service           # every process of a systemd unit
+  fdir snapshot --container 3f2a1b9c           # every process of a container
   fdir snapshot --pid 1234 --key /etc/fdir/key --baseline /var/lib/fdir/baseline.json")]
     Snapshot {
         /// Which targets.
@@ -78,7 +80,8 @@ pub enum Command {
     #[command(after_help = "Examples:
   fdir watch                                   # every process, every 30 s
   fdir watch --pid 1234 --interval 500ms --format json
-  fdir watch --all --metrics 127.0.0.1:9477    # Prometheus metrics at /metrics")]
+  fdir watch --all --metrics 127.0.0.1:9477    # Prometheus metrics at /metrics
+  fdir watch --unit nginx.service              # a unit's processes, new ones baselined on first sight")]
     Watch(WatchArgs),
     /// Test fdir itself: SHA-256 known answers and, with --campaign N, N
     /// faults injected into its in-memory baselines and canonical forms.
@@ -176,6 +179,11 @@ pub struct WatchArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9477).
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<String>,
+    /// Also serve fdir_workload_anomalies_total{unit,container,pod,subsystem}:
+    /// one series per workload that drifted (at most 1000; more are counted
+    /// under unit="other"). Off by default: it grows with the workloads.
+    #[arg(long, requires = "metrics")]
+    pub metrics_workload_labels: bool,
     /// Response policy (TOML): severity per subsystem, actions, cooldown,
     /// limits (see README "Responses").
     #[arg(long, value_name = "FILE")]
@@ -195,7 +203,7 @@ pub struct WatchArgs {
     pub code_budget: Option<CodeBudget>,
 }
 
-/// TARGET: --pid PID (repeatable) | --all | --system.
+/// TARGET: --pid PID (repeatable) | --all | --system | --unit NAME | --container ID.
 #[derive(Debug, Args, Clone, Default)]
 #[group(multiple = false)]
 pub struct TargetArgs {
@@ -208,6 +216,16 @@ pub struct TargetArgs {
     /// Node-wide state (kernel hardening, taint).
     #[arg(long)]
     pub system: bool,
+    /// The processes of a systemd unit, scope or slice (nginx.service;
+    /// nginx means nginx.service), found by their cgroup paths; under
+    /// watch and check, those that start later too.
+    #[arg(long, value_name = "NAME", value_parser = Selector::unit)]
+    pub unit: Option<Selector>,
+    /// The processes of a container (Docker, containerd, CRI-O, Podman: an
+    /// id prefix of at least 4 characters; LXC: its name), found by their
+    /// cgroup paths; under watch and check, those that start later too.
+    #[arg(long, value_name = "ID", value_parser = Selector::container)]
+    pub container: Option<Selector>,
 }
 
 impl TargetArgs {
@@ -223,7 +241,7 @@ impl TargetArgs {
         } else if self.system {
             Some(Coverage::System)
         } else {
-            None
+            self.unit.clone().or_else(|| self.container.clone()).map(|selector| Coverage::Workload { selector })
         }
     }
 }

@@ -152,6 +152,22 @@ pub fn restrict(mut loaded: BaselineFile, asked: Option<Coverage>, path: &Path) 
             loaded.coverage = asked;
             Ok(loaded)
         }
+        Coverage::Workload { selector } if loaded.coverage != Coverage::System => {
+            // The processes of the workload among those of the file, by the
+            // cgroup paths of their baselines.
+            loaded.targets.retain(|t| match t.subsystems.get(&Subsystem::Cgroups) {
+                Some(fdir::Observation::Observed { records, .. }) => selector.matches_records(records),
+                _ => false,
+            });
+            if loaded.targets.is_empty() {
+                bail!(
+                    "baseline file {} holds no baseline of a process of {selector} (with its cgroups): take one with fdir snapshot --{selector}",
+                    path.display()
+                );
+            }
+            loaded.coverage = asked;
+            Ok(loaded)
+        }
         _ => bail!(
             "baseline file {} covers {}, not {asked}: take a new baseline (fdir snapshot, or watch --rebaseline)",
             path.display(),
@@ -170,7 +186,7 @@ pub fn save(file: &FileArgs, key: Option<&Key>, m: &mut Monitor, clock: &SystemC
 }
 
 /// Prints the findings of a baseline: each target, or (text, many targets) a summary.
-pub fn report_baseline(out: &mut Output, findings: &[Finding], now: SystemTime) -> Result<()> {
+pub fn report_baseline(out: &mut Output, findings: &[Finding], now: SystemTime, monitor: &Monitor) -> Result<()> {
     let baselined: Vec<&Target> = findings
         .iter()
         .filter_map(|f| match f {
@@ -183,7 +199,8 @@ pub fn report_baseline(out: &mut Output, findings: &[Finding], now: SystemTime) 
         if compact && matches!(f, Finding::Baselined { .. }) {
             continue;
         }
-        for e in EventRecord::from_finding(now, f, Severity::Log) {
+        for mut e in EventRecord::from_finding(now, f, Severity::Log) {
+            monitor.label(&mut e);
             out.event(&e)?;
         }
     }
@@ -214,7 +231,7 @@ pub fn snapshot(target: TargetArgs, file: FileArgs, subsystems: Option<Subsystem
     writable(&file.baseline)?;
     let mut out = Output::new(format);
     let (mut monitor, findings) = Monitor::baseline(coverage, &subsystems, 2, &clock)?;
-    report_baseline(&mut out, &findings, clock.wall())?;
+    report_baseline(&mut out, &findings, clock.wall(), &monitor)?;
     let n = save(&file, key.as_ref(), &mut monitor, &clock)?;
     out.say(&format!(
         "wrote the baseline of {n} target{} ({}) to {}{}",
@@ -230,15 +247,22 @@ pub fn names(subsystems: &[Subsystem]) -> String {
     subsystems.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ")
 }
 
-/// Grades each drift finding with `policy` and turns findings into events.
-pub fn events_of(findings: &[Finding], now: SystemTime, policy: &Policy) -> Vec<(EventRecord, Option<Severity>)> {
+/// Grades each drift finding with `policy` and turns findings into events,
+/// each with the workload of its process where the monitor knows it.
+pub fn events_of(
+    findings: &[Finding],
+    now: SystemTime,
+    policy: &Policy,
+    monitor: &Monitor,
+) -> Vec<(EventRecord, Option<Severity>)> {
     let mut events = Vec::new();
     for f in findings {
         let severity = match f {
             Finding::Drift { anomalies, .. } => policy.grade(anomalies),
             _ => Severity::Log,
         };
-        for e in EventRecord::from_finding(now, f, severity) {
+        for mut e in EventRecord::from_finding(now, f, severity) {
+            monitor.label(&mut e);
             let graded = matches!(e, EventRecord::Anomaly { .. }).then_some(severity);
             events.push((e, graded));
         }
@@ -278,7 +302,8 @@ pub fn check(
         started.elapsed(),
         pinned.len()
     );
-    let strict = loaded.coverage != Coverage::All;
+    // A process of every process or of a workload may exit: not an error.
+    let strict = !matches!(loaded.coverage, Coverage::All | Coverage::Workload { .. });
     let mut out = Output::new(format);
     let mut code = NO_DRIFT;
     let (mut monitor, findings) = Monitor::resume_for_one_check_pinned(loaded, confirm, pinned)?;
@@ -300,7 +325,9 @@ pub fn check(
         }
     }
     let policy = Policy::default();
-    for (e, _) in events_of(&findings, now, &policy).into_iter().chain(events_of(&cycle, now, &policy)) {
+    let events =
+        events_of(&findings, now, &policy, &monitor).into_iter().chain(events_of(&cycle, now, &policy, &monitor));
+    for (e, _) in events {
         out.event(&e)?;
     }
     out.summarise(now)?;

@@ -234,9 +234,12 @@ impl Watcher {
                 }
             }
         }
-        for (e, severity) in events_of(findings, now, &self.policy) {
+        for (e, severity) in events_of(findings, now, &self.policy, &self.monitor) {
             match (&e, severity) {
-                (EventRecord::Anomaly { subsystem, .. }, Some(sev)) => self.metrics.anomaly(*subsystem, sev),
+                (EventRecord::Anomaly { subsystem, who, .. }, Some(sev)) => {
+                    self.metrics.anomaly(*subsystem, sev);
+                    self.metrics.workload_anomaly(&who.workload, *subsystem);
+                }
                 (EventRecord::Recovered { subsystem, .. }, _) => self.metrics.recovered(*subsystem),
                 (EventRecord::Error { .. }, _) => self.metrics.check_failed(),
                 _ => {}
@@ -248,15 +251,21 @@ impl Watcher {
         for f in findings {
             if let Finding::Drift { target, anomalies } = f {
                 let severity = self.policy.grade(anomalies);
-                let ndjson: String =
-                    anomalies.iter().map(|a| EventRecord::anomaly(now, target, a, severity).to_json() + "\n").collect();
+                let labelled = |a| {
+                    let mut e = EventRecord::anomaly(now, target, a, severity);
+                    self.monitor.label(&mut e);
+                    e.to_json() + "\n"
+                };
+                let ndjson: String = anomalies.iter().map(labelled).collect();
+                let mut who = Who::from(target);
+                self.monitor.label_who(&mut who);
                 for r in self.responder.respond(target, anomalies, severity, &ndjson) {
                     if matches!(r.outcome, Outcome::Done | Outcome::Failed) {
                         self.metrics.action(r.severity, r.action, r.outcome == Outcome::Done);
                     }
                     self.out.emit(&EventRecord::Action {
                         time: self.clock.wall(),
-                        who: Who::from(target),
+                        who: who.clone(),
                         severity: r.severity,
                         action: r.action.to_owned(),
                         outcome: r.outcome,
@@ -478,6 +487,9 @@ pub fn watch(o: WatchArgs) -> Result<u8> {
     monitor.set_code_budget(code_budget);
 
     let metrics = Arc::new(Metrics::new());
+    if o.metrics_workload_labels {
+        metrics.enable_workload_labels();
+    }
     for (sev, name) in [
         (fdir::Severity::Isolate, "isolate"),
         (fdir::Severity::Restart, "restart"),
@@ -508,7 +520,7 @@ pub fn watch(o: WatchArgs) -> Result<u8> {
     // A resume's baselines are the file's: in text, the line below says how
     // many; the processes gone since are reported by the first check.
     if !(use_file && out.format() == super::args::Format::Text) {
-        report_baseline(&mut out, &findings, clock.wall())?;
+        report_baseline(&mut out, &findings, clock.wall(), &monitor)?;
     }
     let (unreadable, subsystems, partly) = monitor.unobservable_parts();
     out.say(&format!(
