@@ -59,6 +59,7 @@ mod snapshot;
 mod source;
 mod subsystem;
 mod time;
+pub mod trust;
 
 pub use baseline::{BaselineFile, Coverage, Key};
 pub use clock::{Clock, ManualClock, StopSignal, SystemClock};
