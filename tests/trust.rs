@@ -233,3 +233,27 @@ fn files_others_could_have_written_are_refused_with_the_fix() {
     assert!(!open.exists());
     drop(t);
 }
+
+#[test]
+fn metrics_beyond_loopback_are_warned_about() {
+    // The endpoint has no authentication: bound to a non-loopback address,
+    // the watch says so on stderr (and serves, as asked).
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let t = Testee::spawn();
+    let pid = t.pid.to_string();
+    for (addr, warned) in [("0.0.0.0:0", true), ("127.0.0.1:0", false)] {
+        let log = d.join("stderr.log");
+        let err = std::fs::File::create(&log).unwrap();
+        let b = d.join(format!("b-{warned}.json"));
+        let args = ["--pid", pid.as_str(), "--interval", "100ms", "--format", "json", "--metrics", addr];
+        let mut w = Watch::start_with(&args, d, |c| {
+            c.arg("--baseline").arg(&b).stderr(err);
+        });
+        w.wait_for("the first check", is("check"));
+        let (c, _) = w.terminate();
+        assert_eq!(c, 0);
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(text.contains(&format!("--metrics {addr} is not a loopback address")), warned, "{addr}: {text}");
+    }
+}

@@ -505,7 +505,16 @@ pub fn watch(o: WatchArgs) -> Result<u8> {
         metrics.declare_action(sev, name);
     }
     let _server = match &o.metrics {
-        Some(addr) => Some(metrics::serve(Arc::clone(&metrics), addr)?),
+        Some(addr) => {
+            let server = metrics::serve(Arc::clone(&metrics), addr)?;
+            if !server.local_addr().ip().is_loopback() {
+                // Unauthenticated, and it names processes and subsystems.
+                tracing::warn!(
+                    "--metrics {addr} is not a loopback address: anyone who can reach it reads fdir's metrics without authentication; bind 127.0.0.1 and put it behind the node agent or a TLS proxy (docs/metrics.md)"
+                );
+            }
+            Some(server)
+        }
         None => None,
     };
 
