@@ -109,7 +109,7 @@ const SECCOMP_SETTINGS: &[(&str, &str)] = &[
 
 /// The last value of `key` in `text`, continuation lines joined.
 fn setting<'a>(text: &'a str, key: &str) -> Option<&'a str> {
-    text.lines().filter_map(|l| l.strip_prefix(key)).last()
+    text.lines().filter_map(|l| l.strip_prefix(key)).next_back()
 }
 
 /// The shipped unit puts fdir under seccomp, so it neither asks for
