@@ -70,7 +70,6 @@ pub struct ActionReport {
 /// a thread of their own (one at a time, in the order asked), so a command
 /// that runs up to its timeout never holds up the checks; their reports come
 /// back through [`Responder::finished`].
-#[derive(Debug)]
 pub struct Responder {
     actions: Actions,
     /// When each (pid, start time, action) last acted.
@@ -81,6 +80,21 @@ pub struct Responder {
     runner: Option<Runner>,
     /// An action was counted since [`Responder::take_changed`] last asked.
     changed: bool,
+    /// Where the state is kept, and the boot it is of.
+    keep: Option<(String, KeepState)>,
+}
+
+/// What keeps a [`ResponseState`] (the watch: beside the baseline).
+type KeepState = Box<dyn Fn(&ResponseState) + Send>;
+
+/// An action of a drift, decided before any runs.
+enum Plan {
+    /// Not run: passive, cooldown, limit, not configured.
+    Done(ActionReport),
+    /// Isolate the target.
+    Isolate,
+    /// Run this command.
+    Command(&'static str, String),
 }
 
 /// What a [`Responder`] remembers of the actions it took, to be kept with
@@ -159,6 +173,18 @@ struct Runner {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+impl fmt::Debug for Responder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Responder")
+            .field("actions", &self.actions)
+            .field("last", &self.last)
+            .field("recent", &self.recent)
+            .field("runner", &self.runner)
+            .field("keeps_state", &self.keep.is_some())
+            .finish()
+    }
+}
+
 impl fmt::Debug for Runner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Runner").field("running", &self.thread.is_some()).finish_non_exhaustive()
@@ -176,7 +202,7 @@ struct Context<'a> {
 impl Responder {
     /// A responder for `actions`.
     pub fn new(actions: Actions) -> Responder {
-        Responder { actions, last: BTreeMap::new(), recent: VecDeque::new(), runner: None, changed: false }
+        Responder { actions, last: BTreeMap::new(), recent: VecDeque::new(), runner: None, changed: false, keep: None }
     }
 
     /// Whether an action was counted (towards a cooldown or the limit) since
@@ -305,60 +331,84 @@ impl Responder {
             subsystems: anomalies.iter().map(|a| a.subsystem.name()).collect::<Vec<_>>().join(","),
             ndjson,
         };
-        let mut out = Vec::new();
+        // First what is to be done, each action let through (and counted)
+        // or not; then the state kept, before anything acts (a crash between
+        // an action and the keeping of its count would act again at restart);
+        // then the actions.
+        let mut plans = Vec::new();
         if let Some(cmd) = self.actions.on_anomaly.clone() {
-            out.extend(self.command("on-anomaly", &cmd, &ctx));
+            plans.push(self.plan("on-anomaly", Some(cmd), &ctx));
         }
-        let configured = |c: &Option<String>| c.clone();
         match severity {
             Severity::Log => {}
             Severity::Isolate => {
                 if self.actions.isolate == IsolateMethod::None {
-                    out.push(report("isolate", severity, Outcome::NotConfigured, "isolate = \"none\" in the policy"));
+                    plans.push(Plan::Done(report(
+                        "isolate",
+                        severity,
+                        Outcome::NotConfigured,
+                        "isolate = \"none\" in the policy",
+                    )));
                 } else {
-                    out.push(self.act("isolate", &ctx, |r| r.isolate(target)));
+                    plans.push(match self.permit("isolate", &ctx) {
+                        Some(refused) => Plan::Done(refused),
+                        None => Plan::Isolate,
+                    });
                 }
             }
             Severity::Restart | Severity::Degrade | Severity::SafeMode => {
                 let (name, cmd) = match severity {
-                    Severity::Restart => ("restart", configured(&self.actions.restart)),
-                    Severity::Degrade => ("degrade", configured(&self.actions.degrade)),
-                    _ => ("safe-mode", configured(&self.actions.safe_mode)),
+                    Severity::Restart => ("restart", self.actions.restart.clone()),
+                    Severity::Degrade => ("degrade", self.actions.degrade.clone()),
+                    _ => ("safe-mode", self.actions.safe_mode.clone()),
                 };
-                match cmd {
-                    Some(cmd) => out.extend(self.command(name, &cmd, &ctx)),
-                    None => out.push(report(
-                        name,
-                        severity,
-                        Outcome::NotConfigured,
-                        &format!("no {name} command in the policy"),
-                    )),
-                }
+                plans.push(self.plan(name, cmd, &ctx));
+            }
+        }
+        if self.keep.is_some()
+            && std::mem::take(&mut self.changed)
+            && let Some((boot_id, keep)) = &self.keep
+        {
+            keep(&self.state(boot_id));
+        }
+        let mut out = Vec::new();
+        for plan in plans {
+            match plan {
+                Plan::Done(r) => out.push(r),
+                Plan::Isolate => out.push(finished("isolate", severity, self.isolate(target))),
+                Plan::Command(name, cmd) => out.extend(self.command(name, &cmd, &ctx)),
             }
         }
         out
     }
 
-    /// Applies passive mode, the cooldown and the action limit, then runs `f`.
-    fn act(
-        &mut self,
-        name: &'static str,
-        ctx: &Context<'_>,
-        f: impl FnOnce(&mut Responder) -> Result<String, String>,
-    ) -> ActionReport {
+    /// A command action: let through (counted), or the report why not.
+    fn plan(&mut self, name: &'static str, cmd: Option<String>, ctx: &Context<'_>) -> Plan {
+        let Some(cmd) = cmd else {
+            return Plan::Done(report(
+                name,
+                ctx.severity,
+                Outcome::NotConfigured,
+                &format!("no {name} command in the policy"),
+            ));
+        };
         match self.permit(name, ctx) {
-            Some(refused) => refused,
-            None => finished(name, ctx.severity, f(self)),
+            Some(refused) => Plan::Done(refused),
+            None => Plan::Command(name, cmd),
         }
     }
 
-    /// A command, if passive mode, the cooldown and the action limit let it
-    /// run: on the runner thread if there is one (`None`: its report comes
-    /// through [`Responder::finished`]), else here.
+    /// Keeps the state ([`Responder::state`] for boot `boot_id`) with `keep`
+    /// each time an action is counted, before the action runs: a restart
+    /// that resumes it ([`Responder::resume`]) never runs an action twice
+    /// within its cooldown, even if fdir died while it ran.
+    pub fn keep_state_with(&mut self, boot_id: String, keep: impl Fn(&ResponseState) + Send + 'static) {
+        self.keep = Some((boot_id, Box::new(keep)));
+    }
+
+    /// A command let through: on the runner thread if there is one (`None`:
+    /// its report comes through [`Responder::finished`]), else here.
     fn command(&mut self, name: &'static str, cmd: &str, ctx: &Context<'_>) -> Option<ActionReport> {
-        if let Some(refused) = self.permit(name, ctx) {
-            return Some(refused);
-        }
         let timeout = self.actions.timeout;
         if let Some(jobs) = self.runner.as_ref().and_then(|r| r.jobs.as_ref()) {
             let job = Job {

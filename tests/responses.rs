@@ -227,6 +227,46 @@ fn cooldowns_survive_a_kill_9_and_restart() {
 }
 
 #[test]
+fn fifty_kills_never_lose_the_baseline_nor_repeat_an_action() {
+    // SIGKILL at a random point of a watch's life, 50 times over, with a
+    // drift that stays and an action with a cooldown: every restart resumes
+    // from its files (the check after each kill reads the drift, exit 1,
+    // never "could not check"), and the action ran once in all.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let count = d.join("count");
+    let config = d.join("fdir.toml");
+    std::fs::write(
+        &config,
+        format!("[actions]\non-anomaly = \"echo fired >> {}\"\ncooldown = \"1h\"\n", count.display()),
+    )
+    .unwrap();
+    let fired = || std::fs::read_to_string(&count).unwrap_or_default().lines().count();
+    let mut t = Testee::spawn();
+    let pid = t.pid.to_string();
+    let args = ["--pid", pid.as_str(), "--interval", "100ms", "--format", "json", "--config", config.to_str().unwrap()];
+    let mut w = Watch::start(&args, d);
+    w.wait_for("the first check", is("check"));
+    t.must("nnp");
+    assert_eq!(action(&mut w, "on-anomaly")["outcome"], "done");
+    w.signal(libc::SIGKILL);
+    w.child_wait();
+    let mut rng = common::Rng(0x2323);
+    for i in 0..50 {
+        let mut w = Watch::start(&args, d);
+        w.wait_for("the start", is("started"));
+        // Anywhere from the resume to a few cycles in.
+        std::thread::sleep(Duration::from_millis(u64::try_from(rng.below(400)).unwrap()));
+        w.signal(libc::SIGKILL);
+        w.child_wait();
+        let o = run(&["check"], d);
+        assert_eq!(code(&o), 1, "kill {i}: the baseline must check, and show the drift: {}", stderr(&o));
+        assert_eq!(fired(), 1, "kill {i}: the action ran again within its cooldown");
+    }
+    drop(t);
+}
+
+#[test]
 fn sighup_accepts_a_change_into_a_new_baseline() {
     let dir = tempfile::tempdir().unwrap();
     let mut t = Testee::spawn();

@@ -247,24 +247,7 @@ impl Watcher {
                 }
             }
         }
-        if self.responder.take_changed() {
-            self.save_response_state();
-        }
         Ok(healthy)
-    }
-
-    /// Keeps the cooldowns and the action limit beside the baseline, so a
-    /// restart resumes them. A failure is said, not fatal: the actions still
-    /// ran, and the next one tries again.
-    fn save_response_state(&mut self) {
-        let saved = fdir::boot_id().and_then(|boot| {
-            let payload = serde_json::to_vec(&self.responder.state(&boot))
-                .map_err(|e| fdir::Error::Bug(format!("cannot encode the response state: {e}")))?;
-            baseline::save_state(&baseline::state_path(&self.file.baseline), &payload, self.key.as_ref())
-        });
-        if let Err(e) = saved {
-            tracing::warn!("cooldowns and limits not kept, a restart would act again: {e}");
-        }
     }
 
     /// An action's event and metrics.
@@ -564,6 +547,17 @@ pub fn watch(o: WatchArgs) -> Result<u8> {
         let n = responder.resume(&state, &boot);
         tracing::info!("resumed {n} cooldowns and limits from {}", state_file.display());
     }
+    // Kept each time an action is counted, before it runs. A failure is
+    // said, not fatal: the action still runs, and the next one tries again.
+    let state_key = key.clone();
+    responder.keep_state_with(boot, move |state| {
+        let saved = serde_json::to_vec(state)
+            .map_err(|e| fdir::Error::Bug(format!("cannot encode the response state: {e}")))
+            .and_then(|payload| baseline::save_state(&state_file, &payload, state_key.as_ref()));
+        if let Err(e) = saved {
+            tracing::warn!("cooldowns and limits not kept, a restart would act again: {e}");
+        }
+    });
     if !policy.actions.passive {
         // Commands run beside the checks: one that runs up to its timeout
         // neither delays a check nor starves the systemd watchdog.
