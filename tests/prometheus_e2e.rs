@@ -4,9 +4,9 @@
 //! loaded, a real drift of the child, and the drift seen through Prometheus's
 //! HTTP API, as `fdir_anomalies_total` and as the `FdirDriftLogged` alert.
 //! All the while, five clients that send half a request and stall hold
-//! connections to fdir's metrics port (renewed before the server's timeout
-//! ends them): a server answering one client at a time would never answer a
-//! scrape within Prometheus's 1 s timeout.
+//! connections to fdir's metrics port (one the server ends is replaced at
+//! once): a server answering one client at a time never answers a scrape
+//! within Prometheus's 1 s timeout (tried: no scrape within the deadline).
 //!
 //! Everything listens on 127.0.0.1 only; nothing leaves the machine. Both
 //! servers and the child are killed and reaped, and their temporary
@@ -283,8 +283,9 @@ fn write_config(dir: &Path, fdir_port: u16) -> PathBuf {
     path
 }
 
-/// Five clients that each send half a request and stall, renewed every 3 s
-/// (longer than the server's 2 s timeout for a request), until dropped.
+/// Five clients that each send half a request and stall, at all times: one
+/// the server has answered (`408` at its timeout) or closed is replaced at
+/// once, until dropped.
 struct Stallers {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<usize>>,
@@ -296,23 +297,27 @@ impl Stallers {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = std::sync::Arc::clone(&stop);
         let thread = std::thread::spawn(move || {
+            let open = || {
+                let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).ok()?;
+                s.write_all(b"GET /metr").ok()?;
+                s.set_nonblocking(true).ok()?;
+                Some(s)
+            };
             let mut opened = 0;
+            let mut stalled: Vec<Option<TcpStream>> = (0..5).map(|_| None).collect();
             while !flag.load(Ordering::SeqCst) {
-                let batch: Vec<TcpStream> = (0..5)
-                    .filter_map(|_| {
-                        let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).ok()?;
-                        s.write_all(b"GET /metr").ok()?;
-                        Some(s)
-                    })
-                    .collect();
-                opened += batch.len();
-                for _ in 0..30 {
-                    if flag.load(Ordering::SeqCst) {
-                        break;
+                for slot in &mut stalled {
+                    let mut buf = [0u8; 64];
+                    let ended = match slot {
+                        None => true,
+                        Some(s) => !matches!(s.read(&mut buf), Err(e) if e.kind() == io::ErrorKind::WouldBlock),
+                    };
+                    if ended {
+                        *slot = open();
+                        opened += usize::from(slot.is_some());
                     }
-                    std::thread::sleep(Duration::from_millis(100));
                 }
-                drop(batch);
+                std::thread::sleep(Duration::from_millis(20));
             }
             opened
         });
