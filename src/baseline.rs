@@ -44,7 +44,7 @@ use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -179,6 +179,10 @@ pub enum BaselineProblem {
     /// There is no file at the path.
     #[error("does not exist")]
     Missing,
+    /// A symbolic link, another user's file, a file others may write, or one
+    /// in a directory others may write (`crate::trust`).
+    #[error("{0}")]
+    Untrusted(crate::trust::Untrusted),
     /// The path is a directory, a FIFO, a device ... (named).
     #[error("is {0}, not a baseline file")]
     NotAFile(&'static str),
@@ -286,6 +290,9 @@ pub enum KeyProblem {
     /// The file is larger than [`MAX_KEY_FILE`].
     #[error("is larger than {} KiB: it is not a key", MAX_KEY_FILE >> 10)]
     TooLarge,
+    /// Another user owns it, or others may write or read it.
+    #[error("{0}")]
+    Untrusted(crate::trust::Untrusted),
 }
 
 /// A secret key for the HMAC-SHA256 of a baseline file.
@@ -313,9 +320,10 @@ impl Key {
     /// and the file may hold at most [`MAX_KEY_FILE`] bytes.
     pub fn from_file(path: &Path) -> Result<Key, Error> {
         let fail = |problem| Error::Key { path: path.to_path_buf(), problem };
-        let mut bytes = read_bounded(path, MAX_KEY_FILE).map_err(|e| {
+        let mut bytes = read_bounded(path, MAX_KEY_FILE, Trust::Key).map_err(|e| {
             fail(match e {
                 ReadProblem::Missing => KeyProblem::Missing,
+                ReadProblem::Untrusted(u) => KeyProblem::Untrusted(u),
                 ReadProblem::NotAFile(kind) => KeyProblem::NotAFile(kind),
                 ReadProblem::Unreadable(e) => KeyProblem::Unreadable(e),
                 ReadProblem::TooLarge(_) => KeyProblem::TooLarge,
@@ -327,19 +335,9 @@ impl Key {
         if bytes.is_empty() {
             return Err(fail(KeyProblem::Empty));
         }
-        let key = Key::from_bytes(bytes).map_err(|len| fail(KeyProblem::TooShort { len }))?;
-        // Like ssh with a private key: a key others can read can sign a forged
-        // baseline. Said, not refused (the key still works); SECURITY.md.
-        if let Ok(meta) = fs::metadata(path)
-            && meta.permissions().mode() & 0o077 != 0
-        {
-            tracing::warn!(
-                "key file {} can be read or written by others (mode {:o}): anyone who can read it can sign a forged baseline; chmod 0600 it",
-                path.display(),
-                meta.permissions().mode() & 0o7777
-            );
-        }
-        Ok(key)
+        // Like ssh with a private key, a key others can read or write (or own)
+        // was refused when it was opened: it could sign a forged baseline.
+        Key::from_bytes(bytes).map_err(|len| fail(KeyProblem::TooShort { len }))
     }
 
     /// A key from raw bytes; `Err` with the length if it is shorter than
@@ -422,6 +420,9 @@ impl Key {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn save(path: &Path, file: &BaselineFile, key: Option<&Key>) -> Result<(), Error> {
+    // A file in a directory others may write would be refused when loaded.
+    crate::trust::check_dir(parent_dir(path))
+        .map_err(|u| Error::Baseline { path: path.to_path_buf(), problem: BaselineProblem::Untrusted(u) })?;
     let bytes = encode(path, file, key)?;
     write_atomically(path, &bytes, |_| Ok(()))?;
     if let Err(e) = remove_stale_temp_files(path) {
@@ -477,10 +478,11 @@ fn load_bounded(path: &Path, key: Option<&Key>, limit: u64) -> Result<BaselineFi
 }
 
 fn read_file(path: &Path, limit: u64) -> Result<Vec<u8>, Error> {
-    read_bounded(path, limit).map_err(|e| Error::Baseline {
+    read_bounded(path, limit, Trust::Baseline).map_err(|e| Error::Baseline {
         path: path.to_path_buf(),
         problem: match e {
             ReadProblem::Missing => BaselineProblem::Missing,
+            ReadProblem::Untrusted(u) => BaselineProblem::Untrusted(u),
             ReadProblem::NotAFile(kind) => BaselineProblem::NotAFile(kind),
             ReadProblem::Unreadable(e) => BaselineProblem::Unreadable(e),
             ReadProblem::TooLarge(size) => BaselineProblem::TooLarge { size, limit },
@@ -550,8 +552,13 @@ pub(crate) fn encode(path: &Path, file: &BaselineFile, key: Option<&Key>) -> Res
 
 /// The envelope around `payload`: header, optional HMAC, SHA-256, newline.
 pub(crate) fn seal(version: u64, payload: &[u8], key: Option<&Key>) -> Result<Vec<u8>, Error> {
+    seal_with(HEAD, version, payload, key)
+}
+
+/// [`seal`] under another header (another format in the same envelope).
+fn seal_with(head: &[u8], version: u64, payload: &[u8], key: Option<&Key>) -> Result<Vec<u8>, Error> {
     let mut out = Vec::with_capacity(payload.len() + 256);
-    out.extend_from_slice(HEAD);
+    out.extend_from_slice(head);
     out.extend_from_slice(version.to_string().as_bytes());
     out.extend_from_slice(PAYLOAD_TAG);
     out.extend_from_slice(payload);
@@ -643,6 +650,14 @@ fn open_sealed(path: &Path, sealed: &[u8], key: Option<&Key>) -> Result<Baseline
         Some((payload, hex)) => (payload, Some(hex)),
         None => (body, None),
     };
+    check_hmac(path, sealed, hmac, key)?;
+    crate::payload::decode(version, payload).map_err(|r| refused(path, r))
+}
+
+/// Checks the HMAC of `sealed` (its hex value `hmac`, if the file has one)
+/// with `key`: a signed file needs its key, an unsigned one is refused with a key.
+fn check_hmac(path: &Path, sealed: &[u8], hmac: Option<&str>, key: Option<&Key>) -> Result<(), Error> {
+    let fail = |problem| Error::Baseline { path: path.to_path_buf(), problem };
     match (hmac, key) {
         (Some(hex), Some(key)) => {
             // The HMAC covers every byte before its hex value.
@@ -655,13 +670,75 @@ fn open_sealed(path: &Path, sealed: &[u8], key: Option<&Key>) -> Result<Baseline
             from_hex(hex, &mut tag).ok_or_else(|| Error::Bug("HMAC hex checked but not decoded".into()))?;
             let mut mac = key.mac()?;
             mac.update(covered);
-            mac.verify_slice(&tag).map_err(|_| fail(BaselineProblem::HmacMismatch))?;
+            mac.verify_slice(&tag).map_err(|_| fail(BaselineProblem::HmacMismatch))
         }
-        (Some(_), None) => return Err(fail(BaselineProblem::Signed)),
-        (None, Some(_)) => return Err(fail(BaselineProblem::Unsigned)),
-        (None, None) => {}
+        (Some(_), None) => Err(fail(BaselineProblem::Signed)),
+        (None, Some(_)) => Err(fail(BaselineProblem::Unsigned)),
+        (None, None) => Ok(()),
     }
-    crate::payload::decode(version, payload).map_err(|r| refused(path, r))
+}
+
+/// The header of a response-state file: the baseline file's envelope
+/// (SHA-256, optional HMAC) around another payload.
+const STATE_HEAD: &[u8] = b"{\"format\":\"fdir-response-state\",\"version\":";
+
+/// The version of the response-state format (its own, not the baseline's).
+const STATE_VERSION: u64 = 1;
+
+/// The largest response-state file fdir reads: 16 MiB.
+pub const MAX_STATE: u64 = 16 << 20;
+
+/// Where the response state of the baseline file at `path` is kept:
+/// `PATH.responses`, beside it.
+pub fn state_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".responses");
+    PathBuf::from(name)
+}
+
+/// Saves `payload` (JSON) as a response-state file at `path`, in the
+/// baseline file's envelope (its SHA-256, and an HMAC with `key`), atomically
+/// as [`save`] does; refused in a directory others may write.
+pub fn save_state(path: &Path, payload: &[u8], key: Option<&Key>) -> Result<(), Error> {
+    crate::trust::check_dir(parent_dir(path))
+        .map_err(|u| Error::Baseline { path: path.to_path_buf(), problem: BaselineProblem::Untrusted(u) })?;
+    let bytes = seal_with(STATE_HEAD, STATE_VERSION, payload, key)?;
+    write_atomically(path, &bytes, |_| Ok(()))
+}
+
+/// Loads the payload of a response-state file written by [`save_state`],
+/// checked as a baseline file is (owner, mode, no symbolic link, its
+/// directory; every byte by its SHA-256; its HMAC with `key`). `Ok(None)` if
+/// there is none.
+pub fn load_state(path: &Path, key: Option<&Key>) -> Result<Option<Vec<u8>>, Error> {
+    let bytes = match read_file(path, MAX_STATE) {
+        Err(Error::Baseline { problem: BaselineProblem::Missing, .. }) => return Ok(None),
+        other => other?,
+    };
+    let fail = |problem| Error::Baseline { path: path.to_path_buf(), problem };
+    if bytes.is_empty() {
+        return Err(fail(BaselineProblem::Empty));
+    }
+    let Some((sealed, claimed)) = split_digest(&bytes) else { return Err(fail(BaselineProblem::Truncated)) };
+    if Digest::of(sealed) != claimed {
+        return Err(fail(BaselineProblem::DigestMismatch));
+    }
+    let after_head = sealed.strip_prefix(STATE_HEAD).ok_or_else(|| fail(BaselineProblem::NotBaseline))?;
+    let (version, after_version) = parse_version(after_head)
+        .ok_or_else(|| fail(BaselineProblem::Invalid("its version is not a number".into())))?;
+    if version != STATE_VERSION {
+        return Err(fail(BaselineProblem::UnsupportedVersion { found: version }));
+    }
+    let body = after_version
+        .strip_prefix(PAYLOAD_TAG)
+        .and_then(|b| b.strip_suffix(SHA_TAG))
+        .ok_or_else(|| fail(BaselineProblem::Invalid("no \"payload\" after the version".into())))?;
+    let (payload, hmac) = match split_hmac(body) {
+        Some((payload, hex)) => (payload, Some(hex)),
+        None => (body, None),
+    };
+    check_hmac(path, sealed, hmac, key)?;
+    Ok(Some(payload.to_vec()))
 }
 
 /// The error of a refused payload, naming the file.
@@ -714,18 +791,42 @@ fn parse_version(s: &[u8]) -> Option<(u64, &[u8])> {
 
 enum ReadProblem {
     Missing,
+    Untrusted(crate::trust::Untrusted),
     NotAFile(&'static str),
     Unreadable(io::Error),
     /// The size when the file reported it, `None` if it grew while read.
     TooLarge(Option<u64>),
 }
 
+/// What a file read by [`read_bounded`] is, for its trust checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trust {
+    Baseline,
+    Key,
+}
+
 /// Reads a regular file of at most `limit` bytes, checked on the size the file
 /// reports and again while reading (a file can grow, and `/proc` files report
 /// no size). Opened non-blocking so that a FIFO is refused, not waited on.
-fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, ReadProblem> {
-    let file = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(|e| {
-        if e.kind() == io::ErrorKind::NotFound { ReadProblem::Missing } else { ReadProblem::Unreadable(e) }
+///
+/// Trust (`crate::trust`): a baseline ([`Trust::Baseline`]) is opened without
+/// following a symbolic link and its directory is checked; the file opened is
+/// refused if someone other than root or fdir's user may have written it (a
+/// key also if others may read it).
+fn read_bounded(path: &Path, limit: u64, trust: Trust) -> Result<Vec<u8>, ReadProblem> {
+    let mut flags = libc::O_NONBLOCK;
+    if trust == Trust::Baseline {
+        flags |= libc::O_NOFOLLOW;
+        crate::trust::check_dir(parent_dir(path)).map_err(ReadProblem::Untrusted)?;
+    }
+    let file = OpenOptions::new().read(true).custom_flags(flags).open(path).map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound {
+            ReadProblem::Missing
+        } else if trust == Trust::Baseline && e.raw_os_error() == Some(libc::ELOOP) {
+            ReadProblem::Untrusted(crate::trust::Untrusted::Symlink { path: path.to_path_buf() })
+        } else {
+            ReadProblem::Unreadable(e)
+        }
     })?;
     let meta = file.metadata().map_err(ReadProblem::Unreadable)?;
     let kind = meta.file_type();
@@ -742,6 +843,8 @@ fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, ReadProblem> {
             "not a regular file"
         }));
     }
+    let kind = if trust == Trust::Key { crate::trust::Kind::Secret } else { crate::trust::Kind::Public };
+    crate::trust::check_file(path, &meta, kind).map_err(ReadProblem::Untrusted)?;
     if meta.len() > limit {
         return Err(ReadProblem::TooLarge(Some(meta.len())));
     }
@@ -945,6 +1048,7 @@ Mems_allowed_list:\t0
         match result {
             Ok(_) => "accepted",
             Err(Error::Baseline { problem, .. }) => match problem {
+                BaselineProblem::Untrusted(_) => "untrusted",
                 BaselineProblem::Missing => "missing",
                 BaselineProblem::NotAFile(_) => "not-a-file",
                 BaselineProblem::BadPath => "bad-path",
@@ -1110,6 +1214,7 @@ Mems_allowed_list:\t0
         for text in [&b"a 32-byte secret for the tests!!"[..], b"a 32-byte secret for the tests!!\n"] {
             let key_path = dir.path().join("key");
             fs::write(&key_path, text).unwrap();
+            fs::set_permissions(&key_path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
             let from_file = Key::from_file(&key_path).unwrap();
             assert_eq!(load(&path, Some(&from_file)).unwrap(), file);
         }
@@ -1426,12 +1531,14 @@ Mems_allowed_list:\t0
         assert!(made.success());
         assert_eq!(kind(load(&fifo, None)), "not-a-file");
         assert_eq!(kind(load(Path::new("/dev/null"), None)), "not-a-file");
-        // A symbolic link to a baseline is followed.
+        // A symbolic link to a baseline is not followed (it may have been
+        // planted): refused, naming the link.
         let real = dir.path().join("real.json");
         save(&real, &sample(1), None).unwrap();
         let link = dir.path().join("link.json");
         std::os::unix::fs::symlink(&real, &link).unwrap();
-        assert!(load(&link, None).is_ok());
+        assert_eq!(kind(load(&link, None)), "untrusted");
+        assert!(load(&real, None).is_ok());
     }
 
     #[test]
@@ -1473,6 +1580,9 @@ Mems_allowed_list:\t0
         let path = dir.path().join("key");
         let message = |path: &Path| Key::from_file(path).unwrap_err().to_string();
         assert_eq!(message(&path), format!("key file {} does not exist", path.display()));
+        // Keys are refused when others may read them (tests/trust.rs).
+        fs::write(&path, b"").unwrap();
+        fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
         for (text, expected) in [
             (&b""[..], "is empty".to_owned()),
             (b"\n", "is empty".to_owned()),

@@ -60,6 +60,7 @@ mod snapshot;
 mod source;
 mod subsystem;
 mod time;
+pub mod trust;
 pub mod workload;
 
 pub use baseline::{BaselineFile, Coverage, Key};

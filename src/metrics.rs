@@ -54,6 +54,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -558,9 +559,10 @@ impl MetricsServer {
         self.thread.as_ref().is_some_and(|t| !t.is_finished())
     }
 
-    /// Stops the server and returns once its thread has ended: at once when
-    /// idle, after at most [`REQUEST_TIMEOUT`] (twice, reading then writing)
-    /// when it is serving a slow client. The port is closed on return.
+    /// Stops the server and returns once its accepting thread has ended;
+    /// the port is closed on return. A client being answered is answered on
+    /// its own thread, which ends within [`REQUEST_TIMEOUT`] (twice, reading
+    /// then writing).
     pub fn stop(mut self) {
         self.shutdown();
     }
@@ -595,7 +597,9 @@ impl Default for Limits {
 }
 
 /// Serves `metrics` over HTTP on `addr` (e.g. `127.0.0.1:9477`, `[::]:9477`,
-/// or port 0 for any free port) from one new thread, one connection at a time.
+/// or port 0 for any free port): one new thread accepts, and each connection
+/// is answered on a thread of its own (at most [`MAX_CLIENTS`] at once, one
+/// more is told `503`), so a slow client holds up no other.
 ///
 /// - `GET /metrics`: `200` with [`Metrics::render`], `Content-Type`
 ///   [`CONTENT_TYPE`];
@@ -632,13 +636,12 @@ fn serve_with(metrics: Arc<Metrics>, addr: &str, limits: Limits) -> Result<Metri
 
 /// The server loop: accept, answer, close; between connections, wait on the
 /// stop channel (which wakes at once when the handle is dropped).
-fn run(listener: &TcpListener, metrics: &Metrics, stopped: &Receiver<()>, limits: Limits) {
+fn run(listener: &TcpListener, metrics: &Arc<Metrics>, stopped: &Receiver<()>, limits: Limits) {
+    let active = Arc::new(AtomicUsize::new(0));
     loop {
         let wait = match listener.accept() {
             Ok((stream, peer)) => {
-                if let Err(e) = handle(stream, metrics, limits) {
-                    tracing::debug!(%peer, "metrics request failed: {e}");
-                }
+                answer(stream, peer, metrics, &active, limits);
                 Duration::ZERO
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => ACCEPT_POLL,
@@ -658,6 +661,60 @@ fn run(listener: &TcpListener, metrics: &Metrics, stopped: &Receiver<()>, limits
         if stop {
             return;
         }
+    }
+}
+
+/// The most connections answered at once; one more is told `503` at once.
+pub const MAX_CLIENTS: usize = 16;
+
+/// Answers a connection on a thread of its own, so that a slow client holds
+/// up no other (each is bounded by [`REQUEST_TIMEOUT`]); beyond
+/// [`MAX_CLIENTS`] at once, a `503`. Without a thread to be had, answered
+/// here.
+fn answer(stream: TcpStream, peer: SocketAddr, metrics: &Arc<Metrics>, active: &Arc<AtomicUsize>, limits: Limits) {
+    /// Counts a connection being answered, until dropped.
+    struct Slot(Arc<AtomicUsize>);
+    impl Drop for Slot {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    if active.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
+        drop(Slot(Arc::clone(active)));
+        let busy = Response::text(503, "Service Unavailable", "too many clients at once\n").to_bytes();
+        let mut stream = stream;
+        // A fresh socket's send buffer takes a short response without
+        // waiting; what has arrived is read, not waited for (a request that
+        // arrives after the close may reset the connection: refused either way).
+        let _ = stream.set_nonblocking(true).and_then(|()| stream.write_all(&busy));
+        let _ = stream.shutdown(Shutdown::Write);
+        drain(&mut stream, Instant::now());
+        tracing::debug!(%peer, "metrics: {MAX_CLIENTS} clients already, answered 503");
+        return;
+    }
+    let slot = Slot(Arc::clone(active));
+    let m = Arc::clone(metrics);
+    let (tx, rx) = mpsc::channel::<TcpStream>();
+    let spawned = std::thread::Builder::new().name("fdir-metrics-client".into()).spawn(move || {
+        let _slot = slot;
+        if let Ok(stream) = rx.recv()
+            && let Err(e) = handle(stream, &m, limits)
+        {
+            tracing::debug!(%peer, "metrics request failed: {e}");
+        }
+    });
+    let stream = match spawned {
+        Ok(_) => match tx.send(stream) {
+            Ok(()) => return,
+            Err(mpsc::SendError(stream)) => stream,
+        },
+        Err(e) => {
+            tracing::debug!("metrics: no thread for a client ({e}); answered in turn");
+            stream
+        }
+    };
+    if let Err(e) = handle(stream, metrics, limits) {
+        tracing::debug!(%peer, "metrics request failed: {e}");
     }
 }
 
@@ -1505,6 +1562,63 @@ mod tests {
         assert!(start.elapsed() < bound, "{:?}", start.elapsed());
         assert!(out.is_empty() || out.starts_with(b"HTTP/1.1 408"), "{}", String::from_utf8_lossy(&out));
         assert_eq!(get(addr, "/metrics").0, 200);
+        server.stop();
+    }
+
+    #[test]
+    fn slow_clients_do_not_hold_up_a_scrape() {
+        // Clients that send half a request and stall, with a timeout longer
+        // than the test: a scrape is still answered, and they still wait
+        // (a server answering one at a time would never reach the scrape).
+        let limits = Limits { max_request: MAX_REQUEST, timeout: Duration::from_secs(600) };
+        let server = serve_with(Arc::new(busy()), "127.0.0.1:0", limits).unwrap();
+        let addr = server.local_addr();
+        let stalled: Vec<TcpStream> = (0..5)
+            .map(|_| {
+                let mut s = TcpStream::connect(addr).unwrap();
+                s.write_all(b"GET /metr").unwrap();
+                s
+            })
+            .collect();
+        let (status, _, body) = get(addr, "/metrics");
+        assert_eq!(status, 200);
+        assert!(body.contains("fdir_checks_total"), "{body}");
+        for mut s in &stalled {
+            s.set_nonblocking(true).unwrap();
+            let mut buf = [0u8; 16];
+            let e = s.read(&mut buf).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "a stalled client was answered");
+        }
+        // MAX_CLIENTS stalled at once: the next is told 503 (once the server
+        // has taken them all in), and served again once they have gone.
+        let more: Vec<TcpStream> = (stalled.len()..MAX_CLIENTS).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        // A refused client reads 503, or a reset if its request arrived
+        // after the server closed (0 here).
+        let status = || {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut out = String::new();
+            match s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").and_then(|()| s.read_to_string(&mut out)) {
+                Ok(_) => split(&out).0,
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => 0,
+                Err(e) => panic!("{e}"),
+            }
+        };
+        let until = |want: u16| {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let status = status();
+                if status == want || (want == 503 && status == 0) {
+                    return;
+                }
+                assert!(Instant::now() < deadline, "no {want} within 60 s (last {status})");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
+        until(503);
+        drop(more);
+        drop(stalled);
+        until(200);
         server.stop();
     }
 

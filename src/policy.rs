@@ -164,12 +164,21 @@ pub const MAX_CONFIG: u64 = 1 << 20;
 
 impl Policy {
     /// Reads a policy file; errors name the file and the key.
+    ///
+    /// The file holds commands fdir runs (as root, usually): it is refused if
+    /// another user than root or fdir's own owns it, or if its group or others
+    /// may write it ([`crate::trust`]).
     pub fn load(path: &Path) -> Result<Policy, Error> {
-        let meta = std::fs::metadata(path).map_err(|e| Error::io("read", path, e))?;
+        use std::io::Read;
+        let file = std::fs::File::open(path).map_err(|e| Error::io("read", path, e))?;
+        let meta = file.metadata().map_err(|e| Error::io("read", path, e))?;
+        crate::trust::check_file(path, &meta, crate::trust::Kind::Public)
+            .map_err(|u| Error::Config(format!("policy file {} {u}", path.display())))?;
         if meta.len() > MAX_CONFIG {
             return Err(Error::Config(format!("{} is larger than 1 MiB", path.display())));
         }
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
+        let mut text = String::new();
+        file.take(MAX_CONFIG + 1).read_to_string(&mut text).map_err(|e| Error::io("read", path, e))?;
         Policy::parse(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
     }
 

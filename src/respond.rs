@@ -10,6 +10,9 @@ use std::io::Write as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -61,13 +64,131 @@ pub struct ActionReport {
 }
 
 /// Runs the responses of a policy.
-#[derive(Debug)]
+///
+/// Passive mode, the cooldown and the action limit are decided at once, on
+/// the caller's thread. With [`Responder::run_beside`], commands then run on
+/// a thread of their own (one at a time, in the order asked), so a command
+/// that runs up to its timeout never holds up the checks; their reports come
+/// back through [`Responder::finished`].
 pub struct Responder {
     actions: Actions,
     /// When each (pid, start time, action) last acted.
     last: BTreeMap<(u32, u64, &'static str), Instant>,
     /// When actions ran, within the window.
     recent: VecDeque<Instant>,
+    /// The thread commands run on, if started.
+    runner: Option<Runner>,
+    /// An action was counted since [`Responder::take_changed`] last asked.
+    changed: bool,
+    /// Where the state is kept, and the boot it is of.
+    keep: Option<(String, KeepState)>,
+}
+
+/// What keeps a [`ResponseState`] (the watch: beside the baseline).
+type KeepState = Box<dyn Fn(&ResponseState) + Send>;
+
+/// An action of a drift, decided before any runs.
+enum Plan {
+    /// Not run: passive, cooldown, limit, not configured.
+    Done(ActionReport),
+    /// Isolate the target.
+    Isolate,
+    /// Run this command.
+    Command(&'static str, String),
+}
+
+/// What a [`Responder`] remembers of the actions it took, to be kept with
+/// the baseline (`baseline::save_state`) so that a restart resumes the
+/// cooldowns and the action limit instead of acting again at once. Times are
+/// of the monotonic clock (milliseconds since boot, suspend excluded), valid
+/// only in the boot `boot_id`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseState {
+    /// The boot the times are of.
+    pub boot_id: String,
+    /// When each action last ran for a target.
+    pub last: Vec<LastAction>,
+    /// When actions ran, within the window of the action limit.
+    pub recent_ms: Vec<u64>,
+}
+
+/// When an action last ran for a target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LastAction {
+    /// The target's pid (0 for the node).
+    pub pid: u32,
+    /// Its start time (clock ticks since boot).
+    pub start_time: u64,
+    /// The action: `on-anomaly`, `isolate`, `restart`, `degrade`, `safe-mode`.
+    pub action: String,
+    /// When, on the monotonic clock (ms).
+    pub at_ms: u64,
+}
+
+/// The names of actions, as the responder keys them.
+const ACTION_NAMES: [&str; 5] = ["on-anomaly", "isolate", "restart", "degrade", "safe-mode"];
+
+/// The monotonic clock now (the clock [`Instant`] reads), in milliseconds.
+fn monotonic_ms() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec we own; CLOCK_MONOTONIC
+    // always exists on Linux.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
+    let nanos = u64::try_from(ts.tv_nsec).unwrap_or(0);
+    secs.saturating_mul(1000).saturating_add(nanos / 1_000_000)
+}
+
+/// An action finished on the runner thread, for the target it was for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    /// The target the action was for.
+    pub target: Target,
+    /// How it ended.
+    pub report: ActionReport,
+}
+
+/// A command for the runner thread.
+struct Job {
+    cmd: String,
+    action: &'static str,
+    severity: Severity,
+    target: Target,
+    subsystems: String,
+    ndjson: String,
+    timeout: Duration,
+}
+
+/// The thread that runs commands beside the checks.
+struct Runner {
+    jobs: Option<mpsc::Sender<Job>>,
+    done: mpsc::Receiver<Finished>,
+    /// Set when fdir stops: commands queued and not yet started are not run.
+    stopping: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl fmt::Debug for Responder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Responder")
+            .field("actions", &self.actions)
+            .field("last", &self.last)
+            .field("recent", &self.recent)
+            .field("runner", &self.runner)
+            .field("keeps_state", &self.keep.is_some())
+            .finish()
+    }
+}
+
+impl fmt::Debug for Runner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runner").field("running", &self.thread.is_some()).finish_non_exhaustive()
+    }
 }
 
 /// What the environment of a command says about the drift.
@@ -81,7 +202,112 @@ struct Context<'a> {
 impl Responder {
     /// A responder for `actions`.
     pub fn new(actions: Actions) -> Responder {
-        Responder { actions, last: BTreeMap::new(), recent: VecDeque::new() }
+        Responder { actions, last: BTreeMap::new(), recent: VecDeque::new(), runner: None, changed: false, keep: None }
+    }
+
+    /// Whether an action was counted (towards a cooldown or the limit) since
+    /// the last call: the state to keep has changed.
+    pub fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
+    }
+
+    /// What to keep of the actions taken: those still within their cooldown
+    /// or the action limit's window.
+    pub fn state(&self, boot_id: &str) -> ResponseState {
+        let (now, mono) = (Instant::now(), monotonic_ms());
+        let at =
+            |t: &Instant| mono.saturating_sub(u64::try_from(now.duration_since(*t).as_millis()).unwrap_or(u64::MAX));
+        let keep = self.actions.cooldown.max(self.actions.window);
+        let last = self
+            .last
+            .iter()
+            .filter(|(_, t)| now.duration_since(**t) < keep)
+            .map(|((pid, start_time, action), t)| LastAction {
+                pid: *pid,
+                start_time: *start_time,
+                action: (*action).to_owned(),
+                at_ms: at(t),
+            })
+            .collect();
+        let recent_ms = self.recent.iter().filter(|t| now.duration_since(**t) < self.actions.window).map(at).collect();
+        ResponseState { boot_id: boot_id.to_owned(), last, recent_ms }
+    }
+
+    /// Resumes the cooldowns and the action limit from a kept state, if it is
+    /// of this boot (`boot_id`); returns how many actions it remembered.
+    pub fn resume(&mut self, state: &ResponseState, boot_id: &str) -> usize {
+        if state.boot_id != boot_id {
+            return 0;
+        }
+        let (now, mono) = (Instant::now(), monotonic_ms());
+        // A time in the future (never written so) is taken as now.
+        let instant = |ms: u64| now.checked_sub(Duration::from_millis(mono.saturating_sub(ms))).unwrap_or(now);
+        for a in &state.last {
+            if let Some(name) = ACTION_NAMES.iter().copied().find(|n| *n == a.action) {
+                let t = instant(a.at_ms);
+                let slot = self.last.entry((a.pid, a.start_time, name)).or_insert(t);
+                *slot = (*slot).max(t);
+            }
+        }
+        let mut recent: Vec<Instant> =
+            state.recent_ms.iter().map(|ms| instant(*ms)).chain(self.recent.drain(..)).collect();
+        recent.sort_unstable();
+        self.recent = recent.into();
+        state.last.len() + state.recent_ms.len()
+    }
+
+    /// Runs commands from now on on a thread of their own ("fdir-responder"),
+    /// beside the checks; `notify` is called on that thread after each
+    /// command has finished (to wake the caller, who then takes the reports
+    /// from [`Responder::finished`]). If the thread cannot be started, the
+    /// error is returned and commands go on running on the caller's thread.
+    pub fn run_beside(&mut self, notify: impl Fn() + Send + 'static) -> std::io::Result<()> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let (report, done) = mpsc::channel();
+        let stopping = Arc::new(AtomicBool::new(false));
+        let stop = Arc::clone(&stopping);
+        let thread = std::thread::Builder::new().name("fdir-responder".into()).spawn(move || {
+            for job in queue {
+                let outcome = if stop.load(Ordering::SeqCst) {
+                    Err(format!("{:?} not run: fdir stopped first", job.cmd))
+                } else {
+                    let ctx = Context {
+                        target: &job.target,
+                        severity: job.severity,
+                        subsystems: job.subsystems.clone(),
+                        ndjson: &job.ndjson,
+                    };
+                    run_command(&job.cmd, job.action, &ctx, job.timeout)
+                };
+                let done = finished(job.action, job.severity, outcome);
+                if report.send(Finished { target: job.target, report: done }).is_err() {
+                    return;
+                }
+                notify();
+            }
+        })?;
+        self.runner = Some(Runner { jobs: Some(jobs), done, stopping, thread: Some(thread) });
+        Ok(())
+    }
+
+    /// The commands that finished on the runner thread since the last call.
+    pub fn finished(&mut self) -> Vec<Finished> {
+        self.runner.as_ref().map(|r| r.done.try_iter().collect()).unwrap_or_default()
+    }
+
+    /// Stops the runner thread: the command running finishes (within its
+    /// timeout), those queued are not run and are reported so. Returns every
+    /// report not yet taken.
+    pub fn stop(&mut self) -> Vec<Finished> {
+        let Some(mut runner) = self.runner.take() else { return Vec::new() };
+        runner.stopping.store(true, Ordering::SeqCst);
+        runner.jobs = None;
+        if let Some(thread) = runner.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::warn!("the responder thread panicked");
+        }
+        runner.done.try_iter().collect()
     }
 
     /// The actions it runs.
@@ -105,57 +331,117 @@ impl Responder {
             subsystems: anomalies.iter().map(|a| a.subsystem.name()).collect::<Vec<_>>().join(","),
             ndjson,
         };
-        let mut out = Vec::new();
+        // First what is to be done, each action let through (and counted)
+        // or not; then the state kept, before anything acts (a crash between
+        // an action and the keeping of its count would act again at restart);
+        // then the actions.
+        let mut plans = Vec::new();
         if let Some(cmd) = self.actions.on_anomaly.clone() {
-            out.push(self.act("on-anomaly", &ctx, |r| r.command(&cmd, "on-anomaly", &ctx)));
+            plans.push(self.plan("on-anomaly", Some(cmd), &ctx));
         }
-        let configured = |c: &Option<String>| c.clone();
         match severity {
             Severity::Log => {}
             Severity::Isolate => {
                 if self.actions.isolate == IsolateMethod::None {
-                    out.push(report("isolate", severity, Outcome::NotConfigured, "isolate = \"none\" in the policy"));
+                    plans.push(Plan::Done(report(
+                        "isolate",
+                        severity,
+                        Outcome::NotConfigured,
+                        "isolate = \"none\" in the policy",
+                    )));
                 } else {
-                    out.push(self.act("isolate", &ctx, |r| r.isolate(target)));
+                    plans.push(match self.permit("isolate", &ctx) {
+                        Some(refused) => Plan::Done(refused),
+                        None => Plan::Isolate,
+                    });
                 }
             }
             Severity::Restart | Severity::Degrade | Severity::SafeMode => {
                 let (name, cmd) = match severity {
-                    Severity::Restart => ("restart", configured(&self.actions.restart)),
-                    Severity::Degrade => ("degrade", configured(&self.actions.degrade)),
-                    _ => ("safe-mode", configured(&self.actions.safe_mode)),
+                    Severity::Restart => ("restart", self.actions.restart.clone()),
+                    Severity::Degrade => ("degrade", self.actions.degrade.clone()),
+                    _ => ("safe-mode", self.actions.safe_mode.clone()),
                 };
-                match cmd {
-                    Some(cmd) => out.push(self.act(name, &ctx, |r| r.command(&cmd, name, &ctx))),
-                    None => out.push(report(
-                        name,
-                        severity,
-                        Outcome::NotConfigured,
-                        &format!("no {name} command in the policy"),
-                    )),
-                }
+                plans.push(self.plan(name, cmd, &ctx));
+            }
+        }
+        if self.keep.is_some()
+            && std::mem::take(&mut self.changed)
+            && let Some((boot_id, keep)) = &self.keep
+        {
+            keep(&self.state(boot_id));
+        }
+        let mut out = Vec::new();
+        for plan in plans {
+            match plan {
+                Plan::Done(r) => out.push(r),
+                Plan::Isolate => out.push(finished("isolate", severity, self.isolate(target))),
+                Plan::Command(name, cmd) => out.extend(self.command(name, &cmd, &ctx)),
             }
         }
         out
     }
 
-    /// Applies passive mode, the cooldown and the action limit, then runs `f`.
-    fn act(
-        &mut self,
-        name: &'static str,
-        ctx: &Context<'_>,
-        f: impl FnOnce(&mut Responder) -> Result<String, String>,
-    ) -> ActionReport {
+    /// A command action: let through (counted), or the report why not.
+    fn plan(&mut self, name: &'static str, cmd: Option<String>, ctx: &Context<'_>) -> Plan {
+        let Some(cmd) = cmd else {
+            return Plan::Done(report(
+                name,
+                ctx.severity,
+                Outcome::NotConfigured,
+                &format!("no {name} command in the policy"),
+            ));
+        };
+        match self.permit(name, ctx) {
+            Some(refused) => Plan::Done(refused),
+            None => Plan::Command(name, cmd),
+        }
+    }
+
+    /// Keeps the state ([`Responder::state`] for boot `boot_id`) with `keep`
+    /// each time an action is counted, before the action runs: a restart
+    /// that resumes it ([`Responder::resume`]) never runs an action twice
+    /// within its cooldown, even if fdir died while it ran.
+    pub fn keep_state_with(&mut self, boot_id: String, keep: impl Fn(&ResponseState) + Send + 'static) {
+        self.keep = Some((boot_id, Box::new(keep)));
+    }
+
+    /// A command let through: on the runner thread if there is one (`None`:
+    /// its report comes through [`Responder::finished`]), else here.
+    fn command(&mut self, name: &'static str, cmd: &str, ctx: &Context<'_>) -> Option<ActionReport> {
+        let timeout = self.actions.timeout;
+        if let Some(jobs) = self.runner.as_ref().and_then(|r| r.jobs.as_ref()) {
+            let job = Job {
+                cmd: cmd.to_owned(),
+                action: name,
+                severity: ctx.severity,
+                target: ctx.target.clone(),
+                subsystems: ctx.subsystems.clone(),
+                ndjson: ctx.ndjson.to_owned(),
+                timeout,
+            };
+            match jobs.send(job) {
+                Ok(()) => return None,
+                Err(_) => tracing::warn!("the responder thread is gone: {name} runs on the check thread"),
+            }
+        }
+        Some(finished(name, ctx.severity, run_command(cmd, name, ctx, timeout)))
+    }
+
+    /// `None` if passive mode, the cooldown and the action limit let
+    /// action `name` run now (it is then counted as run), else the report
+    /// that says why not.
+    fn permit(&mut self, name: &'static str, ctx: &Context<'_>) -> Option<ActionReport> {
         let sev = ctx.severity;
         if self.actions.passive {
-            return report(name, sev, Outcome::Passive, &format!("passive mode: would run {name}"));
+            return Some(report(name, sev, Outcome::Passive, &format!("passive mode: would run {name}")));
         }
         let now = Instant::now();
         let key = (ctx.target.pid().unwrap_or(0), ctx.target.pid_start(), name);
         if let Some(last) = self.last.get(&key)
             && now.duration_since(*last) < self.actions.cooldown
         {
-            return report(
+            return Some(report(
                 name,
                 sev,
                 Outcome::Suppressed,
@@ -164,13 +450,13 @@ impl Responder {
                     humantime::format_duration(Duration::from_secs(now.duration_since(*last).as_secs())),
                     humantime::format_duration(self.actions.cooldown)
                 ),
-            );
+            ));
         }
         while self.recent.front().is_some_and(|t| now.duration_since(*t) >= self.actions.window) {
             self.recent.pop_front();
         }
         if self.recent.len() >= usize::try_from(self.actions.max_actions).unwrap_or(usize::MAX) {
-            return report(
+            return Some(report(
                 name,
                 sev,
                 Outcome::Suppressed,
@@ -179,69 +465,12 @@ impl Responder {
                     self.recent.len(),
                     humantime::format_duration(self.actions.window)
                 ),
-            );
+            ));
         }
         self.last.insert(key, now);
         self.recent.push_back(now);
-        match f(self) {
-            Ok(detail) => report(name, sev, Outcome::Done, &detail),
-            Err(detail) => report(name, sev, Outcome::Failed, &detail),
-        }
-    }
-
-    /// Runs `cmd` with `/bin/sh -c`, the drift in its environment and the
-    /// anomaly events on stdin; kills it (and its process group) at the timeout.
-    fn command(&self, cmd: &str, action: &str, ctx: &Context<'_>) -> Result<String, String> {
-        let mut c = Command::new("/bin/sh");
-        c.arg("-c")
-            .arg(cmd)
-            .env("FDIR_SEVERITY", ctx.severity.name())
-            .env("FDIR_SUBSYSTEMS", &ctx.subsystems)
-            .env("FDIR_ACTION", action)
-            .stdin(Stdio::piped())
-            // fdir's stdout carries its events: a command writes to stderr.
-            .stdout(Stdio::from(std::io::stderr()))
-            .stderr(Stdio::inherit())
-            .process_group(0);
-        if let Target::Process { pid, name, start_time } = ctx.target {
-            c.env("FDIR_PID", pid.to_string()).env("FDIR_NAME", name).env("FDIR_START_TIME", start_time.to_string());
-        }
-        let mut child = c.spawn().map_err(|e| format!("cannot run /bin/sh -c {cmd:?}: {e}"))?;
-        if let Some(mut stdin) = child.stdin.take() {
-            let data = ctx.ndjson.as_bytes().to_vec();
-            // A command that does not read its stdin must not block fdir.
-            // Without a thread to be had, the command's stdin is closed
-            // (it reads no anomalies) rather than fdir failing.
-            let fed = std::thread::Builder::new().name("fdir-action-stdin".into()).spawn(move || {
-                let _ = stdin.write_all(&data);
-            });
-            if let Err(e) = fed {
-                tracing::warn!("{cmd:?}: no thread to write the anomalies to its stdin ({e}); it reads none");
-            }
-        }
-        let started = Instant::now();
-        loop {
-            match child.try_wait() {
-                Ok(Some(status)) if status.success() => {
-                    return Ok(format!("{cmd:?} exited 0 after {:.0?}", started.elapsed()));
-                }
-                Ok(Some(status)) => return Err(format!("{cmd:?} failed: {status}")),
-                Ok(None) if started.elapsed() >= self.actions.timeout => {
-                    let pgid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
-                    if let Some(pgid) = pgid {
-                        let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
-                    }
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(format!(
-                        "{cmd:?} timed out after {} (killed)",
-                        humantime::format_duration(self.actions.timeout)
-                    ));
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-                Err(e) => return Err(format!("cannot wait for {cmd:?}: {e}")),
-            }
-        }
+        self.changed = true;
+        None
     }
 
     fn isolate(&self, target: &Target) -> Result<String, String> {
@@ -256,6 +485,66 @@ impl Responder {
             }
         }
         stop(*pid, *start_time)
+    }
+}
+
+/// The report of an action that ran.
+fn finished(name: &'static str, severity: Severity, outcome: Result<String, String>) -> ActionReport {
+    match outcome {
+        Ok(detail) => report(name, severity, Outcome::Done, &detail),
+        Err(detail) => report(name, severity, Outcome::Failed, &detail),
+    }
+}
+
+/// Runs `cmd` with `/bin/sh -c`, the drift in its environment and the
+/// anomaly events on stdin; kills it (and its process group) at the timeout.
+fn run_command(cmd: &str, action: &str, ctx: &Context<'_>, timeout: Duration) -> Result<String, String> {
+    let mut c = Command::new("/bin/sh");
+    c.arg("-c")
+        .arg(cmd)
+        .env("FDIR_SEVERITY", ctx.severity.name())
+        .env("FDIR_SUBSYSTEMS", &ctx.subsystems)
+        .env("FDIR_ACTION", action)
+        .stdin(Stdio::piped())
+        // fdir's stdout carries its events: a command writes to stderr.
+        .stdout(Stdio::from(std::io::stderr()))
+        .stderr(Stdio::inherit())
+        .process_group(0);
+    if let Target::Process { pid, name, start_time } = ctx.target {
+        c.env("FDIR_PID", pid.to_string()).env("FDIR_NAME", name).env("FDIR_START_TIME", start_time.to_string());
+    }
+    let mut child = c.spawn().map_err(|e| format!("cannot run /bin/sh -c {cmd:?}: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let data = ctx.ndjson.as_bytes().to_vec();
+        // A command that does not read its stdin must not block fdir.
+        // Without a thread to be had, the command's stdin is closed
+        // (it reads no anomalies) rather than fdir failing.
+        let fed = std::thread::Builder::new().name("fdir-action-stdin".into()).spawn(move || {
+            let _ = stdin.write_all(&data);
+        });
+        if let Err(e) = fed {
+            tracing::warn!("{cmd:?}: no thread to write the anomalies to its stdin ({e}); it reads none");
+        }
+    }
+    let started = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => {
+                return Ok(format!("{cmd:?} exited 0 after {:.0?}", started.elapsed()));
+            }
+            Ok(Some(status)) => return Err(format!("{cmd:?} failed: {status}")),
+            Ok(None) if started.elapsed() >= timeout => {
+                let pgid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
+                if let Some(pgid) = pgid {
+                    let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("{cmd:?} timed out after {} (killed)", humantime::format_duration(timeout)));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => return Err(format!("cannot wait for {cmd:?}: {e}")),
+        }
     }
 }
 
@@ -337,14 +626,51 @@ fn descends_from(mut pid: u32, ancestor: u32) -> bool {
     false
 }
 
+/// Whether every process of the cgroup `dir` and of every cgroup below it
+/// is `ancestor` or one of its descendants (freezing a cgroup freezes its
+/// whole subtree), and `dir` itself holds at least one. A subtree deeper than
+/// [`SUBTREE_DEPTH`] or larger than [`SUBTREE_CGROUPS`] cgroups, or one that
+/// cannot be read, is not vouched for.
 fn all_descend(dir: &Path, ancestor: u32) -> bool {
     let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) else { return false };
     let pids: Vec<u32> = procs.lines().filter_map(|l| l.trim().parse().ok()).collect();
-    !pids.is_empty() && pids.iter().all(|&p| descends_from(p, ancestor))
+    let mut budget = SUBTREE_CGROUPS;
+    !pids.is_empty()
+        && pids.iter().all(|&p| descends_from(p, ancestor))
+        && children_descend(dir, ancestor, SUBTREE_DEPTH, &mut budget)
 }
 
-/// The cgroup of `pid` that holds only it and its descendants (so freezing
-/// it freezes nothing else): its cgroup v2, else its v1 freezer cgroup.
+/// The deepest subtree below a cgroup that [`all_descend`] looks through.
+const SUBTREE_DEPTH: u32 = 32;
+/// The most cgroups below a cgroup that [`all_descend`] looks through.
+const SUBTREE_CGROUPS: u32 = 4096;
+
+/// Whether every process in every cgroup below `dir` descends from `ancestor`.
+fn children_descend(dir: &Path, ancestor: u32, depth: u32, budget: &mut u32) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else { return false };
+    for entry in entries {
+        let Ok(entry) = entry else { return false };
+        // Cgroup directories are real directories; control files are files.
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        if depth == 0 || *budget == 0 {
+            return false;
+        }
+        *budget -= 1;
+        let child = entry.path();
+        let Ok(procs) = std::fs::read_to_string(child.join("cgroup.procs")) else { return false };
+        let outsider = procs.lines().filter_map(|l| l.trim().parse::<u32>().ok()).any(|p| !descends_from(p, ancestor));
+        if outsider || !children_descend(&child, ancestor, depth - 1, budget) {
+            return false;
+        }
+    }
+    true
+}
+
+/// The cgroup of `pid` that holds, with every cgroup below it, only it and
+/// its descendants (so freezing it freezes nothing else): its cgroup v2,
+/// else its v1 freezer cgroup.
 /// `Ok(None)` if it has no such cgroup.
 pub fn own_cgroup(pid: u32) -> Result<Option<FreezableCgroup>, String> {
     let membership = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).map_err(|e| e.to_string())?;

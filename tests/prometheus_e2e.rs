@@ -3,6 +3,10 @@
 //! live child, Prometheus scraping it on loopback with the repo's alert rules
 //! loaded, a real drift of the child, and the drift seen through Prometheus's
 //! HTTP API, as `fdir_anomalies_total` and as the `FdirDriftLogged` alert.
+//! All the while, five clients that send half a request and stall hold
+//! connections to fdir's metrics port (one the server ends is replaced at
+//! once): a server answering one client at a time never answers a scrape
+//! within Prometheus's 1 s timeout (tried: no scrape within the deadline).
 //!
 //! Everything listens on 127.0.0.1 only; nothing leaves the machine. Both
 //! servers and the child are killed and reaped, and their temporary
@@ -279,6 +283,63 @@ fn write_config(dir: &Path, fdir_port: u16) -> PathBuf {
     path
 }
 
+/// Five clients that each send half a request and stall, at all times: one
+/// the server has answered (`408` at its timeout) or closed is replaced at
+/// once, until dropped.
+struct Stallers {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<usize>>,
+}
+
+impl Stallers {
+    fn start(port: u16) -> Stallers {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = std::sync::Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let open = || {
+                let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).ok()?;
+                s.write_all(b"GET /metr").ok()?;
+                s.set_nonblocking(true).ok()?;
+                Some(s)
+            };
+            let mut opened = 0;
+            let mut stalled: Vec<Option<TcpStream>> = (0..5).map(|_| None).collect();
+            while !flag.load(Ordering::SeqCst) {
+                for slot in &mut stalled {
+                    let mut buf = [0u8; 64];
+                    let ended = match slot {
+                        None => true,
+                        Some(s) => !matches!(s.read(&mut buf), Err(e) if e.kind() == io::ErrorKind::WouldBlock),
+                    };
+                    if ended {
+                        *slot = open();
+                        opened += usize::from(slot.is_some());
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            opened
+        });
+        Stallers { stop, thread: Some(thread) }
+    }
+
+    /// Stops them; how many stalled connections were opened in all.
+    fn stop(mut self) -> usize {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.thread.take().map_or(0, |t| t.join().unwrap())
+    }
+}
+
+impl Drop for Stallers {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// Starts Prometheus on loopback and waits until it is ready (`/-/ready`).
 fn start_prometheus(binary: &Path, dir: &Path, config: &Path) -> (Proc, u16) {
     let data = dir.join("data");
@@ -341,6 +402,7 @@ fn prometheus_sees_a_live_drift_and_fires_its_alert() {
 
     let mut t = Testee::spawn();
     let (fdir, fdir_port) = start_fdir(dir, t.pid);
+    let stallers = Stallers::start(fdir_port);
     let config = write_config(dir, fdir_port);
     let (prometheus, prom_port) = start_prometheus(&binary, dir, &config);
     let mut rig = Rig { dir: dir.to_owned(), fdir, fdir_port, prometheus, prom_port };
@@ -421,6 +483,10 @@ fn prometheus_sees_a_live_drift_and_fires_its_alert() {
     let others = rig.query(r#"ALERTS{alertname=~"FdirDrift.*",alertname!="FdirDriftLogged"}"#, &mut last).unwrap();
     assert!(others.is_empty(), "other drift alerts: {last}");
 
+    // The stalled clients were there all along (five at a time).
+    let stalled = stallers.stop();
+    assert!(stalled >= 5, "{stalled} stalled clients");
+
     // fdir ends cleanly on SIGTERM (exit 0, a `stopped` event); Prometheus
     // and the child are killed when their guards drop, then the directory
     // is removed.
@@ -431,7 +497,8 @@ fn prometheus_sees_a_live_drift_and_fires_its_alert() {
 
     eprintln!(
         "prometheus e2e: servers ready after {ready:.1?}, first scrape at {scraped:.1?}; the drift counted \
-         {to_anomaly:.1?} and FdirDriftLogged firing {to_alert:.1?} after it; {:.1?} in all",
+         {to_anomaly:.1?} and FdirDriftLogged firing {to_alert:.1?} after it; {:.1?} in all; \
+         {stalled} stalled clients meanwhile",
         began.elapsed()
     );
 }

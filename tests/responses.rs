@@ -129,6 +129,144 @@ fn a_failing_or_hanging_action_is_reported_and_the_monitor_goes_on() {
 }
 
 #[test]
+fn a_running_action_does_not_hold_up_the_checks() {
+    // The command runs until the test lets it end (no clock involved): the
+    // watch must go on checking meanwhile, then report the action once it
+    // has ended.
+    let dir = tempfile::tempdir().unwrap();
+    let release = dir.path().join("release");
+    let started = dir.path().join("started");
+    let config = dir.path().join("fdir.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[actions]\non-anomaly = \"touch {0}; while [ ! -e {1} ]; do sleep 0.05; done\"\ntimeout = \"10min\"\n",
+            started.display(),
+            release.display()
+        ),
+    )
+    .unwrap();
+    let mut t = Testee::spawn();
+    let mut w = watch_testee(&t, dir.path(), &["--config", config.to_str().unwrap()]);
+    t.must("nnp");
+    w.wait_for("the anomaly", is("anomaly"));
+    let at = w.seen.iter().filter_map(|v| v["cycle"].as_u64()).max().unwrap_or(0);
+    w.wait_for("five checks while the action runs", |v| v["event"] == "check" && v["cycle"].as_u64() > Some(at + 5));
+    assert!(started.exists(), "the action was started");
+    assert!(!w.seen.iter().any(|v| v["event"] == "action"), "the action cannot have ended: {:#?}", w.seen);
+    std::fs::write(&release, b"").unwrap();
+    let act = action(&mut w, "on-anomaly");
+    assert_eq!(act["outcome"], "done", "{act}");
+    assert_eq!(act["pid"], t.pid);
+    let (code, _) = w.terminate();
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn cooldowns_survive_a_kill_9_and_restart() {
+    // A watch killed with SIGKILL right after an action, restarted on the
+    // same files with the drift still there: within the cooldown the action
+    // is not run again. The state is what holds it: without the file the
+    // action runs again; with one changed byte the watch refuses to start.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let count = d.join("count");
+    let config = d.join("fdir.toml");
+    std::fs::write(
+        &config,
+        format!("[actions]\non-anomaly = \"echo fired >> {}\"\ncooldown = \"1h\"\n", count.display()),
+    )
+    .unwrap();
+    let state = d.join("fdir-baseline.json.responses");
+    let fired = || std::fs::read_to_string(&count).unwrap_or_default().lines().count();
+    let mut t = Testee::spawn();
+    let args = ["--config", config.to_str().unwrap()];
+    let mut w = watch_testee(&t, d, &args);
+    t.must("nnp");
+    let act = action(&mut w, "on-anomaly");
+    assert_eq!(act["outcome"], "done", "{act}");
+    assert!(state.exists(), "the response state is kept beside the baseline");
+    w.signal(libc::SIGKILL);
+    w.child_wait();
+
+    // The drift is declared at the first check, maybe before it is reported.
+    let seen_or_wait = |w: &mut Watch| {
+        let done = |v: &Value| v["event"] == "action" && v["action"] == "on-anomaly";
+        match w.seen.iter().find(|v| done(v)) {
+            Some(v) => v.clone(),
+            None => w.wait_for("the on-anomaly action", done),
+        }
+    };
+    let mut w = watch_testee(&t, d, &args);
+    let act = seen_or_wait(&mut w);
+    assert_eq!(act["outcome"], "suppressed", "{act}");
+    assert!(act["detail"].as_str().unwrap().contains("cooldown"), "{act}");
+    assert_eq!(fired(), 1);
+    w.signal(libc::SIGKILL);
+    w.child_wait();
+
+    // One byte changed: refused, exit 2, naming the file.
+    let good = std::fs::read(&state).unwrap();
+    let mut bad = good.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0x01;
+    std::fs::write(&state, &bad).unwrap();
+    let o = run(&["watch", "--pid", &t.pid.to_string(), "--config", args[1]], d);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(stderr(&o).contains("fdir-baseline.json.responses has been modified or corrupted"), "{}", stderr(&o));
+
+    // Without the state, the action runs again: the file was what held it.
+    std::fs::remove_file(&state).unwrap();
+    let mut w = watch_testee(&t, d, &args);
+    let act = seen_or_wait(&mut w);
+    assert_eq!(act["outcome"], "done", "{act}");
+    let (code, _) = w.terminate();
+    assert_eq!(code, 0);
+    assert_eq!(fired(), 2);
+    drop(t);
+}
+
+#[test]
+fn fifty_kills_never_lose_the_baseline_nor_repeat_an_action() {
+    // SIGKILL at a random point of a watch's life, 50 times over, with a
+    // drift that stays and an action with a cooldown: every restart resumes
+    // from its files (the check after each kill reads the drift, exit 1,
+    // never "could not check"), and the action ran once in all.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let count = d.join("count");
+    let config = d.join("fdir.toml");
+    std::fs::write(
+        &config,
+        format!("[actions]\non-anomaly = \"echo fired >> {}\"\ncooldown = \"1h\"\n", count.display()),
+    )
+    .unwrap();
+    let fired = || std::fs::read_to_string(&count).unwrap_or_default().lines().count();
+    let mut t = Testee::spawn();
+    let pid = t.pid.to_string();
+    let args = ["--pid", pid.as_str(), "--interval", "100ms", "--format", "json", "--config", config.to_str().unwrap()];
+    let mut w = Watch::start(&args, d);
+    w.wait_for("the first check", is("check"));
+    t.must("nnp");
+    assert_eq!(action(&mut w, "on-anomaly")["outcome"], "done");
+    w.signal(libc::SIGKILL);
+    w.child_wait();
+    let mut rng = common::Rng(0x2323);
+    for i in 0..50 {
+        let mut w = Watch::start(&args, d);
+        w.wait_for("the start", is("started"));
+        // Anywhere from the resume to a few cycles in.
+        std::thread::sleep(Duration::from_millis(u64::try_from(rng.below(400)).unwrap()));
+        w.signal(libc::SIGKILL);
+        w.child_wait();
+        let o = run(&["check"], d);
+        assert_eq!(code(&o), 1, "kill {i}: the baseline must check, and show the drift: {}", stderr(&o));
+        assert_eq!(fired(), 1, "kill {i}: the action ran again within its cooldown");
+    }
+    drop(t);
+}
+
+#[test]
 fn sighup_accepts_a_change_into_a_new_baseline() {
     let dir = tempfile::tempdir().unwrap();
     let mut t = Testee::spawn();
@@ -222,6 +360,60 @@ fn isolate_stops_a_target_without_a_cgroup_of_its_own() {
     assert_eq!(code, 0);
 }
 
+#[test]
+fn isolate_never_freezes_a_child_cgroup_that_holds_another_process() {
+    // Freezing a cgroup freezes every cgroup below it: a cgroup that holds
+    // only the target, but has a child cgroup with a process the target did
+    // not start, is not the target's own. fdir stops the target alone.
+    let name = "isolate_never_freezes_a_child_cgroup_that_holds_another_process";
+    if !is_root() {
+        return skip(name, "needs root to create and freeze a cgroup");
+    }
+    let Some(h) = hierarchy(None).filter(|h| h.v2) else {
+        return skip(name, "no cgroup v2 hierarchy mounted");
+    };
+    let mut cg = match ScratchCgroup::new(&h, "subtree") {
+        Ok(cg) => cg,
+        Err(e) => return skip(name, &e),
+    };
+    if !cg.path.join("cgroup.freeze").exists() {
+        return skip(name, "this kernel's cgroup v2 has no cgroup.freeze");
+    }
+    let mut below = cg.nested("other").unwrap();
+    /// Killed and reaped on every way out, before the cgroups are removed.
+    struct Reaped(std::process::Child);
+    impl Drop for Reaped {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let other = Reaped(std::process::Command::new("sleep").arg("600").spawn().unwrap());
+    below.enter(other.0.id()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fdir.toml");
+    std::fs::write(&config, "[severity]\nmemory-maps = \"isolate\"\n").unwrap();
+    let mut t = Testee::spawn();
+    cg.enter(t.pid).unwrap();
+    let mut w = watch_testee(&t, dir.path(), &["--config", config.to_str().unwrap()]);
+    t.must("rwx");
+    let act = action(&mut w, "isolate");
+    assert_eq!(act["outcome"], "done", "{act}");
+    assert!(act["detail"].as_str().unwrap().contains("stopped process"), "{act}");
+    assert!(state_of(t.pid).starts_with('T'), "state {}", state_of(t.pid));
+    // Neither cgroup was frozen, and the other process runs on.
+    assert!(cg.read("cgroup.freeze").unwrap().starts_with('0'));
+    assert!(below.read("cgroup.events").unwrap().contains("frozen 0"), "{}", below.read("cgroup.events").unwrap());
+    assert!(!state_of(other.0.id()).starts_with('T'), "state {}", state_of(other.0.id()));
+    // SAFETY: kill on our own child's pid.
+    unsafe { libc::kill(i32::try_from(t.pid).unwrap(), libc::SIGCONT) };
+    assert_eq!(t.must("ping"), "24301");
+    let (code, _) = w.terminate();
+    assert_eq!(code, 0);
+    drop(other);
+    drop(below);
+}
+
 /// Flips a bit in the middle of the watch's baseline file; the watch's next
 /// vote must refuse it and write it again, and the file must then check.
 fn flip_a_byte_and_expect_it_rewritten(w: &mut Watch, dir: &Path) {
@@ -234,7 +426,7 @@ fn flip_a_byte_and_expect_it_rewritten(w: &mut Watch, dir: &Path) {
     assert_eq!(e["status"], "rewritten");
     assert!(e["detail"].as_str().unwrap().contains("refused"), "{e}");
     let o = run(&["check"], dir);
-    assert_eq!(code(&o), 0, "the rewritten file is good: {}", stderr(&o));
+    assert_eq!(code(&o), 0, "the rewritten file is good: {}{}", common::command::stdout(&o), stderr(&o));
 }
 
 /// Waits until `log` (a watch's stderr) has a line containing `what`.

@@ -39,11 +39,22 @@ fn as_user(cmd: &mut Command) {
     }
 }
 
-/// A directory the user may write.
+/// A directory the user may write (sticky, like /tmp: fdir refuses a
+/// baseline in a directory others may write without it).
 fn user_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
     dir
+}
+
+/// Loads a baseline file the user wrote. fdir (here root) refuses a file
+/// another user owns: it is root's while loaded, then the user's again.
+fn load_users_file(path: &Path) -> Result<fdir::baseline::BaselineFile, fdir::Error> {
+    let Some((uid, gid)) = user() else { return fdir::baseline::load(path, None) };
+    std::os::unix::fs::chown(path, Some(0), Some(0)).unwrap();
+    let loaded = fdir::baseline::load(path, None);
+    std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
+    loaded
 }
 
 fn run_as_user(args: &[&str], dir: &Path) -> Output {
@@ -254,7 +265,7 @@ fn securityfs_absent_on_this_machine_is_stated() {
     let dir = user_dir();
     let o = run_as_user(&["snapshot", "--system", "--baseline", "node.json"], dir.path());
     assert_exit(&o, &[0], "snapshot --system without securityfs");
-    let file = fdir::baseline::load(&dir.path().join("node.json"), None).unwrap();
+    let file = load_users_file(&dir.path().join("node.json")).unwrap();
     let recs = records(&file.targets[0], Subsystem::Kernel);
     for k in ["lockdown", "lsm"] {
         assert_eq!(recs.iter().find(|r| r.key == k).map(|r| r.value.as_str()), Some("absent"), "{k}");
@@ -280,7 +291,7 @@ fn seccomp_filters_without_cap_sys_admin_degrade_to_the_count_with_the_reason() 
     t.must("seccomp");
     let o = run_as_user(&["snapshot", "--pid", &pid, "--subsystems", "seccomp-filters,code", "--format", "json"], d);
     assert_exit(&o, &[0], "snapshot of seccomp-filters and code without CAP_SYS_ADMIN");
-    let file = fdir::baseline::load(&d.join("fdir-baseline.json"), None).unwrap();
+    let file = load_users_file(&d.join("fdir-baseline.json")).unwrap();
     let recs = records(&file.targets[0], Subsystem::SeccompFilters);
     let value = |k: &str| recs.iter().find(|r| r.key == k).map(|r| r.value.clone());
     assert_eq!(value("chain").as_deref(), Some("1 filter"), "{recs:?}");

@@ -3,8 +3,10 @@
 //! checks (docs/responses.md): the handlers set a flag and write a byte to a
 //! socket pair, and the loop sleeps in `ppoll` on the other end until the
 //! next check is due or a signal arrives. No thread of its own, no channel.
+//! The responder thread (commands run beside the checks) wakes it the same
+//! way when a command has finished ([`Signals::waker`]).
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,14 +21,18 @@ pub enum Asked {
     Stop(&'static str),
     /// Take a new baseline (SIGHUP).
     Rebaseline,
+    /// An action command finished: report it.
+    ActionDone,
 }
 
 /// The installed handlers and the read end their bytes arrive on.
 pub struct Signals {
     wake: UnixStream,
+    /// The write end, for [`Signals::waker`].
+    write: UnixStream,
     /// Each signal's flag and what it asks, in the order they are acted on:
-    /// a stop before a new baseline.
-    flags: [(Arc<AtomicBool>, Asked); 3],
+    /// a stop before a new baseline, a finished action last.
+    flags: [(Arc<AtomicBool>, Asked); 4],
 }
 
 impl Signals {
@@ -36,15 +42,35 @@ impl Signals {
         use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
         let (wake, write) = UnixStream::pair()?;
         wake.set_nonblocking(true)?;
-        let asks = [(SIGTERM, Asked::Stop("SIGTERM")), (SIGINT, Asked::Stop("SIGINT")), (SIGHUP, Asked::Rebaseline)];
+        let asks = [
+            (SIGTERM, Asked::Stop("SIGTERM")),
+            (SIGINT, Asked::Stop("SIGINT")),
+            (SIGHUP, Asked::Rebaseline),
+            (0, Asked::ActionDone),
+        ];
         let flags = asks.map(|(_, asked)| (Arc::new(AtomicBool::new(false)), asked));
-        for ((sig, _), (flag, _)) in asks.iter().zip(&flags) {
+        for ((sig, _), (flag, _)) in asks.iter().zip(&flags).filter(|((sig, _), _)| *sig != 0) {
             // Handlers run in the order registered: the flag is set before
             // the byte wakes the loop.
             signal_hook::flag::register(*sig, Arc::clone(flag))?;
             signal_hook::low_level::pipe::register(*sig, write.try_clone()?)?;
         }
-        Ok(Signals { wake, flags })
+        Ok(Signals { wake, write, flags })
+    }
+
+    /// What the responder thread calls when a command has finished: sets the
+    /// flag of [`Asked::ActionDone`] and wakes the loop.
+    pub fn waker(&self) -> io::Result<impl Fn() + Send + 'static> {
+        let write = self.write.try_clone()?;
+        write.set_nonblocking(true)?;
+        let flag = self.flags.iter().find(|(_, a)| *a == Asked::ActionDone).map(|(f, _)| Arc::clone(f));
+        Ok(move || {
+            if let Some(flag) = &flag {
+                flag.store(true, Ordering::SeqCst);
+            }
+            // A full socket already holds a byte that wakes the loop.
+            let _ = (&write).write(&[1]);
+        })
     }
 
     /// Sleeps at most `timeout`; returns what a signal that arrived asks,

@@ -15,7 +15,7 @@ use fdir::explain::explain;
 use fdir::guard::sha256_self_test;
 use fdir::metrics::{self, Metrics};
 use fdir::policy::Policy;
-use fdir::respond::{Outcome, Responder};
+use fdir::respond::{ActionReport, Finished, Outcome, Responder, ResponseState};
 use fdir::{Clock, CodeBudget, Finding, Monitor, Observation, Snapshot, SystemClock};
 
 use super::args::{FileArgs, WatchArgs};
@@ -257,24 +257,40 @@ impl Watcher {
                     e.to_json() + "\n"
                 };
                 let ndjson: String = anomalies.iter().map(labelled).collect();
-                let mut who = Who::from(target);
-                self.monitor.label_who(&mut who);
                 for r in self.responder.respond(target, anomalies, severity, &ndjson) {
-                    if matches!(r.outcome, Outcome::Done | Outcome::Failed) {
-                        self.metrics.action(r.severity, r.action, r.outcome == Outcome::Done);
-                    }
-                    self.out.emit(&EventRecord::Action {
-                        time: self.clock.wall(),
-                        who: who.clone(),
-                        severity: r.severity,
-                        action: r.action.to_owned(),
-                        outcome: r.outcome,
-                        detail: r.detail,
-                    })?;
+                    self.action_done(target, r)?;
                 }
             }
         }
         Ok(healthy)
+    }
+
+    /// An action's event and metrics.
+    fn action_done(&mut self, target: &fdir::Target, r: ActionReport) -> Result<()> {
+        if matches!(r.outcome, Outcome::Done | Outcome::Failed) {
+            self.metrics.action(r.severity, r.action, r.outcome == Outcome::Done);
+        }
+        let mut who = Who::from(target);
+        self.monitor.label_who(&mut who);
+        self.out.emit(&EventRecord::Action {
+            time: self.clock.wall(),
+            who,
+            severity: r.severity,
+            action: r.action.to_owned(),
+            outcome: r.outcome,
+            detail: r.detail,
+        })?;
+        Ok(())
+    }
+
+    /// The commands that finished beside the checks, reported.
+    #[cold]
+    #[inline(never)]
+    fn reap_actions(&mut self, done: Vec<Finished>) -> Result<()> {
+        for f in done {
+            self.action_done(&f.target, f.report)?;
+        }
+        Ok(())
     }
 
     /// Restores baselines whose every in-memory copy failed, from the file.
@@ -457,7 +473,8 @@ pub fn watch(o: WatchArgs) -> Result<u8> {
     // Signals next: a SIGTERM during a long baseline still ends fdir cleanly.
     let signals = Signals::install().context("cannot install signal handlers")?;
 
-    let use_file = !o.rebaseline && o.file.baseline.exists();
+    // A link (even a dangling one) is a file there: loaded, and so refused.
+    let use_file = !o.rebaseline && o.file.baseline.symlink_metadata().is_ok();
     if !use_file {
         if let Some(Coverage::Pids { pids }) = o.target.coverage() {
             for pid in pids {
@@ -499,7 +516,16 @@ pub fn watch(o: WatchArgs) -> Result<u8> {
         metrics.declare_action(sev, name);
     }
     let _server = match &o.metrics {
-        Some(addr) => Some(metrics::serve(Arc::clone(&metrics), addr)?),
+        Some(addr) => {
+            let server = metrics::serve(Arc::clone(&metrics), addr)?;
+            if !server.local_addr().ip().is_loopback() {
+                // Unauthenticated, and it names processes and subsystems.
+                tracing::warn!(
+                    "--metrics {addr} is not a loopback address: anyone who can reach it reads fdir's metrics without authentication; bind 127.0.0.1 and put it behind the node agent or a TLS proxy (docs/metrics.md)"
+                );
+            }
+            Some(server)
+        }
         None => None,
     };
 
@@ -549,7 +575,37 @@ pub fn watch(o: WatchArgs) -> Result<u8> {
         sd_notify::NotifyState::Status(&format!("watching {}", plural(monitor.len(), "target"))),
     ]);
 
-    let responder = Responder::new(policy.actions.clone());
+    let mut responder = Responder::new(policy.actions.clone());
+    // Cooldowns and the action limit survive a restart: kept beside the
+    // baseline, sealed as it is (a state that fails its check is refused).
+    let boot = fdir::boot_id()?;
+    let state_file = baseline::state_path(&o.file.baseline);
+    if let Some(payload) = baseline::load_state(&state_file, key.as_ref())? {
+        let state: ResponseState = serde_json::from_slice(&payload)
+            .with_context(|| format!("response state {} is not valid", state_file.display()))?;
+        let n = responder.resume(&state, &boot);
+        tracing::info!("resumed {n} cooldowns and limits from {}", state_file.display());
+    }
+    // Kept each time an action is counted, before it runs. A failure is
+    // said, not fatal: the action still runs, and the next one tries again.
+    let state_key = key.clone();
+    responder.keep_state_with(boot, move |state| {
+        let saved = serde_json::to_vec(state)
+            .map_err(|e| fdir::Error::Bug(format!("cannot encode the response state: {e}")))
+            .and_then(|payload| baseline::save_state(&state_file, &payload, state_key.as_ref()));
+        if let Err(e) = saved {
+            tracing::warn!("cooldowns and limits not kept, a restart would act again: {e}");
+        }
+    });
+    if !policy.actions.passive {
+        // Commands run beside the checks: one that runs up to its timeout
+        // neither delays a check nor starves the systemd watchdog.
+        let beside =
+            signals.waker().map_err(|e| e.to_string()).and_then(|w| responder.run_beside(w).map_err(|e| e.to_string()));
+        if let Err(e) = beside {
+            tracing::warn!("cannot start the responder thread ({e}): actions run on the check thread");
+        }
+    }
     let mut w = Watcher {
         monitor,
         out,
@@ -574,6 +630,8 @@ pub fn watch(o: WatchArgs) -> Result<u8> {
         clock,
     };
     let reason = run(&mut w, &signals, o.interval)?;
+    let done = w.responder.stop();
+    w.reap_actions(done)?;
 
     w.systemd.send(&[sd_notify::NotifyState::Stopping]);
     // Text: the last check is written if the heartbeat left it out, so the
@@ -609,6 +667,10 @@ fn run(w: &mut Watcher, signals: &Signals, interval: Duration) -> Result<&'stati
             match signals.wait(wait).context("cannot wait for the next check")? {
                 Some(Asked::Rebaseline) => break Wake::Rebaseline,
                 Some(Asked::Stop(name)) => break Wake::Stop(name),
+                Some(Asked::ActionDone) => {
+                    let done = w.responder.finished();
+                    w.reap_actions(done)?;
+                }
                 None => {}
             }
             // Between checks the watchdog is fed only if the last cycle was healthy.
