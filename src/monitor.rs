@@ -256,6 +256,8 @@ pub struct Monitor {
     /// last cycle, for the events that say so (pid, start time, workload).
     /// Those found gone at resume are kept for the first cycle's events.
     gone: BTreeMap<u32, (u64, Workload, bool)>,
+    /// The objects the targets share (cgroups), read once a round.
+    shared: std::sync::Arc<crate::shared::Shared>,
 }
 
 impl std::fmt::Debug for Monitor {
@@ -646,7 +648,7 @@ fn rebaseline_after_exec<C: Clock + ?Sized>(
     })?;
     w.baseline.set(base.clone()).ok_or_else(|| Error::Bug("a re-taken baseline cannot be serialized".into()))?;
     w.target = base.target.clone();
-    w.checker = Checker::with_code_budget(w.checker.code_budget());
+    w.checker = w.checker.anew();
     w.unreadable_now.clear();
     Ok(Finding::Exec { target: w.target.clone(), old, new, snapshot: Box::new(base), anomaly })
 }
@@ -777,6 +779,7 @@ impl Monitor {
             outside: BTreeMap::new(),
             gone: BTreeMap::new(),
             coverage,
+            shared: crate::shared::Shared::new(),
         }
     }
 
@@ -985,7 +988,7 @@ impl Monitor {
                 baseline,
                 target,
                 tracker: Tracker::new(self.confirm),
-                checker: Checker::with_code_budget(self.code_budget),
+                checker: Checker::with_code_budget(self.code_budget).sharing(&self.shared),
                 unreadable_now: BTreeMap::new(),
             },
         );
@@ -1130,6 +1133,8 @@ impl Monitor {
         let part = part % parts;
         let mine = move |pid: u32| pid % parts == part;
         let started = Instant::now();
+        // Each round reads every shared object afresh, once.
+        self.shared.begin_round();
         let mut findings = std::mem::take(&mut self.carried);
         let mut summary = Summary {
             exited: findings.iter().filter(|f| matches!(f, Finding::Exited { .. } | Finding::Reused { .. })).count(),

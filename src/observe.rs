@@ -125,6 +125,9 @@ pub(crate) struct Observer {
     /// How many threads of the last observation looked unlike the one
     /// before them and were not asked whether they were exiting.
     unasked: usize,
+    /// The objects the targets of a monitor share, read once a round
+    /// (`shared.rs`); `None` for a target checked on its own.
+    shared: Option<std::sync::Arc<crate::shared::Shared>>,
     /// Working lists of an observation, kept for the next.
     wanted: Vec<Subsystem>,
     canons: Vec<(Subsystem, Canon)>,
@@ -303,6 +306,17 @@ fn scope_reason(sub: Subsystem) -> String {
 impl Observer {
     pub(crate) fn new() -> Observer {
         Observer::default()
+    }
+
+    /// Takes the objects other targets of the same monitor read this round
+    /// instead of reading them again, and keeps what it reads for them.
+    pub(crate) fn share(&mut self, shared: std::sync::Arc<crate::shared::Shared>) {
+        self.shared = Some(shared);
+    }
+
+    /// The store this observer shares, if any.
+    pub(crate) fn shared(&self) -> Option<&std::sync::Arc<crate::shared::Shared>> {
+        self.shared.as_ref()
     }
 
     /// Takes this thread's read buffer and arena (or gives them back: the
@@ -995,42 +1009,25 @@ impl Observer {
         Ok(())
     }
 
-    /// Reads the limit files of every cgroup collected by the cgroup pass.
+    /// Reads the limit files of every cgroup collected by the cgroup pass:
+    /// each cgroup's records taken from what another target of the same
+    /// monitor read this round, unless this read must be fresh.
     #[inline(never)]
     fn cgroup_limits<S: Source + ?Sized>(&mut self, src: &S, canon: &mut Canon) -> Result<(), Error> {
         for i in 0..self.cgroups.len() {
             let Some((h, cg)) = self.cgroups.get(i) else { break };
-            match src.cgroup_list(h, cg, &mut self.names) {
-                Ok(()) => {}
-                Err(e @ (Error::Unavailable { .. } | Error::NotFound { .. })) => {
-                    // One hierarchy fdir cannot see (not mounted here, outside
-                    // its cgroup namespace), or a cgroup removed since the
-                    // membership was read: said in a record of its own; the
-                    // other hierarchies are still compared.
-                    let reason = match &e {
-                        Error::Unavailable { reason, .. } => reason.clone(),
-                        _ => "the cgroup directory does not exist".to_owned(),
-                    };
-                    cgroup_limits::add_unreadable(canon, h, cg, cgroup_limits::DIRECTORY, &reason);
-                    continue;
+            if !self.fresh
+                && let Some(lines) = self.shared.as_ref().and_then(|s| s.cgroup_limits(h, cg))
+            {
+                for line in lines.split('\n').filter(|l| !l.is_empty()) {
+                    canon.push_line(line);
                 }
-                Err(e) => return Err(e),
+                continue;
             }
-            for j in 0..self.names.len() {
-                let Some(file) = self.names.get(j) else { break };
-                if !cgroup_limits::is_limit_file(file) {
-                    continue;
-                }
-                match src.cgroup_read(h, cg, file, &mut self.buf) {
-                    Ok(()) => cgroup_limits::add_file(canon, h, cg, file, &self.buf),
-                    // Removed between the listing and the read.
-                    Err(Error::NotFound { .. }) => {}
-                    Err(e @ (Error::PermissionDenied { .. } | Error::Gone { .. })) => return Err(e),
-                    Err(Error::Io { source, .. }) => {
-                        cgroup_limits::add_unreadable(canon, h, cg, file, &source.to_string())
-                    }
-                    Err(e) => cgroup_limits::add_unreadable(canon, h, cg, file, &e.to_string()),
-                }
+            let mark = canon.len();
+            read_cgroup_limits(src, h, cg, &mut self.names, &mut self.buf, canon)?;
+            if let Some(shared) = &self.shared {
+                shared.keep_cgroup_limits(h, cg, canon.lines_since(mark));
             }
         }
         Ok(())
@@ -1150,6 +1147,49 @@ const OTHER_SUBSYSTEMS: [Subsystem; 7] = [
 ];
 
 /// Takes the form of `sub` out of an observation's forms, to fill it.
+/// The `cgroup-limits` records of one cgroup: its limit files, or a record
+/// saying why they cannot be read (a hierarchy not mounted here, a cgroup
+/// removed since the membership was read, a file that fails).
+fn read_cgroup_limits<S: Source + ?Sized>(
+    src: &S,
+    h: &str,
+    cg: &str,
+    names: &mut Vec<String>,
+    buf: &mut Vec<u8>,
+    canon: &mut Canon,
+) -> Result<(), Error> {
+    match src.cgroup_list(h, cg, names) {
+        Ok(()) => {}
+        Err(e @ (Error::Unavailable { .. } | Error::NotFound { .. })) => {
+            // One hierarchy fdir cannot see (not mounted here, outside
+            // its cgroup namespace), or a cgroup removed since the
+            // membership was read: said in a record of its own; the
+            // other hierarchies are still compared.
+            let reason = match &e {
+                Error::Unavailable { reason, .. } => reason.clone(),
+                _ => "the cgroup directory does not exist".to_owned(),
+            };
+            cgroup_limits::add_unreadable(canon, h, cg, cgroup_limits::DIRECTORY, &reason);
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    }
+    for file in names.iter() {
+        if !cgroup_limits::is_limit_file(file) {
+            continue;
+        }
+        match src.cgroup_read(h, cg, file, buf) {
+            Ok(()) => cgroup_limits::add_file(canon, h, cg, file, buf),
+            // Removed between the listing and the read.
+            Err(Error::NotFound { .. }) => {}
+            Err(e @ (Error::PermissionDenied { .. } | Error::Gone { .. })) => return Err(e),
+            Err(Error::Io { source, .. }) => cgroup_limits::add_unreadable(canon, h, cg, file, &source.to_string()),
+            Err(e) => cgroup_limits::add_unreadable(canon, h, cg, file, &e.to_string()),
+        }
+    }
+    Ok(())
+}
+
 fn take_form(canons: &mut [(Subsystem, Canon)], sub: Subsystem) -> Option<Canon> {
     canons.iter_mut().find(|(s, _)| *s == sub).map(|(_, c)| std::mem::take(c))
 }

@@ -694,6 +694,23 @@ impl Checker {
         Checker { observer: Observer::new(), code: CodeSweep::new(budget), drifted_last: false }
     }
 
+    /// This checker, taking what other targets of the same monitor read of
+    /// the objects they share this round (`shared.rs`).
+    pub(crate) fn sharing(mut self, shared: &std::sync::Arc<crate::shared::Shared>) -> Checker {
+        self.observer.share(std::sync::Arc::clone(shared));
+        self
+    }
+
+    /// A new checker with this one's code budget and shared objects: for a
+    /// target whose baseline was taken again (an exec).
+    pub(crate) fn anew(&self) -> Checker {
+        let fresh = Checker::with_code_budget(self.code_budget());
+        match self.observer.shared() {
+            Some(shared) => fresh.sharing(shared),
+            None => fresh,
+        }
+    }
+
     /// Changes the code budget; the sweep goes on where it was.
     pub fn set_code_budget(&mut self, budget: CodeBudget) {
         self.code.set_budget(budget);

@@ -581,3 +581,61 @@ TMPDIR="$1" exec "$2" bench --only watch --seconds 1 --format json"#;
         }
     }
 }
+
+/// Processes that share a cgroup share its limit files: a watch reads them
+/// once a round (shared.rs) and must still see a change for every process
+/// that leads there, see nothing for a process in a sibling cgroup, and see
+/// a process that moves away on its own.
+#[test]
+fn a_limit_raised_on_a_shared_cgroup_is_seen_for_each_of_its_processes() {
+    const TEST: &str = "a_limit_raised_on_a_shared_cgroup_is_seen_for_each_of_its_processes";
+    if !common::is_root() {
+        return common::skip(TEST, "moving processes between cgroups needs root");
+    }
+    let Some(h) = common::hierarchy(Some("pids")).filter(|h| !h.v2) else {
+        return common::skip(TEST, "no cgroup v1 pids hierarchy to make cgroups in");
+    };
+    let (mut shared, mut sibling) =
+        match (common::ScratchCgroup::new(&h, "shared"), common::ScratchCgroup::new(&h, "sibling")) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => return common::skip(TEST, &e),
+        };
+    let (a, b, c) = (Testee::spawn(), Testee::spawn(), Testee::spawn());
+    shared.enter(a.pid).unwrap();
+    shared.enter(b.pid).unwrap();
+    sibling.enter(c.pid).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pids: Vec<String> = [a.pid, b.pid, c.pid].iter().map(u32::to_string).collect();
+    let mut args = vec!["--subsystems", "cgroup-limits", "--interval", "200ms", "--format", "json"];
+    for p in &pids {
+        args.extend(["--pid", p]);
+    }
+    let mut w = Watch::start(&args, dir.path());
+    w.wait_for("a first check", |v| v["event"] == "check");
+    shared.write("pids.max", "77").unwrap();
+    let drifted = |pid: u32, to: &'static str| {
+        move |v: &serde_json::Value| {
+            v["event"] == "anomaly"
+                && v["pid"] == pid
+                && v["changes"]
+                    .as_array()
+                    .is_some_and(|c| c.iter().any(|c| c["text"].as_str().unwrap_or("").contains(to)))
+        }
+    };
+    w.wait_for("the first process's anomaly", drifted(a.pid, "-> 77"));
+    w.wait_for("the second process's anomaly", drifted(b.pid, "-> 77"));
+    // A few more rounds: the sibling, which shares nothing, stays quiet.
+    let cycle = w.wait_for("a check", |v| v["event"] == "check")["cycle"].as_u64().unwrap();
+    w.wait_for("three more checks", |v| v["event"] == "check" && v["cycle"].as_u64() >= Some(cycle + 3));
+    assert!(
+        !w.seen.iter().any(|v| v["event"] == "anomaly" && v["pid"] == c.pid),
+        "the process of the sibling cgroup drifted: {:#?}",
+        w.seen
+    );
+    // A change of the sibling's own limit: the drift of its process alone.
+    sibling.write("pids.max", "55").unwrap();
+    w.wait_for("the sibling's process's anomaly", drifted(c.pid, "-> 55"));
+    let (status, _) = w.terminate();
+    assert_eq!(status, 0);
+    drop((a, b, c));
+}

@@ -169,6 +169,23 @@ impl Canon {
         self.lines.is_empty()
     }
 
+    /// The records added since the form had `mark` records ([`Canon::len`]),
+    /// as `key\tvalue` lines in the order they were added; before
+    /// [`Canon::finish`].
+    pub(crate) fn lines_since(&self, mark: usize) -> impl Iterator<Item = &str> + '_ {
+        self.lines.get(mark..).unwrap_or(&[]).iter().map(|r| self.text.get(r.clone()).unwrap_or(""))
+    }
+
+    /// Adds a `key\tvalue` line taken from a form of the same subsystem
+    /// ([`Canon::lines_since`]): already in canonical form.
+    pub(crate) fn push_line(&mut self, line: &str) {
+        self.finished = false;
+        self.digest = None;
+        let start = self.text.len();
+        self.text.push_str(line);
+        self.lines.push(start..self.text.len());
+    }
+
     /// The records as `key\tvalue` lines, in canonical order once finished.
     pub fn lines(&self) -> impl Iterator<Item = &str> + '_ {
         self.lines.iter().map(|r| self.text.get(r.clone()).unwrap_or(""))
