@@ -2,7 +2,7 @@
 //! did, rendered in the Prometheus text exposition format (version 0.0.4), and
 //! a minimal one-thread HTTP server that serves it at `/metrics`.
 //!
-//! The metric names are a contract (DESIGN.md section 3): the alerting rules
+//! The metric names are a contract (docs/contracts.md §7): the alerting rules
 //! in `dist/prometheus/` and the dashboard in `dist/grafana/` depend on them.
 //!
 //! | family | type | labels |

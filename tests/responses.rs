@@ -1,4 +1,4 @@
-//! FDIR behaviour end to end (DESIGN.md §5), against real child processes:
+//! FDIR behaviour end to end (docs/contracts.md §6), against real child processes:
 //! a change and its reversal give an anomaly then a recovery; actions get the
 //! right environment and JSON; passive mode never acts; a failing or hanging
 //! action leaves the monitor running; SIGHUP accepts a change; Isolate really

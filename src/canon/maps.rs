@@ -1,6 +1,6 @@
 //! `/proc/PID/maps` → the mapping records of the `memory-maps` subsystem.
 //!
-//! What is kept, and why (DESIGN.md §2):
+//! What is kept, and why (docs/contracts.md §2):
 //!
 //! - **Code files** — every file that has at least one executable mapping in
 //!   the process (the executable, ld.so, libraries, a memfd or deleted file

@@ -39,7 +39,7 @@ pub fn json_lines(o: &Output) -> Vec<Value> {
     stdout(o).lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}"))).collect()
 }
 
-/// Checks the contract of every event object (DESIGN.md §3).
+/// Checks the contract of every event object (docs/contracts.md §4).
 pub fn assert_event_schema(v: &Value) {
     let kind = v["event"].as_str().unwrap_or_else(|| panic!("no event: {v}"));
     let time = v["time"].as_str().unwrap_or_else(|| panic!("no time: {v}"));
