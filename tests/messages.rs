@@ -287,7 +287,9 @@ fn watch_as_nobody_says_once_what_it_cannot_read_and_how_to_fix_it() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    // Writable by nobody, and sticky: fdir refuses a baseline in a directory
+    // others may write without the sticky bit (trust.rs).
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
     // A process of root's that nobody cannot read, for certain.
     let root_process = Sleeper::spawn();
     std::thread::sleep(Duration::from_millis(600));

@@ -228,27 +228,40 @@ fn cooldowns_survive_a_kill_9_and_restart() {
 
 #[test]
 fn fifty_kills_never_lose_the_baseline_nor_repeat_an_action() {
-    // SIGKILL at a random point of a watch's life, 50 times over, with a
-    // drift that stays and an action with a cooldown: every restart resumes
-    // from its files (the check after each kill reads the drift, exit 1,
-    // never "could not check"), and the action ran once in all.
+    // SIGKILL at a random point of a `watch --all`'s life, 50 times over,
+    // with a drift that stays and an action with a cooldown: every restart
+    // resumes from its files (the check after each kill reads the drift,
+    // exit 1, never "could not check"), and the action ran once in all for
+    // the test's own process (the command counts only its pid: other
+    // processes of the machine are not the test's to judge).
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let count = d.join("count");
     let config = d.join("fdir.toml");
+    let mut t = Testee::spawn();
     std::fs::write(
         &config,
-        format!("[actions]\non-anomaly = \"echo fired >> {}\"\ncooldown = \"1h\"\n", count.display()),
+        format!(
+            // No limit across targets: other processes' drifts must not
+            // use up the test's process's action.
+            "[actions]\non-anomaly = \"[ \\\"$FDIR_PID\\\" = {} ] && echo fired >> {} || true\"\ncooldown = \"1h\"\nmax-actions = 1000000\n",
+            t.pid,
+            count.display()
+        ),
     )
     .unwrap();
     let fired = || std::fs::read_to_string(&count).unwrap_or_default().lines().count();
-    let mut t = Testee::spawn();
-    let pid = t.pid.to_string();
-    let args = ["--pid", pid.as_str(), "--interval", "100ms", "--format", "json", "--config", config.to_str().unwrap()];
+    let args = ["--all", "--interval", "100ms", "--format", "json", "--config", config.to_str().unwrap()];
     let mut w = Watch::start(&args, d);
-    w.wait_for("the first check", is("check"));
+    let pid = t.pid;
+    // A young process is baselined once it has settled: then a check.
+    w.wait_for("the test's process baselined", move |v| v["event"] == "baseline" && v["pid"] == pid);
+    w.wait_for("a check", is("check"));
     t.must("nnp");
-    assert_eq!(action(&mut w, "on-anomaly")["outcome"], "done");
+    let done = w.wait_for("the action on the test's process", |v| {
+        v["event"] == "action" && v["action"] == "on-anomaly" && v["pid"] == pid
+    });
+    assert_eq!(done["outcome"], "done");
     w.signal(libc::SIGKILL);
     w.child_wait();
     let mut rng = common::Rng(0x2323);

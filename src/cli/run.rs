@@ -106,7 +106,7 @@ pub fn writable(path: &Path) -> Result<()> {
 
 /// Loads and checks the baseline file: integrity, key, boot.
 pub fn load_baseline(file: &FileArgs, key: Option<&Key>) -> Result<BaselineFile> {
-    if !file.baseline.exists() {
+    if file.baseline.symlink_metadata().is_err() {
         bail!(
             "baseline file {} does not exist: take one with fdir snapshot (--pid PID for one process, --all for every process), or start fdir watch, which takes one; name another file with --baseline FILE",
             file.baseline.display()
