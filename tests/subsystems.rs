@@ -447,3 +447,54 @@ fn a_zombie_is_gone_not_drift() {
     }
     drop(t);
 }
+
+/// The limit cases above need real cgroups of a v1 hierarchy, which a host
+/// with only cgroup v2 does not have. The same cases through a canned
+/// cgroupfs tree (`Procfs::mock_files`: `cgroupfs/HIERARCHY/CGROUP/FILE`)
+/// run on every host: a limit changed on the process's own cgroup (v1 and
+/// v2), and one raised on a parent cgroup, named by the parent's path.
+#[test]
+fn cgroup_limit_changes_are_detected_in_a_canned_cgroupfs_on_any_host() {
+    const CGROUP: &str = "8:pids:/app/worker\n4:memory:/app/worker\n0::/app.slice/app.service\n";
+    const STATUS: &str = "Name:\tapp\nUid:\t0\t0\t0\t0\nSeccomp:\t0\n";
+    let tree = |changed: Option<(&'static str, &'static str)>| {
+        let mut files: Vec<(&str, &str)> = vec![
+            ("maps", "55d0c0a02000-55d0c0a06000 r-xp 00002000 fe:01 1311 /usr/bin/sleep\n"),
+            ("status", STATUS),
+            ("task/1/status", STATUS),
+            ("cgroup", CGROUP),
+            ("task/1/cgroup", CGROUP),
+            ("cgroupfs/pids/pids.max", "max\n"),
+            ("cgroupfs/pids/app/pids.max", "100\n"),
+            ("cgroupfs/pids/app/worker/pids.max", "10\n"),
+            ("cgroupfs/memory/app/worker/memory.limit_in_bytes", "52428800\n"),
+            ("cgroupfs/unified/app.slice/app.service/pids.max", "50\n"),
+            ("cgroupfs/unified/app.slice/app.service/memory.max", "max\n"),
+        ];
+        if let Some((file, value)) = changed {
+            files.retain(|(f, _)| *f != file);
+            files.push((file, value));
+        }
+        Procfs::mock_files(files)
+    };
+    let subs = [Subsystem::CgroupLimits];
+    let clock = fdir::ManualClock::new();
+    let base = snapshot_with(&clock, &tree(None), &subs).unwrap();
+    assert!(check_with(&base, &clock, &tree(None), &subs).unwrap().is_ok());
+    let cases: &[(&str, &str, &str)] = &[
+        // (file changed, new value, words the change must carry)
+        ("cgroupfs/pids/app/worker/pids.max", "7\n", "cgroup pids:/app/worker pids.max 10 -> 7"),
+        ("cgroupfs/pids/app/pids.max", "max\n", "cgroup pids:/app pids.max 100 -> max"),
+        ("cgroupfs/memory/app/worker/memory.limit_in_bytes", "1048576\n", "memory:/app/worker memory.limit_in_bytes"),
+        (
+            "cgroupfs/unified/app.slice/app.service/pids.max",
+            "max\n",
+            "unified:/app.slice/app.service pids.max 50 -> max",
+        ),
+        ("cgroupfs/unified/app.slice/app.service/memory.max", "1048576\n", "unified:/app.slice/app.service memory.max"),
+    ];
+    for &(file, value, words) in cases {
+        let a = check_with(&base, &clock, &tree(Some((file, value))), &subs).unwrap().anomalies().to_vec();
+        assert_drift(&a, &[Subsystem::CgroupLimits], Subsystem::CgroupLimits, words);
+    }
+}
