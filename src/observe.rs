@@ -628,7 +628,11 @@ impl Observer {
             if has(sub)
                 && let Some(mut c) = take_form(canons, sub)
             {
-                let r = self.whole_file(src, sub, file, &mut c, |b, c| canonicalize(b, c).map_err(|e| e.to_string()));
+                let r = if sub == Subsystem::Mounts {
+                    self.mounts(src, &mut c)
+                } else {
+                    self.whole_file(src, sub, file, &mut c, |b, c| canonicalize(b, c).map_err(|e| e.to_string()))
+                };
                 put_form(canons, sub, c);
                 outcome.push((sub, settle(r)?));
             }
@@ -770,6 +774,37 @@ impl Observer {
         }
         crate::canon::code::code_mappings(&self.buf, &mut self.mappings)
             .map_err(|e| Error::Parse { path: src.path_of("maps"), message: e.to_string() })
+    }
+
+    /// The `mounts` form: taken from what another target of the same
+    /// monitor read this round for the same mount view (namespace and root,
+    /// `shared.rs`), unless this read must be fresh; otherwise `mountinfo`
+    /// read and canonicalized, and kept for the others.
+    #[inline(never)]
+    fn mounts<S: Source + ?Sized>(&mut self, src: &S, canon: &mut Canon) -> Result<(), Error> {
+        let view = match &self.shared {
+            Some(_) => mount_view(src),
+            None => None,
+        };
+        if !self.fresh
+            && let (Some(shared), Some(view)) = (&self.shared, &view)
+            && let Some(lines) = shared.mounts(view)
+        {
+            canon.clear();
+            for line in lines.split('\n').filter(|l| !l.is_empty()) {
+                canon.push_line(line);
+            }
+            canon.finish();
+            canon.digest(Subsystem::Mounts);
+            return Ok(());
+        }
+        self.whole_file(src, Subsystem::Mounts, "mountinfo", canon, |b, c| {
+            mounts::canonicalize(b, c).map_err(|e| e.to_string())
+        })?;
+        if let (Some(shared), Some(view)) = (&self.shared, view) {
+            shared.keep_mounts(view, canon.lines());
+        }
+        Ok(())
     }
 
     /// Reads one file of the process and canonicalizes it whole.
@@ -1147,6 +1182,14 @@ const OTHER_SUBSYSTEMS: [Subsystem; 7] = [
 ];
 
 /// Takes the form of `sub` out of an observation's forms, to fill it.
+/// What a process's `mountinfo` depends on (`shared.rs`), where the source
+/// can tell it; `None` otherwise (each process then reads its own).
+fn mount_view<S: Source + ?Sized>(src: &S) -> Option<crate::shared::MountView> {
+    let ns = src.stat("ns/mnt").ok()?;
+    let (root, root_mount) = src.mount_of("root")?;
+    Some(crate::shared::MountView { namespace: (ns.dev, ns.ino), root: (root.dev, root.ino), root_mount })
+}
+
 /// The `cgroup-limits` records of one cgroup: its limit files, or a record
 /// saying why they cannot be read (a hierarchy not mounted here, a cgroup
 /// removed since the membership was read, a file that fails).

@@ -1,12 +1,23 @@
 //! Kernel objects that many targets share, read once per round.
 //!
 //! Five hundred processes in five cgroups lead to the same few cgroup
-//! directories in each hierarchy. The limit files of such a directory are
-//! read for the first target of a round that leads there; the records they
-//! gave are kept here and taken by every other target of that round, so a
-//! round reads each distinct cgroup once, not once per process. A round is
-//! one part of a [`crate::Monitor`] cycle: [`Shared::begin_round`] forgets
-//! what the last one read, so nothing older than the round is ever used.
+//! directories in each hierarchy, and most processes of a node share one
+//! mount table. Such an object is read for the first target of a round that
+//! leads to it; the records it gave are kept here and taken by every other
+//! target of that round, so a round reads each distinct object once, not
+//! once per process:
+//!
+//! - a cgroup's limit files (`cgroup-limits`), by hierarchy and cgroup path;
+//! - a process's `mountinfo` (`mounts`), by what that text depends on: the
+//!   mount namespace (`ns/mnt`) and the process's root, as a file and as the
+//!   mount it is on (`statx` of `root`: two roots that are the same
+//!   directory through different mounts see different mounts below them).
+//!   Where the mount of the root cannot be told (a kernel before 5.8), each
+//!   process reads its own.
+//!
+//! A round is one part of a [`crate::Monitor`] cycle:
+//! [`Shared::begin_round`] forgets what the last one read, so nothing older
+//! than the round is ever used.
 //!
 //! A read after a drift (the confirming re-read, and every read while a
 //! drift lasts) never takes from here: it reads the files again, so a read
@@ -22,6 +33,20 @@ pub(crate) struct Shared {
     /// The `cgroup-limits` records of a cgroup directory, by hierarchy and
     /// cgroup path: `key\tvalue` lines, one per line.
     cgroup_limits: Mutex<HashMap<String, HashMap<String, Arc<str>>>>,
+    /// The `mounts` records of a mount view, as [`MountView`] names it.
+    mounts: Mutex<HashMap<MountView, Arc<str>>>,
+}
+
+/// What the text of a process's `mountinfo` depends on: its mount
+/// namespace, and its root (the directory, and the mount it is on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct MountView {
+    /// `ns/mnt`: device and inode of the mount namespace.
+    pub(crate) namespace: (u64, u64),
+    /// `root`: device and inode of the root directory.
+    pub(crate) root: (u64, u64),
+    /// The id of the mount the root directory is on.
+    pub(crate) root_mount: u64,
 }
 
 impl Shared {
@@ -35,6 +60,23 @@ impl Shared {
         if let Ok(mut m) = self.cgroup_limits.lock() {
             m.clear();
         }
+        if let Ok(mut m) = self.mounts.lock() {
+            m.clear();
+        }
+    }
+
+    /// The `mounts` records of `view`, if a target read them this round.
+    pub(crate) fn mounts(&self, view: &MountView) -> Option<Arc<str>> {
+        self.mounts.lock().ok()?.get(view).cloned()
+    }
+
+    /// Keeps the `mounts` records just read for `view` for the rest of the
+    /// round.
+    pub(crate) fn keep_mounts<'a>(&self, view: MountView, lines: impl Iterator<Item = &'a str>) {
+        let text = joined(lines);
+        if let Ok(mut m) = self.mounts.lock() {
+            m.insert(view, Arc::from(text));
+        }
     }
 
     /// The records of `cgroup` in `hierarchy`, if a target read them this
@@ -46,15 +88,21 @@ impl Shared {
     /// Keeps the records just read of `cgroup` in `hierarchy` for the rest
     /// of the round.
     pub(crate) fn keep_cgroup_limits<'a>(&self, hierarchy: &str, cgroup: &str, lines: impl Iterator<Item = &'a str>) {
-        let mut text = String::new();
-        for line in lines {
-            text.push_str(line);
-            text.push('\n');
-        }
+        let text = joined(lines);
         if let Ok(mut m) = self.cgroup_limits.lock() {
             m.entry(hierarchy.to_owned()).or_default().insert(cgroup.to_owned(), Arc::from(text));
         }
     }
+}
+
+/// Records as kept: `key\tvalue` lines, each ending in a newline.
+fn joined<'a>(lines: impl Iterator<Item = &'a str>) -> String {
+    let mut text = String::new();
+    for line in lines {
+        text.push_str(line);
+        text.push('\n');
+    }
+    text
 }
 
 #[cfg(test)]
@@ -69,7 +117,12 @@ mod tests {
         assert_eq!(s.cgroup_limits("pids", "/a").as_deref(), Some("pids /a pids.max\t100\npids /a x\ty\n"));
         assert!(s.cgroup_limits("pids", "/b").is_none());
         assert!(s.cgroup_limits("memory", "/a").is_none());
+        let view = MountView { namespace: (4, 4026531841), root: (254, 2), root_mount: 21 };
+        s.keep_mounts(view, ["mount /\text4 rw"].into_iter());
+        assert_eq!(s.mounts(&view).as_deref(), Some("mount /\text4 rw\n"));
+        assert!(s.mounts(&MountView { root_mount: 22, ..view }).is_none(), "another mount of the same root");
         s.begin_round();
         assert!(s.cgroup_limits("pids", "/a").is_none());
+        assert!(s.mounts(&view).is_none());
     }
 }

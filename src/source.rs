@@ -160,6 +160,15 @@ pub trait Source {
         Err(unsupported(format!("the identity of {}", self.path_of(rel).display())))
     }
 
+    /// The identity of `rel` and the id of the mount it is on (`statx`'s
+    /// `STATX_MNT_ID`, Linux 5.8), where the source knows them: for `"root"`,
+    /// with the mount namespace, what a process's `mountinfo` depends on.
+    /// `None` (the default) where it cannot tell.
+    fn mount_of(&self, rel: &str) -> Option<(FileId, u64)> {
+        let _ = rel;
+        None
+    }
+
     /// The target of the symbolic link `rel` (`"exe"`), as the kernel
     /// prints it (with ` (deleted)` for a file deleted since).
     fn read_link(&self, rel: &str) -> Result<String, Error> {
@@ -265,6 +274,9 @@ impl<S: Source + ?Sized> Source for &S {
     }
     fn stat(&self, rel: &str) -> Result<FileId, Error> {
         (**self).stat(rel)
+    }
+    fn mount_of(&self, rel: &str) -> Option<(FileId, u64)> {
+        (**self).mount_of(rel)
     }
     fn read_link(&self, rel: &str) -> Result<String, Error> {
         (**self).read_link(rel)
@@ -1262,6 +1274,17 @@ impl Source for Procfs {
             Inner::Node(_) => Err(unsupported(format!("the identity of {}", self.path_of(rel).display()))),
             Inner::Failed { .. } => self.target().map(|_| FileId { dev: 0, ino: 0 }),
         }
+    }
+
+    fn mount_of(&self, rel: &str) -> Option<(FileId, u64)> {
+        let Inner::Process(d) = &self.inner else { return None };
+        let want = rustix::fs::StatxFlags::INO | rustix::fs::StatxFlags::MNT_ID;
+        let st = rustix::fs::statx(&d.dir, rel, AtFlags::empty(), want).ok()?;
+        if (!st.stx_mask & want.bits()) != 0 {
+            return None;
+        }
+        let dev = rustix::fs::makedev(st.stx_dev_major, st.stx_dev_minor);
+        Some((FileId { dev, ino: st.stx_ino }, st.stx_mnt_id))
     }
 
     fn list(&self, rel: &str, out: &mut Vec<String>) -> Result<(), Error> {
