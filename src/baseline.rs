@@ -632,16 +632,29 @@ const PARALLEL_DIGEST_FROM: usize = 256 * 1024;
 /// known to be the file's or while that is being checked: the header, the
 /// version, the key, then the payload.
 fn open_sealed(path: &Path, sealed: &[u8], key: Option<&Key>) -> Result<BaselineFile, Error> {
+    let (version, payload) = open_envelope(path, sealed, HEAD, |v| SUPPORTED_VERSIONS.contains(&v), key)?;
+    crate::payload::decode(version, payload).map_err(|r| refused(path, r))
+}
+
+/// Opens the envelope every file of this kind shares, once `sealed` (every
+/// byte its digest covers) is known or being checked: the header `head`, a
+/// version `supported` takes, the payload, then its HMAC with `key` (a
+/// signed file needs its key, an unsigned one is refused with a key).
+/// Returns the version and the payload.
+fn open_envelope<'a>(
+    path: &Path,
+    sealed: &'a [u8],
+    head: &[u8],
+    supported: impl Fn(u64) -> bool,
+    key: Option<&Key>,
+) -> Result<(u64, &'a [u8]), Error> {
     let fail = |problem| Error::Baseline { path: path.to_path_buf(), problem };
-    let Some(after_head) = sealed.strip_prefix(HEAD) else {
-        return Err(fail(BaselineProblem::NotBaseline));
-    };
+    let after_head = sealed.strip_prefix(head).ok_or_else(|| fail(BaselineProblem::NotBaseline))?;
     let (version, after_version) = parse_version(after_head)
         .ok_or_else(|| fail(BaselineProblem::Invalid("its version is not a number".into())))?;
-    if !SUPPORTED_VERSIONS.contains(&version) {
+    if !supported(version) {
         return Err(fail(BaselineProblem::UnsupportedVersion { found: version }));
     }
-    // Every version shares the envelope: the payload, then the HMAC if any.
     let body = after_version
         .strip_prefix(PAYLOAD_TAG)
         .and_then(|b| b.strip_suffix(SHA_TAG))
@@ -651,7 +664,7 @@ fn open_sealed(path: &Path, sealed: &[u8], key: Option<&Key>) -> Result<Baseline
         None => (body, None),
     };
     check_hmac(path, sealed, hmac, key)?;
-    crate::payload::decode(version, payload).map_err(|r| refused(path, r))
+    Ok((version, payload))
 }
 
 /// Checks the HMAC of `sealed` (its hex value `hmac`, if the file has one)
@@ -723,21 +736,7 @@ pub fn load_state(path: &Path, key: Option<&Key>) -> Result<Option<Vec<u8>>, Err
     if Digest::of(sealed) != claimed {
         return Err(fail(BaselineProblem::DigestMismatch));
     }
-    let after_head = sealed.strip_prefix(STATE_HEAD).ok_or_else(|| fail(BaselineProblem::NotBaseline))?;
-    let (version, after_version) = parse_version(after_head)
-        .ok_or_else(|| fail(BaselineProblem::Invalid("its version is not a number".into())))?;
-    if version != STATE_VERSION {
-        return Err(fail(BaselineProblem::UnsupportedVersion { found: version }));
-    }
-    let body = after_version
-        .strip_prefix(PAYLOAD_TAG)
-        .and_then(|b| b.strip_suffix(SHA_TAG))
-        .ok_or_else(|| fail(BaselineProblem::Invalid("no \"payload\" after the version".into())))?;
-    let (payload, hmac) = match split_hmac(body) {
-        Some((payload, hex)) => (payload, Some(hex)),
-        None => (body, None),
-    };
-    check_hmac(path, sealed, hmac, key)?;
+    let (_, payload) = open_envelope(path, sealed, STATE_HEAD, |v| v == STATE_VERSION, key)?;
     Ok(Some(payload.to_vec()))
 }
 
