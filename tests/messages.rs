@@ -299,7 +299,10 @@ fn watch_as_nobody_says_once_what_it_cannot_read_and_how_to_fix_it() {
     };
     let mut w = TextWatch::start(&["--all", "--interval", "300ms"], dir.path(), nobody);
     w.wait_for("the first check", |l| l.contains(" CHECK    #1:"));
-    w.wait_for("the third check", |l| check_number(l).is_some_and(|n| n >= 3));
+    // Some more checks (wall time to watch, not a measure of speed): on a
+    // quiet machine they print no line until a minute has passed, so none
+    // is waited for; the STOPPED line counts them.
+    std::thread::sleep(Duration::from_secs(3));
     let (rc, lines) = w.interrupt();
     assert_eq!(rc, 0, "{lines:#?}");
     let unreadable: Vec<&String> = lines.iter().filter(|l| l.contains(" UNREADABLE ")).collect();
