@@ -61,6 +61,7 @@ mod snapshot;
 mod source;
 mod subsystem;
 mod time;
+pub mod trigger;
 pub mod trust;
 pub mod workload;
 

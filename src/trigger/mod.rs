@@ -1,0 +1,82 @@
+//! Triggers: the kernel's own notices of a change, used to re-check at once.
+//!
+//! A trigger never replaces the timer (a bit flipped by radiation makes no
+//! system call and raises no notice); it only names what to re-check now.
+//! Each source is optional, found at start, and says why when it cannot run.
+//! This file holds the vocabulary every source speaks; each source is a
+//! module of its own.
+
+use std::fmt;
+
+/// A source of triggers, as named in the `started` event and the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// The proc connector (netlink): fork, exec, id changes, ptrace, exit.
+    Connector,
+    /// eBPF programs on the system calls and kernel functions that change
+    /// isolation.
+    Ebpf,
+    /// `poll` on `/proc/self/mountinfo`: the kernel signals a changed mount
+    /// table.
+    Mountinfo,
+    /// inotify on cgroup control files.
+    Inotify,
+}
+
+impl Kind {
+    /// Every kind, in the order they are named.
+    pub const ALL: [Kind; 4] = [Kind::Connector, Kind::Ebpf, Kind::Mountinfo, Kind::Inotify];
+
+    /// The name used in events, metrics and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Connector => "connector",
+            Kind::Ebpf => "ebpf",
+            Kind::Mountinfo => "mountinfo",
+            Kind::Inotify => "inotify",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a trigger asks to re-check now.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Recheck {
+    /// A process (thread group id) whose isolation a call may have changed.
+    Process(u32),
+    /// A new process (fork or clone of a thread group): under `--all`, to
+    /// baseline.
+    New(u32),
+    /// A process that ran `execve`.
+    Exec(u32),
+    /// A process that exited.
+    Exit(u32),
+    /// The node's own state (kernel hardening, `/proc/sys`).
+    Node,
+    /// The mount tables.
+    Mounts,
+    /// The processes of a cgroup, named by its directory in cgroupfs.
+    Cgroup(std::path::PathBuf),
+    /// Everything: a source lost events, and only a full check is sure.
+    All,
+}
+
+/// Why a source cannot run here, said once at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unavailable {
+    /// The source.
+    pub kind: Kind,
+    /// Why, in words a person can act on (lowercase, no trailing period).
+    pub reason: String,
+}
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} triggers unavailable: {}", self.kind, self.reason)
+    }
+}
