@@ -54,6 +54,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::digest::{from_hex, to_hex};
+pub use crate::error::{BaselineProblem, KeyProblem, MAX_KEY_FILE, SUPPORTED_VERSIONS};
 use crate::{Digest, Error, Snapshot, Subsystem};
 
 /// The `format` tag of every fdir baseline file.
@@ -62,14 +63,8 @@ pub const FORMAT: &str = "fdir-baseline";
 /// The version of the format this fdir writes.
 pub const VERSION: u64 = crate::payload::VERSION;
 
-/// The versions of the format this fdir reads.
-pub const SUPPORTED_VERSIONS: &[u64] = &[1, 2];
-
 /// The largest baseline file fdir loads or writes: 256 MiB.
 pub const MAX_BASELINE: u64 = 256 << 20;
-
-/// The largest key file fdir reads: 64 KiB.
-pub const MAX_KEY_FILE: u64 = 64 << 10;
 
 /// What [`BaselineFile::new`] records as the writer: `fdir` and its version.
 pub const CREATED_BY: &str = concat!("fdir ", env!("CARGO_PKG_VERSION"));
@@ -171,130 +166,6 @@ impl fmt::Display for Coverage {
     }
 }
 
-/// Why a baseline file was refused; the message of [`Error::Baseline`], which
-/// names the file.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum BaselineProblem {
-    /// There is no file at the path.
-    #[error("does not exist")]
-    Missing,
-    /// A symbolic link, another user's file, a file others may write, or one
-    /// in a directory others may write (`crate::trust`).
-    #[error("{0}")]
-    Untrusted(crate::trust::Untrusted),
-    /// The path is a directory, a FIFO, a device ... (named).
-    #[error("is {0}, not a baseline file")]
-    NotAFile(&'static str),
-    /// The path has no file name (`/`, `..`): nothing can be saved there.
-    #[error("is not a path to a file")]
-    BadPath,
-    /// Opening or reading failed.
-    #[error("cannot be read: {0}")]
-    Unreadable(io::Error),
-    /// The file holds no bytes.
-    #[error("is empty")]
-    Empty,
-    /// The file is larger than the bound.
-    #[error("is larger than {} MiB, the most fdir reads or writes{}", .limit >> 20,
-        .size.map(|s| format!(" ({s} bytes)")).unwrap_or_else(|| " (it grew while being read)".to_owned()))]
-    TooLarge {
-        /// Its size, when known before reading (otherwise it grew while read).
-        size: Option<u64>,
-        /// The bound.
-        limit: u64,
-    },
-    /// It does not begin as a baseline file, nor end as one.
-    #[error("is not an fdir baseline: it does not begin with {{\"format\":\"fdir-baseline\"")]
-    NotBaseline,
-    /// It does not end with its digest: cut short, or its last bytes changed.
-    #[error("is truncated or corrupted: it does not end with its SHA-256 digest")]
-    Truncated,
-    /// The digest does not match the bytes.
-    #[error("has been modified or corrupted: its SHA-256 does not match")]
-    DigestMismatch,
-    /// A version of the format this fdir does not read.
-    #[error(
-        "is format version {found}, which this fdir does not read (it reads versions {}): use the fdir that wrote it, or take a new baseline",
-        supported_list()
-    )]
-    UnsupportedVersion {
-        /// The version the file says it is.
-        found: u64,
-    },
-    /// Its digest matches, but its content is not a valid baseline.
-    #[error("is not a valid baseline: {0}")]
-    Invalid(String),
-    /// A signed file loaded without a key.
-    #[error("is signed: pass --key with the key it was signed with")]
-    Signed,
-    /// An unsigned file loaded with a key.
-    #[error(
-        "is not signed, but a key was given: refusing it, since anyone can strip a signature (take a new baseline with --key)"
-    )]
-    Unsigned,
-    /// The HMAC does not match with the key given.
-    #[error("HMAC does not match: wrong key or modified file")]
-    HmacMismatch,
-    /// A record set of a version 2 file that does not match the digest it
-    /// is stored under.
-    #[error(
-        "holds {subsystem} records stored under digest {digest} that do not match it (or are not in canonical form)"
-    )]
-    RecordSet {
-        /// The subsystem whose table holds the set.
-        subsystem: Subsystem,
-        /// The digest it is stored under (short form).
-        digest: String,
-    },
-    /// A snapshot whose records do not match its digests.
-    #[error("holds a snapshot of {target} whose records fail their check: {reason}")]
-    Records {
-        /// The target of the snapshot.
-        target: String,
-        /// Which subsystem, and how.
-        reason: String,
-    },
-}
-
-fn supported_list() -> String {
-    SUPPORTED_VERSIONS.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
-}
-
-/// Why a key file was refused; the message of [`Error::Key`], which names the
-/// file.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum KeyProblem {
-    /// There is no file at the path.
-    #[error("does not exist")]
-    Missing,
-    /// The path is a directory, a FIFO, a device ... (named).
-    #[error("is {0}, not a key file")]
-    NotAFile(&'static str),
-    /// Opening or reading failed.
-    #[error("cannot be read: {0}")]
-    Unreadable(io::Error),
-    /// The file holds no key.
-    #[error("is empty")]
-    Empty,
-    /// The key is shorter than [`Key::MIN_LEN`].
-    #[error(
-        "is too short: {len} bytes, a key needs at least {} (make one with `head -c 32 /dev/urandom`)",
-        Key::MIN_LEN
-    )]
-    TooShort {
-        /// Its length, after the trailing newline is removed.
-        len: usize,
-    },
-    /// The file is larger than [`MAX_KEY_FILE`].
-    #[error("is larger than {} KiB: it is not a key", MAX_KEY_FILE >> 10)]
-    TooLarge,
-    /// Another user owns it, or others may write or read it.
-    #[error("{0}")]
-    Untrusted(crate::trust::Untrusted),
-}
-
 /// A secret key for the HMAC-SHA256 of a baseline file.
 ///
 /// Its bytes are never shown (`Debug` prints only the length).
@@ -309,7 +180,7 @@ impl fmt::Debug for Key {
 
 impl Key {
     /// The shortest key accepted, in bytes.
-    pub const MIN_LEN: usize = 16;
+    pub const MIN_LEN: usize = crate::error::KEY_MIN_LEN;
 
     /// The length of a key made by [`Key::generate`], in bytes.
     pub const GENERATED_LEN: usize = 32;
