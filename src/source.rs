@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Scope};
 
+pub(crate) mod cgroupfs;
 mod cgroups;
 mod mock;
 mod procfs;
@@ -28,7 +29,7 @@ mod stat;
 
 pub use cgroups::CgroupMounts;
 pub use procfs::{Procfs, boot_id, list_processes};
-pub use stat::{parse_stat, parse_stat_flags};
+pub use stat::{parse_stat, parse_stat_flags, parse_stat_ppid};
 
 /// How long a seccomp-filters read waits for a thread to stop before it lets
 /// the thread go and reports it unobservable.

@@ -108,7 +108,7 @@ pub(super) struct NodeDir {
     fds: FdCache,
 }
 
-fn errno_error(e: rustix::io::Errno, op: &'static str, path: PathBuf) -> Error {
+pub(super) fn errno_error(e: rustix::io::Errno, op: &'static str, path: PathBuf) -> Error {
     match e {
         rustix::io::Errno::NOENT => Error::NotFound { path },
         _ => Error::io(op, path, io::Error::from(e)),
@@ -147,7 +147,12 @@ fn too_big(path: PathBuf) -> Error {
 
 /// Reads the file `rel` below the directory `dir` (`None`: the directory
 /// does not exist); `path` names it in errors.
-fn read_at(dir: Option<&OwnedFd>, rel: &str, path: impl Fn() -> PathBuf, buf: &mut Vec<u8>) -> Result<(), Error> {
+pub(super) fn read_at(
+    dir: Option<&OwnedFd>,
+    rel: &str,
+    path: impl Fn() -> PathBuf,
+    buf: &mut Vec<u8>,
+) -> Result<(), Error> {
     buf.clear();
     let dir = dir.ok_or_else(|| Error::NotFound { path: path() })?;
     let fd = rustix::fs::openat(dir, rel, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY, Mode::empty())
@@ -464,7 +469,7 @@ impl ProcessDir {
 }
 
 /// A cgroup directory that is gone reads ENODEV (removed while open) or ENOENT.
-fn cgroup_errno(e: rustix::io::Errno, op: &'static str, path: PathBuf) -> Error {
+pub(super) fn cgroup_errno(e: rustix::io::Errno, op: &'static str, path: PathBuf) -> Error {
     match e {
         rustix::io::Errno::NODEV => Error::NotFound { path },
         e => errno_error(e, op, path),

@@ -14,6 +14,15 @@ pub fn parse_stat(stat: &[u8]) -> Option<(String, u8, u64)> {
     Some((name, state, start))
 }
 
+/// The parent's pid: the `ppid` field (4) of `/proc/PID/stat`.
+pub fn parse_stat_ppid(stat: &[u8]) -> Option<u32> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let rest = stat.get(close + 1..)?;
+    // Field 3 is the state; ppid is the next one.
+    let ppid = rest.split(|&b| b == b' ').filter(|f| !f.is_empty()).nth(1)?;
+    std::str::from_utf8(ppid).ok()?.parse().ok()
+}
+
 /// The `flags` field (9) of `/proc/PID/stat` (the kernel's `PF_*` bits).
 pub fn parse_stat_flags(stat: &[u8]) -> Option<u64> {
     let close = stat.iter().rposition(|&b| b == b')')?;
