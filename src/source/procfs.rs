@@ -197,6 +197,17 @@ pub fn list_processes(proc_root: &Path) -> Result<Vec<u32>, Error> {
     Ok(pids)
 }
 
+/// The pids of the processes of this node, as fdir's `/proc` lists them, sorted.
+pub fn live_processes() -> Result<Vec<u32>, Error> {
+    list_processes(Path::new("/proc"))
+}
+
+/// The link count of `/proc`: its fixed entries plus one a process (0 if it
+/// cannot be read), to size tables before the processes are listed.
+pub fn proc_links() -> usize {
+    rustix::fs::stat("/proc").map_or(0, |st| usize::try_from(st.st_nlink).unwrap_or(0))
+}
+
 /// The kernel's boot id (`/proc/sys/kernel/random/boot_id`): process start
 /// times are only meaningful within one boot.
 pub fn boot_id() -> Result<String, Error> {
