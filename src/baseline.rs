@@ -322,6 +322,7 @@ mod tests {
     use super::files::*;
     use super::*;
     use crate::digest::to_hex;
+    use crate::rng::Rng;
     use crate::{Clock, ManualClock, Procfs, Target, snapshot_with};
 
     const MAPS: &str = "\
@@ -444,20 +445,6 @@ Mems_allowed_list:\t0
         let text = std::str::from_utf8(bytes).unwrap();
         assert!(text.contains(from), "{from}");
         text.replacen(from, to, 1).into_bytes()
-    }
-
-    /// xorshift64*: a fixed, dependency-free sequence for the random cases.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        fn below(&mut self, n: usize) -> usize {
-            usize::try_from(self.next() % n as u64).unwrap()
-        }
     }
 
     fn temp_files(dir: &Path) -> Vec<String> {

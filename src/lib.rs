@@ -69,6 +69,7 @@ mod payload;
 pub mod policy;
 mod ptrace;
 pub mod respond;
+pub mod rng;
 mod shared;
 mod snapshot;
 // Touches files: /proc, /sys and cgroupfs: every read of kernel state.
