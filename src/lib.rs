@@ -95,10 +95,11 @@ pub use explain::{Change, ChangeKind};
 pub use monitor::{Finding, Monitor, PinAhead, Pinned, Summary};
 pub use observe::code::{CodeBudget, DEFAULT_CODE_BUDGET, Sweep};
 pub use observe::filters::Stops;
+pub use policy::default_handler;
 pub use snapshot::{
     Anomaly, Checker, Executable, Observation, Report, SETTLE_MAX, SETTLE_QUIET, SETTLE_YOUNGER_THAN, Settle, Snapshot,
     Status, Verdict, check, check_with, snapshot, snapshot_with,
 };
 pub use source::{CgroupMounts, FileId, MAX_FILE, Procfs, STOP_TIMEOUT, Source, Target, boot_id, list_processes};
-pub use subsystem::{Scope, Severity, Subsystem, default_handler};
+pub use subsystem::{Scope, Severity, Subsystem};
 pub use workload::{Selector, Workload};

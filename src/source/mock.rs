@@ -1,53 +1,15 @@
 //! Canned files for tests and examples: the mini-language of
-//! [`Procfs::mock_files`] and [`Procfs::mock_node_files`], answered by
+//! [`Procfs::mock_files`](super::Procfs::mock_files) and
+//! [`Procfs::mock_node_files`](super::Procfs::mock_node_files), answered by
 //! [`Mock`] without touching the filesystem.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::procfs::Inner;
 use super::stat::{PF_EXITING, parse_stat_flags};
-use super::{FileId, Procfs, Target, unsupported};
+use super::{FileId, Target, unsupported};
 use crate::Error;
-
-impl Procfs {
-    /// Canned text of one single-threaded process: `maps`, `status` and `cgroup`.
-    pub fn mock(maps: &str, status: &str, cgroups: &str) -> Procfs {
-        Procfs::mock_files([
-            ("maps", maps),
-            ("status", status),
-            ("cgroup", cgroups),
-            ("task/1/status", status),
-            ("task/1/cgroup", cgroups),
-        ])
-    }
-
-    /// Canned files of a process, by path relative to `/proc/PID`
-    /// (`"task/7/status"`). Threads are the numbers under `task/`; a
-    /// directory lists the names below it. [`Source::stat`] of a file reads
-    /// its content as `DEV:INO` (`"ns/net"` → `"4:4026531833"`), and `-` as a
-    /// link that does not resolve. Cgroup control files are
-    /// `cgroupfs/HIERARCHY/CGROUP/FILE` (`"cgroupfs/pids/app/pids.max"`,
-    /// `"cgroupfs/unified/cgroup.max.depth"` for the root). `mem/HEX` holds
-    /// the memory at address HEX (for [`Source::read_mem`]), and
-    /// `task/TID/seccomp/N` the raw bytes of thread TID's filter program N
-    /// (for [`Source::seccomp_programs`]; a `task/TID/seccomp/denied` entry
-    /// makes that read need a privilege).
-    ///
-    /// [`Source::stat`]: super::Source::stat
-    /// [`Source::read_mem`]: super::Source::read_mem
-    /// [`Source::seccomp_programs`]: super::Source::seccomp_programs
-    pub fn mock_files<K: Into<String>, V: AsRef<[u8]>>(files: impl IntoIterator<Item = (K, V)>) -> Procfs {
-        Procfs::from_inner(Inner::Mock(Mock::new(files, false)))
-    }
-
-    /// Canned files of a node, by path below `/` (`"proc/sys/kernel/tainted"`,
-    /// `"sys/kernel/security/lockdown"`). Its target is the node `mock`.
-    pub fn mock_node_files<K: Into<String>, V: AsRef<[u8]>>(files: impl IntoIterator<Item = (K, V)>) -> Procfs {
-        Procfs::from_inner(Inner::Mock(Mock::new(files, true)))
-    }
-}
 
 /// Canned files of a process or of the node, by path.
 #[derive(Debug)]
@@ -57,7 +19,7 @@ pub(super) struct Mock {
 }
 
 impl Mock {
-    fn new<K: Into<String>, V: AsRef<[u8]>>(files: impl IntoIterator<Item = (K, V)>, node: bool) -> Mock {
+    pub(super) fn new<K: Into<String>, V: AsRef<[u8]>>(files: impl IntoIterator<Item = (K, V)>, node: bool) -> Mock {
         Mock { files: files.into_iter().map(|(k, v)| (k.into(), v.as_ref().to_vec())).collect(), node }
     }
 

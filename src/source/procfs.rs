@@ -32,7 +32,7 @@ pub struct Procfs {
 }
 
 #[derive(Debug)]
-pub(super) enum Inner {
+enum Inner {
     Process(ProcessDir),
     Node(NodeDir),
     Mock(Mock),
@@ -40,14 +40,14 @@ pub(super) enum Inner {
 }
 
 #[derive(Debug)]
-pub(super) enum FailKind {
+enum FailKind {
     Gone,
     Denied,
     Other(String),
 }
 
 #[derive(Debug)]
-pub(super) struct ProcessDir {
+struct ProcessDir {
     root: PathBuf,
     pid: u32,
     start_time: u64,
@@ -95,7 +95,7 @@ fn node_shape(rel: &str) -> Shape {
 }
 
 #[derive(Debug)]
-pub(super) struct NodeDir {
+struct NodeDir {
     proc_root: PathBuf,
     sys_root: PathBuf,
     proc: OwnedFd,
@@ -217,10 +217,6 @@ pub fn boot_id() -> Result<String, Error> {
 }
 
 impl Procfs {
-    pub(super) fn from_inner(inner: Inner) -> Procfs {
-        Procfs { inner }
-    }
-
     /// Keeps no file open from now on (and closes those kept): for a source
     /// read once, as in a one-shot check, where keeping costs more than it
     /// saves, and each file is closed by the core that read it, not all of
@@ -625,6 +621,43 @@ fn may_seize() -> bool {
         .is_ok_and(|c| c.effective.contains(rustix::thread::CapabilitySet::SYS_PTRACE));
     let scope = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope").unwrap_or_default();
     cap && scope.trim() != "3"
+}
+
+impl Procfs {
+    // The canned sources: the mini-language is `mock.rs`'s.
+
+    /// Canned text of one single-threaded process: `maps`, `status` and `cgroup`.
+    pub fn mock(maps: &str, status: &str, cgroups: &str) -> Procfs {
+        Procfs::mock_files([
+            ("maps", maps),
+            ("status", status),
+            ("cgroup", cgroups),
+            ("task/1/status", status),
+            ("task/1/cgroup", cgroups),
+        ])
+    }
+
+    /// Canned files of a process, by path relative to `/proc/PID`
+    /// (`"task/7/status"`). Threads are the numbers under `task/`; a
+    /// directory lists the names below it. [`Source::stat`] of a file reads
+    /// its content as `DEV:INO` (`"ns/net"` → `"4:4026531833"`), and `-` as a
+    /// link that does not resolve. Cgroup control files are
+    /// `cgroupfs/HIERARCHY/CGROUP/FILE` (`"cgroupfs/pids/app/pids.max"`,
+    /// `"cgroupfs/unified/cgroup.max.depth"` for the root). `mem/HEX` holds
+    /// the memory at address HEX (for [`Source::read_mem`]), and
+    /// `task/TID/seccomp/N` the raw bytes of thread TID's filter program N
+    /// (for [`Source::seccomp_programs`]; a `task/TID/seccomp/denied` entry
+    /// makes that read need a privilege).
+    ///
+    pub fn mock_files<K: Into<String>, V: AsRef<[u8]>>(files: impl IntoIterator<Item = (K, V)>) -> Procfs {
+        Procfs { inner: Inner::Mock(Mock::new(files, false)) }
+    }
+
+    /// Canned files of a node, by path below `/` (`"proc/sys/kernel/tainted"`,
+    /// `"sys/kernel/security/lockdown"`). Its target is the node `mock`.
+    pub fn mock_node_files<K: Into<String>, V: AsRef<[u8]>>(files: impl IntoIterator<Item = (K, V)>) -> Procfs {
+        Procfs { inner: Inner::Mock(Mock::new(files, true)) }
+    }
 }
 
 impl Source for Procfs {
