@@ -29,7 +29,7 @@ fn declared(line: &str) -> Option<&str> {
 }
 
 /// The module path of a file below src/ (`src/source/procfs.rs` →
-/// `source::procfs`; `src/cli/mod.rs` → `cli`).
+/// `source::procfs`; `src/cli.rs` → `cli`).
 fn module_of(path: &Path) -> String {
     let rel = path.strip_prefix(root().join("src")).unwrap().with_extension("");
     let mut parts: Vec<String> = rel.iter().map(|p| p.to_string_lossy().into_owned()).collect();
@@ -51,7 +51,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 /// The modules the code lets touch files: an `allow` on a `mod` line of a
-/// crate root's module list (src/lib.rs, src/cli/mod.rs), or one inside a
+/// crate root's module list (src/lib.rs, src/cli.rs), or one inside a
 /// module other than its unit tests.
 fn allowed_in_code() -> BTreeSet<String> {
     let mut allowed = BTreeSet::new();
