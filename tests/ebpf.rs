@@ -10,7 +10,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use fdir::trigger::Recheck;
-use fdir::trigger::ebpf::programs::{FUNCTION_BASE, FUNCTIONS, nr};
+use fdir::trigger::ebpf::programs::{CGROUP_ATTACH, FUNCTION_BASE, FUNCTIONS, nr};
 use fdir::trigger::ebpf::{Ebpf, RATE_LIMIT_NS, Record};
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -124,6 +124,7 @@ fn ebpf_opens_with_every_hook_on_this_kernel() {
     let Some(e) = open("ebpf_opens_with_every_hook_on_this_kernel", 4096, RATE_LIMIT_NS) else { return };
     eprintln!("hooks {:?}, skipped {:?}", e.hooks(), e.skipped());
     assert_eq!(e.hooks().first(), Some(&"sys_exit"));
+    assert!(e.hooks().contains(&"cgroup_attach_task"), "{:?}", e.skipped());
     assert_eq!(e.lost(), 0);
 }
 
@@ -247,6 +248,33 @@ fn ebpf_sees_a_write_to_a_cgroup_control_file() {
     assert!(ok, "the write to {file} failed");
     let r = expect(&mut e, "cgroup_file_write", |r| r.tgid == pid && r.hook == hook);
     assert_eq!(rechecks(&r), vec![Recheck::All]);
+}
+
+#[test]
+fn ebpf_sees_a_cgroup_move_and_names_the_moved_process() {
+    let test = "ebpf_sees_a_cgroup_move_and_names_the_moved_process";
+    let Some(mut e) = open(test, 1 << 16, RATE_LIMIT_NS) else { return };
+    if let Some(s) = e.skipped().iter().find(|s| s.hook == "cgroup_attach_task") {
+        common::skip(test, &s.reason);
+        return;
+    }
+    let Some(h) = common::hierarchy(Some("pids")) else {
+        common::skip(test, "no cgroup hierarchy");
+        return;
+    };
+    let mut cg = match common::ScratchCgroup::new(&h, "ebpf-move") {
+        Ok(c) => c,
+        Err(reason) => {
+            common::skip(test, &reason);
+            return;
+        }
+    };
+    let moved = Sleeper::new();
+    cg.enter(moved.pid()).unwrap();
+    let r = expect(&mut e, "cgroup_attach_task", |r| r.hook == CGROUP_ATTACH && r.target == moved.pid());
+    assert_eq!(rechecks(&r), vec![Recheck::Process(moved.pid())]);
+    cg.leave(moved.pid());
+    drop(moved);
 }
 
 #[test]

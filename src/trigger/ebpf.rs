@@ -34,7 +34,7 @@ mod sys;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use super::{Kind, Recheck, Unavailable};
-use programs::{FUNCTION_BASE, FUNCTIONS, nr};
+use programs::{CGROUP_ATTACH, FUNCTION_BASE, FUNCTIONS, nr};
 
 /// The ring's size when the caller has no reason to choose: 256 KiB, about
 /// 10,000 records between two drains.
@@ -87,6 +87,8 @@ impl Record {
     /// - the mount family: `Mounts` and the caller;
     /// - a call that names a target (`prlimit64` with a pid, `ptrace`
     ///   writes, `process_vm_writev`): the target and the caller;
+    /// - a task moved to another cgroup: that process (`All` when the
+    ///   offset of `tgid` was not found in BTF and the record names none);
     /// - module loads and `/proc/sys` writes: `Node`;
     /// - writes to cgroup control files and to `/proc/PID/mem`: `All`. The
     ///   writer's pid names neither the cgroup nor the process written to
@@ -96,6 +98,8 @@ impl Record {
     pub fn rechecks(&self, out: &mut Vec<Recheck>) {
         let caller = Recheck::Process(self.tgid);
         match self.hook {
+            CGROUP_ATTACH if self.target != 0 => out.push(Recheck::Process(self.target)),
+            CGROUP_ATTACH => out.push(Recheck::All),
             h if h == FUNCTION_BASE => out.push(Recheck::All),
             h if h == FUNCTION_BASE + 1 => out.push(Recheck::Node),
             h if h == FUNCTION_BASE + 2 => out.push(Recheck::All),
@@ -122,6 +126,9 @@ impl Record {
 
 /// The name of a hook number.
 pub fn hook_name(hook: u32) -> &'static str {
+    if hook == CGROUP_ATTACH {
+        return "cgroup_attach_task";
+    }
     if let Some(f) = hook.checked_sub(FUNCTION_BASE).and_then(|i| FUNCTIONS.get(usize::try_from(i).ok()?)) {
         return f;
     }
@@ -240,7 +247,7 @@ impl Ebpf {
             u32::try_from(ring_bytes).map_err(|_| unavailable(format!("a ring of {ring_bytes} bytes is too large")))?;
         let ring_fd = sys::map_create(sys::MAP_RINGBUF, 0, 0, size, "fdir_ring")
             .map_err(|e| bpf_failure("cannot create the ring buffer", &e))?;
-        let state = sys::map_create(sys::MAP_ARRAY, 4, 8, 2, "fdir_state")
+        let state = sys::map_create(sys::MAP_ARRAY, 4, 8, programs::STATE_SLOTS, "fdir_state")
             .map_err(|e| bpf_failure("cannot create the state map", &e))?;
         let rate = sys::map_create(sys::MAP_LRU_HASH, 8, 8, RATE_ENTRIES, "fdir_rate")
             .map_err(|e| bpf_failure("cannot create the rate-limit map", &e))?;
@@ -275,9 +282,25 @@ impl Ebpf {
         links.push(link);
         hooks.push("sys_exit");
 
-        // The kernel functions: each optional.
         let mut skipped = Vec::new();
         let btf = std::fs::read("/sys/kernel/btf/vmlinux");
+
+        // Cgroup moves: optional; the moved process is named when BTF gives
+        // the offset of `tgid`.
+        let tgid_offset = btf.as_ref().ok().and_then(|b| btf::member_offset(b, "task_struct", "tgid"));
+        if let Some(off) = tgid_offset {
+            let _ = sys::update_u64(state.as_fd(), programs::STATE_TGID_OFFSET, u64::from(off));
+        }
+        match attach_raw_tp(programs::cgroup_attach(), c"cgroup_attach_task", "fdir_cg_attach", &fds) {
+            Ok((p, l)) => {
+                progs.push(p);
+                links.push(l);
+                hooks.push("cgroup_attach_task");
+            }
+            Err(reason) => skipped.push(Skipped { hook: "cgroup_attach_task", reason }),
+        }
+
+        // The kernel functions: each optional.
         let ids = match &btf {
             Ok(b) => btf::func_ids(b, &FUNCTIONS)
                 .ok_or_else(|| "/sys/kernel/btf/vmlinux is not BTF this build reads".to_owned()),
@@ -361,6 +384,25 @@ impl Ebpf {
     }
 }
 
+fn attach_raw_tp(
+    prog: Result<Vec<asm::Insn>, asm::AsmError>,
+    tracepoint: &std::ffi::CStr,
+    name: &str,
+    fds: &[i32],
+) -> Result<(OwnedFd, OwnedFd), String> {
+    let tp = tracepoint.to_string_lossy();
+    let prog = prog.map_err(|e| e.0)?;
+    let prog = asm::Insn::with_map_fds(&prog, fds).ok_or_else(|| "the program names a map it has not".to_owned())?;
+    let spec = sys::ProgSpec { prog_type: sys::PROG_RAW_TRACEPOINT, attach_type: 0, attach_btf_id: 0, name };
+    let fd = sys::prog_load(&prog, &spec).map_err(|e| match e.log {
+        Some(log) => format!("the kernel refused the program of {tp}: {} ({log})", e.err),
+        None => format!("cannot load the program of {tp}: {}", e.err),
+    })?;
+    let link = sys::raw_tracepoint_open(fd.as_fd(), Some(tracepoint))
+        .map_err(|e| format!("cannot attach to the raw tracepoint {tp}: {e}"))?;
+    Ok((fd, link))
+}
+
 fn attach_fexit(i: usize, name: &str, btf_id: u32, fds: &[i32]) -> Result<(OwnedFd, OwnedFd), String> {
     let index = u32::try_from(i).map_err(|_| "too many functions".to_owned())?;
     let prog = programs::fexit(index).map_err(|e| e.0)?;
@@ -373,6 +415,10 @@ fn attach_fexit(i: usize, name: &str, btf_id: u32, fds: &[i32]) -> Result<(Owned
     };
     let fd = sys::prog_load(&prog, &spec).map_err(|e| match e.log {
         Some(log) => format!("the kernel refused fexit on {name}: {} ({log})", e.err),
+        None if e.err.raw_os_error() == Some(libc::EPERM) => format!(
+            "cannot load fexit on {name}: {}, before the verifier ran: this kernel refuses BTF-attached programs",
+            e.err
+        ),
         None => format!("cannot load fexit on {name}: {}", e.err),
     })?;
     let link = sys::raw_tracepoint_open(fd.as_fd(), None).map_err(|e| format!("cannot attach fexit to {name}: {e}"))?;
@@ -412,6 +458,8 @@ mod tests {
         assert_eq!(rechecks(10, u32::MAX, nr::PTRACE), vec![Recheck::Process(10)]);
         assert_eq!(rechecks(10, 0, nr::FINIT_MODULE), vec![Recheck::Node]);
         assert_eq!(rechecks(10, 0, FUNCTION_BASE), vec![Recheck::All]);
+        assert_eq!(rechecks(10, 30, CGROUP_ATTACH), vec![Recheck::Process(30)]);
+        assert_eq!(rechecks(10, 0, CGROUP_ATTACH), vec![Recheck::All]);
         assert_eq!(rechecks(10, 0, FUNCTION_BASE + 1), vec![Recheck::Node]);
         assert_eq!(rechecks(10, 0, FUNCTION_BASE + 2), vec![Recheck::All]);
     }
@@ -430,6 +478,7 @@ mod tests {
         }
         assert_eq!(hook_name(FUNCTION_BASE + 2), "mem_write");
         assert_eq!(hook_name(FUNCTION_BASE + 3), "unknown");
+        assert_eq!(hook_name(CGROUP_ATTACH), "cgroup_attach_task");
     }
 
     #[test]

@@ -1,10 +1,13 @@
 //! The one thing fdir needs from the kernel's BTF (`/sys/kernel/btf/vmlinux`):
 //! the type id of a function (`BTF_KIND_FUNC`) by name, which an fexit
-//! program names at load (`attach_btf_id`). A pure parser over the bytes
+//! program names at load (`attach_btf_id`), and the offset of a member of
+//! a kernel struct (what CO-RE relocations do, for one field). A pure parser over the bytes
 //! (include/uapi/linux/btf.h); malformed input is `None`, never a panic.
 
 /// `BTF_KIND_FUNC`.
 const KIND_FUNC: u32 = 12;
+/// `BTF_KIND_STRUCT`.
+const KIND_STRUCT: u32 = 4;
 const MAGIC: u16 = 0xeb9f;
 
 fn u32_at(b: &[u8], at: usize) -> Option<u32> {
@@ -19,10 +22,19 @@ fn name(strings: &[u8], off: u32) -> Option<&[u8]> {
     rest.get(..end)
 }
 
-/// The type ids of the functions named in `wanted` (in its order; `None`
-/// for one BTF does not have), or `None` when `btf` is not BTF this parser
-/// reads.
-pub fn func_ids(btf: &[u8], wanted: &[&str]) -> Option<Vec<Option<u32>>> {
+/// One type of the type section.
+struct Type<'a> {
+    id: u32,
+    kind: u32,
+    name_off: u32,
+    info: u32,
+    /// The data after the 12-byte `struct btf_type` (members, params...).
+    extra: &'a [u8],
+}
+
+/// The type and string sections, or `None` when `btf` is not BTF this
+/// parser reads.
+fn sections(btf: &[u8]) -> Option<(&[u8], &[u8])> {
     let magic = u16::from_ne_bytes([*btf.first()?, *btf.get(1)?]);
     if magic != MAGIC {
         return None;
@@ -36,8 +48,11 @@ pub fn func_ids(btf: &[u8], wanted: &[&str]) -> Option<Vec<Option<u32>>> {
     let types = btf.get(types_start..types_start.checked_add(type_len)?)?;
     let strs_start = hdr_len.checked_add(str_off)?;
     let strings = btf.get(strs_start..strs_start.checked_add(str_len)?)?;
+    Some((types, strings))
+}
 
-    let mut out: Vec<Option<u32>> = vec![None; wanted.len()];
+/// Calls `f` on each type in order; `None` on a malformed section.
+fn each_type<'a>(types: &'a [u8], mut f: impl FnMut(&Type<'a>)) -> Option<()> {
     let mut at = 0usize;
     let mut id = 1u32;
     while at < types.len() {
@@ -55,19 +70,57 @@ pub fn func_ids(btf: &[u8], wanted: &[&str]) -> Option<Vec<Option<u32>>> {
             2 | 7..=12 | 16 | 18 => 0, // PTR, FWD, TYPEDEF, VOLATILE, CONST, RESTRICT, FUNC, FLOAT, TYPE_TAG
             _ => return None,
         };
-        if kind == KIND_FUNC
-            && let Some(n) = name(strings, name_off)
+        let start = at.checked_add(12)?;
+        let end = start.checked_add(extra)?;
+        f(&Type { id, kind, name_off, info, extra: types.get(start..end)? });
+        at = end;
+        id = id.checked_add(1)?;
+    }
+    Some(())
+}
+
+/// The type ids of the functions named in `wanted` (in its order; `None`
+/// for one BTF does not have), or `None` when `btf` is not BTF this parser
+/// reads.
+pub fn func_ids(btf: &[u8], wanted: &[&str]) -> Option<Vec<Option<u32>>> {
+    let (types, strings) = sections(btf)?;
+    let mut out: Vec<Option<u32>> = vec![None; wanted.len()];
+    each_type(types, |t| {
+        if t.kind == KIND_FUNC
+            && let Some(n) = name(strings, t.name_off)
         {
             for (slot, w) in out.iter_mut().zip(wanted) {
                 if slot.is_none() && n == w.as_bytes() {
-                    *slot = Some(id);
+                    *slot = Some(t.id);
                 }
             }
         }
-        at = at.checked_add(12)?.checked_add(extra)?;
-        id = id.checked_add(1)?;
-    }
+    })?;
     Some(out)
+}
+
+/// The byte offset of `member` in the first `struct NAME` (a direct
+/// member, not a bitfield), or `None`.
+pub fn member_offset(btf: &[u8], strukt: &str, member: &str) -> Option<u32> {
+    let (types, strings) = sections(btf)?;
+    let mut found = None;
+    each_type(types, |t| {
+        if found.is_some() || t.kind != KIND_STRUCT || name(strings, t.name_off) != Some(strukt.as_bytes()) {
+            return;
+        }
+        let bitfields = t.info >> 31 == 1;
+        for m in t.extra.chunks_exact(12) {
+            let (Some(n), Some(off)) = (u32_at(m, 0), u32_at(m, 8)) else { continue };
+            if name(strings, n) == Some(member.as_bytes()) {
+                let (bits, size) = if bitfields { (off & 0xff_ffff, off >> 24) } else { (off, 0) };
+                if size == 0 && bits % 8 == 0 {
+                    found = Some(bits / 8);
+                }
+                return;
+            }
+        }
+    })?;
+    found
 }
 
 #[cfg(test)]
@@ -102,12 +155,16 @@ mod tests {
         let mut types = ty(1, 1, 0, 4); // 1: int
         types.extend_from_slice(&[0; 4]);
         types.extend(ty(15, 4, 1, 8)); // 2: struct s { one member }
-        types.extend_from_slice(&[0; 12]);
+        types.extend_from_slice(&1u32.to_ne_bytes()); // member "int"
+        types.extend_from_slice(&1u32.to_ne_bytes());
+        types.extend_from_slice(&0u32.to_ne_bytes());
         types.extend(ty(0, 13, 1, 1)); // 3: func_proto (one param)
         types.extend_from_slice(&[0; 8]);
         types.extend(ty(5, 12, 0, 3)); // 4: func mem_write
         let b = blob(&types, strings);
         assert_eq!(func_ids(&b, &["mem_write", "absent"]), Some(vec![Some(4), None]));
+        assert_eq!(member_offset(&b, "s", "int"), Some(0));
+        assert_eq!(member_offset(&b, "s", "absent"), None);
     }
 
     #[test]
@@ -125,6 +182,9 @@ mod tests {
         if let Ok(b) = std::fs::read("/sys/kernel/btf/vmlinux") {
             let ids = func_ids(&b, &["schedule"]);
             assert!(matches!(ids.as_deref(), Some([Some(_)])), "{ids:?}");
+            let tgid = member_offset(&b, "task_struct", "tgid");
+            let pid = member_offset(&b, "task_struct", "pid");
+            assert!(tgid.is_some() && pid.map(|p| p + 4) == tgid, "{pid:?} {tgid:?}");
         }
     }
 }

@@ -11,6 +11,11 @@
 //!   `PRCTL_OPTIONS`; `ptrace` only for the requests of `PTRACE_WRITES`;
 //!   `prlimit64` only when it sets a limit). At the return, not the entry:
 //!   a record then means the change is made, so a check it triggers sees it.
+//! - `cgroup_attach`, on the raw tracepoint `cgroup_attach_task`
+//!   (`TP_PROTO(struct cgroup *dst, const char *path, struct task_struct
+//!   *task, bool threadgroup)`): the moved task's tgid, read at the offset
+//!   that `state[STATE_TGID_OFFSET]` holds (found in BTF at load; 0 when
+//!   unknown, and then the record names no target).
 //! - `fexit`, one copy per kernel function of `FUNCTIONS` (fexit through
 //!   the function's BTF id): the writer's tgid and the function.
 //!
@@ -32,8 +37,10 @@ use super::asm::{Alu, Asm, AsmError, Cond, Helper, Insn, Map, Reg, Size};
 
 /// The ring buffer (`BPF_MAP_TYPE_RINGBUF`).
 pub const RING: Map = Map(0);
-/// `state`: an array of two u64: `[STATE_LOST]` records the ring could not
-/// take, `[STATE_RATE_NS]` the rate limit's window (0: off).
+/// `state`: an array of three u64: `[STATE_LOST]` records the ring could
+/// not take, `[STATE_RATE_NS]` the rate limit's window (0: off),
+/// `[STATE_TGID_OFFSET]` the offset of `tgid` in `struct task_struct` (from
+/// BTF; 0: unknown).
 pub const STATE: Map = Map(1);
 /// The rate limit's memory: (tgid << 32 | call) -> time of its last record.
 pub const RATE: Map = Map(2);
@@ -41,6 +48,15 @@ pub const RATE: Map = Map(2);
 pub const STATE_LOST: u32 = 0;
 /// Index of the rate window (ns) in `STATE`.
 pub const STATE_RATE_NS: u32 = 1;
+/// Index of `offsetof(struct task_struct, tgid)` in `STATE`.
+pub const STATE_TGID_OFFSET: u32 = 2;
+/// How many slots `STATE` has.
+pub const STATE_SLOTS: u32 = 3;
+
+/// The hook of the raw tracepoint `cgroup_attach_task` (a task moved to
+/// another cgroup, by a write to `cgroup.procs` or `cgroup.threads`, v1
+/// and v2).
+pub const CGROUP_ATTACH: u32 = FUNCTION_BASE + 0x100;
 
 /// Hook numbers of kernel functions start here (system calls are below).
 pub const FUNCTION_BASE: u32 = 0x1_0000;
@@ -301,6 +317,38 @@ pub fn sys_exit() -> Result<Vec<Insn>, AsmError> {
     a.finish()
 }
 
+/// The `cgroup_attach_task` raw tracepoint program: the writer's tgid, the
+/// moved task's tgid as target, `threadgroup` as argument.
+pub fn cgroup_attach() -> Result<Vec<Insn>, AsmError> {
+    let hook = i32::try_from(CGROUP_ATTACH).map_err(|_| AsmError("hook out of range".into()))?;
+    let mut a = Asm::new();
+    a.mov(Reg::R6, Reg::R1)
+        .mov_imm(Reg::R7, hook)
+        .mov_imm(Reg::R8, 0)
+        .ldx(Size::Dw, Reg::R9, Reg::R6, 24)
+        // r1 = state[STATE_TGID_OFFSET]; unknown: no target.
+        .st_imm(Size::W, Reg::Fp, IDX, STATE_TGID_OFFSET as i32)
+        .ld_map(Reg::R1, STATE)
+        .mov(Reg::R2, Reg::Fp)
+        .alu_imm(Alu::Add, Reg::R2, i32::from(IDX))
+        .call(Helper::MapLookupElem)
+        .jmp_imm(Cond::Eq, Reg::R0, 0, "emit")
+        .ldx(Size::Dw, Reg::R1, Reg::R0, 0)
+        .jmp_imm(Cond::Eq, Reg::R1, 0, "emit")
+        // r8 = task->tgid.
+        .ldx(Size::Dw, Reg::R3, Reg::R6, 16)
+        .alu(Alu::Add, Reg::R3, Reg::R1)
+        .mov(Reg::R1, Reg::Fp)
+        .alu_imm(Alu::Add, Reg::R1, i32::from(REGS))
+        .mov_imm(Reg::R2, 4)
+        .call(Helper::ProbeReadKernel)
+        .jmp_imm(Cond::Ne, Reg::R0, 0, "emit")
+        .ldx(Size::W, Reg::R8, Reg::Fp, REGS)
+        .ja("emit");
+    emit(&mut a);
+    a.finish()
+}
+
 /// The fexit program of the kernel function `FUNCTIONS[index]`: the
 /// caller's tgid and the hook `FUNCTION_BASE + index`.
 pub fn fexit(index: u32) -> Result<Vec<Insn>, AsmError> {
@@ -312,10 +360,10 @@ pub fn fexit(index: u32) -> Result<Vec<Insn>, AsmError> {
 }
 
 /// SHA-256 of every program's bytes (maps as slots), in order: `sys_exit`,
-/// then `fexit` for each of `FUNCTIONS`.
+/// `cgroup_attach`, then `fexit` for each of `FUNCTIONS`.
 pub fn digest() -> Result<String, AsmError> {
     let mut h = Sha256::new();
-    let mut progs = vec![sys_exit()?];
+    let mut progs = vec![sys_exit()?, cgroup_attach()?];
     for i in 0..FUNCTIONS.len() {
         progs.push(fexit(u32::try_from(i).unwrap_or(u32::MAX))?);
     }
@@ -330,7 +378,7 @@ pub fn digest() -> Result<String, AsmError> {
 
 /// The reviewed digest of the programs. A change to any program fails the
 /// test `programs_are_the_reviewed_ones` until this is updated with it.
-pub const PROGRAMS_SHA256: &str = "2a32f570624aedfd0af5848245559d9fba3bfbf8f976923d63b58932c3aca6a3";
+pub const PROGRAMS_SHA256: &str = "1b82cdf219761faa6393ea9803676ebba5223f6164e2fe198dffcf79a7c5353d";
 
 #[cfg(test)]
 mod tests {
