@@ -424,3 +424,41 @@ fn ebpf_exec_storm_is_bounded_by_the_rate_limit() {
     assert!(delivered <= bound, "{delivered} records for a storm of {} ns", t1 - t0);
     assert!(delivered >= 1 || lost > 0, "the storm left no trace");
 }
+
+#[test]
+fn ebpf_as_nobody_is_unavailable_with_a_reason() {
+    const CHILD: &str = "FDIR_EBPF_TEST_AS_NOBODY";
+    const NAME: &str = "ebpf_as_nobody_is_unavailable_with_a_reason";
+    if std::env::var_os(CHILD).is_some() {
+        // The run as nobody: say what open gave, the parent judges.
+        match Ebpf::open(4096) {
+            Ok(_) => println!("RESULT loaded"),
+            Err(u) => println!("RESULT unavailable: {u}"),
+        }
+        return;
+    }
+    if !common::is_root() {
+        // Already unprivileged (perhaps with CAP_BPF): no failure either way.
+        if let Err(u) = Ebpf::open(4096) {
+            assert_eq!(u.kind, fdir::trigger::Kind::Ebpf);
+        }
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+        .env(CHILD, "1")
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "the run as nobody failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let line = stdout
+        .lines()
+        .find_map(|l| l.find("RESULT ").map(|i| &l[i..]))
+        .unwrap_or_else(|| panic!("no result: {stdout}"));
+    eprintln!("{line}");
+    assert!(line.starts_with("RESULT unavailable: ebpf triggers unavailable: "), "{line}");
+    assert!(line.contains("CAP_BPF and CAP_PERFMON"), "the reason does not say what is needed: {line}");
+}
