@@ -482,6 +482,12 @@ mod tests {
     }
 
     #[test]
+    fn the_source_can_move_to_another_thread() {
+        fn send<T: Send>() {}
+        send::<Ebpf>();
+    }
+
+    #[test]
     fn a_bad_ring_size_is_unavailable_not_a_failure() {
         for size in [0, 100, 2048, 5000] {
             let e = Ebpf::open(size).err().map(|e| e.kind);
