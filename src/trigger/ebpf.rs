@@ -193,7 +193,8 @@ pub struct Ebpf {
     hooks: Vec<&'static str>,
     skipped: Vec<Skipped>,
     max_drain: usize,
-    last_lost: u64,
+    /// The counter's last value read, answered if a read fails.
+    last_lost: std::cell::Cell<u64>,
     scratch: Vec<Record>,
 }
 
@@ -335,7 +336,7 @@ impl Ebpf {
             hooks,
             skipped,
             max_drain,
-            last_lost: 0,
+            last_lost: std::cell::Cell::new(0),
             scratch: Vec::new(),
         })
     }
@@ -370,7 +371,9 @@ impl Ebpf {
 
     /// Records the kernel side could not deliver (ring full), cumulative.
     pub fn lost(&self) -> u64 {
-        sys::lookup_u64(self.state.as_fd(), programs::STATE_LOST).unwrap_or(self.last_lost)
+        let n = sys::lookup_u64(self.state.as_fd(), programs::STATE_LOST).unwrap_or(self.last_lost.get());
+        self.last_lost.set(n);
+        n
     }
 
     /// The hooks attached: `sys_exit`, then the kernel functions.
