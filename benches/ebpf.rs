@@ -144,7 +144,10 @@ fn jit_workload() {
     let seconds = 5;
     println!();
     println!("node JIT workload: `node -e` creating functions for {seconds} s (new Function per iteration)");
-    println!("{:<16} {:>14} {:>12} {:>12} {:>16} {:>8}", "programs", "iterations/s", "records/s", "all rec/s", "drain CPU %core", "lost");
+    println!(
+        "{:<16} {:>14} {:>12} {:>12} {:>16} {:>8}",
+        "programs", "iterations/s", "records/s", "all rec/s", "drain CPU %core", "lost"
+    );
     for round in 0..2 {
         for (name, programs) in [("none", None), ("rate limit on", Some(RATE_LIMIT_NS)), ("rate limit off", Some(0))] {
             let Some((it, d)) = node_jit(seconds, programs) else {
