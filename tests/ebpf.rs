@@ -462,3 +462,42 @@ fn ebpf_as_nobody_is_unavailable_with_a_reason() {
     assert!(line.starts_with("RESULT unavailable: ebpf triggers unavailable: "), "{line}");
     assert!(line.contains("CAP_BPF and CAP_PERFMON"), "the reason does not say what is needed: {line}");
 }
+
+#[test]
+fn ebpf_sees_a_ptrace_poke_and_process_vm_writev_and_names_the_target() {
+    let Some(mut e) = open("ebpf_sees_a_ptrace_poke_and_process_vm_writev", 1 << 16, RATE_LIMIT_NS) else { return };
+    let target = Sleeper::new();
+    let t = target.pid;
+    // Forked from this process, the sleeper has `POKED` at the same address.
+    let addr = POKED.as_ptr();
+    let (pid, ok) = in_child(|| {
+        // SAFETY: attaches to the sleeper, writes one word of its copy of
+        // `POKED` (PTRACE_POKEDATA, then process_vm_writev), detaches.
+        unsafe {
+            if libc::ptrace(libc::PTRACE_ATTACH, t, 0usize, 0usize) != 0 {
+                return false;
+            }
+            let mut status = 0;
+            if libc::waitpid(t, &raw mut status, libc::__WALL) != t {
+                return false;
+            }
+            let poked = libc::ptrace(libc::PTRACE_POKEDATA, t, addr, 0x5eed_usize) == 0;
+            let word = 0x5eed_u64;
+            let local = libc::iovec { iov_base: std::ptr::from_ref(&word).cast_mut().cast(), iov_len: 8 };
+            let remote = libc::iovec { iov_base: addr.cast(), iov_len: 8 };
+            let written = libc::process_vm_writev(t, &raw const local, 1, &raw const remote, 1, 0) == 8;
+            libc::ptrace(libc::PTRACE_DETACH, t, 0usize, 0usize);
+            poked && written
+        }
+    });
+    assert!(ok, "ptrace or process_vm_writev failed in the child");
+    let target_pid = target.pid();
+    let mut seen = Vec::new();
+    let r = wait_for(&mut e, &mut seen, |r| r.tgid == pid && r.hook == nr::PROCESS_VM_WRITEV)
+        .expect("no process_vm_writev record");
+    assert_eq!(r.target, target_pid);
+    assert_eq!(rechecks(&r), vec![Recheck::Process(target_pid), Recheck::Process(pid)]);
+    let pokes: Vec<(u32, u32)> =
+        seen.iter().filter(|r| r.tgid == pid && r.hook == nr::PTRACE).map(|r| (r.arg, r.target)).collect();
+    assert_eq!(pokes, vec![(libc::PTRACE_POKEDATA, target_pid)], "only the request that writes, naming the target");
+}
