@@ -8,6 +8,8 @@
 
 use std::fmt;
 
+pub mod ebpf;
+
 /// A source of triggers, as named in the `started` event and the metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
