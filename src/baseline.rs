@@ -39,22 +39,27 @@
 //! a torn one; a temporary file left by a crash is removed by
 //! [`remove_stale_temp_files`] (which [`save`] also runs after it succeeds).
 
-use std::ffi::{OsStr, OsString};
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
-use crate::digest::{from_hex, to_hex};
+pub use crate::error::{BaselineProblem, KeyProblem, MAX_KEY_FILE, SUPPORTED_VERSIONS};
+
+// The envelope (header, HMAC, SHA-256 tail), the files (bounded reads,
+// atomic writes, stale temporary files) and the key, each in a file of its own.
+mod envelope;
+mod files;
+mod key;
+
 use crate::{Digest, Error, Snapshot, Subsystem};
+pub use envelope::decode;
+pub(crate) use envelope::{encode, seal};
+use envelope::{open_envelope, seal_with, split_digest};
+pub use files::remove_stale_temp_files;
+use files::{ReadProblem, Trust, parent_dir, read_bounded, write_atomically};
+pub use key::Key;
 
 /// The `format` tag of every fdir baseline file.
 pub const FORMAT: &str = "fdir-baseline";
@@ -62,31 +67,11 @@ pub const FORMAT: &str = "fdir-baseline";
 /// The version of the format this fdir writes.
 pub const VERSION: u64 = crate::payload::VERSION;
 
-/// The versions of the format this fdir reads.
-pub const SUPPORTED_VERSIONS: &[u64] = &[1, 2];
-
 /// The largest baseline file fdir loads or writes: 256 MiB.
 pub const MAX_BASELINE: u64 = 256 << 20;
 
-/// The largest key file fdir reads: 64 KiB.
-pub const MAX_KEY_FILE: u64 = 64 << 10;
-
 /// What [`BaselineFile::new`] records as the writer: `fdir` and its version.
 pub const CREATED_BY: &str = concat!("fdir ", env!("CARGO_PKG_VERSION"));
-
-/// A temporary file older than this is stale even if its writer's pid is alive
-/// (the pid may have been reused): no save takes an hour.
-const STALE_AFTER: Duration = Duration::from_secs(3600);
-
-const HEAD: &[u8] = b"{\"format\":\"fdir-baseline\",\"version\":";
-const PAYLOAD_TAG: &[u8] = b",\"payload\":";
-const HMAC_TAG: &[u8] = b",\"hmac_sha256\":\"";
-const HMAC_END: &[u8] = b"\"";
-const SHA_TAG: &[u8] = b",\"sha256\":\"";
-const END: &[u8] = b"\"}\n";
-const HEX_LEN: usize = 64;
-
-type HmacSha256 = Hmac<Sha256>;
 
 /// What a baseline file holds: one snapshot per target, and what was asked for.
 ///
@@ -168,221 +153,6 @@ impl fmt::Display for Coverage {
             Coverage::System => f.write_str("the node"),
             Coverage::Workload { selector } => write!(f, "the processes of {selector}"),
         }
-    }
-}
-
-/// Why a baseline file was refused; the message of [`Error::Baseline`], which
-/// names the file.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum BaselineProblem {
-    /// There is no file at the path.
-    #[error("does not exist")]
-    Missing,
-    /// A symbolic link, another user's file, a file others may write, or one
-    /// in a directory others may write (`crate::trust`).
-    #[error("{0}")]
-    Untrusted(crate::trust::Untrusted),
-    /// The path is a directory, a FIFO, a device ... (named).
-    #[error("is {0}, not a baseline file")]
-    NotAFile(&'static str),
-    /// The path has no file name (`/`, `..`): nothing can be saved there.
-    #[error("is not a path to a file")]
-    BadPath,
-    /// Opening or reading failed.
-    #[error("cannot be read: {0}")]
-    Unreadable(io::Error),
-    /// The file holds no bytes.
-    #[error("is empty")]
-    Empty,
-    /// The file is larger than the bound.
-    #[error("is larger than {} MiB, the most fdir reads or writes{}", .limit >> 20,
-        .size.map(|s| format!(" ({s} bytes)")).unwrap_or_else(|| " (it grew while being read)".to_owned()))]
-    TooLarge {
-        /// Its size, when known before reading (otherwise it grew while read).
-        size: Option<u64>,
-        /// The bound.
-        limit: u64,
-    },
-    /// It does not begin as a baseline file, nor end as one.
-    #[error("is not an fdir baseline: it does not begin with {{\"format\":\"fdir-baseline\"")]
-    NotBaseline,
-    /// It does not end with its digest: cut short, or its last bytes changed.
-    #[error("is truncated or corrupted: it does not end with its SHA-256 digest")]
-    Truncated,
-    /// The digest does not match the bytes.
-    #[error("has been modified or corrupted: its SHA-256 does not match")]
-    DigestMismatch,
-    /// A version of the format this fdir does not read.
-    #[error(
-        "is format version {found}, which this fdir does not read (it reads versions {}): use the fdir that wrote it, or take a new baseline",
-        supported_list()
-    )]
-    UnsupportedVersion {
-        /// The version the file says it is.
-        found: u64,
-    },
-    /// Its digest matches, but its content is not a valid baseline.
-    #[error("is not a valid baseline: {0}")]
-    Invalid(String),
-    /// A signed file loaded without a key.
-    #[error("is signed: pass --key with the key it was signed with")]
-    Signed,
-    /// An unsigned file loaded with a key.
-    #[error(
-        "is not signed, but a key was given: refusing it, since anyone can strip a signature (take a new baseline with --key)"
-    )]
-    Unsigned,
-    /// The HMAC does not match with the key given.
-    #[error("HMAC does not match: wrong key or modified file")]
-    HmacMismatch,
-    /// A record set of a version 2 file that does not match the digest it
-    /// is stored under.
-    #[error(
-        "holds {subsystem} records stored under digest {digest} that do not match it (or are not in canonical form)"
-    )]
-    RecordSet {
-        /// The subsystem whose table holds the set.
-        subsystem: Subsystem,
-        /// The digest it is stored under (short form).
-        digest: String,
-    },
-    /// A snapshot whose records do not match its digests.
-    #[error("holds a snapshot of {target} whose records fail their check: {reason}")]
-    Records {
-        /// The target of the snapshot.
-        target: String,
-        /// Which subsystem, and how.
-        reason: String,
-    },
-}
-
-fn supported_list() -> String {
-    SUPPORTED_VERSIONS.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
-}
-
-/// Why a key file was refused; the message of [`Error::Key`], which names the
-/// file.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum KeyProblem {
-    /// There is no file at the path.
-    #[error("does not exist")]
-    Missing,
-    /// The path is a directory, a FIFO, a device ... (named).
-    #[error("is {0}, not a key file")]
-    NotAFile(&'static str),
-    /// Opening or reading failed.
-    #[error("cannot be read: {0}")]
-    Unreadable(io::Error),
-    /// The file holds no key.
-    #[error("is empty")]
-    Empty,
-    /// The key is shorter than [`Key::MIN_LEN`].
-    #[error(
-        "is too short: {len} bytes, a key needs at least {} (make one with `head -c 32 /dev/urandom`)",
-        Key::MIN_LEN
-    )]
-    TooShort {
-        /// Its length, after the trailing newline is removed.
-        len: usize,
-    },
-    /// The file is larger than [`MAX_KEY_FILE`].
-    #[error("is larger than {} KiB: it is not a key", MAX_KEY_FILE >> 10)]
-    TooLarge,
-    /// Another user owns it, or others may write or read it.
-    #[error("{0}")]
-    Untrusted(crate::trust::Untrusted),
-}
-
-/// A secret key for the HMAC-SHA256 of a baseline file.
-///
-/// Its bytes are never shown (`Debug` prints only the length).
-#[derive(Clone)]
-pub struct Key(Vec<u8>);
-
-impl fmt::Debug for Key {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Key({} bytes)", self.0.len())
-    }
-}
-
-impl Key {
-    /// The shortest key accepted, in bytes.
-    pub const MIN_LEN: usize = 16;
-
-    /// The length of a key made by [`Key::generate`], in bytes.
-    pub const GENERATED_LEN: usize = 32;
-
-    /// Reads a key file: the key is the file's raw bytes, less one trailing
-    /// newline if there is one (so `echo`, `base64` and editors can make it);
-    /// nothing else is stripped. At least [`Key::MIN_LEN`] bytes must remain,
-    /// and the file may hold at most [`MAX_KEY_FILE`] bytes.
-    pub fn from_file(path: &Path) -> Result<Key, Error> {
-        let fail = |problem| Error::Key { path: path.to_path_buf(), problem };
-        let mut bytes = read_bounded(path, MAX_KEY_FILE, Trust::Key).map_err(|e| {
-            fail(match e {
-                ReadProblem::Missing => KeyProblem::Missing,
-                ReadProblem::Untrusted(u) => KeyProblem::Untrusted(u),
-                ReadProblem::NotAFile(kind) => KeyProblem::NotAFile(kind),
-                ReadProblem::Unreadable(e) => KeyProblem::Unreadable(e),
-                ReadProblem::TooLarge(_) => KeyProblem::TooLarge,
-            })
-        })?;
-        if bytes.last() == Some(&b'\n') {
-            bytes.pop();
-        }
-        if bytes.is_empty() {
-            return Err(fail(KeyProblem::Empty));
-        }
-        // Like ssh with a private key, a key others can read or write (or own)
-        // was refused when it was opened: it could sign a forged baseline.
-        Key::from_bytes(bytes).map_err(|len| fail(KeyProblem::TooShort { len }))
-    }
-
-    /// A key from raw bytes; `Err` with the length if it is shorter than
-    /// [`Key::MIN_LEN`].
-    pub fn from_bytes(bytes: impl Into<Vec<u8>>) -> Result<Key, usize> {
-        let bytes = bytes.into();
-        if bytes.len() < Key::MIN_LEN { Err(bytes.len()) } else { Ok(Key(bytes)) }
-    }
-
-    /// A new random key of [`Key::GENERATED_LEN`] bytes, from `/dev/urandom`.
-    /// Its last byte is never a newline, which [`Key::from_file`] would take
-    /// off: the key read back from its file is the key made.
-    pub fn generate() -> Result<Key, Error> {
-        let path = Path::new("/dev/urandom");
-        let mut bytes = vec![0u8; Key::GENERATED_LEN];
-        let read = |bytes: &mut [u8]| {
-            File::open(path).and_then(|mut f| f.read_exact(bytes)).map_err(|e| Error::io("read", path, e))
-        };
-        read(&mut bytes)?;
-        while let Some(last) = bytes.last_mut().filter(|b| **b == b'\n') {
-            read(std::slice::from_mut(last))?;
-        }
-        Ok(Key(bytes))
-    }
-
-    /// Writes the key to a new file (mode 0600, refusing to replace an existing
-    /// file), fsynced with its directory: what `fdir keygen` does. A file that
-    /// could not be written whole is removed.
-    pub fn write_new(&self, path: &Path) -> Result<(), Error> {
-        let io = |op, source| Error::Io { op, path: path.to_path_buf(), source };
-        let mut file =
-            OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(|e| io("create", e))?;
-        let written = file.write_all(&self.0).and_then(|()| file.sync_all());
-        drop(file);
-        if let Err(e) = written {
-            // A partial key must not be taken for a key later.
-            let _ = fs::remove_file(path);
-            return Err(io("write", e));
-        }
-        sync_dir(parent_dir(path))
-    }
-
-    fn mac(&self) -> Result<HmacSha256, Error> {
-        <HmacSha256 as KeyInit>::new_from_slice(&self.0)
-            .map_err(|e| Error::Bug(format!("HMAC-SHA256 refused a key of {} bytes: {e}", self.0.len())))
     }
 }
 
@@ -490,207 +260,6 @@ fn read_file(path: &Path, limit: u64) -> Result<Vec<u8>, Error> {
     })
 }
 
-/// Removes the temporary files that crashed saves of `path` left in its
-/// directory (`.NAME.tmp.PID.N`), and returns their paths.
-///
-/// A temporary file is stale when the process that made it is gone, or when
-/// it is older than an hour (its pid may have been reused); the temporary
-/// files of a save in progress are kept. Only regular files with exactly that
-/// name pattern are touched. A writer in another pid namespace sharing the
-/// directory cannot be seen: its save in progress may then fail, never
-/// corrupt the file.
-pub fn remove_stale_temp_files(path: &Path) -> Result<Vec<PathBuf>, Error> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::Baseline { path: path.to_path_buf(), problem: BaselineProblem::BadPath })?;
-    let dir = parent_dir(path);
-    let prefix = temp_prefix(name);
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(Error::Io { op: "list", path: dir.to_path_buf(), source }),
-    };
-    let mut removed = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|source| Error::Io { op: "list", path: dir.to_path_buf(), source })?;
-        let file_name = entry.file_name();
-        let Some(pid) = file_name.as_bytes().strip_prefix(prefix.as_bytes()).and_then(temp_pid) else {
-            continue;
-        };
-        // DirEntry::metadata does not follow symbolic links.
-        let Ok(meta) = entry.metadata() else { continue };
-        if !meta.is_file() {
-            continue;
-        }
-        let old = meta.modified().ok().and_then(|m| m.elapsed().ok()).is_some_and(|age| age > STALE_AFTER);
-        if process_alive(pid) && !old {
-            continue;
-        }
-        let stale = entry.path();
-        match fs::remove_file(&stale) {
-            Ok(()) => removed.push(stale),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(source) => return Err(Error::Io { op: "remove", path: stale, source }),
-        }
-    }
-    Ok(removed)
-}
-
-/// The serialized file, checked by decoding it again.
-pub(crate) fn encode(path: &Path, file: &BaselineFile, key: Option<&Key>) -> Result<Vec<u8>, Error> {
-    let fail = |problem| Error::Baseline { path: path.to_path_buf(), problem };
-    let payload = crate::payload::encode(file).map_err(|r| refused(path, r))?;
-    let bytes = seal(VERSION, &payload, key)?;
-    let size = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
-    if size > MAX_BASELINE {
-        return Err(fail(BaselineProblem::TooLarge { size: Some(size), limit: MAX_BASELINE }));
-    }
-    decode(path, &bytes, key)
-        .map_err(|e| Error::Bug(format!("the baseline fdir was about to write does not load back: {e}")))?;
-    Ok(bytes)
-}
-
-/// The envelope around `payload`: header, optional HMAC, SHA-256, newline.
-pub(crate) fn seal(version: u64, payload: &[u8], key: Option<&Key>) -> Result<Vec<u8>, Error> {
-    seal_with(HEAD, version, payload, key)
-}
-
-/// [`seal`] under another header (another format in the same envelope).
-fn seal_with(head: &[u8], version: u64, payload: &[u8], key: Option<&Key>) -> Result<Vec<u8>, Error> {
-    let mut out = Vec::with_capacity(payload.len() + 256);
-    out.extend_from_slice(head);
-    out.extend_from_slice(version.to_string().as_bytes());
-    out.extend_from_slice(PAYLOAD_TAG);
-    out.extend_from_slice(payload);
-    if let Some(key) = key {
-        out.extend_from_slice(HMAC_TAG);
-        let mut mac = key.mac()?;
-        mac.update(&out);
-        out.extend_from_slice(to_hex(&mac.finalize().into_bytes()).as_bytes());
-        out.extend_from_slice(HMAC_END);
-    }
-    out.extend_from_slice(SHA_TAG);
-    let digest = Digest::of(&out);
-    out.extend_from_slice(digest.to_string().as_bytes());
-    out.extend_from_slice(END);
-    Ok(out)
-}
-
-/// Decodes the bytes of a baseline file, as [`load`] does after reading it:
-/// checks the envelope byte for byte, then the key, then parses and verifies
-/// the payload. `path` only names the file in messages. The fuzz target of
-/// the loader calls this (`fuzz/fuzz_targets/baseline.rs`).
-///
-/// ```
-/// use std::path::Path;
-/// let err = fdir::baseline::decode(Path::new("b.json"), b"{\"format\":\"fdir-baseline\"", None).unwrap_err();
-/// assert_eq!(err.to_string(), "baseline file b.json is truncated or corrupted: it does not end with its SHA-256 digest");
-/// ```
-pub fn decode(path: &Path, bytes: &[u8], key: Option<&Key>) -> Result<BaselineFile, Error> {
-    let fail = |problem| Error::Baseline { path: path.to_path_buf(), problem };
-    if bytes.is_empty() {
-        return Err(fail(BaselineProblem::Empty));
-    }
-    // The envelope every version shares: the digest first, so that a corrupted
-    // header is reported as corruption rather than as another format.
-    let Some((sealed, claimed)) = split_digest(bytes) else {
-        // Cut short: what is left is the start of a baseline.
-        let truncated = bytes.starts_with(HEAD) || HEAD.starts_with(bytes);
-        return Err(fail(if truncated { BaselineProblem::Truncated } else { BaselineProblem::NotBaseline }));
-    };
-    // A large file's digest is computed on another core while this one
-    // opens the envelope and decodes the payload: nothing decoded is used
-    // unless the digest matches, and a mismatch is the error whatever the
-    // decoding said.
-    if sealed.len() < PARALLEL_DIGEST_FROM {
-        if Digest::of(sealed) != claimed {
-            return Err(fail(BaselineProblem::DigestMismatch));
-        }
-        return open_sealed(path, sealed, key);
-    }
-    let (matches, decoded) = std::thread::scope(|scope| {
-        let digest = std::thread::Builder::new().spawn_scoped(scope, || Digest::of(sealed) == claimed);
-        let decoded = open_sealed(path, sealed, key);
-        // No thread to be had: the digest here, after.
-        let matches = match digest {
-            Ok(h) => h.join().map_err(|_| Error::Bug("computing the digest of the baseline file panicked".into())),
-            Err(_) => Ok(Digest::of(sealed) == claimed),
-        };
-        (matches, decoded)
-    });
-    match matches? {
-        true => decoded,
-        false => Err(fail(BaselineProblem::DigestMismatch)),
-    }
-}
-
-/// From this many bytes on, [`decode`] computes the file's digest on a
-/// core of its own (a thread costs more than hashing a small file).
-const PARALLEL_DIGEST_FROM: usize = 256 * 1024;
-
-/// The rest of [`decode`], once `sealed` (every byte the digest covers) is
-/// known to be the file's or while that is being checked: the header, the
-/// version, the key, then the payload.
-fn open_sealed(path: &Path, sealed: &[u8], key: Option<&Key>) -> Result<BaselineFile, Error> {
-    let (version, payload) = open_envelope(path, sealed, HEAD, |v| SUPPORTED_VERSIONS.contains(&v), key)?;
-    crate::payload::decode(version, payload).map_err(|r| refused(path, r))
-}
-
-/// Opens the envelope every file of this kind shares, once `sealed` (every
-/// byte its digest covers) is known or being checked: the header `head`, a
-/// version `supported` takes, the payload, then its HMAC with `key` (a
-/// signed file needs its key, an unsigned one is refused with a key).
-/// Returns the version and the payload.
-fn open_envelope<'a>(
-    path: &Path,
-    sealed: &'a [u8],
-    head: &[u8],
-    supported: impl Fn(u64) -> bool,
-    key: Option<&Key>,
-) -> Result<(u64, &'a [u8]), Error> {
-    let fail = |problem| Error::Baseline { path: path.to_path_buf(), problem };
-    let after_head = sealed.strip_prefix(head).ok_or_else(|| fail(BaselineProblem::NotBaseline))?;
-    let (version, after_version) = parse_version(after_head)
-        .ok_or_else(|| fail(BaselineProblem::Invalid("its version is not a number".into())))?;
-    if !supported(version) {
-        return Err(fail(BaselineProblem::UnsupportedVersion { found: version }));
-    }
-    let body = after_version
-        .strip_prefix(PAYLOAD_TAG)
-        .and_then(|b| b.strip_suffix(SHA_TAG))
-        .ok_or_else(|| fail(BaselineProblem::Invalid("no \"payload\" after the version".into())))?;
-    let (payload, hmac) = match split_hmac(body) {
-        Some((payload, hex)) => (payload, Some(hex)),
-        None => (body, None),
-    };
-    check_hmac(path, sealed, hmac, key)?;
-    Ok((version, payload))
-}
-
-/// Checks the HMAC of `sealed` (its hex value `hmac`, if the file has one)
-/// with `key`: a signed file needs its key, an unsigned one is refused with a key.
-fn check_hmac(path: &Path, sealed: &[u8], hmac: Option<&str>, key: Option<&Key>) -> Result<(), Error> {
-    let fail = |problem| Error::Baseline { path: path.to_path_buf(), problem };
-    match (hmac, key) {
-        (Some(hex), Some(key)) => {
-            // The HMAC covers every byte before its hex value.
-            let covered = sealed
-                .len()
-                .checked_sub(SHA_TAG.len() + HMAC_END.len() + HEX_LEN)
-                .and_then(|len| sealed.get(..len))
-                .ok_or_else(|| Error::Bug("HMAC span out of range".into()))?;
-            let mut tag = [0u8; 32];
-            from_hex(hex, &mut tag).ok_or_else(|| Error::Bug("HMAC hex checked but not decoded".into()))?;
-            let mut mac = key.mac()?;
-            mac.update(covered);
-            mac.verify_slice(&tag).map_err(|_| fail(BaselineProblem::HmacMismatch))
-        }
-        (Some(_), None) => Err(fail(BaselineProblem::Signed)),
-        (None, Some(_)) => Err(fail(BaselineProblem::Unsigned)),
-        (None, None) => Ok(()),
-    }
-}
-
 /// The header of a response-state file: the baseline file's envelope
 /// (SHA-256, optional HMAC) around another payload.
 const STATE_HEAD: &[u8] = b"{\"format\":\"fdir-response-state\",\"version\":";
@@ -740,232 +309,20 @@ pub fn load_state(path: &Path, key: Option<&Key>) -> Result<Option<Vec<u8>>, Err
     Ok(Some(payload.to_vec()))
 }
 
-/// The error of a refused payload, naming the file.
-fn refused(path: &Path, r: crate::payload::Refusal) -> Error {
-    match r {
-        crate::payload::Refusal::File(problem) => Error::Baseline { path: path.to_path_buf(), problem },
-        crate::payload::Refusal::Bug(m) => Error::Bug(m),
-    }
-}
-
-/// Splits `…"sha256":"<hex>"}\n` into the sealed prefix (up to and including
-/// `"sha256":"`) and the digest, if the tail is exactly that.
-fn split_digest(bytes: &[u8]) -> Option<(&[u8], Digest)> {
-    let rest = bytes.strip_suffix(END)?;
-    let (sealed, hex) = rest.split_at_checked(rest.len().checked_sub(HEX_LEN)?)?;
-    if !sealed.ends_with(SHA_TAG) || !is_lower_hex(hex) {
-        return None;
-    }
-    let mut digest = [0u8; 32];
-    from_hex(std::str::from_utf8(hex).ok()?, &mut digest)?;
-    Some((sealed, Digest(digest)))
-}
-
-/// Splits `<payload>,"hmac_sha256":"<hex>"` into the payload and the hex; `None`
-/// if the body does not end that way (an unsigned file: a payload ends in `}`).
-fn split_hmac(body: &[u8]) -> Option<(&[u8], &str)> {
-    let rest = body.strip_suffix(HMAC_END)?;
-    let (before, hex) = rest.split_at_checked(rest.len().checked_sub(HEX_LEN)?)?;
-    let payload = before.strip_suffix(HMAC_TAG)?;
-    if !is_lower_hex(hex) {
-        return None;
-    }
-    Some((payload, std::str::from_utf8(hex).ok()?))
-}
-
-fn is_lower_hex(bytes: &[u8]) -> bool {
-    bytes.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
-/// A version number (a `u64`: no sign, no leading zero) followed by the rest of
-/// the file.
-fn parse_version(s: &[u8]) -> Option<(u64, &[u8])> {
-    let digits = s.iter().take_while(|b| b.is_ascii_digit()).count();
-    let (number, rest) = s.split_at_checked(digits)?;
-    if number.is_empty() || number.len() > 20 || (number.len() > 1 && number.first() == Some(&b'0')) {
-        return None;
-    }
-    Some((std::str::from_utf8(number).ok()?.parse().ok()?, rest))
-}
-
-enum ReadProblem {
-    Missing,
-    Untrusted(crate::trust::Untrusted),
-    NotAFile(&'static str),
-    Unreadable(io::Error),
-    /// The size when the file reported it, `None` if it grew while read.
-    TooLarge(Option<u64>),
-}
-
-/// What a file read by [`read_bounded`] is, for its trust checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Trust {
-    Baseline,
-    Key,
-}
-
-/// Reads a regular file of at most `limit` bytes, checked on the size the file
-/// reports and again while reading (a file can grow, and `/proc` files report
-/// no size). Opened non-blocking so that a FIFO is refused, not waited on.
-///
-/// Trust (`crate::trust`): a baseline ([`Trust::Baseline`]) is opened without
-/// following a symbolic link and its directory is checked; the file opened is
-/// refused if someone other than root or fdir's user may have written it (a
-/// key also if others may read it).
-fn read_bounded(path: &Path, limit: u64, trust: Trust) -> Result<Vec<u8>, ReadProblem> {
-    let mut flags = libc::O_NONBLOCK;
-    if trust == Trust::Baseline {
-        flags |= libc::O_NOFOLLOW;
-        crate::trust::check_dir(parent_dir(path)).map_err(ReadProblem::Untrusted)?;
-    }
-    let file = OpenOptions::new().read(true).custom_flags(flags).open(path).map_err(|e| {
-        if e.kind() == io::ErrorKind::NotFound {
-            ReadProblem::Missing
-        } else if trust == Trust::Baseline && e.raw_os_error() == Some(libc::ELOOP) {
-            ReadProblem::Untrusted(crate::trust::Untrusted::Symlink { path: path.to_path_buf() })
-        } else {
-            ReadProblem::Unreadable(e)
-        }
-    })?;
-    let meta = file.metadata().map_err(ReadProblem::Unreadable)?;
-    let kind = meta.file_type();
-    if !kind.is_file() {
-        return Err(ReadProblem::NotAFile(if kind.is_dir() {
-            "a directory"
-        } else if kind.is_fifo() {
-            "a FIFO"
-        } else if kind.is_socket() {
-            "a socket"
-        } else if kind.is_block_device() || kind.is_char_device() {
-            "a device"
-        } else {
-            "not a regular file"
-        }));
-    }
-    let kind = if trust == Trust::Key { crate::trust::Kind::Secret } else { crate::trust::Kind::Public };
-    crate::trust::check_file(path, &meta, kind).map_err(ReadProblem::Untrusted)?;
-    if meta.len() > limit {
-        return Err(ReadProblem::TooLarge(Some(meta.len())));
-    }
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    file.take(limit.saturating_add(1)).read_to_end(&mut bytes).map_err(ReadProblem::Unreadable)?;
-    if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > limit {
-        return Err(ReadProblem::TooLarge(None));
-    }
-    Ok(bytes)
-}
-
-/// The directory of `path` (`.` for a bare file name).
-fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
-
-/// `.NAME.tmp.`: the start of the temporary files of saves of `NAME`.
-fn temp_prefix(name: &OsStr) -> OsString {
-    let mut prefix = OsString::from(".");
-    prefix.push(name);
-    prefix.push(".tmp.");
-    prefix
-}
-
-/// The pid in the `PID.N` end of a temporary file's name.
-fn temp_pid(rest: &[u8]) -> Option<u32> {
-    let text = std::str::from_utf8(rest).ok()?;
-    let (pid, n) = text.split_once('.')?;
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(pid) || !digits(n) {
-        return None;
-    }
-    pid.parse().ok()
-}
-
-fn process_alive(pid: u32) -> bool {
-    if pid == std::process::id() {
-        return true;
-    }
-    let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) else {
-        return false;
-    };
-    // EPERM: it exists, but belongs to someone else.
-    !matches!(rustix::process::test_kill_process(pid), Err(rustix::io::Errno::SRCH))
-}
-
-fn sync_dir(dir: &Path) -> Result<(), Error> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|source| Error::Io {
-        op: "fsync",
-        path: dir.to_path_buf(),
-        source,
-    })
-}
-
-/// Writes `bytes` to a new temporary file next to `path`, fsyncs it, calls
-/// `before_rename` (a seam for tests to fail a save half-way), renames it over
-/// `path` and fsyncs the directory. On an error before the rename, the
-/// temporary file is removed.
-fn write_atomically(
-    path: &Path,
-    bytes: &[u8],
-    before_rename: impl FnOnce(&Path) -> io::Result<()>,
-) -> Result<(), Error> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::Baseline { path: path.to_path_buf(), problem: BaselineProblem::BadPath })?;
-    let dir = parent_dir(path);
-    let (tmp, file) = create_temp(dir, name)?;
-    let written = fill_and_rename(file, &tmp, path, bytes, before_rename);
-    if let Err(e) = written {
-        if let Err(rm) = fs::remove_file(&tmp)
-            && rm.kind() != io::ErrorKind::NotFound
-        {
-            tracing::warn!("cannot remove the temporary file {}: {rm}", tmp.display());
-        }
-        return Err(e);
-    }
-    sync_dir(dir)
-}
-
-fn fill_and_rename(
-    mut file: File,
-    tmp: &Path,
-    path: &Path,
-    bytes: &[u8],
-    before_rename: impl FnOnce(&Path) -> io::Result<()>,
-) -> Result<(), Error> {
-    let io = |op, source| Error::Io { op, path: tmp.to_path_buf(), source };
-    file.write_all(bytes).map_err(|e| io("write", e))?;
-    file.sync_all().map_err(|e| io("fsync", e))?;
-    drop(file);
-    before_rename(tmp).map_err(|e| io("write", e))?;
-    fs::rename(tmp, path).map_err(|source| Error::Io { op: "replace", path: path.to_path_buf(), source })
-}
-
-/// Creates `.NAME.tmp.PID.N` in `dir` with O_EXCL and mode 0600.
-fn create_temp(dir: &Path, name: &OsStr) -> Result<(PathBuf, File), Error> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let prefix = temp_prefix(name);
-    let mut last = io::Error::from(io::ErrorKind::AlreadyExists);
-    for _ in 0..64 {
-        let mut tmp_name = prefix.clone();
-        tmp_name.push(format!("{}.{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
-        let tmp = dir.join(tmp_name);
-        match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp) {
-            Ok(file) => return Ok((tmp, file)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = e,
-            Err(source) => return Err(Error::Io { op: "create a temporary file in", path: dir.to_path_buf(), source }),
-        }
-    }
-    Err(Error::Io { op: "create a temporary file in", path: dir.to_path_buf(), source: last })
-}
-
 #[cfg(test)]
 mod tests {
+    use std::fs::{self, File};
+    use std::io;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
 
+    use hmac::{KeyInit, Mac};
+
+    use super::envelope::*;
+    use super::files::*;
     use super::*;
+    use crate::digest::to_hex;
+    use crate::rng::Rng;
     use crate::{Clock, ManualClock, Procfs, Target, snapshot_with};
 
     const MAPS: &str = "\
@@ -1088,20 +445,6 @@ Mems_allowed_list:\t0
         let text = std::str::from_utf8(bytes).unwrap();
         assert!(text.contains(from), "{from}");
         text.replacen(from, to, 1).into_bytes()
-    }
-
-    /// xorshift64*: a fixed, dependency-free sequence for the random cases.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        fn below(&mut self, n: usize) -> usize {
-            usize::try_from(self.next() % n as u64).unwrap()
-        }
     }
 
     fn temp_files(dir: &Path) -> Vec<String> {

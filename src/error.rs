@@ -1,10 +1,11 @@
-//! The one error type of the library: the cases a caller acts on.
+//! The one error type of the library: the cases a caller acts on, and why a
+//! baseline or key file was refused (`BaselineProblem`, `KeyProblem`, which
+//! `baseline` re-exports). It imports nothing above it.
 
 use std::io;
 use std::path::PathBuf;
 
 use crate::Subsystem;
-use crate::baseline::{BaselineProblem, KeyProblem};
 
 /// Everything that can go wrong in fdir, as a value.
 ///
@@ -189,4 +190,138 @@ impl Error {
             _ => Error::Io { op, path, source },
         }
     }
+}
+
+/// The versions of the baseline file format this fdir reads (re-exported as
+/// `baseline::SUPPORTED_VERSIONS`; its messages cite them).
+pub const SUPPORTED_VERSIONS: &[u64] = &[1, 2];
+
+/// The largest key file fdir reads: 64 KiB (`baseline::MAX_KEY_FILE`).
+pub const MAX_KEY_FILE: u64 = 64 << 10;
+
+/// The fewest bytes a key may have (`baseline::Key::MIN_LEN`).
+pub(crate) const KEY_MIN_LEN: usize = 16;
+
+/// Why a baseline file was refused; the message of [`Error::Baseline`], which
+/// names the file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BaselineProblem {
+    /// There is no file at the path.
+    #[error("does not exist")]
+    Missing,
+    /// A symbolic link, another user's file, a file others may write, or one
+    /// in a directory others may write (`crate::trust`).
+    #[error("{0}")]
+    Untrusted(crate::trust::Untrusted),
+    /// The path is a directory, a FIFO, a device ... (named).
+    #[error("is {0}, not a baseline file")]
+    NotAFile(&'static str),
+    /// The path has no file name (`/`, `..`): nothing can be saved there.
+    #[error("is not a path to a file")]
+    BadPath,
+    /// Opening or reading failed.
+    #[error("cannot be read: {0}")]
+    Unreadable(io::Error),
+    /// The file holds no bytes.
+    #[error("is empty")]
+    Empty,
+    /// The file is larger than the bound.
+    #[error("is larger than {} MiB, the most fdir reads or writes{}", .limit >> 20,
+        .size.map(|s| format!(" ({s} bytes)")).unwrap_or_else(|| " (it grew while being read)".to_owned()))]
+    TooLarge {
+        /// Its size, when known before reading (otherwise it grew while read).
+        size: Option<u64>,
+        /// The bound.
+        limit: u64,
+    },
+    /// It does not begin as a baseline file, nor end as one.
+    #[error("is not an fdir baseline: it does not begin with {{\"format\":\"fdir-baseline\"")]
+    NotBaseline,
+    /// It does not end with its digest: cut short, or its last bytes changed.
+    #[error("is truncated or corrupted: it does not end with its SHA-256 digest")]
+    Truncated,
+    /// The digest does not match the bytes.
+    #[error("has been modified or corrupted: its SHA-256 does not match")]
+    DigestMismatch,
+    /// A version of the format this fdir does not read.
+    #[error(
+        "is format version {found}, which this fdir does not read (it reads versions {}): use the fdir that wrote it, or take a new baseline",
+        supported_list()
+    )]
+    UnsupportedVersion {
+        /// The version the file says it is.
+        found: u64,
+    },
+    /// Its digest matches, but its content is not a valid baseline.
+    #[error("is not a valid baseline: {0}")]
+    Invalid(String),
+    /// A signed file loaded without a key.
+    #[error("is signed: pass --key with the key it was signed with")]
+    Signed,
+    /// An unsigned file loaded with a key.
+    #[error(
+        "is not signed, but a key was given: refusing it, since anyone can strip a signature (take a new baseline with --key)"
+    )]
+    Unsigned,
+    /// The HMAC does not match with the key given.
+    #[error("HMAC does not match: wrong key or modified file")]
+    HmacMismatch,
+    /// A record set of a version 2 file that does not match the digest it
+    /// is stored under.
+    #[error(
+        "holds {subsystem} records stored under digest {digest} that do not match it (or are not in canonical form)"
+    )]
+    RecordSet {
+        /// The subsystem whose table holds the set.
+        subsystem: Subsystem,
+        /// The digest it is stored under (short form).
+        digest: String,
+    },
+    /// A snapshot whose records do not match its digests.
+    #[error("holds a snapshot of {target} whose records fail their check: {reason}")]
+    Records {
+        /// The target of the snapshot.
+        target: String,
+        /// Which subsystem, and how.
+        reason: String,
+    },
+}
+
+fn supported_list() -> String {
+    SUPPORTED_VERSIONS.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// Why a key file was refused; the message of [`Error::Key`], which names the
+/// file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyProblem {
+    /// There is no file at the path.
+    #[error("does not exist")]
+    Missing,
+    /// The path is a directory, a FIFO, a device ... (named).
+    #[error("is {0}, not a key file")]
+    NotAFile(&'static str),
+    /// Opening or reading failed.
+    #[error("cannot be read: {0}")]
+    Unreadable(io::Error),
+    /// The file holds no key.
+    #[error("is empty")]
+    Empty,
+    /// The key is shorter than [`crate::baseline::Key::MIN_LEN`].
+    #[error(
+        "is too short: {len} bytes, a key needs at least {} (make one with `head -c 32 /dev/urandom`)",
+        KEY_MIN_LEN
+    )]
+    TooShort {
+        /// Its length, after the trailing newline is removed.
+        len: usize,
+    },
+    /// The file is larger than [`MAX_KEY_FILE`].
+    #[error("is larger than {} KiB: it is not a key", MAX_KEY_FILE >> 10)]
+    TooLarge,
+    /// Another user owns it, or others may write or read it.
+    #[error("{0}")]
+    Untrusted(crate::trust::Untrusted),
 }

@@ -7,7 +7,6 @@
 //! old one's baseline.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::baseline::{BaselineFile, Coverage};
@@ -16,7 +15,7 @@ use crate::digest::{Digest, Hasher};
 use crate::event::{EventRecord, Who};
 use crate::guard::{Redundant, Vote};
 use crate::snapshot::{Checker, Observation, Status};
-use crate::source::list_processes;
+use crate::source::{live_processes, proc_links};
 use crate::workload::{Selector, Workload};
 use crate::{
     Anomaly, Clock, CodeBudget, Error, Procfs, Report, SETTLE_YOUNGER_THAN, Snapshot, Source, Stops, Subsystem, Sweep,
@@ -223,7 +222,6 @@ pub struct Monitor {
     subsystems: Vec<Subsystem>,
     confirm: u32,
     code_budget: CodeBudget,
-    proc_root: PathBuf,
     watched: BTreeMap<u32, Watched>,
     /// `--all`: young processes, baselined once they have settled.
     pending: BTreeMap<u32, Seen>,
@@ -371,7 +369,7 @@ impl Pinned {
             PinAhead::Nothing => return (f(), Pinned::default()),
             PinAhead::Pids(pids) => pids.len(),
             // The link count of /proc is its fixed entries plus one a process.
-            PinAhead::Every => rustix::fs::stat("/proc").map_or(0, |st| usize::try_from(st.st_nlink).unwrap_or(0)),
+            PinAhead::Every => proc_links(),
         };
         // Grown while this is the only thread (see `fdcache::reserve`).
         crate::fdcache::reserve(expected.saturating_mul(crate::fdcache::PER_TARGET));
@@ -393,7 +391,7 @@ impl Pinned {
         let pids = || -> &[u32] {
             match ahead {
                 PinAhead::Pids(pids) => pids,
-                _ => listed.get_or_init(|| list_processes(std::path::Path::new("/proc")).unwrap_or_default()),
+                _ => listed.get_or_init(|| live_processes().unwrap_or_default()),
             }
         };
         let (r, opened) = std::thread::scope(|scope| {
@@ -760,7 +758,6 @@ impl Monitor {
             subsystems,
             confirm: confirm.max(1),
             code_budget: CodeBudget::DEFAULT,
-            proc_root: PathBuf::from("/proc"),
             watched: BTreeMap::new(),
             pending: BTreeMap::new(),
             kthreads: BTreeMap::new(),
@@ -827,7 +824,7 @@ impl Monitor {
     /// aside, then all baselined after one wait for the youngest to settle
     /// (not one wait each).
     fn baseline_every<C: Clock + ?Sized>(&mut self, clock: &C, findings: &mut Vec<Finding>) -> Result<(), Error> {
-        let pids = list_processes(&self.proc_root)?;
+        let pids = live_processes()?;
         self.discover(&pids, clock, false, false, findings);
         let youngest = self.pending.values().filter_map(|s| s.fs.age().ok().flatten()).min();
         if let Some(age) = youngest {
@@ -1081,7 +1078,7 @@ impl Monitor {
         let started = Instant::now();
         let listed = match self.listed.take() {
             Some(pids) => Ok(pids),
-            None => list_processes(&self.proc_root),
+            None => live_processes(),
         };
         let pids = match listed {
             Ok(pids) => pids,

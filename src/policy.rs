@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::{Anomaly, Error, Severity, Subsystem, default_handler};
+use crate::{Anomaly, Error, Severity, Subsystem};
 
 /// How drifts with no severity of their own are graded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -283,6 +283,21 @@ impl Policy {
             graded = Some(graded.map_or(d, |g| g.max(d)));
         }
         graded.unwrap_or(Severity::Log)
+    }
+}
+
+/// The seed's grading: one drifted subsystem is `Log`, two `Degrade`, three or
+/// more `SafeMode`.
+///
+/// ```
+/// use fdir::{default_handler, Severity};
+/// assert_eq!(default_handler(&[]), Severity::Log);
+/// ```
+pub fn default_handler(anomalies: &[Anomaly]) -> Severity {
+    match anomalies.len() {
+        0 | 1 => Severity::Log,
+        2 => Severity::Degrade,
+        _ => Severity::SafeMode,
     }
 }
 

@@ -1,6 +1,6 @@
 //! A small safe wrapper around ptrace(2) for one job: reading the seccomp
 //! filter programs of one thread with `PTRACE_SECCOMP_GET_FILTER`, then letting
-//! the thread go. Part of the source layer: only `source.rs` calls it.
+//! the thread go. Part of the source layer: only the source (`source/procfs.rs`) calls it.
 //!
 //! The sequence: `PTRACE_SEIZE` (no options: seizing does not stop the
 //! thread, and nothing is traced but this read), `PTRACE_INTERRUPT`, wait for

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::policy::{Actions, IsolateMethod};
-use crate::source::parse_stat;
-use crate::{Anomaly, Severity, Target};
+use crate::source::{cgroupfs, parse_stat, parse_stat_ppid};
+use crate::{Anomaly, CgroupMounts, Procfs, Severity, Source, Target, canon};
 
 /// How an action ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -562,6 +562,8 @@ pub struct FreezableCgroup {
 }
 
 impl FreezableCgroup {
+    // Writes the freezer: the one file fdir changes (reads go through the source).
+    #[allow(clippy::disallowed_methods)]
     fn freeze(&self) -> Result<String, String> {
         let (file, value) = if self.v2 { ("cgroup.freeze", "1") } else { ("freezer.state", "FROZEN") };
         let path = self.dir.join(file);
@@ -570,6 +572,7 @@ impl FreezableCgroup {
     }
 
     /// Thaws it.
+    #[allow(clippy::disallowed_methods)]
     pub fn thaw(&self) -> Result<(), String> {
         let (file, value) = if self.v2 { ("cgroup.freeze", "0") } else { ("freezer.state", "THAWED") };
         std::fs::write(self.dir.join(file), value).map_err(|e| e.to_string())
@@ -577,39 +580,21 @@ impl FreezableCgroup {
 
     /// Whether it is frozen now.
     pub fn is_frozen(&self) -> bool {
+        let mut buf = Vec::with_capacity(256);
         if self.v2 {
-            std::fs::read_to_string(self.dir.join("cgroup.events")).is_ok_and(|t| t.lines().any(|l| l == "frozen 1"))
+            cgroupfs::read(&self.dir, "cgroup.events", &mut buf).is_ok()
+                && buf.split(|&b| b == b'\n').any(|l| l == b"frozen 1")
         } else {
-            std::fs::read_to_string(self.dir.join("freezer.state")).is_ok_and(|t| t.trim() == "FROZEN")
+            cgroupfs::read(&self.dir, "freezer.state", &mut buf).is_ok() && buf.trim_ascii() == b"FROZEN"
         }
     }
 }
 
-/// Mount points of the cgroup2 hierarchy and of the v1 freezer, from
-/// `/proc/self/mountinfo`.
-fn cgroup_mounts() -> (Option<PathBuf>, Option<PathBuf>) {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let (mut v2, mut freezer) = (None, None);
-    for line in text.lines() {
-        let Some((left, right)) = line.split_once(" - ") else { continue };
-        let Some(mount) = left.split(' ').nth(4) else { continue };
-        let mut r = right.split(' ');
-        let fstype = r.next().unwrap_or("");
-        let opts = r.nth(1).unwrap_or("");
-        if fstype == "cgroup2" && v2.is_none() {
-            v2 = Some(PathBuf::from(mount));
-        } else if fstype == "cgroup" && opts.split(',').any(|o| o == "freezer") && freezer.is_none() {
-            freezer = Some(PathBuf::from(mount));
-        }
-    }
-    (v2, freezer)
-}
-
+/// The pid of the parent of `pid`.
 fn parent_of(pid: u32) -> Option<u32> {
-    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
-    let close = stat.iter().rposition(|&b| b == b')')?;
-    let rest = std::str::from_utf8(stat.get(close + 2..)?).ok()?;
-    rest.split(' ').nth(1)?.parse().ok()
+    let mut stat = Vec::with_capacity(512);
+    Procfs::try_pid_once(pid).ok()?.read("stat", &mut stat).ok()?;
+    parse_stat_ppid(&stat)
 }
 
 /// Whether `pid` is `ancestor` or one of its descendants.
@@ -632,8 +617,7 @@ fn descends_from(mut pid: u32, ancestor: u32) -> bool {
 /// [`SUBTREE_DEPTH`] or larger than [`SUBTREE_CGROUPS`] cgroups, or one that
 /// cannot be read, is not vouched for.
 fn all_descend(dir: &Path, ancestor: u32) -> bool {
-    let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) else { return false };
-    let pids: Vec<u32> = procs.lines().filter_map(|l| l.trim().parse().ok()).collect();
+    let Ok(pids) = cgroupfs::procs(dir) else { return false };
     let mut budget = SUBTREE_CGROUPS;
     !pids.is_empty()
         && pids.iter().all(|&p| descends_from(p, ancestor))
@@ -647,20 +631,14 @@ const SUBTREE_CGROUPS: u32 = 4096;
 
 /// Whether every process in every cgroup below `dir` descends from `ancestor`.
 fn children_descend(dir: &Path, ancestor: u32, depth: u32, budget: &mut u32) -> bool {
-    let Ok(entries) = std::fs::read_dir(dir) else { return false };
-    for entry in entries {
-        let Ok(entry) = entry else { return false };
-        // Cgroup directories are real directories; control files are files.
-        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
-            continue;
-        }
+    let Ok(children) = cgroupfs::children(dir) else { return false };
+    for child in children {
         if depth == 0 || *budget == 0 {
             return false;
         }
         *budget -= 1;
-        let child = entry.path();
-        let Ok(procs) = std::fs::read_to_string(child.join("cgroup.procs")) else { return false };
-        let outsider = procs.lines().filter_map(|l| l.trim().parse::<u32>().ok()).any(|p| !descends_from(p, ancestor));
+        let Ok(pids) = cgroupfs::procs(&child) else { return false };
+        let outsider = pids.iter().any(|&p| !descends_from(p, ancestor));
         if outsider || !children_descend(&child, ancestor, depth - 1, budget) {
             return false;
         }
@@ -670,28 +648,30 @@ fn children_descend(dir: &Path, ancestor: u32, depth: u32, budget: &mut u32) -> 
 
 /// The cgroup of `pid` that holds, with every cgroup below it, only it and
 /// its descendants (so freezing it freezes nothing else): its cgroup v2,
-/// else its v1 freezer cgroup.
+/// else its v1 freezer cgroup. The hierarchies are found where fdir sees
+/// them mounted ([`CgroupMounts::discover`]); a path that leaves fdir's
+/// cgroup namespace is never followed.
 /// `Ok(None)` if it has no such cgroup.
 pub fn own_cgroup(pid: u32) -> Result<Option<FreezableCgroup>, String> {
-    let membership = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).map_err(|e| e.to_string())?;
-    let (v2_mount, freezer_mount) = cgroup_mounts();
-    for line in membership.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (_, ctrl, path) = (parts.next(), parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
-        if path == "/" {
+    let mut text = Vec::with_capacity(512);
+    Procfs::try_pid_once(pid).and_then(|p| p.read("cgroup", &mut text)).map_err(|e| e.to_string())?;
+    let memberships = canon::cgroup::parse(&text).map_err(|e| format!("/proc/{pid}/cgroup: {e}"))?;
+    let mounts = CgroupMounts::discover().unwrap_or_default();
+    let freezer = |name: &[u8]| name.split(|&b| b == b',').any(|c| c == b"freezer");
+    // cgroup v2 first, then the v1 freezer.
+    let candidates = memberships
+        .iter()
+        .filter(|(name, _)| *name == b"unified")
+        .map(|m| (m, true))
+        .chain(memberships.iter().filter(|(name, _)| freezer(name)).map(|m| (m, false)));
+    for ((name, path), v2) in candidates {
+        if *path == b"/" {
             continue;
         }
-        let (mount, v2) = if ctrl.is_empty() {
-            (v2_mount.as_ref(), true)
-        } else if ctrl.split(',').any(|c| c == "freezer") {
-            (freezer_mount.as_ref(), false)
-        } else {
-            continue;
-        };
-        let Some(mount) = mount else { continue };
-        let dir = mount.join(path.trim_start_matches('/'));
+        let (Ok(name), Ok(path)) = (std::str::from_utf8(name), std::str::from_utf8(path)) else { continue };
+        let Ok(dir) = mounts.dir(name, path) else { continue };
         let control = if v2 { "cgroup.freeze" } else { "freezer.state" };
-        if dir.join(control).exists() && all_descend(&dir, pid) {
+        if cgroupfs::has_file(&dir, control) && all_descend(&dir, pid) {
             return Ok(Some(FreezableCgroup { dir, v2 }));
         }
     }
@@ -705,8 +685,11 @@ fn stop(pid: u32, start_time: u64) -> Result<String, String> {
     let p = rustix::process::Pid::from_raw(raw).ok_or("pid 0")?;
     let fd = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())
         .map_err(|e| format!("cannot open a pidfd for {pid}: {e}"))?;
-    let stat = std::fs::read(format!("/proc/{pid}/stat")).map_err(|e| format!("process {pid}: {e}"))?;
-    match parse_stat(&stat) {
+    // Pinned: every read below is of this process, or fails once it is gone.
+    let proc = Procfs::try_pid_once(pid).map_err(|e| e.to_string())?;
+    let mut stat = Vec::with_capacity(512);
+    let state = |stat: &mut Vec<u8>| proc.read("stat", stat).ok().and_then(|()| parse_stat(stat));
+    match state(&mut stat) {
         Some((_, _, st)) if st == start_time => {}
         _ => return Err(format!("process {pid} is not the baselined process any more; not stopping it")),
     }
@@ -716,8 +699,7 @@ fn stop(pid: u32, start_time: u64) -> Result<String, String> {
     // once its state shows it, within STOP_SEEN_WITHIN.
     let sent = Instant::now();
     loop {
-        let state = std::fs::read(format!("/proc/{pid}/stat")).ok().and_then(|s| parse_stat(&s));
-        match state {
+        match state(&mut stat) {
             Some((_, b'T', st)) if st == start_time => {
                 return Ok(format!("stopped process {pid} (SIGSTOP; resume it with kill -CONT {pid})"));
             }
@@ -740,6 +722,7 @@ fn stop(pid: u32, start_time: u64) -> Result<String, String> {
 const STOP_SEEN_WITHIN: Duration = Duration::from_secs(1);
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests touch files freely
 mod tests {
     use super::*;
     use crate::Digest;
@@ -752,8 +735,6 @@ mod tests {
     fn anomaly() -> Anomaly {
         Anomaly { subsystem: Subsystem::Seccomp, expected: Digest::of(b"a"), actual: Digest::of(b"b"), changes: vec![] }
     }
-
-    use crate::Source as _;
 
     #[test]
     fn commands_get_the_drift_and_failures_are_reports() {

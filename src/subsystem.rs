@@ -263,21 +263,6 @@ fn by_name<T: Copy>(kind: &'static str, all: &[T], name: fn(T) -> &'static str, 
     })
 }
 
-/// The seed's grading: one drifted subsystem is `Log`, two `Degrade`, three or
-/// more `SafeMode`.
-///
-/// ```
-/// use fdir::{default_handler, Severity};
-/// assert_eq!(default_handler(&[]), Severity::Log);
-/// ```
-pub fn default_handler(anomalies: &[crate::Anomaly]) -> Severity {
-    match anomalies.len() {
-        0 | 1 => Severity::Log,
-        2 => Severity::Degrade,
-        _ => Severity::SafeMode,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -52,6 +52,8 @@ use std::io::{BufRead, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use fdir::rng::Rng;
+
 static STOP: AtomicBool = AtomicBool::new(false);
 
 fn errno() -> String {
@@ -366,18 +368,6 @@ fn run(cmd: &str, arg: &str, rwx_page: &mut Option<usize>) -> Result<String, Str
         "code-marker" => Ok(format!("{:#x}", code_marker as *const () as usize)),
         "ping" => Ok(format!("{}", code_marker())),
         _ => Err(format!("unknown command {cmd:?}")),
-    }
-}
-
-/// A small xorshift generator: the storm's choices.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
     }
 }
 

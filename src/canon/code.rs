@@ -115,9 +115,7 @@ pub fn chunk_value(out: &mut String, len: usize, digest: &[u8; 32]) {
         return;
     }
     let _ = write!(out, "{len:#x} bytes sha256 ");
-    for b in digest {
-        let _ = write!(out, "{b:02x}");
-    }
+    crate::digest::push_hex(out, digest);
 }
 
 /// A chunk, as its record key names it.

@@ -65,7 +65,11 @@ pub fn baselinable(pid: u32) -> Result<()> {
         Err(e) => return Err(e.into()),
     };
     if fs.stat_flags().is_ok_and(|flags| flags & PF_KTHREAD != 0) {
-        let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        // The command name, as `stat` (read when the process was pinned) and `comm` give it.
+        let name = match fdir::Source::target(&fs) {
+            Ok(fdir::Target::Process { name, .. }) => name,
+            _ => String::new(),
+        };
         bail!(
             "process {pid} ({}) is a kernel thread: it has no user memory or process isolation of its own to baseline; name a user process, or take the node's state with fdir snapshot --system",
             name.trim_end()

@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use fdir::baseline::Coverage;
 use fdir::event::EventRecord;
 use fdir::guard::sha256_self_test_full;
+use fdir::rng::Rng;
 use fdir::{Clock, Finding, Monitor, SystemClock};
 
 use super::args::Format;
@@ -23,18 +24,6 @@ impl Drop for Idle {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-/// xorshift64*: the injector's random numbers (repeatable from the seed).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 }
 

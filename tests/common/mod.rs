@@ -4,22 +4,9 @@
 
 pub mod command;
 
-/// xorshift64*: a seeded, dependency-free generator for the tests' random
-/// cases (repeatable from the seed).
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    /// A number in `0..n`.
-    pub fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % u64::try_from(n).unwrap()).unwrap()
-    }
-}
+/// The tests' random cases, repeatable from the seed (xorshift64*).
+#[allow(unused_imports)]
+pub use fdir::rng::Rng;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};

@@ -579,12 +579,10 @@ mod tests {
 
     #[test]
     fn numbers_are_written_as_format_writes_them() {
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rng = crate::rng::Rng(0x9e37_79b9_7f4a_7c15);
         let mut values = vec![0, 1, 9, 10, 15, 16, 255, 256, 999, 1000, u64::MAX, u64::MAX - 1, 1 << 63];
         for _ in 0..2000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            let x = rng.next();
             values.push(x >> (x % 64));
         }
         for v in values {
