@@ -56,6 +56,7 @@ mod payload;
 pub mod policy;
 mod ptrace;
 pub mod respond;
+mod roots;
 mod shared;
 mod snapshot;
 mod source;

@@ -382,6 +382,34 @@ impl Responder {
         out
     }
 
+    /// Responds to the drift of a kernel object that `targets` share (one
+    /// root cause, docs/responses.md): the commands (`on-anomaly`,
+    /// `restart`, `degrade`, `safe-mode`) run once, for the object, as for
+    /// its first process (the object's event, with every pid, on their
+    /// stdin); `isolate` acts on each of its processes, each with its own
+    /// cooldown. Each report comes with the process it was for.
+    pub fn respond_object(
+        &mut self,
+        targets: &[Target],
+        anomalies: &[Anomaly],
+        severity: Severity,
+        ndjson: &str,
+    ) -> Vec<(Target, ActionReport)> {
+        let Some((first, rest)) = targets.split_first() else {
+            return Vec::new();
+        };
+        let mut out: Vec<(Target, ActionReport)> =
+            self.respond(first, anomalies, severity, ndjson).into_iter().map(|r| (first.clone(), r)).collect();
+        if severity == Severity::Isolate {
+            let on_anomaly = self.actions.on_anomaly.take();
+            for t in rest {
+                out.extend(self.respond(t, anomalies, severity, ndjson).into_iter().map(|r| (t.clone(), r)));
+            }
+            self.actions.on_anomaly = on_anomaly;
+        }
+        out
+    }
+
     /// A command action: let through (counted), or the report why not.
     fn plan(&mut self, name: &'static str, cmd: Option<String>, ctx: &Context<'_>) -> Plan {
         let Some(cmd) = cmd else {
