@@ -108,6 +108,12 @@ impl Roots {
         for f in findings {
             match f {
                 Finding::Drift { target, anomalies } => {
+                    // A new drift of a subsystem supersedes what the process
+                    // was drifted in before: it leaves those objects.
+                    let pid = target.pid().unwrap_or(0);
+                    for a in &anomalies {
+                        self.leave(pid, a.subsystem, &mut out);
+                    }
                     let mut own = Vec::with_capacity(anomalies.len());
                     for a in self.fold_moves(&target, anomalies) {
                         match objects_of(&target, &a, mount_namespace) {
@@ -201,6 +207,18 @@ impl Roots {
         }
         self.finish(out);
         taken
+    }
+
+    /// A process drifted anew in `subsystem` (another change, a move): no
+    /// longer waited for by the groups of that subsystem it is in.
+    fn leave(&mut self, pid: u32, subsystem: Subsystem, out: &mut Vec<Finding>) {
+        let mut left = false;
+        for g in self.groups.iter_mut().filter(|g| g.signature.0 == subsystem) {
+            left |= g.drifted.remove(&pid);
+        }
+        if left {
+            self.finish(out);
+        }
     }
 
     /// A process gone: no longer waited for by the groups it is in.
@@ -427,6 +445,20 @@ mod tests {
         let out = r.group(vec![back(Subsystem::Cgroups), back(Subsystem::CgroupLimits)], 4, &mut ns);
         assert!(matches!(out.as_slice(), [Finding::Recovered { subsystem: Subsystem::Cgroups, .. }]), "{out:#?}");
         assert!(r.is_idle());
+    }
+
+    #[test]
+    fn a_process_that_moves_out_of_a_drifted_cgroup_no_longer_holds_its_recovery() {
+        let mut r = Roots::default();
+        assert_eq!(objects(&r.group(vec![drift(1, vec![raised()]), drift(2, vec![raised()])], 1, &mut ns)).len(), 1);
+        let moved = anomaly(Subsystem::Cgroups, vec![change("cgroup", "pids:/jail", "pids:/b")]);
+        let limits = anomaly(Subsystem::CgroupLimits, vec![change("cgroup limits", "pids:/jail", "pids:/b")]);
+        let out = r.group(vec![drift(2, vec![moved, limits])], 1, &mut ns);
+        assert!(matches!(out.as_slice(), [Finding::Drift { anomalies, .. }] if anomalies.len() == 1), "{out:#?}");
+        let back =
+            Finding::Recovered { target: proc(1), subsystem: Subsystem::CgroupLimits, drifted_for: Duration::ZERO };
+        let out = r.group(vec![back], 1, &mut ns);
+        assert!(matches!(out.as_slice(), [Finding::ObjectRecovered { targets, .. }] if targets.len() == 2), "{out:#?}");
     }
 
     #[test]
