@@ -1018,6 +1018,38 @@ mod tests {
     }
 
     #[test]
+    fn an_object_anomaly_is_one_event_and_one_line_naming_its_processes() {
+        let targets: Vec<Target> =
+            (100..200).map(|pid| Target::Process { pid, start_time: 7, name: "sleep".into() }).collect();
+        let a = Anomaly {
+            subsystem: Subsystem::CgroupLimits,
+            expected: Digest::of(b"a"),
+            actual: Digest::of(b"b"),
+            changes: vec![Change {
+                kind: ChangeKind::Changed,
+                item: "cgroup pids:/jail pids.max".into(),
+                before: Some("1000".into()),
+                after: Some("2000".into()),
+                note: Some("raised".into()),
+            }],
+        };
+        let e = EventRecord::object_anomaly(t0(), "cgroup pids:/jail", &targets, &a, Severity::Log);
+        let v: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
+        assert_eq!((v["pid"].as_u64(), v["object"].as_str()), (Some(100), Some("cgroup pids:/jail")));
+        assert_eq!(v["pids"].as_array().map(Vec::len), Some(100));
+        assert_eq!(v["names"][99], "sleep");
+        let back: EventRecord = serde_json::from_str(&e.to_json()).unwrap();
+        assert_eq!(back, e);
+        assert_eq!(
+            e.to_string(),
+            "2026-11-28T12:03:22Z DRIFT    cgroup pids:/jail (100 processes: pid 100 (sleep), 101, 102, 103 and 96 more) cgroup-limits [log]: cgroup pids:/jail pids.max 1000 -> 2000 (raised)"
+        );
+        // A process's own anomaly has none of the object's fields.
+        let own = EventRecord::anomaly(t0(), &targets[0], &a, Severity::Log).to_json();
+        assert!(!own.contains("\"object\"") && !own.contains("\"pids\"") && !own.contains("\"names\""), "{own}");
+    }
+
+    #[test]
     fn write_json_appends_the_same_bytes_as_to_json_through_one_buffer() {
         let events = [
             EventRecord::Error { time: t0(), who: Who::default(), message: "a \"quoted\" message".into() },

@@ -662,16 +662,24 @@ fn a_mount_in_a_shared_namespace_is_seen_for_each_of_its_processes() {
     if !common::is_root() {
         return common::skip(TEST, "mount namespaces and mounts need root");
     }
-    // Two processes in one private mount namespace, one in another.
+    // Two processes in one private mount namespace, one in another; each
+    // namespace a process group of its own, killed whole (the background
+    // sleep too).
     let spawn_ns = || {
+        use std::os::unix::process::CommandExt;
         std::process::Command::new("unshare")
             .args(["-m", "--propagation", "private", "sh", "-c", "sleep 1000 & exec sleep 1000"])
+            .process_group(0)
             .spawn()
     };
     let (Ok(mut first), Ok(mut other)) = (spawn_ns(), spawn_ns()) else {
         return common::skip(TEST, "unshare (util-linux) cannot make a mount namespace here");
     };
     let kill = |c: &mut std::process::Child| {
+        if let Ok(group) = i32::try_from(c.id()) {
+            // SAFETY: kill(2) of the process group this test made.
+            unsafe { libc::kill(-group, libc::SIGKILL) };
+        }
         let _ = c.kill();
         let _ = c.wait();
     };
