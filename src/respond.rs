@@ -822,6 +822,34 @@ mod tests {
     }
 
     #[test]
+    fn an_object_runs_its_commands_once_and_isolates_each_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let append = |what: &str| format!("echo {what} $FDIR_PID >> {}", log.display());
+        let actions = Actions {
+            on_anomaly: Some(append("on-anomaly")),
+            degrade: Some(append("degrade")),
+            cooldown: Duration::ZERO,
+            ..Actions::default()
+        };
+        let targets: Vec<Target> =
+            (1..=3).map(|pid| Target::Process { pid: 900_000 + pid, start_time: 1, name: "x".into() }).collect();
+        let mut r = Responder::new(actions.clone());
+        let reports = r.respond_object(&targets, &[anomaly()], Severity::Degrade, "");
+        assert_eq!(reports.len(), 2, "{reports:?}");
+        assert!(reports.iter().all(|(t, r)| *t == targets[0] && r.outcome == Outcome::Done), "{reports:?}");
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "on-anomaly 900001\ndegrade 900001\n");
+        // Isolation is of each process (passive here: nothing is stopped);
+        // the on-anomaly command still runs once.
+        let mut r = Responder::new(Actions { passive: true, ..actions });
+        let reports = r.respond_object(&targets, &[anomaly()], Severity::Isolate, "");
+        let isolated: Vec<u32> =
+            reports.iter().filter(|(_, r)| r.action == "isolate").filter_map(|(t, _)| t.pid()).collect();
+        assert_eq!(isolated, [900_001, 900_002, 900_003]);
+        assert_eq!(reports.iter().filter(|(_, r)| r.action == "on-anomaly").count(), 1, "{reports:?}");
+    }
+
+    #[test]
     fn cooldown_limit_and_passive() {
         let actions = Actions { safe_mode: Some("true".into()), max_actions: 2, ..Actions::default() };
         let mut r = Responder::new(actions.clone());
