@@ -30,7 +30,7 @@ HIERARCHY = "/sys/fs/cgroup/pids"
 
 
 def main():
-    fdir = sys.argv[1]
+    fdir = os.path.abspath(sys.argv[1]) if os.sep in sys.argv[1] else sys.argv[1]
     rest = sys.argv[2:]
     n = int(rest[0]) if rest and rest[0].isdigit() else 100
     every = "--all" in rest
