@@ -220,6 +220,19 @@ pub enum EventRecord {
         actual: Digest,
         /// What changed.
         changes: Vec<ChangeRecord>,
+        /// The shared kernel object that drifted (`cgroup pids:/jail`,
+        /// `mount namespace 4026531841`): one anomaly for every process it
+        /// affects; `pid` is then the first of them, and `expected` and
+        /// `actual` are the digests of that process's subsystem.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        object: Option<String>,
+        /// With `object`: every process it affects, in the order they were
+        /// seen (`pid` first).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pids: Vec<u32>,
+        /// With `object`: their command names, in the order of `pids`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        names: Vec<String>,
     },
     /// A drift seen once and not confirmed by the re-read.
     Transient {
@@ -244,6 +257,13 @@ pub enum EventRecord {
         subsystem: Subsystem,
         /// How long it was drifted, ms.
         drifted_for_ms: f64,
+        /// A shared object back at its baseline for every process it
+        /// affected (`pid` the first of them): the object, as in `anomaly`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        object: Option<String>,
+        /// With `object`: the processes it affected.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pids: Vec<u32>,
     },
     /// A process executed a new program: not drift of the old one (unless
     /// the policy grades an exec as drift: then an anomaly follows). Its
@@ -554,6 +574,33 @@ impl EventRecord {
             expected: a.expected,
             actual: a.actual,
             changes: a.changes.iter().map(ChangeRecord::from).collect(),
+            object: None,
+            pids: Vec::new(),
+            names: Vec::new(),
+        }
+    }
+
+    /// The `anomaly` event of a shared object's drift: `who` the first of
+    /// `targets`, with `object`, `pids` and `names`.
+    pub fn object_anomaly(
+        time: SystemTime,
+        object: &str,
+        targets: &[Target],
+        a: &Anomaly,
+        severity: Severity,
+    ) -> EventRecord {
+        let first = targets.first().map(Who::from).unwrap_or_default();
+        EventRecord::Anomaly {
+            time,
+            who: first,
+            subsystem: a.subsystem,
+            severity,
+            expected: a.expected,
+            actual: a.actual,
+            changes: a.changes.iter().map(ChangeRecord::from).collect(),
+            object: Some(object.to_owned()),
+            pids: targets.iter().filter_map(Target::pid).collect(),
+            names: targets.iter().filter(|t| t.pid().is_some()).map(name_of).collect(),
         }
     }
 
@@ -578,6 +625,19 @@ impl EventRecord {
                 who: Who::from(target),
                 subsystem: *subsystem,
                 drifted_for_ms: ms(*drifted_for),
+                object: None,
+                pids: Vec::new(),
+            }],
+            Finding::ObjectDrift { object, targets, anomaly } => {
+                vec![EventRecord::object_anomaly(time, object, targets, anomaly, severity)]
+            }
+            Finding::ObjectRecovered { object, targets, subsystem, drifted_for } => vec![EventRecord::Recovered {
+                time,
+                who: targets.first().map(Who::from).unwrap_or_default(),
+                subsystem: *subsystem,
+                drifted_for_ms: ms(*drifted_for),
+                object: Some(object.clone()),
+                pids: targets.iter().filter_map(Target::pid).collect(),
             }],
             Finding::Exec { target, old, new, .. } => {
                 vec![EventRecord::Exec { time, who: Who::from(target), old: old.path.clone(), new: new.path.clone() }]
@@ -704,7 +764,13 @@ impl fmt::Display for EventRecord {
                 Some(s) => write!(f, "{} UNOBSERVABLE {who} {s}: {reason}", time_of(*time)),
                 None => write!(f, "{} UNOBSERVABLE {who}: {reason}", time_of(*time)),
             },
-            EventRecord::Anomaly { time, who, subsystem, severity, changes, expected, actual } => {
+            EventRecord::Anomaly {
+                time, who, subsystem, severity, changes, expected, actual, object, pids, ..
+            } => {
+                let who = match object {
+                    Some(object) => format!("{object} ({})", processes(who, pids)),
+                    None => who.to_string(),
+                };
                 if changes.is_empty() {
                     return write!(
                         f,
@@ -731,12 +797,18 @@ impl fmt::Display for EventRecord {
                     subs.join(", ")
                 )
             }
-            EventRecord::Recovered { time, who, subsystem, drifted_for_ms } => write!(
-                f,
-                "{} RECOVERED {who} {subsystem}: back at its baseline after {}",
-                time_of(*time),
-                hms(*drifted_for_ms)
-            ),
+            EventRecord::Recovered { time, who, subsystem, drifted_for_ms, object, pids } => {
+                let who = match object {
+                    Some(object) => format!("{object} ({})", processes(who, pids)),
+                    None => who.to_string(),
+                };
+                write!(
+                    f,
+                    "{} RECOVERED {who} {subsystem}: back at its baseline after {}",
+                    time_of(*time),
+                    hms(*drifted_for_ms)
+                )
+            }
             EventRecord::Exec { time, who, old, new } => write!(
                 f,
                 "{} EXEC     {who}: executed {new} (was {old}); memory maps and code baselined again",
@@ -879,6 +951,30 @@ impl fmt::Display for EventRecord {
     }
 }
 
+/// The command name of a process target, empty when unknown.
+fn name_of(t: &Target) -> String {
+    match t {
+        Target::Process { name, .. } => name.clone(),
+        _ => String::new(),
+    }
+}
+
+/// The processes of an object's event for people: how many, the first (with
+/// its name and workload) and a few more pids: `100 processes: pid 4242
+/// (sleep), 4243, 4244, 4245 and 96 more`.
+fn processes(first: &Who, pids: &[u32]) -> String {
+    const SHOWN: usize = 4;
+    let n = pids.len().max(1);
+    let mut s = format!("{n} process{}: {first}", if n == 1 { "" } else { "es" });
+    for pid in pids.iter().skip(1).take(SHOWN - 1) {
+        s.push_str(&format!(", {pid}"));
+    }
+    if n > SHOWN {
+        s.push_str(&format!(" and {} more", n - SHOWN));
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -919,6 +1015,38 @@ mod tests {
             e.to_string(),
             "2026-11-28T12:03:22Z DRIFT    pid 42 (app) seccomp [log]: Seccomp 0 -> 2 (filter mode)"
         );
+    }
+
+    #[test]
+    fn an_object_anomaly_is_one_event_and_one_line_naming_its_processes() {
+        let targets: Vec<Target> =
+            (100..200).map(|pid| Target::Process { pid, start_time: 7, name: "sleep".into() }).collect();
+        let a = Anomaly {
+            subsystem: Subsystem::CgroupLimits,
+            expected: Digest::of(b"a"),
+            actual: Digest::of(b"b"),
+            changes: vec![Change {
+                kind: ChangeKind::Changed,
+                item: "cgroup pids:/jail pids.max".into(),
+                before: Some("1000".into()),
+                after: Some("2000".into()),
+                note: Some("raised".into()),
+            }],
+        };
+        let e = EventRecord::object_anomaly(t0(), "cgroup pids:/jail", &targets, &a, Severity::Log);
+        let v: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
+        assert_eq!((v["pid"].as_u64(), v["object"].as_str()), (Some(100), Some("cgroup pids:/jail")));
+        assert_eq!(v["pids"].as_array().map(Vec::len), Some(100));
+        assert_eq!(v["names"][99], "sleep");
+        let back: EventRecord = serde_json::from_str(&e.to_json()).unwrap();
+        assert_eq!(back, e);
+        assert_eq!(
+            e.to_string(),
+            "2026-11-28T12:03:22Z DRIFT    cgroup pids:/jail (100 processes: pid 100 (sleep), 101, 102, 103 and 96 more) cgroup-limits [log]: cgroup pids:/jail pids.max 1000 -> 2000 (raised)"
+        );
+        // A process's own anomaly has none of the object's fields.
+        let own = EventRecord::anomaly(t0(), &targets[0], &a, Severity::Log).to_json();
+        assert!(!own.contains("\"object\"") && !own.contains("\"pids\"") && !own.contains("\"names\""), "{own}");
     }
 
     #[test]

@@ -598,10 +598,17 @@ fn cgroup_limits(old: &[Record], new: &[Record]) -> Vec<Change> {
             .join(", ")
     };
     let mut out = Vec::new();
-    for d in new_dirs.difference(&old_dirs) {
+    let added: Vec<&String> = new_dirs.difference(&old_dirs).collect();
+    let removed: Vec<&String> = old_dirs.difference(&new_dirs).collect();
+    let moves = moved_cgroups(&removed, &added);
+    let paired = |d: &String| moves.iter().any(|(o, n)| *o == d || *n == d);
+    for (o, n) in &moves {
+        out.extend(compare_cgroups(old, o, new, n, &dir_of));
+    }
+    for d in added.iter().filter(|d| !paired(d)) {
         out.push(Change::new(ChangeKind::Added, format!("cgroup {d}"), None, Some(summary(new, d))));
     }
-    for d in old_dirs.difference(&new_dirs) {
+    for d in removed.iter().filter(|d| !paired(d)) {
         out.push(Change::new(ChangeKind::Removed, format!("cgroup {d}"), Some(summary(old, d)), None));
     }
     let in_both = |r: &Record| old_dirs.contains(&dir_of(r)) && new_dirs.contains(&dir_of(r));
@@ -623,6 +630,103 @@ fn cgroup_limits(old: &[Record], new: &[Record]) -> Vec<Change> {
         |key, v| Change::new(ChangeKind::Removed, format!("cgroup {key}"), Some(shown(v, "(empty)")), None),
     ));
     out
+}
+
+/// The cgroups a process left and the ones it entered, paired as moves:
+/// in each hierarchy, the deepest left with the deepest entered, then their
+/// parents, level by level (`pids:/a/x -> pids:/b/y`, `pids:/a -> pids:/b`).
+fn moved_cgroups<'a>(removed: &[&'a String], added: &[&'a String]) -> Vec<(&'a String, &'a String)> {
+    let hierarchy = |d: &str| d.split_once(':').map_or("", |(h, _)| h).to_owned();
+    let depth = |d: &str| d.matches('/').count() - usize::from(d.ends_with(":/"));
+    let mut out = Vec::new();
+    let hierarchies: std::collections::BTreeSet<String> = removed.iter().map(|d| hierarchy(d)).collect();
+    for h in hierarchies {
+        let mut gone: Vec<&String> = removed.iter().copied().filter(|d| hierarchy(d) == h).collect();
+        let mut came: Vec<&String> = added.iter().copied().filter(|d| hierarchy(d) == h).collect();
+        gone.sort_by_key(|d| std::cmp::Reverse(depth(d)));
+        came.sort_by_key(|d| std::cmp::Reverse(depth(d)));
+        out.extend(gone.into_iter().zip(came));
+    }
+    out
+}
+
+/// A process's old cgroup next to its new one, file by file: "cgroup
+/// pids:/a -> pids:/b pids.max 100 -> max (looser: limit removed)"; one
+/// change "cgroup limits pids:/a -> pids:/b (same limits)" when every file
+/// reads the same.
+fn compare_cgroups(
+    old: &[Record],
+    from: &str,
+    new: &[Record],
+    to: &str,
+    dir_of: &dyn Fn(&Record) -> String,
+) -> Vec<Change> {
+    use crate::canon::cgroup_limits::split_key;
+    let files = |rs: &[Record], dir: &str| {
+        let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for r in rs.iter().filter(|r| dir_of(r) == dir) {
+            let file = split_key(&r.key).map_or(r.key.as_str(), |(_, f)| f);
+            m.entry(file.to_owned()).or_default().push(r.value.clone());
+        }
+        m
+    };
+    let (before, after) = (files(old, from), files(new, to));
+    let mut out = Vec::new();
+    let all: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    let item = |file: &str| format!("cgroup {from} -> {to} {file}");
+    for file in all {
+        let (b, a) = (before.get(file), after.get(file));
+        if b == a {
+            continue;
+        }
+        let join =
+            |v: Option<&Vec<String>>| v.map(|v| v.iter().map(|x| shown(x, "(empty)")).collect::<Vec<_>>().join(", "));
+        out.push(match (b, a) {
+            (Some(b), Some(a)) => {
+                let (bs, as_) = (join(Some(b)).unwrap_or_default(), join(Some(a)).unwrap_or_default());
+                let note = match (b.as_slice(), a.as_slice()) {
+                    ([b1], [a1]) => move_note(file, b1, a1),
+                    _ => None,
+                };
+                Change::new(ChangeKind::Changed, item(file), Some(bs), Some(as_)).note(note)
+            }
+            (None, a) => Change::new(ChangeKind::Added, item(file), None, join(a)),
+            (b, None) => Change::new(ChangeKind::Removed, item(file), join(b), None),
+        });
+    }
+    if out.is_empty() {
+        out.push(
+            Change::new(ChangeKind::Changed, "cgroup limits", Some(from.to_owned()), Some(to.to_owned()))
+                .note(Some("same limits".into())),
+        );
+    }
+    out
+}
+
+/// The note on a limit compared across a move: for files where more is
+/// looser ("max" files, v1 limits, quotas), "looser" or "tighter"; the plain
+/// [`limit_note`] for the others.
+fn move_note(file: &str, before: &str, after: &str) -> Option<String> {
+    let note = limit_note(before, after)?;
+    let ceiling = file.ends_with(".max")
+        || file.ends_with(".high")
+        || file.contains("limit_in_bytes")
+        || file.ends_with("quota_us")
+        || file.ends_with(".max.descendants")
+        || file.ends_with(".max.depth");
+    if !ceiling {
+        return Some(note);
+    }
+    Some(
+        match note.as_str() {
+            "limit removed" => "looser: limit removed",
+            "limit set" => "tighter: limit set",
+            "raised" => "looser",
+            "lowered" => "tighter",
+            other => other,
+        }
+        .to_owned(),
+    )
 }
 
 /// LSM labels: "LSM current label a (enforce) -> a (complain)".
@@ -991,11 +1095,32 @@ mod tests {
             texts(&explain(Subsystem::CgroupLimits, &r(&dev("c 1:3 rwm\n")), &r(&dev("c 1:3 rwm\na *:* rwm\n")))),
             ["new cgroup devices:/x devices.list a *:* rwm"]
         );
-        // A cgroup that appears whole is one change.
+        // A move: the cgroup left next to the cgroup entered, file by file.
         let moved = [("pids", "/scratch", "pids.max", "max\n"), ("pids", "/", "notify_on_release", "0\n")];
         assert_eq!(
             texts(&explain(Subsystem::CgroupLimits, &r(&base), &r(&moved))),
-            ["new cgroup pids:/scratch pids.max max", "cgroup pids:/app pids.max 10 is gone"]
+            ["cgroup pids:/app -> pids:/scratch pids.max 10 -> max (looser: limit removed)"]
+        );
+        let same = [("pids", "/twin", "pids.max", "10\n"), ("pids", "/", "notify_on_release", "0\n")];
+        assert_eq!(
+            texts(&explain(Subsystem::CgroupLimits, &r(&base), &r(&same))),
+            ["cgroup limits pids:/app -> pids:/twin (same limits)"]
+        );
+        // Nested: each level paired with the same level; a cgroup of another
+        // hierarchy that appears alone is still one change listing its files.
+        let deep = [("pids", "/a/b", "pids.max", "5\n"), ("pids", "/a", "pids.max", "9\n")];
+        let deeper = [
+            ("pids", "/c/d", "pids.max", "4\n"),
+            ("pids", "/c", "pids.max", "9\n"),
+            ("cpu", "/z", "cpu.shares", "2\n"),
+        ];
+        assert_eq!(
+            texts(&explain(Subsystem::CgroupLimits, &r(&deep), &r(&deeper))),
+            [
+                "cgroup pids:/a/b -> pids:/c/d pids.max 5 -> 4 (tighter)",
+                "cgroup limits pids:/a -> pids:/c (same limits)",
+                "new cgroup cpu:/z cpu.shares 2"
+            ]
         );
     }
 

@@ -70,6 +70,7 @@ pub mod policy;
 mod ptrace;
 pub mod respond;
 pub mod rng;
+mod roots;
 mod shared;
 mod snapshot;
 // Touches files: /proc, /sys and cgroupfs: every read of kernel state.

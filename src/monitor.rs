@@ -116,6 +116,30 @@ pub enum Finding {
         /// What went wrong.
         error: String,
     },
+    /// A kernel object that processes share drifted (a cgroup's limit
+    /// files, a mount table): one anomaly for every process it affects, the
+    /// root cause counted once (`roots.rs`, docs/contracts.md §8).
+    ObjectDrift {
+        /// The object, as a person reads it: `cgroup pids:/jail`, `mount
+        /// namespace 4026531841`.
+        object: String,
+        /// The processes it affects, the first first.
+        targets: Vec<Target>,
+        /// Its changes, with the digests of the first process's subsystem.
+        anomaly: Anomaly,
+    },
+    /// A drifted object is back at its baseline for every process it
+    /// affected that is still watched.
+    ObjectRecovered {
+        /// The object.
+        object: String,
+        /// The processes it affected.
+        targets: Vec<Target>,
+        /// The subsystem.
+        subsystem: Subsystem,
+        /// The longest one of them was drifted.
+        drifted_for: Duration,
+    },
 }
 
 /// The numbers of one cycle.
@@ -256,6 +280,9 @@ pub struct Monitor {
     gone: BTreeMap<u32, (u64, Workload, bool)>,
     /// The objects the targets share (cgroups), read once a round.
     shared: std::sync::Arc<crate::shared::Shared>,
+    /// The drifts of shared objects being gathered or declared, and the
+    /// drifts folded into moves: findings by root cause (`roots.rs`).
+    roots: crate::roots::Roots,
 }
 
 impl std::fmt::Debug for Monitor {
@@ -777,6 +804,7 @@ impl Monitor {
             gone: BTreeMap::new(),
             coverage,
             shared: crate::shared::Shared::new(),
+            roots: crate::roots::Roots::default(),
         }
     }
 
@@ -1169,8 +1197,34 @@ impl Monitor {
         summary.unobservable = self.unobservable_count();
         summary.unreadable = self.unreadable.len();
         summary.partly = self.partly;
+        if !findings.is_empty() || !self.roots.is_idle() {
+            findings = self.by_root_cause(findings, parts, &mut summary);
+        }
         summary.elapsed = started.elapsed();
         (findings, summary)
+    }
+
+    /// A part's findings by root cause (`roots.rs`): the drift of a shared
+    /// object once, with every process it affects; a move once. The
+    /// anomalies of the summary are counted again, one per root cause.
+    #[cold]
+    #[inline(never)]
+    fn by_root_cause(&mut self, findings: Vec<Finding>, parts: u32, summary: &mut Summary) -> Vec<Finding> {
+        let watched = &self.watched;
+        let mut namespace = |t: &Target| {
+            let w = watched.get(&t.pid()?).filter(|w| w.target == *t)?;
+            w.fs.stat("ns/mnt").ok().map(|id| id.ino.to_string())
+        };
+        let findings = self.roots.group(findings, parts, &mut namespace);
+        summary.anomalies = findings
+            .iter()
+            .map(|f| match f {
+                Finding::Drift { anomalies, .. } => anomalies.len(),
+                Finding::ObjectDrift { .. } => 1,
+                _ => 0,
+            })
+            .sum();
+        findings
     }
 
     /// Stops watching the targets that exited. Out of line: a watched target

@@ -382,6 +382,34 @@ impl Responder {
         out
     }
 
+    /// Responds to the drift of a kernel object that `targets` share (one
+    /// root cause, docs/responses.md): the commands (`on-anomaly`,
+    /// `restart`, `degrade`, `safe-mode`) run once, for the object, as for
+    /// its first process (the object's event, with every pid, on their
+    /// stdin); `isolate` acts on each of its processes, each with its own
+    /// cooldown. Each report comes with the process it was for.
+    pub fn respond_object(
+        &mut self,
+        targets: &[Target],
+        anomalies: &[Anomaly],
+        severity: Severity,
+        ndjson: &str,
+    ) -> Vec<(Target, ActionReport)> {
+        let Some((first, rest)) = targets.split_first() else {
+            return Vec::new();
+        };
+        let mut out: Vec<(Target, ActionReport)> =
+            self.respond(first, anomalies, severity, ndjson).into_iter().map(|r| (first.clone(), r)).collect();
+        if severity == Severity::Isolate {
+            let on_anomaly = self.actions.on_anomaly.take();
+            for t in rest {
+                out.extend(self.respond(t, anomalies, severity, ndjson).into_iter().map(|r| (t.clone(), r)));
+            }
+            self.actions.on_anomaly = on_anomaly;
+        }
+        out
+    }
+
     /// A command action: let through (counted), or the report why not.
     fn plan(&mut self, name: &'static str, cmd: Option<String>, ctx: &Context<'_>) -> Plan {
         let Some(cmd) = cmd else {
@@ -772,6 +800,34 @@ mod tests {
         assert_eq!(reports[0].outcome, Outcome::Failed);
         assert!(reports[0].detail.contains("timed out"), "{}", reports[0].detail);
         assert!(start.elapsed() < Duration::from_secs(20));
+    }
+
+    #[test]
+    fn an_object_runs_its_commands_once_and_isolates_each_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let append = |what: &str| format!("echo {what} $FDIR_PID >> {}", log.display());
+        let actions = Actions {
+            on_anomaly: Some(append("on-anomaly")),
+            degrade: Some(append("degrade")),
+            cooldown: Duration::ZERO,
+            ..Actions::default()
+        };
+        let targets: Vec<Target> =
+            (1..=3).map(|pid| Target::Process { pid: 900_000 + pid, start_time: 1, name: "x".into() }).collect();
+        let mut r = Responder::new(actions.clone());
+        let reports = r.respond_object(&targets, &[anomaly()], Severity::Degrade, "");
+        assert_eq!(reports.len(), 2, "{reports:?}");
+        assert!(reports.iter().all(|(t, r)| *t == targets[0] && r.outcome == Outcome::Done), "{reports:?}");
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "on-anomaly 900001\ndegrade 900001\n");
+        // Isolation is of each process (passive here: nothing is stopped);
+        // the on-anomaly command still runs once.
+        let mut r = Responder::new(Actions { passive: true, ..actions });
+        let reports = r.respond_object(&targets, &[anomaly()], Severity::Isolate, "");
+        let isolated: Vec<u32> =
+            reports.iter().filter(|(_, r)| r.action == "isolate").filter_map(|(t, _)| t.pid()).collect();
+        assert_eq!(isolated, [900_001, 900_002, 900_003]);
+        assert_eq!(reports.iter().filter(|(_, r)| r.action == "on-anomaly").count(), 1, "{reports:?}");
     }
 
     #[test]

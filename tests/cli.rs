@@ -586,10 +586,17 @@ TMPDIR="$1" exec "$2" bench --only watch --seconds 1 --format json"#;
     }
 }
 
+/// Whether an anomaly event names `pid`: as its process, or as one of the
+/// processes of a shared object's drift (`pids`).
+fn names_pid(v: &serde_json::Value, pid: u32) -> bool {
+    v["pid"] == pid || v["pids"].as_array().is_some_and(|p| p.iter().any(|p| *p == pid))
+}
+
 /// Processes that share a cgroup share its limit files: a watch reads them
 /// once a round (shared.rs) and must still see a change for every process
-/// that leads there, see nothing for a process in a sibling cgroup, and see
-/// a process that moves away on its own.
+/// that leads there (one anomaly naming the cgroup and both processes), see
+/// nothing for a process in a sibling cgroup, and see a process that moves
+/// away on its own.
 #[test]
 fn a_limit_raised_on_a_shared_cgroup_is_seen_for_each_of_its_processes() {
     const TEST: &str = "a_limit_raised_on_a_shared_cgroup_is_seen_for_each_of_its_processes";
@@ -620,19 +627,20 @@ fn a_limit_raised_on_a_shared_cgroup_is_seen_for_each_of_its_processes() {
     let drifted = |pid: u32, to: &'static str| {
         move |v: &serde_json::Value| {
             v["event"] == "anomaly"
-                && v["pid"] == pid
+                && names_pid(v, pid)
                 && v["changes"]
                     .as_array()
                     .is_some_and(|c| c.iter().any(|c| c["text"].as_str().unwrap_or("").contains(to)))
         }
     };
-    w.wait_for("the first process's anomaly", drifted(a.pid, "-> 77"));
-    w.wait_for("the second process's anomaly", drifted(b.pid, "-> 77"));
+    let e = w.wait_for("the cgroup's anomaly", drifted(a.pid, "-> 77"));
+    assert!(names_pid(&e, b.pid), "one anomaly for both processes of the cgroup: {e}");
+    assert_eq!(e["object"], format!("cgroup pids:{}", shared.cgroup_path()), "{e}");
     // A few more rounds: the sibling, which shares nothing, stays quiet.
     let cycle = w.wait_for("a check", |v| v["event"] == "check")["cycle"].as_u64().unwrap();
     w.wait_for("three more checks", |v| v["event"] == "check" && v["cycle"].as_u64() >= Some(cycle + 3));
     assert!(
-        !w.seen.iter().any(|v| v["event"] == "anomaly" && v["pid"] == c.pid),
+        !w.seen.iter().any(|v| v["event"] == "anomaly" && names_pid(v, c.pid)),
         "the process of the sibling cgroup drifted: {:#?}",
         w.seen
     );
@@ -646,24 +654,32 @@ fn a_limit_raised_on_a_shared_cgroup_is_seen_for_each_of_its_processes() {
 
 /// A mount table read once a round for the processes that share it
 /// (shared.rs): a mount made in a private mount namespace is seen for each
-/// of its two processes, and not for a process of another namespace, which
-/// sees its own.
+/// of its two processes (one anomaly naming the namespace and both), and
+/// not for a process of another namespace, which sees its own.
 #[test]
 fn a_mount_in_a_shared_namespace_is_seen_for_each_of_its_processes() {
     const TEST: &str = "a_mount_in_a_shared_namespace_is_seen_for_each_of_its_processes";
     if !common::is_root() {
         return common::skip(TEST, "mount namespaces and mounts need root");
     }
-    // Two processes in one private mount namespace, one in another.
+    // Two processes in one private mount namespace, one in another; each
+    // namespace a process group of its own, killed whole (the background
+    // sleep too).
     let spawn_ns = || {
+        use std::os::unix::process::CommandExt;
         std::process::Command::new("unshare")
             .args(["-m", "--propagation", "private", "sh", "-c", "sleep 1000 & exec sleep 1000"])
+            .process_group(0)
             .spawn()
     };
     let (Ok(mut first), Ok(mut other)) = (spawn_ns(), spawn_ns()) else {
         return common::skip(TEST, "unshare (util-linux) cannot make a mount namespace here");
     };
     let kill = |c: &mut std::process::Child| {
+        if let Ok(group) = i32::try_from(c.id()) {
+            // SAFETY: kill(2) of the process group this test made.
+            unsafe { libc::kill(-group, libc::SIGKILL) };
+        }
         let _ = c.kill();
         let _ = c.wait();
     };
@@ -706,13 +722,18 @@ fn a_mount_in_a_shared_namespace_is_seen_for_each_of_its_processes() {
         return common::skip(TEST, "cannot mount a tmpfs in the test's namespace (nsenter, mount)");
     }
     let drifted = |pid: u32| {
-        move |v: &serde_json::Value| v["event"] == "anomaly" && v["pid"] == pid && v["subsystem"] == "mounts"
+        move |v: &serde_json::Value| v["event"] == "anomaly" && names_pid(v, pid) && v["subsystem"] == "mounts"
     };
-    w.wait_for("the first process's anomaly", drifted(a));
-    w.wait_for("the second process's anomaly", drifted(b));
+    let e = w.wait_for("the namespace's anomaly", drifted(a));
+    assert!(names_pid(&e, b), "one anomaly for both processes of the namespace: {e}");
+    let ns = std::fs::read_link(format!("/proc/{a}/ns/mnt")).unwrap().display().to_string();
+    assert!(
+        e["object"].as_str().is_some_and(|o| o.starts_with("mount namespace ") && ns.contains(&o[16..])),
+        "{e} ({ns})"
+    );
     let cycle = w.wait_for("a check", |v| v["event"] == "check")["cycle"].as_u64().unwrap();
     w.wait_for("three more checks", |v| v["event"] == "check" && v["cycle"].as_u64() >= Some(cycle + 3));
-    let quiet = !w.seen.iter().any(|v| v["event"] == "anomaly" && v["pid"] == c);
+    let quiet = !w.seen.iter().any(|v| v["event"] == "anomaly" && names_pid(v, c));
     let other_mounted = mount_in(c);
     if quiet && other_mounted {
         w.wait_for("the other namespace's anomaly", drifted(c));

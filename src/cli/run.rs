@@ -263,6 +263,8 @@ pub fn events_of(
     for f in findings {
         let severity = match f {
             Finding::Drift { anomalies, .. } => policy.grade(anomalies),
+            // One root cause, graded once (docs/contracts.md §8).
+            Finding::ObjectDrift { anomaly, .. } => policy.grade(std::slice::from_ref(anomaly)),
             _ => Severity::Log,
         };
         for mut e in EventRecord::from_finding(now, f, severity) {
@@ -319,7 +321,7 @@ pub fn check(
     let mut diagnostics = Vec::new();
     for f in findings.iter().chain(cycle.iter()) {
         code = code.max(match f {
-            Finding::Drift { .. } => DRIFT,
+            Finding::Drift { .. } | Finding::ObjectDrift { .. } => DRIFT,
             Finding::Exited { .. } | Finding::Reused { .. } if strict => CANNOT_CHECK,
             Finding::Failed { .. } => CANNOT_CHECK,
             _ => NO_DRIFT,

@@ -57,7 +57,7 @@ pub fn run(campaign: u64, seed: Option<u64>, format: Format) -> Result<u8> {
     let subsystems = chosen_subsystems(&coverage, None)?;
     let (mut monitor, _) = Monitor::baseline(coverage, &subsystems, 2, &clock)?;
     let (first, _) = monitor.cycle(&clock);
-    if first.iter().any(|f| matches!(f, Finding::Drift { .. })) {
+    if first.iter().any(|f| matches!(f, Finding::Drift { .. } | Finding::ObjectDrift { .. })) {
         anyhow::bail!("the campaign's target drifted before any fault was injected: {first:?}");
     }
 
@@ -83,7 +83,7 @@ pub fn run(campaign: u64, seed: Option<u64>, format: Format) -> Result<u8> {
                 }
             }
             let (findings, summary) = monitor.cycle(&clock);
-            let drift = findings.iter().any(|f| matches!(f, Finding::Drift { .. }));
+            let drift = findings.iter().any(|f| matches!(f, Finding::Drift { .. } | Finding::ObjectDrift { .. }));
             let repaired = u64::try_from(summary.repaired).unwrap_or(u64::MAX);
             if drift {
                 fa += 1;
@@ -102,7 +102,7 @@ pub fn run(campaign: u64, seed: Option<u64>, format: Format) -> Result<u8> {
             }
             of += 1;
             let (findings, _) = monitor.cycle(&clock);
-            let drift = findings.iter().any(|f| matches!(f, Finding::Drift { .. }));
+            let drift = findings.iter().any(|f| matches!(f, Finding::Drift { .. } | Finding::ObjectDrift { .. }));
             let dismissed = findings.iter().any(|f| matches!(f, Finding::Transient { .. }));
             if drift {
                 fa += 1;

@@ -261,6 +261,18 @@ impl Watcher {
                     self.action_done(target, r)?;
                 }
             }
+            // A shared object's drift: graded once; commands run once for it,
+            // isolation acts on each process it affects.
+            if let Finding::ObjectDrift { object, targets, anomaly } = f {
+                let anomalies = std::slice::from_ref(anomaly);
+                let severity = self.policy.grade(anomalies);
+                let mut e = EventRecord::object_anomaly(now, object, targets, anomaly, severity);
+                self.monitor.label(&mut e);
+                let ndjson = e.to_json() + "\n";
+                for (target, r) in self.responder.respond_object(targets, anomalies, severity, &ndjson) {
+                    self.action_done(&target, r)?;
+                }
+            }
         }
         Ok(healthy)
     }
