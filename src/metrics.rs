@@ -112,6 +112,9 @@ const ACCEPT_POLL: Duration = Duration::from_millis(100);
 #[derive(Debug)]
 pub struct Metrics {
     state: Mutex<State>,
+    /// The trigger sources' counters, once a watch starts them
+    /// (docs/triggers.md); rendered after the rest.
+    triggers: std::sync::OnceLock<std::sync::Arc<crate::trigger::hub::Stats>>,
 }
 
 #[derive(Debug)]
@@ -198,7 +201,13 @@ impl Metrics {
                 code_total: 0,
                 stopped_seconds: 0.0,
             }),
+            triggers: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Serves the trigger metrics (`fdir_trigger_*`) from `stats`.
+    pub fn set_triggers(&self, stats: std::sync::Arc<crate::trigger::hub::Stats>) {
+        let _ = self.triggers.set(stats);
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -445,6 +454,9 @@ impl Metrics {
             "In-memory baseline copies outvoted and repaired.",
             s.baseline_repairs,
         );
+        if let Some(t) = self.triggers.get() {
+            t.render(&mut out);
+        }
         out
     }
 }

@@ -258,6 +258,9 @@ pub struct Monitor {
     gone: BTreeMap<u32, (u64, Workload, bool)>,
     /// The objects the targets share (cgroups), read once a round.
     shared: std::sync::Arc<crate::shared::Shared>,
+    /// The cgroup hierarchies, found on the first trigger that names a
+    /// cgroup ([`Monitor::recheck`]).
+    cgroup_mounts: std::sync::OnceLock<Option<crate::CgroupMounts>>,
 }
 
 impl std::fmt::Debug for Monitor {
@@ -780,6 +783,7 @@ impl Monitor {
             gone: BTreeMap::new(),
             coverage,
             shared: crate::shared::Shared::new(),
+            cgroup_mounts: std::sync::OnceLock::new(),
         }
     }
 
@@ -1174,6 +1178,123 @@ impl Monitor {
         summary.partly = self.partly;
         summary.elapsed = started.elapsed();
         (findings, summary)
+    }
+
+    /// Re-checks now what triggers named ([`crate::trigger`]): the same
+    /// check, with confirmation and exec handling, as a cycle makes of those
+    /// targets; the timer's rounds are untouched. A full check (`all`) is a
+    /// whole cycle. New processes (under `--all` or a workload selector) are
+    /// looked at as discovery does (a young one waits until it has
+    /// settled); a cgroup's or a mount table's change re-checks the targets
+    /// that lead to it, reading it afresh (nothing is taken from a round's
+    /// shared reads). Targets not watched are ignored.
+    pub fn recheck<C: Clock + ?Sized>(&mut self, clock: &C, due: &crate::trigger::hub::Due) -> (Vec<Finding>, Summary) {
+        if due.all {
+            return self.cycle(clock);
+        }
+        let started = Instant::now();
+        // What targets share is read afresh: the trigger says it changed.
+        self.shared.begin_round();
+        let mut findings = Vec::new();
+        let mut summary = Summary::default();
+        if (self.coverage == Coverage::All || self.selector.is_some()) && !due.new.is_empty() {
+            let unknown: Vec<u32> = due
+                .new
+                .iter()
+                .copied()
+                .filter(|pid| {
+                    !(self.watched.contains_key(pid)
+                        || self.pending.contains_key(pid)
+                        || self.kthreads.contains_key(pid)
+                        || self.outside.contains_key(pid)
+                        || self.unreadable.contains_key(pid))
+                })
+                .collect();
+            self.discover(&unknown, clock, false, true, &mut findings);
+            summary.new = findings.iter().filter(|f| matches!(f, Finding::Baselined { first_sight: true, .. })).count();
+        }
+        for pid in &due.exit {
+            if self.pending.get(pid).is_some_and(|seen| !seen.fs.alive()) {
+                self.pending.remove(pid);
+            }
+        }
+        let mut pids: std::collections::BTreeSet<u32> =
+            due.processes.iter().chain(&due.exec).chain(&due.exit).copied().collect();
+        if due.node {
+            pids.insert(0);
+        }
+        if due.mounts && self.subsystems.contains(&Subsystem::Mounts) {
+            pids.extend(self.watched.keys().copied());
+        }
+        for dir in &due.cgroups {
+            let referencing = self.referencing_cgroup(dir);
+            pids.extend(referencing);
+        }
+        pids.retain(|pid| self.watched.contains_key(pid));
+        let subsystems = &self.subsystems;
+        let workers = workers_for(pids.len());
+        let mut exited = Vec::new();
+        if workers <= 1 {
+            for (&pid, w) in self.watched.iter_mut().filter(|(p, _)| pids.contains(p)) {
+                if check_one(w, subsystems, clock, &mut summary, &mut findings) {
+                    exited.push(pid);
+                }
+            }
+        } else {
+            let mine = |pid: u32| pids.contains(&pid);
+            exited = check_on_workers(&mut self.watched, mine, subsystems, clock, workers, &mut summary, &mut findings);
+        }
+        if !exited.is_empty() {
+            self.forget(&exited);
+        }
+        summary.exited += exited.len();
+        summary.targets = self.watched.len();
+        summary.unobservable = self.unobservable_count();
+        summary.unreadable = self.unreadable.len();
+        summary.partly = self.partly;
+        summary.elapsed = started.elapsed();
+        (findings, summary)
+    }
+
+    /// The watched targets whose `cgroup-limits` baseline reads the cgroup
+    /// directory `dir` (their cgroup or an ancestor). Where none can be
+    /// told (the hierarchies cannot be found), every target with
+    /// `cgroup-limits`: a re-check too many, never one too few.
+    fn referencing_cgroup(&self, dir: &std::path::Path) -> Vec<u32> {
+        let mounts = self.cgroup_mounts.get_or_init(|| crate::CgroupMounts::discover().ok());
+        let (mut exact, mut every) = (Vec::new(), Vec::new());
+        for (&pid, w) in &self.watched {
+            let Some(Observation::Observed { records, .. }) = w.baseline.get().subsystems.get(&Subsystem::CgroupLimits)
+            else {
+                continue;
+            };
+            every.push(pid);
+            let Some(mounts) = mounts else { continue };
+            let mut last = None;
+            let leads = records.iter().any(|r| {
+                let Some((cgroup, _)) = crate::canon::cgroup_limits::split_key(&r.key) else { return false };
+                if last == Some(cgroup) {
+                    return false;
+                }
+                last = Some(cgroup);
+                cgroup.split_once(':').is_some_and(|(h, c)| mounts.dir(h, c).is_ok_and(|d| d == dir))
+            });
+            if leads {
+                exact.push(pid);
+            }
+        }
+        if exact.is_empty() { every } else { exact }
+    }
+
+    /// The pids of the watched processes (the node, pid 0, left out).
+    pub fn pids(&self) -> Vec<u32> {
+        self.watched.keys().copied().filter(|&p| p != 0).collect()
+    }
+
+    /// Whether new processes are of interest: `--all`, or a workload
+    /// selector.
+    pub fn discovers(&self) -> bool {
+        self.coverage == Coverage::All || self.selector.is_some()
     }
 
     /// Stops watching the targets that exited. Out of line: a watched target

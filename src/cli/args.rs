@@ -201,6 +201,11 @@ pub struct WatchArgs {
     /// unlimited (default: 4MiB).
     #[arg(long, value_name = "BYTES", value_parser = parse_code_budget)]
     pub code_budget: Option<CodeBudget>,
+    /// Re-check at once on the kernel's notices (docs/triggers.md): auto
+    /// (every source that can run here), off (the timer alone), or a list of
+    /// connector, mountinfo, inotify, ebpf. The timer runs either way.
+    #[arg(long, value_name = "SOURCES", default_value = "auto")]
+    pub triggers: fdir::trigger::hub::Choice,
 }
 
 /// TARGET: --pid PID (repeatable) | --all | --system | --unit NAME | --container ID.

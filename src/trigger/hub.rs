@@ -421,31 +421,22 @@ impl Hub {
         self.poke();
     }
 
-    /// Puts `r` in the set due (a confirming re-read).
-    pub fn again(&self, r: Recheck) {
-        if let Ok(mut i) = self.inner.lock() {
-            i.due.add(r);
-        }
-    }
-
-    /// Losses since the last call, by source.
-    pub fn take_losses(&self) -> BTreeMap<Kind, u64> {
-        self.inner.lock().map(|mut i| std::mem::take(&mut i.losses)).unwrap_or_default()
-    }
-
     /// The re-checks due, if the budget allows them now (a full check asked
-    /// for by a loss is always allowed).
-    pub fn take(&mut self, now: Instant) -> Take {
-        let Ok(mut i) = self.inner.lock() else { return Take::Nothing };
+    /// for by a loss is always allowed), and the losses since the last call,
+    /// by source: taken together, so a loss is never reported without the
+    /// full check that answers it.
+    pub fn take(&mut self, now: Instant) -> (BTreeMap<Kind, u64>, Take) {
+        let Ok(mut i) = self.inner.lock() else { return (BTreeMap::new(), Take::Nothing) };
+        let losses = std::mem::take(&mut i.losses);
         if i.due.is_empty() {
-            return Take::Nothing;
+            return (losses, Take::Nothing);
         }
         if !i.due.all
             && let Some(at) = self.budget.ready_at(now)
         {
-            return Take::Later(at);
+            return (losses, Take::Later(at));
         }
-        Take::Now(std::mem::take(&mut i.due))
+        (losses, Take::Now(std::mem::take(&mut i.due)))
     }
 
     /// Charges a triggered check's time to the budget.
