@@ -549,7 +549,7 @@ fn start_triggers(choice: &hub::Choice, monitor: &Monitor, signals: &Signals) ->
             return None;
         }
     };
-    match Hub::start(sources, unavailable, monitor.discovers(), wake) {
+    match Hub::start(sources, unavailable, monitor.discovers(), &monitor.pids(), wake) {
         Ok(hub) => Some(hub),
         Err(e) => {
             tracing::warn!("triggers off: {e}");
@@ -744,6 +744,8 @@ pub fn watch(o: WatchArgs) -> Result<u8> {
             tracing::warn!("cannot start the responder thread ({e}): actions run on the check thread");
         }
     }
+    // The hub followed these at its start.
+    let w_pids = monitor.pids();
     let mut w = Watcher {
         monitor,
         out,
@@ -768,10 +770,9 @@ pub fn watch(o: WatchArgs) -> Result<u8> {
         clock,
         hub,
         trigger_at: None,
-        followed: Vec::new(),
+        followed: w_pids,
         followed_at: Instant::now(),
     };
-    w.follow();
     let reason = run(&mut w, &signals, o.interval)?;
     // The trigger thread stops before the last events are written.
     w.hub = None;

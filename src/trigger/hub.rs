@@ -348,13 +348,19 @@ const CONTROL: u64 = u64::MAX;
 impl Hub {
     /// Starts the thread that waits on `sources`; `wake` is called (from
     /// that thread) whenever re-checks become due. `every`: the watch covers
-    /// every process (new ones are of interest).
+    /// every process (new ones are of interest); `pids`: the processes
+    /// watched now, followed before this returns (later changes are followed
+    /// on the hub's thread, [`Hub::follow`]).
     pub fn start(
-        sources: Vec<Box<dyn Source>>,
+        mut sources: Vec<Box<dyn Source>>,
         unavailable: Vec<Unavailable>,
         every: bool,
+        pids: &[u32],
         wake: impl Fn() + Send + 'static,
     ) -> Result<Hub, crate::Error> {
+        for s in &mut sources {
+            s.follow(pids);
+        }
         let stats = Arc::new(Stats::default());
         let running: Vec<Kind> = sources.iter().map(|s| s.kind()).collect();
         for k in &running {
