@@ -126,7 +126,8 @@ pub enum Command {
         /// Measure the check of this process (instead of an idle one fdir starts).
         #[arg(long, value_name = "PID")]
         pid: Option<u32>,
-        /// Only these measurements (comma-separated): check, watch, node, code.
+        /// Only these measurements (comma-separated): check, watch, node, code,
+        /// and (only when named; root, python3 and node) triggers.
         #[arg(long, value_name = "LIST", default_value = "check,watch,node,code")]
         only: String,
         /// Output format.

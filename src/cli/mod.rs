@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod bench;
+pub mod bench_triggers;
 pub mod output;
 pub mod run;
 pub mod selftest;

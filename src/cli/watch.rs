@@ -225,6 +225,7 @@ impl Watcher {
         self.trigger_at = None;
         let Some(hub) = &mut self.hub else { return Ok(()) };
         let (losses, taken) = hub.take(Instant::now());
+        tracing::trace!("triggers: {taken:?}");
         let due = match taken {
             Take::Nothing => return Ok(()),
             Take::Later(at) => {

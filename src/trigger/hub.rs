@@ -368,8 +368,10 @@ impl Hub {
                 u.store(true, Ordering::Relaxed);
             }
         }
-        let inner =
-            Arc::new(Mutex::new(Inner { interest: Interest { every, ..Interest::default() }, ..Inner::default() }));
+        let inner = Arc::new(Mutex::new(Inner {
+            interest: Interest { every, pids: pids.iter().copied().collect() },
+            ..Inner::default()
+        }));
         let control = Arc::new(
             eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
                 .map_err(|e| crate::Error::Bug(format!("cannot create the trigger hub's eventfd: {e}")))?,
@@ -535,6 +537,7 @@ fn run(mut sources: Vec<Box<dyn Source>>, inner: &Mutex<Inner>, stats: &Stats, c
                     *g.losses.entry(kind).or_default() += new_losses;
                 }
                 for r in asked.drain(..) {
+                    tracing::trace!("{kind}: {r:?}");
                     if g.interest.wants(&r) {
                         g.due.add(r);
                         added = true;
@@ -591,6 +594,14 @@ mod tests {
         assert_eq!(b.ready_at(t0 + Duration::from_secs(3600)), None);
         b.spend(t0 + Duration::from_secs(3600), Duration::from_millis(101));
         assert!(b.ready_at(t0 + Duration::from_secs(3600)).is_some());
+    }
+
+    #[test]
+    fn the_processes_watched_at_start_are_of_interest() {
+        let hub = Hub::start(Vec::new(), Vec::new(), false, &[7], || {});
+        let hub = hub.ok();
+        let wanted = hub.as_ref().and_then(|h| h.inner.lock().ok().map(|i| i.interest.wants(&Recheck::Exit(7))));
+        assert_eq!(wanted, Some(true));
     }
 
     #[test]
