@@ -136,8 +136,8 @@ impl Watch {
             }
         });
         let mut w = Watch { _child: Kill(child), pid, lines, kept: VecDeque::new(), started: None };
-        w.started = w.wait(Duration::from_secs(120), |v| v["event"] == "started").map(|(_, v)| v);
-        w.wait(Duration::from_secs(120), |v| v["event"] == "check").context("the watch made no first check")?;
+        w.started = w.wait(Duration::from_secs(120), |v| field(v, "event") == "started").map(|(_, v)| v);
+        w.wait(Duration::from_secs(120), |v| field(v, "event") == "check").context("the watch made no first check")?;
         Ok(w)
     }
 
@@ -249,6 +249,11 @@ impl Drop for Scratch {
     }
 }
 
+/// A field of an event, `null` when absent.
+fn field<'a>(v: &'a Value, name: &str) -> &'a Value {
+    v.get(name).unwrap_or(&Value::Null)
+}
+
 /// Nearest-rank percentile of sorted values.
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -260,7 +265,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn is(event: &'static str, pid: u32, subsystem: &'static str) -> impl Fn(&Value) -> bool {
-    move |v| v["event"] == event && v["pid"] == pid && v["subsystem"] == subsystem
+    move |v| field(v, "event") == event && field(v, "pid") == pid && field(v, "subsystem") == subsystem
 }
 
 /// Makes and undoes one fault `reps` times against the watch.
@@ -437,7 +442,9 @@ fn jit_cpu(exe: &Path, seconds: f64, dir: &Path) -> Result<JitCpu> {
     let without = Watch::start(exe, &args("jit-without.json", &["--triggers", "off"]))?;
     let sources: Vec<String> = with
         .started()
-        .and_then(|s| s["triggers"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect()))
+        .and_then(|s| {
+            field(&s, "triggers").as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        })
         .unwrap_or_default();
     std::thread::sleep(Duration::from_secs(1));
     let (a0, b0, t0) = (super::bench::cpu_ns(with.pid)?, super::bench::cpu_ns(without.pid)?, Instant::now());
