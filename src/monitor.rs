@@ -1218,19 +1218,33 @@ impl Monitor {
                 self.pending.remove(pid);
             }
         }
+        // A process named by a notice is checked whole; a shared object's
+        // change is checked, for the targets that lead to it, in its own
+        // subsystem only (a host's mount table changing often must not
+        // re-read every process's memory maps).
         let mut pids: std::collections::BTreeSet<u32> =
             due.processes.iter().chain(&due.exec).chain(&due.exit).copied().collect();
         if due.node {
             pids.insert(0);
         }
-        if due.mounts && self.subsystems.contains(&Subsystem::Mounts) {
-            pids.extend(self.watched.keys().copied());
-        }
-        for dir in &due.cgroups {
-            let referencing = self.referencing_cgroup(dir);
-            pids.extend(referencing);
-        }
         pids.retain(|pid| self.watched.contains_key(pid));
+        let mut partial: BTreeMap<u32, Vec<Subsystem>> = BTreeMap::new();
+        if due.mounts && self.subsystems.contains(&Subsystem::Mounts) {
+            for &pid in self.watched.keys() {
+                partial.entry(pid).or_default().push(Subsystem::Mounts);
+            }
+        }
+        if !due.cgroups.is_empty() && self.subsystems.contains(&Subsystem::CgroupLimits) {
+            for dir in &due.cgroups {
+                for pid in self.referencing_cgroup(dir) {
+                    let subs = partial.entry(pid).or_default();
+                    if !subs.contains(&Subsystem::CgroupLimits) {
+                        subs.push(Subsystem::CgroupLimits);
+                    }
+                }
+            }
+        }
+        partial.retain(|pid, _| !pids.contains(pid));
         let subsystems = &self.subsystems;
         let workers = workers_for(pids.len());
         let mut exited = Vec::new();
@@ -1243,6 +1257,18 @@ impl Monitor {
         } else {
             let mine = |pid: u32| pids.contains(&pid);
             exited = check_on_workers(&mut self.watched, mine, subsystems, clock, workers, &mut summary, &mut findings);
+        }
+        for (pid, mut subs) in partial {
+            subs.sort_unstable();
+            let Some(w) = self.watched.get_mut(&pid) else { continue };
+            // What the other subsystems' last reads found unreadable stays
+            // known (a part-check reports only its own).
+            let others: BTreeMap<Subsystem, String> =
+                w.unreadable_now.iter().filter(|(s, _)| !subs.contains(s)).map(|(s, r)| (*s, r.clone())).collect();
+            if check_one(w, &subs, clock, &mut summary, &mut findings) {
+                exited.push(pid);
+            }
+            w.unreadable_now.extend(others);
         }
         if !exited.is_empty() {
             self.forget(&exited);
