@@ -1198,18 +1198,24 @@ impl Monitor {
         let mut findings = Vec::new();
         let mut summary = Summary::default();
         if (self.coverage == Coverage::All || self.selector.is_some()) && !due.new.is_empty() {
-            let unknown: Vec<u32> = due
-                .new
-                .iter()
-                .copied()
-                .filter(|pid| {
-                    !(self.watched.contains_key(pid)
-                        || self.pending.contains_key(pid)
-                        || self.kthreads.contains_key(pid)
-                        || self.outside.contains_key(pid)
-                        || self.unreadable.contains_key(pid))
-                })
-                .collect();
+            // A new process waiting to settle is looked at again (baselined
+            // if it has settled by now), as the scan does.
+            let mut unknown = Vec::new();
+            for &pid in &due.new {
+                if let Some(seen) = self.pending.remove(&pid) {
+                    if seen.fs.alive() {
+                        unknown.push(pid);
+                    }
+                    continue;
+                }
+                let known = self.watched.contains_key(&pid)
+                    || self.kthreads.contains_key(&pid)
+                    || self.outside.contains_key(&pid)
+                    || self.unreadable.contains_key(&pid);
+                if !known {
+                    unknown.push(pid);
+                }
+            }
             self.discover(&unknown, clock, false, true, &mut findings);
             summary.new = findings.iter().filter(|f| matches!(f, Finding::Baselined { first_sight: true, .. })).count();
         }
@@ -1310,6 +1316,12 @@ impl Monitor {
             }
         }
         if exact.is_empty() { every } else { exact }
+    }
+
+    /// Whether `pid` is a new process waiting to settle before it is
+    /// baselined (`--all`, a workload selector).
+    pub fn is_settling(&self, pid: u32) -> bool {
+        self.pending.contains_key(&pid)
     }
 
     /// The pids of the watched processes (the node, pid 0, left out).

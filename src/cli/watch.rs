@@ -36,6 +36,9 @@ pub const DISK_VOTE_EVERY: u64 = 10;
 /// The trigger sources are aimed again at the same processes (their cgroups
 /// and mount namespaces asked again) at most this often.
 pub const FOLLOW_AGAIN: Duration = Duration::from_secs(10);
+/// A new process named by a trigger is looked at again this long after it
+/// should have settled (`SETTLE_YOUNGER_THAN`).
+pub const SETTLE_MARGIN: Duration = Duration::from_millis(100);
 /// The least time between two votes of the baseline file.
 pub const DISK_VOTE_GAP: Duration = Duration::from_secs(5);
 
@@ -241,6 +244,14 @@ impl Watcher {
         let (findings, summary) = self.monitor.recheck(&self.clock, &due);
         if let Some(hub) = &mut self.hub {
             hub.spent(started.elapsed());
+            // A new process is looked at again once it has settled: baselined
+            // then, not at the timer's next scan.
+            if self.monitor.discovers() {
+                let settled = Instant::now() + fdir::SETTLE_YOUNGER_THAN + SETTLE_MARGIN;
+                for pid in due.new.iter().copied().filter(|&pid| self.monitor.is_settling(pid)) {
+                    hub.later(settled, fdir::trigger::Recheck::New(pid));
+                }
+            }
         }
         tracing::debug!(
             "triggered re-check of {} object(s): {} checked in {:?}",

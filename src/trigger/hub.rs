@@ -305,6 +305,9 @@ struct Inner {
     follow: Option<Vec<u32>>,
     /// Losses not yet reported, by source.
     losses: BTreeMap<Kind, u64>,
+    /// Re-checks to put in the set later (new processes, once settled),
+    /// in the order they fall due.
+    later: std::collections::VecDeque<(Instant, Recheck)>,
     stop: bool,
 }
 
@@ -429,6 +432,19 @@ impl Hub {
         self.poke();
     }
 
+    /// Puts `r` in the set at `at` (a new process, once it has settled):
+    /// the hub's thread wakes the watch then. At most [`MAX_DUE`] wait; more
+    /// are left to the timer's discovery.
+    pub fn later(&self, at: Instant, r: Recheck) {
+        if let Ok(mut i) = self.inner.lock() {
+            if i.later.len() >= MAX_DUE {
+                return;
+            }
+            i.later.push_back((at, r));
+        }
+        self.poke();
+    }
+
     /// The re-checks due, if the budget allows them now (a full check asked
     /// for by a loss is always allowed), and the losses since the last call,
     /// by source: taken together, so a loss is never reported without the
@@ -491,7 +507,16 @@ fn run(mut sources: Vec<Box<dyn Source>>, inner: &Mutex<Inner>, stats: &Stats, c
     let mut asked = Vec::new();
     loop {
         events.clear();
-        match epoll::wait(&epoll, rustix::buffer::spare_capacity(&mut events), None) {
+        // Sleep until a notice, or until the first re-check put off falls due.
+        let first = inner.lock().ok().and_then(|i| i.later.front().map(|(at, _)| *at));
+        let timeout = first.map(|at| {
+            let left = at.saturating_duration_since(Instant::now());
+            rustix::event::Timespec {
+                tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+                tv_nsec: i64::from(left.subsec_nanos()),
+            }
+        });
+        match epoll::wait(&epoll, rustix::buffer::spare_capacity(&mut events), timeout.as_ref()) {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
             Err(e) => {
                 tracing::warn!("triggers off: cannot wait: {e}");
@@ -542,6 +567,16 @@ fn run(mut sources: Vec<Box<dyn Source>>, inner: &Mutex<Inner>, stats: &Stats, c
                         g.due.add(r);
                         added = true;
                     }
+                }
+            }
+        }
+        // What was put off and has fallen due joins the set.
+        if let Ok(mut g) = inner.lock() {
+            let now = Instant::now();
+            while g.later.front().is_some_and(|(at, _)| *at <= now) {
+                if let Some((_, r)) = g.later.pop_front() {
+                    g.due.add(r);
+                    added = true;
                 }
             }
         }
