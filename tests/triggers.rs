@@ -305,3 +305,23 @@ fn a_jit_heavy_node_beside_the_watch_raises_no_anomaly() {
     let anomalies: Vec<&Value> = w.seen.iter().filter(|v| v["event"] == "anomaly").collect();
     assert!(anomalies.is_empty(), "the JIT raised anomalies: {anomalies:#?} (triggers {})", started["triggers"]);
 }
+
+#[test]
+fn under_all_a_new_process_is_baselined_once_settled_and_its_exit_seen_at_once() {
+    if !is_root() {
+        return skip("triggers_all", "the proc connector needs root");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = Watch::start(
+        &["--all", "--interval", "300s", "--format", "json", "--subsystems", "memory-maps", "--baseline", "b.json"],
+        dir.path(),
+    );
+    w.wait_for("the first check", is("check"));
+    let t = Testee::spawn();
+    let pid = t.pid;
+    let baselined = within(&mut w, |v| v["event"] == "baseline" && v["pid"] == pid && v["first_sight"] == true);
+    assert!(baselined.is_some(), "the new process was not baselined within 60 s of a 300 s timer");
+    drop(t);
+    let exited = within(&mut w, |v| v["event"] == "exited" && v["pid"] == pid);
+    assert!(exited.is_some(), "its exit was not seen within 60 s of a 300 s timer");
+}

@@ -147,6 +147,8 @@ struct Watcher {
     hub: Option<Hub>,
     /// When re-checks a trigger asked for may run (the budget was spent).
     trigger_at: Option<Instant>,
+    /// A triggered check had findings since the last round ended.
+    triggered_findings: bool,
     /// The pids the hub last followed, and when.
     followed: Vec<u32>,
     followed_at: Instant,
@@ -192,6 +194,9 @@ impl Watcher {
         let unobservable = u64::try_from(summary.unobservable).unwrap_or(u64::MAX);
         self.metrics.set_targets(u64::try_from(summary.targets).unwrap_or(u64::MAX) + unobservable, unobservable);
         self.completed = (self.cycle, summary, parts);
+        // Triggered checks' routine events (new and exited processes) are
+        // summarised with the round, as the round's own are.
+        self.round_findings |= std::mem::take(&mut self.triggered_findings);
         if self.round_findings {
             self.out.summarise(now)?;
         }
@@ -271,6 +276,7 @@ impl Watcher {
         }
         let findings = self.policy.grade_execs(findings);
         if !findings.is_empty() {
+            self.triggered_findings = true;
             let now = self.clock.wall();
             self.respond_to(&findings, now)?;
             let moved = |f: &Finding| {
@@ -782,6 +788,7 @@ pub fn watch(o: WatchArgs) -> Result<u8> {
         clock,
         hub,
         trigger_at: None,
+        triggered_findings: false,
         followed: w_pids,
         followed_at: Instant::now(),
     };
