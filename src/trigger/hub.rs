@@ -43,8 +43,8 @@ pub const MAX_DUE: usize = 4096;
 pub struct Choice {
     /// The sources asked for.
     pub kinds: [bool; 4],
-    /// `auto`: every source that can run, silently skipping none (each
-    /// one unavailable is still said once).
+    /// `auto`: every source that can run here (each one that cannot is
+    /// said once, and the others run).
     pub auto: bool,
 }
 
