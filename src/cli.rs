@@ -4,6 +4,9 @@ pub mod args;
 // Touches files: its floors read the same files without fdir, to compare.
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 pub mod bench;
+// Touches files: it makes the real changes it times (a test cgroup, a mount).
+#[allow(clippy::disallowed_methods, clippy::disallowed_types)]
+pub mod bench_triggers;
 pub mod output;
 // Touches files: whether the baseline file exists and its directory is writable.
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]

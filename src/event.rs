@@ -171,6 +171,14 @@ pub enum EventRecord {
         baseline: String,
         /// Consecutive reads that confirm a drift.
         confirm: u32,
+        /// The trigger sources running (docs/triggers.md), by name; absent
+        /// when none runs (`--triggers off`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        triggers: Vec<String>,
+        /// The trigger sources asked for that cannot run here, by name, with
+        /// why; absent when every one asked for runs.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        triggers_unavailable: BTreeMap<String, String>,
     },
     /// A target was baselined (at start, or on first sight).
     Baseline {
@@ -461,6 +469,20 @@ pub enum EventRecord {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         stopped: Option<Stops>,
     },
+    /// A trigger source lost notices (docs/triggers.md), and the full check
+    /// made at once to answer them.
+    TriggersLost {
+        /// When (after the full check).
+        #[serde(with = "crate::time::rfc3339")]
+        time: SystemTime,
+        /// The source: connector, mountinfo, inotify, ebpf.
+        source: String,
+        /// Notices lost since the last such event (a lower bound: some
+        /// sources count a burst of losses as one).
+        lost: u64,
+        /// Targets the full check checked.
+        checked: usize,
+    },
     /// `watch` stopped.
     Stopped {
         /// When.
@@ -500,6 +522,7 @@ impl EventRecord {
             EventRecord::Rebaseline { .. } => "rebaseline",
             EventRecord::Campaign { .. } => "campaign",
             EventRecord::Check { .. } => "check",
+            EventRecord::TriggersLost { .. } => "triggers-lost",
             EventRecord::Stopped { .. } => "stopped",
         }
     }
@@ -725,7 +748,7 @@ fn time_of(t: SystemTime) -> String {
 impl fmt::Display for EventRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            EventRecord::Started { time, version, coverage, subsystems, interval_ms, baseline, confirm } => {
+            EventRecord::Started { time, version, coverage, subsystems, interval_ms, baseline, confirm, .. } => {
                 let subs: Vec<&str> = subsystems.iter().map(|s| s.name()).collect();
                 write!(
                     f,
@@ -940,6 +963,13 @@ impl fmt::Display for EventRecord {
                 time_of(*time),
                 baseline_faults + observation_faults,
                 duration_ms / 1000.0
+            ),
+            EventRecord::TriggersLost { time, source, lost, checked } => write!(
+                f,
+                "{} TRIGGERS {source} lost {lost} notice{}: full check of {checked} target{} made",
+                time_of(*time),
+                if *lost == 1 { "" } else { "s" },
+                if *checked == 1 { "" } else { "s" }
             ),
             EventRecord::Stopped { time, reason, cycles } => write!(
                 f,

@@ -98,6 +98,9 @@ const MAX_ACTION_NAME: usize = 128;
 #[derive(Debug)]
 pub struct Metrics {
     state: Mutex<State>,
+    /// The trigger sources' counters, once a watch starts them
+    /// (docs/triggers.md); rendered after the rest.
+    triggers: std::sync::OnceLock<std::sync::Arc<crate::trigger::hub::Stats>>,
 }
 
 #[derive(Debug)]
@@ -184,7 +187,13 @@ impl Metrics {
                 code_total: 0,
                 stopped_seconds: 0.0,
             }),
+            triggers: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Serves the trigger metrics (`fdir_trigger_*`) from `stats`.
+    pub fn set_triggers(&self, stats: std::sync::Arc<crate::trigger::hub::Stats>) {
+        let _ = self.triggers.set(stats);
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

@@ -283,6 +283,9 @@ pub struct Monitor {
     /// The drifts of shared objects being gathered or declared, and the
     /// drifts folded into moves: findings by root cause (`roots.rs`).
     roots: crate::roots::Roots,
+    /// The cgroup hierarchies, found on the first trigger that names a
+    /// cgroup ([`Monitor::recheck`]).
+    cgroup_mounts: std::sync::OnceLock<Option<crate::CgroupMounts>>,
 }
 
 impl std::fmt::Debug for Monitor {
@@ -805,6 +808,7 @@ impl Monitor {
             coverage,
             shared: crate::shared::Shared::new(),
             roots: crate::roots::Roots::default(),
+            cgroup_mounts: std::sync::OnceLock::new(),
         }
     }
 
@@ -1225,6 +1229,167 @@ impl Monitor {
             })
             .sum();
         findings
+    }
+
+    /// Re-checks now what triggers named ([`crate::trigger`]): the same
+    /// check, with confirmation and exec handling, as a cycle makes of those
+    /// targets; the timer's rounds are untouched. A full check (`all`) is a
+    /// whole cycle. New processes (under `--all` or a workload selector) are
+    /// looked at as discovery does (a young one waits until it has
+    /// settled); a cgroup's or a mount table's change re-checks the targets
+    /// that lead to it, reading it afresh (nothing is taken from a round's
+    /// shared reads). Targets not watched are ignored.
+    pub fn recheck<C: Clock + ?Sized>(&mut self, clock: &C, due: &crate::trigger::hub::Due) -> (Vec<Finding>, Summary) {
+        if due.all {
+            return self.cycle(clock);
+        }
+        let started = Instant::now();
+        // What targets share is read afresh: the trigger says it changed.
+        self.shared.begin_round();
+        let mut findings = Vec::new();
+        let mut summary = Summary::default();
+        if (self.coverage == Coverage::All || self.selector.is_some()) && !due.new.is_empty() {
+            // A new process waiting to settle is looked at again (baselined
+            // if it has settled by now), as the scan does.
+            let mut unknown = Vec::new();
+            for &pid in &due.new {
+                if let Some(seen) = self.pending.remove(&pid) {
+                    if seen.fs.alive() {
+                        unknown.push(pid);
+                    }
+                    continue;
+                }
+                let known = self.watched.contains_key(&pid)
+                    || self.kthreads.contains_key(&pid)
+                    || self.outside.contains_key(&pid)
+                    || self.unreadable.contains_key(&pid);
+                if !known {
+                    unknown.push(pid);
+                }
+            }
+            self.discover(&unknown, clock, false, true, &mut findings);
+            summary.new = findings.iter().filter(|f| matches!(f, Finding::Baselined { first_sight: true, .. })).count();
+        }
+        for pid in &due.exit {
+            if self.pending.get(pid).is_some_and(|seen| !seen.fs.alive()) {
+                self.pending.remove(pid);
+            }
+        }
+        // A process named by a notice is checked whole; a shared object's
+        // change is checked, for the targets that lead to it, in its own
+        // subsystem only (a host's mount table changing often must not
+        // re-read every process's memory maps).
+        let mut pids: std::collections::BTreeSet<u32> =
+            due.processes.iter().chain(&due.exec).chain(&due.exit).copied().collect();
+        if due.node {
+            pids.insert(0);
+        }
+        pids.retain(|pid| self.watched.contains_key(pid));
+        let mut partial: BTreeMap<u32, Vec<Subsystem>> = BTreeMap::new();
+        if due.mounts && self.subsystems.contains(&Subsystem::Mounts) {
+            for &pid in self.watched.keys() {
+                partial.entry(pid).or_default().push(Subsystem::Mounts);
+            }
+        }
+        if !due.cgroups.is_empty() && self.subsystems.contains(&Subsystem::CgroupLimits) {
+            for dir in &due.cgroups {
+                for pid in self.referencing_cgroup(dir) {
+                    let subs = partial.entry(pid).or_default();
+                    if !subs.contains(&Subsystem::CgroupLimits) {
+                        subs.push(Subsystem::CgroupLimits);
+                    }
+                }
+            }
+        }
+        partial.retain(|pid, _| !pids.contains(pid));
+        let subsystems = &self.subsystems;
+        let workers = workers_for(pids.len());
+        let mut exited = Vec::new();
+        if workers <= 1 {
+            for (&pid, w) in self.watched.iter_mut().filter(|(p, _)| pids.contains(p)) {
+                if check_one(w, subsystems, clock, &mut summary, &mut findings) {
+                    exited.push(pid);
+                }
+            }
+        } else {
+            let mine = |pid: u32| pids.contains(&pid);
+            exited = check_on_workers(&mut self.watched, mine, subsystems, clock, workers, &mut summary, &mut findings);
+        }
+        for (pid, mut subs) in partial {
+            subs.sort_unstable();
+            let Some(w) = self.watched.get_mut(&pid) else { continue };
+            // What the other subsystems' last reads found unreadable stays
+            // known (a part-check reports only its own).
+            let others: BTreeMap<Subsystem, String> =
+                w.unreadable_now.iter().filter(|(s, _)| !subs.contains(s)).map(|(s, r)| (*s, r.clone())).collect();
+            if check_one(w, &subs, clock, &mut summary, &mut findings) {
+                exited.push(pid);
+            }
+            w.unreadable_now.extend(others);
+        }
+        if !exited.is_empty() {
+            self.forget(&exited);
+        }
+        summary.exited += exited.len();
+        summary.targets = self.watched.len();
+        summary.unobservable = self.unobservable_count();
+        summary.unreadable = self.unreadable.len();
+        summary.partly = self.partly;
+        // A triggered check is a whole part of its own: a shared object's
+        // drift it found (every process that leads to the object was
+        // checked) is declared at once, by root cause.
+        if !findings.is_empty() || !self.roots.is_idle() {
+            findings = self.by_root_cause(findings, 1, &mut summary);
+        }
+        summary.elapsed = started.elapsed();
+        (findings, summary)
+    }
+
+    /// The watched targets whose `cgroup-limits` baseline reads the cgroup
+    /// directory `dir` (their cgroup or an ancestor). Where none can be
+    /// told (the hierarchies cannot be found), every target with
+    /// `cgroup-limits`: a re-check too many, never one too few.
+    fn referencing_cgroup(&self, dir: &std::path::Path) -> Vec<u32> {
+        let mounts = self.cgroup_mounts.get_or_init(|| crate::CgroupMounts::discover().ok());
+        let (mut exact, mut every) = (Vec::new(), Vec::new());
+        for (&pid, w) in &self.watched {
+            let Some(Observation::Observed { records, .. }) = w.baseline.get().subsystems.get(&Subsystem::CgroupLimits)
+            else {
+                continue;
+            };
+            every.push(pid);
+            let Some(mounts) = mounts else { continue };
+            let mut last = None;
+            let leads = records.iter().any(|r| {
+                let Some((cgroup, _)) = crate::canon::cgroup_limits::split_key(&r.key) else { return false };
+                if last == Some(cgroup) {
+                    return false;
+                }
+                last = Some(cgroup);
+                cgroup.split_once(':').is_some_and(|(h, c)| mounts.dir(h, c).is_ok_and(|d| d == dir))
+            });
+            if leads {
+                exact.push(pid);
+            }
+        }
+        if exact.is_empty() { every } else { exact }
+    }
+
+    /// Whether `pid` is a new process waiting to settle before it is
+    /// baselined (`--all`, a workload selector).
+    pub fn is_settling(&self, pid: u32) -> bool {
+        self.pending.contains_key(&pid)
+    }
+
+    /// The pids of the watched processes (the node, pid 0, left out).
+    pub fn pids(&self) -> Vec<u32> {
+        self.watched.keys().copied().filter(|&p| p != 0).collect()
+    }
+
+    /// Whether new processes are of interest: `--all`, or a workload
+    /// selector.
+    pub fn discovers(&self) -> bool {
+        self.coverage == Coverage::All || self.selector.is_some()
     }
 
     /// Stops watching the targets that exited. Out of line: a watched target

@@ -126,7 +126,8 @@ pub enum Command {
         /// Measure the check of this process (instead of an idle one fdir starts).
         #[arg(long, value_name = "PID")]
         pid: Option<u32>,
-        /// Only these measurements (comma-separated): check, watch, node, code.
+        /// Only these measurements (comma-separated): check, watch, node, code,
+        /// and (only when named; root, python3 and node) triggers.
         #[arg(long, value_name = "LIST", default_value = "check,watch,node,code")]
         only: String,
         /// Output format.
@@ -201,6 +202,11 @@ pub struct WatchArgs {
     /// unlimited (default: 4MiB).
     #[arg(long, value_name = "BYTES", value_parser = parse_code_budget)]
     pub code_budget: Option<CodeBudget>,
+    /// Re-check at once on the kernel's notices (docs/triggers.md): auto
+    /// (every source that can run here), off (the timer alone), or a list of
+    /// connector, mountinfo, inotify, ebpf. The timer runs either way.
+    #[arg(long, value_name = "SOURCES", default_value = "auto")]
+    pub triggers: fdir::trigger::hub::Choice,
 }
 
 /// TARGET: --pid PID (repeatable) | --all | --system | --unit NAME | --container ID.

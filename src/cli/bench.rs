@@ -92,6 +92,10 @@ pub struct Results {
     code_mb_per_s: f64,
     /// Bytes of code hashed.
     code_bytes: u64,
+    /// `--only triggers` (docs/triggers.md): from a change to its anomaly,
+    /// and the CPU of triggers beside a JIT.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    triggers: Option<super::bench_triggers::TriggerBench>,
 }
 
 /// The cost of a running `fdir watch`.
@@ -172,7 +176,7 @@ fn time_per<F: FnMut()>(n: u32, mut f: F) -> f64 {
 }
 
 /// On-CPU time of every thread of `pid`, ns (schedstat).
-fn cpu_ns(pid: u32) -> Result<u64> {
+pub(super) fn cpu_ns(pid: u32) -> Result<u64> {
     let mut total = 0u64;
     for entry in std::fs::read_dir(format!("/proc/{pid}/task")).context("cannot list the watch process's threads")? {
         // A thread that exits meanwhile counts for nothing.
@@ -726,6 +730,9 @@ fn print_text(r: &Results, wants: &dyn Fn(&str) -> bool) {
             ),
         }
     }
+    if let Some(t) = &r.triggers {
+        super::bench_triggers::print_text(t);
+    }
     if wants("code") {
         println!(
             "  code hashing: {:.0} MB/s ({} MB hashed)   at least {CODE_TARGET_MB_S:.0} MB/s? {}",
@@ -741,8 +748,8 @@ pub fn run(o: Options) -> Result<u8> {
     let Options { seconds, processes, pid: given, only, format } = o;
     let wants = |what: &str| only.split(',').any(|w| w.trim() == what);
     for w in only.split(',') {
-        if !["check", "watch", "node", "code"].contains(&w.trim()) {
-            anyhow::bail!("--only: unknown measurement {w:?}: expected check, watch, node, code");
+        if !["check", "watch", "node", "code", "triggers"].contains(&w.trim()) {
+            anyhow::bail!("--only: unknown measurement {w:?}: expected check, watch, node, code, triggers");
         }
     }
     let exe = std::env::current_exe().context("cannot find fdir's own executable")?;
@@ -870,6 +877,20 @@ pub fn run(o: Options) -> Result<u8> {
     }
     drop(child);
 
+    // Triggers: only when asked for (it needs root, python3, node).
+    let triggers = if wants("triggers") {
+        say(&format!(
+            "triggers: {} changes of each kind against a watch at 30 s, then its CPU beside a JIT ...",
+            super::bench_triggers::REPETITIONS
+        ));
+        let dir = tempfile_dir()?;
+        let r = super::bench_triggers::run(&exe, super::bench_triggers::REPETITIONS, (seconds * 4.0).max(10.0), &dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        Some(r?)
+    } else {
+        None
+    };
+
     #[allow(clippy::cast_precision_loss)]
     let results = Results {
         event: "bench",
@@ -890,6 +911,7 @@ pub fn run(o: Options) -> Result<u8> {
         check_all_ratio: one_shot.and_then(|(f, s)| s.map(|s| f / s)),
         code_mb_per_s: if code_time > 0.0 { code_bytes as f64 / code_time / 1e6 } else { 0.0 },
         code_bytes,
+        triggers,
     };
     match format {
         Format::Json => println!("{}", serde_json::to_string(&results)?),

@@ -4,7 +4,8 @@
 //! socket pair, and the loop sleeps in `ppoll` on the other end until the
 //! next check is due or a signal arrives. No thread of its own, no channel.
 //! The responder thread (commands run beside the checks) wakes it the same
-//! way when a command has finished ([`Signals::waker`]).
+//! way when a command has finished ([`Signals::waker`]), and the trigger hub
+//! when re-checks are due ([`Signals::trigger_waker`]).
 
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -23,6 +24,8 @@ pub enum Asked {
     Rebaseline,
     /// An action command finished: report it.
     ActionDone,
+    /// A trigger named something to re-check now.
+    Triggered,
 }
 
 /// The installed handlers and the read end their bytes arrive on.
@@ -31,8 +34,8 @@ pub struct Signals {
     /// The write end, for [`Signals::waker`].
     write: UnixStream,
     /// Each signal's flag and what it asks, in the order they are acted on:
-    /// a stop before a new baseline, a finished action last.
-    flags: [(Arc<AtomicBool>, Asked); 4],
+    /// a stop before a new baseline, a finished action, then triggers.
+    flags: [(Arc<AtomicBool>, Asked); 5],
 }
 
 impl Signals {
@@ -47,6 +50,7 @@ impl Signals {
             (SIGINT, Asked::Stop("SIGINT")),
             (SIGHUP, Asked::Rebaseline),
             (0, Asked::ActionDone),
+            (0, Asked::Triggered),
         ];
         let flags = asks.map(|(_, asked)| (Arc::new(AtomicBool::new(false)), asked));
         for ((sig, _), (flag, _)) in asks.iter().zip(&flags).filter(|((sig, _), _)| *sig != 0) {
@@ -61,9 +65,19 @@ impl Signals {
     /// What the responder thread calls when a command has finished: sets the
     /// flag of [`Asked::ActionDone`] and wakes the loop.
     pub fn waker(&self) -> io::Result<impl Fn() + Send + 'static> {
+        self.waker_for(Asked::ActionDone)
+    }
+
+    /// What the trigger hub calls when re-checks are due: sets the flag of
+    /// [`Asked::Triggered`] and wakes the loop.
+    pub fn trigger_waker(&self) -> io::Result<impl Fn() + Send + 'static> {
+        self.waker_for(Asked::Triggered)
+    }
+
+    fn waker_for(&self, asked: Asked) -> io::Result<impl Fn() + Send + 'static> {
         let write = self.write.try_clone()?;
         write.set_nonblocking(true)?;
-        let flag = self.flags.iter().find(|(_, a)| *a == Asked::ActionDone).map(|(f, _)| Arc::clone(f));
+        let flag = self.flags.iter().find(|(_, a)| *a == asked).map(|(f, _)| Arc::clone(f));
         Ok(move || {
             if let Some(flag) = &flag {
                 flag.store(true, Ordering::SeqCst);

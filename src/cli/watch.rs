@@ -16,6 +16,8 @@ use fdir::guard::sha256_self_test;
 use fdir::metrics::{self, Metrics};
 use fdir::policy::Policy;
 use fdir::respond::{ActionReport, Finished, Outcome, Responder, ResponseState};
+use fdir::trigger::hub::{self, Hub, Take};
+use fdir::trigger::{Kind, Unavailable};
 use fdir::{Clock, CodeBudget, Finding, Monitor, Observation, Snapshot, SystemClock};
 
 use super::args::{FileArgs, WatchArgs};
@@ -31,6 +33,12 @@ use super::signals::{Asked, Signals};
 /// reads and verifies the whole file (about a millisecond for one process),
 /// which at a 100 ms interval would be most of the daemon's cost.
 pub const DISK_VOTE_EVERY: u64 = 10;
+/// The trigger sources are aimed again at the same processes (their cgroups
+/// and mount namespaces asked again) at most this often.
+pub const FOLLOW_AGAIN: Duration = Duration::from_secs(10);
+/// A new process named by a trigger is looked at again this long after it
+/// should have settled (`SETTLE_YOUNGER_THAN`).
+pub const SETTLE_MARGIN: Duration = Duration::from_millis(100);
 /// The least time between two votes of the baseline file.
 pub const DISK_VOTE_GAP: Duration = Duration::from_secs(5);
 
@@ -135,6 +143,15 @@ struct Watcher {
     /// Every part of the round so far was healthy.
     healthy_round: bool,
     clock: SystemClock,
+    /// The trigger hub, when any source runs (docs/triggers.md).
+    hub: Option<Hub>,
+    /// When re-checks a trigger asked for may run (the budget was spent).
+    trigger_at: Option<Instant>,
+    /// A triggered check had findings since the last round ended.
+    triggered_findings: bool,
+    /// The pids the hub last followed, and when.
+    followed: Vec<u32>,
+    followed_at: Instant,
 }
 
 impl Watcher {
@@ -177,6 +194,9 @@ impl Watcher {
         let unobservable = u64::try_from(summary.unobservable).unwrap_or(u64::MAX);
         self.metrics.set_targets(u64::try_from(summary.targets).unwrap_or(u64::MAX) + unobservable, unobservable);
         self.completed = (self.cycle, summary, parts);
+        // Triggered checks' routine events (new and exited processes) are
+        // summarised with the round, as the round's own are.
+        self.round_findings |= std::mem::take(&mut self.triggered_findings);
         if self.round_findings {
             self.out.summarise(now)?;
         }
@@ -186,6 +206,88 @@ impl Watcher {
         self.healthy_round = true;
         if self.systemd.enabled {
             self.notify_systemd(&summary);
+        }
+        self.follow();
+        Ok(())
+    }
+
+    /// Aims the trigger sources at the processes watched now (a process may
+    /// have entered another cgroup or mount namespace since).
+    /// The same processes are followed again at most every
+    /// [`FOLLOW_AGAIN`].
+    fn follow(&mut self) {
+        let Some(hub) = &self.hub else { return };
+        let pids = self.monitor.pids();
+        if pids != self.followed || self.followed_at.elapsed() >= FOLLOW_AGAIN {
+            hub.follow(pids.clone());
+            self.followed = pids;
+            self.followed_at = Instant::now();
+        }
+    }
+
+    /// Re-checks what triggers named, if the budget allows it now; reports
+    /// lost notices first (a full check answers them).
+    #[cold]
+    #[inline(never)]
+    fn triggered(&mut self) -> Result<()> {
+        self.trigger_at = None;
+        let Some(hub) = &mut self.hub else { return Ok(()) };
+        let (losses, taken) = hub.take(Instant::now());
+        tracing::trace!("triggers: {taken:?}");
+        let due = match taken {
+            Take::Nothing => return Ok(()),
+            Take::Later(at) => {
+                self.trigger_at = Some(at);
+                return Ok(());
+            }
+            Take::Now(due) => due,
+        };
+        if let Err(e) = sha256_self_test() {
+            return self.selftest_failed(e);
+        }
+        let started = Instant::now();
+        let (findings, summary) = self.monitor.recheck(&self.clock, &due);
+        if let Some(hub) = &mut self.hub {
+            hub.spent(started.elapsed());
+            // A new process is looked at again once it has settled: baselined
+            // then, not at the timer's next scan.
+            if self.monitor.discovers() {
+                let settled = Instant::now() + fdir::SETTLE_YOUNGER_THAN + SETTLE_MARGIN;
+                for pid in due.new.iter().copied().filter(|&pid| self.monitor.is_settling(pid)) {
+                    hub.later(settled, fdir::trigger::Recheck::New(pid));
+                }
+            }
+        }
+        tracing::debug!(
+            "triggered re-check of {} object(s): {} checked in {:?}",
+            due.len(),
+            summary.checked,
+            summary.elapsed
+        );
+        // A loss always comes with the full check that answers it: said
+        // once that check is made.
+        for (kind, lost) in losses {
+            self.out.emit(&EventRecord::TriggersLost {
+                time: self.clock.wall(),
+                source: kind.name().to_owned(),
+                lost,
+                checked: summary.checked,
+            })?;
+        }
+        let findings = self.policy.grade_execs(findings);
+        if !findings.is_empty() {
+            self.triggered_findings = true;
+            let now = self.clock.wall();
+            self.respond_to(&findings, now)?;
+            let moved = |f: &Finding| {
+                matches!(
+                    f,
+                    Finding::Baselined { .. } | Finding::Exited { .. } | Finding::Reused { .. } | Finding::Exec { .. }
+                )
+            };
+            if findings.iter().any(moved) {
+                self.follow();
+            }
         }
         Ok(())
     }
@@ -460,6 +562,49 @@ fn accepted_changes(old: &[Snapshot], new: &[Snapshot]) -> Vec<Accepted> {
     out
 }
 
+/// Starts the trigger sources `choice` asks for (none for `off`); each that
+/// cannot run is said once, in the `started` event and the line below it.
+fn start_triggers(choice: &hub::Choice, monitor: &Monitor, signals: &Signals) -> Option<Hub> {
+    if choice.is_off() {
+        return None;
+    }
+    let (sources, mut unavailable) = hub::open(choice);
+    if choice.wants(Kind::Ebpf) {
+        unavailable.push(Unavailable { kind: Kind::Ebpf, reason: "this build has no eBPF programs".into() });
+    }
+    let wake = match signals.trigger_waker() {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!("triggers off: cannot make their waker: {e}");
+            return None;
+        }
+    };
+    match Hub::start(sources, unavailable, monitor.discovers(), &monitor.pids(), wake) {
+        Ok(hub) => Some(hub),
+        Err(e) => {
+            tracing::warn!("triggers off: {e}");
+            None
+        }
+    }
+}
+
+/// The text line that names the trigger sources at start:
+/// `TRIGGERS connector mountinfo inotify; ebpf unavailable: REASON`.
+fn triggers_line(off: bool, running: &[Kind], unavailable: &[Unavailable]) -> String {
+    let mut line = String::from("TRIGGERS ");
+    if off {
+        line.push_str("off: the timer alone");
+    } else if running.is_empty() {
+        line.push_str("none: the timer alone");
+    } else {
+        line.push_str(&running.iter().map(|k| k.name()).collect::<Vec<_>>().join(" "));
+    }
+    for u in unavailable {
+        line.push_str(&format!("; {} unavailable: {}", u.kind, u.reason));
+    }
+    line
+}
+
 /// `fdir watch`.
 pub fn watch(o: WatchArgs) -> Result<u8> {
     let clock = SystemClock;
@@ -541,6 +686,14 @@ pub fn watch(o: WatchArgs) -> Result<u8> {
         None => None,
     };
 
+    let hub = start_triggers(&o.triggers, &monitor, &signals);
+    if let Some(hub) = &hub {
+        metrics.set_triggers(hub.stats());
+    }
+    let (running, unavailable) = match &hub {
+        Some(hub) => (hub.running().to_vec(), hub.unavailable().to_vec()),
+        None => (Vec::new(), Vec::new()),
+    };
     out.emit(&EventRecord::Started {
         time: clock.wall(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -549,7 +702,10 @@ pub fn watch(o: WatchArgs) -> Result<u8> {
         interval_ms: u64::try_from(o.interval.as_millis()).unwrap_or(u64::MAX),
         baseline: o.file.baseline.display().to_string(),
         confirm: o.confirm,
+        triggers: running.iter().map(|k| k.name().to_owned()).collect(),
+        triggers_unavailable: unavailable.iter().map(|u| (u.kind.name().to_owned(), u.reason.clone())).collect(),
     })?;
+    out.say(&triggers_line(o.triggers.is_off(), &running, &unavailable))?;
     out.emit(&EventRecord::Selftest {
         time: clock.wall(),
         ok: true,
@@ -618,6 +774,8 @@ pub fn watch(o: WatchArgs) -> Result<u8> {
             tracing::warn!("cannot start the responder thread ({e}): actions run on the check thread");
         }
     }
+    // The hub followed these at its start.
+    let w_pids = monitor.pids();
     let mut w = Watcher {
         monitor,
         out,
@@ -640,8 +798,15 @@ pub fn watch(o: WatchArgs) -> Result<u8> {
         healthy: true,
         healthy_round: true,
         clock,
+        hub,
+        trigger_at: None,
+        triggered_findings: false,
+        followed: w_pids,
+        followed_at: Instant::now(),
     };
     let reason = run(&mut w, &signals, o.interval)?;
+    // The trigger thread stops before the last events are written.
+    w.hub = None;
     let done = w.responder.stop();
     w.reap_actions(done)?;
 
@@ -676,6 +841,13 @@ fn run(w: &mut Watcher, signals: &Signals, interval: Duration) -> Result<&'stati
             if let Some(dog) = w.systemd.watchdog {
                 wait = wait.min(dog / 2);
             }
+            if let Some(at) = w.trigger_at {
+                if at <= now {
+                    w.triggered()?;
+                    continue;
+                }
+                wait = wait.min(at - now);
+            }
             match signals.wait(wait).context("cannot wait for the next check")? {
                 Some(Asked::Rebaseline) => break Wake::Rebaseline,
                 Some(Asked::Stop(name)) => break Wake::Stop(name),
@@ -683,6 +855,7 @@ fn run(w: &mut Watcher, signals: &Signals, interval: Duration) -> Result<&'stati
                     let done = w.responder.finished();
                     w.reap_actions(done)?;
                 }
+                Some(Asked::Triggered) => w.triggered()?,
                 None => {}
             }
             // Between checks the watchdog is fed only if the last cycle was healthy.

@@ -123,6 +123,10 @@ impl Metrics {
             "In-memory baseline copies outvoted and repaired.",
             s.baseline_repairs,
         );
+        drop(s);
+        if let Some(t) = self.triggers.get() {
+            t.render(&mut out);
+        }
         out
     }
 }

@@ -7,6 +7,12 @@
 //! module of its own.
 
 use std::fmt;
+use std::os::fd::BorrowedFd;
+
+pub mod connector;
+pub mod hub;
+pub mod inotify;
+pub mod mountinfo;
 
 pub mod ebpf;
 
@@ -81,4 +87,26 @@ impl fmt::Display for Unavailable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} triggers unavailable: {}", self.kind, self.reason)
     }
+}
+
+/// A running source of triggers, as the hub sees it: readable (poll, epoll)
+/// when notices wait, drained into [`Recheck`]s, and counting what it lost.
+///
+/// A source owns its descriptors and reads only its own files (the
+/// `/proc` and cgroupfs files it watches are opened by its own named
+/// functions). The eBPF source plugs in with `as_fd`, `drain` and `lost`.
+pub trait Source: Send {
+    /// Which source this is.
+    fn kind(&self) -> Kind;
+    /// Readable when notices are waiting.
+    fn as_fd(&self) -> BorrowedFd<'_>;
+    /// Reads every waiting notice into `out`; returns how many it read
+    /// (notices that name nothing to re-check count too).
+    fn drain(&mut self, out: &mut Vec<Recheck>) -> usize;
+    /// Notices the kernel could not deliver, cumulative.
+    fn lost(&self) -> u64;
+    /// The processes watched now (fdir's own included): a source that
+    /// follows objects of theirs (mount tables, cgroups) aims at them. The
+    /// default follows nothing.
+    fn follow(&mut self, _pids: &[u32]) {}
 }

@@ -68,6 +68,7 @@ pub fn assert_event_schema(v: &Value) {
             "duration_ms",
         ],
         "stopped" => &["reason", "cycles"],
+        "triggers-lost" => &["source", "lost", "checked"],
         "selftest" => &["ok", "message"],
         "action" => &["pid", "severity", "action", "outcome", "detail"],
         "baseline-repaired" => &["pid", "copies"],
