@@ -120,6 +120,44 @@ fn a_uid_change_is_seen_at_once_by_the_proc_connector() {
     assert!(!w.seen.iter().any(|v| v["event"] == "check" && v["cycle"] == 2), "the timer ran a second round");
 }
 
+/// Whether the watch runs the eBPF source (it needs root, and a kernel that
+/// takes its programs); the reason when not.
+fn ebpf_running(w: &Watch) -> Result<(), String> {
+    let started = started(w);
+    if started["triggers"].as_array().is_some_and(|t| t.iter().any(|s| s == "ebpf")) {
+        return Ok(());
+    }
+    let why = started["triggers_unavailable"]["ebpf"].as_str().map_or_else(|| started.to_string(), str::to_owned);
+    Err(format!("the eBPF source is not running: {why}"))
+}
+
+#[test]
+fn a_real_prlimit_and_a_prctl_are_seen_at_once_by_ebpf() {
+    if !is_root() {
+        return skip("triggers_ebpf", "eBPF needs root (CAP_BPF and CAP_PERFMON)");
+    }
+    if Command::new("prlimit").arg("--version").output().is_err() {
+        return skip("triggers_ebpf", "prlimit (util-linux) is not installed");
+    }
+    let Some(mut py) = Py::spawn() else { return skip("triggers_ebpf", "python3 cannot run") };
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = watch_of(py.pid, dir.path(), &[]);
+    if let Err(why) = ebpf_running(&w) {
+        return skip("triggers_ebpf", &why);
+    }
+    // A real tool, from outside: no proc connector, mount or cgroup notice
+    // follows a prlimit64, only the system call itself.
+    let out = Command::new("prlimit").args(["--pid", &py.pid.to_string(), "--nofile=64:64"]).output().unwrap();
+    assert!(out.status.success(), "prlimit: {}", String::from_utf8_lossy(&out.stderr));
+    let found = within(&mut w, anomaly_of(py.pid, "limits"));
+    assert!(found.is_some(), "no limits anomaly within 60 s of a 300 s timer; saw {:#?}", w.seen);
+    // The process's own prctl: no_new_privs.
+    py.run("import ctypes; assert ctypes.CDLL(None).prctl(38, 1, 0, 0, 0) == 0");
+    let found = within(&mut w, anomaly_of(py.pid, "seccomp"));
+    assert!(found.is_some(), "no seccomp anomaly for no_new_privs within 60 s; saw {:#?}", w.seen);
+    assert!(!w.seen.iter().any(|v| v["event"] == "check" && v["cycle"] == 2), "the timer ran a second round");
+}
+
 #[test]
 fn a_mount_in_the_childs_namespace_is_seen_at_once_by_mountinfo() {
     if !is_root() {

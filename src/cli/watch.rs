@@ -568,10 +568,7 @@ fn start_triggers(choice: &hub::Choice, monitor: &Monitor, signals: &Signals) ->
     if choice.is_off() {
         return None;
     }
-    let (sources, mut unavailable) = hub::open(choice);
-    if choice.wants(Kind::Ebpf) {
-        unavailable.push(Unavailable { kind: Kind::Ebpf, reason: "this build has no eBPF programs".into() });
-    }
+    let (sources, unavailable) = hub::open(choice);
     let wake = match signals.trigger_waker() {
         Ok(w) => w,
         Err(e) => {

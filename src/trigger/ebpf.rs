@@ -387,6 +387,32 @@ impl Ebpf {
     }
 }
 
+impl super::Source for Ebpf {
+    fn kind(&self) -> Kind {
+        Kind::Ebpf
+    }
+
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        Ebpf::as_fd(self)
+    }
+
+    /// Drains the ring; when it read records, returns only once
+    /// `RATE_LIMIT_NS` has passed: a `PROT_EXEC` record also stands for the
+    /// process's calls of the next `RATE_LIMIT_NS`, so the check it triggers
+    /// must start after them (the hub wakes the watch when this returns).
+    fn drain(&mut self, out: &mut Vec<Recheck>) -> usize {
+        let n = Ebpf::drain(self, out);
+        if n > 0 {
+            std::thread::sleep(std::time::Duration::from_nanos(RATE_LIMIT_NS));
+        }
+        n
+    }
+
+    fn lost(&self) -> u64 {
+        Ebpf::lost(self)
+    }
+}
+
 fn attach_raw_tp(
     prog: Result<Vec<asm::Insn>, asm::AsmError>,
     tracepoint: &std::ffi::CStr,

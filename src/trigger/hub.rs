@@ -342,6 +342,14 @@ pub fn open(choice: &Choice) -> (Vec<Box<dyn Source>>, Vec<Unavailable>) {
     if choice.wants(Kind::Inotify) {
         put(super::inotify::Inotify::open().map(|s| Box::new(s) as Box<dyn Source>));
     }
+    if choice.wants(Kind::Ebpf) {
+        put(super::ebpf::Ebpf::open(super::ebpf::DEFAULT_RING_BYTES).map(|s| {
+            for skipped in s.skipped() {
+                tracing::info!("ebpf: {} not hooked: {}", skipped.hook, skipped.reason);
+            }
+            Box::new(s) as Box<dyn Source>
+        }));
+    }
     (sources, unavailable)
 }
 
