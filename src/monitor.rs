@@ -258,6 +258,9 @@ pub struct Monitor {
     gone: BTreeMap<u32, (u64, Workload, bool)>,
     /// The objects the targets share (cgroups), read once a round.
     shared: std::sync::Arc<crate::shared::Shared>,
+    /// Each distinct record set of the watched baselines, held once and
+    /// checked once a round (`held.rs`); empty for a one-shot check.
+    held: crate::held::Held,
 }
 
 impl std::fmt::Debug for Monitor {
@@ -780,6 +783,7 @@ impl Monitor {
             gone: BTreeMap::new(),
             coverage,
             shared: crate::shared::Shared::new(),
+            held: crate::held::Held::default(),
         }
     }
 
@@ -946,9 +950,13 @@ impl Monitor {
     /// Watches a target from its baseline. With `findings`, says so (the
     /// baseline and its unobservable subsystems); a resume, which reports
     /// from the file instead, passes `None` and copies nothing.
-    fn add(&mut self, fs: Procfs, snapshot: Snapshot, first_sight: bool, mut findings: Option<&mut Vec<Finding>>) {
+    fn add(&mut self, fs: Procfs, mut snapshot: Snapshot, first_sight: bool, mut findings: Option<&mut Vec<Finding>>) {
         // The node is the one target without a pid: key 0, which no process has.
         let pid = snapshot.target.pid().unwrap_or(0);
+        if !self.one_shot {
+            // Its records become the sets other baselines already hold.
+            self.held.intern(&mut snapshot);
+        }
         match findings.as_deref_mut() {
             Some(findings) => {
                 let n = unobservable_findings(&snapshot, findings);
@@ -1149,6 +1157,9 @@ impl Monitor {
             self.scan(clock, &mut findings);
             summary.new = findings.iter().filter(|f| matches!(f, Finding::Baselined { first_sight: true, .. })).count();
         }
+        if part == 0 && !self.one_shot {
+            self.check_held(&mut summary, &mut findings);
+        }
 
         // Each target is checked on its own: with many, on every core.
         let subsystems = &self.subsystems;
@@ -1167,6 +1178,9 @@ impl Monitor {
         if !exited.is_empty() {
             self.forget(&exited);
         }
+        if !self.one_shot && findings.iter().any(|f| matches!(f, Finding::Exec { .. })) {
+            self.hold_execs(&findings);
+        }
         summary.exited += exited.len();
         summary.targets = self.watched.len();
         summary.unobservable = self.unobservable_count();
@@ -1174,6 +1188,60 @@ impl Monitor {
         summary.partly = self.partly;
         summary.elapsed = started.elapsed();
         (findings, summary)
+    }
+
+    /// Checks each held record set against its digest (`held.rs`) and makes
+    /// every baseline copy that refers to a repaired set take the repaired
+    /// one; a set lost in both its copies loses the baselines that refer to
+    /// it (restored from the file).
+    fn check_held(&mut self, summary: &mut Summary, findings: &mut Vec<Finding>) {
+        for (sub, digest, fate) in self.held.check() {
+            for w in self.watched.values_mut() {
+                let mut copies = 0;
+                for i in 0..crate::guard::COPIES {
+                    let Some(snapshot) = w.baseline.copy_mut(i) else { continue };
+                    let Some(Observation::Observed { digest: d, records }) = snapshot.subsystems.get_mut(&sub) else {
+                        continue;
+                    };
+                    if *d != digest {
+                        continue;
+                    }
+                    copies += 1;
+                    if let crate::held::Fate::Repaired(good) = &fate {
+                        *records = good.clone();
+                    }
+                }
+                if copies == 0 {
+                    continue;
+                }
+                match fate {
+                    crate::held::Fate::Repaired(_) => {
+                        summary.repaired += copies;
+                        findings.push(Finding::BaselineRepaired { target: w.target.clone(), copies });
+                    }
+                    crate::held::Fate::Lost => {
+                        summary.failed += 1;
+                        findings.push(Finding::BaselineLost { target: w.target.clone() });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Holds the record sets of the baselines re-taken after an exec this
+    /// cycle with the others'.
+    #[cold]
+    #[inline(never)]
+    fn hold_execs(&mut self, findings: &[Finding]) {
+        for f in findings {
+            let Finding::Exec { target, .. } = f else { continue };
+            let Some(w) = self.watched.get_mut(&target.pid().unwrap_or(0)) else { continue };
+            for i in 0..crate::guard::COPIES {
+                if let Some(snapshot) = w.baseline.copy_mut(i) {
+                    self.held.intern(snapshot);
+                }
+            }
+        }
     }
 
     /// Stops watching the targets that exited. Out of line: a watched target
@@ -1276,8 +1344,17 @@ impl Monitor {
                 continue;
             }
             let vote = w.baseline.vote();
-            if (vote.lost || !w.baseline.agrees_with(s)) && w.baseline.set(s.clone()).is_some() {
-                restored.push(w.target.clone());
+            // A held record set that failed its digest changes every copy
+            // alike: the vote cannot see it, the records' own check can.
+            let lost = vote.lost || w.baseline.get().verify().is_err();
+            if lost || !w.baseline.agrees_with(s) {
+                let mut s = s.clone();
+                if !self.one_shot {
+                    self.held.intern(&mut s);
+                }
+                if w.baseline.set(s).is_some() {
+                    restored.push(w.target.clone());
+                }
             }
         }
         restored
