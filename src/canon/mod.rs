@@ -66,7 +66,7 @@ pub struct Record {
 /// table, the memory maps of the same program): a monitor keeps each
 /// distinct set once ([`crate::Monitor`]), where every process used to hold
 /// its own copies.
-#[derive(Clone, Default, PartialOrd, Ord, Hash)]
+#[derive(Clone, Default)]
 pub struct Records(std::sync::Arc<Vec<Record>>);
 
 impl Records {
