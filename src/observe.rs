@@ -796,6 +796,11 @@ impl Observer {
             }
             canon.finish();
             canon.digest(Subsystem::Mounts);
+            // What this process last read of the table is not needed while
+            // the round's shared read serves it.
+            if let Some(i) = self.memo_files.iter().position(|(r, _)| *r == "mountinfo") {
+                self.memo_files.swap_remove(i);
+            }
             return Ok(());
         }
         self.whole_file(src, Subsystem::Mounts, "mountinfo", canon, |b, c| {

@@ -847,6 +847,13 @@ impl Checker {
                 (Some(Observation::Observed { digest, records }), Slot::Observed(canon)) => {
                     let actual = canon.digest(sub);
                     if actual == *digest {
+                        if matches!(sub, Subsystem::CgroupLimits | Subsystem::Mounts) {
+                            // A shared object's records, the same for every
+                            // process that leads to it: not kept per process
+                            // once they matched (the next check builds them
+                            // again from what the round read once).
+                            *canon = canon::Canon::known(sub, actual);
+                        }
                         Status::Unchanged
                     } else {
                         // Only now are records built: explaining is the rare path.
