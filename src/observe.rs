@@ -475,6 +475,9 @@ impl Observer {
         wanted.dedup();
         let mut canons = std::mem::take(&mut self.canons);
         canons.clear();
+        // Exactly as many as asked for (kept for every target of a node).
+        canons.reserve_exact(wanted.len());
+        self.slots.reserve_exact(wanted.len().saturating_sub(self.slots.len()));
         for &s in &wanted {
             let c = self.take_canon(s);
             canons.push((s, c));

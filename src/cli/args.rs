@@ -126,8 +126,10 @@ pub enum Command {
         /// Measure the check of this process (instead of an idle one fdir starts).
         #[arg(long, value_name = "PID")]
         pid: Option<u32>,
-        /// Only these measurements (comma-separated): check, watch, node, code.
-        #[arg(long, value_name = "LIST", default_value = "check,watch,node,code")]
+        /// Only these measurements (comma-separated): check, watch, node,
+        /// code, deploy (what a user runs: watch --all with every default
+        /// subsystem, the seed subsystems beside it).
+        #[arg(long, value_name = "LIST", default_value = "deploy,check,watch,node,code")]
         only: String,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
