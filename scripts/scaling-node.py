@@ -258,6 +258,7 @@ def svg(rows, path):
         lx = ox + 8
         for j, g in enumerate(sorted(colors)):
             out.append(f'<text x="{lx}" y="{oy + 14 + 13 * j}" fill="{colors[g]}">{g} cgroups</text>')
+    out.append(f'<text x="{W / 2}" y="{H - 8}" text-anchor="middle">processes checked</text>')
     out.append("</svg>")
     with open(path, "w") as f:
         f.write("\n".join(out) + "\n")
@@ -283,7 +284,17 @@ def main():
     ap.add_argument("--points", default="500:5,1000:5,2000:5,5000:5,500:50,1000:50,2000:50,5000:50")
     ap.add_argument("--rounds", type=int, default=5, help="check --all and sha256sum runs a point (medians)")
     ap.add_argument("--window", type=float, default=15.0, help="seconds of watch measured a point")
+    ap.add_argument("--plot", metavar="JSON", help="only write the table and plot of an earlier run's JSON")
     a = ap.parse_args()
+    if a.plot:
+        with open(a.plot) as f:
+            rows = json.load(f)
+        os.makedirs(OUT, exist_ok=True)
+        with open(os.path.join(OUT, "scaling-node.md"), "w") as f:
+            f.write(table(rows))
+        svg(rows, os.path.join(OUT, "scaling-node.svg"))
+        print(table(rows))
+        return
     if not os.access(FDIR, os.X_OK):
         sys.exit(f"no {FDIR}: cargo build --release first")
     os.makedirs(OUT, exist_ok=True)
