@@ -101,6 +101,18 @@ impl Held {
         self.sets.len()
     }
 
+    /// Makes `records` the shared copy of a held set (and the spare too):
+    /// a flip in place, as the baselines that share it would see it.
+    #[cfg(test)]
+    pub(crate) fn replace_for_test(&mut self, sub: Subsystem, digest: Digest, records: &Records, spare_too: bool) {
+        if let Some(set) = self.sets.get_mut(&(sub, digest)) {
+            set.shared = records.clone();
+            if spare_too {
+                set.spare = records.to_vec();
+            }
+        }
+    }
+
     /// The shared copy of a held set, to corrupt (fault injection, tests).
     #[cfg(test)]
     fn shared_mut(&mut self, sub: Subsystem, digest: Digest) -> Option<&mut Records> {

@@ -1470,3 +1470,124 @@ impl Monitor {
         self.watched.values().map(|w| w.fs.kept_files()).sum()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ManualClock;
+    use crate::canon::Records;
+
+    /// Two watched targets whose baselines share every record set.
+    fn two() -> Monitor {
+        let fs = || {
+            Procfs::mock(
+                "00400000-00452000 r-xp 00000000 08:02 173521 /usr/bin/x\n",
+                "Name:\tx\nSeccomp:\t0\n",
+                "0::/a\n",
+            )
+        };
+        let snap = crate::snapshot(&ManualClock::new(), &fs()).unwrap();
+        let mut m = Monitor::empty(Coverage::All, Subsystem::SEED, 1);
+        for pid in [10, 11] {
+            let mut s = snap.clone();
+            s.target = Target::Process { pid, start_time: 1, name: "x".into() };
+            // Each baseline as if read on its own: its own records.
+            for obs in s.subsystems.values_mut() {
+                if let Observation::Observed { records, .. } = obs {
+                    *records = Records::from(records.to_vec());
+                }
+            }
+            m.add(fs(), s, false, None);
+        }
+        m
+    }
+
+    fn maps_records(m: &Monitor, pid: u32, copy: usize) -> Records {
+        let w = m.watched.get(&pid).unwrap();
+        let mut b = w.baseline.clone();
+        match b.copy_mut(copy).unwrap().subsystems.get(&Subsystem::MemoryMaps) {
+            Some(Observation::Observed { records, .. }) => records.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A bit flipped in a shared set, in place: every copy of every
+    /// baseline that refers to it, and the held set, see the same flip.
+    fn flip_shared(m: &mut Monitor, spare_too: bool) -> Records {
+        let good = maps_records(m, 10, 0);
+        let mut bad = good.to_vec();
+        bad[0].value.push('!');
+        let bad = Records::from(bad);
+        let digest = m.watched.get(&10).unwrap().baseline.get().digest(Subsystem::MemoryMaps).unwrap();
+        m.held.replace_for_test(Subsystem::MemoryMaps, digest, &bad, spare_too);
+        for w in m.watched.values_mut() {
+            for i in 0..crate::guard::COPIES {
+                if let Some(Observation::Observed { records, .. }) =
+                    w.baseline.copy_mut(i).unwrap().subsystems.get_mut(&Subsystem::MemoryMaps)
+                {
+                    *records = bad.clone();
+                }
+            }
+        }
+        good
+    }
+
+    #[test]
+    fn baselines_share_each_distinct_set_in_every_copy() {
+        let m = two();
+        let a = maps_records(&m, 10, 0);
+        for (pid, copy) in [(10, 1), (10, 2), (11, 0), (11, 2)] {
+            assert!(a.shares(&maps_records(&m, pid, copy)), "pid {pid} copy {copy}");
+        }
+    }
+
+    #[test]
+    fn a_flipped_shared_set_is_repaired_in_every_copy_that_holds_it() {
+        let mut m = two();
+        let good = flip_shared(&mut m, false);
+        // The vote of each baseline's copies cannot see it: they agree.
+        for w in m.watched.values_mut() {
+            assert_eq!(w.baseline.vote(), Vote::default());
+        }
+        let (mut summary, mut findings) = (Summary::default(), Vec::new());
+        m.check_held(&mut summary, &mut findings);
+        assert_eq!(findings.len(), 2, "{findings:?}");
+        assert!(findings.iter().all(|f| matches!(f, Finding::BaselineRepaired { copies: 3, .. })), "{findings:?}");
+        for (pid, copy) in [(10, 0), (10, 1), (10, 2), (11, 0), (11, 1), (11, 2)] {
+            assert_eq!(maps_records(&m, pid, copy), good, "pid {pid} copy {copy}");
+        }
+        for w in m.watched.values_mut() {
+            assert!(w.baseline.get().verify().is_ok());
+            assert_eq!(w.baseline.full_vote(), Vote::default(), "the copies' own digests hold again");
+        }
+        let (mut summary, mut findings) = (Summary::default(), Vec::new());
+        m.check_held(&mut summary, &mut findings);
+        assert!(findings.is_empty(), "{findings:?}");
+    }
+
+    #[test]
+    fn a_shared_set_flipped_in_both_copies_loses_its_baselines_until_restored() {
+        let mut m = two();
+        let good = flip_shared(&mut m, true);
+        let (mut summary, mut findings) = (Summary::default(), Vec::new());
+        m.check_held(&mut summary, &mut findings);
+        assert_eq!(findings.len(), 2, "{findings:?}");
+        assert!(findings.iter().all(|f| matches!(f, Finding::BaselineLost { .. })), "{findings:?}");
+        // Restored from a file that holds the good records.
+        let mut file_targets = Vec::new();
+        for pid in [10, 11] {
+            let mut s = m.watched.get(&pid).unwrap().baseline.get().clone();
+            if let Some(Observation::Observed { records, .. }) = s.subsystems.get_mut(&Subsystem::MemoryMaps) {
+                *records = Records::from(good.to_vec());
+            }
+            file_targets.push(s);
+        }
+        let file = BaselineFile::new(std::time::SystemTime::UNIX_EPOCH, Coverage::All, Subsystem::SEED, file_targets);
+        assert_eq!(m.restore_from(&file).len(), 2);
+        assert_eq!(maps_records(&m, 10, 0), good);
+        assert!(maps_records(&m, 10, 0).shares(&maps_records(&m, 11, 2)), "held once again");
+        let (mut summary, mut findings) = (Summary::default(), Vec::new());
+        m.check_held(&mut summary, &mut findings);
+        assert!(findings.is_empty(), "{findings:?}");
+    }
+}
