@@ -14,8 +14,8 @@
 //! one bit flipped in a shared set would change all three copies of every
 //! baseline that refers to it alike, so a vote of those copies cannot see
 //! it. So each held set has a spare copy of its own, and
-//! [`Held::check`] hashes both against the digest they are held under once
-//! a round: a set that no longer matches it is replaced by the spare in
+//! [`Held::check`] hashes both against the digest they are held under
+//! (every `HELD_CHECK_EVERY` rounds of a monitor): a set that no longer matches it is replaced by the spare in
 //! every baseline that refers to it (a repair, reported as such), a spare
 //! that no longer matches is copied again, and a set whose both copies fail
 //! is lost: its baselines are restored from the file.
