@@ -326,6 +326,10 @@ fn workload_of(fs: &Procfs, s: &Snapshot) -> Option<Workload> {
     Some(Workload::from_cgroup(&cgroup)).filter(|w| !w.is_empty())
 }
 
+/// Processes looked at together by one discovery, at most: their snapshots
+/// are then recorded, and their record sets held once, before the next.
+const DISCOVER_BATCH: usize = 128;
+
 /// The most threads a cycle checks on (never more than the machine's cores).
 pub const MAX_WORKERS: usize = 8;
 /// Fewer targets than this are checked on one thread.
@@ -1033,23 +1037,28 @@ impl Monitor {
             // Grown once here, not doubled under the workers (see `fdcache::reserve`).
             crate::fdcache::reserve(pids.len().saturating_mul(crate::fdcache::PER_TARGET));
         }
-        let subsystems = &self.subsystems;
-        let selector = self.selector.as_ref();
-        // A process pinned ahead is looked at as it was opened then.
-        let items: Vec<(u32, Opened)> =
-            pids.iter().map(|&pid| (pid, std::sync::Mutex::new(self.ahead.remove(&pid)))).collect();
-        let sightings = crate::parallel::each(&items, workers, |(pid, opened)| {
-            let opened = opened.lock().ok().and_then(|mut o| o.take());
-            sight(*pid, opened, own_pid, clock, subsystems, wait, selector)
-        });
-        for (&pid, sighting) in pids.iter().zip(sightings) {
-            match sighting {
-                Some(sighting) => self.record(pid, sighting, first_sight, findings),
-                // A bug: said for each pid, never silent.
-                None => findings.push(Finding::Failed {
-                    target: Target::Process { pid, start_time: 0, name: String::new() },
-                    error: "looking at it panicked (a bug in fdir): not watched".into(),
-                }),
+        // In batches: each batch's snapshots are recorded (their record
+        // sets held once, `held.rs`) before the next is taken, so a node's
+        // first baseline never holds every process's own copies at once.
+        for batch in pids.chunks(DISCOVER_BATCH) {
+            let subsystems = &self.subsystems;
+            let selector = self.selector.as_ref();
+            // A process pinned ahead is looked at as it was opened then.
+            let items: Vec<(u32, Opened)> =
+                batch.iter().map(|&pid| (pid, std::sync::Mutex::new(self.ahead.remove(&pid)))).collect();
+            let sightings = crate::parallel::each(&items, workers, |(pid, opened)| {
+                let opened = opened.lock().ok().and_then(|mut o| o.take());
+                sight(*pid, opened, own_pid, clock, subsystems, wait, selector)
+            });
+            for (&pid, sighting) in batch.iter().zip(sightings) {
+                match sighting {
+                    Some(sighting) => self.record(pid, sighting, first_sight, findings),
+                    // A bug: said for each pid, never silent.
+                    None => findings.push(Finding::Failed {
+                        target: Target::Process { pid, start_time: 0, name: String::new() },
+                        error: "looking at it panicked (a bug in fdir): not watched".into(),
+                    }),
+                }
             }
         }
     }
