@@ -57,6 +57,88 @@ pub struct Record {
     pub value: String,
 }
 
+/// The records of one observed subsystem, held once however many snapshots
+/// (and copies of a snapshot) hold them: a cheap clone shares them, a change
+/// ([`std::ops::DerefMut`]) copies them first. It reads as a `Vec<Record>`
+/// and serializes as one.
+///
+/// Many processes of a node share one record set (a cgroup's limits, a mount
+/// table, the memory maps of the same program): a monitor keeps each
+/// distinct set once ([`crate::Monitor`]), where every process used to hold
+/// its own copies.
+#[derive(Clone, Default)]
+pub struct Records(std::sync::Arc<Vec<Record>>);
+
+impl Records {
+    /// Whether `self` and `other` are the same set in memory (not only equal).
+    pub fn shares(&self, other: &Records) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// How many holders share this set in memory.
+    pub(crate) fn holders(&self) -> usize {
+        std::sync::Arc::strong_count(&self.0)
+    }
+}
+
+impl std::ops::Deref for Records {
+    type Target = Vec<Record>;
+    fn deref(&self) -> &Vec<Record> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Records {
+    /// The records, copied first if they are shared.
+    fn deref_mut(&mut self) -> &mut Vec<Record> {
+        std::sync::Arc::make_mut(&mut self.0)
+    }
+}
+
+impl From<Vec<Record>> for Records {
+    fn from(records: Vec<Record>) -> Records {
+        Records(std::sync::Arc::new(records))
+    }
+}
+
+impl FromIterator<Record> for Records {
+    fn from_iter<I: IntoIterator<Item = Record>>(iter: I) -> Records {
+        Records::from(iter.into_iter().collect::<Vec<Record>>())
+    }
+}
+
+impl PartialEq for Records {
+    fn eq(&self, other: &Records) -> bool {
+        self.shares(other) || *self.0 == *other.0
+    }
+}
+
+impl Eq for Records {}
+
+impl PartialEq<Vec<Record>> for Records {
+    fn eq(&self, other: &Vec<Record>) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl fmt::Debug for Records {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl Serialize for Records {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Records {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Vec::<Record>::deserialize(deserializer).map(Records::from)
+    }
+}
+
 /// The canonical form of one subsystem, as it is built: an append buffer of
 /// lines, sorted and deduplicated by [`Canon::finish`].
 ///

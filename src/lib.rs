@@ -59,6 +59,7 @@ pub mod fdcache;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod guard;
+mod held;
 pub mod metrics;
 mod monitor;
 mod observe;

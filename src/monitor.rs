@@ -286,7 +286,21 @@ pub struct Monitor {
     /// The cgroup hierarchies, found on the first trigger that names a
     /// cgroup ([`Monitor::recheck`]).
     cgroup_mounts: std::sync::OnceLock<Option<crate::CgroupMounts>>,
+    /// Each distinct record set of the watched baselines, held once and
+    /// checked every [`HELD_CHECK_EVERY`] rounds (`held.rs`); empty for a
+    /// one-shot check.
+    held: crate::held::Held,
+    /// Rounds begun (part 0 of a cycle).
+    rounds: u64,
 }
+
+/// The held record sets are checked against their digests every this many
+/// rounds: hashing every distinct set touches all of their memory, which a
+/// steady cycle of a few processes otherwise does not (BENCHMARKS.md, the
+/// pages a cycle touches). The digests, which decide drift, are voted before
+/// every check; the records only explain a drift and are saved, and a save
+/// checks them again (`payload::encode`).
+pub const HELD_CHECK_EVERY: u64 = 10;
 
 impl std::fmt::Debug for Monitor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -339,6 +353,10 @@ fn workload_of(fs: &Procfs, s: &Snapshot) -> Option<Workload> {
     fs.read("cgroup", &mut cgroup).ok()?;
     Some(Workload::from_cgroup(&cgroup)).filter(|w| !w.is_empty())
 }
+
+/// Processes looked at together by one discovery, at most: their snapshots
+/// are then recorded, and their record sets held once, before the next.
+const DISCOVER_BATCH: usize = 128;
 
 /// The most threads a cycle checks on (never more than the machine's cores).
 pub const MAX_WORKERS: usize = 8;
@@ -809,6 +827,8 @@ impl Monitor {
             shared: crate::shared::Shared::new(),
             roots: crate::roots::Roots::default(),
             cgroup_mounts: std::sync::OnceLock::new(),
+            held: crate::held::Held::default(),
+            rounds: 0,
         }
     }
 
@@ -975,9 +995,13 @@ impl Monitor {
     /// Watches a target from its baseline. With `findings`, says so (the
     /// baseline and its unobservable subsystems); a resume, which reports
     /// from the file instead, passes `None` and copies nothing.
-    fn add(&mut self, fs: Procfs, snapshot: Snapshot, first_sight: bool, mut findings: Option<&mut Vec<Finding>>) {
+    fn add(&mut self, fs: Procfs, mut snapshot: Snapshot, first_sight: bool, mut findings: Option<&mut Vec<Finding>>) {
         // The node is the one target without a pid: key 0, which no process has.
         let pid = snapshot.target.pid().unwrap_or(0);
+        if !self.one_shot {
+            // Its records become the sets other baselines already hold.
+            self.held.intern(&mut snapshot);
+        }
         match findings.as_deref_mut() {
             Some(findings) => {
                 let n = unobservable_findings(&snapshot, findings);
@@ -1042,23 +1066,28 @@ impl Monitor {
             // Grown once here, not doubled under the workers (see `fdcache::reserve`).
             crate::fdcache::reserve(pids.len().saturating_mul(crate::fdcache::PER_TARGET));
         }
-        let subsystems = &self.subsystems;
-        let selector = self.selector.as_ref();
-        // A process pinned ahead is looked at as it was opened then.
-        let items: Vec<(u32, Opened)> =
-            pids.iter().map(|&pid| (pid, std::sync::Mutex::new(self.ahead.remove(&pid)))).collect();
-        let sightings = crate::parallel::each(&items, workers, |(pid, opened)| {
-            let opened = opened.lock().ok().and_then(|mut o| o.take());
-            sight(*pid, opened, own_pid, clock, subsystems, wait, selector)
-        });
-        for (&pid, sighting) in pids.iter().zip(sightings) {
-            match sighting {
-                Some(sighting) => self.record(pid, sighting, first_sight, findings),
-                // A bug: said for each pid, never silent.
-                None => findings.push(Finding::Failed {
-                    target: Target::Process { pid, start_time: 0, name: String::new() },
-                    error: "looking at it panicked (a bug in fdir): not watched".into(),
-                }),
+        // In batches: each batch's snapshots are recorded (their record
+        // sets held once, `held.rs`) before the next is taken, so a node's
+        // first baseline never holds every process's own copies at once.
+        for batch in pids.chunks(DISCOVER_BATCH) {
+            let subsystems = &self.subsystems;
+            let selector = self.selector.as_ref();
+            // A process pinned ahead is looked at as it was opened then.
+            let items: Vec<(u32, Opened)> =
+                batch.iter().map(|&pid| (pid, std::sync::Mutex::new(self.ahead.remove(&pid)))).collect();
+            let sightings = crate::parallel::each(&items, workers, |(pid, opened)| {
+                let opened = opened.lock().ok().and_then(|mut o| o.take());
+                sight(*pid, opened, own_pid, clock, subsystems, wait, selector)
+            });
+            for (&pid, sighting) in batch.iter().zip(sightings) {
+                match sighting {
+                    Some(sighting) => self.record(pid, sighting, first_sight, findings),
+                    // A bug: said for each pid, never silent.
+                    None => findings.push(Finding::Failed {
+                        target: Target::Process { pid, start_time: 0, name: String::new() },
+                        error: "looking at it panicked (a bug in fdir): not watched".into(),
+                    }),
+                }
             }
         }
     }
@@ -1178,6 +1207,12 @@ impl Monitor {
             self.scan(clock, &mut findings);
             summary.new = findings.iter().filter(|f| matches!(f, Finding::Baselined { first_sight: true, .. })).count();
         }
+        if part == 0 && !self.one_shot {
+            if self.rounds.is_multiple_of(HELD_CHECK_EVERY) {
+                self.check_held(&mut summary, &mut findings);
+            }
+            self.rounds += 1;
+        }
 
         // Each target is checked on its own: with many, on every core.
         let subsystems = &self.subsystems;
@@ -1195,6 +1230,9 @@ impl Monitor {
         }
         if !exited.is_empty() {
             self.forget(&exited);
+        }
+        if !self.one_shot && findings.iter().any(|f| matches!(f, Finding::Exec { .. })) {
+            self.hold_execs(&findings);
         }
         summary.exited += exited.len();
         summary.targets = self.watched.len();
@@ -1335,6 +1373,9 @@ impl Monitor {
         summary.unobservable = self.unobservable_count();
         summary.unreadable = self.unreadable.len();
         summary.partly = self.partly;
+        if !self.one_shot && findings.iter().any(|f| matches!(f, Finding::Exec { .. })) {
+            self.hold_execs(&findings);
+        }
         // A triggered check is a whole part of its own: a shared object's
         // drift it found (every process that leads to the object was
         // checked) is declared at once, by root cause.
@@ -1390,6 +1431,60 @@ impl Monitor {
     /// selector.
     pub fn discovers(&self) -> bool {
         self.coverage == Coverage::All || self.selector.is_some()
+    }
+
+    /// Checks each held record set against its digest (`held.rs`) and makes
+    /// every baseline copy that refers to a repaired set take the repaired
+    /// one; a set lost in both its copies loses the baselines that refer to
+    /// it (restored from the file).
+    fn check_held(&mut self, summary: &mut Summary, findings: &mut Vec<Finding>) {
+        for (sub, digest, fate) in self.held.check() {
+            for w in self.watched.values_mut() {
+                let mut copies = 0;
+                for i in 0..crate::guard::COPIES {
+                    let Some(snapshot) = w.baseline.copy_mut(i) else { continue };
+                    let Some(Observation::Observed { digest: d, records }) = snapshot.subsystems.get_mut(&sub) else {
+                        continue;
+                    };
+                    if *d != digest {
+                        continue;
+                    }
+                    copies += 1;
+                    if let crate::held::Fate::Repaired(good) = &fate {
+                        *records = good.clone();
+                    }
+                }
+                if copies == 0 {
+                    continue;
+                }
+                match fate {
+                    crate::held::Fate::Repaired(_) => {
+                        summary.repaired += copies;
+                        findings.push(Finding::BaselineRepaired { target: w.target.clone(), copies });
+                    }
+                    crate::held::Fate::Lost => {
+                        summary.failed += 1;
+                        findings.push(Finding::BaselineLost { target: w.target.clone() });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Holds the record sets of the baselines re-taken after an exec this
+    /// cycle with the others'.
+    #[cold]
+    #[inline(never)]
+    fn hold_execs(&mut self, findings: &[Finding]) {
+        for f in findings {
+            let Finding::Exec { target, .. } = f else { continue };
+            let Some(w) = self.watched.get_mut(&target.pid().unwrap_or(0)) else { continue };
+            for i in 0..crate::guard::COPIES {
+                if let Some(snapshot) = w.baseline.copy_mut(i) {
+                    self.held.intern(snapshot);
+                }
+            }
+        }
     }
 
     /// Stops watching the targets that exited. Out of line: a watched target
@@ -1492,8 +1587,17 @@ impl Monitor {
                 continue;
             }
             let vote = w.baseline.vote();
-            if (vote.lost || !w.baseline.agrees_with(s)) && w.baseline.set(s.clone()).is_some() {
-                restored.push(w.target.clone());
+            // A held record set that failed its digest changes every copy
+            // alike: the vote cannot see it, the records' own check can.
+            let lost = vote.lost || w.baseline.get().verify().is_err();
+            if lost || !w.baseline.agrees_with(s) {
+                let mut s = s.clone();
+                if !self.one_shot {
+                    self.held.intern(&mut s);
+                }
+                if w.baseline.set(s).is_some() {
+                    restored.push(w.target.clone());
+                }
             }
         }
         restored
@@ -1607,5 +1711,126 @@ impl Monitor {
     /// (none after the cycle of a one-shot check).
     pub fn kept_files(&self) -> usize {
         self.watched.values().map(|w| w.fs.kept_files()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ManualClock;
+    use crate::canon::Records;
+
+    /// Two watched targets whose baselines share every record set.
+    fn two() -> Monitor {
+        let fs = || {
+            Procfs::mock(
+                "00400000-00452000 r-xp 00000000 08:02 173521 /usr/bin/x\n",
+                "Name:\tx\nSeccomp:\t0\n",
+                "0::/a\n",
+            )
+        };
+        let snap = crate::snapshot(&ManualClock::new(), &fs()).unwrap();
+        let mut m = Monitor::empty(Coverage::All, Subsystem::SEED, 1);
+        for pid in [10, 11] {
+            let mut s = snap.clone();
+            s.target = Target::Process { pid, start_time: 1, name: "x".into() };
+            // Each baseline as if read on its own: its own records.
+            for obs in s.subsystems.values_mut() {
+                if let Observation::Observed { records, .. } = obs {
+                    *records = Records::from(records.to_vec());
+                }
+            }
+            m.add(fs(), s, false, None);
+        }
+        m
+    }
+
+    fn maps_records(m: &Monitor, pid: u32, copy: usize) -> Records {
+        let w = m.watched.get(&pid).unwrap();
+        let mut b = w.baseline.clone();
+        match b.copy_mut(copy).unwrap().subsystems.get(&Subsystem::MemoryMaps) {
+            Some(Observation::Observed { records, .. }) => records.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A bit flipped in a shared set, in place: every copy of every
+    /// baseline that refers to it, and the held set, see the same flip.
+    fn flip_shared(m: &mut Monitor, spare_too: bool) -> Records {
+        let good = maps_records(m, 10, 0);
+        let mut bad = good.to_vec();
+        bad[0].value.push('!');
+        let bad = Records::from(bad);
+        let digest = m.watched.get(&10).unwrap().baseline.get().digest(Subsystem::MemoryMaps).unwrap();
+        m.held.replace_for_test(Subsystem::MemoryMaps, digest, &bad, spare_too);
+        for w in m.watched.values_mut() {
+            for i in 0..crate::guard::COPIES {
+                if let Some(Observation::Observed { records, .. }) =
+                    w.baseline.copy_mut(i).unwrap().subsystems.get_mut(&Subsystem::MemoryMaps)
+                {
+                    *records = bad.clone();
+                }
+            }
+        }
+        good
+    }
+
+    #[test]
+    fn baselines_share_each_distinct_set_in_every_copy() {
+        let m = two();
+        let a = maps_records(&m, 10, 0);
+        for (pid, copy) in [(10, 1), (10, 2), (11, 0), (11, 2)] {
+            assert!(a.shares(&maps_records(&m, pid, copy)), "pid {pid} copy {copy}");
+        }
+    }
+
+    #[test]
+    fn a_flipped_shared_set_is_repaired_in_every_copy_that_holds_it() {
+        let mut m = two();
+        let good = flip_shared(&mut m, false);
+        // The vote of each baseline's copies cannot see it: they agree.
+        for w in m.watched.values_mut() {
+            assert_eq!(w.baseline.vote(), Vote::default());
+        }
+        let (mut summary, mut findings) = (Summary::default(), Vec::new());
+        m.check_held(&mut summary, &mut findings);
+        assert_eq!(findings.len(), 2, "{findings:?}");
+        assert!(findings.iter().all(|f| matches!(f, Finding::BaselineRepaired { copies: 3, .. })), "{findings:?}");
+        for (pid, copy) in [(10, 0), (10, 1), (10, 2), (11, 0), (11, 1), (11, 2)] {
+            assert_eq!(maps_records(&m, pid, copy), good, "pid {pid} copy {copy}");
+        }
+        for w in m.watched.values_mut() {
+            assert!(w.baseline.get().verify().is_ok());
+            assert_eq!(w.baseline.full_vote(), Vote::default(), "the copies' own digests hold again");
+        }
+        let (mut summary, mut findings) = (Summary::default(), Vec::new());
+        m.check_held(&mut summary, &mut findings);
+        assert!(findings.is_empty(), "{findings:?}");
+    }
+
+    #[test]
+    fn a_shared_set_flipped_in_both_copies_loses_its_baselines_until_restored() {
+        let mut m = two();
+        let good = flip_shared(&mut m, true);
+        let (mut summary, mut findings) = (Summary::default(), Vec::new());
+        m.check_held(&mut summary, &mut findings);
+        assert_eq!(findings.len(), 2, "{findings:?}");
+        assert!(findings.iter().all(|f| matches!(f, Finding::BaselineLost { .. })), "{findings:?}");
+        // Restored from a file that holds the good records.
+        let mut file_targets = Vec::new();
+        for pid in [10, 11] {
+            let mut s = m.watched.get(&pid).unwrap().baseline.get().clone();
+            if let Some(Observation::Observed { records, .. }) = s.subsystems.get_mut(&Subsystem::MemoryMaps) {
+                *records = Records::from(good.to_vec());
+            }
+            file_targets.push(s);
+        }
+        let file = BaselineFile::new(std::time::SystemTime::UNIX_EPOCH, Coverage::All, Subsystem::SEED, file_targets);
+        assert_eq!(m.restore_from(&file).len(), 2);
+        assert_eq!(maps_records(&m, 10, 0), good);
+        assert!(maps_records(&m, 10, 0).shares(&maps_records(&m, 11, 2)), "held once again");
+        let (mut summary, mut findings) = (Summary::default(), Vec::new());
+        m.check_held(&mut summary, &mut findings);
+        assert!(findings.is_empty(), "{findings:?}");
     }
 }

@@ -475,6 +475,9 @@ impl Observer {
         wanted.dedup();
         let mut canons = std::mem::take(&mut self.canons);
         canons.clear();
+        // Exactly as many as asked for (kept for every target of a node).
+        canons.reserve_exact(wanted.len());
+        self.slots.reserve_exact(wanted.len().saturating_sub(self.slots.len()));
         for &s in &wanted {
             let c = self.take_canon(s);
             canons.push((s, c));
@@ -796,6 +799,11 @@ impl Observer {
             }
             canon.finish();
             canon.digest(Subsystem::Mounts);
+            // What this process last read of the table is not needed while
+            // the round's shared read serves it.
+            if let Some(i) = self.memo_files.iter().position(|(r, _)| *r == "mountinfo") {
+                self.memo_files.swap_remove(i);
+            }
             return Ok(());
         }
         self.whole_file(src, Subsystem::Mounts, "mountinfo", canon, |b, c| {

@@ -127,7 +127,7 @@ pub(crate) fn decode(version: u64, payload: &[u8]) -> Result<BaselineFile, Refus
     })
 }
 
-type Table = BTreeMap<Subsystem, BTreeMap<Digest, Vec<Record>>>;
+type Table = BTreeMap<Subsystem, BTreeMap<Digest, canon::Records>>;
 
 #[derive(Serialize)]
 struct PayloadOut<'a> {
@@ -249,7 +249,7 @@ pub(crate) fn records_problem(snap: &Snapshot, e: Error) -> Refusal {
 /// Checks every record set of the table against the digest it is stored
 /// under, on every core when there are many.
 fn verify_table(table: &Table) -> Result<(), Refusal> {
-    let sets: Vec<(Subsystem, &Digest, &Vec<Record>)> =
+    let sets: Vec<(Subsystem, &Digest, &canon::Records)> =
         table.iter().flat_map(|(&sub, sets)| sets.iter().map(move |(d, r)| (sub, d, r))).collect();
     let cores = if sets.len() < 64 { 1 } else { crate::parallel::cores().min(8) };
     let checked = crate::parallel::each(&sets, cores, |&(sub, digest, records)| {

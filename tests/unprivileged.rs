@@ -200,7 +200,7 @@ fn the_node_is_observable_without_privilege() {
 /// The records of `sub` in a snapshot.
 fn records(s: &fdir::Snapshot, sub: Subsystem) -> Vec<fdir::canon::Record> {
     match &s.subsystems[&sub] {
-        Observation::Observed { records, .. } => records.clone(),
+        Observation::Observed { records, .. } => records.to_vec(),
         other => panic!("{sub}: {other:?}"),
     }
 }

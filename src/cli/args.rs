@@ -101,10 +101,14 @@ pub enum Command {
     },
     /// Measure what fdir costs on this machine, and say whether it is within target.
     ///
-    /// Takes about a minute (the time scales with --seconds). It answers
-    /// first what the default deployment (fdir watch of every process, the
-    /// default subsystems, every 30 s) costs here in CPU and memory, then
-    /// each measurement next to its target with a yes or no: one check of
+    /// Takes about a minute, and about a minute more for what a user runs
+    /// (the time scales with --seconds). It answers first what the default
+    /// deployment (fdir watch of every process, the default subsystems,
+    /// every 30 s) costs here: a real fdir watch --all, its CPU a cycle and
+    /// fdir check --all next to sha256sum of the same files, its peak memory
+    /// and its baseline file, and the same with memory-maps, seccomp and
+    /// cgroups only beside them; then each measurement next to its target
+    /// with a yes or no: one check of
     /// one process against simply reading and hashing the same files, a
     /// running fdir watch of one process every 100 ms and every second
     /// (share of one core, peak memory), a check of every process, fdir
@@ -126,9 +130,10 @@ pub enum Command {
         /// Measure the check of this process (instead of an idle one fdir starts).
         #[arg(long, value_name = "PID")]
         pid: Option<u32>,
-        /// Only these measurements (comma-separated): check, watch, node, code,
-        /// and (only when named; root, python3 and node) triggers.
-        #[arg(long, value_name = "LIST", default_value = "check,watch,node,code")]
+        /// Only these measurements (comma-separated): deploy (what a user
+        /// runs: watch --all with every default subsystem), check, watch,
+        /// node, code, and (only when named; root, python3 and node) triggers.
+        #[arg(long, value_name = "LIST", default_value = "deploy,check,watch,node,code")]
         only: String,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]

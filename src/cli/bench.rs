@@ -17,7 +17,13 @@
 //!   of the same processes' `maps`, `status` and `cgroup` in one call,
 //!   interleaved (the floor of a one-shot whole-node check: the kernel
 //!   generating the same text, read and hashed on one core);
-//! - code hashing throughput (`code`).
+//! - code hashing throughput (`code`);
+//! - the configuration a user runs (`deploy`): a real `fdir watch --all`
+//!   with every default subsystem, and one with the seed's three beside it:
+//!   the CPU of one cycle of the whole node next to `sha256sum` of every
+//!   process's `maps`, `status` and `cgroup`, the CPU share that makes at
+//!   the default interval, the peak resident memory, the baseline file's
+//!   size, and `fdir check --all` of each next to the same `sha256sum`.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::FileExt as _;
@@ -96,6 +102,37 @@ pub struct Results {
     /// and the CPU of triggers beside a JIT.
     #[serde(skip_serializing_if = "Option::is_none")]
     triggers: Option<super::bench_triggers::TriggerBench>,
+    /// What a user runs (`fdir watch --all`, the default subsystems), and
+    /// the seed subsystems beside it.
+    deploy: Vec<Deployment>,
+}
+
+/// A real `fdir watch --all` of one set of subsystems, and `fdir check
+/// --all` against the baseline it wrote, each next to `sha256sum` of every
+/// process's `maps`, `status` and `cgroup`.
+#[derive(Debug, Serialize)]
+pub struct Deployment {
+    /// `default` (what `fdir watch` checks when none are named) or `seed`.
+    subsystems: &'static str,
+    /// Processes the watch checked (its last `check` event's targets).
+    processes: u64,
+    /// The watch's interval while measured, ms.
+    interval_ms: u64,
+    /// Cycles in the window.
+    cycles: u64,
+    /// The watch's CPU time a cycle (every thread), ms.
+    cycle_cpu_ms: f64,
+    /// The same at the default interval: a share of one core, percent.
+    default_interval_cpu_percent: f64,
+    /// The watch's peak resident memory (`VmHWM`), KiB.
+    peak_rss_kib: u64,
+    /// The baseline file the watch wrote, bytes.
+    baseline_bytes: u64,
+    /// `fdir check --all` against that file, median wall time, ms.
+    check_all_ms: f64,
+    /// `sha256sum` of the same processes' maps, status and cgroup, median
+    /// wall time in the same rounds, ms (one core: about its CPU time).
+    sha256sum_ms: Option<f64>,
 }
 
 /// The cost of a running `fdir watch`.
@@ -587,6 +624,140 @@ fn check_all_against_sha256sum(exe: &std::path::Path, rounds: u32) -> Result<(f6
     Ok((median(fdir_times).unwrap_or(0.0), median(sha_times)))
 }
 
+/// The `maps`, `status` and `cgroup` of every process with memory maps:
+/// what `sha256sum` reads as the floor of a whole-node check.
+fn node_files() -> Result<Vec<String>> {
+    let mut files = Vec::new();
+    for pid in fdir::list_processes(std::path::Path::new("/proc"))? {
+        let maps = format!("/proc/{pid}/maps");
+        let mut first = [0u8; 1];
+        let has_maps = std::fs::File::open(&maps).and_then(|mut f| std::io::Read::read(&mut f, &mut first));
+        if matches!(has_maps, Ok(1)) {
+            files.extend([maps, format!("/proc/{pid}/status"), format!("/proc/{pid}/cgroup")]);
+        }
+    }
+    Ok(files)
+}
+
+/// A real `fdir watch --all` (`subsystems`: `None` for the default ones)
+/// at `interval`, measured for `seconds` once past its start-up, then
+/// `fdir check --all` against the baseline file it wrote, `rounds` times,
+/// interleaved with `sha256sum` of the same files.
+fn deployment(
+    exe: &std::path::Path,
+    subsystems: Option<&str>,
+    interval: Duration,
+    seconds: f64,
+    rounds: u32,
+) -> Result<Deployment> {
+    let dir = tempfile_dir()?;
+    let baseline = dir.join("deploy-baseline.json");
+    let mut cmd = Command::new(exe);
+    cmd.args(["watch", "--all", "--format", "json"])
+        .arg("--interval")
+        .arg(format!("{}ms", interval.as_millis()))
+        .arg("--baseline")
+        .arg(&baseline);
+    if let Some(list) = subsystems {
+        cmd.args(["--subsystems", list]);
+    }
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn();
+    let mut w = Kill(child.context("cannot start fdir watch --all")?);
+    let wpid = w.0.id();
+    let out = w.0.stdout.take().context("no stdout")?;
+    let mut lines = BufReader::new(out).lines();
+    // Past its start-up (the baseline of every process, written), and its
+    // first full vote of the baseline file, as for one process.
+    let (mut checks, mut first, mut steady) = (0u64, None, false);
+    for line in lines.by_ref() {
+        if line?.contains("\"event\":\"check\"") {
+            checks += 1;
+            let since = *first.get_or_insert_with(Instant::now);
+            if checks > DISK_VOTE_EVERY + 1 && since.elapsed() > DISK_VOTE_GAP + interval {
+                steady = true;
+                break;
+            }
+        }
+    }
+    if !steady {
+        let _ = std::fs::remove_dir_all(&dir);
+        anyhow::bail!("fdir watch --all ended after {checks} checks, before its steady state: nothing to measure");
+    }
+    // Cycles counted as their events arrive; the last one's targets.
+    let counted = std::sync::Arc::new((std::sync::atomic::AtomicU64::new(0), std::sync::atomic::AtomicU64::new(0)));
+    let counter = std::sync::Arc::clone(&counted);
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if line.contains("\"event\":\"check\"") {
+                counter.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if let Some(n) = serde_json::from_str::<serde_json::Value>(&line)
+                    .ok()
+                    .and_then(|v| v.get("targets").and_then(serde_json::Value::as_u64))
+                {
+                    counter.1.store(n, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }
+    });
+    let (c0, n0) = (cpu_ns(wpid)?, counted.0.load(std::sync::atomic::Ordering::Relaxed));
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    let (c1, n1) = (cpu_ns(wpid)?, counted.0.load(std::sync::atomic::Ordering::Relaxed));
+    let rss = peak_rss_kib(wpid);
+    let processes = counted.1.load(std::sync::atomic::Ordering::Relaxed);
+    drop(w);
+    let baseline_bytes = std::fs::metadata(&baseline).map(|m| m.len()).unwrap_or(0);
+    let (check_all_ms, sha256sum_ms) = check_all_against(exe, &baseline, rounds);
+    let _ = std::fs::remove_dir_all(&dir);
+    let cycles = n1.saturating_sub(n0).max(1);
+    #[allow(clippy::cast_precision_loss)]
+    let cycle_cpu_ms = c1.saturating_sub(c0) as f64 / 1e6 / cycles as f64;
+    let (check_all_ms, sha256sum_ms) = (check_all_ms?, sha256sum_ms);
+    Ok(Deployment {
+        subsystems: if subsystems.is_some() { "seed" } else { "default" },
+        processes,
+        interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
+        cycles,
+        cycle_cpu_ms,
+        default_interval_cpu_percent: cycle_cpu_ms / 1e3 / DEPLOYMENT_INTERVAL.as_secs_f64() * 100.0,
+        peak_rss_kib: rss,
+        baseline_bytes,
+        check_all_ms,
+        sha256sum_ms,
+    })
+}
+
+/// `fdir check --all --baseline FILE`, `rounds` times, interleaved with
+/// `sha256sum` of every process's `maps`, `status` and `cgroup`: the median
+/// wall times, ms.
+fn check_all_against(exe: &std::path::Path, baseline: &std::path::Path, rounds: u32) -> (Result<f64>, Option<f64>) {
+    let run = |cmd: &mut Command| -> Result<(Duration, Option<i32>)> {
+        let t = Instant::now();
+        let status = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status()?;
+        Ok((t.elapsed(), status.code()))
+    };
+    let files = match node_files() {
+        Ok(f) => f,
+        Err(e) => return (Err(e), None),
+    };
+    let has_sha256sum = run(Command::new("sha256sum").arg("--version")).is_ok_and(|(_, code)| code == Some(0));
+    let (mut fdir_times, mut sha_times) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        match run(Command::new(exe).args(["check", "--all", "--baseline"]).arg(baseline)) {
+            Ok((t, Some(0 | 1))) => fdir_times.push(t),
+            Ok((_, code)) => return (Err(anyhow::anyhow!("fdir check --all could not check (exit {code:?})")), None),
+            Err(e) => return (Err(e), None),
+        }
+        if has_sha256sum && let Ok((t, _)) = run(Command::new("sha256sum").args(&files)) {
+            sha_times.push(t);
+        }
+    }
+    let median = |mut v: Vec<Duration>| -> Option<f64> {
+        v.sort_unstable();
+        v.get(v.len() / 2).map(|d| d.as_secs_f64() * 1e3)
+    };
+    (Ok(median(fdir_times).unwrap_or(0.0)), median(sha_times))
+}
+
 fn tempfile_dir() -> Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("fdir-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -619,6 +790,18 @@ const WATCH_TARGETS: [(u64, f64); 2] = [(100, 0.25), (1000, 0.03)];
 const RSS_TARGET_KIB: u64 = 4096;
 /// Code hashing, at least this many MB/s.
 const CODE_TARGET_MB_S: f64 = 1000.0;
+/// What a user runs (issue 19, set for 500 idle processes in 5 cgroups):
+/// `check --all` at most this many times `sha256sum` of the same files.
+const DEPLOY_CHECK_ALL_TARGET: f64 = 0.8;
+/// A watch cycle's CPU at most this many times that `sha256sum`'s.
+const DEPLOY_CYCLE_TARGET: f64 = 1.0;
+/// The watch's peak resident memory, at most this many KiB (16 MiB).
+const DEPLOY_RSS_TARGET_KIB: u64 = 16 * 1024;
+/// The baseline file of every process, at most this many bytes (1 MiB).
+const DEPLOY_BASELINE_TARGET: u64 = 1 << 20;
+/// The interval the `deploy` watches run at while measured (the default's
+/// 30 s would need minutes to count cycles; a cycle costs the same).
+const DEPLOY_MEASURED_INTERVAL: Duration = Duration::from_secs(1);
 
 fn yes(ok: bool) -> &'static str {
     if ok { "yes" } else { "NO" }
@@ -635,6 +818,7 @@ fn print_text(r: &Results, wants: &dyn Fn(&str) -> bool) {
         r.maps_lines
     );
     println!();
+    print_deployments(&r.deploy);
     if wants("node") {
         println!(
             "The default deployment (fdir watch: every process, the default subsystems, a check every {} s):",
@@ -743,13 +927,68 @@ fn print_text(r: &Results, wants: &dyn Fn(&str) -> bool) {
     }
 }
 
+/// What a user runs, each figure next to its target with a yes or no; the
+/// seed subsystems' figures beside the default's, without targets.
+fn print_deployments(deploy: &[Deployment]) {
+    let Some(d) = deploy.iter().find(|d| d.subsystems == "default") else { return };
+    let seed = deploy.iter().find(|d| d.subsystems == "seed");
+    let beside = |f: &dyn Fn(&Deployment) -> String| {
+        seed.map_or_else(String::new, |s| format!("   (seed subsystems: {})", f(s)))
+    };
+    println!(
+        "What a user runs (fdir watch --all: every process, every default subsystem, every {} s; {} processes, measured at {} ms):",
+        DEPLOYMENT_INTERVAL.as_secs(),
+        d.processes,
+        d.interval_ms
+    );
+    let ratio = |a: f64, b: Option<f64>| b.filter(|b| *b > 0.0).map(|b| a / b);
+    let show =
+        |r: Option<f64>| r.map_or_else(|| "no sha256sum to compare with".to_owned(), |r| format!("{r:.2}x sha256sum"));
+    let check_all = ratio(d.check_all_ms, d.sha256sum_ms);
+    println!(
+        "  fdir check --all: {:.1} ms, {}   at most {DEPLOY_CHECK_ALL_TARGET}x? {}{}",
+        d.check_all_ms,
+        show(check_all),
+        check_all.map_or("unknown", |r| yes(r <= DEPLOY_CHECK_ALL_TARGET)),
+        beside(&|s| format!("{:.1} ms, {}", s.check_all_ms, show(ratio(s.check_all_ms, s.sha256sum_ms))))
+    );
+    let cycle = ratio(d.cycle_cpu_ms, d.sha256sum_ms);
+    println!(
+        "  one watch cycle of every process: {:.2} ms of CPU, {}   at most {DEPLOY_CYCLE_TARGET}x? {}{}",
+        d.cycle_cpu_ms,
+        show(cycle),
+        cycle.map_or("unknown", |r| yes(r <= DEPLOY_CYCLE_TARGET)),
+        beside(&|s| format!("{:.2} ms, {}", s.cycle_cpu_ms, show(ratio(s.cycle_cpu_ms, s.sha256sum_ms))))
+    );
+    println!(
+        "  at the default interval: {:.3} % of one core   within {DEPLOYMENT_CPU_TARGET} %? {}{}",
+        d.default_interval_cpu_percent,
+        yes(d.default_interval_cpu_percent <= DEPLOYMENT_CPU_TARGET),
+        beside(&|s| format!("{:.3} %", s.default_interval_cpu_percent))
+    );
+    println!(
+        "  peak memory: {} KiB   at most {DEPLOY_RSS_TARGET_KIB} KiB? {}{}",
+        d.peak_rss_kib,
+        yes(d.peak_rss_kib <= DEPLOY_RSS_TARGET_KIB),
+        beside(&|s| format!("{} KiB", s.peak_rss_kib))
+    );
+    println!(
+        "  baseline file: {} bytes   at most {DEPLOY_BASELINE_TARGET} bytes? {}{}",
+        d.baseline_bytes,
+        yes(d.baseline_bytes <= DEPLOY_BASELINE_TARGET),
+        beside(&|s| format!("{} bytes", s.baseline_bytes))
+    );
+    println!("  (the targets are set for 500 idle processes in 5 cgroups: --processes 500 starts them, in one cgroup)");
+    println!();
+}
+
 /// Runs the benchmark.
 pub fn run(o: Options) -> Result<u8> {
     let Options { seconds, processes, pid: given, only, format } = o;
     let wants = |what: &str| only.split(',').any(|w| w.trim() == what);
     for w in only.split(',') {
-        if !["check", "watch", "node", "code", "triggers"].contains(&w.trim()) {
-            anyhow::bail!("--only: unknown measurement {w:?}: expected check, watch, node, code, triggers");
+        if !["check", "watch", "node", "code", "deploy", "triggers"].contains(&w.trim()) {
+            anyhow::bail!("--only: unknown measurement {w:?}: expected deploy, check, watch, node, code, triggers");
         }
     }
     let exe = std::env::current_exe().context("cannot find fdir's own executable")?;
@@ -861,6 +1100,28 @@ pub fn run(o: Options) -> Result<u8> {
         drop(extra);
     }
 
+    // What a user runs: the whole node, every default subsystem; the seed
+    // subsystems beside it.
+    let mut deploy = Vec::new();
+    if wants("deploy") {
+        let extra: Vec<Kill> = (0..processes).map(|_| idle(&exe)).collect::<Result<_>>()?;
+        if processes > 0 {
+            say(&format!("started {processes} extra processes; letting them settle ..."));
+            std::thread::sleep(fdir::SETTLE_YOUNGER_THAN + Duration::from_millis(200));
+        }
+        // Clamped to 5..=40 first: the cast cannot truncate.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let rounds = (seconds * 2.0).clamp(5.0, 40.0) as u32;
+        for subsystems in [None, Some("memory-maps,seccomp,cgroups")] {
+            say(&format!(
+                "fdir watch --all, {} subsystems, then check --all against sha256sum ...",
+                if subsystems.is_some() { "the seed" } else { "the default" }
+            ));
+            deploy.push(deployment(&exe, subsystems, DEPLOY_MEASURED_INTERVAL, (seconds * 2.0).max(10.0), rounds)?);
+        }
+        drop(extra);
+    }
+
     // Code hashing: whole sweeps of the measured process's code, as a check
     // with an unlimited budget reads them.
     let (mut code_bytes, mut code_time) = (0u64, 0.0f64);
@@ -912,6 +1173,7 @@ pub fn run(o: Options) -> Result<u8> {
         code_mb_per_s: if code_time > 0.0 { code_bytes as f64 / code_time / 1e6 } else { 0.0 },
         code_bytes,
         triggers,
+        deploy,
     };
     match format {
         Format::Json => println!("{}", serde_json::to_string(&results)?),

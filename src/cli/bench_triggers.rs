@@ -304,6 +304,16 @@ fn measure(
     })
 }
 
+/// The soft and hard open-files limit of `pid`, as prlimit takes them back.
+fn open_files_limit(pid: u32) -> Result<(String, String)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/limits"))?;
+    let line = text.lines().find(|l| l.starts_with("Max open files")).context("no open-files limit")?;
+    let mut words = line.trim_start_matches("Max open files").split_whitespace();
+    let soft = words.next().context("no soft limit")?.to_owned();
+    let hard = words.next().context("no hard limit")?.to_owned();
+    Ok((soft, hard))
+}
+
 fn tool(program: &str, args: &[&str]) -> Result<()> {
     let s = Command::new(program)
         .args(args)
@@ -317,7 +327,14 @@ fn tool(program: &str, args: &[&str]) -> Result<()> {
 /// Runs the measurement.
 pub fn run(exe: &Path, reps: usize, seconds: f64, dir: &Path) -> Result<TriggerBench> {
     let mut skipped = Vec::new();
-    let py = Py::spawn()?;
+    let mut py = Py::spawn()?;
+    // ctypes loaded before the baseline: its libraries are part of it.
+    py.run(
+        "import ctypes; libc = ctypes.CDLL(None); libc.mmap.restype = ctypes.c_void_p; \
+         libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]; \
+         libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]; \
+         libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]",
+    )?;
     let cgroup = match Scratch::new() {
         Ok(s) => match s.write("pids.max", "1000").and_then(|()| s.write("cgroup.procs", &py.pid().to_string())) {
             Ok(()) => Some(s),
@@ -374,6 +391,37 @@ pub fn run(exe: &Path, reps: usize, seconds: f64, dir: &Path) -> Result<TriggerB
             )?);
         }
         Err(e) => skipped.push(format!("mount: cannot start unshare: {e}")),
+    }
+    // What only the eBPF source sees: a real prlimit from outside, and the
+    // process's own mprotect(PROT_EXEC) of a new anonymous page.
+    let ebpf_runs = w.started().is_some_and(|v| {
+        field(&v, "triggers").as_array().is_some_and(|t| t.iter().any(|s| s == "ebpf"))
+    });
+    if ebpf_runs {
+        let spid = pid.to_string();
+        let (soft, hard) = open_files_limit(pid)?;
+        // The soft limit only: raising a hard limit back takes
+        // CAP_SYS_RESOURCE, which a container's root may lack.
+        let lower = format!("--nofile=64:{hard}");
+        let back = format!("--nofile={soft}:{hard}");
+        faults.push(measure(
+            &mut w,
+            reps,
+            ("open-files soft limit lowered (prlimit --pid)", "limits", "ebpf"),
+            pid,
+            || tool("prlimit", &["--pid", &spid, &lower]),
+            || tool("prlimit", &["--pid", &spid, &back]),
+        )?);
+        faults.push(measure(
+            &mut w,
+            reps,
+            ("anonymous page made executable (mprotect PROT_EXEC)", "memory-maps", "ebpf"),
+            pid,
+            || py.borrow_mut().run("a = libc.mmap(None, 4096, 3, 0x22, -1, 0); assert libc.mprotect(a, 4096, 5) == 0"),
+            || py.borrow_mut().run("assert libc.munmap(a, 4096) == 0"),
+        )?);
+    } else {
+        skipped.push("prlimit and mprotect(PROT_EXEC): the eBPF source is not running".to_owned());
     }
     if let Some(cg) = &cgroup {
         faults.push(measure(
