@@ -37,6 +37,7 @@
 
 pub mod baseline;
 pub mod canon;
+mod code_pages;
 mod clock;
 mod config;
 mod daemon;

@@ -683,7 +683,9 @@ impl Observer {
                 None => code::hash_all(src, &self.mappings, &mut c),
                 Some(a) => match a.baseline.subsystems.get(&Subsystem::Code) {
                     Some(Observation::Observed { digest, records }) => {
-                        a.code.check(src, &self.mappings, records, *digest, &mut c)
+                        let pages = self.shared.as_deref().map(crate::shared::Shared::code);
+                        let within = code::Within { pages, fresh: self.fresh };
+                        a.code.check(src, &self.mappings, records, *digest, within, &mut c)
                     }
                     // Nothing to compare with: the code is not read for nothing.
                     _ => Err(Error::Unavailable {

@@ -250,6 +250,14 @@ pub trait Source {
         Err(unsupported("process memory"))
     }
 
+    /// Reads the `pagemap` entries of the pages from address `addr` on into
+    /// `out` (one 64-bit entry per page, as many as `out` holds): returns
+    /// how many were read. The default cannot.
+    fn read_pagemap(&self, addr: u64, out: &mut [u64]) -> Result<usize, Error> {
+        let _ = (addr, out);
+        Err(unsupported("the page map"))
+    }
+
     /// An observation starts: a source that keeps files open closes, at its
     /// end, those the observation did not read.
     fn begin_observation(&self) {}
@@ -313,6 +321,9 @@ impl<S: Source + ?Sized> Source for &S {
     }
     fn read_mem(&self, addr: u64, buf: &mut [u8]) -> Result<usize, Error> {
         (**self).read_mem(addr, buf)
+    }
+    fn read_pagemap(&self, addr: u64, out: &mut [u64]) -> Result<usize, Error> {
+        (**self).read_pagemap(addr, out)
     }
     fn begin_observation(&self) {
         (**self).begin_observation();
@@ -866,7 +877,8 @@ impl Procfs {
     /// link that does not resolve. Cgroup control files are
     /// `cgroupfs/HIERARCHY/CGROUP/FILE` (`"cgroupfs/pids/app/pids.max"`,
     /// `"cgroupfs/unified/cgroup.max.depth"` for the root). `mem/HEX` holds
-    /// the memory at address HEX (for [`Source::read_mem`]), and
+    /// the memory at address HEX (for [`Source::read_mem`]), `pagemap` the
+    /// page map's entries from address 0 on (for [`Source::read_pagemap`]), and
     /// `task/TID/seccomp/N` the raw bytes of thread TID's filter program N
     /// (for [`Source::seccomp_programs`]; a `task/TID/seccomp/denied` entry
     /// makes that read need a privilege).
@@ -1125,6 +1137,24 @@ impl ProcessDir {
         }
         Ok(done)
     }
+
+    fn read_pagemap(&self, addr: u64, out: &mut [u64]) -> Result<usize, Error> {
+        let fd = rustix::fs::openat(&self.dir, "pagemap", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| errno_to_error(e, "open", self.path_of("pagemap"), self.pid))?;
+        let mut bytes = vec![0u8; out.len().saturating_mul(8)];
+        let first = addr / PAGE * 8;
+        let mut done = 0usize;
+        while let Some(rest) = bytes.get_mut(done..).filter(|r| !r.is_empty()) {
+            let at = first.saturating_add(u64::try_from(done).unwrap_or(u64::MAX));
+            match rustix::io::pread(&fd, rest, at) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(errno_to_error(e, "read", self.path_of("pagemap"), self.pid)),
+            }
+        }
+        Ok(pagemap_entries(bytes.get(..done).unwrap_or(&[]), out))
+    }
 }
 
 /// Whether this monitor may ptrace other processes: `CAP_SYS_PTRACE`, and
@@ -1151,6 +1181,32 @@ fn mock_programs(files: &BTreeMap<String, Vec<u8>>, tid: u32, out: &mut Vec<Vec<
         out.push(p.clone());
     }
     Ok(Duration::ZERO)
+}
+
+/// The size of a page, as `pagemap` counts them.
+const PAGE: u64 = 4096;
+
+/// Decodes `pagemap` bytes (little-endian 64-bit entries) into `out`:
+/// returns how many whole entries there were.
+fn pagemap_entries(bytes: &[u8], out: &mut [u64]) -> usize {
+    let mut n = 0;
+    for (slot, e) in out.iter_mut().zip(bytes.chunks_exact(8)) {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(e);
+        *slot = u64::from_le_bytes(b);
+        n += 1;
+    }
+    n
+}
+
+/// A canned page map: a file `pagemap` holds the entries of the pages from
+/// address 0 on (pages past its end are not present).
+fn mock_pagemap(files: &BTreeMap<String, Vec<u8>>, addr: u64, out: &mut [u64]) -> Result<usize, Error> {
+    let Some(map) = files.get("pagemap") else { return Err(unsupported("the page map")) };
+    let from = usize::try_from(addr / PAGE * 8).unwrap_or(usize::MAX);
+    out.fill(0);
+    pagemap_entries(map.get(from..).unwrap_or(&[]), out);
+    Ok(out.len())
 }
 
 /// Canned memory: a file `mem/HEX` holds the bytes at address HEX.
@@ -1487,6 +1543,15 @@ impl Source for Procfs {
             Inner::Process(d) => d.read_mem(addr, buf),
             Inner::Mock { files, node: false } => mock_mem(files, addr, buf),
             Inner::Node(_) | Inner::Mock { node: true, .. } => Err(unsupported("process memory")),
+            Inner::Failed { .. } => self.target().map(|_| 0),
+        }
+    }
+
+    fn read_pagemap(&self, addr: u64, out: &mut [u64]) -> Result<usize, Error> {
+        match &self.inner {
+            Inner::Process(d) => d.read_pagemap(addr, out),
+            Inner::Mock { files, node: false } => mock_pagemap(files, addr, out),
+            Inner::Node(_) | Inner::Mock { node: true, .. } => Err(unsupported("the page map")),
             Inner::Failed { .. } => self.target().map(|_| 0),
         }
     }

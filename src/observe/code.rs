@@ -35,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::canon::code::{self as form, CHUNK, ChunkId, CodeMapping};
+use crate::code_pages::{self, ChunkKey, CodePages};
 use crate::canon::{Canon, Record};
 use crate::{Digest, Error, Source};
 
@@ -153,6 +154,21 @@ pub struct Sweep {
     pub sweeps: u64,
     /// Chunks that differ from the baseline now.
     pub drifted_chunks: u64,
+    /// Of the bytes verified, those read through the target's own memory:
+    /// the chunks with pages of its own, and the shared chunks it was the
+    /// first of its round to read (`code_pages.rs`). A target whose code
+    /// has no page of its own and whose shared chunks another target read
+    /// this round reads none.
+    #[serde(default)]
+    pub read_bytes: u64,
+    /// Of the bytes verified, those taken from the round's shared copy,
+    /// read by another target.
+    #[serde(default)]
+    pub shared_bytes: u64,
+    /// Pages of the code mappings that are the target's own (copied on a
+    /// write) now, where its page map could be read.
+    #[serde(default)]
+    pub private_pages: u64,
 }
 
 impl Sweep {
@@ -166,6 +182,9 @@ impl Sweep {
         self.checks_per_sweep = self.checks_per_sweep.max(other.checks_per_sweep);
         self.sweeps = self.sweeps.min(other.sweeps);
         self.drifted_chunks = self.drifted_chunks.saturating_add(other.drifted_chunks);
+        self.read_bytes = self.read_bytes.saturating_add(other.read_bytes);
+        self.shared_bytes = self.shared_bytes.saturating_add(other.shared_bytes);
+        self.private_pages = self.private_pages.saturating_add(other.private_pages);
     }
 }
 
@@ -244,9 +263,34 @@ struct BaseChunk {
 #[derive(Debug, Clone, Copy)]
 struct Comparable<'a> {
     base: &'a BaseChunk,
+    map: &'a CodeMapping,
     addr: u64,
     len: u64,
     end: u64,
+    /// Pages of the target's own in the chunk; `None` when unknown.
+    own: Option<u64>,
+}
+
+/// Where a check runs: the round's shared code chunks of a monitor
+/// (`code_pages.rs`), and whether this read must be fresh (after a drift:
+/// its own memory, whose values replace the round's).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Within<'a> {
+    pub(crate) pages: Option<&'a CodePages>,
+    pub(crate) fresh: bool,
+}
+
+/// Marks a drifted chunk's value with where its bytes were read: the page
+/// cache's copy shared by every process that maps the file, or the
+/// process's own pages.
+fn mark_origin(value: &mut String, own: Option<u64>, shared: bool) {
+    match own {
+        Some(0) if shared => value.push_str(form::IN_PAGE_CACHE),
+        Some(n) => {
+            let _ = std::fmt::Write::write_fmt(value, format_args!("{}{n}", form::IN_OWN_PAGES));
+        }
+        _ => {}
+    }
 }
 
 /// Where the sweep of one target is.
@@ -271,12 +315,13 @@ impl Progress {
 }
 
 /// Which of `targets` (comparable chunks in sweep order, with their lengths)
-/// one check reads: the `suspects` first, rotating, then the sweep from the
+/// one check reads: the `suspects` first (chunks seen drifted, and chunks
+/// with pages of the target's own), rotating, then the sweep from the
 /// cursor on, while fewer than `budget` bytes have been read, and at least
 /// one chunk of the sweep. Moves the cursors; returns indexes, ascending.
 fn plan(
     progress: &mut Progress,
-    suspects: &BTreeMap<ChunkId, String>,
+    suspects: &impl Fn(&ChunkId) -> bool,
     budget: CodeBudget,
     targets: &[(&ChunkId, u64)],
 ) -> Vec<usize> {
@@ -286,7 +331,7 @@ fn plan(
     let mut used = 0u64;
 
     let suspect_at: Vec<usize> =
-        (0..targets.len()).filter(|&i| targets.get(i).is_some_and(|t| suspects.contains_key(t.0))).collect();
+        (0..targets.len()).filter(|&i| targets.get(i).is_some_and(|t| suspects(t.0))).collect();
     let start = match &progress.suspect_cursor {
         Some(c) => suspect_at.iter().position(|&i| targets.get(i).is_some_and(|t| t.0 > c)).unwrap_or(0),
         None => 0,
@@ -394,55 +439,115 @@ impl CodeSweep {
     /// Checks a budget's worth of the code in `mappings` (the target's code
     /// now) against the `baseline` records (with digest `digest`), and writes
     /// into `out` the baseline's records with the values of the chunks that
-    /// differ now.
+    /// differ now. With a monitor's shared chunks (`within.pages`), a chunk
+    /// without pages of the target's own is taken from (or read once for)
+    /// the round; chunks with pages of its own are read first.
     pub(crate) fn check<S: Source + ?Sized>(
         &mut self,
         src: &S,
         mappings: &[CodeMapping],
         baseline: &[Record],
         digest: Digest,
+        within: Within<'_>,
         out: &mut Canon,
     ) -> Result<(), Error> {
         if self.baseline != Some(digest) {
             self.reset(baseline, digest);
         }
-        let current: BTreeMap<(&str, u64), &CodeMapping> =
-            mappings.iter().map(|m| ((m.path.as_str(), m.offset), m)).collect();
+        // Pages of the target's own, by mapping (only where chunks can be
+        // shared: a target checked alone reads all it verifies).
+        let own = match within.pages {
+            Some(_) => code_pages::private_pages(src, mappings).ok(),
+            None => None,
+        };
+        let private_pages = own.as_ref().map_or(0, |o| o.iter().map(|p| p.len() as u64).sum());
+        let current: BTreeMap<(&str, u64), (&CodeMapping, Option<&[u64]>)> = mappings
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let pages = own.as_ref().and_then(|o| o.get(i)).map(Vec::as_slice);
+                ((m.path.as_str(), m.offset), (m, pages))
+            })
+            .collect();
         let comparable: Vec<Comparable<'_>> = self
             .chunks
             .iter()
             .filter_map(|base| {
-                let m = current.get(&(base.id.path.as_str(), base.id.offset))?;
+                let &(m, pages) = current.get(&(base.id.path.as_str(), base.id.offset))?;
                 if m.dev != base.dev || m.inode != base.inode || base.id.chunk >= m.size() {
                     return None;
                 }
                 let len = CHUNK.min(m.size() - base.id.chunk);
-                Some(Comparable { base, addr: m.start + base.id.chunk, len, end: m.end })
+                let range = base.id.chunk..base.id.chunk.saturating_add(len);
+                let own = pages.map(|p| p.iter().filter(|at| range.contains(at)).count() as u64);
+                Some(Comparable { base, map: m, addr: m.start + base.id.chunk, len, end: m.end, own })
             })
             .collect();
         // Suspects whose mapping is gone or replaced are memory-maps' concern.
         self.suspects.retain(|id, _| comparable.binary_search_by(|c| c.base.id.cmp(id)).is_ok());
 
         let targets: Vec<(&ChunkId, u64)> = comparable.iter().map(|c| (&c.base.id, c.len)).collect();
-        let reads = plan(&mut self.progress, &self.suspects, self.budget, &targets);
+        let first = |id: &ChunkId| {
+            self.suspects.contains_key(id)
+                || comparable
+                    .binary_search_by(|c| c.base.id.cmp(id))
+                    .ok()
+                    .and_then(|i| comparable.get(i))
+                    .is_some_and(|c| c.own.is_some_and(|n| n > 0))
+        };
+        let reads = plan(&mut self.progress, &first, self.budget, &targets);
 
-        let mut verified = 0u64;
+        let (mut verified, mut read, mut shared) = (0u64, 0u64, 0u64);
+        let mut found: Vec<(usize, Option<String>)> = Vec::with_capacity(reads.len());
         WINDOW_BUF.with_borrow_mut(|win| -> Result<(), Error> {
             let mut reader = Reader::new(src, win);
             let mut value = String::with_capacity(96);
             for &i in &reads {
                 let Some(c) = comparable.get(i) else { continue };
-                hash_value(reader.chunk(c.addr, c.len, c.end)?, &mut value);
+                let pages = within.pages.filter(|_| c.own == Some(0));
+                let from_round = match pages {
+                    Some(p) if !within.fresh => {
+                        let key = chunk_key(c);
+                        let (v, here) = p.value(&key, || {
+                            let mut v = String::with_capacity(96);
+                            hash_value(reader.chunk(c.addr, c.len, c.end)?, &mut v);
+                            Ok((v, c.len))
+                        })?;
+                        value = v;
+                        here
+                    }
+                    _ => {
+                        hash_value(reader.chunk(c.addr, c.len, c.end)?, &mut value);
+                        if let Some(p) = pages {
+                            p.replace(&chunk_key(c), &value);
+                        }
+                        true
+                    }
+                };
+                if from_round {
+                    read = read.saturating_add(c.len);
+                } else {
+                    shared = shared.saturating_add(c.len);
+                }
                 verified = verified.saturating_add(c.len);
                 let same = baseline.get(c.base.record).is_some_and(|r| r.value == value);
                 if same {
-                    self.suspects.remove(&c.base.id);
+                    found.push((i, None));
                 } else {
-                    self.suspects.insert(c.base.id.clone(), value.clone());
+                    let mut marked = value.clone();
+                    mark_origin(&mut marked, c.own, pages.is_some());
+                    found.push((i, Some(marked)));
                 }
             }
             Ok(())
         })?;
+        for (i, v) in found {
+            let Some(c) = comparable.get(i) else { continue };
+            match v {
+                None => self.suspects.remove(&c.base.id),
+                Some(v) => self.suspects.insert(c.base.id.clone(), v),
+            };
+        }
 
         let substituted: BTreeMap<usize, &str> =
             comparable.iter().filter_map(|c| Some((c.base.record, self.suspects.get(&c.base.id)?.as_str()))).collect();
@@ -460,8 +565,22 @@ impl CodeSweep {
             checks_per_sweep: self.budget.checks_per_sweep(chunks),
             sweeps: self.progress.sweeps,
             drifted_chunks: u64::try_from(self.suspects.len()).unwrap_or(u64::MAX),
+            read_bytes: read,
+            shared_bytes: shared,
+            private_pages,
         });
         Ok(())
+    }
+}
+
+/// What the value of a shared chunk depends on.
+fn chunk_key(c: &Comparable<'_>) -> ChunkKey {
+    ChunkKey {
+        dev: c.map.dev.clone(),
+        inode: c.map.inode,
+        offset: c.map.offset,
+        size: c.map.size(),
+        chunk: c.base.id.chunk,
     }
 }
 
@@ -659,7 +778,8 @@ mod tests {
     fn suspects_are_reread_first_and_rotate_within_the_budget() {
         let ids: Vec<ChunkId> = (0..6).map(|i| ChunkId { path: "/x".into(), offset: 0, chunk: i * CHUNK }).collect();
         let targets: Vec<(&ChunkId, u64)> = ids.iter().map(|id| (id, CHUNK)).collect();
-        let suspects: BTreeMap<ChunkId, String> = [1, 3, 5].iter().map(|&i| (ids[i].clone(), String::new())).collect();
+        let suspects = |id: &ChunkId| [1, 3, 5].iter().any(|&i| &ids[i] == id);
+        let none = |_: &ChunkId| false;
         let mut p = Progress::default();
         // Budget of two chunks: two suspects, then one chunk of the sweep.
         let budget = CodeBudget::bytes(2 * CHUNK);
@@ -668,10 +788,10 @@ mod tests {
         assert_eq!(plan(&mut p, &suspects, budget, &targets), [2, 3, 5]);
         assert_eq!(p.cursor.as_ref(), Some(&ids[2]));
         // Nothing comparable: nothing read, the cursor stays.
-        assert!(plan(&mut p, &BTreeMap::new(), budget, &[]).is_empty());
+        assert!(plan(&mut p, &none, budget, &[]).is_empty());
         // Past the end: the sweep wraps and counts.
         let mut p = Progress { cursor: Some(ids[5].clone()), ..Progress::default() };
-        assert_eq!(plan(&mut p, &BTreeMap::new(), CodeBudget::bytes(1), &targets[..3]), [0]);
+        assert_eq!(plan(&mut p, &none, CodeBudget::bytes(1), &targets[..3]), [0]);
         assert_eq!(p.sweeps, 1);
     }
 

@@ -1,0 +1,192 @@
+//! Code pages a node shares: a code file's pages are one set of physical
+//! pages in the page cache for every process that maps it, so they are
+//! hashed once per node per round, and each process is read only where it
+//! has pages of its own.
+//!
+//! - **Which pages are a process's own**: a write into a private file
+//!   mapping (through `ptrace`, `/proc/PID/mem`, or `mprotect` and a store)
+//!   copies the page (copy-on-write): the mapping then holds an anonymous
+//!   page in place of the page cache's. `/proc/PID/pagemap` tells it per
+//!   page: present (bit 63) and not "file-page or shared-anon" (bit 61), or
+//!   swapped (bit 62, only anonymous pages are). [`private_pages`] reads the
+//!   entries of the code mappings only (8 bytes a page: 3 KiB for libc's
+//!   code), never `smaps` (which walks every mapping of the process).
+//! - **The shared copy**: a chunk of a mapping with no page of its own is
+//!   the page cache's bytes. [`CodePages`] keeps, for one round, the value of
+//!   each such chunk by what it depends on: the file (device and inode), the
+//!   mapping's file offset and size, and the chunk's place in it. The first
+//!   target of the round that needs a chunk reads it through its own `mem`
+//!   (the same reader as a baseline, so the value is comparable with every
+//!   baseline's byte for byte); every other target of the round takes it.
+//!   Targets checked in parallel wait for the one reading a chunk instead of
+//!   reading it again.
+//! - **Not shared**: a chunk with a page of the process's own is read
+//!   through that process's `mem`, every check (before the sweep, within
+//!   the budget); so is every chunk of a process whose page map cannot be
+//!   read (the kernel's or the source's), and every chunk of a read that
+//!   must be fresh (the confirming re-read after a drift), whose value then
+//!   replaces the round's.
+//!
+//! A round is what [`crate::shared::Shared::begin_round`] starts: nothing
+//! older is used, so a bit flipped in the page cache is seen by the next
+//! round that reaches its chunk, by every process that maps it.
+//!
+//! A race: a process that writes its code between the read of its page map
+//! and the read of its memory lends its private bytes to the round; they
+//! differ from every baseline, and the confirming re-read (fresh, its own
+//! `mem`) clears the others.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::canon::code::CodeMapping;
+use crate::{Error, Source};
+
+/// The size of a page.
+pub(crate) const PAGE: u64 = 4096;
+
+/// `pagemap`: the page is present in memory.
+const PRESENT: u64 = 1 << 63;
+/// `pagemap`: the page is swapped (an anonymous page).
+const SWAPPED: u64 = 1 << 62;
+/// `pagemap`: the page is a file page or shared anonymous memory.
+const FILE: u64 = 1 << 61;
+
+/// Whether a `pagemap` entry is a page of the process's own in a private
+/// file mapping.
+pub(crate) fn is_private(entry: u64) -> bool {
+    (entry & PRESENT != 0 && entry & FILE == 0) || entry & SWAPPED != 0
+}
+
+/// Entries read per system call.
+const BATCH: usize = 512;
+
+/// For each of `mappings`, the offsets (from the mapping's start) of its
+/// pages that are the process's own, in order; `Err` when the page map
+/// cannot be read (the caller reads every chunk itself).
+pub(crate) fn private_pages<S: Source + ?Sized>(src: &S, mappings: &[CodeMapping]) -> Result<Vec<Vec<u64>>, Error> {
+    let mut entries = [0u64; BATCH];
+    let mut out = Vec::with_capacity(mappings.len());
+    for m in mappings {
+        let mut own = Vec::new();
+        let pages = m.size().div_ceil(PAGE);
+        let mut page = 0u64;
+        while page < pages {
+            let want = usize::try_from(pages - page).unwrap_or(BATCH).min(BATCH);
+            let slots = entries.get_mut(..want).unwrap_or(&mut []);
+            let got = src.read_pagemap(m.start.saturating_add(page * PAGE), slots)?;
+            if got == 0 {
+                break;
+            }
+            for (i, &e) in slots.iter().take(got).enumerate() {
+                if is_private(e) {
+                    own.push((page + i as u64) * PAGE);
+                }
+            }
+            page += got as u64;
+        }
+        out.push(own);
+    }
+    Ok(out)
+}
+
+/// What the value of a chunk of shared code depends on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct ChunkKey {
+    /// The file's device, as `maps` prints it.
+    pub(crate) dev: String,
+    /// The file's inode.
+    pub(crate) inode: u64,
+    /// The mapping's file offset.
+    pub(crate) offset: u64,
+    /// The mapping's size.
+    pub(crate) size: u64,
+    /// The chunk's offset in the mapping.
+    pub(crate) chunk: u64,
+}
+
+/// One round's values of shared code chunks, and what reading them cost.
+#[derive(Debug, Default)]
+pub(crate) struct CodePages {
+    chunks: Mutex<HashMap<ChunkKey, Arc<Mutex<Option<String>>>>>,
+    /// Bytes of shared code hashed since the store was made.
+    hashed: AtomicU64,
+}
+
+impl CodePages {
+    /// Forgets every value: a new round.
+    pub(crate) fn clear(&self) {
+        if let Ok(mut m) = self.chunks.lock() {
+            m.clear();
+        }
+    }
+
+    /// The value of the shared chunk `key` this round: taken if a target
+    /// read it, otherwise read by `read` (which returns the value and the
+    /// bytes it read) and kept. Returns the value and whether it was read
+    /// here. A failed read keeps nothing.
+    pub(crate) fn value(
+        &self,
+        key: &ChunkKey,
+        read: impl FnOnce() -> Result<(String, u64), Error>,
+    ) -> Result<(String, bool), Error> {
+        let slot = match self.chunks.lock() {
+            Ok(mut m) => Arc::clone(m.entry(key.clone()).or_default()),
+            Err(_) => return read().map(|(v, _)| (v, true)),
+        };
+        let Ok(mut slot) = slot.lock() else { return read().map(|(v, _)| (v, true)) };
+        if let Some(v) = slot.as_ref() {
+            return Ok((v.clone(), false));
+        }
+        let (v, bytes) = read()?;
+        self.hashed.fetch_add(bytes, Ordering::Relaxed);
+        *slot = Some(v.clone());
+        Ok((v, true))
+    }
+
+    /// Replaces the value of `key` for the rest of the round (a fresh read).
+    pub(crate) fn replace(&self, key: &ChunkKey, value: &str) {
+        if let Ok(mut m) = self.chunks.lock()
+            && let Ok(mut slot) = m.entry(key.clone()).or_default().lock()
+        {
+            *slot = Some(value.to_owned());
+        }
+    }
+
+    /// Bytes of shared code hashed since this store was made.
+    #[cfg(test)]
+    pub(crate) fn hashed(&self) -> u64 {
+        self.hashed.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_means_an_anonymous_page_in_the_file_mapping() {
+        assert!(!is_private(0), "not present: the page cache's when touched");
+        assert!(!is_private(PRESENT | FILE | 1234), "the page cache's page");
+        assert!(is_private(PRESENT | 1234), "a copy-on-write copy");
+        assert!(is_private(SWAPPED), "a copy, swapped out");
+    }
+
+    #[test]
+    fn a_round_reads_each_chunk_once_and_a_failed_read_keeps_nothing() {
+        let pages = CodePages::default();
+        let key = ChunkKey { dev: "fe:01".into(), inode: 7, offset: 0x28000, size: 0x195000, chunk: 0x10000 };
+        let err = pages.value(&key, || Err(Error::Bug("gone".into())));
+        assert!(err.is_err());
+        assert_eq!(pages.value(&key, || Ok(("a".into(), 0x10000))).unwrap(), ("a".into(), true));
+        assert_eq!(pages.value(&key, || Ok(("b".into(), 0x10000))).unwrap(), ("a".into(), false));
+        let other = ChunkKey { size: 0x196000, ..key.clone() };
+        assert_eq!(pages.value(&other, || Ok(("c".into(), 0x10000))).unwrap(), ("c".into(), true));
+        assert_eq!(pages.hashed(), 0x20000);
+        pages.replace(&key, "d");
+        assert_eq!(pages.value(&key, || Ok(("e".into(), 1))).unwrap(), ("d".into(), false));
+        pages.clear();
+        assert_eq!(pages.value(&key, || Ok(("f".into(), 1))).unwrap(), ("f".into(), true));
+    }
+}
