@@ -795,6 +795,82 @@ mod tests {
         assert_eq!(p.sweeps, 1);
     }
 
+    /// [`process`], with a page map: every page of the code is the page
+    /// cache's, but those at the addresses in `own`.
+    fn paged(own: &[u64], edit: impl FnOnce(&mut Vec<u8>, &mut Vec<u8>)) -> Procfs {
+        let (mut app, mut lib) = (bytes(1, 0x30000), bytes(2, 0x8000));
+        edit(&mut app, &mut lib);
+        let (present, file) = (1u64 << 63, 1u64 << 61);
+        let map: Vec<u8> = (0..0x48u64)
+            .flat_map(|p| (if own.contains(&(p * 0x1000)) { present | 7 } else { present | file | 7 }).to_le_bytes())
+            .collect();
+        Procfs::mock_files([
+            ("maps".to_owned(), MAPS.as_bytes().to_vec()),
+            (format!("mem/{APP:x}"), app),
+            (format!("mem/{LIB:x}"), lib),
+            ("pagemap".to_owned(), map),
+        ])
+    }
+
+    #[test]
+    fn shared_code_is_read_once_a_round_and_a_process_s_own_pages_by_itself() {
+        let shared = crate::shared::Shared::new();
+        let base = baseline(&paged(&[], |_, _| {}));
+        let sharing = || Checker::with_code_budget(CodeBudget::UNLIMITED).sharing(&shared);
+        let (mut a, mut b, mut c) = (sharing(), sharing(), sharing());
+        let figures = |v: &Verdict| {
+            let s = v.report().code.unwrap();
+            (s.verified_bytes, s.read_bytes, s.shared_bytes, s.private_pages)
+        };
+        for _ in 0..2 {
+            shared.begin_round();
+            let v = check(&mut a, &base, &paged(&[], |_, _| {}));
+            assert!(v.is_ok(), "{:#?}", v.anomalies());
+            assert_eq!(figures(&v), (0x38000, 0x38000, 0, 0), "the first of the round reads");
+            let v = check(&mut b, &base, &paged(&[], |_, _| {}));
+            assert!(v.is_ok(), "{:#?}", v.anomalies());
+            assert_eq!(figures(&v), (0x38000, 0, 0x38000, 0), "the second reads nothing");
+        }
+        assert_eq!(shared.code().hashed(), 2 * 0x38000);
+
+        // A page of c's own, written: c reads that chunk, and only that one.
+        let own = APP + 0x21000;
+        let v = check(&mut c, &base, &paged(&[own], |app, _| app[0x21123] ^= 0x10));
+        assert_eq!(figures(&v), (0x38000, 0x10000, 0x28000, 1));
+        let t = texts(&v);
+        assert!(t.len() == 1 && t[0].ends_with("(chunk 3 of 3; in 1 page of this process's own)"), "{t:#?}");
+        // The others are not concerned.
+        let v = check(&mut b, &base, &paged(&[], |_, _| {}));
+        assert!(v.is_ok(), "{:#?}", v.anomalies());
+
+        // A bit flipped in the page cache: every process sees it, one reads it.
+        shared.begin_round();
+        let (mut a, mut b) = (sharing(), sharing());
+        let flipped = || paged(&[], |_, lib| lib[0x4321] ^= 0x01);
+        let va = check(&mut a, &base, &flipped());
+        let vb = check(&mut b, &base, &flipped());
+        assert_eq!((figures(&va).1, figures(&vb).1), (0x38000, 0));
+        for v in [va, vb] {
+            let t = texts(&v);
+            assert_eq!(t.len(), 1, "{t:#?}");
+            assert!(
+                t[0].ends_with(
+                    "(chunk 1 of 1; in the page cache: the shared copy of code file /lib/libx.so dev fe:01 inode 12, \
+                     for every process that maps it)"
+                ),
+                "{t:#?}"
+            );
+        }
+        // The confirming re-read is fresh: its own memory, whatever the round kept.
+        let v = check(&mut b, &base, &flipped());
+        assert_eq!(figures(&v).1, 0x38000);
+        assert!(!v.is_ok());
+        // A page map that cannot be read: everything is read as before.
+        let mut d = sharing();
+        let v = check(&mut d, &base, &process(MAPS, |_, _| {}));
+        assert_eq!(figures(&v), (0x38000, 0x38000, 0, 0));
+    }
+
     #[test]
     fn budgets_parse_and_print() {
         for (text, want) in [
