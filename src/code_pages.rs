@@ -13,8 +13,8 @@
 //!   code), never `smaps` (which walks every mapping of the process).
 //! - **The shared copy**: a chunk of a mapping with no page of its own is
 //!   the page cache's bytes. [`CodePages`] keeps, for one round, the value of
-//!   each such chunk by what it depends on: the file (device and inode), the
-//!   mapping's file offset and size, and the chunk's place in it. The first
+//!   each such chunk by what it depends on: the file (device and inode) and
+//!   the chunk's place and length in it. The first
 //!   target of the round that needs a chunk reads it through its own `mem`
 //!   (the same reader as a baseline, so the value is comparable with every
 //!   baseline's byte for byte); every other target of the round takes it.
@@ -62,14 +62,13 @@ pub(crate) fn is_private(entry: u64) -> bool {
 /// Entries read per system call.
 const BATCH: usize = 512;
 
-/// For each of `mappings`, the offsets (from the mapping's start) of its
-/// pages that are the process's own, in order; `Err` when the page map
-/// cannot be read (the caller reads every chunk itself).
-pub(crate) fn private_pages<S: Source + ?Sized>(src: &S, mappings: &[CodeMapping]) -> Result<Vec<Vec<u64>>, Error> {
+/// The addresses of the pages of `mappings` (in address order) that are the
+/// process's own, ascending; `Err` when the page map cannot be read (the
+/// caller reads every chunk itself).
+pub(crate) fn private_pages<S: Source + ?Sized>(src: &S, mappings: &[CodeMapping]) -> Result<Vec<u64>, Error> {
     let mut entries = [0u64; BATCH];
-    let mut out = Vec::with_capacity(mappings.len());
+    let mut own = Vec::new();
     for m in mappings {
-        let mut own = Vec::new();
         let pages = m.size().div_ceil(PAGE);
         let mut page = 0u64;
         while page < pages {
@@ -81,14 +80,14 @@ pub(crate) fn private_pages<S: Source + ?Sized>(src: &S, mappings: &[CodeMapping
             }
             for (i, &e) in slots.iter().take(got).enumerate() {
                 if is_private(e) {
-                    own.push((page + i as u64) * PAGE);
+                    own.push(m.start.saturating_add((page + i as u64) * PAGE));
                 }
             }
             page += got as u64;
         }
-        out.push(own);
     }
-    Ok(out)
+    own.sort_unstable();
+    Ok(own)
 }
 
 /// What the value of a chunk of shared code depends on.
@@ -98,12 +97,10 @@ pub(crate) struct ChunkKey {
     pub(crate) dev: String,
     /// The file's inode.
     pub(crate) inode: u64,
-    /// The mapping's file offset.
-    pub(crate) offset: u64,
-    /// The mapping's size.
-    pub(crate) size: u64,
-    /// The chunk's offset in the mapping.
-    pub(crate) chunk: u64,
+    /// The chunk's offset in the file.
+    pub(crate) at: u64,
+    /// The chunk's length.
+    pub(crate) len: u64,
 }
 
 /// One round's values of shared code chunks, and what reading them cost.
@@ -176,12 +173,12 @@ mod tests {
     #[test]
     fn a_round_reads_each_chunk_once_and_a_failed_read_keeps_nothing() {
         let pages = CodePages::default();
-        let key = ChunkKey { dev: "fe:01".into(), inode: 7, offset: 0x28000, size: 0x195000, chunk: 0x10000 };
+        let key = ChunkKey { dev: "fe:01".into(), inode: 7, at: 0x38000, len: 0x10000 };
         let err = pages.value(&key, || Err(Error::Bug("gone".into())));
         assert!(err.is_err());
         assert_eq!(pages.value(&key, || Ok(("a".into(), 0x10000))).unwrap(), ("a".into(), true));
         assert_eq!(pages.value(&key, || Ok(("b".into(), 0x10000))).unwrap(), ("a".into(), false));
-        let other = ChunkKey { size: 0x196000, ..key.clone() };
+        let other = ChunkKey { len: 0x8000, ..key.clone() };
         assert_eq!(pages.value(&other, || Ok(("c".into(), 0x10000))).unwrap(), ("c".into(), true));
         assert_eq!(pages.hashed(), 0x20000);
         pages.replace(&key, "d");

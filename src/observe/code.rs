@@ -257,13 +257,14 @@ struct BaseChunk {
     record: usize,
     dev: String,
     inode: u64,
+    /// Its length at baseline.
+    len: u64,
 }
 
 /// A chunk that can be compared now.
 #[derive(Debug, Clone, Copy)]
 struct Comparable<'a> {
     base: &'a BaseChunk,
-    map: &'a CodeMapping,
     addr: u64,
     len: u64,
     end: u64,
@@ -414,10 +415,12 @@ impl CodeSweep {
     }
 
     fn reset(&mut self, baseline: &[Record], digest: Digest) {
-        let mut maps: BTreeMap<(&str, u64), (&str, u64)> = BTreeMap::new();
+        let mut maps: BTreeMap<(&str, u64), (&str, u64, u64)> = BTreeMap::new();
         for r in baseline {
-            if let (Some(key), Some(id)) = (form::parse_map_key(&r.key), form::map_identity(&r.value)) {
-                maps.entry(key).or_insert(id);
+            if let (Some(key), Some((dev, inode)), Some(size)) =
+                (form::parse_map_key(&r.key), form::map_identity(&r.value), form::map_size(&r.value))
+            {
+                maps.entry(key).or_insert((dev, inode, size));
             }
         }
         self.chunks = baseline
@@ -425,8 +428,9 @@ impl CodeSweep {
             .enumerate()
             .filter_map(|(record, r)| {
                 let id = form::parse_chunk_key(&r.key)?;
-                let &(dev, inode) = maps.get(&(id.path.as_str(), id.offset))?;
-                Some(BaseChunk { id, record, dev: dev.to_owned(), inode })
+                let &(dev, inode, size) = maps.get(&(id.path.as_str(), id.offset))?;
+                let len = CHUNK.min(size.checked_sub(id.chunk).filter(|&l| l > 0)?);
+                Some(BaseChunk { id, record, dev: dev.to_owned(), inode, len })
             })
             .collect();
         self.chunks.sort_by(|a, b| a.id.cmp(&b.id));
@@ -454,33 +458,35 @@ impl CodeSweep {
         if self.baseline != Some(digest) {
             self.reset(baseline, digest);
         }
-        // Pages of the target's own, by mapping (only where chunks can be
-        // shared: a target checked alone reads all it verifies).
+        // Pages of the target's own (only where chunks can be shared: a
+        // target checked alone reads all it verifies).
         let own = match within.pages {
             Some(_) => code_pages::private_pages(src, mappings).ok(),
             None => None,
         };
-        let private_pages = own.as_ref().map_or(0, |o| o.iter().map(|p| p.len() as u64).sum());
-        let current: BTreeMap<(&str, u64), (&CodeMapping, Option<&[u64]>)> = mappings
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                let pages = own.as_ref().and_then(|o| o.get(i)).map(Vec::as_slice);
-                ((m.path.as_str(), m.offset), (m, pages))
-            })
-            .collect();
+        let private_pages = own.as_ref().map_or(0, |o| o.len() as u64);
+        // The code now, by file, in file order: a chunk is where its file
+        // bytes are mapped now, even if its mapping was split since (an
+        // mprotect of some of its pages), as long as they are mapped whole.
+        let mut by_file: BTreeMap<(&str, u64), Vec<&CodeMapping>> = BTreeMap::new();
+        for m in mappings {
+            by_file.entry((m.dev.as_str(), m.inode)).or_default().push(m);
+        }
+        for v in by_file.values_mut() {
+            v.sort_by_key(|m| m.offset);
+        }
         let comparable: Vec<Comparable<'_>> = self
             .chunks
             .iter()
             .filter_map(|base| {
-                let &(m, pages) = current.get(&(base.id.path.as_str(), base.id.offset))?;
-                if m.dev != base.dev || m.inode != base.inode || base.id.chunk >= m.size() {
-                    return None;
-                }
-                let len = CHUNK.min(m.size() - base.id.chunk);
-                let range = base.id.chunk..base.id.chunk.saturating_add(len);
-                let own = pages.map(|p| p.iter().filter(|at| range.contains(at)).count() as u64);
-                Some(Comparable { base, map: m, addr: m.start + base.id.chunk, len, end: m.end, own })
+                let maps = by_file.get(&(base.dev.as_str(), base.inode))?;
+                let at = base.id.offset.checked_add(base.id.chunk)?;
+                let (addr, end) = locate(maps, at, base.len)?;
+                let own = own.as_ref().map(|o| {
+                    let range = addr..addr.saturating_add(base.len);
+                    (o.partition_point(|&p| p < range.end) - o.partition_point(|&p| p < range.start)) as u64
+                });
+                Some(Comparable { base, addr, len: base.len, end, own })
             })
             .collect();
         // Suspects whose mapping is gone or replaced are memory-maps' concern.
@@ -576,12 +582,34 @@ impl CodeSweep {
 /// What the value of a shared chunk depends on.
 fn chunk_key(c: &Comparable<'_>) -> ChunkKey {
     ChunkKey {
-        dev: c.map.dev.clone(),
-        inode: c.map.inode,
-        offset: c.map.offset,
-        size: c.map.size(),
-        chunk: c.base.id.chunk,
+        dev: c.base.dev.clone(),
+        inode: c.base.inode,
+        at: c.base.id.offset.saturating_add(c.base.id.chunk),
+        len: c.len,
     }
+}
+
+/// Where the bytes `at..at + len` of a file are mapped now, among its
+/// mappings `maps` (in file order): the address of the first, and the end of
+/// the run of mappings that holds them all (adjacent both in memory and in
+/// the file); `None` when they are not all mapped so.
+fn locate(maps: &[&CodeMapping], at: u64, len: u64) -> Option<(u64, u64)> {
+    let i = maps.iter().position(|m| m.offset <= at && at - m.offset < m.size())?;
+    let first = maps.get(i)?;
+    let addr = first.start.checked_add(at - first.offset)?;
+    let want = addr.checked_add(len)?;
+    let (mut end, mut next_offset) = (first.end, first.offset.saturating_add(first.size()));
+    for m in maps.iter().skip(i + 1) {
+        if end >= want {
+            break;
+        }
+        if m.start != end || m.offset != next_offset {
+            break;
+        }
+        end = m.end;
+        next_offset = m.offset.saturating_add(m.size());
+    }
+    (end >= want).then_some((addr, end))
 }
 
 #[cfg(test)]
@@ -793,6 +821,31 @@ mod tests {
         let mut p = Progress { cursor: Some(ids[5].clone()), ..Progress::default() };
         assert_eq!(plan(&mut p, &none, CodeBudget::bytes(1), &targets[..3]), [0]);
         assert_eq!(p.sweeps, 1);
+    }
+
+    #[test]
+    fn a_mapping_split_since_the_baseline_is_read_where_its_file_bytes_are() {
+        let base = baseline(&process(MAPS, |_, _| {}));
+        // An mprotect of one page of /bin/app's code split its mapping in three.
+        let split = MAPS.replace(
+            "1000-31000 r-xp 00000000 fe:01 11 /bin/app\n",
+            "1000-21000 r-xp 00000000 fe:01 11 /bin/app\n\
+             21000-22000 r-xp 00020000 fe:01 11 /bin/app\n\
+             22000-31000 r-xp 00021000 fe:01 11 /bin/app\n",
+        );
+        let mut c = Checker::with_code_budget(CodeBudget::UNLIMITED);
+        let v = check(&mut c, &base, &process(&split, |_, _| {}));
+        assert!(v.is_ok(), "{:#?}", v.anomalies());
+        assert_eq!(v.report().code.unwrap().total_bytes, 0x38000);
+        let v = check(&mut c, &base, &process(&split, |app, _| app[0x20123] ^= 4));
+        let t = texts(&v);
+        assert!(t.len() == 1 && t[0].starts_with("code of /bin/app @0x0+0x20000 "), "{t:#?}");
+        // One page made writable (not code): the chunk holding it is not
+        // mapped whole as code, and not compared (memory-maps' finding).
+        let hole = split.replace("21000-22000 r-xp", "21000-22000 rw-p");
+        let v = check(&mut c, &base, &process(&hole, |app, _| app[0x20123] ^= 4));
+        assert!(v.is_ok(), "{:#?}", v.anomalies());
+        assert_eq!(v.report().code.unwrap().total_bytes, 0x28000);
     }
 
     /// [`process`], with a page map: every page of the code is the page
