@@ -142,3 +142,77 @@ fn fifty_processes_of_one_program_cost_one_read_of_its_code_a_round() {
     }
     drop(sleeps);
 }
+
+/// The code mapping of `path` in process `pid`: (start, end, file offset).
+fn code_mapping(pid: u32, path: &str) -> (u64, u64, u64) {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let line = maps.lines().find(|l| l.contains(" r-xp ") && l.ends_with(path)).unwrap_or_else(|| panic!("{maps}"));
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let (lo, hi) = f[0].split_once('-').unwrap();
+    let hex = |s: &str| u64::from_str_radix(s, 16).unwrap();
+    (hex(lo), hex(hi), hex(f[2]))
+}
+
+#[test]
+fn a_bit_flipped_in_the_page_cache_is_the_shared_copy_s_drift_in_every_process_that_maps_it() {
+    if !needs_root("a_bit_flipped_in_the_page_cache_is_the_shared_copy_s_drift_in_every_process_that_maps_it") {
+        return;
+    }
+    use std::os::unix::fs::FileExt;
+    // A library of the test's own (a copy of libm), preloaded into three
+    // sleeps: its code is in their memory, and only in theirs.
+    let Some(libm) = ["/usr/lib/x86_64-linux-gnu/libm.so.6", "/lib64/libm.so.6", "/usr/lib64/libm.so.6"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+    else {
+        skip("a_bit_flipped_in_the_page_cache_is_the_shared_copy_s_drift_in_every_process_that_maps_it", "no libm");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("libfdir-pages.so");
+    std::fs::copy(libm, &lib).unwrap();
+    let lib_path = lib.to_str().unwrap().to_owned();
+    let sleeps = Sleeps(
+        (0..3)
+            .map(|_| {
+                Command::new("sleep").arg("600").env("LD_PRELOAD", &lib).stdin(Stdio::null()).spawn().expect("sleep")
+            })
+            .collect(),
+    );
+    let pids: Vec<u32> = sleeps.0.iter().map(Child::id).collect();
+    // Wait until the library is mapped (ld.so has run).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !pids.iter().all(|p| std::fs::read_to_string(format!("/proc/{p}/maps")).unwrap_or_default().contains(&lib_path))
+    {
+        assert!(Instant::now() < deadline, "the library was never mapped");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut m = monitor(pids.clone());
+    let (f, _) = m.cycle(&SystemClock);
+    assert!(f.is_empty(), "{f:#?}");
+
+    // One bit of the middle of its code, written into the file: the page
+    // cache's page, which every process mapping it shares, changes.
+    let (start, end, offset) = code_mapping(pids[0], &lib_path);
+    let at = offset + (end - start) / 2;
+    let file = std::fs::OpenOptions::new().read(true).write(true).open(&lib).unwrap();
+    let flip = || {
+        let mut b = [0u8];
+        file.read_exact_at(&mut b, at).unwrap();
+        b[0] ^= 0x20;
+        file.write_all_at(&b, at).unwrap();
+    };
+    flip();
+    let (f, _) = cycle_until(&mut m, |f| pids.iter().all(|&p| !drift_of(f, p).is_empty()));
+    for &p in &pids {
+        let text = drift_of(&f, p);
+        assert_eq!(text.len(), 1, "{f:#?}");
+        let object = format!("in the page cache: the shared copy of code file {lib_path} dev ");
+        assert!(text[0].contains(&object) && text[0].ends_with(", for every process that maps it)"), "{text:#?}");
+    }
+    eprintln!("{}", drift_of(&f, pids[0])[0]);
+    flip();
+    let (f, _) = cycle_until(&mut m, |f| f.iter().filter(|f| matches!(f, Finding::Recovered { .. })).count() == 3);
+    assert_eq!(f.iter().filter(|f| matches!(f, Finding::Recovered { subsystem: Subsystem::Code, .. })).count(), 3);
+    drop(sleeps);
+}
