@@ -37,8 +37,8 @@
 
 pub mod baseline;
 pub mod canon;
-mod code_pages;
 mod clock;
+mod code_pages;
 mod config;
 mod daemon;
 mod digest;

@@ -121,9 +121,7 @@ fn fifty_processes_of_one_program_cost_one_read_of_its_code_a_round() {
         return;
     }
     let sleeps = Sleeps(
-        (0..50)
-            .map(|_| Command::new("sleep").arg("600").stdin(Stdio::null()).spawn().expect("spawn sleep"))
-            .collect(),
+        (0..50).map(|_| Command::new("sleep").arg("600").stdin(Stdio::null()).spawn().expect("spawn sleep")).collect(),
     );
     let pids: Vec<u32> = sleeps.0.iter().map(Child::id).collect();
     let mut m = monitor(pids);
@@ -182,7 +180,9 @@ fn a_bit_flipped_in_the_page_cache_is_the_shared_copy_s_drift_in_every_process_t
     let pids: Vec<u32> = sleeps.0.iter().map(Child::id).collect();
     // Wait until the library is mapped (ld.so has run).
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !pids.iter().all(|p| std::fs::read_to_string(format!("/proc/{p}/maps")).unwrap_or_default().contains(&lib_path))
+    while !pids
+        .iter()
+        .all(|p| std::fs::read_to_string(format!("/proc/{p}/maps")).unwrap_or_default().contains(&lib_path))
     {
         assert!(Instant::now() < deadline, "the library was never mapped");
         std::thread::sleep(Duration::from_millis(20));

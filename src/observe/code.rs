@@ -35,8 +35,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::canon::code::{self as form, CHUNK, ChunkId, CodeMapping};
-use crate::code_pages::{self, ChunkKey, CodePages};
 use crate::canon::{Canon, Record};
+use crate::code_pages::{self, ChunkKey, CodePages};
 use crate::{Digest, Error, Source};
 
 /// The default budget: bytes of code one check reads per target.
@@ -231,8 +231,20 @@ fn hash_value(bytes: &[u8], value: &mut String) {
     form::chunk_value(value, bytes.len(), &digest);
 }
 
-/// Hashes every chunk of every mapping into `out` (a baseline).
-pub(crate) fn hash_all<S: Source + ?Sized>(src: &S, mappings: &[CodeMapping], out: &mut Canon) -> Result<(), Error> {
+/// Hashes every chunk of every mapping into `out` (a baseline). With a
+/// monitor's shared chunks (`within.pages`) and a readable page map, a chunk
+/// without pages of the process's own is taken from the round (or read once
+/// for it), as a check does.
+pub(crate) fn hash_all<S: Source + ?Sized>(
+    src: &S,
+    mappings: &[CodeMapping],
+    within: Within<'_>,
+    out: &mut Canon,
+) -> Result<(), Error> {
+    let own = match within.pages {
+        Some(_) => code_pages::private_pages(src, mappings).ok(),
+        None => None,
+    };
     WINDOW_BUF.with_borrow_mut(|win| {
         let mut reader = Reader::new(src, win);
         // Reused for every chunk: hashing allocates nothing per chunk.
@@ -240,7 +252,24 @@ pub(crate) fn hash_all<S: Source + ?Sized>(src: &S, mappings: &[CodeMapping], ou
         for m in mappings {
             out.push_clean(&m.map_key(), &m.map_value());
             for (at, len) in form::chunks(m.size()) {
-                hash_value(reader.chunk(m.start + at, len, m.end)?, &mut value);
+                let addr = m.start + at;
+                let shared = own.as_ref().filter(|o| {
+                    let end = addr.saturating_add(len);
+                    o.partition_point(|&p| p < end) == o.partition_point(|&p| p < addr)
+                });
+                match (within.pages, shared) {
+                    (Some(pages), Some(_)) if !within.fresh => {
+                        let key = ChunkKey { dev: m.dev.clone(), inode: m.inode, at: m.offset.saturating_add(at), len };
+                        value = pages
+                            .value(&key, || {
+                                let mut v = String::with_capacity(96);
+                                hash_value(reader.chunk(addr, len, m.end)?, &mut v);
+                                Ok((v, len))
+                            })?
+                            .0;
+                    }
+                    _ => hash_value(reader.chunk(addr, len, m.end)?, &mut value),
+                }
                 form::write_chunk_key(&mut key, &m.path, m.offset, at);
                 out.push_clean(&key, &value);
             }
