@@ -90,11 +90,20 @@ pub(crate) fn private_pages<S: Source + ?Sized>(src: &S, mappings: &[CodeMapping
     Ok(own)
 }
 
+/// A device as `maps` prints it (`fe:01`, hexadecimal major and minor) as a
+/// number; `None` if it is not one.
+pub(crate) fn device(dev: &str) -> Option<u64> {
+    let (major, minor) = dev.split_once(':')?;
+    let major = u64::from_str_radix(major, 16).ok().filter(|&m| m <= u64::from(u32::MAX))?;
+    let minor = u64::from_str_radix(minor, 16).ok().filter(|&m| m <= u64::from(u32::MAX))?;
+    Some(major << 32 | minor)
+}
+
 /// What the value of a chunk of shared code depends on.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct ChunkKey {
-    /// The file's device, as `maps` prints it.
-    pub(crate) dev: String,
+    /// The file's device ([`device`]).
+    pub(crate) dev: u64,
     /// The file's inode.
     pub(crate) inode: u64,
     /// The chunk's offset in the file.
@@ -106,7 +115,7 @@ pub(crate) struct ChunkKey {
 /// One round's values of shared code chunks, and what reading them cost.
 #[derive(Debug, Default)]
 pub(crate) struct CodePages {
-    chunks: Mutex<HashMap<ChunkKey, Arc<Mutex<Option<String>>>>>,
+    chunks: Mutex<HashMap<ChunkKey, Arc<Mutex<Option<Arc<str>>>>>>,
     /// Bytes of shared code hashed since the store was made.
     hashed: AtomicU64,
 }
@@ -125,29 +134,30 @@ impl CodePages {
     /// here. A failed read keeps nothing.
     pub(crate) fn value(
         &self,
-        key: &ChunkKey,
+        key: ChunkKey,
         read: impl FnOnce() -> Result<(String, u64), Error>,
-    ) -> Result<(String, bool), Error> {
+    ) -> Result<(Arc<str>, bool), Error> {
         let slot = match self.chunks.lock() {
-            Ok(mut m) => Arc::clone(m.entry(key.clone()).or_default()),
-            Err(_) => return read().map(|(v, _)| (v, true)),
+            Ok(mut m) => Arc::clone(m.entry(key).or_default()),
+            Err(_) => return read().map(|(v, _)| (Arc::from(v), true)),
         };
-        let Ok(mut slot) = slot.lock() else { return read().map(|(v, _)| (v, true)) };
+        let Ok(mut slot) = slot.lock() else { return read().map(|(v, _)| (Arc::from(v), true)) };
         if let Some(v) = slot.as_ref() {
-            return Ok((v.clone(), false));
+            return Ok((Arc::clone(v), false));
         }
         let (v, bytes) = read()?;
         self.hashed.fetch_add(bytes, Ordering::Relaxed);
-        *slot = Some(v.clone());
+        let v: Arc<str> = Arc::from(v);
+        *slot = Some(Arc::clone(&v));
         Ok((v, true))
     }
 
     /// Replaces the value of `key` for the rest of the round (a fresh read).
-    pub(crate) fn replace(&self, key: &ChunkKey, value: &str) {
+    pub(crate) fn replace(&self, key: ChunkKey, value: &str) {
         if let Ok(mut m) = self.chunks.lock()
-            && let Ok(mut slot) = m.entry(key.clone()).or_default().lock()
+            && let Ok(mut slot) = m.entry(key).or_default().lock()
         {
-            *slot = Some(value.to_owned());
+            *slot = Some(Arc::from(value));
         }
     }
 
@@ -173,17 +183,23 @@ mod tests {
     #[test]
     fn a_round_reads_each_chunk_once_and_a_failed_read_keeps_nothing() {
         let pages = CodePages::default();
-        let key = ChunkKey { dev: "fe:01".into(), inode: 7, at: 0x38000, len: 0x10000 };
-        let err = pages.value(&key, || Err(Error::Bug("gone".into())));
+        let key = ChunkKey { dev: device("fe:01").unwrap(), inode: 7, at: 0x38000, len: 0x10000 };
+        let got = |k: ChunkKey, v: &str| {
+            pages.value(k, || Ok((v.to_owned(), 0x10000))).map(|(v, here)| (v.to_string(), here))
+        };
+        let err = pages.value(key, || Err(Error::Bug("gone".into())));
         assert!(err.is_err());
-        assert_eq!(pages.value(&key, || Ok(("a".into(), 0x10000))).unwrap(), ("a".into(), true));
-        assert_eq!(pages.value(&key, || Ok(("b".into(), 0x10000))).unwrap(), ("a".into(), false));
-        let other = ChunkKey { len: 0x8000, ..key.clone() };
-        assert_eq!(pages.value(&other, || Ok(("c".into(), 0x10000))).unwrap(), ("c".into(), true));
+        assert_eq!(got(key, "a").unwrap(), ("a".into(), true));
+        assert_eq!(got(key, "b").unwrap(), ("a".into(), false));
+        let other = ChunkKey { len: 0x8000, ..key };
+        assert_eq!(got(other, "c").unwrap(), ("c".into(), true));
         assert_eq!(pages.hashed(), 0x20000);
-        pages.replace(&key, "d");
-        assert_eq!(pages.value(&key, || Ok(("e".into(), 1))).unwrap(), ("d".into(), false));
+        pages.replace(key, "d");
+        assert_eq!(got(key, "e").unwrap(), ("d".into(), false));
         pages.clear();
-        assert_eq!(pages.value(&key, || Ok(("f".into(), 1))).unwrap(), ("f".into(), true));
+        assert_eq!(got(key, "f").unwrap(), ("f".into(), true));
+        assert_eq!(device("fe:01"), Some(0xfe << 32 | 1));
+        assert_eq!(device("103:02"), Some(0x103 << 32 | 2));
+        assert_eq!(device("x"), None);
     }
 }

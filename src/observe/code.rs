@@ -248,7 +248,7 @@ pub(crate) fn hash_all<S: Source + ?Sized>(
     WINDOW_BUF.with_borrow_mut(|win| {
         let mut reader = Reader::new(src, win);
         // Reused for every chunk: hashing allocates nothing per chunk.
-        let (mut key, mut value) = (String::with_capacity(128), String::with_capacity(96));
+        let (mut key_text, mut value) = (String::with_capacity(128), String::with_capacity(96));
         for m in mappings {
             out.push_clean(&m.map_key(), &m.map_value());
             for (at, len) in form::chunks(m.size()) {
@@ -257,21 +257,23 @@ pub(crate) fn hash_all<S: Source + ?Sized>(
                     let end = addr.saturating_add(len);
                     o.partition_point(|&p| p < end) == o.partition_point(|&p| p < addr)
                 });
-                match (within.pages, shared) {
-                    (Some(pages), Some(_)) if !within.fresh => {
-                        let key = ChunkKey { dev: m.dev.clone(), inode: m.inode, at: m.offset.saturating_add(at), len };
-                        value = pages
-                            .value(&key, || {
-                                let mut v = String::with_capacity(96);
-                                hash_value(reader.chunk(addr, len, m.end)?, &mut v);
-                                Ok((v, len))
-                            })?
-                            .0;
+                match (within.pages, shared, code_pages::device(&m.dev)) {
+                    (Some(pages), Some(_), Some(dev)) if !within.fresh => {
+                        let key = ChunkKey { dev, inode: m.inode, at: m.offset.saturating_add(at), len };
+                        let (v, _) = pages.value(key, || {
+                            let mut v = String::with_capacity(96);
+                            hash_value(reader.chunk(addr, len, m.end)?, &mut v);
+                            Ok((v, len))
+                        })?;
+                        form::write_chunk_key(&mut key_text, &m.path, m.offset, at);
+                        out.push_clean(&key_text, &v);
                     }
-                    _ => hash_value(reader.chunk(addr, len, m.end)?, &mut value),
+                    _ => {
+                        hash_value(reader.chunk(addr, len, m.end)?, &mut value);
+                        form::write_chunk_key(&mut key_text, &m.path, m.offset, at);
+                        out.push_clean(&key_text, &value);
+                    }
                 }
-                form::write_chunk_key(&mut key, &m.path, m.offset, at);
-                out.push_clean(&key, &value);
             }
         }
         out.finish();
@@ -285,6 +287,8 @@ struct BaseChunk {
     id: ChunkId,
     record: usize,
     dev: String,
+    /// `dev` as a number, where it is one (`code_pages::device`).
+    dev_id: Option<u64>,
     inode: u64,
     /// Its length at baseline.
     len: u64,
@@ -459,7 +463,7 @@ impl CodeSweep {
                 let id = form::parse_chunk_key(&r.key)?;
                 let &(dev, inode, size) = maps.get(&(id.path.as_str(), id.offset))?;
                 let len = CHUNK.min(size.checked_sub(id.chunk).filter(|&l| l > 0)?);
-                Some(BaseChunk { id, record, dev: dev.to_owned(), inode, len })
+                Some(BaseChunk { id, record, dev: dev.to_owned(), dev_id: code_pages::device(dev), inode, len })
             })
             .collect();
         self.chunks.sort_by(|a, b| a.id.cmp(&b.id));
@@ -539,26 +543,28 @@ impl CodeSweep {
             let mut value = String::with_capacity(96);
             for &i in &reads {
                 let Some(c) = comparable.get(i) else { continue };
-                let pages = within.pages.filter(|_| c.own == Some(0));
-                let from_round = match pages {
-                    Some(p) if !within.fresh => {
-                        let key = chunk_key(c);
-                        let (v, here) = p.value(&key, || {
+                let key = chunk_key(c);
+                let pages = within.pages.filter(|_| c.own == Some(0) && key.is_some());
+                let mut cached = None;
+                let from_round = match (pages, key) {
+                    (Some(p), Some(key)) if !within.fresh => {
+                        let (v, here) = p.value(key, || {
                             let mut v = String::with_capacity(96);
                             hash_value(reader.chunk(c.addr, c.len, c.end)?, &mut v);
                             Ok((v, c.len))
                         })?;
-                        value = v;
+                        cached = Some(v);
                         here
                     }
                     _ => {
                         hash_value(reader.chunk(c.addr, c.len, c.end)?, &mut value);
-                        if let Some(p) = pages {
-                            p.replace(&chunk_key(c), &value);
+                        if let (Some(p), Some(key)) = (pages, key) {
+                            p.replace(key, &value);
                         }
                         true
                     }
                 };
+                let value = cached.as_deref().unwrap_or(&value);
                 if from_round {
                     read = read.saturating_add(c.len);
                 } else {
@@ -569,7 +575,7 @@ impl CodeSweep {
                 if same {
                     found.push((i, None));
                 } else {
-                    let mut marked = value.clone();
+                    let mut marked = value.to_owned();
                     mark_origin(&mut marked, c.own, pages.is_some());
                     found.push((i, Some(marked)));
                 }
@@ -584,13 +590,20 @@ impl CodeSweep {
             };
         }
 
-        let substituted: BTreeMap<usize, &str> =
-            comparable.iter().filter_map(|c| Some((c.base.record, self.suspects.get(&c.base.id)?.as_str()))).collect();
-        out.clear();
-        for (i, r) in baseline.iter().enumerate() {
-            out.push_clean(&r.key, substituted.get(&i).copied().unwrap_or(&r.value));
+        if self.suspects.is_empty() {
+            // Nothing differs: the baseline's form, known by its digest.
+            *out = Canon::known(crate::Subsystem::Code, digest);
+        } else {
+            let substituted: BTreeMap<usize, &str> = comparable
+                .iter()
+                .filter_map(|c| Some((c.base.record, self.suspects.get(&c.base.id)?.as_str())))
+                .collect();
+            out.clear();
+            for (i, r) in baseline.iter().enumerate() {
+                out.push_clean(&r.key, substituted.get(&i).copied().unwrap_or(&r.value));
+            }
+            out.finish();
         }
-        out.finish();
 
         let chunks = u64::try_from(comparable.len()).unwrap_or(u64::MAX);
         self.last = Some(Sweep {
@@ -608,14 +621,15 @@ impl CodeSweep {
     }
 }
 
-/// What the value of a shared chunk depends on.
-fn chunk_key(c: &Comparable<'_>) -> ChunkKey {
-    ChunkKey {
-        dev: c.base.dev.clone(),
+/// What the value of a shared chunk depends on; `None` (not shared) when
+/// its device is not a number.
+fn chunk_key(c: &Comparable<'_>) -> Option<ChunkKey> {
+    Some(ChunkKey {
+        dev: c.base.dev_id?,
         inode: c.base.inode,
         at: c.base.id.offset.saturating_add(c.base.id.chunk),
         len: c.len,
-    }
+    })
 }
 
 /// Where the bytes `at..at + len` of a file are mapped now, among its
