@@ -112,10 +112,14 @@ pub(crate) struct ChunkKey {
     pub(crate) len: u64,
 }
 
+/// The value of one chunk: empty until the first target that needs it has
+/// read it (the others wait on its lock meanwhile).
+type Slot = Arc<Mutex<Option<Arc<str>>>>;
+
 /// One round's values of shared code chunks, and what reading them cost.
 #[derive(Debug, Default)]
 pub(crate) struct CodePages {
-    chunks: Mutex<HashMap<ChunkKey, Arc<Mutex<Option<Arc<str>>>>>>,
+    chunks: Mutex<HashMap<ChunkKey, Slot>>,
     /// Bytes of shared code hashed since the store was made.
     hashed: AtomicU64,
 }
