@@ -16,7 +16,14 @@
 //!   re-reads the suspect chunk), and recovers when the chunk is back.
 //! - Only chunks of mappings present both in the baseline and now, with the
 //!   same device and inode, are compared: a library loaded, unloaded or
-//!   replaced is memory-maps' finding, never a second alarm here. The form a
+//!   replaced is memory-maps' finding, never a second alarm here. A chunk is
+//!   read where its file bytes are mapped now (a mapping split by an
+//!   `mprotect` of some of its pages still holds them), if they are all
+//!   mapped as code.
+//! - In a monitor, a chunk without pages of the process's own is the page
+//!   cache's copy, read once a round for every process that maps the file
+//!   (`code_pages.rs`); chunks with pages of its own are re-read first, like
+//!   suspects. The form a
 //!   check produces is the baseline's records with the values of the
 //!   suspects substituted, so its digest equals the baseline's exactly when
 //!   nothing compared differs.
