@@ -13,8 +13,9 @@
 //!   code), never `smaps` (which walks every mapping of the process).
 //! - **The shared copy**: a chunk of a mapping with no page of its own is
 //!   the page cache's bytes. [`CodePages`] keeps, for one round, the value of
-//!   each such chunk by what it depends on: the file (device and inode) and
-//!   the chunk's place and length in it. The first
+//!   each such chunk by what it depends on: the file (device, inode, and the
+//!   path `maps` gives, since its device is a file system's, not a btrfs
+//!   subvolume's) and the chunk's place and length in it. The first
 //!   target of the round that needs a chunk reads it through its own `mem`
 //!   (the same reader as a baseline, so the value is comparable with every
 //!   baseline's byte for byte); every other target of the round takes it.
@@ -99,11 +100,23 @@ pub(crate) fn device(dev: &str) -> Option<u64> {
     Some(major << 32 | minor)
 }
 
+/// A path as `maps` prints it, hashed: part of a chunk's key, because
+/// `maps` gives a file system's device, not a btrfs subvolume's, and two
+/// subvolumes hold files of the same inode number.
+pub(crate) fn path_id(path: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    path.hash(&mut h);
+    h.finish()
+}
+
 /// What the value of a chunk of shared code depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct ChunkKey {
     /// The file's device ([`device`]).
     pub(crate) dev: u64,
+    /// The file's path ([`path_id`]).
+    pub(crate) path: u64,
     /// The file's inode.
     pub(crate) inode: u64,
     /// The chunk's offset in the file.
@@ -187,7 +200,8 @@ mod tests {
     #[test]
     fn a_round_reads_each_chunk_once_and_a_failed_read_keeps_nothing() {
         let pages = CodePages::default();
-        let key = ChunkKey { dev: device("fe:01").unwrap(), inode: 7, at: 0x38000, len: 0x10000 };
+        let key =
+            ChunkKey { dev: device("fe:01").unwrap(), path: path_id("/lib/x.so"), inode: 7, at: 0x38000, len: 0x10000 };
         let got = |k: ChunkKey, v: &str| {
             pages.value(k, || Ok((v.to_owned(), 0x10000))).map(|(v, here)| (v.to_string(), here))
         };
@@ -198,6 +212,11 @@ mod tests {
         let other = ChunkKey { len: 0x8000, ..key };
         assert_eq!(got(other, "c").unwrap(), ("c".into(), true));
         assert_eq!(pages.hashed(), 0x20000);
+        // The same device and inode under another path: another file (a
+        // btrfs subvolume's), not shared.
+        let elsewhere = ChunkKey { path: path_id("/other/x.so"), ..key };
+        assert_eq!(got(elsewhere, "g").unwrap(), ("g".into(), true));
+        assert_eq!(pages.hashed(), 0x30000);
         pages.replace(key, "d");
         assert_eq!(got(key, "e").unwrap(), ("d".into(), false));
         pages.clear();

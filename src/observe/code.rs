@@ -258,6 +258,7 @@ pub(crate) fn hash_all<S: Source + ?Sized>(
         let (mut key_text, mut value) = (String::with_capacity(128), String::with_capacity(96));
         for m in mappings {
             out.push_clean(&m.map_key(), &m.map_value());
+            let path = code_pages::path_id(&m.path);
             for (at, len) in form::chunks(m.size()) {
                 let addr = m.start + at;
                 let shared = own.as_ref().filter(|o| {
@@ -266,7 +267,7 @@ pub(crate) fn hash_all<S: Source + ?Sized>(
                 });
                 match (within.pages, shared, code_pages::device(&m.dev)) {
                     (Some(pages), Some(_), Some(dev)) if !within.fresh => {
-                        let key = ChunkKey { dev, inode: m.inode, at: m.offset.saturating_add(at), len };
+                        let key = ChunkKey { dev, path, inode: m.inode, at: m.offset.saturating_add(at), len };
                         let (v, _) = pages.value(key, || {
                             let mut v = String::with_capacity(96);
                             hash_value(reader.chunk(addr, len, m.end)?, &mut v);
@@ -296,6 +297,8 @@ struct BaseChunk {
     dev: String,
     /// `dev` as a number, where it is one (`code_pages::device`).
     dev_id: Option<u64>,
+    /// The path, hashed (`code_pages::path_id`).
+    path_id: u64,
     inode: u64,
     /// Its length at baseline.
     len: u64,
@@ -470,7 +473,8 @@ impl CodeSweep {
                 let id = form::parse_chunk_key(&r.key)?;
                 let &(dev, inode, size) = maps.get(&(id.path.as_str(), id.offset))?;
                 let len = CHUNK.min(size.checked_sub(id.chunk).filter(|&l| l > 0)?);
-                Some(BaseChunk { id, record, dev: dev.to_owned(), dev_id: code_pages::device(dev), inode, len })
+                let (dev_id, path_id) = (code_pages::device(dev), code_pages::path_id(&id.path));
+                Some(BaseChunk { id, record, dev: dev.to_owned(), dev_id, path_id, inode, len })
             })
             .collect();
         self.chunks.sort_by(|a, b| a.id.cmp(&b.id));
@@ -633,6 +637,7 @@ impl CodeSweep {
 fn chunk_key(c: &Comparable<'_>) -> Option<ChunkKey> {
     Some(ChunkKey {
         dev: c.base.dev_id?,
+        path: c.base.path_id,
         inode: c.base.inode,
         at: c.base.id.offset.saturating_add(c.base.id.chunk),
         len: c.len,
