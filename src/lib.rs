@@ -47,6 +47,7 @@
 pub mod baseline;
 pub mod canon;
 mod clock;
+mod code_pages;
 mod config;
 mod daemon;
 mod digest;

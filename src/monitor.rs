@@ -490,6 +490,7 @@ type Opened = std::sync::Mutex<Option<Result<Procfs, Error>>>;
 
 /// Looks at a pid not yet known (see [`Monitor::discover`]); touches no
 /// monitor state, so that many can be looked at on every core.
+#[allow(clippy::too_many_arguments)]
 fn sight<C: Clock + ?Sized>(
     pid: u32,
     opened: Option<Result<Procfs, Error>>,
@@ -498,6 +499,7 @@ fn sight<C: Clock + ?Sized>(
     subsystems: &[Subsystem],
     wait: bool,
     selector: Option<&Selector>,
+    shared: &std::sync::Arc<crate::shared::Shared>,
 ) -> Sighting {
     if pid == own_pid {
         return Sighting::Nothing;
@@ -523,7 +525,7 @@ fn sight<C: Clock + ?Sized>(
             _ => return Sighting::Outside(fs),
         }
     }
-    let taken = snapshot_with(clock, &fs, subsystems);
+    let taken = crate::snapshot::snapshot_sharing(clock, &fs, subsystems, Some(shared));
     Sighting::Taken(fs, target, Box::new(taken))
 }
 
@@ -858,7 +860,7 @@ impl Monitor {
                 }
                 for &pid in pids {
                     let fs = Procfs::try_pid(pid)?;
-                    let snapshot = snapshot_with(clock, &fs, &m.subsystems)?;
+                    let snapshot = crate::snapshot::snapshot_sharing(clock, &fs, &m.subsystems, Some(&m.shared))?;
                     m.add(fs, snapshot, false, Some(&mut findings));
                 }
             }
@@ -1072,12 +1074,13 @@ impl Monitor {
         for batch in pids.chunks(DISCOVER_BATCH) {
             let subsystems = &self.subsystems;
             let selector = self.selector.as_ref();
+            let shared = &self.shared;
             // A process pinned ahead is looked at as it was opened then.
             let items: Vec<(u32, Opened)> =
                 batch.iter().map(|&pid| (pid, std::sync::Mutex::new(self.ahead.remove(&pid)))).collect();
             let sightings = crate::parallel::each(&items, workers, |(pid, opened)| {
                 let opened = opened.lock().ok().and_then(|mut o| o.take());
-                sight(*pid, opened, own_pid, clock, subsystems, wait, selector)
+                sight(*pid, opened, own_pid, clock, subsystems, wait, selector, shared)
             });
             for (&pid, sighting) in batch.iter().zip(sightings) {
                 match sighting {

@@ -128,6 +128,9 @@ pub(crate) struct Observer {
     /// The objects the targets of a monitor share, read once a round
     /// (`shared.rs`); `None` for a target checked on its own.
     shared: Option<std::sync::Arc<crate::shared::Shared>>,
+    /// The monitor whose code chunks a baseline takes (`code_pages.rs`),
+    /// where nothing else of it is shared.
+    code_pages: Option<std::sync::Arc<crate::shared::Shared>>,
     /// Working lists of an observation, kept for the next.
     wanted: Vec<Subsystem>,
     canons: Vec<(Subsystem, Canon)>,
@@ -312,6 +315,12 @@ impl Observer {
     /// instead of reading them again, and keeps what it reads for them.
     pub(crate) fn share(&mut self, shared: std::sync::Arc<crate::shared::Shared>) {
         self.shared = Some(shared);
+    }
+
+    /// Shares only the code chunks of a monitor's round (a baseline taken
+    /// in a monitor: the page cache's copy of a file is hashed once).
+    pub(crate) fn share_code(&mut self, shared: std::sync::Arc<crate::shared::Shared>) {
+        self.code_pages = Some(shared);
     }
 
     /// The store this observer shares, if any.
@@ -682,11 +691,13 @@ impl Observer {
             outcome.push((Subsystem::SeccompFilters, end));
         }
         if code_maps && let Some(mut c) = take_form(canons, Subsystem::Code) {
+            let pages = self.shared.as_deref().or(self.code_pages.as_deref()).map(crate::shared::Shared::code);
             let r = match against {
-                None => code::hash_all(src, &self.mappings, &mut c),
+                None => code::hash_all(src, &self.mappings, code::Within { pages, fresh: self.fresh }, &mut c),
                 Some(a) => match a.baseline.subsystems.get(&Subsystem::Code) {
                     Some(Observation::Observed { digest, records }) => {
-                        a.code.check(src, &self.mappings, records, *digest, &mut c)
+                        let within = code::Within { pages, fresh: self.fresh };
+                        a.code.check(src, &self.mappings, records, *digest, within, &mut c)
                     }
                     // Nothing to compare with: the code is not read for nothing.
                     _ => Err(Error::Unavailable {

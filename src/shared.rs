@@ -8,6 +8,8 @@
 //! once per process:
 //!
 //! - a cgroup's limit files (`cgroup-limits`), by hierarchy and cgroup path;
+//! - the page cache's copy of a code file (`code`), chunk by chunk
+//!   (`code_pages.rs`);
 //! - a process's `mountinfo` (`mounts`), by what that text depends on: the
 //!   mount namespace (`ns/mnt`) and the process's root, as a file and as the
 //!   mount it is on (`statx` of `root`: two roots that are the same
@@ -35,6 +37,8 @@ pub(crate) struct Shared {
     cgroup_limits: Mutex<HashMap<String, HashMap<String, Arc<str>>>>,
     /// The `mounts` records of a mount view, as [`MountView`] names it.
     mounts: Mutex<HashMap<MountView, Arc<str>>>,
+    /// The values of shared code chunks (`code`, see `code_pages.rs`).
+    code: crate::code_pages::CodePages,
 }
 
 /// What the text of a process's `mountinfo` depends on: its mount
@@ -63,6 +67,12 @@ impl Shared {
         if let Ok(mut m) = self.mounts.lock() {
             m.clear();
         }
+        self.code.clear();
+    }
+
+    /// The code chunks of files this round has read (`code_pages.rs`).
+    pub(crate) fn code(&self) -> &crate::code_pages::CodePages {
+        &self.code
     }
 
     /// The `mounts` records of `view`, if a target read them this round.

@@ -518,9 +518,23 @@ pub fn snapshot_with<C: Clock + ?Sized, S: Source + ?Sized>(
     fs: &S,
     subsystems: &[Subsystem],
 ) -> Result<Snapshot, Error> {
+    snapshot_sharing(clock, fs, subsystems, None)
+}
+
+/// [`snapshot_with`] in a monitor: the code chunks of its round are taken
+/// (`code_pages.rs`), nothing else of what its targets share.
+pub(crate) fn snapshot_sharing<C: Clock + ?Sized, S: Source + ?Sized>(
+    clock: &C,
+    fs: &S,
+    subsystems: &[Subsystem],
+    shared: Option<&std::sync::Arc<crate::shared::Shared>>,
+) -> Result<Snapshot, Error> {
     let target = fs.target()?;
     let scope = target.scope();
     let mut observer = Observer::new();
+    if let Some(shared) = shared {
+        observer.share_code(std::sync::Arc::clone(shared));
+    }
     observer.keep_sources();
     let settle = match fs.age()? {
         Some(age) if age < SETTLE_YOUNGER_THAN => {

@@ -249,6 +249,14 @@ pub trait Source {
         Err(unsupported("process memory"))
     }
 
+    /// Reads the `pagemap` entries of the pages from address `addr` on into
+    /// `out` (one 64-bit entry per page, as many as `out` holds): returns
+    /// how many were read. The default cannot.
+    fn read_pagemap(&self, addr: u64, out: &mut [u64]) -> Result<usize, Error> {
+        let _ = (addr, out);
+        Err(unsupported("the page map"))
+    }
+
     /// An observation starts: a source that keeps files open closes, at its
     /// end, those the observation did not read.
     fn begin_observation(&self) {}
@@ -312,6 +320,9 @@ impl<S: Source + ?Sized> Source for &S {
     }
     fn read_mem(&self, addr: u64, buf: &mut [u8]) -> Result<usize, Error> {
         (**self).read_mem(addr, buf)
+    }
+    fn read_pagemap(&self, addr: u64, out: &mut [u64]) -> Result<usize, Error> {
+        (**self).read_pagemap(addr, out)
     }
     fn begin_observation(&self) {
         (**self).begin_observation();

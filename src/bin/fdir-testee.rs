@@ -27,6 +27,10 @@
 //!                    and data files, install signal handlers, open and close files
 //! code-page          print the address of a page of this program's code
 //! code-marker        print the address of a function that only `ping` calls
+//! poke-code MASK     xor MASK into the first byte of that function, written by
+//!                    this process itself (mprotect rwx, store, mprotect r-x):
+//!                    the page becomes a private copy; `ping` must not be
+//!                    called until it is poked back
 //! ping               call that function (answers `ok 24301`)
 //! exit               exit
 //! ```
@@ -305,6 +309,22 @@ fn code_marker() -> u32 {
     std::hint::black_box(0x5eed)
 }
 
+/// Xors `mask` into the first byte of `code_marker`, through a writable
+/// mapping of its own page.
+fn poke_code(mask: u8) -> Result<String, String> {
+    let at = code_marker as *const () as usize;
+    let page = (at & !0xfff) as *mut libc::c_void;
+    mprotect(page, libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC)?;
+    let p = at as *mut u8;
+    // SAFETY: `p` is the first byte of `code_marker`, in a page just made
+    // writable; only `ping` runs that function, and the caller does not ping
+    // until it pokes the byte back. Executable throughout, so the code
+    // running here (maybe on the same page) keeps running.
+    unsafe { p.write_volatile(p.read_volatile() ^ mask) };
+    mprotect(page, libc::PROT_READ | libc::PROT_EXEC)?;
+    Ok(format!("{at:#x}"))
+}
+
 fn run(cmd: &str, arg: &str, rwx_page: &mut Option<usize>) -> Result<String, String> {
     let num = || arg.trim().parse::<u64>().map_err(|e| format!("{arg:?}: {e}"));
     match cmd {
@@ -366,6 +386,7 @@ fn run(cmd: &str, arg: &str, rwx_page: &mut Option<usize>) -> Result<String, Str
         }
         "code-page" => Ok(format!("{:#x}", code_marker as *const () as usize & !0xfff)),
         "code-marker" => Ok(format!("{:#x}", code_marker as *const () as usize)),
+        "poke-code" => poke_code(u8::try_from(num()?).map_err(|e| e.to_string())?),
         "ping" => Ok(format!("{}", code_marker())),
         _ => Err(format!("unknown command {cmd:?}")),
     }

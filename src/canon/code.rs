@@ -23,7 +23,10 @@
 //!   is memory-maps' finding alone, never a second alarm here.
 //! - `code PATH @0xOFFSET +0xCHUNK` → `0xLEN bytes sha256 HEX` (or
 //!   `unreadable`): the chunk at CHUNK bytes into the mapping at file offset
-//!   OFFSET, hashed over the bytes that could be read.
+//!   OFFSET, hashed over the bytes that could be read. In a check's form
+//!   (never a baseline's), a drifted chunk's value may say where its bytes
+//!   were read: `, in the page cache` (the copy every process that maps the
+//!   file shares) or `, own pages N` (N pages of the process's own).
 //!
 //! Addresses never appear (ASLR); a mapping is known by its path and file
 //! offset, like in memory-maps. If one file region is mapped executable twice,
@@ -116,6 +119,24 @@ pub fn chunk_value(out: &mut String, len: usize, digest: &[u8; 32]) {
     }
     let _ = write!(out, "{len:#x} bytes sha256 ");
     crate::digest::push_hex(out, digest);
+}
+
+/// Appended to the value of a drifted chunk read from the page cache's copy
+/// of its file, which every process that maps the file shares.
+pub const IN_PAGE_CACHE: &str = ", in the page cache";
+/// Appended, with a count, to the value of a drifted chunk with pages of the
+/// process's own (copied on a write).
+pub const IN_OWN_PAGES: &str = ", own pages ";
+
+/// Where a drifted chunk's value says its bytes were read: `Some(None)` the
+/// page cache's copy, `Some(Some(n))` a chunk with `n` pages of the
+/// process's own, `None` not said.
+pub fn origin(value: &str) -> Option<Option<u64>> {
+    if value.ends_with(IN_PAGE_CACHE) {
+        return Some(None);
+    }
+    let (_, n) = value.rsplit_once(IN_OWN_PAGES)?;
+    Some(Some(n.parse().ok()?))
 }
 
 /// A chunk, as its record key names it.

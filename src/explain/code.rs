@@ -31,15 +31,32 @@ pub(super) fn explain(old: &[Record], new: &[Record]) -> Vec<Change> {
     };
     let note = |key: &str| {
         let id = form::parse_chunk_key(key)?;
-        let chunks = per_map.get(&(id.path, id.offset))?;
+        let chunks = per_map.get(&(id.path.clone(), id.offset))?;
         let at = chunks.iter().position(|&c| c == id.chunk)?;
         Some(format!("chunk {} of {}", at + 1, chunks.len()))
+    };
+    // The file a mapping maps, as the object a drift of its shared copy is.
+    let file = |key: &str| {
+        let id = form::parse_chunk_key(key)?;
+        let map = form::map_key(&id.path, id.offset);
+        let r = new.iter().chain(old).find(|r| r.key == map)?;
+        let (dev, inode) = form::map_identity(&r.value)?;
+        Some(format!("code file {} dev {dev} inode {inode}", id.path))
+    };
+    // Where the new bytes were read: the object that drifted.
+    let origin = |key: &str, value: &str| match form::origin(value)? {
+        None => Some(format!("in the page cache: the shared copy of {}, for every process that maps it", file(key)?)),
+        Some(n) => Some(format!("in {n} page{} of this process's own", if n == 1 { "" } else { "s" })),
+    };
+    let noted = |key: &str, value: &str| match (note(key), origin(key, value)) {
+        (Some(n), Some(o)) => Some(format!("{n}; {o}")),
+        (n, o) => n.or(o),
     };
     keyed(
         old,
         new,
         |key, b, a| {
-            Change::new(ChangeKind::Changed, item(key), Some(form::short(b)), Some(form::short(a))).note(note(key))
+            Change::new(ChangeKind::Changed, item(key), Some(form::short(b)), Some(form::short(a))).note(noted(key, a))
         },
         |key, v| Change::new(ChangeKind::Added, item(key), None, Some(form::short(v))).note(note(key)),
         |key, v| Change::new(ChangeKind::Removed, item(key), Some(form::short(v)), None).note(note(key)),
@@ -76,5 +93,18 @@ mod tests {
         let got: Vec<String> = explain(&old, &new).iter().map(ToString::to_string).collect();
         assert!(got[0].ends_with("-> unreadable (chunk 2 of 3)"), "{got:#?}");
         assert!(explain(&old, &old).is_empty());
+        // Where the bytes were read: the shared copy names the file.
+        new[1].value = format!("{}{}", sha('b'), form::IN_PAGE_CACHE);
+        let got: Vec<String> = explain(&old, &new).iter().map(ToString::to_string).collect();
+        assert_eq!(
+            got,
+            [format!(
+                "code of {lib} @0x28000+0x10000 sha256 aaaaaaaaaaaa -> sha256 bbbbbbbbbbbb (chunk 2 of 3; in the page \
+                 cache: the shared copy of code file {lib} dev fe:01 inode 7, for every process that maps it)"
+            )]
+        );
+        new[1].value = format!("{}{}2", sha('b'), form::IN_OWN_PAGES);
+        let got: Vec<String> = explain(&old, &new).iter().map(ToString::to_string).collect();
+        assert!(got[0].ends_with("(chunk 2 of 3; in 2 pages of this process's own)"), "{got:#?}");
     }
 }

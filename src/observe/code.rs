@@ -16,7 +16,14 @@
 //!   re-reads the suspect chunk), and recovers when the chunk is back.
 //! - Only chunks of mappings present both in the baseline and now, with the
 //!   same device and inode, are compared: a library loaded, unloaded or
-//!   replaced is memory-maps' finding, never a second alarm here. The form a
+//!   replaced is memory-maps' finding, never a second alarm here. A chunk is
+//!   read where its file bytes are mapped now (a mapping split by an
+//!   `mprotect` of some of its pages still holds them), if they are all
+//!   mapped as code.
+//! - In a monitor, a chunk without pages of the process's own is the page
+//!   cache's copy, read once a round for every process that maps the file
+//!   (`code_pages.rs`); chunks with pages of its own are re-read first, like
+//!   suspects. The form a
 //!   check produces is the baseline's records with the values of the
 //!   suspects substituted, so its digest equals the baseline's exactly when
 //!   nothing compared differs.
@@ -36,6 +43,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::canon::code::{self as form, CHUNK, ChunkId, CodeMapping};
 use crate::canon::{Canon, Record};
+use crate::code_pages::{self, ChunkKey, CodePages};
 use crate::{Digest, Error, Source};
 
 /// The default budget: bytes of code one check reads per target.
@@ -153,6 +161,21 @@ pub struct Sweep {
     pub sweeps: u64,
     /// Chunks that differ from the baseline now.
     pub drifted_chunks: u64,
+    /// Of the bytes verified, those read through the target's own memory:
+    /// the chunks with pages of its own, and the shared chunks it was the
+    /// first of its round to read (`code_pages.rs`). A target whose code
+    /// has no page of its own and whose shared chunks another target read
+    /// this round reads none.
+    #[serde(default)]
+    pub read_bytes: u64,
+    /// Of the bytes verified, those taken from the round's shared copy,
+    /// read by another target.
+    #[serde(default)]
+    pub shared_bytes: u64,
+    /// Pages of the code mappings that are the target's own (copied on a
+    /// write) now, where its page map could be read.
+    #[serde(default)]
+    pub private_pages: u64,
 }
 
 impl Sweep {
@@ -166,6 +189,9 @@ impl Sweep {
         self.checks_per_sweep = self.checks_per_sweep.max(other.checks_per_sweep);
         self.sweeps = self.sweeps.min(other.sweeps);
         self.drifted_chunks = self.drifted_chunks.saturating_add(other.drifted_chunks);
+        self.read_bytes = self.read_bytes.saturating_add(other.read_bytes);
+        self.shared_bytes = self.shared_bytes.saturating_add(other.shared_bytes);
+        self.private_pages = self.private_pages.saturating_add(other.private_pages);
     }
 }
 
@@ -212,18 +238,50 @@ fn hash_value(bytes: &[u8], value: &mut String) {
     form::chunk_value(value, bytes.len(), &digest);
 }
 
-/// Hashes every chunk of every mapping into `out` (a baseline).
-pub(crate) fn hash_all<S: Source + ?Sized>(src: &S, mappings: &[CodeMapping], out: &mut Canon) -> Result<(), Error> {
+/// Hashes every chunk of every mapping into `out` (a baseline). With a
+/// monitor's shared chunks (`within.pages`) and a readable page map, a chunk
+/// without pages of the process's own is taken from the round (or read once
+/// for it), as a check does.
+pub(crate) fn hash_all<S: Source + ?Sized>(
+    src: &S,
+    mappings: &[CodeMapping],
+    within: Within<'_>,
+    out: &mut Canon,
+) -> Result<(), Error> {
+    let own = match within.pages {
+        Some(_) => code_pages::private_pages(src, mappings).ok(),
+        None => None,
+    };
     WINDOW_BUF.with_borrow_mut(|win| {
         let mut reader = Reader::new(src, win);
         // Reused for every chunk: hashing allocates nothing per chunk.
-        let (mut key, mut value) = (String::with_capacity(128), String::with_capacity(96));
+        let (mut key_text, mut value) = (String::with_capacity(128), String::with_capacity(96));
         for m in mappings {
             out.push_clean(&m.map_key(), &m.map_value());
+            let path = code_pages::path_id(&m.path);
             for (at, len) in form::chunks(m.size()) {
-                hash_value(reader.chunk(m.start + at, len, m.end)?, &mut value);
-                form::write_chunk_key(&mut key, &m.path, m.offset, at);
-                out.push_clean(&key, &value);
+                let addr = m.start + at;
+                let shared = own.as_ref().filter(|o| {
+                    let end = addr.saturating_add(len);
+                    o.partition_point(|&p| p < end) == o.partition_point(|&p| p < addr)
+                });
+                match (within.pages, shared, code_pages::device(&m.dev)) {
+                    (Some(pages), Some(_), Some(dev)) if !within.fresh => {
+                        let key = ChunkKey { dev, path, inode: m.inode, at: m.offset.saturating_add(at), len };
+                        let (v, _) = pages.value(key, || {
+                            let mut v = String::with_capacity(96);
+                            hash_value(reader.chunk(addr, len, m.end)?, &mut v);
+                            Ok((v, len))
+                        })?;
+                        form::write_chunk_key(&mut key_text, &m.path, m.offset, at);
+                        out.push_clean(&key_text, &v);
+                    }
+                    _ => {
+                        hash_value(reader.chunk(addr, len, m.end)?, &mut value);
+                        form::write_chunk_key(&mut key_text, &m.path, m.offset, at);
+                        out.push_clean(&key_text, &value);
+                    }
+                }
             }
         }
         out.finish();
@@ -237,7 +295,13 @@ struct BaseChunk {
     id: ChunkId,
     record: usize,
     dev: String,
+    /// `dev` as a number, where it is one (`code_pages::device`).
+    dev_id: Option<u64>,
+    /// The path, hashed (`code_pages::path_id`).
+    path_id: u64,
     inode: u64,
+    /// Its length at baseline.
+    len: u64,
 }
 
 /// A chunk that can be compared now.
@@ -247,6 +311,30 @@ struct Comparable<'a> {
     addr: u64,
     len: u64,
     end: u64,
+    /// Pages of the target's own in the chunk; `None` when unknown.
+    own: Option<u64>,
+}
+
+/// Where a check runs: the round's shared code chunks of a monitor
+/// (`code_pages.rs`), and whether this read must be fresh (after a drift:
+/// its own memory, whose values replace the round's).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Within<'a> {
+    pub(crate) pages: Option<&'a CodePages>,
+    pub(crate) fresh: bool,
+}
+
+/// Marks a drifted chunk's value with where its bytes were read: the page
+/// cache's copy shared by every process that maps the file, or the
+/// process's own pages.
+fn mark_origin(value: &mut String, own: Option<u64>, shared: bool) {
+    match own {
+        Some(0) if shared => value.push_str(form::IN_PAGE_CACHE),
+        Some(n) => {
+            let _ = std::fmt::Write::write_fmt(value, format_args!("{}{n}", form::IN_OWN_PAGES));
+        }
+        _ => {}
+    }
 }
 
 /// Where the sweep of one target is.
@@ -271,12 +359,13 @@ impl Progress {
 }
 
 /// Which of `targets` (comparable chunks in sweep order, with their lengths)
-/// one check reads: the `suspects` first, rotating, then the sweep from the
+/// one check reads: the `suspects` first (chunks seen drifted, and chunks
+/// with pages of the target's own), rotating, then the sweep from the
 /// cursor on, while fewer than `budget` bytes have been read, and at least
 /// one chunk of the sweep. Moves the cursors; returns indexes, ascending.
 fn plan(
     progress: &mut Progress,
-    suspects: &BTreeMap<ChunkId, String>,
+    suspects: &impl Fn(&ChunkId) -> bool,
     budget: CodeBudget,
     targets: &[(&ChunkId, u64)],
 ) -> Vec<usize> {
@@ -286,7 +375,7 @@ fn plan(
     let mut used = 0u64;
 
     let suspect_at: Vec<usize> =
-        (0..targets.len()).filter(|&i| targets.get(i).is_some_and(|t| suspects.contains_key(t.0))).collect();
+        (0..targets.len()).filter(|&i| targets.get(i).is_some_and(|t| suspects(t.0))).collect();
     let start = match &progress.suspect_cursor {
         Some(c) => suspect_at.iter().position(|&i| targets.get(i).is_some_and(|t| t.0 > c)).unwrap_or(0),
         None => 0,
@@ -369,10 +458,12 @@ impl CodeSweep {
     }
 
     fn reset(&mut self, baseline: &[Record], digest: Digest) {
-        let mut maps: BTreeMap<(&str, u64), (&str, u64)> = BTreeMap::new();
+        let mut maps: BTreeMap<(&str, u64), (&str, u64, u64)> = BTreeMap::new();
         for r in baseline {
-            if let (Some(key), Some(id)) = (form::parse_map_key(&r.key), form::map_identity(&r.value)) {
-                maps.entry(key).or_insert(id);
+            if let (Some(key), Some((dev, inode)), Some(size)) =
+                (form::parse_map_key(&r.key), form::map_identity(&r.value), form::map_size(&r.value))
+            {
+                maps.entry(key).or_insert((dev, inode, size));
             }
         }
         self.chunks = baseline
@@ -380,8 +471,10 @@ impl CodeSweep {
             .enumerate()
             .filter_map(|(record, r)| {
                 let id = form::parse_chunk_key(&r.key)?;
-                let &(dev, inode) = maps.get(&(id.path.as_str(), id.offset))?;
-                Some(BaseChunk { id, record, dev: dev.to_owned(), inode })
+                let &(dev, inode, size) = maps.get(&(id.path.as_str(), id.offset))?;
+                let len = CHUNK.min(size.checked_sub(id.chunk).filter(|&l| l > 0)?);
+                let (dev_id, path_id) = (code_pages::device(dev), code_pages::path_id(&id.path));
+                Some(BaseChunk { id, record, dev: dev.to_owned(), dev_id, path_id, inode, len })
             })
             .collect();
         self.chunks.sort_by(|a, b| a.id.cmp(&b.id));
@@ -394,63 +487,134 @@ impl CodeSweep {
     /// Checks a budget's worth of the code in `mappings` (the target's code
     /// now) against the `baseline` records (with digest `digest`), and writes
     /// into `out` the baseline's records with the values of the chunks that
-    /// differ now.
+    /// differ now. With a monitor's shared chunks (`within.pages`), a chunk
+    /// without pages of the target's own is taken from (or read once for)
+    /// the round; chunks with pages of its own are read first.
     pub(crate) fn check<S: Source + ?Sized>(
         &mut self,
         src: &S,
         mappings: &[CodeMapping],
         baseline: &[Record],
         digest: Digest,
+        within: Within<'_>,
         out: &mut Canon,
     ) -> Result<(), Error> {
         if self.baseline != Some(digest) {
             self.reset(baseline, digest);
         }
-        let current: BTreeMap<(&str, u64), &CodeMapping> =
-            mappings.iter().map(|m| ((m.path.as_str(), m.offset), m)).collect();
+        // Pages of the target's own (only where chunks can be shared: a
+        // target checked alone reads all it verifies).
+        let own = match within.pages {
+            Some(_) => code_pages::private_pages(src, mappings).ok(),
+            None => None,
+        };
+        let private_pages = own.as_ref().map_or(0, |o| o.len() as u64);
+        // The code now, by file, in file order: a chunk is where its file
+        // bytes are mapped now, even if its mapping was split since (an
+        // mprotect of some of its pages), as long as they are mapped whole.
+        let mut by_file: BTreeMap<(&str, u64), Vec<&CodeMapping>> = BTreeMap::new();
+        for m in mappings {
+            by_file.entry((m.dev.as_str(), m.inode)).or_default().push(m);
+        }
+        for v in by_file.values_mut() {
+            v.sort_by_key(|m| m.offset);
+        }
         let comparable: Vec<Comparable<'_>> = self
             .chunks
             .iter()
             .filter_map(|base| {
-                let m = current.get(&(base.id.path.as_str(), base.id.offset))?;
-                if m.dev != base.dev || m.inode != base.inode || base.id.chunk >= m.size() {
-                    return None;
-                }
-                let len = CHUNK.min(m.size() - base.id.chunk);
-                Some(Comparable { base, addr: m.start + base.id.chunk, len, end: m.end })
+                let maps = by_file.get(&(base.dev.as_str(), base.inode))?;
+                let at = base.id.offset.checked_add(base.id.chunk)?;
+                let (addr, end) = locate(maps, at, base.len)?;
+                let own = own.as_ref().map(|o| {
+                    let range = addr..addr.saturating_add(base.len);
+                    (o.partition_point(|&p| p < range.end) - o.partition_point(|&p| p < range.start)) as u64
+                });
+                Some(Comparable { base, addr, len: base.len, end, own })
             })
             .collect();
         // Suspects whose mapping is gone or replaced are memory-maps' concern.
         self.suspects.retain(|id, _| comparable.binary_search_by(|c| c.base.id.cmp(id)).is_ok());
 
         let targets: Vec<(&ChunkId, u64)> = comparable.iter().map(|c| (&c.base.id, c.len)).collect();
-        let reads = plan(&mut self.progress, &self.suspects, self.budget, &targets);
+        let first = |id: &ChunkId| {
+            self.suspects.contains_key(id)
+                || comparable
+                    .binary_search_by(|c| c.base.id.cmp(id))
+                    .ok()
+                    .and_then(|i| comparable.get(i))
+                    .is_some_and(|c| c.own.is_some_and(|n| n > 0))
+        };
+        let reads = plan(&mut self.progress, &first, self.budget, &targets);
 
-        let mut verified = 0u64;
+        let (mut verified, mut read, mut shared) = (0u64, 0u64, 0u64);
+        let mut found: Vec<(usize, Option<String>)> = Vec::with_capacity(reads.len());
         WINDOW_BUF.with_borrow_mut(|win| -> Result<(), Error> {
             let mut reader = Reader::new(src, win);
             let mut value = String::with_capacity(96);
             for &i in &reads {
                 let Some(c) = comparable.get(i) else { continue };
-                hash_value(reader.chunk(c.addr, c.len, c.end)?, &mut value);
+                let key = chunk_key(c);
+                let pages = within.pages.filter(|_| c.own == Some(0) && key.is_some());
+                let mut cached = None;
+                let from_round = match (pages, key) {
+                    (Some(p), Some(key)) if !within.fresh => {
+                        let (v, here) = p.value(key, || {
+                            let mut v = String::with_capacity(96);
+                            hash_value(reader.chunk(c.addr, c.len, c.end)?, &mut v);
+                            Ok((v, c.len))
+                        })?;
+                        cached = Some(v);
+                        here
+                    }
+                    _ => {
+                        hash_value(reader.chunk(c.addr, c.len, c.end)?, &mut value);
+                        if let (Some(p), Some(key)) = (pages, key) {
+                            p.replace(key, &value);
+                        }
+                        true
+                    }
+                };
+                let value = cached.as_deref().unwrap_or(&value);
+                if from_round {
+                    read = read.saturating_add(c.len);
+                } else {
+                    shared = shared.saturating_add(c.len);
+                }
                 verified = verified.saturating_add(c.len);
                 let same = baseline.get(c.base.record).is_some_and(|r| r.value == value);
                 if same {
-                    self.suspects.remove(&c.base.id);
+                    found.push((i, None));
                 } else {
-                    self.suspects.insert(c.base.id.clone(), value.clone());
+                    let mut marked = value.to_owned();
+                    mark_origin(&mut marked, c.own, pages.is_some());
+                    found.push((i, Some(marked)));
                 }
             }
             Ok(())
         })?;
-
-        let substituted: BTreeMap<usize, &str> =
-            comparable.iter().filter_map(|c| Some((c.base.record, self.suspects.get(&c.base.id)?.as_str()))).collect();
-        out.clear();
-        for (i, r) in baseline.iter().enumerate() {
-            out.push_clean(&r.key, substituted.get(&i).copied().unwrap_or(&r.value));
+        for (i, v) in found {
+            let Some(c) = comparable.get(i) else { continue };
+            match v {
+                None => self.suspects.remove(&c.base.id),
+                Some(v) => self.suspects.insert(c.base.id.clone(), v),
+            };
         }
-        out.finish();
+
+        if self.suspects.is_empty() {
+            // Nothing differs: the baseline's form, known by its digest.
+            *out = Canon::known(crate::Subsystem::Code, digest);
+        } else {
+            let substituted: BTreeMap<usize, &str> = comparable
+                .iter()
+                .filter_map(|c| Some((c.base.record, self.suspects.get(&c.base.id)?.as_str())))
+                .collect();
+            out.clear();
+            for (i, r) in baseline.iter().enumerate() {
+                out.push_clean(&r.key, substituted.get(&i).copied().unwrap_or(&r.value));
+            }
+            out.finish();
+        }
 
         let chunks = u64::try_from(comparable.len()).unwrap_or(u64::MAX);
         self.last = Some(Sweep {
@@ -460,9 +624,47 @@ impl CodeSweep {
             checks_per_sweep: self.budget.checks_per_sweep(chunks),
             sweeps: self.progress.sweeps,
             drifted_chunks: u64::try_from(self.suspects.len()).unwrap_or(u64::MAX),
+            read_bytes: read,
+            shared_bytes: shared,
+            private_pages,
         });
         Ok(())
     }
+}
+
+/// What the value of a shared chunk depends on; `None` (not shared) when
+/// its device is not a number.
+fn chunk_key(c: &Comparable<'_>) -> Option<ChunkKey> {
+    Some(ChunkKey {
+        dev: c.base.dev_id?,
+        path: c.base.path_id,
+        inode: c.base.inode,
+        at: c.base.id.offset.saturating_add(c.base.id.chunk),
+        len: c.len,
+    })
+}
+
+/// Where the bytes `at..at + len` of a file are mapped now, among its
+/// mappings `maps` (in file order): the address of the first, and the end of
+/// the run of mappings that holds them all (adjacent both in memory and in
+/// the file); `None` when they are not all mapped so.
+fn locate(maps: &[&CodeMapping], at: u64, len: u64) -> Option<(u64, u64)> {
+    let i = maps.iter().position(|m| m.offset <= at && at - m.offset < m.size())?;
+    let first = maps.get(i)?;
+    let addr = first.start.checked_add(at - first.offset)?;
+    let want = addr.checked_add(len)?;
+    let (mut end, mut next_offset) = (first.end, first.offset.saturating_add(first.size()));
+    for m in maps.iter().skip(i + 1) {
+        if end >= want {
+            break;
+        }
+        if m.start != end || m.offset != next_offset {
+            break;
+        }
+        end = m.end;
+        next_offset = m.offset.saturating_add(m.size());
+    }
+    (end >= want).then_some((addr, end))
 }
 
 #[cfg(test)]
@@ -659,7 +861,8 @@ mod tests {
     fn suspects_are_reread_first_and_rotate_within_the_budget() {
         let ids: Vec<ChunkId> = (0..6).map(|i| ChunkId { path: "/x".into(), offset: 0, chunk: i * CHUNK }).collect();
         let targets: Vec<(&ChunkId, u64)> = ids.iter().map(|id| (id, CHUNK)).collect();
-        let suspects: BTreeMap<ChunkId, String> = [1, 3, 5].iter().map(|&i| (ids[i].clone(), String::new())).collect();
+        let suspects = |id: &ChunkId| [1, 3, 5].iter().any(|&i| &ids[i] == id);
+        let none = |_: &ChunkId| false;
         let mut p = Progress::default();
         // Budget of two chunks: two suspects, then one chunk of the sweep.
         let budget = CodeBudget::bytes(2 * CHUNK);
@@ -668,11 +871,112 @@ mod tests {
         assert_eq!(plan(&mut p, &suspects, budget, &targets), [2, 3, 5]);
         assert_eq!(p.cursor.as_ref(), Some(&ids[2]));
         // Nothing comparable: nothing read, the cursor stays.
-        assert!(plan(&mut p, &BTreeMap::new(), budget, &[]).is_empty());
+        assert!(plan(&mut p, &none, budget, &[]).is_empty());
         // Past the end: the sweep wraps and counts.
         let mut p = Progress { cursor: Some(ids[5].clone()), ..Progress::default() };
-        assert_eq!(plan(&mut p, &BTreeMap::new(), CodeBudget::bytes(1), &targets[..3]), [0]);
+        assert_eq!(plan(&mut p, &none, CodeBudget::bytes(1), &targets[..3]), [0]);
         assert_eq!(p.sweeps, 1);
+    }
+
+    #[test]
+    fn a_mapping_split_since_the_baseline_is_read_where_its_file_bytes_are() {
+        let base = baseline(&process(MAPS, |_, _| {}));
+        // An mprotect of one page of /bin/app's code split its mapping in three.
+        let split = MAPS.replace(
+            "1000-31000 r-xp 00000000 fe:01 11 /bin/app\n",
+            "1000-21000 r-xp 00000000 fe:01 11 /bin/app\n\
+             21000-22000 r-xp 00020000 fe:01 11 /bin/app\n\
+             22000-31000 r-xp 00021000 fe:01 11 /bin/app\n",
+        );
+        let mut c = Checker::with_code_budget(CodeBudget::UNLIMITED);
+        let v = check(&mut c, &base, &process(&split, |_, _| {}));
+        assert!(v.is_ok(), "{:#?}", v.anomalies());
+        assert_eq!(v.report().code.unwrap().total_bytes, 0x38000);
+        let v = check(&mut c, &base, &process(&split, |app, _| app[0x20123] ^= 4));
+        let t = texts(&v);
+        assert!(t.len() == 1 && t[0].starts_with("code of /bin/app @0x0+0x20000 "), "{t:#?}");
+        // One page made writable (not code): the chunk holding it is not
+        // mapped whole as code, and not compared (memory-maps' finding).
+        let hole = split.replace("21000-22000 r-xp", "21000-22000 rw-p");
+        let v = check(&mut c, &base, &process(&hole, |app, _| app[0x20123] ^= 4));
+        assert!(v.is_ok(), "{:#?}", v.anomalies());
+        assert_eq!(v.report().code.unwrap().total_bytes, 0x28000);
+    }
+
+    /// [`process`], with a page map: every page of the code is the page
+    /// cache's, but those at the addresses in `own`.
+    fn paged(own: &[u64], edit: impl FnOnce(&mut Vec<u8>, &mut Vec<u8>)) -> Procfs {
+        let (mut app, mut lib) = (bytes(1, 0x30000), bytes(2, 0x8000));
+        edit(&mut app, &mut lib);
+        let (present, file) = (1u64 << 63, 1u64 << 61);
+        let map: Vec<u8> = (0..0x48u64)
+            .flat_map(|p| (if own.contains(&(p * 0x1000)) { present | 7 } else { present | file | 7 }).to_le_bytes())
+            .collect();
+        Procfs::mock_files([
+            ("maps".to_owned(), MAPS.as_bytes().to_vec()),
+            (format!("mem/{APP:x}"), app),
+            (format!("mem/{LIB:x}"), lib),
+            ("pagemap".to_owned(), map),
+        ])
+    }
+
+    #[test]
+    fn shared_code_is_read_once_a_round_and_a_process_s_own_pages_by_itself() {
+        let shared = crate::shared::Shared::new();
+        let base = baseline(&paged(&[], |_, _| {}));
+        let sharing = || Checker::with_code_budget(CodeBudget::UNLIMITED).sharing(&shared);
+        let (mut a, mut b, mut c) = (sharing(), sharing(), sharing());
+        let figures = |v: &Verdict| {
+            let s = v.report().code.unwrap();
+            (s.verified_bytes, s.read_bytes, s.shared_bytes, s.private_pages)
+        };
+        for _ in 0..2 {
+            shared.begin_round();
+            let v = check(&mut a, &base, &paged(&[], |_, _| {}));
+            assert!(v.is_ok(), "{:#?}", v.anomalies());
+            assert_eq!(figures(&v), (0x38000, 0x38000, 0, 0), "the first of the round reads");
+            let v = check(&mut b, &base, &paged(&[], |_, _| {}));
+            assert!(v.is_ok(), "{:#?}", v.anomalies());
+            assert_eq!(figures(&v), (0x38000, 0, 0x38000, 0), "the second reads nothing");
+        }
+        assert_eq!(shared.code().hashed(), 2 * 0x38000);
+
+        // A page of c's own, written: c reads that chunk, and only that one.
+        let own = APP + 0x21000;
+        let v = check(&mut c, &base, &paged(&[own], |app, _| app[0x21123] ^= 0x10));
+        assert_eq!(figures(&v), (0x38000, 0x10000, 0x28000, 1));
+        let t = texts(&v);
+        assert!(t.len() == 1 && t[0].ends_with("(chunk 3 of 3; in 1 page of this process's own)"), "{t:#?}");
+        // The others are not concerned.
+        let v = check(&mut b, &base, &paged(&[], |_, _| {}));
+        assert!(v.is_ok(), "{:#?}", v.anomalies());
+
+        // A bit flipped in the page cache: every process sees it, one reads it.
+        shared.begin_round();
+        let (mut a, mut b) = (sharing(), sharing());
+        let flipped = || paged(&[], |_, lib| lib[0x4321] ^= 0x01);
+        let va = check(&mut a, &base, &flipped());
+        let vb = check(&mut b, &base, &flipped());
+        assert_eq!((figures(&va).1, figures(&vb).1), (0x38000, 0));
+        for v in [va, vb] {
+            let t = texts(&v);
+            assert_eq!(t.len(), 1, "{t:#?}");
+            assert!(
+                t[0].ends_with(
+                    "(chunk 1 of 1; in the page cache: the shared copy of code file /lib/libx.so dev fe:01 inode 12, \
+                     for every process that maps it)"
+                ),
+                "{t:#?}"
+            );
+        }
+        // The confirming re-read is fresh: its own memory, whatever the round kept.
+        let v = check(&mut b, &base, &flipped());
+        assert_eq!(figures(&v).1, 0x38000);
+        assert!(!v.is_ok());
+        // A page map that cannot be read: everything is read as before.
+        let mut d = sharing();
+        let v = check(&mut d, &base, &process(MAPS, |_, _| {}));
+        assert_eq!(figures(&v), (0x38000, 0x38000, 0, 0));
     }
 
     #[test]

@@ -141,6 +141,19 @@ impl Mock {
         Ok(Duration::ZERO)
     }
 
+    /// A canned page map: a file `pagemap` holds the entries of the pages
+    /// from address 0 on (pages past its end are not present).
+    pub(super) fn read_pagemap(&self, addr: u64, out: &mut [u64]) -> Result<usize, Error> {
+        if self.node {
+            return Err(unsupported("the page map"));
+        }
+        let Some(map) = self.files.get("pagemap") else { return Err(unsupported("the page map")) };
+        let from = usize::try_from(addr / super::procfs::PAGE * 8).unwrap_or(usize::MAX);
+        out.fill(0);
+        super::procfs::pagemap_entries(map.get(from..).unwrap_or(&[]), out);
+        Ok(out.len())
+    }
+
     /// Canned memory: a file `mem/HEX` holds the bytes at address HEX.
     pub(super) fn read_mem(&self, addr: u64, buf: &mut [u8]) -> Result<usize, Error> {
         if self.node {

@@ -612,6 +612,40 @@ impl ProcessDir {
         }
         Ok(done)
     }
+
+    fn read_pagemap(&self, addr: u64, out: &mut [u64]) -> Result<usize, Error> {
+        let fd = rustix::fs::openat(&self.dir, "pagemap", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| errno_to_error(e, "open", self.path_of("pagemap"), self.pid))?;
+        let mut bytes = vec![0u8; out.len().saturating_mul(8)];
+        let first = addr / PAGE * 8;
+        let mut done = 0usize;
+        while let Some(rest) = bytes.get_mut(done..).filter(|r| !r.is_empty()) {
+            let at = first.saturating_add(u64::try_from(done).unwrap_or(u64::MAX));
+            match rustix::io::pread(&fd, rest, at) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(errno_to_error(e, "read", self.path_of("pagemap"), self.pid)),
+            }
+        }
+        Ok(pagemap_entries(bytes.get(..done).unwrap_or(&[]), out))
+    }
+}
+
+/// The size of a page, as `pagemap` counts them.
+pub(super) const PAGE: u64 = 4096;
+
+/// Decodes `pagemap` bytes (little-endian 64-bit entries) into `out`:
+/// returns how many whole entries there were.
+pub(super) fn pagemap_entries(bytes: &[u8], out: &mut [u64]) -> usize {
+    let mut n = 0;
+    for (slot, e) in out.iter_mut().zip(bytes.chunks_exact(8)) {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(e);
+        *slot = u64::from_le_bytes(b);
+        n += 1;
+    }
+    n
 }
 
 /// Whether this monitor may ptrace other processes: `CAP_SYS_PTRACE`, and
@@ -644,7 +678,8 @@ impl Procfs {
     /// link that does not resolve. Cgroup control files are
     /// `cgroupfs/HIERARCHY/CGROUP/FILE` (`"cgroupfs/pids/app/pids.max"`,
     /// `"cgroupfs/unified/cgroup.max.depth"` for the root). `mem/HEX` holds
-    /// the memory at address HEX (for [`Source::read_mem`]), and
+    /// the memory at address HEX (for [`Source::read_mem`]), `pagemap` the
+    /// page map's entries from address 0 on (for [`Source::read_pagemap`]), and
     /// `task/TID/seccomp/N` the raw bytes of thread TID's filter program N
     /// (for [`Source::seccomp_programs`]; a `task/TID/seccomp/denied` entry
     /// makes that read need a privilege).
@@ -918,6 +953,15 @@ impl Source for Procfs {
             Inner::Process(d) => d.read_mem(addr, buf),
             Inner::Mock(m) => m.read_mem(addr, buf),
             Inner::Node(_) => Err(unsupported("process memory")),
+            Inner::Failed { .. } => self.target().map(|_| 0),
+        }
+    }
+
+    fn read_pagemap(&self, addr: u64, out: &mut [u64]) -> Result<usize, Error> {
+        match &self.inner {
+            Inner::Process(d) => d.read_pagemap(addr, out),
+            Inner::Mock(m) => m.read_pagemap(addr, out),
+            Inner::Node(_) => Err(unsupported("the page map")),
             Inner::Failed { .. } => self.target().map(|_| 0),
         }
     }
