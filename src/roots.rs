@@ -306,8 +306,34 @@ fn objects_of(
             texts.extend(a.changes.iter().map(Change::to_string));
             Some(vec![(format!("mount namespace {ns}"), part(a.changes.clone()), texts)])
         }
+        // A code chunk read from the page cache's shared copy of a file: the
+        // drift of that file's copy, for every process that maps it.
+        Subsystem::Code if !a.changes.is_empty() => {
+            let mut by_file: BTreeMap<&str, Vec<Change>> = BTreeMap::new();
+            for c in &a.changes {
+                by_file.entry(code_file_of(c)?).or_default().push(c.clone());
+            }
+            Some(
+                by_file
+                    .into_iter()
+                    .map(|(file, changes)| {
+                        let texts = changes.iter().map(Change::to_string).collect();
+                        (file.to_owned(), part(changes), texts)
+                    })
+                    .collect(),
+            )
+        }
         _ => None,
     }
+}
+
+/// The code file (`code file /usr/lib/libc.so.6 dev fe:01 inode 12`) whose
+/// page-cache copy a `code` change was read from; `None` for a change read
+/// from a process's own pages, or with no origin.
+fn code_file_of(c: &Change) -> Option<&str> {
+    let note = c.note.as_deref()?;
+    let (_, rest) = note.split_once("in the page cache: the shared copy of ")?;
+    rest.strip_suffix(", for every process that maps it")
 }
 
 /// The cgroup (`pids:/app`) a `cgroup-limits` change is about, when it is a
