@@ -292,6 +292,12 @@ pub struct Monitor {
     held: crate::held::Held,
     /// Rounds begun (part 0 of a cycle).
     rounds: u64,
+    /// `--all`: the scan of /proc runs one round in this many (1: every
+    /// round). More than 1 only while the proc connector reports every
+    /// fork and exit ([`Monitor::set_scan_every`]).
+    scan_every: u64,
+    /// Rounds since the last scan of /proc.
+    since_scan: u64,
 }
 
 /// The held record sets are checked against their digests every this many
@@ -831,6 +837,8 @@ impl Monitor {
             cgroup_mounts: std::sync::OnceLock::new(),
             held: crate::held::Held::default(),
             rounds: 0,
+            scan_every: 1,
+            since_scan: 0,
         }
     }
 
@@ -1207,8 +1215,13 @@ impl Monitor {
             self.forget_gone();
         }
         if (self.coverage == Coverage::All || self.selector.is_some()) && part == 0 {
-            self.scan(clock, &mut findings);
-            summary.new = findings.iter().filter(|f| matches!(f, Finding::Baselined { first_sight: true, .. })).count();
+            self.since_scan += 1;
+            if self.since_scan >= self.scan_every {
+                self.since_scan = 0;
+                self.scan(clock, &mut findings);
+                summary.new =
+                    findings.iter().filter(|f| matches!(f, Finding::Baselined { first_sight: true, .. })).count();
+            }
         }
         if part == 0 && !self.one_shot {
             if self.rounds.is_multiple_of(HELD_CHECK_EVERY) {
@@ -1282,6 +1295,8 @@ impl Monitor {
     /// shared reads). Targets not watched are ignored.
     pub fn recheck<C: Clock + ?Sized>(&mut self, clock: &C, due: &crate::trigger::hub::Due) -> (Vec<Finding>, Summary) {
         if due.all {
+            // A lost notice may have been a fork: this round scans /proc.
+            self.since_scan = self.scan_every;
             return self.cycle(clock);
         }
         let started = Instant::now();
@@ -1428,6 +1443,22 @@ impl Monitor {
     /// The pids of the watched processes (the node, pid 0, left out).
     pub fn pids(&self) -> Vec<u32> {
         self.watched.keys().copied().filter(|&p| p != 0).collect()
+    }
+
+    /// `--all`: scan /proc for new and gone processes one round in `every`
+    /// (at least 1), the first round always. For a watch whose proc
+    /// connector reports forks and exits as they happen ([`crate::trigger`]):
+    /// the new processes are baselined from its notices, and the scan is
+    /// the safety net (a notice lost is answered by a full round that
+    /// scans).
+    pub fn set_scan_every(&mut self, every: u64) {
+        self.scan_every = every.max(1);
+        self.since_scan = self.since_scan.min(self.scan_every);
+    }
+
+    /// One round in how many scans /proc (`--all`).
+    pub fn scan_every(&self) -> u64 {
+        self.scan_every
     }
 
     /// Whether new processes are of interest: `--all`, or a workload

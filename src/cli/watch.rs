@@ -531,6 +531,7 @@ impl Watcher {
             })?,
         }
         monitor.set_code_budget(self.code_budget);
+        monitor.set_scan_every(self.monitor.scan_every());
         self.monitor = monitor;
         Ok(())
     }
@@ -561,6 +562,10 @@ fn accepted_changes(old: &[Snapshot], new: &[Snapshot]) -> Vec<Accepted> {
     }
     out
 }
+
+/// With the proc connector running, `--all` scans /proc one round in this
+/// many: forks and exits come from its notices.
+const SCAN_EVERY_WITH_CONNECTOR: u64 = 10;
 
 /// Starts the trigger sources `choice` asks for (none for `off`); each that
 /// cannot run is said once, in the `started` event and the line below it.
@@ -691,6 +696,12 @@ pub fn watch(o: WatchArgs) -> Result<u8> {
         Some(hub) => (hub.running().to_vec(), hub.unavailable().to_vec()),
         None => (Vec::new(), Vec::new()),
     };
+    // The connector reports every fork and exit: under --all, new processes
+    // are baselined from its notices, and /proc is scanned only as a safety
+    // net (a lost notice is answered by a full round that scans).
+    if running.contains(&Kind::Connector) {
+        monitor.set_scan_every(SCAN_EVERY_WITH_CONNECTOR);
+    }
     out.emit(&EventRecord::Started {
         time: clock.wall(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
