@@ -7,10 +7,9 @@
 //! a kill that landed between creating the temporary file and the rename),
 //! and the next save that completes removes them all.
 //!
-//! The counts are printed (`cargo test --test crash_safety -- --nocapture`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+//! The counts are printed (`cargo test --test it crash_safety:: -- --nocapture`).
 
-mod common;
+use crate::common;
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;

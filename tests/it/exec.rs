@@ -3,9 +3,8 @@
 //! every other subsystem still checked against the baseline (an exec must not
 //! launder a changed namespace or a lost capability). Real processes, a real
 //! `fdir watch`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

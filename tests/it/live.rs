@@ -1,13 +1,12 @@
 //! Live tests: a real child process (`fdir-testee`) changes its isolation for
 //! real, and `check` against `Procfs::pid(child)` must say exactly what
 //! changed — and must say nothing while the child merely works hard.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::{ScratchCgroup, Testee, hierarchy, is_root, skip};
+use common::{ScratchCgroup, Testee, assert_drift, hierarchy, is_root, skip, texts};
 use fdir::{Anomaly, Error, Observation, Procfs, Scope, Subsystem, SystemClock, Verdict, check_with, snapshot_with};
 
 const ALL: &[Subsystem] = Subsystem::ALL;
@@ -22,19 +21,6 @@ fn detect(change: impl FnOnce(&mut Testee) -> Result<(), String>) -> Result<Vec<
     change(&mut t)?;
     let verdict = check_with(&baseline, &SystemClock, &fs, ALL).unwrap();
     Ok(verdict.anomalies().to_vec())
-}
-
-fn texts(a: &Anomaly) -> Vec<String> {
-    a.changes.iter().map(ToString::to_string).collect()
-}
-
-/// Asserts exactly `subsystems` drifted and one change of `sub` contains `needle`.
-fn assert_drift(anomalies: &[Anomaly], subsystems: &[Subsystem], sub: Subsystem, needle: &str) {
-    let got: Vec<Subsystem> = anomalies.iter().map(|a| a.subsystem).collect();
-    assert_eq!(got, subsystems, "drifted subsystems: {anomalies:#?}");
-    let a = anomalies.iter().find(|a| a.subsystem == sub).unwrap();
-    assert_ne!(a.expected, a.actual);
-    assert!(texts(a).iter().any(|t| t.contains(needle)), "{sub}: no change mentions {needle:?}: {:#?}", texts(a));
 }
 
 #[test]

@@ -4,9 +4,8 @@
 //! action leaves the monitor running; SIGHUP accepts a change; Isolate really
 //! freezes a cgroup (or stops the process); the baseline file is voted
 //! against memory; the fault-injection campaign misses nothing.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -1,8 +1,7 @@
 //! The daemon: driven by the manual clock over a source the test swaps, and by
 //! the system clock against a real child moved to another cgroup.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

@@ -1,9 +1,8 @@
 //! The eBPF trigger source, live: real child processes make each watched
 //! call, and the record naming that child (and what to re-check) comes
 //! through the ring. Skips (counted) where eBPF cannot load.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod common;
+use crate::common;
 
 use std::ffi::CString;
 use std::os::fd::AsRawFd;
