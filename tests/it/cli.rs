@@ -265,8 +265,7 @@ fn watch_sets_a_timer_slack_of_a_hundredth_of_its_interval() {
                 &format!("cannot read {path}: {e}"),
             ),
         }
-        let (code, _) = w.terminate();
-        assert_eq!(code, 0);
+        w.stop_ok();
     }
     drop(t);
 }
@@ -289,8 +288,7 @@ fn watch_resumes_from_the_file_and_reports_a_vanished_target() {
     // It carries on with the other target.
     let check = w.wait_for("a check of the remaining target", |v| v["event"] == "check" && v["targets"] == 1);
     assert_eq!(check["failed"], 0);
-    let (code, _) = w.terminate();
-    assert_eq!(code, 0);
+    w.stop_ok();
     drop(a);
 }
 
@@ -419,8 +417,7 @@ fn a_large_node_is_checked_in_parts_spread_over_the_interval() {
     let ours: Vec<u32> = extra.iter().map(std::process::Child::id).collect();
     let mine = |v: &serde_json::Value| v["pid"].as_u64().is_some_and(|p| ours.iter().any(|&q| u64::from(q) == p));
     assert!(!w.seen.iter().any(|v| v["event"] == "anomaly" && mine(v)));
-    let (code, _) = w.terminate();
-    assert_eq!(code, 0);
+    w.stop_ok();
     for mut c in extra {
         let _ = c.kill();
         let _ = c.wait();

@@ -4,15 +4,14 @@
 
 use crate::common;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::process::{Child, Command};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-use common::command::{code, fdir, run, stderr, stdout};
+use common::command::{code, run, spawn_watch, stderr, stdout};
 use common::{is_root, skip};
 
 /// A process of our own that exits when asked (a `sleep`).
@@ -183,20 +182,7 @@ struct TextWatch {
 
 impl TextWatch {
     fn start(args: &[&str], dir: &Path, f: impl FnOnce(&mut Command)) -> TextWatch {
-        let mut cmd = fdir();
-        cmd.arg("watch").args(args).current_dir(dir).stdout(Stdio::piped()).stderr(Stdio::inherit());
-        f(&mut cmd);
-        let mut child = cmd.spawn().unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let (child, lines) = spawn_watch(args, dir, f);
         TextWatch { child, lines, seen: Vec::new() }
     }
 
