@@ -43,23 +43,22 @@ fn seccomp_filter_is_detected() {
     }
 }
 
+/// One testee command, one subsystem drifted, and the changes that must be
+/// named: no new privileges, an anonymous page made writable and executable,
+/// a memfd mapped executable.
 #[test]
-fn no_new_privs_is_detected() {
-    let a = detect(|t| t.cmd("nnp").map(drop)).unwrap();
-    assert_drift(&a, &[Subsystem::Seccomp], Subsystem::Seccomp, "NoNewPrivs 0 -> 1");
-}
-
-#[test]
-fn anonymous_page_made_rwx_is_detected() {
-    let a = detect(|t| t.cmd("rwx").map(drop)).unwrap();
-    assert_drift(&a, &[Subsystem::MemoryMaps], Subsystem::MemoryMaps, "writable and executable");
-}
-
-#[test]
-fn memfd_mapped_executable_is_detected() {
-    let a = detect(|t| t.cmd("memfd-exec").map(drop)).unwrap();
-    assert_drift(&a, &[Subsystem::MemoryMaps], Subsystem::MemoryMaps, "/memfd:fdir-testee-payload");
-    assert!(texts(&a[0]).iter().any(|t| t.contains("memfd: code with no file on disk")));
+fn single_changes_are_detected() {
+    let cases: [(&str, Subsystem, &[&str]); 3] = [
+        ("nnp", Subsystem::Seccomp, &["NoNewPrivs 0 -> 1"]),
+        ("rwx", Subsystem::MemoryMaps, &["writable and executable"]),
+        ("memfd-exec", Subsystem::MemoryMaps, &["/memfd:fdir-testee-payload", "memfd: code with no file on disk"]),
+    ];
+    for (command, sub, needles) in cases {
+        let a = detect(|t| t.cmd(command).map(drop)).unwrap_or_else(|e| panic!("{command}: {e}"));
+        for needle in needles {
+            assert_drift(&a, &[sub], sub, needle);
+        }
+    }
 }
 
 #[test]
