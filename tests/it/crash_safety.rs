@@ -103,6 +103,7 @@ fn kill_loop(dir: &Path, args: &[&str], n: usize, check_args: &[&str], window: (
 
 #[test]
 fn sigkill_during_saves_never_leaves_a_torn_or_missing_baseline() {
+    let _s = common::serial();
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -222,6 +222,7 @@ fn cooldowns_survive_a_kill_9_and_restart() {
 
 #[test]
 fn fifty_kills_never_lose_the_baseline_nor_repeat_an_action() {
+    let _s = common::serial();
     // SIGKILL at a random point of a `watch --all`'s life, 50 times over,
     // with a drift that stays and an action with a cooldown: every restart
     // resumes from its files (the check after each kill reads the drift,
