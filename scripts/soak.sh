@@ -3,7 +3,7 @@
 # a release build for 10 minutes (or SECONDS), while `fdir-testee spawn-storm`
 # starts and ends processes (30/s: short-lived, baselined-then-exiting, with
 # threads) and threads (150/s in 4 long-lived workers). The test behind it is
-# tests/it/soak.rs (60 s, lighter, in CI); this runs it longer and keeps what it saw.
+# tests/soak.rs (60 s, lighter, in CI); this runs it longer and keeps what it saw.
 #
 #   scripts/soak.sh            # 600 s
 #   scripts/soak.sh 1800       # 30 minutes
@@ -23,9 +23,9 @@ secs=${1:-600}
 out="target/soak/$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
 echo "== building (release)"
-cargo test --release --test it --no-run
+cargo test --release --test soak --no-run
 echo "== soak: ${secs}s, output in $out"
-run=(env FDIR_SOAK_SECS="$secs" FDIR_SOAK_DIR="$PWD/$out" cargo test --release --test it -- soak:: --nocapture)
+run=(env FDIR_SOAK_SECS="$secs" FDIR_SOAK_DIR="$PWD/$out" cargo test --release --test soak -- --nocapture)
 if [ "${SOAK_PIDNS:-0}" = 1 ]; then
   run=(unshare --pid --fork --mount-proc "${run[@]}")
 fi

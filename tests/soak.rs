@@ -14,8 +14,9 @@
 //! 10 minutes (`FDIR_SOAK_SECS=600`) with a heavier load, on a release
 //! build, and keeps the events, the samples (CSV) and the summary in
 //! `FDIR_SOAK_DIR`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use crate::common;
+mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
