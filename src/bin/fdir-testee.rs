@@ -33,7 +33,7 @@
 //!
 //! At start it prints `ready PID`.
 //!
-//! It is also the load generator of the soak (`tests/it/soak.rs`,
+//! It is also the load generator of the soak (`tests/soak.rs`,
 //! `scripts/soak.sh`), by its first argument:
 //!
 //! ```text
