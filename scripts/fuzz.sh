@@ -11,7 +11,7 @@
 # (committed: captured /proc files, valid baselines and policies) and from
 # fresh captures of this machine's /proc. Crashes land in
 # fuzz/artifacts/<target>/; copy each into tests/data/fuzz/<target>/ with a
-# name that says what it found, fix it, and tests/fuzz_regressions.rs keeps it
+# name that says what it found, fix it, and tests/it/fuzz_regressions.rs keeps it
 # fixed. Logs: fuzz/logs/<target>.log; one line per run is appended to
 # fuzz/logs/summary.tsv (target, seconds, executions, exec/s, coverage,
 # features, corpus, crashes).

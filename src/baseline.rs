@@ -922,7 +922,7 @@ Mems_allowed_list:\t0
         let path = dir.path().join("key");
         let message = |path: &Path| Key::from_file(path).unwrap_err().to_string();
         assert_eq!(message(&path), format!("key file {} does not exist", path.display()));
-        // Keys are refused when others may read them (tests/trust.rs).
+        // Keys are refused when others may read them (tests/it/trust.rs).
         fs::write(&path, b"").unwrap();
         fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
         for (text, expected) in [

@@ -1,6 +1,6 @@
 //! The fuzz harnesses: one function per parser, run by the fuzz targets in
 //! `fuzz/` (cargo-fuzz) and, on every saved finding and seed, by
-//! `tests/fuzz_regressions.rs` in the normal test suite.
+//! `tests/it/fuzz_regressions.rs` in the normal test suite.
 //!
 //! Each takes arbitrary bytes and returns `Err` only when a property is
 //! violated (a rejected input is fine: that is the parser doing its job).

@@ -38,7 +38,7 @@
 // The I/O boundary (ARCHITECTURE.md, "Modules that touch files"): opening,
 // reading, listing or stat'ing a file (clippy.toml's disallowed methods) is
 // refused by the build everywhere in the library but in the modules whose
-// `mod` line below allows it. `tests/boundary.rs` holds that list equal to
+// `mod` line below allows it. `tests/it/boundary.rs` holds that list equal to
 // ARCHITECTURE.md's.
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)]
 

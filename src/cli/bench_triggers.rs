@@ -394,9 +394,8 @@ pub fn run(exe: &Path, reps: usize, seconds: f64, dir: &Path) -> Result<TriggerB
     }
     // What only the eBPF source sees: a real prlimit from outside, and the
     // process's own mprotect(PROT_EXEC) of a new anonymous page.
-    let ebpf_runs = w.started().is_some_and(|v| {
-        field(&v, "triggers").as_array().is_some_and(|t| t.iter().any(|s| s == "ebpf"))
-    });
+    let ebpf_runs =
+        w.started().is_some_and(|v| field(&v, "triggers").as_array().is_some_and(|t| t.iter().any(|s| s == "ebpf")));
     if ebpf_runs {
         let spid = pid.to_string();
         let (soft, hard) = open_files_limit(pid)?;

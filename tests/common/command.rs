@@ -106,6 +106,26 @@ pub fn assert_event_schema(v: &Value) {
     }
 }
 
+/// Starts `fdir watch ARGS` in `dir` (the command adjusted by `f` first),
+/// its stdout lines sent by a thread to the receiver as they come.
+pub fn spawn_watch(args: &[&str], dir: &Path, f: impl FnOnce(&mut Command)) -> (Child, Receiver<String>) {
+    let mut cmd = fdir();
+    cmd.arg("watch").args(args).current_dir(dir).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    f(&mut cmd);
+    let mut child = cmd.spawn().unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, lines)
+}
+
 /// A running `fdir watch`, its stdout lines read by a thread.
 pub struct Watch {
     child: Child,
@@ -122,20 +142,7 @@ impl Watch {
 
     /// Like `start`, with the command adjusted first (another user, say).
     pub fn start_with(args: &[&str], dir: &Path, f: impl FnOnce(&mut Command)) -> Watch {
-        let mut cmd = fdir();
-        cmd.arg("watch").args(args).current_dir(dir).stdout(Stdio::piped()).stderr(Stdio::inherit());
-        f(&mut cmd);
-        let mut child = cmd.spawn().unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let (child, lines) = spawn_watch(args, dir, f);
         Watch { child, lines, seen: Vec::new(), rest: Vec::new() }
     }
 
@@ -197,6 +204,13 @@ impl Watch {
             assert_event_schema(v);
         }
         status.code().unwrap_or(-1)
+    }
+
+    /// Sends SIGTERM and asserts a clean exit (0); the remaining events.
+    pub fn stop_ok(self) -> Vec<Value> {
+        let (code, rest) = self.terminate();
+        assert_eq!(code, 0, "fdir watch exited {code} on SIGTERM");
+        rest
     }
 
     /// Sends SIGTERM and returns the exit code and the remaining events.

@@ -25,6 +25,28 @@ pub fn skip(test: &str, reason: &str) {
     }
 }
 
+/// The `--all` tests (watches, snapshots and checks of every process of the
+/// machine) run one at a time, across every module of the test binary, so
+/// that one such test's children do not change under another's watch.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The changes of an anomaly, as text.
+pub fn texts(a: &fdir::Anomaly) -> Vec<String> {
+    a.changes.iter().map(ToString::to_string).collect()
+}
+
+/// Asserts exactly `subsystems` drifted and one change of `sub` contains `needle`.
+pub fn assert_drift(anomalies: &[fdir::Anomaly], subsystems: &[fdir::Subsystem], sub: fdir::Subsystem, needle: &str) {
+    let got: Vec<fdir::Subsystem> = anomalies.iter().map(|a| a.subsystem).collect();
+    assert_eq!(got, subsystems, "drifted subsystems: {anomalies:#?}");
+    let a = anomalies.iter().find(|a| a.subsystem == sub).unwrap();
+    assert_ne!(a.expected, a.actual);
+    assert!(texts(a).iter().any(|t| t.contains(needle)), "{sub}: no change mentions {needle:?}: {:#?}", texts(a));
+}
+
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }

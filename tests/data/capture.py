@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Captures the files fdir reads, for tests/captured.rs.
+"""Captures the files fdir reads, for tests/it/captured.rs.
 
     capture.py proc PID DIR   # DIR/{a,b}: two captures of process PID, 0.7 s apart
     capture.py node DIR       # DIR/{a,b}: two captures of the node's kernel state

@@ -4,9 +4,8 @@
 //! its own (a write into its code copies the page). Reading another
 //! process's page map and memory needs ptrace access: as root here; without
 //! it the cases are skipped and counted.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod common;
+use crate::common;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -225,7 +224,9 @@ fn a_bit_flipped_in_the_page_cache_is_the_shared_copy_s_drift_in_every_process_t
     // One root cause: one anomaly, the file's copy, naming the three.
     let object = format!("code file {lib_path} dev ");
     let of_file = |f: &Finding| match f {
-        Finding::ObjectDrift { object: o, targets, anomaly } if o.starts_with(&object) => Some((targets.clone(), anomaly.clone())),
+        Finding::ObjectDrift { object: o, targets, anomaly } if o.starts_with(&object) => {
+            Some((targets.clone(), anomaly.clone()))
+        }
         _ => None,
     };
     let (f, _) = cycle_until(&mut m, |f| f.iter().any(|f| of_file(f).is_some()));

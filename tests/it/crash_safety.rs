@@ -7,10 +7,9 @@
 //! a kill that landed between creating the temporary file and the rename),
 //! and the next save that completes removes them all.
 //!
-//! The counts are printed (`cargo test --test crash_safety -- --nocapture`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+//! The counts are printed (`cargo test --test it crash_safety:: -- --nocapture`).
 
-mod common;
+use crate::common;
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -104,6 +103,7 @@ fn kill_loop(dir: &Path, args: &[&str], n: usize, check_args: &[&str], window: (
 
 #[test]
 fn sigkill_during_saves_never_leaves_a_torn_or_missing_baseline() {
+    let _s = common::serial();
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -4,9 +4,8 @@
 //! action leaves the monitor running; SIGHUP accepts a change; Isolate really
 //! freezes a cgroup (or stops the process); the baseline file is voted
 //! against memory; the fault-injection campaign misses nothing.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -43,8 +42,7 @@ fn a_change_and_its_reversal_give_an_anomaly_then_a_recovery() {
     assert!(r["drifted_for_ms"].as_f64().unwrap() > 0.0);
     // Reported once: no second anomaly for the same drift.
     assert_eq!(w.seen.iter().filter(|v| v["event"] == "anomaly").count(), 1);
-    let (code, _) = w.terminate();
-    assert_eq!(code, 0);
+    w.stop_ok();
 }
 
 #[test]
@@ -98,8 +96,7 @@ fn passive_mode_grades_and_reports_but_never_acts() {
     }
     w.wait_for("a later check", |v| v["event"] == "check" && v["cycle"].as_u64() > Some(5));
     assert!(!marker.exists(), "passive mode ran a command");
-    let (code, _) = w.terminate();
-    assert_eq!(code, 0);
+    w.stop_ok();
 }
 
 #[test]
@@ -124,8 +121,7 @@ fn a_failing_or_hanging_action_is_reported_and_the_monitor_goes_on() {
     // Still checking.
     let c = w.wait_for("a check after the failures", |v| v["event"] == "check" && v["drifted"] == 1);
     assert_eq!(c["failed"], 0);
-    let (code, _) = w.terminate();
-    assert_eq!(code, 0);
+    w.stop_ok();
 }
 
 #[test]
@@ -158,8 +154,7 @@ fn a_running_action_does_not_hold_up_the_checks() {
     let act = action(&mut w, "on-anomaly");
     assert_eq!(act["outcome"], "done", "{act}");
     assert_eq!(act["pid"], t.pid);
-    let (code, _) = w.terminate();
-    assert_eq!(code, 0);
+    w.stop_ok();
 }
 
 #[test]
@@ -220,14 +215,14 @@ fn cooldowns_survive_a_kill_9_and_restart() {
     let mut w = watch_testee(&t, d, &args);
     let act = seen_or_wait(&mut w);
     assert_eq!(act["outcome"], "done", "{act}");
-    let (code, _) = w.terminate();
-    assert_eq!(code, 0);
+    w.stop_ok();
     assert_eq!(fired(), 2);
     drop(t);
 }
 
 #[test]
 fn fifty_kills_never_lose_the_baseline_nor_repeat_an_action() {
+    let _s = common::serial();
     // SIGKILL at a random point of a `watch --all`'s life, 50 times over,
     // with a drift that stays and an action with a cooldown: every restart
     // resumes from its files (the check after each kill reads the drift,
@@ -357,8 +352,7 @@ fn isolate_freezes_the_targets_own_cgroup() {
     // The test thaws it, and the child answers again.
     cg.write("cgroup.freeze", "0").unwrap();
     assert_eq!(t.must("ping"), "24301");
-    let (code, _) = w.terminate();
-    assert_eq!(code, 0);
+    w.stop_ok();
 }
 
 #[test]
@@ -377,8 +371,7 @@ fn isolate_stops_a_target_without_a_cgroup_of_its_own() {
     // SAFETY: kill on our own child's pid.
     unsafe { libc::kill(i32::try_from(t.pid).unwrap(), libc::SIGCONT) };
     assert_eq!(t.must("ping"), "24301");
-    let (code, _) = w.terminate();
-    assert_eq!(code, 0);
+    w.stop_ok();
 }
 
 #[test]
@@ -429,8 +422,7 @@ fn isolate_never_freezes_a_child_cgroup_that_holds_another_process() {
     // SAFETY: kill on our own child's pid.
     unsafe { libc::kill(i32::try_from(t.pid).unwrap(), libc::SIGCONT) };
     assert_eq!(t.must("ping"), "24301");
-    let (code, _) = w.terminate();
-    assert_eq!(code, 0);
+    w.stop_ok();
     drop(other);
     drop(below);
 }
@@ -479,8 +471,7 @@ fn a_baseline_file_corrupted_after_it_was_voted_good_is_voted_down() {
     let at = wait_for_log(&log, "baseline file agrees with memory", 0);
     wait_for_log(&log, "baseline file unchanged since it agreed with memory", at);
     flip_a_byte_and_expect_it_rewritten(&mut w, dir.path());
-    let (code, _) = w.terminate();
-    assert_eq!(code, 0);
+    w.stop_ok();
 }
 
 #[test]
@@ -490,8 +481,7 @@ fn a_corrupted_baseline_file_is_voted_down_and_written_again() {
     let mut w = watch_testee(&t, dir.path(), &[]);
     flip_a_byte_and_expect_it_rewritten(&mut w, dir.path());
     assert!(!w.seen.iter().any(|v| v["event"] == "anomaly"));
-    let (code, _) = w.terminate();
-    assert_eq!(code, 0);
+    w.stop_ok();
 }
 
 #[test]

@@ -1,7 +1,6 @@
 //! Properties of the canonicalizers: they never panic on any input, and a
 //! single-bit change in any security-relevant field changes the digest (or
 //! makes the input unparseable, which is an error — never a silent pass).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use fdir::canon::namespaces::NsState;
 use fdir::canon::{Canon, Record, cgroup, cgroup_limits, kernel, limits, lsm, maps, mounts, namespaces, status};

@@ -12,9 +12,8 @@
 //! cgroup hierarchies fdir cannot see (no cgroup2 mounted), a sysctl missing
 //! from a copy of /proc/sys, securityfs (genuinely absent on this project's
 //! VM), seccomp filter programs without CAP_SYS_ADMIN (the count is kept).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};

@@ -5,7 +5,6 @@
 //! denied in src/lib.rs and src/main.rs); this test holds the list of the
 //! modules that are let through, by an `allow` on their `mod` line or inside
 //! them, equal to the list in ARCHITECTURE.md, so the map stays true.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -9,9 +9,8 @@
 //! fork storm) are counted and answered by a full check; `--triggers off`
 //! is the timer alone; a JIT-heavy node process beside a watch raises no
 //! anomaly.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -349,6 +348,7 @@ fn under_all_a_new_process_is_baselined_once_settled_and_its_exit_seen_at_once()
     if !is_root() {
         return skip("triggers_all", "the proc connector needs root");
     }
+    let _s = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let mut w = Watch::start(
         &["--all", "--interval", "300s", "--format", "json", "--subsystems", "memory-maps", "--baseline", "b.json"],

@@ -1,7 +1,6 @@
 //! The files in dist/ are valid for the tools that read them.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

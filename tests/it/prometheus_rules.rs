@@ -3,8 +3,6 @@
 //! it is installed), the rendered metrics linted by `promtool check metrics`,
 //! and the Grafana dashboard checked for shape and for metric names.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
-
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,8 +11,6 @@ use std::time::{Duration, SystemTime};
 
 use fdir::metrics::Metrics;
 use fdir::{Severity, Subsystem};
-
-const SKIP: &str = "SKIP: promtool not installed (.ci/run installs the prometheus package)";
 
 fn dist(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("dist").join(rel)
@@ -26,11 +22,7 @@ fn promtool(test: &str) -> Option<PathBuf> {
     let found = std::env::var_os("PATH")
         .and_then(|path| std::env::split_paths(&path).map(|dir| dir.join("promtool")).find(|p| p.is_file()));
     if found.is_none() {
-        println!("{SKIP}");
-        let record = Path::new(env!("CARGO_TARGET_TMPDIR")).join("skipped.txt");
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(record) {
-            let _ = writeln!(f, "{test}: promtool not installed");
-        }
+        crate::common::skip(test, "promtool not installed (.ci/run installs the prometheus package)");
     }
     found
 }

@@ -1,8 +1,7 @@
 //! The daemon: driven by the manual clock over a source the test swaps, and by
 //! the system clock against a real child moved to another cgroup.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -65,6 +64,20 @@ impl Source for Swappable {
 
 const INTERVAL: Duration = Duration::from_secs(30);
 
+/// A daemon on the manual clock over a [`Swappable`] source that starts as
+/// the baseline (`MAPS`, `STATUS`, `CGROUP`): the clock, the source (to
+/// change) and the daemon.
+fn manual_daemon<H>(config: Config, handler: H) -> (ManualClock, Swappable, fdir::Daemon)
+where
+    H: FnMut(&[fdir::Anomaly]) -> Severity + Send + 'static,
+{
+    let clock = ManualClock::new();
+    let src = Swappable::new(Procfs::mock(MAPS, STATUS, CGROUP));
+    let baseline = snapshot(&clock, &src).unwrap();
+    let daemon = start_daemon(config, baseline, src.clone(), clock.clone(), handler).unwrap();
+    (clock, src, daemon)
+}
+
 /// How long a test waits for an event before it calls it a hang: generous,
 /// since a loaded machine is slow, not wrong. No test asserts speed.
 const DEADLINE: Duration = Duration::from_secs(120);
@@ -101,22 +114,12 @@ fn declared(events: &[Event]) -> Vec<(Vec<Subsystem>, Option<Severity>)> {
 
 #[test]
 fn manual_clock_drift_declared_once_then_recovered() {
-    let clock = ManualClock::new();
-    let src = Swappable::new(Procfs::mock(MAPS, STATUS, CGROUP));
-    let baseline = snapshot(&clock, &src).unwrap();
     let calls = Arc::new(Mutex::new(Vec::new()));
     let calls2 = Arc::clone(&calls);
-    let daemon = start_daemon(
-        Config::default().interval(INTERVAL),
-        baseline,
-        src.clone(),
-        clock.clone(),
-        move |a: &[fdir::Anomaly]| {
-            calls2.lock().unwrap().push(a.len());
-            default_handler(a)
-        },
-    )
-    .unwrap();
+    let (clock, src, daemon) = manual_daemon(Config::default().interval(INTERVAL), move |a: &[fdir::Anomaly]| {
+        calls2.lock().unwrap().push(a.len());
+        default_handler(a)
+    });
 
     // Nothing happens before the interval has passed.
     assert!(daemon.next_event(Duration::from_millis(100)).is_none());
@@ -166,51 +169,26 @@ fn manual_clock_drift_declared_once_then_recovered() {
 
 #[test]
 fn a_read_glitch_is_transient_never_declared() {
-    let clock = ManualClock::new();
-    let src = Swappable::new(Procfs::mock(MAPS, STATUS, CGROUP));
-    let baseline = snapshot(&clock, &src).unwrap();
-    let daemon = start_daemon(
-        Config::default().interval(INTERVAL),
-        baseline,
-        src.clone(),
-        clock.clone(),
-        |_: &[fdir::Anomaly]| -> Severity { panic!("the handler must not be called for a glitch") },
-    )
-    .unwrap();
+    let (clock, src, daemon) = manual_daemon(Config::default().interval(INTERVAL), |_: &[fdir::Anomaly]| -> Severity {
+        panic!("the handler must not be called for a glitch")
+    });
     src.glitch_once(Procfs::mock(&MAPS.replace("r-xp", "rwxp"), STATUS, CGROUP));
     let ev = tick(&clock, &daemon);
     assert!(ev.contains(&Event::Transient { subsystems: vec![Subsystem::MemoryMaps] }), "{ev:?}");
     assert_eq!(declared(&ev), []);
     // With confirm 1 the same glitch would have been declared.
-    let src = Swappable::new(Procfs::mock(MAPS, STATUS, CGROUP));
-    let baseline = snapshot(&clock, &src).unwrap();
-    let d1 = start_daemon(
-        Config::default().interval(INTERVAL).confirm(1),
-        baseline,
-        src.clone(),
-        clock.clone(),
-        default_handler,
-    )
-    .unwrap();
+    let (clock1, src, d1) = manual_daemon(Config::default().interval(INTERVAL).confirm(1), default_handler);
     src.glitch_once(Procfs::mock(&MAPS.replace("r-xp", "rwxp"), STATUS, CGROUP));
-    assert_eq!(declared(&tick(&clock, &d1)), [(vec![Subsystem::MemoryMaps], Some(Severity::Log))]);
+    assert_eq!(declared(&tick(&clock1, &d1)), [(vec![Subsystem::MemoryMaps], Some(Severity::Log))]);
     d1.stop();
     daemon.stop();
 }
 
 #[test]
 fn a_panicking_handler_is_reported_and_the_daemon_goes_on() {
-    let clock = ManualClock::new();
-    let src = Swappable::new(Procfs::mock(MAPS, STATUS, CGROUP));
-    let baseline = snapshot(&clock, &src).unwrap();
-    let daemon = start_daemon(
-        Config::default().interval(INTERVAL),
-        baseline,
-        src.clone(),
-        clock.clone(),
-        |_: &[fdir::Anomaly]| -> Severity { panic!("handler bug") },
-    )
-    .unwrap();
+    let (clock, src, daemon) = manual_daemon(Config::default().interval(INTERVAL), |_: &[fdir::Anomaly]| -> Severity {
+        panic!("handler bug")
+    });
     src.set(Procfs::mock(MAPS, &STATUS.replace("NoNewPrivs:\t0", "NoNewPrivs:\t1"), CGROUP));
     let ev = tick(&clock, &daemon);
     assert!(ev.contains(&Event::HandlerFailed { message: "handler bug".into() }), "{ev:?}");
@@ -225,12 +203,7 @@ fn a_panicking_handler_is_reported_and_the_daemon_goes_on() {
 
 #[test]
 fn a_failing_check_is_reported_and_the_daemon_goes_on() {
-    let clock = ManualClock::new();
-    let src = Swappable::new(Procfs::mock(MAPS, STATUS, CGROUP));
-    let baseline = snapshot(&clock, &src).unwrap();
-    let daemon =
-        start_daemon(Config::default().interval(INTERVAL), baseline, src.clone(), clock.clone(), default_handler)
-            .unwrap();
+    let (clock, src, daemon) = manual_daemon(Config::default().interval(INTERVAL), default_handler);
     src.set(Procfs::mock("not a maps line", STATUS, CGROUP));
     let ev = tick(&clock, &daemon);
     assert!(matches!(ev.last(), Some(Event::CheckFailed { error }) if error.contains("mock/maps")), "{ev:?}");
@@ -331,17 +304,9 @@ fn system_clock_daemon_detects_a_live_cgroup_move() {
 
 #[test]
 fn corrupted_baseline_copies_are_repaired_never_alarmed() {
-    let clock = ManualClock::new();
-    let src = Swappable::new(Procfs::mock(MAPS, STATUS, CGROUP));
-    let baseline = snapshot(&clock, &src).unwrap();
-    let daemon = start_daemon(
-        Config::default().interval(INTERVAL),
-        baseline,
-        src.clone(),
-        clock.clone(),
-        |_: &[fdir::Anomaly]| -> Severity { panic!("a corrupted baseline copy must not reach the handler") },
-    )
-    .unwrap();
+    let (clock, src, daemon) = manual_daemon(Config::default().interval(INTERVAL), |_: &[fdir::Anomaly]| -> Severity {
+        panic!("a corrupted baseline copy must not reach the handler")
+    });
     let mut repaired = 0;
     for seed in 0..200u64 {
         daemon.inject_baseline_fault(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));

@@ -4,9 +4,8 @@
 //! (`code`). Reading filter programs needs CAP_SYS_ADMIN, and flipping a bit
 //! in another process's code needs root: without them the cases are skipped
 //! and counted.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod common;
+use crate::common;
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;

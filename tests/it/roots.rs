@@ -4,7 +4,7 @@
 //! limits is one anomaly of that process, graded `log` by the seed grading.
 //! Judges only its own processes and cgroups; removes both on every way out.
 
-mod common;
+use crate::common;
 
 use std::process::{Child, Command, Stdio};
 

@@ -8,10 +8,9 @@
 //! Every one must exit 2 with a message on stderr that names the file and
 //! says what is wrong; never exit 0 or 1, never a panic, never a signal.
 //! The runs go through a few worker threads at once; the counts and the time
-//! are printed (`cargo test --test corrupt_baselines -- --nocapture`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+//! are printed (`cargo test --test it corrupt_baselines:: -- --nocapture`).
 
-mod common;
+use crate::common;
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -497,7 +496,7 @@ fn bad_keys(dir: &Path) -> Vec<(String, PathBuf, &'static str)> {
     std::fs::write(at("short.key"), b"fifteen bytes..\n").unwrap();
     std::fs::write(at("huge.key"), vec![7u8; 64 * 1024 + 1]).unwrap();
     for name in ["empty.key", "short.key", "huge.key"] {
-        // A key others may read is refused before it is read (a case of tests/trust.rs).
+        // A key others may read is refused before it is read (a case of tests/it/trust.rs).
         std::fs::set_permissions(at(name), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     }
     std::fs::create_dir(at("dir.key")).unwrap();

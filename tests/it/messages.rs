@@ -1,28 +1,18 @@
 //! What a newcomer meets: every refusal and every default output says what
 //! happened, why, and what to do next. Each case checks the exit code, the
 //! stream, and the words that matter.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod common;
+use crate::common;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
-use std::sync::mpsc::{self, Receiver};
+use std::process::{Child, Command};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-use common::command::{code, fdir, run, stderr, stdout};
+use common::command::{code, run, spawn_watch, stderr, stdout};
 use common::{is_root, skip};
-
-/// The `--all` watches see every process of the machine: one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 /// A process of our own that exits when asked (a `sleep`).
 struct Sleeper(Child);
@@ -192,20 +182,7 @@ struct TextWatch {
 
 impl TextWatch {
     fn start(args: &[&str], dir: &Path, f: impl FnOnce(&mut Command)) -> TextWatch {
-        let mut cmd = fdir();
-        cmd.arg("watch").args(args).current_dir(dir).stdout(Stdio::piped()).stderr(Stdio::inherit());
-        f(&mut cmd);
-        let mut child = cmd.spawn().unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let (child, lines) = spawn_watch(args, dir, f);
         TextWatch { child, lines, seen: Vec::new() }
     }
 
@@ -248,7 +225,7 @@ fn check_number(line: &str) -> Option<u64> {
 
 #[test]
 fn watch_text_summarises_routine_events_and_stops_after_the_checks_it_printed() {
-    let _s = serial();
+    let _s = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let mut w = TextWatch::start(&["--all", "--interval", "300ms"], dir.path(), |_| {});
     w.wait_for("the first check", |l| l.contains(" CHECK    #1:"));
@@ -280,7 +257,7 @@ fn watch_text_summarises_routine_events_and_stops_after_the_checks_it_printed() 
 
 #[test]
 fn watch_as_nobody_says_once_what_it_cannot_read_and_how_to_fix_it() {
-    let _s = serial();
+    let _s = common::serial();
     let test = "watch_as_nobody_says_once_what_it_cannot_read_and_how_to_fix_it";
     if !is_root() {
         skip(test, "needs root to run fdir as nobody");

@@ -1,23 +1,13 @@
 //! The `fdir` binary end to end, against real child processes: exit codes,
 //! refused baselines, the JSON events, and `watch` catching a live change.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
-use std::sync::Mutex;
 
 use common::Testee;
 use common::command::{Watch, assert_event_schema, code, is, json_lines, run, stderr, stdout};
 use sha2::{Digest as _, Sha256};
-
-/// `--all` tests see every process of the machine: the tests of this file
-/// run one at a time so that one test's children do not change under another's watch.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 fn baseline_of(pid: u32, dir: &Path, extra: &[&str]) {
     let p = pid.to_string();
@@ -29,7 +19,7 @@ fn baseline_of(pid: u32, dir: &Path, extra: &[&str]) {
 
 #[test]
 fn snapshot_and_check_exit_0_without_drift_and_1_with_it() {
-    let _s = serial();
+    let _s = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let mut t = Testee::spawn();
     baseline_of(t.pid, dir.path(), &[]);
@@ -56,7 +46,7 @@ fn snapshot_and_check_exit_0_without_drift_and_1_with_it() {
 
 #[test]
 fn check_exits_2_when_it_cannot_check() {
-    let _s = serial();
+    let _s = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
 
@@ -124,7 +114,7 @@ fn recompute_digest(bytes: &mut Vec<u8>) {
 
 #[test]
 fn corrupt_baselines_are_refused_with_exit_2_and_a_message() {
-    let _s = serial();
+    let _s = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let t = Testee::spawn();
@@ -201,7 +191,7 @@ fn corrupt_baselines_are_refused_with_exit_2_and_a_message() {
 
 #[test]
 fn watch_detects_a_live_change_and_exits_0_on_sigterm() {
-    let _s = serial();
+    let _s = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let mut t = Testee::spawn();
     let pid = t.pid.to_string();
@@ -230,7 +220,7 @@ fn watch_detects_a_live_change_and_exits_0_on_sigterm() {
 
 #[test]
 fn watch_wakes_at_once_for_a_signal_and_answers_each() {
-    let _s = serial();
+    let _s = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let t = Testee::spawn();
     let pid = t.pid.to_string();
@@ -260,7 +250,7 @@ fn watch_wakes_at_once_for_a_signal_and_answers_each() {
 
 #[test]
 fn watch_sets_a_timer_slack_of_a_hundredth_of_its_interval() {
-    let _s = serial();
+    let _s = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let t = Testee::spawn();
     let pid = t.pid.to_string();
@@ -275,15 +265,14 @@ fn watch_sets_a_timer_slack_of_a_hundredth_of_its_interval() {
                 &format!("cannot read {path}: {e}"),
             ),
         }
-        let (code, _) = w.terminate();
-        assert_eq!(code, 0);
+        w.stop_ok();
     }
     drop(t);
 }
 
 #[test]
 fn watch_resumes_from_the_file_and_reports_a_vanished_target() {
-    let _s = serial();
+    let _s = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let a = Testee::spawn();
     let b = Testee::spawn();
@@ -299,14 +288,13 @@ fn watch_resumes_from_the_file_and_reports_a_vanished_target() {
     // It carries on with the other target.
     let check = w.wait_for("a check of the remaining target", |v| v["event"] == "check" && v["targets"] == 1);
     assert_eq!(check["failed"], 0);
-    let (code, _) = w.terminate();
-    assert_eq!(code, 0);
+    w.stop_ok();
     drop(a);
 }
 
 #[test]
 fn watch_all_baselines_new_processes_and_notes_exits() {
-    let _s = serial();
+    let _s = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let mut w = Watch::start(&["--all", "--interval", "200ms", "--format", "json"], dir.path());
     w.wait_for("a check", is("check"));
@@ -338,7 +326,7 @@ fn watch_all_baselines_new_processes_and_notes_exits() {
 /// JIT, a shell that exec'd, a service changing for real): 0 or 1, never 2.
 #[test]
 fn snapshot_and_check_all_our_unchanged_processes_do_not_drift() {
-    let _s = serial();
+    let _s = common::serial();
     let ours = [Testee::spawn(), Testee::spawn()];
     let pids: Vec<u32> = ours.iter().map(|t| t.pid).collect();
     // Past the settle time, so the snapshot does not wait for them.
@@ -380,7 +368,7 @@ fn help_man_and_completions() {
 
 #[test]
 fn the_node_is_baselined_and_checked_with_system() {
-    let _s = serial();
+    let _s = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let o = run(&["snapshot", "--system", "--format", "json"], dir.path());
     assert_eq!(code(&o), 0, "{}", stderr(&o));
@@ -399,7 +387,7 @@ fn the_node_is_baselined_and_checked_with_system() {
 
 #[test]
 fn a_large_node_is_checked_in_parts_spread_over_the_interval() {
-    let _s = serial();
+    let _s = common::serial();
     // 70 extra processes: over 64 targets, so a round is split in parts.
     let extra: Vec<std::process::Child> =
         (0..70).map(|_| std::process::Command::new("sleep").arg("60").spawn().unwrap()).collect();
@@ -429,8 +417,7 @@ fn a_large_node_is_checked_in_parts_spread_over_the_interval() {
     let ours: Vec<u32> = extra.iter().map(std::process::Child::id).collect();
     let mine = |v: &serde_json::Value| v["pid"].as_u64().is_some_and(|p| ours.iter().any(|&q| u64::from(q) == p));
     assert!(!w.seen.iter().any(|v| v["event"] == "anomaly" && mine(v)));
-    let (code, _) = w.terminate();
-    assert_eq!(code, 0);
+    w.stop_ok();
     for mut c in extra {
         let _ = c.kill();
         let _ = c.wait();
@@ -443,7 +430,7 @@ fn a_large_node_is_checked_in_parts_spread_over_the_interval() {
 #[test]
 fn all_processes_are_checked_on_one_thread_when_no_other_can_be_started() {
     const TEST: &str = "all_processes_are_checked_on_one_thread_when_no_other_can_be_started";
-    let _s = serial();
+    let _s = common::serial();
     let Some(h) = common::hierarchy(Some("pids")) else {
         common::skip(TEST, "no cgroup hierarchy to limit the number of tasks in");
         return;

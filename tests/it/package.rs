@@ -2,7 +2,6 @@
 //! from the tree exist, the generated ones are made by `scripts/deb.sh`,
 //! and the example policy it installs is a valid policy. (`.ci/run` builds,
 //! installs, runs and removes the package itself.)
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::path::Path;
 

@@ -5,7 +5,6 @@
 //! property-violating input libFuzzer wrote, renamed for what it found); the
 //! seeds are `fuzz/seeds/<target>/*` (real /proc captures, valid baselines and
 //! policies). See ROBUSTNESS.md for the runs and what they found.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::path::Path;
 

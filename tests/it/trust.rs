@@ -5,9 +5,8 @@
 //! message saying how to fix it; the same files made right are accepted.
 //! Real files in a temporary directory, with real chmod, chown (uid 65534 is
 //! "another user") and symlinks; as root (chown needs it).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::{PermissionsExt, chown, symlink};
 use std::path::{Path, PathBuf};

@@ -11,9 +11,8 @@
 //! Everything listens on 127.0.0.1 only; nothing leaves the machine. Both
 //! servers and the child are killed and reaped, and their temporary
 //! directory removed, whether the test passes or fails.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod common;
+use crate::common;
 
 use std::fmt::Write as _;
 use std::fs::{self, File};

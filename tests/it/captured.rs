@@ -3,7 +3,6 @@
 //! every capture canonicalizes, and the two captures of one target never differ.
 //! (`code` needs the process's memory, which a capture does not hold: it is
 //! unobservable.)
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::path::Path;
 

@@ -21,9 +21,8 @@
 //! counted reason. The measured quietness is printed and written to
 //! `target/tmp/workloads.txt`. Nothing here measures or asserts speed: the
 //! checks counted are a floor waited for with a generous deadline.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

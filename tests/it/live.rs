@@ -1,13 +1,12 @@
 //! Live tests: a real child process (`fdir-testee`) changes its isolation for
 //! real, and `check` against `Procfs::pid(child)` must say exactly what
 //! changed — and must say nothing while the child merely works hard.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::{ScratchCgroup, Testee, hierarchy, is_root, skip};
+use common::{ScratchCgroup, Testee, assert_drift, hierarchy, is_root, skip, texts};
 use fdir::{Anomaly, Error, Observation, Procfs, Scope, Subsystem, SystemClock, Verdict, check_with, snapshot_with};
 
 const ALL: &[Subsystem] = Subsystem::ALL;
@@ -22,19 +21,6 @@ fn detect(change: impl FnOnce(&mut Testee) -> Result<(), String>) -> Result<Vec<
     change(&mut t)?;
     let verdict = check_with(&baseline, &SystemClock, &fs, ALL).unwrap();
     Ok(verdict.anomalies().to_vec())
-}
-
-fn texts(a: &Anomaly) -> Vec<String> {
-    a.changes.iter().map(ToString::to_string).collect()
-}
-
-/// Asserts exactly `subsystems` drifted and one change of `sub` contains `needle`.
-fn assert_drift(anomalies: &[Anomaly], subsystems: &[Subsystem], sub: Subsystem, needle: &str) {
-    let got: Vec<Subsystem> = anomalies.iter().map(|a| a.subsystem).collect();
-    assert_eq!(got, subsystems, "drifted subsystems: {anomalies:#?}");
-    let a = anomalies.iter().find(|a| a.subsystem == sub).unwrap();
-    assert_ne!(a.expected, a.actual);
-    assert!(texts(a).iter().any(|t| t.contains(needle)), "{sub}: no change mentions {needle:?}: {:#?}", texts(a));
 }
 
 #[test]
@@ -57,23 +43,22 @@ fn seccomp_filter_is_detected() {
     }
 }
 
+/// One testee command, one subsystem drifted, and the changes that must be
+/// named: no new privileges, an anonymous page made writable and executable,
+/// a memfd mapped executable.
 #[test]
-fn no_new_privs_is_detected() {
-    let a = detect(|t| t.cmd("nnp").map(drop)).unwrap();
-    assert_drift(&a, &[Subsystem::Seccomp], Subsystem::Seccomp, "NoNewPrivs 0 -> 1");
-}
-
-#[test]
-fn anonymous_page_made_rwx_is_detected() {
-    let a = detect(|t| t.cmd("rwx").map(drop)).unwrap();
-    assert_drift(&a, &[Subsystem::MemoryMaps], Subsystem::MemoryMaps, "writable and executable");
-}
-
-#[test]
-fn memfd_mapped_executable_is_detected() {
-    let a = detect(|t| t.cmd("memfd-exec").map(drop)).unwrap();
-    assert_drift(&a, &[Subsystem::MemoryMaps], Subsystem::MemoryMaps, "/memfd:fdir-testee-payload");
-    assert!(texts(&a[0]).iter().any(|t| t.contains("memfd: code with no file on disk")));
+fn single_changes_are_detected() {
+    let cases: [(&str, Subsystem, &[&str]); 3] = [
+        ("nnp", Subsystem::Seccomp, &["NoNewPrivs 0 -> 1"]),
+        ("rwx", Subsystem::MemoryMaps, &["writable and executable"]),
+        ("memfd-exec", Subsystem::MemoryMaps, &["/memfd:fdir-testee-payload", "memfd: code with no file on disk"]),
+    ];
+    for (command, sub, needles) in cases {
+        let a = detect(|t| t.cmd(command).map(drop)).unwrap_or_else(|e| panic!("{command}: {e}"));
+        for needle in needles {
+            assert_drift(&a, &[sub], sub, needle);
+        }
+    }
 }
 
 #[test]

@@ -2,25 +2,16 @@
 //! and the container runtimes name them, and a real container started with
 //! `crun`; the events must name the unit or the container, and `--unit` /
 //! `--container` must cover exactly the workload's processes.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::command::{Watch, code, is, json_lines, run, stderr, stdout};
 use common::{ScratchCgroup, Testee, hierarchy, is_root, skip};
 use serde_json::Value;
-
-/// A workload's discovery sees every process of the machine: one test at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 /// A 64-hex container id of this run.
 fn container_id(salt: u64) -> String {
@@ -47,7 +38,7 @@ fn event_of<'a>(events: &'a [Value], kind: &str, pid: u32) -> &'a Value {
 /// is never taken.
 #[test]
 fn a_unit_is_named_and_targeted() {
-    let _g = serial();
+    let _g = common::serial();
     let test = "workload::a_unit_is_named_and_targeted";
     if !is_root() {
         return skip(test, "needs root to create cgroups");
@@ -113,7 +104,7 @@ fn a_unit_is_named_and_targeted() {
 /// id prefix, the events name the runtime and the whole id.
 #[test]
 fn a_docker_scope_is_named_and_targeted_by_prefix() {
-    let _g = serial();
+    let _g = common::serial();
     let test = "workload::a_docker_scope_is_named_and_targeted_by_prefix";
     if !is_root() {
         return skip(test, "needs root to create cgroups");
@@ -158,7 +149,7 @@ fn a_docker_scope_is_named_and_targeted_by_prefix() {
 /// `--container`.
 #[test]
 fn a_crun_container_is_named() {
-    let _g = serial();
+    let _g = common::serial();
     let test = "workload::a_crun_container_is_named";
     if !is_root() {
         return skip(test, "needs root to start a container");

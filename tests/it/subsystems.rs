@@ -2,31 +2,17 @@
 //! or a scratch object the test creates and removes (a cgroup, a directory,
 //! a copy of the node's /proc/sys) changes for real, and `check` must name
 //! exactly the subsystem and the thing that changed — and nothing else.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::{NodeCopy, ScratchCgroup, Testee, getrlimit, hierarchy, is_root, prlimit, skip};
+use common::{NodeCopy, ScratchCgroup, Testee, assert_drift, getrlimit, hierarchy, is_root, prlimit, skip, texts};
 use fdir::{
     Anomaly, Observation, Procfs, Scope, Snapshot, Status, Subsystem, SystemClock, Verdict, check_with, snapshot_with,
 };
 
 const ALL: &[Subsystem] = Subsystem::ALL;
-
-fn texts(a: &Anomaly) -> Vec<String> {
-    a.changes.iter().map(ToString::to_string).collect()
-}
-
-/// Asserts exactly `subsystems` drifted and one change of `sub` contains `needle`.
-fn assert_drift(anomalies: &[Anomaly], subsystems: &[Subsystem], sub: Subsystem, needle: &str) {
-    let got: Vec<Subsystem> = anomalies.iter().map(|a| a.subsystem).collect();
-    assert_eq!(got, subsystems, "drifted subsystems: {anomalies:#?}");
-    let a = anomalies.iter().find(|a| a.subsystem == sub).unwrap();
-    assert_ne!(a.expected, a.actual);
-    assert!(texts(a).iter().any(|t| t.contains(needle)), "{sub}: no change mentions {needle:?}: {:#?}", texts(a));
-}
 
 /// A baseline of every subsystem of `t`, checked once to be quiet.
 fn baseline(fs: &Procfs) -> Snapshot {
