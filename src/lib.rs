@@ -57,6 +57,7 @@ pub mod explain;
 // Touches files: kept-open /proc, /sys and cgroupfs files, for the source.
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 pub mod fdcache;
+mod finding;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod guard;

@@ -48,7 +48,8 @@ use std::time::Duration;
 
 use crate::canon::cgroup_limits::split_key;
 use crate::explain::Change;
-use crate::{Anomaly, Finding, Subsystem, Target};
+use crate::finding::Finding;
+use crate::{Anomaly, Subsystem, Target};
 
 /// What [`Roots`] folds into the anomaly of a process's move: the subsystem
 /// that says the process moved, and the subsystem whose changes follow.
