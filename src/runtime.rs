@@ -7,11 +7,9 @@
 //! What it runs on is injected: the [`Clock`], the [`Sink`] its events go to
 //! (the command line writes them as text or NDJSON), the [`Store`] that
 //! holds the baseline file, the [`Responder`], the [`Metrics`], the trigger
-//! [`Hub`] and a [`Notifier`] (systemd). The loop that waits for the next
-//! tick or a signal belongs to the caller (`fdir watch`'s `cli/watch.rs`):
-//! it calls [`Runtime::plan_round`], [`Runtime::tick`],
-//! [`Runtime::triggered`], [`Runtime::rebaseline`],
-//! [`Runtime::reap_actions`] and, at the end, [`Runtime::finish`].
+//! [`Hub`], a [`Notifier`] (systemd) and what it [`Wait`]s on between ticks
+//! (`fdir watch`'s signals). [`Runtime::run`] is the loop; [`Runtime::finish`]
+//! the end.
 
 use std::io;
 use std::path::Path;
@@ -123,8 +121,40 @@ pub trait Store {
     fn save(&self, monitor: &mut Monitor) -> Result<usize, String>;
 }
 
+/// What wakes the loop of [`Runtime::run`] before its next tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asked {
+    /// Stop, for this signal.
+    Stop(&'static str),
+    /// Take a new baseline (SIGHUP).
+    Rebaseline,
+    /// An action command finished: report it.
+    ActionDone,
+    /// A trigger named something to re-check now.
+    Triggered,
+}
+
+/// The sleep between ticks ([`Runtime::run`]): the command line's ends on a
+/// signal, a finished action or a trigger (`cli/signals.rs`).
+pub trait Wait {
+    /// Waits up to `timeout`; `None` when it passed with nothing asked.
+    fn wait(&self, timeout: Duration) -> io::Result<Option<Asked>>;
+}
+
+/// What the loop waits for between checks.
+enum Wake {
+    Check,
+    Stop(&'static str),
+    Rebaseline,
+}
+
 /// A service manager told of the runtime's health (systemd's notify protocol).
 pub trait Notifier {
+    /// The watchdog's period, if the manager keeps one: it is fed at least
+    /// every half of it while the runtime is healthy.
+    fn watchdog(&self) -> Option<Duration>;
+    /// Feeds the watchdog.
+    fn ping(&self);
     /// A round's status, and whether the watchdog is fed.
     fn round(&self, status: &str, healthy: bool);
     /// The runtime is stopping.
@@ -238,42 +268,90 @@ impl<C: Clock, S: Sink, B: Store> Runtime<C, S, B> {
         }
     }
 
-    /// Checks ran and self-tests passed in the last cycle (the watchdog may
-    /// be fed).
-    pub fn healthy(&self) -> bool {
-        self.healthy
-    }
-
-    /// When re-checks a trigger asked for may run, if any wait.
-    pub fn trigger_at(&self) -> Option<Instant> {
-        self.trigger_at
-    }
-
-    /// The commands that finished beside the checks since last asked.
-    pub fn finished_actions(&mut self) -> Vec<Finished> {
-        self.responder.finished()
+    /// The loop: waits for the next tick, a trigger, a finished action or
+    /// a signal (`waiter`), and ticks; the watchdog is fed between ticks
+    /// while the last round was healthy. Returns the name of the signal that
+    /// stopped it. Out of line, so that the code a steady cycle runs is not
+    /// spread through the watch's start-up.
+    #[inline(never)]
+    pub fn run<W: Wait>(&mut self, waiter: &W) -> io::Result<&'static str> {
+        let interval = self.interval;
+        let watchdog = self.notifier.as_ref().and_then(|n| n.watchdog());
+        let mut next = Instant::now();
+        let mut part = 0u32;
+        let mut last_ping = Instant::now();
+        loop {
+            let wake = loop {
+                let now = Instant::now();
+                if now >= next {
+                    break Wake::Check;
+                }
+                let mut wait = next - now;
+                if let Some(dog) = watchdog {
+                    wait = wait.min(dog / 2);
+                }
+                if let Some(at) = self.trigger_at {
+                    if at <= now {
+                        self.triggered()?;
+                        continue;
+                    }
+                    wait = wait.min(at - now);
+                }
+                let asked = waiter
+                    .wait(wait)
+                    .map_err(|e| io::Error::new(e.kind(), format!("cannot wait for the next check: {e}")))?;
+                match asked {
+                    Some(Asked::Rebaseline) => break Wake::Rebaseline,
+                    Some(Asked::Stop(name)) => break Wake::Stop(name),
+                    Some(Asked::ActionDone) => {
+                        let done = self.responder.finished();
+                        self.reap_actions(done)?;
+                    }
+                    Some(Asked::Triggered) => self.triggered()?,
+                    None => {}
+                }
+                // Between checks the watchdog is fed only if the last cycle was healthy.
+                if let Some(dog) = watchdog
+                    && self.healthy
+                    && last_ping.elapsed() >= dog / 2
+                    && let Some(n) = &self.notifier
+                {
+                    n.ping();
+                    last_ping = Instant::now();
+                }
+            };
+            match wake {
+                Wake::Stop(why) => return Ok(why),
+                Wake::Rebaseline => self.rebaseline()?,
+                Wake::Check => {
+                    if part == 0 {
+                        self.plan_round();
+                    }
+                    let parts = self.parts;
+                    self.tick(part, parts)?;
+                    last_ping = Instant::now();
+                    part = (part + 1) % parts;
+                    // A round's parts are spread evenly over the interval.
+                    next += interval / parts;
+                    let now = Instant::now();
+                    if next <= now {
+                        next = now + interval / parts;
+                    }
+                }
+            }
+        }
     }
 
     /// At the start of a round: how many parts it is split into (the first
     /// round is whole, at once: a watch says what it found as soon as it
     /// starts; later rounds are spread), with the timer slack set for them.
-    pub fn plan_round(&mut self) -> u32 {
+    fn plan_round(&mut self) -> u32 {
         let parts = if self.cycle == 0 { 1 } else { parts_for(self.monitor.len(), self.interval) };
         if parts != self.parts || self.cycle == 0 {
             set_timer_slack(self.interval / parts);
         }
         self.parts = parts;
         parts
-    }
-
-    /// The time between rounds.
-    pub fn interval(&self) -> Duration {
-        self.interval
-    }
-
-    /// The parts of the current round.
-    pub fn parts(&self) -> u32 {
-        self.parts
     }
 
     /// The end: the trigger thread stopped, the actions still running waited
@@ -301,7 +379,7 @@ impl<C: Clock, S: Sink, B: Store> Runtime<C, S, B> {
     /// One tick: part `part` of `parts` of a check round, and its responses.
     /// The round's summary, metrics, file vote and watchdog come with its
     /// last part.
-    pub fn tick(&mut self, part: u32, parts: u32) -> io::Result<()> {
+    fn tick(&mut self, part: u32, parts: u32) -> io::Result<()> {
         if part == 0 {
             self.cycle += 1;
             self.round = crate::Summary::default();
@@ -372,7 +450,7 @@ impl<C: Clock, S: Sink, B: Store> Runtime<C, S, B> {
     /// lost notices first (a full check answers them).
     #[cold]
     #[inline(never)]
-    pub fn triggered(&mut self) -> io::Result<()> {
+    fn triggered(&mut self) -> io::Result<()> {
         self.trigger_at = None;
         let Some(hub) = &mut self.hub else { return Ok(()) };
         let (losses, taken) = hub.take(Instant::now());
@@ -541,7 +619,7 @@ impl<C: Clock, S: Sink, B: Store> Runtime<C, S, B> {
     /// The commands that finished beside the checks, reported.
     #[cold]
     #[inline(never)]
-    pub fn reap_actions(&mut self, done: Vec<Finished>) -> io::Result<()> {
+    fn reap_actions(&mut self, done: Vec<Finished>) -> io::Result<()> {
         for f in done {
             self.action_done(&f.target, f.report)?;
         }
@@ -634,7 +712,7 @@ impl<C: Clock, S: Sink, B: Store> Runtime<C, S, B> {
     /// SIGHUP: a new baseline on purpose, saying what it accepts.
     #[cold]
     #[inline(never)]
-    pub fn rebaseline(&mut self) -> io::Result<()> {
+    fn rebaseline(&mut self) -> io::Result<()> {
         let old = self.monitor.snapshots();
         let coverage = self.monitor.coverage().clone();
         let subsystems = self.monitor.subsystems().to_vec();

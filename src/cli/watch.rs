@@ -1,12 +1,12 @@
 //! `fdir watch`: the command line over the library's monitoring runtime
 //! (`fdir::runtime`, docs/responses.md): its options turned into the pieces
 //! the runtime is made of (the monitor, the baseline file, the policy, the
-//! responder, metrics, triggers, systemd), the start-up lines, and the loop
-//! that waits for the next tick or a signal.
+//! responder, metrics, triggers, systemd, the signals it waits on) and the
+//! start-up lines; `Runtime::run` is the loop.
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use fdir::baseline::{self, BaselineFile, Coverage, Key};
@@ -25,19 +25,11 @@ use super::run::{
     NO_DRIFT, baselinable, chosen_subsystems, decode_baseline, load_baseline, load_key, names, plural, report_baseline,
     restrict, save, writable,
 };
-use super::signals::{Asked, Signals};
+use super::signals::Signals;
 
 pub use fdir::runtime::{DISK_VOTE_EVERY, DISK_VOTE_GAP, set_timer_slack};
 
-/// What the loop waits for between checks.
-enum Wake {
-    Check,
-    Stop(&'static str),
-    Rebaseline,
-}
-
 /// systemd's notify protocol, when run under systemd (NOTIFY_SOCKET set).
-#[derive(Clone)]
 struct Systemd {
     enabled: bool,
     watchdog: Option<Duration>,
@@ -58,6 +50,12 @@ impl Systemd {
 }
 
 impl Notifier for Systemd {
+    fn watchdog(&self) -> Option<Duration> {
+        self.watchdog
+    }
+    fn ping(&self) {
+        self.send(&[sd_notify::NotifyState::Watchdog]);
+    }
     fn round(&self, status: &str, healthy: bool) {
         if healthy {
             self.send(&[sd_notify::NotifyState::Watchdog, sd_notify::NotifyState::Status(status)]);
@@ -93,8 +91,6 @@ impl Store for FileStore {
         save(&self.file, self.key.as_ref(), monitor, &SystemClock).map_err(|e| format!("{e:#}"))
     }
 }
-
-type Watcher = Runtime<SystemClock, Output, FileStore>;
 
 /// With the proc connector running, `--all` scans /proc one round in this
 /// many: forks and exits come from its notices.
@@ -315,7 +311,7 @@ pub fn watch(o: WatchArgs) -> Result<u8> {
             tracing::warn!("cannot start the responder thread ({e}): actions run on the check thread");
         }
     }
-    let notifier: Option<Box<dyn Notifier>> = if systemd.enabled { Some(Box::new(systemd.clone())) } else { None };
+    let notifier: Option<Box<dyn Notifier>> = if systemd.enabled { Some(Box::new(systemd)) } else { None };
     let mut w = Runtime::new(Setup {
         monitor,
         sink: out,
@@ -330,74 +326,7 @@ pub fn watch(o: WatchArgs) -> Result<u8> {
         clock,
         hub,
     });
-    let reason = run(&mut w, &signals, &systemd)?;
+    let reason = w.run(&signals)?;
     w.finish(reason)?;
     Ok(NO_DRIFT)
-}
-
-/// The watch's loop: waits for the next check or a signal, and ticks.
-/// Returns the name of the signal that stopped it. Out of line, so that the
-/// code a steady cycle runs is not spread through the watch's start-up.
-#[inline(never)]
-fn run(w: &mut Watcher, signals: &Signals, systemd: &Systemd) -> Result<&'static str> {
-    let interval = w.interval();
-    let mut next = Instant::now();
-    let mut part = 0u32;
-    let mut last_ping = Instant::now();
-    loop {
-        let wake = loop {
-            let now = Instant::now();
-            if now >= next {
-                break Wake::Check;
-            }
-            let mut wait = next - now;
-            if let Some(dog) = systemd.watchdog {
-                wait = wait.min(dog / 2);
-            }
-            if let Some(at) = w.trigger_at() {
-                if at <= now {
-                    w.triggered()?;
-                    continue;
-                }
-                wait = wait.min(at - now);
-            }
-            match signals.wait(wait).context("cannot wait for the next check")? {
-                Some(Asked::Rebaseline) => break Wake::Rebaseline,
-                Some(Asked::Stop(name)) => break Wake::Stop(name),
-                Some(Asked::ActionDone) => {
-                    let done = w.finished_actions();
-                    w.reap_actions(done)?;
-                }
-                Some(Asked::Triggered) => w.triggered()?,
-                None => {}
-            }
-            // Between checks the watchdog is fed only if the last cycle was healthy.
-            if let Some(dog) = systemd.watchdog
-                && w.healthy()
-                && last_ping.elapsed() >= dog / 2
-            {
-                systemd.send(&[sd_notify::NotifyState::Watchdog]);
-                last_ping = Instant::now();
-            }
-        };
-        match wake {
-            Wake::Stop(why) => return Ok(why),
-            Wake::Rebaseline => w.rebaseline()?,
-            Wake::Check => {
-                if part == 0 {
-                    w.plan_round();
-                }
-                let parts = w.parts();
-                w.tick(part, parts)?;
-                last_ping = Instant::now();
-                part = (part + 1) % parts;
-                // A round's parts are spread evenly over the interval.
-                next += interval / parts;
-                let now = Instant::now();
-                if next <= now {
-                    next = now + interval / parts;
-                }
-            }
-        }
-    }
 }
