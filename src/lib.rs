@@ -74,6 +74,7 @@ mod ptrace;
 pub mod respond;
 pub mod rng;
 mod roots;
+pub mod runtime;
 mod shared;
 mod snapshot;
 // Touches files: /proc, /sys and cgroupfs: every read of kernel state.

@@ -244,3 +244,21 @@ impl Output {
         self.format != Format::Text || self.last_text_cycle == cycle
     }
 }
+
+impl fdir::runtime::Sink for Output {
+    fn emit(&mut self, e: &EventRecord) -> io::Result<()> {
+        Output::emit(self, e)
+    }
+    fn event(&mut self, e: &EventRecord) -> io::Result<()> {
+        Output::event(self, e)
+    }
+    fn summarise(&mut self, time: SystemTime) -> io::Result<bool> {
+        Output::summarise(self, time)
+    }
+    fn check_summary(&mut self, e: &EventRecord, had_findings: bool) -> io::Result<()> {
+        Output::check_summary(self, e, had_findings)
+    }
+    fn wrote_check(&self, cycle: u64) -> bool {
+        Output::wrote_check(self, cycle)
+    }
+}

@@ -251,31 +251,6 @@ pub fn names(subsystems: &[Subsystem]) -> String {
     subsystems.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ")
 }
 
-/// Grades each drift finding with `policy` and turns findings into events,
-/// each with the workload of its process where the monitor knows it.
-pub fn events_of(
-    findings: &[Finding],
-    now: SystemTime,
-    policy: &Policy,
-    monitor: &Monitor,
-) -> Vec<(EventRecord, Option<Severity>)> {
-    let mut events = Vec::new();
-    for f in findings {
-        let severity = match f {
-            Finding::Drift { anomalies, .. } => policy.grade(anomalies),
-            // One root cause, graded once (docs/contracts.md §8).
-            Finding::ObjectDrift { anomaly, .. } => policy.grade(std::slice::from_ref(anomaly)),
-            _ => Severity::Log,
-        };
-        for mut e in EventRecord::from_finding(now, f, severity) {
-            monitor.label(&mut e);
-            let graded = matches!(e, EventRecord::Anomaly { .. }).then_some(severity);
-            events.push((e, graded));
-        }
-    }
-    events
-}
-
 /// From this many processes named on the command line, they are pinned
 /// while the baseline file is read (a thread costs more than a few opens).
 const PIN_AHEAD_FROM: usize = 16;
@@ -375,9 +350,7 @@ fn diagnostic(f: &Finding, strict: bool) -> Option<String> {
     }
 }
 
-pub fn plural(n: usize, word: &str) -> String {
-    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
-}
+pub use fdir::runtime::{events_of, plural};
 
 /// Whether an error means "could not check" (every error does: exit 2).
 pub fn describe(e: &anyhow::Error) -> String {

@@ -15,18 +15,7 @@ use std::time::Duration;
 
 use rustix::event::{PollFd, PollFlags, Timespec};
 
-/// What a signal asks of the loop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Asked {
-    /// Stop, for this signal.
-    Stop(&'static str),
-    /// Take a new baseline (SIGHUP).
-    Rebaseline,
-    /// An action command finished: report it.
-    ActionDone,
-    /// A trigger named something to re-check now.
-    Triggered,
-}
+pub use fdir::runtime::Asked;
 
 /// The installed handlers and the read end their bytes arrive on.
 pub struct Signals {
@@ -131,5 +120,11 @@ impl Signals {
     /// The first signal that came, its flag cleared.
     fn take(&self) -> Option<Asked> {
         self.flags.iter().find(|(flag, _)| flag.swap(false, Ordering::SeqCst)).map(|(_, asked)| *asked)
+    }
+}
+
+impl fdir::runtime::Wait for Signals {
+    fn wait(&self, timeout: Duration) -> io::Result<Option<Asked>> {
+        Signals::wait(self, timeout)
     }
 }
