@@ -24,7 +24,6 @@ use crate::{
 
 pub use crate::finding::Finding;
 
-
 /// The numbers of one cycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Summary {
