@@ -1322,6 +1322,12 @@ impl Monitor {
         self.pending.contains_key(&pid)
     }
 
+    /// The new processes waiting to settle before they are baselined
+    /// (`--all`, a workload selector).
+    pub fn settling(&self) -> Vec<u32> {
+        self.pending.keys().copied().collect()
+    }
+
     /// The pids of the watched processes (the node, pid 0, left out).
     pub fn pids(&self) -> Vec<u32> {
         self.watched.keys().copied().filter(|&p| p != 0).collect()

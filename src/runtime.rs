@@ -379,6 +379,20 @@ impl<C: Clock, S: Sink, B: Store> Runtime<C, S, B> {
     /// One tick: part `part` of `parts` of a check round, and its responses.
     /// The round's summary, metrics, file vote and watchdog come with its
     /// last part.
+    /// Every new process waiting to settle (found by a notice, or by a
+    /// scan, a full check after a lost notice included) is looked at again
+    /// once it has settled: baselined then, not at the timer's next scan.
+    fn settle_later(&mut self) {
+        let Some(hub) = &mut self.hub else { return };
+        if !self.monitor.discovers() {
+            return;
+        }
+        let settled = Instant::now() + crate::SETTLE_YOUNGER_THAN + SETTLE_MARGIN;
+        for pid in self.monitor.settling() {
+            hub.later(settled, crate::trigger::Recheck::New(pid));
+        }
+    }
+
     fn tick(&mut self, part: u32, parts: u32) -> io::Result<()> {
         if part == 0 {
             self.cycle += 1;
@@ -389,6 +403,9 @@ impl<C: Clock, S: Sink, B: Store> Runtime<C, S, B> {
             return self.selftest_failed(e);
         }
         let (findings, part_summary) = self.monitor.cycle_part(&self.clock, part, parts);
+        if part == 0 {
+            self.settle_later();
+        }
         let findings = self.policy.grade_execs(findings);
         self.round.merge(&part_summary);
         let now = self.clock.wall();
@@ -470,15 +487,8 @@ impl<C: Clock, S: Sink, B: Store> Runtime<C, S, B> {
         let (findings, summary) = self.monitor.recheck(&self.clock, &due);
         if let Some(hub) = &mut self.hub {
             hub.spent(started.elapsed());
-            // A new process is looked at again once it has settled: baselined
-            // then, not at the timer's next scan.
-            if self.monitor.discovers() {
-                let settled = Instant::now() + crate::SETTLE_YOUNGER_THAN + SETTLE_MARGIN;
-                for pid in due.new.iter().copied().filter(|&pid| self.monitor.is_settling(pid)) {
-                    hub.later(settled, crate::trigger::Recheck::New(pid));
-                }
-            }
         }
+        self.settle_later();
         tracing::debug!(
             "triggered re-check of {} object(s): {} checked in {:?}",
             due.len(),
