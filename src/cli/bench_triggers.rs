@@ -451,20 +451,9 @@ pub fn run(exe: &Path, reps: usize, seconds: f64, dir: &Path) -> Result<TriggerB
     Ok(TriggerBench { interval_ms: 30_000, faults, skipped, jit })
 }
 
-const NODE_SCRIPT: &str = r#"
-function churn(seed) {
-  let acc = 0;
-  for (let i = 0; i < 300; i++) {
-    const f = new Function('x', 'y', `return (x * ${seed + i} + y) % 1000003 + ${i};`);
-    for (let j = 0; j < 2000; j++) acc = f(acc, j);
-  }
-  return acc;
-}
-let n = 0;
-churn(0);
-console.log('ready');
-setInterval(() => { churn(++n); }, 50);
-"#;
+/// A node process that compiles new functions all the time (a JIT under
+/// load); shared by `fdir bench --only triggers` and the trigger tests.
+const NODE_SCRIPT: &str = include_str!("../../scripts/jit-churn.js");
 
 /// Two watches of a JIT-heavy node process, with and without triggers.
 fn jit_cpu(exe: &Path, seconds: f64, dir: &Path) -> Result<JitCpu> {

@@ -306,20 +306,9 @@ fn an_unknown_trigger_source_is_refused() {
     assert!(common::command::stderr(&o).contains("carrier-pigeon"));
 }
 
-const NODE_SCRIPT: &str = r#"
-function churn(seed) {
-  let acc = 0;
-  for (let i = 0; i < 300; i++) {
-    const f = new Function('x', 'y', `return (x * ${seed + i} + y) % 1000003 + ${i};`);
-    for (let j = 0; j < 2000; j++) acc = f(acc, j);
-  }
-  return acc;
-}
-let n = 0;
-churn(0);
-console.log('ready');
-setInterval(() => { churn(++n); }, 50);
-"#;
+/// A node process that compiles new functions all the time (a JIT under
+/// load); shared by `fdir bench --only triggers` and the trigger tests.
+const NODE_SCRIPT: &str = include_str!("../../scripts/jit-churn.js");
 
 #[test]
 fn a_jit_heavy_node_beside_the_watch_raises_no_anomaly() {
