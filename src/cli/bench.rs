@@ -304,19 +304,7 @@ fn watch_cost(exe: &std::path::Path, pid: u32, interval: Duration, seconds: f64)
     // Past its start-up, into the steady state: the first check has run,
     // and so has the first vote of the baseline file (the one that decodes
     // it in full; later votes of an unchanged file only read and hash it).
-    let mut checks = 0u64;
-    let mut first = None;
-    let mut steady = false;
-    for line in lines.by_ref() {
-        if line?.contains("\"event\":\"check\"") {
-            checks += 1;
-            let since = *first.get_or_insert_with(Instant::now);
-            if checks > DISK_VOTE_EVERY + 1 && since.elapsed() > DISK_VOTE_GAP + interval {
-                steady = true;
-                break;
-            }
-        }
-    }
+    let (checks, steady) = until_steady(&mut lines, interval)?;
     if !steady {
         let status = w.0.wait().map_or_else(|e| e.to_string(), |s| s.to_string());
         let _ = std::fs::remove_dir_all(&dir);
@@ -668,17 +656,7 @@ fn deployment(
     let mut lines = BufReader::new(out).lines();
     // Past its start-up (the baseline of every process, written), and its
     // first full vote of the baseline file, as for one process.
-    let (mut checks, mut first, mut steady) = (0u64, None, false);
-    for line in lines.by_ref() {
-        if line?.contains("\"event\":\"check\"") {
-            checks += 1;
-            let since = *first.get_or_insert_with(Instant::now);
-            if checks > DISK_VOTE_EVERY + 1 && since.elapsed() > DISK_VOTE_GAP + interval {
-                steady = true;
-                break;
-            }
-        }
-    }
+    let (checks, steady) = until_steady(&mut lines, interval)?;
     if !steady {
         let _ = std::fs::remove_dir_all(&dir);
         anyhow::bail!("fdir watch --all ended after {checks} checks, before its steady state: nothing to measure");
@@ -1180,6 +1158,24 @@ pub fn run(o: Options) -> Result<u8> {
         Format::Text => print_text(&results, &wants),
     }
     Ok(0)
+}
+
+/// Reads a JSON watch's lines until it is past its start-up and its first
+/// full vote of the baseline file (more than `DISK_VOTE_EVERY + 1` checks,
+/// over `DISK_VOTE_GAP` and an interval since the first): the checks seen,
+/// and whether it got there before its output ended.
+fn until_steady(lines: &mut impl Iterator<Item = std::io::Result<String>>, interval: Duration) -> Result<(u64, bool)> {
+    let (mut checks, mut first) = (0u64, None);
+    for line in lines {
+        if line?.contains("\"event\":\"check\"") {
+            checks += 1;
+            let since = *first.get_or_insert_with(Instant::now);
+            if checks > DISK_VOTE_EVERY + 1 && since.elapsed() > DISK_VOTE_GAP + interval {
+                return Ok((checks, true));
+            }
+        }
+    }
+    Ok((checks, false))
 }
 
 #[cfg(test)]
