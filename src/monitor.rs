@@ -1316,12 +1316,6 @@ impl Monitor {
         if exact.is_empty() { every } else { exact }
     }
 
-    /// Whether `pid` is a new process waiting to settle before it is
-    /// baselined (`--all`, a workload selector).
-    pub fn is_settling(&self, pid: u32) -> bool {
-        self.pending.contains_key(&pid)
-    }
-
     /// The new processes waiting to settle before they are baselined
     /// (`--all`, a workload selector).
     pub fn settling(&self) -> Vec<u32> {
