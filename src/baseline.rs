@@ -52,6 +52,9 @@ pub use crate::error::{BaselineProblem, KeyProblem, MAX_KEY_FILE, SUPPORTED_VERS
 mod envelope;
 mod files;
 mod key;
+// The payload touches no file: the envelope reads and writes it.
+#[deny(clippy::disallowed_methods, clippy::disallowed_types)]
+mod payload;
 
 use crate::{Digest, Error, Snapshot, Subsystem};
 pub use envelope::decode;
@@ -65,7 +68,7 @@ pub use key::Key;
 pub const FORMAT: &str = "fdir-baseline";
 
 /// The version of the format this fdir writes.
-pub const VERSION: u64 = crate::payload::VERSION;
+pub const VERSION: u64 = payload::VERSION;
 
 /// The largest baseline file fdir loads or writes: 256 MiB.
 pub const MAX_BASELINE: u64 = 256 << 20;
@@ -739,7 +742,7 @@ Mems_allowed_list:\t0
         assert_eq!(kind(decoded(&forged, None)), "records");
         // And save refuses to write such a baseline in the first place.
         let mut file = sample(1);
-        if let Some(crate::snapshot::Observation::Observed { records, .. }) =
+        if let Some(crate::observation::Observation::Observed { records, .. }) =
             file.targets[0].subsystems.get_mut(&Subsystem::Seccomp)
         {
             records[0].value.push('!');

@@ -4,8 +4,9 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::str::FromStr;
 
-use crate::Subsystem;
+use crate::{Severity, Subsystem};
 
 /// Everything that can go wrong in fdir, as a value.
 ///
@@ -324,4 +325,32 @@ pub enum KeyProblem {
     /// Another user owns it, or others may write or read it.
     #[error("{0}")]
     Untrusted(crate::trust::Untrusted),
+}
+
+// The names of subsystems and severities, parsed here rather than in
+// `subsystem.rs`: a wrong name is an [`Error::UnknownName`].
+
+impl FromStr for Subsystem {
+    type Err = crate::Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        by_name("subsystem", Subsystem::ALL, Subsystem::name, s)
+    }
+}
+
+impl FromStr for Severity {
+    type Err = crate::Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        by_name("severity", Severity::ALL, Severity::name, s)
+    }
+}
+
+/// The member of `all` called `s`, or an error listing every name.
+fn by_name<T: Copy>(kind: &'static str, all: &[T], name: fn(T) -> &'static str, s: &str) -> Result<T, crate::Error> {
+    all.iter().copied().find(|&x| name(x) == s).ok_or_else(|| crate::Error::UnknownName {
+        kind,
+        name: s.to_owned(),
+        expected: all.iter().map(|&x| name(x)).collect::<Vec<_>>().join(", "),
+    })
 }

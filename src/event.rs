@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use crate::explain::Change;
-use crate::monitor::{Finding, Summary};
+use crate::finding::{Finding, Summary};
 use crate::workload::Workload;
 use crate::{Anomaly, Digest, Observation, Severity, Snapshot, Stops, Subsystem, Sweep, Target};
 

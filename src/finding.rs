@@ -1,10 +1,11 @@
-//! What a monitor reports of a target: the `Finding`s of a cycle, before
-//! they are graded, grouped by root cause (`roots.rs`) and written as
-//! events. Below the monitor and the grouping, which both speak it.
+//! What a monitor reports: the `Finding`s of a cycle about each target,
+//! before they are graded, grouped by root cause (`roots.rs`) and written as
+//! events, and the cycle's numbers (`Summary`). Below the monitor, the
+//! grouping and the events, which all speak it.
 
 use std::time::Duration;
 
-use crate::{Anomaly, Snapshot, Subsystem, Target};
+use crate::{Anomaly, Report, Snapshot, Stops, Subsystem, Sweep, Target};
 
 /// Something the monitor saw, about one target.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,4 +125,82 @@ pub enum Finding {
         /// The longest one of them was drifted.
         drifted_for: Duration,
     },
+}
+
+/// The numbers of one cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Summary {
+    /// Targets watched at the end of the cycle.
+    pub targets: usize,
+    /// Targets checked this cycle.
+    pub checked: usize,
+    /// Targets in a declared drift.
+    pub drifted: usize,
+    /// Anomalies declared this cycle.
+    pub anomalies: usize,
+    /// Processes, or subsystems of them, that cannot be read.
+    pub unobservable: usize,
+    /// Of those, processes that cannot be read at all (not targets).
+    pub unreadable: usize,
+    /// Targets with at least one subsystem that cannot be read.
+    pub partly: usize,
+    /// Targets baselined on first sight this cycle.
+    pub new: usize,
+    /// Targets that exited this cycle.
+    pub exited: usize,
+    /// Targets that could not be checked this cycle.
+    pub failed: usize,
+    /// Baseline copies repaired this cycle.
+    pub repaired: usize,
+    /// How long the cycle took.
+    pub elapsed: Duration,
+    /// The code sweep over every target checked (`code`): bytes verified and
+    /// comparable summed, the checks a full sweep takes for the slowest target.
+    pub code: Option<Sweep>,
+    /// How long `seccomp-filters` kept threads stopped, over every target.
+    pub stopped: Option<Stops>,
+}
+
+impl Summary {
+    /// Adds the counts of another part of a cycle (a part checked on
+    /// another thread, or an earlier part of a cycle spread over an interval).
+    /// `targets` and `unobservable` are taken from `other` (the latest).
+    pub fn merge(&mut self, other: &Summary) {
+        self.targets = other.targets;
+        self.unobservable = other.unobservable;
+        self.unreadable = other.unreadable;
+        self.partly = other.partly;
+        self.new += other.new;
+        self.exited += other.exited;
+        self.elapsed += other.elapsed;
+        self.add_part(other);
+    }
+
+    /// Adds the counts of a part of the cycle (checked on another thread).
+    pub(crate) fn add_part(&mut self, other: &Summary) {
+        self.checked += other.checked;
+        self.drifted += other.drifted;
+        self.anomalies += other.anomalies;
+        self.failed += other.failed;
+        self.repaired += other.repaired;
+        self.add_sweeps(other.code.as_ref(), other.stopped.as_ref());
+    }
+
+    /// Adds what one target's check reported.
+    pub(crate) fn add_report(&mut self, report: &Report) {
+        self.add_sweeps(report.code.as_ref(), report.stopped.as_ref());
+    }
+
+    /// Adds a code sweep and seccomp-filters stop times to the totals.
+    fn add_sweeps(&mut self, code: Option<&Sweep>, stopped: Option<&Stops>) {
+        if let Some(s) = code {
+            match &mut self.code {
+                Some(total) => total.merge(s),
+                None => self.code = Some(*s),
+            }
+        }
+        if let Some(s) = stopped {
+            self.stopped.get_or_insert_with(Stops::default).merge(s);
+        }
+    }
 }

@@ -23,7 +23,7 @@
 use std::collections::HashMap;
 
 use crate::canon::{self, Record, Records};
-use crate::snapshot::Observation;
+use crate::observation::Observation;
 use crate::{Digest, Snapshot, Subsystem};
 
 /// The distinct record sets, by subsystem and digest.

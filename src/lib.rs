@@ -64,9 +64,9 @@ pub mod guard;
 mod held;
 pub mod metrics;
 mod monitor;
+mod observation;
 mod observe;
 mod parallel;
-mod payload;
 // Touches files: the policy file.
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 pub mod policy;
@@ -97,7 +97,8 @@ pub use daemon::{Daemon, Event, Outcome, Stats, Tracker, start_daemon};
 pub use digest::Digest;
 pub use error::Error;
 pub use explain::{Change, ChangeKind};
-pub use monitor::{Finding, Monitor, PinAhead, Pinned, Summary};
+pub use finding::{Finding, Summary};
+pub use monitor::{Monitor, PinAhead, Pinned};
 pub use observe::code::{CodeBudget, DEFAULT_CODE_BUDGET, Sweep};
 pub use observe::filters::Stops;
 pub use policy::default_handler;

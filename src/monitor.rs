@@ -7,100 +7,22 @@
 //! old one's baseline.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::baseline::{BaselineFile, Coverage};
 use crate::daemon::{Outcome, Tracker};
 use crate::digest::{Digest, Hasher};
 use crate::event::{EventRecord, Who};
 use crate::guard::{Redundant, Vote};
-use crate::snapshot::{Checker, Observation, Status};
+use crate::observation::Observation;
+use crate::snapshot::{Checker, Status};
 use crate::source::{live_processes, proc_links};
 use crate::workload::{Selector, Workload};
 use crate::{
-    Anomaly, Clock, CodeBudget, Error, Procfs, Report, SETTLE_YOUNGER_THAN, Snapshot, Source, Stops, Subsystem, Sweep,
-    Target, snapshot_with,
+    Anomaly, Clock, CodeBudget, Error, Procfs, SETTLE_YOUNGER_THAN, Snapshot, Source, Subsystem, Target, snapshot_with,
 };
 
-pub use crate::finding::Finding;
-
-/// The numbers of one cycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Summary {
-    /// Targets watched at the end of the cycle.
-    pub targets: usize,
-    /// Targets checked this cycle.
-    pub checked: usize,
-    /// Targets in a declared drift.
-    pub drifted: usize,
-    /// Anomalies declared this cycle.
-    pub anomalies: usize,
-    /// Processes, or subsystems of them, that cannot be read.
-    pub unobservable: usize,
-    /// Of those, processes that cannot be read at all (not targets).
-    pub unreadable: usize,
-    /// Targets with at least one subsystem that cannot be read.
-    pub partly: usize,
-    /// Targets baselined on first sight this cycle.
-    pub new: usize,
-    /// Targets that exited this cycle.
-    pub exited: usize,
-    /// Targets that could not be checked this cycle.
-    pub failed: usize,
-    /// Baseline copies repaired this cycle.
-    pub repaired: usize,
-    /// How long the cycle took.
-    pub elapsed: Duration,
-    /// The code sweep over every target checked (`code`): bytes verified and
-    /// comparable summed, the checks a full sweep takes for the slowest target.
-    pub code: Option<Sweep>,
-    /// How long `seccomp-filters` kept threads stopped, over every target.
-    pub stopped: Option<Stops>,
-}
-
-impl Summary {
-    /// Adds the counts of another part of a cycle (a part checked on
-    /// another thread, or an earlier part of a cycle spread over an interval).
-    /// `targets` and `unobservable` are taken from `other` (the latest).
-    pub fn merge(&mut self, other: &Summary) {
-        self.targets = other.targets;
-        self.unobservable = other.unobservable;
-        self.unreadable = other.unreadable;
-        self.partly = other.partly;
-        self.new += other.new;
-        self.exited += other.exited;
-        self.elapsed += other.elapsed;
-        self.add(other);
-    }
-
-    /// Adds the counts of a part of the cycle (checked on another thread).
-    fn add(&mut self, other: &Summary) {
-        self.checked += other.checked;
-        self.drifted += other.drifted;
-        self.anomalies += other.anomalies;
-        self.failed += other.failed;
-        self.repaired += other.repaired;
-        self.cover(other.code.as_ref(), other.stopped.as_ref());
-    }
-
-    /// Adds what one target's check reported.
-    fn absorb(&mut self, report: &Report) {
-        self.cover(report.code.as_ref(), report.stopped.as_ref());
-    }
-
-    /// Adds a code sweep and seccomp-filters stop times to the totals.
-    fn cover(&mut self, code: Option<&Sweep>, stopped: Option<&Stops>) {
-        if let Some(s) = code {
-            match &mut self.code {
-                Some(total) => total.merge(s),
-                None => self.code = Some(*s),
-            }
-        }
-        if let Some(s) = stopped {
-            self.stopped.get_or_insert_with(Stops::default).merge(s);
-        }
-    }
-}
+use crate::finding::{Finding, Summary};
 
 struct Watched {
     fs: Procfs,
@@ -493,7 +415,7 @@ fn check_one<C: Clock + ?Sized>(
     match result {
         Ok(outcome) => {
             if let Some(report) = w.tracker.last_report() {
-                summary.absorb(report);
+                summary.add_report(report);
                 let unobservable = |st: &Status| matches!(st, Status::Unobservable { .. });
                 if !w.unreadable_now.is_empty() || report.subsystems.values().any(unobservable) {
                     note_unobservable(&w.target, &report.subsystems, &mut w.unreadable_now, findings);
@@ -621,7 +543,7 @@ fn check_on_workers<C: Clock + ?Sized>(
     for (i, part) in parts.into_iter().enumerate() {
         match part {
             Some((sum, found, gone)) => {
-                summary.add(&sum);
+                summary.add_part(&sum);
                 findings.extend(found);
                 exited.extend(gone);
             }

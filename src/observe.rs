@@ -40,8 +40,8 @@ use std::fmt::Write as _;
 
 use crate::canon::namespaces::NsState;
 use crate::canon::{Canon, cgroup, cgroup_limits, kernel, limits, lsm, maps, mounts, namespaces, status};
-use crate::snapshot::Observation;
-use crate::{Digest, Error, Scope, Snapshot, Source, Subsystem};
+use crate::observation::Observation;
+use crate::{Digest, Error, Scope, Source, Subsystem};
 use code::CodeSweep;
 use filters::Stops;
 
@@ -204,16 +204,37 @@ impl Memo {
     }
 }
 
-/// What a check compares against: its baseline, and the code sweep's state.
+/// What a check compares against: its baseline's subsystems and the digests
+/// of the text they were made from (`Snapshot::subsystems`,
+/// `Snapshot::sources`), and the code sweep's state.
 pub(crate) struct Against<'a> {
-    pub(crate) baseline: &'a Snapshot,
+    pub(crate) subsystems: &'a BTreeMap<Subsystem, Observation>,
+    pub(crate) sources: &'a BTreeMap<Subsystem, Digest>,
     pub(crate) code: &'a mut CodeSweep,
+}
+
+impl Against<'_> {
+    /// The baseline's digest of `subsystem`, if it was observed.
+    fn digest(&self, subsystem: Subsystem) -> Option<Digest> {
+        match self.subsystems.get(&subsystem)? {
+            Observation::Observed { digest, .. } => Some(*digest),
+            Observation::Unobservable { .. } | Observation::NotApplicable { .. } => None,
+        }
+    }
+
+    /// The baseline's digest of `subsystem`, if `raw` is the text its form
+    /// was made from.
+    fn form_of(&self, subsystem: Subsystem, raw: &[u8]) -> Option<Digest> {
+        let source = self.sources.get(&subsystem)?;
+        let form = self.digest(subsystem)?;
+        (crate::canon::source_digest(subsystem, raw) == *source).then_some(form)
+    }
 }
 
 /// The digest of the baseline's memory-maps form a check compares with, if
 /// any (the memo of `maps` holds forms made comparable with it).
 fn maps_baseline(against: Option<&Against<'_>>) -> Option<Digest> {
-    against.and_then(|a| a.baseline.digest(Subsystem::MemoryMaps))
+    against.and_then(|a| a.digest(Subsystem::MemoryMaps))
 }
 
 /// The reason a subsystem is unobservable, if the error is of that kind
@@ -682,7 +703,7 @@ impl Observer {
             let r = filters::observe(src, &self.tids, &mut self.buf, &mut self.rel, &mut c, &mut self.stops);
             let mut end = settle(r)?;
             if let (End::Observed, Some(Observation::Observed { records, .. })) =
-                (&end, against.as_ref().and_then(|a| a.baseline.subsystems.get(&Subsystem::SeccompFilters)))
+                (&end, against.as_ref().and_then(|a| a.subsystems.get(&Subsystem::SeccompFilters)))
                 && let Some(reason) = filters::reconcile(records, &mut c)
             {
                 end = End::Unobservable(reason);
@@ -694,7 +715,7 @@ impl Observer {
             let pages = self.shared.as_deref().or(self.code_pages.as_deref()).map(crate::shared::Shared::code);
             let r = match against {
                 None => code::hash_all(src, &self.mappings, code::Within { pages, fresh: self.fresh }, &mut c),
-                Some(a) => match a.baseline.subsystems.get(&Subsystem::Code) {
+                Some(a) => match a.subsystems.get(&Subsystem::Code) {
                     Some(Observation::Observed { digest, records }) => {
                         let within = code::Within { pages, fresh: self.fresh };
                         a.code.check(src, &self.mappings, records, *digest, within, &mut c)
@@ -734,7 +755,7 @@ impl Observer {
         // text that changed since would be hashed for nothing.
         let known = match against {
             Some(a) if memory_maps && self.fault.is_none() && !self.observed_before => {
-                a.baseline.form_of(Subsystem::MemoryMaps, &self.buf)
+                a.form_of(Subsystem::MemoryMaps, &self.buf)
             }
             _ => None,
         };
@@ -747,7 +768,7 @@ impl Observer {
             // may shrink (see `maps::project`).
             if r.is_ok()
                 && let Some(Some(Observation::Observed { records, .. })) =
-                    against.map(|a| a.baseline.subsystems.get(&Subsystem::MemoryMaps))
+                    against.map(|a| a.subsystems.get(&Subsystem::MemoryMaps))
             {
                 c.finish();
                 maps::project(records, &mut c);

@@ -13,118 +13,7 @@ use crate::observe::filters::Stops;
 use crate::observe::{Against, Observer, Slot};
 use crate::{Clock, Digest, Error, Scope, Source, Subsystem, Target};
 
-/// The state of one subsystem in a snapshot.
-///
-/// In JSON, `"status"` is `"observed"`, `"unobservable"` or `"not-applicable"`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "status", rename_all = "kebab-case")]
-#[non_exhaustive]
-pub enum Observation {
-    /// Read and canonicalized.
-    Observed {
-        /// SHA-256 of the canonical records.
-        digest: Digest,
-        /// The canonical records, kept so drift can be explained later, on
-        /// another machine if need be.
-        records: canon::Records,
-    },
-    /// Could not be read; not drift, but reported.
-    Unobservable {
-        /// Why, naming the file.
-        reason: String,
-    },
-    /// The target does not have this structure: no security module labels
-    /// processes on this node (`lsm`), or the subsystem is of the other scope
-    /// (`kernel` of a process). A state, not a failure: never drift while it
-    /// lasts, reported as such.
-    NotApplicable {
-        /// Why.
-        reason: String,
-    },
-}
-
-/// Read field by field into typed slots, the variant chosen by `status` at
-/// the end: the derived form of an internally tagged enum buffers every
-/// value first and decodes it twice, a third of the time to load a baseline
-/// of many processes. Unknown fields are skipped, as the derived form does;
-/// a field the variant needs is required, and a known field must be
-/// well-formed wherever it stands.
-impl<'de> Deserialize<'de> for Observation {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(field_identifier, rename_all = "kebab-case")]
-        enum Field {
-            Status,
-            Digest,
-            Records,
-            Reason,
-            #[serde(other)]
-            Other,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "kebab-case")]
-        enum Status {
-            Observed,
-            Unobservable,
-            NotApplicable,
-        }
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = Observation;
-
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("an observation (a map with \"status\", or a digest)")
-            }
-
-            /// Version 2 of the baseline file writes an observed subsystem
-            /// as its digest alone (`payload.rs` fills in the records).
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Observation, E> {
-                let digest = v.parse::<crate::Digest>().map_err(|_| E::custom("a digest is 64 hex digits"))?;
-                Ok(Observation::Observed { digest, records: canon::Records::default() })
-            }
-
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Observation, A::Error> {
-                use serde::de::Error as _;
-                let mut status = None;
-                let mut digest = None;
-                let mut records = None;
-                let mut reason = None;
-                while let Some(key) = map.next_key::<Field>()? {
-                    match key {
-                        Field::Status if status.is_some() => return Err(A::Error::duplicate_field("status")),
-                        Field::Status => status = Some(map.next_value::<Status>()?),
-                        Field::Digest if digest.is_some() => return Err(A::Error::duplicate_field("digest")),
-                        Field::Digest => digest = Some(map.next_value::<crate::Digest>()?),
-                        Field::Records if records.is_some() => return Err(A::Error::duplicate_field("records")),
-                        Field::Records => records = Some(map.next_value::<canon::Records>()?),
-                        Field::Reason if reason.is_some() => return Err(A::Error::duplicate_field("reason")),
-                        Field::Reason => reason = Some(map.next_value::<String>()?),
-                        Field::Other => {
-                            map.next_value::<serde::de::IgnoredAny>()?;
-                        }
-                    }
-                }
-                match status.ok_or_else(|| A::Error::missing_field("status"))? {
-                    Status::Observed => Ok(Observation::Observed {
-                        digest: digest.ok_or_else(|| A::Error::missing_field("digest"))?,
-                        // Version 2 of the baseline file names records by
-                        // digest (`payload.rs` fills them in); version 1
-                        // checks them against the digest, so absent records
-                        // pass only where the form is the empty one.
-                        records: records.unwrap_or_default(),
-                    }),
-                    Status::Unobservable => Ok(Observation::Unobservable {
-                        reason: reason.ok_or_else(|| A::Error::missing_field("reason"))?,
-                    }),
-                    Status::NotApplicable => Ok(Observation::NotApplicable {
-                        reason: reason.ok_or_else(|| A::Error::missing_field("reason"))?,
-                    }),
-                }
-            }
-        }
-        deserializer.deserialize_any(Visitor)
-    }
-}
+pub use crate::observation::Observation;
 
 /// How long [`snapshot`] waited for a young process to settle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -203,14 +92,6 @@ impl Snapshot {
             Observation::Observed { digest, .. } => Some(*digest),
             Observation::Unobservable { .. } | Observation::NotApplicable { .. } => None,
         }
-    }
-
-    /// The digest of this baseline's form of `subsystem`, if `raw` is the
-    /// text that form was made from ([`Snapshot::sources`]).
-    pub(crate) fn form_of(&self, subsystem: Subsystem, raw: &[u8]) -> Option<Digest> {
-        let source = self.sources.get(&subsystem)?;
-        let form = self.digest(subsystem)?;
-        (canon::source_digest(subsystem, raw) == *source).then_some(form)
     }
 
     /// Brings a snapshot read from an older baseline file to the current
@@ -808,7 +689,7 @@ impl Checker {
             fs,
             baseline.target.scope(),
             subsystems,
-            Against { baseline, code: &mut self.code },
+            Against { subsystems: &baseline.subsystems, sources: &baseline.sources, code: &mut self.code },
         )?;
         if self.observer.unasked() > 0 && self.per_thread_drift(baseline) {
             self.observer.set_fresh(true);
@@ -820,7 +701,7 @@ impl Checker {
                 fs,
                 baseline.target.scope(),
                 subsystems,
-                Against { baseline, code: &mut self.code },
+                Against { subsystems: &baseline.subsystems, sources: &baseline.sources, code: &mut self.code },
             )?;
         }
 

@@ -1,7 +1,8 @@
 //! The isolation structures fdir watches, and the severity grades of drift.
+//! Their names parse (`FromStr`) in `error.rs`, beside the error a wrong name
+//! gives: this module sits below the error type and imports nothing of fdir's.
 
 use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
@@ -189,14 +190,6 @@ impl fmt::Display for Subsystem {
     }
 }
 
-impl FromStr for Subsystem {
-    type Err = crate::Error;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        by_name("subsystem", Subsystem::ALL, Subsystem::name, s)
-    }
-}
-
 /// How serious a drift is, and so which response it calls for.
 ///
 /// Ordered `Log < Isolate < Restart < Degrade < SafeMode`.
@@ -244,23 +237,6 @@ impl fmt::Display for Severity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.pad(self.name())
     }
-}
-
-impl FromStr for Severity {
-    type Err = crate::Error;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        by_name("severity", Severity::ALL, Severity::name, s)
-    }
-}
-
-/// The member of `all` called `s`, or an error listing every name.
-fn by_name<T: Copy>(kind: &'static str, all: &[T], name: fn(T) -> &'static str, s: &str) -> Result<T, crate::Error> {
-    all.iter().copied().find(|&x| name(x) == s).ok_or_else(|| crate::Error::UnknownName {
-        kind,
-        name: s.to_owned(),
-        expected: all.iter().map(|&x| name(x)).collect::<Vec<_>>().join(", "),
-    })
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ pub(super) type HmacSha256 = Hmac<Sha256>;
 /// The serialized file, checked by decoding it again.
 pub(crate) fn encode(path: &Path, file: &BaselineFile, key: Option<&Key>) -> Result<Vec<u8>, Error> {
     let fail = |problem| Error::Baseline { path: path.to_path_buf(), problem };
-    let payload = crate::payload::encode(file).map_err(|r| refused(path, r))?;
+    let payload = super::payload::encode(file).map_err(|r| refused(path, r))?;
     let bytes = seal(VERSION, &payload, key)?;
     let size = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
     if size > MAX_BASELINE {
@@ -119,7 +119,7 @@ pub(super) const PARALLEL_DIGEST_FROM: usize = 256 * 1024;
 /// version, the key, then the payload.
 pub(super) fn open_sealed(path: &Path, sealed: &[u8], key: Option<&Key>) -> Result<BaselineFile, Error> {
     let (version, payload) = open_envelope(path, sealed, HEAD, |v| SUPPORTED_VERSIONS.contains(&v), key)?;
-    crate::payload::decode(version, payload).map_err(|r| refused(path, r))
+    super::payload::decode(version, payload).map_err(|r| refused(path, r))
 }
 
 /// Opens the envelope every file of this kind shares, once `sealed` (every
@@ -178,10 +178,10 @@ pub(super) fn check_hmac(path: &Path, sealed: &[u8], hmac: Option<&str>, key: Op
 }
 
 /// The error of a refused payload, naming the file.
-pub(super) fn refused(path: &Path, r: crate::payload::Refusal) -> Error {
+pub(super) fn refused(path: &Path, r: super::payload::Refusal) -> Error {
     match r {
-        crate::payload::Refusal::File(problem) => Error::Baseline { path: path.to_path_buf(), problem },
-        crate::payload::Refusal::Bug(m) => Error::Bug(m),
+        super::payload::Refusal::File(problem) => Error::Baseline { path: path.to_path_buf(), problem },
+        super::payload::Refusal::Bug(m) => Error::Bug(m),
     }
 }
 

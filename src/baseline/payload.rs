@@ -28,9 +28,10 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::baseline::{BaselineFile, BaselineProblem, Coverage};
+use super::{BaselineFile, BaselineProblem, Coverage};
 use crate::canon::{self, Record};
-use crate::snapshot::{Executable, Observation, Settle};
+use crate::observation::Observation;
+use crate::snapshot::{Executable, Settle};
 use crate::{Digest, Error, Snapshot, Subsystem, Target};
 
 /// The version [`encode`] writes.
