@@ -134,3 +134,11 @@ fn the_boundary_is_denied_in_both_crates() {
         assert!(clippy.contains(&format!("path = \"{method}\"")), "clippy.toml does not disallow {method}");
     }
 }
+
+#[test]
+fn one_module_convention_no_mod_rs() {
+    let mut files = Vec::new();
+    rust_files(&root().join("src"), &mut files);
+    let old: Vec<_> = files.iter().filter(|p| p.file_name().is_some_and(|n| n == "mod.rs")).collect();
+    assert!(old.is_empty(), "a module with submodules is foo.rs beside foo/ (ARCHITECTURE.md), not {old:?}");
+}
