@@ -28,6 +28,13 @@
 //!   are left out); the processes' own recoveries of that subsystem are not
 //!   reported on their own.
 //!
+//!   - a seccomp filter chain (`seccomp-filters`): a process's anomaly whose
+//!     every change is a program that changed where it stands in a chain
+//!     (none added or removed, which a process does itself) is the drift of
+//!     the chain the processes inherited, `seccomp filter chain
+//!     sha256:HEX` (the digest of the baseline's form), when the same
+//!     digests before and after are seen.
+//!
 //! - **A process that moved** to another object is one anomaly of that
 //!   process: a `cgroups` anomaly (a move) takes the process's
 //!   `cgroup-limits` changes, which compare the cgroup left with the cgroup
@@ -47,9 +54,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crate::canon::cgroup_limits::split_key;
-use crate::explain::Change;
+use crate::explain::{Change, ChangeKind};
 use crate::finding::Finding;
 use crate::{Anomaly, Subsystem, Target};
+
+/// The item of a `seccomp-filters` change about one program of a chain
+/// (`seccomp filter #0`).
+const FILTER_ITEM: &str = "seccomp filter #";
 
 /// What [`Roots`] folds into the anomaly of a process's move: the subsystem
 /// that says the process moved, and the subsystem whose changes follow.
@@ -307,6 +318,21 @@ fn objects_of(
             texts.extend(a.changes.iter().map(Change::to_string));
             Some(vec![(format!("mount namespace {ns}"), part(a.changes.clone()), texts)])
         }
+        // A program of a filter chain whose bytes changed where it stands (no
+        // filter added or removed: a process cannot change an installed
+        // filter, so that is the kernel's shared copy of a chain inherited
+        // across fork): the drift of that chain, for every process that
+        // holds it. Named by the digest of the baseline's form (its chains).
+        Subsystem::SeccompFilters
+            if !a.changes.is_empty()
+                && a.changes.iter().all(|c| c.kind == ChangeKind::Changed && c.item.starts_with(FILTER_ITEM)) =>
+        {
+            let mut texts = vec![a.expected.to_string(), a.actual.to_string()];
+            texts.extend(a.changes.iter().map(Change::to_string));
+            let hex = a.expected.to_string();
+            let short = hex.get(..12).unwrap_or(&hex);
+            Some(vec![(format!("seccomp filter chain sha256:{short}"), part(a.changes.clone()), texts)])
+        }
         // A code chunk read from the page cache's shared copy of a file: the
         // drift of that file's copy, for every process that maps it.
         Subsystem::Code if !a.changes.is_empty() => {
@@ -522,6 +548,32 @@ mod tests {
             objects(&out),
             [("mount namespace 4026532001".to_owned(), vec![1, 2]), ("mount namespace 4026532002".to_owned(), vec![6])]
         );
+    }
+
+    #[test]
+    fn a_filter_changed_where_it_stands_is_the_shared_chain_and_a_new_filter_is_the_process_own() {
+        let mut r = Roots::default();
+        let flipped = anomaly(
+            Subsystem::SeccompFilters,
+            vec![change("seccomp filter #0", "4 instructions, sha256 aaa", "4 instructions, sha256 bbb")],
+        );
+        let added = anomaly(
+            Subsystem::SeccompFilters,
+            vec![Change { kind: ChangeKind::Added, before: None, ..change("seccomp filter #1", "", "1 instruction") }],
+        );
+        let out = r.group(
+            vec![drift(1, vec![flipped.clone()]), drift(2, vec![flipped.clone()]), drift(3, vec![added.clone()])],
+            1,
+            &mut ns,
+        );
+        let hex = Digest::of(b"before").to_string();
+        assert_eq!(out.first(), Some(&drift(3, vec![added])), "a filter installed is the process's own");
+        assert_eq!(objects(&out), [(format!("seccomp filter chain sha256:{}", &hex[..12]), vec![1, 2])]);
+        // Another chain that drifted otherwise is another object.
+        let other = Anomaly { expected: Digest::of(b"other"), ..flipped };
+        let out = r.group(vec![drift(4, vec![other])], 1, &mut ns);
+        assert_eq!(objects(&out).len(), 1);
+        assert_ne!(objects(&out)[0].0, format!("seccomp filter chain sha256:{}", &hex[..12]));
     }
 
     #[test]
