@@ -17,6 +17,13 @@ cycles (listed with --cycles); exits 1 when there is a cycle (with --check), so
 CI can hold the line. The binary's graph is always by file.
 
     python3 scripts/import-cycles.py [--files] [--edges] [--cycles] [--check]
+    python3 scripts/import-cycles.py --arrows ARCHITECTURE.md
+
+`--arrows FILE` checks the arrows a map claims: every line `A -> B, C` of
+the fenced ```arrows blocks of FILE must be an import of B (and C) written
+in A. A node is a library module (`monitor`) or a file of the binary
+(`cli::watch`); the binary's edges into the library are its `fdir::...`
+paths. Exits 1, naming them, when an arrow is not an import.
 """
 
 import os
@@ -216,7 +223,83 @@ def cycles(comp, edges, limit=50):
     return found
 
 
+def binary_to_library():
+    """edges from the binary's files (`cli::watch`) to library modules, by
+    their `fdir::...` paths"""
+    lib_nodes, _ = graph(SRC, "lib.rs", ["main.rs", "cli", "bin"], False)
+    mods = set(lib_nodes)
+    reexport = {}
+    with open(os.path.join(SRC, "lib.rs")) as f:
+        for m in re.finditer(r"\bpub\s+use\s+([^;]+);", strip(f.read())):
+            for p in expand(m.group(1)):
+                segs = [s for s in p.split("::") if s]
+                if segs and segs[0] == "crate":
+                    segs = segs[1:]
+                if len(segs) >= 2:
+                    reexport[segs[-1]] = segs[0]
+    edges = {}
+    files = [os.path.join(SRC, "main.rs")]
+    for dirpath, _, names in os.walk(os.path.join(SRC, "cli")):
+        files += [os.path.join(dirpath, n) for n in names if n.endswith(".rs")]
+    files.append(os.path.join(SRC, "cli.rs"))
+    for path in files:
+        if not os.path.exists(path):
+            continue
+        node = "::".join(module_of(path, SRC))
+        with open(path) as f:
+            text = strip(f.read())
+        found = []
+        for m in re.finditer(r"\buse\s+(fdir::[^;]+);", text):
+            found += [p for p in expand(m.group(1))]
+        found += re.findall(r"\bfdir((?:::\w+)+)", text)
+        for p in found:
+            segs = [s for s in p.split("::") if s and s != "fdir"]
+            if not segs:
+                continue
+            target = segs[0] if segs[0] in mods else reexport.get(segs[0])
+            if target:
+                edges.setdefault(node, set()).add(target)
+    return edges
+
+
+def check_arrows(path):
+    lib_nodes, lib_edges = graph(SRC, "lib.rs", ["main.rs", "cli", "bin"], False)
+    exclude = ["lib.rs", "bin"] + [e for e in os.listdir(SRC) if e not in ("main.rs", "cli")]
+    _, bin_edges = graph(SRC, "main.rs", exclude, True)
+    edges = {}
+    for e in (lib_edges, bin_edges, binary_to_library()):
+        for a, bs in e.items():
+            edges.setdefault(a, set()).update(bs)
+    with open(path) as f:
+        text = f.read()
+    blocks = re.findall(r"^```arrows\n(.*?)^```", text, re.S | re.M)
+    if not blocks:
+        print(f"{path}: no ```arrows block")
+        sys.exit(1)
+    claimed, missing = 0, []
+    for block in blocks:
+        for line in block.splitlines():
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            a, _, bs = line.partition("->")
+            a = a.strip()
+            for b in (x.strip() for x in bs.split(",")):
+                claimed += 1
+                if b not in edges.get(a, ()):
+                    missing.append(f"{a} -> {b}")
+    print(f"{path}: {claimed} arrows, {len(missing)} not an import")
+    for m in missing:
+        print(f"  not an import: {m}")
+    if missing:
+        sys.exit(1)
+
+
 def main():
+    if "--arrows" in sys.argv:
+        i = sys.argv.index("--arrows")
+        check_arrows(sys.argv[i + 1] if i + 1 < len(sys.argv) else os.path.join(ROOT, "ARCHITECTURE.md"))
+        return
     files = "--files" in sys.argv
     show_edges = "--edges" in sys.argv
     total = 0
