@@ -7,6 +7,7 @@ pub mod bench;
 // Touches files: it makes the real changes it times (a test cgroup, a mount).
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 pub mod bench_triggers;
+pub mod objects;
 pub mod output;
 // Touches files: whether the baseline file exists and its directory is writable.
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -94,6 +95,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
             run::check(target, file, format, confirm, code_budget)
         }
         Command::Watch(options) => watch::watch(options),
+        Command::Objects { file, shared, format } => objects::run(&file, shared, format),
         Command::Selftest { campaign, seed, format } => selftest::run(campaign, seed, format),
         Command::Bench { seconds, processes, pid, only, format } => {
             bench::run(bench::Options { seconds, processes, pid, only, format })

@@ -60,6 +60,7 @@ pub mod fdcache;
 mod finding;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod graph;
 pub mod guard;
 mod held;
 pub mod metrics;

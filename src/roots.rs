@@ -316,7 +316,7 @@ fn objects_of(
             let ns = mount_namespace(target)?;
             let mut texts = vec![a.expected.to_string(), a.actual.to_string()];
             texts.extend(a.changes.iter().map(Change::to_string));
-            Some(vec![(format!("mount namespace {ns}"), part(a.changes.clone()), texts)])
+            Some(vec![(crate::graph::namespace("mnt", &ns), part(a.changes.clone()), texts)])
         }
         // A program of a filter chain whose bytes changed where it stands (no
         // filter added or removed: a process cannot change an installed
@@ -329,9 +329,7 @@ fn objects_of(
         {
             let mut texts = vec![a.expected.to_string(), a.actual.to_string()];
             texts.extend(a.changes.iter().map(Change::to_string));
-            let hex = a.expected.to_string();
-            let short = hex.get(..12).unwrap_or(&hex);
-            Some(vec![(format!("seccomp filter chain sha256:{short}"), part(a.changes.clone()), texts)])
+            Some(vec![(crate::graph::filter_chain(&a.expected), part(a.changes.clone()), texts)])
         }
         // A code chunk read from the page cache's shared copy of a file: the
         // drift of that file's copy, for every process that maps it.

@@ -139,6 +139,24 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// List the kernel objects the baseline's processes share (cgroups,
+    /// namespaces and mount tables, seccomp filter chains, code files), each
+    /// once, with the processes that refer to it. Reads only the file.
+    #[command(after_help = "Examples:
+  fdir objects                                 # every object of fdir-baseline.json
+  fdir objects --shared                        # only those two processes or more share
+  fdir objects --format json --baseline /var/lib/fdir/baseline.json")]
+    Objects {
+        /// The baseline file and its key.
+        #[command(flatten)]
+        file: FileArgs,
+        /// Only the objects that at least two processes refer to.
+        #[arg(long)]
+        shared: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// (internal) Sleep forever: the target of `selftest --campaign`.
     #[command(hide = true, name = "__idle")]
     Idle,

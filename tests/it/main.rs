@@ -38,6 +38,7 @@ mod filters_and_code;
 mod fuzz_regressions;
 mod live;
 mod messages;
+mod objects;
 mod package;
 mod prometheus_e2e;
 mod prometheus_rules;
