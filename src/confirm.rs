@@ -269,3 +269,87 @@ where
     }
     Some(result)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::Observation;
+    use crate::{ManualClock, Procfs};
+
+    /// A target whose primary baseline copy is corrupted once, right after
+    /// the first vote: the copy a check is made against.
+    struct Target {
+        fs: Procfs,
+        baseline: Redundant<Snapshot>,
+        tracker: Tracker,
+        checker: Checker,
+        /// Calls of `parts` until the corruption (none once it is done).
+        corrupt_in: Option<u32>,
+    }
+
+    impl Guarded for Target {
+        type Source = Procfs;
+
+        fn parts(&mut self) -> Parts<'_, Procfs> {
+            self.corrupt_in = match self.corrupt_in {
+                Some(0) => {
+                    // Its digest of the memory maps, and of the text they
+                    // were made from (which would spare the comparison).
+                    if let Some(s) = self.baseline.copy_mut(0) {
+                        s.sources.clear();
+                        if let Some(Observation::Observed { digest, .. }) = s.subsystems.get_mut(&Subsystem::MemoryMaps)
+                        {
+                            *digest = Digest::of(b"a flipped bit");
+                        }
+                    }
+                    None
+                }
+                n => n.map(|n| n - 1),
+            };
+            Parts { fs: &self.fs, baseline: &mut self.baseline, tracker: &mut self.tracker, checker: &mut self.checker }
+        }
+    }
+
+    /// The votes, as a front-end is told of them.
+    #[derive(Default)]
+    struct Votes(Vec<Vote>);
+
+    impl Guard<Target> for Votes {
+        fn voted(&mut self, _: &Target, vote: Vote) -> bool {
+            self.0.push(vote);
+            !vote.lost
+        }
+    }
+
+    fn target(corrupt_in: Option<u32>) -> Target {
+        let fs = Procfs::mock("00400000-00452000 r-xp 00000000 08:02 173521 /usr/bin/x\n", "Name:\tx\n", "0::/a\n");
+        let snapshot = crate::snapshot(&ManualClock::new(), &fs).unwrap();
+        Target {
+            fs,
+            baseline: Redundant::new(snapshot).unwrap(),
+            tracker: Tracker::new(1),
+            checker: Checker::new(),
+            corrupt_in,
+        }
+    }
+
+    #[test]
+    fn a_copy_corrupted_after_the_vote_is_repaired_before_declaring_never_alarmed() {
+        let mut t = target(Some(1));
+        let mut votes = Votes::default();
+        let outcome = guarded_check(&mut t, &ManualClock::new(), Subsystem::SEED, &mut votes).unwrap().unwrap();
+        assert!(outcome.declared.is_empty(), "{outcome:?}");
+        assert!(!t.tracker.is_drifted(Subsystem::MemoryMaps));
+        let repairs: Vec<usize> = votes.0.iter().map(Vote::repairs).collect();
+        assert_eq!(repairs, [0, 1], "the vote before declaring repaired the copy: {:?}", votes.0);
+    }
+
+    #[test]
+    fn an_intact_baseline_is_voted_once_and_checked() {
+        let mut t = target(None);
+        let mut votes = Votes::default();
+        let outcome = guarded_check(&mut t, &ManualClock::new(), Subsystem::SEED, &mut votes).unwrap().unwrap();
+        assert!(outcome.declared.is_empty() && outcome.transient.is_empty(), "{outcome:?}");
+        assert_eq!(votes.0, [Vote::default()]);
+    }
+}

@@ -844,6 +844,16 @@ mod tests {
     }
 
     #[test]
+    fn a_loop_that_fell_behind_skips_the_missed_ticks() {
+        let (s, at) = (Duration::from_secs(1), Duration::from_secs);
+        assert_eq!(next_tick(at(10), s, at(10)), at(11));
+        assert_eq!(next_tick(at(10), s, Duration::from_millis(10_999)), at(11));
+        // Due now or missed: one step from now, not the missed ones back to back.
+        assert_eq!(next_tick(at(10), s, at(11)), at(12));
+        assert_eq!(next_tick(at(10), s, at(15)), at(16));
+    }
+
+    #[test]
     fn large_rounds_are_split_into_parts() {
         assert_eq!(parts_for(10, Duration::from_secs(30)), 1);
         assert_eq!(parts_for(640, Duration::from_secs(30)), 10);
