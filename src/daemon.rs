@@ -1,6 +1,9 @@
-//! The monitor thread: check on a timer, confirm drift before declaring it,
-//! call the handler, report recoveries, never die of a failing check or
-//! handler.
+//! `start_daemon`, the library's front-end of the monitoring runtime: one
+//! baseline checked on a thread of its own, on the runtime's schedule
+//! (`runtime::next_tick`), each tick the check both front-ends share
+//! (`confirm::guarded_check`: voted copies, confirmation, recovery); what
+//! it finds becomes [`Event`]s and [`Stats`], a declared drift goes to the
+//! handler, and neither a failing check nor a panicking handler ends it.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
