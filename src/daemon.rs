@@ -1,8 +1,10 @@
-//! The monitor thread: check on a timer, confirm drift before declaring it,
-//! call the handler, report recoveries, never die of a failing check or
-//! handler.
+//! `start_daemon`, the library's front-end of the monitoring runtime: one
+//! baseline checked on a thread of its own, on the runtime's schedule
+//! (`runtime::next_tick`), each tick the check both front-ends share
+//! (`confirm::guarded_check`: voted copies, confirmation, recovery); what
+//! it finds becomes [`Event`]s and [`Stats`], a declared drift goes to the
+//! handler, and neither a failing check nor a panicking handler ends it.
 
-use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,9 +13,11 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::clock::StopSignal;
-use crate::guard::{Redundant, sha256_self_test};
-use crate::snapshot::{Checker, Reading, Status};
-use crate::{Anomaly, Clock, Config, Digest, Error, Report, Severity, Snapshot, Source, Subsystem};
+use crate::confirm::{Guard, Guarded, Parts, Tracker, guarded_check};
+use crate::guard::{Redundant, Vote, sha256_self_test};
+use crate::runtime::next_tick;
+use crate::snapshot::Checker;
+use crate::{Anomaly, Clock, Config, Error, Report, Severity, Snapshot, Source, Subsystem};
 
 /// Something the daemon did or saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,158 +96,6 @@ pub struct Stats {
     pub selftest_failures: AtomicU64,
 }
 
-/// The confirmation and recovery state of one target's subsystems.
-#[derive(Debug, Clone)]
-pub struct Tracker {
-    /// Reads that must agree before a drift is declared.
-    confirm: u32,
-    /// Declared drifts still in force: the digest they drifted to and since when.
-    drifted: BTreeMap<Subsystem, (Digest, Duration)>,
-    /// The last read, its memory reused by the next.
-    reading: Option<Reading>,
-}
-
-/// A tracker's drift state, saved by [`Tracker::checkpoint`].
-#[derive(Debug, Clone)]
-pub struct Checkpoint(BTreeMap<Subsystem, (Digest, Duration)>);
-
-/// What one confirmed cycle concluded.
-#[derive(Debug, Default)]
-pub struct Outcome {
-    /// Drifts declared this cycle (new, or drifted further).
-    pub declared: Vec<Anomaly>,
-    /// Seen in the first read only.
-    pub transient: Vec<Subsystem>,
-    /// Back at baseline, with how long they were drifted.
-    pub recovered: Vec<(Subsystem, Duration)>,
-    /// Reads made, including confirming re-reads.
-    pub reads: u32,
-}
-
-impl Tracker {
-    /// An empty tracker (nothing declared) that declares a drift once
-    /// `confirm` consecutive reads show it (at least 1).
-    pub fn new(confirm: u32) -> Tracker {
-        Tracker { confirm: confirm.max(1), drifted: BTreeMap::new(), reading: None }
-    }
-
-    /// Whether `subsystem` is in a declared drift.
-    pub fn is_drifted(&self, subsystem: Subsystem) -> bool {
-        self.drifted.contains_key(&subsystem)
-    }
-
-    /// Runs one check cycle: a read, and up to `confirm - 1` immediate
-    /// re-reads while something looks drifted. A subsystem is declared only if
-    /// every read showed it drifted; it is declared again only if it drifts
-    /// further (to another digest).
-    pub fn cycle<C: Clock + ?Sized, S: Source + ?Sized>(
-        &mut self,
-        checker: &mut Checker,
-        baseline: &Snapshot,
-        clock: &C,
-        fs: &S,
-        subsystems: &[Subsystem],
-    ) -> Result<Outcome, Error> {
-        let mut reading = self.reading.take().unwrap_or_else(|| Reading::new(baseline.target.clone()));
-        let result = self.confirmed(checker, baseline, clock, fs, subsystems, &mut reading);
-        self.reading = Some(reading);
-        result
-    }
-
-    /// The drift state, to go back to with [`Tracker::rewind`] (a cycle
-    /// that must be done again: a baseline copy was repaired meanwhile).
-    pub fn checkpoint(&self) -> Checkpoint {
-        Checkpoint(self.drifted.clone())
-    }
-
-    /// Goes back to a [`Tracker::checkpoint`].
-    pub fn rewind(&mut self, to: Checkpoint) {
-        self.drifted = to.0;
-    }
-
-    /// Forgets a declared drift of `subsystem` without reporting a recovery:
-    /// its baseline was re-taken (the process executed a new program).
-    pub fn forget(&mut self, subsystem: Subsystem) {
-        self.drifted.remove(&subsystem);
-    }
-
-    /// The report of the last read, if a read succeeded.
-    pub fn last_report(&self) -> Option<&Report> {
-        self.reading.as_ref().map(|r| &r.report)
-    }
-
-    fn confirmed<C: Clock + ?Sized, S: Source + ?Sized>(
-        &mut self,
-        checker: &mut Checker,
-        baseline: &Snapshot,
-        clock: &C,
-        fs: &S,
-        subsystems: &[Subsystem],
-        reading: &mut Reading,
-    ) -> Result<Outcome, Error> {
-        checker.check_into(baseline, clock, fs, subsystems, reading)?;
-        let mut reads = 1;
-        let first: Vec<Subsystem> = reading.anomalies.iter().map(|a| a.subsystem).collect();
-        let mut suspects = first.clone();
-        for _ in 1..self.confirm {
-            if suspects.is_empty() {
-                break;
-            }
-            checker.check_into(baseline, clock, fs, subsystems, reading)?;
-            reads += 1;
-            suspects.retain(|s| reading.anomalies.iter().any(|a| a.subsystem == *s));
-        }
-        let now = clock.now();
-        let mut out = Outcome {
-            reads,
-            transient: first.into_iter().filter(|s| !suspects.contains(s)).collect(),
-            ..Outcome::default()
-        };
-        if !suspects.is_empty() {
-            self.declare(&reading.anomalies, &suspects, now, &mut out);
-        }
-        if !self.drifted.is_empty() {
-            self.recover(&reading.report, now, &mut out);
-        }
-        Ok(out)
-    }
-
-    /// Declares the confirmed `suspects` among `anomalies` that are not
-    /// already declared at the same digest. Out of line, with
-    /// [`Tracker::recover`]: a steady cycle runs neither, and its code is
-    /// kept off the pages it does run (BENCHMARKS.md).
-    #[cold]
-    #[inline(never)]
-    fn declare(&mut self, anomalies: &[Anomaly], suspects: &[Subsystem], now: Duration, out: &mut Outcome) {
-        for a in anomalies.iter().filter(|a| suspects.contains(&a.subsystem)) {
-            match self.drifted.get(&a.subsystem) {
-                Some((digest, _)) if *digest == a.actual => {}
-                Some(&(_, since)) => {
-                    self.drifted.insert(a.subsystem, (a.actual, since));
-                    out.declared.push(a.clone());
-                }
-                None => {
-                    self.drifted.insert(a.subsystem, (a.actual, now));
-                    out.declared.push(a.clone());
-                }
-            }
-        }
-    }
-
-    /// Ends the drift of every subsystem the report found unchanged again.
-    #[inline(never)]
-    fn recover(&mut self, report: &Report, now: Duration, out: &mut Outcome) {
-        self.drifted.retain(|sub, (_, since)| {
-            if matches!(report.subsystems.get(sub), Some(Status::Unchanged)) {
-                out.recovered.push((*sub, now.saturating_sub(*since)));
-                false
-            } else {
-                true
-            }
-        });
-    }
-}
-
 /// The handle of a running daemon. Dropping it stops the daemon.
 #[derive(Debug)]
 pub struct Daemon {
@@ -305,17 +157,123 @@ impl Drop for Daemon {
     }
 }
 
-fn send(tx: &SyncSender<Event>, stats: &Stats, event: Event) {
-    if let Err(TrySendError::Full(_)) = tx.try_send(event) {
-        stats.events_dropped.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     p.downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
         .or_else(|| p.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "non-string panic payload".into())
+}
+
+/// The daemon's one target: its source, its baseline in voted copies, its
+/// tracker and checker.
+struct One<S> {
+    fs: S,
+    baseline: Redundant<Snapshot>,
+    tracker: Tracker,
+    checker: Checker,
+}
+
+impl<S: Source> Guarded for One<S> {
+    type Source = S;
+
+    fn parts(&mut self) -> Parts<'_, S> {
+        Parts { fs: &self.fs, baseline: &mut self.baseline, tracker: &mut self.tracker, checker: &mut self.checker }
+    }
+}
+
+/// Where the daemon's events go: its queue, and its counters.
+struct Says {
+    tx: SyncSender<Event>,
+    stats: Arc<Stats>,
+}
+
+impl Says {
+    fn send(&self, event: Event) {
+        if let Err(TrySendError::Full(_)) = self.tx.try_send(event) {
+            self.stats.events_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn count(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(u64::try_from(n).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+}
+
+impl<S> Guard<One<S>> for &Says {
+    fn voted(&mut self, _: &One<S>, vote: Vote) -> bool {
+        if vote.lost {
+            self.send(Event::BaselineLost);
+            return false;
+        }
+        if vote.repairs() > 0 {
+            Says::count(&self.stats.baseline_repairs, vote.repairs());
+            self.send(Event::BaselineRepaired { copies: vote.repairs() });
+        }
+        true
+    }
+}
+
+/// One tick of the daemon: the self-test, the faults asked for, the
+/// guarded check of its target ([`guarded_check`]), and its outcome as
+/// events, the handler called with what is declared.
+fn tick<S, C, H>(
+    one: &mut One<S>,
+    clock: &C,
+    subsystems: &[Subsystem],
+    says: &Says,
+    faults: &Receiver<u64>,
+    handler: &mut H,
+) where
+    S: Source,
+    C: Clock + ?Sized,
+    H: FnMut(&[Anomaly]) -> Severity,
+{
+    let stats = &says.stats;
+    if let Err(message) = sha256_self_test() {
+        stats.selftest_failures.fetch_add(1, Ordering::Relaxed);
+        says.send(Event::SelftestFailed { message });
+        return;
+    }
+    for seed in faults.try_iter() {
+        let copy = usize::try_from((seed >> 8) % 3).unwrap_or(0);
+        if let Some(c) = one.baseline.copy_mut(copy) {
+            c.flip_bit(seed);
+        }
+    }
+    let Some(outcome) = guarded_check(one, clock, subsystems, &mut &*says) else { return };
+    stats.checks.fetch_add(1, Ordering::Relaxed);
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            stats.check_failures.fetch_add(1, Ordering::Relaxed);
+            says.send(Event::CheckFailed { error: e.to_string() });
+            return;
+        }
+    };
+    stats.reads.fetch_add(u64::from(outcome.reads), Ordering::Relaxed);
+    if !outcome.transient.is_empty() {
+        stats.transients.fetch_add(1, Ordering::Relaxed);
+        says.send(Event::Transient { subsystems: outcome.transient });
+    }
+    if !outcome.declared.is_empty() {
+        Says::count(&stats.declared, outcome.declared.len());
+        let severity = match catch_unwind(AssertUnwindSafe(|| handler(&outcome.declared))) {
+            Ok(s) => Some(s),
+            Err(p) => {
+                stats.handler_failures.fetch_add(1, Ordering::Relaxed);
+                says.send(Event::HandlerFailed { message: panic_message(p.as_ref()) });
+                None
+            }
+        };
+        says.send(Event::Declared { anomalies: outcome.declared, severity });
+    }
+    for (subsystem, drifted_for) in outcome.recovered {
+        stats.recovered.fetch_add(1, Ordering::Relaxed);
+        says.send(Event::Recovered { subsystem, drifted_for });
+    }
+    if let Some(report) = one.tracker.last_report() {
+        says.send(Event::Checked(report.clone()));
+    }
 }
 
 /// Starts the monitor thread: every `config.interval` (by `clock`) it checks
@@ -362,7 +320,7 @@ where
     let stats = Arc::new(Stats::default());
     let (tx, events) = sync_channel(1024);
     let (faults, fault_rx) = sync_channel::<u64>(64);
-    let mut baseline =
+    let baseline =
         Redundant::new(baseline).ok_or_else(|| Error::Bug("the baseline cannot be held in redundant copies".into()))?;
     let (stop2, stats2) = (Arc::clone(&stop), Arc::clone(&stats));
     // The first check is one interval after this call, not after the thread
@@ -371,91 +329,19 @@ where
     let thread = std::thread::Builder::new()
         .name("fdir-monitor".into())
         .spawn(move || {
-            let mut checker = Checker::with_code_budget(config.code_budget);
-            let mut tracker = Tracker::new(config.confirm);
+            let mut one = One {
+                fs,
+                baseline,
+                tracker: Tracker::new(config.confirm),
+                checker: Checker::with_code_budget(config.code_budget),
+            };
+            let says = Says { tx, stats: stats2 };
             loop {
                 if clock.sleep_until(next, &stop2) {
                     break;
                 }
-                let now = clock.now();
-                next += config.interval;
-                if next <= now {
-                    // Fell behind (a suspended machine, a slow check): skip the
-                    // missed ticks rather than run them back to back.
-                    next = now + config.interval;
-                }
-                if let Err(message) = sha256_self_test() {
-                    stats2.selftest_failures.fetch_add(1, Ordering::Relaxed);
-                    send(&tx, &stats2, Event::SelftestFailed { message });
-                    continue;
-                }
-                for seed in fault_rx.try_iter() {
-                    let copy = usize::try_from((seed >> 8) % 3).unwrap_or(0);
-                    if let Some(c) = baseline.copy_mut(copy) {
-                        c.flip_bit(seed);
-                    }
-                }
-                let vote = baseline.vote();
-                if vote.lost {
-                    send(&tx, &stats2, Event::BaselineLost);
-                    continue;
-                }
-                if vote.repairs() > 0 {
-                    let n = u64::try_from(vote.repairs()).unwrap_or(u64::MAX);
-                    stats2.baseline_repairs.fetch_add(n, Ordering::Relaxed);
-                    send(&tx, &stats2, Event::BaselineRepaired { copies: vote.repairs() });
-                }
-                let before = tracker.checkpoint();
-                let mut outcome = tracker.cycle(&mut checker, baseline.get(), &clock, &fs, &config.subsystems);
-                // A copy corrupted since the vote must not raise a false alarm.
-                if outcome.as_ref().is_ok_and(|o| !o.declared.is_empty()) {
-                    let again = baseline.vote();
-                    if again.lost {
-                        send(&tx, &stats2, Event::BaselineLost);
-                        continue;
-                    }
-                    if again.repairs() > 0 {
-                        send(&tx, &stats2, Event::BaselineRepaired { copies: again.repairs() });
-                        tracker.rewind(before);
-                        outcome = tracker.cycle(&mut checker, baseline.get(), &clock, &fs, &config.subsystems);
-                    }
-                }
-                stats2.checks.fetch_add(1, Ordering::Relaxed);
-                let outcome = match outcome {
-                    Ok(o) => {
-                        stats2.reads.fetch_add(u64::from(o.reads), Ordering::Relaxed);
-                        o
-                    }
-                    Err(e) => {
-                        stats2.check_failures.fetch_add(1, Ordering::Relaxed);
-                        send(&tx, &stats2, Event::CheckFailed { error: e.to_string() });
-                        continue;
-                    }
-                };
-                if !outcome.transient.is_empty() {
-                    stats2.transients.fetch_add(1, Ordering::Relaxed);
-                    send(&tx, &stats2, Event::Transient { subsystems: outcome.transient });
-                }
-                if !outcome.declared.is_empty() {
-                    let n = u64::try_from(outcome.declared.len()).unwrap_or(u64::MAX);
-                    stats2.declared.fetch_add(n, Ordering::Relaxed);
-                    let severity = match catch_unwind(AssertUnwindSafe(|| handler(&outcome.declared))) {
-                        Ok(s) => Some(s),
-                        Err(p) => {
-                            stats2.handler_failures.fetch_add(1, Ordering::Relaxed);
-                            send(&tx, &stats2, Event::HandlerFailed { message: panic_message(p.as_ref()) });
-                            None
-                        }
-                    };
-                    send(&tx, &stats2, Event::Declared { anomalies: outcome.declared, severity });
-                }
-                for (subsystem, drifted_for) in outcome.recovered {
-                    stats2.recovered.fetch_add(1, Ordering::Relaxed);
-                    send(&tx, &stats2, Event::Recovered { subsystem, drifted_for });
-                }
-                if let Some(report) = tracker.last_report() {
-                    send(&tx, &stats2, Event::Checked(report.clone()));
-                }
+                next = next_tick(next, config.interval, clock.now());
+                tick(&mut one, &clock, &config.subsystems, &says, &fault_rx, &mut handler);
             }
         })
         .map_err(Error::Spawn)?;

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use crate::baseline::{BaselineFile, Coverage};
-use crate::daemon::{Outcome, Tracker};
+use crate::confirm::{Checkpoint, Guard, Guarded, Next, Outcome, Parts, Tracker, guarded_check};
 use crate::digest::{Digest, Hasher};
 use crate::event::{EventRecord, Who};
 use crate::guard::{Redundant, Vote};
@@ -355,8 +355,78 @@ fn note_vote(vote: Vote, target: &Target, summary: &mut Summary, findings: &mut 
     true
 }
 
-/// One target's cycle: vote its baseline copies, check it with confirmation,
-/// vote again before declaring a drift. Returns whether it has exited.
+impl Guarded for Watched {
+    type Source = Procfs;
+
+    fn parts(&mut self) -> Parts<'_, Procfs> {
+        Parts { fs: &self.fs, baseline: &mut self.baseline, tracker: &mut self.tracker, checker: &mut self.checker }
+    }
+}
+
+/// A monitor's side of a target's [`guarded_check`]: the votes said as
+/// findings and counted, and a new program re-baselined after the first
+/// check.
+struct Noted<'a> {
+    summary: &'a mut Summary,
+    findings: &'a mut Vec<Finding>,
+    /// Votes said so far.
+    votes: u32,
+    /// The target exited.
+    exited: bool,
+}
+
+impl Guard<Watched> for Noted<'_> {
+    fn voted(&mut self, w: &Watched, vote: Vote) -> bool {
+        let usable = note_vote(vote, &w.target, self.summary, self.findings);
+        if usable && self.votes == 0 {
+            self.summary.checked += 1;
+        }
+        self.votes += 1;
+        usable
+    }
+
+    /// Memory maps or code that look drifted may be a new program (an
+    /// exec): then those are baselined again and the check is done again,
+    /// every other subsystem still against the old baseline.
+    fn checked<C: Clock + ?Sized>(
+        &mut self,
+        w: &mut Watched,
+        o: &Outcome,
+        before: &Checkpoint,
+        clock: &C,
+        subsystems: &[Subsystem],
+    ) -> Next {
+        if !(o.declared.iter().any(|a| replaced_by_exec(a.subsystem))
+            || o.transient.iter().any(|&s| replaced_by_exec(s)))
+        {
+            return Next::On;
+        }
+        let Some(exec) = exec_of(w) else { return Next::On };
+        w.tracker.rewind(before.clone());
+        match rebaseline_after_exec(w, subsystems, clock, exec) {
+            Ok(finding) => {
+                self.findings.push(finding);
+                Next::Again
+            }
+            Err(Error::Gone { .. }) => {
+                self.findings.push(Finding::Exited { target: w.target.clone() });
+                self.exited = true;
+                Next::Stop
+            }
+            Err(e) => {
+                self.summary.failed += 1;
+                self.findings.push(Finding::Failed {
+                    target: w.target.clone(),
+                    error: format!("executed a new program, and its new baseline cannot be taken: {e}"),
+                });
+                Next::Stop
+            }
+        }
+    }
+}
+
+/// One target's cycle: its [`guarded_check`], and what it found as
+/// findings. Returns whether it has exited.
 fn check_one<C: Clock + ?Sized>(
     w: &mut Watched,
     subsystems: &[Subsystem],
@@ -364,54 +434,10 @@ fn check_one<C: Clock + ?Sized>(
     summary: &mut Summary,
     findings: &mut Vec<Finding>,
 ) -> bool {
-    // Vote the baseline copies before they are used.
-    let vote = w.baseline.vote();
-    if !note_vote(vote, &w.target, summary, findings) {
-        return false;
-    }
-    summary.checked += 1;
-    let before = w.tracker.checkpoint();
-    let mut result = w.tracker.cycle(&mut w.checker, w.baseline.get(), clock, &w.fs, subsystems);
-    // Memory maps or code that look drifted may be a new program (an exec):
-    // then those are baselined again and the check is done again, every
-    // other subsystem still against the old baseline.
-    if result.as_ref().is_ok_and(|o| {
-        o.declared.iter().any(|a| replaced_by_exec(a.subsystem)) || o.transient.iter().any(|&s| replaced_by_exec(s))
-    }) && let Some(exec) = exec_of(w)
-    {
-        w.tracker.rewind(before.clone());
-        match rebaseline_after_exec(w, subsystems, clock, exec) {
-            Ok(finding) => {
-                findings.push(finding);
-                result = w.tracker.cycle(&mut w.checker, w.baseline.get(), clock, &w.fs, subsystems);
-            }
-            Err(Error::Gone { .. }) => {
-                findings.push(Finding::Exited { target: w.target.clone() });
-                return true;
-            }
-            Err(e) => {
-                summary.failed += 1;
-                findings.push(Finding::Failed {
-                    target: w.target.clone(),
-                    error: format!("executed a new program, and its new baseline cannot be taken: {e}"),
-                });
-                return false;
-            }
-        }
-    }
-    // Before declaring a drift, vote again: a baseline copy corrupted
-    // since the vote must not raise a false alarm.
-    if result.as_ref().is_ok_and(|o| !o.declared.is_empty()) {
-        let again = w.baseline.vote();
-        if !note_vote(again, &w.target, summary, findings) {
-            w.tracker.rewind(before);
-            return false;
-        }
-        if again.repairs() > 0 {
-            w.tracker.rewind(before);
-            result = w.tracker.cycle(&mut w.checker, w.baseline.get(), clock, &w.fs, subsystems);
-        }
-    }
+    let mut noted = Noted { summary, findings, votes: 0, exited: false };
+    let result = guarded_check(w, clock, subsystems, &mut noted);
+    let Noted { summary, findings, exited, .. } = noted;
+    let Some(result) = result else { return exited };
     match result {
         Ok(outcome) => {
             if let Some(report) = w.tracker.last_report() {

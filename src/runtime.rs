@@ -55,6 +55,19 @@ pub fn parts_for(targets: usize, interval: Duration) -> u32 {
     by_size.min(by_time).clamp(1, MAX_PARTS)
 }
 
+/// The tick `step` after `next`; or, when that one is already past at
+/// `now` (a suspended machine, a slow check), `step` after `now`: a loop
+/// that fell behind skips the missed ticks rather than run them back to
+/// back. Both loops keep time with it: [`Runtime::run`] on the monotonic
+/// clock, `start_daemon`'s on its [`Clock`].
+pub fn next_tick<T>(next: T, step: Duration, now: T) -> T
+where
+    T: Copy + PartialOrd + std::ops::Add<Duration, Output = T>,
+{
+    let next = next + step;
+    if next <= now { now + step } else { next }
+}
+
 /// The timer slack a watch asks for, as a fraction of the time between its
 /// wake-ups: the kernel may end a wait up to this much late, to wake the
 /// CPU once for this timer and another that falls due in the same window.
@@ -332,11 +345,7 @@ impl<C: Clock, S: Sink, B: Store> Runtime<C, S, B> {
                     last_ping = Instant::now();
                     part = (part + 1) % parts;
                     // A round's parts are spread evenly over the interval.
-                    next += interval / parts;
-                    let now = Instant::now();
-                    if next <= now {
-                        next = now + interval / parts;
-                    }
+                    next = next_tick(next, interval / parts, Instant::now());
                 }
             }
         }
@@ -832,6 +841,16 @@ mod tests {
         assert_eq!(timer_slack(Duration::from_millis(100)), Duration::from_millis(1));
         assert_eq!(timer_slack(Duration::from_secs(3600)), MAX_SLACK);
         assert_eq!(timer_slack(Duration::from_millis(50) / 2), Duration::from_micros(250));
+    }
+
+    #[test]
+    fn a_loop_that_fell_behind_skips_the_missed_ticks() {
+        let (s, at) = (Duration::from_secs(1), Duration::from_secs);
+        assert_eq!(next_tick(at(10), s, at(10)), at(11));
+        assert_eq!(next_tick(at(10), s, Duration::from_millis(10_999)), at(11));
+        // Due now or missed: one step from now, not the missed ones back to back.
+        assert_eq!(next_tick(at(10), s, at(11)), at(12));
+        assert_eq!(next_tick(at(10), s, at(15)), at(16));
     }
 
     #[test]
