@@ -131,6 +131,16 @@ pub(crate) struct Observer {
     /// The monitor whose code chunks a baseline takes (`code_pages.rs`),
     /// where nothing else of it is shared.
     code_pages: Option<std::sync::Arc<crate::shared::Shared>>,
+    /// The names `ns` listed in the last observation, one a line: the same
+    /// for every process of a kernel (its kinds of namespace), so listed
+    /// again only by a fresh observation (`namespaces`).
+    ns_names: String,
+    /// Which of [`lsm::ATTRS`] (bit i: the i-th) answered that no security
+    /// module provides it (a file this kernel does not have, or `EINVAL`):
+    /// fixed at boot, so asked again only by a fresh observation; and the
+    /// first such answer, the reason given when none provides any.
+    lsm_absent: u8,
+    lsm_refusal: Option<String>,
     /// Working lists of an observation, kept for the next.
     wanted: Vec<Subsystem>,
     canons: Vec<(Subsystem, Canon)>,
@@ -1100,7 +1110,29 @@ impl Observer {
                 continue;
             }
             let mark = canon.len();
-            read_cgroup_limits(src, h, cg, &mut self.names, &mut self.buf, canon)?;
+            // The limit files as listed in an earlier round (`shared.rs`):
+            // read without listing the directory, unless this read must be
+            // fresh or one of them cannot be read (then listed, and read
+            // again).
+            let listed = match &self.shared {
+                Some(shared) if !self.fresh => shared.limit_files(h, cg),
+                _ => None,
+            };
+            if let Some(files) = listed
+                && !read_listed_limits(src, h, cg, &files, &mut self.buf, canon)?
+            {
+                canon.truncate(mark);
+                if let Some(shared) = &self.shared {
+                    shared.forget_limit_files(h, cg);
+                }
+            }
+            if canon.len() == mark {
+                let listed = read_cgroup_limits(src, h, cg, &mut self.names, &mut self.buf, canon)?;
+                if let (Some(shared), true) = (&self.shared, listed) {
+                    let limits = self.names.iter().filter(|f| cgroup_limits::is_limit_file(f)).cloned();
+                    shared.keep_limit_files(h, cg, limits);
+                }
+            }
             if let Some(shared) = &self.shared {
                 shared.keep_cgroup_limits(h, cg, canon.lines_since(mark));
             }
@@ -1110,10 +1142,20 @@ impl Observer {
 
     #[inline(never)]
     fn namespaces<S: Source + ?Sized>(&mut self, src: &S, canon: &mut Canon) -> Result<(), Error> {
-        src.list("ns", &mut self.names)?;
+        // The kinds of namespace are the kernel's, the same for every
+        // process and for its whole life: `ns` is listed by the first and by
+        // every fresh observation; each link is resolved every time.
+        if self.fresh || self.ns_names.is_empty() {
+            src.list("ns", &mut self.names)?;
+            self.ns_names.clear();
+            for name in &self.names {
+                self.ns_names.push_str(name);
+                self.ns_names.push('\n');
+            }
+        }
         let mut pending = false;
-        for i in 0..self.names.len() {
-            let Some(name) = self.names.get(i) else { break };
+        let names = std::mem::take(&mut self.ns_names);
+        for name in names.split('\n').filter(|n| !n.is_empty()) {
             self.rel.clear();
             let _ = write!(self.rel, "ns/{name}");
             let state = match src.stat(&self.rel) {
@@ -1123,10 +1165,14 @@ impl Observer {
                     pending = true;
                     NsState::Pending
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    self.ns_names = names;
+                    return Err(e);
+                }
             };
             namespaces::add(canon, name.as_bytes(), state);
         }
+        self.ns_names = names;
         // A zombie's links resolve no more: it is gone, not unshared.
         if pending && !src.alive() {
             return Err(gone(src));
@@ -1139,7 +1185,19 @@ impl Observer {
     fn lsm<S: Source + ?Sized>(&mut self, src: &S, canon: &mut Canon) -> Result<Option<String>, Error> {
         let mut any = false;
         let mut first_refusal: Option<String> = None;
-        for attr in lsm::ATTRS {
+        if self.fresh {
+            self.lsm_absent = 0;
+        }
+        for (i, attr) in lsm::ATTRS.iter().enumerate() {
+            let bit = u32::try_from(i).ok().and_then(|i| 1u8.checked_shl(i)).unwrap_or(0);
+            // Which modules provide which attribute is fixed at boot: an
+            // attribute none provides is asked again only when fresh.
+            if self.lsm_absent & bit != 0 {
+                if first_refusal.is_none() {
+                    first_refusal.clone_from(&self.lsm_refusal);
+                }
+                continue;
+            }
             self.rel.clear();
             let _ = write!(self.rel, "attr/{attr}");
             match src.read(&self.rel, &mut self.buf) {
@@ -1150,6 +1208,14 @@ impl Observer {
                 Err(e) if no_lsm(&e) => {
                     if first_refusal.is_none() {
                         first_refusal = Some(e.to_string());
+                    }
+                    // A process that is gone reads as absent too: only
+                    // remembered of one that is alive after the read.
+                    if src.alive() {
+                        if self.lsm_absent == 0 {
+                            self.lsm_refusal.clone_from(&first_refusal);
+                        }
+                        self.lsm_absent |= bit;
                     }
                 }
                 Err(e) => return Err(e),
@@ -1230,9 +1296,34 @@ fn mount_view<S: Source + ?Sized>(src: &S) -> Option<crate::shared::MountView> {
     Some(crate::shared::MountView { namespace: (ns.dev, ns.ino), root: (root.dev, root.ino), root_mount })
 }
 
+/// The `cgroup-limits` records of one cgroup from the limit files `files`
+/// listed in an earlier round: `Ok(false)` when one of them could not be
+/// read (the records added are then to be dropped, and the directory
+/// listed: [`read_cgroup_limits`] says what a failed read means).
+fn read_listed_limits<S: Source + ?Sized>(
+    src: &S,
+    h: &str,
+    cg: &str,
+    files: &[String],
+    buf: &mut Vec<u8>,
+    canon: &mut Canon,
+) -> Result<bool, Error> {
+    for file in files {
+        match src.cgroup_read(h, cg, file, buf) {
+            Ok(()) => cgroup_limits::add_file(canon, h, cg, file, buf),
+            Err(e @ (Error::PermissionDenied { .. } | Error::Gone { .. })) => return Err(e),
+            Err(_) => return Ok(false),
+        }
+    }
+    // A cgroup with no limit file: nothing read, nothing to tell it from a
+    // failed read by; listed again.
+    Ok(!files.is_empty())
+}
+
 /// The `cgroup-limits` records of one cgroup: its limit files, or a record
 /// saying why they cannot be read (a hierarchy not mounted here, a cgroup
-/// removed since the membership was read, a file that fails).
+/// removed since the membership was read, a file that fails). `Ok(true)`
+/// when the directory was listed (`names` holds its files).
 fn read_cgroup_limits<S: Source + ?Sized>(
     src: &S,
     h: &str,
@@ -1240,7 +1331,7 @@ fn read_cgroup_limits<S: Source + ?Sized>(
     names: &mut Vec<String>,
     buf: &mut Vec<u8>,
     canon: &mut Canon,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     match src.cgroup_list(h, cg, names) {
         Ok(()) => {}
         Err(e @ (Error::Unavailable { .. } | Error::NotFound { .. })) => {
@@ -1253,7 +1344,7 @@ fn read_cgroup_limits<S: Source + ?Sized>(
                 _ => "the cgroup directory does not exist".to_owned(),
             };
             cgroup_limits::add_unreadable(canon, h, cg, cgroup_limits::DIRECTORY, &reason);
-            return Ok(());
+            return Ok(false);
         }
         Err(e) => return Err(e),
     }
@@ -1270,7 +1361,7 @@ fn read_cgroup_limits<S: Source + ?Sized>(
             Err(e) => cgroup_limits::add_unreadable(canon, h, cg, file, &e.to_string()),
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 fn take_form(canons: &mut [(Subsystem, Canon)], sub: Subsystem) -> Option<Canon> {

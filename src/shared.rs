@@ -25,6 +25,19 @@
 //! drift lasts) never takes from here: it reads the files again, so a read
 //! glitch seen by one target is not repeated to the others as confirmed,
 //! and what it read replaces what is kept for the rest of the round.
+//!
+//! One thing is kept across rounds: which limit files a cgroup directory
+//! has ([`Shared::limit_files`]), so that a round reads them without
+//! listing the directory first (the listing was a third of the system
+//! calls of a cycle of one process). Never their content. The set of
+//! control files of a cgroup follows from what is recorded anyway: in
+//! cgroup v1 from the hierarchy's controllers (named in every thread's
+//! `cgroup` line), in v2 from the parent's `cgroup.subtree_control` and the
+//! cgroup's `cgroup.type` (limit files of an ancestor or of the cgroup, read
+//! every round); a removed file or cgroup fails its read, and any read of a
+//! listed file that fails sends the reader back to a listing. The
+//! directory is still listed every [`LIST_EVERY`] rounds, and on every read
+//! after a drift.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -39,7 +52,20 @@ pub(crate) struct Shared {
     mounts: Mutex<HashMap<MountView, Arc<str>>>,
     /// The values of shared code chunks (`code`, see `code_pages.rs`).
     code: crate::code_pages::CodePages,
+    /// The limit files of a cgroup directory as last listed, by hierarchy
+    /// and cgroup path, with the round of that listing; kept across rounds
+    /// (never their content).
+    limit_files: Mutex<HashMap<String, HashMap<String, Listing>>>,
+    /// Rounds begun.
+    round: std::sync::atomic::AtomicU64,
 }
+
+/// The limit files of one cgroup directory, and the round they were listed in.
+type Listing = (Arc<[String]>, u64);
+
+/// A cgroup directory whose limit files were listed this many rounds ago
+/// is listed again.
+pub(crate) const LIST_EVERY: u64 = 10;
 
 /// What the text of a process's `mountinfo` depends on: its mount
 /// namespace, and its root (the directory, and the mount it is on).
@@ -68,6 +94,42 @@ impl Shared {
             m.clear();
         }
         self.code.clear();
+        let round = self.round.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        // Listings too old to be used are forgotten (a cgroup no target
+        // leads to any more is not kept).
+        if let Ok(mut m) = self.limit_files.lock() {
+            for cgroups in m.values_mut() {
+                cgroups.retain(|_, (_, listed)| round.saturating_sub(*listed) < LIST_EVERY);
+            }
+            m.retain(|_, cgroups| !cgroups.is_empty());
+        }
+    }
+
+    /// The limit files of `cgroup` in `hierarchy` as listed fewer than
+    /// [`LIST_EVERY`] rounds ago, if they were.
+    pub(crate) fn limit_files(&self, hierarchy: &str, cgroup: &str) -> Option<Arc<[String]>> {
+        let round = self.round.load(std::sync::atomic::Ordering::Relaxed);
+        let m = self.limit_files.lock().ok()?;
+        let (files, listed) = m.get(hierarchy)?.get(cgroup)?;
+        (round.saturating_sub(*listed) < LIST_EVERY).then(|| Arc::clone(files))
+    }
+
+    /// Keeps the limit files just listed of `cgroup` in `hierarchy`.
+    pub(crate) fn keep_limit_files(&self, hierarchy: &str, cgroup: &str, files: impl Iterator<Item = String>) {
+        let round = self.round.load(std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut m) = self.limit_files.lock() {
+            m.entry(hierarchy.to_owned()).or_default().insert(cgroup.to_owned(), (files.collect(), round));
+        }
+    }
+
+    /// Forgets the listing of `cgroup` in `hierarchy`: one of its files
+    /// could not be read.
+    pub(crate) fn forget_limit_files(&self, hierarchy: &str, cgroup: &str) {
+        if let Ok(mut m) = self.limit_files.lock()
+            && let Some(cgroups) = m.get_mut(hierarchy)
+        {
+            cgroups.remove(cgroup);
+        }
     }
 
     /// The code chunks of files this round has read (`code_pages.rs`).
@@ -134,5 +196,25 @@ mod tests {
         s.begin_round();
         assert!(s.cgroup_limits("pids", "/a").is_none());
         assert!(s.mounts(&view).is_none());
+    }
+
+    #[test]
+    fn a_listing_of_limit_files_is_used_for_fewer_than_list_every_rounds() {
+        let s = Shared::new();
+        s.begin_round();
+        assert!(s.limit_files("pids", "/a").is_none());
+        s.keep_limit_files("pids", "/a", ["cgroup.clone_children".to_owned(), "pids.max".to_owned()].into_iter());
+        for _ in 1..LIST_EVERY {
+            s.begin_round();
+            assert_eq!(s.limit_files("pids", "/a").as_deref().map(<[String]>::len), Some(2));
+            assert!(s.limit_files("pids", "/b").is_none());
+            assert!(s.limit_files("memory", "/a").is_none());
+        }
+        s.begin_round();
+        assert!(s.limit_files("pids", "/a").is_none(), "listed again every {LIST_EVERY} rounds");
+        s.keep_limit_files("pids", "/a", ["pids.max".to_owned()].into_iter());
+        assert!(s.limit_files("pids", "/a").is_some());
+        s.forget_limit_files("pids", "/a");
+        assert!(s.limit_files("pids", "/a").is_none(), "forgotten after a failed read");
     }
 }

@@ -107,7 +107,9 @@ pub enum Command {
     /// every 30 s) costs here: a real fdir watch --all, its CPU a cycle and
     /// fdir check --all next to sha256sum of the same files, its peak memory
     /// and its baseline file, and the same with memory-maps, seccomp and
-    /// cgroups only beside them; then each measurement next to its target
+    /// cgroups only beside them; then a watch of one process every 100 ms
+    /// with every default subsystem, next to one with the seed's three
+    /// beside it; then each measurement next to its target
     /// with a yes or no: one check of
     /// one process against simply reading and hashing the same files, a
     /// running fdir watch of one process every 100 ms and every second
@@ -131,9 +133,11 @@ pub enum Command {
         #[arg(long, value_name = "PID")]
         pid: Option<u32>,
         /// Only these measurements (comma-separated): deploy (what a user
-        /// runs: watch --all with every default subsystem), check, watch,
-        /// node, code, and (only when named; root, python3 and node) triggers.
-        #[arg(long, value_name = "LIST", default_value = "deploy,check,watch,node,code")]
+        /// runs: watch --all with every default subsystem), one (a watch of
+        /// one process with every default subsystem, the seed's beside it),
+        /// check, watch, node, code, and (only when named; root, python3 and
+        /// node) triggers.
+        #[arg(long, value_name = "LIST", default_value = "deploy,one,check,watch,node,code")]
         only: String,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]

@@ -23,7 +23,11 @@
 //!   the CPU of one cycle of the whole node next to `sha256sum` of every
 //!   process's `maps`, `status` and `cgroup`, the CPU share that makes at
 //!   the default interval, the peak resident memory, the baseline file's
-//!   size, and `fdir check --all` of each next to the same `sha256sum`.
+//!   size, and `fdir check --all` of each next to the same `sha256sum`;
+//! - one process with every default subsystem (`one`): a real `fdir watch
+//!   --pid P --interval 100ms` with the default subsystems and one with the
+//!   seed's three beside it, of the same process over the same window
+//!   (triggers off in both): the CPU share of each and their ratio.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::FileExt as _;
@@ -105,6 +109,37 @@ pub struct Results {
     /// What a user runs (`fdir watch --all`, the default subsystems), and
     /// the seed subsystems beside it.
     deploy: Vec<Deployment>,
+    /// `--only one`: a watch of one process with the default subsystems and
+    /// one with the seed's beside it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    one: Option<OneProcess>,
+}
+
+/// Two real `fdir watch --pid P` of the same process at the same interval,
+/// measured over the same window: one with the default subsystems, one
+/// with the seed's three.
+#[derive(Debug, Serialize)]
+pub struct OneProcess {
+    /// The watches' interval, ms.
+    interval_ms: u64,
+    /// The window both were measured over, s.
+    seconds: f64,
+    /// The default subsystems' watch: share of one core, percent.
+    default_cpu_percent: f64,
+    /// Its CPU time a cycle (every thread), µs.
+    default_cycle_us: f64,
+    /// The seed subsystems' watch beside it: share of one core, percent.
+    seed_cpu_percent: f64,
+    /// Its CPU time a cycle, µs.
+    seed_cycle_us: f64,
+    /// default_cpu_percent / seed_cpu_percent.
+    ratio: f64,
+    /// The ratio this is measured against (issue 19): at most this.
+    target: f64,
+    /// ratio <= target.
+    met: bool,
+    /// The peak resident memory of each (`VmHWM`), KiB: default, seed.
+    peak_rss_kib: [u64; 2],
 }
 
 /// A real `fdir watch --all` of one set of subsystems, and `fdir check
@@ -342,6 +377,109 @@ fn watch_cost(exe: &std::path::Path, pid: u32, interval: Duration, seconds: f64)
         seconds: (t1 - t0).as_secs_f64(),
         pages,
         page_tax,
+    })
+}
+
+/// A real `fdir watch` of `pid` at `interval` whose `check` events are
+/// counted as they arrive, once past its start-up.
+struct CountedWatch {
+    watch: Kill,
+    checks: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl CountedWatch {
+    /// Starts `fdir watch --pid PID` (`subsystems`: `None` for the default
+    /// ones) with a baseline file of its own in `dir`, and waits until it is
+    /// past its start-up and its first full vote of the baseline file.
+    fn start(
+        exe: &std::path::Path,
+        pid: u32,
+        subsystems: Option<&str>,
+        interval: Duration,
+        dir: &std::path::Path,
+    ) -> Result<Self> {
+        let mut cmd = Command::new(exe);
+        // Triggers off in both: what they cost follows the node's rate of
+        // process events, not the subsystems, and would be added to both.
+        cmd.args(["watch", "--pid", &pid.to_string(), "--format", "json", "--triggers", "off"])
+            .arg("--interval")
+            .arg(format!("{}ms", interval.as_millis()))
+            .arg("--baseline")
+            .arg(dir.join(format!("one-{}.json", subsystems.map_or("default", |_| "seed"))));
+        if let Some(list) = subsystems {
+            cmd.args(["--subsystems", list]);
+        }
+        let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn();
+        let mut watch = Kill(child.context("cannot start fdir watch --pid")?);
+        let out = watch.0.stdout.take().context("no stdout")?;
+        let mut lines = BufReader::new(out).lines();
+        let (seen, steady) = until_steady(&mut lines, interval)?;
+        if !steady {
+            anyhow::bail!(
+                "fdir watch --pid {pid} ended after {seen} checks, before its steady state: nothing to measure"
+            );
+        }
+        let checks = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = std::sync::Arc::clone(&checks);
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if line.contains("\"event\":\"check\"") {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        });
+        Ok(Self { watch, checks })
+    }
+
+    /// Its CPU time so far (every thread), ns, and the checks it reported.
+    fn now(&self) -> Result<(u64, u64)> {
+        Ok((cpu_ns(self.watch.0.id())?, self.checks.load(std::sync::atomic::Ordering::Relaxed)))
+    }
+}
+
+/// One process, every default subsystem (issue 19): a watch of `pid` with
+/// the default subsystems and one with the seed's three, both at
+/// `interval`, measured over the same `seconds`.
+fn one_process(exe: &std::path::Path, pid: u32, interval: Duration, seconds: f64) -> Result<OneProcess> {
+    let dir = tempfile_dir()?;
+    let watches = CountedWatch::start(exe, pid, None, interval, &dir)
+        .and_then(|d| Ok((d, CountedWatch::start(exe, pid, Some("memory-maps,seccomp,cgroups"), interval, &dir)?)));
+    let (default, seed) = match watches {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+    };
+    let measured = (|| -> Result<_> {
+        let (d0, s0, t0) = (default.now()?, seed.now()?, Instant::now());
+        std::thread::sleep(Duration::from_secs_f64(seconds));
+        let (d1, s1, t1) = (default.now()?, seed.now()?, Instant::now());
+        Ok((d0, d1, s0, s1, t1 - t0))
+    })();
+    let rss = [peak_rss_kib(default.watch.0.id()), peak_rss_kib(seed.watch.0.id())];
+    drop((default, seed));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (d0, d1, s0, s1, window) = measured?;
+    #[allow(clippy::cast_precision_loss)]
+    let share = |a: (u64, u64), b: (u64, u64)| {
+        let cpu = b.0.saturating_sub(a.0) as f64;
+        (100.0 * cpu / window.as_nanos() as f64, cpu / 1e3 / b.1.saturating_sub(a.1).max(1) as f64)
+    };
+    let (default_cpu_percent, default_cycle_us) = share(d0, d1);
+    let (seed_cpu_percent, seed_cycle_us) = share(s0, s1);
+    let ratio = default_cpu_percent / seed_cpu_percent;
+    Ok(OneProcess {
+        interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
+        seconds: window.as_secs_f64(),
+        default_cpu_percent,
+        default_cycle_us,
+        seed_cpu_percent,
+        seed_cycle_us,
+        ratio,
+        target: ONE_PROCESS_TARGET,
+        met: ratio <= ONE_PROCESS_TARGET,
+        peak_rss_kib: rss,
     })
 }
 
@@ -780,6 +918,11 @@ const DEPLOY_BASELINE_TARGET: u64 = 1 << 20;
 /// The interval the `deploy` watches run at while measured (the default's
 /// 30 s would need minutes to count cycles; a cycle costs the same).
 const DEPLOY_MEASURED_INTERVAL: Duration = Duration::from_secs(1);
+/// One process at 100 ms (issue 19): the default subsystems' watch at most
+/// this many times the seed subsystems' measured beside it.
+const ONE_PROCESS_TARGET: f64 = 1.5;
+/// The interval of that measurement.
+const ONE_PROCESS_INTERVAL: Duration = Duration::from_millis(100);
 
 fn yes(ok: bool) -> &'static str {
     if ok { "yes" } else { "NO" }
@@ -797,6 +940,9 @@ fn print_text(r: &Results, wants: &dyn Fn(&str) -> bool) {
     );
     println!();
     print_deployments(&r.deploy);
+    if let Some(o) = &r.one {
+        print_one(o);
+    }
     if wants("node") {
         println!(
             "The default deployment (fdir watch: every process, the default subsystems, a check every {} s):",
@@ -960,13 +1106,36 @@ fn print_deployments(deploy: &[Deployment]) {
     println!();
 }
 
+/// One process with every default subsystem, next to the seed's three
+/// measured beside it, with the target and a yes or no.
+fn print_one(o: &OneProcess) {
+    println!(
+        "One process, every default subsystem (fdir watch --pid P every {} ms, triggers off; the seed subsystems' watch of the same process beside it, {:.0} s):",
+        o.interval_ms, o.seconds
+    );
+    println!(
+        "  {:.3} % of one core ({:.0} us a cycle), {:.2}x the seed subsystems' {:.3} % ({:.0} us a cycle)   at most {}x? {}",
+        o.default_cpu_percent,
+        o.default_cycle_us,
+        o.ratio,
+        o.seed_cpu_percent,
+        o.seed_cycle_us,
+        o.target,
+        yes(o.met)
+    );
+    println!("  peak memory: {} KiB (seed subsystems: {} KiB)", o.peak_rss_kib[0], o.peak_rss_kib[1]);
+    println!();
+}
+
 /// Runs the benchmark.
 pub fn run(o: Options) -> Result<u8> {
     let Options { seconds, processes, pid: given, only, format } = o;
     let wants = |what: &str| only.split(',').any(|w| w.trim() == what);
     for w in only.split(',') {
-        if !["check", "watch", "node", "code", "deploy", "triggers"].contains(&w.trim()) {
-            anyhow::bail!("--only: unknown measurement {w:?}: expected deploy, check, watch, node, code, triggers");
+        if !["check", "watch", "node", "code", "deploy", "one", "triggers"].contains(&w.trim()) {
+            anyhow::bail!(
+                "--only: unknown measurement {w:?}: expected deploy, one, check, watch, node, code, triggers"
+            );
         }
     }
     let exe = std::env::current_exe().context("cannot find fdir's own executable")?;
@@ -1034,6 +1203,17 @@ pub fn run(o: Options) -> Result<u8> {
             let _ = dtracker.cycle(&mut dchecker, &dbase, &SystemClock, &fs, default);
         });
     }
+
+    // One process, every default subsystem, and the seed's beside it.
+    let one = if wants("one") {
+        say(&format!(
+            "fdir watch of one process every {} ms, the default subsystems and the seed's side by side ...",
+            ONE_PROCESS_INTERVAL.as_millis()
+        ));
+        Some(one_process(&exe, pid, ONE_PROCESS_INTERVAL, (seconds * 2.0).max(10.0))?)
+    } else {
+        None
+    };
 
     // A real `fdir watch` of the process.
     let mut watch = Vec::new();
@@ -1152,6 +1332,7 @@ pub fn run(o: Options) -> Result<u8> {
         code_bytes,
         triggers,
         deploy,
+        one,
     };
     match format {
         Format::Json => println!("{}", serde_json::to_string(&results)?),

@@ -60,6 +60,21 @@ struct ProcessDir {
     /// The `task` directory, kept open and rewound for each listing, and the
     /// buffer its entries are read into (no allocation per listing).
     task: RefCell<Option<(OwnedFd, Vec<std::mem::MaybeUninit<u8>>)>>,
+    /// The last cgroup directory a control file was read from, and the
+    /// buffer the files' paths are built in (no allocation a file).
+    cgroup_path: RefCell<CgroupPath>,
+}
+
+/// A cgroup directory found by [`ProcessDir::cgroup_dir`] (the mounts are
+/// found once, so the same hierarchy and cgroup give the same directory),
+/// as a path with a slash at its end, `dir_len` bytes long (0: none yet),
+/// followed in `path` by the file last read.
+#[derive(Debug, Default)]
+struct CgroupPath {
+    hierarchy: String,
+    cgroup: String,
+    dir_len: usize,
+    path: String,
 }
 
 /// Whether a file of `/proc/PID` may be kept open, and its [`Shape`]: `maps`
@@ -288,6 +303,7 @@ impl Procfs {
             cgroups: OnceLock::new(),
             fds: FdCache::default(),
             task: RefCell::new(None),
+            cgroup_path: RefCell::new(CgroupPath::default()),
         };
         if once {
             dir.fds.keep_nothing();
@@ -838,9 +854,6 @@ impl Source for Procfs {
         buf.clear();
         match &self.inner {
             Inner::Process(d) => {
-                let path = d.cgroup_dir(hierarchy, cgroup)?.join(file);
-                let open =
-                    || rustix::fs::open(&path, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW, Mode::empty());
                 let shape = if crate::canon::cgroup_limits::LIMIT_FILES.contains(&file) {
                     // Control files without a `seq_start` of their own:
                     // kernfs shows them whole, as `single_open` does.
@@ -848,9 +861,48 @@ impl Source for Procfs {
                 } else {
                     Shape::Records
                 };
-                d.fds.read(&path.to_string_lossy(), shape, MAX_FILE, open, buf).map_err(|e| match e {
-                    rustix::io::Errno::FBIG => too_big(path.clone()),
-                    e => cgroup_errno(e, "read", path.clone()),
+                let mut cp = d.cgroup_path.borrow_mut();
+                if cp.dir_len == 0 || cp.hierarchy != hierarchy || cp.cgroup != cgroup {
+                    cp.dir_len = 0;
+                    let dir = d.cgroup_dir(hierarchy, cgroup)?;
+                    match dir.into_os_string().into_string() {
+                        Ok(dir) => {
+                            cp.path = dir;
+                            if !cp.path.ends_with('/') {
+                                cp.path.push('/');
+                            }
+                            cp.dir_len = cp.path.len();
+                            hierarchy.clone_into(&mut cp.hierarchy);
+                            cgroup.clone_into(&mut cp.cgroup);
+                        }
+                        // Not UTF-8 (the mount point of a hierarchy): a path of its own.
+                        Err(dir) => {
+                            let path = PathBuf::from(dir).join(file);
+                            let open = || {
+                                rustix::fs::open(
+                                    &path,
+                                    OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+                                    Mode::empty(),
+                                )
+                            };
+                            return d.fds.read(&path.to_string_lossy(), shape, MAX_FILE, open, buf).map_err(
+                                |e| match e {
+                                    rustix::io::Errno::FBIG => too_big(path.clone()),
+                                    e => cgroup_errno(e, "read", path.clone()),
+                                },
+                            );
+                        }
+                    }
+                }
+                let dir_len = cp.dir_len;
+                cp.path.truncate(dir_len);
+                cp.path.push_str(file);
+                let path = cp.path.as_str();
+                let open =
+                    || rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW, Mode::empty());
+                d.fds.read(path, shape, MAX_FILE, open, buf).map_err(|e| match e {
+                    rustix::io::Errno::FBIG => too_big(PathBuf::from(path)),
+                    e => cgroup_errno(e, "read", PathBuf::from(path)),
                 })
             }
             Inner::Mock(m) => m.cgroup_read(hierarchy, cgroup, file, buf),
