@@ -10,7 +10,7 @@
 //!
 //! The default build does not use it: its CPU gain is below the noise of a
 //! shared host, it saves about 1 MiB of resident memory, and its lists go
-//! stale as the code changes. `scripts/flight-build.sh` builds with it
+//! stale as the code changes. `scripts/flight-build.py` builds with it
 //! (`FDIR_CYCLE_LAYOUT=1` and rustc's v0 symbol names, which the lists use)
 //! and says how many of the lists' patterns still name a function of the
 //! binary. A pattern that matches nothing is ignored by the linker: a stale

@@ -44,6 +44,7 @@ changes to the cycle:
 """
 
 import bisect
+import json
 import os
 import re
 import shutil
@@ -51,11 +52,16 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from fdir_watch import watch_a_sleep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The watch's trigger sources under valgrind: every default one but eBPF,
+# whose system calls valgrind does not emulate (with it, the watch stopped
+# after its first check, and the profiles held no steady cycle).
+UNDER_VALGRIND = ["--triggers", "connector,mountinfo,inotify"]
 # The flight build: its own target directory (its flags differ from the
 # default build's, which would otherwise be rebuilt each time), v0 symbol
 # names and the layout on.
@@ -85,20 +91,41 @@ def symbols(binary):
     return syms
 
 
-def profile(binary, tmp, settle, seconds, fresh):
+# The first vote of the baseline file comes after 10 cycles (and at least
+# 5 s): the steady state is counted from the check of this cycle on.
+STEADY_CYCLE = 12
+
+
+def steady(watch, cycle=STEADY_CYCLE):
+    """Waits for the watch's `check` event of `cycle` (its JSON on a pipe),
+    then drains the rest of its output on a thread. Cycles, not seconds:
+    under valgrind on a loaded host the start-up alone took over a minute,
+    and a profile that waited a fixed 15 s held no steady cycle."""
+    for line in watch.stdout:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if event.get("event") == "check" and event.get("cycle", 0) >= cycle:
+            threading.Thread(target=lambda: [None for _ in watch.stdout], daemon=True).start()
+            return
+    sys.exit(f"cycle-layout: the watch ended before its check of cycle {cycle}")
+
+
+def profile(binary, tmp, seconds, fresh):
     """The functions of `binary` that ran in a watch (callgrind), in three
-    parts: its start-up (until `settle` seconds, past its first vote of the
-    baseline file), its steady cycles (the next `seconds`), and its end
-    (SIGINT). With `fresh`, the watch takes its own baseline, as on its
-    first start; otherwise it resumes from a file."""
+    parts: its start-up (until its check of STEADY_CYCLE, past its first
+    vote of the baseline file), its steady cycles (the next `seconds`), and
+    its end (SIGINT). With `fresh`, the watch takes its own baseline, as on
+    its first start; otherwise it resumes from a file."""
     out = os.path.join(tmp, f"callgrind-{'fresh' if fresh else 'resumed'}.out")
     target, watch = watch_a_sleep(
         binary, os.path.join(tmp, f"baseline-{fresh}.json"), stderr=subprocess.DEVNULL, fresh=fresh,
-        wrap=["valgrind", "--tool=callgrind", "--demangle=no", "--compress-strings=no",
+        stdout=subprocess.PIPE, extra=UNDER_VALGRIND, wrap=["valgrind", "--tool=callgrind", "--demangle=no", "--compress-strings=no",
               f"--callgrind-out-file={out}"])
     dump = ["callgrind_control", "-d", str(watch.pid)]
     try:
-        time.sleep(settle)
+        steady(watch)
         subprocess.run(dump, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(seconds)
         subprocess.run(dump, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -140,24 +167,30 @@ def ran_in(path, binary):
     return ran
 
 
-def data_profile(binary, tmp, settle, seconds):
+def data_profile(binary, tmp, seconds):
     """Offsets into `binary` of the data a steady watch cycle reads or
     writes (lackey), counted from the start of its image."""
     fifo = os.path.join(tmp, "lackey.fifo")
     os.mkfifo(fifo)
     target, watch = watch_a_sleep(
-        binary, os.path.join(tmp, "baseline-lackey.json"), stderr=subprocess.DEVNULL,
+        binary, os.path.join(tmp, "baseline-lackey.json"), stderr=subprocess.DEVNULL, extra=UNDER_VALGRIND,
+        stdout=subprocess.PIPE,
         wrap=["valgrind", "--tool=lackey", "--trace-mem=yes", f"--log-file={fifo}"])
-    touched, rest, base = set(), b"", None
+    touched, rest, base, start = set(), b"", None, None
+    # The trace is read (and dropped) from the start, or valgrind would
+    # block on the full FIFO and the watch never reach its steady state.
+    reached = threading.Event()
+    threading.Thread(target=lambda: (steady(watch), reached.set()), daemon=True).start()
     try:
         fd = os.open(fifo, os.O_RDONLY)
-        start = time.monotonic()
-        while time.monotonic() - start < settle + seconds:
+        while start is None or time.monotonic() - start < seconds:
             chunk = os.read(fd, 1 << 20)
             if not chunk:
                 break
-            if time.monotonic() - start < settle:
+            if not reached.is_set():
                 continue
+            if start is None:
+                start = time.monotonic()
             if base is None:
                 base = image_base(watch.pid, binary)
             lines = (rest + chunk).split(b"\n")
@@ -221,6 +254,17 @@ def pattern(name):
     return re.sub(r"Cs[0-9a-zA-Z]+_", "Cs*_", name)
 
 
+def demangled(names):
+    """Each symbol's demangled name (c++filt reads rustc's v0 names), without
+    the crates' disambiguators: `fdir::cli::watch::run`. Written beside each
+    function of the lists, it is what tests/it/cycle_layout.rs checks against
+    the source (a function renamed or moved makes the lists stale)."""
+    names = list(names)
+    out = subprocess.run(["c++filt"], input="\n".join(names) + "\n", capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    return {n: re.sub(r"\[[0-9a-f]{8,}\]", "", d).replace("*/", "* /") for n, d in zip(names, out)}
+
+
 def glob_matches(pat, names):
     rx = re.compile("^" + re.escape(pat).replace(r"\*", ".*") + "$")
     return sum(1 for n in names if rx.match(n))
@@ -246,10 +290,10 @@ def main():
         shutil.copy(os.path.join(ROOT, FLIGHT_TARGET, "release", "fdir"), binary)
         syms = symbols(binary)
         # The first vote of the file comes after 10 cycles (at least 5 s).
-        fresh_start, ran, fresh_end = profile(binary, tmp, settle=15, seconds=25, fresh=True)
-        resumed_start, _, resumed_end = profile(binary, tmp, settle=15, seconds=2, fresh=False)
+        fresh_start, ran, fresh_end = profile(binary, tmp, seconds=25, fresh=True)
+        resumed_start, _, resumed_end = profile(binary, tmp, seconds=2, fresh=False)
         sections = input_sections(map_file)
-        data = hot_rodata(data_profile(binary, tmp, settle=15, seconds=25), sections)
+        data = hot_rodata(data_profile(binary, tmp, seconds=25), sections)
     ran |= {n for n in syms if "x86_sha" in n}
     ran.discard("main")
     known = [n for n in ran if n in syms]
@@ -263,8 +307,9 @@ def main():
     if len(data) < 5:
         sys.exit(f"cycle-layout: a cycle read only {len(data)} read-only sections; did lackey run?")
     known.sort(key=lambda n: (syms[n][1] >= BIG, syms[n][0]))
-    lines = [named(n, syms) for n in known]
-    rest_lines = [named(n, syms) for n in rest]
+    plain = demangled(known + rest)
+    lines = [(named(n, syms), plain[n]) for n in known]
+    rest_lines = [(named(n, syms), plain[n]) for n in rest]
     rodata_names = [name for _, _, output, name in sections if output.startswith(".rodata")]
     data_lines = [named(n, rodata_names) for n in data]
     size = sum(syms[n][1] for n in known)
@@ -272,7 +317,8 @@ def main():
     with open(OUT, "w") as f:
         f.write("/* The code and read-only data of a steady `fdir watch` cycle, laid out\n")
         f.write("   together at the start of the text and of the read-only data (build.rs\n")
-        f.write("   passes this script to the linker for release builds on Linux). Written\n")
+        f.write("   passes this script to the linker in the flight build only: a release\n")
+        f.write("   build on Linux with FDIR_CYCLE_LAYOUT=1, scripts/flight-build.py). Written\n")
         f.write("   by scripts/cycle-layout.py from a callgrind and a lackey profile:\n")
         f.write(f"   {len(known)} functions, {size} bytes; {len(data)} read-only sections. Then the\n")
         f.write(f"   rest of a watch's code: {len(rest)} functions, {rest_size} bytes. Order and\n")
@@ -280,11 +326,11 @@ def main():
         f.write("   ignored. */\n")
         f.write("SECTIONS\n{\n  .text.fdir_cycle :\n  {\n")
         # LLVM puts a function it deems cold in `.text.unlikely.<name>`.
-        for p in lines:
-            f.write(f"    *(.text.{p} .text.unlikely.{p})\n")
+        for p, name in lines:
+            f.write(f"    *(.text.{p} .text.unlikely.{p}) /* {name} */\n")
         f.write("  }\n  .text.fdir_watch :\n  {\n")
-        for p in rest_lines:
-            f.write(f"    *(.text.{p} .text.unlikely.{p})\n")
+        for p, name in rest_lines:
+            f.write(f"    *(.text.{p} .text.unlikely.{p}) /* {name} */\n")
         f.write("  }\n}\nINSERT BEFORE .text;\n")
         f.write("SECTIONS\n{\n  .rodata.fdir_cycle :\n  {\n")
         for p in data_lines:

@@ -5,11 +5,12 @@ import subprocess
 SUBSYSTEMS = "memory-maps,seccomp,cgroups"
 
 
-def watch_a_sleep(exe, baseline, stdout=subprocess.DEVNULL, wrap=(), stderr=None, fresh=False):
+def watch_a_sleep(exe, baseline, stdout=subprocess.DEVNULL, wrap=(), stderr=None, fresh=False, extra=()):
     """Starts a `sleep`, takes its baseline into `baseline`, and starts
     `exe watch` of it at a 1 s interval, JSON to `stdout` (under the command
     `wrap`, such as valgrind, if given); with `fresh`, the watch takes the
-    baseline itself, as on its first start. Returns (sleep, watch); the
+    baseline itself, as on its first start; `extra` adds options to the
+    watch's command line. Returns (sleep, watch); the
     sleep is killed if the baseline cannot be taken."""
     target = subprocess.Popen(["sleep", "3600"])
     try:
@@ -21,6 +22,6 @@ def watch_a_sleep(exe, baseline, stdout=subprocess.DEVNULL, wrap=(), stderr=None
         target.wait()
         raise
     watch = subprocess.Popen([*wrap, exe, "watch", "--pid", str(target.pid), "--baseline", baseline,
-                              "--subsystems", SUBSYSTEMS, "--interval", "1s", "--format", "json"],
+                              "--subsystems", SUBSYSTEMS, "--interval", "1s", "--format", "json", *extra],
                              stdout=stdout, stderr=stderr)
     return target, watch

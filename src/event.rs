@@ -900,6 +900,18 @@ impl fmt::Display for EventRecord {
                     if let Some(ms) = c.sweep_ms {
                         write!(f, " ({})", hms(ms))?;
                     }
+                    // Where the verified bytes came from (absent, so 0, in
+                    // events written before): docs/code-pages.md.
+                    if s.read_bytes > 0 || s.shared_bytes > 0 || s.private_pages > 0 {
+                        write!(
+                            f,
+                            "; code {} read, {} shared, {} private page{}",
+                            size(s.read_bytes),
+                            size(s.shared_bytes),
+                            s.private_pages,
+                            if s.private_pages == 1 { "" } else { "s" }
+                        )?;
+                    }
                 }
                 if let Some(s) = stopped {
                     write!(

@@ -125,6 +125,14 @@ struct State {
     code_verified: u64,
     /// Code bytes of every target, at the last round.
     code_total: u64,
+    /// Of the code bytes verified, those read through the targets' own
+    /// memory, every round so far.
+    code_read: u64,
+    /// Of the code bytes verified, those taken from a round's shared copy.
+    code_shared: u64,
+    /// Pages of the targets' code mappings that are their own, at the last
+    /// round.
+    code_private_pages: u64,
     /// Time threads were kept stopped reading seccomp filters, seconds.
     stopped_seconds: f64,
 }
@@ -185,6 +193,9 @@ impl Metrics {
                 actions: BTreeMap::new(),
                 code_verified: 0,
                 code_total: 0,
+                code_read: 0,
+                code_shared: 0,
+                code_private_pages: 0,
                 stopped_seconds: 0.0,
             }),
             triggers: std::sync::OnceLock::new(),
@@ -282,6 +293,18 @@ impl Metrics {
         s.code_verified = s.code_verified.saturating_add(code_verified);
         s.code_total = code_total;
         s.stopped_seconds += stopped.as_secs_f64();
+    }
+
+    /// Where a round's verified code came from (docs/code-pages.md): bytes
+    /// read through the targets' own memory (added to
+    /// `fdir_code_read_bytes_total`), bytes taken from the round's shared
+    /// copy (added to `fdir_code_shared_bytes_total`), and the pages of the
+    /// targets' code that are their own (`fdir_code_private_pages`).
+    pub fn code_sources(&self, read: u64, shared: u64, private_pages: u64) {
+        let mut s = self.lock();
+        s.code_read = s.code_read.saturating_add(read);
+        s.code_shared = s.code_shared.saturating_add(shared);
+        s.code_private_pages = private_pages;
     }
 
     /// The SHA-256 known-answer self-test failed: counts it in
@@ -606,6 +629,9 @@ mod tests {
         ("fdir_baseline_repairs_total", "counter"),
         ("fdir_code_verified_bytes_total", "counter"),
         ("fdir_code_bytes", "gauge"),
+        ("fdir_code_read_bytes_total", "counter"),
+        ("fdir_code_shared_bytes_total", "counter"),
+        ("fdir_code_private_pages", "gauge"),
         ("fdir_seccomp_stop_seconds_total", "counter"),
     ];
 
@@ -680,9 +706,13 @@ mod tests {
             m.baseline_repaired();
             m.action(Severity::Degrade, "degrade-command", i % 2 == 0);
             m.coverage(4096, 10_000 * u64::from(i), Duration::from_micros(250));
+            m.code_sources(1024, 3072, u64::from(i));
             let n = f64::from(i);
             assert_eq!(get("fdir_code_verified_bytes_total", &[]), 4096.0 * n);
             assert_eq!(get("fdir_code_bytes", &[]), 10_000.0 * n, "a gauge: the latest round's total");
+            assert_eq!(get("fdir_code_read_bytes_total", &[]), 1024.0 * n);
+            assert_eq!(get("fdir_code_shared_bytes_total", &[]), 3072.0 * n);
+            assert_eq!(get("fdir_code_private_pages", &[]), n, "a gauge: the latest round's");
             assert!((get("fdir_seccomp_stop_seconds_total", &[]) - 0.000_25 * n).abs() < 1e-9);
             assert_eq!(get("fdir_checks_total", &[]), n);
             assert_eq!(get("fdir_check_duration_seconds_count", &[]), n);

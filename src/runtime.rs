@@ -438,6 +438,9 @@ impl<C: Clock, S: Sink, B: Store> Runtime<C, S, B> {
             summary.code.map_or(0, |c| c.total_bytes),
             summary.stopped.map_or(Duration::ZERO, |s| s.total),
         );
+        if let Some(c) = summary.code {
+            self.metrics.code_sources(c.read_bytes, c.shared_bytes, c.private_pages);
+        }
         let unobservable = u64::try_from(summary.unobservable).unwrap_or(u64::MAX);
         self.metrics.set_targets(u64::try_from(summary.targets).unwrap_or(u64::MAX) + unobservable, unobservable);
         self.completed = (self.cycle, summary, parts);

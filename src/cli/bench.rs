@@ -719,15 +719,7 @@ fn check_all_against_sha256sum(exe: &std::path::Path, rounds: u32) -> Result<(f6
         let _ = std::fs::remove_dir_all(&dir);
         anyhow::bail!("cannot take a baseline of every process for check --all ({taken:?})");
     }
-    let mut files = Vec::new();
-    for pid in fdir::list_processes(std::path::Path::new("/proc"))? {
-        let maps = format!("/proc/{pid}/maps");
-        let mut first = [0u8; 1];
-        let has_maps = std::fs::File::open(&maps).and_then(|mut f| std::io::Read::read(&mut f, &mut first));
-        if matches!(has_maps, Ok(1)) {
-            files.extend([maps, format!("/proc/{pid}/status"), format!("/proc/{pid}/cgroup")]);
-        }
-    }
+    let files = node_files()?;
     let has_sha256sum = run(Command::new("sha256sum").arg("--version")).is_ok_and(|(_, code)| code == Some(0));
     let (mut fdir_times, mut sha_times) = (Vec::new(), Vec::new());
     for _ in 0..rounds {

@@ -65,6 +65,21 @@ impl Metrics {
             "Bytes of code in memory of every target (the code subsystem), at the last round.",
         );
         sample(&mut out, name, &[], &s.code_total.to_string());
+        counter(
+            &mut out,
+            "fdir_code_read_bytes_total",
+            "Of the code bytes verified, those read through the targets' own memory (docs/code-pages.md).",
+            s.code_read,
+        );
+        counter(
+            &mut out,
+            "fdir_code_shared_bytes_total",
+            "Of the code bytes verified, those taken from a round's shared copy of a code file.",
+            s.code_shared,
+        );
+        let name = "fdir_code_private_pages";
+        family(&mut out, name, "gauge", "Pages of the targets' code mappings that are their own, at the last round.");
+        sample(&mut out, name, &[], &s.code_private_pages.to_string());
         let name = "fdir_seccomp_stop_seconds_total";
         family(&mut out, name, "counter", "Time threads were kept stopped while their seccomp filters were read.");
         sample(&mut out, name, &[], &float(s.stopped_seconds));

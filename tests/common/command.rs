@@ -232,6 +232,27 @@ impl Drop for Watch {
     }
 }
 
+/// A loopback port that was free when asked (bound to port 0, then closed).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap().local_addr().unwrap().port()
+}
+
+/// The answer of `watch --metrics 127.0.0.1:PORT` to `GET /metrics`, headers
+/// included.
+pub fn scrape(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body
+}
+
+/// The value of the sample `name` (labels included, as written) in a scrape.
+pub fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+}
+
 pub fn is(kind: &'static str) -> impl Fn(&Value) -> bool {
     move |v| v["event"] == kind
 }

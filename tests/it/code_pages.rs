@@ -10,6 +10,7 @@ use crate::common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::command::{Watch, code, free_port, json_lines, metric, run, scrape, stderr, stdout};
 use common::{Testee, is_root, skip};
 use fdir::{CodeBudget, Coverage, Finding, Monitor, Subsystem, Summary, Sweep, SystemClock};
 
@@ -250,4 +251,111 @@ fn a_bit_flipped_in_the_page_cache_is_the_shared_copy_s_drift_in_every_process_t
     let (f, _) = cycle_until(&mut m, |f| f.iter().any(recovered));
     assert_eq!(f.iter().filter(|f| recovered(f)).count(), 1, "{f:#?}");
     drop(sleeps);
+}
+
+/// Two processes of one program, baselined with `code` in `dir`.
+fn two_testees_baselined(dir: &std::path::Path) -> (Testee, Testee, Vec<String>) {
+    let (a, b) = (Testee::spawn(), Testee::spawn());
+    let pids = vec![a.pid.to_string(), b.pid.to_string()];
+    let o = run(&["snapshot", "--pid", &pids[0], "--pid", &pids[1], "--subsystems", "code"], dir);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    (a, b, pids)
+}
+
+#[test]
+fn the_text_check_line_says_how_much_code_was_read_and_how_much_shared() {
+    if !needs_root("the_text_check_line_says_how_much_code_was_read_and_how_much_shared") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, _) = two_testees_baselined(dir.path());
+    // JSON: the numbers the text line must show.
+    let o = run(&["check", "--format", "json", "--code-budget", "unlimited"], dir.path());
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    let check = json_lines(&o).into_iter().find(|v| v["event"] == "check").unwrap();
+    let c = &check["code"];
+    let (read, shared) = (c["read_bytes"].as_u64().unwrap(), c["shared_bytes"].as_u64().unwrap());
+    assert!(read > 0 && shared > 0, "two processes of one program share their code: {check}");
+    assert_eq!(read + shared, c["verified_bytes"].as_u64().unwrap(), "{check}");
+    // Text: the same figures on the CHECK line, after the sweep.
+    let o = run(&["check", "--code-budget", "unlimited"], dir.path());
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    let text = stdout(&o);
+    let line = text.lines().find(|l| l.contains(" CHECK ")).unwrap_or_else(|| panic!("no CHECK line: {text}"));
+    let (_, tail) = line.split_once(" verified, a full sweep takes 1 check").unwrap_or_else(|| panic!("{line}"));
+    let figures = tail.strip_prefix("; code ").unwrap_or_else(|| panic!("no read/shared figures: {line}"));
+    let (read_text, rest) = figures.split_once(" read, ").unwrap_or_else(|| panic!("{line}"));
+    let (shared_text, rest) = rest.split_once(" shared, ").unwrap_or_else(|| panic!("{line}"));
+    assert!(rest.starts_with("0 private pages"), "{line}");
+    // Sizes as the line writes them (KiB/MiB, one decimal): the JSON's, within rounding.
+    let bytes = |t: &str| -> f64 {
+        let (n, unit) = t.split_once(' ').unwrap_or_else(|| panic!("{t}"));
+        let scale = match unit {
+            "B" => 1.0,
+            "KiB" => 1024.0,
+            "MiB" => 1_048_576.0,
+            "GiB" => 1_073_741_824.0,
+            _ => panic!("unit {unit} in {line}"),
+        };
+        n.parse::<f64>().unwrap() * scale
+    };
+    for (t, want) in [(read_text, read), (shared_text, shared)] {
+        let got = bytes(t);
+        #[allow(clippy::cast_precision_loss)]
+        let want = want as f64;
+        assert!((got - want).abs() <= want * 0.05 + 1024.0, "{t} against {want} bytes: {line}");
+    }
+    drop((a, b));
+}
+
+#[test]
+fn the_metrics_count_code_read_and_shared_bytes() {
+    if !needs_root("the_metrics_count_code_read_and_shared_bytes") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, pids) = two_testees_baselined(dir.path());
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let args = [
+        "--pid",
+        &pids[0],
+        "--pid",
+        &pids[1],
+        "--interval",
+        "200ms",
+        "--code-budget",
+        "unlimited",
+        "--format",
+        "json",
+        "--metrics",
+        &addr,
+    ];
+    let mut w = Watch::start(&args, dir.path());
+    w.wait_for("the second check", |v| v["event"] == "check" && v["cycle"].as_u64().is_some_and(|c| c >= 2));
+    // Whole rounds only: a scrape between the metrics' updates of one round
+    // would see verified bytes without their split, so read until they agree.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (text, verified, read, shared) = loop {
+        let text = scrape(port);
+        let get = |name: &str| metric(&text, name).unwrap_or_else(|| panic!("no {name}: {text}"));
+        let (verified, read, shared) = (
+            get("fdir_code_verified_bytes_total"),
+            get("fdir_code_read_bytes_total"),
+            get("fdir_code_shared_bytes_total"),
+        );
+        if read + shared == verified || Instant::now() > deadline {
+            break (text, verified, read, shared);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(read > 0.0 && shared > 0.0, "two processes of one program share their code: {text}");
+    assert_eq!(read + shared, verified, "{text}");
+    assert_eq!(metric(&text, "fdir_code_private_pages"), Some(0.0), "{text}");
+    assert!(text.contains("# TYPE fdir_code_read_bytes_total counter\n"), "{text}");
+    assert!(text.contains("# TYPE fdir_code_shared_bytes_total counter\n"), "{text}");
+    assert!(text.contains("# TYPE fdir_code_private_pages gauge\n"), "{text}");
+    let (exit, _) = w.terminate();
+    assert_eq!(exit, 0);
+    drop((a, b));
 }

@@ -30,6 +30,7 @@ mod cli;
 mod code_pages;
 mod corrupt_baselines;
 mod crash_safety;
+mod cycle_layout;
 mod daemon;
 mod dist;
 mod ebpf;

@@ -17,12 +17,13 @@ use crate::common;
 use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Testee;
+use common::command::free_port;
 use serde_json::Value;
 
 const TEST: &str = "prometheus_sees_a_live_drift_and_fires_its_alert";
@@ -41,11 +42,6 @@ fn prometheus_binary() -> Option<PathBuf> {
     std::env::var_os("PATH")
         .and_then(|path| std::env::split_paths(&path).map(|dir| dir.join("prometheus")).find(|p| p.is_file()))
         .or_else(|| Some(PathBuf::from("/usr/bin/prometheus")).filter(|p| p.is_file()))
-}
-
-/// A loopback port that was free when asked (bound to port 0, then closed).
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
 }
 
 /// A child process with its output in a log file; killed and reaped on drop.

@@ -312,30 +312,45 @@ fn state_of(pid: u32) -> String {
     status.lines().find_map(|l| l.strip_prefix("State:\t")).unwrap().to_owned()
 }
 
-#[test]
-fn isolate_freezes_the_targets_own_cgroup() {
+/// A scratch cgroup v2 that can be frozen, or why there is none (the test
+/// skips).
+fn freezable_cgroup(label: &str) -> Result<ScratchCgroup, String> {
     if !is_root() {
-        return skip("isolate_freezes_the_targets_own_cgroup", "needs root to create and freeze a cgroup");
+        return Err("needs root to create and freeze a cgroup".to_owned());
     }
-    let Some(h) = hierarchy(None).filter(|h| h.v2) else {
-        return skip("isolate_freezes_the_targets_own_cgroup", "no cgroup v2 hierarchy mounted");
-    };
-    let mut cg = match ScratchCgroup::new(&h, "freeze") {
-        Ok(cg) => cg,
-        Err(e) => return skip("isolate_freezes_the_targets_own_cgroup", &e),
-    };
+    let h = hierarchy(None).filter(|h| h.v2).ok_or("no cgroup v2 hierarchy mounted")?;
+    let cg = ScratchCgroup::new(&h, label)?;
     if !cg.path.join("cgroup.freeze").exists() {
-        return skip("isolate_freezes_the_targets_own_cgroup", "this kernel's cgroup v2 has no cgroup.freeze");
+        return Err("this kernel's cgroup v2 has no cgroup.freeze".to_owned());
     }
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("fdir.toml");
+    Ok(cg)
+}
+
+/// A testee (moved into `cg` first, if given) watched with drift of its
+/// memory maps graded `isolate`, made to drift: the testee, the watch and
+/// its `isolate` action, done.
+fn isolated(dir: &Path, cg: Option<&mut ScratchCgroup>) -> (Testee, Watch, Value) {
+    let config = dir.join("fdir.toml");
     std::fs::write(&config, "[severity]\nmemory-maps = \"isolate\"\n").unwrap();
     let mut t = Testee::spawn();
-    cg.enter(t.pid).unwrap();
-    let mut w = watch_testee(&t, dir.path(), &["--config", config.to_str().unwrap()]);
+    if let Some(cg) = cg {
+        cg.enter(t.pid).unwrap();
+    }
+    let mut w = watch_testee(&t, dir, &["--config", config.to_str().unwrap()]);
     t.must("rwx");
     let act = action(&mut w, "isolate");
     assert_eq!(act["outcome"], "done", "{act}");
+    (t, w, act)
+}
+
+#[test]
+fn isolate_freezes_the_targets_own_cgroup() {
+    let mut cg = match freezable_cgroup("freeze") {
+        Ok(cg) => cg,
+        Err(e) => return skip("isolate_freezes_the_targets_own_cgroup", &e),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (mut t, mut w, act) = isolated(dir.path(), Some(&mut cg));
     assert!(act["detail"].as_str().unwrap().contains("froze cgroup"), "{act}");
     let events = std::fs::read_to_string(cg.path.join("cgroup.events")).unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -358,14 +373,8 @@ fn isolate_freezes_the_targets_own_cgroup() {
 #[test]
 fn isolate_stops_a_target_without_a_cgroup_of_its_own() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("fdir.toml");
-    std::fs::write(&config, "[severity]\nmemory-maps = \"isolate\"\n").unwrap();
     // In the test's own cgroup with other processes: it cannot be frozen alone.
-    let mut t = Testee::spawn();
-    let mut w = watch_testee(&t, dir.path(), &["--config", config.to_str().unwrap()]);
-    t.must("rwx");
-    let act = action(&mut w, "isolate");
-    assert_eq!(act["outcome"], "done", "{act}");
+    let (mut t, w, act) = isolated(dir.path(), None);
     assert!(act["detail"].as_str().unwrap().contains("stopped process"), "{act}");
     assert!(state_of(t.pid).starts_with('T'), "state {}", state_of(t.pid));
     // SAFETY: kill on our own child's pid.
@@ -379,20 +388,10 @@ fn isolate_never_freezes_a_child_cgroup_that_holds_another_process() {
     // Freezing a cgroup freezes every cgroup below it: a cgroup that holds
     // only the target, but has a child cgroup with a process the target did
     // not start, is not the target's own. fdir stops the target alone.
-    let name = "isolate_never_freezes_a_child_cgroup_that_holds_another_process";
-    if !is_root() {
-        return skip(name, "needs root to create and freeze a cgroup");
-    }
-    let Some(h) = hierarchy(None).filter(|h| h.v2) else {
-        return skip(name, "no cgroup v2 hierarchy mounted");
-    };
-    let mut cg = match ScratchCgroup::new(&h, "subtree") {
+    let mut cg = match freezable_cgroup("subtree") {
         Ok(cg) => cg,
-        Err(e) => return skip(name, &e),
+        Err(e) => return skip("isolate_never_freezes_a_child_cgroup_that_holds_another_process", &e),
     };
-    if !cg.path.join("cgroup.freeze").exists() {
-        return skip(name, "this kernel's cgroup v2 has no cgroup.freeze");
-    }
     let mut below = cg.nested("other").unwrap();
     /// Killed and reaped on every way out, before the cgroups are removed.
     struct Reaped(std::process::Child);
@@ -405,14 +404,7 @@ fn isolate_never_freezes_a_child_cgroup_that_holds_another_process() {
     let other = Reaped(std::process::Command::new("sleep").arg("600").spawn().unwrap());
     below.enter(other.0.id()).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("fdir.toml");
-    std::fs::write(&config, "[severity]\nmemory-maps = \"isolate\"\n").unwrap();
-    let mut t = Testee::spawn();
-    cg.enter(t.pid).unwrap();
-    let mut w = watch_testee(&t, dir.path(), &["--config", config.to_str().unwrap()]);
-    t.must("rwx");
-    let act = action(&mut w, "isolate");
-    assert_eq!(act["outcome"], "done", "{act}");
+    let (mut t, w, act) = isolated(dir.path(), Some(&mut cg));
     assert!(act["detail"].as_str().unwrap().contains("stopped process"), "{act}");
     assert!(state_of(t.pid).starts_with('T'), "state {}", state_of(t.pid));
     // Neither cgroup was frozen, and the other process runs on.

@@ -12,11 +12,11 @@
 
 use crate::common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::command::{Watch, is};
+use common::command::{Watch, free_port, is, metric, scrape};
 use common::{ScratchCgroup, Testee, hierarchy, is_root, skip};
 use serde_json::Value;
 
@@ -210,23 +210,6 @@ fn a_pids_max_write_is_seen_at_once_by_inotify() {
     cg.leave(t.pid);
     drop(t);
     assert!(found.is_some(), "no cgroup-limits anomaly within 60 s of a 300 s timer; saw {seen}");
-}
-
-/// A loopback port free a moment ago.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn scrape(port: u16) -> String {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(s, "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
-    body
-}
-
-fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines().find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
 }
 
 #[test]
