@@ -279,8 +279,8 @@ impl Pinned {
     }
 }
 
-/// What a pid not yet known turned out to be ([`sight`]).
-enum Sighting {
+/// What a pid not yet known turned out to be ([`look_at_new_pid`]).
+enum NewPid {
     /// fdir itself, or gone.
     Nothing,
     /// Its `stat` cannot be read, so it cannot be pinned.
@@ -291,7 +291,7 @@ enum Sighting {
     /// Not of the workload watched (`--unit`, `--container`).
     Outside(Procfs),
     /// Its baseline, or why none could be taken.
-    Taken(Procfs, Target, Box<Result<Snapshot, Error>>),
+    Baselined(Procfs, Target, Box<Result<Snapshot, Error>>),
 }
 
 /// A process opened ahead of [`Monitor::discover`], for the worker that
@@ -301,7 +301,7 @@ type Opened = std::sync::Mutex<Option<Result<Procfs, Error>>>;
 /// Looks at a pid not yet known (see [`Monitor::discover`]); touches no
 /// monitor state, so that many can be looked at on every core.
 #[allow(clippy::too_many_arguments)]
-fn sight<C: Clock + ?Sized>(
+fn look_at_new_pid<C: Clock + ?Sized>(
     pid: u32,
     opened: Option<Result<Procfs, Error>>,
     own_pid: u32,
@@ -310,33 +310,33 @@ fn sight<C: Clock + ?Sized>(
     wait: bool,
     selector: Option<&Selector>,
     shared: &std::sync::Arc<crate::shared::Shared>,
-) -> Sighting {
+) -> NewPid {
     if pid == own_pid {
-        return Sighting::Nothing;
+        return NewPid::Nothing;
     }
     let fs = match opened.unwrap_or_else(|| Procfs::try_pid(pid)) {
         Ok(fs) => fs,
-        Err(Error::Gone { .. }) => return Sighting::Nothing,
-        Err(e) => return Sighting::Unpinned(e),
+        Err(Error::Gone { .. }) => return NewPid::Nothing,
+        Err(e) => return NewPid::Unpinned(e),
     };
-    let Ok(target) = fs.target() else { return Sighting::Nothing };
+    let Ok(target) = fs.target() else { return NewPid::Nothing };
     if fs.stat_flags().is_ok_and(|flags| flags & PF_KTHREAD != 0) {
-        return Sighting::KernelThread(fs);
+        return NewPid::KernelThread(fs);
     }
     if !wait && fs.age().ok().flatten().is_some_and(|age| age < SETTLE_YOUNGER_THAN) {
-        return Sighting::Young(Seen { fs, target });
+        return NewPid::Young(Seen { fs, target });
     }
     if let Some(selector) = selector {
         // Its cgroup once it has settled: where systemd or a runtime put it.
         let mut cgroup = Vec::new();
         match fs.read("cgroup", &mut cgroup) {
             Ok(()) if selector.matches(&cgroup) => {}
-            Err(Error::Gone { .. }) => return Sighting::Nothing,
-            _ => return Sighting::Outside(fs),
+            Err(Error::Gone { .. }) => return NewPid::Nothing,
+            _ => return NewPid::Outside(fs),
         }
     }
     let taken = crate::snapshot::snapshot_sharing(clock, &fs, subsystems, Some(shared));
-    Sighting::Taken(fs, target, Box::new(taken))
+    NewPid::Baselined(fs, target, Box::new(taken))
 }
 
 /// Says what a vote of a target's baseline copies found: the copies it
@@ -916,13 +916,13 @@ impl Monitor {
             // A process pinned ahead is looked at as it was opened then.
             let items: Vec<(u32, Opened)> =
                 batch.iter().map(|&pid| (pid, std::sync::Mutex::new(self.ahead.remove(&pid)))).collect();
-            let sightings = crate::parallel::each(&items, workers, |(pid, opened)| {
+            let looks = crate::parallel::each(&items, workers, |(pid, opened)| {
                 let opened = opened.lock().ok().and_then(|mut o| o.take());
-                sight(*pid, opened, own_pid, clock, subsystems, wait, selector, shared)
+                look_at_new_pid(*pid, opened, own_pid, clock, subsystems, wait, selector, shared)
             });
-            for (&pid, sighting) in batch.iter().zip(sightings) {
-                match sighting {
-                    Some(sighting) => self.record(pid, sighting, first_sight, findings),
+            for (&pid, look) in batch.iter().zip(looks) {
+                match look {
+                    Some(found) => self.record(pid, found, first_sight, findings),
                     // A bug: said for each pid, never silent.
                     None => findings.push(Finding::Failed {
                         target: Target::Process { pid, start_time: 0, name: String::new() },
@@ -934,26 +934,26 @@ impl Monitor {
     }
 
     /// Records what a pid not yet known turned out to be.
-    fn record(&mut self, pid: u32, sighting: Sighting, first_sight: bool, findings: &mut Vec<Finding>) {
-        match sighting {
-            Sighting::Nothing => {}
-            Sighting::Unpinned(e) => {
+    fn record(&mut self, pid: u32, found: NewPid, first_sight: bool, findings: &mut Vec<Finding>) {
+        match found {
+            NewPid::Nothing => {}
+            NewPid::Unpinned(e) => {
                 // Not even its stat can be read: another pid namespace's view,
                 // or an LSM refusal. Listed once; looked at again if it is replaced.
                 let target = Target::Process { pid, start_time: 0, name: String::new() };
                 findings.push(Finding::Unobservable { target: target.clone(), subsystem: None, reason: e.to_string() });
                 self.unreadable.insert(pid, Seen { fs: Procfs::pid(pid), target });
             }
-            Sighting::KernelThread(fs) => {
+            NewPid::KernelThread(fs) => {
                 self.kthreads.insert(pid, fs);
             }
-            Sighting::Outside(fs) => {
+            NewPid::Outside(fs) => {
                 self.outside.insert(pid, fs);
             }
-            Sighting::Young(seen) => {
+            NewPid::Young(seen) => {
                 self.pending.insert(pid, seen);
             }
-            Sighting::Taken(fs, target, taken) => match *taken {
+            NewPid::Baselined(fs, target, taken) => match *taken {
                 Ok(s) if all_unobservable(&s) => {
                     unobservable_findings(&s, findings);
                     self.unreadable.insert(pid, Seen { fs, target });
