@@ -137,16 +137,21 @@ pub(crate) struct Observer {
     outcome: Vec<(Subsystem, End)>,
 }
 
-/// The raw text a group of subsystems was last canonicalized from, and the
-/// forms it gave. Canonicalization is a pure function of the text, so the
-/// same text (compared byte for byte: no hash an attacker could collide)
-/// gives the same forms, and a check of an unchanged process costs its
-/// reads. A read after a drift never uses the memo, so a fault in the memo
-/// itself shows only once, as a transient.
+/// The raw text a group of subsystems was last canonicalized from, kept as
+/// its SHA-256 ([`memo_key`]), and the forms it gave. Canonicalization is a
+/// pure function of the text, so the same text gives the same forms, and a
+/// check of an unchanged process costs its reads and one hash of them.
+/// "The same text" is decided by SHA-256 of the raw bytes, the hash that
+/// already decides drift: a text that differs but hashes the same would be
+/// a SHA-256 collision (a keyed 64-bit hash would not do: a process can
+/// write what its own files say, and 2^32 tries find a collision). 32 bytes
+/// a memo instead of the text: the texts were most of what a watch of an
+/// idle node held (BENCHMARKS.md). A read after a drift never uses the memo,
+/// so a fault in the memo itself shows only once, as a transient.
 #[derive(Debug, Default)]
 struct Memo {
     valid: bool,
-    raw: Vec<u8>,
+    raw: Option<Digest>,
     forms: Vec<(Subsystem, Canon)>,
     /// Whether the cgroup pass also collected the cgroup set.
     collected: bool,
@@ -161,9 +166,16 @@ struct Memo {
     unasked: usize,
 }
 
+/// The key of a memo: the SHA-256 of the raw text, computed only by an
+/// observer that stores memos (from its second observation on: a one-shot
+/// check hashes nothing more).
+fn memo_key(observed_before: bool, raw: &[u8]) -> Option<Digest> {
+    observed_before.then(|| Digest::of(raw))
+}
+
 impl Memo {
-    fn hit(&self, fresh: bool, raw: &[u8]) -> bool {
-        !fresh && self.valid && self.raw == raw
+    fn hit(&self, fresh: bool, key: Option<Digest>) -> bool {
+        !fresh && self.valid && key.is_some() && self.raw == key
     }
 
     /// Copies the remembered forms of the subsystems `touched` into `canons`;
@@ -179,9 +191,8 @@ impl Memo {
     }
 
     #[inline(never)]
-    fn store(&mut self, raw: &[u8], canons: &mut [(Subsystem, Canon)], touched: impl Fn(Subsystem) -> bool) {
-        self.raw.clear();
-        self.raw.extend_from_slice(raw);
+    fn store(&mut self, key: Digest, canons: &mut [(Subsystem, Canon)], touched: impl Fn(Subsystem) -> bool) {
+        self.raw = Some(key);
         let mut kept = 0;
         for (sub, canon) in canons.iter_mut().filter(|(s, _)| touched(*s)) {
             // Finished and hashed once: a restored form carries its digest.
@@ -506,7 +517,8 @@ impl Observer {
                     if self.keep_sources && has(Subsystem::MemoryMaps) {
                         self.maps_source = Some(crate::canon::source_digest(Subsystem::MemoryMaps, &self.buf));
                     }
-                    let hit = self.memo_maps.hit(self.fresh, &self.buf)
+                    let key = memo_key(self.observed_before, &self.buf);
+                    let hit = self.memo_maps.hit(self.fresh, key)
                         && (!has(Subsystem::Code) || self.memo_maps.code)
                         && self.memo_maps.projected == maps_baseline(against.as_ref())
                         && self.memo_maps.restore(&mut canons, |s| s == Subsystem::MemoryMaps);
@@ -522,6 +534,7 @@ impl Observer {
                             against.as_ref(),
                             has(Subsystem::MemoryMaps),
                             has(Subsystem::Code),
+                            key,
                         )?;
                     }
                     code_maps = has(Subsystem::Code);
@@ -725,6 +738,7 @@ impl Observer {
         against: Option<&Against<'_>>,
         memory_maps: bool,
         code: bool,
+        key: Option<Digest>,
     ) -> Result<(), Error> {
         self.memo_maps.valid = false;
         let mut maps_end = End::Observed;
@@ -759,12 +773,12 @@ impl Observer {
         if code {
             self.code_mappings(src)?;
         }
-        if matches!(maps_end, End::Observed) && self.observed_before {
-            let buf = std::mem::take(&mut self.buf);
-            self.memo_maps.store(&buf, canons, |s| s == Subsystem::MemoryMaps);
+        if matches!(maps_end, End::Observed)
+            && let Some(key) = key
+        {
+            self.memo_maps.store(key, canons, |s| s == Subsystem::MemoryMaps);
             self.memo_maps.code = code;
             self.memo_maps.projected = maps_baseline(against);
-            self.buf = buf;
         }
         Ok(())
     }
@@ -849,8 +863,9 @@ impl Observer {
                 self.memo_files.len() - 1
             }
         };
+        let key = memo_key(self.observed_before, &self.buf);
         if let Some((_, memo)) = self.memo_files.get_mut(i)
-            && memo.hit(self.fresh, &self.buf)
+            && memo.hit(self.fresh, key)
             && let Some((_, form)) = memo.forms.first()
         {
             canon.copy_from(form);
@@ -863,12 +878,9 @@ impl Observer {
             Error::Parse { path: src.path_of(rel), message }
         })?;
         canon.digest(sub);
-        if !self.observed_before {
-            return Ok(());
-        }
+        let Some(key) = key else { return Ok(()) };
         if let Some((_, memo)) = self.memo_files.get_mut(i) {
-            memo.raw.clear();
-            memo.raw.extend_from_slice(&self.buf);
+            memo.raw = Some(key);
             match memo.forms.first_mut() {
                 Some((_, form)) => form.copy_from(canon),
                 None => {
@@ -953,7 +965,8 @@ impl Observer {
             ThreadFile::Status => &mut self.memo_status,
             ThreadFile::Cgroup => &mut self.memo_cgroup,
         };
-        if memo.hit(self.fresh, &self.arena) && memo.restore(canons, touched) && (!collect || memo.collected) {
+        let key = memo_key(self.observed_before, &self.arena);
+        if memo.hit(self.fresh, key) && memo.restore(canons, touched) && (!collect || memo.collected) {
             self.unasked += memo.unasked;
             return Ok(());
         }
@@ -978,14 +991,12 @@ impl Observer {
             }
             return Err(Error::Parse { path: src.path_of("task"), message: "no thread could be read".into() });
         }
-        if !self.observed_before {
-            return Ok(());
-        }
+        let Some(key) = key else { return Ok(()) };
         let memo = match file {
             ThreadFile::Status => &mut self.memo_status,
             ThreadFile::Cgroup => &mut self.memo_cgroup,
         };
-        memo.store(&self.arena, canons, touched);
+        memo.store(key, canons, touched);
         memo.collected = collect;
         memo.unasked = self.unasked - unasked_before;
         Ok(())
