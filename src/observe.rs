@@ -179,32 +179,51 @@ impl Memo {
     }
 
     /// Copies the remembered forms of the subsystems `touched` into `canons`;
-    /// false if one is missing.
-    fn restore(&self, canons: &mut [(Subsystem, Canon)], touched: impl Fn(Subsystem) -> bool) -> bool {
+    /// false if one is missing, or is remembered by its digest alone and
+    /// that is not `baseline`'s (see [`Memo::store`]).
+    fn restore(
+        &self,
+        canons: &mut [(Subsystem, Canon)],
+        touched: impl Fn(Subsystem) -> bool,
+        baseline: Option<&Snapshot>,
+    ) -> bool {
         for (sub, canon) in canons.iter_mut().filter(|(s, _)| touched(*s)) {
             match self.forms.iter().find(|(s, _)| s == sub) {
-                Some((_, f)) => canon.copy_from(f),
-                None => return false,
+                Some((_, f)) if restorable(f, *sub, baseline) => canon.copy_from(f),
+                _ => return false,
             }
         }
         true
     }
 
+    /// Remembers the forms of the subsystems `touched` as made from the text
+    /// whose digest is `key`. A form equal to `baseline`'s is remembered by
+    /// its digest alone ([`Canon::known`]): the baseline holds its records,
+    /// and a process that matches its baseline (every idle one) keeps no
+    /// second copy of them. Such a form is restored only while it is that
+    /// baseline's: one that differs must explain how, from records.
     #[inline(never)]
-    fn store(&mut self, key: Digest, canons: &mut [(Subsystem, Canon)], touched: impl Fn(Subsystem) -> bool) {
+    fn store(
+        &mut self,
+        key: Digest,
+        canons: &mut [(Subsystem, Canon)],
+        touched: impl Fn(Subsystem) -> bool,
+        baseline: Option<&Snapshot>,
+    ) {
         self.raw = Some(key);
         let mut kept = 0;
         for (sub, canon) in canons.iter_mut().filter(|(s, _)| touched(*s)) {
             // Finished and hashed once: a restored form carries its digest.
-            canon.digest(*sub);
+            let digest = canon.digest(*sub);
+            let known = baseline.and_then(|b| b.digest(*sub)) == Some(digest);
             match self.forms.get_mut(kept) {
                 Some((s, f)) => {
                     *s = *sub;
-                    f.copy_from(canon);
+                    remember(f, canon, *sub, digest, known);
                 }
                 None => {
                     let mut f = Canon::new();
-                    f.copy_from(canon);
+                    remember(&mut f, canon, *sub, digest, known);
                     self.forms.push((*sub, f));
                 }
             }
@@ -213,6 +232,23 @@ impl Memo {
         self.forms.truncate(kept);
         self.valid = true;
     }
+}
+
+/// Makes `memo` stand for `canon` (its digest `digest`): the digest alone
+/// when `known` (it is the baseline's), else a copy.
+fn remember(memo: &mut Canon, canon: &Canon, sub: Subsystem, digest: Digest, known: bool) {
+    if known {
+        *memo = Canon::known(sub, digest);
+    } else {
+        memo.copy_from(canon);
+    }
+}
+
+/// Whether a remembered form may be restored for a check against
+/// `baseline`: a form with records always; one by its digest alone (no
+/// records) only if that is the baseline's digest.
+fn restorable(memo: &Canon, sub: Subsystem, baseline: Option<&Snapshot>) -> bool {
+    !memo.is_empty() || memo.known_digest(sub) == baseline.and_then(|b| b.digest(sub))
 }
 
 /// What a check compares against: its baseline, and the code sweep's state.
@@ -502,6 +538,9 @@ impl Observer {
             let c = self.take_canon(s);
             canons.push((s, c));
         }
+        // The baseline's digests decide which memos keep a form's digest
+        // alone (see [`Memo::store`]).
+        let baseline = against.as_ref().map(|a| a.baseline);
         let mut outcome = std::mem::take(&mut self.outcome);
         outcome.clear();
         for &s in wanted.iter().filter(|s| s.scope() != scope) {
@@ -521,7 +560,11 @@ impl Observer {
                     let hit = self.memo_maps.hit(self.fresh, key)
                         && (!has(Subsystem::Code) || self.memo_maps.code)
                         && self.memo_maps.projected == maps_baseline(against.as_ref())
-                        && self.memo_maps.restore(&mut canons, |s| s == Subsystem::MemoryMaps);
+                        && self.memo_maps.restore(
+                            &mut canons,
+                            |s| s == Subsystem::MemoryMaps,
+                            against.as_ref().map(|a| a.baseline),
+                        );
                     if hit {
                         if has(Subsystem::MemoryMaps) {
                             outcome.push((Subsystem::MemoryMaps, End::Observed));
@@ -561,7 +604,7 @@ impl Observer {
             self.list_threads(src, has(Subsystem::Seccomp) || has(Subsystem::Credentials))?;
         }
         if has(Subsystem::Seccomp) || has(Subsystem::Credentials) {
-            let r = self.per_thread(src, ThreadFile::Status, &mut canons, false);
+            let r = self.per_thread(src, ThreadFile::Status, &mut canons, false, baseline);
             let end = settle(r)?;
             for s in [Subsystem::Seccomp, Subsystem::Credentials] {
                 if has(s) {
@@ -570,7 +613,7 @@ impl Observer {
             }
         }
         if has(Subsystem::Cgroups) || has(Subsystem::CgroupLimits) {
-            let r = self.per_thread(src, ThreadFile::Cgroup, &mut canons, has(Subsystem::CgroupLimits));
+            let r = self.per_thread(src, ThreadFile::Cgroup, &mut canons, has(Subsystem::CgroupLimits), baseline);
             let end = settle(r)?;
             if has(Subsystem::Cgroups) {
                 outcome.push((Subsystem::Cgroups, end.clone()));
@@ -637,6 +680,7 @@ impl Observer {
         code_maps: bool,
     ) -> Result<(), Error> {
         let has = |s: Subsystem| s.scope() == scope && wanted.contains(&s);
+        let baseline = against.as_ref().map(|a| a.baseline);
         if has(Subsystem::Namespaces)
             && let Some(mut c) = take_form(canons, Subsystem::Namespaces)
         {
@@ -654,9 +698,11 @@ impl Observer {
                 && let Some(mut c) = take_form(canons, sub)
             {
                 let r = if sub == Subsystem::Mounts {
-                    self.mounts(src, &mut c)
+                    self.mounts(src, &mut c, baseline)
                 } else {
-                    self.whole_file(src, sub, file, &mut c, |b, c| canonicalize(b, c).map_err(|e| e.to_string()))
+                    self.whole_file(src, sub, file, &mut c, baseline, |b, c| {
+                        canonicalize(b, c).map_err(|e| e.to_string())
+                    })
                 };
                 put_form(canons, sub, c);
                 outcome.push((sub, settle(r)?));
@@ -776,7 +822,7 @@ impl Observer {
         if matches!(maps_end, End::Observed)
             && let Some(key) = key
         {
-            self.memo_maps.store(key, canons, |s| s == Subsystem::MemoryMaps);
+            self.memo_maps.store(key, canons, |s| s == Subsystem::MemoryMaps, against.map(|a| a.baseline));
             self.memo_maps.code = code;
             self.memo_maps.projected = maps_baseline(against);
         }
@@ -809,7 +855,12 @@ impl Observer {
     /// `shared.rs`), unless this read must be fresh; otherwise `mountinfo`
     /// read and canonicalized, and kept for the others.
     #[inline(never)]
-    fn mounts<S: Source + ?Sized>(&mut self, src: &S, canon: &mut Canon) -> Result<(), Error> {
+    fn mounts<S: Source + ?Sized>(
+        &mut self,
+        src: &S,
+        canon: &mut Canon,
+        baseline: Option<&Snapshot>,
+    ) -> Result<(), Error> {
         let view = match &self.shared {
             Some(_) => mount_view(src),
             None => None,
@@ -831,7 +882,7 @@ impl Observer {
             }
             return Ok(());
         }
-        self.whole_file(src, Subsystem::Mounts, "mountinfo", canon, |b, c| {
+        self.whole_file(src, Subsystem::Mounts, "mountinfo", canon, baseline, |b, c| {
             mounts::canonicalize(b, c).map_err(|e| e.to_string())
         })?;
         if let (Some(shared), Some(view)) = (&self.shared, view) {
@@ -848,6 +899,7 @@ impl Observer {
         sub: Subsystem,
         rel: &'static str,
         canon: &mut Canon,
+        baseline: Option<&Snapshot>,
         f: impl FnOnce(&[u8], &mut Canon) -> Result<(), String>,
     ) -> Result<(), Error> {
         match src.read(rel, &mut self.buf) {
@@ -867,6 +919,7 @@ impl Observer {
         if let Some((_, memo)) = self.memo_files.get_mut(i)
             && memo.hit(self.fresh, key)
             && let Some((_, form)) = memo.forms.first()
+            && restorable(form, sub, baseline)
         {
             canon.copy_from(form);
             return Ok(());
@@ -877,15 +930,16 @@ impl Observer {
             }
             Error::Parse { path: src.path_of(rel), message }
         })?;
-        canon.digest(sub);
+        let digest = canon.digest(sub);
         let Some(key) = key else { return Ok(()) };
+        let known = baseline.and_then(|b| b.digest(sub)) == Some(digest);
         if let Some((_, memo)) = self.memo_files.get_mut(i) {
             memo.raw = Some(key);
             match memo.forms.first_mut() {
-                Some((_, form)) => form.copy_from(canon),
+                Some((_, form)) => remember(form, canon, sub, digest, known),
                 None => {
                     let mut form = Canon::new();
-                    form.copy_from(canon);
+                    remember(&mut form, canon, sub, digest, known);
                     memo.forms.push((sub, form));
                 }
             }
@@ -931,6 +985,7 @@ impl Observer {
         file: ThreadFile,
         canons: &mut [(Subsystem, Canon)],
         collect: bool,
+        baseline: Option<&Snapshot>,
     ) -> Result<(), Error> {
         let name = file.name();
         let touched = |sub: Subsystem| file.feeds(sub);
@@ -966,7 +1021,7 @@ impl Observer {
             ThreadFile::Cgroup => &mut self.memo_cgroup,
         };
         let key = memo_key(self.observed_before, &self.arena);
-        if memo.hit(self.fresh, key) && memo.restore(canons, touched) && (!collect || memo.collected) {
+        if memo.hit(self.fresh, key) && memo.restore(canons, touched, baseline) && (!collect || memo.collected) {
             self.unasked += memo.unasked;
             return Ok(());
         }
@@ -996,7 +1051,7 @@ impl Observer {
             ThreadFile::Status => &mut self.memo_status,
             ThreadFile::Cgroup => &mut self.memo_cgroup,
         };
-        memo.store(key, canons, touched);
+        memo.store(key, canons, touched, baseline);
         memo.collected = collect;
         memo.unasked = self.unasked - unasked_before;
         Ok(())
