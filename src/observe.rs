@@ -776,6 +776,7 @@ impl Observer {
     /// anew, memoized for the next read. Out of line: a steady cycle finds
     /// the memo, and its code is the cost of a cycle (BENCHMARKS.md).
     #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
     fn maps_changed<S: Source + ?Sized>(
         &mut self,
         src: &S,
