@@ -174,6 +174,15 @@ impl Canon {
         Canon { finished: true, digest: Some((subsystem, digest)), ..Canon::default() }
     }
 
+    /// The digest of this form for `subsystem` if it is already known (a
+    /// finished form hashed before, or one made by [`Canon::known`]).
+    pub(crate) fn known_digest(&self, subsystem: Subsystem) -> Option<Digest> {
+        match self.digest {
+            Some((s, d)) if self.finished && s == subsystem => Some(d),
+            _ => None,
+        }
+    }
+
     /// Empties the form, keeping its buffers.
     pub fn clear(&mut self) {
         self.text.clear();

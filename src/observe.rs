@@ -147,16 +147,21 @@ pub(crate) struct Observer {
     outcome: Vec<(Subsystem, End)>,
 }
 
-/// The raw text a group of subsystems was last canonicalized from, and the
-/// forms it gave. Canonicalization is a pure function of the text, so the
-/// same text (compared byte for byte: no hash an attacker could collide)
-/// gives the same forms, and a check of an unchanged process costs its
-/// reads. A read after a drift never uses the memo, so a fault in the memo
-/// itself shows only once, as a transient.
+/// The raw text a group of subsystems was last canonicalized from, kept as
+/// its SHA-256 ([`memo_key`]), and the forms it gave. Canonicalization is a
+/// pure function of the text, so the same text gives the same forms, and a
+/// check of an unchanged process costs its reads and one hash of them.
+/// "The same text" is decided by SHA-256 of the raw bytes, the hash that
+/// already decides drift: a text that differs but hashes the same would be
+/// a SHA-256 collision (a keyed 64-bit hash would not do: a process can
+/// write what its own files say, and 2^32 tries find a collision). 32 bytes
+/// a memo instead of the text: the texts were most of what a watch of an
+/// idle node held (BENCHMARKS.md). A read after a drift never uses the memo,
+/// so a fault in the memo itself shows only once, as a transient.
 #[derive(Debug, Default)]
 struct Memo {
     valid: bool,
-    raw: Vec<u8>,
+    raw: Option<Digest>,
     forms: Vec<(Subsystem, Canon)>,
     /// Whether the cgroup pass also collected the cgroup set.
     collected: bool,
@@ -171,39 +176,64 @@ struct Memo {
     unasked: usize,
 }
 
+/// The key of a memo: the SHA-256 of the raw text, computed only by an
+/// observer that stores memos (from its second observation on: a one-shot
+/// check hashes nothing more).
+fn memo_key(observed_before: bool, raw: &[u8]) -> Option<Digest> {
+    observed_before.then(|| Digest::of(raw))
+}
+
 impl Memo {
-    fn hit(&self, fresh: bool, raw: &[u8]) -> bool {
-        !fresh && self.valid && self.raw == raw
+    fn hit(&self, fresh: bool, key: Option<Digest>) -> bool {
+        !fresh && self.valid && key.is_some() && self.raw == key
     }
 
     /// Copies the remembered forms of the subsystems `touched` into `canons`;
-    /// false if one is missing.
-    fn restore(&self, canons: &mut [(Subsystem, Canon)], touched: impl Fn(Subsystem) -> bool) -> bool {
+    /// false if one is missing, or is remembered by its digest alone and
+    /// that is not `baseline`'s (see [`Memo::store`]).
+    fn restore(
+        &self,
+        canons: &mut [(Subsystem, Canon)],
+        touched: impl Fn(Subsystem) -> bool,
+        baseline: Option<&BTreeMap<Subsystem, Observation>>,
+    ) -> bool {
         for (sub, canon) in canons.iter_mut().filter(|(s, _)| touched(*s)) {
             match self.forms.iter().find(|(s, _)| s == sub) {
-                Some((_, f)) => canon.copy_from(f),
-                None => return false,
+                Some((_, f)) if restorable(f, *sub, baseline) => canon.copy_from(f),
+                _ => return false,
             }
         }
         true
     }
 
+    /// Remembers the forms of the subsystems `touched` as made from the text
+    /// whose digest is `key`. A form equal to `baseline`'s is remembered by
+    /// its digest alone ([`Canon::known`]): the baseline holds its records,
+    /// and a process that matches its baseline (every idle one) keeps no
+    /// second copy of them. Such a form is restored only while it is that
+    /// baseline's: one that differs must explain how, from records.
     #[inline(never)]
-    fn store(&mut self, raw: &[u8], canons: &mut [(Subsystem, Canon)], touched: impl Fn(Subsystem) -> bool) {
-        self.raw.clear();
-        self.raw.extend_from_slice(raw);
+    fn store(
+        &mut self,
+        key: Digest,
+        canons: &mut [(Subsystem, Canon)],
+        touched: impl Fn(Subsystem) -> bool,
+        baseline: Option<&BTreeMap<Subsystem, Observation>>,
+    ) {
+        self.raw = Some(key);
         let mut kept = 0;
         for (sub, canon) in canons.iter_mut().filter(|(s, _)| touched(*s)) {
             // Finished and hashed once: a restored form carries its digest.
-            canon.digest(*sub);
+            let digest = canon.digest(*sub);
+            let known = baseline.and_then(|b| observed_digest(b, *sub)) == Some(digest);
             match self.forms.get_mut(kept) {
                 Some((s, f)) => {
                     *s = *sub;
-                    f.copy_from(canon);
+                    remember(f, canon, *sub, digest, known);
                 }
                 None => {
                     let mut f = Canon::new();
-                    f.copy_from(canon);
+                    remember(&mut f, canon, *sub, digest, known);
                     self.forms.push((*sub, f));
                 }
             }
@@ -212,6 +242,23 @@ impl Memo {
         self.forms.truncate(kept);
         self.valid = true;
     }
+}
+
+/// Makes `memo` stand for `canon` (its digest `digest`): the digest alone
+/// when `known` (it is the baseline's), else a copy.
+fn remember(memo: &mut Canon, canon: &Canon, sub: Subsystem, digest: Digest, known: bool) {
+    if known {
+        *memo = Canon::known(sub, digest);
+    } else {
+        memo.copy_from(canon);
+    }
+}
+
+/// Whether a remembered form may be restored for a check against
+/// `baseline`: a form with records always; one by its digest alone (no
+/// records) only if that is the baseline's digest.
+fn restorable(memo: &Canon, sub: Subsystem, baseline: Option<&BTreeMap<Subsystem, Observation>>) -> bool {
+    !memo.is_empty() || memo.known_digest(sub) == baseline.and_then(|b| observed_digest(b, sub))
 }
 
 /// What a check compares against: its baseline's subsystems and the digests
@@ -223,13 +270,18 @@ pub(crate) struct Against<'a> {
     pub(crate) code: &'a mut CodeSweep,
 }
 
+/// The digest of `subsystem` in a baseline's subsystems, if it was observed.
+fn observed_digest(subsystems: &BTreeMap<Subsystem, Observation>, subsystem: Subsystem) -> Option<Digest> {
+    match subsystems.get(&subsystem)? {
+        Observation::Observed { digest, .. } => Some(*digest),
+        Observation::Unobservable { .. } | Observation::NotApplicable { .. } => None,
+    }
+}
+
 impl Against<'_> {
     /// The baseline's digest of `subsystem`, if it was observed.
     fn digest(&self, subsystem: Subsystem) -> Option<Digest> {
-        match self.subsystems.get(&subsystem)? {
-            Observation::Observed { digest, .. } => Some(*digest),
-            Observation::Unobservable { .. } | Observation::NotApplicable { .. } => None,
-        }
+        observed_digest(self.subsystems, subsystem)
     }
 
     /// The baseline's digest of `subsystem`, if `raw` is the text its form
@@ -522,6 +574,9 @@ impl Observer {
             let c = self.take_canon(s);
             canons.push((s, c));
         }
+        // The baseline's digests decide which memos keep a form's digest
+        // alone (see [`Memo::store`]).
+        let baseline = against.as_ref().map(|a| a.subsystems);
         let mut outcome = std::mem::take(&mut self.outcome);
         outcome.clear();
         for &s in wanted.iter().filter(|s| s.scope() != scope) {
@@ -537,10 +592,15 @@ impl Observer {
                     if self.keep_sources && has(Subsystem::MemoryMaps) {
                         self.maps_source = Some(crate::canon::source_digest(Subsystem::MemoryMaps, &self.buf));
                     }
-                    let hit = self.memo_maps.hit(self.fresh, &self.buf)
+                    let key = memo_key(self.observed_before, &self.buf);
+                    let hit = self.memo_maps.hit(self.fresh, key)
                         && (!has(Subsystem::Code) || self.memo_maps.code)
                         && self.memo_maps.projected == maps_baseline(against.as_ref())
-                        && self.memo_maps.restore(&mut canons, |s| s == Subsystem::MemoryMaps);
+                        && self.memo_maps.restore(
+                            &mut canons,
+                            |s| s == Subsystem::MemoryMaps,
+                            against.as_ref().map(|a| a.subsystems),
+                        );
                     if hit {
                         if has(Subsystem::MemoryMaps) {
                             outcome.push((Subsystem::MemoryMaps, End::Observed));
@@ -553,6 +613,7 @@ impl Observer {
                             against.as_ref(),
                             has(Subsystem::MemoryMaps),
                             has(Subsystem::Code),
+                            key,
                         )?;
                     }
                     code_maps = has(Subsystem::Code);
@@ -579,7 +640,7 @@ impl Observer {
             self.list_threads(src, has(Subsystem::Seccomp) || has(Subsystem::Credentials))?;
         }
         if has(Subsystem::Seccomp) || has(Subsystem::Credentials) {
-            let r = self.per_thread(src, ThreadFile::Status, &mut canons, false);
+            let r = self.per_thread(src, ThreadFile::Status, &mut canons, false, baseline);
             let end = settle(r)?;
             for s in [Subsystem::Seccomp, Subsystem::Credentials] {
                 if has(s) {
@@ -588,7 +649,7 @@ impl Observer {
             }
         }
         if has(Subsystem::Cgroups) || has(Subsystem::CgroupLimits) {
-            let r = self.per_thread(src, ThreadFile::Cgroup, &mut canons, has(Subsystem::CgroupLimits));
+            let r = self.per_thread(src, ThreadFile::Cgroup, &mut canons, has(Subsystem::CgroupLimits), baseline);
             let end = settle(r)?;
             if has(Subsystem::Cgroups) {
                 outcome.push((Subsystem::Cgroups, end.clone()));
@@ -655,6 +716,7 @@ impl Observer {
         code_maps: bool,
     ) -> Result<(), Error> {
         let has = |s: Subsystem| s.scope() == scope && wanted.contains(&s);
+        let baseline = against.as_ref().map(|a| a.subsystems);
         if has(Subsystem::Namespaces)
             && let Some(mut c) = take_form(canons, Subsystem::Namespaces)
         {
@@ -672,9 +734,11 @@ impl Observer {
                 && let Some(mut c) = take_form(canons, sub)
             {
                 let r = if sub == Subsystem::Mounts {
-                    self.mounts(src, &mut c)
+                    self.mounts(src, &mut c, baseline)
                 } else {
-                    self.whole_file(src, sub, file, &mut c, |b, c| canonicalize(b, c).map_err(|e| e.to_string()))
+                    self.whole_file(src, sub, file, &mut c, baseline, |b, c| {
+                        canonicalize(b, c).map_err(|e| e.to_string())
+                    })
                 };
                 put_form(canons, sub, c);
                 outcome.push((sub, settle(r)?));
@@ -748,6 +812,7 @@ impl Observer {
     /// anew, memoized for the next read. Out of line: a steady cycle finds
     /// the memo, and its code is the cost of a cycle (BENCHMARKS.md).
     #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
     fn maps_changed<S: Source + ?Sized>(
         &mut self,
         src: &S,
@@ -756,6 +821,7 @@ impl Observer {
         against: Option<&Against<'_>>,
         memory_maps: bool,
         code: bool,
+        key: Option<Digest>,
     ) -> Result<(), Error> {
         self.memo_maps.valid = false;
         let mut maps_end = End::Observed;
@@ -790,12 +856,12 @@ impl Observer {
         if code {
             self.code_mappings(src)?;
         }
-        if matches!(maps_end, End::Observed) && self.observed_before {
-            let buf = std::mem::take(&mut self.buf);
-            self.memo_maps.store(&buf, canons, |s| s == Subsystem::MemoryMaps);
+        if matches!(maps_end, End::Observed)
+            && let Some(key) = key
+        {
+            self.memo_maps.store(key, canons, |s| s == Subsystem::MemoryMaps, against.map(|a| a.subsystems));
             self.memo_maps.code = code;
             self.memo_maps.projected = maps_baseline(against);
-            self.buf = buf;
         }
         Ok(())
     }
@@ -826,7 +892,12 @@ impl Observer {
     /// `shared.rs`), unless this read must be fresh; otherwise `mountinfo`
     /// read and canonicalized, and kept for the others.
     #[inline(never)]
-    fn mounts<S: Source + ?Sized>(&mut self, src: &S, canon: &mut Canon) -> Result<(), Error> {
+    fn mounts<S: Source + ?Sized>(
+        &mut self,
+        src: &S,
+        canon: &mut Canon,
+        baseline: Option<&BTreeMap<Subsystem, Observation>>,
+    ) -> Result<(), Error> {
         let view = match &self.shared {
             Some(_) => mount_view(src),
             None => None,
@@ -848,7 +919,7 @@ impl Observer {
             }
             return Ok(());
         }
-        self.whole_file(src, Subsystem::Mounts, "mountinfo", canon, |b, c| {
+        self.whole_file(src, Subsystem::Mounts, "mountinfo", canon, baseline, |b, c| {
             mounts::canonicalize(b, c).map_err(|e| e.to_string())
         })?;
         if let (Some(shared), Some(view)) = (&self.shared, view) {
@@ -865,6 +936,7 @@ impl Observer {
         sub: Subsystem,
         rel: &'static str,
         canon: &mut Canon,
+        baseline: Option<&BTreeMap<Subsystem, Observation>>,
         f: impl FnOnce(&[u8], &mut Canon) -> Result<(), String>,
     ) -> Result<(), Error> {
         match src.read(rel, &mut self.buf) {
@@ -880,9 +952,11 @@ impl Observer {
                 self.memo_files.len() - 1
             }
         };
+        let key = memo_key(self.observed_before, &self.buf);
         if let Some((_, memo)) = self.memo_files.get_mut(i)
-            && memo.hit(self.fresh, &self.buf)
+            && memo.hit(self.fresh, key)
             && let Some((_, form)) = memo.forms.first()
+            && restorable(form, sub, baseline)
         {
             canon.copy_from(form);
             return Ok(());
@@ -893,18 +967,16 @@ impl Observer {
             }
             Error::Parse { path: src.path_of(rel), message }
         })?;
-        canon.digest(sub);
-        if !self.observed_before {
-            return Ok(());
-        }
+        let digest = canon.digest(sub);
+        let Some(key) = key else { return Ok(()) };
+        let known = baseline.and_then(|b| observed_digest(b, sub)) == Some(digest);
         if let Some((_, memo)) = self.memo_files.get_mut(i) {
-            memo.raw.clear();
-            memo.raw.extend_from_slice(&self.buf);
+            memo.raw = Some(key);
             match memo.forms.first_mut() {
-                Some((_, form)) => form.copy_from(canon),
+                Some((_, form)) => remember(form, canon, sub, digest, known),
                 None => {
                     let mut form = Canon::new();
-                    form.copy_from(canon);
+                    remember(&mut form, canon, sub, digest, known);
                     memo.forms.push((sub, form));
                 }
             }
@@ -950,6 +1022,7 @@ impl Observer {
         file: ThreadFile,
         canons: &mut [(Subsystem, Canon)],
         collect: bool,
+        baseline: Option<&BTreeMap<Subsystem, Observation>>,
     ) -> Result<(), Error> {
         let name = file.name();
         let touched = |sub: Subsystem| file.feeds(sub);
@@ -984,7 +1057,8 @@ impl Observer {
             ThreadFile::Status => &mut self.memo_status,
             ThreadFile::Cgroup => &mut self.memo_cgroup,
         };
-        if memo.hit(self.fresh, &self.arena) && memo.restore(canons, touched) && (!collect || memo.collected) {
+        let key = memo_key(self.observed_before, &self.arena);
+        if memo.hit(self.fresh, key) && memo.restore(canons, touched, baseline) && (!collect || memo.collected) {
             self.unasked += memo.unasked;
             return Ok(());
         }
@@ -1009,14 +1083,12 @@ impl Observer {
             }
             return Err(Error::Parse { path: src.path_of("task"), message: "no thread could be read".into() });
         }
-        if !self.observed_before {
-            return Ok(());
-        }
+        let Some(key) = key else { return Ok(()) };
         let memo = match file {
             ThreadFile::Status => &mut self.memo_status,
             ThreadFile::Cgroup => &mut self.memo_cgroup,
         };
-        memo.store(&self.arena, canons, touched);
+        memo.store(key, canons, touched, baseline);
         memo.collected = collect;
         memo.unasked = self.unasked - unasked_before;
         Ok(())
