@@ -131,6 +131,9 @@ pub(crate) struct Observer {
     /// The monitor whose code chunks a baseline takes (`code_pages.rs`),
     /// where nothing else of it is shared.
     code_pages: Option<std::sync::Arc<crate::shared::Shared>>,
+    /// The mount namespace `namespaces` found in this observation, so that
+    /// `mounts` does not ask for it again.
+    ns_mnt: Option<crate::FileId>,
     /// Working lists of an observation, kept for the next.
     wanted: Vec<Subsystem>,
     canons: Vec<(Subsystem, Canon)>,
@@ -457,6 +460,7 @@ impl Observer {
         // the observation: one set per thread, however many targets.
         self.swap_scratch();
         self.unasked = 0;
+        self.ns_mnt = None;
         src.begin_observation();
         let result = self.observe_files(src, scope, subsystems, against);
         src.end_observation();
@@ -797,7 +801,7 @@ impl Observer {
     #[inline(never)]
     fn mounts<S: Source + ?Sized>(&mut self, src: &S, canon: &mut Canon) -> Result<(), Error> {
         let view = match &self.shared {
-            Some(_) => mount_view(src),
+            Some(_) => mount_view(src, self.ns_mnt.take()),
             None => None,
         };
         if !self.fresh
@@ -1096,7 +1100,12 @@ impl Observer {
             self.rel.clear();
             let _ = write!(self.rel, "ns/{name}");
             let state = match src.stat(&self.rel) {
-                Ok(id) => NsState::Identity { dev: id.dev, ino: id.ino },
+                Ok(id) => {
+                    if name == "mnt" {
+                        self.ns_mnt = Some(id);
+                    }
+                    NsState::Identity { dev: id.dev, ino: id.ino }
+                }
                 // Listed but not resolvable: unshared for children, none created yet.
                 Err(Error::NotFound { .. }) => {
                     pending = true;
@@ -1118,9 +1127,13 @@ impl Observer {
     fn lsm<S: Source + ?Sized>(&mut self, src: &S, canon: &mut Canon) -> Result<Option<String>, Error> {
         let mut any = false;
         let mut first_refusal: Option<String> = None;
+        // Whether every attribute is one no process of this kernel has: the
+        // answer then depends on no file of the process.
+        let mut everywhere = true;
         for attr in lsm::ATTRS {
             self.rel.clear();
             let _ = write!(self.rel, "attr/{attr}");
+            everywhere &= src.absent_everywhere(&self.rel);
             match src.read(&self.rel, &mut self.buf) {
                 Ok(()) => {
                     lsm::add(canon, attr, &self.buf);
@@ -1134,7 +1147,7 @@ impl Observer {
                 Err(e) => return Err(e),
             }
         }
-        if !any && !src.alive() {
+        if !any && !everywhere && !src.alive() {
             return Err(gone(src));
         }
         Ok((!any).then(|| {
@@ -1203,8 +1216,13 @@ const OTHER_SUBSYSTEMS: [Subsystem; 7] = [
 /// Takes the form of `sub` out of an observation's forms, to fill it.
 /// What a process's `mountinfo` depends on (`shared.rs`), where the source
 /// can tell it; `None` otherwise (each process then reads its own).
-fn mount_view<S: Source + ?Sized>(src: &S) -> Option<crate::shared::MountView> {
-    let ns = src.stat("ns/mnt").ok()?;
+/// `ns_mnt`: the mount namespace as `namespaces` found it in the same
+/// observation, if it did.
+fn mount_view<S: Source + ?Sized>(src: &S, ns_mnt: Option<crate::FileId>) -> Option<crate::shared::MountView> {
+    let ns = match ns_mnt {
+        Some(ns) => ns,
+        None => src.stat("ns/mnt").ok()?,
+    };
     let (root, root_mount) = src.mount_of("root")?;
     Some(crate::shared::MountView { namespace: (ns.dev, ns.ino), root: (root.dev, root.ino), root_mount })
 }

@@ -168,6 +168,15 @@ pub trait Source {
         None
     }
 
+    /// Whether a read of `rel` fails alike for every process of this
+    /// kernel, so that the source answers it without reading (an LSM
+    /// attribute no loaded module provides). `false` (the default): the
+    /// source reads it.
+    fn absent_everywhere(&self, rel: &str) -> bool {
+        let _ = rel;
+        false
+    }
+
     /// The target of the symbolic link `rel` (`"exe"`), as the kernel
     /// prints it (with ` (deleted)` for a file deleted since).
     fn read_link(&self, rel: &str) -> Result<String, Error> {
@@ -284,6 +293,9 @@ impl<S: Source + ?Sized> Source for &S {
     }
     fn mount_of(&self, rel: &str) -> Option<(FileId, u64)> {
         (**self).mount_of(rel)
+    }
+    fn absent_everywhere(&self, rel: &str) -> bool {
+        (**self).absent_everywhere(rel)
     }
     fn read_link(&self, rel: &str) -> Result<String, Error> {
         (**self).read_link(rel)
@@ -408,6 +420,49 @@ mod tests {
         use std::os::unix::fs::MetadataExt;
         assert_eq!(net, FileId { dev: st.dev(), ino: st.ino() });
         assert!(matches!(me.stat("ns/no-such"), Err(Error::NotFound { .. })));
+    }
+
+    /// What every process has alike is answered from `/proc/self` once
+    /// (`NodeFacts`): a child's `ns` listing and its LSM attribute files
+    /// must read exactly as they do through a proc root that is not the
+    /// live one (`/proc/../proc`: the same files, every one read).
+    #[test]
+    fn node_facts_answer_as_the_files_do() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id();
+        let cached = Procfs::pid(pid);
+        let direct = Procfs::try_pid_at("/proc/../proc", pid).unwrap();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        cached.list("ns", &mut a).unwrap();
+        direct.list("ns", &mut b).unwrap();
+        assert_eq!(a, b);
+        // A namespace's identity from its link's text is the one `stat` gives.
+        for kind in &a {
+            let rel = format!("ns/{kind}");
+            match (cached.stat(&rel), direct.stat(&rel)) {
+                (Ok(x), Ok(y)) => assert_eq!(x, y, "{rel}"),
+                (Err(x), Err(y)) => assert_eq!(x.to_string(), y.to_string().replace("/proc/../proc", "/proc")),
+                other => panic!("{rel}: {other:?}"),
+            }
+        }
+        for attr in crate::canon::lsm::ATTRS {
+            let rel = format!("attr/{attr}");
+            let (mut x, mut y) = (Vec::new(), Vec::new());
+            let (ra, rb) = (cached.read(&rel, &mut x), direct.read(&rel, &mut y));
+            assert_eq!(ra.is_ok(), rb.is_ok(), "{rel}: {ra:?} {rb:?}");
+            assert_eq!(x, y, "{rel}");
+            if let (Err(ea), Err(eb)) = (&ra, &rb) {
+                assert_eq!(std::mem::discriminant(ea), std::mem::discriminant(eb), "{rel}: {ea} {eb}");
+                // Same message, the path of the process named in both.
+                assert_eq!(ea.to_string(), eb.to_string().replace("/proc/../proc", "/proc"), "{rel}");
+            }
+            assert!(!direct.absent_everywhere(&rel), "{rel}: a copied root is always read");
+            if cached.absent_everywhere(&rel) {
+                assert!(ra.is_err(), "{rel}");
+            }
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 
     const MOUNTINFO: &str = "\
