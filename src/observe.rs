@@ -569,8 +569,9 @@ impl Observer {
             if has(Subsystem::CgroupLimits)
                 && let Some(mut c) = take_form(&mut canons, Subsystem::CgroupLimits)
             {
+                let expected = against.as_ref().and_then(|a| a.baseline.digest(Subsystem::CgroupLimits));
                 let end = match end {
-                    End::Observed => settle(self.cgroup_limits(src, &mut c))?,
+                    End::Observed => settle(self.cgroup_limits(src, &mut c, expected))?,
                     other => other,
                 };
                 put_form(&mut canons, Subsystem::CgroupLimits, c);
@@ -645,7 +646,8 @@ impl Observer {
                 && let Some(mut c) = take_form(canons, sub)
             {
                 let r = if sub == Subsystem::Mounts {
-                    self.mounts(src, &mut c)
+                    let expected = against.as_ref().and_then(|a| a.baseline.digest(Subsystem::Mounts));
+                    self.mounts(src, &mut c, expected)
                 } else {
                     self.whole_file(src, sub, file, &mut c, |b, c| canonicalize(b, c).map_err(|e| e.to_string()))
                 };
@@ -799,21 +801,32 @@ impl Observer {
     /// `shared.rs`), unless this read must be fresh; otherwise `mountinfo`
     /// read and canonicalized, and kept for the others.
     #[inline(never)]
-    fn mounts<S: Source + ?Sized>(&mut self, src: &S, canon: &mut Canon) -> Result<(), Error> {
+    fn mounts<S: Source + ?Sized>(
+        &mut self,
+        src: &S,
+        canon: &mut Canon,
+        expected: Option<Digest>,
+    ) -> Result<(), Error> {
         let view = match &self.shared {
             Some(_) => mount_view(src, self.ns_mnt.take()),
             None => None,
         };
         if !self.fresh
             && let (Some(shared), Some(view)) = (&self.shared, &view)
-            && let Some(lines) = shared.mounts(view)
+            && let Some((lines, digest)) = shared.mounts(view)
         {
-            canon.clear();
-            for line in lines.split('\n').filter(|l| !l.is_empty()) {
-                canon.push_line(line);
+            if Some(digest) == expected && self.fault.is_none() {
+                // The table this round read for the view, whose form is the
+                // baseline's: known by its digest, not built again.
+                *canon = Canon::known(Subsystem::Mounts, digest);
+            } else {
+                canon.clear();
+                for line in lines.split('\n').filter(|l| !l.is_empty()) {
+                    canon.push_line(line);
+                }
+                canon.finish();
+                canon.digest(Subsystem::Mounts);
             }
-            canon.finish();
-            canon.digest(Subsystem::Mounts);
             // What this process last read of the table is not needed while
             // the round's shared read serves it.
             if let Some(i) = self.memo_files.iter().position(|(r, _)| *r == "mountinfo") {
@@ -825,7 +838,8 @@ impl Observer {
             mounts::canonicalize(b, c).map_err(|e| e.to_string())
         })?;
         if let (Some(shared), Some(view)) = (&self.shared, view) {
-            shared.keep_mounts(view, canon.lines());
+            let digest = canon.digest(Subsystem::Mounts);
+            shared.keep_mounts(view, canon.lines(), digest);
         }
         Ok(())
     }
@@ -1071,7 +1085,43 @@ impl Observer {
     /// each cgroup's records taken from what another target of the same
     /// monitor read this round, unless this read must be fresh.
     #[inline(never)]
-    fn cgroup_limits<S: Source + ?Sized>(&mut self, src: &S, canon: &mut Canon) -> Result<(), Error> {
+    fn cgroup_limits<S: Source + ?Sized>(
+        &mut self,
+        src: &S,
+        canon: &mut Canon,
+        expected: Option<Digest>,
+    ) -> Result<(), Error> {
+        // Every cgroup this process leads to read this round: the form they
+        // make is made once a round for all the processes that lead to the
+        // same ones, and one that is the baseline's is known by its digest.
+        if !self.fresh
+            && let Some(shared) = &self.shared
+        {
+            let mut pieces = Vec::with_capacity(self.cgroups.len());
+            for (h, cg) in &self.cgroups {
+                match shared.cgroup_limits(h, cg) {
+                    Some(lines) => pieces.push(lines),
+                    None => break,
+                }
+            }
+            if pieces.len() == self.cgroups.len() {
+                if let Some(digest) = shared.cgroup_form(&pieces)
+                    && Some(digest) == expected
+                    && self.fault.is_none()
+                {
+                    *canon = Canon::known(Subsystem::CgroupLimits, digest);
+                    return Ok(());
+                }
+                for lines in &pieces {
+                    for line in lines.split('\n').filter(|l| !l.is_empty()) {
+                        canon.push_line(line);
+                    }
+                }
+                let digest = canon.digest(Subsystem::CgroupLimits);
+                shared.keep_cgroup_form(&pieces, digest);
+                return Ok(());
+            }
+        }
         for i in 0..self.cgroups.len() {
             let Some((h, cg)) = self.cgroups.get(i) else { break };
             if !self.fresh
