@@ -1177,13 +1177,9 @@ impl Observer {
     fn lsm<S: Source + ?Sized>(&mut self, src: &S, canon: &mut Canon) -> Result<Option<String>, Error> {
         let mut any = false;
         let mut first_refusal: Option<String> = None;
-        // Whether every attribute is one no process of this kernel has: the
-        // answer then depends on no file of the process.
-        let mut everywhere = true;
         for attr in lsm::ATTRS {
             self.rel.clear();
             let _ = write!(self.rel, "attr/{attr}");
-            everywhere &= src.absent_everywhere(&self.rel);
             match src.read(&self.rel, &mut self.buf) {
                 Ok(()) => {
                     lsm::add(canon, attr, &self.buf);
@@ -1197,7 +1193,7 @@ impl Observer {
                 Err(e) => return Err(e),
             }
         }
-        if !any && !everywhere && !src.alive() {
+        if !any && !src.alive() {
             return Err(gone(src));
         }
         Ok((!any).then(|| {

@@ -168,15 +168,6 @@ pub trait Source {
         None
     }
 
-    /// Whether a read of `rel` fails alike for every process of this
-    /// kernel, so that the source answers it without reading (an LSM
-    /// attribute no loaded module provides). `false` (the default): the
-    /// source reads it.
-    fn absent_everywhere(&self, rel: &str) -> bool {
-        let _ = rel;
-        false
-    }
-
     /// The target of the symbolic link `rel` (`"exe"`), as the kernel
     /// prints it (with ` (deleted)` for a file deleted since).
     fn read_link(&self, rel: &str) -> Result<String, Error> {
@@ -293,9 +284,6 @@ impl<S: Source + ?Sized> Source for &S {
     }
     fn mount_of(&self, rel: &str) -> Option<(FileId, u64)> {
         (**self).mount_of(rel)
-    }
-    fn absent_everywhere(&self, rel: &str) -> bool {
-        (**self).absent_everywhere(rel)
     }
     fn read_link(&self, rel: &str) -> Result<String, Error> {
         (**self).read_link(rel)
@@ -455,10 +443,6 @@ mod tests {
                 assert_eq!(std::mem::discriminant(ea), std::mem::discriminant(eb), "{rel}: {ea} {eb}");
                 // Same message, the path of the process named in both.
                 assert_eq!(ea.to_string(), eb.to_string().replace("/proc/../proc", "/proc"), "{rel}");
-            }
-            assert!(!direct.absent_everywhere(&rel), "{rel}: a copied root is always read");
-            if cached.absent_everywhere(&rel) {
-                assert!(ra.is_err(), "{rel}");
             }
         }
         child.kill().unwrap();

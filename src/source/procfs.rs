@@ -866,13 +866,6 @@ impl Source for Procfs {
         }
     }
 
-    fn absent_everywhere(&self, rel: &str) -> bool {
-        match &self.inner {
-            Inner::Process(d) => d.known_absent(rel).is_some(),
-            _ => false,
-        }
-    }
-
     fn read_link(&self, rel: &str) -> Result<String, Error> {
         match &self.inner {
             Inner::Process(d) => rustix::fs::readlinkat(&d.dir, rel, Vec::new())
