@@ -48,6 +48,7 @@ int main(void) {
     struct statx sx;
     statx(d, "root", 0, STATX_INO | STATX_MNT_ID, &sx);       // the mount view
     slurp(d, "limits", 0);                                    // limits
+    slurp(d, "stat", 0);                                      // alive? (lsm: no attribute answered)
     close(d);
   }
   closedir(proc);
