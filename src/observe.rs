@@ -141,6 +141,9 @@ pub(crate) struct Observer {
     /// first such answer, the reason given when none provides any.
     lsm_absent: u8,
     lsm_refusal: Option<String>,
+    /// The mount namespace `namespaces` found in this observation, so that
+    /// `mounts` does not ask for it again.
+    ns_mnt: Option<crate::FileId>,
     /// Working lists of an observation, kept for the next.
     wanted: Vec<Subsystem>,
     canons: Vec<(Subsystem, Canon)>,
@@ -540,6 +543,7 @@ impl Observer {
         // the observation: one set per thread, however many targets.
         self.swap_scratch();
         self.unasked = 0;
+        self.ns_mnt = None;
         src.begin_observation();
         let result = self.observe_files(src, scope, subsystems, against);
         src.end_observation();
@@ -657,8 +661,9 @@ impl Observer {
             if has(Subsystem::CgroupLimits)
                 && let Some(mut c) = take_form(&mut canons, Subsystem::CgroupLimits)
             {
+                let expected = against.as_ref().and_then(|a| a.digest(Subsystem::CgroupLimits));
                 let end = match end {
-                    End::Observed => settle(self.cgroup_limits(src, &mut c))?,
+                    End::Observed => settle(self.cgroup_limits(src, &mut c, expected))?,
                     other => other,
                 };
                 put_form(&mut canons, Subsystem::CgroupLimits, c);
@@ -898,20 +903,27 @@ impl Observer {
         canon: &mut Canon,
         baseline: Option<&BTreeMap<Subsystem, Observation>>,
     ) -> Result<(), Error> {
+        let expected = baseline.and_then(|b| observed_digest(b, Subsystem::Mounts));
         let view = match &self.shared {
-            Some(_) => mount_view(src),
+            Some(_) => mount_view(src, self.ns_mnt.take()),
             None => None,
         };
         if !self.fresh
             && let (Some(shared), Some(view)) = (&self.shared, &view)
-            && let Some(lines) = shared.mounts(view)
+            && let Some((lines, digest)) = shared.mounts(view)
         {
-            canon.clear();
-            for line in lines.split('\n').filter(|l| !l.is_empty()) {
-                canon.push_line(line);
+            if Some(digest) == expected && self.fault.is_none() {
+                // The table this round read for the view, whose form is the
+                // baseline's: known by its digest, not built again.
+                *canon = Canon::known(Subsystem::Mounts, digest);
+            } else {
+                canon.clear();
+                for line in lines.split('\n').filter(|l| !l.is_empty()) {
+                    canon.push_line(line);
+                }
+                canon.finish();
+                canon.digest(Subsystem::Mounts);
             }
-            canon.finish();
-            canon.digest(Subsystem::Mounts);
             // What this process last read of the table is not needed while
             // the round's shared read serves it.
             if let Some(i) = self.memo_files.iter().position(|(r, _)| *r == "mountinfo") {
@@ -923,7 +935,8 @@ impl Observer {
             mounts::canonicalize(b, c).map_err(|e| e.to_string())
         })?;
         if let (Some(shared), Some(view)) = (&self.shared, view) {
-            shared.keep_mounts(view, canon.lines());
+            let digest = canon.digest(Subsystem::Mounts);
+            shared.keep_mounts(view, canon.lines(), digest);
         }
         Ok(())
     }
@@ -1170,7 +1183,43 @@ impl Observer {
     /// each cgroup's records taken from what another target of the same
     /// monitor read this round, unless this read must be fresh.
     #[inline(never)]
-    fn cgroup_limits<S: Source + ?Sized>(&mut self, src: &S, canon: &mut Canon) -> Result<(), Error> {
+    fn cgroup_limits<S: Source + ?Sized>(
+        &mut self,
+        src: &S,
+        canon: &mut Canon,
+        expected: Option<Digest>,
+    ) -> Result<(), Error> {
+        // Every cgroup this process leads to read this round: the form they
+        // make is made once a round for all the processes that lead to the
+        // same ones, and one that is the baseline's is known by its digest.
+        if !self.fresh
+            && let Some(shared) = &self.shared
+        {
+            let mut pieces = Vec::with_capacity(self.cgroups.len());
+            for (h, cg) in &self.cgroups {
+                match shared.cgroup_limits(h, cg) {
+                    Some(lines) => pieces.push(lines),
+                    None => break,
+                }
+            }
+            if pieces.len() == self.cgroups.len() {
+                if let Some(digest) = shared.cgroup_form(&pieces)
+                    && Some(digest) == expected
+                    && self.fault.is_none()
+                {
+                    *canon = Canon::known(Subsystem::CgroupLimits, digest);
+                    return Ok(());
+                }
+                for lines in &pieces {
+                    for line in lines.split('\n').filter(|l| !l.is_empty()) {
+                        canon.push_line(line);
+                    }
+                }
+                let digest = canon.digest(Subsystem::CgroupLimits);
+                shared.keep_cgroup_form(&pieces, digest);
+                return Ok(());
+            }
+        }
         for i in 0..self.cgroups.len() {
             let Some((h, cg)) = self.cgroups.get(i) else { break };
             if !self.fresh
@@ -1231,7 +1280,12 @@ impl Observer {
             self.rel.clear();
             let _ = write!(self.rel, "ns/{name}");
             let state = match src.stat(&self.rel) {
-                Ok(id) => NsState::Identity { dev: id.dev, ino: id.ino },
+                Ok(id) => {
+                    if name == "mnt" {
+                        self.ns_mnt = Some(id);
+                    }
+                    NsState::Identity { dev: id.dev, ino: id.ino }
+                }
                 // Listed but not resolvable: unshared for children, none created yet.
                 Err(Error::NotFound { .. }) => {
                     pending = true;
@@ -1362,8 +1416,13 @@ const OTHER_SUBSYSTEMS: [Subsystem; 7] = [
 /// Takes the form of `sub` out of an observation's forms, to fill it.
 /// What a process's `mountinfo` depends on (`shared.rs`), where the source
 /// can tell it; `None` otherwise (each process then reads its own).
-fn mount_view<S: Source + ?Sized>(src: &S) -> Option<crate::shared::MountView> {
-    let ns = src.stat("ns/mnt").ok()?;
+/// `ns_mnt`: the mount namespace as `namespaces` found it in the same
+/// observation, if it did.
+fn mount_view<S: Source + ?Sized>(src: &S, ns_mnt: Option<crate::FileId>) -> Option<crate::shared::MountView> {
+    let ns = match ns_mnt {
+        Some(ns) => ns,
+        None => src.stat("ns/mnt").ok()?,
+    };
     let (root, root_mount) = src.mount_of("root")?;
     Some(crate::shared::MountView { namespace: (ns.dev, ns.ino), root: (root.dev, root.ino), root_mount })
 }

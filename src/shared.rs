@@ -48,8 +48,15 @@ pub(crate) struct Shared {
     /// The `cgroup-limits` records of a cgroup directory, by hierarchy and
     /// cgroup path: `key\tvalue` lines, one per line.
     cgroup_limits: Mutex<HashMap<String, HashMap<String, Arc<str>>>>,
-    /// The `mounts` records of a mount view, as [`MountView`] names it.
-    mounts: Mutex<HashMap<MountView, Arc<str>>>,
+    /// The `mounts` records of a mount view, as [`MountView`] names it, and
+    /// the digest of the form they make.
+    mounts: Mutex<HashMap<MountView, (Arc<str>, crate::Digest)>>,
+    /// The digest of a process's `cgroup-limits` form made of these records
+    /// (those of each cgroup it leads to, in its order), by their addresses:
+    /// made once a round for all the processes that lead to the same
+    /// cgroups. The records are held with it, so that no address is reused
+    /// while it is kept (a cgroup read again after a drift is new records).
+    cgroup_forms: Mutex<HashMap<Vec<usize>, Form>>,
     /// The values of shared code chunks (`code`, see `code_pages.rs`).
     code: crate::code_pages::CodePages,
     /// The limit files of a cgroup directory as last listed, by hierarchy
@@ -66,6 +73,9 @@ type Listing = (Arc<[String]>, u64);
 /// A cgroup directory whose limit files were listed this many rounds ago
 /// is listed again.
 pub(crate) const LIST_EVERY: u64 = 10;
+
+/// The records a form was made of, held, and the form's digest.
+type Form = (Vec<Arc<str>>, crate::Digest);
 
 /// What the text of a process's `mountinfo` depends on: its mount
 /// namespace, and its root (the directory, and the mount it is on).
@@ -91,6 +101,9 @@ impl Shared {
             m.clear();
         }
         if let Ok(mut m) = self.mounts.lock() {
+            m.clear();
+        }
+        if let Ok(mut m) = self.cgroup_forms.lock() {
             m.clear();
         }
         self.code.clear();
@@ -137,17 +150,33 @@ impl Shared {
         &self.code
     }
 
-    /// The `mounts` records of `view`, if a target read them this round.
-    pub(crate) fn mounts(&self, view: &MountView) -> Option<Arc<str>> {
+    /// The `mounts` records of `view` and the digest of their form, if a
+    /// target read them this round.
+    pub(crate) fn mounts(&self, view: &MountView) -> Option<(Arc<str>, crate::Digest)> {
         self.mounts.lock().ok()?.get(view).cloned()
     }
 
-    /// Keeps the `mounts` records just read for `view` for the rest of the
-    /// round.
-    pub(crate) fn keep_mounts<'a>(&self, view: MountView, lines: impl Iterator<Item = &'a str>) {
+    /// Keeps the `mounts` records just read for `view`, and the digest of
+    /// their form, for the rest of the round.
+    pub(crate) fn keep_mounts<'a>(&self, view: MountView, lines: impl Iterator<Item = &'a str>, digest: crate::Digest) {
         let text = joined(lines);
         if let Ok(mut m) = self.mounts.lock() {
-            m.insert(view, Arc::from(text));
+            m.insert(view, (Arc::from(text), digest));
+        }
+    }
+
+    /// The digest of the `cgroup-limits` form made of `pieces` (records
+    /// this round keeps, [`Shared::cgroup_limits`]), if a target made it.
+    pub(crate) fn cgroup_form(&self, pieces: &[Arc<str>]) -> Option<crate::Digest> {
+        let key: Vec<usize> = pieces.iter().map(|p| Arc::as_ptr(p).cast::<u8>() as usize).collect();
+        self.cgroup_forms.lock().ok()?.get(&key).map(|(_, d)| *d)
+    }
+
+    /// Keeps the digest of the `cgroup-limits` form made of `pieces`.
+    pub(crate) fn keep_cgroup_form(&self, pieces: &[Arc<str>], digest: crate::Digest) {
+        let key: Vec<usize> = pieces.iter().map(|p| Arc::as_ptr(p).cast::<u8>() as usize).collect();
+        if let Ok(mut m) = self.cgroup_forms.lock() {
+            m.insert(key, (pieces.to_vec(), digest));
         }
     }
 
@@ -190,12 +219,22 @@ mod tests {
         assert!(s.cgroup_limits("pids", "/b").is_none());
         assert!(s.cgroup_limits("memory", "/a").is_none());
         let view = MountView { namespace: (4, 4026531841), root: (254, 2), root_mount: 21 };
-        s.keep_mounts(view, ["mount /\text4 rw"].into_iter());
-        assert_eq!(s.mounts(&view).as_deref(), Some("mount /\text4 rw\n"));
+        let d = crate::Digest::of(b"a form");
+        s.keep_mounts(view, ["mount /\text4 rw"].into_iter(), d);
+        assert_eq!(s.mounts(&view).map(|(l, d)| (l.to_string(), d)), Some(("mount /\text4 rw\n".to_owned(), d)));
+        let a = s.cgroup_limits("pids", "/a").unwrap();
+        assert!(s.cgroup_form(std::slice::from_ref(&a)).is_none());
+        s.keep_cgroup_form(std::slice::from_ref(&a), d);
+        assert_eq!(s.cgroup_form(std::slice::from_ref(&a)), Some(d));
+        // The same records read again (after a drift) are another form's.
+        s.keep_cgroup_limits("pids", "/a", ["pids /a pids.max\t100", "pids /a x\ty"].into_iter());
+        let again = s.cgroup_limits("pids", "/a").unwrap();
+        assert!(s.cgroup_form(std::slice::from_ref(&again)).is_none());
         assert!(s.mounts(&MountView { root_mount: 22, ..view }).is_none(), "another mount of the same root");
         s.begin_round();
         assert!(s.cgroup_limits("pids", "/a").is_none());
         assert!(s.mounts(&view).is_none());
+        assert!(s.cgroup_form(std::slice::from_ref(&a)).is_none());
     }
 
     #[test]

@@ -410,6 +410,45 @@ mod tests {
         assert!(matches!(me.stat("ns/no-such"), Err(Error::NotFound { .. })));
     }
 
+    /// What every process has alike is answered from `/proc/self` once
+    /// (`NodeFacts`): a child's `ns` listing and its LSM attribute files
+    /// must read exactly as they do through a proc root that is not the
+    /// live one (`/proc/../proc`: the same files, every one read).
+    #[test]
+    fn node_facts_answer_as_the_files_do() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id();
+        let cached = Procfs::pid(pid);
+        let direct = Procfs::try_pid_at("/proc/../proc", pid).unwrap();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        cached.list("ns", &mut a).unwrap();
+        direct.list("ns", &mut b).unwrap();
+        assert_eq!(a, b);
+        // A namespace's identity from its link's text is the one `stat` gives.
+        for kind in &a {
+            let rel = format!("ns/{kind}");
+            match (cached.stat(&rel), direct.stat(&rel)) {
+                (Ok(x), Ok(y)) => assert_eq!(x, y, "{rel}"),
+                (Err(x), Err(y)) => assert_eq!(x.to_string(), y.to_string().replace("/proc/../proc", "/proc")),
+                other => panic!("{rel}: {other:?}"),
+            }
+        }
+        for attr in crate::canon::lsm::ATTRS {
+            let rel = format!("attr/{attr}");
+            let (mut x, mut y) = (Vec::new(), Vec::new());
+            let (ra, rb) = (cached.read(&rel, &mut x), direct.read(&rel, &mut y));
+            assert_eq!(ra.is_ok(), rb.is_ok(), "{rel}: {ra:?} {rb:?}");
+            assert_eq!(x, y, "{rel}");
+            if let (Err(ea), Err(eb)) = (&ra, &rb) {
+                assert_eq!(std::mem::discriminant(ea), std::mem::discriminant(eb), "{rel}: {ea} {eb}");
+                // Same message, the path of the process named in both.
+                assert_eq!(ea.to_string(), eb.to_string().replace("/proc/../proc", "/proc"), "{rel}");
+            }
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
     const MOUNTINFO: &str = "\
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
 32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu

@@ -198,6 +198,66 @@ fn list_dir(dir: &OwnedFd, files_only: bool, out: &mut Vec<String>) -> Result<()
     Ok(())
 }
 
+/// What every process of this kernel has alike, found once from
+/// `/proc/self` and never read again per process: the kinds of namespace
+/// (`/proc/PID/ns` lists one fixed table of the kernel's, whatever the
+/// process) and the LSM attribute files no process can have (an LSM's
+/// directory not built in: ENOENT; no module providing the attribute:
+/// EINVAL or EOPNOTSUPP — which modules are loaded is fixed at boot, and
+/// neither answer depends on the process). Only under the live `/proc`: a
+/// copied tree is read as it is.
+#[derive(Debug)]
+struct NodeFacts {
+    /// The entries of `ns`, sorted.
+    ns: Vec<String>,
+    /// The `attr/...` files of [`crate::canon::lsm::ATTRS`] that fail for
+    /// every process, with the error a read gives.
+    absent_attrs: Vec<(String, rustix::io::Errno)>,
+    /// The device of the namespace filesystem (`nsfs`): one for every
+    /// namespace of the kernel, so that a namespace's identity is its
+    /// link's inode (`readlink`, `net:[4026531840]`), without the `stat`
+    /// that makes the kernel build a path to the namespace.
+    nsfs_dev: u64,
+}
+
+/// [`NodeFacts`] of this kernel, `None` when `/proc/self` cannot tell.
+fn node_facts() -> Option<&'static NodeFacts> {
+    static FACTS: OnceLock<Option<NodeFacts>> = OnceLock::new();
+    FACTS
+        .get_or_init(|| {
+            let me =
+                rustix::fs::open("/proc/self", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+                    .ok()?;
+            let ns_dir =
+                rustix::fs::openat(&me, "ns", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+                    .ok()?;
+            let mut ns = Vec::new();
+            list_dir(&ns_dir, false, &mut ns).ok()?;
+            // Every link of `ns` must be on the one device.
+            let mut devs = ns.iter().filter_map(|n| rustix::fs::statat(&ns_dir, n.as_str(), AtFlags::empty()).ok());
+            #[allow(clippy::useless_conversion)]
+            let nsfs_dev = u64::from(devs.next()?.st_dev);
+            #[allow(clippy::useless_conversion)]
+            if devs.any(|st| u64::from(st.st_dev) != nsfs_dev) {
+                return None;
+            }
+            let mut absent_attrs = Vec::new();
+            let mut buf = Vec::with_capacity(256);
+            for attr in crate::canon::lsm::ATTRS {
+                let rel = format!("attr/{attr}");
+                let read = rustix::fs::openat(&me, rel.as_str(), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+                    .and_then(|fd| read_fd(&fd, &mut buf));
+                if let Err(e @ (rustix::io::Errno::NOENT | rustix::io::Errno::INVAL | rustix::io::Errno::OPNOTSUPP)) =
+                    read
+                {
+                    absent_attrs.push((rel, e));
+                }
+            }
+            Some(NodeFacts { ns, absent_attrs, nsfs_dev })
+        })
+        .as_ref()
+}
+
 /// The pids under `proc_root` (the numeric directories), sorted.
 pub fn list_processes(proc_root: &Path) -> Result<Vec<u32>, Error> {
     let mut pids = Vec::with_capacity(512);
@@ -417,7 +477,49 @@ impl ProcessDir {
         self.root.join(self.pid.to_string()).join(rel)
     }
 
+    /// The [`NodeFacts`] that hold for this process: those of the kernel,
+    /// when it is read through the live `/proc`.
+    fn facts(&self) -> Option<&'static NodeFacts> {
+        if self.root == Path::new("/proc") { node_facts() } else { None }
+    }
+
+    /// The error a read of `rel` gives for every process of this kernel,
+    /// known without reading ([`NodeFacts`]).
+    fn known_absent(&self, rel: &str) -> Option<rustix::io::Errno> {
+        if !rel.starts_with("attr/") {
+            return None;
+        }
+        self.facts()?.absent_attrs.iter().find(|(a, _)| a == rel).map(|(_, e)| *e)
+    }
+
+    /// The identity of the namespace link `rel` (`ns/net`) from its text:
+    /// `None` where the [`NodeFacts`] do not hold or the text is not a
+    /// namespace's (the caller then asks `stat`).
+    fn namespace_link(&self, rel: &str) -> Option<Result<FileId, Error>> {
+        let facts = self.facts()?;
+        if !rel.starts_with("ns/") || rel.len() > 40 {
+            return None;
+        }
+        let mut text = [0u8; 64];
+        let n = match rustix::fs::readlinkat_raw(&self.dir, rel, &mut text[..]) {
+            Ok(n) => n,
+            Err(e) => return Some(Err(errno_to_error(e, "stat", self.path_of(rel), self.pid))),
+        };
+        let text = text.get(..n)?;
+        let open = text.iter().position(|&b| b == b'[')?;
+        let digits = text.get(open + 1..text.len().checked_sub(1)?)?;
+        if text.last() != Some(&b']') || digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let ino = std::str::from_utf8(digits).ok()?.parse().ok()?;
+        Some(Ok(FileId { dev: facts.nsfs_dev, ino }))
+    }
+
     fn read(&self, rel: &str, buf: &mut Vec<u8>) -> Result<(), Error> {
+        if let Some(e) = self.known_absent(rel) {
+            buf.clear();
+            return Err(errno_to_error(e, "read", self.path_of(rel), self.pid));
+        }
         let open = || rustix::fs::openat(&self.dir, rel, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty());
         let result = match keep(rel) {
             Some(shape) => self.fds.read(rel, shape, MAX_FILE, open, buf),
@@ -474,6 +576,12 @@ impl ProcessDir {
 
     fn list(&self, rel: &str, files_only: bool, out: &mut Vec<String>) -> Result<(), Error> {
         out.clear();
+        if rel == "ns"
+            && let Some(facts) = self.facts()
+        {
+            out.extend(facts.ns.iter().cloned());
+            return Ok(());
+        }
         let dir =
             rustix::fs::openat(&self.dir, rel, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
                 .map_err(|e| errno_to_error(e, "open", self.path_of(rel), self.pid))?;
@@ -786,6 +894,9 @@ impl Source for Procfs {
     fn stat(&self, rel: &str) -> Result<FileId, Error> {
         match &self.inner {
             Inner::Process(d) => {
+                if let Some(id) = d.namespace_link(rel) {
+                    return id;
+                }
                 let st = rustix::fs::statat(&d.dir, rel, AtFlags::empty())
                     .map_err(|e| errno_to_error(e, "stat", d.path_of(rel), d.pid))?;
                 // c_ulong on some targets, u64 on others.

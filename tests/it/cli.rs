@@ -645,9 +645,22 @@ fn a_limit_raised_on_a_shared_cgroup_is_seen_for_each_of_its_processes() {
 /// not for a process of another namespace, which sees its own.
 #[test]
 fn a_mount_in_a_shared_namespace_is_seen_for_each_of_its_processes() {
-    const TEST: &str = "a_mount_in_a_shared_namespace_is_seen_for_each_of_its_processes";
+    mount_in_a_shared_namespace("a_mount_in_a_shared_namespace_is_seen_for_each_of_its_processes", "mounts");
+}
+
+/// The same with `namespaces` checked too: the mount namespace that keys
+/// the shared table is then the one the namespaces pass found (one `stat`
+/// of `ns/mnt` a process, not two); each process still reads what tells
+/// its namespace, and the other namespace's process is not taken along.
+#[test]
+fn a_mount_in_a_shared_namespace_is_seen_with_the_namespaces_pass() {
+    mount_in_a_shared_namespace("a_mount_in_a_shared_namespace_is_seen_with_the_namespaces_pass", "namespaces,mounts");
+}
+
+fn mount_in_a_shared_namespace(test: &'static str, subsystems: &str) {
+    let skip = |reason: &str| common::skip(test, reason);
     if !common::is_root() {
-        return common::skip(TEST, "mount namespaces and mounts need root");
+        return skip("mount namespaces and mounts need root");
     }
     // Two processes in one private mount namespace, one in another; each
     // namespace a process group of its own, killed whole (the background
@@ -660,7 +673,7 @@ fn a_mount_in_a_shared_namespace_is_seen_for_each_of_its_processes() {
             .spawn()
     };
     let (Ok(mut first), Ok(mut other)) = (spawn_ns(), spawn_ns()) else {
-        return common::skip(TEST, "unshare (util-linux) cannot make a mount namespace here");
+        return skip("unshare (util-linux) cannot make a mount namespace here");
     };
     let kill = |c: &mut std::process::Child| {
         if let Ok(group) = i32::try_from(c.id()) {
@@ -685,12 +698,12 @@ fn a_mount_in_a_shared_namespace_is_seen_for_each_of_its_processes() {
     let Some(b) = b else {
         kill(&mut first);
         kill(&mut other);
-        return common::skip(TEST, "the namespace's second process did not start");
+        return skip("the namespace's second process did not start");
     };
     let c = other.id();
     let dir = tempfile::tempdir().unwrap();
     let pids: Vec<String> = [a, b, c].iter().map(u32::to_string).collect();
-    let mut args = vec!["--subsystems", "mounts", "--interval", "200ms", "--format", "json"];
+    let mut args = vec!["--subsystems", subsystems, "--interval", "200ms", "--format", "json"];
     for p in &pids {
         args.extend(["--pid", p]);
     }
@@ -706,7 +719,7 @@ fn a_mount_in_a_shared_namespace_is_seen_for_each_of_its_processes() {
         drop(w);
         kill(&mut first);
         kill(&mut other);
-        return common::skip(TEST, "cannot mount a tmpfs in the test's namespace (nsenter, mount)");
+        return skip("cannot mount a tmpfs in the test's namespace (nsenter, mount)");
     }
     let drifted = |pid: u32| {
         move |v: &serde_json::Value| v["event"] == "anomaly" && names_pid(v, pid) && v["subsystem"] == "mounts"

@@ -130,3 +130,80 @@ fn a_hundred_processes_one_limit_one_anomaly_and_a_move_to_the_same_limits_is_on
     assert_eq!(status, 0);
     drop(kids);
 }
+
+/// A one-shot `fdir check` of processes in two cgroups: the `cgroup-limits`
+/// form of processes that lead to the same cgroups is made once a check
+/// (`shared.rs`), and one that is the baseline's is known by its digest.
+/// A limit changed on one cgroup is still seen for each of its processes,
+/// through the form they share, and never for the processes of the other
+/// cgroup, whose own `cgroup` files are still read (a process moved
+/// between the snapshot and the check is its own anomaly).
+#[test]
+fn a_limit_changed_under_a_shared_form_is_seen_for_its_processes_only() {
+    const TEST: &str = "a_limit_changed_under_a_shared_form_is_seen_for_its_processes_only";
+    if !common::is_root() {
+        return common::skip(TEST, "making cgroups and moving processes into them needs root");
+    }
+    let Some(h) = common::hierarchy(Some("pids")).filter(|h| !h.v2) else {
+        return common::skip(TEST, "no cgroup v1 pids hierarchy to make cgroups in");
+    };
+    let (mut a, mut b) = match (common::ScratchCgroup::new(&h, "forma"), common::ScratchCgroup::new(&h, "formb")) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => return common::skip(TEST, &e),
+    };
+    for cg in [&a, &b] {
+        cg.write("pids.max", "1000").unwrap();
+    }
+    let mut kids = Children(Vec::new());
+    for i in 0..6 {
+        let c = Command::new("sleep").arg("100000").stdin(Stdio::null()).spawn().unwrap();
+        if i < 3 { a.enter(c.id()) } else { b.enter(c.id()) }.unwrap();
+        kids.0.push(c);
+    }
+    let pids: Vec<u32> = kids.0.iter().map(Child::id).collect();
+    let (in_a, in_b) = pids.split_at(3);
+    let dir = tempfile::tempdir().unwrap();
+    let pid_args: Vec<String> = pids.iter().map(u32::to_string).collect();
+    let with_pids = |first: &[&'static str]| {
+        let mut args: Vec<&str> = first.to_vec();
+        for p in &pid_args {
+            args.extend(["--pid", p.as_str()]);
+        }
+        common::command::run(&args, dir.path())
+    };
+    let o = with_pids(&["snapshot"]);
+    assert_eq!(common::command::code(&o), 0, "{}", common::command::stderr(&o));
+    let o = with_pids(&["check", "--format", "json"]);
+    assert_eq!(common::command::code(&o), 0, "unchanged: {}", common::command::stdout(&o));
+
+    // b's limit raised: one anomaly naming b's three, none of a's.
+    b.write("pids.max", "2000").unwrap();
+    let o = with_pids(&["check", "--format", "json"]);
+    assert_eq!(common::command::code(&o), 1, "{}", common::command::stdout(&o));
+    let events = common::command::json_lines(&o);
+    let drifted: Vec<&Value> = events.iter().filter(|v| v["event"] == "anomaly").collect();
+    for &p in in_b {
+        assert!(drifted.iter().any(|v| names(v, p)), "{p} of the changed cgroup: {drifted:#?}");
+    }
+    for &p in in_a {
+        assert!(!drifted.iter().any(|v| names(v, p)), "{p} of the other cgroup: {drifted:#?}");
+    }
+    assert!(
+        drifted.iter().all(|v| v["subsystem"] == "cgroup-limits" && v["changes"].to_string().contains("2000")),
+        "{drifted:#?}"
+    );
+
+    // Back to the baseline's limit, and one of a's processes moved to b: that
+    // process only (its own cgroup file read), the others of both known.
+    b.write("pids.max", "1000").unwrap();
+    b.enter(in_a[0]).unwrap();
+    let o = with_pids(&["check", "--format", "json"]);
+    assert_eq!(common::command::code(&o), 1, "{}", common::command::stdout(&o));
+    let events = common::command::json_lines(&o);
+    let drifted: Vec<&Value> = events.iter().filter(|v| v["event"] == "anomaly").collect();
+    assert!(drifted.iter().any(|v| names(v, in_a[0])), "the moved process: {drifted:#?}");
+    for &p in in_a[1..].iter().chain(in_b) {
+        assert!(!drifted.iter().any(|v| names(v, p)), "{p} did not change: {drifted:#?}");
+    }
+    drop(kids);
+}
