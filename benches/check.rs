@@ -3,28 +3,14 @@
 //! the same run, and a whole-node cycle.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod common;
+
 use std::hint::black_box;
 use std::os::unix::fs::FileExt;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
+use common::idle;
 use criterion::{Criterion, criterion_group, criterion_main};
 use fdir::{Checker, Coverage, Digest, Monitor, Procfs, Subsystem, SystemClock, snapshot_with};
-
-struct Idle(Child);
-impl Drop for Idle {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn idle() -> Idle {
-    let c = Command::new(env!("CARGO_BIN_EXE_fdir")).arg("__idle").stdout(Stdio::null()).spawn().unwrap();
-    // Past the settle age, as a long-running process is.
-    std::thread::sleep(Duration::from_millis(2100));
-    Idle(c)
-}
 
 fn bench(c: &mut Criterion) {
     let child = idle();

@@ -4,21 +4,14 @@
 //! else — and a budgeted check (4 MiB). Criterion reports bytes per second.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod common;
+
 use std::hint::black_box;
 use std::os::unix::fs::FileExt;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
+use common::idle;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use fdir::{Checker, CodeBudget, Digest, Procfs, Subsystem, SystemClock, snapshot_with};
-
-struct Idle(Child);
-impl Drop for Idle {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The code mappings of `pid`: (start, end), as the code subsystem picks them.
 fn code_ranges(pid: u32) -> Vec<(u64, u64)> {
@@ -35,8 +28,7 @@ fn code_ranges(pid: u32) -> Vec<(u64, u64)> {
 }
 
 fn bench(c: &mut Criterion) {
-    let child = Idle(Command::new(env!("CARGO_BIN_EXE_fdir")).arg("__idle").stdout(Stdio::null()).spawn().unwrap());
-    std::thread::sleep(Duration::from_millis(2100));
+    let child = idle();
     let pid = child.0.id();
     let fs = Procfs::try_pid(pid).unwrap();
     let code = [Subsystem::Code];

@@ -115,6 +115,20 @@ def paths_in(text, module):
     return found
 
 
+def reexports(root):
+    """names re-exported at a crate's root: name -> the module path it is in"""
+    out = {}
+    with open(root) as f:
+        for m in re.finditer(r"\bpub\s+use\s+([^;]+);", strip(f.read())):
+            for p in expand(m.group(1)):
+                segs = [s for s in p.split("::") if s]
+                if segs and segs[0] == "crate":
+                    segs = segs[1:]
+                if len(segs) >= 2:
+                    out[segs[-1]] = tuple(segs[:-1])
+    return out
+
+
 def graph(crate_dir, root_file, exclude, files):
     mods = {}
     for dirpath, _, names in os.walk(crate_dir):
@@ -128,16 +142,7 @@ def graph(crate_dir, root_file, exclude, files):
             mods[module_of(p, crate_dir)] = p
     root = os.path.join(crate_dir, root_file)
     mods.pop(module_of(root, crate_dir), None)
-    # names re-exported at the root: name -> module
-    reexport = {}
-    with open(root) as f:
-        for m in re.finditer(r"\bpub\s+use\s+([^;]+);", strip(f.read())):
-            for p in expand(m.group(1)):
-                segs = [s for s in p.split("::") if s]
-                if segs and segs[0] == "crate":
-                    segs = segs[1:]
-                if len(segs) >= 2:
-                    reexport[segs[-1]] = tuple(segs[:-1])
+    reexport = reexports(root)
 
     def resolve(segs):
         if segs and (segs[0],) not in mods and segs[0] in reexport:
@@ -228,15 +233,7 @@ def binary_to_library():
     their `fdir::...` paths"""
     lib_nodes, _ = graph(SRC, "lib.rs", ["main.rs", "cli", "bin"], False)
     mods = set(lib_nodes)
-    reexport = {}
-    with open(os.path.join(SRC, "lib.rs")) as f:
-        for m in re.finditer(r"\bpub\s+use\s+([^;]+);", strip(f.read())):
-            for p in expand(m.group(1)):
-                segs = [s for s in p.split("::") if s]
-                if segs and segs[0] == "crate":
-                    segs = segs[1:]
-                if len(segs) >= 2:
-                    reexport[segs[-1]] = segs[0]
+    reexport = {name: path[0] for name, path in reexports(os.path.join(SRC, "lib.rs")).items()}
     edges = {}
     files = [os.path.join(SRC, "main.rs")]
     for dirpath, _, names in os.walk(os.path.join(SRC, "cli")):
