@@ -100,7 +100,7 @@ pub fn objects<'a>(snapshots: impl IntoIterator<Item = &'a Snapshot>) -> Vec<Obj
         let mut refs: Vec<(ObjectKind, String)> = Vec::new();
         if let Some(records) = observed(s, Subsystem::Cgroups) {
             for r in records {
-                refs.extend(memberships(&r.value).map(|(h, p)| (ObjectKind::Cgroup, cgroup(h, p))));
+                refs.extend(crate::canon::cgroup::members(&r.value).map(|(h, p)| (ObjectKind::Cgroup, cgroup(h, &p))));
             }
         }
         if let Some(records) = observed(s, Subsystem::Namespaces) {
@@ -135,30 +135,16 @@ fn observed(s: &Snapshot, subsystem: Subsystem) -> Option<&[Record]> {
     }
 }
 
-/// The `(hierarchy, path)` pairs of a `cgroups` tuple
-/// (`blkio=/; name=systemd=/user.slice; pids=/jail`): a path starts with
-/// `/`, a hierarchy's name may hold `=`.
-fn memberships(tuple: &str) -> impl Iterator<Item = (&str, &str)> {
-    tuple.split("; ").filter_map(|part| {
-        let at = part.find("=/")?;
-        Some((part.get(..at)?, part.get(at + 1..)?))
-    })
-}
-
 /// The code file an executable file mapping of a `memory-maps` form maps
 /// (`file /usr/bin/sleep @0x2000` → `r-xp dev fe:00 inode 247774`).
 fn code_mapping(r: &Record) -> Option<String> {
     let (path, _offset) = r.key.strip_prefix("file ")?.rsplit_once(" @")?;
-    let mut words = r.value.split(' ');
-    let perms = words.next()?;
+    let (perms, identity) = r.value.split_once(' ')?;
     if perms.as_bytes().get(2) != Some(&b'x') {
         return None;
     }
-    let (Some("dev"), Some(dev), Some("inode"), Some(inode)) = (words.next(), words.next(), words.next(), words.next())
-    else {
-        return None;
-    };
-    Some(code_file(path, dev, inode))
+    let (dev, inode) = crate::canon::code::map_identity(identity)?;
+    Some(code_file(path, dev, &inode.to_string()))
 }
 
 #[cfg(test)]

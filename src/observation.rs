@@ -42,6 +42,16 @@ pub enum Observation {
 /// of many processes. Unknown fields are skipped, as the derived form does;
 /// a field the variant needs is required, and a known field must be
 /// well-formed wherever it stands.
+impl Observation {
+    /// The digest of the canonical records, if observed.
+    pub fn digest(&self) -> Option<Digest> {
+        match self {
+            Observation::Observed { digest, .. } => Some(*digest),
+            Observation::Unobservable { .. } | Observation::NotApplicable { .. } => None,
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for Observation {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]

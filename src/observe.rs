@@ -275,10 +275,7 @@ pub(crate) struct Against<'a> {
 
 /// The digest of `subsystem` in a baseline's subsystems, if it was observed.
 fn observed_digest(subsystems: &BTreeMap<Subsystem, Observation>, subsystem: Subsystem) -> Option<Digest> {
-    match subsystems.get(&subsystem)? {
-        Observation::Observed { digest, .. } => Some(*digest),
-        Observation::Unobservable { .. } | Observation::NotApplicable { .. } => None,
-    }
+    subsystems.get(&subsystem)?.digest()
 }
 
 impl Against<'_> {

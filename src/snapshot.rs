@@ -88,10 +88,7 @@ impl Executable {
 impl Snapshot {
     /// The digest of `subsystem`, if it was observed.
     pub fn digest(&self, subsystem: Subsystem) -> Option<Digest> {
-        match self.subsystems.get(&subsystem)? {
-            Observation::Observed { digest, .. } => Some(*digest),
-            Observation::Unobservable { .. } | Observation::NotApplicable { .. } => None,
-        }
+        self.subsystems.get(&subsystem)?.digest()
     }
 
     /// Brings a snapshot read from an older baseline file to the current

@@ -150,34 +150,7 @@ impl fmt::Display for Workload {
 /// The (hierarchy, path) pairs of one `thread` record of a `cgroups`
 /// baseline, with the v2 hierarchy named as in `/proc/PID/cgroup` (empty).
 fn members(record: &Record) -> impl Iterator<Item = (&str, String)> + '_ {
-    record.value.split(crate::canon::status::SEPARATOR).filter_map(|member| {
-        // `name=systemd=/a`: the path is what follows the first `=/`.
-        let (name, path) = member.split_once("=/")?;
-        let name = if name == "unified" { "" } else { name };
-        Some((name, format!("/{}", unescape(path))))
-    })
-}
-
-/// A path as a `cgroups` record holds it: `\\` is a backslash, `\x3b` a `;`.
-fn unescape(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    let mut rest = path;
-    while let Some(at) = rest.find('\\') {
-        out.push_str(rest.get(..at).unwrap_or_default());
-        let tail = rest.get(at..).unwrap_or_default();
-        if let Some(after) = tail.strip_prefix("\\\\") {
-            out.push('\\');
-            rest = after;
-        } else if let Some(after) = tail.strip_prefix("\\x3b") {
-            out.push(';');
-            rest = after;
-        } else {
-            out.push('\\');
-            rest = tail.get(1..).unwrap_or_default();
-        }
-    }
-    out.push_str(rest);
-    out
+    crate::canon::cgroup::members(&record.value).map(|(name, path)| (if name == "unified" { "" } else { name }, path))
 }
 
 /// How much a workload says: a container (and pod) over a unit over nothing.

@@ -96,14 +96,8 @@ pub(crate) fn decode(version: u64, payload: &[u8]) -> Result<BaselineFile, Refus
     let targets = decode_targets(&raw.targets, Some(&raw.records))?;
     // Every name a target gave was found; so the table holds nothing else
     // exactly when it holds as many sets as were named.
-    let named: BTreeSet<(Subsystem, Digest)> = targets
-        .iter()
-        .flat_map(|t| t.subsystems.iter())
-        .filter_map(|(&sub, obs)| match obs {
-            Observation::Observed { digest, .. } => Some((sub, *digest)),
-            Observation::Unobservable { .. } | Observation::NotApplicable { .. } => None,
-        })
-        .collect();
+    let named: BTreeSet<(Subsystem, Digest)> =
+        targets.iter().flat_map(|t| t.subsystems.iter()).filter_map(|(&sub, obs)| Some((sub, obs.digest()?))).collect();
     let held: usize = raw.records.values().map(BTreeMap::len).sum();
     if held != named.len() {
         let (sub, digest) = raw

@@ -70,6 +70,39 @@ pub fn canonicalize_thread(input: &[u8], out: &mut Canon) -> Result<(), ParseErr
     Ok(())
 }
 
+/// The (hierarchy, path) pairs of a membership tuple as
+/// [`canonicalize_thread`] writes it (`memory=/a; name=systemd=/; unified=/`),
+/// the path as the kernel gives it (`\x3b` a `;` again, `\\` a backslash).
+pub fn members(tuple: &str) -> impl Iterator<Item = (&str, String)> + '_ {
+    tuple.split(SEPARATOR).filter_map(|member| {
+        // `name=systemd=/a`: the path is what follows the first `=/`.
+        let (name, path) = member.split_once("=/")?;
+        Some((name, format!("/{}", unescape(path))))
+    })
+}
+
+/// A path as a tuple holds it: `\\` is a backslash, `\x3b` a `;`.
+fn unescape(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut rest = path;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(rest.get(..at).unwrap_or_default());
+        let tail = rest.get(at..).unwrap_or_default();
+        if let Some(after) = tail.strip_prefix("\\\\") {
+            out.push('\\');
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix("\\x3b") {
+            out.push(';');
+            rest = after;
+        } else {
+            out.push('\\');
+            rest = tail.get(1..).unwrap_or_default();
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
