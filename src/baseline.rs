@@ -251,7 +251,17 @@ fn load_bounded(path: &Path, key: Option<&Key>, limit: u64) -> Result<BaselineFi
 }
 
 fn read_file(path: &Path, limit: u64) -> Result<Vec<u8>, Error> {
-    read_bounded(path, limit, Trust::Baseline).map_err(|e| Error::Baseline {
+    read_bounded(path, limit, Trust::Baseline).map_err(|e| read_problem(path, limit, e))
+}
+
+/// The SHA-256 of the baseline file's bytes, as [`read`] would read them
+/// (the same checks), without holding them: `Digest::of(&read(path)?)`.
+pub fn digest_of(path: &Path) -> Result<crate::Digest, Error> {
+    files::digest_bounded(path, MAX_BASELINE, Trust::Baseline).map_err(|e| read_problem(path, MAX_BASELINE, e))
+}
+
+fn read_problem(path: &Path, limit: u64, e: ReadProblem) -> Error {
+    Error::Baseline {
         path: path.to_path_buf(),
         problem: match e {
             ReadProblem::Missing => BaselineProblem::Missing,
@@ -260,7 +270,7 @@ fn read_file(path: &Path, limit: u64) -> Result<Vec<u8>, Error> {
             ReadProblem::Unreadable(e) => BaselineProblem::Unreadable(e),
             ReadProblem::TooLarge(size) => BaselineProblem::TooLarge { size, limit },
         },
-    })
+    }
 }
 
 /// The header of a response-state file: the baseline file's envelope

@@ -50,7 +50,9 @@ pub struct Monitor {
     subsystems: Vec<Subsystem>,
     confirm: u32,
     code_budget: CodeBudget,
-    watched: BTreeMap<u32, Watched>,
+    /// Each boxed: a `Watched` is about 2 KiB, and a B-tree keeps its
+    /// values inline in nodes of 11, about a third of them empty.
+    watched: BTreeMap<u32, Box<Watched>>,
     /// `--all`: young processes, baselined once they have settled.
     pending: BTreeMap<u32, Seen>,
     /// `--all`: kernel threads (no user-space isolation state of their own).
@@ -543,7 +545,7 @@ fn rebaseline_after_exec<C: Clock + ?Sized>(
 /// the pids of the targets that exited.
 #[inline(never)]
 fn check_on_workers<C: Clock + ?Sized>(
-    watched: &mut BTreeMap<u32, Watched>,
+    watched: &mut BTreeMap<u32, Box<Watched>>,
     mine: impl Fn(u32) -> bool,
     subsystems: &[Subsystem],
     clock: &C,
@@ -553,7 +555,7 @@ fn check_on_workers<C: Clock + ?Sized>(
 ) -> Vec<u32> {
     let mut exited = Vec::new();
     let mut targets: Vec<(u32, &mut Watched)> =
-        watched.iter_mut().filter(|(p, _)| mine(**p)).map(|(&p, w)| (p, w)).collect();
+        watched.iter_mut().filter(|(p, _)| mine(**p)).map(|(&p, w)| (p, &mut **w)).collect();
     crate::fdcache::reserve(targets.len().saturating_mul(crate::fdcache::PER_TARGET));
     // Findings come back in pid order, whichever core checked them.
     let chunks: Vec<&mut [(u32, &mut Watched)]> = targets.chunks_mut(crate::parallel::CHUNK).collect();
@@ -876,14 +878,14 @@ impl Monitor {
         };
         self.watched.insert(
             pid,
-            Watched {
+            Box::new(Watched {
                 fs,
                 baseline,
                 target,
                 tracker: Tracker::new(self.confirm),
                 checker: Checker::with_code_budget(self.code_budget).sharing(&self.shared),
                 unreadable_now: BTreeMap::new(),
-            },
+            }),
         );
     }
 

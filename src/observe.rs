@@ -202,6 +202,11 @@ impl Memo {
     ) -> bool {
         for (sub, canon) in canons.iter_mut().filter(|(s, _)| touched(*s)) {
             match self.forms.iter().find(|(s, _)| s == sub) {
+                // A form known by its digest alone takes the place of the
+                // working one, buffers and all: a process that matches its
+                // baseline holds no records outside it (a text that changes
+                // every cycle never hits a memo, and keeps its buffers).
+                Some((_, f)) if f.is_empty() && restorable(f, *sub, baseline) => *canon = f.clone(),
                 Some((_, f)) if restorable(f, *sub, baseline) => canon.copy_from(f),
                 _ => return false,
             }

@@ -128,6 +128,11 @@ pub trait Store {
     fn load(&self) -> Result<BaselineFile, String>;
     /// The file's bytes.
     fn read(&self) -> Result<Vec<u8>, String>;
+    /// The SHA-256 of [`Store::read`]'s bytes; a store that can hash its
+    /// file as it reads it holds none of it.
+    fn digest(&self) -> Result<Digest, String> {
+        self.read().map(|bytes| Digest::of(&bytes))
+    }
     /// [`Store::load`] of bytes already read.
     fn decode(&self, bytes: &[u8]) -> Result<BaselineFile, String>;
     /// Writes the monitor's baselines; returns how many targets.
@@ -706,16 +711,21 @@ impl<C: Clock, S: Sink, B: Store> Runtime<C, S, B> {
     /// What is wrong with the baseline file ([`Runtime::disk_vote`]), or
     /// `None` if it agrees with memory.
     fn file_problem(&mut self) -> Option<String> {
+        // The common case, a file unchanged since it agreed with memory, is
+        // decided by its digest, hashed as it is read (no copy of it held).
+        let memory = self.monitor.baselines_digest();
+        if let Some((agreed, m)) = self.agreed
+            && memory == Some(m)
+            && self.store.digest().is_ok_and(|d| d == agreed)
+        {
+            tracing::debug!("baseline file unchanged since it agreed with memory");
+            return None;
+        }
         let bytes = match self.store.read() {
             Ok(bytes) => bytes,
             Err(e) => return Some(format!("it was refused: {e}")),
         };
         let read = Digest::of(&bytes);
-        let memory = self.monitor.baselines_digest();
-        if memory.is_some_and(|m| self.agreed == Some((read, m))) {
-            tracing::debug!("baseline file unchanged since it agreed with memory");
-            return None;
-        }
         self.agreed = None;
         let file = match self.store.decode(&bytes) {
             Ok(file) => file,

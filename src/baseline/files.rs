@@ -89,6 +89,44 @@ pub(super) enum Trust {
 /// refused if someone other than root or fdir's user may have written it (a
 /// key also if others may read it).
 pub(super) fn read_bounded(path: &Path, limit: u64, trust: Trust) -> Result<Vec<u8>, ReadProblem> {
+    let (file, len) = open_bounded(path, limit, trust)?;
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    file.take(limit.saturating_add(1)).read_to_end(&mut bytes).map_err(ReadProblem::Unreadable)?;
+    if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > limit {
+        return Err(ReadProblem::TooLarge(None));
+    }
+    Ok(bytes)
+}
+
+/// The SHA-256 of what [`read_bounded`] would read, hashed through a buffer
+/// on the stack: a watch asks its baseline file's digest every few cycles,
+/// and a whole copy of a file of several hundred KiB would raise its peak
+/// memory by as much each time (the heap keeps what it grew to).
+pub(super) fn digest_bounded(path: &Path, limit: u64, trust: Trust) -> Result<crate::Digest, ReadProblem> {
+    let (file, _) = open_bounded(path, limit, trust)?;
+    let mut file = file.take(limit.saturating_add(1));
+    let mut hasher = crate::digest::Hasher::new();
+    let mut buf = [0u8; 16 * 1024];
+    let mut total: u64 = 0;
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(ReadProblem::Unreadable(e)),
+        };
+        hasher.update(buf.get(..n).unwrap_or_default());
+        total = total.saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
+    }
+    if total > limit {
+        return Err(ReadProblem::TooLarge(None));
+    }
+    Ok(hasher.finish())
+}
+
+/// Opens a file for [`read_bounded`] or [`digest_bounded`], with every
+/// check made before a byte is read; returns it and the size it reports.
+fn open_bounded(path: &Path, limit: u64, trust: Trust) -> Result<(std::fs::File, u64), ReadProblem> {
     let mut flags = libc::O_NONBLOCK;
     if trust == Trust::Baseline {
         flags |= libc::O_NOFOLLOW;
@@ -123,12 +161,7 @@ pub(super) fn read_bounded(path: &Path, limit: u64, trust: Trust) -> Result<Vec<
     if meta.len() > limit {
         return Err(ReadProblem::TooLarge(Some(meta.len())));
     }
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    file.take(limit.saturating_add(1)).read_to_end(&mut bytes).map_err(ReadProblem::Unreadable)?;
-    if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > limit {
-        return Err(ReadProblem::TooLarge(None));
-    }
-    Ok(bytes)
+    Ok((file, meta.len()))
 }
 
 /// The directory of `path` (`.` for a bare file name).

@@ -84,6 +84,9 @@ impl Store for FileStore {
     fn read(&self) -> Result<Vec<u8>, String> {
         baseline::read(&self.file.baseline).map_err(|e| format!("{:#}", anyhow::Error::from(e)))
     }
+    fn digest(&self) -> Result<fdir::Digest, String> {
+        baseline::digest_of(&self.file.baseline).map_err(|e| format!("{:#}", anyhow::Error::from(e)))
+    }
     fn decode(&self, bytes: &[u8]) -> Result<BaselineFile, String> {
         decode_baseline(&self.file, bytes, self.key.as_ref()).map_err(|e| format!("{e:#}"))
     }

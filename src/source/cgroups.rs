@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use crate::Error;
 use crate::canon::mounts;
@@ -73,6 +74,26 @@ impl CgroupMounts {
         let path = Path::new("/proc/self/mountinfo");
         let text = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
         Ok(CgroupMounts::from_mountinfo(&text))
+    }
+
+    /// [`CgroupMounts::discover`], one copy for every source that finds the
+    /// same `mountinfo` text (a watch of a node: a few hundred bytes a
+    /// process otherwise). The text is read each time; only an equal one
+    /// (by SHA-256) takes the copy found before.
+    pub(crate) fn discover_shared() -> Result<Arc<CgroupMounts>, Error> {
+        static LAST: Mutex<Option<(crate::Digest, Arc<CgroupMounts>)>> = Mutex::new(None);
+        let path = Path::new("/proc/self/mountinfo");
+        let text = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+        let digest = crate::Digest::of(&text);
+        let mut last = LAST.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((d, mounts)) = last.as_ref()
+            && *d == digest
+        {
+            return Ok(Arc::clone(mounts));
+        }
+        let mounts = Arc::new(CgroupMounts::from_mountinfo(&text));
+        *last = Some((digest, Arc::clone(&mounts)));
+        Ok(mounts)
     }
 
     /// The hierarchies in a `mountinfo` text: `cgroup2` mounts are `unified`,

@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
@@ -54,7 +54,7 @@ struct ProcessDir {
     name: String,
     dir: OwnedFd,
     /// Found on first use, unless given.
-    cgroups: OnceLock<Result<CgroupMounts, String>>,
+    cgroups: OnceLock<Result<Arc<CgroupMounts>, String>>,
     /// Kept-open files (see [`crate::fdcache`]).
     fds: FdCache,
     /// The `task` directory, kept open and rewound for each listing, and the
@@ -386,7 +386,7 @@ impl Procfs {
     #[must_use]
     pub fn with_cgroup_mounts(self, mounts: CgroupMounts) -> Procfs {
         if let Inner::Process(d) = &self.inner {
-            let _ = d.cgroups.set(Ok(mounts));
+            let _ = d.cgroups.set(Ok(Arc::new(mounts)));
         }
         self
     }
@@ -589,7 +589,7 @@ impl ProcessDir {
     }
 
     fn cgroup_dir(&self, hierarchy: &str, cgroup: &str) -> Result<PathBuf, Error> {
-        match self.cgroups.get_or_init(|| CgroupMounts::discover().map_err(|e| e.to_string())) {
+        match self.cgroups.get_or_init(|| CgroupMounts::discover_shared().map_err(|e| e.to_string())) {
             Ok(m) => m.dir(hierarchy, cgroup),
             Err(reason) => Err(Error::Unavailable {
                 what: format!("cgroup {hierarchy}:{cgroup}"),
