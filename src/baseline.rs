@@ -193,6 +193,12 @@ impl fmt::Display for Coverage {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn save(path: &Path, file: &BaselineFile, key: Option<&Key>) -> Result<(), Error> {
+    save_noting(path, file, key).map(|_| ())
+}
+
+/// [`save`], returning the SHA-256 of the bytes written (what
+/// [`digest_of`] gives for the file while nobody else writes it).
+pub fn save_noting(path: &Path, file: &BaselineFile, key: Option<&Key>) -> Result<crate::Digest, Error> {
     // A file in a directory others may write would be refused when loaded.
     crate::trust::check_dir(parent_dir(path))
         .map_err(|u| Error::Baseline { path: path.to_path_buf(), problem: BaselineProblem::Untrusted(u) })?;
@@ -201,7 +207,7 @@ pub fn save(path: &Path, file: &BaselineFile, key: Option<&Key>) -> Result<(), E
     if let Err(e) = remove_stale_temp_files(path) {
         tracing::warn!("{e}");
     }
-    Ok(())
+    Ok(crate::Digest::of(&bytes))
 }
 
 /// Loads the baseline file at `path`, which must be signed with `key` if one

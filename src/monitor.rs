@@ -1487,6 +1487,49 @@ impl Monitor {
         out
     }
 
+    /// Each watched target and the digest of its voted baseline (the
+    /// fingerprint its file snapshot has when the file holds it unchanged),
+    /// in pid order: what a baseline file written from memory now holds.
+    /// `None` when a baseline is lost or has no digest (a single copy).
+    pub fn baseline_prints(&mut self) -> Option<Vec<(Target, Digest)>> {
+        let mut out = Vec::with_capacity(self.watched.len());
+        for w in self.watched.values_mut() {
+            if w.baseline.vote().lost {
+                return None;
+            }
+            out.push((w.target.clone(), *w.baseline.digest()?));
+        }
+        Some(out)
+    }
+
+    /// [`Monitor::disagreements_with`] a file known by the fingerprint of
+    /// each of its targets' snapshots (`prints`, in pid order; see
+    /// [`Monitor::baseline_prints`]) instead of by the snapshots: the same
+    /// answer while the file is unchanged. `None` when a baseline has no
+    /// digest to compare (a single copy): then only the snapshots tell.
+    pub fn disagreements_with_prints(&mut self, prints: &[(Target, Digest)]) -> Option<Vec<Target>> {
+        let mut out = Vec::new();
+        for (&pid, w) in &mut self.watched {
+            if w.baseline.vote().lost {
+                out.push(w.target.clone());
+                continue;
+            }
+            let at = prints.partition_point(|(t, _)| t.pid().unwrap_or(0) < pid);
+            let on_disk = prints
+                .get(at..)
+                .unwrap_or_default()
+                .iter()
+                .take_while(|(t, _)| t.pid().unwrap_or(0) == pid)
+                .find(|(t, _)| t.same_as(&w.target));
+            if let Some((_, print)) = on_disk
+                && w.baseline.digest()? != print
+            {
+                out.push(w.target.clone());
+            }
+        }
+        Some(out)
+    }
+
     /// One digest of every in-memory baseline, after voting each: of each
     /// watched pid and its voted baseline's digest, in pid order. Equal
     /// digests mean the same baselines, so a file that agreed with them and

@@ -65,11 +65,32 @@ enum End {
 }
 
 thread_local! {
-    /// The read buffer, the per-thread-file arena and the main thread's
-    /// status of this thread, lent to each observation made on it (see
-    /// [`Observer::observe_inner`]).
-    static SCRATCH: std::cell::RefCell<(Vec<u8>, Vec<u8>, Vec<u8>)> =
-        const { std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
+    /// This thread's working buffers, lent to each observation made on it
+    /// (see [`Observer::observe_inner`]).
+    static SCRATCH: std::cell::RefCell<Scratch> = const {
+        std::cell::RefCell::new(Scratch {
+            buf: Vec::new(),
+            arena: Vec::new(),
+            lead: Vec::new(),
+            canons: Vec::new(),
+            names: Vec::new(),
+        })
+    };
+}
+
+/// What an observation works in and leaves nothing in: one set a thread,
+/// however many targets it observes (a node of 500 processes held 500 sets).
+struct Scratch {
+    /// The read buffer.
+    buf: Vec<u8>,
+    /// The texts of every thread of a per-thread pass.
+    arena: Vec<u8>,
+    /// The main thread's status.
+    lead: Vec<u8>,
+    /// The forms being made (moved into the observer's slots at its end).
+    canons: Vec<(Subsystem, Canon)>,
+    /// The names of a directory listing.
+    names: Vec<String>,
 }
 
 /// Buffers reused from one observation to the next.
@@ -144,6 +165,10 @@ pub(crate) struct Observer {
     /// The mount namespace `namespaces` found in this observation, so that
     /// `mounts` does not ask for it again.
     ns_mnt: Option<crate::FileId>,
+    /// The subsystems whose text changed since the observation before this
+    /// one (a memo there, missed): their working forms keep their buffers
+    /// (see [`Observer::changing`]).
+    changing: Vec<Subsystem>,
     /// Working lists of an observation, kept for the next.
     wanted: Vec<Subsystem>,
     canons: Vec<(Subsystem, Canon)>,
@@ -220,6 +245,7 @@ impl Memo {
     /// and a process that matches its baseline (every idle one) keeps no
     /// second copy of them. Such a form is restored only while it is that
     /// baseline's: one that differs must explain how, from records.
+    /// Returns whether it replaced a valid memo (the text changed since).
     #[inline(never)]
     fn store(
         &mut self,
@@ -227,7 +253,8 @@ impl Memo {
         canons: &mut [(Subsystem, Canon)],
         touched: impl Fn(Subsystem) -> bool,
         baseline: Option<&BTreeMap<Subsystem, Observation>>,
-    ) {
+    ) -> bool {
+        let replaced = self.valid;
         self.raw = Some(key);
         let mut kept = 0;
         for (sub, canon) in canons.iter_mut().filter(|(s, _)| touched(*s)) {
@@ -249,6 +276,7 @@ impl Memo {
         }
         self.forms.truncate(kept);
         self.valid = true;
+        replaced
     }
 }
 
@@ -421,9 +449,11 @@ impl Observer {
     fn swap_scratch(&mut self) {
         SCRATCH.with(|cell| {
             if let Ok(mut s) = cell.try_borrow_mut() {
-                std::mem::swap(&mut self.buf, &mut s.0);
-                std::mem::swap(&mut self.arena, &mut s.1);
-                std::mem::swap(&mut self.lead, &mut s.2);
+                std::mem::swap(&mut self.buf, &mut s.buf);
+                std::mem::swap(&mut self.arena, &mut s.arena);
+                std::mem::swap(&mut self.lead, &mut s.lead);
+                std::mem::swap(&mut self.canons, &mut s.canons);
+                std::mem::swap(&mut self.names, &mut s.names);
             }
         });
     }
@@ -505,6 +535,16 @@ impl Observer {
         c
     }
 
+    /// The results of the last observation (as [`Observer::slots_mut`]), and
+    /// the subsystems whose text changed since the observation before it (a
+    /// memo of it was there, and missed): a process whose
+    /// text changes every cycle (a busy one's `status`). Its working form
+    /// then keeps its buffers, so that its next cycle allocates nothing;
+    /// others give theirs back once they matched their baseline.
+    pub(crate) fn slots_and_changing(&mut self) -> (&mut [(Subsystem, Slot)], &[Subsystem]) {
+        (&mut self.slots, &self.changing)
+    }
+
     /// How long `seccomp-filters` kept threads stopped in the last observation.
     pub(crate) fn stops(&self) -> Stops {
         self.stops
@@ -546,6 +586,7 @@ impl Observer {
         self.swap_scratch();
         self.unasked = 0;
         self.ns_mnt = None;
+        self.changing.clear();
         src.begin_observation();
         let result = self.observe_files(src, scope, subsystems, against);
         src.end_observation();
@@ -866,7 +907,9 @@ impl Observer {
         if matches!(maps_end, End::Observed)
             && let Some(key) = key
         {
-            self.memo_maps.store(key, canons, |s| s == Subsystem::MemoryMaps, against.map(|a| a.subsystems));
+            if self.memo_maps.store(key, canons, |s| s == Subsystem::MemoryMaps, against.map(|a| a.subsystems)) {
+                self.changing.push(Subsystem::MemoryMaps);
+            }
             self.memo_maps.code = code;
             self.memo_maps.projected = maps_baseline(against);
         }
@@ -973,7 +1016,11 @@ impl Observer {
             && let Some((_, form)) = memo.forms.first()
             && restorable(form, sub, baseline)
         {
-            canon.copy_from(form);
+            if form.is_empty() {
+                *canon = form.clone();
+            } else {
+                canon.copy_from(form);
+            }
             return Ok(());
         }
         f(&self.buf, canon).map_err(|message| {
@@ -986,6 +1033,9 @@ impl Observer {
         let Some(key) = key else { return Ok(()) };
         let known = baseline.and_then(|b| observed_digest(b, sub)) == Some(digest);
         if let Some((_, memo)) = self.memo_files.get_mut(i) {
+            if memo.valid {
+                self.changing.push(sub);
+            }
             memo.raw = Some(key);
             match memo.forms.first_mut() {
                 Some((_, form)) => remember(form, canon, sub, digest, known),
@@ -1103,7 +1153,13 @@ impl Observer {
             ThreadFile::Status => &mut self.memo_status,
             ThreadFile::Cgroup => &mut self.memo_cgroup,
         };
-        memo.store(key, canons, touched, baseline);
+        if memo.store(key, canons, touched, baseline) {
+            self.changing.extend(canons.iter().map(|(s, _)| *s).filter(|s| touched(*s)));
+        }
+        let memo = match file {
+            ThreadFile::Status => &mut self.memo_status,
+            ThreadFile::Cgroup => &mut self.memo_cgroup,
+        };
         memo.collected = collect;
         memo.unasked = self.unasked - unasked_before;
         Ok(())

@@ -137,6 +137,48 @@ pub trait Store {
     fn decode(&self, bytes: &[u8]) -> Result<BaselineFile, String>;
     /// Writes the monitor's baselines; returns how many targets.
     fn save(&self, monitor: &mut Monitor) -> Result<usize, String>;
+    /// What this store last wrote: the digest of the bytes and the
+    /// fingerprint of each target's snapshot in them
+    /// ([`Monitor::baseline_prints`]). The vote then judges an unchanged
+    /// file without reading it whole or decoding it.
+    fn written(&self) -> Option<FilePrints> {
+        None
+    }
+}
+
+/// A baseline file as the disk vote remembers it: the SHA-256 of its bytes,
+/// and the fingerprint of each target's snapshot in it, in pid order. While
+/// the file's bytes have that digest, comparing those fingerprints with the
+/// in-memory baselines' digests gives the answer decoding the file and
+/// comparing its snapshots would ([`Monitor::disagreements_with_prints`]),
+/// for about 100 bytes a target instead of a read and a decode of the whole
+/// file each time a process came or went.
+#[derive(Debug, Clone)]
+pub struct FilePrints {
+    /// The SHA-256 of the file's bytes.
+    pub file: Digest,
+    /// Each target of the file and its snapshot's fingerprint, in pid order.
+    pub targets: Vec<(crate::Target, Digest)>,
+}
+
+impl FilePrints {
+    /// The prints of a decoded file whose bytes have the digest `file`;
+    /// `None` if a snapshot cannot be fingerprinted.
+    pub fn of(file: Digest, decoded: &BaselineFile) -> Option<FilePrints> {
+        let mut targets = decoded
+            .targets
+            .iter()
+            .map(|s| Some((s.target.clone(), crate::guard::fingerprint(s)?)))
+            .collect::<Option<Vec<_>>>()?;
+        targets.sort_by_key(|(t, _)| t.pid().unwrap_or(0));
+        Some(FilePrints { file, targets })
+    }
+}
+
+/// The vote's finding when the file and memory differ for `targets`.
+fn disagreed(targets: &[crate::Target]) -> String {
+    let who: Vec<String> = targets.iter().map(|t| Who::from(t).to_string()).collect();
+    format!("it disagreed with the in-memory baselines of {}", who.join(", "))
 }
 
 /// What wakes the loop of [`Runtime::run`] before its next tick.
@@ -226,11 +268,10 @@ pub struct Runtime<C, S, B> {
     /// When the baseline file was last voted (or the watch started), and the
     /// cycle it was.
     last_vote: (Instant, u64),
-    /// What the last full vote of the baseline file found in agreement: the
-    /// digest of the file's bytes and of the in-memory baselines
-    /// ([`Monitor::baselines_digest`]). While both are unchanged the file
-    /// still agrees, and a vote is a read and a hash, not a decode.
-    agreed: Option<(Digest, Digest)>,
+    /// The baseline file as the last vote that decoded it (or the last
+    /// save) left it: while its bytes are unchanged, a vote is a hash of
+    /// them and a comparison of digests, not a decode.
+    prints: Option<FilePrints>,
     /// The parts of the current round (a large scan spread over the interval).
     parts: u32,
     /// The summary of the round so far, and whether it had findings.
@@ -271,7 +312,7 @@ impl<C: Clock, S: Sink, B: Store> Runtime<C, S, B> {
             cycle: 0,
             completed: (0, crate::Summary::default(), 1),
             last_vote: (Instant::now(), 0),
-            agreed: None,
+            prints: None,
             parts: 1,
             round: crate::Summary::default(),
             round_findings: false,
@@ -697,6 +738,7 @@ impl<C: Clock, S: Sink, B: Store> Runtime<C, S, B> {
     #[inline(never)]
     fn disk_vote(&mut self) -> io::Result<()> {
         let Some(problem) = self.file_problem() else { return Ok(()) };
+        self.prints = None;
         let detail = match self.store.save(&mut self.monitor) {
             Ok(n) => format!("{problem}; written again from memory ({})", plural(n, "target")),
             Err(e) => {
@@ -711,33 +753,35 @@ impl<C: Clock, S: Sink, B: Store> Runtime<C, S, B> {
     /// What is wrong with the baseline file ([`Runtime::disk_vote`]), or
     /// `None` if it agrees with memory.
     fn file_problem(&mut self) -> Option<String> {
-        // The common case, a file unchanged since it agreed with memory, is
-        // decided by its digest, hashed as it is read (no copy of it held).
-        let memory = self.monitor.baselines_digest();
-        if let Some((agreed, m)) = self.agreed
-            && memory == Some(m)
-            && self.store.digest().is_ok_and(|d| d == agreed)
+        // The common case, a file unchanged since it was last decoded or
+        // written, is judged by its digest (hashed as it is read, no copy of
+        // it held) and its targets' fingerprints.
+        if let Some(prints) = self.prints.take().or_else(|| self.store.written())
+            && self.store.digest().is_ok_and(|d| d == prints.file)
+            && let Some(differ) = self.monitor.disagreements_with_prints(&prints.targets)
         {
-            tracing::debug!("baseline file unchanged since it agreed with memory");
-            return None;
+            self.prints = Some(prints);
+            if differ.is_empty() {
+                tracing::debug!("baseline file unchanged, and agrees with memory");
+                return None;
+            }
+            return Some(disagreed(&differ));
         }
         let bytes = match self.store.read() {
             Ok(bytes) => bytes,
             Err(e) => return Some(format!("it was refused: {e}")),
         };
         let read = Digest::of(&bytes);
-        self.agreed = None;
         let file = match self.store.decode(&bytes) {
             Ok(file) => file,
             Err(e) => return Some(format!("it was refused: {e}")),
         };
         let differ = self.monitor.disagreements_with(&file);
         if !differ.is_empty() {
-            let who: Vec<String> = differ.iter().map(|t| Who::from(t).to_string()).collect();
-            return Some(format!("it disagreed with the in-memory baselines of {}", who.join(", ")));
+            return Some(disagreed(&differ));
         }
         tracing::debug!("baseline file agrees with memory");
-        self.agreed = memory.map(|m| (read, m));
+        self.prints = FilePrints::of(read, &file);
         None
     }
 
@@ -773,6 +817,7 @@ impl<C: Clock, S: Sink, B: Store> Runtime<C, S, B> {
             gone,
             accepted,
         })?;
+        self.prints = None;
         match self.store.save(&mut monitor) {
             Ok(_) => {}
             Err(e) => self.out.emit(&EventRecord::Error {

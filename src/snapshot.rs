@@ -706,7 +706,8 @@ impl Checker {
         anomalies.clear();
         let statuses = &mut out.report.subsystems;
         statuses.retain(|s, _| subsystems.contains(s));
-        for (sub, slot) in self.observer.slots_mut() {
+        let (slots, changing) = self.observer.slots_and_changing();
+        for (sub, slot) in slots {
             let sub = *sub;
             let status = match (baseline.subsystems.get(&sub), slot) {
                 (Some(Observation::Unobservable { reason }), _) => Status::NoBaseline { reason: reason.clone() },
@@ -739,13 +740,15 @@ impl Checker {
                 (Some(Observation::Observed { digest, records }), Slot::Observed(canon)) => {
                     let actual = canon.digest(sub);
                     if actual == *digest {
-                        if !Subsystem::SEED.contains(&sub) {
+                        if !Subsystem::SEED.contains(&sub) || !changing.contains(&sub) {
                             // Not kept once they matched: the next check
                             // builds them again (for cgroup-limits and mounts
                             // from what the round read once for every process
-                            // that shares them). The seed subsystems keep
-                            // their buffers: a steady cycle of them allocates
-                            // nothing (`tests/allocations.rs`).
+                            // that shares them), or takes them from a memo by
+                            // their digest. A seed subsystem whose text
+                            // changes every cycle (a busy process's
+                            // `status`) keeps its buffers: its steady cycle
+                            // allocates nothing (`tests/allocations.rs`).
                             *canon = canon::Canon::known(sub, actual);
                         }
                         Status::Unchanged

@@ -181,12 +181,29 @@ pub fn restrict(mut loaded: BaselineFile, asked: Option<Coverage>, path: &Path) 
 }
 
 pub fn save(file: &FileArgs, key: Option<&Key>, m: &mut Monitor, clock: &SystemClock) -> Result<usize> {
+    save_noting(file, key, m, clock).map(|(n, _)| n)
+}
+
+/// [`save`], returning also what was written, for the disk vote: the
+/// digest of the bytes and each target's fingerprint in them (none when a
+/// copy lost its vote).
+pub fn save_noting(
+    file: &FileArgs,
+    key: Option<&Key>,
+    m: &mut Monitor,
+    clock: &SystemClock,
+) -> Result<(usize, Option<FilePrints>)> {
     let snapshots = m.snapshots();
     let n = snapshots.len();
     let mut f = BaselineFile::new(clock.wall(), m.coverage().clone(), m.subsystems(), snapshots);
     f.boot_id = Some(fdir::boot_id()?);
-    baseline::save(&file.baseline, &f, key)?;
-    Ok(n)
+    let written = baseline::save_noting(&file.baseline, &f, key)?;
+    // The snapshots written are the voted copies: their fingerprints are
+    // the in-memory digests (a target whose copies lost the vote is not
+    // written, and then no prints are given).
+    let prints = m.baseline_prints().filter(|p| p.len() == f.targets.len());
+    drop(f);
+    Ok((n, prints.map(|targets| FilePrints { file: written, targets })))
 }
 
 /// Prints the findings of a baseline: each target, or (text, many targets) a summary.
@@ -350,6 +367,7 @@ fn diagnostic(f: &Finding, strict: bool) -> Option<String> {
     }
 }
 
+use fdir::runtime::FilePrints;
 pub use fdir::runtime::{events_of, plural};
 
 /// Whether an error means "could not check" (every error does: exit 2).

@@ -14,7 +14,7 @@ use fdir::event::EventRecord;
 use fdir::metrics::{self, Metrics};
 use fdir::policy::Policy;
 use fdir::respond::{Responder, ResponseState};
-use fdir::runtime::{Notifier, Runtime, Setup, Store};
+use fdir::runtime::{FilePrints, Notifier, Runtime, Setup, Store};
 use fdir::trigger::hub::{self, Hub};
 use fdir::trigger::{Kind, Unavailable};
 use fdir::{Clock, CodeBudget, Finding, Monitor, SystemClock};
@@ -23,7 +23,7 @@ use super::args::{FileArgs, WatchArgs};
 use super::output::Output;
 use super::run::{
     NO_DRIFT, baselinable, chosen_subsystems, decode_baseline, load_baseline, load_key, names, plural, report_baseline,
-    restrict, save, writable,
+    restrict, save_noting, writable,
 };
 use super::signals::Signals;
 
@@ -72,6 +72,8 @@ impl Notifier for Systemd {
 struct FileStore {
     file: FileArgs,
     key: Option<Key>,
+    /// What the file agreed with when this watch last wrote it.
+    written: std::cell::RefCell<Option<FilePrints>>,
 }
 
 impl Store for FileStore {
@@ -91,7 +93,13 @@ impl Store for FileStore {
         decode_baseline(&self.file, bytes, self.key.as_ref()).map_err(|e| format!("{e:#}"))
     }
     fn save(&self, monitor: &mut Monitor) -> Result<usize, String> {
-        save(&self.file, self.key.as_ref(), monitor, &SystemClock).map_err(|e| format!("{e:#}"))
+        let (n, written) =
+            save_noting(&self.file, self.key.as_ref(), monitor, &SystemClock).map_err(|e| format!("{e:#}"))?;
+        self.written.replace(written);
+        Ok(n)
+    }
+    fn written(&self) -> Option<FilePrints> {
+        self.written.borrow().clone()
     }
 }
 
@@ -188,9 +196,7 @@ pub fn watch(o: WatchArgs) -> Result<u8> {
         let subsystems = chosen_subsystems(&coverage, o.subsystems.clone())?;
         Monitor::baseline(coverage, &subsystems, o.confirm, &clock)?
     };
-    if !use_file {
-        save(&o.file, key.as_ref(), &mut monitor, &clock)?;
-    }
+    let written = if use_file { None } else { save_noting(&o.file, key.as_ref(), &mut monitor, &clock)?.1 };
     let code_budget = o.code_budget.unwrap_or(CodeBudget::DEFAULT);
     monitor.set_code_budget(code_budget);
 
@@ -256,6 +262,8 @@ pub fn watch(o: WatchArgs) -> Result<u8> {
     if !(use_file && out.format() == super::args::Format::Text) {
         report_baseline(&mut out, &findings, clock.wall(), &monitor)?;
     }
+    // A copy of every snapshot: reported, not kept for the whole watch.
+    drop(findings);
     let (unreadable, subsystems, partly) = monitor.unobservable_parts();
     out.say(&format!(
         "{} {} {} {} ({}){}{}; the first check follows at once, then one every {}",
@@ -318,7 +326,7 @@ pub fn watch(o: WatchArgs) -> Result<u8> {
     let mut w = Runtime::new(Setup {
         monitor,
         sink: out,
-        store: FileStore { file: o.file, key },
+        store: FileStore { file: o.file, key, written: std::cell::RefCell::new(written) },
         policy,
         responder,
         metrics,

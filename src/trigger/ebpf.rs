@@ -284,11 +284,12 @@ impl Ebpf {
         hooks.push("sys_exit");
 
         let mut skipped = Vec::new();
-        let btf = std::fs::read("/sys/kernel/btf/vmlinux");
+        // Read a window at a time, never whole (5 MiB and more).
+        let btf = std::fs::File::open("/sys/kernel/btf/vmlinux");
 
         // Cgroup moves: optional; the moved process is named when BTF gives
         // the offset of `tgid`.
-        let tgid_offset = btf.as_ref().ok().and_then(|b| btf::member_offset(b, "task_struct", "tgid"));
+        let tgid_offset = btf.as_ref().ok().and_then(|b| btf::member_offset_in(b, "task_struct", "tgid", btf::WINDOW));
         if let Some(off) = tgid_offset {
             let _ = sys::update_u64(state.as_fd(), programs::STATE_TGID_OFFSET, u64::from(off));
         }
@@ -303,7 +304,7 @@ impl Ebpf {
 
         // The kernel functions: each optional.
         let ids = match &btf {
-            Ok(b) => btf::func_ids(b, &FUNCTIONS)
+            Ok(b) => btf::func_ids_in(b, &FUNCTIONS, btf::WINDOW)
                 .ok_or_else(|| "/sys/kernel/btf/vmlinux is not BTF this build reads".to_owned()),
             Err(e) => {
                 Err(format!("no BTF: /sys/kernel/btf/vmlinux: {e} (a kernel built with CONFIG_DEBUG_INFO_BTF has it)"))

@@ -345,6 +345,48 @@ fn the_digest_of_the_in_memory_baselines_follows_their_voted_value() {
     assert_ne!(other.baselines_digest(), Some(before));
 }
 
+/// The disk vote's judgement by fingerprints (`FilePrints`) gives the
+/// answer a decode and a comparison of the file's snapshots gives: agreement
+/// with the file the baselines came from, disagreement with another file's
+/// (the same processes, fewer subsystems), each target named; a target the
+/// file does not hold is not compared.
+#[test]
+fn the_vote_by_fingerprints_agrees_with_the_vote_by_snapshots() {
+    use fdir::Monitor;
+    use fdir::baseline::{BaselineFile, Coverage};
+    use fdir::runtime::FilePrints;
+    let kids: Vec<Testee> = (0..3).map(|_| Testee::spawn()).collect();
+    let pids: Vec<u32> = kids.iter().map(|t| t.pid).collect();
+    let file_of = |subsystems: &[Subsystem], pids: &[u32]| {
+        let snaps = pids
+            .iter()
+            .map(|&p| snapshot_with(&SystemClock, &Procfs::try_pid(p).unwrap(), subsystems).unwrap())
+            .collect();
+        BaselineFile::new(std::time::SystemTime::now(), Coverage::Pids { pids: pids.to_vec() }, subsystems, snaps)
+    };
+    let ours = file_of(Subsystem::SEED, &pids);
+    let (mut monitor, _) = Monitor::resume(&ours, 2).unwrap();
+    let digest = fdir::Digest::of(b"the file's bytes");
+    // The file the baselines came from, by its prints and by the monitor's.
+    let prints = FilePrints::of(digest, &ours).unwrap();
+    assert_eq!(monitor.disagreements_with_prints(&prints.targets), Some(vec![]));
+    assert!(monitor.disagreements_with(&ours).is_empty());
+    let own = monitor.baseline_prints().unwrap();
+    assert_eq!(own, prints.targets, "the baselines' digests are the file's fingerprints");
+    // Another file: every target disagrees, by either vote.
+    let other = file_of(&[Subsystem::MemoryMaps], &pids);
+    let by_snapshots = monitor.disagreements_with(&other);
+    assert_eq!(by_snapshots.len(), 3);
+    let by_prints = monitor.disagreements_with_prints(&FilePrints::of(digest, &other).unwrap().targets);
+    assert_eq!(by_prints, Some(by_snapshots));
+    // A file without one of the targets: that one is not compared.
+    let partial = file_of(&[Subsystem::MemoryMaps], &pids[1..]);
+    let by_snapshots = monitor.disagreements_with(&partial);
+    assert_eq!(by_snapshots.len(), 2);
+    let by_prints = monitor.disagreements_with_prints(&FilePrints::of(digest, &partial).unwrap().targets);
+    assert_eq!(by_prints, Some(by_snapshots));
+}
+
 /// A one-shot check keeps no target's files open (each is closed on the
 /// core that read it, not all at once in the exit), whether its targets
 /// are checked in turn or on every core; a watch keeps them for its next

@@ -449,8 +449,9 @@ fn wait_for_log(log: &Path, what: &str, after: usize) -> usize {
 
 #[test]
 fn a_baseline_file_corrupted_after_it_was_voted_good_is_voted_down() {
-    // The vote that follows one in agreement only hashes the file: a
-    // changed byte must still take it to the full vote and be written again.
+    // A vote of a file unchanged since the watch wrote it (or last decoded
+    // it) only hashes it and compares fingerprints: a changed byte must
+    // still take it to the full vote and be written again.
     let dir = tempfile::tempdir().unwrap();
     let t = Testee::spawn();
     let log = dir.path().join("watch.log");
@@ -460,9 +461,12 @@ fn a_baseline_file_corrupted_after_it_was_voted_good_is_voted_down() {
         c.env("RUST_LOG", "debug").stderr(err);
     });
     w.wait_for("the first check", is("check"));
-    let at = wait_for_log(&log, "baseline file agrees with memory", 0);
-    wait_for_log(&log, "baseline file unchanged since it agreed with memory", at);
+    let at = wait_for_log(&log, "baseline file unchanged, and agrees with memory", 0);
+    wait_for_log(&log, "baseline file unchanged, and agrees with memory", at);
     flip_a_byte_and_expect_it_rewritten(&mut w, dir.path());
+    // The file written again is known by its fingerprints at its next vote.
+    let written_again = std::fs::read_to_string(&log).unwrap_or_default().len();
+    wait_for_log(&log, "baseline file unchanged, and agrees with memory", written_again);
     w.stop_ok();
 }
 

@@ -15,11 +15,110 @@ fn u32_at(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_ne_bytes([*s.first()?, *s.get(1)?, *s.get(2)?, *s.get(3)?]))
 }
 
-/// The bytes of the name at `off` in the string section.
-fn name(strings: &[u8], off: u32) -> Option<&[u8]> {
-    let rest = strings.get(usize::try_from(off).ok()?..)?;
-    let end = rest.iter().position(|&c| c == 0)?;
-    rest.get(..end)
+/// Where BTF's bytes come from: a blob in memory, or the file itself, read
+/// a window at a time (the kernel's BTF is 5 MiB or more; a watch that read
+/// it whole peaked that much higher, for the few ids it wants).
+pub trait Bytes {
+    /// Reads up to `buf.len()` bytes at `at`; how many (0 at the end).
+    fn read_at(&self, at: u64, buf: &mut [u8]) -> Option<usize>;
+}
+
+impl Bytes for [u8] {
+    fn read_at(&self, at: u64, buf: &mut [u8]) -> Option<usize> {
+        let rest = self.get(usize::try_from(at).ok()?..).unwrap_or_default();
+        let n = rest.len().min(buf.len());
+        buf.get_mut(..n)?.copy_from_slice(rest.get(..n)?);
+        Some(n)
+    }
+}
+
+impl Bytes for std::fs::File {
+    fn read_at(&self, at: u64, buf: &mut [u8]) -> Option<usize> {
+        loop {
+            match std::os::unix::fs::FileExt::read_at(self, buf, at) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                r => return r.ok(),
+            }
+        }
+    }
+}
+
+/// Fills `buf` from `at`; `None` if the bytes end first.
+fn read_exact_at<B: Bytes + ?Sized>(b: &B, at: u64, buf: &mut [u8]) -> Option<()> {
+    let mut done = 0usize;
+    while done < buf.len() {
+        let n = b.read_at(at.checked_add(u64::try_from(done).ok()?)?, buf.get_mut(done..)?)?;
+        if n == 0 {
+            return None;
+        }
+        done = done.checked_add(n)?;
+    }
+    Some(())
+}
+
+/// The bytes read at a time (a record longer than this is read whole).
+pub const WINDOW: usize = 64 * 1024;
+
+/// Where the type and string sections are (offsets from the file's start).
+struct Sections {
+    types: u64,
+    types_len: u64,
+    strings: u64,
+    strings_len: u64,
+}
+
+/// The sections of `b`, or `None` when it is not BTF this parser reads.
+fn sections<B: Bytes + ?Sized>(b: &B) -> Option<Sections> {
+    let mut head = [0u8; 24];
+    read_exact_at(b, 0, &mut head)?;
+    let magic = u16::from_ne_bytes([*head.first()?, *head.get(1)?]);
+    if magic != MAGIC {
+        return None;
+    }
+    let field = |at| u32_at(&head, at).map(u64::from);
+    let (hdr_len, type_off, types_len, str_off, strings_len) =
+        (field(4)?, field(8)?, field(12)?, field(16)?, field(20)?);
+    let types = hdr_len.checked_add(type_off)?;
+    let strings = hdr_len.checked_add(str_off)?;
+    // Both sections must be there whole (a truncated blob is not BTF).
+    let mut last = [0u8; 1];
+    for (start, len) in [(types, types_len), (strings, strings_len)] {
+        if len > 0 {
+            read_exact_at(b, start.checked_add(len)?.checked_sub(1)?, &mut last)?;
+        }
+    }
+    Some(Sections { types, types_len, strings, strings_len })
+}
+
+/// The offsets in the string section at which each of `names` is found: a
+/// name at an offset is the bytes from it to the next NUL (so an offset may
+/// fall inside a longer string, as the format allows). Read a window at a
+/// time, each with the bytes before it that a name ending in it may start in.
+fn name_offsets<B: Bytes + ?Sized>(b: &B, s: &Sections, names: &[&str], window: usize) -> Option<Vec<Vec<u32>>> {
+    let mut found = vec![Vec::new(); names.len()];
+    let back = names.iter().map(|n| n.len()).max().unwrap_or(0);
+    let mut buf = vec![0u8; window.checked_add(back)?];
+    let mut pos = 0u64;
+    while pos < s.strings_len {
+        // This window holds the NULs in [pos, pos + window).
+        let from = pos.saturating_sub(u64::try_from(back).ok()?);
+        let end = pos.checked_add(u64::try_from(window).ok()?)?.min(s.strings_len);
+        let len = usize::try_from(end.checked_sub(from)?).ok()?;
+        let chunk = buf.get_mut(..len)?;
+        read_exact_at(b, s.strings.checked_add(from)?, chunk)?;
+        let skip = usize::try_from(pos - from).ok()?;
+        for (z, _) in chunk.iter().enumerate().skip(skip).filter(|(_, c)| **c == 0) {
+            for (i, name) in names.iter().enumerate().filter(|(_, n)| !n.is_empty()) {
+                let Some(start) = z.checked_sub(name.len()) else { continue };
+                if chunk.get(start..z) == Some(name.as_bytes()) {
+                    let off = from.checked_add(u64::try_from(start).ok()?)?;
+                    found.get_mut(i)?.push(u32::try_from(off).ok()?);
+                }
+            }
+        }
+        pos = end;
+    }
+    Some(found)
 }
 
 /// One type of the type section.
@@ -32,32 +131,42 @@ struct Type<'a> {
     extra: &'a [u8],
 }
 
-/// The type and string sections, or `None` when `btf` is not BTF this
-/// parser reads.
-fn sections(btf: &[u8]) -> Option<(&[u8], &[u8])> {
-    let magic = u16::from_ne_bytes([*btf.first()?, *btf.get(1)?]);
-    if magic != MAGIC {
+/// The bytes `[at, at + len)` of the type section, from `buf` (which holds
+/// the section from `buf_at` on) or read into it; `None` past the section.
+fn record<'a, B: Bytes + ?Sized>(
+    b: &B,
+    s: &Sections,
+    buf: &'a mut Vec<u8>,
+    buf_at: &mut u64,
+    at: u64,
+    len: usize,
+    window: usize,
+) -> Option<&'a [u8]> {
+    let end = at.checked_add(u64::try_from(len).ok()?)?;
+    if end > s.types_len {
         return None;
     }
-    let hdr_len = usize::try_from(u32_at(btf, 4)?).ok()?;
-    let type_off = usize::try_from(u32_at(btf, 8)?).ok()?;
-    let type_len = usize::try_from(u32_at(btf, 12)?).ok()?;
-    let str_off = usize::try_from(u32_at(btf, 16)?).ok()?;
-    let str_len = usize::try_from(u32_at(btf, 20)?).ok()?;
-    let types_start = hdr_len.checked_add(type_off)?;
-    let types = btf.get(types_start..types_start.checked_add(type_len)?)?;
-    let strs_start = hdr_len.checked_add(str_off)?;
-    let strings = btf.get(strs_start..strs_start.checked_add(str_len)?)?;
-    Some((types, strings))
+    let held = buf_at.checked_add(u64::try_from(buf.len()).ok()?)?;
+    if at < *buf_at || end > held {
+        let want = u64::try_from(len.max(window)).ok()?.min(s.types_len - at);
+        buf.resize(usize::try_from(want).ok()?, 0);
+        read_exact_at(b, s.types.checked_add(at)?, buf)?;
+        *buf_at = at;
+    }
+    let from = usize::try_from(at - *buf_at).ok()?;
+    buf.get(from..from.checked_add(len)?)
 }
 
 /// Calls `f` on each type in order; `None` on a malformed section.
-fn each_type<'a>(types: &'a [u8], mut f: impl FnMut(&Type<'a>)) -> Option<()> {
-    let mut at = 0usize;
+fn each_type<B: Bytes + ?Sized>(b: &B, s: &Sections, window: usize, mut f: impl FnMut(&Type<'_>)) -> Option<()> {
+    let mut buf = Vec::new();
+    let mut buf_at = 0u64;
+    let mut at = 0u64;
     let mut id = 1u32;
-    while at < types.len() {
-        let name_off = u32_at(types, at)?;
-        let info = u32_at(types, at + 4)?;
+    while at < s.types_len {
+        let head = record(b, s, &mut buf, &mut buf_at, at, 12, window)?;
+        let name_off = u32_at(head, 0)?;
+        let info = u32_at(head, 4)?;
         let vlen = usize::try_from(info & 0xffff).ok()?;
         let kind = (info >> 24) & 0x1f;
         // Each kind's data after the 12-byte `struct btf_type`.
@@ -70,10 +179,9 @@ fn each_type<'a>(types: &'a [u8], mut f: impl FnMut(&Type<'a>)) -> Option<()> {
             2 | 7..=12 | 16 | 18 => 0, // PTR, FWD, TYPEDEF, VOLATILE, CONST, RESTRICT, FUNC, FLOAT, TYPE_TAG
             _ => return None,
         };
-        let start = at.checked_add(12)?;
-        let end = start.checked_add(extra)?;
-        f(&Type { id, kind, name_off, info, extra: types.get(start..end)? });
-        at = end;
+        let whole = record(b, s, &mut buf, &mut buf_at, at, extra.checked_add(12)?, window)?;
+        f(&Type { id, kind, name_off, info, extra: whole.get(12..)? });
+        at = at.checked_add(u64::try_from(extra.checked_add(12)?).ok()?)?;
         id = id.checked_add(1)?;
     }
     Some(())
@@ -82,15 +190,20 @@ fn each_type<'a>(types: &'a [u8], mut f: impl FnMut(&Type<'a>)) -> Option<()> {
 /// The type ids of the functions named in `wanted` (in its order; `None`
 /// for one BTF does not have), or `None` when `btf` is not BTF this parser
 /// reads.
+#[cfg(test)]
 pub fn func_ids(btf: &[u8], wanted: &[&str]) -> Option<Vec<Option<u32>>> {
-    let (types, strings) = sections(btf)?;
+    func_ids_in(btf, wanted, WINDOW)
+}
+
+/// [`func_ids`] of BTF read from `b` a window at a time.
+pub fn func_ids_in<B: Bytes + ?Sized>(b: &B, wanted: &[&str], window: usize) -> Option<Vec<Option<u32>>> {
+    let s = sections(b)?;
+    let offsets = name_offsets(b, &s, wanted, window)?;
     let mut out: Vec<Option<u32>> = vec![None; wanted.len()];
-    each_type(types, |t| {
-        if t.kind == KIND_FUNC
-            && let Some(n) = name(strings, t.name_off)
-        {
-            for (slot, w) in out.iter_mut().zip(wanted) {
-                if slot.is_none() && n == w.as_bytes() {
+    each_type(b, &s, window, |t| {
+        if t.kind == KIND_FUNC {
+            for (slot, offs) in out.iter_mut().zip(&offsets) {
+                if slot.is_none() && offs.contains(&t.name_off) {
                     *slot = Some(t.id);
                 }
             }
@@ -101,17 +214,25 @@ pub fn func_ids(btf: &[u8], wanted: &[&str]) -> Option<Vec<Option<u32>>> {
 
 /// The byte offset of `member` in the first `struct NAME` (a direct
 /// member, not a bitfield), or `None`.
+#[cfg(test)]
 pub fn member_offset(btf: &[u8], strukt: &str, member: &str) -> Option<u32> {
-    let (types, strings) = sections(btf)?;
+    member_offset_in(btf, strukt, member, WINDOW)
+}
+
+/// [`member_offset`] of BTF read from `b` a window at a time.
+pub fn member_offset_in<B: Bytes + ?Sized>(b: &B, strukt: &str, member: &str, window: usize) -> Option<u32> {
+    let s = sections(b)?;
+    let offsets = name_offsets(b, &s, &[strukt, member], window)?;
+    let (structs, members) = (offsets.first()?, offsets.get(1)?);
     let mut found = None;
-    each_type(types, |t| {
-        if found.is_some() || t.kind != KIND_STRUCT || name(strings, t.name_off) != Some(strukt.as_bytes()) {
+    each_type(b, &s, window, |t| {
+        if found.is_some() || t.kind != KIND_STRUCT || !structs.contains(&t.name_off) {
             return;
         }
         let bitfields = t.info >> 31 == 1;
         for m in t.extra.chunks_exact(12) {
             let (Some(n), Some(off)) = (u32_at(m, 0), u32_at(m, 8)) else { continue };
-            if name(strings, n) == Some(member.as_bytes()) {
+            if members.contains(&n) {
                 let (bits, size) = if bitfields { (off & 0xff_ffff, off >> 24) } else { (off, 0) };
                 if size == 0 && bits % 8 == 0 {
                     found = Some(bits / 8);
@@ -175,6 +296,43 @@ mod tests {
         assert_eq!(func_ids(&b, &["x"]), None);
         b.truncate(30);
         assert_eq!(func_ids(&b, &["x"]), None);
+    }
+
+    #[test]
+    fn any_window_gives_the_whole_blobs_answers() {
+        let strings = b"\0int\0mem_write\0s\0xs\0";
+        let mut types = ty(1, 1, 0, 4); // 1: int
+        types.extend_from_slice(&[0; 4]);
+        types.extend(ty(15, 4, 2, 8)); // 2: struct s { int; s (a suffix of "xs") }
+        for (name, off) in [(1u32, 0u32), (18, 32)] {
+            types.extend_from_slice(&name.to_ne_bytes());
+            types.extend_from_slice(&1u32.to_ne_bytes());
+            types.extend_from_slice(&off.to_ne_bytes());
+        }
+        types.extend(ty(5, 12, 0, 3)); // 3: func mem_write
+        types.extend(ty(18, 12, 0, 3)); // 4: func "s", named inside "xs"
+        let b = blob(&types, strings);
+        for window in 1..=64 {
+            assert_eq!(func_ids_in(&b[..], &["s", "mem_write", "int"], window), Some(vec![Some(4), Some(3), None]));
+            assert_eq!(member_offset_in(&b[..], "s", "s", window), Some(4), "window {window}");
+            assert_eq!(member_offset_in(&b[..], "xs", "s", window), None);
+            assert_eq!(func_ids_in(&b[..b.len() - 1], &["s"], window), None, "truncated");
+        }
+    }
+
+    #[test]
+    fn reads_this_kernel_through_a_window_as_whole() {
+        let (Ok(whole), Ok(file)) =
+            (std::fs::read("/sys/kernel/btf/vmlinux"), std::fs::File::open("/sys/kernel/btf/vmlinux"))
+        else {
+            return;
+        };
+        let names = ["schedule", "do_exit", "absent_function_x"];
+        assert_eq!(func_ids_in(&file, &names, WINDOW), func_ids(&whole, &names));
+        assert_eq!(
+            member_offset_in(&file, "task_struct", "tgid", WINDOW),
+            member_offset(&whole, "task_struct", "tgid")
+        );
     }
 
     #[test]
