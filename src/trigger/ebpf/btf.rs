@@ -1,8 +1,10 @@
 //! The one thing fdir needs from the kernel's BTF (`/sys/kernel/btf/vmlinux`):
 //! the type id of a function (`BTF_KIND_FUNC`) by name, which an fexit
 //! program names at load (`attach_btf_id`), and the offset of a member of
-//! a kernel struct (what CO-RE relocations do, for one field). A pure parser over the bytes
-//! (include/uapi/linux/btf.h); malformed input is `None`, never a panic.
+//! a kernel struct (what CO-RE relocations do, for one field). A pure parser
+//! (include/uapi/linux/btf.h) over bytes read a window at a time ([`Bytes`]:
+//! the file, 5 MiB and more, is never held whole); malformed input is
+//! `None`, never a panic.
 
 /// `BTF_KIND_FUNC`.
 const KIND_FUNC: u32 = 12;
