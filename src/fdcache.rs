@@ -280,6 +280,39 @@ impl FdCache {
         Ok(())
     }
 
+    /// Runs `f` on the directory `key`, kept open (opened with `open`, and
+    /// kept if the budget allows): for lookups relative to it, such as
+    /// `readlinkat`, one path component shorter than from the process's
+    /// own directory. A kept directory that fails with anything but
+    /// `ENOENT` (a name it does not hold) is dropped, and opened afresh by
+    /// the next call.
+    pub(crate) fn at<T>(
+        &self,
+        key: &str,
+        open: impl FnOnce() -> Result<OwnedFd, Errno>,
+        f: impl FnOnce(&OwnedFd) -> Result<T, Errno>,
+    ) -> Result<T, Errno> {
+        let now = self.generation.get();
+        {
+            let mut map = self.entries.borrow_mut();
+            if let Some(Entry { kept: Kept::Dir(dir), used }) = map.get_mut(key) {
+                let result = f(dir);
+                match result {
+                    Err(e) if e != Errno::NOENT => {
+                        map.remove(key);
+                        KEPT.fetch_sub(1, Ordering::Relaxed);
+                    }
+                    _ => *used = now,
+                }
+                return result;
+            }
+        }
+        let dir = open()?;
+        let result = f(&dir);
+        self.keep(key, Kept::Dir(dir), now);
+        result
+    }
+
     /// How many descriptors this cache keeps.
     pub(crate) fn len(&self) -> usize {
         self.entries.borrow().len()

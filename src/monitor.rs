@@ -1032,8 +1032,13 @@ impl Monitor {
         let part = part % parts;
         let mine = move |pid: u32| pid % parts == part;
         let started = Instant::now();
-        // Each round reads every shared object afresh, once.
-        self.shared.begin_round();
+        // Each round (a cycle, all its parts) reads every shared object
+        // afresh, once; a part forgets only the code chunks (`shared.rs`).
+        if part == 0 {
+            self.shared.begin_round();
+        } else {
+            self.shared.begin_part();
+        }
         let mut findings = std::mem::take(&mut self.carried);
         let mut summary = Summary {
             exited: findings.iter().filter(|f| matches!(f, Finding::Exited { .. } | Finding::Reused { .. })).count(),

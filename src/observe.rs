@@ -1307,6 +1307,8 @@ impl Observer {
     #[inline(never)]
     fn lsm<S: Source + ?Sized>(&mut self, src: &S, canon: &mut Canon) -> Result<Option<String>, Error> {
         let mut any = false;
+        // Whether an attribute was read (not known absent without reading).
+        let mut asked = false;
         let mut first_refusal: Option<String> = None;
         if self.fresh {
             self.lsm_absent = 0;
@@ -1323,6 +1325,7 @@ impl Observer {
             }
             self.rel.clear();
             let _ = write!(self.rel, "attr/{attr}");
+            asked = true;
             match src.read(&self.rel, &mut self.buf) {
                 Ok(()) => {
                     lsm::add(canon, attr, &self.buf);
@@ -1344,7 +1347,10 @@ impl Observer {
                 Err(e) => return Err(e),
             }
         }
-        if !any && !src.alive() {
+        // A read that found nothing may have been of a process gone meanwhile;
+        // where none was made (no module provides any attribute, as known
+        // since boot) there is nothing to tell apart, and no `stat` to read.
+        if !any && asked && !src.alive() {
             return Err(gone(src));
         }
         Ok((!any).then(|| {

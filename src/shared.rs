@@ -17,9 +17,17 @@
 //!   Where the mount of the root cannot be told (a kernel before 5.8), each
 //!   process reads its own.
 //!
-//! A round is one part of a [`crate::Monitor`] cycle:
+//! A round is one [`crate::Monitor`] cycle, all its parts:
 //! [`Shared::begin_round`] forgets what the last one read, so nothing older
-//! than the round is ever used.
+//! than the cycle is ever used, and each distinct cgroup and mount view is
+//! read once a cycle, however many parts the cycle is spread over (the
+//! processes of every part lead to the same few: reading them again for each
+//! part was a fifth of a cycle of an idle node, BENCHMARKS.md). A part
+//! ([`Shared::begin_part`]) forgets only the code chunks: their
+//! sharing's lifetime stays a part (docs/code-pages.md), and they are what
+//! would make a cycle's store large. An object's change is seen by the
+//! next cycle, at most one interval after it, as a change of a process's own
+//! files is; a trigger's re-check reads afresh at once.
 //!
 //! A read after a drift (the confirming re-read, and every read while a
 //! drift lasts) never takes from here: it reads the files again, so a read
@@ -36,8 +44,8 @@
 //! cgroup's `cgroup.type` (limit files of an ancestor or of the cgroup, read
 //! every round); a removed file or cgroup fails its read, and any read of a
 //! listed file that fails sends the reader back to a listing. The
-//! directory is still listed every [`LIST_EVERY`] rounds, and on every read
-//! after a drift.
+//! directory is still listed every [`LIST_EVERY`] parts (of rounds; a
+//! round of one part is one), and on every read after a drift.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -63,15 +71,15 @@ pub(crate) struct Shared {
     /// and cgroup path, with the round of that listing; kept across rounds
     /// (never their content).
     limit_files: Mutex<HashMap<String, HashMap<String, Listing>>>,
-    /// Rounds begun.
+    /// Parts of rounds begun (a round's first part too).
     round: std::sync::atomic::AtomicU64,
 }
 
 /// The limit files of one cgroup directory, and the round they were listed in.
 type Listing = (Arc<[String]>, u64);
 
-/// A cgroup directory whose limit files were listed this many rounds ago
-/// is listed again.
+/// A cgroup directory whose limit files were listed this many parts ago
+/// (of rounds: [`Shared::begin_part`]) is listed again.
 pub(crate) const LIST_EVERY: u64 = 10;
 
 /// The records a form was made of, held, and the form's digest.
@@ -95,7 +103,7 @@ impl Shared {
         Arc::new(Shared::default())
     }
 
-    /// Starts a round: what the last round read is forgotten.
+    /// Starts a round (a cycle): what the last round read is forgotten.
     pub(crate) fn begin_round(&self) {
         if let Ok(mut m) = self.cgroup_limits.lock() {
             m.clear();
@@ -106,6 +114,12 @@ impl Shared {
         if let Ok(mut m) = self.cgroup_forms.lock() {
             m.clear();
         }
+        self.begin_part();
+    }
+
+    /// Starts a part of a round after its first: the code chunks the last
+    /// part read are forgotten, the round's cgroups and mount views kept.
+    pub(crate) fn begin_part(&self) {
         self.code.clear();
         let round = self.round.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         // Listings too old to be used are forgotten (a cgroup no target
