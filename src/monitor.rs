@@ -173,6 +173,11 @@ pub const MAX_WORKERS: usize = 8;
 /// Fewer targets than this are checked on one thread.
 pub const PARALLEL_FROM: usize = 16;
 
+/// A part of a round spread over the interval with at most twice this many
+/// targets is checked on one thread (`Monitor::cycle_part`): the targets a
+/// runtime puts in one part (`runtime::TARGETS_PER_PART`).
+const ONE_THREAD_PART: usize = 64;
+
 fn workers_for(targets: usize) -> usize {
     if targets < PARALLEL_FROM {
         return 1;
@@ -1065,9 +1070,14 @@ impl Monitor {
             self.rounds += 1;
         }
 
-        // Each target is checked on its own: with many, on every core.
+        // Each target is checked on its own: with many, on every core. A
+        // round spread over the interval in parts of at most two parts'
+        // worth of targets runs each part on this thread: the spreading
+        // already keeps each tick short, and worker threads started for
+        // every part (they end with it) cost more CPU than they save time.
         let subsystems = &self.subsystems;
-        let workers = workers_for(self.watched.len() / usize::try_from(parts).unwrap_or(1));
+        let per_part = self.watched.len() / usize::try_from(parts).unwrap_or(1);
+        let workers = if parts > 1 && per_part <= 2 * ONE_THREAD_PART { 1 } else { workers_for(per_part) };
         let mut exited = Vec::new();
         if workers <= 1 {
             // No list of targets is built: a steady-state cycle allocates nothing.

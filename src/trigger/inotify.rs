@@ -36,15 +36,16 @@ pub struct Inotify {
     dirs: BTreeMap<i32, PathBuf>,
     /// Directory → watch descriptor.
     wds: BTreeMap<PathBuf, i32>,
-    /// The directories each followed pid leads to.
-    pids: BTreeMap<u32, Vec<PathBuf>>,
     lost: u64,
     buf: Vec<MaybeUninit<u8>>,
 }
 
-/// `/proc/PID/cgroup`.
-fn read_cgroup_file(pid: u32) -> std::io::Result<Vec<u8>> {
-    std::fs::read(format!("/proc/{pid}/cgroup"))
+/// `/proc/PID/cgroup`, into `buf` (its room reused: one `read` fills it,
+/// where `std::fs::read` of a /proc file probes with small reads first).
+fn read_cgroup_file(pid: u32, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    buf.clear();
+    buf.reserve(4096);
+    std::io::Read::read_to_end(&mut std::fs::File::open(format!("/proc/{pid}/cgroup"))?, buf).map(drop)
 }
 
 impl Inotify {
@@ -62,29 +63,24 @@ impl Inotify {
             mounts,
             dirs: BTreeMap::new(),
             wds: BTreeMap::new(),
-            pids: BTreeMap::new(),
             lost: 0,
             buf: vec![MaybeUninit::uninit(); 16 * 1024],
         })
     }
 
-    /// The cgroup directories of `pid` and their ancestors, in every
-    /// hierarchy fdir can see.
-    fn dirs_of(&self, pid: u32) -> Vec<PathBuf> {
-        let Ok(text) = read_cgroup_file(pid) else { return Vec::new() };
-        let Ok(memberships) = cgroup::parse(&text) else { return Vec::new() };
-        let mut out = Vec::new();
+    /// The cgroup directories a process whose `/proc/PID/cgroup` says
+    /// `text` is in, and their ancestors, in every hierarchy fdir can see,
+    /// into `out`.
+    fn dirs_in(&self, text: &[u8], out: &mut BTreeSet<PathBuf>) {
+        let Ok(memberships) = cgroup::parse(text) else { return };
         for (hierarchy, path) in memberships {
             let (hierarchy, path) = (String::from_utf8_lossy(hierarchy), String::from_utf8_lossy(path));
             for c in cgroup_limits::ancestors(&path) {
                 if let Ok(dir) = self.mounts.dir(&hierarchy, c) {
-                    out.push(dir);
+                    out.insert(dir);
                 }
             }
         }
-        out.sort_unstable();
-        out.dedup();
-        out
     }
 
     /// Watches `dir` (once).
@@ -158,8 +154,20 @@ impl Source for Inotify {
     fn follow(&mut self, pids: &[u32]) {
         let wanted: BTreeSet<u32> = pids.iter().copied().chain([std::process::id()]).collect();
         // Read again each time: a process may have moved to another cgroup.
-        self.pids = wanted.iter().map(|&pid| (pid, self.dirs_of(pid))).collect();
-        let live: BTreeSet<PathBuf> = self.pids.values().flatten().cloned().collect();
+        // Processes in the same cgroups say the same in their `cgroup`
+        // file: each distinct text is turned into directories once.
+        let mut texts: BTreeSet<Vec<u8>> = BTreeSet::new();
+        let mut buf = Vec::new();
+        for &pid in &wanted {
+            // A process gone or unreadable is left to the timer.
+            if read_cgroup_file(pid, &mut buf).is_ok() && !texts.contains(&buf) {
+                texts.insert(buf.clone());
+            }
+        }
+        let mut live: BTreeSet<PathBuf> = BTreeSet::new();
+        for text in &texts {
+            self.dirs_in(text, &mut live);
+        }
         for dir in &live {
             self.watch(dir);
         }
