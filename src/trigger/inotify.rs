@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rustix::fs::inotify;
 
@@ -36,6 +37,10 @@ pub struct Inotify {
     dirs: BTreeMap<i32, PathBuf>,
     /// Directory → watch descriptor.
     wds: BTreeMap<PathBuf, i32>,
+    /// The `cgroup` file of each followed pid as last read (equal texts
+    /// held once), and when every one was last read.
+    pids: BTreeMap<u32, Arc<[u8]>>,
+    asked: Option<std::time::Instant>,
     lost: u64,
     buf: Vec<MaybeUninit<u8>>,
 }
@@ -63,6 +68,8 @@ impl Inotify {
             mounts,
             dirs: BTreeMap::new(),
             wds: BTreeMap::new(),
+            pids: BTreeMap::new(),
+            asked: None,
             lost: 0,
             buf: vec![MaybeUninit::uninit(); 16 * 1024],
         })
@@ -153,16 +160,33 @@ impl Source for Inotify {
 
     fn follow(&mut self, pids: &[u32]) {
         let wanted: BTreeSet<u32> = pids.iter().copied().chain([std::process::id()]).collect();
-        // Read again each time: a process may have moved to another cgroup.
+        // Every one read again every `ASK_AGAIN`: a process may have moved
+        // to another cgroup; in between, only those not followed yet.
+        if super::ask_all(self.asked) {
+            self.pids.clear();
+            self.asked = Some(std::time::Instant::now());
+        } else {
+            self.pids.retain(|pid, _| wanted.contains(pid));
+        }
         // Processes in the same cgroups say the same in their `cgroup`
-        // file: each distinct text is turned into directories once.
-        let mut texts: BTreeSet<Vec<u8>> = BTreeSet::new();
+        // file: each distinct text is held once, and turned into
+        // directories once.
+        let mut texts: BTreeSet<Arc<[u8]>> = self.pids.values().cloned().collect();
         let mut buf = Vec::new();
         for &pid in &wanted {
             // A process gone or unreadable is left to the timer.
-            if read_cgroup_file(pid, &mut buf).is_ok() && !texts.contains(&buf) {
-                texts.insert(buf.clone());
+            if self.pids.contains_key(&pid) || read_cgroup_file(pid, &mut buf).is_err() {
+                continue;
             }
+            let text = match texts.get(buf.as_slice()) {
+                Some(t) => Arc::clone(t),
+                None => {
+                    let t: Arc<[u8]> = Arc::from(buf.as_slice());
+                    texts.insert(Arc::clone(&t));
+                    t
+                }
+            };
+            self.pids.insert(pid, text);
         }
         let mut live: BTreeSet<PathBuf> = BTreeSet::new();
         for text in &texts {
