@@ -501,11 +501,12 @@ impl ProcessDir {
             return None;
         }
         let mut text = [0u8; 64];
-        // Through `ns` kept open, where descriptors are kept: the directory
-        // stands for the process, not for a namespace (each link is resolved
-        // at the call), so it never shows stale state.
+        // Through `ns` kept open, where descriptors are kept (and the
+        // budget has room: opening it for one link would cost more): the
+        // directory stands for the process, not for a namespace (each link
+        // is resolved at the call), so it never shows stale state.
         let read = match rel.strip_prefix("ns/") {
-            Some(name) if self.fds.keeps() => {
+            Some(name) if self.fds.holds_or_can_keep("ns/") => {
                 let open = || {
                     rustix::fs::openat(
                         &self.dir,
