@@ -28,9 +28,10 @@
 //!   must be fresh (the confirming re-read after a drift), whose value then
 //!   replaces the round's.
 //!
-//! A round is what [`crate::shared::Shared::begin_round`] starts: nothing
-//! older is used, so a bit flipped in the page cache is seen by the next
-//! round that reaches its chunk, by every process that maps it.
+//! Chunks are kept for one part of a round ([`crate::shared::Shared::begin_part`],
+//! and `begin_round` at a round's first): nothing older is used, so a bit
+//! flipped in the page cache is seen by the next part that reaches its
+//! chunk, by every process that maps it.
 //!
 //! A race: a process that writes its code between the read of its page map
 //! and the read of its memory lends its private bytes to the round; they

@@ -280,6 +280,46 @@ impl FdCache {
         Ok(())
     }
 
+    /// Whether `key` is kept, or would be kept if opened now (the cache
+    /// keeps descriptors and the budget has room): a caller with a cheaper
+    /// way than opening `key` for one use takes it otherwise.
+    pub(crate) fn holds_or_can_keep(&self, key: &str) -> bool {
+        !self.transient.get() && (self.entries.borrow().contains_key(key) || KEPT.load(Ordering::Relaxed) < budget())
+    }
+
+    /// Runs `f` on the directory `key`, kept open (opened with `open`, and
+    /// kept if the budget allows): for lookups relative to it, such as
+    /// `readlinkat`, one path component shorter than from the process's
+    /// own directory. A kept directory that fails with anything but
+    /// `ENOENT` (a name it does not hold) is dropped, and opened afresh by
+    /// the next call.
+    pub(crate) fn at<T>(
+        &self,
+        key: &str,
+        open: impl FnOnce() -> Result<OwnedFd, Errno>,
+        f: impl FnOnce(&OwnedFd) -> Result<T, Errno>,
+    ) -> Result<T, Errno> {
+        let now = self.generation.get();
+        {
+            let mut map = self.entries.borrow_mut();
+            if let Some(Entry { kept: Kept::Dir(dir), used }) = map.get_mut(key) {
+                let result = f(dir);
+                match result {
+                    Err(e) if e != Errno::NOENT => {
+                        map.remove(key);
+                        KEPT.fetch_sub(1, Ordering::Relaxed);
+                    }
+                    _ => *used = now,
+                }
+                return result;
+            }
+        }
+        let dir = open()?;
+        let result = f(&dir);
+        self.keep(key, Kept::Dir(dir), now);
+        result
+    }
+
     /// How many descriptors this cache keeps.
     pub(crate) fn len(&self) -> usize {
         self.entries.borrow().len()
@@ -314,6 +354,31 @@ mod tests {
         assert!(fd_size() >= want, "FDSize {} < {want}", fd_size());
         // Other tests open and close files meanwhile: allow for them.
         assert!(open_fds() <= fds + 8, "{} fds open after, {fds} before", open_fds());
+    }
+
+    #[test]
+    fn a_directory_is_kept_for_lookups_and_answers_for_each_one_afresh() {
+        let cache = FdCache::default();
+        assert!(cache.holds_or_can_keep("ns/"));
+        let ns =
+            || rustix::fs::open("/proc/self/ns", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty());
+        let link = |dir: &OwnedFd| rustix::fs::readlinkat(dir, "mnt", Vec::new());
+        cache.begin();
+        let first = cache.at("ns/", ns, link).unwrap();
+        assert!(first.to_string_lossy().starts_with("mnt:["), "{first:?}");
+        cache.end();
+        assert_eq!(cache.len(), 1, "kept");
+        cache.begin();
+        let again = cache.at("ns/", || Err(Errno::NOENT), link).unwrap();
+        assert_eq!(first, again, "through the kept directory");
+        // A name it does not hold is an answer, not a failed descriptor.
+        let missing = cache.at("ns/", || Err(Errno::NOENT), |d| rustix::fs::readlinkat(d, "nothing", Vec::new()));
+        assert_eq!(missing.err(), Some(Errno::NOENT));
+        cache.end();
+        assert_eq!(cache.len(), 1, "still kept");
+        cache.keep_nothing();
+        assert!(!cache.holds_or_can_keep("ns/"), "a cache that keeps nothing");
+        assert_eq!(cache.len(), 0);
     }
 
     #[test]

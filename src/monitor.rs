@@ -175,6 +175,11 @@ pub const MAX_WORKERS: usize = 8;
 /// Fewer targets than this are checked on one thread.
 pub const PARALLEL_FROM: usize = 16;
 
+/// A part of a round spread over the interval with at most twice this many
+/// targets is checked on one thread (`Monitor::cycle_part`): the targets a
+/// runtime puts in one part (`runtime::TARGETS_PER_PART`).
+const ONE_THREAD_PART: usize = 64;
+
 fn workers_for(targets: usize) -> usize {
     if targets < PARALLEL_FROM {
         return 1;
@@ -1034,8 +1039,13 @@ impl Monitor {
         let part = part % parts;
         let mine = move |pid: u32| pid % parts == part;
         let started = Instant::now();
-        // Each round reads every shared object afresh, once.
-        self.shared.begin_round();
+        // Each round (a cycle, all its parts) reads every shared object
+        // afresh, once; a part forgets only the code chunks (`shared.rs`).
+        if part == 0 {
+            self.shared.begin_round();
+        } else {
+            self.shared.begin_part();
+        }
         let mut findings = std::mem::take(&mut self.carried);
         let mut summary = Summary {
             exited: findings.iter().filter(|f| matches!(f, Finding::Exited { .. } | Finding::Reused { .. })).count(),
@@ -1062,9 +1072,14 @@ impl Monitor {
             self.rounds += 1;
         }
 
-        // Each target is checked on its own: with many, on every core.
+        // Each target is checked on its own: with many, on every core. A
+        // round spread over the interval in parts of at most two parts'
+        // worth of targets runs each part on this thread: the spreading
+        // already keeps each tick short, and worker threads started for
+        // every part (they end with it) cost more CPU than they save time.
         let subsystems = &self.subsystems;
-        let workers = workers_for(self.watched.len() / usize::try_from(parts).unwrap_or(1));
+        let per_part = self.watched.len() / usize::try_from(parts).unwrap_or(1);
+        let workers = if parts > 1 && per_part <= 2 * ONE_THREAD_PART { 1 } else { workers_for(per_part) };
         let mut exited = Vec::new();
         if workers <= 1 {
             // No list of targets is built: a steady-state cycle allocates nothing.

@@ -1253,6 +1253,20 @@ impl Observer {
         if !self.fresh
             && let Some(shared) = &self.shared
         {
+            // The list of cgroups as one key, in the read buffer (free
+            // until the reads below): one lookup finds a form the round
+            // made already.
+            let mut key = std::mem::take(&mut self.buf);
+            crate::shared::cgroup_list_key(&self.cgroups, &mut key);
+            if let Some(digest) = shared.cgroup_form(&key)
+                && Some(digest) == expected
+                && self.fault.is_none()
+            {
+                self.buf = key;
+                *canon = Canon::known(Subsystem::CgroupLimits, digest);
+                return Ok(());
+            }
+            let epoch = shared.forms_epoch();
             let mut pieces = Vec::with_capacity(self.cgroups.len());
             for (h, cg) in &self.cgroups {
                 match shared.cgroup_limits(h, cg) {
@@ -1261,22 +1275,17 @@ impl Observer {
                 }
             }
             if pieces.len() == self.cgroups.len() {
-                if let Some(digest) = shared.cgroup_form(&pieces)
-                    && Some(digest) == expected
-                    && self.fault.is_none()
-                {
-                    *canon = Canon::known(Subsystem::CgroupLimits, digest);
-                    return Ok(());
-                }
                 for lines in &pieces {
                     for line in lines.split('\n').filter(|l| !l.is_empty()) {
                         canon.push_line(line);
                     }
                 }
                 let digest = canon.digest(Subsystem::CgroupLimits);
-                shared.keep_cgroup_form(&pieces, digest);
+                shared.keep_cgroup_form(&key, digest, epoch);
+                self.buf = key;
                 return Ok(());
             }
+            self.buf = key;
         }
         for i in 0..self.cgroups.len() {
             let Some((h, cg)) = self.cgroups.get(i) else { break };
@@ -1368,6 +1377,8 @@ impl Observer {
     #[inline(never)]
     fn lsm<S: Source + ?Sized>(&mut self, src: &S, canon: &mut Canon) -> Result<Option<String>, Error> {
         let mut any = false;
+        // Whether an attribute was read (not known absent without reading).
+        let mut asked = false;
         let mut first_refusal: Option<String> = None;
         if self.fresh {
             self.lsm_absent = 0;
@@ -1384,6 +1395,7 @@ impl Observer {
             }
             self.rel.clear();
             let _ = write!(self.rel, "attr/{attr}");
+            asked = true;
             match src.read(&self.rel, &mut self.buf) {
                 Ok(()) => {
                     lsm::add(canon, attr, &self.buf);
@@ -1405,7 +1417,10 @@ impl Observer {
                 Err(e) => return Err(e),
             }
         }
-        if !any && !src.alive() {
+        // A read that found nothing may have been of a process gone meanwhile;
+        // where none was made (no module provides any attribute, as known
+        // since boot) there is nothing to tell apart, and no `stat` to read.
+        if !any && asked && !src.alive() {
             return Err(gone(src));
         }
         Ok((!any).then(|| {

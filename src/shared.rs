@@ -17,9 +17,17 @@
 //!   Where the mount of the root cannot be told (a kernel before 5.8), each
 //!   process reads its own.
 //!
-//! A round is one part of a [`crate::Monitor`] cycle:
+//! A round is one [`crate::Monitor`] cycle, all its parts:
 //! [`Shared::begin_round`] forgets what the last one read, so nothing older
-//! than the round is ever used.
+//! than the cycle is ever used, and each distinct cgroup and mount view is
+//! read once a cycle, however many parts the cycle is spread over (the
+//! processes of every part lead to the same few: reading them again for each
+//! part was a fifth of a cycle of an idle node, BENCHMARKS.md). A part
+//! ([`Shared::begin_part`]) forgets only the code chunks: their
+//! sharing's lifetime stays a part (docs/code-pages.md), and they are what
+//! would make a cycle's store large. An object's change is seen by the
+//! next cycle, at most one interval after it, as a change of a process's own
+//! files is; a trigger's re-check reads afresh at once.
 //!
 //! A read after a drift (the confirming re-read, and every read while a
 //! drift lasts) never takes from here: it reads the files again, so a read
@@ -36,8 +44,8 @@
 //! cgroup's `cgroup.type` (limit files of an ancestor or of the cgroup, read
 //! every round); a removed file or cgroup fails its read, and any read of a
 //! listed file that fails sends the reader back to a listing. The
-//! directory is still listed every [`LIST_EVERY`] rounds, and on every read
-//! after a drift.
+//! directory is still listed every [`LIST_EVERY`] parts (of rounds; a
+//! round of one part is one), and on every read after a drift.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -52,30 +60,45 @@ pub(crate) struct Shared {
     /// the digest of the form they make.
     mounts: Mutex<HashMap<MountView, (Arc<str>, crate::Digest)>>,
     /// The digest of a process's `cgroup-limits` form made of these records
-    /// (those of each cgroup it leads to, in its order), by their addresses:
-    /// made once a round for all the processes that lead to the same
-    /// cgroups. The records are held with it, so that no address is reused
-    /// while it is kept (a cgroup read again after a drift is new records).
-    cgroup_forms: Mutex<HashMap<Vec<usize>, Form>>,
+    /// (those of each cgroup it leads to, in its order), by the list of
+    /// those cgroups ([`cgroup_list_key`]): made once a round for all the
+    /// processes that lead to the same cgroups, and found with one lookup.
+    /// Forgotten whenever a cgroup's records are read again in the round
+    /// (after a drift): a form is only ever of the records kept now.
+    cgroup_forms: Mutex<HashMap<Vec<u8>, crate::Digest>>,
     /// The values of shared code chunks (`code`, see `code_pages.rs`).
     code: crate::code_pages::CodePages,
     /// The limit files of a cgroup directory as last listed, by hierarchy
     /// and cgroup path, with the round of that listing; kept across rounds
     /// (never their content).
     limit_files: Mutex<HashMap<String, HashMap<String, Listing>>>,
-    /// Rounds begun.
+    /// Times a cgroup's records were read again within a round (each
+    /// forgets the forms): a form made of records gathered before one is
+    /// not kept.
+    forms_epoch: std::sync::atomic::AtomicU64,
+    /// Parts of rounds begun (a round's first part too).
     round: std::sync::atomic::AtomicU64,
 }
 
 /// The limit files of one cgroup directory, and the round they were listed in.
 type Listing = (Arc<[String]>, u64);
 
-/// A cgroup directory whose limit files were listed this many rounds ago
-/// is listed again.
+/// A cgroup directory whose limit files were listed this many parts ago
+/// (of rounds: [`Shared::begin_part`]) is listed again.
 pub(crate) const LIST_EVERY: u64 = 10;
 
-/// The records a form was made of, held, and the form's digest.
-type Form = (Vec<Arc<str>>, crate::Digest);
+/// The key of a list of cgroups (hierarchy and path of each, in order) in
+/// [`Shared::cgroup_form`]: each name preceded by its length, so that no
+/// two lists have the same key whatever their names hold.
+pub(crate) fn cgroup_list_key(cgroups: &[(String, String)], key: &mut Vec<u8>) {
+    key.clear();
+    for (h, cg) in cgroups {
+        for name in [h, cg] {
+            key.extend_from_slice(&u64::try_from(name.len()).unwrap_or(u64::MAX).to_le_bytes());
+            key.extend_from_slice(name.as_bytes());
+        }
+    }
+}
 
 /// What the text of a process's `mountinfo` depends on: its mount
 /// namespace, and its root (the directory, and the mount it is on).
@@ -95,7 +118,7 @@ impl Shared {
         Arc::new(Shared::default())
     }
 
-    /// Starts a round: what the last round read is forgotten.
+    /// Starts a round (a cycle): what the last round read is forgotten.
     pub(crate) fn begin_round(&self) {
         if let Ok(mut m) = self.cgroup_limits.lock() {
             m.clear();
@@ -106,6 +129,12 @@ impl Shared {
         if let Ok(mut m) = self.cgroup_forms.lock() {
             m.clear();
         }
+        self.begin_part();
+    }
+
+    /// Starts a part of a round after its first: the code chunks the last
+    /// part read are forgotten, the round's cgroups and mount views kept.
+    pub(crate) fn begin_part(&self) {
         self.code.clear();
         let round = self.round.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         // Listings too old to be used are forgotten (a cgroup no target
@@ -165,18 +194,28 @@ impl Shared {
         }
     }
 
-    /// The digest of the `cgroup-limits` form made of `pieces` (records
-    /// this round keeps, [`Shared::cgroup_limits`]), if a target made it.
-    pub(crate) fn cgroup_form(&self, pieces: &[Arc<str>]) -> Option<crate::Digest> {
-        let key: Vec<usize> = pieces.iter().map(|p| Arc::as_ptr(p).cast::<u8>() as usize).collect();
-        self.cgroup_forms.lock().ok()?.get(&key).map(|(_, d)| *d)
+    /// The digest of the `cgroup-limits` form made of the records this
+    /// round keeps of the cgroups whose [`cgroup_list_key`] is `key`, if a
+    /// target made it.
+    pub(crate) fn cgroup_form(&self, key: &[u8]) -> Option<crate::Digest> {
+        self.cgroup_forms.lock().ok()?.get(key).copied()
     }
 
-    /// Keeps the digest of the `cgroup-limits` form made of `pieces`.
-    pub(crate) fn keep_cgroup_form(&self, pieces: &[Arc<str>], digest: crate::Digest) {
-        let key: Vec<usize> = pieces.iter().map(|p| Arc::as_ptr(p).cast::<u8>() as usize).collect();
-        if let Ok(mut m) = self.cgroup_forms.lock() {
-            m.insert(key, (pieces.to_vec(), digest));
+    /// The count of re-reads that forgot the forms, to pass to
+    /// [`Shared::keep_cgroup_form`]: taken before the records are.
+    pub(crate) fn forms_epoch(&self) -> u64 {
+        self.forms_epoch.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Keeps the digest of the `cgroup-limits` form made of the records
+    /// this round keeps of the cgroups whose key is `key`, taken when the
+    /// [`Shared::forms_epoch`] was `epoch`: not if a cgroup's records have
+    /// been read again since (the form may be of what they replaced).
+    pub(crate) fn keep_cgroup_form(&self, key: &[u8], digest: crate::Digest, epoch: u64) {
+        if let Ok(mut m) = self.cgroup_forms.lock()
+            && self.forms_epoch.load(std::sync::atomic::Ordering::Acquire) == epoch
+        {
+            m.insert(key.to_vec(), digest);
         }
     }
 
@@ -190,8 +229,17 @@ impl Shared {
     /// of the round.
     pub(crate) fn keep_cgroup_limits<'a>(&self, hierarchy: &str, cgroup: &str, lines: impl Iterator<Item = &'a str>) {
         let text = joined(lines);
-        if let Ok(mut m) = self.cgroup_limits.lock() {
-            m.entry(hierarchy.to_owned()).or_default().insert(cgroup.to_owned(), Arc::from(text));
+        let replaced = match self.cgroup_limits.lock() {
+            Ok(mut m) => {
+                m.entry(hierarchy.to_owned()).or_default().insert(cgroup.to_owned(), Arc::from(text)).is_some()
+            }
+            Err(_) => false,
+        };
+        // Read again (after a drift): no form made of what it replaces stays,
+        // nor is one kept that was being made of it.
+        if replaced && let Ok(mut m) = self.cgroup_forms.lock() {
+            self.forms_epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+            m.clear();
         }
     }
 }
@@ -222,19 +270,68 @@ mod tests {
         let d = crate::Digest::of(b"a form");
         s.keep_mounts(view, ["mount /\text4 rw"].into_iter(), d);
         assert_eq!(s.mounts(&view).map(|(l, d)| (l.to_string(), d)), Some(("mount /\text4 rw\n".to_owned(), d)));
-        let a = s.cgroup_limits("pids", "/a").unwrap();
-        assert!(s.cgroup_form(std::slice::from_ref(&a)).is_none());
-        s.keep_cgroup_form(std::slice::from_ref(&a), d);
-        assert_eq!(s.cgroup_form(std::slice::from_ref(&a)), Some(d));
-        // The same records read again (after a drift) are another form's.
+        let mut key = Vec::new();
+        cgroup_list_key(&[("pids".to_owned(), "/a".to_owned())], &mut key);
+        assert!(s.cgroup_form(&key).is_none());
+        s.keep_cgroup_form(&key, d, s.forms_epoch());
+        assert_eq!(s.cgroup_form(&key), Some(d));
+        // Records of another cgroup kept: the form stays.
+        s.keep_cgroup_limits("pids", "/b", ["pids /b pids.max\t5"].into_iter());
+        assert_eq!(s.cgroup_form(&key), Some(d));
+        // The same records read again (after a drift) are another form's,
+        // and a form being made of the records before is not kept.
+        let epoch = s.forms_epoch();
         s.keep_cgroup_limits("pids", "/a", ["pids /a pids.max\t100", "pids /a x\ty"].into_iter());
-        let again = s.cgroup_limits("pids", "/a").unwrap();
-        assert!(s.cgroup_form(std::slice::from_ref(&again)).is_none());
+        assert!(s.cgroup_form(&key).is_none());
+        s.keep_cgroup_form(&key, d, epoch);
+        assert!(s.cgroup_form(&key).is_none());
+        s.keep_cgroup_form(&key, d, s.forms_epoch());
         assert!(s.mounts(&MountView { root_mount: 22, ..view }).is_none(), "another mount of the same root");
         s.begin_round();
         assert!(s.cgroup_limits("pids", "/a").is_none());
         assert!(s.mounts(&view).is_none());
-        assert!(s.cgroup_form(std::slice::from_ref(&a)).is_none());
+        assert!(s.cgroup_form(&key).is_none());
+    }
+
+    #[test]
+    fn a_part_keeps_the_rounds_cgroups_and_mount_views_and_forgets_its_code() {
+        let s = Shared::new();
+        s.begin_round();
+        s.keep_cgroup_limits("pids", "/a", ["pids /a pids.max\t100"].into_iter());
+        let view = MountView { namespace: (4, 4026531841), root: (254, 2), root_mount: 21 };
+        let d = crate::Digest::of(b"a form");
+        s.keep_mounts(view, ["mount /\text4 rw"].into_iter(), d);
+        let mut key = Vec::new();
+        cgroup_list_key(&[("pids".to_owned(), "/a".to_owned())], &mut key);
+        s.keep_cgroup_form(&key, d, s.forms_epoch());
+        let chunk = crate::code_pages::ChunkKey { dev: 1, path: 2, inode: 3, at: 0, len: 4096 };
+        let read = || Ok(("chunk".to_owned(), 4096));
+        assert!(s.code().value(chunk, read).is_ok_and(|(_, fresh)| fresh));
+        assert!(s.code().value(chunk, read).is_ok_and(|(_, fresh)| !fresh), "taken within the part");
+        for _ in 1..4 {
+            s.begin_part();
+            assert!(s.cgroup_limits("pids", "/a").is_some(), "read once a round, whatever its parts");
+            assert!(s.mounts(&view).is_some());
+            assert_eq!(s.cgroup_form(&key), Some(d));
+            assert!(s.code().value(chunk, read).is_ok_and(|(_, fresh)| fresh), "code chunks last a part");
+        }
+        s.begin_round();
+        assert!(s.cgroup_limits("pids", "/a").is_none(), "a new round reads afresh");
+        assert!(s.mounts(&view).is_none());
+        assert!(s.cgroup_form(&key).is_none());
+    }
+
+    #[test]
+    fn lists_of_cgroups_have_keys_of_their_own() {
+        let key = |l: &[(&str, &str)]| {
+            let l: Vec<(String, String)> = l.iter().map(|(h, c)| ((*h).to_owned(), (*c).to_owned())).collect();
+            let mut k = Vec::new();
+            cgroup_list_key(&l, &mut k);
+            k
+        };
+        assert_ne!(key(&[("pids", "/a"), ("memory", "/")]), key(&[("pids", "/a\nmemory"), ("", "/")]));
+        assert_ne!(key(&[("pids", "/a")]), key(&[("pids", "/a"), ("", "")]));
+        assert_eq!(key(&[("pids", "/a")]), key(&[("pids", "/a")]));
     }
 
     #[test]

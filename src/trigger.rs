@@ -110,3 +110,34 @@ pub trait Source: Send {
     /// default follows nothing.
     fn follow(&mut self, _pids: &[u32]) {}
 }
+
+/// A source that follows objects of the watched processes asks every one
+/// of them again (a process may have entered another namespace or cgroup)
+/// at most this often; in between, only the processes it does not follow
+/// yet. The watched processes change at every cycle on a node whose
+/// processes come and go, and asking each of 500 again then cost a `statx`
+/// and a read of `/proc/PID/cgroup` for every one at every cycle
+/// (BENCHMARKS.md). The runtime aims the sources again at least every 10 s,
+/// so an idle node's are all asked again then.
+pub const ASK_AGAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether a source that last asked every followed process at `asked`
+/// must ask them all again now ([`ASK_AGAIN`]).
+pub(crate) fn ask_all(asked: Option<std::time::Instant>) -> bool {
+    asked.is_none_or(|t| t.elapsed() >= ASK_AGAIN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_followed_process_is_asked_again_after_ask_again_only() {
+        let now = std::time::Instant::now();
+        assert!(ask_all(None), "the first follow asks every one");
+        assert!(!ask_all(Some(now)), "a follow soon after asks only the new");
+        if let Some(then) = now.checked_sub(ASK_AGAIN) {
+            assert!(ask_all(Some(then)));
+        }
+    }
+}

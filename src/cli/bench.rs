@@ -5,7 +5,7 @@
 //!   each and hashing them, measured in the same run, interleaved;
 //! - the same check with the default subsystems;
 //! - the CPU share and peak memory of a real `fdir watch` of one process at
-//!   a 100 ms and a 1 s interval (its threads' on-CPU time from schedstat,
+//!   a 100 ms and a 1 s interval (its process CPU clock: every thread, exited ones too,
 //!   after its start-up), next to its floor measured in the same window: a
 //!   thread that wakes at the same interval and reads and hashes the same
 //!   files through kept-open descriptors (on a VM, waking up and reading
@@ -247,14 +247,28 @@ fn time_per<F: FnMut()>(n: u32, mut f: F) -> f64 {
     t.elapsed().as_secs_f64() * 1e9 / f64::from(n)
 }
 
-/// On-CPU time of every thread of `pid`, ns (schedstat).
+/// On-CPU time of the process `pid`, ns: every thread it has run, those
+/// that have exited included (the process's CPU-time clock). A sum of the
+/// live threads' `schedstat` left out a watch's workers, which run a part
+/// of a round each and exit: most of a cycle's CPU, uncounted.
 pub(super) fn cpu_ns(pid: u32) -> Result<u64> {
-    let mut total = 0u64;
-    for entry in std::fs::read_dir(format!("/proc/{pid}/task")).context("cannot list the watch process's threads")? {
-        // A thread that exits meanwhile counts for nothing.
-        total += schedstat_ns(&entry?.path().join("schedstat")).unwrap_or(0);
+    let pid = libc::pid_t::try_from(pid).context("a pid out of range")?;
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: clock_getcpuclockid(3) writes one clockid_t to the pointer,
+    // a local that outlives the call.
+    let rc = unsafe { libc::clock_getcpuclockid(pid, &raw mut clock) };
+    if rc != 0 {
+        anyhow::bail!("cannot read the CPU clock of pid {pid}: {}", std::io::Error::from_raw_os_error(rc));
     }
-    Ok(total)
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime(2) writes one timespec to the pointer, a local
+    // that outlives the call.
+    if unsafe { libc::clock_gettime(clock, &raw mut t) } != 0 {
+        anyhow::bail!("cannot read the CPU clock of pid {pid}: {}", std::io::Error::last_os_error());
+    }
+    let secs = u64::try_from(t.tv_sec).unwrap_or(0);
+    let nanos = u64::try_from(t.tv_nsec).unwrap_or(0);
+    Ok(secs.saturating_mul(1_000_000_000).saturating_add(nanos))
 }
 
 /// The on-CPU time in a `schedstat` file (its first field), ns.

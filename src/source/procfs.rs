@@ -501,7 +501,25 @@ impl ProcessDir {
             return None;
         }
         let mut text = [0u8; 64];
-        let n = match rustix::fs::readlinkat_raw(&self.dir, rel, &mut text[..]) {
+        // Through `ns` kept open, where descriptors are kept (and the
+        // budget has room: opening it for one link would cost more): the
+        // directory stands for the process, not for a namespace (each link
+        // is resolved at the call), so it never shows stale state.
+        let read = match rel.strip_prefix("ns/") {
+            Some(name) if self.fds.holds_or_can_keep("ns/") => {
+                let open = || {
+                    rustix::fs::openat(
+                        &self.dir,
+                        "ns",
+                        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    )
+                };
+                self.fds.at("ns/", open, |ns| rustix::fs::readlinkat_raw(ns, name, &mut text[..]))
+            }
+            _ => rustix::fs::readlinkat_raw(&self.dir, rel, &mut text[..]),
+        };
+        let n = match read {
             Ok(n) => n,
             Err(e) => return Some(Err(errno_to_error(e, "stat", self.path_of(rel), self.pid))),
         };

@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rustix::fs::inotify;
 
@@ -36,15 +37,20 @@ pub struct Inotify {
     dirs: BTreeMap<i32, PathBuf>,
     /// Directory → watch descriptor.
     wds: BTreeMap<PathBuf, i32>,
-    /// The directories each followed pid leads to.
-    pids: BTreeMap<u32, Vec<PathBuf>>,
+    /// The `cgroup` file of each followed pid as last read (equal texts
+    /// held once), and when every one was last read.
+    pids: BTreeMap<u32, Arc<[u8]>>,
+    asked: Option<std::time::Instant>,
     lost: u64,
     buf: Vec<MaybeUninit<u8>>,
 }
 
-/// `/proc/PID/cgroup`.
-fn read_cgroup_file(pid: u32) -> std::io::Result<Vec<u8>> {
-    std::fs::read(format!("/proc/{pid}/cgroup"))
+/// `/proc/PID/cgroup`, into `buf` (its room reused: one `read` fills it,
+/// where `std::fs::read` of a /proc file probes with small reads first).
+fn read_cgroup_file(pid: u32, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    buf.clear();
+    buf.reserve(4096);
+    std::io::Read::read_to_end(&mut std::fs::File::open(format!("/proc/{pid}/cgroup"))?, buf).map(drop)
 }
 
 impl Inotify {
@@ -63,28 +69,25 @@ impl Inotify {
             dirs: BTreeMap::new(),
             wds: BTreeMap::new(),
             pids: BTreeMap::new(),
+            asked: None,
             lost: 0,
             buf: vec![MaybeUninit::uninit(); 16 * 1024],
         })
     }
 
-    /// The cgroup directories of `pid` and their ancestors, in every
-    /// hierarchy fdir can see.
-    fn dirs_of(&self, pid: u32) -> Vec<PathBuf> {
-        let Ok(text) = read_cgroup_file(pid) else { return Vec::new() };
-        let Ok(memberships) = cgroup::parse(&text) else { return Vec::new() };
-        let mut out = Vec::new();
+    /// The cgroup directories a process whose `/proc/PID/cgroup` says
+    /// `text` is in, and their ancestors, in every hierarchy fdir can see,
+    /// into `out`.
+    fn dirs_in(&self, text: &[u8], out: &mut BTreeSet<PathBuf>) {
+        let Ok(memberships) = cgroup::parse(text) else { return };
         for (hierarchy, path) in memberships {
             let (hierarchy, path) = (String::from_utf8_lossy(hierarchy), String::from_utf8_lossy(path));
             for c in cgroup_limits::ancestors(&path) {
                 if let Ok(dir) = self.mounts.dir(&hierarchy, c) {
-                    out.push(dir);
+                    out.insert(dir);
                 }
             }
         }
-        out.sort_unstable();
-        out.dedup();
-        out
     }
 
     /// Watches `dir` (once).
@@ -157,9 +160,38 @@ impl Source for Inotify {
 
     fn follow(&mut self, pids: &[u32]) {
         let wanted: BTreeSet<u32> = pids.iter().copied().chain([std::process::id()]).collect();
-        // Read again each time: a process may have moved to another cgroup.
-        self.pids = wanted.iter().map(|&pid| (pid, self.dirs_of(pid))).collect();
-        let live: BTreeSet<PathBuf> = self.pids.values().flatten().cloned().collect();
+        // Every one read again every `ASK_AGAIN`: a process may have moved
+        // to another cgroup; in between, only those not followed yet.
+        if super::ask_all(self.asked) {
+            self.pids.clear();
+            self.asked = Some(std::time::Instant::now());
+        } else {
+            self.pids.retain(|pid, _| wanted.contains(pid));
+        }
+        // Processes in the same cgroups say the same in their `cgroup`
+        // file: each distinct text is held once, and turned into
+        // directories once.
+        let mut texts: BTreeSet<Arc<[u8]>> = self.pids.values().cloned().collect();
+        let mut buf = Vec::new();
+        for &pid in &wanted {
+            // A process gone or unreadable is left to the timer.
+            if self.pids.contains_key(&pid) || read_cgroup_file(pid, &mut buf).is_err() {
+                continue;
+            }
+            let text = match texts.get(buf.as_slice()) {
+                Some(t) => Arc::clone(t),
+                None => {
+                    let t: Arc<[u8]> = Arc::from(buf.as_slice());
+                    texts.insert(Arc::clone(&t));
+                    t
+                }
+            };
+            self.pids.insert(pid, text);
+        }
+        let mut live: BTreeSet<PathBuf> = BTreeSet::new();
+        for text in &texts {
+            self.dirs_in(text, &mut live);
+        }
         for dir in &live {
             self.watch(dir);
         }

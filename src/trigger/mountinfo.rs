@@ -35,6 +35,8 @@ pub struct Mountinfo {
     files: BTreeMap<Namespace, File>,
     /// The pids last followed, and their namespaces.
     pids: BTreeMap<u32, Namespace>,
+    /// When every followed pid was last asked for its namespace.
+    asked: Option<std::time::Instant>,
 }
 
 /// The mount namespace of `pid` (`/proc/PID/ns/mnt`).
@@ -54,7 +56,7 @@ impl Mountinfo {
         let fail = |reason: String| Unavailable { kind: Kind::Mountinfo, reason };
         let epoll =
             epoll::create(epoll::CreateFlags::CLOEXEC).map_err(|e| fail(format!("cannot create an epoll set: {e}")))?;
-        let mut m = Mountinfo { epoll, files: BTreeMap::new(), pids: BTreeMap::new() };
+        let mut m = Mountinfo { epoll, files: BTreeMap::new(), pids: BTreeMap::new(), asked: None };
         let own = std::process::id();
         let ns = mount_namespace_of(own).map_err(|e| fail(format!("cannot read /proc/{own}/ns/mnt: {e}")))?;
         m.add(own, ns).map_err(|e| fail(format!("cannot poll /proc/{own}/mountinfo: {e}")))?;
@@ -104,10 +106,19 @@ impl Source for Mountinfo {
     fn follow(&mut self, pids: &[u32]) {
         let own = std::process::id();
         let wanted: BTreeSet<u32> = pids.iter().copied().chain([own]).collect();
-        // Asked again each time: a process may have entered another
-        // namespace (setns, unshare).
-        self.pids.clear();
+        // Every one asked again every `ASK_AGAIN`: a process may have
+        // entered another namespace (setns, unshare); in between, only
+        // those not followed yet.
+        if super::ask_all(self.asked) {
+            self.pids.clear();
+            self.asked = Some(std::time::Instant::now());
+        } else {
+            self.pids.retain(|pid, _| wanted.contains(pid));
+        }
         for &pid in &wanted {
+            if self.pids.contains_key(&pid) {
+                continue;
+            }
             // A process gone or unreadable is left to the timer.
             let Ok(ns) = mount_namespace_of(pid) else { continue };
             match self.add(pid, ns) {

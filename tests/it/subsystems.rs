@@ -80,6 +80,33 @@ fn unsharing_a_network_namespace_is_detected() {
     assert!(c.after.as_deref().unwrap().contains(':'), "dev:inode: {c}");
 }
 
+/// A source that keeps descriptors reads the namespace links through
+/// `/proc/PID/ns` kept open: a namespace entered after the directory was
+/// kept is still seen by the next check (the directory stands for the
+/// process; each link is resolved when it is read), and the checks before
+/// it are quiet.
+#[test]
+fn a_namespace_entered_after_the_ns_directory_is_kept_is_seen() {
+    let mut t = Testee::spawn();
+    let fs = Procfs::try_pid(t.pid).unwrap();
+    let subs = &[Subsystem::Namespaces];
+    let b = snapshot_with(&SystemClock, &fs, subs).unwrap();
+    let mut checker = fdir::Checker::new();
+    for _ in 0..3 {
+        let v = checker.check(&b, &SystemClock, &fs, subs).unwrap();
+        assert!(v.is_ok(), "drift before any change: {:#?}", v.anomalies());
+    }
+    assert!(fs.kept_files() >= 1, "the ns directory is kept open");
+    if let Err(e) = t.cmd("unshare-net") {
+        return skip(
+            "a_namespace_entered_after_the_ns_directory_is_kept_is_seen",
+            &format!("cannot unshare the network: {e}"),
+        );
+    }
+    let v = checker.check(&b, &SystemClock, &fs, subs).unwrap();
+    assert_drift(v.anomalies(), subs, Subsystem::Namespaces, "namespace net ");
+}
+
 #[test]
 fn a_pid_namespace_for_children_shows_as_pending() {
     let mut t = Testee::spawn();
