@@ -400,13 +400,21 @@ fn a_large_node_is_checked_in_parts_spread_over_the_interval() {
     // The first round is whole, at once: not spread over the interval.
     assert_eq!(first["parts"], 1, "{first}");
     // Every target is checked once per round, whichever part it is in.
+    let before = w.seen.len();
     let next = w.wait_for("the next round", |v| v["event"] == "check" && v["cycle"] == 2);
     // (Processes of the machine start and exit meanwhile — a build beside the
     // tests — : every target at the round's end was checked or is new, and
-    // none was checked twice: at most the targets and those that exited.)
+    // none was checked twice: at most the targets and those that exited,
+    // whether a part of the round found them gone or a trigger's re-check
+    // between two parts did: that one is said in its own `exited` event,
+    // not in the round's count.)
     let n = |k: &str| next[k].as_u64().unwrap();
+    let gone_between = w.seen[before..].iter().filter(|v| v["event"] == "exited").count() as u64;
     assert!(n("checked") + n("new") >= n("targets"), "a target was not checked: {next}");
-    assert!(n("checked") <= n("targets") + n("exited"), "a target was checked twice: {next}");
+    assert!(
+        n("checked") <= n("targets") + n("exited").max(gone_between),
+        "a target was checked twice: {next} ({gone_between} exited events in the round)"
+    );
     // About 64 targets a part, parts at least 50 ms apart (8 in 400 ms),
     // for the targets the round began with: between those at its end less
     // the new, and those plus the exited.
