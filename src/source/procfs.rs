@@ -943,26 +943,47 @@ impl Source for Procfs {
     }
 
     fn cgroup_list(&self, hierarchy: &str, cgroup: &str, out: &mut Vec<String>) -> Result<(), Error> {
-        out.clear();
         match &self.inner {
             Inner::Process(d) => {
-                let path = d.cgroup_dir(hierarchy, cgroup)?;
+                let path = d.cgroup_dir(hierarchy, cgroup).inspect_err(|_| out.clear())?;
                 let open =
                     || rustix::fs::open(&path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty());
+                // The names are written into the strings `out` already
+                // holds (a listing allocates nothing once they are long
+                // enough), and the rest dropped.
+                let mut n = 0;
                 let each = |name: &[u8], kind: FileType| {
                     if matches!(kind, FileType::RegularFile | FileType::Unknown)
                         && let Ok(name) = std::str::from_utf8(name)
                     {
-                        out.push(name.to_owned());
+                        match out.get_mut(n) {
+                            Some(s) => {
+                                s.clear();
+                                s.push_str(name);
+                            }
+                            None => out.push(name.to_owned()),
+                        }
+                        n += 1;
                     }
                 };
-                d.fds.list(&path.to_string_lossy(), open, each).map_err(|e| cgroup_errno(e, "read", path.clone()))?;
+                let listed = d.fds.list(&path.to_string_lossy(), open, each);
+                out.truncate(n);
+                listed.map_err(|e| cgroup_errno(e, "read", path.clone()))?;
                 out.sort_unstable();
                 Ok(())
             }
-            Inner::Mock(m) => m.cgroup_list(hierarchy, cgroup, out),
-            Inner::Node(_) => Err(unsupported(format!("cgroup {hierarchy}:{cgroup}"))),
-            Inner::Failed { .. } => self.target().map(|_| ()),
+            Inner::Mock(m) => {
+                out.clear();
+                m.cgroup_list(hierarchy, cgroup, out)
+            }
+            Inner::Node(_) => {
+                out.clear();
+                Err(unsupported(format!("cgroup {hierarchy}:{cgroup}")))
+            }
+            Inner::Failed { .. } => {
+                out.clear();
+                self.target().map(|_| ())
+            }
         }
     }
 
