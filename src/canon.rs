@@ -229,14 +229,6 @@ impl Canon {
         }
     }
 
-    /// Removes the records added since the form had `mark` records
-    /// ([`Canon::len`]), before [`Canon::finish`].
-    pub(crate) fn truncate(&mut self, mark: usize) {
-        while self.lines.len() > mark {
-            self.pop();
-        }
-    }
-
     /// Removes the last record added, before [`Canon::finish`].
     pub fn pop(&mut self) {
         self.digest = None;

@@ -1046,6 +1046,7 @@ impl Monitor {
         } else {
             self.shared.begin_part();
         }
+        self.shared.set_solo(self.watched.len() <= 1);
         let mut findings = std::mem::take(&mut self.carried);
         let mut summary = Summary {
             exited: findings.iter().filter(|f| matches!(f, Finding::Exited { .. } | Finding::Reused { .. })).count(),
@@ -1149,6 +1150,7 @@ impl Monitor {
         let started = Instant::now();
         // What targets share is read afresh: the trigger says it changed.
         self.shared.begin_round();
+        self.shared.set_solo(self.watched.len() <= 1);
         let mut findings = Vec::new();
         let mut summary = Summary::default();
         if (self.coverage == Coverage::All || self.selector.is_some()) && !due.new.is_empty() {

@@ -130,6 +130,9 @@ pub(crate) struct Observer {
     memo_status: Memo,
     memo_cgroup: Memo,
     memo_files: Vec<(&'static str, Memo)>,
+    /// The last `cgroup-limits` read, as its log ([`LimitLog`]): its
+    /// SHA-256 and the form it gave.
+    memo_limits: Memo,
     /// Whether this observation must not use the memos: the read after a
     /// drift (the confirming re-read, and every read while drift lasts).
     fresh: bool,
@@ -704,9 +707,8 @@ impl Observer {
             if has(Subsystem::CgroupLimits)
                 && let Some(mut c) = take_form(&mut canons, Subsystem::CgroupLimits)
             {
-                let expected = against.as_ref().and_then(|a| a.digest(Subsystem::CgroupLimits));
                 let end = match end {
-                    End::Observed => settle(self.cgroup_limits(src, &mut c, expected))?,
+                    End::Observed => settle(self.cgroup_limits(src, &mut c, baseline))?,
                     other => other,
                 };
                 put_form(&mut canons, Subsystem::CgroupLimits, c);
@@ -949,9 +951,11 @@ impl Observer {
         baseline: Option<&BTreeMap<Subsystem, Observation>>,
     ) -> Result<(), Error> {
         let expected = baseline.and_then(|b| observed_digest(b, Subsystem::Mounts));
+        // Alone in its monitor, a target reads its own table, which its
+        // memo knows (no mount view to find, nothing kept for others).
         let view = match &self.shared {
-            Some(_) => mount_view(src, self.ns_mnt.take()),
-            None => None,
+            Some(shared) if !shared.solo() => mount_view(src, self.ns_mnt.take()),
+            _ => None,
         };
         if !self.fresh
             && let (Some(shared), Some(view)) = (&self.shared, &view)
@@ -1240,18 +1244,28 @@ impl Observer {
     /// Reads the limit files of every cgroup collected by the cgroup pass:
     /// each cgroup's records taken from what another target of the same
     /// monitor read this round, unless this read must be fresh.
+    ///
+    /// What is read is first written to a log ([`LimitLog`]): every file's
+    /// bytes, every failure's reason, every record taken from the round. The
+    /// form is a pure function of the log, so a log whose SHA-256 is the
+    /// last one's gives the last form ([`Memo`]), without canonicalizing or
+    /// hashing the form again. Not where the records are kept for other
+    /// targets of the round (they need them whole): only for a target
+    /// checked on its own, or alone in its monitor ([`crate::shared::Shared::solo`]).
     #[inline(never)]
     fn cgroup_limits<S: Source + ?Sized>(
         &mut self,
         src: &S,
         canon: &mut Canon,
-        expected: Option<Digest>,
+        baseline: Option<&BTreeMap<Subsystem, Observation>>,
     ) -> Result<(), Error> {
+        let expected = baseline.and_then(|b| observed_digest(b, Subsystem::CgroupLimits));
         // Every cgroup this process leads to read this round: the form they
         // make is made once a round for all the processes that lead to the
         // same ones, and one that is the baseline's is known by its digest.
         if !self.fresh
             && let Some(shared) = &self.shared
+            && !shared.solo()
         {
             // The list of cgroups as one key, in the read buffer (free
             // until the reads below): one lookup finds a form the round
@@ -1287,17 +1301,55 @@ impl Observer {
             }
             self.buf = key;
         }
+        // 1. Read, into the log.
+        let mut log = std::mem::take(&mut self.arena);
+        log.clear();
+        let r = self.read_limits(src, &mut log);
+        if let Err(e) = r {
+            self.arena = log;
+            return Err(e);
+        }
+        // 2. The same log as last time: the same form.
+        let publish = self.shared.as_ref().filter(|s| !s.solo()).cloned();
+        let key = (publish.is_none() && self.fault.is_none() && self.observed_before)
+            .then(|| LimitLog::hashed(&self.cgroups, &log));
+        let mut pair = [(Subsystem::CgroupLimits, std::mem::take(canon))];
+        let is_limits = |s| s == Subsystem::CgroupLimits;
+        if self.memo_limits.hit(self.fresh, key) && self.memo_limits.restore(&mut pair, is_limits, baseline) {
+            let [(_, c)] = pair;
+            *canon = c;
+            self.arena = log;
+            return Ok(());
+        }
+        // 3. The form, from the log; the records read kept for the round.
+        let [(_, mut c)] = pair;
+        c.clear();
+        LimitLog::replay(&self.cgroups, &log, &mut c, publish.as_deref());
+        self.arena = log;
+        let mut pair = [(Subsystem::CgroupLimits, c)];
+        if let Some(key) = key
+            && self.memo_limits.store(key, &mut pair, is_limits, baseline)
+        {
+            self.changing.push(Subsystem::CgroupLimits);
+        }
+        let [(_, c)] = pair;
+        *canon = c;
+        Ok(())
+    }
+
+    /// The reads of [`Observer::cgroup_limits`], into `log`.
+    fn read_limits<S: Source + ?Sized>(&mut self, src: &S, log: &mut Vec<u8>) -> Result<(), Error> {
         for i in 0..self.cgroups.len() {
             let Some((h, cg)) = self.cgroups.get(i) else { break };
+            let index = u32::try_from(i).unwrap_or(u32::MAX);
             if !self.fresh
                 && let Some(lines) = self.shared.as_ref().and_then(|s| s.cgroup_limits(h, cg))
             {
-                for line in lines.split('\n').filter(|l| !l.is_empty()) {
-                    canon.push_line(line);
-                }
+                LimitLog::entry(log, LimitLog::LINES, index, "", lines.as_bytes());
                 continue;
             }
-            let mark = canon.len();
+            LimitLog::entry(log, LimitLog::CGROUP, index, "", b"");
+            let mark = log.len();
             // The limit files as listed in an earlier round (`shared.rs`):
             // read without listing the directory, unless this read must be
             // fresh or one of them cannot be read (then listed, and read
@@ -1307,22 +1359,19 @@ impl Observer {
                 _ => None,
             };
             if let Some(files) = listed
-                && !read_listed_limits(src, h, cg, &files, &mut self.buf, canon)?
+                && !read_listed_limits(src, h, cg, &files, &mut self.buf, index, log)?
             {
-                canon.truncate(mark);
+                log.truncate(mark);
                 if let Some(shared) = &self.shared {
                     shared.forget_limit_files(h, cg);
                 }
             }
-            if canon.len() == mark {
-                let listed = read_cgroup_limits(src, h, cg, &mut self.names, &mut self.buf, canon)?;
+            if log.len() == mark {
+                let listed = read_cgroup_limits(src, h, cg, &mut self.names, &mut self.buf, index, log)?;
                 if let (Some(shared), true) = (&self.shared, listed) {
                     let limits = self.names.iter().filter(|f| cgroup_limits::is_limit_file(f)).cloned();
                     shared.keep_limit_files(h, cg, limits);
                 }
-            }
-            if let Some(shared) = &self.shared {
-                shared.keep_cgroup_limits(h, cg, canon.lines_since(mark));
             }
         }
         Ok(())
@@ -1510,11 +1559,12 @@ fn read_listed_limits<S: Source + ?Sized>(
     cg: &str,
     files: &[String],
     buf: &mut Vec<u8>,
-    canon: &mut Canon,
+    index: u32,
+    log: &mut Vec<u8>,
 ) -> Result<bool, Error> {
     for file in files {
         match src.cgroup_read(h, cg, file, buf) {
-            Ok(()) => cgroup_limits::add_file(canon, h, cg, file, buf),
+            Ok(()) => LimitLog::entry(log, LimitLog::FILE, index, file, buf),
             Err(e @ (Error::PermissionDenied { .. } | Error::Gone { .. })) => return Err(e),
             Err(_) => return Ok(false),
         }
@@ -1534,7 +1584,8 @@ fn read_cgroup_limits<S: Source + ?Sized>(
     cg: &str,
     names: &mut Vec<String>,
     buf: &mut Vec<u8>,
-    canon: &mut Canon,
+    index: u32,
+    log: &mut Vec<u8>,
 ) -> Result<bool, Error> {
     match src.cgroup_list(h, cg, names) {
         Ok(()) => {}
@@ -1547,7 +1598,7 @@ fn read_cgroup_limits<S: Source + ?Sized>(
                 Error::Unavailable { reason, .. } => reason.clone(),
                 _ => "the cgroup directory does not exist".to_owned(),
             };
-            cgroup_limits::add_unreadable(canon, h, cg, cgroup_limits::DIRECTORY, &reason);
+            LimitLog::entry(log, LimitLog::UNREADABLE, index, cgroup_limits::DIRECTORY, reason.as_bytes());
             return Ok(false);
         }
         Err(e) => return Err(e),
@@ -1557,15 +1608,108 @@ fn read_cgroup_limits<S: Source + ?Sized>(
             continue;
         }
         match src.cgroup_read(h, cg, file, buf) {
-            Ok(()) => cgroup_limits::add_file(canon, h, cg, file, buf),
+            Ok(()) => LimitLog::entry(log, LimitLog::FILE, index, file, buf),
             // Removed between the listing and the read.
             Err(Error::NotFound { .. }) => {}
             Err(e @ (Error::PermissionDenied { .. } | Error::Gone { .. })) => return Err(e),
-            Err(Error::Io { source, .. }) => cgroup_limits::add_unreadable(canon, h, cg, file, &source.to_string()),
-            Err(e) => cgroup_limits::add_unreadable(canon, h, cg, file, &e.to_string()),
+            Err(Error::Io { source, .. }) => {
+                LimitLog::entry(log, LimitLog::UNREADABLE, index, file, source.to_string().as_bytes());
+            }
+            Err(e) => LimitLog::entry(log, LimitLog::UNREADABLE, index, file, e.to_string().as_bytes()),
         }
     }
     Ok(true)
+}
+
+/// What a `cgroup-limits` read found, in order: entries of a tag byte, the
+/// index of the cgroup (in the observer's cgroup list), a file name and a
+/// payload, each length-prefixed, so that two different reads are two
+/// different logs. The form is made from the log alone
+/// ([`LimitLog::replay`]).
+struct LimitLog;
+
+impl LimitLog {
+    /// A cgroup read here begins (its records are kept for the round).
+    const CGROUP: u8 = b'C';
+    /// A control file and its bytes.
+    const FILE: u8 = b'F';
+    /// A file (or the directory) that could not be read, and why.
+    const UNREADABLE: u8 = b'U';
+    /// A cgroup's records as another target read them this round.
+    const LINES: u8 = b'L';
+
+    fn entry(log: &mut Vec<u8>, tag: u8, index: u32, file: &str, payload: &[u8]) {
+        log.push(tag);
+        log.extend_from_slice(&index.to_le_bytes());
+        log.extend_from_slice(&(file.len() as u64).to_le_bytes());
+        log.extend_from_slice(file.as_bytes());
+        log.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        log.extend_from_slice(payload);
+    }
+
+    /// The SHA-256 of a read: of the cgroups the indexes name, each
+    /// length-prefixed, then of the log.
+    fn hashed(cgroups: &[(String, String)], log: &[u8]) -> Digest {
+        let mut h = crate::digest::Hasher::new();
+        for (hierarchy, cgroup) in cgroups {
+            for part in [hierarchy.as_bytes(), cgroup.as_bytes()] {
+                h.update(&(part.len() as u64).to_le_bytes());
+                h.update(part);
+            }
+        }
+        h.update(log);
+        h.finish()
+    }
+
+    /// The entries of `log`: (tag, cgroup index, file, payload); stops at
+    /// a truncated entry (none is written).
+    fn entries(log: &[u8]) -> impl Iterator<Item = (u8, usize, &[u8], &[u8])> + '_ {
+        let mut rest = log;
+        std::iter::from_fn(move || {
+            let (&tag, r) = rest.split_first()?;
+            let (index, r) = r.split_first_chunk::<4>()?;
+            let (len, r) = r.split_first_chunk::<8>()?;
+            let (file, r) = r.split_at_checked(usize::try_from(u64::from_le_bytes(*len)).ok()?)?;
+            let (len, r) = r.split_first_chunk::<8>()?;
+            let (payload, r) = r.split_at_checked(usize::try_from(u64::from_le_bytes(*len)).ok()?)?;
+            rest = r;
+            Some((tag, usize::try_from(u32::from_le_bytes(*index)).unwrap_or(usize::MAX), file, payload))
+        })
+    }
+
+    /// Makes the form of `log` into `canon`; with `publish`, the records of
+    /// each cgroup read here are kept for the other targets of the round.
+    fn replay(cgroups: &[(String, String)], log: &[u8], canon: &mut Canon, publish: Option<&crate::shared::Shared>) {
+        let mut open: Option<(usize, usize)> = None;
+        let keep = |open: Option<(usize, usize)>, canon: &Canon| {
+            if let (Some(shared), Some((i, mark))) = (publish, open)
+                && let Some((h, cg)) = cgroups.get(i)
+            {
+                shared.keep_cgroup_limits(h, cg, canon.lines_since(mark));
+            }
+        };
+        for (tag, i, file, payload) in LimitLog::entries(log) {
+            let Some((h, cg)) = cgroups.get(i) else { continue };
+            let file = std::str::from_utf8(file).unwrap_or("");
+            match tag {
+                LimitLog::CGROUP => {
+                    keep(open.take(), canon);
+                    open = Some((i, canon.len()));
+                }
+                LimitLog::FILE => cgroup_limits::add_file(canon, h, cg, file, payload),
+                LimitLog::UNREADABLE => {
+                    cgroup_limits::add_unreadable(canon, h, cg, file, &String::from_utf8_lossy(payload));
+                }
+                _ => {
+                    keep(open.take(), canon);
+                    for line in payload.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                        canon.push_line(std::str::from_utf8(line).unwrap_or(""));
+                    }
+                }
+            }
+        }
+        keep(open.take(), canon);
+    }
 }
 
 fn take_form(canons: &mut [(Subsystem, Canon)], sub: Subsystem) -> Option<Canon> {

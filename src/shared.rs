@@ -78,6 +78,9 @@ pub(crate) struct Shared {
     forms_epoch: std::sync::atomic::AtomicU64,
     /// Parts of rounds begun (a round's first part too).
     round: std::sync::atomic::AtomicU64,
+    /// Whether the monitor has one target: what a round keeps would be
+    /// taken by no one ([`Shared::solo`]).
+    solo: std::sync::atomic::AtomicBool,
 }
 
 /// The limit files of one cgroup directory, and the round they were listed in.
@@ -145,6 +148,20 @@ impl Shared {
             }
             m.retain(|_, cgroups| !cgroups.is_empty());
         }
+    }
+
+    /// Says whether the monitor has one target (or none), set before a round.
+    pub(crate) fn set_solo(&self, solo: bool) {
+        self.solo.store(solo, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the monitor has one target: its round's objects are read by
+    /// that target alone, and nothing it reads is kept for others (the
+    /// cgroups' records and the mount tables; the listings of limit files
+    /// still are, across rounds). Such a target keeps its own memos of what
+    /// it read instead (`observe.rs`).
+    pub(crate) fn solo(&self) -> bool {
+        self.solo.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The limit files of `cgroup` in `hierarchy` as listed fewer than

@@ -60,14 +60,19 @@ struct ProcessDir {
     /// The `task` directory, kept open and rewound for each listing, and the
     /// buffer its entries are read into (no allocation per listing).
     task: RefCell<Option<(OwnedFd, Vec<std::mem::MaybeUninit<u8>>)>>,
-    /// The last cgroup directory a control file was read from, and the
-    /// buffer the files' paths are built in (no allocation a file).
-    cgroup_path: RefCell<CgroupPath>,
+    /// The cgroup directories control files were read from, each with the
+    /// buffer its files' paths are built in (no allocation a file, nor a
+    /// cycle: at most [`CGROUP_PATHS_KEPT`]).
+    cgroup_path: RefCell<Vec<CgroupPath>>,
 }
+
+/// How many cgroup directories a process's source keeps the paths of (a
+/// process leads to one or a few a hierarchy, about 13 hierarchies).
+const CGROUP_PATHS_KEPT: usize = 64;
 
 /// A cgroup directory found by [`ProcessDir::cgroup_dir`] (the mounts are
 /// found once, so the same hierarchy and cgroup give the same directory),
-/// as a path with a slash at its end, `dir_len` bytes long (0: none yet),
+/// as a path with a slash at its end, `dir_len` bytes long,
 /// followed in `path` by the file last read.
 #[derive(Debug, Default)]
 struct CgroupPath {
@@ -363,7 +368,7 @@ impl Procfs {
             cgroups: OnceLock::new(),
             fds: FdCache::default(),
             task: RefCell::new(None),
-            cgroup_path: RefCell::new(CgroupPath::default()),
+            cgroup_path: RefCell::new(Vec::new()),
         };
         if once {
             dir.fds.keep_nothing();
@@ -956,26 +961,47 @@ impl Source for Procfs {
     }
 
     fn cgroup_list(&self, hierarchy: &str, cgroup: &str, out: &mut Vec<String>) -> Result<(), Error> {
-        out.clear();
         match &self.inner {
             Inner::Process(d) => {
-                let path = d.cgroup_dir(hierarchy, cgroup)?;
+                let path = d.cgroup_dir(hierarchy, cgroup).inspect_err(|_| out.clear())?;
                 let open =
                     || rustix::fs::open(&path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty());
+                // The names are written into the strings `out` already
+                // holds (a listing allocates nothing once they are long
+                // enough), and the rest dropped.
+                let mut n = 0;
                 let each = |name: &[u8], kind: FileType| {
                     if matches!(kind, FileType::RegularFile | FileType::Unknown)
                         && let Ok(name) = std::str::from_utf8(name)
                     {
-                        out.push(name.to_owned());
+                        match out.get_mut(n) {
+                            Some(s) => {
+                                s.clear();
+                                s.push_str(name);
+                            }
+                            None => out.push(name.to_owned()),
+                        }
+                        n += 1;
                     }
                 };
-                d.fds.list(&path.to_string_lossy(), open, each).map_err(|e| cgroup_errno(e, "read", path.clone()))?;
+                let listed = d.fds.list(&path.to_string_lossy(), open, each);
+                out.truncate(n);
+                listed.map_err(|e| cgroup_errno(e, "read", path.clone()))?;
                 out.sort_unstable();
                 Ok(())
             }
-            Inner::Mock(m) => m.cgroup_list(hierarchy, cgroup, out),
-            Inner::Node(_) => Err(unsupported(format!("cgroup {hierarchy}:{cgroup}"))),
-            Inner::Failed { .. } => self.target().map(|_| ()),
+            Inner::Mock(m) => {
+                out.clear();
+                m.cgroup_list(hierarchy, cgroup, out)
+            }
+            Inner::Node(_) => {
+                out.clear();
+                Err(unsupported(format!("cgroup {hierarchy}:{cgroup}")))
+            }
+            Inner::Failed { .. } => {
+                out.clear();
+                self.target().map(|_| ())
+            }
         }
     }
 
@@ -990,39 +1016,54 @@ impl Source for Procfs {
                 } else {
                     Shape::Records
                 };
-                let mut cp = d.cgroup_path.borrow_mut();
-                if cp.dir_len == 0 || cp.hierarchy != hierarchy || cp.cgroup != cgroup {
-                    cp.dir_len = 0;
-                    let dir = d.cgroup_dir(hierarchy, cgroup)?;
-                    match dir.into_os_string().into_string() {
-                        Ok(dir) => {
-                            cp.path = dir;
-                            if !cp.path.ends_with('/') {
-                                cp.path.push('/');
+                // The directory of each cgroup a check reads, kept (a check
+                // reads a dozen cgroups in turn: found once, not once a cycle).
+                let mut paths = d.cgroup_path.borrow_mut();
+                let found = paths.iter().position(|cp| cp.hierarchy == hierarchy && cp.cgroup == cgroup);
+                let i = match found {
+                    Some(i) => i,
+                    None => {
+                        let dir = d.cgroup_dir(hierarchy, cgroup)?;
+                        match dir.into_os_string().into_string() {
+                            Ok(mut path) => {
+                                if !path.ends_with('/') {
+                                    path.push('/');
+                                }
+                                if paths.len() >= CGROUP_PATHS_KEPT {
+                                    paths.clear();
+                                }
+                                let dir_len = path.len();
+                                paths.push(CgroupPath {
+                                    hierarchy: hierarchy.to_owned(),
+                                    cgroup: cgroup.to_owned(),
+                                    dir_len,
+                                    path,
+                                });
+                                paths.len() - 1
                             }
-                            cp.dir_len = cp.path.len();
-                            hierarchy.clone_into(&mut cp.hierarchy);
-                            cgroup.clone_into(&mut cp.cgroup);
-                        }
-                        // Not UTF-8 (the mount point of a hierarchy): a path of its own.
-                        Err(dir) => {
-                            let path = PathBuf::from(dir).join(file);
-                            let open = || {
-                                rustix::fs::open(
-                                    &path,
-                                    OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-                                    Mode::empty(),
-                                )
-                            };
-                            return d.fds.read(&path.to_string_lossy(), shape, MAX_FILE, open, buf).map_err(
-                                |e| match e {
-                                    rustix::io::Errno::FBIG => too_big(path.clone()),
-                                    e => cgroup_errno(e, "read", path.clone()),
-                                },
-                            );
+                            // Not UTF-8 (the mount point of a hierarchy): a path of its own.
+                            Err(dir) => {
+                                let path = PathBuf::from(dir).join(file);
+                                let open = || {
+                                    rustix::fs::open(
+                                        &path,
+                                        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+                                        Mode::empty(),
+                                    )
+                                };
+                                return d.fds.read(&path.to_string_lossy(), shape, MAX_FILE, open, buf).map_err(|e| {
+                                    match e {
+                                        rustix::io::Errno::FBIG => too_big(path.clone()),
+                                        e => cgroup_errno(e, "read", path.clone()),
+                                    }
+                                });
+                            }
                         }
                     }
-                }
+                };
+                let Some(cp) = paths.get_mut(i) else {
+                    return Err(Error::Bug("a cgroup directory kept is missing".into()));
+                };
                 let dir_len = cp.dir_len;
                 cp.path.truncate(dir_len);
                 cp.path.push_str(file);

@@ -419,3 +419,57 @@ fn a_change_of_the_same_length_is_seen_through_the_memos() {
         assert_eq!(format!("{:?}", v.anomalies()), format!("{:?}", fresh.anomalies()), "{sub}");
     }
 }
+
+/// The `cgroup-limits` memo keeps the SHA-256 of what a read found (every
+/// control file's bytes, every failure), and `mounts` the SHA-256 of
+/// `mountinfo`: a limit or a mount option changed in one byte, its length
+/// the same, drifts with the memos in place, and again after the memos
+/// were stored anew from the unchanged files.
+#[test]
+fn a_one_byte_change_of_a_limit_file_or_mountinfo_is_seen_through_the_memos() {
+    use fdir::{Checker, ManualClock, Procfs, snapshot_with};
+    const MOUNTINFO: &str =
+        "22 27 0:21 / /proc rw,relatime - proc proc rw\n27 1 254:1 / / rw,relatime - ext4 /dev/vda1 rw\n";
+    let subs = [Subsystem::CgroupLimits, Subsystem::Mounts];
+    let files = |pids_max: &str, memory: &str, mountinfo: &str| {
+        Procfs::mock_files([
+            ("maps", MAPS),
+            ("status", STATUS),
+            ("cgroup", CGROUP),
+            ("task/1/status", STATUS),
+            ("task/1/cgroup", CGROUP),
+            ("mountinfo", mountinfo),
+            ("cgroupfs/pids/pids.max", "max\n"),
+            ("cgroupfs/pids/app/pids.max", pids_max),
+            ("cgroupfs/memory/memory.limit_in_bytes", "9223372036854771712\n"),
+            ("cgroupfs/memory/app/memory.limit_in_bytes", "104857600\n"),
+            ("cgroupfs/memory/app/worker/memory.limit_in_bytes", memory),
+        ])
+    };
+    let clock = ManualClock::new();
+    let unchanged = files("10\n", "52428800\n", MOUNTINFO);
+    let baseline = snapshot_with(&clock, &unchanged, &subs).unwrap();
+    let changes = [
+        (Subsystem::CgroupLimits, files("11\n", "52428800\n", MOUNTINFO)),
+        (Subsystem::CgroupLimits, files("10\n", "52428801\n", MOUNTINFO)),
+        (Subsystem::Mounts, files("10\n", "52428800\n", &MOUNTINFO.replace("/ / rw,", "/ / ro,"))),
+    ];
+    let drifted = |v: &fdir::Verdict| v.anomalies().iter().map(|a| a.subsystem).collect::<Vec<_>>();
+    for (sub, changed) in &changes {
+        let mut checker = Checker::new();
+        for _ in 0..3 {
+            let v = checker.check(&baseline, &clock, &unchanged, &subs).unwrap();
+            assert_eq!(drifted(&v), [], "{sub}: unchanged");
+        }
+        let v = checker.check(&baseline, &clock, changed, &subs).unwrap();
+        assert_eq!(drifted(&v), [*sub], "{sub}: changed, memos in place");
+        for _ in 0..3 {
+            let v = checker.check(&baseline, &clock, &unchanged, &subs).unwrap();
+            assert_eq!(drifted(&v), [], "{sub}: back");
+        }
+        let v = checker.check(&baseline, &clock, changed, &subs).unwrap();
+        assert_eq!(drifted(&v), [*sub], "{sub}: changed again");
+        let fresh = Checker::new().check(&baseline, &clock, changed, &subs).unwrap();
+        assert_eq!(format!("{:?}", v.anomalies()), format!("{:?}", fresh.anomalies()), "{sub}");
+    }
+}

@@ -511,3 +511,43 @@ fn cgroup_limit_changes_are_detected_in_a_canned_cgroupfs_on_any_host() {
         assert_drift(&a, &[Subsystem::CgroupLimits], Subsystem::CgroupLimits, words);
     }
 }
+
+/// Alone in its monitor, a process's `cgroup-limits` is remembered by the
+/// SHA-256 of what its read found (`Shared::solo`: nothing is kept for
+/// other targets): `pids.max` changed in one byte, its length the same,
+/// with that memo in place, drifts all the same.
+#[test]
+fn a_one_byte_change_of_pids_max_drifts_through_a_solo_monitors_memo() {
+    const TEST: &str = "solo_memo";
+    if !is_root() {
+        return skip(TEST, "creating a cgroup needs root");
+    }
+    let Some(h) = hierarchy(Some("pids")) else { return skip(TEST, "no writable cgroup hierarchy") };
+    if !h.v2 && h.controller != "pids" {
+        return skip(TEST, "no pids controller");
+    }
+    let mut cg = match ScratchCgroup::new(&h, "solo") {
+        Ok(cg) => cg,
+        Err(e) => return skip(TEST, &e),
+    };
+    let t = Testee::spawn();
+    if let Err(e) = cg.write("pids.max", "1000") {
+        return skip(TEST, &format!("no pids.max: {e}"));
+    }
+    cg.enter(t.pid).unwrap();
+    let subsystems = [fdir::Subsystem::CgroupLimits];
+    let coverage = fdir::Coverage::Pids { pids: vec![t.pid] };
+    let (mut monitor, _) = fdir::Monitor::baseline(coverage, &subsystems, 2, &SystemClock).unwrap();
+    let drifted = |findings: &[fdir::Finding]| {
+        findings.iter().any(|f| matches!(f, fdir::Finding::Drift { .. } | fdir::Finding::ObjectDrift { .. }))
+    };
+    let mut quiet = true;
+    for _ in 0..5 {
+        quiet &= !drifted(&monitor.cycle(&SystemClock).0);
+    }
+    cg.write("pids.max", "1001").unwrap();
+    let seen = (0..20).any(|_| drifted(&monitor.cycle(&SystemClock).0));
+    cg.leave(t.pid);
+    assert!(quiet, "an unchanged cgroup drifted");
+    assert!(seen, "pids.max 1000 -> 1001 was not drift within 20 cycles");
+}
