@@ -960,6 +960,11 @@ impl Observer {
         if !self.fresh
             && let (Some(shared), Some(view)) = (&self.shared, &view)
             && let Some((lines, digest)) = shared.mounts(view)
+            // A table kept by its digest alone (its reader's memo knew it)
+            // serves only the targets whose baseline has that digest: any
+            // other reads it itself, rather than build an empty form (a
+            // false drift until its fresh read).
+            && ((Some(digest) == expected && self.fault.is_none()) || !lines.is_empty())
         {
             if Some(digest) == expected && self.fault.is_none() {
                 // The table this round read for the view, whose form is the
