@@ -60,19 +60,14 @@ struct ProcessDir {
     /// The `task` directory, kept open and rewound for each listing, and the
     /// buffer its entries are read into (no allocation per listing).
     task: RefCell<Option<(OwnedFd, Vec<std::mem::MaybeUninit<u8>>)>>,
-    /// The cgroup directories control files were read from, each with the
-    /// buffer its files' paths are built in (no allocation a file, nor a
-    /// cycle: at most [`CGROUP_PATHS_KEPT`]).
-    cgroup_path: RefCell<Vec<CgroupPath>>,
+    /// The last cgroup directory a control file was read from, and the
+    /// buffer the files' paths are built in (no allocation a file).
+    cgroup_path: RefCell<CgroupPath>,
 }
-
-/// How many cgroup directories a process's source keeps the paths of (a
-/// process leads to one or a few a hierarchy, about 13 hierarchies).
-const CGROUP_PATHS_KEPT: usize = 64;
 
 /// A cgroup directory found by [`ProcessDir::cgroup_dir`] (the mounts are
 /// found once, so the same hierarchy and cgroup give the same directory),
-/// as a path with a slash at its end, `dir_len` bytes long,
+/// as a path with a slash at its end, `dir_len` bytes long (0: none yet),
 /// followed in `path` by the file last read.
 #[derive(Debug, Default)]
 struct CgroupPath {
@@ -368,7 +363,7 @@ impl Procfs {
             cgroups: OnceLock::new(),
             fds: FdCache::default(),
             task: RefCell::new(None),
-            cgroup_path: RefCell::new(Vec::new()),
+            cgroup_path: RefCell::new(CgroupPath::default()),
         };
         if once {
             dir.fds.keep_nothing();
@@ -1016,54 +1011,39 @@ impl Source for Procfs {
                 } else {
                     Shape::Records
                 };
-                // The directory of each cgroup a check reads, kept (a check
-                // reads a dozen cgroups in turn: found once, not once a cycle).
-                let mut paths = d.cgroup_path.borrow_mut();
-                let found = paths.iter().position(|cp| cp.hierarchy == hierarchy && cp.cgroup == cgroup);
-                let i = match found {
-                    Some(i) => i,
-                    None => {
-                        let dir = d.cgroup_dir(hierarchy, cgroup)?;
-                        match dir.into_os_string().into_string() {
-                            Ok(mut path) => {
-                                if !path.ends_with('/') {
-                                    path.push('/');
-                                }
-                                if paths.len() >= CGROUP_PATHS_KEPT {
-                                    paths.clear();
-                                }
-                                let dir_len = path.len();
-                                paths.push(CgroupPath {
-                                    hierarchy: hierarchy.to_owned(),
-                                    cgroup: cgroup.to_owned(),
-                                    dir_len,
-                                    path,
-                                });
-                                paths.len() - 1
+                let mut cp = d.cgroup_path.borrow_mut();
+                if cp.dir_len == 0 || cp.hierarchy != hierarchy || cp.cgroup != cgroup {
+                    cp.dir_len = 0;
+                    let dir = d.cgroup_dir(hierarchy, cgroup)?;
+                    match dir.into_os_string().into_string() {
+                        Ok(dir) => {
+                            cp.path = dir;
+                            if !cp.path.ends_with('/') {
+                                cp.path.push('/');
                             }
-                            // Not UTF-8 (the mount point of a hierarchy): a path of its own.
-                            Err(dir) => {
-                                let path = PathBuf::from(dir).join(file);
-                                let open = || {
-                                    rustix::fs::open(
-                                        &path,
-                                        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-                                        Mode::empty(),
-                                    )
-                                };
-                                return d.fds.read(&path.to_string_lossy(), shape, MAX_FILE, open, buf).map_err(|e| {
-                                    match e {
-                                        rustix::io::Errno::FBIG => too_big(path.clone()),
-                                        e => cgroup_errno(e, "read", path.clone()),
-                                    }
-                                });
-                            }
+                            cp.dir_len = cp.path.len();
+                            hierarchy.clone_into(&mut cp.hierarchy);
+                            cgroup.clone_into(&mut cp.cgroup);
+                        }
+                        // Not UTF-8 (the mount point of a hierarchy): a path of its own.
+                        Err(dir) => {
+                            let path = PathBuf::from(dir).join(file);
+                            let open = || {
+                                rustix::fs::open(
+                                    &path,
+                                    OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+                                    Mode::empty(),
+                                )
+                            };
+                            return d.fds.read(&path.to_string_lossy(), shape, MAX_FILE, open, buf).map_err(
+                                |e| match e {
+                                    rustix::io::Errno::FBIG => too_big(path.clone()),
+                                    e => cgroup_errno(e, "read", path.clone()),
+                                },
+                            );
                         }
                     }
-                };
-                let Some(cp) = paths.get_mut(i) else {
-                    return Err(Error::Bug("a cgroup directory kept is missing".into()));
-                };
+                }
                 let dir_len = cp.dir_len;
                 cp.path.truncate(dir_len);
                 cp.path.push_str(file);
