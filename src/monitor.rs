@@ -1548,18 +1548,15 @@ impl Monitor {
     }
 
     /// One digest of every in-memory baseline, after voting each: of each
-    /// watched pid and its voted baseline's digest, in pid order. Equal
-    /// digests mean the same baselines, so a file that agreed with them and
-    /// has not changed since still agrees. `None` when a baseline is lost or
-    /// has no digest (a single copy): the file must then be voted in full.
+    /// watched pid and its voted baseline's digest, in pid order (the
+    /// digest of [`Monitor::baseline_prints`]). Equal digests mean the same
+    /// baselines. `None` when a baseline is lost or has no digest (a single
+    /// copy).
     pub fn baselines_digest(&mut self) -> Option<Digest> {
         let mut h = Hasher::new();
-        for (pid, w) in &mut self.watched {
-            if w.baseline.vote().lost {
-                return None;
-            }
-            h.update(&pid.to_le_bytes());
-            h.update(&w.baseline.digest()?.0);
+        for (target, digest) in self.baseline_prints()? {
+            h.update(&target.pid().unwrap_or(0).to_le_bytes());
+            h.update(&digest.0);
         }
         Some(h.finish())
     }

@@ -230,12 +230,7 @@ impl Memo {
     ) -> bool {
         for (sub, canon) in canons.iter_mut().filter(|(s, _)| touched(*s)) {
             match self.forms.iter().find(|(s, _)| s == sub) {
-                // A form known by its digest alone takes the place of the
-                // working one, buffers and all: a process that matches its
-                // baseline holds no records outside it (a text that changes
-                // every cycle never hits a memo, and keeps its buffers).
-                Some((_, f)) if f.is_empty() && restorable(f, *sub, baseline) => *canon = f.clone(),
-                Some((_, f)) if restorable(f, *sub, baseline) => canon.copy_from(f),
+                Some((_, f)) if restorable(f, *sub, baseline) => restore_form(canon, f),
                 _ => return false,
             }
         }
@@ -290,6 +285,18 @@ fn remember(memo: &mut Canon, canon: &Canon, sub: Subsystem, digest: Digest, kno
         *memo = Canon::known(sub, digest);
     } else {
         memo.copy_from(canon);
+    }
+}
+
+/// Makes the working form `canon` the remembered form `memo`. One known by
+/// its digest alone takes the working form's place, buffers and all: a
+/// process that matches its baseline holds no records outside it (a text
+/// that changes every cycle never hits a memo, and keeps its buffers).
+fn restore_form(canon: &mut Canon, memo: &Canon) {
+    if memo.is_empty() {
+        *canon = memo.clone();
+    } else {
+        canon.copy_from(memo);
     }
 }
 
@@ -1025,11 +1032,7 @@ impl Observer {
             && let Some((_, form)) = memo.forms.first()
             && restorable(form, sub, baseline)
         {
-            if form.is_empty() {
-                *canon = form.clone();
-            } else {
-                canon.copy_from(form);
-            }
+            restore_form(canon, form);
             return Ok(());
         }
         f(&self.buf, canon).map_err(|message| {

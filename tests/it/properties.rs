@@ -386,37 +386,48 @@ fn a_change_of_the_same_length_is_seen_through_the_memos() {
             ),
         ),
     ];
-    let drifted = |v: &fdir::Verdict| v.anomalies().iter().map(|a| a.subsystem).collect::<Vec<_>>();
     for (sub, changed) in &changes {
         let mut checker = Checker::new();
-        for _ in 0..3 {
-            let v = checker.check(&baseline, &clock, &unchanged, &subs).unwrap();
-            assert_eq!(drifted(&v), [], "{sub}: unchanged");
-        }
-        let v = checker.check(&baseline, &clock, changed, &subs).unwrap();
-        assert_eq!(drifted(&v), [*sub], "{sub}: changed, memos in place");
-        let v = checker.check(&baseline, &clock, changed, &subs).unwrap();
-        assert_eq!(drifted(&v), [*sub], "{sub}: still changed");
-        for _ in 0..3 {
-            let v = checker.check(&baseline, &clock, &unchanged, &subs).unwrap();
-            assert_eq!(drifted(&v), [], "{sub}: back");
-        }
-        let v = checker.check(&baseline, &clock, changed, &subs).unwrap();
-        assert_eq!(drifted(&v), [*sub], "{sub}: changed again");
+        let mut reads = |fs: &Procfs, times: usize, want: &[Subsystem], what: &str| {
+            expect_reads(&mut checker, &baseline, &clock, fs, &subs, times, want, &format!("{sub}: {what}"));
+        };
+        reads(&unchanged, 3, &[], "unchanged");
+        reads(changed, 1, &[*sub], "changed, memos in place");
+        reads(changed, 1, &[*sub], "still changed");
+        reads(&unchanged, 3, &[], "back");
+        reads(changed, 1, &[*sub], "changed again");
         // A memo of a form equal to its baseline keeps the digest alone:
         // against another baseline (re-taken from the changed text), the
         // unchanged text drifts, explained from records as a fresh checker
         // explains it.
-        for _ in 0..3 {
-            let v = checker.check(&baseline, &clock, &unchanged, &subs).unwrap();
-            assert_eq!(drifted(&v), [], "{sub}: back again");
-        }
+        reads(&unchanged, 3, &[], "back again");
+        let drifted = |v: &fdir::Verdict| v.anomalies().iter().map(|a| a.subsystem).collect::<Vec<_>>();
         let other = snapshot_with(&clock, changed, &subs).unwrap();
         let v = checker.check(&other, &clock, &unchanged, &subs).unwrap();
         let fresh = Checker::new().check(&other, &clock, &unchanged, &subs).unwrap();
         assert_eq!(drifted(&v), [*sub], "{sub}: against another baseline");
         assert!(v.anomalies().iter().all(|a| !a.changes.is_empty()), "{sub}: {:?}", v.anomalies());
         assert_eq!(format!("{:?}", v.anomalies()), format!("{:?}", fresh.anomalies()), "{sub}");
+    }
+}
+
+/// Checks `fs` `times` times with `checker` against `baseline`: each read
+/// must find exactly the subsystems `want` drifted.
+#[allow(clippy::too_many_arguments)]
+fn expect_reads(
+    checker: &mut fdir::Checker,
+    baseline: &fdir::Snapshot,
+    clock: &fdir::ManualClock,
+    fs: &fdir::Procfs,
+    subs: &[Subsystem],
+    times: usize,
+    want: &[Subsystem],
+    what: &str,
+) {
+    for _ in 0..times {
+        let v = checker.check(baseline, clock, fs, subs).unwrap();
+        let drifted: Vec<Subsystem> = v.anomalies().iter().map(|a| a.subsystem).collect();
+        assert_eq!(drifted, want, "{what}");
     }
 }
 
@@ -454,20 +465,16 @@ fn a_one_byte_change_of_a_limit_file_or_mountinfo_is_seen_through_the_memos() {
         (Subsystem::CgroupLimits, files("10\n", "52428801\n", MOUNTINFO)),
         (Subsystem::Mounts, files("10\n", "52428800\n", &MOUNTINFO.replace("/ / rw,", "/ / ro,"))),
     ];
-    let drifted = |v: &fdir::Verdict| v.anomalies().iter().map(|a| a.subsystem).collect::<Vec<_>>();
     for (sub, changed) in &changes {
         let mut checker = Checker::new();
-        for _ in 0..3 {
-            let v = checker.check(&baseline, &clock, &unchanged, &subs).unwrap();
-            assert_eq!(drifted(&v), [], "{sub}: unchanged");
-        }
+        let mut reads = |fs: &Procfs, times: usize, want: &[Subsystem], what: &str| {
+            expect_reads(&mut checker, &baseline, &clock, fs, &subs, times, want, &format!("{sub}: {what}"));
+        };
+        reads(&unchanged, 3, &[], "unchanged");
+        reads(changed, 1, &[*sub], "changed, memos in place");
+        reads(&unchanged, 3, &[], "back");
         let v = checker.check(&baseline, &clock, changed, &subs).unwrap();
-        assert_eq!(drifted(&v), [*sub], "{sub}: changed, memos in place");
-        for _ in 0..3 {
-            let v = checker.check(&baseline, &clock, &unchanged, &subs).unwrap();
-            assert_eq!(drifted(&v), [], "{sub}: back");
-        }
-        let v = checker.check(&baseline, &clock, changed, &subs).unwrap();
+        let drifted = |v: &fdir::Verdict| v.anomalies().iter().map(|a| a.subsystem).collect::<Vec<_>>();
         assert_eq!(drifted(&v), [*sub], "{sub}: changed again");
         let fresh = Checker::new().check(&baseline, &clock, changed, &subs).unwrap();
         assert_eq!(format!("{:?}", v.anomalies()), format!("{:?}", fresh.anomalies()), "{sub}");
