@@ -1437,6 +1437,8 @@ impl Observer {
         // Whether an attribute was read (not known absent without reading).
         let mut asked = false;
         let mut first_refusal: Option<String> = None;
+        // The attributes refused in this observation (bits of `lsm_absent`).
+        let mut refused = 0u8;
         if self.fresh {
             self.lsm_absent = 0;
         }
@@ -1462,23 +1464,28 @@ impl Observer {
                     if first_refusal.is_none() {
                         first_refusal = Some(e.to_string());
                     }
-                    // A process that is gone reads as absent too: only
-                    // remembered of one that is alive after the read.
-                    if src.alive() {
-                        if self.lsm_absent == 0 {
-                            self.lsm_refusal.clone_from(&first_refusal);
-                        }
-                        self.lsm_absent |= bit;
-                    }
+                    refused |= bit;
                 }
                 Err(e) => return Err(e),
             }
         }
-        // A read that found nothing may have been of a process gone meanwhile;
-        // where none was made (no module provides any attribute, as known
-        // since boot) there is nothing to tell apart, and no `stat` to read.
-        if !any && asked && !src.alive() {
-            return Err(gone(src));
+        // A process that is gone reads as absent too: a refusal is remembered
+        // only of a process alive after the reads, and a read that found
+        // nothing may have been of a process gone meanwhile. One `stat` after
+        // the last read answers for every read before it (a process does not
+        // come back); where none was made (no module provides any attribute,
+        // as known since boot) there is nothing to tell apart, and no `stat`.
+        if refused != 0 || (!any && asked) {
+            let alive = src.alive();
+            if alive && refused != 0 {
+                if self.lsm_absent == 0 {
+                    self.lsm_refusal.clone_from(&first_refusal);
+                }
+                self.lsm_absent |= refused;
+            }
+            if !any && asked && !alive {
+                return Err(gone(src));
+            }
         }
         Ok((!any).then(|| {
             format!(

@@ -195,10 +195,18 @@ fn every_subsystem_is_observed_for_a_live_process() {
     assert!(v.report().unobservable().next().is_none(), "{:?}", v.report());
 }
 
-/// A [`Procfs`] that counts how often the threads are listed.
+/// A [`Procfs`] that counts how often the threads are listed, and how often
+/// it is asked whether the process is alive.
 struct Listing {
     inner: Procfs,
     listed: std::cell::Cell<usize>,
+    alive: std::cell::Cell<usize>,
+}
+
+impl Listing {
+    fn new(inner: Procfs) -> Listing {
+        Listing { inner, listed: std::cell::Cell::new(0), alive: std::cell::Cell::new(0) }
+    }
 }
 
 impl fdir::Source for Listing {
@@ -219,6 +227,7 @@ impl fdir::Source for Listing {
         self.inner.thread_exiting(tid)
     }
     fn alive(&self) -> bool {
+        self.alive.set(self.alive.get() + 1);
         self.inner.alive()
     }
     fn path_of(&self, rel: &str) -> std::path::PathBuf {
@@ -232,6 +241,31 @@ impl fdir::Source for Listing {
     }
 }
 
+/// Where no security module labels processes, every `attr/...` file is
+/// refused; whether the process is still alive (a `stat` read: three system
+/// calls in a one-shot check) is asked once after them all, not once per
+/// attribute, by a fresh observation and by a checker's later ones.
+#[test]
+fn lsm_asks_once_whether_the_process_is_alive() {
+    let t = Testee::spawn();
+    if std::fs::read(format!("/proc/{}/attr/current", t.pid)).is_ok() {
+        skip("lsm_asks_once_whether_the_process_is_alive", "a security module labels processes here");
+        return;
+    }
+    for fs in [Listing::new(Procfs::try_pid(t.pid).unwrap()), Listing::new(Procfs::try_pid_once(t.pid).unwrap())] {
+        let baseline = snapshot_with(&SystemClock, &fs, &[Subsystem::Lsm]).unwrap();
+        assert!(matches!(baseline.subsystems.get(&Subsystem::Lsm), Some(Observation::NotApplicable { .. })));
+        assert!(fs.alive.get() <= 1, "asked {} times in one observation", fs.alive.get());
+        let mut checker = fdir::Checker::new();
+        for round in 1..=3 {
+            fs.alive.set(0);
+            let v = checker.check(&baseline, &SystemClock, &fs, &[Subsystem::Lsm]).unwrap();
+            assert!(v.is_ok(), "{:#?}", v.anomalies());
+            assert!(fs.alive.get() <= 1, "asked {} times in check {round}", fs.alive.get());
+        }
+    }
+}
+
 /// A process with one thread is not listed (its main thread's `status`
 /// says `Threads: 1`), and a thread it starts after the baseline is still
 /// seen, by a checker that keeps its descriptors (the daemon's) and by a
@@ -240,7 +274,7 @@ impl fdir::Source for Listing {
 fn a_thread_started_after_the_baseline_is_seen_without_listing_a_lone_thread() {
     const PER_THREAD: &[Subsystem] = &[Subsystem::Seccomp, Subsystem::Credentials, Subsystem::Cgroups];
     let mut t = Testee::spawn();
-    let fs = Listing { inner: Procfs::try_pid(t.pid).unwrap(), listed: std::cell::Cell::new(0) };
+    let fs = Listing::new(Procfs::try_pid(t.pid).unwrap());
     let status = std::fs::read_to_string(format!("/proc/{}/status", t.pid)).unwrap();
     assert!(status.lines().any(|l| l == "Threads:\t1"), "the testee starts with one thread: {status}");
     let baseline = snapshot_with(&SystemClock, &fs, PER_THREAD).unwrap();
