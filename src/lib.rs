@@ -45,6 +45,7 @@
 // Touches files: the baseline, key and response-state files.
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 pub mod baseline;
+mod bpf;
 pub mod canon;
 mod clock;
 mod code_pages;

@@ -26,6 +26,7 @@ mod cgroups;
 mod mock;
 mod procfs;
 mod stat;
+pub(crate) mod tasks;
 
 pub use cgroups::CgroupMounts;
 pub use procfs::{Procfs, boot_id, list_processes};

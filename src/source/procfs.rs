@@ -500,6 +500,14 @@ impl ProcessDir {
         if !rel.starts_with("ns/") || rel.len() > 40 {
             return None;
         }
+        // This round's task table, where one is installed and has the process.
+        if let Some(i) =
+            rel.strip_prefix("ns/").and_then(|name| super::tasks::NAMESPACES.iter().position(|n| *n == name))
+            && let Some(ino) = super::tasks::lookup(self.pid, self.start_time, |e| e.ns.get(i).copied().unwrap_or(0))
+                .filter(|&ino| ino != 0)
+        {
+            return Some(Ok(FileId { dev: facts.nsfs_dev, ino: u64::from(ino) }));
+        }
         let mut text = [0u8; 64];
         // Through `ns` kept open, where descriptors are kept (and the
         // budget has room: opening it for one link would cost more): the
@@ -537,6 +545,14 @@ impl ProcessDir {
         if let Some(e) = self.known_absent(rel) {
             buf.clear();
             return Err(errno_to_error(e, "read", self.path_of(rel), self.pid));
+        }
+        // The limits from this round's task table: the kernel's text of the
+        // same values, without opening the file.
+        if rel == "limits"
+            && self.facts().is_some()
+            && super::tasks::lookup(self.pid, self.start_time, |e| super::tasks::limits_text(&e.limits, buf)).is_some()
+        {
+            return Ok(());
         }
         let open = || rustix::fs::openat(&self.dir, rel, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty());
         let result = match keep(rel) {

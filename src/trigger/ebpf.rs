@@ -26,10 +26,8 @@
 //!
 //! docs/ebpf.md describes each program, its filters and why each hook.
 
-mod asm;
-mod btf;
+use crate::bpf::{asm, btf, sys};
 pub mod programs;
-mod sys;
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 

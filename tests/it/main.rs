@@ -47,6 +47,7 @@ mod properties;
 mod responses;
 mod roots;
 mod subsystems;
+mod tasks;
 mod triggers;
 mod trust;
 mod unprivileged;

@@ -33,7 +33,7 @@
 
 use sha2::{Digest as _, Sha256};
 
-use super::asm::{Alu, Asm, AsmError, Cond, Helper, Insn, Map, Reg, Size};
+use crate::bpf::asm::{Alu, Asm, AsmError, Cond, Helper, Insn, Map, Reg, Size};
 
 /// The ring buffer (`BPF_MAP_TYPE_RINGBUF`).
 pub const RING: Map = Map(0);

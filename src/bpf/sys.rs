@@ -13,6 +13,8 @@ const BPF_MAP_LOOKUP_ELEM: i32 = 1;
 const BPF_MAP_UPDATE_ELEM: i32 = 2;
 const BPF_PROG_LOAD: i32 = 5;
 const BPF_RAW_TRACEPOINT_OPEN: i32 = 17;
+const BPF_LINK_CREATE: i32 = 28;
+const BPF_ITER_CREATE: i32 = 33;
 
 /// `BPF_MAP_TYPE_*`.
 pub const MAP_ARRAY: u32 = 2;
@@ -26,6 +28,8 @@ pub const PROG_RAW_TRACEPOINT: u32 = 17;
 pub const PROG_TRACING: u32 = 26;
 /// `BPF_TRACE_FEXIT`.
 pub const ATTACH_FEXIT: u32 = 25;
+/// `BPF_TRACE_ITER`.
+pub const ATTACH_ITER: u32 = 28;
 
 #[repr(C)]
 #[derive(Default)]
@@ -83,6 +87,37 @@ struct RawTpOpen {
     name: u64,
     prog_fd: u32,
     pad: u32,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct LinkCreate {
+    prog_fd: u32,
+    target_fd: u32,
+    attach_type: u32,
+    flags: u32,
+    iter_info: u64,
+    iter_info_len: u32,
+    pad: u32,
+}
+
+/// `union bpf_iter_link_info`, its task member: which tasks a task
+/// iterator walks (all zero: every task).
+#[repr(C)]
+#[derive(Default)]
+struct IterTask {
+    tid: u32,
+    pid: u32,
+    pid_fd: u32,
+    /// The union is 16 bytes (its cgroup member).
+    pad: u32,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct IterCreate {
+    link_fd: u32,
+    flags: u32,
 }
 
 fn bpf<T>(cmd: i32, attr: &mut T) -> io::Result<i64> {
@@ -203,6 +238,30 @@ pub fn raw_tracepoint_open(prog: BorrowedFd<'_>, name: Option<&std::ffi::CStr>) 
         pad: 0,
     };
     fd_of(bpf(BPF_RAW_TRACEPOINT_OPEN, &mut attr)?)
+}
+
+/// `BPF_LINK_CREATE` of an iterator program (`BPF_TRACE_ITER`): a link
+/// that makes iterators. A task iterator walks every task, or only the
+/// tasks of the process `pid` when one is given.
+pub fn iter_link_create(prog: BorrowedFd<'_>, pid: Option<u32>) -> io::Result<OwnedFd> {
+    let info = IterTask { pid: pid.unwrap_or(0), ..Default::default() };
+    let mut attr = LinkCreate {
+        prog_fd: u32::try_from(prog.as_raw_fd()).unwrap_or(u32::MAX),
+        attach_type: ATTACH_ITER,
+        ..Default::default()
+    };
+    if pid.is_some() {
+        attr.iter_info = std::ptr::from_ref(&info) as u64;
+        attr.iter_info_len = u32::try_from(std::mem::size_of::<IterTask>()).unwrap_or(0);
+    }
+    fd_of(bpf(BPF_LINK_CREATE, &mut attr)?)
+}
+
+/// `BPF_ITER_CREATE`: a new iterator of `link`, read like a file from its
+/// start to its end (each `read` runs the program on the next tasks).
+pub fn iter_create(link: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    let mut attr = IterCreate { link_fd: u32::try_from(link.as_raw_fd()).unwrap_or(u32::MAX), flags: 0 };
+    fd_of(bpf(BPF_ITER_CREATE, &mut attr)?)
 }
 
 /// The consumer's view of a `BPF_MAP_TYPE_RINGBUF`: the consumer position

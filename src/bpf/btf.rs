@@ -246,7 +246,48 @@ pub fn member_offset_in<B: Bytes + ?Sized>(b: &B, strukt: &str, member: &str, wi
     found
 }
 
+/// [`member_offset_in`] of each `(struct, member)` of `wanted`, in its
+/// order, with one pass over the types (each pass reads the whole BTF, 5 MB
+/// and more); `None` when `b` is not BTF this parser reads.
+pub fn member_offsets_in<B: Bytes + ?Sized>(b: &B, wanted: &[(&str, &str)], window: usize) -> Option<Vec<Option<u32>>> {
+    let s = sections(b)?;
+    let mut names: Vec<&str> = wanted.iter().flat_map(|(st, m)| [*st, *m]).collect();
+    names.sort_unstable();
+    names.dedup();
+    let offsets = name_offsets(b, &s, &names, window)?;
+    let offsets_of = |name: &str| names.iter().position(|n| *n == name).and_then(|i| offsets.get(i));
+    let pairs: Vec<(&Vec<u32>, &Vec<u32>)> =
+        wanted.iter().map(|(st, m)| Some((offsets_of(st)?, offsets_of(m)?))).collect::<Option<_>>()?;
+    // Decided by the first struct of each name, as `member_offset_in`.
+    let mut decided = vec![false; wanted.len()];
+    let mut out: Vec<Option<u32>> = vec![None; wanted.len()];
+    each_type(b, &s, window, |t| {
+        if t.kind != KIND_STRUCT {
+            return;
+        }
+        let bitfields = t.info >> 31 == 1;
+        for ((structs, members), (done, slot)) in pairs.iter().zip(decided.iter_mut().zip(out.iter_mut())) {
+            if *done || !structs.contains(&t.name_off) {
+                continue;
+            }
+            *done = true;
+            for m in t.extra.chunks_exact(12) {
+                let (Some(n), Some(off)) = (u32_at(m, 0), u32_at(m, 8)) else { continue };
+                if members.contains(&n) {
+                    let (bits, size) = if bitfields { (off & 0xff_ffff, off >> 24) } else { (off, 0) };
+                    if size == 0 && bits % 8 == 0 {
+                        *slot = Some(bits / 8);
+                    }
+                    break;
+                }
+            }
+        }
+    })?;
+    Some(out)
+}
+
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests read the kernel's BTF
 mod tests {
     use super::*;
 

@@ -87,6 +87,8 @@ pub enum Alu {
     Lsh,
     /// `dst >>= src` (logical).
     Rsh,
+    /// `dst %= src` (unsigned; by 0: `dst` unchanged).
+    Mod,
     /// `dst = src`.
     Mov,
 }
@@ -100,6 +102,7 @@ impl Alu {
             Alu::And => 0x50,
             Alu::Lsh => 0x60,
             Alu::Rsh => 0x70,
+            Alu::Mod => 0x90,
             Alu::Mov => 0xb0,
         }
     }
@@ -140,6 +143,8 @@ pub enum Helper {
     GetCurrentPidTgid = 14,
     /// `bpf_probe_read_kernel(dst, size, unsafe_ptr)`.
     ProbeReadKernel = 113,
+    /// `bpf_seq_write(seq, data, len)`: appends to an iterator's output.
+    SeqWrite = 127,
     /// `bpf_ringbuf_output(ringbuf, data, size, flags)`.
     RingbufOutput = 130,
 }

@@ -1,0 +1,612 @@
+//! The task table: every process's namespaces and resource limits, read
+//! from the kernel's task list by an eBPF task iterator in one `read` a
+//! round, in place of ten `readlink`s of `/proc/PID/ns/*` and a read of
+//! `/proc/PID/limits` a process.
+//!
+//! The program (`program`) runs once for each task the kernel's task
+//! iterator visits; for a thread-group leader it writes one fixed-size
+//! record: the pid, the task's exit state and flags, its start time (what
+//! pins a process: `/proc/PID/stat`'s start time is it in clock ticks), the
+//! inode of each of its ten namespaces (the number a `/proc/PID/ns/*` link
+//! names: `net:[4026531840]`), and its sixteen resource limits. These are
+//! the very fields the kernel reads to make those files (`proc_ns_get_link`,
+//! `proc_pid_limits`), read where they live: a bit flipped in them shows
+//! here as it would there. The offsets come from the kernel's BTF; the
+//! verifier checks every load against it.
+//!
+//! A table is one round's: a monitor reads it at the start of a round (or of
+//! a part) and installs it on the threads that check the round's targets
+//! (`install`); `lookup` answers only for the process it pinned (pid and
+//! start time), and only while installed. Anything the table cannot answer
+//! (no table, a process started since, an exiting one, a namespace the
+//! kernel has no more) is read from `/proc` as before.
+//!
+//! Before it is used, a reader checks itself against `/proc/self`: its
+//! record of this process must name the namespaces the links name and make
+//! the bytes `/proc/self/limits` holds. A kernel whose layout this program
+//! misreads is found there, and the table is not used (said once, why).
+
+use std::cell::RefCell;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::Arc;
+
+use crate::bpf::asm::{Alu, Asm, Cond, Helper, Insn, Map, Reg, Size};
+use crate::bpf::{btf, sys};
+
+/// The namespace links of `/proc/PID/ns`, in the order of a record.
+pub(crate) const NAMESPACES: [&str; 10] =
+    ["cgroup", "ipc", "mnt", "net", "pid", "pid_for_children", "time", "time_for_children", "user", "uts"];
+
+/// `RLIM_NLIMITS`.
+const LIMITS: usize = 16;
+
+/// A record's bytes: pid, exit state, flags, a pad (4 bytes each), the start
+/// time (8), ten namespace inodes (4 each), sixteen limits (soft and hard,
+/// 8 each).
+const RECORD: usize = 16 + 8 + 4 * NAMESPACES.len() + 16 * LIMITS;
+const AT_START: usize = 16;
+const AT_NS: usize = 24;
+const AT_LIMITS: usize = AT_NS + 4 * NAMESPACES.len();
+
+/// `PF_EXITING`: the task is exiting (its files may already read empty).
+const PF_EXITING: u32 = 0x4;
+
+/// Nanoseconds a clock tick (`USER_HZ` is 100 on every architecture Linux
+/// exposes to `/proc`; the start time in `stat` is in these ticks).
+const NS_PER_TICK: u64 = 10_000_000;
+
+/// The members the program reads: (struct, member), in the order of
+/// [`Layout`]'s fields.
+const MEMBERS: [(&str, &str); 27] = [
+    ("task_struct", "pid"),
+    ("task_struct", "tgid"),
+    ("task_struct", "exit_state"),
+    ("task_struct", "flags"),
+    ("task_struct", "start_boottime"),
+    ("task_struct", "nsproxy"),
+    ("task_struct", "cred"),
+    ("task_struct", "thread_pid"),
+    ("task_struct", "signal"),
+    ("nsproxy", "cgroup_ns"),
+    ("nsproxy", "ipc_ns"),
+    ("nsproxy", "mnt_ns"),
+    ("nsproxy", "net_ns"),
+    ("nsproxy", "pid_ns_for_children"),
+    ("nsproxy", "time_ns"),
+    ("nsproxy", "time_ns_for_children"),
+    ("nsproxy", "uts_ns"),
+    ("cgroup_namespace", "ns"),
+    ("ipc_namespace", "ns"),
+    ("mnt_namespace", "ns"),
+    ("net", "ns"),
+    ("pid_namespace", "ns"),
+    ("time_namespace", "ns"),
+    ("uts_namespace", "ns"),
+    ("user_namespace", "ns"),
+    ("ns_common", "inum"),
+    ("cred", "user_ns"),
+];
+
+/// The members read through `probe_read_kernel` (a variable index).
+const MORE_MEMBERS: [(&str, &str); 4] =
+    [("pid", "level"), ("pid", "numbers"), ("upid", "ns"), ("signal_struct", "rlim")];
+
+/// The byte offsets of [`MEMBERS`] and [`MORE_MEMBERS`] in this kernel.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    m: [i16; 27],
+    more: [i32; 4],
+}
+
+impl Layout {
+    fn of_kernel(btf: &std::fs::File) -> Result<Layout, String> {
+        let mut wanted: Vec<(&str, &str)> = MEMBERS.to_vec();
+        wanted.extend_from_slice(&MORE_MEMBERS);
+        let found = btf::member_offsets_in(btf, &wanted, btf::WINDOW)
+            .ok_or_else(|| "/sys/kernel/btf/vmlinux is not BTF this build reads".to_owned())?;
+        let mut missing = wanted.iter().zip(&found).filter(|(_, f)| f.is_none()).map(|((s, m), _)| format!("{s}.{m}"));
+        if let Some(first) = missing.next() {
+            return Err(format!("this kernel's BTF has no member {first}"));
+        }
+        let offsets: Vec<u32> = found.into_iter().flatten().collect();
+        let mut m = [0i16; 27];
+        for (slot, &o) in m.iter_mut().zip(&offsets) {
+            *slot = i16::try_from(o).map_err(|_| format!("a member offset too large for a load: {o}"))?;
+        }
+        let mut more = [0i32; 4];
+        for (slot, &o) in more.iter_mut().zip(offsets.get(MEMBERS.len()..).unwrap_or(&[])) {
+            *slot = i32::try_from(o).map_err(|_| format!("a member offset too large: {o}"))?;
+        }
+        Ok(Layout { m, more })
+    }
+
+    fn at(&self, i: usize) -> i16 {
+        self.m.get(i).copied().unwrap_or(0)
+    }
+}
+
+// Indices into `Layout::m`.
+const PID: usize = 0;
+const TGID: usize = 1;
+const EXIT_STATE: usize = 2;
+const FLAGS: usize = 3;
+const START: usize = 4;
+const NSPROXY: usize = 5;
+const CRED: usize = 6;
+const THREAD_PID: usize = 7;
+const SIGNAL: usize = 8;
+/// `nsproxy`'s members, then each namespace struct's `ns`, both in the order
+/// cgroup, ipc, mnt, net, pid (for children), time, time for children, uts.
+const NSPROXY_MEMBERS: usize = 9;
+const NS_OF: [usize; 8] = [17, 18, 19, 20, 21, 22, 22, 23];
+const USER_NS_NS: usize = 24;
+const INUM: usize = 25;
+const CRED_USER_NS: usize = 26;
+/// Where each `nsproxy` member goes in a record (the namespace's index in
+/// [`NAMESPACES`]).
+const NSPROXY_SLOTS: [usize; 8] = [0, 1, 2, 3, 5, 6, 7, 9];
+
+/// The program's one map: an array of one `u64`, the part of a round to
+/// read (`parts` in its low half, `part` in its high half).
+const PART: Map = Map(0);
+
+/// The program: one record for each thread-group leader, nothing for the
+/// other tasks. The record is made on the stack (at `fp - RECORD`) and
+/// handed to `bpf_seq_write`.
+fn program(l: &Layout) -> Result<Vec<Insn>, String> {
+    let rec = -i16::try_from(RECORD).map_err(|_| "record too large".to_owned())?;
+    let field = |at: usize| -> i16 { rec + i16::try_from(at).unwrap_or(0) };
+    let scratch = rec - 16;
+    let mut a = Asm::new();
+    // r1: struct bpf_iter__task { meta; task; }.
+    a.ldx(Size::Dw, Reg::R6, Reg::R1, 0) // meta
+        .ldx(Size::Dw, Reg::R7, Reg::R1, 8) // task, NULL once the walk is over
+        .jmp_imm(Cond::Eq, Reg::R7, 0, "out")
+        .ldx(Size::Dw, Reg::R6, Reg::R6, 0) // meta->seq
+        .ldx(Size::W, Reg::R2, Reg::R7, l.at(PID))
+        .ldx(Size::W, Reg::R3, Reg::R7, l.at(TGID))
+        .jmp(Cond::Ne, Reg::R2, Reg::R3, "out")
+        .stx(Size::W, Reg::Fp, field(0), Reg::R3);
+    // Only the processes of the part being checked (`PART`: parts, part;
+    // parts 0: every process): the others cost the walk, not the reads.
+    let key = scratch - 8;
+    a.st_imm(Size::W, Reg::Fp, key, 0)
+        .ld_map(Reg::R1, PART)
+        .mov(Reg::R2, Reg::Fp)
+        .alu_imm(Alu::Add, Reg::R2, i32::from(key))
+        .call(Helper::MapLookupElem)
+        .jmp_imm(Cond::Eq, Reg::R0, 0, "mine")
+        .ldx(Size::W, Reg::R2, Reg::R0, 0)
+        .ldx(Size::W, Reg::R4, Reg::R0, 4)
+        .jmp_imm(Cond::Eq, Reg::R2, 0, "mine")
+        .ldx(Size::W, Reg::R3, Reg::Fp, field(0))
+        .alu(Alu::Mod, Reg::R3, Reg::R2)
+        .jmp(Cond::Ne, Reg::R3, Reg::R4, "out")
+        .label("mine")
+        .ldx(Size::W, Reg::R2, Reg::R7, l.at(EXIT_STATE))
+        .stx(Size::W, Reg::Fp, field(4), Reg::R2)
+        .ldx(Size::W, Reg::R2, Reg::R7, l.at(FLAGS))
+        .stx(Size::W, Reg::Fp, field(8), Reg::R2)
+        .st_imm(Size::W, Reg::Fp, field(12), 0)
+        .ldx(Size::Dw, Reg::R2, Reg::R7, l.at(START))
+        .stx(Size::Dw, Reg::Fp, field(AT_START), Reg::R2);
+    // The namespaces of nsproxy. A NULL pointer (an exiting task's nsproxy)
+    // reads as 0 through these loads: the record says 0, "ask /proc".
+    a.ldx(Size::Dw, Reg::R8, Reg::R7, l.at(NSPROXY));
+    for (i, (&of, &slot)) in NS_OF.iter().zip(&NSPROXY_SLOTS).enumerate() {
+        let inum = l.at(of).checked_add(l.at(INUM)).ok_or_else(|| "offset overflow".to_owned())?;
+        a.ldx(Size::Dw, Reg::R2, Reg::R8, l.at(NSPROXY_MEMBERS + i)).ldx(Size::W, Reg::R2, Reg::R2, inum).stx(
+            Size::W,
+            Reg::Fp,
+            field(AT_NS + 4 * slot),
+            Reg::R2,
+        );
+    }
+    // user: the task's credentials' namespace.
+    let user_inum = l.at(USER_NS_NS).checked_add(l.at(INUM)).ok_or_else(|| "offset overflow".to_owned())?;
+    a.ldx(Size::Dw, Reg::R2, Reg::R7, l.at(CRED))
+        .ldx(Size::Dw, Reg::R2, Reg::R2, l.at(CRED_USER_NS))
+        .ldx(Size::W, Reg::R2, Reg::R2, user_inum)
+        .stx(Size::W, Reg::Fp, field(AT_NS + 4 * 8), Reg::R2);
+    // pid: thread_pid->numbers[thread_pid->level].ns, an index the verifier
+    // does not follow through typed pointers: read as plain memory.
+    let [level, numbers, upid_ns, rlim] = l.more;
+    let pid_ns_ns = i32::from(l.at(21)) + i32::from(l.at(INUM));
+    a.mov(Reg::R1, Reg::Fp)
+        .alu_imm(Alu::Add, Reg::R1, i32::from(scratch))
+        .mov_imm(Reg::R2, 8)
+        .mov(Reg::R3, Reg::R7)
+        .alu_imm(Alu::Add, Reg::R3, i32::from(l.at(THREAD_PID)))
+        .call(Helper::ProbeReadKernel)
+        .ldx(Size::Dw, Reg::R9, Reg::Fp, scratch) // struct pid *
+        .mov(Reg::R1, Reg::Fp)
+        .alu_imm(Alu::Add, Reg::R1, i32::from(scratch + 8))
+        .mov_imm(Reg::R2, 4)
+        .mov(Reg::R3, Reg::R9)
+        .alu_imm(Alu::Add, Reg::R3, level)
+        .call(Helper::ProbeReadKernel)
+        .ldx(Size::W, Reg::R3, Reg::Fp, scratch + 8) // level
+        .alu_imm(Alu::And, Reg::R3, 31)
+        .alu_imm(Alu::Lsh, Reg::R3, 4) // sizeof(struct upid)
+        .alu(Alu::Add, Reg::R3, Reg::R9)
+        .alu_imm(Alu::Add, Reg::R3, numbers + upid_ns)
+        .mov(Reg::R1, Reg::Fp)
+        .alu_imm(Alu::Add, Reg::R1, i32::from(scratch))
+        .mov_imm(Reg::R2, 8)
+        .call(Helper::ProbeReadKernel)
+        .ldx(Size::Dw, Reg::R3, Reg::Fp, scratch) // struct pid_namespace *
+        .alu_imm(Alu::Add, Reg::R3, pid_ns_ns)
+        .mov(Reg::R1, Reg::Fp)
+        .alu_imm(Alu::Add, Reg::R1, i32::from(field(AT_NS + 4 * 4)))
+        .mov_imm(Reg::R2, 4)
+        .call(Helper::ProbeReadKernel);
+    // The limits: signal->rlim, 16 (soft, hard) pairs.
+    a.ldx(Size::Dw, Reg::R3, Reg::R7, l.at(SIGNAL))
+        .alu_imm(Alu::Add, Reg::R3, rlim)
+        .mov(Reg::R1, Reg::Fp)
+        .alu_imm(Alu::Add, Reg::R1, i32::from(field(AT_LIMITS)))
+        .mov_imm(Reg::R2, i32::try_from(16 * LIMITS).unwrap_or(0))
+        .call(Helper::ProbeReadKernel);
+    a.mov(Reg::R1, Reg::R6)
+        .mov(Reg::R2, Reg::Fp)
+        .alu_imm(Alu::Add, Reg::R2, i32::from(rec))
+        .mov_imm(Reg::R3, i32::try_from(RECORD).unwrap_or(0))
+        .call(Helper::SeqWrite)
+        .label("out")
+        .mov_imm(Reg::R0, 0)
+        .exit();
+    a.finish().map_err(|e| e.0)
+}
+
+/// One process's record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) pid: u32,
+    /// The start time in clock ticks (as `/proc/PID/stat` says it).
+    pub(crate) start_ticks: u64,
+    /// Each namespace's inode, in the order of [`NAMESPACES`]; 0: unknown.
+    pub(crate) ns: [u32; 10],
+    /// (soft, hard) of each limit, `RLIM_INFINITY` as `u64::MAX`.
+    pub(crate) limits: [[u64; 2]; LIMITS],
+    /// Neither exiting nor exited: its `/proc` files say what the record
+    /// says.
+    pub(crate) settled: bool,
+}
+
+/// One round's records, by pid.
+#[derive(Debug, Default)]
+pub(crate) struct Table {
+    entries: Vec<Entry>,
+}
+
+impl Table {
+    /// Reads records from `bytes` (whole records; a short tail is ignored).
+    fn parse(bytes: &[u8]) -> Table {
+        let mut entries: Vec<Entry> = bytes.chunks_exact(RECORD).filter_map(parse_record).collect();
+        entries.sort_unstable_by_key(|e| e.pid);
+        entries.dedup_by_key(|e| e.pid);
+        Table { entries }
+    }
+
+    /// The record of `pid`, if it was started at `start_ticks`.
+    pub(crate) fn get(&self, pid: u32, start_ticks: u64) -> Option<&Entry> {
+        let i = self.entries.binary_search_by_key(&pid, |e| e.pid).ok()?;
+        self.entries.get(i).filter(|e| e.start_ticks == start_ticks && e.settled)
+    }
+
+    /// How many processes it holds.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn u64_at(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_ne_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+fn parse_record(r: &[u8]) -> Option<Entry> {
+    let pid = u32_at(r, 0)?;
+    let (exit_state, flags) = (u32_at(r, 4)?, u32_at(r, 8)?);
+    let start_ticks = u64_at(r, AT_START)? / NS_PER_TICK;
+    let mut ns = [0u32; 10];
+    for (i, slot) in ns.iter_mut().enumerate() {
+        *slot = u32_at(r, AT_NS + 4 * i)?;
+    }
+    let mut limits = [[0u64; 2]; LIMITS];
+    for (i, pair) in limits.iter_mut().enumerate() {
+        *pair = [u64_at(r, AT_LIMITS + 16 * i)?, u64_at(r, AT_LIMITS + 16 * i + 8)?];
+    }
+    Some(Entry { pid, start_ticks, ns, limits, settled: exit_state == 0 && flags & PF_EXITING == 0 })
+}
+
+/// The limits' names and units, as `proc_pid_limits` prints them.
+const LIMIT_NAMES: [(&str, &str); LIMITS] = [
+    ("Max cpu time", "seconds"),
+    ("Max file size", "bytes"),
+    ("Max data size", "bytes"),
+    ("Max stack size", "bytes"),
+    ("Max core file size", "bytes"),
+    ("Max resident set", "bytes"),
+    ("Max processes", "processes"),
+    ("Max open files", "files"),
+    ("Max locked memory", "bytes"),
+    ("Max address space", "bytes"),
+    ("Max file locks", "locks"),
+    ("Max pending signals", "signals"),
+    ("Max msgqueue size", "bytes"),
+    ("Max nice priority", ""),
+    ("Max realtime priority", ""),
+    ("Max realtime timeout", "us"),
+];
+
+/// The text of `/proc/PID/limits` for these limits, byte for byte as the
+/// kernel makes it (`proc_pid_limits`: `%-25s %-20lu %-20lu %-10s`).
+pub(crate) fn limits_text(limits: &[[u64; 2]; LIMITS], out: &mut Vec<u8>) {
+    /// `bytes` left-aligned in `width` columns (the kernel's `%-Ns`).
+    fn padded(out: &mut Vec<u8>, bytes: &[u8], width: usize) {
+        out.extend_from_slice(bytes);
+        out.resize(out.len() + width.saturating_sub(bytes.len()), b' ');
+    }
+    out.clear();
+    out.extend_from_slice(b"Limit                     Soft Limit           Hard Limit           Units     \n");
+    let mut digits = [0u8; 20];
+    for ((name, unit), pair) in LIMIT_NAMES.iter().zip(limits) {
+        padded(out, name.as_bytes(), 25);
+        out.push(b' ');
+        for &v in pair {
+            if v == u64::MAX {
+                padded(out, b"unlimited", 20);
+            } else {
+                // The decimal digits of v, from the right.
+                let mut at = digits.len();
+                let mut rest = v;
+                loop {
+                    at -= 1;
+                    if let Some(d) = digits.get_mut(at) {
+                        *d = b'0' + u8::try_from(rest % 10).unwrap_or(0);
+                    }
+                    rest /= 10;
+                    if rest == 0 || at == 0 {
+                        break;
+                    }
+                }
+                padded(out, digits.get(at..).unwrap_or(&[]), 20);
+            }
+            out.push(b' ');
+        }
+        if !unit.is_empty() {
+            padded(out, unit.as_bytes(), 10);
+        }
+        out.push(b'\n');
+    }
+}
+
+/// A loaded program, linked as a task iterator: makes tables.
+#[derive(Debug)]
+pub(crate) struct Reader {
+    link: OwnedFd,
+    /// The program; kept with its link.
+    _prog: OwnedFd,
+    /// Its map: which part of a round it reads.
+    part: OwnedFd,
+    buf: Vec<u8>,
+}
+
+impl Reader {
+    /// Loads the program and checks a table of it against `/proc/self`;
+    /// `Err(why)` where the kernel refuses it or its table is not what
+    /// `/proc` says.
+    pub(crate) fn load() -> Result<Reader, String> {
+        let btf = std::fs::File::open("/sys/kernel/btf/vmlinux")
+            .map_err(|e| format!("no BTF: /sys/kernel/btf/vmlinux: {e}"))?;
+        let id = btf::func_ids_in(&btf, &["bpf_iter_task"], btf::WINDOW)
+            .and_then(|ids| ids.first().copied().flatten())
+            .ok_or_else(|| "this kernel's BTF has no bpf_iter_task (no task iterator)".to_owned())?;
+        let layout = Layout::of_kernel(&btf)?;
+        let part = sys::map_create(sys::MAP_ARRAY, 4, 8, 1, "fdir_tasks_part")
+            .map_err(|e| format!("cannot make the task iterator's map: {e}"))?;
+        let insns = program(&layout)?;
+        let insns = Insn::with_map_fds(&insns, &[part.as_raw_fd()]).ok_or("the task iterator names no map")?;
+        let spec = sys::ProgSpec {
+            prog_type: sys::PROG_TRACING,
+            attach_type: sys::ATTACH_ITER,
+            attach_btf_id: id,
+            name: "fdir_tasks",
+        };
+        let prog = sys::prog_load(&insns, &spec).map_err(|e| match e.log {
+            Some(log) => format!("the kernel refused the task iterator: {} ({log})", e.err),
+            None => format!("the kernel refused the task iterator: {}", e.err),
+        })?;
+        let link =
+            sys::iter_link_create(prog.as_fd(), None).map_err(|e| format!("cannot link the task iterator: {e}"))?;
+        let mut reader = Reader { link, _prog: prog, part, buf: Vec::new() };
+        let table = reader.read(0, 1).map_err(|e| format!("cannot read the task iterator: {e}"))?;
+        self_check(&table)?;
+        Ok(reader)
+    }
+
+    /// A table of the processes whose pid is `part` modulo `parts` (every
+    /// process: part 0 of 1), now.
+    pub(crate) fn read(&mut self, part: u32, parts: u32) -> std::io::Result<Table> {
+        sys::update_u64(self.part.as_fd(), 0, u64::from(part) << 32 | u64::from(parts.max(1)))?;
+        let iter = sys::iter_create(self.link.as_fd())?;
+        self.buf.clear();
+        loop {
+            if self.buf.capacity() - self.buf.len() < 16 * 1024 {
+                self.buf.reserve(self.buf.capacity().max(64 * 1024));
+            }
+            match rustix::io::read(&iter, rustix::buffer::spare_capacity(&mut self.buf)) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let table = Table::parse(&self.buf);
+        // The buffer is kept for the next round, at the size a round needs.
+        self.buf.clear();
+        Ok(table)
+    }
+}
+
+/// The text of the link `ns/NAME` to the namespace `inum`: the kind is the
+/// namespace's (`pid_for_children` links to `pid:[...]`).
+fn link_text(name: &str, inum: u32) -> String {
+    format!("{}:[{inum}]", name.strip_suffix("_for_children").unwrap_or(name))
+}
+
+/// This process's record against its `/proc/self` files.
+fn self_check(table: &Table) -> Result<(), String> {
+    let me = std::process::id();
+    let stat = std::fs::read("/proc/self/stat").map_err(|e| format!("/proc/self/stat: {e}"))?;
+    let start = super::stat::parse_stat(&stat).map(|(_, _, s)| s).ok_or("/proc/self/stat unreadable")?;
+    let entry = table.get(me, start).ok_or_else(|| {
+        format!("the task iterator's table has no process {me} started at tick {start} (fdir in a pid namespace of its own?)")
+    })?;
+    for (name, &inum) in NAMESPACES.iter().zip(&entry.ns) {
+        let Ok(link) = std::fs::read_link(format!("/proc/self/ns/{name}")) else { continue };
+        let want = link_text(name, inum);
+        if link.as_os_str() != want.as_str() {
+            return Err(format!(
+                "the task iterator reads namespace {want}, /proc/self/ns/{name} says {}",
+                link.display()
+            ));
+        }
+    }
+    let mut text = Vec::new();
+    limits_text(&entry.limits, &mut text);
+    let limits = std::fs::read("/proc/self/limits").map_err(|e| format!("/proc/self/limits: {e}"))?;
+    if text != limits {
+        return Err("the task iterator's limits of this process are not /proc/self/limits".into());
+    }
+    Ok(())
+}
+
+thread_local! {
+    static INSTALLED: RefCell<Option<Arc<Table>>> = const { RefCell::new(None) };
+}
+
+/// Installs `table` on this thread while `f` runs: `lookup` answers from it.
+pub(crate) fn install<R>(table: Option<&Arc<Table>>, f: impl FnOnce() -> R) -> R {
+    let Some(table) = table else { return f() };
+    struct Restore(Option<Arc<Table>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let before = self.0.take();
+            INSTALLED.with(|t| *t.borrow_mut() = before);
+        }
+    }
+    let before = INSTALLED.with(|t| t.borrow_mut().replace(Arc::clone(table)));
+    let _restore = Restore(before);
+    f()
+}
+
+/// `f` of the installed table's record of `pid` started at `start_ticks`,
+/// if a table is installed on this thread and has it.
+pub(crate) fn lookup<R>(pid: u32, start_ticks: u64, f: impl FnOnce(&Entry) -> R) -> Option<R> {
+    INSTALLED.with(|t| t.borrow().as_ref().and_then(|table| table.get(pid, start_ticks).map(f)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_reads_back() {
+        let mut r = vec![0u8; RECORD];
+        r[0..4].copy_from_slice(&42u32.to_ne_bytes());
+        r[AT_START..AT_START + 8].copy_from_slice(&(123 * NS_PER_TICK + 5).to_ne_bytes());
+        r[AT_NS + 12..AT_NS + 16].copy_from_slice(&4_026_531_840u32.to_ne_bytes());
+        r[AT_LIMITS + 16 * 7..AT_LIMITS + 16 * 7 + 8].copy_from_slice(&1024u64.to_ne_bytes());
+        r[AT_LIMITS + 16 * 7 + 8..AT_LIMITS + 16 * 8].copy_from_slice(&u64::MAX.to_ne_bytes());
+        let mut exiting = r.clone();
+        exiting[0..4].copy_from_slice(&43u32.to_ne_bytes());
+        exiting[8..12].copy_from_slice(&PF_EXITING.to_ne_bytes());
+        let mut bytes = r.clone();
+        bytes.extend_from_slice(&exiting);
+        bytes.extend_from_slice(&[1, 2, 3]); // a short tail: ignored
+        let t = Table::parse(&bytes);
+        assert_eq!(t.len(), 2);
+        let e = t.get(42, 123).unwrap();
+        assert_eq!(e.ns[3], 4_026_531_840);
+        assert_eq!(e.limits[7], [1024, u64::MAX]);
+        assert!(t.get(42, 124).is_none(), "another start time is another process");
+        assert!(t.get(43, 0).is_none(), "an exiting process is read from /proc");
+        assert!(lookup(42, 123, |_| ()).is_none(), "nothing installed");
+        let t = Arc::new(t);
+        assert_eq!(install(Some(&t), || lookup(42, 123, |e| e.ns[3])), Some(4_026_531_840));
+        assert!(lookup(42, 123, |_| ()).is_none(), "uninstalled after");
+    }
+
+    #[test]
+    fn limits_text_is_the_kernels() {
+        let mut limits = [[u64::MAX; 2]; LIMITS];
+        limits[7] = [1024, 524_288];
+        limits[13] = [0, 0];
+        let mut text = Vec::new();
+        limits_text(&limits, &mut text);
+        let text = String::from_utf8(text).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 17);
+        assert_eq!(lines[8], "Max open files            1024                 524288               files     ");
+        assert_eq!(lines[14], "Max nice priority         0                    0                    ");
+        assert_eq!(lines[1], "Max cpu time              unlimited            unlimited            seconds   ");
+    }
+
+    /// The live kernel's table against `/proc`, for every process both
+    /// can see: namespaces and limits byte for byte. Skipped (said) where
+    /// the kernel refuses the iterator.
+    #[test]
+    fn the_table_is_what_proc_says() {
+        let mut reader = match Reader::load() {
+            Ok(r) => r,
+            Err(why) => {
+                eprintln!("SKIP the_table_is_what_proc_says: {why}");
+                return;
+            }
+        };
+        let table = reader.read(0, 1).unwrap();
+        assert!(table.len() > 1);
+        let halves = [reader.read(0, 2).unwrap(), reader.read(1, 2).unwrap()];
+        for (part, half) in halves.iter().enumerate() {
+            assert!(half.entries.iter().all(|e| e.pid % 2 == u32::try_from(part).unwrap()), "part {part} of 2");
+        }
+        assert!(halves.iter().map(Table::len).sum::<usize>() + 10 > table.len(), "the halves make the whole");
+        let mut compared = 0;
+        for e in &table.entries {
+            let dir = format!("/proc/{}", e.pid);
+            let (Ok(before), Ok(limits)) =
+                (std::fs::read(format!("{dir}/stat")), std::fs::read(format!("{dir}/limits")))
+            else {
+                continue;
+            };
+            let after = std::fs::read(format!("{dir}/stat")).unwrap_or_default();
+            let start = |b: &[u8]| super::super::stat::parse_stat(b).map(|(_, _, s)| s);
+            if start(&before) != Some(e.start_ticks) || start(&after) != Some(e.start_ticks) || !e.settled {
+                continue;
+            }
+            let links: Vec<String> = NAMESPACES
+                .iter()
+                .map(|n| {
+                    std::fs::read_link(format!("{dir}/ns/{n}")).map(|l| l.display().to_string()).unwrap_or_default()
+                })
+                .collect();
+            if links.iter().any(String::is_empty) {
+                continue; // exiting meanwhile
+            }
+            for ((name, link), inum) in NAMESPACES.iter().zip(&links).zip(&e.ns) {
+                assert_eq!(*link, link_text(name, *inum), "process {}", e.pid);
+            }
+            let mut text = Vec::new();
+            limits_text(&e.limits, &mut text);
+            assert_eq!(String::from_utf8_lossy(&text), String::from_utf8_lossy(&limits), "process {}", e.pid);
+            compared += 1;
+        }
+        assert!(compared > 1, "compared {compared} processes");
+    }
+}

@@ -1,0 +1,85 @@
+//! The task table (`source::tasks`) in a monitor of many processes: a round
+//! reads every process's namespaces and limits from one eBPF task iterator
+//! instead of `/proc/PID/ns/*` and `/proc/PID/limits`. The table must be as
+//! quiet as those files and see what they show: a process that enters a
+//! new namespace, a limit changed from outside.
+
+use crate::common;
+
+use std::time::{Duration, Instant};
+
+use common::{Testee, is_root, skip};
+use fdir::{Coverage, Finding, Monitor, Subsystem, SystemClock};
+
+const SUBSYSTEMS: &[Subsystem] = &[Subsystem::Namespaces, Subsystem::Limits];
+
+/// The subsystems `pid` drifted in among `findings`.
+fn drifted(findings: &[Finding], pid: u32) -> Vec<Subsystem> {
+    findings
+        .iter()
+        .filter_map(|f| match f {
+            Finding::Drift { target, anomalies } if target.pid() == Some(pid) => Some(anomalies),
+            _ => None,
+        })
+        .flatten()
+        .map(|a| a.subsystem)
+        .collect()
+}
+
+#[test]
+fn the_task_table_is_quiet_and_sees_a_new_namespace_and_a_lowered_limit() {
+    const TEST: &str = "the_task_table_is_quiet_and_sees_a_new_namespace_and_a_lowered_limit";
+    if !is_root() {
+        skip(TEST, "needs root: the kernel loads the task iterator for CAP_BPF and CAP_PERFMON only");
+        return;
+    }
+    // Enough targets for a round to read the table (monitor.rs TABLE_FROM).
+    let mut testees: Vec<Testee> = (0..20).map(|_| Testee::spawn()).collect();
+    let pids: Vec<u32> = testees.iter().map(|t| t.pid).collect();
+    let (mut m, _) = Monitor::baseline(Coverage::Pids { pids: pids.clone() }, SUBSYSTEMS, 1, &SystemClock).unwrap();
+    for round in 0..3 {
+        let (f, s) = m.cycle(&SystemClock);
+        assert!(f.is_empty(), "round {round}: {f:#?}");
+        assert_eq!(s.targets, 20);
+    }
+    match m.task_table() {
+        Some(Ok(())) => {}
+        Some(Err(why)) => {
+            skip(TEST, &format!("the task table is not used here: {why}"));
+            return;
+        }
+        None => panic!("a round of 20 targets did not try the task table"),
+    }
+
+    // Real changes, made in two of the children.
+    let (entered, limited) = (pids[3], pids[7]);
+    if let Err(e) = testees[3].cmd("unshare-net") {
+        skip(TEST, &format!("cannot unshare a network namespace: {e}"));
+        return;
+    }
+    let lower = libc::rlimit { rlim_cur: 64, rlim_max: 128 };
+    // SAFETY: prlimit of another process (the child), with a valid new limit
+    // and no old limit asked for.
+    let r = unsafe {
+        libc::prlimit(i32::try_from(limited).unwrap(), libc::RLIMIT_NOFILE, &raw const lower, std::ptr::null_mut())
+    };
+    assert_eq!(r, 0, "prlimit: {}", std::io::Error::last_os_error());
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let findings = loop {
+        let (f, _) = m.cycle(&SystemClock);
+        if !f.is_empty() || Instant::now() > deadline {
+            break f;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(drifted(&findings, entered), vec![Subsystem::Namespaces], "{findings:#?}");
+    assert_eq!(drifted(&findings, limited), vec![Subsystem::Limits], "{findings:#?}");
+    for &pid in pids.iter().filter(|&&p| p != entered && p != limited) {
+        assert!(drifted(&findings, pid).is_empty(), "{pid} did not change: {findings:#?}");
+    }
+    let text = format!("{findings:?}");
+    assert!(text.contains("net"), "the namespace named: {text}");
+    assert!(text.contains("64") && text.contains("128"), "the new limits named: {text}");
+    assert_eq!(m.task_table(), Some(Ok(())), "still read from the table");
+}
