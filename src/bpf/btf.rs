@@ -99,6 +99,14 @@ fn sections<B: Bytes + ?Sized>(b: &B) -> Option<Sections> {
 fn name_offsets<B: Bytes + ?Sized>(b: &B, s: &Sections, names: &[&str], window: usize) -> Option<Vec<Vec<u32>>> {
     let mut found = vec![Vec::new(); names.len()];
     let back = names.iter().map(|n| n.len()).max().unwrap_or(0);
+    // The last bytes of the names: most strings end in none of them and
+    // are passed over without comparing any name.
+    let mut last = [false; 256];
+    for n in names {
+        if let Some(slot) = n.as_bytes().last().and_then(|&b| last.get_mut(usize::from(b))) {
+            *slot = true;
+        }
+    }
     let mut buf = vec![0u8; window.checked_add(back)?];
     let mut pos = 0u64;
     while pos < s.strings_len {
@@ -110,6 +118,11 @@ fn name_offsets<B: Bytes + ?Sized>(b: &B, s: &Sections, names: &[&str], window: 
         read_exact_at(b, s.strings.checked_add(from)?, chunk)?;
         let skip = usize::try_from(pos - from).ok()?;
         for (z, _) in chunk.iter().enumerate().skip(skip).filter(|(_, c)| **c == 0) {
+            let ends =
+                z.checked_sub(1).and_then(|i| chunk.get(i)).is_some_and(|&b| last.get(usize::from(b)) == Some(&true));
+            if !ends {
+                continue;
+            }
             for (i, name) in names.iter().enumerate().filter(|(_, n)| !n.is_empty()) {
                 let Some(start) = z.checked_sub(name.len()) else { continue };
                 if chunk.get(start..z) == Some(name.as_bytes()) {
