@@ -444,7 +444,7 @@ fn attach_fexit(i: usize, name: &str, btf_id: u32, fds: &[i32]) -> Result<(Owned
     let fd = sys::prog_load(&prog, &spec).map_err(|e| match e.log {
         Some(log) => format!("the kernel refused fexit on {name}: {} ({log})", e.err),
         None if e.err.raw_os_error() == Some(libc::EPERM) => format!(
-            "cannot load fexit on {name}: {}, before the verifier ran: this kernel refuses BTF-attached programs",
+            "cannot load fexit on {name}: {}, before the verifier ran: this kernel refuses BTF-attached hooks (fexit)",
             e.err
         ),
         None => format!("cannot load fexit on {name}: {}", e.err),
