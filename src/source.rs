@@ -30,7 +30,7 @@ pub(crate) mod tasks;
 
 pub use cgroups::CgroupMounts;
 pub use procfs::{Procfs, boot_id, list_processes};
-pub(crate) use procfs::{live_processes, proc_links};
+pub(crate) use procfs::{live_processes, node_tasks, proc_links};
 pub use stat::{parse_stat, parse_stat_flags, parse_stat_ppid};
 
 /// How long a seccomp-filters read waits for a thread to stop before it lets

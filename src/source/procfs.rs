@@ -283,6 +283,13 @@ pub fn proc_links() -> usize {
     rustix::fs::stat("/proc").map_or(0, |st| usize::try_from(st.st_nlink).unwrap_or(0))
 }
 
+/// The number of tasks (threads) of the node, from `/proc/loadavg`'s
+/// fourth field (`running/total`): what a walk of every task visits.
+pub fn node_tasks() -> Option<usize> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    text.split_whitespace().nth(3)?.split('/').nth(1)?.parse().ok()
+}
+
 /// The kernel's boot id (`/proc/sys/kernel/random/boot_id`): process start
 /// times are only meaningful within one boot.
 pub fn boot_id() -> Result<String, Error> {
