@@ -220,6 +220,18 @@ fn mount_tmpfs(dir: &str) -> Result<String, String> {
     if r < 0 { Err(errno()) } else { Ok(String::new()) }
 }
 
+/// `chroot DIR`: makes DIR the process's root directory (and its working
+/// directory `/`).
+fn chroot(dir: &str) -> Result<String, String> {
+    let d = std::ffi::CString::new(dir).map_err(|e| e.to_string())?;
+    // SAFETY: a valid NUL-terminated string.
+    if unsafe { libc::chroot(d.as_ptr()) } < 0 {
+        return Err(errno());
+    }
+    // SAFETY: a valid NUL-terminated string.
+    if unsafe { libc::chdir(c"/".as_ptr()) } < 0 { Err(errno()) } else { Ok(String::new()) }
+}
+
 extern "C" fn on_signal(_: libc::c_int) {}
 
 fn churn_once(round: u64) {
@@ -372,6 +384,7 @@ fn run(cmd: &str, arg: &str, rwx_page: &mut Option<usize>) -> Result<String, Str
         "unshare-mount" => unshare(libc::CLONE_NEWNS).and_then(|_| mount_private_root()),
         "unshare-pid" => unshare(libc::CLONE_NEWPID),
         "mount-tmpfs" => mount_tmpfs(arg.trim()),
+        "chroot" => chroot(arg.trim()),
         "threads" => threads(usize::try_from(num()?).map_err(|e| e.to_string())?),
         "churn" => churn(arg.trim().parse::<f64>().map_err(|e| e.to_string())?),
         "maps" => {

@@ -952,6 +952,14 @@ impl Source for Procfs {
 
     fn mount_of(&self, rel: &str) -> Option<(FileId, u64)> {
         let Inner::Process(d) = &self.inner else { return None };
+        // The root from this round's task table, where one is installed and
+        // has the process: the same identity `statx` gives.
+        if rel == "root"
+            && d.facts().is_some()
+            && let Some((dev, ino, mount)) = super::tasks::lookup(d.pid, d.start_time, |e| e.root).flatten()
+        {
+            return Some((FileId { dev, ino }, mount));
+        }
         let want = rustix::fs::StatxFlags::INO | rustix::fs::StatxFlags::MNT_ID;
         let st = rustix::fs::statx(&d.dir, rel, AtFlags::empty(), want).ok()?;
         if (!st.stx_mask & want.bits()) != 0 {

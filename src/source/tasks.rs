@@ -1,16 +1,18 @@
-//! The task table: every process's namespaces and resource limits, read
-//! from the kernel's task list by an eBPF task iterator in one `read` a
-//! round, in place of ten `readlink`s of `/proc/PID/ns/*` and a read of
-//! `/proc/PID/limits` a process.
+//! The task table: every process's namespaces, resource limits and root
+//! directory, read from the kernel's task list by an eBPF task iterator in
+//! one `read` a part of a round, in place of ten `readlink`s of
+//! `/proc/PID/ns/*`, a read of `/proc/PID/limits` and a `statx` of
+//! `/proc/PID/root` a process.
 //!
 //! The program (`program`) runs once for each task the kernel's task
 //! iterator visits; for a thread-group leader it writes one fixed-size
 //! record: the pid, the task's exit state and flags, its start time (what
 //! pins a process: `/proc/PID/stat`'s start time is it in clock ticks), the
 //! inode of each of its ten namespaces (the number a `/proc/PID/ns/*` link
-//! names: `net:[4026531840]`), and its sixteen resource limits. These are
-//! the very fields the kernel reads to make those files (`proc_ns_get_link`,
-//! `proc_pid_limits`), read where they live: a bit flipped in them shows
+//! names: `net:[4026531840]`), its sixteen resource limits, and its root
+//! directory (inode, device, mount id). These are the very fields the
+//! kernel reads to make those files (`proc_ns_get_link`, `proc_pid_limits`,
+//! `statx` of the `root` link), read where they live: a bit flipped in them shows
 //! here as it would there. The offsets come from the kernel's BTF; the
 //! verifier checks every load against it.
 //!
@@ -22,8 +24,8 @@
 //! kernel has no more) is read from `/proc` as before.
 //!
 //! Before it is used, a reader checks itself against `/proc/self`: its
-//! record of this process must name the namespaces the links name and make
-//! the bytes `/proc/self/limits` holds. A kernel whose layout this program
+//! record of this process must name the namespaces the links name, make
+//! the bytes `/proc/self/limits` holds, and give the root `statx` gives. A kernel whose layout this program
 //! misreads is found there, and the table is not used (said once, why).
 
 use std::cell::RefCell;
@@ -42,11 +44,12 @@ const LIMITS: usize = 16;
 
 /// A record's bytes: pid, exit state, flags, a pad (4 bytes each), the start
 /// time (8), ten namespace inodes (4 each), sixteen limits (soft and hard,
-/// 8 each).
-const RECORD: usize = 16 + 8 + 4 * NAMESPACES.len() + 16 * LIMITS;
+/// 8 each), the root directory's inode (8), device and mount id (4 each).
+const RECORD: usize = 16 + 8 + 4 * NAMESPACES.len() + 16 * LIMITS + 16;
 const AT_START: usize = 16;
 const AT_NS: usize = 24;
 const AT_LIMITS: usize = AT_NS + 4 * NAMESPACES.len();
+const AT_ROOT: usize = AT_LIMITS + 16 * LIMITS;
 
 /// `PF_EXITING`: the task is exiting (its files may already read empty).
 const PF_EXITING: u32 = 0x4;
@@ -87,21 +90,38 @@ const MEMBERS: [(&str, &str); 27] = [
     ("cred", "user_ns"),
 ];
 
-/// The members read through `probe_read_kernel` (a variable index).
-const MORE_MEMBERS: [(&str, &str); 4] =
-    [("pid", "level"), ("pid", "numbers"), ("upid", "ns"), ("signal_struct", "rlim")];
+/// The members read through `probe_read_kernel` (a variable index, a
+/// `container_of`), and those of the root directory.
+const MORE_MEMBERS: [(&str, &str); 12] = [
+    ("pid", "level"),
+    ("pid", "numbers"),
+    ("upid", "ns"),
+    ("signal_struct", "rlim"),
+    ("task_struct", "fs"),
+    ("fs_struct", "root"),
+    ("path", "mnt"),
+    ("path", "dentry"),
+    ("dentry", "d_inode"),
+    ("dentry", "d_sb"),
+    ("inode", "i_ino"),
+    ("super_block", "s_dev"),
+];
+/// `struct mount`'s `mnt` (the `vfsmount` a path names) and `mnt_id`.
+const MOUNT_MEMBERS: [(&str, &str); 2] = [("mount", "mnt"), ("mount", "mnt_id")];
 
 /// The byte offsets of [`MEMBERS`] and [`MORE_MEMBERS`] in this kernel.
 #[derive(Debug, Clone, Copy)]
 struct Layout {
     m: [i16; 27],
-    more: [i32; 4],
+    more: [i32; 12],
+    mount: [i32; 2],
 }
 
 impl Layout {
     fn of_kernel(btf: &std::fs::File) -> Result<Layout, String> {
         let mut wanted: Vec<(&str, &str)> = MEMBERS.to_vec();
         wanted.extend_from_slice(&MORE_MEMBERS);
+        wanted.extend_from_slice(&MOUNT_MEMBERS);
         let found = btf::member_offsets_in(btf, &wanted, btf::WINDOW)
             .ok_or_else(|| "/sys/kernel/btf/vmlinux is not BTF this build reads".to_owned())?;
         let mut missing = wanted.iter().zip(&found).filter(|(_, f)| f.is_none()).map(|((s, m), _)| format!("{s}.{m}"));
@@ -113,11 +133,13 @@ impl Layout {
         for (slot, &o) in m.iter_mut().zip(&offsets) {
             *slot = i16::try_from(o).map_err(|_| format!("a member offset too large for a load: {o}"))?;
         }
-        let mut more = [0i32; 4];
-        for (slot, &o) in more.iter_mut().zip(offsets.get(MEMBERS.len()..).unwrap_or(&[])) {
+        let mut rest = offsets.get(MEMBERS.len()..).unwrap_or(&[]).iter();
+        let mut more = [0i32; 12];
+        let mut mount = [0i32; 2];
+        for (slot, &o) in more.iter_mut().chain(mount.iter_mut()).zip(&mut rest) {
             *slot = i32::try_from(o).map_err(|_| format!("a member offset too large: {o}"))?;
         }
-        Ok(Layout { m, more })
+        Ok(Layout { m, more, mount })
     }
 
     fn at(&self, i: usize) -> i16 {
@@ -157,6 +179,7 @@ fn program(l: &Layout) -> Result<Vec<Insn>, String> {
     let rec = -i16::try_from(RECORD).map_err(|_| "record too large".to_owned())?;
     let field = |at: usize| -> i16 { rec + i16::try_from(at).unwrap_or(0) };
     let scratch = rec - 16;
+    let key = scratch - 8;
     let mut a = Asm::new();
     // r1: struct bpf_iter__task { meta; task; }.
     a.ldx(Size::Dw, Reg::R6, Reg::R1, 0) // meta
@@ -169,7 +192,6 @@ fn program(l: &Layout) -> Result<Vec<Insn>, String> {
         .stx(Size::W, Reg::Fp, field(0), Reg::R3);
     // Only the processes of the part being checked (`PART`: parts, part;
     // parts 0: every process): the others cost the walk, not the reads.
-    let key = scratch - 8;
     a.st_imm(Size::W, Reg::Fp, key, 0)
         .ld_map(Reg::R1, PART)
         .mov(Reg::R2, Reg::Fp)
@@ -210,7 +232,9 @@ fn program(l: &Layout) -> Result<Vec<Insn>, String> {
         .stx(Size::W, Reg::Fp, field(AT_NS + 4 * 8), Reg::R2);
     // pid: thread_pid->numbers[thread_pid->level].ns, an index the verifier
     // does not follow through typed pointers: read as plain memory.
-    let [level, numbers, upid_ns, rlim] = l.more;
+    let [level, numbers, upid_ns, rlim, fs, fs_root, path_mnt, path_dentry, d_inode, d_sb, i_ino, s_dev] = l.more;
+    let [mount_mnt, mount_id] = l.mount;
+    let small = |v: i32| i16::try_from(v).map_err(|_| format!("a member offset too large for a load: {v}"));
     let pid_ns_ns = i32::from(l.at(21)) + i32::from(l.at(INUM));
     a.mov(Reg::R1, Reg::Fp)
         .alu_imm(Alu::Add, Reg::R1, i32::from(scratch))
@@ -247,6 +271,34 @@ fn program(l: &Layout) -> Result<Vec<Insn>, String> {
         .alu_imm(Alu::Add, Reg::R1, i32::from(field(AT_LIMITS)))
         .mov_imm(Reg::R2, i32::try_from(16 * LIMITS).unwrap_or(0))
         .call(Helper::ProbeReadKernel);
+    // The root directory (`fs->root`, what `/proc/PID/root` resolves to):
+    // its inode, its file system's device, and the id of its mount, read
+    // from the `struct mount` around the path's `vfsmount`. A task without
+    // `fs` (exiting) reads 0: "ask /proc".
+    let root = small(fs_root)?;
+    a.ldx(Size::Dw, Reg::R8, Reg::R7, small(fs)?)
+        .ldx(Size::Dw, Reg::R2, Reg::R8, root.checked_add(small(path_dentry)?).ok_or("offset overflow")?)
+        .ldx(Size::Dw, Reg::R3, Reg::R2, small(d_inode)?)
+        .ldx(Size::Dw, Reg::R3, Reg::R3, small(i_ino)?)
+        .stx(Size::Dw, Reg::Fp, field(AT_ROOT), Reg::R3)
+        .ldx(Size::Dw, Reg::R3, Reg::R2, small(d_sb)?)
+        .ldx(Size::W, Reg::R3, Reg::R3, small(s_dev)?)
+        .stx(Size::W, Reg::Fp, field(AT_ROOT + 8), Reg::R3)
+        .st_imm(Size::W, Reg::Fp, field(AT_ROOT + 12), 0)
+        .mov(Reg::R1, Reg::Fp)
+        .alu_imm(Alu::Add, Reg::R1, i32::from(scratch))
+        .mov_imm(Reg::R2, 8)
+        .mov(Reg::R3, Reg::R8)
+        .alu_imm(Alu::Add, Reg::R3, fs_root + path_mnt)
+        .call(Helper::ProbeReadKernel)
+        .ldx(Size::Dw, Reg::R3, Reg::Fp, scratch) // struct vfsmount *
+        .jmp_imm(Cond::Eq, Reg::R3, 0, "no_mount")
+        .alu_imm(Alu::Add, Reg::R3, mount_id - mount_mnt)
+        .mov(Reg::R1, Reg::Fp)
+        .alu_imm(Alu::Add, Reg::R1, i32::from(field(AT_ROOT + 12)))
+        .mov_imm(Reg::R2, 4)
+        .call(Helper::ProbeReadKernel)
+        .label("no_mount");
     a.mov(Reg::R1, Reg::R6)
         .mov(Reg::R2, Reg::Fp)
         .alu_imm(Alu::Add, Reg::R2, i32::from(rec))
@@ -268,6 +320,9 @@ pub(crate) struct Entry {
     pub(crate) ns: [u32; 10],
     /// (soft, hard) of each limit, `RLIM_INFINITY` as `u64::MAX`.
     pub(crate) limits: [[u64; 2]; LIMITS],
+    /// The root directory: its identity (device as `statx` gives it,
+    /// inode) and its mount's id; `None` where the record has none.
+    pub(crate) root: Option<(u64, u64, u64)>,
     /// Neither exiting nor exited: its `/proc` files say what the record
     /// says.
     pub(crate) settled: bool,
@@ -321,7 +376,11 @@ fn parse_record(r: &[u8]) -> Option<Entry> {
     for (i, pair) in limits.iter_mut().enumerate() {
         *pair = [u64_at(r, AT_LIMITS + 16 * i)?, u64_at(r, AT_LIMITS + 16 * i + 8)?];
     }
-    Some(Entry { pid, start_ticks, ns, limits, settled: exit_state == 0 && flags & PF_EXITING == 0 })
+    let (ino, dev, mount) = (u64_at(r, AT_ROOT)?, u32_at(r, AT_ROOT + 8)?, u32_at(r, AT_ROOT + 12)?);
+    // The kernel's dev_t: 12 bits of major above 20 of minor.
+    let dev = rustix::fs::makedev(dev >> 20, dev & 0xf_ffff);
+    let root = (ino != 0 && mount != 0).then_some((dev, ino, u64::from(mount)));
+    Some(Entry { pid, start_ticks, ns, limits, root, settled: exit_state == 0 && flags & PF_EXITING == 0 })
 }
 
 /// The limits' names and units, as `proc_pid_limits` prints them.
@@ -478,6 +537,11 @@ fn self_check(table: &Table) -> Result<(), String> {
             ));
         }
     }
+    if let Some(want) = statx_root("/proc/self")
+        && entry.root != Some(want)
+    {
+        return Err(format!("the task iterator reads root {:?}, statx of /proc/self/root says {want:?}", entry.root));
+    }
     let mut text = Vec::new();
     limits_text(&entry.limits, &mut text);
     let limits = std::fs::read("/proc/self/limits").map_err(|e| format!("/proc/self/limits: {e}"))?;
@@ -485,6 +549,14 @@ fn self_check(table: &Table) -> Result<(), String> {
         return Err("the task iterator's limits of this process are not /proc/self/limits".into());
     }
     Ok(())
+}
+
+/// `statx` of `DIR/root`: (device, inode, mount id), as `Procfs::mount_of`
+/// asks it.
+fn statx_root(dir: &str) -> Option<(u64, u64, u64)> {
+    let want = rustix::fs::StatxFlags::INO | rustix::fs::StatxFlags::MNT_ID;
+    let st = rustix::fs::statx(rustix::fs::CWD, format!("{dir}/root"), rustix::fs::AtFlags::empty(), want).ok()?;
+    Some((rustix::fs::makedev(st.stx_dev_major, st.stx_dev_minor), st.stx_ino, st.stx_mnt_id))
 }
 
 thread_local! {
@@ -605,8 +677,12 @@ mod tests {
             let mut text = Vec::new();
             limits_text(&e.limits, &mut text);
             assert_eq!(String::from_utf8_lossy(&text), String::from_utf8_lossy(&limits), "process {}", e.pid);
+            if let Some(root) = statx_root(&dir) {
+                assert_eq!(e.root, Some(root), "the root of process {}", e.pid);
+            }
             compared += 1;
         }
+        eprintln!("compared {compared} processes: namespaces, limits, root");
         assert!(compared > 1, "compared {compared} processes");
     }
 }

@@ -1,8 +1,9 @@
 //! The task table (`source::tasks`) in a monitor of many processes: a round
 //! reads every process's namespaces and limits from one eBPF task iterator
-//! instead of `/proc/PID/ns/*` and `/proc/PID/limits`. The table must be as
-//! quiet as those files and see what they show: a process that enters a
-//! new namespace, a limit changed from outside.
+//! instead of `/proc/PID/ns/*`, `/proc/PID/limits` and a `statx` of
+//! `/proc/PID/root`. The table must be as quiet as those files and see what
+//! they show: a process that enters a new namespace, a limit changed from
+//! outside, a process that changes its root directory.
 
 use crate::common;
 
@@ -11,24 +12,29 @@ use std::time::{Duration, Instant};
 use common::{Testee, is_root, skip};
 use fdir::{Coverage, Finding, Monitor, Subsystem, SystemClock};
 
-const SUBSYSTEMS: &[Subsystem] = &[Subsystem::Namespaces, Subsystem::Limits];
+const SUBSYSTEMS: &[Subsystem] = &[Subsystem::Namespaces, Subsystem::Limits, Subsystem::Mounts];
 
-/// The subsystems `pid` drifted in among `findings`.
+/// The subsystems `pid` drifted in among `findings`: its own drifts, and
+/// those of a shared object that name it (a mount table is one object of
+/// its mount namespace, `roots.rs`).
 fn drifted(findings: &[Finding], pid: u32) -> Vec<Subsystem> {
     findings
         .iter()
-        .filter_map(|f| match f {
-            Finding::Drift { target, anomalies } if target.pid() == Some(pid) => Some(anomalies),
-            _ => None,
+        .flat_map(|f| match f {
+            Finding::Drift { target, anomalies } if target.pid() == Some(pid) => {
+                anomalies.iter().map(|a| a.subsystem).collect()
+            }
+            Finding::ObjectDrift { targets, anomaly, .. } if targets.iter().any(|t| t.pid() == Some(pid)) => {
+                vec![anomaly.subsystem]
+            }
+            _ => Vec::new(),
         })
-        .flatten()
-        .map(|a| a.subsystem)
         .collect()
 }
 
 #[test]
-fn the_task_table_is_quiet_and_sees_a_new_namespace_and_a_lowered_limit() {
-    const TEST: &str = "the_task_table_is_quiet_and_sees_a_new_namespace_and_a_lowered_limit";
+fn the_task_table_is_quiet_and_sees_a_new_namespace_a_lowered_limit_and_a_new_root() {
+    const TEST: &str = "the_task_table_is_quiet_and_sees_a_new_namespace_a_lowered_limit_and_a_new_root";
     if !is_root() {
         skip(TEST, "needs root: the kernel loads the task iterator for CAP_BPF and CAP_PERFMON only");
         return;
@@ -53,8 +59,14 @@ fn the_task_table_is_quiet_and_sees_a_new_namespace_and_a_lowered_limit() {
         None => panic!("a round asked to read the task table did not try it"),
     }
 
-    // Real changes, made in two of the children.
-    let (entered, limited) = (pids[3], pids[7]);
+    // Real changes, made in three of the children.
+    let (entered, limited, rooted) = (pids[3], pids[7], pids[11]);
+    // A root with mounts below it (a root with none reads an empty
+    // mountinfo): the mount table it sees is another.
+    if let Err(e) = testees[11].cmd("chroot /sys") {
+        skip(TEST, &format!("cannot chroot: {e}"));
+        return;
+    }
     if let Err(e) = testees[3].cmd("unshare-net") {
         skip(TEST, &format!("cannot unshare a network namespace: {e}"));
         return;
@@ -77,7 +89,8 @@ fn the_task_table_is_quiet_and_sees_a_new_namespace_and_a_lowered_limit() {
     };
     assert_eq!(drifted(&findings, entered), vec![Subsystem::Namespaces], "{findings:#?}");
     assert_eq!(drifted(&findings, limited), vec![Subsystem::Limits], "{findings:#?}");
-    for &pid in pids.iter().filter(|&&p| p != entered && p != limited) {
+    assert_eq!(drifted(&findings, rooted), vec![Subsystem::Mounts], "{findings:#?}");
+    for &pid in pids.iter().filter(|&&p| p != entered && p != limited && p != rooted) {
         assert!(drifted(&findings, pid).is_empty(), "{pid} did not change: {findings:#?}");
     }
     let text = format!("{findings:?}");
