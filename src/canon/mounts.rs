@@ -124,6 +124,10 @@ pub fn parse_line(line: &[u8]) -> Result<MountInfo<'_>, &'static str> {
     Ok(MountInfo { id, parent, root, point, options, optional, fstype, source, super_options })
 }
 
+/// The one record of a mount table with no mount in it (a mount point is
+/// an absolute path: no mount's record has this key).
+pub const NONE_VISIBLE: &str = "(none)";
+
 /// Parses a whole `mountinfo` text, in the kernel's order.
 pub fn parse(input: &[u8]) -> Result<Vec<MountInfo<'_>>, ParseError> {
     let mut out = Vec::with_capacity(64);
@@ -165,6 +169,13 @@ fn layers(mounts: &[MountInfo<'_>]) -> Vec<usize> {
 
 /// Adds the records of a `mountinfo` text to `out`.
 pub fn canonicalize(input: &[u8], out: &mut Canon) -> Result<(), ParseError> {
+    if input.iter().all(u8::is_ascii_whitespace) {
+        // A process whose root directory has no mount at or below it (a
+        // chroot into a plain directory) sees no mount at all: a state to
+        // compare, not a failed read (a process gone fails to open the file).
+        out.push(NONE_VISIBLE, "no mount is reachable from the root directory");
+        return Ok(());
+    }
     let mounts = parse(input)?;
     for (m, layer) in mounts.iter().zip(layers(&mounts)) {
         let mut w = out.record();
@@ -283,6 +294,16 @@ mod tests {
     }
 
     #[test]
+    fn no_mount_is_a_state_of_its_own() {
+        let none = records("");
+        assert_eq!(none.len(), 1);
+        assert_eq!(none[0].key, NONE_VISIBLE);
+        assert_eq!(digest("\n").unwrap(), digest("").unwrap());
+        assert_ne!(digest("").unwrap(), digest(MOUNTINFO).unwrap());
+        assert!(parse(b"").is_err(), "parse still says a table has no mounts");
+    }
+
+    #[test]
     fn records_are_keyed_by_mount_point() {
         let r = records(SYSTEMD);
         let proc = r.iter().find(|r| r.key == "/proc").unwrap();
@@ -350,9 +371,8 @@ mod tests {
 
     #[test]
     fn bad_input_is_an_error() {
+        // An empty table is not bad input: `no_mount_is_a_state_of_its_own`.
         for bad in [
-            "",
-            "\n",
             "22 27 0:21 / /proc rw,relatime proc proc rw\n",
             "x 27 0:21 / /proc rw - proc proc rw\n",
             "22 27 021 / /proc rw - proc proc rw\n",

@@ -301,6 +301,26 @@ fn a_limit_raised_on_a_parent_cgroup_is_detected() {
     }
 }
 
+/// A chroot into a directory with no mount below it leaves the process a
+/// `mountinfo` with no line: its mount table drifted (to "no mount"), which
+/// a check reports as drift, not as a failed read.
+#[test]
+fn a_chroot_where_no_mount_is_reachable_is_drift() {
+    let mut t = Testee::spawn();
+    let fs = Procfs::try_pid(t.pid).unwrap();
+    let b = baseline(&fs);
+    let jail = tempfile::tempdir().unwrap();
+    if let Err(e) = t.cmd(&format!("chroot {}", jail.path().display())) {
+        skip("a_chroot_where_no_mount_is_reachable_is_drift", &format!("cannot chroot: {e}"));
+        return;
+    }
+    let v = check_with(&b, &SystemClock, &fs, &[Subsystem::Mounts]).unwrap();
+    let a = v.anomalies();
+    assert_eq!(a.len(), 1, "{a:#?}");
+    assert_eq!(a[0].subsystem, Subsystem::Mounts);
+    assert!(texts(&a[0]).iter().any(|t| t.contains("(none)")), "{:#?}", texts(&a[0]));
+}
+
 #[test]
 fn lsm_is_not_applicable_where_no_module_labels_processes() {
     let t = Testee::spawn();
