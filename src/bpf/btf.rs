@@ -236,27 +236,7 @@ pub fn member_offset(btf: &[u8], strukt: &str, member: &str) -> Option<u32> {
 
 /// [`member_offset`] of BTF read from `b` a window at a time.
 pub fn member_offset_in<B: Bytes + ?Sized>(b: &B, strukt: &str, member: &str, window: usize) -> Option<u32> {
-    let s = sections(b)?;
-    let offsets = name_offsets(b, &s, &[strukt, member], window)?;
-    let (structs, members) = (offsets.first()?, offsets.get(1)?);
-    let mut found = None;
-    each_type(b, &s, window, |t| {
-        if found.is_some() || t.kind != KIND_STRUCT || !structs.contains(&t.name_off) {
-            return;
-        }
-        let bitfields = t.info >> 31 == 1;
-        for m in t.extra.chunks_exact(12) {
-            let (Some(n), Some(off)) = (u32_at(m, 0), u32_at(m, 8)) else { continue };
-            if members.contains(&n) {
-                let (bits, size) = if bitfields { (off & 0xff_ffff, off >> 24) } else { (off, 0) };
-                if size == 0 && bits % 8 == 0 {
-                    found = Some(bits / 8);
-                }
-                return;
-            }
-        }
-    })?;
-    found
+    member_offsets_in(b, &[(strukt, member)], window)?.first().copied().flatten()
 }
 
 /// [`member_offset_in`] of each `(struct, member)` of `wanted`, in its

@@ -185,6 +185,16 @@ pub struct LoadError {
     pub log: Option<String>,
 }
 
+impl std::fmt::Display for LoadError {
+    /// The error, and the verifier's last words in parentheses.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.log {
+            Some(log) => write!(f, "{} ({log})", self.err),
+            None => write!(f, "{}", self.err),
+        }
+    }
+}
+
 /// What a program is loaded as.
 pub struct ProgSpec<'a> {
     /// `BPF_PROG_TYPE_*`.

@@ -2,7 +2,7 @@
 
 use std::cell::RefCell;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -288,6 +288,19 @@ pub fn proc_links() -> usize {
 pub fn node_tasks() -> Option<usize> {
     let text = std::fs::read_to_string("/proc/loadavg").ok()?;
     text.split_whitespace().nth(3)?.split('/').nth(1)?.parse().ok()
+}
+
+/// The identity of `rel` under `dir` (a path from the current directory
+/// with [`rustix::fs::CWD`]), following links, and the id of the mount it
+/// is on (`statx`'s `STATX_MNT_ID`), where the kernel says both.
+pub(crate) fn mount_at(dir: impl AsFd, rel: &str) -> Option<(FileId, u64)> {
+    let want = rustix::fs::StatxFlags::INO | rustix::fs::StatxFlags::MNT_ID;
+    let st = rustix::fs::statx(dir, rel, AtFlags::empty(), want).ok()?;
+    if (!st.stx_mask & want.bits()) != 0 {
+        return None;
+    }
+    let dev = rustix::fs::makedev(st.stx_dev_major, st.stx_dev_minor);
+    Some((FileId { dev, ino: st.stx_ino }, st.stx_mnt_id))
 }
 
 /// The kernel's boot id (`/proc/sys/kernel/random/boot_id`): process start
@@ -956,17 +969,11 @@ impl Source for Procfs {
         // has the process: the same identity `statx` gives.
         if rel == "root"
             && d.facts().is_some()
-            && let Some((dev, ino, mount)) = super::tasks::lookup(d.pid, d.start_time, |e| e.root).flatten()
+            && let Some(root) = super::tasks::lookup(d.pid, d.start_time, |e| e.root).flatten()
         {
-            return Some((FileId { dev, ino }, mount));
+            return Some(root);
         }
-        let want = rustix::fs::StatxFlags::INO | rustix::fs::StatxFlags::MNT_ID;
-        let st = rustix::fs::statx(&d.dir, rel, AtFlags::empty(), want).ok()?;
-        if (!st.stx_mask & want.bits()) != 0 {
-            return None;
-        }
-        let dev = rustix::fs::makedev(st.stx_dev_major, st.stx_dev_minor);
-        Some((FileId { dev, ino: st.stx_ino }, st.stx_mnt_id))
+        mount_at(&d.dir, rel)
     }
 
     fn list(&self, rel: &str, out: &mut Vec<String>) -> Result<(), Error> {

@@ -32,6 +32,8 @@ use std::cell::RefCell;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::Arc;
 
+use super::procfs::mount_at;
+use crate::FileId;
 use crate::bpf::asm::{Alu, Asm, Cond, Helper, Insn, Map, Reg, Size};
 use crate::bpf::{btf, sys};
 
@@ -321,8 +323,9 @@ pub(crate) struct Entry {
     /// (soft, hard) of each limit, `RLIM_INFINITY` as `u64::MAX`.
     pub(crate) limits: [[u64; 2]; LIMITS],
     /// The root directory: its identity (device as `statx` gives it,
-    /// inode) and its mount's id; `None` where the record has none.
-    pub(crate) root: Option<(u64, u64, u64)>,
+    /// inode) and its mount's id, as `Source::mount_of("root")` answers;
+    /// `None` where the record has none.
+    pub(crate) root: Option<(FileId, u64)>,
     /// Neither exiting nor exited: its `/proc` files say what the record
     /// says.
     pub(crate) settled: bool,
@@ -379,7 +382,7 @@ fn parse_record(r: &[u8]) -> Option<Entry> {
     let (ino, dev, mount) = (u64_at(r, AT_ROOT)?, u32_at(r, AT_ROOT + 8)?, u32_at(r, AT_ROOT + 12)?);
     // The kernel's dev_t: 12 bits of major above 20 of minor.
     let dev = rustix::fs::makedev(dev >> 20, dev & 0xf_ffff);
-    let root = (ino != 0 && mount != 0).then_some((dev, ino, u64::from(mount)));
+    let root = (ino != 0 && mount != 0).then_some((FileId { dev, ino }, u64::from(mount)));
     Some(Entry { pid, start_ticks, ns, limits, root, settled: exit_state == 0 && flags & PF_EXITING == 0 })
 }
 
@@ -477,10 +480,7 @@ impl Reader {
             attach_btf_id: id,
             name: "fdir_tasks",
         };
-        let prog = sys::prog_load(&insns, &spec).map_err(|e| match e.log {
-            Some(log) => format!("the kernel refused the task iterator: {} ({log})", e.err),
-            None => format!("the kernel refused the task iterator: {}", e.err),
-        })?;
+        let prog = sys::prog_load(&insns, &spec).map_err(|e| format!("the kernel refused the task iterator: {e}"))?;
         let link =
             sys::iter_link_create(prog.as_fd(), None).map_err(|e| format!("cannot link the task iterator: {e}"))?;
         let mut reader = Reader { link, _prog: prog, part, buf: Vec::new() };
@@ -537,7 +537,7 @@ fn self_check(table: &Table) -> Result<(), String> {
             ));
         }
     }
-    if let Some(want) = statx_root("/proc/self")
+    if let Some(want) = mount_at(rustix::fs::CWD, "/proc/self/root")
         && entry.root != Some(want)
     {
         return Err(format!("the task iterator reads root {:?}, statx of /proc/self/root says {want:?}", entry.root));
@@ -549,14 +549,6 @@ fn self_check(table: &Table) -> Result<(), String> {
         return Err("the task iterator's limits of this process are not /proc/self/limits".into());
     }
     Ok(())
-}
-
-/// `statx` of `DIR/root`: (device, inode, mount id), as `Procfs::mount_of`
-/// asks it.
-fn statx_root(dir: &str) -> Option<(u64, u64, u64)> {
-    let want = rustix::fs::StatxFlags::INO | rustix::fs::StatxFlags::MNT_ID;
-    let st = rustix::fs::statx(rustix::fs::CWD, format!("{dir}/root"), rustix::fs::AtFlags::empty(), want).ok()?;
-    Some((rustix::fs::makedev(st.stx_dev_major, st.stx_dev_minor), st.stx_ino, st.stx_mnt_id))
 }
 
 thread_local! {
@@ -677,7 +669,7 @@ mod tests {
             let mut text = Vec::new();
             limits_text(&e.limits, &mut text);
             assert_eq!(String::from_utf8_lossy(&text), String::from_utf8_lossy(&limits), "process {}", e.pid);
-            if let Some(root) = statx_root(&dir) {
+            if let Some(root) = mount_at(rustix::fs::CWD, &format!("{dir}/root")) {
                 assert_eq!(e.root, Some(root), "the root of process {}", e.pid);
             }
             compared += 1;
