@@ -105,24 +105,29 @@ pub struct Monitor {
     /// Rounds since the last scan of /proc.
     since_scan: u64,
     /// The task table's reader (`source::tasks`): loaded the first time a
-    /// part has [`TABLE_FROM`] targets; refused once (why), not asked again.
+    /// round has targets (a one-shot check: [`TABLE_FROM_ONE_SHOT`]);
+    /// refused once (why), not asked again.
     tasks: Option<Result<crate::source::tasks::Reader, String>>,
     /// `Some(always)`: read the task table in every part (`true`) or never
     /// (`false`), whatever its size ([`Monitor::set_task_table`]).
     table_use: Option<bool>,
 }
 
-/// A part of a round reads the task table from this many targets: one read
-/// of every process (about 0.2 µs a process) in place of ten links and a
-/// file each (about 20 µs).
-const TABLE_FROM: usize = 16;
-/// The same for a one-shot check, which loads the program for one round.
+/// A one-shot check uses the task table from this many targets: it loads
+/// the program for one round (about 20 ms: the kernel's BTF read for its
+/// offsets, the verifier), more than the links it saves below a few
+/// thousand processes. A watch loads it once, and uses it from one target:
+/// the lookup program's run (about 0.5-1 µs) saves ten `readlinkat`s, a
+/// `pread` and a `statx` (about 17 µs).
 const TABLE_FROM_ONE_SHOT: usize = 2000;
+/// Where the kernel runs only the walk (no lookup program), a part of a
+/// round reads the table from this many targets: one read of every
+/// process (about 0.2 µs a process) in place of ten links and a file each.
+const TABLE_FROM: usize = 16;
 /// And only where a part has at least one target for this many tasks of the
 /// node: the walk visits every task (about 0.7 µs each, cold, in a watch of
 /// 500 processes in 8 parts), a target read from the table saves about 17
-/// µs (ten `readlinkat`s and a `pread`). A workload of 20 processes on a
-/// node of 5,000 tasks reads `/proc`.
+/// µs. A workload of 20 processes on a node of 5,000 tasks reads `/proc`.
 const TABLE_SAVES: usize = 25;
 
 /// The held record sets are checked against their digests every this many
@@ -730,27 +735,31 @@ impl Monitor {
         part: u32,
         parts: u32,
     ) -> Option<std::sync::Arc<crate::source::tasks::Table>> {
-        // A one-shot check would load the program for one round: about 20 ms
-        // (the kernel's BTF read for its offsets, the verifier), more than
-        // the links it saves below a few thousand processes.
-        let least = if self.one_shot { TABLE_FROM_ONE_SHOT } else { TABLE_FROM };
-        let worth = || {
-            // The walk visits every task of the node for the part's targets.
-            targets >= least && node_tasks().is_none_or(|tasks| targets.saturating_mul(TABLE_SAVES) >= tasks)
-        };
-        if !self.table_use.unwrap_or_else(worth) {
+        let forced = self.table_use;
+        if forced == Some(false)
+            || (forced.is_none() && (self.watched.is_empty() || self.one_shot && targets < TABLE_FROM_ONE_SHOT))
+        {
             return None;
         }
         let reader = self.tasks.get_or_insert_with(|| {
             let loaded = crate::source::tasks::Reader::load();
             match &loaded {
-                Ok(_) => tracing::debug!("namespaces and limits come from the task table (an eBPF task iterator)"),
+                Ok(r) if r.walks() => {
+                    tracing::debug!("namespaces and limits come from the task table (an eBPF task iterator)");
+                }
+                Ok(_) => tracing::debug!("namespaces and limits come from the task table (an eBPF lookup program)"),
                 Err(why) => {
                     tracing::info!("namespaces and limits are read from /proc: the task table is not used ({why})");
                 }
             }
             loaded
         });
+        // The walk visits every task of the node for the part's targets.
+        let walk_worth =
+            || targets >= TABLE_FROM && node_tasks().is_none_or(|tasks| targets.saturating_mul(TABLE_SAVES) >= tasks);
+        if forced.is_none() && reader.as_ref().is_ok_and(|r| r.walks() && !walk_worth()) {
+            return None;
+        }
         match reader {
             Ok(r) => match r.read(part, parts) {
                 Ok(table) => Some(std::sync::Arc::new(table)),

@@ -293,6 +293,15 @@ impl Asm {
         self.push(Insn::new(0x05 | 0x80, Reg::R0, Reg::R0, 0, helper as i32))
     }
 
+    /// `call` of the kernel function (kfunc) whose BTF id in vmlinux is
+    /// `btf_id` (`BPF_PSEUDO_KFUNC_CALL`; arguments and result as for a
+    /// helper).
+    pub fn call_kfunc(&mut self, btf_id: u32) -> &mut Asm {
+        let imm = i32::try_from(btf_id).unwrap_or(i32::MAX);
+        // src 2: BPF_PSEUDO_KFUNC_CALL.
+        self.push(Insn::new(0x05 | 0x80, Reg::R0, Reg::R2, 0, imm))
+    }
+
     /// `exit` (returns r0).
     pub fn exit(&mut self) -> &mut Asm {
         self.push(Insn::new(0x05 | 0x90, Reg::R0, Reg::R0, 0, 0))

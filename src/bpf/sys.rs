@@ -12,6 +12,7 @@ const BPF_MAP_CREATE: i32 = 0;
 const BPF_MAP_LOOKUP_ELEM: i32 = 1;
 const BPF_MAP_UPDATE_ELEM: i32 = 2;
 const BPF_PROG_LOAD: i32 = 5;
+const BPF_PROG_TEST_RUN: i32 = 10;
 const BPF_RAW_TRACEPOINT_OPEN: i32 = 17;
 const BPF_LINK_CREATE: i32 = 28;
 const BPF_ITER_CREATE: i32 = 33;
@@ -26,6 +27,11 @@ pub const MAP_RINGBUF: u32 = 27;
 pub const PROG_RAW_TRACEPOINT: u32 = 17;
 /// `BPF_PROG_TYPE_TRACING`.
 pub const PROG_TRACING: u32 = 26;
+/// `BPF_PROG_TYPE_SYSCALL`: a program run by `BPF_PROG_TEST_RUN` on a
+/// context the caller passes and gets back ([`prog_run`]).
+pub const PROG_SYSCALL: u32 = 31;
+/// `BPF_F_SLEEPABLE`: a program that may sleep (every `BPF_PROG_TYPE_SYSCALL`).
+pub const F_SLEEPABLE: u32 = 1 << 4;
 /// `BPF_TRACE_FEXIT`.
 pub const ATTACH_FEXIT: u32 = 25;
 /// `BPF_TRACE_ITER`.
@@ -110,6 +116,28 @@ struct IterTask {
     pid: u32,
     pid_fd: u32,
     /// The union is 16 bytes (its cgroup member).
+    pad: u32,
+}
+
+/// `bpf_attr.test`, of `BPF_PROG_TEST_RUN`.
+#[repr(C)]
+#[derive(Default)]
+struct TestRun {
+    prog_fd: u32,
+    retval: u32,
+    data_size_in: u32,
+    data_size_out: u32,
+    data_in: u64,
+    data_out: u64,
+    repeat: u32,
+    duration: u32,
+    ctx_size_in: u32,
+    ctx_size_out: u32,
+    ctx_in: u64,
+    ctx_out: u64,
+    flags: u32,
+    cpu: u32,
+    batch_size: u32,
     pad: u32,
 }
 
@@ -205,6 +233,8 @@ pub struct ProgSpec<'a> {
     pub attach_btf_id: u32,
     /// Name shown by bpftool (15 bytes kept).
     pub name: &'a str,
+    /// `BPF_F_*` load flags ([`F_SLEEPABLE`]), else 0.
+    pub flags: u32,
 }
 
 /// `BPF_PROG_LOAD`. On refusal, loads again with the verifier's log on, to
@@ -221,6 +251,7 @@ pub fn prog_load(insns: &[Insn], spec: &ProgSpec<'_>) -> Result<OwnedFd, LoadErr
         prog_name: name16(spec.name),
         expected_attach_type: spec.attach_type,
         attach_btf_id: spec.attach_btf_id,
+        prog_flags: spec.flags,
         ..Default::default()
     };
     match bpf(BPF_PROG_LOAD, &mut attr) {
@@ -265,6 +296,20 @@ pub fn iter_link_create(prog: BorrowedFd<'_>, pid: Option<u32>) -> io::Result<Ow
         attr.iter_info_len = u32::try_from(std::mem::size_of::<IterTask>()).unwrap_or(0);
     }
     fd_of(bpf(BPF_LINK_CREATE, &mut attr)?)
+}
+
+/// `BPF_PROG_TEST_RUN` of a `BPF_PROG_TYPE_SYSCALL` program on the
+/// context `ctx`, which the kernel copies in, lets the program read and
+/// write, and copies back. Returns the program's return value.
+pub fn prog_run(prog: BorrowedFd<'_>, ctx: &mut [u8]) -> io::Result<u32> {
+    let mut attr = TestRun {
+        prog_fd: u32::try_from(prog.as_raw_fd()).unwrap_or(u32::MAX),
+        ctx_size_in: u32::try_from(ctx.len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
+        ctx_in: ctx.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    bpf(BPF_PROG_TEST_RUN, &mut attr)?;
+    Ok(attr.retval)
 }
 
 /// `BPF_ITER_CREATE`: a new iterator of `link`, read like a file from its

@@ -1,32 +1,42 @@
 //! The task table: every process's namespaces, resource limits and root
-//! directory, read from the kernel's task list by an eBPF task iterator in
-//! one `read` a part of a round, in place of ten `readlink`s of
-//! `/proc/PID/ns/*`, a read of `/proc/PID/limits` and a `statx` of
-//! `/proc/PID/root` a process.
+//! directory, read from the kernel's own task structures by an eBPF
+//! program, in place of ten `readlink`s of `/proc/PID/ns/*`, a read of
+//! `/proc/PID/limits` and a `statx` of `/proc/PID/root` a process.
 //!
-//! The program (`program`) runs once for each task the kernel's task
-//! iterator visits; for a thread-group leader it writes one fixed-size
-//! record: the pid, the task's exit state and flags, its start time (what
-//! pins a process: `/proc/PID/stat`'s start time is it in clock ticks), the
-//! inode of each of its ten namespaces (the number a `/proc/PID/ns/*` link
-//! names: `net:[4026531840]`), its sixteen resource limits, and its root
-//! directory (inode, device, mount id). These are the very fields the
-//! kernel reads to make those files (`proc_ns_get_link`, `proc_pid_limits`,
-//! `statx` of the `root` link), read where they live: a bit flipped in them shows
-//! here as it would there. The offsets come from the kernel's BTF; the
-//! verifier checks every load against it.
+//! The record of a process is fixed-size: the pid, the task's exit state
+//! and flags, its start time (what pins a process: `/proc/PID/stat`'s start
+//! time is it in clock ticks), the inode of each of its ten namespaces (the
+//! number a `/proc/PID/ns/*` link names: `net:[4026531840]`), its sixteen
+//! resource limits, and its root directory (inode, device, mount id). These
+//! are the very fields the kernel reads to make those files
+//! (`proc_ns_get_link`, `proc_pid_limits`, `statx` of the `root` link),
+//! read where they live: a bit flipped in them shows here as it would
+//! there. The offsets come from the kernel's BTF; the verifier checks every
+//! load against it.
 //!
-//! A table is one round's: a monitor reads it at the start of a round (or of
-//! a part) and installs it on the threads that check the round's targets
-//! (`install`); `lookup` answers only for the process it pinned (pid and
-//! start time), and only while installed. Anything the table cannot answer
-//! (no table, a process started since, an exiting one, a namespace the
-//! kernel has no more) is read from `/proc` as before.
+//! Two programs make records, whichever the kernel loads (`Reader::load`
+//! tries them in this order):
+//! - the lookup program (`lookup_program`, `BPF_PROG_TYPE_SYSCALL`): one
+//!   run (`BPF_PROG_TEST_RUN`, about 0.5-1 µs) makes the record of one pid,
+//!   found with the kfunc `bpf_task_from_pid`; a table of it makes each
+//!   record when the check of that process first asks (`lookup`), so the
+//!   record is as fresh as the `/proc` reads it replaces;
+//! - the task iterator (`program`, `bpf_iter_task`): one `read` walks every
+//!   task of the node and writes the records of the part of a round being
+//!   checked, at the start of that part.
+//!
+//! A table is one part's: a monitor makes it for a part of a round and
+//! installs it on the threads that check the part's targets (`install`);
+//! `lookup` answers only for the process it pinned (pid and start time),
+//! and only while installed. Anything the table cannot answer (no table, a
+//! process started since, an exiting one, a namespace the kernel has no
+//! more) is read from `/proc` as before.
 //!
 //! Before it is used, a reader checks itself against `/proc/self`: its
 //! record of this process must name the namespaces the links name, make
-//! the bytes `/proc/self/limits` holds, and give the root `statx` gives. A kernel whose layout this program
-//! misreads is found there, and the table is not used (said once, why).
+//! the bytes `/proc/self/limits` holds, and give the root `statx` gives. A
+//! kernel whose layout this program misreads is found there, and the table
+//! is not used (said once, why).
 
 use std::cell::RefCell;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -206,8 +216,27 @@ fn program(l: &Layout) -> Result<Vec<Insn>, String> {
         .ldx(Size::W, Reg::R3, Reg::Fp, field(0))
         .alu(Alu::Mod, Reg::R3, Reg::R2)
         .jmp(Cond::Ne, Reg::R3, Reg::R4, "out")
-        .label("mine")
-        .ldx(Size::W, Reg::R2, Reg::R7, l.at(EXIT_STATE))
+        .label("mine");
+    record(&mut a, l)?;
+    a.mov(Reg::R1, Reg::R6)
+        .mov(Reg::R2, Reg::Fp)
+        .alu_imm(Alu::Add, Reg::R2, i32::from(rec))
+        .mov_imm(Reg::R3, i32::try_from(RECORD).unwrap_or(0))
+        .call(Helper::SeqWrite)
+        .label("out")
+        .mov_imm(Reg::R0, 0)
+        .exit();
+    a.finish().map_err(|e| e.0)
+}
+
+/// The rest of a record of the task in r7, made on the stack at
+/// `fp - RECORD` (its pid already there): exit state, flags, start time,
+/// namespaces, limits, root. Clobbers r1-r5, r8, r9; keeps r6 and r7.
+fn record(a: &mut Asm, l: &Layout) -> Result<(), String> {
+    let rec = -i16::try_from(RECORD).map_err(|_| "record too large".to_owned())?;
+    let field = |at: usize| -> i16 { rec + i16::try_from(at).unwrap_or(0) };
+    let scratch = rec - 16;
+    a.ldx(Size::W, Reg::R2, Reg::R7, l.at(EXIT_STATE))
         .stx(Size::W, Reg::Fp, field(4), Reg::R2)
         .ldx(Size::W, Reg::R2, Reg::R7, l.at(FLAGS))
         .stx(Size::W, Reg::Fp, field(8), Reg::R2)
@@ -301,14 +330,35 @@ fn program(l: &Layout) -> Result<Vec<Insn>, String> {
         .mov_imm(Reg::R2, 4)
         .call(Helper::ProbeReadKernel)
         .label("no_mount");
-    a.mov(Reg::R1, Reg::R6)
-        .mov(Reg::R2, Reg::Fp)
-        .alu_imm(Alu::Add, Reg::R2, i32::from(rec))
-        .mov_imm(Reg::R3, i32::try_from(RECORD).unwrap_or(0))
-        .call(Helper::SeqWrite)
-        .label("out")
-        .mov_imm(Reg::R0, 0)
-        .exit();
+    Ok(())
+}
+
+/// The lookup program (`BPF_PROG_TYPE_SYSCALL`, run by [`sys::prog_run`]):
+/// its context is one record whose first 4 bytes name a pid; it makes that
+/// process's record there, or writes pid 0 where no process of that pid
+/// leads a thread group. `task_from_pid` and `task_release` are the BTF
+/// ids of the kfuncs `bpf_task_from_pid` and `bpf_task_release`.
+fn lookup_program(l: &Layout, task_from_pid: u32, task_release: u32) -> Result<Vec<Insn>, String> {
+    let rec = -i16::try_from(RECORD).map_err(|_| "record too large".to_owned())?;
+    let mut a = Asm::new();
+    a.mov(Reg::R6, Reg::R1) // the context: the record, in and out
+        .ldx(Size::W, Reg::R1, Reg::R6, 0)
+        .call_kfunc(task_from_pid) // a reference to the task, or NULL
+        .jmp_imm(Cond::Eq, Reg::R0, 0, "none")
+        .mov(Reg::R7, Reg::R0)
+        .ldx(Size::W, Reg::R2, Reg::R7, l.at(PID))
+        .ldx(Size::W, Reg::R3, Reg::R7, l.at(TGID))
+        .jmp(Cond::Ne, Reg::R2, Reg::R3, "thread")
+        .stx(Size::W, Reg::Fp, rec, Reg::R3);
+    record(&mut a, l)?;
+    for at in (0..RECORD).step_by(8) {
+        let at = i16::try_from(at).map_err(|_| "record too large".to_owned())?;
+        a.ldx(Size::Dw, Reg::R2, Reg::Fp, rec + at).stx(Size::Dw, Reg::R6, at, Reg::R2);
+    }
+    a.mov(Reg::R1, Reg::R7).call_kfunc(task_release).mov_imm(Reg::R0, 1).exit();
+    // A thread's id: not a process.
+    a.label("thread").mov(Reg::R1, Reg::R7).call_kfunc(task_release);
+    a.label("none").st_imm(Size::W, Reg::R6, 0, 0).mov_imm(Reg::R0, 0).exit();
     a.finish().map_err(|e| e.0)
 }
 
@@ -331,10 +381,12 @@ pub(crate) struct Entry {
     pub(crate) settled: bool,
 }
 
-/// One round's records, by pid.
+/// One part's records, by pid: read by a walk, or made when asked by the
+/// lookup program (`lookup`).
 #[derive(Debug, Default)]
 pub(crate) struct Table {
     entries: Vec<Entry>,
+    lookup: Option<Arc<OwnedFd>>,
 }
 
 impl Table {
@@ -343,7 +395,7 @@ impl Table {
         let mut entries: Vec<Entry> = bytes.chunks_exact(RECORD).filter_map(parse_record).collect();
         entries.sort_unstable_by_key(|e| e.pid);
         entries.dedup_by_key(|e| e.pid);
-        Table { entries }
+        Table { entries, lookup: None }
     }
 
     /// The record of `pid`, if it was started at `start_ticks`.
@@ -448,69 +500,147 @@ pub(crate) fn limits_text(limits: &[[u64; 2]; LIMITS], out: &mut Vec<u8>) {
     }
 }
 
-/// A loaded program, linked as a task iterator: makes tables.
+/// A loaded program that makes tables: the lookup program where the
+/// kernel lets a `BPF_PROG_TYPE_SYSCALL` program call `bpf_task_from_pid`
+/// (one run a process, when the process is checked), else the task
+/// iterator (one walk of every task a part of a round).
 #[derive(Debug)]
 pub(crate) struct Reader {
-    link: OwnedFd,
-    /// The program; kept with its link.
-    _prog: OwnedFd,
-    /// Its map: which part of a round it reads.
-    part: OwnedFd,
+    how: How,
     buf: Vec<u8>,
+}
+
+#[derive(Debug)]
+enum How {
+    /// The lookup program (`lookup_program`), shared by the checking threads.
+    Lookup(Arc<OwnedFd>),
+    /// The task iterator (`program`), its link and its map.
+    Walk {
+        link: OwnedFd,
+        /// The program; kept with its link.
+        _prog: OwnedFd,
+        /// Which part of a round it reads.
+        part: OwnedFd,
+    },
 }
 
 impl Reader {
     /// Loads the program and checks a table of it against `/proc/self`;
-    /// `Err(why)` where the kernel refuses it or its table is not what
-    /// `/proc` says.
+    /// `Err(why)` where the kernel refuses both programs or a table is not
+    /// what `/proc` says.
     pub(crate) fn load() -> Result<Reader, String> {
         let btf = std::fs::File::open("/sys/kernel/btf/vmlinux")
             .map_err(|e| format!("no BTF: /sys/kernel/btf/vmlinux: {e}"))?;
-        let id = btf::func_ids_in(&btf, &["bpf_iter_task"], btf::WINDOW)
-            .and_then(|ids| ids.first().copied().flatten())
-            .ok_or_else(|| "this kernel's BTF has no bpf_iter_task (no task iterator)".to_owned())?;
+        let ids = btf::func_ids_in(&btf, &["bpf_iter_task", "bpf_task_from_pid", "bpf_task_release"], btf::WINDOW)
+            .ok_or_else(|| "this kernel's BTF cannot be read".to_owned())?;
+        let id = |i: usize| ids.get(i).copied().flatten();
         let layout = Layout::of_kernel(&btf)?;
-        let part = sys::map_create(sys::MAP_ARRAY, 4, 8, 1, "fdir_tasks_part")
-            .map_err(|e| format!("cannot make the task iterator's map: {e}"))?;
-        let insns = program(&layout)?;
-        let insns = Insn::with_map_fds(&insns, &[part.as_raw_fd()]).ok_or("the task iterator names no map")?;
-        let spec = sys::ProgSpec {
-            prog_type: sys::PROG_TRACING,
-            attach_type: sys::ATTACH_ITER,
-            attach_btf_id: id,
-            name: "fdir_tasks",
+        let lookup = match (id(1), id(2)) {
+            (Some(from_pid), Some(release)) => Reader::load_lookup(&layout, from_pid, release),
+            _ => Err("this kernel has no bpf_task_from_pid".to_owned()),
         };
-        let prog = sys::prog_load(&insns, &spec).map_err(|e| format!("the kernel refused the task iterator: {e}"))?;
-        let link =
-            sys::iter_link_create(prog.as_fd(), None).map_err(|e| format!("cannot link the task iterator: {e}"))?;
-        let mut reader = Reader { link, _prog: prog, part, buf: Vec::new() };
-        let table = reader.read(0, 1).map_err(|e| format!("cannot read the task iterator: {e}"))?;
+        let mut reader = match lookup {
+            Ok(reader) => reader,
+            Err(why) => {
+                tracing::debug!("the task table walks the task list: no lookup program ({why})");
+                let iter =
+                    id(0).ok_or_else(|| "this kernel's BTF has no bpf_iter_task (no task iterator)".to_owned())?;
+                Reader::load_walk(&layout, iter)?
+            }
+        };
+        let table = reader.read_all().map_err(|e| format!("cannot read the task table: {e}"))?;
         self_check(&table)?;
         Ok(reader)
     }
 
-    /// A table of the processes whose pid is `part` modulo `parts` (every
-    /// process: part 0 of 1), now.
+    fn load_lookup(layout: &Layout, from_pid: u32, release: u32) -> Result<Reader, String> {
+        let insns = lookup_program(layout, from_pid, release)?;
+        let spec = sys::ProgSpec {
+            prog_type: sys::PROG_SYSCALL,
+            attach_type: 0,
+            attach_btf_id: 0,
+            name: "fdir_task",
+            flags: sys::F_SLEEPABLE,
+        };
+        let prog = sys::prog_load(&insns, &spec).map_err(|e| format!("the kernel refused the lookup program: {e}"))?;
+        Ok(Reader { how: How::Lookup(Arc::new(prog)), buf: Vec::new() })
+    }
+
+    fn load_walk(layout: &Layout, iter: u32) -> Result<Reader, String> {
+        let part = sys::map_create(sys::MAP_ARRAY, 4, 8, 1, "fdir_tasks_part")
+            .map_err(|e| format!("cannot make the task iterator's map: {e}"))?;
+        let insns = program(layout)?;
+        let insns = Insn::with_map_fds(&insns, &[part.as_raw_fd()]).ok_or("the task iterator names no map")?;
+        let spec = sys::ProgSpec {
+            prog_type: sys::PROG_TRACING,
+            attach_type: sys::ATTACH_ITER,
+            attach_btf_id: iter,
+            name: "fdir_tasks",
+            flags: 0,
+        };
+        let prog = sys::prog_load(&insns, &spec).map_err(|e| format!("the kernel refused the task iterator: {e}"))?;
+        let link =
+            sys::iter_link_create(prog.as_fd(), None).map_err(|e| format!("cannot link the task iterator: {e}"))?;
+        Ok(Reader { how: How::Walk { link, _prog: prog, part }, buf: Vec::new() })
+    }
+
+    /// Whether a table costs a walk of every task of the node (the task
+    /// iterator), not a run a process it is asked about.
+    pub(crate) fn walks(&self) -> bool {
+        matches!(self.how, How::Walk { .. })
+    }
+
+    /// The table of part `part` of `parts` of a round (the processes whose
+    /// pid is `part` modulo `parts`). A walk reads every record now; a
+    /// lookup table makes each record when it is first asked for.
     pub(crate) fn read(&mut self, part: u32, parts: u32) -> std::io::Result<Table> {
-        sys::update_u64(self.part.as_fd(), 0, u64::from(part) << 32 | u64::from(parts.max(1)))?;
-        let iter = sys::iter_create(self.link.as_fd())?;
-        self.buf.clear();
-        loop {
-            if self.buf.capacity() - self.buf.len() < 16 * 1024 {
-                self.buf.reserve(self.buf.capacity().max(64 * 1024));
-            }
-            match rustix::io::read(&iter, rustix::buffer::spare_capacity(&mut self.buf)) {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => {}
-                Err(e) => return Err(e.into()),
+        match &self.how {
+            How::Lookup(prog) => Ok(Table { entries: Vec::new(), lookup: Some(Arc::clone(prog)) }),
+            How::Walk { link, part: map, .. } => {
+                sys::update_u64(map.as_fd(), 0, u64::from(part) << 32 | u64::from(parts.max(1)))?;
+                let iter = sys::iter_create(link.as_fd())?;
+                self.buf.clear();
+                loop {
+                    if self.buf.capacity() - self.buf.len() < 16 * 1024 {
+                        self.buf.reserve(self.buf.capacity().max(64 * 1024));
+                    }
+                    match rustix::io::read(&iter, rustix::buffer::spare_capacity(&mut self.buf)) {
+                        Ok(0) => break,
+                        Ok(_) => {}
+                        Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                let table = Table::parse(&self.buf);
+                // The buffer is kept for the next round, at the size a round needs.
+                self.buf.clear();
+                Ok(table)
             }
         }
-        let table = Table::parse(&self.buf);
-        // The buffer is kept for the next round, at the size a round needs.
-        self.buf.clear();
-        Ok(table)
     }
+
+    /// A table of every process now (the lookup program: of this process
+    /// alone, the one the self-check asks about).
+    fn read_all(&mut self) -> std::io::Result<Table> {
+        match &self.how {
+            How::Lookup(prog) => {
+                let entry = run_lookup(prog, std::process::id())?;
+                Ok(Table { entries: entry.into_iter().collect(), lookup: None })
+            }
+            How::Walk { .. } => self.read(0, 1),
+        }
+    }
+}
+
+/// One run of the lookup program: the record of process `pid`, `None`
+/// where no process of that pid leads a thread group.
+fn run_lookup(prog: &OwnedFd, pid: u32) -> std::io::Result<Option<Entry>> {
+    let mut ctx = [0u8; RECORD];
+    if let Some(at) = ctx.get_mut(0..4) {
+        at.copy_from_slice(&pid.to_ne_bytes());
+    }
+    sys::prog_run(prog.as_fd(), &mut ctx)?;
+    Ok(parse_record(&ctx).filter(|e| e.pid == pid))
 }
 
 /// The text of the link `ns/NAME` to the namespace `inum`: the kind is the
@@ -553,7 +683,13 @@ fn self_check(table: &Table) -> Result<(), String> {
 
 thread_local! {
     static INSTALLED: RefCell<Option<Arc<Table>>> = const { RefCell::new(None) };
+    /// The lookup program's last record on this thread (pid, record): the
+    /// reads of one process's files ask about it one after the other.
+    static MADE: RefCell<Option<(u32, Option<Entry>)>> = const { RefCell::new(None) };
 }
+
+/// Whether a failed run of the lookup program was said (once a process).
+static RUN_FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Installs `table` on this thread while `f` runs: `lookup` answers from it.
 pub(crate) fn install<R>(table: Option<&Arc<Table>>, f: impl FnOnce() -> R) -> R {
@@ -563,17 +699,37 @@ pub(crate) fn install<R>(table: Option<&Arc<Table>>, f: impl FnOnce() -> R) -> R
         fn drop(&mut self) {
             let before = self.0.take();
             INSTALLED.with(|t| *t.borrow_mut() = before);
+            MADE.with(|m| *m.borrow_mut() = None);
         }
     }
+    MADE.with(|m| *m.borrow_mut() = None);
     let before = INSTALLED.with(|t| t.borrow_mut().replace(Arc::clone(table)));
     let _restore = Restore(before);
     f()
 }
 
 /// `f` of the installed table's record of `pid` started at `start_ticks`,
-/// if a table is installed on this thread and has it.
+/// if a table is installed on this thread and has it (a lookup table makes
+/// it now, the first time it is asked for).
 pub(crate) fn lookup<R>(pid: u32, start_ticks: u64, f: impl FnOnce(&Entry) -> R) -> Option<R> {
-    INSTALLED.with(|t| t.borrow().as_ref().and_then(|table| table.get(pid, start_ticks).map(f)))
+    INSTALLED.with(|t| {
+        let installed = t.borrow();
+        let table = installed.as_ref()?;
+        let Some(prog) = &table.lookup else { return table.get(pid, start_ticks).map(f) };
+        MADE.with(|m| {
+            let mut made = m.borrow_mut();
+            if made.as_ref().is_none_or(|(p, _)| *p != pid) {
+                let entry = run_lookup(prog, pid).unwrap_or_else(|e| {
+                    if !RUN_FAILED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                        tracing::warn!("the task table's lookup program failed (read from /proc instead): {e}");
+                    }
+                    None
+                });
+                *made = Some((pid, entry));
+            }
+            made.as_ref().and_then(|(_, e)| e.as_ref()).filter(|e| e.start_ticks == start_ticks && e.settled).map(f)
+        })
+    })
 }
 
 #[cfg(test)]
@@ -622,25 +778,80 @@ mod tests {
         assert_eq!(lines[1], "Max cpu time              unlimited            unlimited            seconds   ");
     }
 
-    /// The live kernel's table against `/proc`, for every process both
-    /// can see: namespaces and limits byte for byte. Skipped (said) where
-    /// the kernel refuses the iterator.
+    /// Both readers this kernel loads: the lookup program (where it
+    /// exists) and the walk, each with a table of every process.
+    fn live_tables(test: &str) -> Vec<(&'static str, Table)> {
+        let btf = std::fs::File::open("/sys/kernel/btf/vmlinux").unwrap();
+        let Ok(layout) = Layout::of_kernel(&btf) else {
+            eprintln!("SKIP {test}: this kernel's BTF lacks a member the programs read");
+            return Vec::new();
+        };
+        let ids =
+            btf::func_ids_in(&btf, &["bpf_iter_task", "bpf_task_from_pid", "bpf_task_release"], btf::WINDOW).unwrap();
+        let mut out = Vec::new();
+        match (ids[1], ids[2]) {
+            (Some(f), Some(r)) => match Reader::load_lookup(&layout, f, r) {
+                Ok(reader) => {
+                    let How::Lookup(prog) = &reader.how else { unreachable!() };
+                    let mut entries: Vec<Entry> = std::fs::read_dir("/proc")
+                        .unwrap()
+                        .filter_map(|d| d.ok()?.file_name().to_str()?.parse::<u32>().ok())
+                        .filter_map(|pid| run_lookup(prog, pid).unwrap())
+                        .collect();
+                    entries.sort_unstable_by_key(|e| e.pid);
+                    assert!(run_lookup(prog, u32::MAX >> 1).unwrap().is_none(), "no such pid");
+                    out.push(("lookup", Table { entries, lookup: None }));
+                }
+                Err(why) => eprintln!("SKIP {test} (lookup): {why}"),
+            },
+            _ => eprintln!("SKIP {test} (lookup): no bpf_task_from_pid"),
+        }
+        match ids[0].map(|iter| Reader::load_walk(&layout, iter)) {
+            Some(Ok(mut reader)) => {
+                let table = reader.read(0, 1).unwrap();
+                let halves = [reader.read(0, 2).unwrap(), reader.read(1, 2).unwrap()];
+                for (part, half) in halves.iter().enumerate() {
+                    assert!(half.entries.iter().all(|e| e.pid % 2 == u32::try_from(part).unwrap()), "part {part} of 2");
+                }
+                assert!(halves.iter().map(Table::len).sum::<usize>() + 10 > table.len(), "the halves make the whole");
+                out.push(("walk", table));
+            }
+            Some(Err(why)) => eprintln!("SKIP {test} (walk): {why}"),
+            None => eprintln!("SKIP {test} (walk): no task iterator"),
+        }
+        out
+    }
+
+    /// The live kernel's tables against `/proc`, for every process both
+    /// can see: namespaces and limits byte for byte, and the root. Skipped
+    /// (said) where the kernel refuses the programs.
     #[test]
     fn the_table_is_what_proc_says() {
-        let mut reader = match Reader::load() {
-            Ok(r) => r,
-            Err(why) => {
-                eprintln!("SKIP the_table_is_what_proc_says: {why}");
-                return;
-            }
-        };
-        let table = reader.read(0, 1).unwrap();
-        assert!(table.len() > 1);
-        let halves = [reader.read(0, 2).unwrap(), reader.read(1, 2).unwrap()];
-        for (part, half) in halves.iter().enumerate() {
-            assert!(half.entries.iter().all(|e| e.pid % 2 == u32::try_from(part).unwrap()), "part {part} of 2");
+        for (how, table) in live_tables("the_table_is_what_proc_says") {
+            assert!(table.len() > 1, "{how}");
+            compare_with_proc(how, &table);
         }
-        assert!(halves.iter().map(Table::len).sum::<usize>() + 10 > table.len(), "the halves make the whole");
+    }
+
+    /// A thread's id is not a process: the lookup program says none.
+    #[test]
+    fn a_thread_is_not_looked_up() {
+        let Ok(reader) = Reader::load() else { return };
+        let How::Lookup(prog) = &reader.how else { return };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            tx.send(rustix::thread::gettid().as_raw_nonzero().get().unsigned_abs()).unwrap();
+            let _ = stop_rx.recv();
+        });
+        let tid = rx.recv().unwrap();
+        assert!(run_lookup(prog, tid).unwrap().is_none(), "thread {tid}");
+        assert!(run_lookup(prog, std::process::id()).unwrap().is_some());
+        stop_tx.send(()).unwrap();
+        t.join().unwrap();
+    }
+
+    fn compare_with_proc(how: &str, table: &Table) {
         let mut compared = 0;
         for e in &table.entries {
             let dir = format!("/proc/{}", e.pid);
@@ -674,7 +885,7 @@ mod tests {
             }
             compared += 1;
         }
-        eprintln!("compared {compared} processes: namespaces, limits, root");
-        assert!(compared > 1, "compared {compared} processes");
+        eprintln!("{how}: compared {compared} processes: namespaces, limits, root");
+        assert!(compared > 1, "{how}: compared {compared} processes");
     }
 }

@@ -270,6 +270,7 @@ impl Ebpf {
             attach_type: 0,
             attach_btf_id: 0,
             name: "fdir_sys_exit",
+            flags: 0,
         };
         let fd = sys::prog_load(&prog, &spec).map_err(|e| match e.log {
             Some(log) => unavailable(format!("the kernel refused the sys_exit program: {} ({log})", e.err)),
@@ -421,7 +422,7 @@ fn attach_raw_tp(
     let tp = tracepoint.to_string_lossy();
     let prog = prog.map_err(|e| e.0)?;
     let prog = asm::Insn::with_map_fds(&prog, fds).ok_or_else(|| "the program names a map it has not".to_owned())?;
-    let spec = sys::ProgSpec { prog_type: sys::PROG_RAW_TRACEPOINT, attach_type: 0, attach_btf_id: 0, name };
+    let spec = sys::ProgSpec { prog_type: sys::PROG_RAW_TRACEPOINT, attach_type: 0, attach_btf_id: 0, name, flags: 0 };
     let fd = sys::prog_load(&prog, &spec).map_err(|e| match e.log {
         Some(log) => format!("the kernel refused the program of {tp}: {} ({log})", e.err),
         None => format!("cannot load the program of {tp}: {}", e.err),
@@ -440,6 +441,7 @@ fn attach_fexit(i: usize, name: &str, btf_id: u32, fds: &[i32]) -> Result<(Owned
         attach_type: sys::ATTACH_FEXIT,
         attach_btf_id: btf_id,
         name: "fdir_fexit",
+        flags: 0,
     };
     let fd = sys::prog_load(&prog, &spec).map_err(|e| match e.log {
         Some(log) => format!("the kernel refused fexit on {name}: {} ({log})", e.err),
@@ -525,8 +527,13 @@ mod tests {
         }
         for (i, p) in progs.iter().enumerate() {
             let p = asm::Insn::with_map_fds(p, &fds).unwrap();
-            let spec =
-                sys::ProgSpec { prog_type: sys::PROG_RAW_TRACEPOINT, attach_type: 0, attach_btf_id: 0, name: "fdir_t" };
+            let spec = sys::ProgSpec {
+                prog_type: sys::PROG_RAW_TRACEPOINT,
+                attach_type: 0,
+                attach_btf_id: 0,
+                name: "fdir_t",
+                flags: 0,
+            };
             let loaded = sys::prog_load(&p, &spec);
             assert!(loaded.is_ok(), "program {i}: {:?}", loaded.err());
         }
