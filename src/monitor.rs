@@ -114,7 +114,7 @@ pub struct Monitor {
 }
 
 /// A one-shot check uses the task table from this many targets: it loads
-/// the program for one round (about 20 ms: the kernel's BTF read for its
+/// the program for one round (about 9 ms: the kernel's BTF read for its
 /// offsets, the verifier), more than the links it saves below a few
 /// thousand processes. A watch loads it once, and uses it from one target:
 /// the lookup program's run (about 0.5-1 µs) saves ten `readlinkat`s, a

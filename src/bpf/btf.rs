@@ -99,12 +99,14 @@ fn sections<B: Bytes + ?Sized>(b: &B) -> Option<Sections> {
 fn name_offsets<B: Bytes + ?Sized>(b: &B, s: &Sections, names: &[&str], window: usize) -> Option<Vec<Vec<u32>>> {
     let mut found = vec![Vec::new(); names.len()];
     let back = names.iter().map(|n| n.len()).max().unwrap_or(0);
-    // The last bytes of the names: most strings end in none of them and
-    // are passed over without comparing any name.
-    let mut last = [false; 256];
-    for n in names {
-        if let Some(slot) = n.as_bytes().last().and_then(|&b| last.get_mut(usize::from(b))) {
-            *slot = true;
+    // The names by their last byte, each with its first byte: most strings
+    // end in none of them and are passed over without comparing any name,
+    // and most of the rest differ from a name in its first byte.
+    let mut by_last: Vec<Vec<(usize, u8, &[u8])>> = vec![Vec::new(); 256];
+    for (i, n) in names.iter().enumerate() {
+        let bytes = n.as_bytes();
+        if let (Some(&first), Some(&end)) = (bytes.first(), bytes.last()) {
+            by_last.get_mut(usize::from(end))?.push((i, first, bytes));
         }
     }
     let mut buf = vec![0u8; window.checked_add(back)?];
@@ -118,14 +120,14 @@ fn name_offsets<B: Bytes + ?Sized>(b: &B, s: &Sections, names: &[&str], window: 
         read_exact_at(b, s.strings.checked_add(from)?, chunk)?;
         let skip = usize::try_from(pos - from).ok()?;
         for (z, _) in chunk.iter().enumerate().skip(skip).filter(|(_, c)| **c == 0) {
-            let ends =
-                z.checked_sub(1).and_then(|i| chunk.get(i)).is_some_and(|&b| last.get(usize::from(b)) == Some(&true));
-            if !ends {
+            let Some(candidates) =
+                z.checked_sub(1).and_then(|i| chunk.get(i)).and_then(|&b| by_last.get(usize::from(b)))
+            else {
                 continue;
-            }
-            for (i, name) in names.iter().enumerate().filter(|(_, n)| !n.is_empty()) {
+            };
+            for &(i, first, name) in candidates {
                 let Some(start) = z.checked_sub(name.len()) else { continue };
-                if chunk.get(start..z) == Some(name.as_bytes()) {
+                if chunk.get(start) == Some(&first) && chunk.get(start..z) == Some(name) {
                     let off = from.checked_add(u64::try_from(start).ok()?)?;
                     found.get_mut(i)?.push(u32::try_from(off).ok()?);
                 }
@@ -212,19 +214,7 @@ pub fn func_ids(btf: &[u8], wanted: &[&str]) -> Option<Vec<Option<u32>>> {
 
 /// [`func_ids`] of BTF read from `b` a window at a time.
 pub fn func_ids_in<B: Bytes + ?Sized>(b: &B, wanted: &[&str], window: usize) -> Option<Vec<Option<u32>>> {
-    let s = sections(b)?;
-    let offsets = name_offsets(b, &s, wanted, window)?;
-    let mut out: Vec<Option<u32>> = vec![None; wanted.len()];
-    each_type(b, &s, window, |t| {
-        if t.kind == KIND_FUNC {
-            for (slot, offs) in out.iter_mut().zip(&offsets) {
-                if slot.is_none() && offs.contains(&t.name_off) {
-                    *slot = Some(t.id);
-                }
-            }
-        }
-    })?;
-    Some(out)
+    find_in(b, wanted, &[], window).map(|(ids, _)| ids)
 }
 
 /// The byte offset of `member` in the first `struct NAME` (a direct
@@ -240,21 +230,40 @@ pub fn member_offset_in<B: Bytes + ?Sized>(b: &B, strukt: &str, member: &str, wi
 }
 
 /// [`member_offset_in`] of each `(struct, member)` of `wanted`, in its
-/// order, with one pass over the types (each pass reads the whole BTF, 5 MB
-/// and more); `None` when `b` is not BTF this parser reads.
+/// order; `None` when `b` is not BTF this parser reads.
 pub fn member_offsets_in<B: Bytes + ?Sized>(b: &B, wanted: &[(&str, &str)], window: usize) -> Option<Vec<Option<u32>>> {
+    find_in(b, &[], wanted, window).map(|(_, offsets)| offsets)
+}
+
+/// What [`find_in`] found: the function ids, then the member offsets.
+pub type Found = (Vec<Option<u32>>, Vec<Option<u32>>);
+
+/// [`func_ids_in`] of `funcs` and [`member_offsets_in`] of `members`, with
+/// one pass over the strings and one over the types (each pass reads the
+/// whole BTF, 5 MB and more).
+pub fn find_in<B: Bytes + ?Sized>(b: &B, funcs: &[&str], members: &[(&str, &str)], window: usize) -> Option<Found> {
     let s = sections(b)?;
-    let mut names: Vec<&str> = wanted.iter().flat_map(|(st, m)| [*st, *m]).collect();
+    let mut names: Vec<&str> = members.iter().flat_map(|(st, m)| [*st, *m]).chain(funcs.iter().copied()).collect();
     names.sort_unstable();
     names.dedup();
     let offsets = name_offsets(b, &s, &names, window)?;
     let offsets_of = |name: &str| names.iter().position(|n| *n == name).and_then(|i| offsets.get(i));
     let pairs: Vec<(&Vec<u32>, &Vec<u32>)> =
-        wanted.iter().map(|(st, m)| Some((offsets_of(st)?, offsets_of(m)?))).collect::<Option<_>>()?;
+        members.iter().map(|(st, m)| Some((offsets_of(st)?, offsets_of(m)?))).collect::<Option<_>>()?;
+    let func_offsets: Vec<&Vec<u32>> = funcs.iter().map(|f| offsets_of(f)).collect::<Option<_>>()?;
+    let mut ids: Vec<Option<u32>> = vec![None; funcs.len()];
     // Decided by the first struct of each name, as `member_offset_in`.
-    let mut decided = vec![false; wanted.len()];
-    let mut out: Vec<Option<u32>> = vec![None; wanted.len()];
+    let mut decided = vec![false; members.len()];
+    let mut out: Vec<Option<u32>> = vec![None; members.len()];
     each_type(b, &s, window, |t| {
+        if t.kind == KIND_FUNC {
+            for (slot, offs) in ids.iter_mut().zip(&func_offsets) {
+                if slot.is_none() && offs.contains(&t.name_off) {
+                    *slot = Some(t.id);
+                }
+            }
+            return;
+        }
         if t.kind != KIND_STRUCT {
             return;
         }
@@ -276,7 +285,7 @@ pub fn member_offsets_in<B: Bytes + ?Sized>(b: &B, wanted: &[(&str, &str)], wind
             }
         }
     })?;
-    Some(out)
+    Some((ids, out))
 }
 
 #[cfg(test)]

@@ -118,6 +118,10 @@ const MORE_MEMBERS: [(&str, &str); 12] = [
     ("inode", "i_ino"),
     ("super_block", "s_dev"),
 ];
+/// The functions the programs name: the task iterator's attach point, and
+/// the kfuncs the lookup program calls.
+const FUNCS: [&str; 3] = ["bpf_iter_task", "bpf_task_from_pid", "bpf_task_release"];
+
 /// `struct mount`'s `mnt` (the `vfsmount` a path names) and `mnt_id`.
 const MOUNT_MEMBERS: [(&str, &str); 2] = [("mount", "mnt"), ("mount", "mnt_id")];
 
@@ -130,11 +134,13 @@ struct Layout {
 }
 
 impl Layout {
-    fn of_kernel(btf: &std::fs::File) -> Result<Layout, String> {
+    /// The layout of this kernel, and the BTF ids of [`FUNCS`] (one pass
+    /// over the BTF for both).
+    fn of_kernel(btf: &std::fs::File) -> Result<(Layout, Vec<Option<u32>>), String> {
         let mut wanted: Vec<(&str, &str)> = MEMBERS.to_vec();
         wanted.extend_from_slice(&MORE_MEMBERS);
         wanted.extend_from_slice(&MOUNT_MEMBERS);
-        let found = btf::member_offsets_in(btf, &wanted, btf::WINDOW)
+        let (ids, found) = btf::find_in(btf, &FUNCS, &wanted, btf::WINDOW)
             .ok_or_else(|| "/sys/kernel/btf/vmlinux is not BTF this build reads".to_owned())?;
         let mut missing = wanted.iter().zip(&found).filter(|(_, f)| f.is_none()).map(|((s, m), _)| format!("{s}.{m}"));
         if let Some(first) = missing.next() {
@@ -151,7 +157,7 @@ impl Layout {
         for (slot, &o) in more.iter_mut().chain(mount.iter_mut()).zip(&mut rest) {
             *slot = i32::try_from(o).map_err(|_| format!("a member offset too large: {o}"))?;
         }
-        Ok(Layout { m, more, mount })
+        Ok((Layout { m, more, mount }, ids))
     }
 
     fn at(&self, i: usize) -> i16 {
@@ -531,10 +537,8 @@ impl Reader {
     pub(crate) fn load() -> Result<Reader, String> {
         let btf = std::fs::File::open("/sys/kernel/btf/vmlinux")
             .map_err(|e| format!("no BTF: /sys/kernel/btf/vmlinux: {e}"))?;
-        let ids = btf::func_ids_in(&btf, &["bpf_iter_task", "bpf_task_from_pid", "bpf_task_release"], btf::WINDOW)
-            .ok_or_else(|| "this kernel's BTF cannot be read".to_owned())?;
+        let (layout, ids) = Layout::of_kernel(&btf)?;
         let id = |i: usize| ids.get(i).copied().flatten();
-        let layout = Layout::of_kernel(&btf)?;
         let lookup = match (id(1), id(2)) {
             (Some(from_pid), Some(release)) => Reader::load_lookup(&layout, from_pid, release),
             _ => Err("this kernel has no bpf_task_from_pid".to_owned()),
@@ -782,12 +786,10 @@ mod tests {
     /// exists) and the walk, each with a table of every process.
     fn live_tables(test: &str) -> Vec<(&'static str, Table)> {
         let btf = std::fs::File::open("/sys/kernel/btf/vmlinux").unwrap();
-        let Ok(layout) = Layout::of_kernel(&btf) else {
+        let Ok((layout, ids)) = Layout::of_kernel(&btf) else {
             eprintln!("SKIP {test}: this kernel's BTF lacks a member the programs read");
             return Vec::new();
         };
-        let ids =
-            btf::func_ids_in(&btf, &["bpf_iter_task", "bpf_task_from_pid", "bpf_task_release"], btf::WINDOW).unwrap();
         let mut out = Vec::new();
         match (ids[1], ids[2]) {
             (Some(f), Some(r)) => match Reader::load_lookup(&layout, f, r) {
