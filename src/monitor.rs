@@ -111,6 +111,9 @@ pub struct Monitor {
     /// `Some(always)`: read the task table in every part (`true`) or never
     /// (`false`), whatever its size ([`Monitor::set_task_table`]).
     table_use: Option<bool>,
+    /// The task table walks the task list even where the kernel loads the
+    /// lookup program ([`Monitor::set_task_table_walk`]).
+    table_walk: bool,
 }
 
 /// A one-shot check uses the task table from this many targets: it loads
@@ -706,6 +709,7 @@ impl Monitor {
             since_scan: 0,
             tasks: None,
             table_use: None,
+            table_walk: false,
         }
     }
 
@@ -716,6 +720,22 @@ impl Monitor {
     /// tests and side-by-side measurements; the verdicts are the same.
     pub fn set_task_table(&mut self, use_it: Option<bool>) {
         self.table_use = use_it;
+    }
+
+    /// Makes the task table a walk of the task list (the eBPF task
+    /// iterator, read once a part) even where the kernel loads the lookup
+    /// program (one run a process): the reader a kernel without it uses.
+    /// For tests and side-by-side measurements; the verdicts are the same.
+    /// Takes effect if set before the table is first loaded.
+    pub fn set_task_table_walk(&mut self, walk: bool) {
+        self.table_walk = walk;
+    }
+
+    /// Whether the loaded task table walks the task list (`Some(true)`) or
+    /// runs the lookup program for each process (`Some(false)`); `None`
+    /// before it is loaded or where it was refused.
+    pub fn task_table_walks(&self) -> Option<bool> {
+        self.tasks.as_ref().and_then(|r| r.as_ref().ok()).map(crate::source::tasks::Reader::walks)
     }
 
     /// Whether namespaces and limits are read from the task table
@@ -741,8 +761,9 @@ impl Monitor {
         {
             return None;
         }
+        let walk = self.table_walk;
         let reader = self.tasks.get_or_insert_with(|| {
-            let loaded = crate::source::tasks::Reader::load();
+            let loaded = crate::source::tasks::Reader::load(walk);
             match &loaded {
                 Ok(r) if r.walks() => {
                     tracing::debug!("namespaces and limits come from the task table (an eBPF task iterator)");

@@ -1,5 +1,6 @@
 //! The task table (`source::tasks`) in a monitor of many processes: a round
-//! reads every process's namespaces and limits from one eBPF task iterator
+//! reads every process's namespaces and limits from the kernel's task
+//! structures (the eBPF lookup program, or the task iterator's walk)
 //! instead of `/proc/PID/ns/*`, `/proc/PID/limits` and a `statx` of
 //! `/proc/PID/root`. The table must be as quiet as those files and see what
 //! they show: a process that enters a new namespace, a limit changed from
@@ -34,9 +35,19 @@ fn drifted(findings: &[Finding], pid: u32) -> Vec<Subsystem> {
 
 #[test]
 fn the_task_table_is_quiet_and_sees_a_new_namespace_a_lowered_limit_and_a_new_root() {
-    const TEST: &str = "the_task_table_is_quiet_and_sees_a_new_namespace_a_lowered_limit_and_a_new_root";
+    quiet_and_sees("the_task_table_is_quiet_and_sees_a_new_namespace_a_lowered_limit_and_a_new_root", false);
+}
+
+/// The same with the task iterator's walk, the reader of a kernel that
+/// refuses the lookup program.
+#[test]
+fn the_walked_task_table_is_quiet_and_sees_a_new_namespace_a_lowered_limit_and_a_new_root() {
+    quiet_and_sees("the_walked_task_table_is_quiet_and_sees_a_new_namespace_a_lowered_limit_and_a_new_root", true);
+}
+
+fn quiet_and_sees(test: &str, walk: bool) {
     if !is_root() {
-        skip(TEST, "needs root: the kernel loads the task iterator for CAP_BPF and CAP_PERFMON only");
+        skip(test, "needs root: the kernel loads the task iterator for CAP_BPF and CAP_PERFMON only");
         return;
     }
     let mut testees: Vec<Testee> = (0..20).map(|_| Testee::spawn()).collect();
@@ -45,6 +56,7 @@ fn the_task_table_is_quiet_and_sees_a_new_namespace_a_lowered_limit_and_a_new_ro
     // Whatever the node's size (20 targets on a busy test machine are too
     // few for the table to pay by itself: monitor.rs TABLE_SAVES).
     m.set_task_table(Some(true));
+    m.set_task_table_walk(walk);
     for round in 0..3 {
         let (f, s) = m.cycle(&SystemClock);
         assert!(f.is_empty(), "round {round}: {f:#?}");
@@ -53,10 +65,16 @@ fn the_task_table_is_quiet_and_sees_a_new_namespace_a_lowered_limit_and_a_new_ro
     match m.task_table() {
         Some(Ok(())) => {}
         Some(Err(why)) => {
-            skip(TEST, &format!("the task table is not used here: {why}"));
+            skip(test, &format!("the task table is not used here: {why}"));
             return;
         }
         None => panic!("a round asked to read the task table did not try it"),
+    }
+    if walk {
+        assert_eq!(m.task_table_walks(), Some(true), "asked to walk");
+    } else if m.task_table_walks() == Some(true) {
+        skip(test, "this kernel refuses the lookup program: the walk stands in (its own test)");
+        return;
     }
 
     // Real changes, made in three of the children.
@@ -64,11 +82,11 @@ fn the_task_table_is_quiet_and_sees_a_new_namespace_a_lowered_limit_and_a_new_ro
     // A root with mounts below it (a root with none reads an empty
     // mountinfo): the mount table it sees is another.
     if let Err(e) = testees[11].cmd("chroot /sys") {
-        skip(TEST, &format!("cannot chroot: {e}"));
+        skip(test, &format!("cannot chroot: {e}"));
         return;
     }
     if let Err(e) = testees[3].cmd("unshare-net") {
-        skip(TEST, &format!("cannot unshare a network namespace: {e}"));
+        skip(test, &format!("cannot unshare a network namespace: {e}"));
         return;
     }
     let lower = libc::rlimit { rlim_cur: 64, rlim_max: 128 };
