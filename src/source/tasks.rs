@@ -695,6 +695,28 @@ thread_local! {
     static MADE: RefCell<Option<(u32, Option<Entry>)>> = const { RefCell::new(None) };
 }
 
+thread_local! {
+    /// Set while a read must not use the table ([`bypassed`]).
+    static BYPASSED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with the installed table out of use on this thread when
+/// `bypass`: a read after a drift, and a confirming re-read, read `/proc`,
+/// a source independent of the table, as they read around the memos.
+pub(crate) fn bypassed<R>(bypass: bool, f: impl FnOnce() -> R) -> R {
+    if !bypass {
+        return f();
+    }
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            BYPASSED.with(|b| b.set(self.0));
+        }
+    }
+    let _restore = Restore(BYPASSED.with(|b| b.replace(true)));
+    f()
+}
+
 /// Whether a failed run of the lookup program was said (once a process).
 static RUN_FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -719,6 +741,9 @@ pub(crate) fn install<R>(table: Option<&Arc<Table>>, f: impl FnOnce() -> R) -> R
 /// if a table is installed on this thread and has it (a lookup table makes
 /// it now, the first time it is asked for).
 pub(crate) fn lookup<R>(pid: u32, start_ticks: u64, f: impl FnOnce(&Entry) -> R) -> Option<R> {
+    if BYPASSED.with(std::cell::Cell::get) {
+        return None;
+    }
     INSTALLED.with(|t| {
         let installed = t.borrow();
         let table = installed.as_ref()?;
@@ -767,6 +792,8 @@ mod tests {
         assert!(lookup(42, 123, |_| ()).is_none(), "nothing installed");
         let t = Arc::new(t);
         assert_eq!(install(Some(&t), || lookup(42, 123, |e| e.ns[3])), Some(4_026_531_840));
+        assert_eq!(install(Some(&t), || bypassed(true, || lookup(42, 123, |_| ()))), None, "a fresh read: /proc");
+        assert!(install(Some(&t), || bypassed(false, || lookup(42, 123, |_| ()))).is_some());
         assert!(lookup(42, 123, |_| ()).is_none(), "uninstalled after");
     }
 
