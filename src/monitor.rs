@@ -756,7 +756,10 @@ impl Monitor {
         parts: u32,
     ) -> Option<std::sync::Arc<crate::source::tasks::Table>> {
         let forced = self.table_use;
+        // Only namespaces, limits and mounts (the root) ask the table.
+        let asks = |s: &Subsystem| matches!(s, Subsystem::Namespaces | Subsystem::Limits | Subsystem::Mounts);
         if forced == Some(false)
+            || !self.subsystems.iter().any(asks)
             || (forced.is_none() && (self.watched.is_empty() || self.one_shot && targets < TABLE_FROM_ONE_SHOT))
         {
             return None;
@@ -783,7 +786,7 @@ impl Monitor {
         }
         match reader {
             Ok(r) => match r.read(part, parts) {
-                Ok(table) => Some(std::sync::Arc::new(table)),
+                Ok(table) => Some(table),
                 Err(e) => {
                     tracing::warn!("cannot read the task table this round (read from /proc instead): {e}");
                     None

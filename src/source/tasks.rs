@@ -392,7 +392,7 @@ pub(crate) struct Entry {
 #[derive(Debug, Default)]
 pub(crate) struct Table {
     entries: Vec<Entry>,
-    lookup: Option<Arc<OwnedFd>>,
+    lookup: Option<OwnedFd>,
 }
 
 impl Table {
@@ -518,8 +518,9 @@ pub(crate) struct Reader {
 
 #[derive(Debug)]
 enum How {
-    /// The lookup program (`lookup_program`), shared by the checking threads.
-    Lookup(Arc<OwnedFd>),
+    /// The lookup program (`lookup_program`), shared by the checking
+    /// threads: the one table of every part (it holds no record).
+    Lookup(Arc<Table>),
     /// The task iterator (`program`), its link and its map.
     Walk {
         link: OwnedFd,
@@ -570,7 +571,8 @@ impl Reader {
             flags: sys::F_SLEEPABLE,
         };
         let prog = sys::prog_load(&insns, &spec).map_err(|e| format!("the kernel refused the lookup program: {e}"))?;
-        Ok(Reader { how: How::Lookup(Arc::new(prog)), buf: Vec::new() })
+        let table = Table { entries: Vec::new(), lookup: Some(prog) };
+        Ok(Reader { how: How::Lookup(Arc::new(table)), buf: Vec::new() })
     }
 
     fn load_walk(layout: &Layout, iter: u32) -> Result<Reader, String> {
@@ -600,9 +602,10 @@ impl Reader {
     /// The table of part `part` of `parts` of a round (the processes whose
     /// pid is `part` modulo `parts`). A walk reads every record now; a
     /// lookup table makes each record when it is first asked for.
-    pub(crate) fn read(&mut self, part: u32, parts: u32) -> std::io::Result<Table> {
+    pub(crate) fn read(&mut self, part: u32, parts: u32) -> std::io::Result<Arc<Table>> {
         match &self.how {
-            How::Lookup(prog) => Ok(Table { entries: Vec::new(), lookup: Some(Arc::clone(prog)) }),
+            // The same table for every part: a steady cycle allocates nothing.
+            How::Lookup(table) => Ok(Arc::clone(table)),
             How::Walk { link, part: map, .. } => {
                 sys::update_u64(map.as_fd(), 0, u64::from(part) << 32 | u64::from(parts.max(1)))?;
                 let iter = sys::iter_create(link.as_fd())?;
@@ -621,7 +624,7 @@ impl Reader {
                 let table = Table::parse(&self.buf);
                 // The buffer is kept for the next round, at the size a round needs.
                 self.buf.clear();
-                Ok(table)
+                Ok(Arc::new(table))
             }
         }
     }
@@ -630,11 +633,14 @@ impl Reader {
     /// alone, the one the self-check asks about).
     fn read_all(&mut self) -> std::io::Result<Table> {
         match &self.how {
-            How::Lookup(prog) => {
-                let entry = run_lookup(prog, std::process::id())?;
+            How::Lookup(table) => {
+                let entry = match &table.lookup {
+                    Some(prog) => run_lookup(prog, std::process::id())?,
+                    None => None,
+                };
                 Ok(Table { entries: entry.into_iter().collect(), lookup: None })
             }
-            How::Walk { .. } => self.read(0, 1),
+            How::Walk { .. } => self.read(0, 1).map(|t| Arc::try_unwrap(t).unwrap_or_default()),
         }
     }
 }
@@ -824,7 +830,8 @@ mod tests {
         match (ids[1], ids[2]) {
             (Some(f), Some(r)) => match Reader::load_lookup(&layout, f, r) {
                 Ok(reader) => {
-                    let How::Lookup(prog) = &reader.how else { unreachable!() };
+                    let How::Lookup(table) = &reader.how else { unreachable!() };
+                    let prog = table.lookup.as_ref().unwrap();
                     let mut entries: Vec<Entry> = std::fs::read_dir("/proc")
                         .unwrap()
                         .filter_map(|d| d.ok()?.file_name().to_str()?.parse::<u32>().ok())
@@ -845,8 +852,8 @@ mod tests {
                 for (part, half) in halves.iter().enumerate() {
                     assert!(half.entries.iter().all(|e| e.pid % 2 == u32::try_from(part).unwrap()), "part {part} of 2");
                 }
-                assert!(halves.iter().map(Table::len).sum::<usize>() + 10 > table.len(), "the halves make the whole");
-                out.push(("walk", table));
+                assert!(halves.iter().map(|h| h.len()).sum::<usize>() + 10 > table.len(), "the halves make the whole");
+                out.push(("walk", Arc::try_unwrap(table).unwrap()));
             }
             Some(Err(why)) => eprintln!("SKIP {test} (walk): {why}"),
             None => eprintln!("SKIP {test} (walk): no task iterator"),
@@ -869,7 +876,8 @@ mod tests {
     #[test]
     fn a_thread_is_not_looked_up() {
         let Ok(reader) = Reader::load(false) else { return };
-        let How::Lookup(prog) = &reader.how else { return };
+        let How::Lookup(table) = &reader.how else { return };
+        let prog = table.lookup.as_ref().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
         let t = std::thread::spawn(move || {
