@@ -119,7 +119,8 @@ pub struct Monitor {
 /// A one-shot check uses the task table from this many targets: it loads
 /// the program for one round (about 9 ms: the kernel's BTF read for its
 /// offsets, the verifier), more than the links it saves below a few
-/// thousand processes. A watch loads it once, and uses it from one target:
+/// thousand processes. A watch of namespaces, limits or mounts (the
+/// subsystems that ask it) loads it once, and uses it from one target:
 /// the lookup program's run (about 0.5-1 µs) saves ten `readlinkat`s, a
 /// `pread` and a `statx` (about 17 µs).
 const TABLE_FROM_ONE_SHOT: usize = 2000;
