@@ -206,7 +206,7 @@ pub const PARALLEL_FROM: usize = 16;
 /// A part of a round spread over the interval with at most twice this many
 /// targets is checked on one thread (`Monitor::cycle_part`): the targets a
 /// runtime puts in one part (`runtime::TARGETS_PER_PART`).
-const ONE_THREAD_PART: usize = 64;
+const ONE_THREAD_PART: usize = 128;
 
 fn workers_for(targets: usize) -> usize {
     if targets < PARALLEL_FROM {

@@ -388,15 +388,16 @@ fn the_node_is_baselined_and_checked_with_system() {
 #[test]
 fn a_large_node_is_checked_in_parts_spread_over_the_interval() {
     let _s = common::serial();
-    // 70 extra processes: over 64 targets, so a round is split in parts.
+    // More extra processes than a part holds, so a round is split in parts.
+    let per_part = fdir::runtime::TARGETS_PER_PART;
     let extra: Vec<std::process::Child> =
-        (0..70).map(|_| std::process::Command::new("sleep").arg("60").spawn().unwrap()).collect();
+        (0..per_part + 6).map(|_| std::process::Command::new("sleep").arg("60").spawn().unwrap()).collect();
     std::thread::sleep(std::time::Duration::from_millis(2300));
     let dir = tempfile::tempdir().unwrap();
     let mut w = Watch::start(&["--all", "--interval", "400ms", "--format", "json"], dir.path());
     let first = w.wait_for("a round", is("check"));
     let targets = first["targets"].as_u64().unwrap();
-    assert!(targets > 64, "{first}");
+    assert!(targets > per_part as u64, "{first}");
     // The first round is whole, at once: not spread over the interval.
     assert_eq!(first["parts"], 1, "{first}");
     // Every target is checked once per round, whichever part it is in.
@@ -415,10 +416,10 @@ fn a_large_node_is_checked_in_parts_spread_over_the_interval() {
         n("checked") <= n("targets") + n("exited").max(gone_between),
         "a target was checked twice: {next} ({gone_between} exited events in the round)"
     );
-    // About 64 targets a part, parts at least 50 ms apart (8 in 400 ms),
-    // for the targets the round began with: between those at its end less
-    // the new, and those plus the exited.
-    let parts = |targets: u64| targets.div_ceil(64).clamp(1, 8);
+    // About `TARGETS_PER_PART` targets a part, parts at least 50 ms apart
+    // (8 in 400 ms), for the targets the round began with: between those at
+    // its end less the new, and those plus the exited.
+    let parts = |targets: u64| targets.div_ceil(per_part as u64).clamp(1, 8);
     let (fewest, most) = (parts(n("targets") - n("new")), parts(n("targets") + n("exited")));
     assert!((fewest..=most).contains(&n("parts")), "{next}");
     // Our processes did not drift (others on the machine are not ours to judge).
