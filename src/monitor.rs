@@ -714,10 +714,11 @@ impl Monitor {
         }
     }
 
-    /// Whether rounds read namespaces and limits from the task table
-    /// (`source::tasks`): `None` (the default) where a part is large enough
-    /// for the table to save more than its walk costs, `Some(true)` in
-    /// every part (where the kernel loads it), `Some(false)` never. For
+    /// Whether rounds read namespaces, limits and the root from the task
+    /// table (`source::tasks`): `None` (the default) where it pays (a watch
+    /// with the lookup program; with the walk, a part large enough for it;
+    /// a one-shot check from `TABLE_FROM_ONE_SHOT` targets), `Some(true)`
+    /// in every part (where the kernel loads it), `Some(false)` never. For
     /// tests and side-by-side measurements; the verdicts are the same.
     pub fn set_task_table(&mut self, use_it: Option<bool>) {
         self.table_use = use_it;

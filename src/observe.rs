@@ -497,7 +497,7 @@ impl Observer {
     }
 
     /// Whether the next observation must read everything afresh, without the
-    /// memos (set by the checker for the read after a drift).
+    /// memos or a task table (set by the checker for the read after a drift).
     pub(crate) fn set_fresh(&mut self, fresh: bool) {
         self.fresh = fresh;
     }
@@ -573,7 +573,8 @@ impl Observer {
 
     /// Observes `subsystems` of `src` for a check against a baseline: `code`
     /// reads a budget's worth and `seccomp-filters` is made comparable with a
-    /// degraded baseline (see [`code`] and [`filters`]).
+    /// degraded baseline (see [`code`] and [`filters`]). A fresh read uses
+    /// no task table either: `/proc` is a second source for what it said.
     pub(crate) fn observe_against<S: Source + ?Sized>(
         &mut self,
         src: &S,
@@ -581,7 +582,7 @@ impl Observer {
         subsystems: &[Subsystem],
         against: Against<'_>,
     ) -> Result<(), Error> {
-        self.observe_inner(src, scope, subsystems, Some(against))
+        crate::source::tasks::bypassed(self.fresh, || self.observe_inner(src, scope, subsystems, Some(against)))
     }
 
     fn observe_inner<S: Source + ?Sized>(

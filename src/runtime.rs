@@ -44,7 +44,7 @@ pub const DISK_VOTE_GAP: Duration = Duration::from_secs(5);
 /// spread over the interval, so that no tick of a large node spikes. Each
 /// part wakes on cold caches and pays its fixed costs: the whole-node watch
 /// of 500 processes at 1 s cost 31-36 ms of CPU a cycle in 8 parts of 64,
-/// 29-31 ms in 4 of 128 (BENCHMARKS.md), a part about 8 ms on one core.
+/// 29-32 ms in 4 of 128 (BENCHMARKS.md), a part about 8 ms on one core.
 pub const TARGETS_PER_PART: usize = 128;
 /// Parts are at least this far apart.
 pub const MIN_PART_SPACING: Duration = Duration::from_millis(50);

@@ -677,36 +677,31 @@ impl Checker {
         }
         // A read after a drift is fresh: no memo, and no task table (its
         // namespaces, limits and root from `/proc`, a second source).
-        let fresh = self.drifted_last;
-        self.observer.set_fresh(fresh);
+        self.observer.set_fresh(self.drifted_last);
         self.drifted_last = true;
         // Quickly first: a thread unlike the one before it is not asked
         // whether it is exiting. Only if that shows a per-thread form other
         // than the baseline's, carefully, afresh (see `Observer::set_quick`).
         self.observer.set_quick(true);
         let fault = self.observer.pending_fault();
-        crate::source::tasks::bypassed(fresh, || {
-            self.observer.observe_against(
-                fs,
-                baseline.target.scope(),
-                subsystems,
-                Against { subsystems: &baseline.subsystems, sources: &baseline.sources, code: &mut self.code },
-            )
-        })?;
+        self.observer.observe_against(
+            fs,
+            baseline.target.scope(),
+            subsystems,
+            Against { subsystems: &baseline.subsystems, sources: &baseline.sources, code: &mut self.code },
+        )?;
         if self.observer.unasked() > 0 && self.per_thread_drift(baseline) {
             self.observer.set_fresh(true);
             // An injected fault belongs to the read the check reports.
             if let Some(seed) = fault {
                 self.observer.inject(seed);
             }
-            crate::source::tasks::bypassed(true, || {
-                self.observer.observe_against(
-                    fs,
-                    baseline.target.scope(),
-                    subsystems,
-                    Against { subsystems: &baseline.subsystems, sources: &baseline.sources, code: &mut self.code },
-                )
-            })?;
+            self.observer.observe_against(
+                fs,
+                baseline.target.scope(),
+                subsystems,
+                Against { subsystems: &baseline.subsystems, sources: &baseline.sources, code: &mut self.code },
+            )?;
         }
 
         let anomalies = &mut out.anomalies;

@@ -213,6 +213,7 @@ pub fn func_ids(btf: &[u8], wanted: &[&str]) -> Option<Vec<Option<u32>>> {
 }
 
 /// [`func_ids`] of BTF read from `b` a window at a time.
+#[cfg(test)]
 pub fn func_ids_in<B: Bytes + ?Sized>(b: &B, wanted: &[&str], window: usize) -> Option<Vec<Option<u32>>> {
     find_in(b, wanted, &[], window).map(|(ids, _)| ids)
 }
@@ -225,22 +226,20 @@ pub fn member_offset(btf: &[u8], strukt: &str, member: &str) -> Option<u32> {
 }
 
 /// [`member_offset`] of BTF read from `b` a window at a time.
+#[cfg(test)]
 pub fn member_offset_in<B: Bytes + ?Sized>(b: &B, strukt: &str, member: &str, window: usize) -> Option<u32> {
-    member_offsets_in(b, &[(strukt, member)], window)?.first().copied().flatten()
-}
-
-/// [`member_offset_in`] of each `(struct, member)` of `wanted`, in its
-/// order; `None` when `b` is not BTF this parser reads.
-pub fn member_offsets_in<B: Bytes + ?Sized>(b: &B, wanted: &[(&str, &str)], window: usize) -> Option<Vec<Option<u32>>> {
-    find_in(b, &[], wanted, window).map(|(_, offsets)| offsets)
+    find_in(b, &[], &[(strukt, member)], window)?.1.first().copied().flatten()
 }
 
 /// What [`find_in`] found: the function ids, then the member offsets.
 pub type Found = (Vec<Option<u32>>, Vec<Option<u32>>);
 
-/// [`func_ids_in`] of `funcs` and [`member_offsets_in`] of `members`, with
-/// one pass over the strings and one over the types (each pass reads the
-/// whole BTF, 5 MB and more).
+/// The type ids of the functions named in `funcs` and the byte offset of
+/// each `(struct, member)` of `members` (each in its order; `None` for one
+/// BTF does not have: the first `struct` of that name decides, and a
+/// bitfield has none), with one pass over the strings and one over the
+/// types (each pass reads the whole BTF, 5 MB and more, a window at a
+/// time); `None` when `b` is not BTF this parser reads.
 pub fn find_in<B: Bytes + ?Sized>(b: &B, funcs: &[&str], members: &[(&str, &str)], window: usize) -> Option<Found> {
     let s = sections(b)?;
     let mut names: Vec<&str> = members.iter().flat_map(|(st, m)| [*st, *m]).chain(funcs.iter().copied()).collect();
@@ -252,7 +251,7 @@ pub fn find_in<B: Bytes + ?Sized>(b: &B, funcs: &[&str], members: &[(&str, &str)
         members.iter().map(|(st, m)| Some((offsets_of(st)?, offsets_of(m)?))).collect::<Option<_>>()?;
     let func_offsets: Vec<&Vec<u32>> = funcs.iter().map(|f| offsets_of(f)).collect::<Option<_>>()?;
     let mut ids: Vec<Option<u32>> = vec![None; funcs.len()];
-    // Decided by the first struct of each name, as `member_offset_in`.
+    // Decided by the first struct of each name.
     let mut decided = vec![false; members.len()];
     let mut out: Vec<Option<u32>> = vec![None; members.len()];
     each_type(b, &s, window, |t| {

@@ -606,27 +606,32 @@ impl Reader {
         match &self.how {
             // The same table for every part: a steady cycle allocates nothing.
             How::Lookup(table) => Ok(Arc::clone(table)),
-            How::Walk { link, part: map, .. } => {
-                sys::update_u64(map.as_fd(), 0, u64::from(part) << 32 | u64::from(parts.max(1)))?;
-                let iter = sys::iter_create(link.as_fd())?;
-                self.buf.clear();
-                loop {
-                    if self.buf.capacity() - self.buf.len() < 16 * 1024 {
-                        self.buf.reserve(self.buf.capacity().max(64 * 1024));
-                    }
-                    match rustix::io::read(&iter, rustix::buffer::spare_capacity(&mut self.buf)) {
-                        Ok(0) => break,
-                        Ok(_) => {}
-                        Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => {}
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                let table = Table::parse(&self.buf);
-                // The buffer is kept for the next round, at the size a round needs.
-                self.buf.clear();
-                Ok(Arc::new(table))
+            How::Walk { .. } => self.walk(part, parts).map(Arc::new),
+        }
+    }
+
+    /// The walk's records of part `part` of `parts` (none for the lookup
+    /// program, which walks nothing).
+    fn walk(&mut self, part: u32, parts: u32) -> std::io::Result<Table> {
+        let How::Walk { link, part: map, .. } = &self.how else { return Ok(Table::default()) };
+        sys::update_u64(map.as_fd(), 0, u64::from(part) << 32 | u64::from(parts.max(1)))?;
+        let iter = sys::iter_create(link.as_fd())?;
+        self.buf.clear();
+        loop {
+            if self.buf.capacity() - self.buf.len() < 16 * 1024 {
+                self.buf.reserve(self.buf.capacity().max(64 * 1024));
+            }
+            match rustix::io::read(&iter, rustix::buffer::spare_capacity(&mut self.buf)) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => {}
+                Err(e) => return Err(e.into()),
             }
         }
+        let table = Table::parse(&self.buf);
+        // The buffer is kept for the next round, at the size a round needs.
+        self.buf.clear();
+        Ok(table)
     }
 
     /// A table of every process now (the lookup program: of this process
@@ -640,7 +645,7 @@ impl Reader {
                 };
                 Ok(Table { entries: entry.into_iter().collect(), lookup: None })
             }
-            How::Walk { .. } => self.read(0, 1).map(|t| Arc::try_unwrap(t).unwrap_or_default()),
+            How::Walk { .. } => self.walk(0, 1),
         }
     }
 }
@@ -847,13 +852,13 @@ mod tests {
         }
         match ids[0].map(|iter| Reader::load_walk(&layout, iter)) {
             Some(Ok(mut reader)) => {
-                let table = reader.read(0, 1).unwrap();
-                let halves = [reader.read(0, 2).unwrap(), reader.read(1, 2).unwrap()];
+                let table = reader.walk(0, 1).unwrap();
+                let halves = [reader.walk(0, 2).unwrap(), reader.walk(1, 2).unwrap()];
                 for (part, half) in halves.iter().enumerate() {
                     assert!(half.entries.iter().all(|e| e.pid % 2 == u32::try_from(part).unwrap()), "part {part} of 2");
                 }
-                assert!(halves.iter().map(|h| h.len()).sum::<usize>() + 10 > table.len(), "the halves make the whole");
-                out.push(("walk", Arc::try_unwrap(table).unwrap()));
+                assert!(halves.iter().map(Table::len).sum::<usize>() + 10 > table.len(), "the halves make the whole");
+                out.push(("walk", table));
             }
             Some(Err(why)) => eprintln!("SKIP {test} (walk): {why}"),
             None => eprintln!("SKIP {test} (walk): no task iterator"),

@@ -286,9 +286,12 @@ impl Ebpf {
         // Read a window at a time, never whole (5 MiB and more).
         let btf = std::fs::File::open("/sys/kernel/btf/vmlinux");
 
+        // One pass over the BTF for the functions and `tgid`'s offset.
+        let found =
+            btf.as_ref().ok().and_then(|b| btf::find_in(b, &FUNCTIONS, &[("task_struct", "tgid")], btf::WINDOW));
         // Cgroup moves: optional; the moved process is named when BTF gives
         // the offset of `tgid`.
-        let tgid_offset = btf.as_ref().ok().and_then(|b| btf::member_offset_in(b, "task_struct", "tgid", btf::WINDOW));
+        let tgid_offset = found.as_ref().and_then(|(_, offsets)| offsets.first().copied().flatten());
         if let Some(off) = tgid_offset {
             let _ = sys::update_u64(state.as_fd(), programs::STATE_TGID_OFFSET, u64::from(off));
         }
@@ -303,7 +306,8 @@ impl Ebpf {
 
         // The kernel functions: each optional.
         let ids = match &btf {
-            Ok(b) => btf::func_ids_in(b, &FUNCTIONS, btf::WINDOW)
+            Ok(_) => found
+                .map(|(ids, _)| ids)
                 .ok_or_else(|| "/sys/kernel/btf/vmlinux is not BTF this build reads".to_owned()),
             Err(e) => {
                 Err(format!("no BTF: /sys/kernel/btf/vmlinux: {e} (a kernel built with CONFIG_DEBUG_INFO_BTF has it)"))
