@@ -129,13 +129,28 @@ pub(crate) fn pread_all(fd: &OwnedFd, buf: &mut Vec<u8>, max: usize, shape: Shap
             Err(Errno::INTR) => continue,
             Err(e) => return Err(e),
         };
-        if n == 0 || (shape == Shape::Whole && n < asked) {
+        if n == 0 || (shape == Shape::Whole && n < asked) || (shape == Shape::RecordsOrStale && ends_at_gate(buf)) {
             return Ok(());
         }
         if buf.len() > max {
             return Err(Errno::FBIG);
         }
     }
+}
+
+/// The line `maps` shows for x86-64's vsyscall page (the gate area),
+/// `[vsyscall]` at a kernel address no user mapping can have.
+const GATE_LINE_START: &[u8] = b"ffffffffff600000-ffffffffff601000 ";
+
+/// Whether `maps` text ends with the gate area's line: the kernel shows it
+/// after every mapping and nothing after it (`m_next` of
+/// `fs/proc/task_mmu.c`), so the read that would return nothing is spared.
+/// Where there is no gate (vsyscall off, a 32-bit process, another
+/// architecture), `maps` is read to its empty read as before.
+fn ends_at_gate(text: &[u8]) -> bool {
+    let Some(body) = text.strip_suffix(b" [vsyscall]\n") else { return false };
+    let line = body.rsplit(|&c| c == b'\n').next().unwrap_or(body);
+    line.starts_with(GATE_LINE_START)
 }
 
 impl FdCache {
@@ -339,6 +354,43 @@ mod tests {
 
     fn open(path: &str) -> impl FnOnce() -> Result<OwnedFd, Errno> + '_ {
         move || rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+    }
+
+    #[test]
+    fn maps_ends_at_the_gate_line_only() {
+        let gate = "ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsyscall]\n";
+        let user = "7ffc7dcad000-7ffc7dcce000 rw-p 00000000 00:00 0                          [stack]\n";
+        assert!(ends_at_gate(format!("{user}{gate}").as_bytes()));
+        assert!(ends_at_gate(gate.as_bytes()), "the gate alone, as the last read of a long maps");
+        assert!(!ends_at_gate(user.as_bytes()));
+        assert!(!ends_at_gate(b""));
+        // A file named "[vsyscall]" mapped by a process is not the gate.
+        let named = "7f0000000000-7f0000001000 r--p 00000000 08:01 42    /tmp/x [vsyscall]\n";
+        assert!(!ends_at_gate(format!("{gate}{named}").as_bytes()));
+        // Cut inside the gate's line: not the end.
+        assert!(!ends_at_gate(&gate.as_bytes()[..40]));
+    }
+
+    #[test]
+    fn maps_read_to_its_gate_is_the_whole_file() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let path = format!("/proc/{}/maps", child.id());
+        // Once `sleep` has settled (its loader done), its maps stay put.
+        let mut whole = Vec::new();
+        for _ in 0..100 {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            let now = std::fs::read(&path).unwrap();
+            if now == whole && std::fs::read_to_string(format!("/proc/{}/comm", child.id())).unwrap() == "sleep\n" {
+                break;
+            }
+            whole = now;
+        }
+        let mut buf = Vec::new();
+        let fd = open(&path)().unwrap();
+        pread_all(&fd, &mut buf, 1 << 24, Shape::RecordsOrStale).unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(String::from_utf8_lossy(&buf), String::from_utf8_lossy(&whole));
     }
 
     #[test]
