@@ -1280,7 +1280,15 @@ impl Observer {
             // until the reads below): one lookup finds a form the round
             // made already.
             let mut key = std::mem::take(&mut self.buf);
-            crate::shared::cgroup_list_key(&self.cgroups, &mut key);
+            // One thread: its `cgroup` text (still in the arena, just read)
+            // decides the list, and is one copy where the list is two
+            // strings a cgroup, cold.
+            match self.spans.as_slice() {
+                [(_, text)] if let Some(text) = self.arena.get(text.clone()) => {
+                    crate::shared::cgroup_text_key(text, &mut key);
+                }
+                _ => crate::shared::cgroup_list_key(&self.cgroups, &mut key),
+            }
             if let Some(digest) = shared.cgroup_form(&key)
                 && Some(digest) == expected
                 && self.fault.is_none()

@@ -103,6 +103,16 @@ pub(crate) fn cgroup_list_key(cgroups: &[(String, String)], key: &mut Vec<u8>) {
     }
 }
 
+/// The key of the list of cgroups one `cgroup` text makes (a process of
+/// one thread: the list is its lines' cgroups and their ancestors), in the
+/// same store as [`cgroup_list_key`]'s: it begins with a length no name
+/// has, so that no list's key is a text's.
+pub(crate) fn cgroup_text_key(text: &[u8], key: &mut Vec<u8>) {
+    key.clear();
+    key.extend_from_slice(&u64::MAX.to_le_bytes());
+    key.extend_from_slice(text);
+}
+
 /// What the text of a process's `mountinfo` depends on: its mount
 /// namespace, and its root (the directory, and the mount it is on).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -349,6 +359,14 @@ mod tests {
         assert_ne!(key(&[("pids", "/a"), ("memory", "/")]), key(&[("pids", "/a\nmemory"), ("", "/")]));
         assert_ne!(key(&[("pids", "/a")]), key(&[("pids", "/a"), ("", "")]));
         assert_eq!(key(&[("pids", "/a")]), key(&[("pids", "/a")]));
+        // A text's key is no list's, whatever the text.
+        let mut t = Vec::new();
+        cgroup_text_key(b"8:pids:/a\n", &mut t);
+        assert_ne!(t, key(&[("pids", "/a")]));
+        assert!(t.starts_with(&u64::MAX.to_le_bytes()));
+        let mut u = Vec::new();
+        cgroup_text_key(b"8:pids:/b\n", &mut u);
+        assert_ne!(t, u);
     }
 
     #[test]
