@@ -119,7 +119,7 @@ fn name_offsets<B: Bytes + ?Sized>(b: &B, s: &Sections, names: &[&str], window: 
         let chunk = buf.get_mut(..len)?;
         read_exact_at(b, s.strings.checked_add(from)?, chunk)?;
         let skip = usize::try_from(pos - from).ok()?;
-        for (z, _) in chunk.iter().enumerate().skip(skip).filter(|(_, c)| **c == 0) {
+        for z in memchr::memchr_iter(0, chunk.get(skip..)?).map(|z| z + skip) {
             let Some(candidates) =
                 z.checked_sub(1).and_then(|i| chunk.get(i)).and_then(|&b| by_last.get(usize::from(b)))
             else {
