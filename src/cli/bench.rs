@@ -168,6 +168,11 @@ pub struct Deployment {
     /// `sha256sum` of the same processes' maps, status and cgroup, median
     /// wall time in the same rounds, ms (one core: about its CPU time).
     sha256sum_ms: Option<f64>,
+    /// Reading those files alone, kept open, in the watch's parts over
+    /// one interval (no parsing, no hashing, nothing else): the CPU of one
+    /// such pass, ms, the median of three (`reads_floor`). What the
+    /// watch's cycle costs above it is fdir's own work.
+    reads_floor_ms: Option<f64>,
 }
 
 /// The cost of a running `fdir watch`.
@@ -245,6 +250,21 @@ fn time_per<F: FnMut()>(n: u32, mut f: F) -> f64 {
         f();
     }
     t.elapsed().as_secs_f64() * 1e9 / f64::from(n)
+}
+
+/// On-CPU time of the calling thread up to now, ns (its CPU-time clock,
+/// which counts the running slice: `schedstat` of the running thread lags
+/// until its next switch or tick).
+fn thread_clock_ns() -> Result<u64> {
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime(2) writes one timespec to the pointer, a local
+    // that outlives the call.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut t) } != 0 {
+        anyhow::bail!("cannot read this thread's CPU clock: {}", std::io::Error::last_os_error());
+    }
+    let secs = u64::try_from(t.tv_sec).unwrap_or(0);
+    let nanos = u64::try_from(t.tv_nsec).unwrap_or(0);
+    Ok(secs.saturating_mul(1_000_000_000).saturating_add(nanos))
 }
 
 /// On-CPU time of the process `pid`, ns: every thread it has run, those
@@ -829,6 +849,7 @@ fn deployment(
     drop(w);
     let baseline_bytes = std::fs::metadata(&baseline).map(|m| m.len()).unwrap_or(0);
     let (check_all_ms, sha256sum_ms) = check_all_against(exe, &baseline, rounds);
+    let reads_floor_ms = node_files().and_then(|files| reads_floor(&files, interval)).ok();
     let _ = std::fs::remove_dir_all(&dir);
     let cycles = n1.saturating_sub(n0).max(1);
     #[allow(clippy::cast_precision_loss)]
@@ -845,7 +866,47 @@ fn deployment(
         baseline_bytes,
         check_all_ms,
         sha256sum_ms,
+        reads_floor_ms,
     })
+}
+
+/// The floor of a whole-node watch cycle in reads: `files` (every
+/// process's `maps`, `status` and `cgroup`, in threes) opened once, then
+/// read as the watch reads them (`maps` to its end, the others in one
+/// read) in parts of [`fdir::runtime::TARGETS_PER_PART`] processes spread
+/// over `interval`, nothing else; the calling thread's CPU of one such
+/// pass, ms, the median of three after one to warm up.
+fn reads_floor(files: &[String], interval: Duration) -> Result<f64> {
+    let open: Vec<std::fs::File> = files.iter().filter_map(|f| std::fs::File::open(f).ok()).collect();
+    anyhow::ensure!(!open.is_empty(), "no process's files to read");
+    let part = fdir::runtime::TARGETS_PER_PART.saturating_mul(3);
+    let parts = u32::try_from(open.len().div_ceil(part)).unwrap_or(u32::MAX).max(1);
+    let gap = interval / parts;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut passes = Vec::new();
+    for pass in 0..4 {
+        let mut cpu = 0u64;
+        for chunk in open.chunks(part) {
+            let before = thread_clock_ns()?;
+            for (i, f) in chunk.iter().enumerate() {
+                let to_end = i % 3 == 0;
+                let mut at = 0u64;
+                while let Ok(n) = f.read_at(&mut buf, at) {
+                    if n == 0 || !to_end {
+                        break;
+                    }
+                    at = at.saturating_add(u64::try_from(n).unwrap_or(0));
+                }
+            }
+            cpu = cpu.saturating_add(thread_clock_ns()?.saturating_sub(before));
+            std::thread::sleep(gap);
+        }
+        if pass > 0 {
+            #[allow(clippy::cast_precision_loss)]
+            passes.push(cpu as f64 / 1e6);
+        }
+    }
+    Ok(median(&mut passes))
 }
 
 /// `fdir check --all --baseline FILE`, `rounds` times, interleaved with
@@ -1090,6 +1151,12 @@ fn print_deployments(deploy: &[Deployment]) {
         cycle.map_or("unknown", |r| yes(r <= DEPLOY_CYCLE_TARGET)),
         beside(&|s| format!("{:.2} ms, {}", s.cycle_cpu_ms, show(ratio(s.cycle_cpu_ms, s.sha256sum_ms))))
     );
+    if let Some(floor) = d.reads_floor_ms {
+        println!(
+            "    (reading those files alone, kept open, as the watch reads them: {floor:.2} ms, {}; the rest of the cycle is fdir's own work)",
+            show(ratio(floor, d.sha256sum_ms))
+        );
+    }
     println!(
         "  at the default interval: {:.3} % of one core   within {DEPLOYMENT_CPU_TARGET} %? {}{}",
         d.default_interval_cpu_percent,
@@ -1368,6 +1435,19 @@ fn until_steady(lines: &mut impl Iterator<Item = std::io::Result<String>>, inter
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reads_floor_reads_a_child_s_files_and_counts_cpu() {
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id();
+        let files: Vec<String> = ["maps", "status", "cgroup"].iter().map(|f| format!("/proc/{pid}/{f}")).collect();
+        let floor = reads_floor(&files, Duration::from_millis(30));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let floor = floor.unwrap();
+        assert!(floor.is_finite() && floor > 0.0, "three files read in no time: {floor}");
+        assert!(reads_floor(&["/nonexistent/maps".to_owned()], Duration::from_millis(1)).is_err());
+    }
 
     #[test]
     fn touched_pages_are_sorted_by_the_kind_of_mapping() {
