@@ -130,6 +130,12 @@ pub(crate) struct Observer {
     memo_status: Memo,
     memo_cgroup: Memo,
     memo_files: Vec<(&'static str, Memo)>,
+    /// The last namespaces resolved, as the bytes of their names and
+    /// identities ([`Observer::namespaces`]), and the form they gave.
+    memo_ns: Memo,
+    /// The identities of the namespaces being resolved, in `ns_names`'
+    /// order (kept for the next observation: no allocation).
+    ns_states: Vec<NsState>,
     /// The last `cgroup-limits` read, as its log ([`LimitLog`]): its
     /// SHA-256 and the form it gave.
     memo_limits: Memo,
@@ -778,7 +784,7 @@ impl Observer {
         if has(Subsystem::Namespaces)
             && let Some(mut c) = take_form(canons, Subsystem::Namespaces)
         {
-            let r = self.namespaces(src, &mut c);
+            let r = self.namespaces(src, &mut c, baseline);
             put_form(canons, Subsystem::Namespaces, c);
             outcome.push((Subsystem::Namespaces, settle(r)?));
         }
@@ -1395,7 +1401,12 @@ impl Observer {
     }
 
     #[inline(never)]
-    fn namespaces<S: Source + ?Sized>(&mut self, src: &S, canon: &mut Canon) -> Result<(), Error> {
+    fn namespaces<S: Source + ?Sized>(
+        &mut self,
+        src: &S,
+        canon: &mut Canon,
+        baseline: Option<&BTreeMap<Subsystem, Observation>>,
+    ) -> Result<(), Error> {
         // The kinds of namespace are the kernel's, the same for every
         // process and for its whole life: `ns` is listed by the first and by
         // every fresh observation; each link is resolved every time.
@@ -1407,8 +1418,12 @@ impl Observer {
                 self.ns_names.push('\n');
             }
         }
+        // 1. Resolve every link; the names and identities, as bytes, are the
+        // memo's text (the form is a pure function of them).
         let mut pending = false;
         let names = std::mem::take(&mut self.ns_names);
+        self.ns_states.clear();
+        self.buf.clear();
         for name in names.split('\n').filter(|n| !n.is_empty()) {
             self.rel.clear();
             let _ = write!(self.rel, "ns/{name}");
@@ -1429,12 +1444,44 @@ impl Observer {
                     return Err(e);
                 }
             };
-            namespaces::add(canon, name.as_bytes(), state);
+            self.buf.extend_from_slice(name.as_bytes());
+            match state {
+                NsState::Identity { dev, ino } => {
+                    self.buf.push(b'\n');
+                    self.buf.extend_from_slice(&dev.to_le_bytes());
+                    self.buf.extend_from_slice(&ino.to_le_bytes());
+                }
+                NsState::Pending => self.buf.push(0),
+            }
+            self.ns_states.push(state);
         }
-        self.ns_names = names;
         // A zombie's links resolve no more: it is gone, not unshared.
         if pending && !src.alive() {
+            self.ns_names = names;
             return Err(gone(src));
+        }
+        // 2. The same identities as last time: the same form.
+        let key = memo_key(self.observed_before, &self.buf);
+        if self.memo_ns.hit(self.fresh, key)
+            && let Some((_, form)) = self.memo_ns.forms.first()
+            && restorable(form, Subsystem::Namespaces, baseline)
+        {
+            restore_form(canon, form);
+            self.ns_names = names;
+            return Ok(());
+        }
+        // 3. The records, from the identities.
+        for (name, state) in names.split('\n').filter(|n| !n.is_empty()).zip(&self.ns_states) {
+            namespaces::add(canon, name.as_bytes(), *state);
+        }
+        self.ns_names = names;
+        if let Some(key) = key {
+            let mut pair = [(Subsystem::Namespaces, std::mem::take(canon))];
+            if self.memo_ns.store(key, &mut pair, |s| s == Subsystem::Namespaces, baseline) {
+                self.changing.push(Subsystem::Namespaces);
+            }
+            let [(_, c)] = pair;
+            *canon = c;
         }
         Ok(())
     }

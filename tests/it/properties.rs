@@ -432,18 +432,23 @@ fn expect_reads(
 }
 
 /// The `cgroup-limits` memo keeps the SHA-256 of what a read found (every
-/// control file's bytes, every failure), and `mounts` the SHA-256 of
-/// `mountinfo`: a limit or a mount option changed in one byte, its length
-/// the same, drifts with the memos in place, and again after the memos
-/// were stored anew from the unchanged files.
+/// control file's bytes, every failure), `mounts` the SHA-256 of
+/// `mountinfo`, and `namespaces` that of the identities its links resolved
+/// to: a limit or a mount option changed in one byte, its length the same,
+/// a namespace's inode one up, or a link that no longer resolves, drifts
+/// with the memos in place, and again after the memos were stored anew
+/// from the unchanged files.
 #[test]
 fn a_one_byte_change_of_a_limit_file_or_mountinfo_is_seen_through_the_memos() {
     use fdir::{Checker, ManualClock, Procfs, snapshot_with};
     const MOUNTINFO: &str =
         "22 27 0:21 / /proc rw,relatime - proc proc rw\n27 1 254:1 / / rw,relatime - ext4 /dev/vda1 rw\n";
-    let subs = [Subsystem::CgroupLimits, Subsystem::Mounts];
-    let files = |pids_max: &str, memory: &str, mountinfo: &str| {
+    let subs = [Subsystem::CgroupLimits, Subsystem::Mounts, Subsystem::Namespaces];
+    let with_ns = |pids_max: &str, memory: &str, mountinfo: &str, net: &str| {
         Procfs::mock_files([
+            ("ns/mnt", "4:4026531832"),
+            ("ns/net", net),
+            ("ns/pid_for_children", "4:4026531836"),
             ("maps", MAPS),
             ("status", STATUS),
             ("cgroup", CGROUP),
@@ -457,6 +462,7 @@ fn a_one_byte_change_of_a_limit_file_or_mountinfo_is_seen_through_the_memos() {
             ("cgroupfs/memory/app/worker/memory.limit_in_bytes", memory),
         ])
     };
+    let files = |pids_max: &str, memory: &str, mountinfo: &str| with_ns(pids_max, memory, mountinfo, "4:4026531833");
     let clock = ManualClock::new();
     let unchanged = files("10\n", "52428800\n", MOUNTINFO);
     let baseline = snapshot_with(&clock, &unchanged, &subs).unwrap();
@@ -464,6 +470,8 @@ fn a_one_byte_change_of_a_limit_file_or_mountinfo_is_seen_through_the_memos() {
         (Subsystem::CgroupLimits, files("11\n", "52428800\n", MOUNTINFO)),
         (Subsystem::CgroupLimits, files("10\n", "52428801\n", MOUNTINFO)),
         (Subsystem::Mounts, files("10\n", "52428800\n", &MOUNTINFO.replace("/ / rw,", "/ / ro,"))),
+        (Subsystem::Namespaces, with_ns("10\n", "52428800\n", MOUNTINFO, "4:4026531834")),
+        (Subsystem::Namespaces, with_ns("10\n", "52428800\n", MOUNTINFO, "-")),
     ];
     for (sub, changed) in &changes {
         let mut checker = Checker::new();
