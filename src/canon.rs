@@ -75,6 +75,12 @@ impl Records {
         std::sync::Arc::ptr_eq(&self.0, &other.0)
     }
 
+    /// Which set in memory this is (its address): equal for every holder of
+    /// one set, different for a copy.
+    pub(crate) fn id(&self) -> u64 {
+        std::sync::Arc::as_ptr(&self.0) as usize as u64
+    }
+
     /// How many holders share this set in memory.
     pub(crate) fn holders(&self) -> usize {
         std::sync::Arc::strong_count(&self.0)

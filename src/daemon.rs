@@ -236,9 +236,7 @@ fn tick<S, C, H>(
     }
     for seed in faults.try_iter() {
         let copy = usize::try_from((seed >> 8) % 3).unwrap_or(0);
-        if let Some(c) = one.baseline.copy_mut(copy) {
-            c.flip_bit(seed);
-        }
+        let _ = one.baseline.flip_bit(copy, seed, |s, seed| s.flip_bit(seed));
     }
     let Some(outcome) = guarded_check(one, clock, subsystems, &mut &*says) else { return };
     stats.checks.fetch_add(1, Ordering::Relaxed);

@@ -12,15 +12,50 @@ use crate::digest::{Digest, Hasher};
 /// How many copies [`Redundant`] keeps.
 pub const COPIES: usize = 3;
 
+/// A value that can be written as bytes and read back: how [`Redundant`]
+/// keeps its copies after the first. A copy as bytes is one contiguous
+/// block, so the vote every cycle compares three blocks (the first written
+/// out just before) instead of chasing the pointers of three structures
+/// across the heap: a whole-node watch spent a fifth of its samples there.
+///
+/// An image need not hold what the value shares by reference with every
+/// copy alike (a baseline's record sets, held once and checked by their
+/// own digests in `held.rs`): that part is lent ([`Image::Lent`], taken
+/// when the copies are made, references only), and [`Image::from_image`]
+/// takes it from there. The digest of the value read back decides whether
+/// what it took was right.
+pub trait Image: Sized {
+    /// What images leave out, by reference.
+    type Lent: Clone + std::fmt::Debug;
+    /// Appends this value's image to `out`. Equal values write equal bytes.
+    fn image(&self, out: &mut Vec<u8>);
+    /// What images of this value leave out.
+    fn lent(&self) -> Self::Lent;
+    /// The value `bytes` hold, with what images leave out taken from
+    /// `lent`; `None` if they do not read as one.
+    fn from_image(bytes: &[u8], lent: &Self::Lent) -> Option<Self>;
+}
+
+thread_local! {
+    /// The first copy's image, written for each vote on this thread.
+    static IMAGE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// A value held in [`COPIES`] copies, each with the digest of its serialized
-/// form. [`Redundant::vote`] finds the copies whose content no longer matches
-/// their digest, or that disagree with the others, and repairs them.
+/// form: the value itself (the copy handed out) and [`COPIES`]` - 1` images
+/// of it ([`Image`]). [`Redundant::vote`] finds the copies whose content no
+/// longer matches their digest, or that disagree with the others, and
+/// repairs them.
 #[derive(Debug, Clone)]
-pub struct Redundant<T> {
+pub struct Redundant<T: Image> {
     /// The copy handed out by [`Redundant::get`] (copy 0).
     primary: T,
-    /// Copies 1 and 2 (none for [`Redundant::single`]).
-    extra: Vec<T>,
+    /// What the images leave out, taken from the value when the copies were
+    /// made (none for [`Redundant::single`]).
+    lent: Option<T::Lent>,
+    /// Copies 1 and 2, as images of one length, back to back in one block
+    /// (read in one sweep by the vote); empty for [`Redundant::single`].
+    images: Box<[u8]>,
     /// One digest per copy (none for [`Redundant::single`]).
     digests: Vec<Digest>,
 }
@@ -63,18 +98,31 @@ pub fn fingerprint<T: Serialize>(value: &T) -> Option<Digest> {
     Some(w.0.finish())
 }
 
-impl<T: Serialize + Clone + PartialEq> Redundant<T> {
-    /// Three copies of `value`. `None` if it cannot be serialized.
+fn image_of<T: Image>(value: &T) -> Box<[u8]> {
+    let mut out = Vec::new();
+    value.image(&mut out);
+    out.into_boxed_slice()
+}
+
+impl<T: Serialize + Clone + PartialEq + Image> Redundant<T> {
+    /// Three copies of `value`. `None` if it cannot be serialized, or if its
+    /// image is empty or does not read back as it.
     pub fn new(value: T) -> Option<Redundant<T>> {
         let d = fingerprint(&value)?;
-        Some(Redundant { extra: vec![value.clone(), value.clone()], primary: value, digests: vec![d; COPIES] })
+        let image = image_of(&value);
+        let lent = value.lent();
+        if image.is_empty() || T::from_image(&image, &lent).as_ref() != Some(&value) {
+            return None;
+        }
+        let images = image.repeat(COPIES - 1).into_boxed_slice();
+        Some(Redundant { images, lent: Some(lent), primary: value, digests: vec![d; COPIES] })
     }
 
     /// One copy and no digest: for a value used once (a one-shot check
     /// against a baseline file that has just passed its own integrity check),
     /// where copies would cost more than they protect. Its vote is a no-op.
     pub fn single(value: T) -> Redundant<T> {
-        Redundant { primary: value, extra: Vec::new(), digests: Vec::new() }
+        Redundant { primary: value, lent: None, images: Box::default(), digests: Vec::new() }
     }
 
     /// The first copy. Call [`Redundant::vote`] first to be sure it is good.
@@ -85,14 +133,24 @@ impl<T: Serialize + Clone + PartialEq> Redundant<T> {
     /// Checks every copy against its own digest, takes the majority of the
     /// good ones, and overwrites the others with it.
     ///
-    /// Fast path: when the three copies are equal and so are their three
-    /// stored digests, nothing is rehashed — independent faults cannot corrupt
-    /// all three the same way. Any difference takes the full path: every copy
-    /// is hashed and checked against its own digest.
+    /// Fast path: when the first copy's image, written now, is byte for byte
+    /// each other copy and the three stored digests are equal, nothing is
+    /// rehashed — independent faults cannot corrupt all three the same way.
+    /// Any difference takes the full path: every copy is hashed and checked
+    /// against its own digest.
     pub fn vote(&mut self) -> Vote {
-        match (self.extra.as_slice(), self.digests.as_slice()) {
-            ([], _) => Vote::default(),
-            ([c1, c2], [d0, d1, d2]) if self.primary == *c1 && c1 == c2 && d0 == d1 && d1 == d2 => Vote::default(),
+        if self.images.is_empty() {
+            return Vote::default();
+        }
+        let agree = IMAGE.with(|buf| {
+            let Ok(mut buf) = buf.try_borrow_mut() else { return false };
+            buf.clear();
+            self.primary.image(&mut buf);
+            self.images.len() == buf.len() * (COPIES - 1)
+                && self.images.chunks_exact(buf.len().max(1)).all(|image| image == &buf[..])
+        });
+        match self.digests.as_slice() {
+            [d0, d1, d2] if agree && d0 == d1 && d1 == d2 => Vote::default(),
             _ => self.full_vote(),
         }
     }
@@ -100,11 +158,15 @@ impl<T: Serialize + Clone + PartialEq> Redundant<T> {
     /// The vote with every copy hashed.
     #[inline(never)]
     pub fn full_vote(&mut self) -> Vote {
-        if self.extra.is_empty() {
+        if self.images.is_empty() {
             return Vote::default();
         }
-        let computed: Vec<Option<Digest>> =
-            std::iter::once(&self.primary).chain(self.extra.iter()).map(fingerprint).collect();
+        // Each copy as a value: the first as it is, the others read back
+        // from their images (`None`: an image that no longer reads as one).
+        let read: Vec<Option<T>> = (1..COPIES).map(|i| T::from_image(self.image(i)?, self.lent.as_ref()?)).collect();
+        let computed: Vec<Option<Digest>> = std::iter::once(fingerprint(&self.primary))
+            .chain(read.iter().map(|v| v.as_ref().and_then(fingerprint)))
+            .collect();
         // A copy is trusted if its content still matches its own digest.
         let trusted: Vec<usize> = (0..COPIES)
             .filter(|&i| {
@@ -135,22 +197,36 @@ impl<T: Serialize + Clone + PartialEq> Redundant<T> {
             vote.lost = true;
             return vote;
         };
-        let Some(good_copy) = self.copy(source).cloned() else {
+        let good_copy = match source {
+            0 => Some(self.primary.clone()),
+            i => read.into_iter().nth(i - 1).flatten(),
+        };
+        let Some(good_copy) = good_copy else {
             vote.lost = true;
             return vote;
         };
-        for i in 0..COPIES {
-            let ok = computed.get(i).copied().flatten() == Some(good) && self.digests.get(i) == Some(&good);
-            if !ok {
-                if let Some(c) = self.copy_mut(i) {
-                    *c = good_copy.clone();
-                }
-                if let Some(d) = self.digests.get_mut(i) {
-                    *d = good;
-                }
-                if let Some(r) = vote.repaired.get_mut(i) {
-                    *r = true;
-                }
+        let good_image = image_of(&good_copy);
+        // Which copies are wrong, all decided before any is written (the
+        // images are written together).
+        let wrong: Vec<bool> = (0..COPIES)
+            .map(|i| {
+                !(computed.get(i).copied().flatten() == Some(good)
+                    && self.digests.get(i) == Some(&good)
+                    && (i == 0 || self.image(i) == Some(&good_image[..])))
+            })
+            .collect();
+        for (i, _) in wrong.iter().enumerate().filter(|(_, w)| **w) {
+            // The images that are right are the good image already: both
+            // are written again as it.
+            match i {
+                0 => self.primary = good_copy.clone(),
+                _ => self.images = good_image.repeat(COPIES - 1).into_boxed_slice(),
+            }
+            if let Some(d) = self.digests.get_mut(i) {
+                *d = good;
+            }
+            if let Some(r) = vote.repaired.get_mut(i) {
+                *r = true;
             }
         }
         vote
@@ -158,7 +234,7 @@ impl<T: Serialize + Clone + PartialEq> Redundant<T> {
 
     /// Replaces every copy (a new baseline).
     pub fn set(&mut self, value: T) -> Option<()> {
-        *self = if self.extra.is_empty() { Redundant::single(value) } else { Redundant::new(value)? };
+        *self = if self.images.is_empty() { Redundant::single(value) } else { Redundant::new(value)? };
         Some(())
     }
 
@@ -178,20 +254,57 @@ impl<T: Serialize + Clone + PartialEq> Redundant<T> {
         self.digests.first()
     }
 
-    fn copy(&self, index: usize) -> Option<&T> {
-        match index {
-            0 => Some(&self.primary),
-            i => self.extra.get(i - 1),
+    /// The first copy, bypassing its digest: to put in it what the images
+    /// do not hold (a repaired record set, held once; then
+    /// [`Redundant::relend`]), and for fault injection (`fdir selftest`)
+    /// and tests.
+    pub fn primary_mut(&mut self) -> &mut T {
+        &mut self.primary
+    }
+
+    /// After [`Redundant::primary_mut`] put in the first copy a part the
+    /// images leave out, equal to the one it replaced (a repaired record set
+    /// of the same digest, the held one for a set of its own): takes that
+    /// part from it and writes the images again, so that the copies refer
+    /// to it. The stored digests stay: they are of the value, which has not
+    /// changed. A fault in the first copy since its last vote would be
+    /// written into the images with it; the digests then refuse all three,
+    /// and the value is restored from elsewhere, never trusted.
+    pub fn relend(&mut self) {
+        if self.lent.is_some() {
+            self.lent = Some(self.primary.lent());
+            self.images = image_of(&self.primary).repeat(COPIES - 1).into_boxed_slice();
         }
     }
 
-    /// Mutable access to one copy, bypassing its digest: for fault injection
-    /// (`fdir selftest`) and tests only.
-    pub fn copy_mut(&mut self, index: usize) -> Option<&mut T> {
-        match index {
-            0 => Some(&mut self.primary),
-            i => self.extra.get_mut(i - 1),
+    /// The image of copy `index` (1 or 2), bypassing its digest: for fault
+    /// injection and tests only.
+    pub fn image_mut(&mut self, index: usize) -> Option<&mut [u8]> {
+        let len = self.images.len() / (COPIES - 1);
+        let at = index.checked_sub(1)?.checked_mul(len)?;
+        self.images.get_mut(at..at.checked_add(len)?).filter(|image| !image.is_empty())
+    }
+
+    /// The image of copy `index` (1 or 2).
+    fn image(&self, index: usize) -> Option<&[u8]> {
+        let len = self.images.len() / (COPIES - 1);
+        let at = index.checked_sub(1)?.checked_mul(len)?;
+        self.images.get(at..at.checked_add(len)?).filter(|image| !image.is_empty())
+    }
+
+    /// Flips one bit of copy `index`, chosen by `seed`, bypassing its
+    /// digest (fault injection: `fdir selftest`, the daemon's faults, tests):
+    /// `flip` flips one in the first copy and says where; in the others, a
+    /// bit of the image. `None` if there is no such copy.
+    pub fn flip_bit(&mut self, index: usize, seed: u64, flip: impl FnOnce(&mut T, u64) -> String) -> Option<String> {
+        if index == 0 {
+            return Some(flip(&mut self.primary, seed));
         }
+        let image = self.image_mut(index)?;
+        let len = u64::try_from(image.len()).ok()?;
+        let at = usize::try_from(seed.rotate_left(29) % len.max(1)).ok()?;
+        *image.get_mut(at)? ^= 1 << (seed % 8);
+        Some(format!("byte {at} of its image"))
     }
 
     /// Mutable access to one copy's stored digest, for fault injection.
@@ -340,13 +453,52 @@ mod tests {
         sha256_self_test_full().unwrap();
     }
 
+    /// The values as lengths and bytes, then the digest; nothing shared.
+    impl Image for State {
+        type Lent = ();
+        fn lent(&self) {}
+        fn image(&self, out: &mut Vec<u8>) {
+            out.push(u8::try_from(self.values.len()).unwrap());
+            for v in &self.values {
+                out.push(u8::try_from(v.len()).unwrap());
+                out.extend_from_slice(v.as_bytes());
+            }
+            out.extend_from_slice(&self.digest);
+        }
+        fn from_image(bytes: &[u8], _lent: &()) -> Option<State> {
+            let (&n, mut rest) = bytes.split_first()?;
+            let mut values = Vec::new();
+            for _ in 0..n {
+                let (&len, tail) = rest.split_first()?;
+                let (v, tail) = tail.split_at_checked(usize::from(len))?;
+                values.push(String::from_utf8(v.to_vec()).ok()?);
+                rest = tail;
+            }
+            Some(State { values, digest: rest.try_into().ok()? })
+        }
+    }
+
+    /// Copy `copy` with one fault: in the first copy `fault` applied, in
+    /// the others a bit of the image (chosen by `seed`) flipped.
+    fn faulty(copy: usize, seed: u64, fault: fn(&mut State)) -> Redundant<State> {
+        let mut r = Redundant::new(state()).unwrap();
+        r.flip_bit(copy, seed, |s, _| {
+            fault(s);
+            String::new()
+        })
+        .unwrap();
+        r
+    }
+
     #[test]
     fn the_fast_path_still_sees_every_single_fault() {
         // Content, then stored digest, of each copy: each breaks the equality.
         for copy in 0..COPIES {
-            let mut r = Redundant::new(state()).unwrap();
-            r.copy_mut(copy).unwrap().digest[3] ^= 0x80;
-            assert!(r.vote().repaired[copy]);
+            for seed in 0..64 {
+                let mut r = faulty(copy, seed, |s| s.digest[3] ^= 0x80);
+                assert!(r.vote().repaired[copy], "copy {copy}, seed {seed}");
+                assert_eq!(r.get(), &state());
+            }
             let mut r = Redundant::new(state()).unwrap();
             r.digest_mut(copy).unwrap().0[31] ^= 0x01;
             assert!(r.vote().repaired[copy]);
@@ -356,14 +508,15 @@ mod tests {
     #[test]
     fn a_corrupted_copy_is_repaired_from_the_others() {
         for copy in 0..COPIES {
-            let mut r = Redundant::new(state()).unwrap();
-            r.copy_mut(copy).unwrap().values[1].push('x');
-            let v = r.vote();
-            assert!(!v.lost);
-            assert_eq!(v.repairs(), 1);
-            assert!(v.repaired[copy]);
-            assert_eq!(r.get(), &state());
-            assert_eq!(r.vote(), Vote::default(), "repaired for good");
+            for seed in [0, 7, 1 << 20, u64::MAX] {
+                let mut r = faulty(copy, seed, |s| s.values[1].push('x'));
+                let v = r.vote();
+                assert!(!v.lost);
+                assert_eq!(v.repairs(), 1);
+                assert!(v.repaired[copy]);
+                assert_eq!(r.get(), &state());
+                assert_eq!(r.vote(), Vote::default(), "repaired for good");
+            }
         }
     }
 
@@ -378,22 +531,65 @@ mod tests {
 
     #[test]
     fn two_corrupted_copies_are_repaired_from_the_one_that_matches_its_digest() {
-        let mut r = Redundant::new(state()).unwrap();
-        r.copy_mut(0).unwrap().digest[0] ^= 1;
-        r.copy_mut(1).unwrap().values.push("z".into());
-        let v = r.vote();
-        assert!(!v.lost);
-        assert_eq!(v.repairs(), 2);
-        assert_eq!(r.get(), &state());
+        for (a, b) in [(0, 1), (0, 2), (1, 2)] {
+            let mut r = faulty(a, 3, |s| s.digest[0] ^= 1);
+            r.flip_bit(b, 11, |s, _| {
+                s.values.push("z".into());
+                String::new()
+            });
+            let v = r.vote();
+            assert!(!v.lost, "copies {a} and {b}");
+            assert_eq!(v.repairs(), 2);
+            assert_eq!(r.get(), &state());
+            assert_eq!(r.vote(), Vote::default());
+        }
+    }
+
+    #[test]
+    fn both_images_corrupted_at_once_are_two_repairs() {
+        for seeds in [(0, 1), (5, 900), (1 << 40, 3)] {
+            let mut r = Redundant::new(state()).unwrap();
+            for (copy, seed) in [(1, seeds.0), (2, seeds.1)] {
+                r.flip_bit(copy, seed, |_, _| String::new());
+            }
+            let v = r.vote();
+            assert_eq!(v.repaired, [false, true, true], "{seeds:?}");
+            assert_eq!(r.vote(), Vote::default());
+        }
     }
 
     #[test]
     fn three_corrupted_copies_are_lost_not_trusted() {
         let mut r = Redundant::new(state()).unwrap();
         for i in 0..COPIES {
-            r.copy_mut(i).unwrap().digest[i] ^= 1;
+            r.flip_bit(i, u64::try_from(i).unwrap() * 5, |s, _| {
+                s.digest[0] ^= 1;
+                String::new()
+            });
         }
         assert!(r.vote().lost);
+    }
+
+    #[test]
+    fn a_value_whose_image_does_not_read_back_is_not_held() {
+        /// An image that keeps only the low byte.
+        #[derive(Debug, Clone, PartialEq, Serialize)]
+        struct Lossy(u32);
+        impl Image for Lossy {
+            type Lent = ();
+            fn lent(&self) {}
+            fn image(&self, out: &mut Vec<u8>) {
+                out.push(self.0.to_le_bytes()[0]);
+            }
+            fn from_image(bytes: &[u8], _lent: &()) -> Option<Lossy> {
+                Some(Lossy(u32::from(*bytes.first()?)))
+            }
+        }
+        assert!(Redundant::new(Lossy(255)).is_some());
+        assert!(Redundant::new(Lossy(300)).is_none(), "its copies would not be it");
+        let mut r = Redundant::new(state()).unwrap();
+        assert!(r.image_mut(0).is_none() && r.image_mut(3).is_none());
+        assert!(r.image_mut(1).is_some() && r.image_mut(2).is_some());
     }
 
     #[test]

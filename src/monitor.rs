@@ -1458,33 +1458,28 @@ impl Monitor {
     }
 
     /// Checks each held record set against its digest (`held.rs`) and makes
-    /// every baseline copy that refers to a repaired set take the repaired
-    /// one; a set lost in both its copies loses the baselines that refer to
-    /// it (restored from the file).
+    /// every baseline that refers to a repaired set take the repaired one
+    /// (in its first copy, the one copy that holds record sets; the images
+    /// of the others name them by digest); a set lost in both its copies
+    /// loses the baselines that refer to it (restored from the file).
     fn check_held(&mut self, summary: &mut Summary, findings: &mut Vec<Finding>) {
         for (sub, digest, fate) in self.held.check() {
             for w in self.watched.values_mut() {
-                let mut copies = 0;
-                for i in 0..crate::guard::COPIES {
-                    let Some(snapshot) = w.baseline.copy_mut(i) else { continue };
-                    let Some(Observation::Observed { digest: d, records }) = snapshot.subsystems.get_mut(&sub) else {
-                        continue;
-                    };
-                    if *d != digest {
-                        continue;
-                    }
-                    copies += 1;
-                    if let crate::held::Fate::Repaired(good) = &fate {
-                        *records = good.clone();
-                    }
-                }
-                if copies == 0 {
+                // Only the first copy holds record sets: the images of the
+                // others name them by digest (`snapshot/image.rs`).
+                let snapshot = w.baseline.primary_mut();
+                let Some(Observation::Observed { digest: d, records }) = snapshot.subsystems.get_mut(&sub) else {
+                    continue;
+                };
+                if *d != digest {
                     continue;
                 }
-                match fate {
-                    crate::held::Fate::Repaired(_) => {
-                        summary.repaired += copies;
-                        findings.push(Finding::BaselineRepaired { target: w.target.clone(), copies });
+                match &fate {
+                    crate::held::Fate::Repaired(good) => {
+                        *records = good.clone();
+                        w.baseline.relend();
+                        summary.repaired += 1;
+                        findings.push(Finding::BaselineRepaired { target: w.target.clone(), copies: 1 });
                     }
                     crate::held::Fate::Lost => {
                         summary.failed += 1;
@@ -1503,11 +1498,8 @@ impl Monitor {
         for f in findings {
             let Finding::Exec { target, .. } = f else { continue };
             let Some(w) = self.watched.get_mut(&target.pid().unwrap_or(0)) else { continue };
-            for i in 0..crate::guard::COPIES {
-                if let Some(snapshot) = w.baseline.copy_mut(i) {
-                    self.held.intern(snapshot);
-                }
-            }
+            self.held.intern(w.baseline.primary_mut());
+            w.baseline.relend();
         }
     }
 
@@ -1720,7 +1712,8 @@ impl Monitor {
             *d.0.get_mut(byte)? ^= 1 << ((seed >> 24) % 8);
             format!("stored digest of copy {copy}, byte {byte}")
         } else {
-            format!("{} in copy {copy}", w.baseline.copy_mut(copy)?.flip_bit(seed.rotate_left(11)))
+            let flipped = w.baseline.flip_bit(copy, seed.rotate_left(11), |s, seed| s.flip_bit(seed))?;
+            format!("{flipped} in copy {copy}")
         };
         Some((w.target.clone(), what))
     }
@@ -1809,47 +1802,54 @@ mod tests {
         m
     }
 
-    fn maps_records(m: &Monitor, pid: u32, copy: usize) -> Records {
+    /// The memory-maps set of a baseline: its first copy's, the one copy
+    /// that holds sets (the images of the others name them by digest).
+    fn maps_records(m: &Monitor, pid: u32) -> Records {
         let w = m.watched.get(&pid).unwrap();
-        let mut b = w.baseline.clone();
-        match b.copy_mut(copy).unwrap().subsystems.get(&Subsystem::MemoryMaps) {
+        match w.baseline.get().subsystems.get(&Subsystem::MemoryMaps) {
             Some(Observation::Observed { records, .. }) => records.clone(),
             other => panic!("{other:?}"),
         }
     }
 
-    /// A bit flipped in a shared set, in place: every copy of every
-    /// baseline that refers to it, and the held set, see the same flip.
+    /// A bit flipped in a shared set, in place: every baseline that refers
+    /// to it, and the held set, see the same flip.
     fn flip_shared(m: &mut Monitor, spare_too: bool) -> Records {
-        let good = maps_records(m, 10, 0);
+        let good = maps_records(m, 10);
         let mut bad = good.to_vec();
         bad[0].value.push('!');
         let bad = Records::from(bad);
         let digest = m.watched.get(&10).unwrap().baseline.get().digest(Subsystem::MemoryMaps).unwrap();
         m.held.replace_for_test(Subsystem::MemoryMaps, digest, &bad, spare_too);
         for w in m.watched.values_mut() {
-            for i in 0..crate::guard::COPIES {
-                if let Some(Observation::Observed { records, .. }) =
-                    w.baseline.copy_mut(i).unwrap().subsystems.get_mut(&Subsystem::MemoryMaps)
-                {
-                    *records = bad.clone();
-                }
+            if let Some(Observation::Observed { records, .. }) =
+                w.baseline.primary_mut().subsystems.get_mut(&Subsystem::MemoryMaps)
+            {
+                *records = bad.clone();
             }
+            // In place: the copies refer to the flipped set as they did to
+            // the good one.
+            w.baseline.relend();
         }
         good
     }
 
     #[test]
-    fn baselines_share_each_distinct_set_in_every_copy() {
-        let m = two();
-        let a = maps_records(&m, 10, 0);
-        for (pid, copy) in [(10, 1), (10, 2), (11, 0), (11, 2)] {
-            assert!(a.shares(&maps_records(&m, pid, copy)), "pid {pid} copy {copy}");
+    fn baselines_share_each_distinct_set_and_their_images_hold_none() {
+        let mut m = two();
+        assert!(maps_records(&m, 10).shares(&maps_records(&m, 11)));
+        for w in m.watched.values_mut() {
+            // The images read back with the first copy's sets: their own
+            // digests hold, and they are small (a digest a subsystem).
+            assert_eq!(w.baseline.full_vote(), Vote::default());
+            for copy in 1..crate::guard::COPIES {
+                assert!(w.baseline.image_mut(copy).unwrap().len() < 400);
+            }
         }
     }
 
     #[test]
-    fn a_flipped_shared_set_is_repaired_in_every_copy_that_holds_it() {
+    fn a_flipped_shared_set_is_repaired_in_every_baseline_that_holds_it() {
         let mut m = two();
         let good = flip_shared(&mut m, false);
         // The vote of each baseline's copies cannot see it: they agree.
@@ -1859,9 +1859,9 @@ mod tests {
         let (mut summary, mut findings) = (Summary::default(), Vec::new());
         m.check_held(&mut summary, &mut findings);
         assert_eq!(findings.len(), 2, "{findings:?}");
-        assert!(findings.iter().all(|f| matches!(f, Finding::BaselineRepaired { copies: 3, .. })), "{findings:?}");
-        for (pid, copy) in [(10, 0), (10, 1), (10, 2), (11, 0), (11, 1), (11, 2)] {
-            assert_eq!(maps_records(&m, pid, copy), good, "pid {pid} copy {copy}");
+        assert!(findings.iter().all(|f| matches!(f, Finding::BaselineRepaired { copies: 1, .. })), "{findings:?}");
+        for pid in [10, 11] {
+            assert_eq!(maps_records(&m, pid), good, "pid {pid}");
         }
         for w in m.watched.values_mut() {
             assert!(w.baseline.get().verify().is_ok());
@@ -1891,8 +1891,8 @@ mod tests {
         }
         let file = BaselineFile::new(std::time::SystemTime::UNIX_EPOCH, Coverage::All, Subsystem::SEED, file_targets);
         assert_eq!(m.restore_from(&file).len(), 2);
-        assert_eq!(maps_records(&m, 10, 0), good);
-        assert!(maps_records(&m, 10, 0).shares(&maps_records(&m, 11, 2)), "held once again");
+        assert_eq!(maps_records(&m, 10), good);
+        assert!(maps_records(&m, 10).shares(&maps_records(&m, 11)), "held once again");
         let (mut summary, mut findings) = (Summary::default(), Vec::new());
         m.check_held(&mut summary, &mut findings);
         assert!(findings.is_empty(), "{findings:?}");

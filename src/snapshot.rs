@@ -15,6 +15,8 @@ use crate::{Clock, Digest, Error, Scope, Source, Subsystem, Target};
 
 pub use crate::observation::Observation;
 
+mod image;
+
 /// How long [`snapshot`] waited for a young process to settle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Settle {
