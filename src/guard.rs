@@ -98,10 +98,15 @@ pub fn fingerprint<T: Serialize>(value: &T) -> Option<Digest> {
     Some(w.0.finish())
 }
 
-fn image_of<T: Image>(value: &T) -> Box<[u8]> {
+fn image_of<T: Image>(value: &T) -> Vec<u8> {
     let mut out = Vec::new();
     value.image(&mut out);
-    out.into_boxed_slice()
+    out
+}
+
+/// The block of the images of copies 1 and 2: `image` twice.
+fn block(image: &[u8]) -> Box<[u8]> {
+    image.repeat(COPIES - 1).into_boxed_slice()
 }
 
 impl<T: Serialize + Clone + PartialEq + Image> Redundant<T> {
@@ -114,8 +119,7 @@ impl<T: Serialize + Clone + PartialEq + Image> Redundant<T> {
         if image.is_empty() || T::from_image(&image, &lent).as_ref() != Some(&value) {
             return None;
         }
-        let images = image.repeat(COPIES - 1).into_boxed_slice();
-        Some(Redundant { images, lent: Some(lent), primary: value, digests: vec![d; COPIES] })
+        Some(Redundant { images: block(&image), lent: Some(lent), primary: value, digests: vec![d; COPIES] })
     }
 
     /// One copy and no digest: for a value used once (a one-shot check
@@ -220,7 +224,7 @@ impl<T: Serialize + Clone + PartialEq + Image> Redundant<T> {
             // are written again as it.
             match i {
                 0 => self.primary = good_copy.clone(),
-                _ => self.images = good_image.repeat(COPIES - 1).into_boxed_slice(),
+                _ => self.images = block(&good_image),
             }
             if let Some(d) = self.digests.get_mut(i) {
                 *d = good;
@@ -273,23 +277,28 @@ impl<T: Serialize + Clone + PartialEq + Image> Redundant<T> {
     pub fn relend(&mut self) {
         if self.lent.is_some() {
             self.lent = Some(self.primary.lent());
-            self.images = image_of(&self.primary).repeat(COPIES - 1).into_boxed_slice();
+            self.images = block(&image_of(&self.primary));
         }
     }
 
     /// The image of copy `index` (1 or 2), bypassing its digest: for fault
     /// injection and tests only.
     pub fn image_mut(&mut self, index: usize) -> Option<&mut [u8]> {
-        let len = self.images.len() / (COPIES - 1);
-        let at = index.checked_sub(1)?.checked_mul(len)?;
-        self.images.get_mut(at..at.checked_add(len)?).filter(|image| !image.is_empty())
+        let span = self.span(index)?;
+        self.images.get_mut(span)
     }
 
     /// The image of copy `index` (1 or 2).
     fn image(&self, index: usize) -> Option<&[u8]> {
+        self.images.get(self.span(index)?)
+    }
+
+    /// Where the image of copy `index` (1 or 2) lies in the block; `None`
+    /// for no such copy, or none at all ([`Redundant::single`]).
+    fn span(&self, index: usize) -> Option<std::ops::Range<usize>> {
         let len = self.images.len() / (COPIES - 1);
         let at = index.checked_sub(1)?.checked_mul(len)?;
-        self.images.get(at..at.checked_add(len)?).filter(|image| !image.is_empty())
+        (len > 0 && index < COPIES).then_some(at..at.checked_add(len)?)
     }
 
     /// Flips one bit of copy `index`, chosen by `seed`, bypassing its

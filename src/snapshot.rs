@@ -686,24 +686,18 @@ impl Checker {
         // than the baseline's, carefully, afresh (see `Observer::set_quick`).
         self.observer.set_quick(true);
         let fault = self.observer.pending_fault();
-        self.observer.observe_against(
-            fs,
-            baseline.target.scope(),
-            subsystems,
-            Against { subsystems: &baseline.subsystems, sources: &baseline.sources, code: &mut self.code },
-        )?;
+        let read = |observer: &mut Observer, code: &mut CodeSweep| {
+            let against = Against { subsystems: &baseline.subsystems, sources: &baseline.sources, code };
+            observer.observe_against(fs, baseline.target.scope(), subsystems, against)
+        };
+        read(&mut self.observer, &mut self.code)?;
         if self.observer.unasked() > 0 && self.per_thread_drift(baseline) {
             self.observer.set_fresh(true);
             // An injected fault belongs to the read the check reports.
             if let Some(seed) = fault {
                 self.observer.inject(seed);
             }
-            self.observer.observe_against(
-                fs,
-                baseline.target.scope(),
-                subsystems,
-                Against { subsystems: &baseline.subsystems, sources: &baseline.sources, code: &mut self.code },
-            )?;
+            read(&mut self.observer, &mut self.code)?;
         }
 
         let anomalies = &mut out.anomalies;
