@@ -37,6 +37,7 @@ pub(crate) mod filters;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use crate::canon::namespaces::NsState;
 use crate::canon::{Canon, cgroup, cgroup_limits, kernel, limits, lsm, maps, mounts, namespaces, status};
@@ -51,17 +52,17 @@ pub(crate) enum Slot {
     /// Its canonical form.
     Observed(Canon),
     /// Why it could not be read.
-    Unobservable(String),
+    Unobservable(Arc<str>),
     /// Why the target does not have it.
-    NotApplicable(String),
+    NotApplicable(Arc<str>),
 }
 
 /// How one subsystem's observation ended, before it becomes a [`Slot`].
 #[derive(Debug, Clone)]
 enum End {
     Observed,
-    Unobservable(String),
-    NotApplicable(String),
+    Unobservable(Arc<str>),
+    NotApplicable(Arc<str>),
 }
 
 thread_local! {
@@ -171,6 +172,10 @@ pub(crate) struct Observer {
     /// first such answer, the reason given when none provides any.
     lsm_absent: u8,
     lsm_refusal: Option<String>,
+    /// The reason given for no label when every attribute is known absent,
+    /// made once of `lsm_refusal` (a steady cycle of a node without a
+    /// labelling module allocates and compares nothing for it).
+    lsm_reason: Option<Arc<str>>,
     /// The mount namespace `namespaces` found in this observation, so that
     /// `mounts` does not ask for it again.
     ns_mnt: Option<crate::FileId>,
@@ -431,10 +436,10 @@ impl ThreadFile {
 }
 
 /// Why a subsystem of the other scope is not applicable to a target.
-fn scope_reason(sub: Subsystem) -> String {
+fn scope_reason(sub: Subsystem) -> Arc<str> {
     match sub.scope() {
-        Scope::Node => format!("{sub} is node-wide state: observed on the node target, not per process"),
-        Scope::Process => format!("{sub} is per-process state: the node target has none"),
+        Scope::Node => format!("{sub} is node-wide state: observed on the node target, not per process").into(),
+        Scope::Process => format!("{sub} is per-process state: the node target has none").into(),
     }
 }
 
@@ -844,7 +849,7 @@ impl Observer {
                 (&end, against.as_ref().and_then(|a| a.subsystems.get(&Subsystem::SeccompFilters)))
                 && let Some(reason) = filters::reconcile(records, &mut c)
             {
-                end = End::Unobservable(reason);
+                end = End::Unobservable(reason.into());
             }
             put_form(canons, Subsystem::SeccompFilters, c);
             outcome.push((Subsystem::SeccompFilters, end));
@@ -1488,11 +1493,14 @@ impl Observer {
 
     /// `Ok(Some(reason))` where no security module labels the process.
     #[inline(never)]
-    fn lsm<S: Source + ?Sized>(&mut self, src: &S, canon: &mut Canon) -> Result<Option<String>, Error> {
+    fn lsm<S: Source + ?Sized>(&mut self, src: &S, canon: &mut Canon) -> Result<Option<Arc<str>>, Error> {
         let mut any = false;
         // Whether an attribute was read (not known absent without reading).
         let mut asked = false;
+        // The first refusal: one read now, or (`known_refused`) the one
+        // remembered for an attribute known absent.
         let mut first_refusal: Option<String> = None;
+        let mut known_refused = false;
         // The attributes refused in this observation (bits of `lsm_absent`).
         let mut refused = 0u8;
         if self.fresh {
@@ -1503,9 +1511,7 @@ impl Observer {
             // Which modules provide which attribute is fixed at boot: an
             // attribute none provides is asked again only when fresh.
             if self.lsm_absent & bit != 0 {
-                if first_refusal.is_none() {
-                    first_refusal.clone_from(&self.lsm_refusal);
-                }
+                known_refused |= first_refusal.is_none();
                 continue;
             }
             self.rel.clear();
@@ -1517,7 +1523,7 @@ impl Observer {
                     any = true;
                 }
                 Err(e) if no_lsm(&e) => {
-                    if first_refusal.is_none() {
+                    if first_refusal.is_none() && !known_refused {
                         first_refusal = Some(e.to_string());
                     }
                     refused |= bit;
@@ -1536,6 +1542,7 @@ impl Observer {
             if alive && refused != 0 {
                 if self.lsm_absent == 0 {
                     self.lsm_refusal.clone_from(&first_refusal);
+                    self.lsm_reason = None;
                 }
                 self.lsm_absent |= refused;
             }
@@ -1543,12 +1550,16 @@ impl Observer {
                 return Err(gone(src));
             }
         }
-        Ok((!any).then(|| {
-            format!(
-                "no security module labels processes here ({})",
-                first_refusal.unwrap_or_else(|| "no attribute file".into())
-            )
-        }))
+        if any {
+            return Ok(None);
+        }
+        let reason = |refusal: Option<&str>| -> Arc<str> {
+            format!("no security module labels processes here ({})", refusal.unwrap_or("no attribute file")).into()
+        };
+        if !known_refused {
+            return Ok(Some(reason(first_refusal.as_deref())));
+        }
+        Ok(Some(Arc::clone(self.lsm_reason.get_or_insert_with(|| reason(self.lsm_refusal.as_deref())))))
     }
 
     /// Reads a node file into `self.buf`: `Ok(true)` read, `Ok(false)` it
@@ -1799,7 +1810,7 @@ fn put_form(canons: &mut [(Subsystem, Canon)], sub: Subsystem, c: Canon) {
 fn settle(r: Result<(), Error>) -> Result<End, Error> {
     match r {
         Ok(()) => Ok(End::Observed),
-        Err(e) => unobservable_reason(&e).map(End::Unobservable).ok_or(e),
+        Err(e) => unobservable_reason(&e).map(|r| End::Unobservable(r.into())).ok_or(e),
     }
 }
 

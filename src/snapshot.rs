@@ -485,8 +485,8 @@ fn observed(observer: &Observer) -> BTreeMap<Subsystem, Observation> {
                     let mut c = c.clone();
                     Observation::Observed { digest: c.digest(*sub), records: c.records().into() }
                 }
-                Slot::Unobservable(reason) => Observation::Unobservable { reason: reason.clone() },
-                Slot::NotApplicable(reason) => Observation::NotApplicable { reason: reason.clone() },
+                Slot::Unobservable(reason) => Observation::Unobservable { reason: reason.to_string() },
+                Slot::NotApplicable(reason) => Observation::NotApplicable { reason: reason.to_string() },
             };
             (*sub, obs)
         })
@@ -708,10 +708,19 @@ impl Checker {
         for (sub, slot) in slots {
             let sub = *sub;
             let status = match (baseline.subsystems.get(&sub), slot) {
-                (Some(Observation::Unobservable { reason }), _) => Status::NoBaseline { reason: reason.clone() },
-                (_, Slot::Unobservable(reason)) => Status::Unobservable { reason: reason.clone() },
+                // A reason's status is made again only when it differs
+                // from the one there (a steady cycle allocates nothing).
+                (Some(Observation::Unobservable { reason }), _) => {
+                    set_reason(statuses, sub, |reason| Status::NoBaseline { reason }, reason);
+                    continue;
+                }
+                (_, Slot::Unobservable(reason)) => {
+                    set_reason(statuses, sub, |reason| Status::Unobservable { reason }, reason);
+                    continue;
+                }
                 (Some(Observation::NotApplicable { .. }), Slot::NotApplicable(reason)) => {
-                    Status::NotApplicable { reason: reason.clone() }
+                    set_reason(statuses, sub, |reason| Status::NotApplicable { reason }, reason);
+                    continue;
                 }
                 // The structure appeared or vanished (an LSM label where
                 // there was none, or the reverse): drift, said as such.
@@ -781,6 +790,24 @@ impl Checker {
         report.stopped = (stops.threads > 0).then_some(stops);
         self.drifted_last = !anomalies.is_empty();
         Ok(())
+    }
+}
+
+/// Sets `sub`'s status to the one `make` makes of `reason`, unless it is
+/// that already: made again only when it differs (no allocation for a
+/// status that stays).
+fn set_reason(statuses: &mut BTreeMap<Subsystem, Status>, sub: Subsystem, make: fn(String) -> Status, reason: &str) {
+    let same = statuses.get(&sub).is_some_and(|old| {
+        let now = match old {
+            Status::Unobservable { reason: r }
+            | Status::NoBaseline { reason: r }
+            | Status::NotApplicable { reason: r } => r.as_str(),
+            _ => return false,
+        };
+        now == reason && std::mem::discriminant(old) == std::mem::discriminant(&make(String::new()))
+    });
+    if !same {
+        statuses.insert(sub, make(reason.to_owned()));
     }
 }
 

@@ -7,7 +7,9 @@ use crate::common;
 use std::time::Duration;
 
 use common::{ScratchCgroup, Testee, assert_drift, hierarchy, is_root, skip, texts};
-use fdir::{Anomaly, Error, Observation, Procfs, Scope, Subsystem, SystemClock, Verdict, check_with, snapshot_with};
+use fdir::{
+    Anomaly, Error, Observation, Procfs, Scope, Status, Subsystem, SystemClock, Verdict, check_with, snapshot_with,
+};
 
 const ALL: &[Subsystem] = Subsystem::ALL;
 
@@ -256,12 +258,21 @@ fn lsm_asks_once_whether_the_process_is_alive() {
         let baseline = snapshot_with(&SystemClock, &fs, &[Subsystem::Lsm]).unwrap();
         assert!(matches!(baseline.subsystems.get(&Subsystem::Lsm), Some(Observation::NotApplicable { .. })));
         assert!(fs.alive.get() <= 1, "asked {} times in one observation", fs.alive.get());
+        let Some(Observation::NotApplicable { reason: then }) = baseline.subsystems.get(&Subsystem::Lsm) else {
+            unreachable!()
+        };
         let mut checker = fdir::Checker::new();
         for round in 1..=3 {
             fs.alive.set(0);
             let v = checker.check(&baseline, &SystemClock, &fs, &[Subsystem::Lsm]).unwrap();
             assert!(v.is_ok(), "{:#?}", v.anomalies());
             assert!(fs.alive.get() <= 1, "asked {} times in check {round}", fs.alive.get());
+            // The reason of a later check (remembered, not read again) is
+            // the baseline's, word for word.
+            match v.report().subsystems.get(&Subsystem::Lsm) {
+                Some(Status::NotApplicable { reason }) => assert_eq!(reason, then, "check {round}"),
+                other => panic!("check {round}: {other:?}"),
+            }
         }
     }
 }
