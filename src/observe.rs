@@ -1397,7 +1397,7 @@ impl Observer {
             if log.len() == mark {
                 let listed = read_cgroup_limits(src, h, cg, &mut self.names, &mut self.buf, index, log)?;
                 if let (Some(shared), true) = (&self.shared, listed) {
-                    let limits = self.names.iter().filter(|f| cgroup_limits::is_limit_file(f)).cloned();
+                    let limits = self.names.iter().map(String::as_str).filter(|f| cgroup_limits::is_limit_file(f));
                     shared.keep_limit_files(h, cg, limits);
                 }
             }

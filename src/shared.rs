@@ -154,7 +154,9 @@ impl Shared {
         // leads to any more is not kept).
         if let Ok(mut m) = self.limit_files.lock() {
             for cgroups in m.values_mut() {
-                cgroups.retain(|_, (_, listed)| round.saturating_sub(*listed) < LIST_EVERY);
+                // Kept one period longer than used: a listing that finds
+                // the same files renews the one kept.
+                cgroups.retain(|_, (_, listed)| round.saturating_sub(*listed) < 2 * LIST_EVERY);
             }
             m.retain(|_, cgroups| !cgroups.is_empty());
         }
@@ -184,10 +186,25 @@ impl Shared {
     }
 
     /// Keeps the limit files just listed of `cgroup` in `hierarchy`.
-    pub(crate) fn keep_limit_files(&self, hierarchy: &str, cgroup: &str, files: impl Iterator<Item = String>) {
+    /// A listing the same as the one kept renews it in place (a steady
+    /// listing allocates nothing).
+    pub(crate) fn keep_limit_files<'a>(
+        &self,
+        hierarchy: &str,
+        cgroup: &str,
+        files: impl Iterator<Item = &'a str> + Clone,
+    ) {
         let round = self.round.load(std::sync::atomic::Ordering::Relaxed);
         if let Ok(mut m) = self.limit_files.lock() {
-            m.entry(hierarchy.to_owned()).or_default().insert(cgroup.to_owned(), (files.collect(), round));
+            if let Some((kept, listed)) = m.get_mut(hierarchy).and_then(|c| c.get_mut(cgroup))
+                && kept.iter().map(String::as_str).eq(files.clone())
+            {
+                *listed = round;
+                return;
+            }
+            m.entry(hierarchy.to_owned())
+                .or_default()
+                .insert(cgroup.to_owned(), (files.map(str::to_owned).collect(), round));
         }
     }
 
@@ -374,7 +391,7 @@ mod tests {
         let s = Shared::new();
         s.begin_round();
         assert!(s.limit_files("pids", "/a").is_none());
-        s.keep_limit_files("pids", "/a", ["cgroup.clone_children".to_owned(), "pids.max".to_owned()].into_iter());
+        s.keep_limit_files("pids", "/a", ["cgroup.clone_children", "pids.max"].into_iter());
         for _ in 1..LIST_EVERY {
             s.begin_round();
             assert_eq!(s.limit_files("pids", "/a").as_deref().map(<[String]>::len), Some(2));
@@ -383,7 +400,23 @@ mod tests {
         }
         s.begin_round();
         assert!(s.limit_files("pids", "/a").is_none(), "listed again every {LIST_EVERY} rounds");
-        s.keep_limit_files("pids", "/a", ["pids.max".to_owned()].into_iter());
+        // The same files listed again: the listing kept is renewed, not
+        // made again.
+        s.keep_limit_files("pids", "/a", ["cgroup.clone_children", "pids.max"].into_iter());
+        let renewed = s.limit_files("pids", "/a").expect("renewed");
+        assert_eq!(renewed.len(), 2);
+        s.begin_round();
+        assert!(Arc::ptr_eq(&renewed, &s.limit_files("pids", "/a").expect("kept")), "a renewed listing is the same");
+        // Other files: the new listing replaces it.
+        s.keep_limit_files("pids", "/a", ["pids.max"].into_iter());
+        assert_eq!(s.limit_files("pids", "/a").as_deref().map(<[String]>::len), Some(1));
+        // A listing no target renews is forgotten.
+        for _ in 0..2 * LIST_EVERY {
+            s.begin_round();
+        }
+        let kept = s.limit_files.lock().map(|m| m.get("pids").is_some_and(|c| c.contains_key("/a")));
+        assert_eq!(kept.ok(), Some(false), "a listing no target renews is forgotten");
+        s.keep_limit_files("pids", "/a", ["pids.max"].into_iter());
         assert!(s.limit_files("pids", "/a").is_some());
         s.forget_limit_files("pids", "/a");
         assert!(s.limit_files("pids", "/a").is_none(), "forgotten after a failed read");

@@ -59,10 +59,10 @@ fn per_cycle(subsystems: &[Subsystem]) -> f64 {
 
 /// Allocations per monitor cycle (vote, self-checks, check) of one process,
 /// with its `check` event written as a watch writes it (one line buffer).
-fn per_monitor_cycle() -> f64 {
+fn per_monitor_cycle(subsystems: &[Subsystem]) -> f64 {
     let t = common::Testee::spawn();
     let (mut monitor, _) =
-        Monitor::baseline(Coverage::Pids { pids: vec![t.pid] }, Subsystem::SEED, 2, &SystemClock).unwrap();
+        Monitor::baseline(Coverage::Pids { pids: vec![t.pid] }, subsystems, 2, &SystemClock).unwrap();
     let mut line = Vec::new();
     let cycle = |monitor: &mut Monitor, line: &mut Vec<u8>| {
         let (findings, summary) = monitor.cycle(&SystemClock);
@@ -86,9 +86,13 @@ fn per_monitor_cycle() -> f64 {
 #[test]
 fn a_steady_state_cycle_of_the_seed_subsystems_allocates_nothing() {
     let cycle = per_cycle(Subsystem::SEED);
-    let monitor = per_monitor_cycle();
+    let monitor = per_monitor_cycle(Subsystem::SEED);
     let default = per_cycle(Subsystem::DEFAULT_PROCESS);
-    eprintln!("allocations per steady-state cycle: seed {cycle}, monitor (seed) {monitor}, default set {default}");
+    let monitor_default = per_monitor_cycle(Subsystem::DEFAULT_PROCESS);
+    eprintln!(
+        "allocations per steady-state cycle: seed {cycle}, monitor (seed) {monitor}, default set {default}, \
+         monitor (default set) {monitor_default}"
+    );
     assert_eq!(cycle, 0.0, "a check cycle of an unchanged process allocates");
     assert_eq!(monitor, 0.0, "a monitor cycle of an unchanged process allocates");
 }

@@ -150,12 +150,26 @@ impl CgroupMounts {
     /// The directory of `cgroup` (a path from `/proc/PID/cgroup`) in
     /// `hierarchy`.
     pub fn dir(&self, hierarchy: &str, cgroup: &str) -> Result<PathBuf, Error> {
+        let (dir, rel) = self.dir_parts(hierarchy, cgroup)?;
+        Ok(if rel.is_empty() { dir.to_path_buf() } else { dir.join(rel) })
+    }
+
+    /// [`CgroupMounts::dir`] in two parts, allocating nothing: the
+    /// directory the hierarchy is mounted on, and the cgroup's path below it
+    /// (empty for that directory itself; no slash at either end).
+    pub(crate) fn dir_parts<'a>(&'a self, hierarchy: &str, cgroup: &'a str) -> Result<(&'a Path, &'a str), Error> {
         let what = || format!("cgroup {hierarchy}:{cgroup}");
         let fail = |reason: String| Error::Unavailable { what: what(), reason };
-        let (dir, root) = self
-            .by_name
-            .get(&normalize_hierarchy(hierarchy))
-            .ok_or_else(|| fail("the hierarchy is not mounted where fdir can see it".into()))?;
+        // The keys are normalized, and normalizing is idempotent: a name
+        // found as it is needs no normalizing (the kernel lists the
+        // controllers of a hierarchy in one order everywhere).
+        let (dir, root) = match self.by_name.get(hierarchy) {
+            Some(found) => found,
+            None => self
+                .by_name
+                .get(&normalize_hierarchy(hierarchy))
+                .ok_or_else(|| fail("the hierarchy is not mounted where fdir can see it".into()))?,
+        };
         let rel = cgroup.strip_prefix('/').ok_or_else(|| fail("not an absolute cgroup path".into()))?;
         if !rel.is_empty() && rel.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
             return Err(fail("the path leaves fdir's cgroup namespace (or is not canonical)".into()));
@@ -170,6 +184,6 @@ impl CgroupMounts {
                 _ => return Err(fail(format!("fdir's mount of the hierarchy shows only {root}"))),
             }
         };
-        Ok(if rel.is_empty() { dir.clone() } else { dir.join(rel) })
+        Ok((dir.as_path(), rel))
     }
 }

@@ -75,6 +75,9 @@ struct CgroupPath {
     cgroup: String,
     dir_len: usize,
     path: String,
+    /// Names a listing no longer holds, reused by the next (a listing of
+    /// directories of different sizes allocates nothing once warm).
+    spare: Vec<String>,
 }
 
 /// Whether a file of `/proc/PID` may be kept open, and its [`Shape`]: `maps`
@@ -642,9 +645,42 @@ impl ProcessDir {
         list_dir(&dir, files_only, out).map_err(|e| errno_to_error(e, "read", self.path_of(rel), self.pid))
     }
 
-    fn cgroup_dir(&self, hierarchy: &str, cgroup: &str) -> Result<PathBuf, Error> {
+    /// Points `cp` at `cgroup`'s directory in `hierarchy` (its path with a
+    /// slash at its end, `dir_len` bytes), where it is not already: no
+    /// allocation once its buffers are long enough. `Ok(Some(dir))` where the
+    /// path is not UTF-8 (the mount point of a hierarchy): the caller uses
+    /// that path, and `cp` is left pointing nowhere.
+    fn set_cgroup_dir(&self, cp: &mut CgroupPath, hierarchy: &str, cgroup: &str) -> Result<Option<PathBuf>, Error> {
+        if cp.dir_len != 0 && cp.hierarchy == hierarchy && cp.cgroup == cgroup {
+            return Ok(None);
+        }
+        cp.dir_len = 0;
+        let (dir, rel) = self.cgroup_mounts(hierarchy, cgroup)?.dir_parts(hierarchy, cgroup)?;
+        let Some(dir) = dir.to_str() else {
+            return Ok(Some(if rel.is_empty() { dir.to_path_buf() } else { dir.join(rel) }));
+        };
+        cp.path.clear();
+        cp.path.push_str(dir);
+        if !rel.is_empty() {
+            if !cp.path.ends_with('/') {
+                cp.path.push('/');
+            }
+            cp.path.push_str(rel);
+        }
+        if !cp.path.ends_with('/') {
+            cp.path.push('/');
+        }
+        cp.dir_len = cp.path.len();
+        hierarchy.clone_into(&mut cp.hierarchy);
+        cgroup.clone_into(&mut cp.cgroup);
+        Ok(None)
+    }
+
+    /// The cgroup hierarchies fdir sees, found once (the error says which
+    /// cgroup was asked for).
+    fn cgroup_mounts(&self, hierarchy: &str, cgroup: &str) -> Result<&CgroupMounts, Error> {
         match self.cgroups.get_or_init(|| CgroupMounts::discover_shared().map_err(|e| e.to_string())) {
-            Ok(m) => m.dir(hierarchy, cgroup),
+            Ok(m) => Ok(m),
             Err(reason) => Err(Error::Unavailable {
                 what: format!("cgroup {hierarchy}:{cgroup}"),
                 reason: format!("cannot find the cgroup mounts: {reason}"),
@@ -996,12 +1032,22 @@ impl Source for Procfs {
     fn cgroup_list(&self, hierarchy: &str, cgroup: &str, out: &mut Vec<String>) -> Result<(), Error> {
         match &self.inner {
             Inner::Process(d) => {
-                let path = d.cgroup_dir(hierarchy, cgroup).inspect_err(|_| out.clear())?;
-                let open =
-                    || rustix::fs::open(&path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty());
+                let mut cp = d.cgroup_path.borrow_mut();
+                let other = d.set_cgroup_dir(&mut cp, hierarchy, cgroup).inspect_err(|_| out.clear())?;
+                let cp = &mut *cp;
+                // The directory's path, with a slash at its end, or (not
+                // UTF-8) one of its own.
+                let dir: std::borrow::Cow<'_, str> = match &other {
+                    None => cp.path.get(..cp.dir_len).unwrap_or_default().into(),
+                    Some(path) => path.to_string_lossy(),
+                };
+                let open = || {
+                    rustix::fs::open(dir.as_ref(), OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+                };
                 // The names are written into the strings `out` already
-                // holds (a listing allocates nothing once they are long
-                // enough), and the rest dropped.
+                // holds, then into spare ones (a listing allocates nothing
+                // once they are long enough), and the rest kept spare.
+                let spare = &mut cp.spare;
                 let mut n = 0;
                 let each = |name: &[u8], kind: FileType| {
                     if matches!(kind, FileType::RegularFile | FileType::Unknown)
@@ -1012,14 +1058,24 @@ impl Source for Procfs {
                                 s.clear();
                                 s.push_str(name);
                             }
-                            None => out.push(name.to_owned()),
+                            None => out.push(match spare.pop() {
+                                Some(mut s) => {
+                                    s.clear();
+                                    s.push_str(name);
+                                    s
+                                }
+                                None => name.to_owned(),
+                            }),
                         }
                         n += 1;
                     }
                 };
-                let listed = d.fds.list(&path.to_string_lossy(), open, each);
-                out.truncate(n);
-                listed.map_err(|e| cgroup_errno(e, "read", path.clone()))?;
+                let listed = d.fds.list(&dir, open, each);
+                spare.extend(out.drain(n.min(out.len())..));
+                listed.map_err(|e| {
+                    let path = dir.strip_suffix('/').filter(|d| !d.is_empty()).unwrap_or(&dir);
+                    cgroup_errno(e, "read", PathBuf::from(path))
+                })?;
                 out.sort_unstable();
                 Ok(())
             }
@@ -1050,37 +1106,15 @@ impl Source for Procfs {
                     Shape::Records
                 };
                 let mut cp = d.cgroup_path.borrow_mut();
-                if cp.dir_len == 0 || cp.hierarchy != hierarchy || cp.cgroup != cgroup {
-                    cp.dir_len = 0;
-                    let dir = d.cgroup_dir(hierarchy, cgroup)?;
-                    match dir.into_os_string().into_string() {
-                        Ok(dir) => {
-                            cp.path = dir;
-                            if !cp.path.ends_with('/') {
-                                cp.path.push('/');
-                            }
-                            cp.dir_len = cp.path.len();
-                            hierarchy.clone_into(&mut cp.hierarchy);
-                            cgroup.clone_into(&mut cp.cgroup);
-                        }
-                        // Not UTF-8 (the mount point of a hierarchy): a path of its own.
-                        Err(dir) => {
-                            let path = PathBuf::from(dir).join(file);
-                            let open = || {
-                                rustix::fs::open(
-                                    &path,
-                                    OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-                                    Mode::empty(),
-                                )
-                            };
-                            return d.fds.read(&path.to_string_lossy(), shape, MAX_FILE, open, buf).map_err(
-                                |e| match e {
-                                    rustix::io::Errno::FBIG => too_big(path.clone()),
-                                    e => cgroup_errno(e, "read", path.clone()),
-                                },
-                            );
-                        }
-                    }
+                if let Some(dir) = d.set_cgroup_dir(&mut cp, hierarchy, cgroup)? {
+                    // Not UTF-8 (the mount point of a hierarchy): a path of its own.
+                    let path = dir.join(file);
+                    let open =
+                        || rustix::fs::open(&path, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW, Mode::empty());
+                    return d.fds.read(&path.to_string_lossy(), shape, MAX_FILE, open, buf).map_err(|e| match e {
+                        rustix::io::Errno::FBIG => too_big(path.clone()),
+                        e => cgroup_errno(e, "read", path.clone()),
+                    });
                 }
                 let dir_len = cp.dir_len;
                 cp.path.truncate(dir_len);
