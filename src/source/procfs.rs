@@ -75,9 +75,14 @@ struct CgroupPath {
     cgroup: String,
     dir_len: usize,
     path: String,
-    /// Names a listing no longer holds, reused by the next (a listing of
-    /// directories of different sizes allocates nothing once warm).
-    spare: Vec<String>,
+}
+
+thread_local! {
+    /// Names a listing no longer holds, reused by the next listing on this
+    /// thread (listings of directories of different sizes allocate nothing
+    /// once warm). The thread's, as the list they come from is
+    /// (`observe.rs`'s scratch): one pool a thread, not one a process.
+    static SPARE_NAMES: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Whether a file of `/proc/PID` may be kept open, and its [`Shape`]: `maps`
@@ -1047,7 +1052,7 @@ impl Source for Procfs {
                 // The names are written into the strings `out` already
                 // holds, then into spare ones (a listing allocates nothing
                 // once they are long enough), and the rest kept spare.
-                let spare = &mut cp.spare;
+                let mut spare = SPARE_NAMES.with_borrow_mut(std::mem::take);
                 let mut n = 0;
                 let each = |name: &[u8], kind: FileType| {
                     if matches!(kind, FileType::RegularFile | FileType::Unknown)
@@ -1072,6 +1077,7 @@ impl Source for Procfs {
                 };
                 let listed = d.fds.list(&dir, open, each);
                 spare.extend(out.drain(n.min(out.len())..));
+                SPARE_NAMES.with_borrow_mut(|kept| *kept = spare);
                 listed.map_err(|e| {
                     let path = dir.strip_suffix('/').filter(|d| !d.is_empty()).unwrap_or(&dir);
                     cgroup_errno(e, "read", PathBuf::from(path))
