@@ -65,7 +65,7 @@ struct ProcessDir {
     cgroup_path: RefCell<CgroupPath>,
 }
 
-/// A cgroup directory found by [`ProcessDir::cgroup_dir`] (the mounts are
+/// A cgroup directory found by [`ProcessDir::set_cgroup_dir`] (the mounts are
 /// found once, so the same hierarchy and cgroup give the same directory),
 /// as a path with a slash at its end, `dir_len` bytes long (0: none yet),
 /// followed in `path` by the file last read.
@@ -1039,7 +1039,6 @@ impl Source for Procfs {
             Inner::Process(d) => {
                 let mut cp = d.cgroup_path.borrow_mut();
                 let other = d.set_cgroup_dir(&mut cp, hierarchy, cgroup).inspect_err(|_| out.clear())?;
-                let cp = &mut *cp;
                 // The directory's path, with a slash at its end, or (not
                 // UTF-8) one of its own.
                 let dir: std::borrow::Cow<'_, str> = match &other {
