@@ -117,9 +117,10 @@ pub struct Monitor {
 }
 
 /// A one-shot check uses the task table from this many targets: it loads
-/// the program for one round (about 9 ms: the kernel's BTF read for its
-/// offsets, the verifier), more than the links it saves below a few
-/// thousand processes. A watch of namespaces, limits or mounts (the
+/// the program for one round (about 5 ms: the kernel's BTF parsed for its
+/// offsets, the verifier), on the core that checks next, while the links it
+/// saves are read on every core: at 508 processes it saved 2-7 ms of CPU
+/// and cost 1-4 ms of elapsed time on two cores (BENCHMARKS.md). A watch of namespaces, limits or mounts (the
 /// subsystems that ask it) loads it once, and uses it from one target:
 /// the lookup program's run (about 0.5-1 µs) saves ten `readlinkat`s, a
 /// `pread` and a `statx` (about 17 µs).

@@ -3,7 +3,8 @@
 //! program names at load (`attach_btf_id`), and the offset of a member of
 //! a kernel struct (what CO-RE relocations do, for one field). A pure parser
 //! (include/uapi/linux/btf.h) over bytes read a window at a time ([`Bytes`]:
-//! the file, 5 MiB and more, is never held whole); malformed input is
+//! the file, 5 MiB and more, is never held whole), or in place where the
+//! kernel lets its pages be mapped ([`Vmlinux`]); malformed input is
 //! `None`, never a panic.
 
 /// `BTF_KIND_FUNC`.
@@ -17,12 +18,19 @@ fn u32_at(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_ne_bytes([*s.first()?, *s.get(1)?, *s.get(2)?, *s.get(3)?]))
 }
 
-/// Where BTF's bytes come from: a blob in memory, or the file itself, read
-/// a window at a time (the kernel's BTF is 5 MiB or more; a watch that read
-/// it whole peaked that much higher, for the few ids it wants).
+/// Where BTF's bytes come from: a blob in memory or the kernel's pages
+/// mapped ([`Vmlinux`]), read in place, or the file itself, read a window at
+/// a time (the kernel's BTF is 5 MiB or more; a watch that read it whole
+/// peaked that much higher, for the few ids it wants).
 pub trait Bytes {
     /// Reads up to `buf.len()` bytes at `at`; how many (0 at the end).
     fn read_at(&self, at: u64, buf: &mut [u8]) -> Option<usize>;
+
+    /// All the bytes at once, where they are in memory already: the parser
+    /// then reads them in place, with no window copied.
+    fn whole(&self) -> Option<&[u8]> {
+        None
+    }
 }
 
 impl Bytes for [u8] {
@@ -31,6 +39,55 @@ impl Bytes for [u8] {
         let n = rest.len().min(buf.len());
         buf.get_mut(..n)?.copy_from_slice(rest.get(..n)?);
         Some(n)
+    }
+
+    fn whole(&self) -> Option<&[u8]> {
+        Some(self)
+    }
+}
+
+/// The kernel's BTF file (`/sys/kernel/btf/vmlinux`, opened by the caller):
+/// mapped where the kernel allows it (Linux 6.16 and later; the mapping is
+/// of the kernel's own pages, so it costs no memory of this process, and
+/// the parse reads it in place), read a window at a time otherwise (sysfs
+/// hands out 4 KiB a `pread`: 1,300 of them a pass).
+#[derive(Debug)]
+pub struct Vmlinux {
+    file: std::fs::File,
+    mapped: Option<super::sys::Mapped>,
+}
+
+impl Vmlinux {
+    /// `file`, mapped if the kernel maps it (why not is said at debug level).
+    pub fn new(file: std::fs::File) -> Vmlinux {
+        let len = file.metadata().ok().and_then(|m| usize::try_from(m.len()).ok()).unwrap_or(0);
+        let mapped = match super::sys::Mapped::of(&file, len) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::debug!("the kernel's BTF is read a window at a time: it cannot be mapped ({e})");
+                None
+            }
+        };
+        Vmlinux { file, mapped }
+    }
+
+    /// Whether the bytes are read in place.
+    #[cfg(test)]
+    pub fn is_mapped(&self) -> bool {
+        self.mapped.is_some()
+    }
+}
+
+impl Bytes for Vmlinux {
+    fn read_at(&self, at: u64, buf: &mut [u8]) -> Option<usize> {
+        match &self.mapped {
+            Some(m) => m.bytes().read_at(at, buf),
+            None => self.file.read_at(at, buf),
+        }
+    }
+
+    fn whole(&self) -> Option<&[u8]> {
+        self.mapped.as_ref().map(super::sys::Mapped::bytes)
     }
 }
 
@@ -99,33 +156,62 @@ fn sections<B: Bytes + ?Sized>(b: &B) -> Option<Sections> {
 fn name_offsets<B: Bytes + ?Sized>(b: &B, s: &Sections, names: &[&str], window: usize) -> Option<Vec<Vec<u32>>> {
     let mut found = vec![Vec::new(); names.len()];
     let back = names.iter().map(|n| n.len()).max().unwrap_or(0);
-    // The names by their last byte, each with its first byte: most strings
-    // end in none of them and are passed over without comparing any name,
-    // and most of the rest differ from a name in its first byte.
+    // The names' last two bytes, as bits of a 64 Kib map: most strings end in
+    // no name's two and are passed over with one test (a one-byte name
+    // marks its byte after any other).
+    let mut ends = vec![0u64; 1024];
+    let mut mark = |k: usize| {
+        if let Some(w) = ends.get_mut(k / 64) {
+            *w |= 1 << (k % 64);
+        }
+    };
+    // The names by their last byte, each with its first byte: the few
+    // strings that pass the map are compared with these.
     let mut by_last: Vec<Vec<(usize, u8, &[u8])>> = vec![Vec::new(); 256];
     for (i, n) in names.iter().enumerate() {
         let bytes = n.as_bytes();
+        match bytes {
+            [.., p, l] => mark(usize::from(*p) << 8 | usize::from(*l)),
+            [l] => (0..256).for_each(|p| mark(p << 8 | usize::from(*l))),
+            [] => {}
+        }
         if let (Some(&first), Some(&end)) = (bytes.first(), bytes.last()) {
             by_last.get_mut(usize::from(end))?.push((i, first, bytes));
         }
     }
-    let mut buf = vec![0u8; window.checked_add(back)?];
+    // In place, the whole section is one window.
+    let in_place = b.whole();
+    let window = match in_place {
+        Some(_) => usize::try_from(s.strings_len).ok()?.max(1),
+        None => window,
+    };
+    let mut buf = if in_place.is_some() { Vec::new() } else { vec![0u8; window.checked_add(back)?] };
     let mut pos = 0u64;
     while pos < s.strings_len {
         // This window holds the NULs in [pos, pos + window).
         let from = pos.saturating_sub(u64::try_from(back).ok()?);
         let end = pos.checked_add(u64::try_from(window).ok()?)?.min(s.strings_len);
         let len = usize::try_from(end.checked_sub(from)?).ok()?;
-        let chunk = buf.get_mut(..len)?;
-        read_exact_at(b, s.strings.checked_add(from)?, chunk)?;
+        let chunk: &[u8] = match in_place {
+            Some(all) => {
+                let at = usize::try_from(s.strings.checked_add(from)?).ok()?;
+                all.get(at..at.checked_add(len)?)?
+            }
+            None => {
+                let chunk = buf.get_mut(..len)?;
+                read_exact_at(b, s.strings.checked_add(from)?, chunk)?;
+                chunk
+            }
+        };
         let skip = usize::try_from(pos - from).ok()?;
         for z in memchr::memchr_iter(0, chunk.get(skip..)?).map(|z| z + skip) {
-            let Some(candidates) =
-                z.checked_sub(1).and_then(|i| chunk.get(i)).and_then(|&b| by_last.get(usize::from(b)))
-            else {
+            let Some(&last) = z.checked_sub(1).and_then(|i| chunk.get(i)) else { continue };
+            let prev = z.checked_sub(2).and_then(|i| chunk.get(i)).copied().unwrap_or(0);
+            let k = usize::from(prev) << 8 | usize::from(last);
+            if ends.get(k / 64).is_none_or(|w| w >> (k % 64) & 1 == 0) {
                 continue;
-            };
-            for &(i, first, name) in candidates {
+            }
+            for &(i, first, name) in by_last.get(usize::from(last))? {
                 let Some(start) = z.checked_sub(name.len()) else { continue };
                 if chunk.get(start) == Some(&first) && chunk.get(start..z) == Some(name) {
                     let off = from.checked_add(u64::try_from(start).ok()?)?;
@@ -176,6 +262,22 @@ fn record<'a, B: Bytes + ?Sized>(
 
 /// Calls `f` on each type in order; `None` on a malformed section.
 fn each_type<B: Bytes + ?Sized>(b: &B, s: &Sections, window: usize, mut f: impl FnMut(&Type<'_>)) -> Option<()> {
+    if let Some(all) = b.whole() {
+        // In place: the section as one slice.
+        let from = usize::try_from(s.types).ok()?;
+        let section = all.get(from..from.checked_add(usize::try_from(s.types_len).ok()?)?)?;
+        let (mut at, mut id) = (0usize, 1u32);
+        while at < section.len() {
+            let head = section.get(at..at.checked_add(12)?)?;
+            let (name_off, info) = (u32_at(head, 0)?, u32_at(head, 4)?);
+            let len = extra_len(info)?.checked_add(12)?;
+            let whole = section.get(at..at.checked_add(len)?)?;
+            f(&Type { id, kind: (info >> 24) & 0x1f, name_off, info, extra: whole.get(12..)? });
+            at = at.checked_add(len)?;
+            id = id.checked_add(1)?;
+        }
+        return Some(());
+    }
     let mut buf = Vec::new();
     let mut buf_at = 0u64;
     let mut at = 0u64;
@@ -184,24 +286,29 @@ fn each_type<B: Bytes + ?Sized>(b: &B, s: &Sections, window: usize, mut f: impl 
         let head = record(b, s, &mut buf, &mut buf_at, at, 12, window)?;
         let name_off = u32_at(head, 0)?;
         let info = u32_at(head, 4)?;
-        let vlen = usize::try_from(info & 0xffff).ok()?;
         let kind = (info >> 24) & 0x1f;
-        // Each kind's data after the 12-byte `struct btf_type`.
-        let extra = match kind {
-            1 | 14 | 17 => 4,          // INT, VAR, DECL_TAG
-            3 => 12,                   // ARRAY
-            4 | 5 => vlen * 12,        // STRUCT, UNION: btf_member
-            6 | 13 => vlen * 8,        // ENUM: btf_enum; FUNC_PROTO: btf_param
-            15 | 19 => vlen * 12,      // DATASEC: btf_var_secinfo; ENUM64
-            2 | 7..=12 | 16 | 18 => 0, // PTR, FWD, TYPEDEF, VOLATILE, CONST, RESTRICT, FUNC, FLOAT, TYPE_TAG
-            _ => return None,
-        };
+        let extra = extra_len(info)?;
         let whole = record(b, s, &mut buf, &mut buf_at, at, extra.checked_add(12)?, window)?;
         f(&Type { id, kind, name_off, info, extra: whole.get(12..)? });
         at = at.checked_add(u64::try_from(extra.checked_add(12)?).ok()?)?;
         id = id.checked_add(1)?;
     }
     Some(())
+}
+
+/// The bytes of a type's data after its 12-byte `struct btf_type`, by its
+/// kind and count (`info`); `None` for a kind this parser does not know.
+fn extra_len(info: u32) -> Option<usize> {
+    let vlen = usize::try_from(info & 0xffff).ok()?;
+    Some(match (info >> 24) & 0x1f {
+        1 | 14 | 17 => 4,          // INT, VAR, DECL_TAG
+        3 => 12,                   // ARRAY
+        4 | 5 => vlen * 12,        // STRUCT, UNION: btf_member
+        6 | 13 => vlen * 8,        // ENUM: btf_enum; FUNC_PROTO: btf_param
+        15 | 19 => vlen * 12,      // DATASEC: btf_var_secinfo; ENUM64
+        2 | 7..=12 | 16 | 18 => 0, // PTR, FWD, TYPEDEF, VOLATILE, CONST, RESTRICT, FUNC, FLOAT, TYPE_TAG
+        _ => return None,
+    })
 }
 
 /// The type ids of the functions named in `wanted` (in its order; `None`
@@ -247,17 +354,32 @@ pub fn find_in<B: Bytes + ?Sized>(b: &B, funcs: &[&str], members: &[(&str, &str)
     names.dedup();
     let offsets = name_offsets(b, &s, &names, window)?;
     let offsets_of = |name: &str| names.iter().position(|n| *n == name).and_then(|i| offsets.get(i));
-    let pairs: Vec<(&Vec<u32>, &Vec<u32>)> =
-        members.iter().map(|(st, m)| Some((offsets_of(st)?, offsets_of(m)?))).collect::<Option<_>>()?;
-    let func_offsets: Vec<&Vec<u32>> = funcs.iter().map(|f| offsets_of(f)).collect::<Option<_>>()?;
+    let member_offsets: Vec<&Vec<u32>> = members.iter().map(|(_, m)| offsets_of(m)).collect::<Option<_>>()?;
+    // (name offset, index) of each struct and function asked for, sorted:
+    // a type of another name (nearly all 100,000 and more) is passed over
+    // with one binary search.
+    let by_name = |names: &mut dyn Iterator<Item = &str>| -> Option<Vec<(u32, usize)>> {
+        let mut v = Vec::new();
+        for (i, name) in names.enumerate() {
+            v.extend(offsets_of(name)?.iter().map(|&o| (o, i)));
+        }
+        v.sort_unstable();
+        Some(v)
+    };
+    let structs = by_name(&mut members.iter().map(|(st, _)| *st))?;
+    let functions = by_name(&mut funcs.iter().copied())?;
+    let named = |v: &[(u32, usize)], name_off: u32| -> std::ops::Range<usize> {
+        let from = v.partition_point(|&(o, _)| o < name_off);
+        from..from + v.get(from..).unwrap_or_default().iter().take_while(|&&(o, _)| o == name_off).count()
+    };
     let mut ids: Vec<Option<u32>> = vec![None; funcs.len()];
     // Decided by the first struct of each name.
     let mut decided = vec![false; members.len()];
     let mut out: Vec<Option<u32>> = vec![None; members.len()];
     each_type(b, &s, window, |t| {
         if t.kind == KIND_FUNC {
-            for (slot, offs) in ids.iter_mut().zip(&func_offsets) {
-                if slot.is_none() && offs.contains(&t.name_off) {
+            for &(_, i) in functions.get(named(&functions, t.name_off)).unwrap_or_default() {
+                if let Some(slot @ None) = ids.get_mut(i) {
                     *slot = Some(t.id);
                 }
             }
@@ -267,14 +389,18 @@ pub fn find_in<B: Bytes + ?Sized>(b: &B, funcs: &[&str], members: &[(&str, &str)
             return;
         }
         let bitfields = t.info >> 31 == 1;
-        for ((structs, members), (done, slot)) in pairs.iter().zip(decided.iter_mut().zip(out.iter_mut())) {
-            if *done || !structs.contains(&t.name_off) {
+        for &(_, i) in structs.get(named(&structs, t.name_off)).unwrap_or_default() {
+            let (Some(done), Some(slot), Some(wanted)) = (decided.get_mut(i), out.get_mut(i), member_offsets.get(i))
+            else {
+                continue;
+            };
+            if *done {
                 continue;
             }
             *done = true;
             for m in t.extra.chunks_exact(12) {
                 let (Some(n), Some(off)) = (u32_at(m, 0), u32_at(m, 8)) else { continue };
-                if members.contains(&n) {
+                if wanted.contains(&n) {
                     let (bits, size) = if bitfields { (off & 0xff_ffff, off >> 24) } else { (off, 0) };
                     if size == 0 && bits % 8 == 0 {
                         *slot = Some(bits / 8);
@@ -304,6 +430,28 @@ mod tests {
         b.extend_from_slice(types);
         b.extend_from_slice(strings);
         b
+    }
+
+    /// Bytes only read a window at a time (as the file is), never in place.
+    struct Windowed<'a>(&'a [u8]);
+
+    impl Bytes for Windowed<'_> {
+        fn read_at(&self, at: u64, buf: &mut [u8]) -> Option<usize> {
+            self.0.read_at(at, buf)
+        }
+    }
+
+    #[test]
+    fn a_name_is_found_where_its_last_two_bytes_or_one_byte_end_a_string() {
+        let strings = b"\0a\0xa\0ba\0b\0ab\0";
+        let types = ty(1, 12, 0, 0); // func "a"
+        let b = blob(&types, strings);
+        for window in [1, 2, 3, 64] {
+            let s = sections(&Windowed(&b)).unwrap();
+            let want = Some(vec![vec![1, 4, 7], vec![9, 12], vec![11]]);
+            assert_eq!(name_offsets(&Windowed(&b), &s, &["a", "b", "ab"], window), want, "window {window}");
+            assert_eq!(name_offsets(&b[..], &s, &["a", "b", "ab"], window), want, "in place");
+        }
     }
 
     fn ty(name_off: u32, kind: u32, vlen: u32, size: u32) -> Vec<u8> {
@@ -357,9 +505,14 @@ mod tests {
         types.extend(ty(18, 12, 0, 3)); // 4: func "s", named inside "xs"
         let b = blob(&types, strings);
         for window in 1..=64 {
-            assert_eq!(func_ids_in(&b[..], &["s", "mem_write", "int"], window), Some(vec![Some(4), Some(3), None]));
-            assert_eq!(member_offset_in(&b[..], "s", "s", window), Some(4), "window {window}");
-            assert_eq!(member_offset_in(&b[..], "xs", "s", window), None);
+            fn answers<B: Bytes + ?Sized>(bytes: &B, window: usize) {
+                assert_eq!(func_ids_in(bytes, &["s", "mem_write", "int"], window), Some(vec![Some(4), Some(3), None]));
+                assert_eq!(member_offset_in(bytes, "s", "s", window), Some(4), "window {window}");
+                assert_eq!(member_offset_in(bytes, "xs", "s", window), None);
+            }
+            answers(&Windowed(&b), window);
+            answers(&b[..], window);
+            assert_eq!(func_ids_in(&Windowed(&b[..b.len() - 1]), &["s"], window), None, "truncated");
             assert_eq!(func_ids_in(&b[..b.len() - 1], &["s"], window), None, "truncated");
         }
     }
@@ -377,6 +530,29 @@ mod tests {
             member_offset_in(&file, "task_struct", "tgid", WINDOW),
             member_offset(&whole, "task_struct", "tgid")
         );
+    }
+
+    #[test]
+    fn the_mapped_kernel_btf_answers_as_the_file_read_a_window_at_a_time() {
+        let (Ok(a), Ok(file)) =
+            (std::fs::File::open("/sys/kernel/btf/vmlinux"), std::fs::File::open("/sys/kernel/btf/vmlinux"))
+        else {
+            eprintln!(
+                "SKIP the_mapped_kernel_btf_answers_as_the_file_read_a_window_at_a_time: no /sys/kernel/btf/vmlinux"
+            );
+            return;
+        };
+        let mapped = Vmlinux::new(a);
+        if !mapped.is_mapped() {
+            eprintln!("NOTE: this kernel does not map its BTF (before Linux 6.16): both reads are windowed");
+        }
+        let funcs = ["schedule", "bpf_task_from_pid", "mem_write", "absent_function_x"];
+        let members =
+            [("task_struct", "tgid"), ("task_struct", "nsproxy"), ("mount", "mnt_id"), ("nsproxy", "absent_x")];
+        let in_place = find_in(&mapped, &funcs, &members, WINDOW);
+        assert!(in_place.as_ref().is_some_and(|(ids, offs)| ids[0].is_some() && offs[0].is_some()), "{in_place:?}");
+        assert_eq!(in_place, find_in(&file, &funcs, &members, WINDOW));
+        assert_eq!(in_place, find_in(&file, &funcs, &members, 4096 + 7), "another window");
     }
 
     #[test]

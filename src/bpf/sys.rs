@@ -1,4 +1,4 @@
-//! bpf(2) and the ring buffer's mappings: every `unsafe` of the eBPF
+//! bpf(2), and the mappings of the ring buffer and the kernel's BTF: every `unsafe` of the eBPF
 //! source is here, each a system call or a read of memory the kernel
 //! mapped for us.
 
@@ -461,5 +461,56 @@ impl Drop for Ring {
             libc::munmap(self.consumer, self.page);
             libc::munmap(self.producer, self.page + 2 * self.size);
         }
+    }
+}
+
+/// A file mapped read-only and private, whole: the kernel's BTF, which Linux
+/// 6.16 and later let be mapped (`btf_sysfs_vmlinux_mmap`: the kernel's own
+/// pages, mapped by frame number at `mmap`, so reading them costs no copy,
+/// no page fault and no memory of this process). The BTF of a running
+/// kernel never changes, so the bytes are lent as a slice.
+pub struct Mapped {
+    at: std::ptr::NonNull<libc::c_void>,
+    len: usize,
+}
+
+impl Mapped {
+    /// Maps the whole of `file` (`len` bytes, its size), or says why not (a
+    /// kernel that does not map its BTF refuses).
+    pub fn of(file: &std::fs::File, len: usize) -> io::Result<Mapped> {
+        if len == 0 {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
+        // SAFETY: a new private read-only mapping at an address the kernel
+        // picks; nothing else refers to that range.
+        let at =
+            unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_PRIVATE, file.as_raw_fd(), 0) };
+        if at == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let at = std::ptr::NonNull::new(at).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidData))?;
+        Ok(Mapped { at, len })
+    }
+
+    /// The mapped bytes.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: `len` readable bytes are mapped at `at` until this value is
+        // dropped; the mapping is read-only and private, and the kernel never
+        // writes the BTF it maps, so the bytes do not change under the borrow.
+        unsafe { std::slice::from_raw_parts(self.at.as_ptr().cast::<u8>(), self.len) }
+    }
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `of` with this length; no borrow of it
+        // outlives this value.
+        unsafe { libc::munmap(self.at.as_ptr(), self.len) };
+    }
+}
+
+impl std::fmt::Debug for Mapped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mapped").field("len", &self.len).finish()
     }
 }

@@ -136,7 +136,7 @@ struct Layout {
 impl Layout {
     /// The layout of this kernel, and the BTF ids of [`FUNCS`] (one pass
     /// over the BTF for both).
-    fn of_kernel(btf: &std::fs::File) -> Result<(Layout, Vec<Option<u32>>), String> {
+    fn of_kernel(btf: &btf::Vmlinux) -> Result<(Layout, Vec<Option<u32>>), String> {
         let mut wanted: Vec<(&str, &str)> = MEMBERS.to_vec();
         wanted.extend_from_slice(&MORE_MEMBERS);
         wanted.extend_from_slice(&MOUNT_MEMBERS);
@@ -539,6 +539,7 @@ impl Reader {
     /// program (tests and side-by-side measurements).
     pub(crate) fn load(walk: bool) -> Result<Reader, String> {
         let btf = std::fs::File::open("/sys/kernel/btf/vmlinux")
+            .map(btf::Vmlinux::new)
             .map_err(|e| format!("no BTF: /sys/kernel/btf/vmlinux: {e}"))?;
         let (layout, ids) = Layout::of_kernel(&btf)?;
         let id = |i: usize| ids.get(i).copied().flatten();
@@ -826,7 +827,7 @@ mod tests {
     /// Both readers this kernel loads: the lookup program (where it
     /// exists) and the walk, each with a table of every process.
     fn live_tables(test: &str) -> Vec<(&'static str, Table)> {
-        let btf = std::fs::File::open("/sys/kernel/btf/vmlinux").unwrap();
+        let btf = btf::Vmlinux::new(std::fs::File::open("/sys/kernel/btf/vmlinux").unwrap());
         let Ok((layout, ids)) = Layout::of_kernel(&btf) else {
             eprintln!("SKIP {test}: this kernel's BTF lacks a member the programs read");
             return Vec::new();

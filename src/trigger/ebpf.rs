@@ -283,8 +283,9 @@ impl Ebpf {
         hooks.push("sys_exit");
 
         let mut skipped = Vec::new();
-        // Read a window at a time, never whole (5 MiB and more).
-        let btf = std::fs::File::open("/sys/kernel/btf/vmlinux");
+        // Mapped where the kernel allows it, otherwise read a window at a
+        // time, never whole (5 MiB and more).
+        let btf = std::fs::File::open("/sys/kernel/btf/vmlinux").map(btf::Vmlinux::new);
 
         // One pass over the BTF for the functions and `tgid`'s offset.
         let found =
