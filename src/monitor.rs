@@ -1224,17 +1224,7 @@ impl Monitor {
                 &mut findings,
             );
         }
-        if !exited.is_empty() {
-            self.forget(&exited);
-        }
-        if !self.one_shot && findings.iter().any(|f| matches!(f, Finding::Exec { .. })) {
-            self.hold_execs(&findings);
-        }
-        summary.exited += exited.len();
-        summary.targets = self.watched.len();
-        summary.unobservable = self.unobservable_count();
-        summary.unreadable = self.unreadable.len();
-        summary.partly = self.partly;
+        self.settle(&exited, &findings, &mut summary);
         if !findings.is_empty() || !self.roots.is_idle() {
             findings = self.by_root_cause(findings, parts, &mut summary);
         }
@@ -1374,17 +1364,7 @@ impl Monitor {
             }
             w.unreadable_now.extend(others);
         }
-        if !exited.is_empty() {
-            self.forget(&exited);
-        }
-        summary.exited += exited.len();
-        summary.targets = self.watched.len();
-        summary.unobservable = self.unobservable_count();
-        summary.unreadable = self.unreadable.len();
-        summary.partly = self.partly;
-        if !self.one_shot && findings.iter().any(|f| matches!(f, Finding::Exec { .. })) {
-            self.hold_execs(&findings);
-        }
+        self.settle(&exited, &findings, &mut summary);
         // A triggered check is a whole part of its own: a shared object's
         // drift it found (every process that leads to the object was
         // checked) is declared at once, by root cause.
@@ -1495,6 +1475,23 @@ impl Monitor {
     /// cycle with the others'.
     #[cold]
     #[inline(never)]
+    /// The end of a part's checks, or of a triggered check's: forgets the
+    /// targets that exited, holds the new baselines of those that executed a
+    /// program (a watch), and says in `summary` what the monitor holds now.
+    fn settle(&mut self, exited: &[u32], findings: &[Finding], summary: &mut Summary) {
+        if !exited.is_empty() {
+            self.forget(exited);
+        }
+        if !self.one_shot && findings.iter().any(|f| matches!(f, Finding::Exec { .. })) {
+            self.hold_execs(findings);
+        }
+        summary.exited += exited.len();
+        summary.targets = self.watched.len();
+        summary.unobservable = self.unobservable_count();
+        summary.unreadable = self.unreadable.len();
+        summary.partly = self.partly;
+    }
+
     fn hold_execs(&mut self, findings: &[Finding]) {
         for f in findings {
             let Finding::Exec { target, .. } = f else { continue };
