@@ -116,7 +116,8 @@ pub struct Monitor {
     table_walk: bool,
 }
 
-/// A one-shot check uses the task table from this many targets: it loads
+/// A one-shot check whose table was not loaded ahead (`TABLE_AHEAD_FROM`)
+/// uses the task table from this many targets: it loads
 /// the program for one round (about 5 ms: the kernel's BTF parsed for its
 /// offsets, the verifier), on the core that checks next, while the links it
 /// saves are read on every core: at 508 processes it saved 2-7 ms of CPU
@@ -125,6 +126,15 @@ pub struct Monitor {
 /// the lookup program's run (about 0.5-1 µs) saves ten `readlinkat`s, a
 /// `pread` and a `statx` (about 17 µs).
 const TABLE_FROM_ONE_SHOT: usize = 2000;
+/// A one-shot check of every process ([`PinAhead::Every`]) loads the task
+/// table's program ahead, on a thread of its own while the baseline file is
+/// read and the processes pinned, from this many processes listed in
+/// `/proc`: the load then shares the two cores with that work, and the
+/// check reads no namespace links, limits or roots. Measured on this
+/// project's 2-vCPU machine (`check --all`, median of 30 runs, three rounds
+/// in turns; BENCHMARKS.md): 2-3 ms slower at 270 processes, 1.5-2 ms
+/// slower at 420, 0.3-3 ms faster at 572, 4.6-6.2 ms faster at 1,000.
+const TABLE_AHEAD_FROM: usize = 550;
 /// Where the kernel runs only the walk (no lookup program), a part of a
 /// round reads the table from this many targets: one read of every
 /// process (about 0.2 µs a process) in place of ten links and a file each.
@@ -238,6 +248,9 @@ pub struct Pinned {
     opened: BTreeMap<u32, Result<Procfs, Error>>,
     /// The listing of `/proc` they came from ([`PinAhead::Every`]).
     listed: Option<Vec<u32>>,
+    /// The task table's reader, loaded ahead on a thread of its own
+    /// (`TABLE_AHEAD_FROM`).
+    tasks: Option<Result<crate::source::tasks::Reader, String>>,
 }
 
 /// Which processes [`Pinned::while_running`] opens.
@@ -257,14 +270,32 @@ impl Pinned {
     /// thread of its own opens and pins the processes `ahead`. A process is
     /// pinned by the start time it has then; a resume compares it with the
     /// baseline's, as it would one opened later. Without a thread to be
-    /// had, nothing is pinned ahead.
+    /// had, nothing is pinned ahead. For every process of a node of 550
+    /// processes or more, a third thread loads the task table's program
+    /// meanwhile ([`Pinned::while_running_with_table`]): below that, the
+    /// load would outlast the work it shares the cores with.
     pub fn while_running<R>(ahead: PinAhead<'_>, f: impl FnOnce() -> R) -> (R, Pinned) {
+        Pinned::run_ahead(ahead, None, f)
+    }
+
+    /// [`Pinned::while_running`], and the task table's program loaded on a
+    /// thread of its own meanwhile, whatever the number of processes: the
+    /// check that resumes from this reads namespaces, limits and roots from
+    /// the table (where the kernel loads it) instead of `/proc`.
+    pub fn while_running_with_table<R>(ahead: PinAhead<'_>, f: impl FnOnce() -> R) -> (R, Pinned) {
+        Pinned::run_ahead(ahead, Some(true), f)
+    }
+
+    /// `table`: load the task table ahead (`Some(true)`), or where the node
+    /// is that large (`None`).
+    fn run_ahead<R>(ahead: PinAhead<'_>, table: Option<bool>, f: impl FnOnce() -> R) -> (R, Pinned) {
         let expected = match ahead {
             PinAhead::Nothing => return (f(), Pinned::default()),
             PinAhead::Pids(pids) => pids.len(),
             // The link count of /proc is its fixed entries plus one a process.
             PinAhead::Every => proc_links(),
         };
+        let table = table.unwrap_or(matches!(ahead, PinAhead::Every) && expected >= TABLE_AHEAD_FROM);
         // Grown while this is the only thread (see `fdcache::reserve`).
         crate::fdcache::reserve(expected.saturating_mul(crate::fdcache::PER_TARGET));
         let next = std::sync::atomic::AtomicUsize::new(0);
@@ -288,19 +319,28 @@ impl Pinned {
                 _ => listed.get_or_init(|| live_processes().unwrap_or_default()),
             }
         };
-        let (r, opened) = std::thread::scope(|scope| {
+        let (r, opened, tasks) = std::thread::scope(|scope| {
+            // Without a thread for it, the table is loaded by the check, if
+            // it asks.
+            let loading = table
+                .then(|| {
+                    std::thread::Builder::new().spawn_scoped(scope, || crate::source::tasks::Reader::load(false)).ok()
+                })
+                .flatten();
             let pinning = std::thread::Builder::new().spawn_scoped(scope, || pin(pids()));
             let r = f();
-            let Ok(pinning) = pinning else { return (r, None) };
             // What the pinning thread has not begun, this one takes. (A
             // thread that panicked leaves its processes to the resume.)
-            let mine = pin(pids());
-            let theirs = pinning.join().unwrap_or_default();
-            (r, Some(theirs.into_iter().chain(mine).collect()))
+            let opened = pinning.ok().map(|pinning| {
+                let mine = pin(pids());
+                let theirs = pinning.join().unwrap_or_default();
+                theirs.into_iter().chain(mine).collect()
+            });
+            (r, opened, loading.and_then(|l| l.join().ok()))
         });
         match opened {
-            Some(opened) => (r, Pinned { opened, listed: listed.into_inner() }),
-            None => (r, Pinned::default()),
+            Some(opened) => (r, Pinned { opened, listed: listed.into_inner(), tasks }),
+            None => (r, Pinned { tasks, ..Pinned::default() }),
         }
     }
 
@@ -378,6 +418,20 @@ fn look_at_new_pid<C: Clock + ?Sized>(
 /// Says what a vote of a target's baseline copies found: the copies it
 /// repaired, or that none could be trusted. Returns whether the baseline can
 /// be used.
+/// Says, once, where namespaces and limits come from now that the task
+/// table's reader is loaded (or why it is not).
+fn note_task_table(loaded: &Result<crate::source::tasks::Reader, String>) {
+    match loaded {
+        Ok(r) if r.walks() => {
+            tracing::debug!("namespaces and limits come from the task table (an eBPF task iterator)");
+        }
+        Ok(_) => tracing::debug!("namespaces and limits come from the task table (an eBPF lookup program)"),
+        Err(why) => {
+            tracing::info!("namespaces and limits are read from /proc: the task table is not used ({why})");
+        }
+    }
+}
+
 fn note_vote(vote: Vote, target: &Target, summary: &mut Summary, findings: &mut Vec<Finding>) -> bool {
     if vote.lost {
         summary.failed += 1;
@@ -763,22 +817,15 @@ impl Monitor {
         let asks = |s: &Subsystem| matches!(s, Subsystem::Namespaces | Subsystem::Limits | Subsystem::Mounts);
         if forced == Some(false)
             || !self.subsystems.iter().any(asks)
-            || (forced.is_none() && (self.watched.is_empty() || self.one_shot && targets < TABLE_FROM_ONE_SHOT))
+            || (forced.is_none()
+                && (self.watched.is_empty() || self.one_shot && targets < TABLE_FROM_ONE_SHOT && self.tasks.is_none()))
         {
             return None;
         }
         let walk = self.table_walk;
         let reader = self.tasks.get_or_insert_with(|| {
             let loaded = crate::source::tasks::Reader::load(walk);
-            match &loaded {
-                Ok(r) if r.walks() => {
-                    tracing::debug!("namespaces and limits come from the task table (an eBPF task iterator)");
-                }
-                Ok(_) => tracing::debug!("namespaces and limits come from the task table (an eBPF lookup program)"),
-                Err(why) => {
-                    tracing::info!("namespaces and limits are read from /proc: the task table is not used ({why})");
-                }
-            }
+            note_task_table(&loaded);
             loaded
         });
         // The walk visits every task of the node for the part's targets.
@@ -904,6 +951,10 @@ impl Monitor {
         let mut findings = Vec::new();
         // Each process is opened (and pinned) again, unless it was ahead: on
         // every core when many.
+        if let Some(tasks) = pinned.tasks {
+            note_task_table(&tasks);
+            m.tasks = Some(tasks);
+        }
         let mut opened = pinned.opened;
         let pids: Vec<u32> =
             targets.iter().filter_map(|s| s.target.pid()).filter(|pid| !opened.contains_key(pid)).collect();

@@ -62,7 +62,7 @@ pub(super) fn seal_with(head: &[u8], version: u64, payload: &[u8], key: Option<&
     Ok(out)
 }
 
-/// Decodes the bytes of a baseline file, as [`load`] does after reading it:
+/// Decodes the bytes of a baseline file, as [`load`](super::load) does after reading it:
 /// checks the envelope byte for byte, then the key, then parses and verifies
 /// the payload. `path` only names the file in messages. The fuzz target of
 /// the loader calls this (`fuzz/fuzz_targets/baseline.rs`).

@@ -123,3 +123,62 @@ fn quiet_and_sees(test: &str, walk: bool) {
     assert!(f.is_empty(), "{f:#?}");
     assert_eq!(never.task_table(), None, "not even loaded");
 }
+
+/// A one-shot check resumed from processes pinned while the task table's
+/// program was loaded ahead (`Pinned::while_running_with_table`: what
+/// `fdir check --all` does on a node of 550 processes or more) reads
+/// namespaces and limits from the table it was handed: quiet for the
+/// processes that did not change, and a lowered limit seen, as a check
+/// that reads `/proc` sees it.
+#[test]
+fn a_one_shot_check_with_the_table_loaded_ahead_is_quiet_and_sees_a_lowered_limit() {
+    use fdir::baseline::BaselineFile;
+    use fdir::{PinAhead, Pinned, Procfs, snapshot_with};
+    let test = "a_one_shot_check_with_the_table_loaded_ahead_is_quiet_and_sees_a_lowered_limit";
+    if !is_root() {
+        skip(test, "needs root: the kernel loads the task table's program for CAP_BPF and CAP_PERFMON only");
+        return;
+    }
+    let testees: Vec<Testee> = (0..6).map(|_| Testee::spawn()).collect();
+    let pids: Vec<u32> = testees.iter().map(|t| t.pid).collect();
+    let snaps =
+        pids.iter().map(|&p| snapshot_with(&SystemClock, &Procfs::try_pid(p).unwrap(), SUBSYSTEMS).unwrap()).collect();
+    let file =
+        BaselineFile::new(std::time::SystemTime::now(), Coverage::Pids { pids: pids.clone() }, SUBSYSTEMS, snaps);
+    let limited = pids[2];
+    let lower = libc::rlimit { rlim_cur: 32, rlim_max: 64 };
+    // SAFETY: prlimit of another process (the child), with a valid new limit
+    // and no old limit asked for.
+    let r = unsafe {
+        libc::prlimit(i32::try_from(limited).unwrap(), libc::RLIMIT_NOFILE, &raw const lower, std::ptr::null_mut())
+    };
+    assert_eq!(r, 0, "prlimit: {}", std::io::Error::last_os_error());
+
+    let (loaded, pinned) = Pinned::while_running_with_table(PinAhead::Pids(&pids), || file.clone());
+    let (mut ahead, _) = Monitor::resume_for_one_check_pinned(loaded, 1, pinned).unwrap();
+    match ahead.task_table() {
+        Some(Ok(())) => {}
+        Some(Err(why)) => {
+            skip(test, &format!("the task table is not used here: {why}"));
+            return;
+        }
+        None => panic!("the table was loaded ahead and handed to the check"),
+    }
+    let (findings, summary) = ahead.cycle(&SystemClock);
+    assert_eq!(summary.checked, 6, "{summary:?}");
+    assert_eq!(drifted(&findings, limited), vec![Subsystem::Limits], "{findings:#?}");
+    for &pid in pids.iter().filter(|&&p| p != limited) {
+        assert!(drifted(&findings, pid).is_empty(), "{pid} did not change: {findings:#?}");
+    }
+    assert!(format!("{findings:?}").contains("32"), "the new limit named: {findings:#?}");
+
+    // The same check of six processes without the table ahead reads /proc
+    // (a one-shot check loads the program itself only from 2,000), and
+    // finds the same.
+    let (loaded, pinned) = Pinned::while_running(PinAhead::Pids(&pids), || file.clone());
+    let (mut plain, _) = Monitor::resume_for_one_check_pinned(loaded, 1, pinned).unwrap();
+    let (again, _) = plain.cycle(&SystemClock);
+    assert_eq!(plain.task_table(), None, "not loaded");
+    assert_eq!(drifted(&again, limited), vec![Subsystem::Limits], "{again:#?}");
+    assert_eq!(again.len(), findings.len(), "{again:#?} against {findings:#?}");
+}
