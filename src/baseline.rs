@@ -243,6 +243,26 @@ pub fn load(path: &Path, key: Option<&Key>) -> Result<BaselineFile, Error> {
     load_bounded(path, key, MAX_BASELINE)
 }
 
+/// The subsystems a baseline file names, read from the start of its bytes
+/// (the payload's header comes first, as [`save`] writes it) without
+/// reading, verifying or decoding the rest: a hint for a choice made before
+/// the file is loaded (whether a one-shot check loads the task table
+/// ahead, [`crate::Pinned::table_ahead_pays`]), never in place of [`load`].
+/// The file is opened as [`load`] opens it (never a FIFO, a device or a
+/// link, never one that would block). `None` for a file that [`load`]
+/// would refuse to open or whose first 4 KiB do not name them.
+pub fn subsystems_hint(path: &Path) -> Option<Vec<Subsystem>> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(4096);
+    let (file, _) = files::open_bounded(path, MAX_BASELINE, Trust::Baseline).ok()?;
+    file.take(4096).read_to_end(&mut head).ok()?;
+    let key = b"\"subsystems\":";
+    let at = memchr::memmem::find(&head, key)?.checked_add(key.len())?;
+    let rest = head.get(at..)?;
+    let end = memchr::memchr(b']', rest)?;
+    serde_json::from_slice(rest.get(..=end)?).ok()
+}
+
 /// The bytes of a baseline file, read as [`load`] reads them (a regular file
 /// of at most [`MAX_BASELINE`] bytes) but not decoded: [`decode`] them. For a
 /// caller that wants to know whether the bytes changed before paying for

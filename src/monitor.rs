@@ -129,7 +129,7 @@ const TABLE_FROM_ONE_SHOT: usize = 2000;
 /// A one-shot check of every process ([`PinAhead::Every`]) loads the task
 /// table's program ahead, on a thread of its own while the baseline file is
 /// read and the processes pinned, from this many processes listed in
-/// `/proc`: the load then shares the two cores with that work, and the
+/// `/proc` ([`Pinned::table_ahead_pays`]): the load then shares the two cores with that work, and the
 /// check reads no namespace links, limits or roots. Measured on this
 /// project's 2-vCPU machine (`check --all`, median of 30 runs, three rounds
 /// in turns; BENCHMARKS.md): 2-3 ms slower at 270 processes, 1.5-2 ms
@@ -270,12 +270,9 @@ impl Pinned {
     /// thread of its own opens and pins the processes `ahead`. A process is
     /// pinned by the start time it has then; a resume compares it with the
     /// baseline's, as it would one opened later. Without a thread to be
-    /// had, nothing is pinned ahead. For every process of a node of 550
-    /// processes or more, a third thread loads the task table's program
-    /// meanwhile ([`Pinned::while_running_with_table`]): below that, the
-    /// load would outlast the work it shares the cores with.
+    /// had, nothing is pinned ahead.
     pub fn while_running<R>(ahead: PinAhead<'_>, f: impl FnOnce() -> R) -> (R, Pinned) {
-        Pinned::run_ahead(ahead, None, f)
+        Pinned::run_ahead(ahead, false, f)
     }
 
     /// [`Pinned::while_running`], and the task table's program loaded on a
@@ -283,19 +280,29 @@ impl Pinned {
     /// check that resumes from this reads namespaces, limits and roots from
     /// the table (where the kernel loads it) instead of `/proc`.
     pub fn while_running_with_table<R>(ahead: PinAhead<'_>, f: impl FnOnce() -> R) -> (R, Pinned) {
-        Pinned::run_ahead(ahead, Some(true), f)
+        Pinned::run_ahead(ahead, true, f)
     }
 
-    /// `table`: load the task table ahead (`Some(true)`), or where the node
-    /// is that large (`None`).
-    fn run_ahead<R>(ahead: PinAhead<'_>, table: Option<bool>, f: impl FnOnce() -> R) -> (R, Pinned) {
+    /// Whether a one-shot check of `ahead` whose baseline has `subsystems`
+    /// gains by loading the task table ahead
+    /// ([`Pinned::while_running_with_table`]): a check of every process of
+    /// a node of 550 processes or more (below that, the load outlasts the
+    /// work it shares the cores with), of a subsystem that asks the table
+    /// (namespaces, limits, mounts; for any other, the load is wasted).
+    pub fn table_ahead_pays(ahead: PinAhead<'_>, subsystems: &[Subsystem]) -> bool {
+        matches!(ahead, PinAhead::Every)
+            && subsystems.iter().any(|s| matches!(s, Subsystem::Namespaces | Subsystem::Limits | Subsystem::Mounts))
+            && proc_links() >= TABLE_AHEAD_FROM
+    }
+
+    /// `table`: load the task table ahead on a thread of its own.
+    fn run_ahead<R>(ahead: PinAhead<'_>, table: bool, f: impl FnOnce() -> R) -> (R, Pinned) {
         let expected = match ahead {
             PinAhead::Nothing => return (f(), Pinned::default()),
             PinAhead::Pids(pids) => pids.len(),
             // The link count of /proc is its fixed entries plus one a process.
             PinAhead::Every => proc_links(),
         };
-        let table = table.unwrap_or(matches!(ahead, PinAhead::Every) && expected >= TABLE_AHEAD_FROM);
         // Grown while this is the only thread (see `fdcache::reserve`).
         crate::fdcache::reserve(expected.saturating_mul(crate::fdcache::PER_TARGET));
         let next = std::sync::atomic::AtomicUsize::new(0);

@@ -126,7 +126,7 @@ pub(super) fn digest_bounded(path: &Path, limit: u64, trust: Trust) -> Result<cr
 
 /// Opens a file for [`read_bounded`] or [`digest_bounded`], with every
 /// check made before a byte is read; returns it and the size it reports.
-fn open_bounded(path: &Path, limit: u64, trust: Trust) -> Result<(std::fs::File, u64), ReadProblem> {
+pub(super) fn open_bounded(path: &Path, limit: u64, trust: Trust) -> Result<(std::fs::File, u64), ReadProblem> {
     let mut flags = libc::O_NONBLOCK;
     if trust == Trust::Baseline {
         flags |= libc::O_NOFOLLOW;

@@ -292,7 +292,15 @@ pub fn check(
         Some(Coverage::Pids { pids }) if pids.len() >= PIN_AHEAD_FROM => PinAhead::Pids(pids),
         _ => PinAhead::Nothing,
     };
-    let (loaded, pinned) = Pinned::while_running(ahead, || load_baseline(&file, key.as_ref()));
+    // On a node large enough, the task table's program is loaded meanwhile,
+    // if the file's subsystems ask the table (read from its first bytes: a
+    // hint, the file is verified as it is loaded).
+    let table = fdir::baseline::subsystems_hint(&file.baseline).is_some_and(|s| Pinned::table_ahead_pays(ahead, &s));
+    let (loaded, pinned) = if table {
+        Pinned::while_running_with_table(ahead, || load_baseline(&file, key.as_ref()))
+    } else {
+        Pinned::while_running(ahead, || load_baseline(&file, key.as_ref()))
+    };
     let loaded = restrict(loaded?, asked, &file.baseline)?;
     tracing::debug!(
         "loaded {} targets in {:?} ({} pinned ahead)",

@@ -682,3 +682,60 @@ fn a_key_others_can_read_is_refused() {
     );
     drop(t);
 }
+
+/// The subsystems hint (what `fdir check` reads of a baseline file before
+/// loading it, to decide whether to load the task table ahead) names the
+/// subsystems of a file as `save` writes it, signed or not, however many
+/// targets it holds; and it is only a hint: a file it cannot read gives
+/// none, and a file whose hint lies is still refused by the load.
+#[test]
+fn the_subsystems_hint_names_a_saved_files_subsystems_and_nothing_else() {
+    use fdir::baseline::{self, BaselineFile, Coverage, Key};
+    use fdir::{Procfs, Subsystem, SystemClock, snapshot_with};
+    let dir = tempfile::tempdir().unwrap();
+    let kids: Vec<Testee> = (0..3).map(|_| Testee::spawn()).collect();
+    let subs = [Subsystem::MemoryMaps, Subsystem::Limits, Subsystem::Lsm];
+    let snaps: Vec<_> =
+        kids.iter().map(|t| snapshot_with(&SystemClock, &Procfs::try_pid(t.pid).unwrap(), &subs).unwrap()).collect();
+    // Many targets: the hint reads the first 4 KiB only.
+    let many: Vec<_> = (0..40).flat_map(|_| snaps.iter().cloned()).collect();
+    let pids = kids.iter().map(|t| t.pid).collect();
+    let file = BaselineFile::new(std::time::SystemTime::now(), Coverage::Pids { pids }, &subs, many);
+    let key_path = dir.path().join("key");
+    std::fs::write(&key_path, [7u8; 32]).unwrap();
+    std::fs::set_permissions(&key_path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let key = Key::from_file(&key_path).unwrap();
+    for (name, key) in [("plain.json", None), ("signed.json", Some(&key))] {
+        let path = dir.path().join(name);
+        baseline::save(&path, &file, key).unwrap();
+        assert!(std::fs::metadata(&path).unwrap().len() > 4096, "{name}: more than the hint reads");
+        assert_eq!(baseline::subsystems_hint(&path), Some(subs.to_vec()), "{name}");
+    }
+    let odd = dir.path().join("odd.json");
+    for bytes in [&b""[..], b"not json", b"{\"subsystems\":[\"memory-maps\"", b"{\"subsystems\":[\"no-such\"]}"] {
+        std::fs::write(&odd, bytes).unwrap();
+        assert_eq!(baseline::subsystems_hint(&odd), None, "{:?}", String::from_utf8_lossy(bytes));
+    }
+    assert_eq!(baseline::subsystems_hint(&dir.path().join("absent.json")), None);
+    // Opened as the load opens it: a FIFO gives no hint at once (an open of
+    // it for reading would wait for a writer), nor does a link.
+    let fifo = dir.path().join("fifo.json");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) of a path in the test's own directory.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "{}", std::io::Error::last_os_error());
+    assert_eq!(baseline::subsystems_hint(&fifo), None);
+    let link = dir.path().join("link.json");
+    std::os::unix::fs::symlink(dir.path().join("plain.json"), &link).unwrap();
+    assert_eq!(baseline::subsystems_hint(&link), None);
+    // A file whose first bytes name other subsystems than its sealed
+    // payload: the hint says what it reads, the load refuses the file.
+    let path = dir.path().join("plain.json");
+    let bytes = std::fs::read(&path).unwrap();
+    let lied = replace_once(&bytes, "\"limits\",\"lsm\"", "\"limits\",\"kernel\"");
+    std::fs::write(&odd, &lied).unwrap();
+    assert_eq!(
+        baseline::subsystems_hint(&odd),
+        Some(vec![Subsystem::MemoryMaps, Subsystem::Limits, Subsystem::Kernel])
+    );
+    assert!(baseline::load(&odd, None).is_err(), "a changed byte is refused by the load");
+}

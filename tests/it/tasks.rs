@@ -154,6 +154,10 @@ fn a_one_shot_check_with_the_table_loaded_ahead_is_quiet_and_sees_a_lowered_limi
     };
     assert_eq!(r, 0, "prlimit: {}", std::io::Error::last_os_error());
 
+    // `fdir check` loads it ahead only for every process, and only for a
+    // baseline with a subsystem that asks the table.
+    assert!(!Pinned::table_ahead_pays(PinAhead::Pids(&pids), SUBSYSTEMS));
+    assert!(!Pinned::table_ahead_pays(PinAhead::Every, Subsystem::SEED));
     let (loaded, pinned) = Pinned::while_running_with_table(PinAhead::Pids(&pids), || file.clone());
     let (mut ahead, _) = Monitor::resume_for_one_check_pinned(loaded, 1, pinned).unwrap();
     match ahead.task_table() {
