@@ -121,16 +121,18 @@ pub struct Monitor {
 /// the program for one round (about 5 ms: the kernel's BTF parsed for its
 /// offsets, the verifier), on the core that checks next, while the links it
 /// saves are read on every core: at 508 processes it saved 2-7 ms of CPU
-/// and cost 1-4 ms of elapsed time on two cores (BENCHMARKS.md). A watch of namespaces, limits or mounts (the
-/// subsystems that ask it) loads it once, and uses it from one target:
+/// and cost 1-4 ms of elapsed time on two cores (BENCHMARKS.md). A watch of
+/// namespaces, limits or mounts (the subsystems that ask it) loads it once,
+/// and uses it from one target:
 /// the lookup program's run (about 0.5-1 µs) saves ten `readlinkat`s, a
 /// `pread` and a `statx` (about 17 µs).
 const TABLE_FROM_ONE_SHOT: usize = 2000;
 /// A one-shot check of every process ([`PinAhead::Every`]) loads the task
 /// table's program ahead, on a thread of its own while the baseline file is
 /// read and the processes pinned, from this many processes listed in
-/// `/proc` ([`Pinned::table_ahead_pays`]): the load then shares the two cores with that work, and the
-/// check reads no namespace links, limits or roots. Measured on this
+/// `/proc` ([`Pinned::table_ahead_pays`]): the load then shares the two
+/// cores with that work, and the check reads no namespace links, limits or
+/// roots. Measured on this
 /// project's 2-vCPU machine (`check --all`, median of 30 runs, three rounds
 /// in turns; BENCHMARKS.md): 2-3 ms slower at 270 processes, 1.5-2 ms
 /// slower at 420, 0.3-3 ms faster at 572, 4.6-6.2 ms faster at 1,000.
@@ -290,9 +292,7 @@ impl Pinned {
     /// work it shares the cores with), of a subsystem that asks the table
     /// (namespaces, limits, mounts; for any other, the load is wasted).
     pub fn table_ahead_pays(ahead: PinAhead<'_>, subsystems: &[Subsystem]) -> bool {
-        matches!(ahead, PinAhead::Every)
-            && subsystems.iter().any(|s| matches!(s, Subsystem::Namespaces | Subsystem::Limits | Subsystem::Mounts))
-            && proc_links() >= TABLE_AHEAD_FROM
+        matches!(ahead, PinAhead::Every) && asks_task_table(subsystems) && proc_links() >= TABLE_AHEAD_FROM
     }
 
     /// `table`: load the task table ahead on a thread of its own.
@@ -422,9 +422,12 @@ fn look_at_new_pid<C: Clock + ?Sized>(
     NewPid::Baselined(fs, target, Box::new(taken))
 }
 
-/// Says what a vote of a target's baseline copies found: the copies it
-/// repaired, or that none could be trusted. Returns whether the baseline can
-/// be used.
+/// Whether any of `subsystems` asks the task table: namespaces, limits and
+/// mounts (the root) do.
+fn asks_task_table(subsystems: &[Subsystem]) -> bool {
+    subsystems.iter().any(|s| matches!(s, Subsystem::Namespaces | Subsystem::Limits | Subsystem::Mounts))
+}
+
 /// Says, once, where namespaces and limits come from now that the task
 /// table's reader is loaded (or why it is not).
 fn note_task_table(loaded: &Result<crate::source::tasks::Reader, String>) {
@@ -439,6 +442,9 @@ fn note_task_table(loaded: &Result<crate::source::tasks::Reader, String>) {
     }
 }
 
+/// Says what a vote of a target's baseline copies found: the copies it
+/// repaired, or that none could be trusted. Returns whether the baseline can
+/// be used.
 fn note_vote(vote: Vote, target: &Target, summary: &mut Summary, findings: &mut Vec<Finding>) -> bool {
     if vote.lost {
         summary.failed += 1;
@@ -821,9 +827,8 @@ impl Monitor {
     ) -> Option<std::sync::Arc<crate::source::tasks::Table>> {
         let forced = self.table_use;
         // Only namespaces, limits and mounts (the root) ask the table.
-        let asks = |s: &Subsystem| matches!(s, Subsystem::Namespaces | Subsystem::Limits | Subsystem::Mounts);
         if forced == Some(false)
-            || !self.subsystems.iter().any(asks)
+            || !asks_task_table(&self.subsystems)
             || (forced.is_none()
                 && (self.watched.is_empty() || self.one_shot && targets < TABLE_FROM_ONE_SHOT && self.tasks.is_none()))
         {
@@ -1529,10 +1534,6 @@ impl Monitor {
         }
     }
 
-    /// Holds the record sets of the baselines re-taken after an exec this
-    /// cycle with the others'.
-    #[cold]
-    #[inline(never)]
     /// The end of a part's checks, or of a triggered check's: forgets the
     /// targets that exited, holds the new baselines of those that executed a
     /// program (a watch), and says in `summary` what the monitor holds now.
@@ -1550,6 +1551,10 @@ impl Monitor {
         summary.partly = self.partly;
     }
 
+    /// Holds the record sets of the baselines re-taken after an exec this
+    /// cycle with the others'.
+    #[cold]
+    #[inline(never)]
     fn hold_execs(&mut self, findings: &[Finding]) {
         for f in findings {
             let Finding::Exec { target, .. } = f else { continue };

@@ -1,6 +1,6 @@
-//! bpf(2), and the mappings of the ring buffer and the kernel's BTF: every `unsafe` of the eBPF
-//! source is here, each a system call or a read of memory the kernel
-//! mapped for us.
+//! bpf(2), and the mappings of the ring buffer and of the kernel's BTF:
+//! every `unsafe` of the eBPF source is here, each a system call or a read
+//! of memory the kernel mapped for us.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};

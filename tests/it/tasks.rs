@@ -33,6 +33,18 @@ fn drifted(findings: &[Finding], pid: u32) -> Vec<Subsystem> {
         .collect()
 }
 
+/// Lowers the open-files limit of process `pid` (a child) from outside,
+/// with `prlimit`.
+fn lower_open_files(pid: u32, soft: u64, hard: u64) {
+    let lower = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+    // SAFETY: prlimit of another process (the child), with a valid new limit
+    // and no old limit asked for.
+    let r = unsafe {
+        libc::prlimit(i32::try_from(pid).unwrap(), libc::RLIMIT_NOFILE, &raw const lower, std::ptr::null_mut())
+    };
+    assert_eq!(r, 0, "prlimit: {}", std::io::Error::last_os_error());
+}
+
 #[test]
 fn the_task_table_is_quiet_and_sees_a_new_namespace_a_lowered_limit_and_a_new_root() {
     quiet_and_sees("the_task_table_is_quiet_and_sees_a_new_namespace_a_lowered_limit_and_a_new_root", false);
@@ -89,13 +101,7 @@ fn quiet_and_sees(test: &str, walk: bool) {
         skip(test, &format!("cannot unshare a network namespace: {e}"));
         return;
     }
-    let lower = libc::rlimit { rlim_cur: 64, rlim_max: 128 };
-    // SAFETY: prlimit of another process (the child), with a valid new limit
-    // and no old limit asked for.
-    let r = unsafe {
-        libc::prlimit(i32::try_from(limited).unwrap(), libc::RLIMIT_NOFILE, &raw const lower, std::ptr::null_mut())
-    };
-    assert_eq!(r, 0, "prlimit: {}", std::io::Error::last_os_error());
+    lower_open_files(limited, 64, 128);
 
     let deadline = Instant::now() + Duration::from_secs(30);
     let findings = loop {
@@ -146,13 +152,7 @@ fn a_one_shot_check_with_the_table_loaded_ahead_is_quiet_and_sees_a_lowered_limi
     let file =
         BaselineFile::new(std::time::SystemTime::now(), Coverage::Pids { pids: pids.clone() }, SUBSYSTEMS, snaps);
     let limited = pids[2];
-    let lower = libc::rlimit { rlim_cur: 32, rlim_max: 64 };
-    // SAFETY: prlimit of another process (the child), with a valid new limit
-    // and no old limit asked for.
-    let r = unsafe {
-        libc::prlimit(i32::try_from(limited).unwrap(), libc::RLIMIT_NOFILE, &raw const lower, std::ptr::null_mut())
-    };
-    assert_eq!(r, 0, "prlimit: {}", std::io::Error::last_os_error());
+    lower_open_files(limited, 32, 64);
 
     // `fdir check` loads it ahead only for every process, and only for a
     // baseline with a subsystem that asks the table.
