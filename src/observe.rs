@@ -816,7 +816,9 @@ impl Observer {
         if has(Subsystem::Lsm)
             && let Some(mut c) = take_form(canons, Subsystem::Lsm)
         {
-            let end = match self.lsm(src, &mut c) {
+            // Whether the observation reads anything else of the process.
+            let alone = !wanted.iter().any(|&s| s != Subsystem::Lsm && s.scope() == Scope::Process);
+            let end = match self.lsm(src, &mut c, alone) {
                 Ok(Some(reason)) => End::NotApplicable(reason),
                 r => settle(r.map(drop))?,
             };
@@ -1492,8 +1494,12 @@ impl Observer {
     }
 
     /// `Ok(Some(reason))` where no security module labels the process.
+    /// `alone`: the observation reads nothing else of the process, so where
+    /// no attribute is read either (each known refused), it asks whether the
+    /// process is alive: a check of a process gone says so, not "not
+    /// applicable".
     #[inline(never)]
-    fn lsm<S: Source + ?Sized>(&mut self, src: &S, canon: &mut Canon) -> Result<Option<Arc<str>>, Error> {
+    fn lsm<S: Source + ?Sized>(&mut self, src: &S, canon: &mut Canon, alone: bool) -> Result<Option<Arc<str>>, Error> {
         let mut any = false;
         // Whether an attribute was read (not known absent without reading).
         let mut asked = false;
@@ -1516,6 +1522,20 @@ impl Observer {
             }
             self.rel.clear();
             let _ = write!(self.rel, "attr/{attr}");
+            // Refused to every process of this kernel (known at start-up):
+            // remembered as a refusal read here would be, without a read,
+            // and so without asking whether this process is alive (a `stat`
+            // read: a sixth of the system calls of a one-shot check of every
+            // process where no module labels processes).
+            if let Some(why) = src.refused_everywhere(&self.rel) {
+                if self.lsm_absent == 0 {
+                    self.lsm_refusal = Some(why);
+                    self.lsm_reason = None;
+                }
+                self.lsm_absent |= bit;
+                known_refused |= first_refusal.is_none();
+                continue;
+            }
             asked = true;
             match src.read(&self.rel, &mut self.buf) {
                 Ok(()) => {
@@ -1549,6 +1569,8 @@ impl Observer {
             if !any && asked && !alive {
                 return Err(gone(src));
             }
+        } else if alone && !any && !src.alive() {
+            return Err(gone(src));
         }
         if any {
             return Ok(None);

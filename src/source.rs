@@ -225,6 +225,16 @@ pub trait Source {
     /// Whether the process is still alive and not a zombie.
     fn alive(&self) -> bool;
 
+    /// Why a read of `rel` fails for every process of this kernel, where
+    /// that is known without reading (an `attr/...` file no security module
+    /// provides): the error, in words that name no process. A read of such
+    /// a file tells nothing about this process, so its refusal needs no
+    /// [`Source::alive`] after it. The default knows of none.
+    fn refused_everywhere(&self, rel: &str) -> Option<String> {
+        let _ = rel;
+        None
+    }
+
     /// The path `rel` stands for, in messages.
     fn path_of(&self, rel: &str) -> PathBuf;
 
@@ -312,6 +322,9 @@ impl<S: Source + ?Sized> Source for &S {
     }
     fn alive(&self) -> bool {
         (**self).alive()
+    }
+    fn refused_everywhere(&self, rel: &str) -> Option<String> {
+        (**self).refused_everywhere(rel)
     }
     fn path_of(&self, rel: &str) -> PathBuf {
         (**self).path_of(rel)

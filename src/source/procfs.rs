@@ -1197,6 +1197,12 @@ impl Source for Procfs {
         Ok(Some(Duration::from_secs_f64((uptime - started).max(0.0))))
     }
 
+    fn refused_everywhere(&self, rel: &str) -> Option<String> {
+        let Inner::Process(d) = &self.inner else { return None };
+        let e = d.known_absent(rel)?;
+        Some(format!("every process's {rel}: {}", std::io::Error::from(e)))
+    }
+
     fn alive(&self) -> bool {
         match &self.inner {
             Inner::Process(d) => {
