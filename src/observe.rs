@@ -804,6 +804,10 @@ impl Observer {
             {
                 let r = if sub == Subsystem::Mounts {
                     self.mounts(src, &mut c, baseline)
+                } else if sub == Subsystem::Limits
+                    && let Some(values) = src.limit_values()
+                {
+                    self.limit_values(&values, &mut c, baseline)
                 } else {
                     self.whole_file(src, sub, file, &mut c, baseline, |b, c| {
                         canonicalize(b, c).map_err(|e| e.to_string())
@@ -1033,6 +1037,55 @@ impl Observer {
             Err(Error::Io { .. }) if !src.alive() => return Err(gone(src)),
             Err(e) => return Err(e),
         }
+        let buf = std::mem::take(&mut self.buf);
+        let r = self.memoized(sub, rel, &buf, canon, baseline, |c| {
+            f(&buf, c).map_err(|message| {
+                if buf.is_empty() && !src.alive() {
+                    return gone(src);
+                }
+                Error::Parse { path: src.path_of(rel), message }
+            })
+        });
+        self.buf = buf;
+        r
+    }
+
+    /// The `limits` form from the limits as numbers (the task table's,
+    /// [`Source::limit_values`]): neither the text the kernel would print
+    /// nor its parse, and a memo keyed by the 256 bytes of numbers instead
+    /// of the 1.3 KB of text.
+    #[inline(never)]
+    fn limit_values(
+        &mut self,
+        values: &[[u64; 2]; 16],
+        canon: &mut Canon,
+        baseline: Option<&BTreeMap<Subsystem, Observation>>,
+    ) -> Result<(), Error> {
+        // Tagged: a text's key is never a key of numbers.
+        let mut raw = [0u8; 8 + 16 * 16];
+        let (tag, numbers) = raw.split_at_mut(8);
+        tag.copy_from_slice(b"numbers\0");
+        for (out, v) in numbers.chunks_exact_mut(8).zip(values.iter().flatten()) {
+            out.copy_from_slice(&v.to_ne_bytes());
+        }
+        self.memoized(Subsystem::Limits, "limits", &raw, canon, baseline, |c| {
+            limits::add_values(c, crate::source::tasks::named_limits(values));
+            Ok(())
+        })
+    }
+
+    /// Makes the form of `sub` from `raw` (the text of `rel`, or an exact
+    /// image of what the form is made of) with `f`, through the memo of
+    /// `rel`: a hit restores the form remembered of the same `raw`.
+    fn memoized(
+        &mut self,
+        sub: Subsystem,
+        rel: &'static str,
+        raw: &[u8],
+        canon: &mut Canon,
+        baseline: Option<&BTreeMap<Subsystem, Observation>>,
+        f: impl FnOnce(&mut Canon) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         let i = match self.memo_files.iter().position(|(r, _)| *r == rel) {
             Some(i) => i,
             None => {
@@ -1040,7 +1093,7 @@ impl Observer {
                 self.memo_files.len() - 1
             }
         };
-        let key = memo_key(self.observed_before, &self.buf);
+        let key = memo_key(self.observed_before, raw);
         if let Some((_, memo)) = self.memo_files.get_mut(i)
             && memo.hit(self.fresh, key)
             && let Some((_, form)) = memo.forms.first()
@@ -1049,12 +1102,7 @@ impl Observer {
             restore_form(canon, form);
             return Ok(());
         }
-        f(&self.buf, canon).map_err(|message| {
-            if self.buf.is_empty() && !src.alive() {
-                return gone(src);
-            }
-            Error::Parse { path: src.path_of(rel), message }
-        })?;
+        f(canon)?;
         let digest = canon.digest(sub);
         let Some(key) = key else { return Ok(()) };
         let known = baseline.and_then(|b| observed_digest(b, sub)) == Some(digest);

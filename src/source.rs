@@ -225,6 +225,14 @@ pub trait Source {
     /// Whether the process is still alive and not a zombie.
     fn alive(&self) -> bool;
 
+    /// The process's resource limits as numbers, where the source has them
+    /// without reading `limits` (the task table): (soft, hard) of each of the
+    /// kernel's sixteen limits, in the order `/proc/PID/limits` lists them,
+    /// `u64::MAX` for `unlimited`. `None`: read the file. The default has none.
+    fn limit_values(&self) -> Option<[[u64; 2]; 16]> {
+        None
+    }
+
     /// Why a read of `rel` fails for every process of this kernel, where
     /// that is known without reading (an `attr/...` file no security module
     /// provides): the error, in words that name no process. A read of such
@@ -325,6 +333,9 @@ impl<S: Source + ?Sized> Source for &S {
     }
     fn refused_everywhere(&self, rel: &str) -> Option<String> {
         (**self).refused_everywhere(rel)
+    }
+    fn limit_values(&self) -> Option<[[u64; 2]; 16]> {
+        (**self).limit_values()
     }
     fn path_of(&self, rel: &str) -> PathBuf {
         (**self).path_of(rel)

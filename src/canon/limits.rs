@@ -98,6 +98,28 @@ pub fn canonicalize(input: &[u8], out: &mut Canon) -> Result<(), ParseError> {
     Ok(())
 }
 
+/// Adds the records of limits given as numbers (the task table's), without
+/// their text: each limit's name as `/proc/PID/limits` prints it (`Max open
+/// files`), its soft and hard limits, `u64::MAX` for `unlimited`. The
+/// records are those [`canonicalize`] makes of the text the kernel prints
+/// from the same numbers.
+pub fn add_values<'a>(out: &mut Canon, limits: impl IntoIterator<Item = (&'a str, [u64; 2])>) {
+    for (name, [soft, hard]) in limits {
+        let mut w = out.record();
+        w.str(name).value().str("soft=");
+        let value = |w: &mut super::RecordWriter<'_>, v: u64| {
+            if v == u64::MAX {
+                w.str("unlimited");
+            } else {
+                w.dec(v);
+            }
+        };
+        value(&mut w, soft);
+        w.str(SEPARATOR).str("hard=");
+        value(&mut w, hard);
+    }
+}
+
 /// Whether going from `before` to `after` loosens a limit (`unlimited` is
 /// the loosest); `None` if either is not a limit value.
 pub fn raised(before: &str, after: &str) -> Option<bool> {

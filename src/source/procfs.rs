@@ -1197,6 +1197,12 @@ impl Source for Procfs {
         Ok(Some(Duration::from_secs_f64((uptime - started).max(0.0))))
     }
 
+    fn limit_values(&self) -> Option<[[u64; 2]; 16]> {
+        let Inner::Process(d) = &self.inner else { return None };
+        d.facts()?;
+        super::tasks::lookup(d.pid, d.start_time, |e| e.limits)
+    }
+
     fn refused_everywhere(&self, rel: &str) -> Option<String> {
         let Inner::Process(d) = &self.inner else { return None };
         let e = d.known_absent(rel)?;

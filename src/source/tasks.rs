@@ -464,6 +464,11 @@ const LIMIT_NAMES: [(&str, &str); LIMITS] = [
     ("Max realtime timeout", "us"),
 ];
 
+/// Each limit's name, as `/proc/PID/limits` prints it, with its values.
+pub(crate) fn named_limits(limits: &[[u64; 2]; LIMITS]) -> impl Iterator<Item = (&'static str, [u64; 2])> + '_ {
+    LIMIT_NAMES.iter().map(|&(name, _)| name).zip(limits.iter().copied())
+}
+
 /// The text of `/proc/PID/limits` for these limits, byte for byte as the
 /// kernel makes it (`proc_pid_limits`: `%-25s %-20lu %-20lu %-10s`).
 pub(crate) fn limits_text(limits: &[[u64; 2]; LIMITS], out: &mut Vec<u8>) {
@@ -822,6 +827,55 @@ mod tests {
         assert_eq!(lines[8], "Max open files            1024                 524288               files     ");
         assert_eq!(lines[14], "Max nice priority         0                    0                    ");
         assert_eq!(lines[1], "Max cpu time              unlimited            unlimited            seconds   ");
+    }
+
+    /// The `limits` form made from the numbers is the form made from the
+    /// text the kernel prints of them: the same records, the same digest,
+    /// for the kernel's own limits and for odd ones.
+    mod limit_values {
+        use super::*;
+        use crate::Subsystem;
+        use crate::canon::{Canon, limits};
+        use proptest::prelude::*;
+
+        fn both(values: &[[u64; 2]; LIMITS]) -> (Canon, Canon) {
+            let mut text = Vec::new();
+            limits_text(values, &mut text);
+            let mut parsed = Canon::new();
+            limits::canonicalize(&text, &mut parsed).unwrap();
+            let mut made = Canon::new();
+            limits::add_values(&mut made, named_limits(values));
+            (parsed, made)
+        }
+
+        fn same(values: &[[u64; 2]; LIMITS]) {
+            let (mut parsed, mut made) = both(values);
+            assert_eq!(made.lines().collect::<Vec<_>>(), parsed.lines().collect::<Vec<_>>());
+            assert_eq!(made.digest(Subsystem::Limits), parsed.digest(Subsystem::Limits));
+        }
+
+        #[test]
+        fn of_this_process_and_of_edges() {
+            let mine = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+            let mut values = [[u64::MAX; 2]; LIMITS];
+            values[7] = [mine.current.unwrap_or(u64::MAX), mine.maximum.unwrap_or(u64::MAX)];
+            same(&values);
+            same(&[[0; 2]; LIMITS]);
+            same(&[[u64::MAX - 1, u64::MAX]; LIMITS]);
+            let (mut parsed, _) = both(&[[8_388_608, u64::MAX]; LIMITS]);
+            assert_eq!(parsed.lines().nth(3), Some("Max stack size\tsoft=8388608; hard=unlimited"));
+            assert_eq!(parsed.len(), LIMITS);
+            parsed.digest(Subsystem::Limits);
+        }
+
+        proptest! {
+            #[test]
+            fn of_any_numbers(values in proptest::array::uniform16(proptest::array::uniform2(
+                prop_oneof![Just(u64::MAX), Just(0u64), any::<u64>(), 0u64..100_000]
+            ))) {
+                same(&values);
+            }
+        }
     }
 
     /// Both readers this kernel loads: the lookup program (where it
