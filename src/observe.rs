@@ -1577,7 +1577,7 @@ impl Observer {
             // process where no module labels processes).
             if let Some(why) = src.refused_everywhere(&self.rel) {
                 if self.lsm_absent == 0 {
-                    self.lsm_refusal = Some(why);
+                    self.lsm_refusal = Some(why.to_string());
                     self.lsm_reason = None;
                 }
                 self.lsm_absent |= bit;

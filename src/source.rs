@@ -238,7 +238,7 @@ pub trait Source {
     /// provides): the error, in words that name no process. A read of such
     /// a file tells nothing about this process, so its refusal needs no
     /// [`Source::alive`] after it. The default knows of none.
-    fn refused_everywhere(&self, rel: &str) -> Option<String> {
+    fn refused_everywhere(&self, rel: &str) -> Option<std::sync::Arc<str>> {
         let _ = rel;
         None
     }
@@ -331,7 +331,7 @@ impl<S: Source + ?Sized> Source for &S {
     fn alive(&self) -> bool {
         (**self).alive()
     }
-    fn refused_everywhere(&self, rel: &str) -> Option<String> {
+    fn refused_everywhere(&self, rel: &str) -> Option<std::sync::Arc<str>> {
         (**self).refused_everywhere(rel)
     }
     fn limit_values(&self) -> Option<[[u64; 2]; 16]> {

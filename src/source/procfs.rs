@@ -219,8 +219,9 @@ struct NodeFacts {
     /// The entries of `ns`, sorted.
     ns: Vec<String>,
     /// The `attr/...` files of [`crate::canon::lsm::ATTRS`] that fail for
-    /// every process, with the error a read gives.
-    absent_attrs: Vec<(String, rustix::io::Errno)>,
+    /// every process, with the error a read gives and its words
+    /// ([`Source::refused_everywhere`]).
+    absent_attrs: Vec<(String, rustix::io::Errno, Arc<str>)>,
     /// The device of the namespace filesystem (`nsfs`): one for every
     /// namespace of the kernel, so that a namespace's identity is its
     /// link's inode (`readlink`, `net:[4026531840]`), without the `stat`
@@ -258,7 +259,8 @@ fn node_facts() -> Option<&'static NodeFacts> {
                 if let Err(e @ (rustix::io::Errno::NOENT | rustix::io::Errno::INVAL | rustix::io::Errno::OPNOTSUPP)) =
                     read
                 {
-                    absent_attrs.push((rel, e));
+                    let why = format!("every process's {rel}: {}", std::io::Error::from(e));
+                    absent_attrs.push((rel, e, why.into()));
                 }
             }
             Some(NodeFacts { ns, absent_attrs, nsfs_dev })
@@ -517,7 +519,7 @@ impl ProcessDir {
         if !rel.starts_with("attr/") {
             return None;
         }
-        self.facts()?.absent_attrs.iter().find(|(a, _)| a == rel).map(|(_, e)| *e)
+        self.facts()?.absent_attrs.iter().find(|(a, ..)| a == rel).map(|(_, e, _)| *e)
     }
 
     /// The identity of the namespace link `rel` (`ns/net`) from its text:
@@ -1203,10 +1205,12 @@ impl Source for Procfs {
         super::tasks::lookup(d.pid, d.start_time, |e| e.limits)
     }
 
-    fn refused_everywhere(&self, rel: &str) -> Option<String> {
+    fn refused_everywhere(&self, rel: &str) -> Option<Arc<str>> {
         let Inner::Process(d) = &self.inner else { return None };
-        let e = d.known_absent(rel)?;
-        Some(format!("every process's {rel}: {}", std::io::Error::from(e)))
+        if !rel.starts_with("attr/") {
+            return None;
+        }
+        d.facts()?.absent_attrs.iter().find(|(a, ..)| a == rel).map(|(.., why)| Arc::clone(why))
     }
 
     fn alive(&self) -> bool {

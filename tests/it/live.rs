@@ -232,7 +232,7 @@ impl fdir::Source for Listing {
         self.alive.set(self.alive.get() + 1);
         self.inner.alive()
     }
-    fn refused_everywhere(&self, rel: &str) -> Option<String> {
+    fn refused_everywhere(&self, rel: &str) -> Option<std::sync::Arc<str>> {
         self.inner.refused_everywhere(rel)
     }
     fn path_of(&self, rel: &str) -> std::path::PathBuf {
