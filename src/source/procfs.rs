@@ -516,10 +516,16 @@ impl ProcessDir {
     /// The error a read of `rel` gives for every process of this kernel,
     /// known without reading ([`NodeFacts`]).
     fn known_absent(&self, rel: &str) -> Option<rustix::io::Errno> {
+        self.absent_attr(rel).map(|(_, e, _)| *e)
+    }
+
+    /// The [`NodeFacts`] entry of `rel`, an `attr/...` file every process
+    /// of this kernel is refused.
+    fn absent_attr(&self, rel: &str) -> Option<&'static (String, rustix::io::Errno, Arc<str>)> {
         if !rel.starts_with("attr/") {
             return None;
         }
-        self.facts()?.absent_attrs.iter().find(|(a, ..)| a == rel).map(|(_, e, _)| *e)
+        self.facts()?.absent_attrs.iter().find(|(a, ..)| a == rel)
     }
 
     /// The identity of the namespace link `rel` (`ns/net`) from its text:
@@ -575,14 +581,6 @@ impl ProcessDir {
         if let Some(e) = self.known_absent(rel) {
             buf.clear();
             return Err(errno_to_error(e, "read", self.path_of(rel), self.pid));
-        }
-        // The limits from this round's task table: the kernel's text of the
-        // same values, without opening the file.
-        if rel == "limits"
-            && self.facts().is_some()
-            && super::tasks::lookup(self.pid, self.start_time, |e| super::tasks::limits_text(&e.limits, buf)).is_some()
-        {
-            return Ok(());
         }
         let open = || rustix::fs::openat(&self.dir, rel, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty());
         let result = match keep(rel) {
@@ -1207,10 +1205,7 @@ impl Source for Procfs {
 
     fn refused_everywhere(&self, rel: &str) -> Option<Arc<str>> {
         let Inner::Process(d) = &self.inner else { return None };
-        if !rel.starts_with("attr/") {
-            return None;
-        }
-        d.facts()?.absent_attrs.iter().find(|(a, ..)| a == rel).map(|(.., why)| Arc::clone(why))
+        d.absent_attr(rel).map(|(.., why)| Arc::clone(why))
     }
 
     fn alive(&self) -> bool {

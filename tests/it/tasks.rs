@@ -45,6 +45,20 @@ fn lower_open_files(pid: u32, soft: u64, hard: u64) {
     assert_eq!(r, 0, "prlimit: {}", std::io::Error::last_os_error());
 }
 
+/// Whether `m` uses the task table; where this kernel refuses it, the
+/// case is skipped, with the reason. `tried` fails the test where `m`
+/// never tried to load it.
+fn table_used(test: &str, m: &Monitor, tried: &str) -> bool {
+    match m.task_table() {
+        Some(Ok(())) => true,
+        Some(Err(why)) => {
+            skip(test, &format!("the task table is not used here: {why}"));
+            false
+        }
+        None => panic!("{tried}"),
+    }
+}
+
 #[test]
 fn the_task_table_is_quiet_and_sees_a_new_namespace_a_lowered_limit_and_a_new_root() {
     quiet_and_sees("the_task_table_is_quiet_and_sees_a_new_namespace_a_lowered_limit_and_a_new_root", false);
@@ -74,13 +88,8 @@ fn quiet_and_sees(test: &str, walk: bool) {
         assert!(f.is_empty(), "round {round}: {f:#?}");
         assert_eq!(s.targets, 20);
     }
-    match m.task_table() {
-        Some(Ok(())) => {}
-        Some(Err(why)) => {
-            skip(test, &format!("the task table is not used here: {why}"));
-            return;
-        }
-        None => panic!("a round asked to read the task table did not try it"),
+    if !table_used(test, &m, "a round asked to read the task table did not try it") {
+        return;
     }
     if walk {
         assert_eq!(m.task_table_walks(), Some(true), "asked to walk");
@@ -160,13 +169,8 @@ fn a_one_shot_check_with_the_table_loaded_ahead_is_quiet_and_sees_a_lowered_limi
     assert!(!Pinned::table_ahead_pays(PinAhead::Every, Subsystem::SEED));
     let (loaded, pinned) = Pinned::while_running_with_table(PinAhead::Pids(&pids), || file.clone());
     let (mut ahead, _) = Monitor::resume_for_one_check_pinned(loaded, 1, pinned).unwrap();
-    match ahead.task_table() {
-        Some(Ok(())) => {}
-        Some(Err(why)) => {
-            skip(test, &format!("the task table is not used here: {why}"));
-            return;
-        }
-        None => panic!("the table was loaded ahead and handed to the check"),
+    if !table_used(test, &ahead, "the table was loaded ahead and handed to the check") {
+        return;
     }
     let (findings, summary) = ahead.cycle(&SystemClock);
     assert_eq!(summary.checked, 6, "{summary:?}");
