@@ -110,6 +110,8 @@ pub use snapshot::{
     Anomaly, Checker, Executable, Observation, Report, SETTLE_MAX, SETTLE_QUIET, SETTLE_YOUNGER_THAN, Settle, Snapshot,
     Status, Verdict, check, check_with, snapshot, snapshot_with,
 };
+#[doc(hidden)]
+pub use source::cgvalues::{Compared as CgroupValue, compare_with_files as cgroup_values_against_files};
 pub use source::{CgroupMounts, FileId, MAX_FILE, Procfs, STOP_TIMEOUT, Source, Target, boot_id, list_processes};
 pub use subsystem::{Scope, Severity, Subsystem};
 pub use workload::{Selector, Workload};

@@ -423,9 +423,11 @@ fn look_at_new_pid<C: Clock + ?Sized>(
 }
 
 /// Whether any of `subsystems` asks the task table: namespaces, limits and
-/// mounts (the root) do.
+/// mounts (the root) do, and cgroup limits (its program of cgroup values).
 fn asks_task_table(subsystems: &[Subsystem]) -> bool {
-    subsystems.iter().any(|s| matches!(s, Subsystem::Namespaces | Subsystem::Limits | Subsystem::Mounts))
+    subsystems
+        .iter()
+        .any(|s| matches!(s, Subsystem::Namespaces | Subsystem::Limits | Subsystem::Mounts | Subsystem::CgroupLimits))
 }
 
 /// Says, once, where namespaces and limits come from now that the task
@@ -439,6 +441,11 @@ fn note_task_table(loaded: &Result<crate::source::tasks::Reader, String>) {
         Err(why) => {
             tracing::info!("namespaces and limits are read from /proc: the task table is not used ({why})");
         }
+    }
+    match loaded.as_ref().map(crate::source::tasks::Reader::cgroup_values) {
+        Ok(Ok(())) => tracing::debug!("cgroup control values come from the kernel's structs (an eBPF lookup program)"),
+        Ok(Err(why)) => tracing::debug!("cgroup control files are read: their values are not made here ({why})"),
+        Err(_) => {}
     }
 }
 
@@ -814,6 +821,17 @@ impl Monitor {
     /// check against `/proc/self`.
     pub fn task_table(&self) -> Option<Result<(), &str>> {
         self.tasks.as_ref().map(|r| r.as_ref().map(|_| ()).map_err(String::as_str))
+    }
+
+    /// Whether cgroup control values are made from the kernel's structs
+    /// (`source::cgvalues`, loaded with the task table): `None` before the
+    /// task table was loaded, `Some(Err(why))` where they are read from
+    /// their files.
+    pub fn cgroup_values(&self) -> Option<Result<(), &str>> {
+        match self.tasks.as_ref()? {
+            Ok(r) => Some(r.cgroup_values()),
+            Err(why) => Some(Err(why.as_str())),
+        }
     }
 
     /// The task table of part `part` of `parts` of this round, where a part

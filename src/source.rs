@@ -23,6 +23,7 @@ use crate::{Error, Scope};
 
 pub(crate) mod cgroupfs;
 mod cgroups;
+pub(crate) mod cgvalues;
 mod mock;
 mod procfs;
 mod stat;

@@ -57,6 +57,8 @@ impl Reg {
 /// Width of a load or store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Size {
+    /// 2 bytes.
+    H,
     /// 4 bytes.
     W,
     /// 8 bytes.
@@ -67,6 +69,7 @@ impl Size {
     fn bits(self) -> u8 {
         match self {
             Size::W => 0x00,
+            Size::H => 0x08,
             Size::Dw => 0x18,
         }
     }
@@ -196,13 +199,30 @@ impl Insn {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Map(pub u8);
 
+/// A jump's target: a name, and a number for the labels a loop makes
+/// (`("next", 3)`); a plain name is number 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Label(pub &'static str, pub usize);
+
+impl From<&'static str> for Label {
+    fn from(name: &'static str) -> Label {
+        Label(name, 0)
+    }
+}
+
+impl std::fmt::Display for Label {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.1 == 0 { f.write_str(self.0) } else { write!(f, "{}#{}", self.0, self.1) }
+    }
+}
+
 /// The assembler: instructions in order, with labels for jumps.
 #[derive(Debug, Default)]
 pub struct Asm {
     insns: Vec<Insn>,
-    labels: BTreeMap<&'static str, usize>,
+    labels: BTreeMap<Label, usize>,
     /// (instruction index, label): jumps to patch in `finish`.
-    fixups: Vec<(usize, &'static str)>,
+    fixups: Vec<(usize, Label)>,
 }
 
 /// A program that does not assemble: a label missing, defined twice, or a
@@ -271,20 +291,20 @@ impl Asm {
     }
 
     /// `if dst COND imm goto label`.
-    pub fn jmp_imm(&mut self, cond: Cond, dst: Reg, imm: i32, label: &'static str) -> &mut Asm {
-        self.fixups.push((self.insns.len(), label));
+    pub fn jmp_imm(&mut self, cond: Cond, dst: Reg, imm: i32, label: impl Into<Label>) -> &mut Asm {
+        self.fixups.push((self.insns.len(), label.into()));
         self.push(Insn::new(0x05 | cond.bits(), dst, Reg::R0, 0, imm))
     }
 
     /// `if dst COND src goto label`.
-    pub fn jmp(&mut self, cond: Cond, dst: Reg, src: Reg, label: &'static str) -> &mut Asm {
-        self.fixups.push((self.insns.len(), label));
+    pub fn jmp(&mut self, cond: Cond, dst: Reg, src: Reg, label: impl Into<Label>) -> &mut Asm {
+        self.fixups.push((self.insns.len(), label.into()));
         self.push(Insn::new(0x05 | 0x08 | cond.bits(), dst, src, 0, 0))
     }
 
     /// `goto label`.
-    pub fn ja(&mut self, label: &'static str) -> &mut Asm {
-        self.fixups.push((self.insns.len(), label));
+    pub fn ja(&mut self, label: impl Into<Label>) -> &mut Asm {
+        self.fixups.push((self.insns.len(), label.into()));
         self.push(Insn::new(0x05, Reg::R0, Reg::R0, 0, 0))
     }
 
@@ -308,7 +328,8 @@ impl Asm {
     }
 
     /// Names the next instruction.
-    pub fn label(&mut self, name: &'static str) -> &mut Asm {
+    pub fn label(&mut self, name: impl Into<Label>) -> &mut Asm {
+        let name = name.into();
         if self.labels.insert(name, self.insns.len()).is_some() {
             self.fixups.push((usize::MAX, name));
         }
@@ -318,7 +339,7 @@ impl Asm {
     /// The program, every jump resolved.
     pub fn finish(&self) -> Result<Vec<Insn>, AsmError> {
         let mut out = self.insns.clone();
-        for &(at, name) in &self.fixups {
+        for &(at, ref name) in &self.fixups {
             if at == usize::MAX {
                 return Err(AsmError(format!("label {name} defined twice")));
             }

@@ -11,6 +11,8 @@
 const KIND_FUNC: u32 = 12;
 /// `BTF_KIND_STRUCT`.
 const KIND_STRUCT: u32 = 4;
+/// `BTF_KIND_ENUM` (32-bit values).
+const KIND_ENUM: u32 = 6;
 const MAGIC: u16 = 0xeb9f;
 
 fn u32_at(b: &[u8], at: usize) -> Option<u32> {
@@ -348,8 +350,26 @@ pub type Found = (Vec<Option<u32>>, Vec<Option<u32>>);
 /// types (each pass reads the whole BTF, 5 MB and more, a window at a
 /// time); `None` when `b` is not BTF this parser reads.
 pub fn find_in<B: Bytes + ?Sized>(b: &B, funcs: &[&str], members: &[(&str, &str)], window: usize) -> Option<Found> {
+    find_all(b, funcs, members, &[], window).map(|(found, _)| found)
+}
+
+/// [`find_in`], and the value of each enumerator named in `enums` (a
+/// constant of a C `enum`: `memory_cgrp_id`; the first of that name
+/// decides, `None` for one BTF does not have), in the same two passes.
+pub fn find_all<B: Bytes + ?Sized>(
+    b: &B,
+    funcs: &[&str],
+    members: &[(&str, &str)],
+    enums: &[&str],
+    window: usize,
+) -> Option<(Found, Vec<Option<i64>>)> {
     let s = sections(b)?;
-    let mut names: Vec<&str> = members.iter().flat_map(|(st, m)| [*st, *m]).chain(funcs.iter().copied()).collect();
+    let mut names: Vec<&str> = members
+        .iter()
+        .flat_map(|(st, m)| [*st, *m])
+        .chain(funcs.iter().copied())
+        .chain(enums.iter().copied())
+        .collect();
     names.sort_unstable();
     names.dedup();
     let offsets = name_offsets(b, &s, &names, window)?;
@@ -368,6 +388,8 @@ pub fn find_in<B: Bytes + ?Sized>(b: &B, funcs: &[&str], members: &[(&str, &str)
     };
     let structs = by_name(&mut members.iter().map(|(st, _)| *st))?;
     let functions = by_name(&mut funcs.iter().copied())?;
+    let enumerators = by_name(&mut enums.iter().copied())?;
+    let mut values: Vec<Option<i64>> = vec![None; enums.len()];
     let named = |v: &[(u32, usize)], name_off: u32| -> std::ops::Range<usize> {
         let from = v.partition_point(|&(o, _)| o < name_off);
         from..from + v.get(from..).unwrap_or_default().iter().take_while(|&&(o, _)| o == name_off).count()
@@ -377,6 +399,18 @@ pub fn find_in<B: Bytes + ?Sized>(b: &B, funcs: &[&str], members: &[(&str, &str)
     let mut decided = vec![false; members.len()];
     let mut out: Vec<Option<u32>> = vec![None; members.len()];
     each_type(b, &s, window, |t| {
+        if t.kind == KIND_ENUM && !enumerators.is_empty() {
+            for e in t.extra.chunks_exact(8) {
+                let (Some(n), Some(v)) = (u32_at(e, 0), u32_at(e, 4)) else { continue };
+                for &(_, i) in enumerators.get(named(&enumerators, n)).unwrap_or_default() {
+                    if let Some(slot @ None) = values.get_mut(i) {
+                        // Signed where the enum says so (kflag), else unsigned.
+                        *slot = Some(if t.info >> 31 == 1 { i64::from(v.cast_signed()) } else { i64::from(v) });
+                    }
+                }
+            }
+            return;
+        }
         if t.kind == KIND_FUNC {
             for &(_, i) in functions.get(named(&functions, t.name_off)).unwrap_or_default() {
                 if let Some(slot @ None) = ids.get_mut(i) {
@@ -410,7 +444,7 @@ pub fn find_in<B: Bytes + ?Sized>(b: &B, funcs: &[&str], members: &[(&str, &str)
             }
         }
     })?;
-    Some((ids, out))
+    Some(((ids, out), values))
 }
 
 #[cfg(test)]
@@ -478,6 +512,28 @@ mod tests {
         assert_eq!(func_ids(&b, &["mem_write", "absent"]), Some(vec![Some(4), None]));
         assert_eq!(member_offset(&b, "s", "int"), Some(0));
         assert_eq!(member_offset(&b, "s", "absent"), None);
+    }
+
+    #[test]
+    fn finds_enumerators_signed_and_unsigned() {
+        let strings = b"\0e\0ONE\0MINUS\0s\0BIG\0";
+        let mut types = ty(1, 6 | 0x80, 2, 4); // 1: enum e (signed) { ONE = 1, MINUS = -2 }
+        for (name, v) in [(3u32, 1i32), (7, -2)] {
+            types.extend_from_slice(&name.to_ne_bytes());
+            types.extend_from_slice(&v.to_ne_bytes());
+        }
+        types.extend(ty(13, 6, 1, 4)); // 2: enum s (unsigned) { BIG = 0xffff_fffe }
+        types.extend_from_slice(&15u32.to_ne_bytes());
+        types.extend_from_slice(&0xffff_fffeu32.to_ne_bytes());
+        let b = blob(&types, strings);
+        for window in [1, 3, 64] {
+            let found = find_all(&Windowed(&b), &[], &[], &["MINUS", "ONE", "BIG", "NONE"], window);
+            assert_eq!(
+                found.map(|(_, v)| v),
+                Some(vec![Some(-2), Some(1), Some(0xffff_fffe), None]),
+                "window {window}"
+            );
+        }
     }
 
     #[test]
@@ -553,6 +609,10 @@ mod tests {
         assert!(in_place.as_ref().is_some_and(|(ids, offs)| ids[0].is_some() && offs[0].is_some()), "{in_place:?}");
         assert_eq!(in_place, find_in(&file, &funcs, &members, WINDOW));
         assert_eq!(in_place, find_in(&file, &funcs, &members, 4096 + 7), "another window");
+        let enums = ["CGROUP_SUBSYS_COUNT", "absent_enumerator_x"];
+        let in_place = find_all(&mapped, &[], &[], &enums, WINDOW);
+        assert_eq!(in_place, find_all(&file, &[], &[], &enums, 4096 + 7), "enumerators, another window");
+        assert!(in_place.is_some_and(|(_, v)| v[1].is_none()));
     }
 
     #[test]

@@ -1123,6 +1123,12 @@ impl Source for Procfs {
                 }
                 let dir_len = cp.dir_len;
                 cp.path.truncate(dir_len);
+                // Made from the kernel's structs where the round's program
+                // of cgroup values has it (`cgvalues.rs`), else read.
+                if super::tasks::cgroup_text(d.pid, d.start_time, hierarchy, &cp.path, file, buf).is_some() {
+                    return Ok(());
+                }
+                buf.clear();
                 cp.path.push_str(file);
                 let path = cp.path.as_str();
                 let open =

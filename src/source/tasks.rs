@@ -393,6 +393,10 @@ pub(crate) struct Entry {
 pub(crate) struct Table {
     entries: Vec<Entry>,
     lookup: Option<OwnedFd>,
+    /// The program of cgroup control values (`cgvalues.rs`), where this
+    /// kernel loads it: asked, like the lookup program, when a check of a
+    /// process first reads a cgroup control file.
+    cgroups: Option<Arc<super::cgvalues::Program>>,
 }
 
 impl Table {
@@ -401,7 +405,7 @@ impl Table {
         let mut entries: Vec<Entry> = bytes.chunks_exact(RECORD).filter_map(parse_record).collect();
         entries.sort_unstable_by_key(|e| e.pid);
         entries.dedup_by_key(|e| e.pid);
-        Table { entries, lookup: None }
+        Table { entries, lookup: None, cgroups: None }
     }
 
     /// The record of `pid`, if it was started at `start_ticks`.
@@ -519,6 +523,8 @@ pub(crate) fn limits_text(limits: &[[u64; 2]; LIMITS], out: &mut Vec<u8>) {
 pub(crate) struct Reader {
     how: How,
     buf: Vec<u8>,
+    /// The program of cgroup control values, or why it is not used.
+    cgroups: Result<Arc<super::cgvalues::Program>, String>,
 }
 
 #[derive(Debug)]
@@ -564,7 +570,19 @@ impl Reader {
         };
         let table = reader.read_all().map_err(|e| format!("cannot read the task table: {e}"))?;
         self_check(&table)?;
+        reader.cgroups = super::cgvalues::Program::load().map(Arc::new);
+        if let (How::Lookup(table), Ok(cgroups)) = (&mut reader.how, &reader.cgroups)
+            && let Some(table) = Arc::get_mut(table)
+        {
+            table.cgroups = Some(Arc::clone(cgroups));
+        }
         Ok(reader)
+    }
+
+    /// Whether cgroup control values are made from the kernel's structs
+    /// (`cgvalues.rs`), or why not.
+    pub(crate) fn cgroup_values(&self) -> Result<(), &str> {
+        self.cgroups.as_ref().map(|_| ()).map_err(String::as_str)
     }
 
     fn load_lookup(layout: &Layout, from_pid: u32, release: u32) -> Result<Reader, String> {
@@ -577,8 +595,8 @@ impl Reader {
             flags: sys::F_SLEEPABLE,
         };
         let prog = sys::prog_load(&insns, &spec).map_err(|e| format!("the kernel refused the lookup program: {e}"))?;
-        let table = Table { entries: Vec::new(), lookup: Some(prog) };
-        Ok(Reader { how: How::Lookup(Arc::new(table)), buf: Vec::new() })
+        let table = Table { entries: Vec::new(), lookup: Some(prog), cgroups: None };
+        Ok(Reader { how: How::Lookup(Arc::new(table)), buf: Vec::new(), cgroups: Err(NOT_YET.to_owned()) })
     }
 
     fn load_walk(layout: &Layout, iter: u32) -> Result<Reader, String> {
@@ -596,7 +614,7 @@ impl Reader {
         let prog = sys::prog_load(&insns, &spec).map_err(|e| format!("the kernel refused the task iterator: {e}"))?;
         let link =
             sys::iter_link_create(prog.as_fd(), None).map_err(|e| format!("cannot link the task iterator: {e}"))?;
-        Ok(Reader { how: How::Walk { link, _prog: prog, part }, buf: Vec::new() })
+        Ok(Reader { how: How::Walk { link, _prog: prog, part }, buf: Vec::new(), cgroups: Err(NOT_YET.to_owned()) })
     }
 
     /// Whether a table costs a walk of every task of the node (the task
@@ -634,7 +652,8 @@ impl Reader {
                 Err(e) => return Err(e.into()),
             }
         }
-        let table = Table::parse(&self.buf);
+        let mut table = Table::parse(&self.buf);
+        table.cgroups = self.cgroups.as_ref().ok().cloned();
         // The buffer is kept for the next round, at the size a round needs.
         self.buf.clear();
         Ok(table)
@@ -649,7 +668,7 @@ impl Reader {
                     Some(prog) => run_lookup(prog, std::process::id())?,
                     None => None,
                 };
-                Ok(Table { entries: entry.into_iter().collect(), lookup: None })
+                Ok(Table { entries: entry.into_iter().collect(), lookup: None, cgroups: None })
             }
             How::Walk { .. } => self.walk(0, 1),
         }
@@ -666,6 +685,9 @@ fn run_lookup(prog: &OwnedFd, pid: u32) -> std::io::Result<Option<Entry>> {
     sys::prog_run(prog.as_fd(), &mut ctx)?;
     Ok(parse_record(&ctx).filter(|e| e.pid == pid))
 }
+
+/// Why a reader has no program of cgroup values before its load tried one.
+const NOT_YET: &str = "not loaded yet";
 
 /// The text of the link `ns/NAME` to the namespace `inum`: the kind is the
 /// namespace's (`pid_for_children` links to `pid:[...]`).
@@ -746,9 +768,11 @@ pub(crate) fn install<R>(table: Option<&Arc<Table>>, f: impl FnOnce() -> R) -> R
             let before = self.0.take();
             INSTALLED.with(|t| *t.borrow_mut() = before);
             MADE.with(|m| *m.borrow_mut() = None);
+            super::cgvalues::forget();
         }
     }
     MADE.with(|m| *m.borrow_mut() = None);
+    super::cgvalues::forget();
     let before = INSTALLED.with(|t| t.borrow_mut().replace(Arc::clone(table)));
     let _restore = Restore(before);
     f()
@@ -778,6 +802,29 @@ pub(crate) fn lookup<R>(pid: u32, start_ticks: u64, f: impl FnOnce(&Entry) -> R)
             }
             made.as_ref().and_then(|(_, e)| e.as_ref()).filter(|e| e.start_ticks == start_ticks && e.settled).map(f)
         })
+    })
+}
+
+/// The text of control file `file` of the cgroup directory `dir` (a path
+/// ending in `/`) of `hierarchy`, for process `pid` started at
+/// `start_ticks`, made from the installed table's program of cgroup values
+/// into `out`; `None` where the file must be read (no table, a fresh read,
+/// no program, a value the program does not have).
+pub(crate) fn cgroup_text(
+    pid: u32,
+    start_ticks: u64,
+    hierarchy: &str,
+    dir: &str,
+    file: &str,
+    out: &mut Vec<u8>,
+) -> Option<()> {
+    if BYPASSED.with(std::cell::Cell::get) {
+        return None;
+    }
+    INSTALLED.with(|t| {
+        let installed = t.borrow();
+        let program = installed.as_ref()?.cgroups.as_ref()?;
+        super::cgvalues::answer(program, pid, start_ticks, hierarchy, dir, file, out)
     })
 }
 
@@ -898,7 +945,7 @@ mod tests {
                         .collect();
                     entries.sort_unstable_by_key(|e| e.pid);
                     assert!(run_lookup(prog, u32::MAX >> 1).unwrap().is_none(), "no such pid");
-                    out.push(("lookup", Table { entries, lookup: None }));
+                    out.push(("lookup", Table { entries, lookup: None, cgroups: None }));
                 }
                 Err(why) => eprintln!("SKIP {test} (lookup): {why}"),
             },

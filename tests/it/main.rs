@@ -26,6 +26,7 @@ mod common;
 
 mod boundary;
 mod captured;
+mod cgvalues;
 mod cli;
 mod code_pages;
 mod corrupt_baselines;
