@@ -45,7 +45,9 @@
 //! every round); a removed file or cgroup fails its read, and any read of a
 //! listed file that fails sends the reader back to a listing. The
 //! directory is still listed every [`LIST_EVERY`] parts (of rounds; a
-//! round of one part is one), and on every read after a drift.
+//! round of one part is one) once [`LIST_AFTER`] has passed too (a watch
+//! every 100 ms listed every directory each second), and on every read
+//! after a drift.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -81,14 +83,20 @@ pub(crate) struct Shared {
     /// Whether the monitor has one target: what a round keeps would be
     /// taken by no one ([`Shared::solo`]).
     solo: std::sync::atomic::AtomicBool,
+    /// [`LIST_AFTER`] (zero in tests of the rounds alone).
+    list_after: std::time::Duration,
 }
 
-/// The limit files of one cgroup directory, and the round they were listed in.
-type Listing = (Arc<[String]>, u64);
+/// The limit files of one cgroup directory, and the round and time they
+/// were listed at.
+type Listing = (Arc<[String]>, u64, std::time::Instant);
 
 /// A cgroup directory whose limit files were listed this many parts ago
 /// (of rounds: [`Shared::begin_part`]) is listed again.
 pub(crate) const LIST_EVERY: u64 = 10;
+
+/// ... and at least this long ago.
+pub(crate) const LIST_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The key of a list of cgroups (hierarchy and path of each, in order) in
 /// [`Shared::cgroup_form`]: each name preceded by its length, so that no
@@ -128,7 +136,13 @@ pub(crate) struct MountView {
 impl Shared {
     /// An empty store, to be shared by the targets of one monitor.
     pub(crate) fn new() -> Arc<Shared> {
-        Arc::new(Shared::default())
+        Arc::new(Shared { list_after: LIST_AFTER, ..Shared::default() })
+    }
+
+    /// Whether a listing of `round` made at `at` is still used in round
+    /// `now` (`periods` of [`LIST_EVERY`] rounds and of `list_after`).
+    fn fresh_listing(&self, now: u64, round: u64, at: std::time::Instant, periods: u32) -> bool {
+        now.saturating_sub(round) < LIST_EVERY * u64::from(periods) || at.elapsed() < self.list_after * periods
     }
 
     /// Starts a round (a cycle): what the last round read is forgotten.
@@ -156,7 +170,7 @@ impl Shared {
             for cgroups in m.values_mut() {
                 // Kept one period longer than used: a listing that finds
                 // the same files renews the one kept.
-                cgroups.retain(|_, (_, listed)| round.saturating_sub(*listed) < 2 * LIST_EVERY);
+                cgroups.retain(|_, (_, listed, at)| self.fresh_listing(round, *listed, *at, 2));
             }
             m.retain(|_, cgroups| !cgroups.is_empty());
         }
@@ -181,8 +195,8 @@ impl Shared {
     pub(crate) fn limit_files(&self, hierarchy: &str, cgroup: &str) -> Option<Arc<[String]>> {
         let round = self.round.load(std::sync::atomic::Ordering::Relaxed);
         let m = self.limit_files.lock().ok()?;
-        let (files, listed) = m.get(hierarchy)?.get(cgroup)?;
-        (round.saturating_sub(*listed) < LIST_EVERY).then(|| Arc::clone(files))
+        let (files, listed, at) = m.get(hierarchy)?.get(cgroup)?;
+        self.fresh_listing(round, *listed, *at, 1).then(|| Arc::clone(files))
     }
 
     /// Keeps the limit files just listed of `cgroup` in `hierarchy`.
@@ -196,15 +210,17 @@ impl Shared {
     ) {
         let round = self.round.load(std::sync::atomic::Ordering::Relaxed);
         if let Ok(mut m) = self.limit_files.lock() {
-            if let Some((kept, listed)) = m.get_mut(hierarchy).and_then(|c| c.get_mut(cgroup))
+            let now = std::time::Instant::now();
+            if let Some((kept, listed, at)) = m.get_mut(hierarchy).and_then(|c| c.get_mut(cgroup))
                 && kept.iter().map(String::as_str).eq(files.clone())
             {
                 *listed = round;
+                *at = now;
                 return;
             }
             m.entry(hierarchy.to_owned())
                 .or_default()
-                .insert(cgroup.to_owned(), (files.map(str::to_owned).collect(), round));
+                .insert(cgroup.to_owned(), (files.map(str::to_owned).collect(), round, now));
         }
     }
 
@@ -387,8 +403,20 @@ mod tests {
     }
 
     #[test]
-    fn a_listing_of_limit_files_is_used_for_fewer_than_list_every_rounds() {
+    fn a_listing_of_limit_files_is_used_while_young_in_rounds_or_in_time() {
         let s = Shared::new();
+        s.begin_round();
+        s.keep_limit_files("pids", "/a", ["pids.max"].into_iter());
+        for _ in 0..3 * LIST_EVERY {
+            s.begin_round();
+        }
+        assert!(s.limit_files("pids", "/a").is_some(), "{LIST_EVERY} rounds within {LIST_AFTER:?}: not listed again");
+    }
+
+    #[test]
+    fn a_listing_of_limit_files_is_used_for_fewer_than_list_every_rounds() {
+        // Rounds alone: as if every round were longer than LIST_AFTER.
+        let s = Shared::default();
         s.begin_round();
         assert!(s.limit_files("pids", "/a").is_none());
         s.keep_limit_files("pids", "/a", ["cgroup.clone_children", "pids.max"].into_iter());

@@ -232,6 +232,8 @@ struct Type<'a> {
     kind: u32,
     name_off: u32,
     info: u32,
+    /// A struct's size in bytes (`size_or_type`).
+    size: u32,
     /// The data after the 12-byte `struct btf_type` (members, params...).
     extra: &'a [u8],
 }
@@ -274,7 +276,8 @@ fn each_type<B: Bytes + ?Sized>(b: &B, s: &Sections, window: usize, mut f: impl 
             let (name_off, info) = (u32_at(head, 0)?, u32_at(head, 4)?);
             let len = extra_len(info)?.checked_add(12)?;
             let whole = section.get(at..at.checked_add(len)?)?;
-            f(&Type { id, kind: (info >> 24) & 0x1f, name_off, info, extra: whole.get(12..)? });
+            let size = u32_at(head, 8)?;
+            f(&Type { id, kind: (info >> 24) & 0x1f, name_off, info, size, extra: whole.get(12..)? });
             at = at.checked_add(len)?;
             id = id.checked_add(1)?;
         }
@@ -291,7 +294,8 @@ fn each_type<B: Bytes + ?Sized>(b: &B, s: &Sections, window: usize, mut f: impl 
         let kind = (info >> 24) & 0x1f;
         let extra = extra_len(info)?;
         let whole = record(b, s, &mut buf, &mut buf_at, at, extra.checked_add(12)?, window)?;
-        f(&Type { id, kind, name_off, info, extra: whole.get(12..)? });
+        let size = u32_at(whole, 8)?;
+        f(&Type { id, kind, name_off, info, size, extra: whole.get(12..)? });
         at = at.checked_add(u64::try_from(extra.checked_add(12)?).ok()?)?;
         id = id.checked_add(1)?;
     }
@@ -344,7 +348,8 @@ pub fn member_offset_in<B: Bytes + ?Sized>(b: &B, strukt: &str, member: &str, wi
 pub type Found = (Vec<Option<u32>>, Vec<Option<u32>>);
 
 /// The type ids of the functions named in `funcs` and the byte offset of
-/// each `(struct, member)` of `members` (each in its order; `None` for one
+/// each `(struct, member)` of `members` (a member named `""`: the struct's
+/// size) (each in its order; `None` for one
 /// BTF does not have: the first `struct` of that name decides, and a
 /// bitfield has none), with one pass over the strings and one over the
 /// types (each pass reads the whole BTF, 5 MB and more, a window at a
@@ -432,6 +437,11 @@ pub fn find_all<B: Bytes + ?Sized>(
                 continue;
             }
             *done = true;
+            // No member name: the struct's own size.
+            if members.get(i).is_some_and(|(_, m)| m.is_empty()) {
+                *slot = Some(t.size);
+                continue;
+            }
             for m in t.extra.chunks_exact(12) {
                 let (Some(n), Some(off)) = (u32_at(m, 0), u32_at(m, 8)) else { continue };
                 if wanted.contains(&n) {
@@ -512,6 +522,7 @@ mod tests {
         assert_eq!(func_ids(&b, &["mem_write", "absent"]), Some(vec![Some(4), None]));
         assert_eq!(member_offset(&b, "s", "int"), Some(0));
         assert_eq!(member_offset(&b, "s", "absent"), None);
+        assert_eq!(member_offset(&b, "s", ""), Some(8), "no member name: the struct's size");
     }
 
     #[test]

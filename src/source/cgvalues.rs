@@ -128,7 +128,7 @@ const CPUSET_FLAG_FILES: [&str; 7] = [
 ];
 
 /// The members read, by (struct, member).
-const MEMBERS: [(&str, &str); 49] = [
+const MEMBERS: [(&str, &str); 51] = [
     ("task_struct", "pid"),
     ("task_struct", "tgid"),
     ("task_struct", "exit_state"),
@@ -183,6 +183,11 @@ const MEMBERS: [(&str, &str); 49] = [
     // 47: fields some kernels still have (their files are then read)
     ("mem_cgroup", "use_hierarchy"),
     ("mem_cgroup", "move_charge_at_immigrate"),
+    // 49: `memsw`, in an anonymous union with `swap` right after `memory`
+    // (found by the struct's size: a union whose end is the next member's
+    // offset)
+    ("page_counter", ""),
+    ("mem_cgroup", "memory_peaks"),
 ];
 
 // Indices into MEMBERS.
@@ -215,14 +220,15 @@ type Field = Option<(i32, u32)>;
 
 /// The memory fields, in slot order: the `max` of the `memory`, `kmem` and
 /// `tcpmem` page counters (pages), `soft_limit` (pages), `swappiness`,
-/// `oom_kill_disable`.
-const MEMORY: [&str; 6] = [
+/// `oom_kill_disable`, and the `max` of `memsw` (pages).
+const MEMORY: [&str; 7] = [
     "memory.limit_in_bytes",
     "memory.kmem.limit_in_bytes",
     "memory.kmem.tcp.limit_in_bytes",
     "memory.soft_limit_in_bytes",
     "memory.swappiness",
     "memory.oom_control",
+    "memory.memsw.limit_in_bytes",
 ];
 
 /// The cpu fields, in slot order: `shares`, `idle`, `rt_bandwidth`'s
@@ -239,7 +245,7 @@ const CPU: [&str; 7] = [
 
 /// Every file a text is made for, and the kind of chain that has its
 /// values ([`Kind::Core`]: any chain of the hierarchy).
-const FILES: [(&str, Kind); 32] = [
+const FILES: [(&str, Kind); 33] = [
     ("cgroup.clone_children", Kind::Core),
     ("notify_on_release", Kind::Core),
     ("release_agent", Kind::Core),
@@ -252,6 +258,7 @@ const FILES: [(&str, Kind); 32] = [
     ("memory.soft_limit_in_bytes", Kind::Memory),
     ("memory.swappiness", Kind::Memory),
     ("memory.oom_control", Kind::Memory),
+    ("memory.memsw.limit_in_bytes", Kind::Memory),
     ("cpu.shares", Kind::Cpu),
     ("cpu.idle", Kind::Cpu),
     ("cpu.rt_period_us", Kind::Cpu),
@@ -326,7 +333,7 @@ struct Plan {
     chains: Vec<Chain>,
     /// The record's length in slots.
     slots: usize,
-    memory: [Field; 6],
+    memory: [Field; 7],
     cpu: [Field; 7],
     /// flags, relax level, cpus, mems.
     cpuset: [Field; 4],
@@ -383,6 +390,15 @@ impl Plan {
             };
             Some((base.checked_add(add)?, size))
         };
+        // `memsw`: the page counter after `memory`, where the member after
+        // the union begins two page counters after `memory`.
+        let memsw = || -> Field {
+            let (memory, size, next) = (o(22)?, o(49)?, o(50)?);
+            let after = memory.checked_add(size)?;
+            (after.checked_add(size)? == next).then_some(())?;
+            let max = o(25)?;
+            Some((after.checked_sub(o(21)?)?.checked_add(max)?, 8))
+        };
         let memory = [
             field(21, 22, Some(25), 8),
             field(21, 23, Some(25), 8),
@@ -390,6 +406,7 @@ impl Plan {
             field(21, 26, None, 8),
             field(21, 27, None, 4),
             field(21, 28, None, 4),
+            memsw(),
         ];
         let cpu = [
             field(29, 30, None, 8),
@@ -738,7 +755,8 @@ impl Program {
             "memory.limit_in_bytes"
             | "memory.kmem.limit_in_bytes"
             | "memory.kmem.tcp.limit_in_bytes"
-            | "memory.soft_limit_in_bytes" => {
+            | "memory.soft_limit_in_bytes"
+            | "memory.memsw.limit_in_bytes" => {
                 let k = MEMORY.iter().position(|f| *f == file)?;
                 self.plan.memory.get(k).copied().flatten()?;
                 let pages = s(3 + k)?;
@@ -810,6 +828,14 @@ impl Program {
             _ => return None,
         }
         Some(())
+    }
+
+    /// Whether the record has a chain in hierarchy `hid`.
+    fn has_hierarchy(&self, rec: &Record, hid: u32) -> bool {
+        self.plan.chains.iter().any(|c| {
+            rec.slot(c.level_at(0)).is_some_and(|id| id != 0)
+                && rec.slot(c.at).map(|h| h & 0xffff_ffff) == Some(u64::from(hid))
+        })
     }
 
     /// The chain and first slot of the level of hierarchy `hid` whose
@@ -1011,19 +1037,20 @@ pub(crate) fn answer(
         if !rec.usable(pid, start_ticks) {
             return None;
         }
+        // No chain in that hierarchy (a named one: `name=systemd`): its
+        // files are read, and its directory never asked about.
+        if !program.has_hierarchy(&rec, hid) {
+            return None;
+        }
+        let want = FILES.iter().find(|(name, _)| *name == file)?.1;
         let ino = inode(dir, false)?;
-        match program.format(&rec, hid, ino, file, out) {
-            Some(()) => Some(()),
+        let ino = match program.find(&rec, hid, ino, want) {
+            Some(_) => ino,
             // The directory may be another by now (removed and made
             // again): its inode asked again, once.
-            None => {
-                let again = inode(dir, true)?;
-                if again == ino {
-                    return None;
-                }
-                program.format(&rec, hid, again, file, out)
-            }
-        }
+            None => inode(dir, true).filter(|&again| again != ino)?,
+        };
+        program.format(&rec, hid, ino, file, out)
     })
 }
 

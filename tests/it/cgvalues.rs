@@ -55,6 +55,8 @@ fn cgroups_for(child: u32, refused: &mut Vec<String>) -> Result<Vec<ScratchCgrou
         let mut inner = outer.nested("inner")?;
         set(&inner, "memory.limit_in_bytes", "104857600", refused);
         set(&inner, "memory.soft_limit_in_bytes", "52428800", refused);
+        // At least the memory limit (where swap is accounted).
+        set(&inner, "memory.memsw.limit_in_bytes", "157286400", refused);
         set(&inner, "memory.kmem.tcp.limit_in_bytes", "67108864", refused);
         set(&inner, "memory.swappiness", "17", refused);
         set(&inner, "memory.oom_control", "1", refused);
@@ -150,6 +152,7 @@ fn cgroup_values_are_what_the_files_say() {
         (Some("memory"), "memory.limit_in_bytes", "104857600\n"),
         (Some("memory"), "memory.limit_in_bytes", "209715200\n"),
         (Some("memory"), "memory.soft_limit_in_bytes", "52428800\n"),
+        (Some("memory"), "memory.memsw.limit_in_bytes", "157286400\n"),
         (Some("memory"), "memory.swappiness", "17\n"),
         (Some("memory"), "notify_on_release", "1\n"),
         (Some("memory"), "cgroup.clone_children", "1\n"),
