@@ -343,7 +343,16 @@ struct Plan {
 }
 
 impl Plan {
-    fn of_kernel(b: &btf::Vmlinux, funcs: &[&str]) -> Result<(Plan, Vec<Option<u32>>), String> {
+    /// `hierarchies`: the node's (`/proc/self/cgroup`): a controller of no
+    /// field read here has a chain only where it is the first of a v1
+    /// hierarchy none of whose controllers has one (its hierarchy's core
+    /// files); bound to cgroup2, its css is the one cgroup2's own chain
+    /// reads, and a run would read it twice.
+    fn of_kernel(
+        b: &btf::Vmlinux,
+        funcs: &[&str],
+        hierarchies: &[(String, u32)],
+    ) -> Result<(Plan, Vec<Option<u32>>), String> {
         let mut enums: Vec<&str> = CONTROLLERS.iter().map(|(e, _)| *e).collect();
         enums.extend_from_slice(&ENUMS);
         let ((ids, found), values) = btf::find_all(b, funcs, &MEMBERS, &enums, btf::WINDOW)
@@ -371,11 +380,30 @@ impl Plan {
             chains.push(c);
         };
         push(Kind::Unified, None, &mut at);
-        for ((name, kind), v) in CONTROLLERS.iter().zip(&values) {
+        // The v1 hierarchy a controller is in (its legacy name: `io` is
+        // `blkio` there), by its index in the list.
+        let v1 = |name: &str| -> Option<usize> {
+            let legacy = if name == "io" { "blkio" } else { name };
+            hierarchies.iter().position(|(h, _)| h.split(',').any(|c| c == legacy))
+        };
+        let chained = |k: Kind| k != Kind::Core;
+        let mut served: Vec<usize> = CONTROLLERS
+            .iter()
+            .filter(|(_, k)| chained(*k))
+            .filter_map(|(e, _)| v1(e.trim_end_matches("_cgrp_id")))
+            .collect();
+        for ((enumerator, kind), v) in CONTROLLERS.iter().zip(&values) {
             let Some(id) = v.filter(|&id| id >= 0 && id < count).and_then(|id| u32::try_from(id).ok()) else {
                 continue;
             };
-            names.push((id, name.trim_end_matches("_cgrp_id")));
+            let name = enumerator.trim_end_matches("_cgrp_id");
+            names.push((id, name));
+            if !chained(*kind) {
+                match v1(name) {
+                    Some(h) if !served.contains(&h) => served.push(h),
+                    _ => continue,
+                }
+            }
             push(*kind, Some(id), &mut at);
         }
         names.sort_unstable();
@@ -642,7 +670,8 @@ impl Program {
         let btf = std::fs::File::open("/sys/kernel/btf/vmlinux")
             .map(btf::Vmlinux::new)
             .map_err(|e| format!("no BTF: /sys/kernel/btf/vmlinux: {e}"))?;
-        let (plan, ids) = Plan::of_kernel(&btf, &["bpf_task_from_pid", "bpf_task_release"])?;
+        let hierarchies = own_hierarchies().map_err(|e| format!("/proc/self/cgroup: {e}"))?;
+        let (plan, ids) = Plan::of_kernel(&btf, &["bpf_task_from_pid", "bpf_task_release"], &hierarchies)?;
         let (Some(Some(from_pid)), Some(Some(release))) = (ids.first(), ids.get(1)) else {
             return Err("this kernel has no bpf_task_from_pid".to_owned());
         };
@@ -659,7 +688,6 @@ impl Program {
         for ((name, _), on) in FILES.iter().zip(enabled.iter_mut()) {
             *on = !name.is_empty();
         }
-        let hierarchies = own_hierarchies().map_err(|e| format!("/proc/self/cgroup: {e}"))?;
         let page = u64::try_from(rustix::param::page_size()).unwrap_or(4096);
         let mut p = Program { fd, plan, enabled, hierarchies, page, cpus: possible_cpus().unwrap_or(usize::MAX) };
         let (compared, refused) = self_check(&mut p)?;
@@ -1189,6 +1217,13 @@ mod tests {
         let mut rec = Record::default();
         p.run(me, &mut rec).unwrap();
         assert_eq!(rec.slot(0).map(|h| h >> 32), Some(u64::from(DONE)));
+        // A chain of a controller with no field read here only where no
+        // other chain reads its hierarchy: each is read once.
+        let hid = |c: &Chain| rec.slot(c.at).map(|h| h & 0xffff_ffff);
+        for c in p.plan.chains.iter().filter(|c| c.kind == Kind::Core) {
+            let others = p.plan.chains.iter().filter(|o| o.at != c.at && hid(o) == hid(c)).count();
+            assert_eq!(others, 0, "hierarchy {:?} read by more than one chain", hid(c));
+        }
         let mut none = Record::default();
         p.run(u32::MAX >> 1, &mut none).unwrap();
         assert!(!none.usable(u32::MAX >> 1, 0), "no such process");
