@@ -331,7 +331,9 @@ impl Pinned {
             // it asks.
             let loading = table
                 .then(|| {
-                    std::thread::Builder::new().spawn_scoped(scope, || crate::source::tasks::Reader::load(false)).ok()
+                    std::thread::Builder::new()
+                        .spawn_scoped(scope, || crate::source::tasks::Reader::load(false, false))
+                        .ok()
                 })
                 .flatten();
             let pinning = std::thread::Builder::new().spawn_scoped(scope, || pin(pids()));
@@ -854,7 +856,7 @@ impl Monitor {
         }
         let walk = self.table_walk;
         let reader = self.tasks.get_or_insert_with(|| {
-            let loaded = crate::source::tasks::Reader::load(walk);
+            let loaded = crate::source::tasks::Reader::load(walk, !self.one_shot);
             note_task_table(&loaded);
             loaded
         });

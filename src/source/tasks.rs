@@ -547,8 +547,10 @@ impl Reader {
     /// `Err(why)` where the kernel refuses both programs or a table is not
     /// what `/proc` says.
     /// `walk`: the task iterator even where the kernel loads the lookup
-    /// program (tests and side-by-side measurements).
-    pub(crate) fn load(walk: bool) -> Result<Reader, String> {
+    /// program (tests and side-by-side measurements). `cgroups`: the
+    /// program of cgroup values too (a watch's: loading it, with its BTF
+    /// pass and its self-check, costs more than a one-shot check gains).
+    pub(crate) fn load(walk: bool, cgroups: bool) -> Result<Reader, String> {
         let btf = std::fs::File::open("/sys/kernel/btf/vmlinux")
             .map(btf::Vmlinux::new)
             .map_err(|e| format!("no BTF: /sys/kernel/btf/vmlinux: {e}"))?;
@@ -570,7 +572,11 @@ impl Reader {
         };
         let table = reader.read_all().map_err(|e| format!("cannot read the task table: {e}"))?;
         self_check(&table)?;
-        reader.cgroups = super::cgvalues::Program::load().map(Arc::new);
+        reader.cgroups = if cgroups {
+            super::cgvalues::Program::load().map(Arc::new)
+        } else {
+            Err("not loaded for a one-shot check".to_owned())
+        };
         if let (How::Lookup(table), Ok(cgroups)) = (&mut reader.how, &reader.cgroups)
             && let Some(table) = Arc::get_mut(table)
         {
@@ -981,7 +987,7 @@ mod tests {
     /// A thread's id is not a process: the lookup program says none.
     #[test]
     fn a_thread_is_not_looked_up() {
-        let Ok(reader) = Reader::load(false) else { return };
+        let Ok(reader) = Reader::load(false, false) else { return };
         let How::Lookup(table) = &reader.how else { return };
         let prog = table.lookup.as_ref().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
