@@ -572,14 +572,15 @@ impl Observer {
     }
 
     /// Observes `subsystems` of `src`, a target of `scope`, in full,
-    /// replacing the previous results.
+    /// replacing the previous results: a baseline's read, whose cgroup
+    /// control files are read from the files (`tasks::cgroup_files`).
     pub(crate) fn observe<S: Source + ?Sized>(
         &mut self,
         src: &S,
         scope: Scope,
         subsystems: &[Subsystem],
     ) -> Result<(), Error> {
-        self.observe_inner(src, scope, subsystems, None)
+        crate::source::tasks::cgroup_files(|| self.observe_inner(src, scope, subsystems, None))
     }
 
     /// Observes `subsystems` of `src` for a check against a baseline: `code`

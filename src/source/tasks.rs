@@ -762,6 +762,28 @@ pub(crate) fn bypassed<R>(bypass: bool, f: impl FnOnce() -> R) -> R {
     f()
 }
 
+thread_local! {
+    /// Set while a baseline is read: its cgroup control files from the
+    /// files ([`cgroup_files`]).
+    static CGROUP_FILES: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with cgroup control files read from their files on this
+/// thread, not made from the program's record: a baseline is the files'
+/// text, so a formatter wrong for a value it never met at its self-check
+/// makes a check differ from it, and that check's fresh read (the files)
+/// agrees: a read more, never a false drift.
+pub(crate) fn cgroup_files<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CGROUP_FILES.with(|b| b.set(self.0));
+        }
+    }
+    let _restore = Restore(CGROUP_FILES.with(|b| b.replace(true)));
+    f()
+}
+
 /// Whether a failed run of the lookup program was said (once a process).
 static RUN_FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -824,7 +846,7 @@ pub(crate) fn cgroup_text(
     file: &str,
     out: &mut Vec<u8>,
 ) -> Option<()> {
-    if BYPASSED.with(std::cell::Cell::get) {
+    if BYPASSED.with(std::cell::Cell::get) || CGROUP_FILES.with(std::cell::Cell::get) {
         return None;
     }
     INSTALLED.with(|t| {
@@ -865,6 +887,41 @@ mod tests {
         assert_eq!(install(Some(&t), || bypassed(true, || lookup(42, 123, |_| ()))), None, "a fresh read: /proc");
         assert!(install(Some(&t), || bypassed(false, || lookup(42, 123, |_| ()))).is_some());
         assert!(lookup(42, 123, |_| ()).is_none(), "uninstalled after");
+    }
+
+    /// Cgroup values are made for a check, and never for a baseline's read
+    /// nor a fresh one: those read the files.
+    #[test]
+    fn cgroup_values_answer_a_check_only() {
+        let Ok(program) = super::super::cgvalues::Program::load() else {
+            eprintln!("SKIP cgroup_values_answer_a_check_only: the program of cgroup values does not load here");
+            return;
+        };
+        let me = std::process::id();
+        let stat = std::fs::read("/proc/self/stat").unwrap();
+        let start = super::super::stat::parse_stat(&stat).map(|(_, _, s)| s).unwrap();
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let Some(path) = own.lines().find_map(|l| l.strip_prefix("0::")) else {
+            eprintln!("SKIP cgroup_values_answer_a_check_only: no cgroup2 hierarchy");
+            return;
+        };
+        let mounts = super::super::CgroupMounts::discover_shared().unwrap();
+        let Ok((dir, rel)) = mounts.dir_parts("unified", path) else {
+            eprintln!("SKIP cgroup_values_answer_a_check_only: cgroup2 is not mounted where fdir sees it");
+            return;
+        };
+        let dir = format!("{}/", if rel.is_empty() { dir.to_path_buf() } else { dir.join(rel) }.display());
+        let table = Arc::new(Table { entries: Vec::new(), lookup: None, cgroups: Some(Arc::new(program)) });
+        let ask = || {
+            let mut out = Vec::new();
+            cgroup_text(me, start, "unified", &dir, "cgroup.max.depth", &mut out).map(|()| out)
+        };
+        assert!(ask().is_none(), "nothing installed");
+        let made = install(Some(&table), ask);
+        assert!(made.as_deref().is_some_and(|t| t.ends_with(b"\n")), "{made:?}");
+        assert_eq!(install(Some(&table), || cgroup_files(ask)), None, "a baseline reads the files");
+        assert_eq!(install(Some(&table), || bypassed(true, ask)), None, "a fresh read reads the files");
+        assert!(install(Some(&table), ask).is_some(), "made again once the baseline's read is over");
     }
 
     #[test]
