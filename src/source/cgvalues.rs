@@ -957,24 +957,23 @@ fn possible_cpus() -> Option<usize> {
     last.parse::<usize>().ok().map(|n| n + 1)
 }
 
-/// fdir's own cgroups, each file a text is made for against the file:
-/// (files compared, files whose text differed). A formatter that differs
-/// is turned off; `Err` where the program's record is unusable or nothing
-/// at all compares.
-fn self_check(p: &mut Program) -> Result<(usize, Vec<&'static str>), String> {
-    let me = std::process::id();
-    let stat = std::fs::read("/proc/self/stat").map_err(|e| format!("/proc/self/stat: {e}"))?;
-    let start = super::stat::parse_stat(&stat).map(|(_, _, s)| s).ok_or("/proc/self/stat unreadable")?;
+/// Process `pid`'s record (made now) and every control file of its
+/// cgroups (every hierarchy, each cgroup and its ancestors) that the
+/// program makes a text for and that exists: made, read, and compared as
+/// `cgroup-limits` keeps them.
+fn compare(p: &Program, pid: u32) -> Result<Vec<Compared>, String> {
+    let stat = std::fs::read(format!("/proc/{pid}/stat")).map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
+    let start = super::stat::parse_stat(&stat).map(|(_, _, s)| s).ok_or("its stat is unreadable")?;
     let mut rec = Record::default();
-    p.run(me, &mut rec).map_err(|e| format!("the program failed: {e}"))?;
-    if !rec.usable(me, start) {
-        return Err("the program's record of fdir itself is not whole".to_owned());
+    p.run(pid, &mut rec).map_err(|e| format!("the program failed: {e}"))?;
+    if !rec.usable(pid, start) {
+        return Err(format!("the program's record of process {pid} is not whole"));
     }
     let mounts = super::CgroupMounts::discover_shared().map_err(|e| format!("the cgroup mounts: {e}"))?;
-    let text = std::fs::read_to_string("/proc/self/cgroup").map_err(|e| format!("/proc/self/cgroup: {e}"))?;
-    let mut compared = 0;
-    let mut refused = Vec::new();
-    let (mut from_file, mut made, mut buf) = (Canon::new(), Canon::new(), Vec::new());
+    let text =
+        std::fs::read_to_string(format!("/proc/{pid}/cgroup")).map_err(|e| format!("/proc/{pid}/cgroup: {e}"))?;
+    let mut out = Vec::new();
+    let (mut from_file, mut made) = (Canon::new(), Canon::new());
     for line in text.lines() {
         let mut parts = line.splitn(3, ':');
         let (Some(_), Some(names), Some(path)) = (parts.next(), parts.next(), parts.next()) else { continue };
@@ -984,31 +983,45 @@ fn self_check(p: &mut Program) -> Result<(usize, Vec<&'static str>), String> {
             let Ok((dir, rel)) = mounts.dir_parts(h, cg) else { continue };
             let dir = if rel.is_empty() { dir.to_path_buf() } else { dir.join(rel) };
             let Ok(st) = rustix::fs::stat(&dir) else { continue };
-            for (i, (file, _)) in FILES.iter().enumerate() {
-                if file.is_empty() || !p.enabled.get(i).copied().unwrap_or(false) {
-                    continue;
-                }
-                let Ok(bytes) = std::fs::read(dir.join(file)) else { continue };
+            for (file, _) in &FILES {
+                let Ok(read) = std::fs::read(dir.join(file)) else { continue };
+                let mut buf = Vec::new();
                 if p.format(&rec, hid, st.st_ino, file, &mut buf).is_none() {
                     continue;
                 }
                 from_file.clear();
                 made.clear();
-                cgroup_limits::add_file(&mut from_file, h, cg, file, &bytes);
+                cgroup_limits::add_file(&mut from_file, h, cg, file, &read);
                 cgroup_limits::add_file(&mut made, h, cg, file, &buf);
-                if from_file.lines().eq(made.lines()) {
-                    compared += 1;
-                } else if let Some(on) = p.enabled.get_mut(i) {
-                    *on = false;
-                    refused.push(*file);
-                }
+                let same = from_file.lines().eq(made.lines());
+                out.push(Compared { hierarchy: h.to_owned(), cgroup: cg.to_owned(), file, made: buf, read, same });
             }
         }
     }
-    if compared == 0 {
+    Ok(out)
+}
+
+/// fdir's own cgroups, each file a text is made for against the file:
+/// (files compared, files whose text differed). A formatter that differs
+/// is turned off; `Err` where the program's record is unusable or nothing
+/// at all compares.
+fn self_check(p: &mut Program) -> Result<(usize, Vec<&'static str>), String> {
+    let compared = compare(p, std::process::id())?;
+    let mut refused: Vec<&'static str> = Vec::new();
+    for c in compared.iter().filter(|c| !c.same) {
+        if let Some(on) = FILES.iter().position(|(name, _)| *name == c.file).and_then(|i| p.enabled.get_mut(i)) {
+            *on = false;
+        }
+        if !refused.contains(&c.file) {
+            refused.push(c.file);
+        }
+    }
+    // A file that differed in one cgroup counts in none.
+    let agreed = compared.iter().filter(|c| !refused.contains(&c.file)).count();
+    if agreed == 0 {
         return Err("no text of fdir's own cgroups was made as its file reads".to_owned());
     }
-    Ok((compared, refused))
+    Ok((agreed, refused))
 }
 
 thread_local! {
@@ -1120,43 +1133,7 @@ pub struct Compared {
 /// tests, which set values in cgroups of their own and compare.
 #[doc(hidden)]
 pub fn compare_with_files(pid: u32) -> Result<Vec<Compared>, String> {
-    let p = Program::load()?;
-    let stat = std::fs::read(format!("/proc/{pid}/stat")).map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
-    let start = super::stat::parse_stat(&stat).map(|(_, _, s)| s).ok_or("stat unreadable")?;
-    let mut rec = Record::default();
-    p.run(pid, &mut rec).map_err(|e| format!("the program failed: {e}"))?;
-    if !rec.usable(pid, start) {
-        return Err(format!("no usable record of process {pid}"));
-    }
-    let mounts = super::CgroupMounts::discover_shared().map_err(|e| format!("the cgroup mounts: {e}"))?;
-    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).map_err(|e| format!("cgroup: {e}"))?;
-    let mut out = Vec::new();
-    let (mut from_file, mut made) = (Canon::new(), Canon::new());
-    for line in text.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (Some(_), Some(names), Some(path)) = (parts.next(), parts.next(), parts.next()) else { continue };
-        let h = if names.is_empty() { "unified" } else { names };
-        let Some(hid) = p.hierarchy_id(h) else { continue };
-        for cg in cgroup_limits::ancestors(path) {
-            let Ok((dir, rel)) = mounts.dir_parts(h, cg) else { continue };
-            let dir = if rel.is_empty() { dir.to_path_buf() } else { dir.join(rel) };
-            let Ok(st) = rustix::fs::stat(&dir) else { continue };
-            for (file, _) in &FILES {
-                let mut buf = Vec::new();
-                if !dir.join(file).exists() || p.format(&rec, hid, st.st_ino, file, &mut buf).is_none() {
-                    continue;
-                }
-                let read = std::fs::read(dir.join(file)).unwrap_or_default();
-                from_file.clear();
-                made.clear();
-                cgroup_limits::add_file(&mut from_file, h, cg, file, &read);
-                cgroup_limits::add_file(&mut made, h, cg, file, &buf);
-                let same = from_file.lines().eq(made.lines());
-                out.push(Compared { hierarchy: h.to_owned(), cgroup: cg.to_owned(), file, made: buf, read, same });
-            }
-        }
-    }
-    Ok(out)
+    compare(&Program::load()?, pid)
 }
 
 #[cfg(test)]

@@ -362,3 +362,16 @@ impl NodeCopy {
         fs::write(p, value).unwrap();
     }
 }
+
+/// Cycles `m` until a cycle finds something, or 30 s pass (then the last
+/// cycle's findings, none): what a test that changed a target waits for.
+pub fn cycle_until_found(m: &mut fdir::Monitor) -> Vec<fdir::Finding> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (f, _) = m.cycle(&fdir::SystemClock);
+        if !f.is_empty() || Instant::now() > deadline {
+            return f;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

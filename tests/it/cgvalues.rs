@@ -10,7 +10,6 @@
 use crate::common;
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use common::{Hierarchy, ScratchCgroup, Testee, is_root, skip};
 use fdir::{Coverage, Finding, Monitor, Subsystem, SystemClock};
@@ -199,14 +198,7 @@ fn cgroup_values_are_what_the_files_say() {
         return;
     };
     pids.write("pids.max", "200").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let findings = loop {
-        let (f, _) = m.cycle(&SystemClock);
-        if !f.is_empty() || Instant::now() > deadline {
-            break f;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let findings = common::cycle_until_found(&mut m);
     let text = format!("{findings:?}");
     assert!(findings.iter().any(|f| matches!(f, Finding::Drift { .. } | Finding::ObjectDrift { .. })), "{findings:#?}");
     assert!(text.contains("pids.max") && text.contains("100") && text.contains("200"), "{text}");

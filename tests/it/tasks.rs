@@ -8,8 +8,6 @@
 
 use crate::common;
 
-use std::time::{Duration, Instant};
-
 use common::{Testee, is_root, skip};
 use fdir::{Coverage, Finding, Monitor, Subsystem, SystemClock};
 
@@ -112,14 +110,7 @@ fn quiet_and_sees(test: &str, walk: bool) {
     }
     lower_open_files(limited, 64, 128);
 
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let findings = loop {
-        let (f, _) = m.cycle(&SystemClock);
-        if !f.is_empty() || Instant::now() > deadline {
-            break f;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let findings = common::cycle_until_found(&mut m);
     assert_eq!(drifted(&findings, entered), vec![Subsystem::Namespaces], "{findings:#?}");
     assert_eq!(drifted(&findings, limited), vec![Subsystem::Limits], "{findings:#?}");
     assert_eq!(drifted(&findings, rooted), vec![Subsystem::Mounts], "{findings:#?}");
