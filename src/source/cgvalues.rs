@@ -874,12 +874,10 @@ impl Program {
             if want != Kind::Core && c.kind != want {
                 continue;
             }
-            // An absent chain: no level's id.
-            let Some(first) = rec.slot(c.level_at(0)).filter(|&id| id != 0) else { continue };
             if rec.slot(c.at).map(|h| h & 0xffff_ffff) != Some(u64::from(hid)) {
                 continue;
             }
-            let _ = first;
+            // An absent chain has no level's id (0): none is found in it.
             for level in 0..LEVELS {
                 let base = c.level_at(level);
                 match rec.slot(base) {
