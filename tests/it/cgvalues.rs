@@ -42,12 +42,23 @@ fn set(cg: &ScratchCgroup, file: &str, value: &str, refused: &mut Vec<String>) {
     }
 }
 
+/// Cgroups removed in the reverse of the order they were made (children
+/// before their parents), on a panic too.
+struct Made(Vec<ScratchCgroup>);
+
+impl Drop for Made {
+    fn drop(&mut self) {
+        while let Some(last) = self.0.pop() {
+            drop(last);
+        }
+    }
+}
+
 /// The child's cgroups, made and entered: every hierarchy a controller of
 /// the program's is mounted for, a nested cgroup in memory (a chain of
-/// three levels), values not the defaults. Kept until dropped (the last
-/// first: children before their parents).
-fn cgroups_for(child: u32, refused: &mut Vec<String>) -> Result<Vec<ScratchCgroup>, String> {
-    let mut made: Vec<ScratchCgroup> = Vec::new();
+/// three levels), values not the defaults. Kept until dropped.
+fn cgroups_for(child: u32, refused: &mut Vec<String>) -> Result<Made, String> {
+    let mut made = Made(Vec::new());
     if let Some(h) = mount_of(Some("memory")) {
         let outer = ScratchCgroup::new(&h, "cgv-mem")?;
         set(&outer, "memory.limit_in_bytes", "209715200", refused);
@@ -62,8 +73,8 @@ fn cgroups_for(child: u32, refused: &mut Vec<String>) -> Result<Vec<ScratchCgrou
         set(&inner, "notify_on_release", "1", refused);
         set(&inner, "cgroup.clone_children", "1", refused);
         inner.enter(child)?;
-        made.push(outer);
-        made.push(inner);
+        made.0.push(outer);
+        made.0.push(inner);
     }
     if let Some(h) = mount_of(Some("cpu")) {
         let cg = ScratchCgroup::new(&h, "cgv-cpu")?;
@@ -78,8 +89,8 @@ fn cgroups_for(child: u32, refused: &mut Vec<String>) -> Result<Vec<ScratchCgrou
         set(&idle, "cpu.rt_runtime_us", "10000", refused);
         set(&idle, "cpu.idle", "1", refused);
         idle.enter(child)?;
-        made.push(cg);
-        made.push(idle);
+        made.0.push(cg);
+        made.0.push(idle);
     }
     if let Some(h) = mount_of(Some("cpuset")) {
         let mut cg = ScratchCgroup::new(&h, "cgv-cpuset")?;
@@ -92,20 +103,20 @@ fn cgroups_for(child: u32, refused: &mut Vec<String>) -> Result<Vec<ScratchCgrou
         set(&cg, "cpuset.sched_load_balance", "0", refused);
         set(&cg, "cpuset.sched_relax_domain_level", "1", refused);
         cg.enter(child)?;
-        made.push(cg);
+        made.0.push(cg);
     }
     if let Some(h) = mount_of(Some("pids")) {
         let mut cg = ScratchCgroup::new(&h, "cgv-pids")?;
         set(&cg, "pids.max", "100", refused);
         cg.enter(child)?;
-        made.push(cg);
+        made.0.push(cg);
     }
     if let Some(h) = mount_of(None) {
         let mut cg = ScratchCgroup::new(&h, "cgv-v2")?;
         set(&cg, "cgroup.max.descendants", "5", refused);
         set(&cg, "cgroup.max.depth", "3", refused);
         cg.enter(child)?;
-        made.push(cg);
+        made.0.push(cg);
     }
     Ok(made)
 }
@@ -119,7 +130,7 @@ fn cgroup_values_are_what_the_files_say() {
     }
     let child = Testee::spawn();
     let mut refused = Vec::new();
-    let mut made = match cgroups_for(child.pid, &mut refused) {
+    let made = match cgroups_for(child.pid, &mut refused) {
         Ok(made) => made,
         Err(why) => {
             skip(test, &format!("cannot make the test's cgroups: {why}"));
@@ -193,7 +204,7 @@ fn cgroup_values_are_what_the_files_say() {
         Some(Err(why)) => panic!("the monitor does not make cgroup values, though the test's program loaded: {why}"),
         None => panic!("a monitor asked to read the task table did not load it"),
     }
-    let Some(pids) = made.iter().find(|c| c.hierarchy.controller == "pids") else {
+    let Some(pids) = made.0.iter().find(|c| c.hierarchy.controller == "pids") else {
         skip(test, "no pids hierarchy to raise a limit in");
         return;
     };
@@ -202,7 +213,6 @@ fn cgroup_values_are_what_the_files_say() {
     let text = format!("{findings:?}");
     assert!(findings.iter().any(|f| matches!(f, Finding::Drift { .. } | Finding::ObjectDrift { .. })), "{findings:#?}");
     assert!(text.contains("pids.max") && text.contains("100") && text.contains("200"), "{text}");
-    made.reverse();
     drop(made);
     child.exit();
 }
