@@ -634,7 +634,6 @@ pub(crate) struct Program {
 /// A record: the context a run filled.
 #[derive(Debug, Default)]
 pub(crate) struct Record {
-    pid: u32,
     bytes: Vec<u8>,
 }
 
@@ -703,7 +702,6 @@ impl Program {
 
     /// One run: the record of `pid` into `rec` (reusing its buffer).
     pub(crate) fn run(&self, pid: u32, rec: &mut Record) -> std::io::Result<()> {
-        rec.pid = pid;
         rec.bytes.clear();
         rec.bytes.resize(self.plan.slots * 8, 0);
         if let Some(at) = rec.bytes.get_mut(0..4) {
@@ -722,12 +720,18 @@ impl Program {
     /// `out`; `None` where the record does not have it (or no text is made
     /// for that file).
     fn format(&self, rec: &Record, hid: u32, ino: u64, file: &str, out: &mut Vec<u8>) -> Option<()> {
-        let i = FILES.iter().position(|(name, _)| *name == file)?;
+        let (i, want) = file_of(file)?;
+        let at = self.find(rec, hid, ino, want)?;
+        self.format_at(rec, at, i, file, out)
+    }
+
+    /// [`Program::format`] of file `i` of [`FILES`] (named `file`), of the
+    /// level [`Program::find`] found.
+    fn format_at(&self, rec: &Record, at: (Chain, usize), i: usize, file: &str, out: &mut Vec<u8>) -> Option<()> {
         if !self.enabled.get(i).copied().unwrap_or(false) {
             return None;
         }
-        let want = FILES.get(i)?.1;
-        let (chain, base) = self.find(rec, hid, ino, want)?;
+        let (chain, base) = at;
         let s = |k: usize| rec.slot(base + k);
         let flags = s(1)?;
         let depth = s(2)? & 0xffff_ffff;
@@ -889,6 +893,12 @@ impl Program {
         }
         None
     }
+}
+
+/// The index in [`FILES`] of `file`, and the kind of chain that has its
+/// values.
+fn file_of(file: &str) -> Option<(usize, Kind)> {
+    FILES.iter().position(|(name, _)| *name == file).and_then(|i| Some((i, FILES.get(i)?.1)))
 }
 
 /// A 32-bit field read into a slot, as the signed `int` it is.
@@ -1058,9 +1068,7 @@ pub(crate) fn answer(
     file: &str,
     out: &mut Vec<u8>,
 ) -> Option<()> {
-    if !FILES.iter().any(|(name, _)| *name == file) {
-        return None;
-    }
+    let (i, want) = file_of(file)?;
     let hid = program.hierarchy_id(hierarchy)?;
     MADE.with(|made| {
         let mut rec = made.borrow_mut();
@@ -1081,15 +1089,17 @@ pub(crate) fn answer(
         if !program.has_hierarchy(&rec, hid) {
             return None;
         }
-        let want = FILES.iter().find(|(name, _)| *name == file)?.1;
         let ino = inode(dir, false)?;
-        let ino = match program.find(&rec, hid, ino, want) {
-            Some(_) => ino,
+        let at = match program.find(&rec, hid, ino, want) {
+            Some(at) => at,
             // The directory may be another by now (removed and made
             // again): its inode asked again, once.
-            None => inode(dir, true).filter(|&again| again != ino)?,
+            None => {
+                let again = inode(dir, true).filter(|&again| again != ino)?;
+                program.find(&rec, hid, again, want)?
+            }
         };
-        program.format(&rec, hid, ino, file, out)
+        program.format_at(&rec, at, i, file, out)
     })
 }
 

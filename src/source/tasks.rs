@@ -752,13 +752,19 @@ pub(crate) fn bypassed<R>(bypass: bool, f: impl FnOnce() -> R) -> R {
     if !bypass {
         return f();
     }
-    struct Restore(bool);
+    flagged(&BYPASSED, f)
+}
+
+/// Runs `f` with `flag` set on this thread, and its value before restored
+/// after (on a panic too).
+fn flagged<R>(flag: &'static std::thread::LocalKey<std::cell::Cell<bool>>, f: impl FnOnce() -> R) -> R {
+    struct Restore(&'static std::thread::LocalKey<std::cell::Cell<bool>>, bool);
     impl Drop for Restore {
         fn drop(&mut self) {
-            BYPASSED.with(|b| b.set(self.0));
+            self.0.with(|b| b.set(self.1));
         }
     }
-    let _restore = Restore(BYPASSED.with(|b| b.replace(true)));
+    let _restore = Restore(flag, flag.with(|b| b.replace(true)));
     f()
 }
 
@@ -774,14 +780,7 @@ thread_local! {
 /// makes a check differ from it, and that check's fresh read (the files)
 /// agrees: a read more, never a false drift.
 pub(crate) fn cgroup_files<R>(f: impl FnOnce() -> R) -> R {
-    struct Restore(bool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            CGROUP_FILES.with(|b| b.set(self.0));
-        }
-    }
-    let _restore = Restore(CGROUP_FILES.with(|b| b.replace(true)));
-    f()
+    flagged(&CGROUP_FILES, f)
 }
 
 /// Whether a failed run of the lookup program was said (once a process).
