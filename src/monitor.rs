@@ -118,10 +118,12 @@ pub struct Monitor {
 
 /// A one-shot check whose table was not loaded ahead (`TABLE_AHEAD_FROM`)
 /// uses the task table from this many targets: it loads
-/// the program for one round (about 5 ms: the kernel's BTF parsed for its
-/// offsets, the verifier), on the core that checks next, while the links it
+/// the program for one round (about 2.5 ms since the lookup reads the task
+/// through a cast, 5 ms before: the kernel's BTF parsed for its offsets,
+/// the verifier), on the core that checks next, while the links it
 /// saves are read on every core: at 508 processes it saved 2-7 ms of CPU
-/// and cost 1-4 ms of elapsed time on two cores (BENCHMARKS.md). A watch of
+/// and cost 1-4 ms of elapsed time on two cores (BENCHMARKS.md; measured
+/// with the 5 ms load). A watch of
 /// namespaces, limits or mounts (the subsystems that ask it) loads it once,
 /// and uses it from one target:
 /// the lookup program's run (about 0.5-1 µs) saves ten `readlinkat`s, a
@@ -134,9 +136,11 @@ const TABLE_FROM_ONE_SHOT: usize = 2000;
 /// cores with that work, and the check reads no namespace links, limits or
 /// roots. Measured on this
 /// project's 2-vCPU machine (`check --all`, median of 30 runs, three rounds
-/// in turns; BENCHMARKS.md): 2-3 ms slower at 270 processes, 1.5-2 ms
-/// slower at 420, 0.3-3 ms faster at 572, 4.6-6.2 ms faster at 1,000.
-const TABLE_AHEAD_FROM: usize = 550;
+/// in turns; BENCHMARKS.md), with the load of about 2.5 ms (the lookup
+/// reading the task through a cast): 1.2 ms slower at 168 processes, 0-1
+/// ms faster at 318, 1.9-3.3 ms faster at 468. (With the 5 ms load before
+/// it, the table was 1.5-2 ms slower at 420 and 0.3-3 ms faster at 572.)
+const TABLE_AHEAD_FROM: usize = 300;
 /// Where the kernel runs only the walk (no lookup program), a part of a
 /// round reads the table from this many targets: one read of every
 /// process (about 0.2 µs a process) in place of ten links and a file each.
@@ -288,7 +292,7 @@ impl Pinned {
     /// Whether a one-shot check of `ahead` whose baseline has `subsystems`
     /// gains by loading the task table ahead
     /// ([`Pinned::while_running_with_table`]): a check of every process of
-    /// a node of 550 processes or more (below that, the load outlasts the
+    /// a node of 300 processes or more (below that, the load outlasts the
     /// work it shares the cores with), of a subsystem that asks the table
     /// (namespaces, limits, mounts; for any other, the load is wasted).
     pub fn table_ahead_pays(ahead: PinAhead<'_>, subsystems: &[Subsystem]) -> bool {

@@ -15,6 +15,8 @@ const KIND_STRUCT: u32 = 4;
 const KIND_ENUM: u32 = 6;
 const MAGIC: u16 = 0xeb9f;
 
+use std::ops::ControlFlow;
+
 fn u32_at(b: &[u8], at: usize) -> Option<u32> {
     let s = b.get(at..at.checked_add(4)?)?;
     Some(u32::from_ne_bytes([*s.first()?, *s.get(1)?, *s.get(2)?, *s.get(3)?]))
@@ -264,8 +266,14 @@ fn record<'a, B: Bytes + ?Sized>(
     buf.get(from..from.checked_add(len)?)
 }
 
-/// Calls `f` on each type in order; `None` on a malformed section.
-fn each_type<B: Bytes + ?Sized>(b: &B, s: &Sections, window: usize, mut f: impl FnMut(&Type<'_>)) -> Option<()> {
+/// Calls `f` on each type in order, until it breaks; `None` on a malformed
+/// section (before `f` broke).
+fn each_type<B: Bytes + ?Sized>(
+    b: &B,
+    s: &Sections,
+    window: usize,
+    mut f: impl FnMut(&Type<'_>) -> ControlFlow<()>,
+) -> Option<()> {
     if let Some(all) = b.whole() {
         // In place: the section as one slice.
         let from = usize::try_from(s.types).ok()?;
@@ -277,7 +285,9 @@ fn each_type<B: Bytes + ?Sized>(b: &B, s: &Sections, window: usize, mut f: impl 
             let len = extra_len(info)?.checked_add(12)?;
             let whole = section.get(at..at.checked_add(len)?)?;
             let size = u32_at(head, 8)?;
-            f(&Type { id, kind: (info >> 24) & 0x1f, name_off, info, size, extra: whole.get(12..)? });
+            if f(&Type { id, kind: (info >> 24) & 0x1f, name_off, info, size, extra: whole.get(12..)? }).is_break() {
+                break;
+            }
             at = at.checked_add(len)?;
             id = id.checked_add(1)?;
         }
@@ -295,7 +305,9 @@ fn each_type<B: Bytes + ?Sized>(b: &B, s: &Sections, window: usize, mut f: impl 
         let extra = extra_len(info)?;
         let whole = record(b, s, &mut buf, &mut buf_at, at, extra.checked_add(12)?, window)?;
         let size = u32_at(whole, 8)?;
-        f(&Type { id, kind, name_off, info, size, extra: whole.get(12..)? });
+        if f(&Type { id, kind, name_off, info, size, extra: whole.get(12..)? }).is_break() {
+            break;
+        }
         at = at.checked_add(u64::try_from(extra.checked_add(12)?).ok()?)?;
         id = id.checked_add(1)?;
     }
@@ -355,19 +367,35 @@ pub type Found = (Vec<Option<u32>>, Vec<Option<u32>>);
 /// types (each pass reads the whole BTF, 5 MB and more, a window at a
 /// time); `None` when `b` is not BTF this parser reads.
 pub fn find_in<B: Bytes + ?Sized>(b: &B, funcs: &[&str], members: &[(&str, &str)], window: usize) -> Option<Found> {
-    find_all(b, funcs, members, &[], window).map(|(found, _)| found)
+    find_all(b, funcs, members, &[], window).map(|all| (all.funcs, all.members))
 }
 
-/// [`find_in`], and the value of each enumerator named in `enums` (a
-/// constant of a C `enum`: `memory_cgrp_id`; the first of that name
-/// decides, `None` for one BTF does not have), in the same two passes.
+/// What [`find_all`] found, each list in the order asked; `None` for what
+/// BTF does not have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct All {
+    /// The type id of each function.
+    pub funcs: Vec<Option<u32>>,
+    /// The byte offset of each member (a struct's size for `""`).
+    pub members: Vec<Option<u32>>,
+    /// The type id of each member's struct (the first of its name: what
+    /// `bpf_rdonly_cast` names).
+    pub structs: Vec<Option<u32>>,
+    /// The value of each enumerator.
+    pub enums: Vec<Option<i64>>,
+}
+
+/// [`find_in`], the type id of each member's struct, and the value of each
+/// enumerator named in `enums` (a constant of a C `enum`:
+/// `memory_cgrp_id`; the first of that name decides), in the same two
+/// passes. The pass over the types ends once everything is found.
 pub fn find_all<B: Bytes + ?Sized>(
     b: &B,
     funcs: &[&str],
     members: &[(&str, &str)],
     enums: &[&str],
     window: usize,
-) -> Option<(Found, Vec<Option<i64>>)> {
+) -> Option<All> {
     let s = sections(b)?;
     let mut names: Vec<&str> = members
         .iter()
@@ -403,6 +431,10 @@ pub fn find_all<B: Bytes + ?Sized>(
     // Decided by the first struct of each name.
     let mut decided = vec![false; members.len()];
     let mut out: Vec<Option<u32>> = vec![None; members.len()];
+    let mut struct_ids: Vec<Option<u32>> = vec![None; members.len()];
+    // What is still to find: the pass ends once it is 0 (the types asked
+    // for come in the first half of a kernel's BTF or so).
+    let mut left = funcs.len() + members.len() + enums.len();
     each_type(b, &s, window, |t| {
         if t.kind == KIND_ENUM && !enumerators.is_empty() {
             for e in t.extra.chunks_exact(8) {
@@ -411,21 +443,23 @@ pub fn find_all<B: Bytes + ?Sized>(
                     if let Some(slot @ None) = values.get_mut(i) {
                         // Signed where the enum says so (kflag), else unsigned.
                         *slot = Some(if t.info >> 31 == 1 { i64::from(v.cast_signed()) } else { i64::from(v) });
+                        left = left.saturating_sub(1);
                     }
                 }
             }
-            return;
+            return if left == 0 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) };
         }
         if t.kind == KIND_FUNC {
             for &(_, i) in functions.get(named(&functions, t.name_off)).unwrap_or_default() {
                 if let Some(slot @ None) = ids.get_mut(i) {
                     *slot = Some(t.id);
+                    left = left.saturating_sub(1);
                 }
             }
-            return;
+            return if left == 0 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) };
         }
         if t.kind != KIND_STRUCT {
-            return;
+            return ControlFlow::Continue(());
         }
         let bitfields = t.info >> 31 == 1;
         for &(_, i) in structs.get(named(&structs, t.name_off)).unwrap_or_default() {
@@ -437,6 +471,10 @@ pub fn find_all<B: Bytes + ?Sized>(
                 continue;
             }
             *done = true;
+            left = left.saturating_sub(1);
+            if let Some(id) = struct_ids.get_mut(i) {
+                *id = Some(t.id);
+            }
             // No member name: the struct's own size.
             if members.get(i).is_some_and(|(_, m)| m.is_empty()) {
                 *slot = Some(t.size);
@@ -453,8 +491,9 @@ pub fn find_all<B: Bytes + ?Sized>(
                 }
             }
         }
+        if left == 0 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
     })?;
-    Some(((ids, out), values))
+    Some(All { funcs: ids, members: out, structs: struct_ids, enums: values })
 }
 
 #[cfg(test)]
@@ -540,10 +579,38 @@ mod tests {
         for window in [1, 3, 64] {
             let found = find_all(&Windowed(&b), &[], &[], &["MINUS", "ONE", "BIG", "NONE"], window);
             assert_eq!(
-                found.map(|(_, v)| v),
+                found.map(|all| all.enums),
                 Some(vec![Some(-2), Some(1), Some(0xffff_fffe), None]),
                 "window {window}"
             );
+        }
+    }
+
+    /// The first struct of a name decides its offsets and id, and the pass
+    /// ends once everything asked is found: a type past that point is
+    /// never read (here, one of a kind no parser knows, which would make
+    /// the blob unreadable if it were).
+    #[test]
+    fn the_pass_ends_once_everything_is_found() {
+        let strings = b"\0s\0m\0f\0";
+        let member = |off_bits: u32| {
+            let mut m = Vec::new();
+            for v in [3u32, 0, off_bits] {
+                m.extend_from_slice(&v.to_ne_bytes());
+            }
+            m
+        };
+        let mut types = ty(1, 4, 1, 8); // 1: struct s { m at byte 4 }
+        types.extend(member(32));
+        types.extend(ty(5, 12, 0, 0)); // 2: func f
+        types.extend(ty(1, 4, 1, 8)); // 3: another struct s { m at byte 0 }
+        types.extend(member(0));
+        types.extend(ty(0, 31, 0, 0)); // 4: not a kind BTF has
+        let b = blob(&types, strings);
+        for window in [1, 5, 64] {
+            let all = find_all(&Windowed(&b), &["f"], &[("s", "m")], &[], window).unwrap();
+            assert_eq!((all.funcs, all.members, all.structs), (vec![Some(2)], vec![Some(4)], vec![Some(1)]));
+            assert_eq!(find_all(&Windowed(&b), &["g"], &[("s", "m")], &[], window), None, "read to the end");
         }
     }
 
@@ -623,7 +690,7 @@ mod tests {
         let enums = ["CGROUP_SUBSYS_COUNT", "absent_enumerator_x"];
         let in_place = find_all(&mapped, &[], &[], &enums, WINDOW);
         assert_eq!(in_place, find_all(&file, &[], &[], &enums, 4096 + 7), "enumerators, another window");
-        assert!(in_place.is_some_and(|(_, v)| v[1].is_none()));
+        assert!(in_place.is_some_and(|all| all.enums[1].is_none()));
     }
 
     #[test]

@@ -355,8 +355,9 @@ impl Plan {
     ) -> Result<(Plan, Vec<Option<u32>>), String> {
         let mut enums: Vec<&str> = CONTROLLERS.iter().map(|(e, _)| *e).collect();
         enums.extend_from_slice(&ENUMS);
-        let ((ids, found), values) = btf::find_all(b, funcs, &MEMBERS, &enums, btf::WINDOW)
-            .ok_or_else(|| "/sys/kernel/btf/vmlinux is not BTF this build reads".to_owned())?;
+        let btf::All { funcs: ids, members: found, enums: values, .. } =
+            btf::find_all(b, funcs, &MEMBERS, &enums, btf::WINDOW)
+                .ok_or_else(|| "/sys/kernel/btf/vmlinux is not BTF this build reads".to_owned())?;
         let mut off = [None; MEMBERS.len()];
         for (slot, f) in off.iter_mut().zip(&found) {
             *slot = *f;

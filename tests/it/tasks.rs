@@ -132,7 +132,7 @@ fn quiet_and_sees(test: &str, walk: bool) {
 
 /// A one-shot check resumed from processes pinned while the task table's
 /// program was loaded ahead (`Pinned::while_running_with_table`: what
-/// `fdir check --all` does on a node of 550 processes or more) reads
+/// `fdir check --all` does on a node of 300 processes or more) reads
 /// namespaces and limits from the table it was handed: quiet for the
 /// processes that did not change, and a lowered limit seen, as a check
 /// that reads `/proc` sees it.
