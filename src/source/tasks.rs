@@ -580,7 +580,17 @@ impl Reader {
         let id = |i: usize| ids.get(i).copied().flatten();
         let lookup = match (id(1), id(2)) {
             _ if walk => Err("the walk was asked for".to_owned()),
-            (Some(from_pid), Some(release)) => Reader::load_lookup(&layout, from_pid, release),
+            (Some(from_pid), Some(release)) => {
+                Reader::load_lookup(&layout, from_pid, release).or_else(|why| match layout.cast {
+                    // A kernel that refuses the cast in this program still
+                    // loads it reading the trusted pointer, only slower.
+                    Some(_) => {
+                        tracing::debug!("the lookup program reads the task's trusted pointer: no cast ({why})");
+                        Reader::load_lookup(&Layout { cast: None, ..layout }, from_pid, release)
+                    }
+                    None => Err(why),
+                })
+            }
             _ => Err("this kernel has no bpf_task_from_pid".to_owned()),
         };
         let mut reader = match lookup {
