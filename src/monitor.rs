@@ -171,8 +171,7 @@ impl std::fmt::Debug for Monitor {
     }
 }
 
-/// PF_KTHREAD in `/proc/PID/stat` flags.
-const PF_KTHREAD: u64 = 0x0020_0000;
+use crate::source::PF_KTHREAD;
 
 fn unobservable_findings(s: &Snapshot, out: &mut Vec<Finding>) -> usize {
     let mut n = 0;
@@ -257,6 +256,8 @@ pub struct Pinned {
     /// The task table's reader, loaded ahead on a thread of its own
     /// (`TABLE_AHEAD_FROM`).
     tasks: Option<Result<crate::source::tasks::Reader, String>>,
+    /// How many were pinned by the table's records, not their `stat`.
+    by_table: usize,
 }
 
 /// Which processes [`Pinned::while_running`] opens.
@@ -311,15 +312,21 @@ impl Pinned {
         crate::fdcache::reserve(expected.saturating_mul(crate::fdcache::PER_TARGET));
         let next = std::sync::atomic::AtomicUsize::new(0);
         // Takes chunks of `pids` until none is left: the pinning thread from
-        // the start, this one once `f` is done.
+        // the start, this one once `f` is done. With the table loading, a
+        // process's directory is only opened: the table's record of it,
+        // read after, pins it (its start time and name) in place of its
+        // `stat` (`Opened::pin`).
         let pin = |pids: &[u32]| {
             let mut out = Vec::new();
             loop {
                 let at = next.fetch_add(crate::parallel::CHUNK, std::sync::atomic::Ordering::Relaxed);
                 let end = pids.len().min(at.saturating_add(crate::parallel::CHUNK));
                 let Some(chunk) = pids.get(at..end).filter(|c| !c.is_empty()) else { break };
-                // Pinned for a one-shot check: read once, nothing kept.
-                out.extend(chunk.iter().map(|&pid| (pid, Procfs::try_pid_once(pid))));
+                // For a one-shot check: read once, nothing kept.
+                out.extend(chunk.iter().map(|&pid| {
+                    let opened = Procfs::open_once(pid);
+                    (pid, if table { opened } else { opened.and_then(crate::source::Opened::read_stat) })
+                }));
             }
             out
         };
@@ -347,12 +354,27 @@ impl Pinned {
             let opened = pinning.ok().map(|pinning| {
                 let mine = pin(pids());
                 let theirs = pinning.join().unwrap_or_default();
-                theirs.into_iter().chain(mine).collect()
+                theirs.into_iter().chain(mine).collect::<Vec<_>>()
             });
             (r, opened, loading.and_then(|l| l.join().ok()))
         });
+        let reader = tasks.as_ref().and_then(|t| t.as_ref().ok());
+        let mut by_table = 0;
+        let mut pin = |(pid, o): (u32, Result<crate::source::Opened, Error>)| {
+            let o = o.and_then(|o| {
+                let known = if o.is_pinned() { None } else { reader.and_then(|r| r.identity(pid)) };
+                by_table += usize::from(known.is_some());
+                o.pin(known)
+            });
+            (pid, o)
+        };
         match opened {
-            Some(opened) => (r, Pinned { opened, listed: listed.into_inner(), tasks }),
+            Some(opened) => {
+                let opened = opened.into_iter().map(&mut pin).collect();
+                let pinned = Pinned { opened, listed: listed.into_inner(), tasks, by_table };
+                tracing::debug!("{} processes pinned by the task table's records", pinned.by_table);
+                (r, pinned)
+            }
             None => (r, Pinned { tasks, ..Pinned::default() }),
         }
     }
@@ -1981,5 +2003,53 @@ mod tests {
         let (mut summary, mut findings) = (Summary::default(), Vec::new());
         m.check_held(&mut summary, &mut findings);
         assert!(findings.is_empty(), "{findings:?}");
+    }
+
+    /// Processes pinned while the task table loads are pinned by its
+    /// records, not their `stat`: each names the process a fresh pin
+    /// names (pid, start time, name), a renamed one by its new name, and a
+    /// pid that has no process is gone.
+    #[test]
+    fn pins_made_with_the_table_name_what_stat_names() {
+        let children: Vec<std::process::Child> =
+            (0..4).filter_map(|_| std::process::Command::new("sleep").arg("30").spawn().ok()).collect();
+        // One renames itself after its start (its `comm`, as `stat` shows it).
+        let renamed = std::process::Command::new("python3")
+            .args(["-c", "import ctypes,time; ctypes.CDLL(None).prctl(15, b'renamed-by-me', 0, 0, 0); time.sleep(30)"])
+            .spawn()
+            .ok();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let mut pids: Vec<u32> = children.iter().chain(renamed.iter()).map(std::process::Child::id).collect();
+        pids.push(u32::MAX >> 2); // no such process
+        let (_, pinned) = Pinned::run_ahead(PinAhead::Pids(&pids), true, || ());
+        let loaded = pinned.tasks.as_ref().is_some_and(Result::is_ok);
+        if loaded {
+            assert_eq!(pinned.by_table, pids.len() - 1, "every live process pinned by the table");
+        }
+        for &pid in &pids {
+            let fresh = Procfs::try_pid(pid).and_then(|fs| fs.target());
+            let ahead = pinned
+                .opened
+                .get(&pid)
+                .map(|r| r.as_ref().map_err(ToString::to_string).and_then(|fs| fs.target().map_err(|e| e.to_string())));
+            match fresh {
+                Ok(t) => assert_eq!(ahead, Some(Ok(t)), "process {pid}"),
+                Err(_) => assert!(matches!(ahead, Some(Err(_))), "no process {pid}: {ahead:?}"),
+            }
+        }
+        if let Some(r) = &renamed {
+            let name = pinned.opened.get(&r.id()).and_then(|fs| fs.as_ref().ok()?.target().ok());
+            assert!(format!("{name:?}").contains("renamed-by-me"), "{name:?}");
+        }
+        for mut c in children.into_iter().chain(renamed) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if !loaded {
+            eprintln!(
+                "SKIP pins_made_with_the_table_name_what_stat_names (the table part): {:?}",
+                pinned.tasks.map(|t| t.map(|_| ()))
+            );
+        }
     }
 }

@@ -30,8 +30,9 @@ mod stat;
 pub(crate) mod tasks;
 
 pub use cgroups::CgroupMounts;
+pub(crate) use procfs::{Opened, live_processes, node_tasks, proc_links};
 pub use procfs::{Procfs, boot_id, list_processes};
-pub(crate) use procfs::{live_processes, node_tasks, proc_links};
+pub(crate) use stat::PF_KTHREAD;
 pub use stat::{parse_stat, parse_stat_flags, parse_stat_ppid};
 
 /// How long a seccomp-filters read waits for a thread to stop before it lets

@@ -46,6 +46,56 @@ enum FailKind {
     Other(String),
 }
 
+/// A process's directory opened and not yet pinned to its identity
+/// ([`Procfs::open_once`]): what a one-shot check of every process opens
+/// while the task table's program loads, to pin with the table after.
+#[derive(Debug)]
+pub(crate) struct Opened {
+    dir: ProcessDir,
+    /// Its `stat` was read ([`Opened::read_stat`]).
+    pinned: bool,
+}
+
+impl Opened {
+    /// Pinned now, by its `stat` ([`Opened::pin`] then asks nothing).
+    pub(crate) fn read_stat(mut self) -> Result<Opened, Error> {
+        let mut buf = Vec::with_capacity(1024);
+        self.dir.read("stat", &mut buf)?;
+        let (name, _, start_time) = parse_stat(&buf).ok_or_else(|| Error::Parse {
+            path: self.dir.path_of("stat"),
+            message: "not a stat line (no start time after the command name)".into(),
+        })?;
+        self.dir.name = name;
+        self.dir.start_time = start_time;
+        self.pinned = true;
+        Ok(self)
+    }
+
+    /// Whether it is pinned already ([`Opened::read_stat`]).
+    pub(crate) fn is_pinned(&self) -> bool {
+        self.pinned
+    }
+
+    /// The process, pinned to its identity: as it was, or by `known` (its
+    /// start time in clock ticks and its name) where the caller read it for
+    /// this pid after this directory was opened, else by its `stat`. (A
+    /// process that holds a pid at a read held it at every moment since it
+    /// started, so a start time read after the open is the start time of
+    /// the process the directory names.)
+    pub(crate) fn pin(mut self, known: Option<(u64, String)>) -> Result<Procfs, Error> {
+        if !self.pinned {
+            match known {
+                Some((start_time, name)) => {
+                    self.dir.name = name;
+                    self.dir.start_time = start_time;
+                }
+                None => self = self.read_stat()?,
+            }
+        }
+        Ok(Procfs { inner: Inner::Process(self.dir) })
+    }
+}
+
 #[derive(Debug)]
 struct ProcessDir {
     root: PathBuf,
@@ -377,14 +427,24 @@ impl Procfs {
         Procfs::open_pid(root.into(), pid, false)
     }
 
+    /// [`Procfs::try_pid_once`] but for its pin: the directory opened,
+    /// its `stat` not read yet ([`Opened::pin`]).
+    pub(crate) fn open_once(pid: u32) -> Result<Opened, Error> {
+        Procfs::open_dir("/proc".into(), pid, true).map(|dir| Opened { dir, pinned: false })
+    }
+
     fn open_pid(root: PathBuf, pid: u32, once: bool) -> Result<Procfs, Error> {
+        Opened { dir: Procfs::open_dir(root, pid, once)?, pinned: false }.pin(None)
+    }
+
+    fn open_dir(root: PathBuf, pid: u32, once: bool) -> Result<ProcessDir, Error> {
         let path = root.join(pid.to_string());
         let dir = rustix::fs::open(&path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
             .map_err(|e| match e {
                 rustix::io::Errno::NOENT | rustix::io::Errno::SRCH => Error::Gone { pid },
                 e => errno_to_error(e, "open", path.clone(), pid),
             })?;
-        let mut dir = ProcessDir {
+        let dir = ProcessDir {
             root,
             pid,
             start_time: 0,
@@ -398,15 +458,7 @@ impl Procfs {
         if once {
             dir.fds.keep_nothing();
         }
-        let mut buf = Vec::with_capacity(1024);
-        dir.read("stat", &mut buf)?;
-        let (name, _, start_time) = parse_stat(&buf).ok_or_else(|| Error::Parse {
-            path: dir.path_of("stat"),
-            message: "not a stat line (no start time after the command name)".into(),
-        })?;
-        dir.name = name;
-        dir.start_time = start_time;
-        Ok(Procfs { inner: Inner::Process(dir) })
+        Ok(dir)
     }
 
     /// Reads the cgroup control files of this process below `mounts` instead

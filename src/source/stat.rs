@@ -34,3 +34,6 @@ pub fn parse_stat_flags(stat: &[u8]) -> Option<u64> {
 
 /// `PF_EXITING`: the task is in `do_exit`.
 pub(crate) const PF_EXITING: u64 = 0x4;
+
+/// `PF_KTHREAD`: a kernel thread.
+pub(crate) const PF_KTHREAD: u64 = 0x0020_0000;

@@ -56,12 +56,17 @@ const LIMITS: usize = 16;
 
 /// A record's bytes: pid, exit state, flags, a pad (4 bytes each), the start
 /// time (8), ten namespace inodes (4 each), sixteen limits (soft and hard,
-/// 8 each), the root directory's inode (8), device and mount id (4 each).
-const RECORD: usize = 16 + 8 + 4 * NAMESPACES.len() + 16 * LIMITS + 16;
+/// 8 each), the root directory's inode (8), device and mount id (4 each),
+/// the command name (`comm`, 16).
+const RECORD: usize = 16 + 8 + 4 * NAMESPACES.len() + 16 * LIMITS + 16 + COMM;
 const AT_START: usize = 16;
 const AT_NS: usize = 24;
 const AT_LIMITS: usize = AT_NS + 4 * NAMESPACES.len();
 const AT_ROOT: usize = AT_LIMITS + 16 * LIMITS;
+const AT_COMM: usize = AT_ROOT + 16;
+/// `TASK_COMM_LEN`: the name `/proc/PID/stat` gives a process (a thread
+/// group's leader) is these bytes up to the first NUL.
+const COMM: usize = 16;
 
 /// `PF_EXITING`: the task is exiting (its files may already read empty).
 const PF_EXITING: u32 = 0x4;
@@ -72,7 +77,7 @@ const NS_PER_TICK: u64 = 10_000_000;
 
 /// The members the program reads: (struct, member), in the order of
 /// [`Layout`]'s fields.
-const MEMBERS: [(&str, &str); 27] = [
+const MEMBERS: [(&str, &str); 28] = [
     ("task_struct", "pid"),
     ("task_struct", "tgid"),
     ("task_struct", "exit_state"),
@@ -100,6 +105,7 @@ const MEMBERS: [(&str, &str); 27] = [
     ("user_namespace", "ns"),
     ("ns_common", "inum"),
     ("cred", "user_ns"),
+    ("task_struct", "comm"),
 ];
 
 /// The members read through `probe_read_kernel` (a variable index, a
@@ -128,7 +134,7 @@ const MOUNT_MEMBERS: [(&str, &str); 2] = [("mount", "mnt"), ("mount", "mnt_id")]
 /// The byte offsets of [`MEMBERS`] and [`MORE_MEMBERS`] in this kernel.
 #[derive(Debug, Clone, Copy)]
 struct Layout {
-    m: [i16; 27],
+    m: [i16; 28],
     more: [i32; 12],
     mount: [i32; 2],
     /// The BTF ids of `bpf_rdonly_cast` and `struct task_struct`, where
@@ -159,7 +165,7 @@ impl Layout {
             return Err(format!("this kernel's BTF has no member {first}"));
         }
         let offsets: Vec<u32> = found.into_iter().flatten().collect();
-        let mut m = [0i16; 27];
+        let mut m = [0i16; 28];
         for (slot, &o) in m.iter_mut().zip(&offsets) {
             *slot = i16::try_from(o).map_err(|_| format!("a member offset too large for a load: {o}"))?;
         }
@@ -194,6 +200,7 @@ const NS_OF: [usize; 8] = [17, 18, 19, 20, 21, 22, 22, 23];
 const USER_NS_NS: usize = 24;
 const INUM: usize = 25;
 const CRED_USER_NS: usize = 26;
+const TASK_COMM: usize = 27;
 /// Where each `nsproxy` member goes in a record (the namespace's index in
 /// [`NAMESPACES`]).
 const NSPROXY_SLOTS: [usize; 8] = [0, 1, 2, 3, 5, 6, 7, 9];
@@ -261,6 +268,12 @@ fn record(a: &mut Asm, l: &Layout) -> Result<(), String> {
         .st_imm(Size::W, Reg::Fp, field(12), 0)
         .ldx(Size::Dw, Reg::R2, Reg::R7, l.at(START))
         .stx(Size::Dw, Reg::Fp, field(AT_START), Reg::R2);
+    // The name, as two 8-byte words.
+    let comm = l.at(TASK_COMM);
+    a.ldx(Size::Dw, Reg::R2, Reg::R7, comm)
+        .stx(Size::Dw, Reg::Fp, field(AT_COMM), Reg::R2)
+        .ldx(Size::Dw, Reg::R2, Reg::R7, comm.checked_add(8).ok_or("offset overflow")?)
+        .stx(Size::Dw, Reg::Fp, field(AT_COMM + 8), Reg::R2);
     // The namespaces of nsproxy. A NULL pointer (an exiting task's nsproxy)
     // reads as 0 through these loads: the record says 0, "ask /proc".
     a.ldx(Size::Dw, Reg::R8, Reg::R7, l.at(NSPROXY));
@@ -407,6 +420,9 @@ pub(crate) struct Entry {
     /// Neither exiting nor exited: its `/proc` files say what the record
     /// says.
     pub(crate) settled: bool,
+    /// Its name (`comm`): `/proc/PID/stat`'s second field, up to the first
+    /// NUL.
+    pub(crate) comm: [u8; COMM],
 }
 
 /// One part's records, by pid: read by a walk, or made when asked by the
@@ -419,6 +435,15 @@ pub(crate) struct Table {
     /// kernel loads it: asked, like the lookup program, when a check of a
     /// process first reads a cgroup control file.
     cgroups: Option<Arc<super::cgvalues::Program>>,
+}
+
+impl Entry {
+    /// Its name as `/proc/PID/stat` gives it (a thread group's leader that
+    /// is not a kernel worker, which `stat` names by its work).
+    pub(crate) fn name(&self) -> String {
+        let end = self.comm.iter().position(|&b| b == 0).unwrap_or(COMM);
+        String::from_utf8_lossy(self.comm.get(..end).unwrap_or_default()).into_owned()
+    }
 }
 
 impl Table {
@@ -467,7 +492,8 @@ fn parse_record(r: &[u8]) -> Option<Entry> {
     // The kernel's dev_t: 12 bits of major above 20 of minor.
     let dev = rustix::fs::makedev(dev >> 20, dev & 0xf_ffff);
     let root = (ino != 0 && mount != 0).then_some((FileId { dev, ino }, u64::from(mount)));
-    Some(Entry { pid, start_ticks, ns, limits, root, settled: exit_state == 0 && flags & PF_EXITING == 0 })
+    let comm = r.get(AT_COMM..AT_COMM + COMM)?.try_into().ok()?;
+    Some(Entry { pid, start_ticks, ns, limits, root, settled: exit_state == 0 && flags & PF_EXITING == 0, comm })
 }
 
 /// The limits' names and units, as `proc_pid_limits` prints them.
@@ -615,6 +641,16 @@ impl Reader {
             table.cgroups = Some(Arc::clone(cgroups));
         }
         Ok(reader)
+    }
+
+    /// The start time (clock ticks) and name of process `pid` now, where
+    /// the lookup program finds it neither exiting nor exited (a walk's
+    /// reader: `None`). Read after a process's directory was opened, this
+    /// pins it ([`super::procfs::Opened::pin`]) without its `stat`.
+    pub(crate) fn identity(&self, pid: u32) -> Option<(u64, String)> {
+        let How::Lookup(table) = &self.how else { return None };
+        let entry = run_lookup(table.lookup.as_ref()?, pid).ok()??;
+        entry.settled.then(|| (entry.start_ticks, entry.name()))
     }
 
     /// Whether cgroup control values are made from the kernel's structs
@@ -1114,6 +1150,12 @@ mod tests {
             if start(&before) != Some(e.start_ticks) || start(&after) != Some(e.start_ticks) || !e.settled {
                 continue;
             }
+            let flags = super::super::stat::parse_stat_flags(&before).unwrap_or(0);
+            let name = super::super::stat::parse_stat(&before).map(|(n, _, _)| n).unwrap_or_default();
+            // A kernel worker's `stat` names its work, not its `comm`.
+            if flags & super::super::stat::PF_KTHREAD == 0 {
+                assert_eq!(e.name(), name, "the name of process {}", e.pid);
+            }
             let links: Vec<String> = NAMESPACES
                 .iter()
                 .map(|n| {
@@ -1134,7 +1176,7 @@ mod tests {
             }
             compared += 1;
         }
-        eprintln!("{how}: compared {compared} processes: namespaces, limits, root");
+        eprintln!("{how}: compared {compared} processes: names, namespaces, limits, root");
         assert!(compared > 1, "{how}: compared {compared} processes");
     }
 }
