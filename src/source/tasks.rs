@@ -7,7 +7,9 @@
 //! and flags, its start time (what pins a process: `/proc/PID/stat`'s start
 //! time is it in clock ticks), the inode of each of its ten namespaces (the
 //! number a `/proc/PID/ns/*` link names: `net:[4026531840]`), its sixteen
-//! resource limits, and its root directory (inode, device, mount id). These
+//! resource limits, its root directory (inode, device, mount id), and its
+//! name (`comm`: with the start time, what pins a process a one-shot check
+//! opened ahead, in place of its `stat`). These
 //! are the very fields the kernel reads to make those files
 //! (`proc_ns_get_link`, `proc_pid_limits`, `statx` of the `root` link),
 //! read where they live: a bit flipped in them shows here as it would
