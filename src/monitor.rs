@@ -295,9 +295,14 @@ impl Pinned {
     /// ([`Pinned::while_running_with_table`]): a check of every process of
     /// a node of 300 processes or more (below that, the load outlasts the
     /// work it shares the cores with), of a subsystem that asks the table
-    /// (namespaces, limits, mounts; for any other, the load is wasted).
+    /// (namespaces, limits, mounts; for any other, the load is wasted), by
+    /// a process the kernel lets load it (else the pins would wait for a
+    /// table that never comes: see `run_ahead`).
     pub fn table_ahead_pays(ahead: PinAhead<'_>, subsystems: &[Subsystem]) -> bool {
-        matches!(ahead, PinAhead::Every) && asks_task_table(subsystems) && proc_links() >= TABLE_AHEAD_FROM
+        matches!(ahead, PinAhead::Every)
+            && asks_task_table(subsystems)
+            && proc_links() >= TABLE_AHEAD_FROM
+            && crate::source::tasks::may_load()
     }
 
     /// `table`: load the task table ahead on a thread of its own.
@@ -316,16 +321,20 @@ impl Pinned {
         // process's directory is only opened: the table's record of it,
         // read after, pins it (its start time and name) in place of its
         // `stat` (`Opened::pin`).
+        // Set once the table is known not to come (its load failed): the
+        // pins left read their `stat` on the pinning threads.
+        let no_table = std::sync::atomic::AtomicBool::new(!table);
         let pin = |pids: &[u32]| {
             let mut out = Vec::new();
             loop {
                 let at = next.fetch_add(crate::parallel::CHUNK, std::sync::atomic::Ordering::Relaxed);
                 let end = pids.len().min(at.saturating_add(crate::parallel::CHUNK));
                 let Some(chunk) = pids.get(at..end).filter(|c| !c.is_empty()) else { break };
+                let by_stat = no_table.load(std::sync::atomic::Ordering::Relaxed);
                 // For a one-shot check: read once, nothing kept.
                 out.extend(chunk.iter().map(|&pid| {
                     let opened = Procfs::open_once(pid);
-                    (pid, if table { opened } else { opened.and_then(crate::source::Opened::read_stat) })
+                    (pid, if by_stat { opened.and_then(crate::source::Opened::read_stat) } else { opened })
                 }));
             }
             out
@@ -343,7 +352,13 @@ impl Pinned {
             let loading = table
                 .then(|| {
                     std::thread::Builder::new()
-                        .spawn_scoped(scope, || crate::source::tasks::Reader::load(false, false))
+                        .spawn_scoped(scope, || {
+                            let loaded = crate::source::tasks::Reader::load(false, false);
+                            if loaded.is_err() {
+                                no_table.store(true, std::sync::atomic::Ordering::Relaxed);
+                            }
+                            loaded
+                        })
                         .ok()
                 })
                 .flatten();
@@ -372,7 +387,9 @@ impl Pinned {
             Some(opened) => {
                 let opened = opened.into_iter().map(&mut pin).collect();
                 let pinned = Pinned { opened, listed: listed.into_inner(), tasks, by_table };
-                tracing::debug!("{} processes pinned by the task table's records", pinned.by_table);
+                if table {
+                    tracing::debug!("{} processes pinned by the task table's records", pinned.by_table);
+                }
                 (r, pinned)
             }
             None => (r, Pinned { tasks, ..Pinned::default() }),

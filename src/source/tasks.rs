@@ -592,6 +592,16 @@ enum How {
     },
 }
 
+/// Whether this process may load the programs at all: `CAP_BPF` and
+/// `CAP_PERFMON`, or `CAP_SYS_ADMIN`, in its effective set (without them
+/// the kernel refuses every load; a caller that would load ahead of work
+/// it could do instead asks first).
+pub(crate) fn may_load() -> bool {
+    use rustix::thread::CapabilitySet as Cap;
+    rustix::thread::capabilities(None)
+        .is_ok_and(|c| c.effective.contains(Cap::SYS_ADMIN) || c.effective.contains(Cap::BPF | Cap::PERFMON))
+}
+
 impl Reader {
     /// Loads the program and checks a table of it against `/proc/self`;
     /// `Err(why)` where the kernel refuses both programs or a table is not
