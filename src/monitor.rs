@@ -324,6 +324,9 @@ impl Pinned {
         // Set once the table is known not to come (its load failed): the
         // pins left read their `stat` on the pinning threads.
         let no_table = std::sync::atomic::AtomicBool::new(!table);
+        // Before any directory is opened: a record pins only a process
+        // that started before (`Reader::identity`).
+        let before_opens = crate::source::tasks::boot_ticks();
         let pin = |pids: &[u32]| {
             let mut out = Vec::new();
             loop {
@@ -377,7 +380,7 @@ impl Pinned {
         let mut by_table = 0;
         let mut pin = |(pid, o): (u32, Result<crate::source::Opened, Error>)| {
             let o = o.and_then(|o| {
-                let known = if o.is_pinned() { None } else { reader.and_then(|r| r.identity(pid)) };
+                let known = if o.is_pinned() { None } else { reader.and_then(|r| r.identity(pid, before_opens)) };
                 by_table += usize::from(known.is_some());
                 o.pin(known)
             });

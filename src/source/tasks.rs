@@ -592,6 +592,15 @@ enum How {
     },
 }
 
+/// The time since boot in clock ticks (`CLOCK_BOOTTIME`, rounded down,
+/// as start times are): a process whose start time is below it started
+/// before this call.
+pub(crate) fn boot_ticks() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+    let ns = u64::try_from(t.tv_nsec).unwrap_or(0);
+    u64::try_from(t.tv_sec).unwrap_or(0).saturating_mul(1_000_000_000 / NS_PER_TICK).saturating_add(ns / NS_PER_TICK)
+}
+
 /// Whether this process may load the programs at all: `CAP_BPF` and
 /// `CAP_PERFMON`, or `CAP_SYS_ADMIN`, in its effective set (without them
 /// the kernel refuses every load; a caller that would load ahead of work
@@ -656,13 +665,17 @@ impl Reader {
     }
 
     /// The start time (clock ticks) and name of process `pid` now, where
-    /// the lookup program finds it neither exiting nor exited (a walk's
-    /// reader: `None`). Read after a process's directory was opened, this
-    /// pins it ([`super::procfs::Opened::pin`]) without its `stat`.
-    pub(crate) fn identity(&self, pid: u32) -> Option<(u64, String)> {
+    /// the lookup program finds it neither exiting nor exited, and it
+    /// started before `opened` ([`boot_ticks`] taken before its directory
+    /// was opened); else `None` (and for a walk's reader). Such a process
+    /// held the pid from before the open until now, so it is the process
+    /// the directory names: this pins it ([`super::procfs::Opened::pin`])
+    /// without its `stat`. (One that started since, after the process the
+    /// directory named exited, is not.)
+    pub(crate) fn identity(&self, pid: u32, opened: u64) -> Option<(u64, String)> {
         let How::Lookup(table) = &self.how else { return None };
         let entry = run_lookup(table.lookup.as_ref()?, pid).ok()??;
-        entry.settled.then(|| (entry.start_ticks, entry.name()))
+        (entry.settled && entry.start_ticks < opened).then(|| (entry.start_ticks, entry.name()))
     }
 
     /// Whether cgroup control values are made from the kernel's structs
@@ -1127,6 +1140,32 @@ mod tests {
             assert!(table.len() > 1, "{how}");
             compare_with_proc(how, &table);
         }
+    }
+
+    /// A record pins a process only if it started before the directory
+    /// was opened: this process's record pins it against the time now, and
+    /// not against its own start time (as if it had started after).
+    #[test]
+    fn identity_is_of_a_process_started_before_the_open() {
+        let uptime = std::fs::read_to_string("/proc/uptime").unwrap();
+        // Seconds with two decimals: hundredths, the ticks.
+        let ticks: u64 = uptime.split_whitespace().next().unwrap().replace('.', "").parse().unwrap();
+        let now = boot_ticks();
+        assert!(now.abs_diff(ticks) < 100, "{now} ticks against {uptime}");
+        let Ok(reader) = Reader::load(false, false) else {
+            eprintln!("SKIP identity_is_of_a_process_started_before_the_open: the table does not load here");
+            return;
+        };
+        let me = std::process::id();
+        let stat = std::fs::read("/proc/self/stat").unwrap();
+        let (name, _, start) = super::super::stat::parse_stat(&stat).unwrap();
+        // A process in the tick it started in has not started before now.
+        while boot_ticks() <= start {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        assert_eq!(reader.identity(me, boot_ticks()), Some((start, name)));
+        assert_eq!(reader.identity(me, start), None, "started at the open, not before");
+        assert_eq!(reader.identity(u32::MAX >> 2, boot_ticks()), None, "no such process");
     }
 
     /// A thread's id is not a process: the lookup program says none.
