@@ -601,14 +601,21 @@ pub(crate) fn boot_ticks() -> u64 {
     u64::try_from(t.tv_sec).unwrap_or(0).saturating_mul(1_000_000_000 / NS_PER_TICK).saturating_add(ns / NS_PER_TICK)
 }
 
+/// The link `/proc/self/ns/user` of a process in the initial user
+/// namespace (`PROC_USER_INIT_INO`, fixed by the kernel).
+const INITIAL_USER_NS: &str = "user:[4026531837]";
+
 /// Whether this process may load the programs at all: `CAP_BPF` and
-/// `CAP_PERFMON`, or `CAP_SYS_ADMIN`, in its effective set (without them
-/// the kernel refuses every load; a caller that would load ahead of work
-/// it could do instead asks first).
+/// `CAP_PERFMON`, or `CAP_SYS_ADMIN`, in its effective set, in the initial
+/// user namespace (where the kernel counts them for eBPF; a rootless
+/// container's are refused). Without them the kernel refuses every load:
+/// a caller that would load ahead of work it could do instead asks first.
 pub(crate) fn may_load() -> bool {
     use rustix::thread::CapabilitySet as Cap;
-    rustix::thread::capabilities(None)
-        .is_ok_and(|c| c.effective.contains(Cap::SYS_ADMIN) || c.effective.contains(Cap::BPF | Cap::PERFMON))
+    let initial = std::fs::read_link("/proc/self/ns/user").is_ok_and(|l| l.as_os_str() == INITIAL_USER_NS);
+    initial
+        && rustix::thread::capabilities(None)
+            .is_ok_and(|c| c.effective.contains(Cap::SYS_ADMIN) || c.effective.contains(Cap::BPF | Cap::PERFMON))
 }
 
 impl Reader {
@@ -1166,6 +1173,23 @@ mod tests {
         assert_eq!(reader.identity(me, boot_ticks()), Some((start, name)));
         assert_eq!(reader.identity(me, start), None, "started at the open, not before");
         assert_eq!(reader.identity(u32::MAX >> 2, boot_ticks()), None, "no such process");
+    }
+
+    /// `may_load` says no where the kernel refuses the load for want of
+    /// privilege: without it, the load fails.
+    #[test]
+    fn may_load_where_the_load_works() {
+        let loads = Reader::load(false, false);
+        if may_load() {
+            if let Err(why) = &loads {
+                assert!(!why.contains("not permitted"), "may_load said yes: {why}");
+            }
+        } else {
+            eprintln!(
+                "SKIP may_load_where_the_load_works: no CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN) in the initial user namespace"
+            );
+            assert!(loads.is_err(), "a load without the privilege");
+        }
     }
 
     /// A thread's id is not a process: the lookup program says none.
