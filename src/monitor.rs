@@ -260,6 +260,13 @@ pub struct Pinned {
     by_table: usize,
 }
 
+/// A process as the pinning threads of [`Pinned::while_running`] leave
+/// it: pinned by its `stat`, or opened for the task table's record to pin.
+enum Taken {
+    Pinned(Result<Procfs, Error>),
+    Opened(Result<crate::source::Opened, Error>),
+}
+
 /// Which processes [`Pinned::while_running`] opens.
 #[derive(Debug, Clone, Copy)]
 pub enum PinAhead<'a> {
@@ -337,7 +344,7 @@ impl Pinned {
                 // For a one-shot check: read once, nothing kept.
                 out.extend(chunk.iter().map(|&pid| {
                     let opened = Procfs::open_once(pid);
-                    (pid, if by_stat { opened.and_then(crate::source::Opened::read_stat) } else { opened })
+                    (pid, if by_stat { Taken::Pinned(opened.and_then(|o| o.pin(None))) } else { Taken::Opened(opened) })
                 }));
             }
             out
@@ -378,17 +385,20 @@ impl Pinned {
         });
         let reader = tasks.as_ref().and_then(|t| t.as_ref().ok());
         let mut by_table = 0;
-        let mut pin = |(pid, o): (u32, Result<crate::source::Opened, Error>)| {
-            let o = o.and_then(|o| {
-                let known = if o.is_pinned() { None } else { reader.and_then(|r| r.identity(pid, before_opens)) };
-                by_table += usize::from(known.is_some());
-                o.pin(known)
-            });
-            (pid, o)
+        let mut finish = |(pid, taken): (u32, Taken)| {
+            let pinned = match taken {
+                Taken::Pinned(pinned) => pinned,
+                Taken::Opened(opened) => opened.and_then(|o| {
+                    let known = reader.and_then(|r| r.identity(pid, before_opens));
+                    by_table += usize::from(known.is_some());
+                    o.pin(known)
+                }),
+            };
+            (pid, pinned)
         };
         match opened {
             Some(opened) => {
-                let opened = opened.into_iter().map(&mut pin).collect();
+                let opened = opened.into_iter().map(&mut finish).collect();
                 let pinned = Pinned { opened, listed: listed.into_inner(), tasks, by_table };
                 if table {
                     tracing::debug!("{} processes pinned by the task table's records", pinned.by_table);

@@ -50,49 +50,30 @@ enum FailKind {
 /// ([`Procfs::open_once`]): what a one-shot check of every process opens
 /// while the task table's program loads, to pin with the table after.
 #[derive(Debug)]
-pub(crate) struct Opened {
-    dir: ProcessDir,
-    /// Its `stat` was read ([`Opened::read_stat`]).
-    pinned: bool,
-}
+pub(crate) struct Opened(ProcessDir);
 
 impl Opened {
-    /// Pinned now, by its `stat` ([`Opened::pin`] then asks nothing).
-    pub(crate) fn read_stat(mut self) -> Result<Opened, Error> {
-        let mut buf = Vec::with_capacity(1024);
-        self.dir.read("stat", &mut buf)?;
-        let (name, _, start_time) = parse_stat(&buf).ok_or_else(|| Error::Parse {
-            path: self.dir.path_of("stat"),
-            message: "not a stat line (no start time after the command name)".into(),
-        })?;
-        self.dir.name = name;
-        self.dir.start_time = start_time;
-        self.pinned = true;
-        Ok(self)
-    }
-
-    /// Whether it is pinned already ([`Opened::read_stat`]).
-    pub(crate) fn is_pinned(&self) -> bool {
-        self.pinned
-    }
-
-    /// The process, pinned to its identity: as it was, or by `known` (its
-    /// start time in clock ticks and its name) where the caller read it for
-    /// this pid after this directory was opened, else by its `stat`. (A
-    /// process that holds a pid at a read held it at every moment since it
-    /// started, so a start time read after the open is the start time of
-    /// the process the directory names.)
-    pub(crate) fn pin(mut self, known: Option<(u64, String)>) -> Result<Procfs, Error> {
-        if !self.pinned {
-            match known {
-                Some((start_time, name)) => {
-                    self.dir.name = name;
-                    self.dir.start_time = start_time;
-                }
-                None => self = self.read_stat()?,
+    /// The process, pinned to its identity: by `known` (its start time in
+    /// clock ticks and its name), where the caller knows it to be the
+    /// process this directory names (`tasks::Reader::identity`: read after
+    /// the open, of a process started before it), else by its `stat`.
+    pub(crate) fn pin(self, known: Option<(u64, String)>) -> Result<Procfs, Error> {
+        let Opened(mut dir) = self;
+        let (name, start_time) = match known {
+            Some((start_time, name)) => (name, start_time),
+            None => {
+                let mut buf = Vec::with_capacity(1024);
+                dir.read("stat", &mut buf)?;
+                let (name, _, start_time) = parse_stat(&buf).ok_or_else(|| Error::Parse {
+                    path: dir.path_of("stat"),
+                    message: "not a stat line (no start time after the command name)".into(),
+                })?;
+                (name, start_time)
             }
-        }
-        Ok(Procfs { inner: Inner::Process(self.dir) })
+        };
+        dir.name = name;
+        dir.start_time = start_time;
+        Ok(Procfs { inner: Inner::Process(dir) })
     }
 }
 
@@ -430,11 +411,11 @@ impl Procfs {
     /// [`Procfs::try_pid_once`] but for its pin: the directory opened,
     /// its `stat` not read yet ([`Opened::pin`]).
     pub(crate) fn open_once(pid: u32) -> Result<Opened, Error> {
-        Procfs::open_dir("/proc".into(), pid, true).map(|dir| Opened { dir, pinned: false })
+        Procfs::open_dir("/proc".into(), pid, true).map(Opened)
     }
 
     fn open_pid(root: PathBuf, pid: u32, once: bool) -> Result<Procfs, Error> {
-        Opened { dir: Procfs::open_dir(root, pid, once)?, pinned: false }.pin(None)
+        Opened(Procfs::open_dir(root, pid, once)?).pin(None)
     }
 
     fn open_dir(root: PathBuf, pid: u32, once: bool) -> Result<ProcessDir, Error> {
