@@ -100,19 +100,43 @@ pub const SEPARATOR: &str = "; ";
 /// Fields absent from this kernel are left out of the tuple. Runs of tabs and
 /// spaces inside a value (`Uid:\t0\t0\t0\t0`) become one space. The text is
 /// read once, whatever the number of fields (the first line of a field
-/// counts, as with [`field`]).
+/// counts, as with [`field`]), up to the line where the last is found.
 pub fn canonicalize_thread(input: &[u8], fields: &[&str], out: &mut Canon) -> Result<(), ParseError> {
     let mut found: [Option<&[u8]>; ONE_PASS] = [None; ONE_PASS];
+    // The first byte of each name looked for (a line of name `""` starts
+    // with its colon), as bits: most lines start with none of them and are
+    // passed over with one test, without looking for their colon.
+    let mut firsts = [0u64; 4];
+    let mut mark = |b: u8| {
+        if let Some(w) = firsts.get_mut(usize::from(b >> 6)) {
+            *w |= 1 << (b & 63);
+        }
+    };
+    for f in fields.iter().take(ONE_PASS).chain(&["Name", "Pid"]) {
+        mark(f.as_bytes().first().copied().unwrap_or(b':'));
+    }
+    let wanted = |b: u8| firsts.get(usize::from(b >> 6)).is_some_and(|w| w >> (b & 63) & 1 == 1);
+    let mut left = fields.len().min(ONE_PASS);
     let mut named = false;
-    for line in input.split(|&b| b == b'\n') {
-        let Some(colon) = line.iter().position(|&b| b == b':') else { continue };
-        let (name, rest) = (line.get(..colon).unwrap_or_default(), line.get(colon + 1..).unwrap_or_default());
+    let mut rest = input;
+    while !rest.is_empty() && (left > 0 || !named) {
+        let (line, next) = match memchr::memchr(b'\n', rest) {
+            Some(end) => (rest.get(..end).unwrap_or_default(), rest.get(end + 1..).unwrap_or_default()),
+            None => (rest, &[][..]),
+        };
+        rest = next;
+        if !line.first().is_some_and(|&b| wanted(b)) {
+            continue;
+        }
+        let Some(colon) = memchr::memchr(b':', line) else { continue };
+        let (name, value) = (line.get(..colon).unwrap_or_default(), line.get(colon + 1..).unwrap_or_default());
         named |= name == b"Name" || name == b"Pid";
         if let Some(slot) =
             fields.iter().zip(found.iter_mut()).find_map(|(f, slot)| (f.as_bytes() == name).then_some(slot))
             && slot.is_none()
         {
-            *slot = Some(trim(rest));
+            *slot = Some(trim(value));
+            left = left.saturating_sub(1);
         }
     }
     if !named {
@@ -369,7 +393,7 @@ nonvoluntary_ctxt_switches:\t2
             ":\n::\nName::x\nUid:\t1\t2\r\n".to_owned(),
         ];
         for text in &texts {
-            for fields in [SECCOMP_FIELDS, CREDENTIAL_FIELDS, &long[..], &[][..]] {
+            for fields in [SECCOMP_FIELDS, CREDENTIAL_FIELDS, &long[..], &[][..], &["", "Uid"][..]] {
                 let (mut a, mut b) = (Canon::new(), Canon::new());
                 let (ra, rb) =
                     (canonicalize_thread(text.as_bytes(), fields, &mut a), reference(text.as_bytes(), fields, &mut b));
