@@ -166,6 +166,8 @@ pub(crate) struct Observer {
     /// for every process of a kernel (its kinds of namespace), so listed
     /// again only by a fresh observation (`namespaces`).
     ns_names: String,
+    /// The key of a form shared in the round ([`Observer::round_form`]).
+    form_key: Vec<u8>,
     /// Which of [`lsm::ATTRS`] (bit i: the i-th) answered that no security
     /// module provides it (a file this kernel does not have, or `EINVAL`):
     /// fixed at boot, so asked again only by a fresh observation; and the
@@ -217,6 +219,11 @@ struct Memo {
     /// form: a hit counts them again, so the checker still knows).
     unasked: usize,
 }
+
+/// The longest image a form is shared in a round by ([`Observer::round_form`]):
+/// a process's namespace identities and limit values are a few hundred bytes;
+/// a whole file is not kept as a key.
+const ROUND_FORM_MAX: usize = 512;
 
 /// The key of a memo: the SHA-256 of the raw text, computed only by an
 /// observer that stores memos (from its second observation on: a one-shot
@@ -1075,6 +1082,42 @@ impl Observer {
         })
     }
 
+    /// For a first observation checked against a baseline, in a round
+    /// other targets share: `Ok(form)` where another target made the form of
+    /// `sub` from the same `raw` (an exact image of all the form is made
+    /// of, at most [`ROUND_FORM_MAX`] bytes) this round and it is the
+    /// baseline's, known by that digest alone; `Err(true)` where the form
+    /// made is to be kept for the round ([`Observer::keep_round_form`]).
+    /// Never for a fresh read or one with a fault injected.
+    fn round_form(
+        &mut self,
+        sub: Subsystem,
+        raw: &[u8],
+        baseline: Option<&BTreeMap<Subsystem, Observation>>,
+    ) -> Result<Canon, bool> {
+        if self.observed_before || self.fresh || self.fault.is_some() || raw.len() > ROUND_FORM_MAX {
+            return Err(false);
+        }
+        let Some(shared) = self.shared.as_ref().filter(|s| !s.solo()) else { return Err(false) };
+        let Some(expected) = baseline.and_then(|b| observed_digest(b, sub)) else { return Err(false) };
+        self.form_key.clear();
+        self.form_key.extend_from_slice(sub.name().as_bytes());
+        self.form_key.push(0);
+        self.form_key.extend_from_slice(raw);
+        match shared.round_form(&self.form_key) {
+            Some(d) if d == expected => Ok(Canon::known(sub, d)),
+            _ => Err(true),
+        }
+    }
+
+    /// Keeps the digest of the form just made for the round, under the key
+    /// [`Observer::round_form`] made.
+    fn keep_round_form(&self, digest: Digest) {
+        if let Some(shared) = &self.shared {
+            shared.keep_round_form(&self.form_key, digest);
+        }
+    }
+
     /// Makes the form of `sub` from `raw` (the text of `rel`, or an exact
     /// image of what the form is made of) with `f`, through the memo of
     /// `rel`: a hit restores the form remembered of the same `raw`.
@@ -1103,8 +1146,18 @@ impl Observer {
             restore_form(canon, form);
             return Ok(());
         }
+        let keep = match self.round_form(sub, raw, baseline) {
+            Ok(form) => {
+                *canon = form;
+                return Ok(());
+            }
+            Err(keep) => keep,
+        };
         f(canon)?;
         let digest = canon.digest(sub);
+        if keep {
+            self.keep_round_form(digest);
+        }
         let Some(key) = key else { return Ok(()) };
         let known = baseline.and_then(|b| observed_digest(b, sub)) == Some(digest);
         if let Some((_, memo)) = self.memo_files.get_mut(i) {
@@ -1526,11 +1579,27 @@ impl Observer {
             self.ns_names = names;
             return Ok(());
         }
+        // Or the form another process with the same identities made.
+        let buf = std::mem::take(&mut self.buf);
+        let round = self.round_form(Subsystem::Namespaces, &buf, baseline);
+        self.buf = buf;
+        let keep = match round {
+            Ok(form) => {
+                *canon = form;
+                self.ns_names = names;
+                return Ok(());
+            }
+            Err(keep) => keep,
+        };
         // 3. The records, from the identities.
         for (name, state) in names.split('\n').filter(|n| !n.is_empty()).zip(&self.ns_states) {
             namespaces::add(canon, name.as_bytes(), *state);
         }
         self.ns_names = names;
+        if keep {
+            let digest = canon.digest(Subsystem::Namespaces);
+            self.keep_round_form(digest);
+        }
         if let Some(key) = key {
             let mut pair = [(Subsystem::Namespaces, std::mem::take(canon))];
             if self.memo_ns.store(key, &mut pair, |s| s == Subsystem::Namespaces, baseline) {

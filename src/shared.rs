@@ -68,6 +68,12 @@ pub(crate) struct Shared {
     /// Forgotten whenever a cgroup's records are read again in the round
     /// (after a drift): a form is only ever of the records kept now.
     cgroup_forms: Mutex<HashMap<Vec<u8>, crate::Digest>>,
+    /// The digest of a form made of nothing but a small image of what it
+    /// says (a process's namespace identities, its limit values), by that
+    /// image after its subsystem's name ([`Shared::round_form`]): a pure
+    /// function of it, made once a round for the processes whose first
+    /// observation finds the same image.
+    round_forms: Mutex<HashMap<Vec<u8>, crate::Digest>>,
     /// The values of shared code chunks (`code`, see `code_pages.rs`).
     code: crate::code_pages::CodePages,
     /// The limit files of a cgroup directory as last listed, by hierarchy
@@ -154,6 +160,9 @@ impl Shared {
             m.clear();
         }
         if let Ok(mut m) = self.cgroup_forms.lock() {
+            m.clear();
+        }
+        if let Ok(mut m) = self.round_forms.lock() {
             m.clear();
         }
         self.begin_part();
@@ -259,6 +268,21 @@ impl Shared {
     /// target made it.
     pub(crate) fn cgroup_form(&self, key: &[u8]) -> Option<crate::Digest> {
         self.cgroup_forms.lock().ok()?.get(key).copied()
+    }
+
+    /// The digest of the form another target made this round of `key` (a
+    /// subsystem's name, a NUL, the image the form is made of).
+    pub(crate) fn round_form(&self, key: &[u8]) -> Option<crate::Digest> {
+        self.round_forms.lock().ok()?.get(key).copied()
+    }
+
+    /// Keeps the digest of the form made of `key` for the rest of the round.
+    pub(crate) fn keep_round_form(&self, key: &[u8], digest: crate::Digest) {
+        if let Ok(mut m) = self.round_forms.lock()
+            && !m.contains_key(key)
+        {
+            m.insert(key.to_vec(), digest);
+        }
     }
 
     /// The count of re-reads that forgot the forms, to pass to
