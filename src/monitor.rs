@@ -356,49 +356,66 @@ impl Pinned {
                 _ => listed.get_or_init(|| live_processes().unwrap_or_default()),
             }
         };
-        let (r, opened, tasks) = std::thread::scope(|scope| {
+        // Pins a process the pinning threads opened for the table's record:
+        // by that record where it has it (a run of the program), else by its
+        // `stat`. Counts the first in `by_table`.
+        let finish = |taken: Vec<(u32, Taken)>, reader: Option<&crate::source::tasks::Reader>, by_table: &mut usize| {
+            taken
+                .into_iter()
+                .map(|(pid, taken)| {
+                    let pinned = match taken {
+                        Taken::Pinned(pinned) => pinned,
+                        Taken::Opened(opened) => opened.and_then(|o| {
+                            let known = reader.and_then(|r| r.identity(pid, before_opens));
+                            *by_table += usize::from(known.is_some());
+                            o.pin(known)
+                        }),
+                    };
+                    (pid, pinned)
+                })
+                .collect::<Vec<_>>()
+        };
+        // The loaded table, to whichever thread asks first: the pinning
+        // thread, else this one (a second asker finds the channel closed
+        // once the loading thread is done).
+        let (sent, received) = std::sync::mpsc::sync_channel(1);
+        let sent = table.then_some(sent);
+        let received = std::sync::Mutex::new(received);
+        let take_table = || received.lock().ok().and_then(|r| r.recv().ok());
+        let (r, opened, tasks, by_table) = std::thread::scope(|scope| {
             // Without a thread for it, the table is loaded by the check, if
             // it asks.
-            let loading = table
-                .then(|| {
-                    std::thread::Builder::new()
-                        .spawn_scoped(scope, || {
-                            let loaded = crate::source::tasks::Reader::load(false, false);
-                            if loaded.is_err() {
-                                no_table.store(true, std::sync::atomic::Ordering::Relaxed);
-                            }
-                            loaded
-                        })
-                        .ok()
-                })
-                .flatten();
-            let pinning = std::thread::Builder::new().spawn_scoped(scope, || pin(pids()));
+            if let Some(sent) = sent {
+                let no_table = &no_table;
+                let _ = std::thread::Builder::new().spawn_scoped(scope, move || {
+                    let loaded = crate::source::tasks::Reader::load(false, false);
+                    if loaded.is_err() {
+                        no_table.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    let _ = sent.send(loaded);
+                });
+            }
+            // The pinning thread, its opens done, waits for the table and
+            // pins what it opened by the records, while `f` still runs.
+            let pinning = std::thread::Builder::new().spawn_scoped(scope, || {
+                let taken = pin(pids());
+                let tasks = take_table();
+                let mut by_table = 0;
+                let pinned = finish(taken, tasks.as_ref().and_then(|t| t.as_ref().ok()), &mut by_table);
+                (pinned, tasks, by_table)
+            });
             let r = f();
             // What the pinning thread has not begun, this one takes. (A
             // thread that panicked leaves its processes to the resume.)
-            let opened = pinning.ok().map(|pinning| {
-                let mine = pin(pids());
-                let theirs = pinning.join().unwrap_or_default();
-                theirs.into_iter().chain(mine).collect::<Vec<_>>()
-            });
-            (r, opened, loading.and_then(|l| l.join().ok()))
+            let Ok(pinning) = pinning else { return (r, None, take_table(), 0) };
+            let mine = pin(pids());
+            let (theirs, tasks, mut by_table) = pinning.join().unwrap_or_default();
+            let tasks = tasks.or_else(take_table);
+            let mine = finish(mine, tasks.as_ref().and_then(|t| t.as_ref().ok()), &mut by_table);
+            (r, Some(theirs.into_iter().chain(mine).collect()), tasks, by_table)
         });
-        let reader = tasks.as_ref().and_then(|t| t.as_ref().ok());
-        let mut by_table = 0;
-        let mut finish = |(pid, taken): (u32, Taken)| {
-            let pinned = match taken {
-                Taken::Pinned(pinned) => pinned,
-                Taken::Opened(opened) => opened.and_then(|o| {
-                    let known = reader.and_then(|r| r.identity(pid, before_opens));
-                    by_table += usize::from(known.is_some());
-                    o.pin(known)
-                }),
-            };
-            (pid, pinned)
-        };
         match opened {
             Some(opened) => {
-                let opened = opened.into_iter().map(&mut finish).collect();
                 let pinned = Pinned { opened, listed: listed.into_inner(), tasks, by_table };
                 if table {
                     tracing::debug!("{} processes pinned by the task table's records", pinned.by_table);

@@ -56,11 +56,17 @@ impl Opened {
     /// The process, pinned to its identity: by `known` (its start time in
     /// clock ticks and its name), where the caller knows it to be the
     /// process this directory names (`tasks::Reader::identity`: read after
-    /// the open, of a process started before it), else by its `stat`.
-    pub(crate) fn pin(self, known: Option<(u64, String)>) -> Result<Procfs, Error> {
+    /// the open, of a process started before it), else by its `stat`. The
+    /// record is kept for the process's check ([`ProcessDir::record`]).
+    pub(crate) fn pin(self, known: Option<super::tasks::Entry>) -> Result<Procfs, Error> {
         let Opened(mut dir) = self;
         let (name, start_time) = match known {
-            Some((start_time, name)) => (name, start_time),
+            Some(entry) => {
+                let known = (entry.name(), entry.start_ticks);
+                // The check's first question to the table is answered from it.
+                *dir.record.get_mut() = Some(Box::new(entry));
+                known
+            }
             None => {
                 let mut buf = Vec::with_capacity(1024);
                 dir.read("stat", &mut buf)?;
@@ -94,6 +100,9 @@ struct ProcessDir {
     /// The last cgroup directory a control file was read from, and the
     /// buffer the files' paths are built in (no allocation a file).
     cgroup_path: RefCell<CgroupPath>,
+    /// The task table's record that pinned this process, until its first
+    /// question to the table ([`ProcessDir::record`]).
+    record: RefCell<Option<Box<super::tasks::Entry>>>,
 }
 
 /// A cgroup directory found by [`ProcessDir::set_cgroup_dir`] (the mounts are
@@ -435,6 +444,7 @@ impl Procfs {
             fds: FdCache::default(),
             task: RefCell::new(None),
             cgroup_path: RefCell::new(CgroupPath::default()),
+            record: RefCell::new(None),
         };
         if once {
             dir.fds.keep_nothing();
@@ -561,6 +571,17 @@ impl ProcessDir {
         self.facts()?.absent_attrs.iter().find(|(a, ..)| a == rel)
     }
 
+    /// `f` of the installed task table's record of this process
+    /// ([`super::tasks::lookup`]): first the record that pinned it, where
+    /// one did ([`super::tasks::seed`]).
+    fn record<R>(&self, f: impl FnOnce(&super::tasks::Entry) -> R) -> Option<R> {
+        let pinned = self.record.borrow_mut().take();
+        if let Some(entry) = pinned {
+            super::tasks::seed(*entry);
+        }
+        super::tasks::lookup(self.pid, self.start_time, f)
+    }
+
     /// The identity of the namespace link `rel` (`ns/net`) from its text:
     /// `None` where the [`NodeFacts`] do not hold or the text is not a
     /// namespace's (the caller then asks `stat`).
@@ -572,8 +593,7 @@ impl ProcessDir {
         // This round's task table, where one is installed and has the process.
         if let Some(i) =
             rel.strip_prefix("ns/").and_then(|name| super::tasks::NAMESPACES.iter().position(|n| *n == name))
-            && let Some(ino) = super::tasks::lookup(self.pid, self.start_time, |e| e.ns.get(i).copied().unwrap_or(0))
-                .filter(|&ino| ino != 0)
+            && let Some(ino) = self.record(|e| e.ns.get(i).copied().unwrap_or(0)).filter(|&ino| ino != 0)
         {
             return Some(Ok(FileId { dev: facts.nsfs_dev, ino: u64::from(ino) }));
         }
@@ -1043,7 +1063,7 @@ impl Source for Procfs {
         // has the process: the same identity `statx` gives.
         if rel == "root"
             && d.facts().is_some()
-            && let Some(root) = super::tasks::lookup(d.pid, d.start_time, |e| e.root).flatten()
+            && let Some(root) = d.record(|e| e.root).flatten()
         {
             return Some(root);
         }
@@ -1239,7 +1259,7 @@ impl Source for Procfs {
     fn limit_values(&self) -> Option<[[u64; 2]; 16]> {
         let Inner::Process(d) = &self.inner else { return None };
         d.facts()?;
-        super::tasks::lookup(d.pid, d.start_time, |e| e.limits)
+        d.record(|e| e.limits)
     }
 
     fn refused_everywhere(&self, rel: &str) -> Option<Arc<str>> {

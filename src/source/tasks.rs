@@ -671,7 +671,8 @@ impl Reader {
         Ok(reader)
     }
 
-    /// The start time (clock ticks) and name of process `pid` now, where
+    /// The record of process `pid` now (its start time in clock ticks, its
+    /// name and the rest), where
     /// the lookup program finds it neither exiting nor exited, and it
     /// started before `opened` ([`boot_ticks`] taken before its directory
     /// was opened); else `None` (and for a walk's reader). Such a process
@@ -679,10 +680,12 @@ impl Reader {
     /// the directory names: this pins it ([`super::procfs::Opened::pin`])
     /// without its `stat`. (One that started since, after the process the
     /// directory named exited, is not.)
-    pub(crate) fn identity(&self, pid: u32, opened: u64) -> Option<(u64, String)> {
+    /// The record is returned whole: the check of that process answers
+    /// from it ([`seed`]) instead of running the program again.
+    pub(crate) fn identity(&self, pid: u32, opened: u64) -> Option<Entry> {
         let How::Lookup(table) = &self.how else { return None };
         let entry = run_lookup(table.lookup.as_ref()?, pid).ok()??;
-        (entry.settled && entry.start_ticks < opened).then(|| (entry.start_ticks, entry.name()))
+        (entry.settled && entry.start_ticks < opened).then_some(entry)
     }
 
     /// Whether cgroup control values are made from the kernel's structs
@@ -903,6 +906,23 @@ pub(crate) fn install<R>(table: Option<&Arc<Table>>, f: impl FnOnce() -> R) -> R
     let before = INSTALLED.with(|t| t.borrow_mut().replace(Arc::clone(table)));
     let _restore = Restore(before);
     f()
+}
+
+/// Makes `entry` ([`Reader::identity`]'s record, which pinned its process
+/// for a one-shot check) the record this thread's next [`lookup`] of that
+/// process answers with, where a lookup table is installed and the read may
+/// use it: the record is as the kernel had it when the process was pinned,
+/// a few milliseconds before its check reads its files, and saves the
+/// program's second run.
+pub(crate) fn seed(entry: Entry) {
+    if BYPASSED.with(std::cell::Cell::get) {
+        return;
+    }
+    INSTALLED.with(|t| {
+        if t.borrow().as_ref().is_some_and(|t| t.lookup.is_some()) {
+            MADE.with(|m| *m.borrow_mut() = Some((entry.pid, Some(entry))));
+        }
+    });
 }
 
 /// `f` of the installed table's record of `pid` started at `start_ticks`,
@@ -1170,7 +1190,8 @@ mod tests {
         while boot_ticks() <= start {
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
-        assert_eq!(reader.identity(me, boot_ticks()), Some((start, name)));
+        let known = reader.identity(me, boot_ticks()).map(|e| (e.start_ticks, e.name()));
+        assert_eq!(known, Some((start, name)));
         assert_eq!(reader.identity(me, start), None, "started at the open, not before");
         assert_eq!(reader.identity(u32::MAX >> 2, boot_ticks()), None, "no such process");
     }
