@@ -2052,6 +2052,70 @@ mod tests {
         assert!(findings.is_empty(), "{findings:?}");
     }
 
+    /// A one-shot check of processes whose namespaces and limits are the
+    /// same makes each form once (`Shared::round_form`): one image of
+    /// namespace identities, one of limit values (from the table, where it
+    /// loads; a limits file is no image). Quiet; and a process whose limit
+    /// differs from its baseline's still drifts, alone.
+    #[test]
+    fn processes_with_the_same_namespaces_and_limits_share_their_forms() {
+        /// The children, killed and reaped however the test ends.
+        struct Children(Vec<std::process::Child>);
+        impl Drop for Children {
+            fn drop(&mut self) {
+                for c in &mut self.0 {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+            }
+        }
+        let children =
+            Children((0..4).filter_map(|_| std::process::Command::new("sleep").arg("30").spawn().ok()).collect());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let pids: Vec<u32> = children.0.iter().map(std::process::Child::id).collect();
+        let subsystems = [Subsystem::Namespaces, Subsystem::Limits];
+        let snaps: Vec<Snapshot> = pids
+            .iter()
+            .map(|&p| crate::snapshot_with(&crate::SystemClock, &Procfs::try_pid(p).unwrap(), &subsystems).unwrap())
+            .collect();
+        let file =
+            BaselineFile::new(std::time::SystemTime::now(), Coverage::Pids { pids: pids.clone() }, &subsystems, snaps);
+        let check = |file: &BaselineFile| {
+            let (loaded, pinned) = Pinned::run_ahead(PinAhead::Pids(&pids), true, || file.clone());
+            let (mut m, _) = Monitor::resume_for_one_check_pinned(loaded, 1, pinned).unwrap();
+            let table = m.task_table().is_some_and(|t| t.is_ok());
+            let (findings, _) = m.cycle(&crate::SystemClock);
+            (findings, m.shared.round_forms(), table)
+        };
+        let (findings, forms, table) = check(&file);
+        assert!(findings.iter().all(|f| !matches!(f, Finding::Drift { .. })), "{findings:#?}");
+        assert_eq!(forms, if table { 2 } else { 1 }, "one form of each image");
+        // The third process's open-files limit lowered from outside.
+        let lower = libc::rlimit { rlim_cur: 32, rlim_max: 64 };
+        let third = pids[2];
+        // SAFETY: prlimit of a child, with a valid new limit and no old one asked for.
+        let r = unsafe {
+            libc::prlimit(i32::try_from(third).unwrap(), libc::RLIMIT_NOFILE, &raw const lower, std::ptr::null_mut())
+        };
+        assert_eq!(r, 0);
+        let (findings, forms, table) = check(&file);
+        let drifted: Vec<u32> = findings
+            .iter()
+            .filter_map(|f| match f {
+                Finding::Drift { target, .. } => target.pid(),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(drifted, vec![third], "{findings:#?}");
+        assert_eq!(forms, if table { 3 } else { 1 }, "the lowered limits are an image of their own");
+        drop(children);
+        if !table {
+            eprintln!(
+                "SKIP processes_with_the_same_namespaces_and_limits_share_their_forms (the table part): not loaded"
+            );
+        }
+    }
+
     /// Processes pinned while the task table loads are pinned by its
     /// records, not their `stat`: each names the process a fresh pin
     /// names (pid, start time, name), a renamed one by its new name, and a
@@ -2072,6 +2136,10 @@ mod tests {
         let loaded = pinned.tasks.as_ref().is_some_and(Result::is_ok);
         if loaded {
             assert_eq!(pinned.by_table, pids.len() - 1, "every live process pinned by the table");
+            // Each keeps its record for its check (`tasks::seed`).
+            for pid in pids.iter().filter(|&&p| p != u32::MAX >> 2) {
+                assert!(pinned.opened.get(pid).is_some_and(|fs| fs.as_ref().is_ok_and(Procfs::holds_record)), "{pid}");
+            }
         }
         for &pid in &pids {
             let fresh = Procfs::try_pid(pid).and_then(|fs| fs.target());

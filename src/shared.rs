@@ -276,6 +276,12 @@ impl Shared {
         self.round_forms.lock().ok()?.get(key).copied()
     }
 
+    /// How many forms the round keeps by their image.
+    #[cfg(test)]
+    pub(crate) fn round_forms(&self) -> usize {
+        self.round_forms.lock().map_or(0, |m| m.len())
+    }
+
     /// Keeps the digest of the form made of `key` for the rest of the round.
     pub(crate) fn keep_round_form(&self, key: &[u8], digest: crate::Digest) {
         if let Ok(mut m) = self.round_forms.lock()
@@ -371,10 +377,15 @@ mod tests {
         assert!(s.cgroup_form(&key).is_none());
         s.keep_cgroup_form(&key, d, s.forms_epoch());
         assert!(s.mounts(&MountView { root_mount: 22, ..view }).is_none(), "another mount of the same root");
+        assert!(s.round_form(b"limits\0numbers").is_none());
+        s.keep_round_form(b"limits\0numbers", d);
+        assert_eq!(s.round_form(b"limits\0numbers"), Some(d));
+        assert!(s.round_form(b"namespaces\0numbers").is_none(), "another subsystem's");
         s.begin_round();
         assert!(s.cgroup_limits("pids", "/a").is_none());
         assert!(s.mounts(&view).is_none());
         assert!(s.cgroup_form(&key).is_none());
+        assert!(s.round_form(b"limits\0numbers").is_none());
     }
 
     #[test]

@@ -362,6 +362,13 @@ pub fn boot_id() -> Result<String, Error> {
 }
 
 impl Procfs {
+    /// Whether the task table's record that pinned this process is still
+    /// held for its check's first question to the table.
+    #[cfg(test)]
+    pub(crate) fn holds_record(&self) -> bool {
+        matches!(&self.inner, Inner::Process(d) if d.record.borrow().is_some())
+    }
+
     /// Keeps no file open from now on (and closes those kept): for a source
     /// read once, as in a one-shot check, where keeping costs more than it
     /// saves, and each file is closed by the core that read it, not all of

@@ -1169,6 +1169,44 @@ mod tests {
         }
     }
 
+    /// A seeded record (the one that pinned its process) answers the next
+    /// lookup of that process on this thread, in place of a run of the
+    /// program; a lookup of another process runs the program again, and a
+    /// read that bypasses the table seeds nothing.
+    #[test]
+    fn a_seeded_record_answers_the_next_lookup_of_its_process() {
+        let test = "a_seeded_record_answers_the_next_lookup_of_its_process";
+        let Ok(reader) = Reader::load(false, false) else {
+            eprintln!("SKIP {test}: the table does not load here");
+            return;
+        };
+        let How::Lookup(table) = &reader.how else {
+            eprintln!("SKIP {test}: this kernel walks the task list (no lookup program)");
+            return;
+        };
+        let me = std::process::id();
+        let prog = table.lookup.as_ref().unwrap();
+        let real = run_lookup(prog, me).unwrap().unwrap();
+        let start = real.start_ticks;
+        // A record no run makes: only the seed can answer with it.
+        let mut marked = real.clone();
+        marked.limits[0] = [1, 2];
+        let limit = |pid| lookup(pid, start, |e| e.limits[0]);
+        install(Some(table), || {
+            seed(marked.clone());
+            assert_eq!(limit(me), Some([1, 2]), "answered by the seed");
+            assert_eq!(limit(me), Some([1, 2]), "kept while the same process is asked about");
+            let _ = lookup(1, 0, |_| ());
+            assert_eq!(limit(me), Some(real.limits[0]), "another process's lookup ran the program");
+            bypassed(true, || seed(marked.clone()));
+            let _ = lookup(1, 0, |_| ());
+            assert_eq!(limit(me), Some(real.limits[0]), "a bypassed read seeded nothing");
+        });
+        // No table installed: a seed is dropped.
+        seed(marked);
+        assert_eq!(limit(me), None);
+    }
+
     /// A record pins a process only if it started before the directory
     /// was opened: this process's record pins it against the time now, and
     /// not against its own start time (as if it had started after).
