@@ -15,7 +15,11 @@
 //!   mount it is on (`statx` of `root`: two roots that are the same
 //!   directory through different mounts see different mounts below them).
 //!   Where the mount of the root cannot be told (a kernel before 5.8), each
-//!   process reads its own.
+//!   process reads its own;
+//! - the digest of a form made of nothing but a small image of what it
+//!   says (a process's namespace identities, its limit values), by
+//!   subsystem and image: a one-shot check of five hundred processes in
+//!   the same namespaces, with the same limits, makes each form once.
 //!
 //! A round is one [`crate::Monitor`] cycle, all its parts:
 //! [`Shared::begin_round`] forgets what the last one read, so nothing older
