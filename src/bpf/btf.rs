@@ -228,6 +228,93 @@ fn name_offsets<B: Bytes + ?Sized>(b: &B, s: &Sections, names: &[&str], window: 
     Some(found)
 }
 
+/// Which of a sorted list of names a string of the section is: from every
+/// offset of each, found by a pass over the strings (BTF read a window at a
+/// time), or by reading the string where it is asked about (the section in
+/// place: about 1.7 ms of the 2.5 ms a pass over this project's kernel's
+/// BTF took went to the pass over its 2.3 MB of strings).
+enum NameAt<'a> {
+    /// (offset, index of the name there), sorted.
+    Offsets(Vec<(u32, usize)>),
+    InPlace {
+        strings: &'a [u8],
+        names: &'a [&'a str],
+        /// The first two bytes of each name (a name of one byte: it and
+        /// its NUL; `""`: a NUL and any byte), as bits: most strings begin
+        /// with no name's two and are passed over with one test.
+        starts: Vec<u64>,
+        /// (the name's first 8 bytes, its NUL and what follows it as
+        /// zeros, index of the name), sorted.
+        keys: Vec<(u64, usize)>,
+    },
+}
+
+impl<'a> NameAt<'a> {
+    fn by_offsets(offsets: Vec<Vec<u32>>) -> NameAt<'a> {
+        let mut v: Vec<(u32, usize)> =
+            offsets.iter().enumerate().flat_map(|(i, o)| o.iter().map(move |&o| (o, i))).collect();
+        v.sort_unstable();
+        NameAt::Offsets(v)
+    }
+
+    /// For `names` (sorted), of the strings of `all` (the whole BTF in place).
+    fn in_place(all: &'a [u8], s: &Sections, names: &'a [&'a str]) -> Option<NameAt<'a>> {
+        let from = usize::try_from(s.strings).ok()?;
+        let strings = all.get(from..from.checked_add(usize::try_from(s.strings_len).ok()?)?)?;
+        let mut starts = vec![0u64; 1024];
+        let mut mark = |k: usize| {
+            if let Some(w) = starts.get_mut(k / 64) {
+                *w |= 1 << (k % 64);
+            }
+        };
+        let mut keys = Vec::with_capacity(names.len());
+        for (i, n) in names.iter().enumerate() {
+            match n.as_bytes() {
+                [] => (0..256).for_each(|next| mark(next << 8)),
+                [only] => mark(usize::from(*only)),
+                [a, b, ..] => mark(usize::from(*b) << 8 | usize::from(*a)),
+            }
+            keys.push((key(n.as_bytes()), i));
+        }
+        keys.sort_unstable();
+        Some(NameAt::InPlace { strings, names, starts, keys })
+    }
+
+    /// The index of the name at `name_off`, if it is one of them.
+    fn of(&self, name_off: u32) -> Option<usize> {
+        match self {
+            NameAt::Offsets(v) => {
+                let i = v.partition_point(|&(o, _)| o < name_off);
+                v.get(i).filter(|&&(o, _)| o == name_off).map(|&(_, n)| n)
+            }
+            NameAt::InPlace { strings, names, starts, keys } => {
+                let rest = strings.get(usize::try_from(name_off).ok()?..)?;
+                let two = usize::from(rest.first().copied().unwrap_or(0))
+                    | usize::from(rest.get(1).copied().unwrap_or(0)) << 8;
+                if starts.get(two / 64).is_none_or(|w| w >> (two % 64) & 1 == 0) {
+                    return None;
+                }
+                let k = key(rest);
+                let from = keys.partition_point(|&(x, _)| x < k);
+                keys.get(from..)?.iter().take_while(|&&(x, _)| x == k).find_map(|&(_, i)| {
+                    let n = names.get(i)?.as_bytes();
+                    (rest.get(..n.len()) == Some(n) && rest.get(n.len()) == Some(&0)).then_some(i)
+                })
+            }
+        }
+    }
+}
+
+/// The first 8 bytes of a string that starts `bytes` (or of a name), from
+/// its first NUL on as zeros: equal for a name and a string that is it.
+fn key(bytes: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    for (slot, &b) in w.iter_mut().zip(bytes.iter().take_while(|&&b| b != 0)) {
+        *slot = b;
+    }
+    u64::from_le_bytes(w)
+}
+
 /// One type of the type section.
 struct Type<'a> {
     id: u32,
@@ -363,9 +450,11 @@ pub type Found = (Vec<Option<u32>>, Vec<Option<u32>>);
 /// each `(struct, member)` of `members` (a member named `""`: the struct's
 /// size) (each in its order; `None` for one
 /// BTF does not have: the first `struct` of that name decides, and a
-/// bitfield has none), with one pass over the strings and one over the
-/// types (each pass reads the whole BTF, 5 MB and more, a window at a
-/// time); `None` when `b` is not BTF this parser reads.
+/// bitfield has none), with one pass over the types: read in place, each
+/// type's name is read where it names it; read a window at a time, a pass
+/// over the strings first finds the names' offsets (each pass reads the
+/// whole section, megabytes of it); `None` when `b` is not BTF this parser
+/// reads.
 pub fn find_in<B: Bytes + ?Sized>(b: &B, funcs: &[&str], members: &[(&str, &str)], window: usize) -> Option<Found> {
     find_all(b, funcs, members, &[], window).map(|all| (all.funcs, all.members))
 }
@@ -405,28 +494,29 @@ pub fn find_all<B: Bytes + ?Sized>(
         .collect();
     names.sort_unstable();
     names.dedup();
-    let offsets = name_offsets(b, &s, &names, window)?;
-    let offsets_of = |name: &str| names.iter().position(|n| *n == name).and_then(|i| offsets.get(i));
-    let member_offsets: Vec<&Vec<u32>> = members.iter().map(|(_, m)| offsets_of(m)).collect::<Option<_>>()?;
-    // (name offset, index) of each struct and function asked for, sorted:
-    // a type of another name (nearly all 100,000 and more) is passed over
-    // with one binary search.
-    let by_name = |names: &mut dyn Iterator<Item = &str>| -> Option<Vec<(u32, usize)>> {
-        let mut v = Vec::new();
-        for (i, name) in names.enumerate() {
-            v.extend(offsets_of(name)?.iter().map(|&o| (o, i)));
+    let at = match b.whole() {
+        Some(all) => NameAt::in_place(all, &s, &names)?,
+        None => NameAt::by_offsets(name_offsets(b, &s, &names, window)?),
+    };
+    let index = |name: &str| names.binary_search(&name).ok();
+    let member_names: Vec<usize> = members.iter().map(|(_, m)| index(m)).collect::<Option<_>>()?;
+    // The indices asked for under each name (of a struct, a function, an
+    // enumerator): a type of another name (nearly all 100,000 and more) is
+    // passed over with one lookup of its name.
+    let by_name = |asked: &mut dyn Iterator<Item = &str>| -> Option<Vec<Vec<usize>>> {
+        let mut v = vec![Vec::new(); names.len()];
+        for (i, name) in asked.enumerate() {
+            v.get_mut(index(name)?)?.push(i);
         }
-        v.sort_unstable();
         Some(v)
     };
     let structs = by_name(&mut members.iter().map(|(st, _)| *st))?;
     let functions = by_name(&mut funcs.iter().copied())?;
     let enumerators = by_name(&mut enums.iter().copied())?;
     let mut values: Vec<Option<i64>> = vec![None; enums.len()];
-    let named = |v: &[(u32, usize)], name_off: u32| -> std::ops::Range<usize> {
-        let from = v.partition_point(|&(o, _)| o < name_off);
-        from..from + v.get(from..).unwrap_or_default().iter().take_while(|&&(o, _)| o == name_off).count()
-    };
+    fn named<'v>(at: &NameAt<'_>, v: &'v [Vec<usize>], name_off: u32) -> &'v [usize] {
+        at.of(name_off).and_then(|n| v.get(n)).map_or(&[], Vec::as_slice)
+    }
     let mut ids: Vec<Option<u32>> = vec![None; funcs.len()];
     // Decided by the first struct of each name.
     let mut decided = vec![false; members.len()];
@@ -436,10 +526,10 @@ pub fn find_all<B: Bytes + ?Sized>(
     // for come in the first half of a kernel's BTF or so).
     let mut left = funcs.len() + members.len() + enums.len();
     each_type(b, &s, window, |t| {
-        if t.kind == KIND_ENUM && !enumerators.is_empty() {
+        if t.kind == KIND_ENUM && !enums.is_empty() {
             for e in t.extra.chunks_exact(8) {
                 let (Some(n), Some(v)) = (u32_at(e, 0), u32_at(e, 4)) else { continue };
-                for &(_, i) in enumerators.get(named(&enumerators, n)).unwrap_or_default() {
+                for &i in named(&at, &enumerators, n) {
                     if let Some(slot @ None) = values.get_mut(i) {
                         // Signed where the enum says so (kflag), else unsigned.
                         *slot = Some(if t.info >> 31 == 1 { i64::from(v.cast_signed()) } else { i64::from(v) });
@@ -450,7 +540,7 @@ pub fn find_all<B: Bytes + ?Sized>(
             return if left == 0 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) };
         }
         if t.kind == KIND_FUNC {
-            for &(_, i) in functions.get(named(&functions, t.name_off)).unwrap_or_default() {
+            for &i in named(&at, &functions, t.name_off) {
                 if let Some(slot @ None) = ids.get_mut(i) {
                     *slot = Some(t.id);
                     left = left.saturating_sub(1);
@@ -462,8 +552,8 @@ pub fn find_all<B: Bytes + ?Sized>(
             return ControlFlow::Continue(());
         }
         let bitfields = t.info >> 31 == 1;
-        for &(_, i) in structs.get(named(&structs, t.name_off)).unwrap_or_default() {
-            let (Some(done), Some(slot), Some(wanted)) = (decided.get_mut(i), out.get_mut(i), member_offsets.get(i))
+        for &i in named(&at, &structs, t.name_off) {
+            let (Some(done), Some(slot), Some(&wanted)) = (decided.get_mut(i), out.get_mut(i), member_names.get(i))
             else {
                 continue;
             };
@@ -482,7 +572,7 @@ pub fn find_all<B: Bytes + ?Sized>(
             }
             for m in t.extra.chunks_exact(12) {
                 let (Some(n), Some(off)) = (u32_at(m, 0), u32_at(m, 8)) else { continue };
-                if wanted.contains(&n) {
+                if at.of(n) == Some(wanted) {
                     let (bits, size) = if bitfields { (off & 0xff_ffff, off >> 24) } else { (off, 0) };
                     if size == 0 && bits % 8 == 0 {
                         *slot = Some(bits / 8);
@@ -651,6 +741,46 @@ mod tests {
         }
     }
 
+    /// Names read where a type names them (in place) answer as names found
+    /// by a pass over the strings (a window at a time): names that share
+    /// their first 8 bytes or are shorter than 8, a name inside a longer
+    /// string, one that is a prefix of another, the empty name.
+    #[test]
+    fn names_read_in_place_answer_as_names_found_by_a_pass_over_the_strings() {
+        let strings = b"\0bpf_task_from_pid\0bpf_task_release\0bpf_task\0pid\0pidfd\0xpid\0mount\0";
+        let off = |name: &[u8]| {
+            let at = strings
+                .windows(name.len() + 2)
+                .position(|w| w[0] == 0 && &w[1..=name.len()] == name && w[name.len() + 1] == 0);
+            u32::try_from(at.unwrap() + 1).unwrap()
+        };
+        let mut types = Vec::new();
+        for f in [&b"bpf_task_release"[..], b"bpf_task_from_pid", b"bpf_task", b"pidfd"] {
+            types.extend(ty(off(f), 12, 0, 0));
+        }
+        types.extend(ty(off(b"xpid") + 1, 12, 0, 0)); // func "pid", inside "xpid"
+        types.extend(ty(off(b"mount"), 4, 3, 16)); // struct mount { pid; ""; pidfd }
+        for (name, bits) in [(off(b"pid"), 0u32), (0, 32), (off(b"pidfd"), 64)] {
+            for v in [name, 1, bits] {
+                types.extend_from_slice(&v.to_ne_bytes());
+            }
+        }
+        let b = blob(&types, strings);
+        let funcs = ["bpf_task", "bpf_task_from_pid", "bpf_task_release", "pid", "pidf", "bpf_task_from_pi", "pidfd"];
+        let members = [("mount", "pidfd"), ("mount", "pid"), ("mount", ""), ("mount", "pi"), ("moun", "pid")];
+        let in_place = find_all(&b[..], &funcs, &members, &["mount"], WINDOW);
+        assert_eq!(
+            in_place.as_ref().map(|a| (&a.funcs, &a.members)),
+            Some((
+                &vec![Some(3), Some(2), Some(1), Some(5), None, None, Some(4)],
+                &vec![Some(8), Some(0), Some(16), None, None]
+            )),
+        );
+        for window in [1, 7, 64] {
+            assert_eq!(in_place, find_all(&Windowed(&b), &funcs, &members, &["mount"], window), "window {window}");
+        }
+    }
+
     #[test]
     fn reads_this_kernel_through_a_window_as_whole() {
         let (Ok(whole), Ok(file)) =
@@ -680,14 +810,23 @@ mod tests {
         if !mapped.is_mapped() {
             eprintln!("NOTE: this kernel does not map its BTF (before Linux 6.16): both reads are windowed");
         }
-        let funcs = ["schedule", "bpf_task_from_pid", "mem_write", "absent_function_x"];
-        let members =
-            [("task_struct", "tgid"), ("task_struct", "nsproxy"), ("mount", "mnt_id"), ("nsproxy", "absent_x")];
+        let funcs = ["schedule", "bpf_task_from_pid", "bpf_task_release", "bpf_rdonly_cast", "mem_write", "absent_x"];
+        let members = [
+            ("task_struct", "tgid"),
+            ("task_struct", "nsproxy"),
+            ("task_struct", "comm"),
+            ("mount", "mnt_id"),
+            ("mnt_namespace", "ns"),
+            ("ns_common", "inum"),
+            ("signal_struct", "rlim"),
+            ("mem_cgroup", ""),
+            ("nsproxy", "absent_x"),
+        ];
         let in_place = find_in(&mapped, &funcs, &members, WINDOW);
         assert!(in_place.as_ref().is_some_and(|(ids, offs)| ids[0].is_some() && offs[0].is_some()), "{in_place:?}");
         assert_eq!(in_place, find_in(&file, &funcs, &members, WINDOW));
         assert_eq!(in_place, find_in(&file, &funcs, &members, 4096 + 7), "another window");
-        let enums = ["CGROUP_SUBSYS_COUNT", "absent_enumerator_x"];
+        let enums = ["CGROUP_SUBSYS_COUNT", "absent_enumerator_x", "memory_cgrp_id", "pids_cgrp_id"];
         let in_place = find_all(&mapped, &[], &[], &enums, WINDOW);
         assert_eq!(in_place, find_all(&file, &[], &[], &enums, 4096 + 7), "enumerators, another window");
         assert!(in_place.is_some_and(|all| all.enums[1].is_none()));
