@@ -136,11 +136,13 @@ const TABLE_FROM_ONE_SHOT: usize = 2000;
 /// cores with that work, and the check reads no namespace links, limits or
 /// roots. Measured on this
 /// project's 2-vCPU machine (`check --all`, median of 30 runs, three rounds
-/// in turns; BENCHMARKS.md), with the load of about 2.5 ms (the lookup
-/// reading the task through a cast): 1.2 ms slower at 168 processes, 0-1
-/// ms faster at 318, 1.9-3.3 ms faster at 468. (With the 5 ms load before
-/// it, the table was 1.5-2 ms slower at 420 and 0.3-3 ms faster at 572.)
-const TABLE_AHEAD_FROM: usize = 300;
+/// in turns; BENCHMARKS.md), with the BTF's names read in place (its pass
+/// 0.7 ms): 1.4 ms slower at 71 processes (`/proc`'s link count 81), even
+/// at 116 (126), 1.0-1.5 ms faster at 171 (181). (With the pass over the
+/// BTF's strings, a load of about 2.5 ms: 1.2 ms slower at 168 processes,
+/// 0-1 ms faster at 318, 1.9-3.3 ms faster at 468; with the 5 ms load
+/// before, 1.5-2 ms slower at 420.)
+const TABLE_AHEAD_FROM: usize = 150;
 /// Where the kernel runs only the walk (no lookup program), a part of a
 /// round reads the table from this many targets: one read of every
 /// process (about 0.2 µs a process) in place of ten links and a file each.
@@ -300,7 +302,7 @@ impl Pinned {
     /// Whether a one-shot check of `ahead` whose baseline has `subsystems`
     /// gains by loading the task table ahead
     /// ([`Pinned::while_running_with_table`]): a check of every process of
-    /// a node of 300 processes or more (below that, the load outlasts the
+    /// a node of 150 processes or more (below that, the load outlasts the
     /// work it shares the cores with), of a subsystem that asks the table
     /// (namespaces, limits, mounts; for any other, the load is wasted), by
     /// a process the kernel lets load it (else the pins would wait for a
