@@ -173,8 +173,6 @@ impl std::fmt::Debug for Monitor {
     }
 }
 
-use crate::source::PF_KTHREAD;
-
 fn unobservable_findings(s: &Snapshot, out: &mut Vec<Finding>) -> usize {
     let mut n = 0;
     for (&sub, obs) in &s.subsystems {
@@ -480,7 +478,7 @@ fn look_at_new_pid<C: Clock + ?Sized>(
         Err(e) => return NewPid::Unpinned(e),
     };
     let Ok(target) = fs.target() else { return NewPid::Nothing };
-    if fs.stat_flags().is_ok_and(|flags| flags & PF_KTHREAD != 0) {
+    if fs.is_kernel_thread().unwrap_or(false) {
         return NewPid::KernelThread(fs);
     }
     if !wait && fs.age().ok().flatten().is_some_and(|age| age < SETTLE_YOUNGER_THAN) {
@@ -1932,6 +1930,7 @@ mod tests {
     use super::*;
     use crate::ManualClock;
     use crate::canon::Records;
+    use crate::source::PF_KTHREAD;
 
     /// Two watched targets whose baselines share every record set.
     fn two() -> Monitor {
@@ -2133,14 +2132,20 @@ mod tests {
             .ok();
         std::thread::sleep(std::time::Duration::from_millis(300));
         let mut pids: Vec<u32> = children.iter().chain(renamed.iter()).map(std::process::Child::id).collect();
+        pids.push(2); // kthreadd, a kernel thread
         pids.push(u32::MAX >> 2); // no such process
         let (_, pinned) = Pinned::run_ahead(PinAhead::Pids(&pids), true, || ());
         let loaded = pinned.tasks.as_ref().is_some_and(Result::is_ok);
         if loaded {
             assert_eq!(pinned.by_table, pids.len() - 1, "every live process pinned by the table");
-            // Each keeps its record for its check (`tasks::seed`).
+            // Each keeps its record for its check (`tasks::seed`), which
+            // says whether it is a kernel thread, as `stat` does.
             for pid in pids.iter().filter(|&&p| p != u32::MAX >> 2) {
-                assert!(pinned.opened.get(pid).is_some_and(|fs| fs.as_ref().is_ok_and(Procfs::holds_record)), "{pid}");
+                let fs = pinned.opened.get(pid).and_then(|fs| fs.as_ref().ok());
+                assert!(fs.is_some_and(Procfs::holds_record), "{pid}");
+                let by_stat = Procfs::try_pid(*pid).and_then(|f| f.stat_flags()).map(|f| f & PF_KTHREAD != 0).ok();
+                assert_eq!(fs.map(Procfs::is_kernel_thread).transpose().ok().flatten(), by_stat, "{pid}");
+                assert_eq!(by_stat, Some(*pid == 2), "{pid}");
             }
         }
         for &pid in &pids {

@@ -32,6 +32,7 @@ pub(crate) mod tasks;
 pub use cgroups::CgroupMounts;
 pub(crate) use procfs::{Opened, live_processes, node_tasks, proc_links};
 pub use procfs::{Procfs, boot_id, list_processes};
+#[cfg(test)]
 pub(crate) use stat::PF_KTHREAD;
 pub use stat::{parse_stat, parse_stat_flags, parse_stat_ppid};
 

@@ -542,6 +542,18 @@ impl Procfs {
             .ok_or_else(|| Error::Parse { path: self.path_of("stat"), message: "no flags field".into() })
     }
 
+    /// Whether this is a kernel thread (`PF_KTHREAD`, fixed for the life of
+    /// a task): from the task table's record that pinned it, where one did
+    /// and its check has not yet taken it, else from `stat`.
+    pub fn is_kernel_thread(&self) -> Result<bool, Error> {
+        if let Inner::Process(d) = &self.inner
+            && let Some(e) = d.record.borrow().as_ref()
+        {
+            return Ok(e.kernel_thread);
+        }
+        self.stat_flags().map(|flags| flags & super::stat::PF_KTHREAD != 0)
+    }
+
     /// The pinned pid, for a process source.
     pub fn pid_number(&self) -> Option<u32> {
         match &self.inner {

@@ -425,6 +425,8 @@ pub(crate) struct Entry {
     /// Its name (`comm`): `/proc/PID/stat`'s second field, up to the first
     /// NUL.
     pub(crate) comm: [u8; COMM],
+    /// `PF_KTHREAD`: a kernel thread (for the life of the task).
+    pub(crate) kernel_thread: bool,
 }
 
 /// One part's records, by pid: read by a walk, or made when asked by the
@@ -495,7 +497,9 @@ fn parse_record(r: &[u8]) -> Option<Entry> {
     let dev = rustix::fs::makedev(dev >> 20, dev & 0xf_ffff);
     let root = (ino != 0 && mount != 0).then_some((FileId { dev, ino }, u64::from(mount)));
     let comm = r.get(AT_COMM..AT_COMM + COMM)?.try_into().ok()?;
-    Some(Entry { pid, start_ticks, ns, limits, root, settled: exit_state == 0 && flags & PF_EXITING == 0, comm })
+    let settled = exit_state == 0 && flags & PF_EXITING == 0;
+    let kernel_thread = u64::from(flags) & super::stat::PF_KTHREAD != 0;
+    Some(Entry { pid, start_ticks, ns, limits, root, settled, comm, kernel_thread })
 }
 
 /// The limits' names and units, as `proc_pid_limits` prints them.
@@ -1286,8 +1290,10 @@ mod tests {
             }
             let flags = super::super::stat::parse_stat_flags(&before).unwrap_or(0);
             let name = super::super::stat::parse_stat(&before).map(|(n, _, _)| n).unwrap_or_default();
+            let kernel_thread = flags & super::super::stat::PF_KTHREAD != 0;
+            assert_eq!(e.kernel_thread, kernel_thread, "whether process {} is a kernel thread", e.pid);
             // A kernel worker's `stat` names its work, not its `comm`.
-            if flags & super::super::stat::PF_KTHREAD == 0 {
+            if !kernel_thread {
                 assert_eq!(e.name(), name, "the name of process {}", e.pid);
             }
             let links: Vec<String> = NAMESPACES
