@@ -225,6 +225,19 @@ struct Memo {
 /// a whole file is not kept as a key.
 const ROUND_FORM_MAX: usize = 512;
 
+/// What [`Observer::round_form`] found.
+enum RoundForm {
+    /// Another target made the form of the same image, and it is the
+    /// baseline's: known by that digest alone.
+    Known(Canon),
+    /// Not there (or not the baseline's): the form made is kept for the
+    /// round ([`Observer::keep_round_form`]).
+    ToKeep,
+    /// Not shared: not a first observation against a baseline in a round
+    /// of many targets, or an image too long.
+    NotShared,
+}
+
 /// The key of a memo: the SHA-256 of the raw text, computed only by an
 /// observer that stores memos (from its second observation on: a one-shot
 /// check hashes nothing more).
@@ -1083,30 +1096,28 @@ impl Observer {
     }
 
     /// For a first observation checked against a baseline, in a round
-    /// other targets share: `Ok(form)` where another target made the form of
-    /// `sub` from the same `raw` (an exact image of all the form is made
-    /// of, at most [`ROUND_FORM_MAX`] bytes) this round and it is the
-    /// baseline's, known by that digest alone; `Err(true)` where the form
-    /// made is to be kept for the round ([`Observer::keep_round_form`]).
-    /// Never for a fresh read or one with a fault injected.
+    /// other targets share, the form of `sub` made of `raw` (an exact image
+    /// of all the form is made of, at most [`ROUND_FORM_MAX`] bytes) by
+    /// another target this round ([`RoundForm`]). Never for a fresh read or
+    /// one with a fault injected.
     fn round_form(
         &mut self,
         sub: Subsystem,
         raw: &[u8],
         baseline: Option<&BTreeMap<Subsystem, Observation>>,
-    ) -> Result<Canon, bool> {
+    ) -> RoundForm {
         if self.observed_before || self.fresh || self.fault.is_some() || raw.len() > ROUND_FORM_MAX {
-            return Err(false);
+            return RoundForm::NotShared;
         }
-        let Some(shared) = self.shared.as_ref().filter(|s| !s.solo()) else { return Err(false) };
-        let Some(expected) = baseline.and_then(|b| observed_digest(b, sub)) else { return Err(false) };
+        let Some(shared) = self.shared.as_ref().filter(|s| !s.solo()) else { return RoundForm::NotShared };
+        let Some(expected) = baseline.and_then(|b| observed_digest(b, sub)) else { return RoundForm::NotShared };
         self.form_key.clear();
         self.form_key.extend_from_slice(sub.name().as_bytes());
         self.form_key.push(0);
         self.form_key.extend_from_slice(raw);
         match shared.round_form(&self.form_key) {
-            Some(d) if d == expected => Ok(Canon::known(sub, d)),
-            _ => Err(true),
+            Some(d) if d == expected => RoundForm::Known(Canon::known(sub, d)),
+            _ => RoundForm::ToKeep,
         }
     }
 
@@ -1147,11 +1158,11 @@ impl Observer {
             return Ok(());
         }
         let keep = match self.round_form(sub, raw, baseline) {
-            Ok(form) => {
+            RoundForm::Known(form) => {
                 *canon = form;
                 return Ok(());
             }
-            Err(keep) => keep,
+            other => matches!(other, RoundForm::ToKeep),
         };
         f(canon)?;
         let digest = canon.digest(sub);
@@ -1584,12 +1595,12 @@ impl Observer {
         let round = self.round_form(Subsystem::Namespaces, &buf, baseline);
         self.buf = buf;
         let keep = match round {
-            Ok(form) => {
+            RoundForm::Known(form) => {
                 *canon = form;
                 self.ns_names = names;
                 return Ok(());
             }
-            Err(keep) => keep,
+            other => matches!(other, RoundForm::ToKeep),
         };
         // 3. The records, from the identities.
         for (name, state) in names.split('\n').filter(|n| !n.is_empty()).zip(&self.ns_states) {

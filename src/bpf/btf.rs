@@ -183,30 +183,18 @@ fn name_offsets<B: Bytes + ?Sized>(b: &B, s: &Sections, names: &[&str], window: 
             by_last.get_mut(usize::from(end))?.push((i, first, bytes));
         }
     }
-    // In place, the whole section is one window.
-    let in_place = b.whole();
-    let window = match in_place {
-        Some(_) => usize::try_from(s.strings_len).ok()?.max(1),
-        None => window,
-    };
-    let mut buf = if in_place.is_some() { Vec::new() } else { vec![0u8; window.checked_add(back)?] };
+    // (BTF read in place never comes here: `NameAt::in_place` reads each
+    // name where a type names it.)
+    let mut buf = vec![0u8; window.checked_add(back)?];
     let mut pos = 0u64;
     while pos < s.strings_len {
         // This window holds the NULs in [pos, pos + window).
         let from = pos.saturating_sub(u64::try_from(back).ok()?);
         let end = pos.checked_add(u64::try_from(window).ok()?)?.min(s.strings_len);
         let len = usize::try_from(end.checked_sub(from)?).ok()?;
-        let chunk: &[u8] = match in_place {
-            Some(all) => {
-                let at = usize::try_from(s.strings.checked_add(from)?).ok()?;
-                all.get(at..at.checked_add(len)?)?
-            }
-            None => {
-                let chunk = buf.get_mut(..len)?;
-                read_exact_at(b, s.strings.checked_add(from)?, chunk)?;
-                chunk
-            }
-        };
+        let chunk = buf.get_mut(..len)?;
+        read_exact_at(b, s.strings.checked_add(from)?, chunk)?;
+        let chunk: &[u8] = chunk;
         let skip = usize::try_from(pos - from).ok()?;
         for z in memchr::memchr_iter(0, chunk.get(skip..)?).map(|z| z + skip) {
             let Some(&last) = z.checked_sub(1).and_then(|i| chunk.get(i)) else { continue };
@@ -623,7 +611,7 @@ mod tests {
             let s = sections(&Windowed(&b)).unwrap();
             let want = Some(vec![vec![1, 4, 7], vec![9, 12], vec![11]]);
             assert_eq!(name_offsets(&Windowed(&b), &s, &["a", "b", "ab"], window), want, "window {window}");
-            assert_eq!(name_offsets(&b[..], &s, &["a", "b", "ab"], window), want, "in place");
+            assert_eq!(name_offsets(&b[..], &s, &["a", "b", "ab"], window), want, "from a slice");
         }
     }
 

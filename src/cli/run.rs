@@ -51,9 +51,6 @@ pub fn load_key(file: &FileArgs) -> Result<Option<Key>> {
     file.key.as_deref().map(Key::from_file).transpose().map_err(Into::into)
 }
 
-/// PF_KTHREAD in `/proc/PID/stat` flags: a kernel thread.
-const PF_KTHREAD: u64 = 0x0020_0000;
-
 /// Refuses, before any work, a process named with `--pid` that cannot be
 /// baselined: one that does not exist, or a kernel thread.
 pub fn baselinable(pid: u32) -> Result<()> {
@@ -64,7 +61,7 @@ pub fn baselinable(pid: u32) -> Result<()> {
         }
         Err(e) => return Err(e.into()),
     };
-    if fs.stat_flags().is_ok_and(|flags| flags & PF_KTHREAD != 0) {
+    if fs.is_kernel_thread().unwrap_or(false) {
         // The command name, as `stat` (read when the process was pinned) and `comm` give it.
         let name = match fdir::Source::target(&fs) {
             Ok(fdir::Target::Process { name, .. }) => name,

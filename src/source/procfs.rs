@@ -11,7 +11,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use super::cgroups::CgroupMounts;
 use super::mock::Mock;
-use super::stat::{PF_EXITING, parse_stat, parse_stat_flags};
+use super::stat::{PF_EXITING, PF_KTHREAD, parse_stat, parse_stat_flags};
 use super::{FileId, MAX_FILE, SEIZE_RETRIES, STOP_TIMEOUT, Source, Target, unsupported};
 use crate::Error;
 use crate::fdcache::{FdCache, Shape};
@@ -551,7 +551,7 @@ impl Procfs {
         {
             return Ok(e.kernel_thread);
         }
-        self.stat_flags().map(|flags| flags & super::stat::PF_KTHREAD != 0)
+        self.stat_flags().map(|flags| flags & PF_KTHREAD != 0)
     }
 
     /// The pinned pid, for a process source.

@@ -684,6 +684,7 @@ impl Reader {
     /// the directory names: this pins it ([`super::procfs::Opened::pin`])
     /// without its `stat`. (One that started since, after the process the
     /// directory named exited, is not.)
+    ///
     /// The record is returned whole: the check of that process answers
     /// from it ([`seed`]) instead of running the program again.
     pub(crate) fn identity(&self, pid: u32, opened: u64) -> Option<Entry> {
