@@ -26,8 +26,9 @@
 //!   size, and `fdir check --all` of each next to the same `sha256sum`;
 //! - one process with every default subsystem (`one`): a real `fdir watch
 //!   --pid P --interval 100ms` with the default subsystems and one with the
-//!   seed's three beside it, of the same process over the same window
-//!   (triggers off in both): the CPU share of each and their ratio.
+//!   seed's three beside it, of the same process, measured in turns (the
+//!   other stopped) so that neither wakes on a CPU the other has just
+//!   woken (triggers off in both): the CPU share of each and their ratio.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::FileExt as _;
@@ -116,13 +117,13 @@ pub struct Results {
 }
 
 /// Two real `fdir watch --pid P` of the same process at the same interval,
-/// measured over the same window: one with the default subsystems, one
+/// measured in turns in the same run: one with the default subsystems, one
 /// with the seed's three.
 #[derive(Debug, Serialize)]
 pub struct OneProcess {
     /// The watches' interval, ms.
     interval_ms: u64,
-    /// The window both were measured over, s.
+    /// The time each was measured over, in turns with the other, s.
     seconds: f64,
     /// The default subsystems' watch: share of one core, percent.
     default_cpu_percent: f64,
@@ -465,15 +466,40 @@ impl CountedWatch {
         Ok(Self { watch, checks })
     }
 
+    /// Sends `sig` to the watch (`SIGSTOP` to set it aside while the other
+    /// is measured, `SIGCONT` to resume it).
+    fn signal(&self, sig: libc::c_int) -> Result<()> {
+        let pid = libc::pid_t::try_from(self.watch.0.id()).context("a pid out of range")?;
+        // SAFETY: kill(2) takes two integers; the pid is our own child's,
+        // not yet reaped (the Kill guard reaps it on drop).
+        if unsafe { libc::kill(pid, sig) } != 0 {
+            anyhow::bail!("cannot signal fdir watch {pid}: {}", std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     /// Its CPU time so far (every thread), ns, and the checks it reported.
     fn now(&self) -> Result<(u64, u64)> {
         Ok((cpu_ns(self.watch.0.id())?, self.checks.load(std::sync::atomic::Ordering::Relaxed)))
     }
 }
 
+/// Windows of [`one_process`]: each watch is measured this many times,
+/// in the order default, seed, seed, default, and again.
+const ONE_PROCESS_WINDOWS: u32 = 4;
+
 /// One process, every default subsystem (issue 19): a watch of `pid` with
 /// the default subsystems and one with the seed's three, both at
-/// `interval`, measured over the same `seconds`.
+/// `interval`, measured in turns over `seconds` each.
+///
+/// Both run for the whole measurement, but only one at a time: the other
+/// is stopped (`SIGSTOP`) while one is measured, in windows ordered
+/// default, seed, seed, default so that a drift of the host weighs on both
+/// alike. Run at once, their timers fall due at the same phase each
+/// interval, and the one that wakes second finds a CPU the first has just
+/// woken and caches it has just filled: measured so, the seed's cycle cost
+/// 98-235 us where it costs 287-365 us alone (BENCHMARKS.md), and the
+/// ratio said more about the two timers' phase than about the subsystems.
 fn one_process(exe: &std::path::Path, pid: u32, interval: Duration, seconds: f64) -> Result<OneProcess> {
     let dir = tempfile_dir()?;
     let watches = CountedWatch::start(exe, pid, None, interval, &dir)
@@ -485,36 +511,72 @@ fn one_process(exe: &std::path::Path, pid: u32, interval: Duration, seconds: f64
             return Err(e);
         }
     };
+    let window = Duration::from_secs_f64(seconds / f64::from(ONE_PROCESS_WINDOWS));
     let measured = (|| -> Result<_> {
-        let (d0, s0, t0) = (default.now()?, seed.now()?, Instant::now());
-        std::thread::sleep(Duration::from_secs_f64(seconds));
-        let (d1, s1, t1) = (default.now()?, seed.now()?, Instant::now());
-        Ok((d0, d1, s0, s1, t1 - t0))
+        let (mut d, mut s) = (Measured::default(), Measured::default());
+        for turn in 0..2 * ONE_PROCESS_WINDOWS {
+            // default, seed, seed, default, default, seed ...
+            let seed_turn = matches!(turn % 4, 1 | 2);
+            let (on, off, total) = if seed_turn { (&seed, &default, &mut s) } else { (&default, &seed, &mut d) };
+            off.signal(libc::SIGSTOP)?;
+            on.signal(libc::SIGCONT)?;
+            // The cycle due on waking, and one more: then its steady state.
+            std::thread::sleep(interval * 5 / 2);
+            let (a, t0) = (on.now()?, Instant::now());
+            std::thread::sleep(window);
+            let (b, t1) = (on.now()?, Instant::now());
+            total.add(a, b, t1 - t0);
+        }
+        default.signal(libc::SIGCONT)?;
+        seed.signal(libc::SIGCONT)?;
+        Ok((d, s))
     })();
     let rss = [peak_rss_kib(default.watch.0.id()), peak_rss_kib(seed.watch.0.id())];
     drop((default, seed));
     let _ = std::fs::remove_dir_all(&dir);
-    let (d0, d1, s0, s1, window) = measured?;
-    #[allow(clippy::cast_precision_loss)]
-    let share = |a: (u64, u64), b: (u64, u64)| {
-        let cpu = b.0.saturating_sub(a.0) as f64;
-        (100.0 * cpu / window.as_nanos() as f64, cpu / 1e3 / b.1.saturating_sub(a.1).max(1) as f64)
-    };
-    let (default_cpu_percent, default_cycle_us) = share(d0, d1);
-    let (seed_cpu_percent, seed_cycle_us) = share(s0, s1);
-    let ratio = default_cpu_percent / seed_cpu_percent;
+    let (d, s) = measured?;
+    let ratio = d.cpu_percent() / s.cpu_percent();
     Ok(OneProcess {
         interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
-        seconds: window.as_secs_f64(),
-        default_cpu_percent,
-        default_cycle_us,
-        seed_cpu_percent,
-        seed_cycle_us,
+        seconds: d.window.as_secs_f64(),
+        default_cpu_percent: d.cpu_percent(),
+        default_cycle_us: d.cycle_us(),
+        seed_cpu_percent: s.cpu_percent(),
+        seed_cycle_us: s.cycle_us(),
         ratio,
         target: ONE_PROCESS_TARGET,
         met: ratio <= ONE_PROCESS_TARGET,
         peak_rss_kib: rss,
     })
+}
+
+/// What one watch of [`one_process`] spent over its windows.
+#[derive(Debug, Default)]
+struct Measured {
+    cpu_ns: u64,
+    checks: u64,
+    window: Duration,
+}
+
+impl Measured {
+    /// Adds the window from `a` to `b` (CPU ns, checks) that lasted `took`.
+    fn add(&mut self, a: (u64, u64), b: (u64, u64), took: Duration) {
+        self.cpu_ns += b.0.saturating_sub(a.0);
+        self.checks += b.1.saturating_sub(a.1);
+        self.window += took;
+    }
+
+    /// Share of one core over the windows, percent.
+    #[allow(clippy::cast_precision_loss)]
+    fn cpu_percent(&self) -> f64 {
+        100.0 * self.cpu_ns as f64 / self.window.as_nanos().max(1) as f64
+    }
+
+    /// CPU time a check, µs.
+    #[allow(clippy::cast_precision_loss)]
+    fn cycle_us(&self) -> f64 {
+        self.cpu_ns as f64 / 1e3 / self.checks.max(1) as f64
+    }
 }
 
 /// The pages `pid` touches over `window`: clears its referenced bits, waits,
@@ -1183,7 +1245,7 @@ fn print_deployments(deploy: &[Deployment]) {
 /// measured beside it, with the target and a yes or no.
 fn print_one(o: &OneProcess) {
     println!(
-        "One process, every default subsystem (fdir watch --pid P every {} ms, triggers off; the seed subsystems' watch of the same process beside it, {:.0} s):",
+        "One process, every default subsystem (fdir watch --pid P every {} ms, triggers off; the seed subsystems' watch of the same process in turns with it, {:.0} s each):",
         o.interval_ms, o.seconds
     );
     println!(
