@@ -3,10 +3,12 @@
 //! read again with one system call instead of three (open, read, close).
 //!
 //! Which files may be kept is the caller's choice: a file that binds state at
-//! open time must not be (`mountinfo` binds the mount namespace, so a kept
-//! one would not show an `unshare`; `mem` binds the address space). `maps`
-//! binds the address space too, but is read again from a fresh open when a
-//! kept descriptor reads empty (the process has exec'd).
+//! open time must not be, or only under a key that names that state
+//! (`mountinfo` binds the mount namespace and root, so a kept one would not
+//! show an `unshare`: it is kept under its view, `procfs.rs`; `mem` binds
+//! the address space). `maps` binds the address space too, but is read
+//! again from a fresh open when a kept descriptor reads empty (the process
+//! has exec'd).
 //!
 //! A descriptor not used during an observation is closed at its end (a
 //! thread that exited, a cgroup left), and the number kept across all
@@ -203,6 +205,21 @@ impl FdCache {
         open: impl FnOnce() -> Result<OwnedFd, Errno>,
         buf: &mut Vec<u8>,
     ) -> Result<(), Errno> {
+        self.read_keeping_if(key, shape, max, open, |_| true, buf)
+    }
+
+    /// [`FdCache::read`], where a descriptor just opened is kept only if
+    /// `keep` says so of what it read (each later read of a kept one is
+    /// taken as is).
+    pub(crate) fn read_keeping_if(
+        &self,
+        key: &str,
+        shape: Shape,
+        max: usize,
+        open: impl FnOnce() -> Result<OwnedFd, Errno>,
+        keep: impl FnOnce(&[u8]) -> bool,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), Errno> {
         let now = self.generation.get();
         {
             let mut map = self.entries.borrow_mut();
@@ -229,7 +246,9 @@ impl FdCache {
         }
         let fd = open()?;
         pread_all(&fd, buf, max, shape)?;
-        self.keep(key, Kept::File(fd), now);
+        if keep(buf) {
+            self.keep(key, Kept::File(fd), now);
+        }
         Ok(())
     }
 

@@ -112,6 +112,8 @@ pub use snapshot::{
 };
 #[doc(hidden)]
 pub use source::cgvalues::{Compared as CgroupValue, compare_with_files as cgroup_values_against_files};
-pub use source::{CgroupMounts, FileId, MAX_FILE, Procfs, STOP_TIMEOUT, Source, Target, boot_id, list_processes};
+pub use source::{
+    CgroupMounts, FileId, MAX_FILE, MountView, Procfs, STOP_TIMEOUT, Source, Target, boot_id, list_processes,
+};
 pub use subsystem::{Scope, Severity, Subsystem};
 pub use workload::{Selector, Workload};

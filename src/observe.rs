@@ -998,10 +998,14 @@ impl Observer {
     ) -> Result<(), Error> {
         let expected = baseline.and_then(|b| observed_digest(b, Subsystem::Mounts));
         // Alone in its monitor, a target reads its own table, which its
-        // memo knows (no mount view to find, nothing kept for others).
-        let view = match &self.shared {
-            Some(shared) if !shared.solo() => mount_view(src, self.ns_mnt.take()),
-            _ => None,
+        // memo knows (nothing kept for others): its view, where `namespaces`
+        // found the mount namespace in this observation, only keeps the
+        // file open for the next (`Source::read_mounts`).
+        let solo = self.shared.as_ref().is_none_or(|s| s.solo());
+        let view = match self.ns_mnt.take() {
+            Some(ns) => mount_view(src, Some(ns)),
+            None if !solo => mount_view(src, None),
+            None => None,
         };
         if !self.fresh
             && let (Some(shared), Some(view)) = (&self.shared, &view)
@@ -1031,10 +1035,16 @@ impl Observer {
             }
             return Ok(());
         }
-        self.whole_file(src, Subsystem::Mounts, "mountinfo", canon, baseline, |b, c| {
-            mounts::canonicalize(b, c).map_err(|e| e.to_string())
-        })?;
-        if let (Some(shared), Some(view)) = (&self.shared, view) {
+        self.whole_file_read(
+            src,
+            Subsystem::Mounts,
+            "mountinfo",
+            canon,
+            baseline,
+            |src, buf| src.read_mounts(view.as_ref(), buf),
+            |b, c| mounts::canonicalize(b, c).map_err(|e| e.to_string()),
+        )?;
+        if let (Some(shared), Some(view)) = (self.shared.as_ref().filter(|s| !s.solo()), view) {
             let digest = canon.digest(Subsystem::Mounts);
             shared.keep_mounts(view, canon.lines(), digest);
         }
@@ -1052,7 +1062,22 @@ impl Observer {
         baseline: Option<&BTreeMap<Subsystem, Observation>>,
         f: impl FnOnce(&[u8], &mut Canon) -> Result<(), String>,
     ) -> Result<(), Error> {
-        match src.read(rel, &mut self.buf) {
+        self.whole_file_read(src, sub, rel, canon, baseline, |src, buf| src.read(rel, buf), f)
+    }
+
+    /// [`Observer::whole_file`], the file read by `read`.
+    #[allow(clippy::too_many_arguments)]
+    fn whole_file_read<S: Source + ?Sized>(
+        &mut self,
+        src: &S,
+        sub: Subsystem,
+        rel: &'static str,
+        canon: &mut Canon,
+        baseline: Option<&BTreeMap<Subsystem, Observation>>,
+        read: impl FnOnce(&S, &mut Vec<u8>) -> Result<(), Error>,
+        f: impl FnOnce(&[u8], &mut Canon) -> Result<(), String>,
+    ) -> Result<(), Error> {
+        match read(src, &mut self.buf) {
             Ok(()) => {}
             // A zombie has no namespaces: mountinfo answers EINVAL.
             Err(Error::Io { .. }) if !src.alive() => return Err(gone(src)),

@@ -56,6 +56,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+pub(crate) use crate::source::MountView;
+
 /// What this round has read of the objects targets share.
 #[derive(Debug, Default)]
 pub(crate) struct Shared {
@@ -129,18 +131,6 @@ pub(crate) fn cgroup_text_key(text: &[u8], key: &mut Vec<u8>) {
     key.clear();
     key.extend_from_slice(&u64::MAX.to_le_bytes());
     key.extend_from_slice(text);
-}
-
-/// What the text of a process's `mountinfo` depends on: its mount
-/// namespace, and its root (the directory, and the mount it is on).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct MountView {
-    /// `ns/mnt`: device and inode of the mount namespace.
-    pub(crate) namespace: (u64, u64),
-    /// `root`: device and inode of the root directory.
-    pub(crate) root: (u64, u64),
-    /// The id of the mount the root directory is on.
-    pub(crate) root_mount: u64,
 }
 
 impl Shared {

@@ -138,6 +138,19 @@ fn unsupported(what: impl Into<String>) -> Error {
     Error::Unavailable { what: what.into(), reason: "this source does not provide it".into() }
 }
 
+/// What the text of a process's `mountinfo` depends on: its mount
+/// namespace, and its root (the directory, and the mount it is on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MountView {
+    /// `ns/mnt`: device and inode of the mount namespace.
+    pub namespace: (u64, u64),
+    /// `root`: device and inode of the root directory.
+    pub root: (u64, u64),
+    /// The id of the mount the root directory is on (`mountinfo`'s first
+    /// field).
+    pub root_mount: u64,
+}
+
 /// Where fdir reads a process's or the node's state from.
 ///
 /// Implementations must never turn a failed read into empty content: a file
@@ -170,6 +183,18 @@ pub trait Source {
     fn mount_of(&self, rel: &str) -> Option<(FileId, u64)> {
         let _ = rel;
         None
+    }
+
+    /// Reads the process's `mountinfo` into `buf`, as [`Source::read`]
+    /// does. `view`: the mount namespace and root the process has now, as
+    /// [`Source::mount_of`] and `ns/mnt` tell them, where they are known.
+    /// The kernel binds a `mountinfo` descriptor to the namespace and root
+    /// of the moment it is opened, so a source may keep one open only for
+    /// the view it was opened in (and only once its text shows the view's
+    /// root mount); the default reads the file afresh.
+    fn read_mounts(&self, view: Option<&MountView>, buf: &mut Vec<u8>) -> Result<(), Error> {
+        let _ = view;
+        self.read("mountinfo", buf)
     }
 
     /// The target of the symbolic link `rel` (`"exe"`), as the kernel
@@ -306,6 +331,9 @@ impl<S: Source + ?Sized> Source for &S {
     }
     fn mount_of(&self, rel: &str) -> Option<(FileId, u64)> {
         (**self).mount_of(rel)
+    }
+    fn read_mounts(&self, view: Option<&MountView>, buf: &mut Vec<u8>) -> Result<(), Error> {
+        (**self).read_mounts(view, buf)
     }
     fn read_link(&self, rel: &str) -> Result<String, Error> {
         (**self).read_link(rel)

@@ -2,6 +2,7 @@
 
 use std::cell::RefCell;
 use std::io;
+use std::io::Write as _;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -12,7 +13,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use super::cgroups::CgroupMounts;
 use super::mock::Mock;
 use super::stat::{PF_EXITING, PF_KTHREAD, parse_stat, parse_stat_flags};
-use super::{FileId, MAX_FILE, SEIZE_RETRIES, STOP_TIMEOUT, Source, Target, unsupported};
+use super::{FileId, MAX_FILE, MountView, SEIZE_RETRIES, STOP_TIMEOUT, Source, Target, unsupported};
 use crate::Error;
 use crate::fdcache::{FdCache, Shape};
 use crate::ptrace::{self, Failure};
@@ -143,6 +144,20 @@ fn keep(rel: &str) -> Option<Shape> {
         }
         _ => None,
     }
+}
+
+/// Whether the `mountinfo` text `text` has a line of the mount `id` (its
+/// first field).
+fn shows_mount(text: &[u8], id: u64) -> bool {
+    text.split(|&c| c == b'\n').any(|line| {
+        let digits = line.split(|&c| c == b' ').next().unwrap_or_default();
+        !digits.is_empty()
+            && digits.iter().all(u8::is_ascii_digit)
+            && digits
+                .iter()
+                .try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+                .is_some_and(|n| n == id)
+    })
 }
 
 /// The [`Shape`] of a node file: sysctls (the handler writes the whole
@@ -665,6 +680,43 @@ impl ProcessDir {
         })
     }
 
+    /// `mountinfo`, through a descriptor kept for `view` where there is one
+    /// (see [`Source::read_mounts`]). The kernel binds the descriptor to the
+    /// namespace and root the process has when it is opened, so it is kept
+    /// under the view's identities, and only once its text shows the view's
+    /// root mount: it was opened in that view (a mount belongs to one
+    /// namespace, and a table read from another root does not show it),
+    /// not in one the process passed through between the view's read and
+    /// the open. A view that changes finds no descriptor under its key and
+    /// opens one; the old one, unused, is closed at the observation's end.
+    fn read_mounts(&self, view: Option<&MountView>, buf: &mut Vec<u8>) -> Result<(), Error> {
+        let Some(view) = view.filter(|_| self.fds.keeps()) else { return self.read("mountinfo", buf) };
+        let mut key = [0u8; 128];
+        let len = {
+            let mut w = &mut key[..];
+            let room = w.len();
+            let written = write!(
+                w,
+                "mountinfo {}:{} {}:{} {}",
+                view.namespace.0, view.namespace.1, view.root.0, view.root.1, view.root_mount
+            );
+            if written.is_err() {
+                return self.read("mountinfo", buf);
+            }
+            room - w.len()
+        };
+        let Some(key) = key.get(..len).and_then(|k| std::str::from_utf8(k).ok()) else {
+            return self.read("mountinfo", buf);
+        };
+        let open = || rustix::fs::openat(&self.dir, "mountinfo", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty());
+        self.fds
+            .read_keeping_if(key, Shape::Records, MAX_FILE, open, |text| shows_mount(text, view.root_mount), buf)
+            .map_err(|e| match e {
+                rustix::io::Errno::FBIG => too_big(self.path_of("mountinfo")),
+                e => errno_to_error(e, "read", self.path_of("mountinfo"), self.pid),
+            })
+    }
+
     /// The thread ids, from the `task` directory kept open and rewound.
     #[inline(never)]
     fn threads(&self, out: &mut Vec<u32>) -> Result<(), Error> {
@@ -1049,6 +1101,13 @@ impl Source for Procfs {
         }
     }
 
+    fn read_mounts(&self, view: Option<&MountView>, buf: &mut Vec<u8>) -> Result<(), Error> {
+        match &self.inner {
+            Inner::Process(d) => d.read_mounts(view, buf),
+            _ => self.read("mountinfo", buf),
+        }
+    }
+
     fn read_link(&self, rel: &str) -> Result<String, Error> {
         match &self.inner {
             Inner::Process(d) => rustix::fs::readlinkat(&d.dir, rel, Vec::new())
@@ -1332,5 +1391,22 @@ impl Source for Procfs {
             Inner::Node(_) => Err(unsupported("the page map")),
             Inner::Failed { .. } => self.target().map(|_| 0),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shows_mount;
+
+    #[test]
+    fn a_table_shows_a_mount_by_its_first_field_only() {
+        let text = b"22 27 0:21 / /proc rw,relatime - proc proc rw\n221 22 0:5 / /dev rw - devtmpfs udev rw\n";
+        assert!(shows_mount(text, 22));
+        assert!(shows_mount(text, 221));
+        assert!(!shows_mount(text, 27), "a parent's id is not a mount of the table");
+        assert!(!shows_mount(text, 2), "a prefix of an id");
+        assert!(!shows_mount(b"", 22));
+        assert!(!shows_mount(b"x22 27 0:21 / /\n", 22));
+        assert!(!shows_mount(b"99999999999999999999999 1 0:1 / /\n", 22), "an id past u64");
     }
 }

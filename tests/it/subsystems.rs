@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::{NodeCopy, ScratchCgroup, Testee, assert_drift, getrlimit, hierarchy, is_root, prlimit, skip, texts};
 use fdir::{
-    Anomaly, Observation, Procfs, Scope, Snapshot, Status, Subsystem, SystemClock, Verdict, check_with, snapshot_with,
+    Anomaly, MountView, Observation, Procfs, Scope, Snapshot, Status, Subsystem, SystemClock, Verdict, check_with,
+    snapshot_with,
 };
 
 const ALL: &[Subsystem] = Subsystem::ALL;
@@ -164,6 +165,81 @@ fn a_tmpfs_in_a_private_mount_namespace_is_detected() {
 
     drop(t);
     assert!(!host_sees(&dir_path));
+    dir.close().unwrap();
+}
+
+/// The descriptors of this test process open on `/proc/PID/mountinfo`.
+fn kept_mount_tables(pid: u32) -> usize {
+    let want = std::path::PathBuf::from(format!("/proc/{pid}/mountinfo"));
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| *target == want)
+        .count()
+}
+
+/// The view of `fs`'s process now: its mount namespace and root.
+fn view_of(fs: &Procfs) -> MountView {
+    let ns = fdir::Source::stat(fs, "ns/mnt").unwrap();
+    let (root, root_mount) = fdir::Source::mount_of(fs, "root").unwrap();
+    MountView { namespace: (ns.dev, ns.ino), root: (root.dev, root.ino), root_mount }
+}
+
+/// A `mountinfo` descriptor is bound to the namespace and root its
+/// process had when it was opened. The source keeps one only under that
+/// view, and only once its text shows the view's root mount; a new view
+/// opens its own, which shows what the process sees now.
+#[test]
+fn a_mount_table_is_kept_open_only_for_the_view_it_was_opened_in() {
+    const NAME: &str = "a_mount_table_is_kept_open_only_for_the_view_it_was_opened_in";
+    let mut t = Testee::spawn();
+    let fs = Procfs::try_pid(t.pid).unwrap();
+    let fresh = |pid: u32| std::fs::read(format!("/proc/{pid}/mountinfo")).unwrap();
+    let view = view_of(&fs);
+    let mut buf = Vec::new();
+
+    // A view whose root mount the table does not show (opened in another
+    // view, as far as the source can tell): read, and not kept.
+    fdir::Source::read_mounts(&fs, Some(&MountView { root_mount: u64::from(u32::MAX) + 7, ..view }), &mut buf).unwrap();
+    assert_eq!(buf, fresh(t.pid));
+    assert_eq!(kept_mount_tables(t.pid), 0, "kept for a view its table does not show");
+    // No view: read afresh, as always.
+    fdir::Source::read_mounts(&fs, None, &mut buf).unwrap();
+    assert_eq!(kept_mount_tables(t.pid), 0);
+
+    // The process's own view: kept, and read again through it.
+    fdir::Source::read_mounts(&fs, Some(&view), &mut buf).unwrap();
+    assert_eq!(buf, fresh(t.pid));
+    assert_eq!(kept_mount_tables(t.pid), 1, "not kept for the process's view");
+    fdir::Source::read_mounts(&fs, Some(&view), &mut buf).unwrap();
+    assert_eq!(buf, fresh(t.pid));
+    assert_eq!(kept_mount_tables(t.pid), 1, "a second descriptor for the same view");
+
+    if !is_root() {
+        return skip(NAME, "needs root (CAP_SYS_ADMIN) to unshare the mount namespace");
+    }
+    if let Err(e) = t.cmd("unshare-mount") {
+        return skip(NAME, &format!("cannot unshare: {e}"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    t.must(&format!("mount-tmpfs {}", dir.path().display()));
+    let shows_tmpfs = |text: &[u8]| String::from_utf8_lossy(text).contains(&format!(" {} ", dir.path().display()));
+    assert!(shows_tmpfs(&fresh(t.pid)), "the child's tmpfs is not in its table");
+
+    // The descriptor kept for the old view still reads the old namespace:
+    // why it is kept under the view, and the view is found each time.
+    fdir::Source::read_mounts(&fs, Some(&view), &mut buf).unwrap();
+    assert!(!shows_tmpfs(&buf), "the old namespace's descriptor shows the new namespace");
+    let now = view_of(&fs);
+    assert_ne!(now, view, "unshare left the view as it was");
+    fdir::Source::read_mounts(&fs, Some(&now), &mut buf).unwrap();
+    assert!(shows_tmpfs(&buf), "the new view's read does not show the child's tmpfs");
+    assert_eq!(buf, fresh(t.pid));
+    assert_eq!(kept_mount_tables(t.pid), 2, "one descriptor a view");
+    drop(fs);
+    assert_eq!(kept_mount_tables(t.pid), 0, "descriptors left open after the source is dropped");
+    drop(t);
+    assert!(!host_sees(dir.path()));
     dir.close().unwrap();
 }
 
