@@ -830,9 +830,15 @@ impl Observer {
                 {
                     self.limit_values(&values, &mut c, baseline)
                 } else {
-                    self.whole_file(src, sub, file, &mut c, baseline, |b, c| {
-                        canonicalize(b, c).map_err(|e| e.to_string())
-                    })
+                    self.whole_file(
+                        src,
+                        sub,
+                        file,
+                        &mut c,
+                        baseline,
+                        |src, buf| src.read(file, buf),
+                        |b, c| canonicalize(b, c).map_err(|e| e.to_string()),
+                    )
                 };
                 put_form(canons, sub, c);
                 outcome.push((sub, settle(r)?));
@@ -1035,7 +1041,7 @@ impl Observer {
             }
             return Ok(());
         }
-        self.whole_file_read(
+        self.whole_file(
             src,
             Subsystem::Mounts,
             "mountinfo",
@@ -1051,23 +1057,12 @@ impl Observer {
         Ok(())
     }
 
-    /// Reads one file of the process and canonicalizes it whole.
+    /// Reads one file of the process with `read` (the file `rel`, as
+    /// `Source::read` or `Source::read_mounts` reads it) and canonicalizes
+    /// it whole.
     #[inline(never)]
-    fn whole_file<S: Source + ?Sized>(
-        &mut self,
-        src: &S,
-        sub: Subsystem,
-        rel: &'static str,
-        canon: &mut Canon,
-        baseline: Option<&BTreeMap<Subsystem, Observation>>,
-        f: impl FnOnce(&[u8], &mut Canon) -> Result<(), String>,
-    ) -> Result<(), Error> {
-        self.whole_file_read(src, sub, rel, canon, baseline, |src, buf| src.read(rel, buf), f)
-    }
-
-    /// [`Observer::whole_file`], the file read by `read`.
     #[allow(clippy::too_many_arguments)]
-    fn whole_file_read<S: Source + ?Sized>(
+    fn whole_file<S: Source + ?Sized>(
         &mut self,
         src: &S,
         sub: Subsystem,
