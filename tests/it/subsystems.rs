@@ -236,6 +236,17 @@ fn a_mount_table_is_kept_open_only_for_the_view_it_was_opened_in() {
     assert!(shows_tmpfs(&buf), "the new view's read does not show the child's tmpfs");
     assert_eq!(buf, fresh(t.pid));
     assert_eq!(kept_mount_tables(t.pid), 2, "one descriptor a view");
+    // An observation reads the table through the new view's descriptor and
+    // closes the old view's, unused, at its end.
+    let seen = snapshot_with(&SystemClock, &fs, &[Subsystem::Namespaces, Subsystem::Mounts]).unwrap();
+    let d = dir.path().to_string_lossy().into_owned();
+    match seen.subsystems.get(&Subsystem::Mounts) {
+        Some(Observation::Observed { records, .. }) => {
+            assert!(records.iter().any(|r| r.key.contains(&d) || r.value.contains(&d)), "no {d} in {records:#?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(kept_mount_tables(t.pid), 1, "the old view's descriptor outlived an observation");
     drop(fs);
     assert_eq!(kept_mount_tables(t.pid), 0, "descriptors left open after the source is dropped");
     drop(t);
