@@ -1014,6 +1014,7 @@ impl Observer {
             None => None,
         };
         if !self.fresh
+            && !solo
             && let (Some(shared), Some(view)) = (&self.shared, &view)
             && let Some((lines, digest)) = shared.mounts(view)
             // A table kept by its digest alone (its reader's memo knew it)
