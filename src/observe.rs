@@ -1183,7 +1183,8 @@ impl Observer {
                 *canon = form;
                 return Ok(());
             }
-            other => matches!(other, RoundForm::ToKeep),
+            RoundForm::ToKeep => true,
+            RoundForm::NotShared => false,
         };
         f(canon)?;
         let digest = canon.digest(sub);
@@ -1621,7 +1622,8 @@ impl Observer {
                 self.ns_names = names;
                 return Ok(());
             }
-            other => matches!(other, RoundForm::ToKeep),
+            RoundForm::ToKeep => true,
+            RoundForm::NotShared => false,
         };
         // 3. The records, from the identities.
         for (name, state) in names.split('\n').filter(|n| !n.is_empty()).zip(&self.ns_states) {

@@ -70,7 +70,8 @@ pub struct MountInfo<'a> {
     pub super_options: &'a [u8],
 }
 
-fn dec(s: &[u8]) -> Option<u64> {
+/// A decimal field of a line (a mount id), `None` if it is not one.
+pub(crate) fn dec(s: &[u8]) -> Option<u64> {
     if s.is_empty() || s.len() > 20 {
         return None;
     }

@@ -466,16 +466,15 @@ impl CountedWatch {
         Ok(Self { watch, checks })
     }
 
-    /// Sends `sig` to the watch (`SIGSTOP` to set it aside while the other
-    /// is measured, `SIGCONT` to resume it).
-    fn signal(&self, sig: libc::c_int) -> Result<()> {
-        let pid = libc::pid_t::try_from(self.watch.0.id()).context("a pid out of range")?;
-        // SAFETY: kill(2) takes two integers; the pid is our own child's,
-        // not yet reaped (the Kill guard reaps it on drop).
-        if unsafe { libc::kill(pid, sig) } != 0 {
-            anyhow::bail!("cannot signal fdir watch {pid}: {}", std::io::Error::last_os_error());
-        }
-        Ok(())
+    /// Sends `sig` to the watch (`Stop` to set it aside while the other is
+    /// measured, `Cont` to resume it).
+    fn signal(&self, sig: rustix::process::Signal) -> Result<()> {
+        let pid = i32::try_from(self.watch.0.id())
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+            .context("a pid out of range")?;
+        rustix::process::kill_process(pid, sig)
+            .with_context(|| format!("cannot signal fdir watch {}", self.watch.0.id()))
     }
 
     /// Its CPU time so far (every thread), ns, and the checks it reported.
@@ -518,8 +517,8 @@ fn one_process(exe: &std::path::Path, pid: u32, interval: Duration, seconds: f64
             // default, seed, seed, default, default, seed ...
             let seed_turn = matches!(turn % 4, 1 | 2);
             let (on, off, total) = if seed_turn { (&seed, &default, &mut s) } else { (&default, &seed, &mut d) };
-            off.signal(libc::SIGSTOP)?;
-            on.signal(libc::SIGCONT)?;
+            off.signal(rustix::process::Signal::STOP)?;
+            on.signal(rustix::process::Signal::CONT)?;
             // The cycle due on waking, and one more: then its steady state.
             std::thread::sleep(interval * 5 / 2);
             let (a, t0) = (on.now()?, Instant::now());
@@ -527,8 +526,8 @@ fn one_process(exe: &std::path::Path, pid: u32, interval: Duration, seconds: f64
             let (b, t1) = (on.now()?, Instant::now());
             total.add(a, b, t1 - t0);
         }
-        default.signal(libc::SIGCONT)?;
-        seed.signal(libc::SIGCONT)?;
+        default.signal(rustix::process::Signal::CONT)?;
+        seed.signal(rustix::process::Signal::CONT)?;
         Ok((d, s))
     })();
     let rss = [peak_rss_kib(default.watch.0.id()), peak_rss_kib(seed.watch.0.id())];

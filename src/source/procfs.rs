@@ -149,15 +149,18 @@ fn keep(rel: &str) -> Option<Shape> {
 /// Whether the `mountinfo` text `text` has a line of the mount `id` (its
 /// first field).
 fn shows_mount(text: &[u8], id: u64) -> bool {
-    text.split(|&c| c == b'\n').any(|line| {
-        let digits = line.split(|&c| c == b' ').next().unwrap_or_default();
-        !digits.is_empty()
-            && digits.iter().all(u8::is_ascii_digit)
-            && digits
-                .iter()
-                .try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
-                .is_some_and(|n| n == id)
-    })
+    text.split(|&c| c == b'\n')
+        .any(|line| line.split(|&c| c == b' ').next().and_then(crate::canon::mounts::dec) == Some(id))
+}
+
+/// The key a `mountinfo` descriptor is kept under for `view`, written into
+/// `out` (five numbers of at most 20 digits and their separators fit).
+fn mounts_key<'a>(view: &MountView, out: &'a mut [u8; 128]) -> Option<&'a str> {
+    let mut w = &mut out[..];
+    let (ns, root) = (view.namespace, view.root);
+    write!(w, "mountinfo {}:{} {}:{} {}", ns.0, ns.1, root.0, root.1, view.root_mount).ok()?;
+    let len = 128 - w.len();
+    out.get(..len).and_then(|k| std::str::from_utf8(k).ok())
 }
 
 /// The [`Shape`] of a node file: sysctls (the handler writes the whole
@@ -690,22 +693,9 @@ impl ProcessDir {
     /// the open. A view that changes finds no descriptor under its key and
     /// opens one; the old one, unused, is closed at the observation's end.
     fn read_mounts(&self, view: Option<&MountView>, buf: &mut Vec<u8>) -> Result<(), Error> {
-        let Some(view) = view.filter(|_| self.fds.keeps()) else { return self.read("mountinfo", buf) };
         let mut key = [0u8; 128];
-        let len = {
-            let mut w = &mut key[..];
-            let room = w.len();
-            let written = write!(
-                w,
-                "mountinfo {}:{} {}:{} {}",
-                view.namespace.0, view.namespace.1, view.root.0, view.root.1, view.root_mount
-            );
-            if written.is_err() {
-                return self.read("mountinfo", buf);
-            }
-            room - w.len()
-        };
-        let Some(key) = key.get(..len).and_then(|k| std::str::from_utf8(k).ok()) else {
+        let Some((view, key)) = view.filter(|_| self.fds.keeps()).and_then(|v| Some((v, mounts_key(v, &mut key)?)))
+        else {
             return self.read("mountinfo", buf);
         };
         let open = || rustix::fs::openat(&self.dir, "mountinfo", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty());
