@@ -314,6 +314,17 @@ impl FdCache {
         Ok(())
     }
 
+    /// Keeps `key`'s descriptor, where one is kept, through this
+    /// observation without reading it: a file read only every few
+    /// observations (a status text keyed by the process's status inputs)
+    /// stays open between its reads.
+    pub(crate) fn keep_unread(&self, key: &str) {
+        let now = self.generation.get();
+        if let Some(e) = self.entries.borrow_mut().get_mut(key) {
+            e.used = now;
+        }
+    }
+
     /// Whether `key` is kept, or would be kept if opened now (the cache
     /// keeps descriptors and the budget has room): a caller with a cheaper
     /// way than opening `key` for one use takes it otherwise.

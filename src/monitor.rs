@@ -307,7 +307,7 @@ impl Pinned {
     /// table that never comes: see `run_ahead`).
     pub fn table_ahead_pays(ahead: PinAhead<'_>, subsystems: &[Subsystem]) -> bool {
         matches!(ahead, PinAhead::Every)
-            && asks_task_table(subsystems)
+            && asks_task_table(subsystems, false)
             && proc_links() >= TABLE_AHEAD_FROM
             && crate::source::tasks::may_load()
     }
@@ -498,11 +498,15 @@ fn look_at_new_pid<C: Clock + ?Sized>(
 }
 
 /// Whether any of `subsystems` asks the task table: namespaces, limits and
-/// mounts (the root) do, and cgroup limits (its program of cgroup values).
-fn asks_task_table(subsystems: &[Subsystem]) -> bool {
-    subsystems
-        .iter()
-        .any(|s| matches!(s, Subsystem::Namespaces | Subsystem::Limits | Subsystem::Mounts | Subsystem::CgroupLimits))
+/// mounts (the root) do, and cgroup limits (its program of cgroup values);
+/// in a watch (`watching`), seccomp and credentials too (the status inputs
+/// that key their memo: a one-shot check has no memo to key).
+fn asks_task_table(subsystems: &[Subsystem], watching: bool) -> bool {
+    subsystems.iter().any(|s| match s {
+        Subsystem::Namespaces | Subsystem::Limits | Subsystem::Mounts | Subsystem::CgroupLimits => true,
+        Subsystem::Seccomp | Subsystem::Credentials => watching,
+        _ => false,
+    })
 }
 
 /// Says, once, where namespaces and limits come from now that the task
@@ -898,6 +902,18 @@ impl Monitor {
         self.tasks.as_ref().map(|r| r.as_ref().map(|_| ()).map_err(String::as_str))
     }
 
+    /// Whether the task table's records hold each process's status inputs
+    /// (the kernel state its `status` fields are printed from), so that a
+    /// process whose inputs did not change has its `status` read only every
+    /// tenth cycle: `None` before the task table was loaded, `Some(Err(why))`
+    /// where not.
+    pub fn status_inputs(&self) -> Option<Result<(), &str>> {
+        match self.tasks.as_ref()? {
+            Ok(r) => Some(r.status_inputs()),
+            Err(why) => Some(Err(why.as_str())),
+        }
+    }
+
     /// Whether cgroup control values are made from the kernel's structs
     /// (`source::cgvalues`, loaded with the task table): `None` before the
     /// task table was loaded, `Some(Err(why))` where they are read from
@@ -919,9 +935,10 @@ impl Monitor {
         parts: u32,
     ) -> Option<std::sync::Arc<crate::source::tasks::Table>> {
         let forced = self.table_use;
-        // Only namespaces, limits and mounts (the root) ask the table.
+        // Only namespaces, limits, mounts (the root), cgroup limits and, in
+        // a watch, seccomp and credentials ask the table.
         if forced == Some(false)
-            || !asks_task_table(&self.subsystems)
+            || !asks_task_table(&self.subsystems, !self.one_shot)
             || (forced.is_none()
                 && (self.watched.is_empty() || self.one_shot && targets < TABLE_FROM_ONE_SHOT && self.tasks.is_none()))
         {

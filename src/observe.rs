@@ -123,6 +123,13 @@ pub(crate) struct Observer {
     /// it from here instead of reading it again.
     lead: Vec<u8>,
     lead_tid: Option<u32>,
+    /// The main thread's status inputs, where the source has them and the
+    /// process has no other thread (see [`Observer::list_threads`]): the
+    /// status pass's memo key in place of its text.
+    lead_inputs: Option<Digest>,
+    /// Status passes answered by the memo of their inputs since the last
+    /// read of the text (see [`STATUS_TEXT_EVERY`]).
+    inputs_hits: u32,
     /// The texts of every thread of a per-thread pass, and their spans.
     arena: Vec<u8>,
     spans: Vec<(u32, std::ops::Range<usize>)>,
@@ -206,6 +213,10 @@ pub(crate) struct Observer {
 struct Memo {
     valid: bool,
     raw: Option<Digest>,
+    /// The digest of the texts the forms were made from, where the memo is
+    /// keyed by something else (a status pass's inputs): the pass that
+    /// reads the texts again and finds these needs no canonicalization.
+    text: Option<Digest>,
     forms: Vec<(Subsystem, Canon)>,
     /// Whether the cgroup pass also collected the cgroup set.
     collected: bool,
@@ -241,6 +252,14 @@ enum RoundForm {
 /// The key of a memo: the SHA-256 of the raw text, computed only by an
 /// observer that stores memos (from its second observation on: a one-shot
 /// check hashes nothing more).
+/// A status pass keyed by the process's status inputs (the task table's
+/// record of the kernel state its fields are printed from) reads the text
+/// at least every this many passes: a check of the record against the text
+/// it stands for, and a bound on how long a field printed from state the
+/// record does not hold (the speculation controls' system-wide modes) can
+/// go unread.
+pub(crate) const STATUS_TEXT_EVERY: u32 = 10;
+
 fn memo_key(observed_before: bool, raw: &[u8]) -> Option<Digest> {
     observed_before.then(|| Digest::of(raw))
 }
@@ -726,6 +745,7 @@ impl Observer {
             Subsystem::SeccompFilters,
         ];
         self.lead_tid = None;
+        self.lead_inputs = None;
         if per_thread.iter().any(|&s| has(s)) {
             self.list_threads(src, has(Subsystem::Seccomp) || has(Subsystem::Credentials))?;
         }
@@ -1220,8 +1240,21 @@ impl Observer {
     /// (a thread joins both, and leaves both, under one lock), so this is
     /// the list as of that read. Anything else (more threads, no count, an
     /// unreadable file) lists them as before, and errors come from there.
+    ///
+    /// Where the source has the process's status inputs (the task table)
+    /// and they count one thread, in an observation that may use its memo,
+    /// nothing is read: the status pass keys its memo by the inputs.
     fn list_threads<S: Source + ?Sized>(&mut self, src: &S, status_next: bool) -> Result<(), Error> {
         if status_next && let Some(leader) = src.leader() {
+            if self.observed_before
+                && !self.fresh
+                && let Some((inputs, 1)) = src.status_inputs()
+            {
+                self.lead_inputs = Some(inputs);
+                self.tids.clear();
+                self.tids.push(leader);
+                return Ok(());
+            }
             let mut absent = None;
             if read_thread_file(src, leader, ThreadFile::Status.name(), &mut self.rel, &mut self.lead, &mut absent)
                 .unwrap_or(false)
@@ -1252,6 +1285,24 @@ impl Observer {
     ) -> Result<(), Error> {
         let name = file.name();
         let touched = |sub: Subsystem| file.feeds(sub);
+        // 0. The main thread alone, with its status inputs: the same inputs
+        // as last time, the same forms, but for every STATUS_TEXT_EVERY-th
+        // pass, which reads the text.
+        let inputs = self.lead_inputs.filter(|_| matches!(file, ThreadFile::Status));
+        if inputs.is_some() {
+            if self.inputs_hits + 1 < STATUS_TEXT_EVERY
+                && self.memo_status.hit(self.fresh, inputs)
+                && self.memo_status.restore(canons, touched, baseline)
+                && (!collect || self.memo_status.collected)
+            {
+                self.inputs_hits += 1;
+                self.unasked += self.memo_status.unasked;
+                // Its descriptor stays open for the pass that reads it.
+                src.keep_unread(ThreadFile::Status.name());
+                return Ok(());
+            }
+            self.inputs_hits = 0;
+        }
         // 1. Read: the texts go to the arena, each thread's tid before its text.
         self.arena.clear();
         self.spans.clear();
@@ -1283,8 +1334,19 @@ impl Observer {
             ThreadFile::Status => &mut self.memo_status,
             ThreadFile::Cgroup => &mut self.memo_cgroup,
         };
-        let key = memo_key(self.observed_before, &self.arena);
-        if memo.hit(self.fresh, key) && memo.restore(canons, touched, baseline) && (!collect || memo.collected) {
+        // Keyed by the inputs, the texts are compared with those the forms
+        // were made from, and the memo keyed by the inputs again.
+        let texts = memo_key(self.observed_before, &self.arena);
+        let key = inputs.or(texts);
+        let made_from = if memo.text.is_some() { memo.text } else { memo.raw };
+        if !self.fresh
+            && memo.valid
+            && texts.is_some()
+            && made_from == texts
+            && memo.restore(canons, touched, baseline)
+            && (!collect || memo.collected)
+        {
+            memo.raw = key;
             self.unasked += memo.unasked;
             return Ok(());
         }
@@ -1323,6 +1385,7 @@ impl Observer {
         };
         memo.collected = collect;
         memo.unasked = self.unasked - unasked_before;
+        memo.text = if inputs.is_some() { texts } else { None };
         Ok(())
     }
 

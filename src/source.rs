@@ -261,6 +261,24 @@ pub trait Source {
         None
     }
 
+    /// The process's status inputs, where the source has them without
+    /// reading `status` (the task table): a digest of the kernel state the
+    /// main thread's `status` fields that fdir reads are printed from
+    /// (credentials, seccomp, the task's flags, its pid's numbers, its
+    /// thread count; `tasks::STATUS`), and the thread count. The same
+    /// digest as at an earlier observation: the same fields. `None`: read
+    /// the file. The default has none.
+    fn status_inputs(&self) -> Option<(crate::Digest, u32)> {
+        None
+    }
+
+    /// Keeps the descriptor of `rel`, where the source keeps one open,
+    /// through this observation without reading it (a file read only every
+    /// few observations). The default keeps none.
+    fn keep_unread(&self, rel: &str) {
+        let _ = rel;
+    }
+
     /// Why a read of `rel` fails for every process of this kernel, where
     /// that is known without reading (an `attr/...` file no security module
     /// provides): the error, in words that name no process. A read of such
@@ -367,6 +385,12 @@ impl<S: Source + ?Sized> Source for &S {
     }
     fn limit_values(&self) -> Option<[[u64; 2]; 16]> {
         (**self).limit_values()
+    }
+    fn status_inputs(&self) -> Option<(crate::Digest, u32)> {
+        (**self).status_inputs()
+    }
+    fn keep_unread(&self, rel: &str) {
+        (**self).keep_unread(rel);
     }
     fn path_of(&self, rel: &str) -> PathBuf {
         (**self).path_of(rel)

@@ -70,6 +70,19 @@ fn prctl(option: libc::c_int, arg: libc::c_ulong) -> Result<String, String> {
     if r < 0 { Err(errno()) } else { Ok(String::new()) }
 }
 
+/// `setgroups(2)` to the comma-separated group ids of `list` (empty: none).
+fn setgroups(list: &str) -> Result<String, String> {
+    let gids: Vec<libc::gid_t> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .map(|g| g.parse::<libc::gid_t>().map_err(|e| format!("{g:?}: {e}")))
+        .collect::<Result<_, _>>()?;
+    // SAFETY: a pointer to `gids.len()` group ids, read by the kernel only.
+    let r = unsafe { libc::setgroups(gids.len(), gids.as_ptr()) };
+    if r < 0 { Err(errno()) } else { Ok(String::new()) }
+}
+
 fn seccomp_allow_all() -> Result<String, String> {
     let ret = u16::try_from(libc::BPF_RET | libc::BPF_K).map_err(|e| e.to_string())?;
     install(&mut [libc::sock_filter { code: ret, jt: 0, jf: 0, k: libc::SECCOMP_RET_ALLOW }])
@@ -344,6 +357,7 @@ fn run(cmd: &str, arg: &str, rwx_page: &mut Option<usize>) -> Result<String, Str
         "seccomp-errno" => seccomp_errno(u32::try_from(num()?).map_err(|e| e.to_string())?),
         "seccomp-thread" => seccomp_thread(),
         "nnp" => prctl(libc::PR_SET_NO_NEW_PRIVS, 1),
+        "setgroups" => setgroups(arg),
         // Run-time churn that is not isolation (SUPPORTED.md): the live tests
         // check that fdir stays quiet.
         "umask" => {

@@ -263,6 +263,7 @@ pub fn prog_load(insns: &[Insn], spec: &ProgSpec<'_>) -> Result<OwnedFd, LoadErr
             attr.log_buf = log.as_mut_ptr() as u64;
             let _ = bpf(BPF_PROG_LOAD, &mut attr).map(fd_of);
             let text = String::from_utf8_lossy(log.split(|&b| b == 0).next().unwrap_or(&[])).into_owned();
+            tracing::trace!("the verifier's log:\n{text}");
             let last = text.lines().rev().find(|l| !l.trim().is_empty()).map(|l| l.trim().to_owned());
             Err(LoadError { err, log: last })
         }

@@ -1330,6 +1330,18 @@ impl Source for Procfs {
         d.record(|e| e.limits)
     }
 
+    fn keep_unread(&self, rel: &str) {
+        if let Inner::Process(d) = &self.inner {
+            d.fds.keep_unread(rel);
+        }
+    }
+
+    fn status_inputs(&self) -> Option<(crate::Digest, u32)> {
+        let Inner::Process(d) = &self.inner else { return None };
+        d.facts()?;
+        d.record(|e| e.status.as_ref().map(|s| (crate::Digest::of(s), super::tasks::status_threads(s))))?
+    }
+
     fn refused_everywhere(&self, rel: &str) -> Option<Arc<str>> {
         let Inner::Process(d) = &self.inner else { return None };
         d.absent_attr(rel).map(|(.., why)| Arc::clone(why))

@@ -70,6 +70,34 @@ const AT_COMM: usize = AT_ROOT + 16;
 /// group's leader) is these bytes up to the first NUL.
 const COMM: usize = 16;
 
+/// A process's status inputs, after its record in the lookup program's
+/// context: the kernel state the fields of `status` that fdir reads are
+/// printed from (`proc_pid_status`): a word of flags (0: complete; else the
+/// text must be read), the thread count, seccomp's mode and filter count,
+/// the task's atomic flags (`NoNewPrivs` and the speculation controls), the
+/// shadow stack features and their lock, the eight ids and five capability
+/// sets of its credentials, its group count, its pid's level, its groups
+/// (up to [`MAX_GROUPS`]) and its pid's numbers (up to [`MAX_LEVELS`]
+/// levels). The bytes the kernel does not fill stay 0.
+pub(crate) const STATUS: usize = 376;
+const S_FLAGS: usize = 0;
+const S_THREADS: usize = 4;
+const S_SECCOMP: usize = 8;
+const S_ATOMIC: usize = 16;
+const S_FEATURES: usize = 24;
+const S_IDS: usize = 40;
+const S_CAPS: usize = 72;
+const S_NGROUPS: usize = 112;
+const S_LEVEL: usize = 116;
+const S_GIDS: usize = 120;
+const S_UPIDS: usize = 248;
+/// Groups a record holds; a process in more has its `status` read.
+const MAX_GROUPS: usize = 32;
+/// Pid namespace levels a record holds (`struct upid`: 16 bytes each); a
+/// process deeper has its `status` read.
+const MAX_LEVELS: usize = 8;
+const UPID: usize = 16;
+
 /// `PF_EXITING`: the task is exiting (its files may already read empty).
 const PF_EXITING: u32 = 0x4;
 
@@ -133,12 +161,50 @@ const FUNCS: [&str; 4] = ["bpf_iter_task", "bpf_task_from_pid", "bpf_task_releas
 /// `struct mount`'s `mnt` (the `vfsmount` a path names) and `mnt_id`.
 const MOUNT_MEMBERS: [(&str, &str); 2] = [("mount", "mnt"), ("mount", "mnt_id")];
 
+/// The members the lookup program reads for a process's status inputs
+/// ([`Status`]), in the order of [`StatusLayout`]'s fields: the eight ids
+/// and five capability sets of `cred`, its groups, the seccomp state, the
+/// task's atomic flags and its thread group's thread count. A kernel
+/// without one of them has no status inputs (its `status` is read).
+const STATUS_MEMBERS: [(&str, &str); 21] = [
+    ("cred", "uid"),
+    ("cred", "gid"),
+    ("cred", "suid"),
+    ("cred", "sgid"),
+    ("cred", "euid"),
+    ("cred", "egid"),
+    ("cred", "fsuid"),
+    ("cred", "fsgid"),
+    ("cred", "cap_inheritable"),
+    ("cred", "cap_permitted"),
+    ("cred", "cap_effective"),
+    ("cred", "cap_bset"),
+    ("cred", "cap_ambient"),
+    ("cred", "group_info"),
+    ("group_info", "ngroups"),
+    ("group_info", "gid"),
+    ("task_struct", "seccomp"),
+    ("seccomp", "mode"),
+    ("seccomp", "filter_count"),
+    ("task_struct", "atomic_flags"),
+    ("signal_struct", "nr_threads"),
+];
+
+/// x86's user shadow stack state (`x86_Thread_features` and its `_locked`
+/// line of `status`), where the kernel has it: a kernel without these
+/// members prints neither line.
+const FEATURE_MEMBERS: [(&str, &str); 3] =
+    [("task_struct", "thread"), ("thread_struct", "features"), ("thread_struct", "features_locked")];
+
 /// The byte offsets of [`MEMBERS`] and [`MORE_MEMBERS`] in this kernel.
 #[derive(Debug, Clone, Copy)]
 struct Layout {
     m: [i16; 28],
     more: [i32; 12],
     mount: [i32; 2],
+    /// Where the lookup program reads a process's status inputs, where the
+    /// kernel has every member they need.
+    status: Option<StatusLayout>,
     /// The BTF ids of `bpf_rdonly_cast` and `struct task_struct`, where
     /// the kernel has both: the lookup program reads the task through an
     /// untrusted alias. Loads from a trusted pointer are checked by the
@@ -156,17 +222,22 @@ impl Layout {
         let mut wanted: Vec<(&str, &str)> = MEMBERS.to_vec();
         wanted.extend_from_slice(&MORE_MEMBERS);
         wanted.extend_from_slice(&MOUNT_MEMBERS);
+        let required = wanted.len();
+        wanted.extend_from_slice(&STATUS_MEMBERS);
+        wanted.extend_from_slice(&FEATURE_MEMBERS);
         let btf::All { funcs: ids, members: found, structs, .. } =
             btf::find_all(btf, &FUNCS, &wanted, &[], btf::WINDOW)
                 .ok_or_else(|| "/sys/kernel/btf/vmlinux is not BTF this build reads".to_owned())?;
         // `MEMBERS` begins with task_struct's.
         let task_struct = structs.first().copied().flatten();
         let cast = ids.get(3).copied().flatten().zip(task_struct);
-        let mut missing = wanted.iter().zip(&found).filter(|(_, f)| f.is_none()).map(|((s, m), _)| format!("{s}.{m}"));
+        let mut missing =
+            wanted.iter().zip(&found).take(required).filter(|(_, f)| f.is_none()).map(|((s, m), _)| format!("{s}.{m}"));
         if let Some(first) = missing.next() {
             return Err(format!("this kernel's BTF has no member {first}"));
         }
-        let offsets: Vec<u32> = found.into_iter().flatten().collect();
+        let status = StatusLayout::of(found.get(required..).unwrap_or_default());
+        let offsets: Vec<u32> = found.iter().take(required).copied().flatten().collect();
         let mut m = [0i16; 28];
         for (slot, &o) in m.iter_mut().zip(&offsets) {
             *slot = i16::try_from(o).map_err(|_| format!("a member offset too large for a load: {o}"))?;
@@ -177,11 +248,62 @@ impl Layout {
         for (slot, &o) in more.iter_mut().chain(mount.iter_mut()).zip(&mut rest) {
             *slot = i32::try_from(o).map_err(|_| format!("a member offset too large: {o}"))?;
         }
-        Ok((Layout { m, more, mount, cast }, ids))
+        Ok((Layout { m, more, mount, status, cast }, ids))
     }
 
     fn at(&self, i: usize) -> i16 {
         self.m.get(i).copied().unwrap_or(0)
+    }
+}
+
+/// The offsets of [`STATUS_MEMBERS`] (and [`FEATURE_MEMBERS`], where the
+/// kernel has them), each within its struct, as loads take them.
+#[derive(Debug, Clone, Copy)]
+struct StatusLayout {
+    ids: [i16; 8],
+    caps: [i16; 5],
+    group_info: i16,
+    ngroups: i16,
+    gid: i32,
+    /// `task_struct.seccomp` plus `seccomp.mode`, and plus `filter_count`.
+    seccomp_mode: i16,
+    filter_count: i16,
+    atomic_flags: i16,
+    nr_threads: i16,
+    /// `task_struct.thread` plus `thread_struct.features`, and plus
+    /// `features_locked`.
+    features: Option<(i16, i16)>,
+}
+
+impl StatusLayout {
+    /// From the offsets found for [`STATUS_MEMBERS`] then
+    /// [`FEATURE_MEMBERS`]; `None` if one of the first is missing (or too
+    /// large for a load).
+    fn of(found: &[Option<u32>]) -> Option<StatusLayout> {
+        let small = |i: usize| -> Option<i16> { i16::try_from(found.get(i).copied().flatten()?).ok() };
+        let sum = |a: usize, b: usize| -> Option<i16> { small(a)?.checked_add(small(b)?) };
+        let mut ids = [0i16; 8];
+        for (i, slot) in ids.iter_mut().enumerate() {
+            *slot = small(i)?;
+        }
+        let mut caps = [0i16; 5];
+        for (i, slot) in caps.iter_mut().enumerate() {
+            *slot = small(8 + i)?;
+        }
+        let n = STATUS_MEMBERS.len();
+        let features = sum(n, n + 1).zip(sum(n, n + 2));
+        Some(StatusLayout {
+            ids,
+            caps,
+            group_info: small(13)?,
+            ngroups: small(14)?,
+            gid: i32::try_from(found.get(15).copied().flatten()?).ok()?,
+            seccomp_mode: sum(16, 17)?,
+            filter_count: sum(16, 18)?,
+            atomic_flags: small(19)?,
+            nr_threads: small(20)?,
+            features,
+        })
     }
 }
 
@@ -398,12 +520,118 @@ fn lookup_program(l: &Layout, task_from_pid: u32, task_release: u32) -> Result<V
         let at = i16::try_from(at).map_err(|_| "record too large".to_owned())?;
         a.ldx(Size::Dw, Reg::R2, Reg::Fp, rec + at).stx(Size::Dw, Reg::R6, at, Reg::R2);
     }
+    if let Some(s) = &l.status {
+        status(&mut a, l, s, rec - 16, held - i16::try_from(COPIED).map_err(|_| "buffer too large".to_owned())?)?;
+    }
     a.ldx(Size::Dw, Reg::R1, Reg::Fp, held).call_kfunc(task_release).mov_imm(Reg::R0, 1).exit();
     // A thread's id: not a process.
     a.label("thread").ldx(Size::Dw, Reg::R1, Reg::Fp, held).call_kfunc(task_release);
     a.label("none").st_imm(Size::W, Reg::R6, 0, 0).mov_imm(Reg::R0, 0).exit();
     a.finish().map_err(|e| e.0)
 }
+
+/// The status inputs of the task in r7 (see [`STATUS`]), written into the
+/// context in r6 after the record; `scratch`: 8 bytes of stack. Loads
+/// through the task and its credentials are fault-safe (a pointer the
+/// verifier cannot trust reads as 0 where it faults), and the groups and
+/// pid numbers, a count the verifier does not follow, are copied with
+/// `probe_read_kernel` through `buf` (128 bytes of stack: the helper
+/// writes no context): a count beyond a record's room, or a failed copy,
+/// marks the inputs incomplete. Clobbers r1-r5, r8, r9; keeps r6 and r7.
+fn status(a: &mut Asm, l: &Layout, s: &StatusLayout, scratch: i16, buf: i16) -> Result<(), String> {
+    let at = |x: usize| i16::try_from(RECORD + x).map_err(|_| "record too large".to_owned());
+    let [level, numbers, ..] = l.more;
+    a.st_imm(Size::W, Reg::R6, at(S_FLAGS)?, 0)
+        .ldx(Size::Dw, Reg::R2, Reg::R7, l.at(SIGNAL))
+        .ldx(Size::W, Reg::R2, Reg::R2, s.nr_threads)
+        .stx(Size::W, Reg::R6, at(S_THREADS)?, Reg::R2)
+        .ldx(Size::W, Reg::R2, Reg::R7, s.seccomp_mode)
+        .stx(Size::W, Reg::R6, at(S_SECCOMP)?, Reg::R2)
+        .ldx(Size::W, Reg::R2, Reg::R7, s.filter_count)
+        .stx(Size::W, Reg::R6, at(S_SECCOMP + 4)?, Reg::R2)
+        .ldx(Size::Dw, Reg::R2, Reg::R7, s.atomic_flags)
+        .stx(Size::Dw, Reg::R6, at(S_ATOMIC)?, Reg::R2);
+    if let Some((features, locked)) = s.features {
+        a.ldx(Size::Dw, Reg::R2, Reg::R7, features)
+            .stx(Size::Dw, Reg::R6, at(S_FEATURES)?, Reg::R2)
+            .ldx(Size::Dw, Reg::R2, Reg::R7, locked)
+            .stx(Size::Dw, Reg::R6, at(S_FEATURES + 8)?, Reg::R2);
+    }
+    a.ldx(Size::Dw, Reg::R8, Reg::R7, l.at(CRED));
+    for (i, &off) in s.ids.iter().enumerate() {
+        a.ldx(Size::W, Reg::R2, Reg::R8, off).stx(Size::W, Reg::R6, at(S_IDS + 4 * i)?, Reg::R2);
+    }
+    for (i, &off) in s.caps.iter().enumerate() {
+        a.ldx(Size::Dw, Reg::R2, Reg::R8, off).stx(Size::Dw, Reg::R6, at(S_CAPS + 8 * i)?, Reg::R2);
+    }
+    let groups = i32::try_from(MAX_GROUPS).map_err(|_| "too many groups".to_owned())?;
+    let levels = i32::try_from(MAX_LEVELS).map_err(|_| "too many levels".to_owned())?;
+    a.ldx(Size::Dw, Reg::R3, Reg::R8, s.group_info)
+        .ldx(Size::W, Reg::R2, Reg::R3, s.ngroups)
+        .stx(Size::W, Reg::R6, at(S_NGROUPS)?, Reg::R2)
+        .jmp_imm(Cond::Lt, Reg::R2, groups + 1, "groups_fit")
+        .ja("status_incomplete")
+        .label("groups_fit")
+        .alu_imm(Alu::Lsh, Reg::R2, 2)
+        .alu_imm(Alu::Add, Reg::R3, s.gid);
+    copy_in(a, buf, S_GIDS)?;
+    // The pid's numbers, one for each level (`NStgid`).
+    a.mov(Reg::R1, Reg::Fp)
+        .alu_imm(Alu::Add, Reg::R1, i32::from(scratch))
+        .mov_imm(Reg::R2, 8)
+        .mov(Reg::R3, Reg::R7)
+        .alu_imm(Alu::Add, Reg::R3, i32::from(l.at(THREAD_PID)))
+        .call(Helper::ProbeReadKernel)
+        .jmp_imm(Cond::Ne, Reg::R0, 0, "status_incomplete")
+        .ldx(Size::Dw, Reg::R9, Reg::Fp, scratch)
+        .st_imm(Size::Dw, Reg::Fp, scratch, 0)
+        .mov(Reg::R1, Reg::Fp)
+        .alu_imm(Alu::Add, Reg::R1, i32::from(scratch))
+        .mov_imm(Reg::R2, 4)
+        .mov(Reg::R3, Reg::R9)
+        .alu_imm(Alu::Add, Reg::R3, level)
+        .call(Helper::ProbeReadKernel)
+        .jmp_imm(Cond::Ne, Reg::R0, 0, "status_incomplete")
+        .ldx(Size::W, Reg::R2, Reg::Fp, scratch)
+        .stx(Size::W, Reg::R6, at(S_LEVEL)?, Reg::R2)
+        .jmp_imm(Cond::Lt, Reg::R2, levels, "levels_fit")
+        .ja("status_incomplete")
+        .label("levels_fit")
+        .alu_imm(Alu::Add, Reg::R2, 1)
+        .alu_imm(Alu::Lsh, Reg::R2, 4)
+        .mov(Reg::R3, Reg::R9)
+        .alu_imm(Alu::Add, Reg::R3, numbers);
+    copy_in(a, buf, S_UPIDS)?;
+    a.ja("status_done").label("status_incomplete").st_imm(Size::W, Reg::R6, at(S_FLAGS)?, 1).label("status_done");
+    Ok(())
+}
+
+/// Copies r2 bytes (at most [`COPIED`]) from kernel address r3 into the
+/// status inputs at `at`, through `buf` on the stack, zeroed first: the
+/// bytes past r2 are 0. A failed copy jumps to `status_incomplete`.
+/// Clobbers r0-r5.
+fn copy_in(a: &mut Asm, buf: i16, at: usize) -> Result<(), String> {
+    let words = (0..COPIED).step_by(8).map(|i| i16::try_from(i).map_err(|_| "buffer too large".to_owned()));
+    let words: Vec<i16> = words.collect::<Result<_, _>>()?;
+    for &w in &words {
+        a.st_imm(Size::Dw, Reg::Fp, buf + w, 0);
+    }
+    a.mov(Reg::R1, Reg::Fp).alu_imm(Alu::Add, Reg::R1, i32::from(buf)).call(Helper::ProbeReadKernel).jmp_imm(
+        Cond::Ne,
+        Reg::R0,
+        0,
+        "status_incomplete",
+    );
+    let to = i16::try_from(RECORD + at).map_err(|_| "record too large".to_owned())?;
+    for &w in &words {
+        a.ldx(Size::Dw, Reg::R4, Reg::Fp, buf + w).stx(Size::Dw, Reg::R6, to + w, Reg::R4);
+    }
+    Ok(())
+}
+
+/// The most bytes [`copy_in`] copies: [`MAX_GROUPS`] groups, or
+/// [`MAX_LEVELS`] pid numbers.
+const COPIED: usize = 128;
 
 /// One process's record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -427,6 +655,9 @@ pub(crate) struct Entry {
     pub(crate) comm: [u8; COMM],
     /// `PF_KTHREAD`: a kernel thread (for the life of the task).
     pub(crate) kernel_thread: bool,
+    /// Its status inputs ([`STATUS`]), complete, where the lookup program
+    /// made the record and its inputs passed the self-check.
+    pub(crate) status: Option<[u8; STATUS]>,
 }
 
 /// One part's records, by pid: read by a walk, or made when asked by the
@@ -434,11 +665,23 @@ pub(crate) struct Entry {
 #[derive(Debug, Default)]
 pub(crate) struct Table {
     entries: Vec<Entry>,
-    lookup: Option<OwnedFd>,
+    lookup: Option<Lookup>,
     /// The program of cgroup control values (`cgvalues.rs`), where this
     /// kernel loads it: asked, like the lookup program, when a check of a
     /// process first reads a cgroup control file.
     cgroups: Option<Arc<super::cgvalues::Program>>,
+}
+
+/// The lookup program, and what its records hold.
+#[derive(Debug)]
+struct Lookup {
+    prog: OwnedFd,
+    /// It writes status inputs after each record ([`STATUS`]): its context
+    /// has room for them.
+    writes_status: bool,
+    /// And they passed the self-check (`status_self_check`): records keep
+    /// them.
+    keeps_status: bool,
 }
 
 impl Entry {
@@ -499,7 +742,7 @@ fn parse_record(r: &[u8]) -> Option<Entry> {
     let comm = r.get(AT_COMM..AT_COMM + COMM)?.try_into().ok()?;
     let settled = exit_state == 0 && flags & PF_EXITING == 0;
     let kernel_thread = u64::from(flags) & super::stat::PF_KTHREAD != 0;
-    Some(Entry { pid, start_ticks, ns, limits, root, settled, comm, kernel_thread })
+    Some(Entry { pid, start_ticks, ns, limits, root, settled, comm, kernel_thread, status: None })
 }
 
 /// The limits' names and units, as `proc_pid_limits` prints them.
@@ -579,6 +822,8 @@ pub(crate) struct Reader {
     buf: Vec<u8>,
     /// The program of cgroup control values, or why it is not used.
     cgroups: Result<Arc<super::cgvalues::Program>, String>,
+    /// Whether records hold status inputs, or why not.
+    status: Result<(), String>,
 }
 
 #[derive(Debug)]
@@ -662,6 +907,22 @@ impl Reader {
         };
         let table = reader.read_all().map_err(|e| format!("cannot read the task table: {e}"))?;
         self_check(&table)?;
+        if let How::Lookup(table) = &mut reader.how
+            && let Some(table) = Arc::get_mut(table)
+            && let Some(lookup) = table.lookup.as_mut()
+            && lookup.writes_status
+        {
+            reader.status = status_self_check(lookup);
+            match &reader.status {
+                Ok(()) => lookup.keeps_status = true,
+                Err(why) => tracing::debug!("the task table makes no status inputs: {why}"),
+            }
+        } else {
+            reader.status = Err(match &reader.how {
+                How::Walk { .. } => "the task iterator's records hold none (only the lookup program's do)".to_owned(),
+                How::Lookup(_) => "this kernel's BTF lacks a member they are read from".to_owned(),
+            });
+        }
         reader.cgroups = if cgroups {
             super::cgvalues::Program::load().map(Arc::new)
         } else {
@@ -693,6 +954,12 @@ impl Reader {
         (entry.settled && entry.start_ticks < opened).then_some(entry)
     }
 
+    /// Whether records hold status inputs (the kernel state `status`'s
+    /// fields are printed from), or why not.
+    pub(crate) fn status_inputs(&self) -> Result<(), &str> {
+        self.status.as_ref().map(|_| ()).map_err(String::as_str)
+    }
+
     /// Whether cgroup control values are made from the kernel's structs
     /// (`cgvalues.rs`), or why not.
     pub(crate) fn cgroup_values(&self) -> Result<(), &str> {
@@ -709,8 +976,14 @@ impl Reader {
             flags: sys::F_SLEEPABLE,
         };
         let prog = sys::prog_load(&insns, &spec).map_err(|e| format!("the kernel refused the lookup program: {e}"))?;
-        let table = Table { entries: Vec::new(), lookup: Some(prog), cgroups: None };
-        Ok(Reader { how: How::Lookup(Arc::new(table)), buf: Vec::new(), cgroups: Err(NOT_YET.to_owned()) })
+        let lookup = Lookup { prog, writes_status: layout.status.is_some(), keeps_status: false };
+        let table = Table { entries: Vec::new(), lookup: Some(lookup), cgroups: None };
+        Ok(Reader {
+            how: How::Lookup(Arc::new(table)),
+            buf: Vec::new(),
+            cgroups: Err(NOT_YET.to_owned()),
+            status: Err(NOT_YET.to_owned()),
+        })
     }
 
     fn load_walk(layout: &Layout, iter: u32) -> Result<Reader, String> {
@@ -728,7 +1001,12 @@ impl Reader {
         let prog = sys::prog_load(&insns, &spec).map_err(|e| format!("the kernel refused the task iterator: {e}"))?;
         let link =
             sys::iter_link_create(prog.as_fd(), None).map_err(|e| format!("cannot link the task iterator: {e}"))?;
-        Ok(Reader { how: How::Walk { link, _prog: prog, part }, buf: Vec::new(), cgroups: Err(NOT_YET.to_owned()) })
+        Ok(Reader {
+            how: How::Walk { link, _prog: prog, part },
+            buf: Vec::new(),
+            cgroups: Err(NOT_YET.to_owned()),
+            status: Err(NOT_YET.to_owned()),
+        })
     }
 
     /// Whether a table costs a walk of every task of the node (the task
@@ -790,14 +1068,30 @@ impl Reader {
 }
 
 /// One run of the lookup program: the record of process `pid`, `None`
-/// where no process of that pid leads a thread group.
-fn run_lookup(prog: &OwnedFd, pid: u32) -> std::io::Result<Option<Entry>> {
-    let mut ctx = [0u8; RECORD];
+/// where no process of that pid leads a thread group; with its status
+/// inputs where the program's records keep them and they are complete.
+fn run_lookup(lookup: &Lookup, pid: u32) -> std::io::Result<Option<Entry>> {
+    run_lookup_keeping(lookup, pid, lookup.keeps_status)
+}
+
+/// [`run_lookup`], keeping the status inputs where `keep` (and the program
+/// writes them, complete).
+fn run_lookup_keeping(lookup: &Lookup, pid: u32, keep: bool) -> std::io::Result<Option<Entry>> {
+    let mut ctx = [0u8; RECORD + STATUS];
     if let Some(at) = ctx.get_mut(0..4) {
         at.copy_from_slice(&pid.to_ne_bytes());
     }
-    sys::prog_run(prog.as_fd(), &mut ctx)?;
-    Ok(parse_record(&ctx).filter(|e| e.pid == pid))
+    let used = if lookup.writes_status { RECORD + STATUS } else { RECORD };
+    sys::prog_run(lookup.prog.as_fd(), ctx.get_mut(..used).unwrap_or_default())?;
+    let Some(mut entry) = parse_record(&ctx).filter(|e| e.pid == pid) else { return Ok(None) };
+    if keep
+        && lookup.writes_status
+        && let Some(inputs) = ctx.get(RECORD..).and_then(|s| <[u8; STATUS]>::try_from(s).ok())
+        && u32_at(&inputs, S_FLAGS) == Some(0)
+    {
+        entry.status = Some(inputs);
+    }
+    Ok(Some(entry))
 }
 
 /// Why a reader has no program of cgroup values before its load tried one.
@@ -837,6 +1131,63 @@ fn self_check(table: &Table) -> Result<(), String> {
     let limits = std::fs::read("/proc/self/limits").map_err(|e| format!("/proc/self/limits: {e}"))?;
     if text != limits {
         return Err("the task iterator's limits of this process are not /proc/self/limits".into());
+    }
+    Ok(())
+}
+
+/// The fields of `status` that status inputs print, as (name, value), the
+/// value's runs of tabs and spaces made one space: the NStgid of a reader
+/// in the initial pid namespace (from the first level).
+pub(crate) fn status_fields(inputs: &[u8; STATUS]) -> Vec<(&'static str, String)> {
+    let word = |at: usize| u32_at(inputs, at).unwrap_or(0);
+    let id = |i: usize| word(S_IDS + 4 * i);
+    let cap = |i: usize| format!("{:016x}", u64_at(inputs, S_CAPS + 8 * i).unwrap_or(0));
+    let groups = (0..(word(S_NGROUPS) as usize).min(MAX_GROUPS)).map(|i| word(S_GIDS + 4 * i).to_string());
+    let levels = (word(S_LEVEL) as usize).min(MAX_LEVELS - 1) + 1;
+    let nstgid = (0..levels).map(|i| word(S_UPIDS + UPID * i).to_string());
+    vec![
+        ("Uid", format!("{} {} {} {}", id(0), id(4), id(2), id(6))),
+        ("Gid", format!("{} {} {} {}", id(1), id(5), id(3), id(7))),
+        ("Groups", groups.collect::<Vec<_>>().join(" ")),
+        ("CapInh", cap(0)),
+        ("CapPrm", cap(1)),
+        ("CapEff", cap(2)),
+        ("CapBnd", cap(3)),
+        ("CapAmb", cap(4)),
+        ("NoNewPrivs", (u64_at(inputs, S_ATOMIC).unwrap_or(0) & 1).to_string()),
+        ("Seccomp", word(S_SECCOMP).to_string()),
+        ("Seccomp_filters", word(S_SECCOMP + 4).to_string()),
+        ("Threads", word(S_THREADS).to_string()),
+        ("NStgid", nstgid.collect::<Vec<_>>().join(" ")),
+    ]
+}
+
+/// The thread count of status inputs (`status`'s `Threads`).
+pub(crate) fn status_threads(inputs: &[u8; STATUS]) -> u32 {
+    u32_at(inputs, S_THREADS).unwrap_or(0)
+}
+
+/// The value of field `name` of a `status` text, its runs of tabs and
+/// spaces made one space (as [`status_fields`] gives it).
+pub(crate) fn status_value(text: &[u8], name: &str) -> Option<String> {
+    let value = crate::canon::status::field(text, name)?;
+    Some(String::from_utf8_lossy(value).split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// This process's status inputs against `/proc/self/status`, read before
+/// and after: every field they print must be the text's where the two
+/// texts agree (a thread started meanwhile changes `Threads`).
+fn status_self_check(lookup: &Lookup) -> Result<(), String> {
+    let read = || std::fs::read("/proc/self/status").map_err(|e| format!("/proc/self/status: {e}"));
+    let before = read()?;
+    let entry = run_lookup_keeping(lookup, std::process::id(), true).map_err(|e| format!("a run failed: {e}"))?;
+    let after = read()?;
+    let inputs = entry.and_then(|e| e.status).ok_or("the inputs of this process are incomplete")?;
+    for (name, made) in status_fields(&inputs) {
+        let (a, b) = (status_value(&before, name), status_value(&after, name));
+        if a.is_some() && a == b && a.as_deref() != Some(made.as_str()) {
+            return Err(format!("{name} made {made:?}, /proc/self/status says {:?}", a.unwrap_or_default()));
+        }
     }
     Ok(())
 }
@@ -1136,7 +1487,7 @@ mod tests {
                         let mut entries: Vec<Entry> = std::fs::read_dir("/proc")
                             .unwrap()
                             .filter_map(|d| d.ok()?.file_name().to_str()?.parse::<u32>().ok())
-                            .filter_map(|pid| run_lookup(prog, pid).unwrap())
+                            .filter_map(|pid| run_lookup_keeping(prog, pid, true).unwrap())
                             .collect();
                         entries.sort_unstable_by_key(|e| e.pid);
                         assert!(run_lookup(prog, u32::MAX >> 1).unwrap().is_none(), "no such pid");
@@ -1277,6 +1628,7 @@ mod tests {
 
     fn compare_with_proc(how: &str, table: &Table) {
         let mut compared = 0;
+        let mut with_status = 0;
         for e in &table.entries {
             let dir = format!("/proc/{}", e.pid);
             let (Ok(before), Ok(limits)) =
@@ -1315,9 +1667,25 @@ mod tests {
             if let Some(root) = mount_at(rustix::fs::CWD, &format!("{dir}/root")) {
                 assert_eq!(e.root, Some(root), "the root of process {}", e.pid);
             }
+            if let Some(inputs) = &e.status
+                && let (Ok(a), Ok(b)) = (std::fs::read(format!("{dir}/status")), std::fs::read(format!("{dir}/status")))
+            {
+                for (name, made) in status_fields(inputs) {
+                    let text = status_value(&a, name);
+                    if text.is_some() && text == status_value(&b, name) && name != "Threads" {
+                        assert_eq!(text.as_deref(), Some(made.as_str()), "{name} of process {}", e.pid);
+                    }
+                }
+                with_status += 1;
+            }
             compared += 1;
         }
-        eprintln!("{how}: compared {compared} processes: names, namespaces, limits, root");
+        eprintln!(
+            "{how}: compared {compared} processes: names, namespaces, limits, root; status inputs of {with_status}"
+        );
         assert!(compared > 1, "{how}: compared {compared} processes");
+        if how.starts_with("lookup") {
+            assert!(with_status * 2 > compared, "{how}: status inputs of {with_status} of {compared}");
+        }
     }
 }

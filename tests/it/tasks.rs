@@ -181,3 +181,67 @@ fn a_one_shot_check_with_the_table_loaded_ahead_is_quiet_and_sees_a_lowered_limi
     assert_eq!(drifted(&again, limited), vec![Subsystem::Limits], "{again:#?}");
     assert_eq!(again.len(), findings.len(), "{again:#?} against {findings:#?}");
 }
+
+/// The task table's status inputs (the kernel state a process's `status`
+/// fields are printed from) key the `seccomp` and `credentials` forms of
+/// a process with one thread: quiet over more cycles than the text is left
+/// unread (`STATUS_TEXT_EVERY`), and each change seen at the first cycle
+/// after it, in its own subsystem and process: a seccomp filter, no new
+/// privileges, a capability dropped from the bounding set, one dropped from
+/// the effective set, and new supplementary groups.
+#[test]
+fn status_inputs_are_quiet_and_see_seccomp_no_new_privs_capabilities_and_groups() {
+    let test = "status_inputs_are_quiet_and_see_seccomp_no_new_privs_capabilities_and_groups";
+    if !is_root() {
+        skip(test, "needs root: the kernel loads the lookup program for CAP_BPF and CAP_PERFMON only");
+        return;
+    }
+    let subsystems = [Subsystem::Seccomp, Subsystem::Credentials];
+    let mut testees: Vec<Testee> = (0..12).map(|_| Testee::spawn()).collect();
+    let pids: Vec<u32> = testees.iter().map(|t| t.pid).collect();
+    let (mut m, _) = Monitor::baseline(Coverage::Pids { pids: pids.clone() }, &subsystems, 1, &SystemClock).unwrap();
+    m.set_task_table(Some(true));
+    for round in 0..12 {
+        let (f, s) = m.cycle(&SystemClock);
+        assert!(f.is_empty(), "round {round}: {f:#?}");
+        assert_eq!(s.targets, 12);
+    }
+    if !table_used(test, &m, "a round asked to read the task table did not try it") {
+        return;
+    }
+    match m.status_inputs() {
+        Some(Ok(())) => {}
+        Some(Err(why)) => {
+            skip(test, &format!("the task table holds no status inputs here: {why}"));
+            return;
+        }
+        None => panic!("the task table was loaded"),
+    }
+    let changes = [
+        (1, "seccomp", Subsystem::Seccomp),
+        (3, "nnp", Subsystem::Seccomp),
+        (5, "drop-bounding 21", Subsystem::Credentials),
+        (7, "drop-effective 21", Subsystem::Credentials),
+        (9, "setgroups 4242,4243", Subsystem::Credentials),
+    ];
+    for &(i, command, _) in &changes {
+        if let Err(e) = testees[i].cmd(command) {
+            skip(test, &format!("{command}: {e}"));
+            return;
+        }
+    }
+    // The first cycle after the changes: the inputs changed, so the texts
+    // are read.
+    let (findings, _) = m.cycle(&SystemClock);
+    for &(i, command, sub) in &changes {
+        assert_eq!(drifted(&findings, pids[i]), vec![sub], "{command}: {findings:#?}");
+    }
+    for (i, &pid) in pids.iter().enumerate() {
+        if changes.iter().all(|&(c, ..)| c != i) {
+            assert!(drifted(&findings, pid).is_empty(), "{pid} did not change: {findings:#?}");
+        }
+    }
+    let text = format!("{findings:?}");
+    assert!(text.contains("4242"), "the new groups named: {text}");
+    assert_eq!(m.status_inputs(), Some(Ok(())), "still keyed by the inputs");
+}
