@@ -188,7 +188,8 @@ fn a_one_shot_check_with_the_table_loaded_ahead_is_quiet_and_sees_a_lowered_limi
 /// unread (`STATUS_TEXT_EVERY`), and each change seen at the first cycle
 /// after it, in its own subsystem and process: a seccomp filter, no new
 /// privileges, a capability dropped from the bounding set, one dropped from
-/// the effective set, and new supplementary groups.
+/// the effective set, new supplementary groups, and more groups than the
+/// inputs hold (that process's text is read).
 #[test]
 fn status_inputs_are_quiet_and_see_seccomp_no_new_privs_capabilities_and_groups() {
     let test = "status_inputs_are_quiet_and_see_seccomp_no_new_privs_capabilities_and_groups";
@@ -217,12 +218,15 @@ fn status_inputs_are_quiet_and_see_seccomp_no_new_privs_capabilities_and_groups(
         }
         None => panic!("the task table was loaded"),
     }
+    let many_groups = format!("setgroups {}", (5000..5040).map(|g| g.to_string()).collect::<Vec<_>>().join(","));
     let changes = [
         (1, "seccomp", Subsystem::Seccomp),
         (3, "nnp", Subsystem::Seccomp),
         (5, "drop-bounding 21", Subsystem::Credentials),
         (7, "drop-effective 21", Subsystem::Credentials),
         (9, "setgroups 4242,4243", Subsystem::Credentials),
+        // More groups than a record holds: no inputs, the text is read.
+        (11, &many_groups, Subsystem::Credentials),
     ];
     for &(i, command, _) in &changes {
         if let Err(e) = testees[i].cmd(command) {
@@ -242,6 +246,13 @@ fn status_inputs_are_quiet_and_see_seccomp_no_new_privs_capabilities_and_groups(
         }
     }
     let text = format!("{findings:?}");
-    assert!(text.contains("4242"), "the new groups named: {text}");
+    assert!(text.contains("4242") && text.contains("5039"), "the new groups named: {text}");
     assert_eq!(m.status_inputs(), Some(Ok(())), "still keyed by the inputs");
+    // Re-baselined, the changed processes are quiet again, past a text period.
+    let (mut m, _) = Monitor::baseline(Coverage::Pids { pids }, &subsystems, 1, &SystemClock).unwrap();
+    m.set_task_table(Some(true));
+    for round in 0..12 {
+        let (f, _) = m.cycle(&SystemClock);
+        assert!(f.is_empty(), "round {round} after the changes: {f:#?}");
+    }
 }
