@@ -1337,7 +1337,15 @@ impl Observer {
         // Keyed by the inputs, the texts are compared with those the forms
         // were made from, and the memo keyed by the inputs again.
         let texts = memo_key(self.observed_before, &self.arena);
-        let key = inputs.or(texts);
+        // The inputs key the forms only if the text is of their state: the
+        // inputs read again after it are the same, and print what it says
+        // (else a state changed and changed back around the read could
+        // leave the forms of one keyed by the other). Else the text's digest.
+        let lead_text = self.spans.first().and_then(|(_, at)| self.arena.get(at.clone())).unwrap_or_default();
+        let key = match inputs {
+            Some(i) if src.status_inputs_agree(i, lead_text) => Some(i),
+            _ => texts,
+        };
         let made_from = if memo.text.is_some() { memo.text } else { memo.raw };
         if !self.fresh
             && memo.valid
@@ -1385,7 +1393,7 @@ impl Observer {
         };
         memo.collected = collect;
         memo.unasked = self.unasked - unasked_before;
-        memo.text = if inputs.is_some() { texts } else { None };
+        memo.text = if Some(key) == texts { None } else { texts };
         Ok(())
     }
 

@@ -976,6 +976,116 @@ mod tests {
         }
     }
 
+    /// A process of one thread whose source has status inputs (as the task
+    /// table gives them): counts the reads of `status`.
+    struct Keyed {
+        inner: std::cell::RefCell<crate::Procfs>,
+        inputs: std::cell::Cell<Option<(Digest, u32)>>,
+        agree: std::cell::Cell<bool>,
+        reads: std::cell::Cell<usize>,
+    }
+
+    impl Keyed {
+        fn new(status: &str) -> Keyed {
+            Keyed {
+                inner: std::cell::RefCell::new(Keyed::files(status)),
+                inputs: std::cell::Cell::new(Some((Digest::of(b"inputs 1"), 1))),
+                agree: std::cell::Cell::new(true),
+                reads: std::cell::Cell::new(0),
+            }
+        }
+
+        fn files(status: &str) -> crate::Procfs {
+            crate::Procfs::mock_files([("maps", ""), ("status", status), ("cgroup", CGROUP)])
+        }
+    }
+
+    impl Source for Keyed {
+        fn target(&self) -> Result<Target, Error> {
+            self.inner.borrow().target()
+        }
+        fn read(&self, rel: &str, buf: &mut Vec<u8>) -> Result<(), Error> {
+            if rel == "status" {
+                self.reads.set(self.reads.get() + 1);
+            }
+            self.inner.borrow().read(rel, buf)
+        }
+        fn threads(&self, out: &mut Vec<u32>) -> Result<(), Error> {
+            out.clear();
+            out.push(1);
+            Ok(())
+        }
+        fn leader(&self) -> Option<u32> {
+            Some(1)
+        }
+        fn alive(&self) -> bool {
+            true
+        }
+        fn path_of(&self, rel: &str) -> std::path::PathBuf {
+            self.inner.borrow().path_of(rel)
+        }
+        fn status_inputs(&self) -> Option<(Digest, u32)> {
+            self.inputs.get()
+        }
+        fn status_inputs_agree(&self, inputs: Digest, _text: &[u8]) -> bool {
+            self.agree.get() && self.inputs.get().map(|(d, _)| d) == Some(inputs)
+        }
+    }
+
+    /// The status memo keyed by the inputs: `status` is read at the first
+    /// checks and every `STATUS_TEXT_EVERY`-th after; inputs that do not
+    /// agree with the text key nothing (read every check); a change the
+    /// inputs show is read and found at once; one they do not show is found
+    /// at the next pass that reads the text, within `STATUS_TEXT_EVERY`.
+    #[test]
+    fn status_inputs_key_the_status_memo_and_a_text_is_read_every_tenth_pass() {
+        let subs = [Subsystem::Seccomp, Subsystem::Credentials];
+        let clock = crate::ManualClock::new();
+        let every = usize::try_from(crate::observe::STATUS_TEXT_EVERY).unwrap();
+        let src = Keyed::new(STATUS);
+        let base = snapshot_with(&clock, &src, &subs).unwrap();
+        let mut checker = Checker::new();
+        src.reads.set(0);
+        for _ in 0..3 * every {
+            assert!(checker.check(&base, &clock, &src, &subs).unwrap().anomalies().is_empty());
+        }
+        // The first check (no memo yet), the first keyed pass, then one
+        // text a period.
+        let reads = src.reads.get();
+        assert!((3..=5).contains(&reads), "{reads} reads of status in {} checks", 3 * every);
+
+        // Inputs that do not agree with the text key nothing.
+        src.agree.set(false);
+        let mut checker = Checker::new();
+        src.reads.set(0);
+        for _ in 0..every {
+            assert!(checker.check(&base, &clock, &src, &subs).unwrap().anomalies().is_empty());
+        }
+        assert_eq!(src.reads.get(), every, "read every check");
+        src.agree.set(true);
+
+        // A change the inputs show: found at the first check after.
+        let mut checker = Checker::new();
+        for _ in 0..3 {
+            assert!(checker.check(&base, &clock, &src, &subs).unwrap().anomalies().is_empty());
+        }
+        *src.inner.borrow_mut() = Keyed::files(&STATUS.replace("Seccomp:\t2", "Seccomp:\t0"));
+        src.inputs.set(Some((Digest::of(b"inputs 2"), 1)));
+        let v = checker.check(&base, &clock, &src, &subs).unwrap();
+        assert_eq!(v.anomalies().iter().map(|a| a.subsystem).collect::<Vec<_>>(), [Subsystem::Seccomp]);
+
+        // A change they do not show (a field printed from state the record
+        // lacks): found within a period, at the pass that reads the text.
+        let src = Keyed::new(STATUS);
+        let mut checker = Checker::new();
+        for _ in 0..3 {
+            assert!(checker.check(&base, &clock, &src, &subs).unwrap().anomalies().is_empty());
+        }
+        *src.inner.borrow_mut() = Keyed::files(&STATUS.replace("NoNewPrivs:\t1", "NoNewPrivs:\t0"));
+        let found = (1..=every).find(|_| !checker.check(&base, &clock, &src, &subs).unwrap().anomalies().is_empty());
+        assert!(found.is_some(), "found within {every} checks");
+    }
+
     const MAPS: &str = "\
 55d0c0a02000-55d0c0a06000 r-xp 00002000 fe:01 1311 /usr/bin/sleep
 55d0c1b4e000-55d0c1b6f000 rw-p 00000000 00:00 0 [heap]

@@ -272,6 +272,16 @@ pub trait Source {
         None
     }
 
+    /// Whether the process's status inputs, read again now, are still
+    /// those of digest `inputs` (from [`Source::status_inputs`]) and print
+    /// what `text`, its main thread's `status` read in between, says: the
+    /// text is of the state the inputs name, so a memo may key the forms
+    /// made from it by them. The default: no.
+    fn status_inputs_agree(&self, inputs: crate::Digest, text: &[u8]) -> bool {
+        let _ = (inputs, text);
+        false
+    }
+
     /// Keeps the descriptor of `rel`, where the source keeps one open,
     /// through this observation without reading it (a file read only every
     /// few observations). The default keeps none.
@@ -391,6 +401,9 @@ impl<S: Source + ?Sized> Source for &S {
     }
     fn keep_unread(&self, rel: &str) {
         (**self).keep_unread(rel);
+    }
+    fn status_inputs_agree(&self, inputs: crate::Digest, text: &[u8]) -> bool {
+        (**self).status_inputs_agree(inputs, text)
     }
     fn path_of(&self, rel: &str) -> PathBuf {
         (**self).path_of(rel)

@@ -1336,6 +1336,14 @@ impl Source for Procfs {
         }
     }
 
+    fn status_inputs_agree(&self, inputs: crate::Digest, text: &[u8]) -> bool {
+        let Inner::Process(d) = &self.inner else { return false };
+        super::tasks::lookup_again(d.pid, d.start_time, |e| {
+            e.status.as_ref().is_some_and(|s| crate::Digest::of(s) == inputs && super::tasks::status_agrees(s, text))
+        })
+        .unwrap_or(false)
+    }
+
     fn status_inputs(&self) -> Option<(crate::Digest, u32)> {
         let Inner::Process(d) = &self.inner else { return None };
         d.facts()?;

@@ -1135,31 +1135,107 @@ fn self_check(table: &Table) -> Result<(), String> {
     Ok(())
 }
 
-/// The fields of `status` that status inputs print, as (name, value), the
-/// value's runs of tabs and spaces made one space: the NStgid of a reader
-/// in the initial pid namespace (from the first level).
-pub(crate) fn status_fields(inputs: &[u8; STATUS]) -> Vec<(&'static str, String)> {
+/// The fields of `status` that status inputs print (in the initial pid
+/// namespace: `NStgid` from the first level).
+const STATUS_FIELDS: [&str; 13] = [
+    "Uid",
+    "Gid",
+    "Groups",
+    "CapInh",
+    "CapPrm",
+    "CapEff",
+    "CapBnd",
+    "CapAmb",
+    "NoNewPrivs",
+    "Seccomp",
+    "Seccomp_filters",
+    "Threads",
+    "NStgid",
+];
+
+/// Writes the value status inputs print for field `name` of
+/// [`STATUS_FIELDS`], its words separated by one space.
+fn write_status_field(inputs: &[u8; STATUS], name: &str, out: &mut impl std::fmt::Write) -> std::fmt::Result {
     let word = |at: usize| u32_at(inputs, at).unwrap_or(0);
-    let id = |i: usize| word(S_IDS + 4 * i);
-    let cap = |i: usize| format!("{:016x}", u64_at(inputs, S_CAPS + 8 * i).unwrap_or(0));
-    let groups = (0..(word(S_NGROUPS) as usize).min(MAX_GROUPS)).map(|i| word(S_GIDS + 4 * i).to_string());
-    let levels = (word(S_LEVEL) as usize).min(MAX_LEVELS - 1) + 1;
-    let nstgid = (0..levels).map(|i| word(S_UPIDS + UPID * i).to_string());
-    vec![
-        ("Uid", format!("{} {} {} {}", id(0), id(4), id(2), id(6))),
-        ("Gid", format!("{} {} {} {}", id(1), id(5), id(3), id(7))),
-        ("Groups", groups.collect::<Vec<_>>().join(" ")),
-        ("CapInh", cap(0)),
-        ("CapPrm", cap(1)),
-        ("CapEff", cap(2)),
-        ("CapBnd", cap(3)),
-        ("CapAmb", cap(4)),
-        ("NoNewPrivs", (u64_at(inputs, S_ATOMIC).unwrap_or(0) & 1).to_string()),
-        ("Seccomp", word(S_SECCOMP).to_string()),
-        ("Seccomp_filters", word(S_SECCOMP + 4).to_string()),
-        ("Threads", word(S_THREADS).to_string()),
-        ("NStgid", nstgid.collect::<Vec<_>>().join(" ")),
-    ]
+    let words = |out: &mut dyn std::fmt::Write, at: &mut dyn Iterator<Item = usize>| -> std::fmt::Result {
+        for (i, at) in at.enumerate() {
+            if i > 0 {
+                out.write_char(' ')?;
+            }
+            write!(out, "{}", word(at))?;
+        }
+        Ok(())
+    };
+    let cap = |i: usize| u64_at(inputs, S_CAPS + 8 * i).unwrap_or(0);
+    let ids = |first: usize| [first, first + 4, first + 2, first + 6].into_iter().map(|i| S_IDS + 4 * i);
+    let caps = ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"];
+    match name {
+        "Uid" => words(out, &mut ids(0)),
+        "Gid" => words(out, &mut ids(1)),
+        "Groups" => {
+            let n = usize::try_from(word(S_NGROUPS)).unwrap_or(MAX_GROUPS).min(MAX_GROUPS);
+            words(out, &mut (0..n).map(|i| S_GIDS + 4 * i))
+        }
+        "NoNewPrivs" => write!(out, "{}", u64_at(inputs, S_ATOMIC).unwrap_or(0) & 1),
+        "Seccomp" => write!(out, "{}", word(S_SECCOMP)),
+        "Seccomp_filters" => write!(out, "{}", word(S_SECCOMP + 4)),
+        "Threads" => write!(out, "{}", word(S_THREADS)),
+        "NStgid" => {
+            let levels = usize::try_from(word(S_LEVEL)).unwrap_or(0).min(MAX_LEVELS - 1) + 1;
+            words(out, &mut (0..levels).map(|i| S_UPIDS + UPID * i))
+        }
+        _ => match caps.iter().position(|c| *c == name) {
+            Some(i) => write!(out, "{:016x}", cap(i)),
+            None => Ok(()),
+        },
+    }
+}
+
+/// The fields of `status` that status inputs print, as (name, value), the
+/// value's runs of tabs and spaces made one space.
+pub(crate) fn status_fields(inputs: &[u8; STATUS]) -> Vec<(&'static str, String)> {
+    STATUS_FIELDS
+        .iter()
+        .map(|&name| {
+            let mut value = String::new();
+            let _ = write_status_field(inputs, name, &mut value);
+            (name, value)
+        })
+        .collect()
+}
+
+/// A value written on the stack: what [`status_agrees`] compares a text's
+/// field with, without allocating.
+struct Stack {
+    bytes: [u8; 640],
+    len: usize,
+}
+
+impl std::fmt::Write for Stack {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len.checked_add(s.len()).ok_or(std::fmt::Error)?;
+        self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// Whether `text` (a `status`) says, for every field status inputs print
+/// and the text has, what `inputs` print: the text and the inputs are of
+/// the same state. Words are compared, whatever tabs and spaces separate
+/// them. Allocates nothing.
+pub(crate) fn status_agrees(inputs: &[u8; STATUS], text: &[u8]) -> bool {
+    STATUS_FIELDS.iter().all(|&name| {
+        let Some(value) = crate::canon::status::field(text, name) else { return true };
+        let mut made = Stack { bytes: [0; 640], len: 0 };
+        if write_status_field(inputs, name, &mut made).is_err() {
+            return false;
+        }
+        let separator = |b: &u8| *b == b' ' || *b == b'\t';
+        let ours = made.bytes.get(..made.len).unwrap_or_default().split(separator).filter(|w| !w.is_empty());
+        let theirs = value.split(separator).filter(|w| !w.is_empty());
+        ours.eq(theirs)
+    })
 }
 
 /// The thread count of status inputs (`status`'s `Threads`).
@@ -1308,6 +1384,19 @@ pub(crate) fn lookup<R>(pid: u32, start_ticks: u64, f: impl FnOnce(&Entry) -> R)
     })
 }
 
+/// [`lookup`], with the lookup program run again for `pid` (its record made
+/// now, not the one made at the first question of its check); a table of
+/// a walk answers as [`lookup`] does.
+pub(crate) fn lookup_again<R>(pid: u32, start_ticks: u64, f: impl FnOnce(&Entry) -> R) -> Option<R> {
+    MADE.with(|m| {
+        let mut made = m.borrow_mut();
+        if made.as_ref().is_some_and(|(p, _)| *p == pid) {
+            *made = None;
+        }
+    });
+    lookup(pid, start_ticks, f)
+}
+
 /// The text of control file `file` of the cgroup directory `dir` (a path
 /// ending in `/`) of `hierarchy`, for process `pid` started at
 /// `start_ticks`, made from the installed table's program of cgroup values
@@ -1397,6 +1486,54 @@ mod tests {
         assert_eq!(install(Some(&table), || cgroup_files(ask)), None, "a baseline reads the files");
         assert_eq!(install(Some(&table), || bypassed(true, ask)), None, "a fresh read reads the files");
         assert!(install(Some(&table), ask).is_some(), "made again once the baseline's read is over");
+    }
+
+    /// Status inputs agree with the text they print, word for word
+    /// whatever separates the words, and with no text of another state.
+    #[test]
+    fn status_inputs_agree_with_the_text_of_their_state_only() {
+        let mut inputs = [0u8; STATUS];
+        let mut put = |at: usize, bytes: &[u8]| inputs[at..at + bytes.len()].copy_from_slice(bytes);
+        for (i, id) in [1000u32, 1001, 1002, 1003, 1004, 1005, 1006, 1007].iter().enumerate() {
+            put(S_IDS + 4 * i, &id.to_ne_bytes());
+        }
+        for (i, cap) in [0x1ffu64, 0x3f, 0x3f, 0x1ff_ffff_ffff, 0].iter().enumerate() {
+            put(S_CAPS + 8 * i, &cap.to_ne_bytes());
+        }
+        put(S_NGROUPS, &2u32.to_ne_bytes());
+        put(S_GIDS, &4u32.to_ne_bytes());
+        put(S_GIDS + 4, &27u32.to_ne_bytes());
+        put(S_ATOMIC, &1u64.to_ne_bytes());
+        put(S_SECCOMP, &2u32.to_ne_bytes());
+        put(S_SECCOMP + 4, &1u32.to_ne_bytes());
+        put(S_THREADS, &1u32.to_ne_bytes());
+        put(S_LEVEL, &1u32.to_ne_bytes());
+        put(S_UPIDS, &4242u32.to_ne_bytes());
+        put(S_UPIDS + UPID, &7u32.to_ne_bytes());
+        let text = "Name:\tx\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t4242\nPid:\t4242\nUid:\t1000\t1004\t1002\t1006\n\
+                    Gid:\t1001\t1005\t1003\t1007\nFDSize:\t64\nGroups:\t4 27 \nNStgid:\t4242\t7\nThreads:\t1\n\
+                    CapInh:\t00000000000001ff\nCapPrm:\t000000000000003f\nCapEff:\t000000000000003f\n\
+                    CapBnd:\t000001ffffffffff\nCapAmb:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\n\
+                    Seccomp_filters:\t1\nSpeculation_Store_Bypass:\tthread vulnerable\n";
+        assert!(status_agrees(&inputs, text.as_bytes()));
+        let fields = status_fields(&inputs);
+        assert!(fields.contains(&("Uid", "1000 1004 1002 1006".to_owned())), "{fields:?}");
+        assert!(fields.contains(&("Groups", "4 27".to_owned())), "{fields:?}");
+        for (from, to) in [
+            ("CapEff:\t000000000000003f", "CapEff:\t000000000000003e"),
+            ("Groups:\t4 27 ", "Groups:\t4 "),
+            ("Seccomp:\t2", "Seccomp:\t0"),
+            ("Uid:\t1000\t1004", "Uid:\t1004\t1000"),
+            ("NoNewPrivs:\t1", "NoNewPrivs:\t0"),
+            ("NStgid:\t4242\t7", "NStgid:\t4242"),
+            ("Threads:\t1", "Threads:\t2"),
+        ] {
+            let other = text.replace(from, to);
+            assert_ne!(other, text);
+            assert!(!status_agrees(&inputs, other.as_bytes()), "{to}");
+        }
+        // A field the text does not print (a kernel without it) is not asked.
+        assert!(status_agrees(&inputs, text.replace("Seccomp_filters:\t1\n", "").as_bytes()));
     }
 
     #[test]
