@@ -127,9 +127,8 @@ pub(crate) struct Observer {
     /// process has no other thread (see [`Observer::list_threads`]): the
     /// status pass's memo key in place of its text.
     lead_inputs: Option<Digest>,
-    /// Status passes answered by the memo of their inputs since the last
-    /// read of the text (see [`STATUS_TEXT_EVERY`]).
-    inputs_hits: u32,
+    /// Status passes keyed by inputs so far (see [`STATUS_TEXT_EVERY`]).
+    inputs_passes: u32,
     /// The texts of every thread of a per-thread pass, and their spans.
     arena: Vec<u8>,
     spans: Vec<(u32, std::ops::Range<usize>)>,
@@ -254,7 +253,7 @@ enum RoundForm {
 /// check hashes nothing more).
 /// A status pass keyed by the process's status inputs (the task table's
 /// record of the kernel state its fields are printed from) reads the text
-/// at least every this many passes: a check of the record against the text
+/// once every this many passes (which one depends on the pid): a check of the record against the text
 /// it stands for, and a bound on how long a field printed from state the
 /// record does not hold (the speculation controls' system-wide modes) can
 /// go unread.
@@ -1287,21 +1286,24 @@ impl Observer {
         let touched = |sub: Subsystem| file.feeds(sub);
         // 0. The main thread alone, with its status inputs: the same inputs
         // as last time, the same forms, but for every STATUS_TEXT_EVERY-th
-        // pass, which reads the text.
+        // pass, which reads the text. Which pass of the period that is
+        // depends on the process (its pid), so that a node's processes,
+        // baselined in one round, do not all read theirs in the same cycle.
         let inputs = self.lead_inputs.filter(|_| matches!(file, ThreadFile::Status));
         if inputs.is_some() {
-            if self.inputs_hits + 1 < STATUS_TEXT_EVERY
+            self.inputs_passes = self.inputs_passes.wrapping_add(1);
+            let phase = src.leader().unwrap_or(0) % STATUS_TEXT_EVERY;
+            let due = self.inputs_passes.wrapping_add(phase).is_multiple_of(STATUS_TEXT_EVERY);
+            if !due
                 && self.memo_status.hit(self.fresh, inputs)
                 && self.memo_status.restore(canons, touched, baseline)
                 && (!collect || self.memo_status.collected)
             {
-                self.inputs_hits += 1;
                 self.unasked += self.memo_status.unasked;
                 // Its descriptor stays open for the pass that reads it.
                 src.keep_unread(ThreadFile::Status.name());
                 return Ok(());
             }
-            self.inputs_hits = 0;
         }
         // 1. Read: the texts go to the arena, each thread's tid before its text.
         self.arena.clear();
