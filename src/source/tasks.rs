@@ -380,7 +380,9 @@ fn program(l: &Layout) -> Result<Vec<Insn>, String> {
 
 /// The rest of a record of the task in r7, made on the stack at
 /// `fp - RECORD` (its pid already there): exit state, flags, start time,
-/// namespaces, limits, root. Clobbers r1-r5, r8, r9; keeps r6 and r7.
+/// namespaces, limits, root. Clobbers r1-r5, r8; keeps r6 and r7, and
+/// leaves r9 the task's `struct pid` (`thread_pid`, 0 where it could not be
+/// read) and its level at `fp - RECORD - 8`, for [`status`].
 fn record(a: &mut Asm, l: &Layout) -> Result<(), String> {
     let rec = -i16::try_from(RECORD).map_err(|_| "record too large".to_owned())?;
     let field = |at: usize| -> i16 { rec + i16::try_from(at).unwrap_or(0) };
@@ -537,10 +539,11 @@ fn lookup_program(l: &Layout, task_from_pid: u32, task_release: u32) -> Result<V
 /// pid numbers, a count the verifier does not follow, are copied with
 /// `probe_read_kernel` through `buf` (128 bytes of stack: the helper
 /// writes no context): a count beyond a record's room, or a failed copy,
-/// marks the inputs incomplete. Clobbers r1-r5, r8, r9; keeps r6 and r7.
+/// marks the inputs incomplete. Runs after [`record`], whose r9 and level
+/// (at `scratch + 8`) it takes. Clobbers r1-r5, r8; keeps r6 and r7.
 fn status(a: &mut Asm, l: &Layout, s: &StatusLayout, scratch: i16, buf: i16) -> Result<(), String> {
     let at = |x: usize| i16::try_from(RECORD + x).map_err(|_| "record too large".to_owned());
-    let [level, numbers, ..] = l.more;
+    let [_, numbers, ..] = l.more;
     a.st_imm(Size::W, Reg::R6, at(S_FLAGS)?, 0)
         .ldx(Size::Dw, Reg::R2, Reg::R7, l.at(SIGNAL))
         .ldx(Size::W, Reg::R2, Reg::R2, s.nr_threads)
@@ -575,24 +578,11 @@ fn status(a: &mut Asm, l: &Layout, s: &StatusLayout, scratch: i16, buf: i16) -> 
         .alu_imm(Alu::Lsh, Reg::R2, 2)
         .alu_imm(Alu::Add, Reg::R3, s.gid);
     copy_in(a, buf, S_GIDS)?;
-    // The pid's numbers, one for each level (`NStgid`).
-    a.mov(Reg::R1, Reg::Fp)
-        .alu_imm(Alu::Add, Reg::R1, i32::from(scratch))
-        .mov_imm(Reg::R2, 8)
-        .mov(Reg::R3, Reg::R7)
-        .alu_imm(Alu::Add, Reg::R3, i32::from(l.at(THREAD_PID)))
-        .call(Helper::ProbeReadKernel)
-        .jmp_imm(Cond::Ne, Reg::R0, 0, "status_incomplete")
-        .ldx(Size::Dw, Reg::R9, Reg::Fp, scratch)
-        .st_imm(Size::Dw, Reg::Fp, scratch, 0)
-        .mov(Reg::R1, Reg::Fp)
-        .alu_imm(Alu::Add, Reg::R1, i32::from(scratch))
-        .mov_imm(Reg::R2, 4)
-        .mov(Reg::R3, Reg::R9)
-        .alu_imm(Alu::Add, Reg::R3, level)
-        .call(Helper::ProbeReadKernel)
-        .jmp_imm(Cond::Ne, Reg::R0, 0, "status_incomplete")
-        .ldx(Size::W, Reg::R2, Reg::Fp, scratch)
+    // The pid's numbers, one for each level (`NStgid`), from the pid and
+    // level `record` read (a level misread reads too few numbers, and the
+    // inputs then disagree with the text they would key).
+    a.jmp_imm(Cond::Eq, Reg::R9, 0, "status_incomplete")
+        .ldx(Size::W, Reg::R2, Reg::Fp, scratch + 8)
         .stx(Size::W, Reg::R6, at(S_LEVEL)?, Reg::R2)
         .jmp_imm(Cond::Lt, Reg::R2, levels, "levels_fit")
         .ja("status_incomplete")
