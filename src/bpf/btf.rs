@@ -11,6 +11,8 @@
 const KIND_FUNC: u32 = 12;
 /// `BTF_KIND_STRUCT`.
 const KIND_STRUCT: u32 = 4;
+/// `BTF_KIND_UNION`.
+const KIND_UNION: u32 = 5;
 /// `BTF_KIND_ENUM` (32-bit values).
 const KIND_ENUM: u32 = 6;
 const MAGIC: u16 = 0xeb9f;
@@ -513,6 +515,8 @@ pub fn find_all<B: Bytes + ?Sized>(
     // What is still to find: the pass ends once it is 0 (the types asked
     // for come in the first half of a kernel's BTF or so).
     let mut left = funcs.len() + members.len() + enums.len();
+    // (index asked, type id, offset): anonymous members to look inside.
+    let mut inside: Vec<(usize, u32, u32)> = Vec::new();
     each_type(b, &s, window, |t| {
         if t.kind == KIND_ENUM && !enums.is_empty() {
             for e in t.extra.chunks_exact(8) {
@@ -539,7 +543,6 @@ pub fn find_all<B: Bytes + ?Sized>(
         if t.kind != KIND_STRUCT {
             return ControlFlow::Continue(());
         }
-        let bitfields = t.info >> 31 == 1;
         for &i in named(&at, &structs, t.name_off) {
             let (Some(done), Some(slot), Some(&wanted)) = (decided.get_mut(i), out.get_mut(i), member_names.get(i))
             else {
@@ -558,20 +561,67 @@ pub fn find_all<B: Bytes + ?Sized>(
                 *slot = Some(t.size);
                 continue;
             }
-            for m in t.extra.chunks_exact(12) {
-                let (Some(n), Some(off)) = (u32_at(m, 0), u32_at(m, 8)) else { continue };
-                if at.of(n) == Some(wanted) {
-                    let (bits, size) = if bitfields { (off & 0xff_ffff, off >> 24) } else { (off, 0) };
-                    if size == 0 && bits % 8 == 0 {
-                        *slot = Some(bits / 8);
-                    }
-                    break;
-                }
-            }
+            member_in(&at, t, wanted, 0, slot, &mut inside, i);
         }
         if left == 0 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
     })?;
+    // Members of anonymous structs and unions (`vm_area_struct.vm_start`,
+    // `mm_struct.brk`): a pass for each level of nesting, at most
+    // `NESTING`.
+    for _ in 0..NESTING {
+        if inside.is_empty() {
+            break;
+        }
+        let looking = std::mem::take(&mut inside);
+        each_type(b, &s, window, |t| {
+            if t.kind != KIND_STRUCT && t.kind != KIND_UNION {
+                return ControlFlow::Continue(());
+            }
+            for &(i, _, base) in looking.iter().filter(|(_, id, _)| *id == t.id) {
+                let (Some(slot), Some(&wanted)) = (out.get_mut(i), member_names.get(i)) else { continue };
+                if slot.is_none() {
+                    member_in(&at, t, wanted, base, slot, &mut inside, i);
+                }
+            }
+            ControlFlow::Continue(())
+        })?;
+    }
     Some(All { funcs: ids, members: out, structs: struct_ids, enums: values })
+}
+
+/// How deep anonymous structs and unions are looked into.
+const NESTING: usize = 3;
+
+/// Looks for the member named `wanted` among those of `t` (a struct or a
+/// union at byte `base` of the struct asked about): `true` with its offset
+/// in `slot` (none for a bitfield), else `false` with each anonymous member
+/// of `t` (its type id and offset) pushed to `inside`, under index `i`.
+fn member_in(
+    at: &NameAt<'_>,
+    t: &Type<'_>,
+    wanted: usize,
+    base: u32,
+    slot: &mut Option<u32>,
+    inside: &mut Vec<(usize, u32, u32)>,
+    i: usize,
+) -> bool {
+    let bitfields = t.info >> 31 == 1;
+    let mut anonymous = Vec::new();
+    for m in t.extra.chunks_exact(12) {
+        let (Some(n), Some(ty), Some(off)) = (u32_at(m, 0), u32_at(m, 4), u32_at(m, 8)) else { continue };
+        let (bits, size) = if bitfields { (off & 0xff_ffff, off >> 24) } else { (off, 0) };
+        if at.of(n) == Some(wanted) {
+            if size == 0 && bits % 8 == 0 {
+                *slot = base.checked_add(bits / 8);
+            }
+            return true;
+        }
+        if n == 0 && size == 0 && bits % 8 == 0 {
+            anonymous.push((i, ty, base.saturating_add(bits / 8)));
+        }
+    }
+    inside.extend(anonymous);
+    false
 }
 
 #[cfg(test)]
@@ -821,6 +871,30 @@ mod tests {
     }
 
     #[test]
+    fn members_of_anonymous_structs_and_unions_are_found_at_their_depth() {
+        // struct s { int a; union { int b; struct { int c; int d; }; }; int e; }
+        let strings = b"\0int\0s\0a\0b\0c\0d\0e\0";
+        let member = |name: u32, ty: u32, bits: u32| -> Vec<u8> {
+            [name, ty, bits].iter().flat_map(|v| v.to_ne_bytes()).collect()
+        };
+        let mut types = ty(1, 1, 0, 4); // 1: int
+        types.extend_from_slice(&[0; 4]);
+        types.extend(ty(5, 4, 3, 16)); // 2: struct s
+        types.extend(member(7, 1, 0)); // a
+        types.extend(member(0, 3, 32)); // the union, at byte 4
+        types.extend(member(15, 1, 96)); // e
+        types.extend(ty(0, 5, 2, 8)); // 3: union
+        types.extend(member(9, 1, 0)); // b
+        types.extend(member(0, 4, 0)); // the struct
+        types.extend(ty(0, 4, 2, 8)); // 4: struct
+        types.extend(member(11, 1, 0)); // c
+        types.extend(member(13, 1, 32)); // d
+        let b = blob(&types, strings);
+        let found = find_in(&b[..], &[], &[("s", "a"), ("s", "b"), ("s", "c"), ("s", "d"), ("s", "e"), ("s", "x")], 64);
+        assert_eq!(found.map(|(_, m)| m), Some(vec![Some(0), Some(4), Some(4), Some(8), Some(12), None]));
+    }
+
+    #[test]
     fn reads_this_kernel_if_it_has_btf() {
         if let Ok(b) = std::fs::read("/sys/kernel/btf/vmlinux") {
             let ids = func_ids(&b, &["schedule"]);
@@ -828,6 +902,17 @@ mod tests {
             let tgid = member_offset(&b, "task_struct", "tgid");
             let pid = member_offset(&b, "task_struct", "pid");
             assert!(tgid.is_some() && pid.map(|p| p + 4) == tgid, "{pid:?} {tgid:?}");
+            // Members inside anonymous structs and unions (Linux 6.x).
+            let members = [
+                ("vm_area_struct", "vm_start"),
+                ("vm_area_struct", "vm_end"),
+                ("mm_struct", "start_brk"),
+                ("mm_struct", "brk"),
+            ];
+            let found = find_in(&b[..], &[], &members, WINDOW).map(|(_, m)| m).unwrap_or_default();
+            assert!(found.iter().all(Option::is_some), "{found:?}");
+            assert_eq!(found[0].map(|o| o + 8), found[1], "vm_end follows vm_start: {found:?}");
+            assert_eq!(found[2].map(|o| o + 8), found[3], "brk follows start_brk: {found:?}");
         }
     }
 }
