@@ -500,11 +500,12 @@ fn look_at_new_pid<C: Clock + ?Sized>(
 /// Whether any of `subsystems` asks the task table: namespaces, limits and
 /// mounts (the root) do, and cgroup limits (its program of cgroup values);
 /// in a watch (`watching`), seccomp and credentials too (the status inputs
-/// that key their memo: a one-shot check has no memo to key).
+/// that key their memo: a one-shot check has no memo to key), and memory
+/// maps and code (the maps inputs that key theirs).
 fn asks_task_table(subsystems: &[Subsystem], watching: bool) -> bool {
     subsystems.iter().any(|s| match s {
         Subsystem::Namespaces | Subsystem::Limits | Subsystem::Mounts | Subsystem::CgroupLimits => true,
-        Subsystem::Seccomp | Subsystem::Credentials => watching,
+        Subsystem::Seccomp | Subsystem::Credentials | Subsystem::MemoryMaps | Subsystem::Code => watching,
         _ => false,
     })
 }
@@ -910,6 +911,18 @@ impl Monitor {
     pub fn status_inputs(&self) -> Option<Result<(), &str>> {
         match self.tasks.as_ref()? {
             Ok(r) => Some(r.status_inputs()),
+            Err(why) => Some(Err(why.as_str())),
+        }
+    }
+
+    /// Whether a watch's checks have each process's maps inputs (the
+    /// kernel's copy of the memory mappings its `maps` is printed from,
+    /// `source::vmas`), so that a process whose mappings did not change
+    /// has its `maps` read only every tenth cycle: `None` before the task
+    /// table was loaded, `Some(Err(why))` where not.
+    pub fn maps_inputs(&self) -> Option<Result<(), &str>> {
+        match self.tasks.as_ref()? {
+            Ok(r) => Some(r.maps_inputs()),
             Err(why) => Some(Err(why.as_str())),
         }
     }

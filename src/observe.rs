@@ -129,6 +129,9 @@ pub(crate) struct Observer {
     lead_inputs: Option<Digest>,
     /// Status passes keyed by inputs so far (see [`STATUS_TEXT_EVERY`]).
     inputs_passes: u32,
+    /// The maps passes keyed by the process's maps inputs so far (see
+    /// [`MAPS_TEXT_EVERY`]).
+    maps_passes: u32,
     /// The texts of every thread of a per-thread pass, and their spans.
     arena: Vec<u8>,
     spans: Vec<(u32, std::ops::Range<usize>)>,
@@ -258,6 +261,34 @@ enum RoundForm {
 /// record does not hold (the speculation controls' system-wide modes) can
 /// go unread.
 pub(crate) const STATUS_TEXT_EVERY: u32 = 10;
+
+/// A maps pass keyed by the process's maps inputs (the kernel's copy of
+/// its mappings, `source::vmas`) reads the text once every this many
+/// passes (which one depends on the pid): a check of the copy against the
+/// text, and a bound on how long a change the copy does not hold (a
+/// directory above a mapped file renamed, a mount moved) can go unread.
+pub(crate) const MAPS_TEXT_EVERY: u32 = 10;
+
+thread_local! {
+    /// The maps inputs of the observation under way on this thread, and
+    /// those of its agreement check: a process's copy is needed only while
+    /// its observation runs (its digest keys the memo), so the checking
+    /// threads' two buffers serve every target (500 targets would
+    /// otherwise hold 2 MB of copies).
+    static MAPS_INPUTS: std::cell::RefCell<(Vec<u8>, Vec<u8>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// `f` of this thread's two buffers of maps inputs (`false` if they are in
+/// use: not re-entered).
+fn with_maps_inputs<R: Default>(f: impl FnOnce(&mut Vec<u8>, &mut Vec<u8>) -> R) -> R {
+    MAPS_INPUTS.with(|m| match m.try_borrow_mut() {
+        Ok(mut m) => {
+            let (now, again) = &mut *m;
+            f(now, again)
+        }
+        Err(_) => R::default(),
+    })
+}
 
 fn memo_key(observed_before: bool, raw: &[u8]) -> Option<Digest> {
     observed_before.then(|| Digest::of(raw))
@@ -694,14 +725,63 @@ impl Observer {
 
         // `maps` is read once for memory-maps and code.
         let mut code_maps = false;
-        if has(Subsystem::MemoryMaps) || has(Subsystem::Code) {
+        // In a watch, the maps inputs first: the same as last time, the
+        // same forms, but for every MAPS_TEXT_EVERY-th pass, which reads
+        // the text (which pass depends on the pid).
+        let inputs_key = ((has(Subsystem::MemoryMaps) || has(Subsystem::Code))
+            && self.observed_before
+            && !self.fresh
+            && !self.keep_sources)
+            .then(|| with_maps_inputs(|now, _| src.maps_inputs(now).then(|| Digest::of(now))))
+            .flatten();
+        let mut restored = false;
+        if let Some(key) = inputs_key {
+            self.maps_passes = self.maps_passes.wrapping_add(1);
+            let phase = src.leader().unwrap_or(0) % MAPS_TEXT_EVERY;
+            let due = self.maps_passes.wrapping_add(phase).is_multiple_of(MAPS_TEXT_EVERY);
+            if !due
+                && self.memo_maps.hit(self.fresh, Some(key))
+                && (!has(Subsystem::Code) || self.memo_maps.code)
+                && self.memo_maps.projected == maps_baseline(against.as_ref())
+                && self.memo_maps.restore(
+                    &mut canons,
+                    |s| s == Subsystem::MemoryMaps,
+                    against.as_ref().map(|a| a.subsystems),
+                )
+            {
+                if has(Subsystem::MemoryMaps) {
+                    outcome.push((Subsystem::MemoryMaps, End::Observed));
+                }
+                code_maps = has(Subsystem::Code);
+                restored = true;
+                // Its descriptor stays open for the pass that reads it.
+                src.keep_unread("maps");
+            }
+        }
+        if (has(Subsystem::MemoryMaps) || has(Subsystem::Code)) && !restored {
             match settle(src.read("maps", &mut self.buf))? {
                 End::Observed => {
                     if self.keep_sources && has(Subsystem::MemoryMaps) {
                         self.maps_source = Some(crate::canon::source_digest(Subsystem::MemoryMaps, &self.buf));
                     }
-                    let key = memo_key(self.observed_before, &self.buf);
-                    let hit = self.memo_maps.hit(self.fresh, key)
+                    let texts = memo_key(self.observed_before, &self.buf);
+                    // The inputs key the forms only if the text is of their
+                    // state: the inputs copied again after it are the same,
+                    // and the text's lines say what they say. Else the
+                    // text's digest.
+                    let agree = |now: &mut Vec<u8>, again: &mut Vec<u8>| {
+                        src.maps_inputs(again) && again == now && crate::source::vmas::agrees(now, &self.buf)
+                    };
+                    let key = match inputs_key {
+                        Some(k) if with_maps_inputs(agree) => Some(k),
+                        _ => texts,
+                    };
+                    let made_from =
+                        if self.memo_maps.text.is_some() { self.memo_maps.text } else { self.memo_maps.raw };
+                    let hit = !self.fresh
+                        && self.memo_maps.valid
+                        && texts.is_some()
+                        && made_from == texts
                         && (!has(Subsystem::Code) || self.memo_maps.code)
                         && self.memo_maps.projected == maps_baseline(against.as_ref())
                         && self.memo_maps.restore(
@@ -713,6 +793,7 @@ impl Observer {
                         if has(Subsystem::MemoryMaps) {
                             outcome.push((Subsystem::MemoryMaps, End::Observed));
                         }
+                        self.memo_maps.raw = key;
                     } else {
                         self.maps_changed(
                             src,
@@ -724,6 +805,7 @@ impl Observer {
                             key,
                         )?;
                     }
+                    self.memo_maps.text = if key == texts { None } else { texts };
                     code_maps = has(Subsystem::Code);
                 }
                 end => {

@@ -1086,6 +1086,110 @@ mod tests {
         assert!(found.is_some(), "found within {every} checks");
     }
 
+    /// A process whose source has maps inputs (as the task table's
+    /// program of mappings gives them): counts the reads of `maps`.
+    struct MapsKeyed {
+        maps: std::cell::RefCell<String>,
+        copy: std::cell::RefCell<Vec<u8>>,
+        reads: std::cell::Cell<usize>,
+    }
+
+    impl MapsKeyed {
+        fn new(maps: &str) -> MapsKeyed {
+            MapsKeyed {
+                maps: std::cell::RefCell::new(maps.to_owned()),
+                copy: std::cell::RefCell::new(crate::source::vmas::copy_from_text(maps, 1)),
+                reads: std::cell::Cell::new(0),
+            }
+        }
+    }
+
+    impl Source for MapsKeyed {
+        fn target(&self) -> Result<Target, Error> {
+            crate::Procfs::mock("", STATUS, CGROUP).target()
+        }
+        fn read(&self, rel: &str, buf: &mut Vec<u8>) -> Result<(), Error> {
+            if rel == "maps" {
+                self.reads.set(self.reads.get() + 1);
+            }
+            crate::Procfs::mock(&self.maps.borrow(), STATUS, CGROUP).read(rel, buf)
+        }
+        fn threads(&self, out: &mut Vec<u32>) -> Result<(), Error> {
+            out.clear();
+            out.push(1);
+            Ok(())
+        }
+        fn leader(&self) -> Option<u32> {
+            Some(1)
+        }
+        fn alive(&self) -> bool {
+            true
+        }
+        fn path_of(&self, rel: &str) -> std::path::PathBuf {
+            std::path::PathBuf::from("/proc/1").join(rel)
+        }
+        fn maps_inputs(&self, out: &mut Vec<u8>) -> bool {
+            out.clone_from(&self.copy.borrow());
+            true
+        }
+    }
+
+    /// The maps memo keyed by the maps inputs: `maps` is read at the first
+    /// checks and every `MAPS_TEXT_EVERY`-th after; inputs that do not agree
+    /// with the text key nothing (read every check); a change the inputs
+    /// show is read and found at once; one they do not show (a directory
+    /// above a mapped file renamed) is found at the next pass that reads the
+    /// text, within `MAPS_TEXT_EVERY`.
+    #[test]
+    fn maps_inputs_key_the_maps_memo_and_a_text_is_read_every_tenth_pass() {
+        let subs = [Subsystem::MemoryMaps];
+        let clock = crate::ManualClock::new();
+        let every = usize::try_from(crate::observe::MAPS_TEXT_EVERY).unwrap();
+        let src = MapsKeyed::new(MAPS);
+        let base = snapshot_with(&clock, &src, &subs).unwrap();
+        let mut checker = Checker::new();
+        src.reads.set(0);
+        for _ in 0..3 * every {
+            assert!(checker.check(&base, &clock, &src, &subs).unwrap().anomalies().is_empty());
+        }
+        let reads = src.reads.get();
+        assert!((3..=5).contains(&reads), "{reads} reads of maps in {} checks", 3 * every);
+
+        // Inputs that do not agree with the text (another start) key nothing.
+        *src.copy.borrow_mut() =
+            crate::source::vmas::copy_from_text(&MAPS.replace("55d0c0a02000-", "55d0c0a01000-"), 1);
+        let mut checker = Checker::new();
+        src.reads.set(0);
+        for _ in 0..every {
+            assert!(checker.check(&base, &clock, &src, &subs).unwrap().anomalies().is_empty());
+        }
+        assert_eq!(src.reads.get(), every, "read every check");
+
+        // A change the inputs show (text made writable): found at the first
+        // check after.
+        let src = MapsKeyed::new(MAPS);
+        let mut checker = Checker::new();
+        for _ in 0..3 {
+            assert!(checker.check(&base, &clock, &src, &subs).unwrap().anomalies().is_empty());
+        }
+        let writable = MAPS.replace("r-xp 00028000", "rwxp 00028000");
+        *src.maps.borrow_mut() = writable.clone();
+        *src.copy.borrow_mut() = crate::source::vmas::copy_from_text(&writable, 1);
+        let v = checker.check(&base, &clock, &src, &subs).unwrap();
+        assert_eq!(v.anomalies().iter().map(|a| a.subsystem).collect::<Vec<_>>(), [Subsystem::MemoryMaps]);
+
+        // A change they do not show (the library's directory renamed): found
+        // within a period, at the pass that reads the text.
+        let src = MapsKeyed::new(MAPS);
+        let mut checker = Checker::new();
+        for _ in 0..3 {
+            assert!(checker.check(&base, &clock, &src, &subs).unwrap().anomalies().is_empty());
+        }
+        *src.maps.borrow_mut() = MAPS.replace("/usr/lib/x86_64-linux-gnu/", "/usr/lib/elsewhere/");
+        let found = (1..=every).find(|_| !checker.check(&base, &clock, &src, &subs).unwrap().anomalies().is_empty());
+        assert!(found.is_some(), "found within {every} checks");
+    }
+
     const MAPS: &str = "\
 55d0c0a02000-55d0c0a06000 r-xp 00002000 fe:01 1311 /usr/bin/sleep
 55d0c1b4e000-55d0c1b6f000 rw-p 00000000 00:00 0 [heap]

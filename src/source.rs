@@ -28,6 +28,7 @@ mod mock;
 mod procfs;
 mod stat;
 pub(crate) mod tasks;
+pub(crate) mod vmas;
 
 pub use cgroups::CgroupMounts;
 pub(crate) use procfs::{Opened, live_processes, node_tasks, proc_links};
@@ -282,6 +283,16 @@ pub trait Source {
         false
     }
 
+    /// The process's maps inputs into `out`: the kernel's copy of its
+    /// memory mappings that `maps` is printed from (`vmas.rs`), where the
+    /// source makes one; `false` where it does not (the default), or not
+    /// now (too many mappings, a walk that could not lock the mm). Two
+    /// copies are the same if and only if what they copy is.
+    fn maps_inputs(&self, out: &mut Vec<u8>) -> bool {
+        let _ = out;
+        false
+    }
+
     /// Keeps the descriptor of `rel`, where the source keeps one open,
     /// through this observation without reading it (a file read only every
     /// few observations). The default keeps none.
@@ -401,6 +412,9 @@ impl<S: Source + ?Sized> Source for &S {
     }
     fn keep_unread(&self, rel: &str) {
         (**self).keep_unread(rel);
+    }
+    fn maps_inputs(&self, out: &mut Vec<u8>) -> bool {
+        (**self).maps_inputs(out)
     }
     fn status_inputs_agree(&self, inputs: crate::Digest, text: &[u8]) -> bool {
         (**self).status_inputs_agree(inputs, text)

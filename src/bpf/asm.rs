@@ -25,6 +25,8 @@ pub enum Reg {
     R3,
     /// r4.
     R4,
+    /// r5.
+    R5,
     /// r6.
     R6,
     /// r7.
@@ -45,6 +47,7 @@ impl Reg {
             Reg::R2 => 2,
             Reg::R3 => 3,
             Reg::R4 => 4,
+            Reg::R5 => 5,
             Reg::R6 => 6,
             Reg::R7 => 7,
             Reg::R8 => 8,
@@ -82,6 +85,8 @@ pub enum Alu {
     Add,
     /// `dst -= src`.
     Sub,
+    /// `dst *= src`.
+    Mul,
     /// `dst |= src`.
     Or,
     /// `dst &= src`.
@@ -101,6 +106,7 @@ impl Alu {
         match self {
             Alu::Add => 0x00,
             Alu::Sub => 0x10,
+            Alu::Mul => 0x20,
             Alu::Or => 0x40,
             Alu::And => 0x50,
             Alu::Lsh => 0x60,

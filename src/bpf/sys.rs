@@ -180,6 +180,87 @@ pub fn map_create(map_type: u32, key_size: u32, value_size: u32, max_entries: u3
     fd_of(bpf(BPF_MAP_CREATE, &mut attr)?)
 }
 
+/// `BPF_F_MMAPABLE`: an array map whose values a process maps.
+const F_MMAPABLE: u32 = 1 << 10;
+
+/// `BPF_MAP_CREATE` of an array of one value of `value_size` bytes that
+/// this process reads by mapping it ([`MappedValue`]).
+pub fn map_create_mmapable(value_size: u32, name: &str) -> io::Result<OwnedFd> {
+    let mut attr = MapCreate {
+        map_type: MAP_ARRAY,
+        key_size: 4,
+        value_size,
+        max_entries: 1,
+        map_flags: F_MMAPABLE,
+        map_name: name16(name),
+        ..Default::default()
+    };
+    fd_of(bpf(BPF_MAP_CREATE, &mut attr)?)
+}
+
+/// The one value of an array map made by [`map_create_mmapable`], mapped
+/// read-only and shared: what a program writes there is read here without
+/// a system call.
+pub struct MappedValue {
+    at: std::ptr::NonNull<libc::c_void>,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain shared memory, valid until drop; reads of it
+// through `&self` are byte copies (`read`), safe from any thread.
+unsafe impl Send for MappedValue {}
+// SAFETY: as above; nothing is written through this mapping.
+unsafe impl Sync for MappedValue {}
+
+impl MappedValue {
+    /// Maps the value of `map` (`len` bytes, its value size).
+    pub fn of(map: BorrowedFd<'_>, len: usize) -> io::Result<MappedValue> {
+        if len == 0 {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
+        // SAFETY: a new shared read-only mapping of the map's value at an
+        // address the kernel picks; nothing else refers to that range.
+        let at =
+            unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, map.as_raw_fd(), 0) };
+        if at == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let at = std::ptr::NonNull::new(at).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidData))?;
+        Ok(MappedValue { at, len })
+    }
+
+    /// Copies the bytes `[from, from + out.len())` of the value into `out`;
+    /// `false` past its end. The caller keeps programs from writing the
+    /// value meanwhile.
+    pub fn read(&self, from: usize, out: &mut [u8]) -> bool {
+        let Some(end) = from.checked_add(out.len()) else { return false };
+        if end > self.len {
+            return false;
+        }
+        // SAFETY: `[from, end)` lies within the `len` bytes mapped at `at`
+        // until this value is dropped; `out` is a distinct, writable slice of
+        // this process's memory of that length.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.at.as_ptr().cast::<u8>().add(from), out.as_mut_ptr(), out.len());
+        }
+        true
+    }
+}
+
+impl Drop for MappedValue {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `of` with this length; no borrow of it
+        // outlives this value.
+        unsafe { libc::munmap(self.at.as_ptr(), self.len) };
+    }
+}
+
+impl std::fmt::Debug for MappedValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MappedValue").field("len", &self.len).finish()
+    }
+}
+
 /// `BPF_MAP_LOOKUP_ELEM` of a u32 key and u64 value.
 pub fn lookup_u64(map: BorrowedFd<'_>, key: u32) -> io::Result<u64> {
     let mut value = 0u64;

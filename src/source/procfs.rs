@@ -1344,6 +1344,11 @@ impl Source for Procfs {
         .unwrap_or(false)
     }
 
+    fn maps_inputs(&self, out: &mut Vec<u8>) -> bool {
+        let Inner::Process(d) = &self.inner else { return false };
+        d.facts().is_some() && super::tasks::maps_copy(d.pid, d.start_time, out)
+    }
+
     fn status_inputs(&self) -> Option<(crate::Digest, u32)> {
         let Inner::Process(d) = &self.inner else { return None };
         d.facts()?;

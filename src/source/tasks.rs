@@ -660,6 +660,9 @@ pub(crate) struct Table {
     /// kernel loads it: asked, like the lookup program, when a check of a
     /// process first reads a cgroup control file.
     cgroups: Option<Arc<super::cgvalues::Program>>,
+    /// The program of memory mappings (`vmas.rs`), where this kernel loads
+    /// it: asked by a watch's check of a process for its maps inputs.
+    vmas: Option<Arc<super::vmas::Program>>,
 }
 
 /// The lookup program, and what its records hold.
@@ -689,7 +692,7 @@ impl Table {
         let mut entries: Vec<Entry> = bytes.chunks_exact(RECORD).filter_map(parse_record).collect();
         entries.sort_unstable_by_key(|e| e.pid);
         entries.dedup_by_key(|e| e.pid);
-        Table { entries, lookup: None, cgroups: None }
+        Table { entries, lookup: None, cgroups: None, vmas: None }
     }
 
     /// The record of `pid`, if it was started at `start_ticks`.
@@ -814,6 +817,8 @@ pub(crate) struct Reader {
     cgroups: Result<Arc<super::cgvalues::Program>, String>,
     /// Whether records hold status inputs, or why not.
     status: Result<(), String>,
+    /// The program of memory mappings, or why it is not used.
+    vmas: Result<Arc<super::vmas::Program>, String>,
 }
 
 #[derive(Debug)]
@@ -923,6 +928,21 @@ impl Reader {
         {
             table.cgroups = Some(Arc::clone(cgroups));
         }
+        reader.vmas = if !cgroups {
+            Err("not loaded for a one-shot check".to_owned())
+        } else if matches!(reader.how, How::Walk { .. }) {
+            Err("no lookup program to pin the processes it copies".to_owned())
+        } else {
+            super::vmas::Program::load().map(Arc::new)
+        };
+        if let Err(why) = &reader.vmas {
+            tracing::debug!("the task table makes no maps inputs: {why}");
+        }
+        if let (How::Lookup(table), Ok(vmas)) = (&mut reader.how, &reader.vmas)
+            && let Some(table) = Arc::get_mut(table)
+        {
+            table.vmas = Some(Arc::clone(vmas));
+        }
         Ok(reader)
     }
 
@@ -950,6 +970,11 @@ impl Reader {
         self.status.as_ref().map(|_| ()).map_err(String::as_str)
     }
 
+    /// Whether a watch's checks have maps inputs (`vmas.rs`), or why not.
+    pub(crate) fn maps_inputs(&self) -> Result<(), &str> {
+        self.vmas.as_ref().map(|_| ()).map_err(String::as_str)
+    }
+
     /// Whether cgroup control values are made from the kernel's structs
     /// (`cgvalues.rs`), or why not.
     pub(crate) fn cgroup_values(&self) -> Result<(), &str> {
@@ -967,12 +992,13 @@ impl Reader {
         };
         let prog = sys::prog_load(&insns, &spec).map_err(|e| format!("the kernel refused the lookup program: {e}"))?;
         let lookup = Lookup { prog, writes_status: layout.status.is_some(), keeps_status: false };
-        let table = Table { entries: Vec::new(), lookup: Some(lookup), cgroups: None };
+        let table = Table { entries: Vec::new(), lookup: Some(lookup), cgroups: None, vmas: None };
         Ok(Reader {
             how: How::Lookup(Arc::new(table)),
             buf: Vec::new(),
             cgroups: Err(NOT_YET.to_owned()),
             status: Err(NOT_YET.to_owned()),
+            vmas: Err(NOT_YET.to_owned()),
         })
     }
 
@@ -996,6 +1022,7 @@ impl Reader {
             buf: Vec::new(),
             cgroups: Err(NOT_YET.to_owned()),
             status: Err(NOT_YET.to_owned()),
+            vmas: Err(NOT_YET.to_owned()),
         })
     }
 
@@ -1050,7 +1077,7 @@ impl Reader {
                     Some(prog) => run_lookup(prog, std::process::id())?,
                     None => None,
                 };
-                Ok(Table { entries: entry.into_iter().collect(), lookup: None, cgroups: None })
+                Ok(Table { entries: entry.into_iter().collect(), lookup: None, cgroups: None, vmas: None })
             }
             How::Walk { .. } => self.walk(0, 1),
         }
@@ -1387,6 +1414,20 @@ pub(crate) fn lookup_again<R>(pid: u32, start_ticks: u64, f: impl FnOnce(&Entry)
     lookup(pid, start_ticks, f)
 }
 
+/// The maps inputs of process `pid` started at `start_ticks` (`vmas.rs`)
+/// into `out`, made by the installed table's program of mappings; `false`
+/// where there are none to use (no table or program, a fresh read, no such
+/// process, a copy that could not be made).
+pub(crate) fn maps_copy(pid: u32, start_ticks: u64, out: &mut Vec<u8>) -> bool {
+    if BYPASSED.with(std::cell::Cell::get) {
+        return false;
+    }
+    INSTALLED.with(|t| {
+        let installed = t.borrow();
+        installed.as_ref().and_then(|t| t.vmas.as_ref()).is_some_and(|p| p.copy(pid, start_ticks, out))
+    })
+}
+
 /// The text of control file `file` of the cgroup directory `dir` (a path
 /// ending in `/`) of `hierarchy`, for process `pid` started at
 /// `start_ticks`, made from the installed table's program of cgroup values
@@ -1465,7 +1506,7 @@ mod tests {
             return;
         };
         let dir = format!("{}/", if rel.is_empty() { dir.to_path_buf() } else { dir.join(rel) }.display());
-        let table = Arc::new(Table { entries: Vec::new(), lookup: None, cgroups: Some(Arc::new(program)) });
+        let table = Arc::new(Table { entries: Vec::new(), lookup: None, cgroups: Some(Arc::new(program)), vmas: None });
         let ask = || {
             let mut out = Vec::new();
             cgroup_text(me, start, "unified", &dir, "cgroup.max.depth", &mut out).map(|()| out)
@@ -1618,7 +1659,7 @@ mod tests {
                             .collect();
                         entries.sort_unstable_by_key(|e| e.pid);
                         assert!(run_lookup(prog, u32::MAX >> 1).unwrap().is_none(), "no such pid");
-                        out.push((*how, Table { entries, lookup: None, cgroups: None }));
+                        out.push((*how, Table { entries, lookup: None, cgroups: None, vmas: None }));
                     }
                     Err(why) => eprintln!("SKIP {test} ({how}): {why}"),
                 },

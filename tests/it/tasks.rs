@@ -256,3 +256,99 @@ fn status_inputs_are_quiet_and_see_seccomp_no_new_privs_capabilities_and_groups(
         assert!(f.is_empty(), "round {round} after the changes: {f:#?}");
     }
 }
+
+/// Removes a directory and what is in it when dropped (a test's copies of
+/// a library), even when the test fails.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The maps inputs (the kernel's copy of each process's mappings, made by
+/// the task table's program of mappings, `source::vmas`) are quiet over
+/// more than a text period of real processes, and each of these is found at
+/// the first cycle after it, in that process only: a writable and
+/// executable region, a memfd mapped executable, a library loaded, a
+/// mapped library renamed, and a mapped library deleted.
+#[test]
+fn maps_inputs_are_quiet_and_see_new_code_and_renamed_and_deleted_libraries() {
+    let test = "maps_inputs_are_quiet_and_see_new_code_and_renamed_and_deleted_libraries";
+    if !is_root() {
+        skip(test, "needs root: the kernel loads the program of mappings for CAP_BPF and CAP_PERFMON only");
+        return;
+    }
+    let probe = Testee::spawn();
+    let Some(lib) = common::unloaded_library(probe.pid) else {
+        skip(test, "no spare shared library found to load");
+        return;
+    };
+    drop(probe);
+    let dir = TempDir(std::env::temp_dir().join(format!("fdir-maps-inputs-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let (renamed, deleted) = (dir.0.join("libfdir-renamed.so"), dir.0.join("libfdir-deleted.so"));
+    for copy in [&renamed, &deleted] {
+        std::fs::copy(&lib, copy).unwrap();
+    }
+    let subsystems = [Subsystem::MemoryMaps];
+    let mut testees: Vec<Testee> = (0..10).map(|_| Testee::spawn()).collect();
+    let pids: Vec<u32> = testees.iter().map(|t| t.pid).collect();
+    for (i, copy) in [(5, &renamed), (7, &deleted)] {
+        if let Err(e) = testees[i].cmd(&format!("dlopen {}", copy.display())) {
+            skip(test, &format!("dlopen {}: {e}", copy.display()));
+            return;
+        }
+    }
+    let (mut m, _) = Monitor::baseline(Coverage::Pids { pids: pids.clone() }, &subsystems, 1, &SystemClock).unwrap();
+    m.set_task_table(Some(true));
+    for round in 0..12 {
+        let (f, s) = m.cycle(&SystemClock);
+        assert!(f.is_empty(), "round {round}: {f:#?}");
+        assert_eq!(s.targets, 10);
+    }
+    if !table_used(test, &m, "a round asked to read the task table did not try it") {
+        return;
+    }
+    match m.maps_inputs() {
+        Some(Ok(())) => {}
+        Some(Err(why)) => {
+            skip(test, &format!("the task table makes no maps inputs here: {why}"));
+            return;
+        }
+        None => panic!("the task table was loaded"),
+    }
+    for (i, command) in [(1, "rwx".to_owned()), (3, "memfd-exec".to_owned()), (9, format!("dlopen {}", lib.display()))]
+    {
+        if let Err(e) = testees[i].cmd(&command) {
+            skip(test, &format!("{command}: {e}"));
+            return;
+        }
+    }
+    let moved = dir.0.join("libfdir-moved.so");
+    std::fs::rename(&renamed, &moved).unwrap();
+    std::fs::remove_file(&deleted).unwrap();
+    // The first cycle after the changes: the copies changed, so the texts
+    // are read.
+    let (findings, _) = m.cycle(&SystemClock);
+    for i in [1, 3, 5, 7, 9] {
+        assert_eq!(drifted(&findings, pids[i]), vec![Subsystem::MemoryMaps], "testee {i}: {findings:#?}");
+    }
+    for (i, &pid) in pids.iter().enumerate() {
+        if ![1, 3, 5, 7, 9].contains(&i) {
+            assert!(drifted(&findings, pid).is_empty(), "{pid} did not change: {findings:#?}");
+        }
+    }
+    let text = format!("{findings:?}");
+    assert!(text.contains("libfdir-moved.so"), "the new path named: {text}");
+    assert!(text.contains("deleted"), "the deleted library named: {text}");
+    assert_eq!(m.maps_inputs(), Some(Ok(())), "still keyed by the inputs");
+    // Re-baselined, the changed processes are quiet again, past a text period.
+    let (mut m, _) = Monitor::baseline(Coverage::Pids { pids }, &subsystems, 1, &SystemClock).unwrap();
+    m.set_task_table(Some(true));
+    for round in 0..12 {
+        let (f, _) = m.cycle(&SystemClock);
+        assert!(f.is_empty(), "round {round} after the changes: {f:#?}");
+    }
+}

@@ -1,0 +1,607 @@
+//! A process's memory mappings as the kernel holds them: the inputs of the
+//! `maps` text, copied by an eBPF program, so that a watch reads `maps`
+//! only when what it prints may have changed.
+//!
+//! The program (`BPF_PROG_TYPE_SYSCALL`, run by `BPF_PROG_TEST_RUN` like
+//! the task table's lookup program, `tasks.rs`) finds the task by its pid
+//! (`bpf_task_from_pid`) and walks its mappings with the kernel's own
+//! iterator (`bpf_iter_task_vma_*`, under the mm's read lock, as `maps` is
+//! made). For each mapping it copies, into the value of an array map that
+//! fdir maps read-only ([`VMA`] bytes each): its start and end, its flags
+//! (the permissions `maps` prints, and more), its page offset, its file (the
+//! `struct file`, which fixes the inode, the device and the path's dentry
+//! and mount), the file's inode number and device, and of the file's
+//! dentry what a rename or an unlink changes: its name's hash and length,
+//! its name's address, its parent, and whether it is hashed (an unlinked
+//! file prints ` (deleted)`). The mm's `start_brk`, `brk` and `start_stack`
+//! (which name `[heap]` and `[stack]`) and the task's start time come
+//! first ([`HEAD`]).
+//!
+//! What the copy does not hold, and how it is still seen:
+//! - the names of the file's ancestors and of the mounts above it: a rename
+//!   of a directory above a mapped file, or a mount moved, changes its path
+//!   in `maps` and nothing here; the text is read every
+//!   [`crate::observe::MAPS_TEXT_EVERY`]-th pass regardless;
+//! - the bytes of a name whose hash and length a rename kept (a rename to a
+//!   name of the same 32-bit salted hash and length): the same period.
+//!
+//! A text read is used as the copy's only if the copy is the same after the
+//! read as before it, and the text's lines say what the copy says
+//! ([`agrees`]: each line's start, end, permissions, offset and inode, and
+//! no line more or less); else the text keys its own forms.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Mutex;
+
+use crate::bpf::asm::{Alu, Asm, Cond, Helper, Insn, Map, Reg, Size};
+use crate::bpf::{btf, sys};
+
+/// Mappings a copy holds; a process with more has its `maps` read.
+pub(crate) const MAX_VMAS: usize = 512;
+/// Bytes of one mapping's copy: eleven 8-byte words (see [`Vma`]).
+pub(crate) const VMA: usize = 88;
+/// Bytes before the mappings: the task's start time (ns since boot), the
+/// count of mappings copied, the flags ([`FLAG_FAILED`], [`FLAG_FULL`]),
+/// and the mm's `start_brk`, `brk` and `start_stack`.
+pub(crate) const HEAD: usize = 48;
+/// The map value's size.
+const VALUE: usize = HEAD + MAX_VMAS * VMA;
+/// The iterator could not start (a task without an mm, the mm's lock
+/// taken for writing: `mmap_read_trylock` failed).
+const FLAG_FAILED: u64 = 1;
+/// More mappings than [`MAX_VMAS`].
+const FLAG_FULL: u64 = 2;
+/// Nanoseconds a clock tick (as `tasks.rs`).
+const NS_PER_TICK: u64 = 10_000_000;
+
+/// `VM_READ`, `VM_WRITE`, `VM_EXEC`, `VM_MAYSHARE`: the flags `maps`
+/// prints as `rwxs`/`p`.
+const VM_READ: u64 = 0x1;
+const VM_WRITE: u64 = 0x2;
+const VM_EXEC: u64 = 0x4;
+const VM_MAYSHARE: u64 = 0x80;
+
+/// The members read, in [`Offsets`]' order.
+const MEMBERS: [(&str, &str); 20] = [
+    ("task_struct", "mm"),
+    ("task_struct", "start_boottime"),
+    ("mm_struct", "start_brk"),
+    ("mm_struct", "brk"),
+    ("mm_struct", "start_stack"),
+    ("vm_area_struct", "vm_start"),
+    ("vm_area_struct", "vm_end"),
+    ("vm_area_struct", "vm_flags"),
+    ("vm_area_struct", "vm_pgoff"),
+    ("vm_area_struct", "vm_file"),
+    ("file", "f_path"),
+    ("file", "f_inode"),
+    ("path", "dentry"),
+    ("inode", "i_ino"),
+    ("inode", "i_sb"),
+    ("super_block", "s_dev"),
+    ("dentry", "d_name"),
+    ("dentry", "d_parent"),
+    ("dentry", "d_hash"),
+    ("hlist_bl_node", "pprev"),
+];
+
+/// The kfuncs the program calls.
+const FUNCS: [&str; 6] = [
+    "bpf_task_from_pid",
+    "bpf_task_release",
+    "bpf_iter_task_vma_new",
+    "bpf_iter_task_vma_next",
+    "bpf_iter_task_vma_destroy",
+    "bpf_rdonly_cast",
+];
+
+/// The program's one map: the array whose value it writes.
+const OUT: Map = Map(0);
+
+/// This kernel's offsets of [`MEMBERS`], and the BTF ids the program names.
+struct Offsets {
+    m: [i16; 20],
+    /// `bpf_task_from_pid`, `bpf_task_release`, the iterator's three, and
+    /// `bpf_rdonly_cast`.
+    funcs: [u32; 6],
+    /// `struct task_struct` and `struct vm_area_struct`, which the casts
+    /// name.
+    task: u32,
+    vma: u32,
+}
+
+impl Offsets {
+    fn of_kernel(btf: &btf::Vmlinux) -> Result<Offsets, String> {
+        let all = btf::find_all(btf, &FUNCS, &MEMBERS, &[], btf::WINDOW)
+            .ok_or_else(|| "/sys/kernel/btf/vmlinux is not BTF this build reads".to_owned())?;
+        let mut m = [0i16; 20];
+        for ((slot, found), (s, name)) in m.iter_mut().zip(&all.members).zip(&MEMBERS) {
+            let off = found.ok_or_else(|| format!("this kernel's BTF has no member {s}.{name}"))?;
+            *slot = i16::try_from(off).map_err(|_| format!("{s}.{name} lies too far for a load: {off}"))?;
+        }
+        let mut funcs = [0u32; 6];
+        for ((slot, found), name) in funcs.iter_mut().zip(&all.funcs).zip(&FUNCS) {
+            *slot = found.ok_or_else(|| format!("this kernel has no kfunc {name}"))?;
+        }
+        let task = all.structs.first().copied().flatten().ok_or("no struct task_struct")?;
+        let vma = all.structs.get(5).copied().flatten().ok_or("no struct vm_area_struct")?;
+        Ok(Offsets { m, funcs, task, vma })
+    }
+
+    fn at(&self, i: usize) -> i16 {
+        self.m.get(i).copied().unwrap_or(0)
+    }
+}
+
+const TASK_MM: usize = 0;
+const TASK_START: usize = 1;
+const MM_START_BRK: usize = 2;
+const MM_BRK: usize = 3;
+const MM_START_STACK: usize = 4;
+const VM_START: usize = 5;
+const VM_END: usize = 6;
+const VM_FLAGS: usize = 7;
+const VM_PGOFF: usize = 8;
+const VM_FILE: usize = 9;
+const F_PATH: usize = 10;
+const F_INODE: usize = 11;
+const PATH_DENTRY: usize = 12;
+const I_INO: usize = 13;
+const I_SB: usize = 14;
+const S_DEV: usize = 15;
+const D_NAME: usize = 16;
+const D_PARENT: usize = 17;
+const D_HASH: usize = 18;
+const PPREV: usize = 19;
+
+/// The program. Its context: the pid (4 bytes), then 4 bytes it sets to 1
+/// when it wrote a copy of that process's mappings into the map's value.
+fn program(o: &Offsets) -> Result<Vec<Insn>, String> {
+    let [from_pid, release, iter_new, iter_next, iter_destroy, cast] = o.funcs;
+    let id = |v: u32| i32::try_from(v).map_err(|_| format!("a BTF id too large: {v}"));
+    let word = |w: usize| i16::try_from(HEAD + 8 * w).map_err(|_| "a copy too large".to_owned());
+    let head = |w: usize| i16::try_from(8 * w).map_err(|_| "a head too large".to_owned());
+    let held: i16 = -8; // the task's reference
+    let key: i16 = -16;
+    let iter: i16 = -24; // struct bpf_iter_task_vma
+    let max = i32::try_from(MAX_VMAS).map_err(|_| "too many mappings".to_owned())?;
+    let vma_size = i32::try_from(VMA).map_err(|_| "a copy too large".to_owned())?;
+    let mut a = Asm::new();
+    a.mov(Reg::R6, Reg::R1) // the context
+        .st_imm(Size::W, Reg::R6, 4, 0)
+        .ldx(Size::W, Reg::R1, Reg::R6, 0)
+        .call_kfunc(from_pid)
+        .jmp_imm(Cond::Eq, Reg::R0, 0, "none")
+        .stx(Size::Dw, Reg::Fp, held, Reg::R0)
+        .mov(Reg::R7, Reg::R0)
+        .st_imm(Size::W, Reg::Fp, key, 0)
+        .ld_map(Reg::R1, OUT)
+        .mov(Reg::R2, Reg::Fp)
+        .alu_imm(Alu::Add, Reg::R2, i32::from(key))
+        .call(Helper::MapLookupElem)
+        .jmp_imm(Cond::Eq, Reg::R0, 0, "release")
+        .mov(Reg::R8, Reg::R0);
+    // The head, read through an untrusted alias of the task (fault-safe
+    // loads; a NULL mm reads 0).
+    a.mov(Reg::R1, Reg::R7)
+        .mov_imm(Reg::R2, id(o.task)?)
+        .call_kfunc(cast)
+        .ldx(Size::Dw, Reg::R2, Reg::R0, o.at(TASK_START))
+        .stx(Size::Dw, Reg::R8, head(0)?, Reg::R2)
+        .st_imm(Size::Dw, Reg::R8, head(1)?, 0)
+        .st_imm(Size::Dw, Reg::R8, head(2)?, 0)
+        .ldx(Size::Dw, Reg::R3, Reg::R0, o.at(TASK_MM))
+        .ldx(Size::Dw, Reg::R2, Reg::R3, o.at(MM_START_BRK))
+        .stx(Size::Dw, Reg::R8, head(3)?, Reg::R2)
+        .ldx(Size::Dw, Reg::R2, Reg::R3, o.at(MM_BRK))
+        .stx(Size::Dw, Reg::R8, head(4)?, Reg::R2)
+        .ldx(Size::Dw, Reg::R2, Reg::R3, o.at(MM_START_STACK))
+        .stx(Size::Dw, Reg::R8, head(5)?, Reg::R2);
+    // The walk: r9 counts the mappings copied.
+    a.mov_imm(Reg::R9, 0)
+        .mov(Reg::R1, Reg::Fp)
+        .alu_imm(Alu::Add, Reg::R1, i32::from(iter))
+        .mov(Reg::R2, Reg::R7)
+        .mov_imm(Reg::R3, 0)
+        .call_kfunc(iter_new)
+        .jmp_imm(Cond::Eq, Reg::R0, 0, "next")
+        .st_imm(Size::Dw, Reg::R8, head(2)?, i32::try_from(FLAG_FAILED).unwrap_or(1))
+        .label("next")
+        .mov(Reg::R1, Reg::Fp)
+        .alu_imm(Alu::Add, Reg::R1, i32::from(iter))
+        .call_kfunc(iter_next)
+        .jmp_imm(Cond::Eq, Reg::R0, 0, "done")
+        .jmp_imm(Cond::Lt, Reg::R9, max, "room")
+        .st_imm(Size::Dw, Reg::R8, head(2)?, i32::try_from(FLAG_FULL).unwrap_or(2))
+        .ja("done")
+        .label("room")
+        .mov(Reg::R1, Reg::R0)
+        .mov_imm(Reg::R2, id(o.vma)?)
+        .call_kfunc(cast)
+        // r4: where this mapping's copy goes.
+        .mov(Reg::R4, Reg::R9)
+        .alu_imm(Alu::Mul, Reg::R4, vma_size)
+        .alu(Alu::Add, Reg::R4, Reg::R8);
+    for (w, field) in [(0, VM_START), (1, VM_END), (2, VM_FLAGS), (3, VM_PGOFF), (4, VM_FILE)] {
+        a.ldx(Size::Dw, Reg::R2, Reg::R0, o.at(field)).stx(Size::Dw, Reg::R4, word(w)?, Reg::R2);
+    }
+    // The file (NULL for anonymous memory: the loads through it read 0).
+    let dentry = o.at(F_PATH).checked_add(o.at(PATH_DENTRY)).ok_or("offset overflow")?;
+    let name_ptr = o.at(D_NAME).checked_add(8).ok_or("offset overflow")?;
+    let pprev = o.at(D_HASH).checked_add(o.at(PPREV)).ok_or("offset overflow")?;
+    a.ldx(Size::Dw, Reg::R3, Reg::R0, o.at(VM_FILE))
+        .ldx(Size::Dw, Reg::R5, Reg::R3, o.at(F_INODE))
+        .ldx(Size::Dw, Reg::R2, Reg::R5, o.at(I_INO))
+        .stx(Size::Dw, Reg::R4, word(5)?, Reg::R2)
+        .ldx(Size::Dw, Reg::R5, Reg::R5, o.at(I_SB))
+        .ldx(Size::W, Reg::R2, Reg::R5, o.at(S_DEV))
+        .stx(Size::Dw, Reg::R4, word(6)?, Reg::R2)
+        .ldx(Size::Dw, Reg::R5, Reg::R3, dentry)
+        .ldx(Size::Dw, Reg::R2, Reg::R5, o.at(D_NAME))
+        .stx(Size::Dw, Reg::R4, word(7)?, Reg::R2)
+        .ldx(Size::Dw, Reg::R2, Reg::R5, name_ptr)
+        .stx(Size::Dw, Reg::R4, word(8)?, Reg::R2)
+        .ldx(Size::Dw, Reg::R2, Reg::R5, o.at(D_PARENT))
+        .stx(Size::Dw, Reg::R4, word(9)?, Reg::R2)
+        .ldx(Size::Dw, Reg::R2, Reg::R5, pprev)
+        .stx(Size::Dw, Reg::R4, word(10)?, Reg::R2)
+        .alu_imm(Alu::Add, Reg::R9, 1)
+        .ja("next");
+    a.label("done")
+        .mov(Reg::R1, Reg::Fp)
+        .alu_imm(Alu::Add, Reg::R1, i32::from(iter))
+        .call_kfunc(iter_destroy)
+        .stx(Size::Dw, Reg::R8, head(1)?, Reg::R9)
+        .st_imm(Size::W, Reg::R6, 4, 1)
+        .label("release")
+        .ldx(Size::Dw, Reg::R1, Reg::Fp, held)
+        .call_kfunc(release)
+        .label("none")
+        .mov_imm(Reg::R0, 0)
+        .exit();
+    a.finish().map_err(|e| e.0)
+}
+
+/// The loaded program, its map, and the map's value mapped.
+pub(crate) struct Program {
+    prog: OwnedFd,
+    _map: OwnedFd,
+    value: sys::MappedValue,
+    /// One run and its read at a time: every run writes the one value.
+    running: Mutex<()>,
+}
+
+impl std::fmt::Debug for Program {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("vmas::Program").finish_non_exhaustive()
+    }
+}
+
+impl Program {
+    /// Loads the program where this kernel has every member and kfunc it
+    /// names and lets a syscall program walk a task's mappings, and checks
+    /// a copy of fdir's own mappings against its `maps`; `Err(why)` where
+    /// it cannot be used.
+    pub(crate) fn load() -> Result<Program, String> {
+        let btf = std::fs::File::open("/sys/kernel/btf/vmlinux")
+            .map(btf::Vmlinux::new)
+            .map_err(|e| format!("no BTF: /sys/kernel/btf/vmlinux: {e}"))?;
+        let offsets = Offsets::of_kernel(&btf)?;
+        let size = u32::try_from(VALUE).map_err(|_| "a value too large".to_owned())?;
+        let map = sys::map_create_mmapable(size, "fdir_vmas").map_err(|e| format!("cannot make the map: {e}"))?;
+        let value = sys::MappedValue::of(map.as_fd(), VALUE).map_err(|e| format!("cannot map the map: {e}"))?;
+        let insns = program(&offsets)?;
+        let insns =
+            Insn::with_map_fds(&insns, &[std::os::fd::AsRawFd::as_raw_fd(&map)]).ok_or("the program names no map")?;
+        let spec = sys::ProgSpec {
+            prog_type: sys::PROG_SYSCALL,
+            attach_type: 0,
+            attach_btf_id: 0,
+            name: "fdir_vmas",
+            flags: sys::F_SLEEPABLE,
+        };
+        let prog = sys::prog_load(&insns, &spec).map_err(|e| format!("the kernel refused the program: {e}"))?;
+        let p = Program { prog, _map: map, value, running: Mutex::new(()) };
+        self_check(&p)?;
+        Ok(p)
+    }
+
+    /// The copy of the mappings of process `pid` started at `start_ticks`
+    /// into `out` (replacing it: [`HEAD`] less the start time, then
+    /// [`VMA`] bytes a mapping); `false` where there is none to use (no
+    /// such process, a failed walk, too many mappings).
+    pub(crate) fn copy(&self, pid: u32, start_ticks: u64, out: &mut Vec<u8>) -> bool {
+        let Ok(_one) = self.running.lock() else { return false };
+        let mut ctx = [0u8; 8];
+        if let Some(at) = ctx.get_mut(0..4) {
+            at.copy_from_slice(&pid.to_ne_bytes());
+        }
+        if sys::prog_run(self.prog.as_fd(), &mut ctx).is_err() || ctx.get(4..8) != Some(&1u32.to_ne_bytes()[..]) {
+            return false;
+        }
+        let mut head = [0u8; HEAD];
+        if !self.value.read(0, &mut head) {
+            return false;
+        }
+        let word = |i: usize| u64_at(&head, i).unwrap_or(u64::MAX);
+        let (start, count, flags) = (word(0), word(1), word(2));
+        let Ok(count) = usize::try_from(count) else { return false };
+        if start / NS_PER_TICK != start_ticks || flags != 0 || count > MAX_VMAS {
+            return false;
+        }
+        out.clear();
+        out.resize(HEAD - 8 + count * VMA, 0);
+        let (h, rest) = out.split_at_mut(HEAD - 8);
+        h.copy_from_slice(head.get(8..).unwrap_or_default());
+        self.value.read(HEAD, rest)
+    }
+}
+
+/// The start time of process `pid` in clock ticks, from its `stat`.
+pub(crate) fn start_ticks_of(pid: u32) -> Option<u64> {
+    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    super::stat::parse_stat(&stat).map(|(_, _, start)| start)
+}
+
+fn u64_at(b: &[u8], i: usize) -> Option<u64> {
+    let at = i.checked_mul(8)?;
+    Some(u64::from_ne_bytes(b.get(at..at.checked_add(8)?)?.try_into().ok()?))
+}
+
+/// One mapping of a copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Vma {
+    pub(crate) start: u64,
+    pub(crate) end: u64,
+    pub(crate) flags: u64,
+    pub(crate) pgoff: u64,
+    /// The `struct file`'s address; 0: anonymous memory.
+    pub(crate) file: u64,
+    pub(crate) ino: u64,
+    pub(crate) dev: u64,
+    pub(crate) name_hash_len: u64,
+    pub(crate) name: u64,
+    pub(crate) parent: u64,
+    /// The dentry's `d_hash.pprev`: 0 when unhashed (unlinked).
+    pub(crate) hashed: u64,
+}
+
+/// The mappings of a copy made by [`Program::copy`].
+pub(crate) fn vmas(copy: &[u8]) -> impl Iterator<Item = Vma> + '_ {
+    copy.get(HEAD - 8..).unwrap_or_default().chunks_exact(VMA).map(|c| {
+        let w = |i: usize| u64_at(c, i).unwrap_or(0);
+        Vma {
+            start: w(0),
+            end: w(1),
+            flags: w(2),
+            pgoff: w(3),
+            file: w(4),
+            ino: w(5),
+            dev: w(6),
+            name_hash_len: w(7),
+            name: w(8),
+            parent: w(9),
+            hashed: w(10),
+        }
+    })
+}
+
+/// Whether the text of `maps` says what `copy` says: as many lines as
+/// mappings (and the gate area's, `[vsyscall]`, last), and each line's
+/// start, end, permissions, offset and inode those of its mapping. Does not
+/// allocate.
+pub(crate) fn agrees(copy: &[u8], text: &[u8]) -> bool {
+    let mut lines = text.split(|&b| b == b'\n').filter(|l| !l.is_empty());
+    for v in vmas(copy) {
+        let Some(line) = lines.next() else { return false };
+        if !line_agrees(&v, line) {
+            return false;
+        }
+    }
+    // The gate area (`[vsyscall]` on x86_64) is not the process's: `maps`
+    // prints it last for every process, as the boot set it.
+    lines.next().is_none_or(|last| last.ends_with(b" [vsyscall]") && lines.next().is_none())
+}
+
+/// `start-end perms offset dev inode ...` against `v`.
+fn line_agrees(v: &Vma, line: &[u8]) -> bool {
+    let mut fields = line.split(|&b| b == b' ').filter(|f| !f.is_empty());
+    let (Some(range), Some(perms), Some(offset), Some(_dev), Some(inode)) =
+        (fields.next(), fields.next(), fields.next(), fields.next(), fields.next())
+    else {
+        return false;
+    };
+    let Some((start, end)) = range.iter().position(|&b| b == b'-').map(|i| range.split_at(i)) else { return false };
+    let bit = |flag: u64, c: u8| if v.flags & flag != 0 { c } else { b'-' };
+    let want = [
+        bit(VM_READ, b'r'),
+        bit(VM_WRITE, b'w'),
+        bit(VM_EXEC, b'x'),
+        if v.flags & VM_MAYSHARE != 0 { b's' } else { b'p' },
+    ];
+    // `maps` prints a file's offset in bytes; anonymous memory's as 0.
+    let offset_want = if v.file != 0 { v.pgoff.checked_mul(page_size()) } else { Some(0) };
+    hex(start) == Some(v.start)
+        && hex(end.get(1..).unwrap_or_default()) == Some(v.end)
+        && perms == want
+        && hex(offset) == offset_want
+        && dec(inode) == Some(if v.file != 0 { v.ino } else { 0 })
+}
+
+fn page_size() -> u64 {
+    u64::try_from(rustix::param::page_size()).unwrap_or(4096)
+}
+
+fn hex(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 16 {
+        return None;
+    }
+    s.iter().try_fold(0u64, |acc, &b| Some(acc << 4 | u64::from(char::from(b).to_digit(16)?)))
+}
+
+fn dec(s: &[u8]) -> Option<u64> {
+    if s.is_empty() {
+        return None;
+    }
+    s.iter().try_fold(0u64, |acc, &b| acc.checked_mul(10)?.checked_add(u64::from(char::from(b).to_digit(10)?)))
+}
+
+/// A copy of fdir's own mappings says what its `maps` says (read between
+/// two copies that agree with each other: fdir's threads may map memory
+/// meanwhile, so a few tries).
+fn self_check(p: &Program) -> Result<(), String> {
+    let me = std::process::id();
+    let start = start_ticks_of(me).ok_or("cannot read fdir's own start time")?;
+    // Every buffer is made before the first copy: an allocation between
+    // the copies would map memory of its own.
+    let (mut before, mut after) =
+        (Vec::with_capacity(HEAD + MAX_VMAS * VMA), Vec::with_capacity(HEAD + MAX_VMAS * VMA));
+    let mut text = Vec::with_capacity(1 << 20);
+    let mut file = std::fs::File::open("/proc/self/maps").map_err(|e| format!("/proc/self/maps: {e}"))?;
+    for _ in 0..5 {
+        if !p.copy(me, start, &mut before) {
+            return Err("the program made no copy of fdir's own mappings".to_owned());
+        }
+        text.clear();
+        read_at_start(&mut file, &mut text).map_err(|e| format!("/proc/self/maps: {e}"))?;
+        if p.copy(me, start, &mut after) && before == after {
+            return if agrees(&before, &text) {
+                Ok(())
+            } else {
+                Err("a copy of fdir's own mappings differs from /proc/self/maps".to_owned())
+            };
+        }
+    }
+    Err("fdir's own mappings kept changing during the self-check".to_owned())
+}
+
+/// Reads `file` from its start into `buf`'s spare room (no allocation while
+/// it has room).
+fn read_at_start(file: &mut std::fs::File, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    use std::io::{Read as _, Seek as _};
+    file.seek(std::io::SeekFrom::Start(0))?;
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = file.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+    }
+}
+
+/// A copy that agrees with `text` (tests of what keys a memo): each line's
+/// start, end, permissions, offset and inode; a file at an address of its
+/// own (its inode's), and `salt` in every mapping's name word.
+#[cfg(test)]
+pub(crate) fn copy_from_text(text: &str, salt: u64) -> Vec<u8> {
+    let mut c = vec![0u8; HEAD - 8];
+    for line in text.lines().filter(|l| !l.is_empty() && !l.ends_with(" [vsyscall]")) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (start, end) = f[0].split_once('-').unwrap();
+        let perms = f[1].as_bytes();
+        let flags = [(0, VM_READ), (1, VM_WRITE), (2, VM_EXEC)]
+            .iter()
+            .filter(|(i, _)| perms[*i] != b'-')
+            .fold(if perms[3] == b's' { VM_MAYSHARE } else { 0 }, |a, (_, b)| a | b);
+        let ino: u64 = f[4].parse().unwrap();
+        let file = if ino == 0 { 0 } else { 0xffff_0000_0000 | ino };
+        let pgoff = u64::from_str_radix(f[2], 16).unwrap() / page_size();
+        let words =
+            [hex(start.as_bytes()).unwrap(), hex(end.as_bytes()).unwrap(), flags, pgoff, file, ino, 0, salt, 0, 0, 1];
+        for w in words {
+            c.extend_from_slice(&w.to_ne_bytes());
+        }
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn copy_of(rows: &[Vma]) -> Vec<u8> {
+        let mut c = vec![0u8; HEAD - 8];
+        for v in rows {
+            for w in
+                [v.start, v.end, v.flags, v.pgoff, v.file, v.ino, v.dev, v.name_hash_len, v.name, v.parent, v.hashed]
+            {
+                c.extend_from_slice(&w.to_ne_bytes());
+            }
+        }
+        c
+    }
+
+    fn vma(start: u64, end: u64, flags: u64, pgoff: u64, file: u64, ino: u64) -> Vma {
+        Vma { start, end, flags, pgoff, file, ino, dev: 0, name_hash_len: 0, name: 0, parent: 0, hashed: 1 }
+    }
+
+    #[test]
+    fn a_copy_agrees_with_the_text_of_its_mappings_only() {
+        let page = page_size();
+        let rows = [
+            vma(0x5000, 0x7000, VM_READ | VM_EXEC, 2, 0xffff_1000, 1234),
+            vma(0x7000, 0x8000, VM_READ | VM_WRITE, 0, 0, 0),
+            vma(0x9000, 0xa000, VM_READ | VM_MAYSHARE, 0, 0xffff_2000, 99),
+        ];
+        let copy = copy_of(&rows);
+        let text = format!(
+            "00005000-00007000 r-xp {:08x} 08:01 1234       /usr/lib/x\n\
+             00007000-00008000 rw-p 00000000 00:00 0 \n\
+             00009000-0000a000 r--s 00000000 00:05 99    /dev/zero (deleted)\n",
+            2 * page
+        );
+        assert!(agrees(&copy, text.as_bytes()));
+        let gate = "ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsyscall]\n";
+        assert!(agrees(&copy, format!("{text}{gate}").as_bytes()), "the gate area, last");
+        for (what, bad) in [
+            ("an end", text.replace("00007000 r-xp", "00007001 r-xp")),
+            ("permissions", text.replace("r-xp", "rwxp")),
+            ("shared", text.replace("r--s", "r--p")),
+            ("an inode", text.replace(" 1234 ", " 1235 ")),
+            ("an offset", text.replace(&format!("{:08x}", 2 * page), "00000000")),
+            ("a line more", format!("{text}0000b000-0000c000 rw-p 00000000 00:00 0\n")),
+            ("a line more before the gate area", format!("{text}0000b000-0000c000 rw-p 00000000 00:00 0\n{gate}")),
+            ("a line less", text.lines().take(2).map(|l| format!("{l}\n")).collect()),
+        ] {
+            assert!(!agrees(&copy, bad.as_bytes()), "{what}");
+        }
+        assert!(!agrees(&copy, b""), "no text");
+        assert!(agrees(&copy_from_text(&text, 7), text.as_bytes()), "copy_from_text agrees");
+    }
+
+    /// This kernel's copies of real processes say what their `maps` say.
+    #[test]
+    fn copies_of_live_processes_agree_with_their_maps() {
+        if !super::super::tasks::may_load() {
+            eprintln!("SKIP copies_of_live_processes_agree_with_their_maps: not allowed to load eBPF here");
+            return;
+        }
+        let p = match Program::load() {
+            Ok(p) => p,
+            Err(why) => {
+                eprintln!("SKIP copies_of_live_processes_agree_with_their_maps: {why}");
+                return;
+            }
+        };
+        let (mut before, mut after) = (Vec::new(), Vec::new());
+        let (mut agreed, mut asked) = (0, 0);
+        for pid in crate::source::procfs::live_processes().unwrap_or_default() {
+            let Some(start) = start_ticks_of(pid) else { continue };
+            let Ok(text) = std::fs::read(format!("/proc/{pid}/maps")) else { continue };
+            if text.is_empty() {
+                continue; // a kernel thread
+            }
+            asked += 1;
+            if p.copy(pid, start, &mut before) && p.copy(pid, start, &mut after) && before == after {
+                let Ok(again) = std::fs::read(format!("/proc/{pid}/maps")) else { continue };
+                if again == text {
+                    assert!(agrees(&before, &text), "pid {pid}: the copy differs from its maps");
+                    agreed += 1;
+                }
+            }
+        }
+        eprintln!("{agreed} of {asked} processes' copies compared with their maps");
+        assert!(agreed * 2 > asked, "most processes' mappings hold still for a copy: {agreed} of {asked}");
+    }
+}
