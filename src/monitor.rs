@@ -992,33 +992,83 @@ impl Monitor {
         confirm: u32,
         clock: &C,
     ) -> Result<(Monitor, Vec<Finding>), Error> {
+        Monitor::baseline_with_table(coverage, subsystems, confirm, clock, None)
+    }
+
+    /// [`Monitor::baseline`] with the task table's use set first
+    /// ([`Monitor::set_task_table`]): `Some(true)` takes the baselines with
+    /// it whatever their number (a baseline then keeps status inputs as
+    /// sources). For tests and side-by-side measurements.
+    pub fn baseline_with_table<C: Clock + ?Sized>(
+        coverage: Coverage,
+        subsystems: &[Subsystem],
+        confirm: u32,
+        clock: &C,
+        table: Option<bool>,
+    ) -> Result<(Monitor, Vec<Finding>), Error> {
         let mut m = Monitor::empty(coverage.clone(), subsystems, confirm);
+        m.table_use = table;
         let mut findings = Vec::new();
-        match &coverage {
-            Coverage::Workload { selector } => {
-                m.baseline_every(clock, &mut findings)?;
-                if m.watched.is_empty() {
-                    return Err(Error::Config(format!("no process of {selector} can be watched now")));
+        let targets = match &coverage {
+            Coverage::Pids { pids } => pids.len(),
+            Coverage::System => 0,
+            Coverage::All | Coverage::Workload { .. } => node_tasks().unwrap_or(0),
+        };
+        let table = m.baseline_table(targets);
+        crate::source::tasks::install(table.as_ref(), || -> Result<(), Error> {
+            match &coverage {
+                Coverage::Workload { selector } => {
+                    m.baseline_every(clock, &mut findings)?;
+                    if m.watched.is_empty() {
+                        return Err(Error::Config(format!("no process of {selector} can be watched now")));
+                    }
                 }
-            }
-            Coverage::Pids { pids } => {
-                if pids.is_empty() {
-                    return Err(Error::Config("no process ids given".into()));
+                Coverage::Pids { pids } => {
+                    if pids.is_empty() {
+                        return Err(Error::Config("no process ids given".into()));
+                    }
+                    for &pid in pids {
+                        let fs = Procfs::try_pid(pid)?;
+                        let snapshot = crate::snapshot::snapshot_sharing(clock, &fs, &m.subsystems, Some(&m.shared))?;
+                        m.add(fs, snapshot, false, Some(&mut findings));
+                    }
                 }
-                for &pid in pids {
-                    let fs = Procfs::try_pid(pid)?;
-                    let snapshot = crate::snapshot::snapshot_sharing(clock, &fs, &m.subsystems, Some(&m.shared))?;
+                Coverage::All => m.baseline_every(clock, &mut findings)?,
+                Coverage::System => {
+                    let fs = Procfs::try_system()?;
+                    let snapshot = snapshot_with(clock, &fs, &m.subsystems)?;
                     m.add(fs, snapshot, false, Some(&mut findings));
                 }
             }
-            Coverage::All => m.baseline_every(clock, &mut findings)?,
-            Coverage::System => {
-                let fs = Procfs::try_system()?;
-                let snapshot = snapshot_with(clock, &fs, &m.subsystems)?;
-                m.add(fs, snapshot, false, Some(&mut findings));
-            }
-        }
+            Ok(())
+        })?;
         Ok((m, findings))
+    }
+
+    /// The task table the baselines of `targets` processes are taken with,
+    /// where they observe `seccomp` or `credentials` and the kernel loads
+    /// the lookup program: each baseline of a process of one thread then
+    /// keeps its status inputs, where they agree with the `status` its
+    /// forms were made from, as those forms' source (`Snapshot::sources`),
+    /// and a first check that finds the same inputs reads no `status`.
+    /// From [`TABLE_AHEAD_FROM`] processes, where a one-shot check of them
+    /// loads the table too (fewer: a load of 10-20 ms that a small check
+    /// would not use), or where asked ([`Monitor::set_task_table`]).
+    fn baseline_table(&mut self, targets: usize) -> Option<std::sync::Arc<crate::source::tasks::Table>> {
+        let asks = self.subsystems.iter().any(|s| matches!(s, Subsystem::Seccomp | Subsystem::Credentials));
+        if self.table_use == Some(false) || !asks || (self.table_use.is_none() && targets < TABLE_AHEAD_FROM) {
+            return None;
+        }
+        let walk = self.table_walk;
+        let one_shot = self.one_shot;
+        let reader = self.tasks.get_or_insert_with(|| {
+            let loaded = crate::source::tasks::Reader::load(walk, !one_shot);
+            note_task_table(&loaded);
+            loaded
+        });
+        // A walk's records hold no status inputs.
+        let reader = reader.as_mut().ok().filter(|r| !r.walks())?;
+        reader.read(0, 1).ok()
     }
 
     /// `--all` (or every process of a workload): young processes are set
@@ -1229,9 +1279,14 @@ impl Monitor {
             // A process pinned ahead is looked at as it was opened then.
             let items: Vec<(u32, Opened)> =
                 batch.iter().map(|&pid| (pid, std::sync::Mutex::new(self.ahead.remove(&pid)))).collect();
+            // The task table a baseline is taken with (`baseline_table`),
+            // on every worker.
+            let table = crate::source::tasks::installed();
             let looks = crate::parallel::each(&items, workers, |(pid, opened)| {
                 let opened = opened.lock().ok().and_then(|mut o| o.take());
-                look_at_new_pid(*pid, opened, own_pid, clock, subsystems, wait, selector, shared)
+                crate::source::tasks::install(table.as_ref(), || {
+                    look_at_new_pid(*pid, opened, own_pid, clock, subsystems, wait, selector, shared)
+                })
             });
             for (&pid, look) in batch.iter().zip(looks) {
                 match look {

@@ -156,6 +156,10 @@ pub(crate) struct Observer {
     /// [`crate::Snapshot::sources`]), and the last observation's.
     keep_sources: bool,
     maps_source: Option<Digest>,
+    /// With `keep_sources`, the status inputs of a process of one thread
+    /// whose `status` text they agreed with (a baseline's source of its
+    /// `seccomp` and `credentials` forms).
+    status_source: Option<Digest>,
     /// Whether this observer has observed before: memos are stored only
     /// from the second observation on (a one-shot check never uses them).
     observed_before: bool,
@@ -416,6 +420,20 @@ impl Against<'_> {
     }
 }
 
+/// The source a baseline keeps for the `seccomp` or `credentials` form of
+/// a process whose status inputs (digest `inputs`) agreed with the text
+/// the form was made from.
+fn status_source_digest(sub: Subsystem, inputs: Digest) -> Digest {
+    let mut raw = [0u8; 48];
+    if let Some((tag, rest)) = raw.split_first_chunk_mut::<16>() {
+        *tag = *b"status inputs v1";
+        if let Some(d) = rest.first_chunk_mut::<32>() {
+            *d = *inputs.as_bytes();
+        }
+    }
+    crate::canon::source_digest(sub, &raw)
+}
+
 /// The digest of the baseline's memory-maps form a check compares with, if
 /// any (the memo of `maps` holds forms made comparable with it).
 fn maps_baseline(against: Option<&Against<'_>>) -> Option<Digest> {
@@ -592,11 +610,11 @@ impl Observer {
     /// (see [`crate::Snapshot::sources`]); empty unless [`Observer::keep_sources`].
     pub(crate) fn sources(&self) -> BTreeMap<Subsystem, Digest> {
         let observed = |sub| self.slots.iter().any(|(s, slot)| *s == sub && matches!(slot, Slot::Observed(_)));
-        self.maps_source
-            .filter(|_| observed(Subsystem::MemoryMaps))
-            .map(|d| (Subsystem::MemoryMaps, d))
-            .into_iter()
-            .collect()
+        let maps = self.maps_source.filter(|_| observed(Subsystem::MemoryMaps)).map(|d| (Subsystem::MemoryMaps, d));
+        let status = [Subsystem::Seccomp, Subsystem::Credentials].into_iter().filter_map(|sub| {
+            self.status_source.filter(|_| observed(sub)).map(|d| (sub, status_source_digest(sub, d)))
+        });
+        maps.into_iter().chain(status).collect()
     }
 
     /// The results of the last observation, in subsystem order.
@@ -697,6 +715,7 @@ impl Observer {
     ) -> Result<(), Error> {
         self.stops = Stops::default();
         self.maps_source = None;
+        self.status_source = None;
         // The working lists are kept between observations (no allocation in
         // the steady state).
         let mut wanted = std::mem::take(&mut self.wanted);
@@ -827,10 +846,36 @@ impl Observer {
         ];
         self.lead_tid = None;
         self.lead_inputs = None;
-        if per_thread.iter().any(|&s| has(s)) {
+        // A one-shot check of a process of one thread whose status inputs
+        // are those the baseline's forms were made from (their source):
+        // those forms, and no `status` read.
+        let status_known = (has(Subsystem::Seccomp) || has(Subsystem::Credentials))
+            && !self.observed_before
+            && !self.fresh
+            && self.fault.is_none()
+            && against.as_ref().is_some_and(|a| {
+                src.status_inputs().is_some_and(|(d, threads)| {
+                    threads == 1
+                        && [Subsystem::Seccomp, Subsystem::Credentials].iter().filter(|&&sub| has(sub)).all(|&sub| {
+                            a.digest(sub).is_some() && a.sources.get(&sub) == Some(&status_source_digest(sub, d))
+                        })
+                })
+            });
+        if status_known && let (Some(a), Some(leader)) = (against.as_ref(), src.leader()) {
+            self.tids.clear();
+            self.tids.push(leader);
+            for sub in [Subsystem::Seccomp, Subsystem::Credentials] {
+                if has(sub)
+                    && let Some(digest) = a.digest(sub)
+                {
+                    put_form(&mut canons, sub, Canon::known(sub, digest));
+                    outcome.push((sub, End::Observed));
+                }
+            }
+        } else if per_thread.iter().any(|&s| has(s)) {
             self.list_threads(src, has(Subsystem::Seccomp) || has(Subsystem::Credentials))?;
         }
-        if has(Subsystem::Seccomp) || has(Subsystem::Credentials) {
+        if (has(Subsystem::Seccomp) || has(Subsystem::Credentials)) && !status_known {
             let r = self.per_thread(src, ThreadFile::Status, &mut canons, false, baseline);
             let end = settle(r)?;
             for s in [Subsystem::Seccomp, Subsystem::Credentials] {
@@ -1412,6 +1457,17 @@ impl Observer {
             }
             return Err(absent
                 .unwrap_or_else(|| Error::Parse { path: src.path_of("task"), message: "no threads listed".into() }));
+        }
+        // A baseline's: the inputs a single thread's text agrees with.
+        if self.keep_sources
+            && matches!(file, ThreadFile::Status)
+            && self.spans.len() == 1
+            && let Some((d, 1)) = src.status_inputs()
+        {
+            let lead_text = self.spans.first().and_then(|(_, at)| self.arena.get(at.clone())).unwrap_or_default();
+            if src.status_inputs_agree(d, lead_text) {
+                self.status_source = Some(d);
+            }
         }
         // 2. The same texts as last time: the same forms (and cgroup set).
         let memo = match file {

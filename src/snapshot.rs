@@ -1061,7 +1061,9 @@ mod tests {
         for _ in 0..every {
             assert!(checker.check(&base, &clock, &src, &subs).unwrap().anomalies().is_empty());
         }
-        assert_eq!(src.reads.get(), every, "read every check");
+        // Every check but the first, which takes the baseline's forms (the
+        // inputs are the source it keeps).
+        assert_eq!(src.reads.get(), every - 1, "read every check after the first");
         src.agree.set(true);
 
         // A change the inputs show: found at the first check after.
@@ -1084,6 +1086,51 @@ mod tests {
         *src.inner.borrow_mut() = Keyed::files(&STATUS.replace("NoNewPrivs:\t1", "NoNewPrivs:\t0"));
         let found = (1..=every).find(|_| !checker.check(&base, &clock, &src, &subs).unwrap().anomalies().is_empty());
         assert!(found.is_some(), "found within {every} checks");
+    }
+
+    /// A baseline of a process of one thread whose status inputs agree with
+    /// its `status` keeps them as the source of its `seccomp` and
+    /// `credentials` forms; a first check that finds the same inputs takes
+    /// the baseline's forms and reads no `status`, one that finds others
+    /// reads it and compares; inputs that disagree with the text, or a
+    /// process of more threads, keep no source.
+    #[test]
+    fn a_baseline_keeps_status_inputs_that_agree_and_a_first_check_of_the_same_reads_no_status() {
+        let subs = [Subsystem::Seccomp, Subsystem::Credentials, Subsystem::Cgroups];
+        let clock = crate::ManualClock::new();
+        let src = Keyed::new(STATUS);
+        let base = snapshot_with(&clock, &src, &subs).unwrap();
+        assert_eq!(
+            base.sources.keys().copied().collect::<Vec<_>>(),
+            [Subsystem::Seccomp, Subsystem::Credentials],
+            "{:?}",
+            base.sources
+        );
+        src.reads.set(0);
+        assert!(Checker::new().check(&base, &clock, &src, &subs).unwrap().anomalies().is_empty());
+        assert_eq!(src.reads.get(), 0, "the same inputs: no status read");
+
+        // Other inputs: the text is read and compared.
+        *src.inner.borrow_mut() = Keyed::files(&STATUS.replace("Seccomp:\t2", "Seccomp:\t0"));
+        src.inputs.set(Some((Digest::of(b"inputs 2"), 1)));
+        let v = Checker::new().check(&base, &clock, &src, &subs).unwrap();
+        assert_eq!(v.anomalies().iter().map(|a| a.subsystem).collect::<Vec<_>>(), [Subsystem::Seccomp]);
+        assert!(src.reads.get() > 0, "other inputs: status read");
+
+        // No source where the inputs disagree, or for more threads.
+        let src = Keyed::new(STATUS);
+        src.agree.set(false);
+        assert!(snapshot_with(&clock, &src, &subs).unwrap().sources.is_empty());
+        let src = Keyed::new(STATUS);
+        src.inputs.set(Some((Digest::of(b"inputs 1"), 2)));
+        assert!(snapshot_with(&clock, &src, &subs).unwrap().sources.is_empty());
+        // A baseline with no source (an older file): read and compared.
+        let src = Keyed::new(STATUS);
+        let mut old = snapshot_with(&clock, &src, &subs).unwrap();
+        old.sources.clear();
+        src.reads.set(0);
+        assert!(Checker::new().check(&old, &clock, &src, &subs).unwrap().anomalies().is_empty());
+        assert!(src.reads.get() > 0);
     }
 
     /// A process whose source has maps inputs (as the task table's

@@ -1338,6 +1338,12 @@ pub(crate) fn cgroup_files<R>(f: impl FnOnce() -> R) -> R {
 /// Whether a failed run of the lookup program was said (once a process).
 static RUN_FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// The table installed on this thread, if any (for the threads a part's
+/// work is spread over: each installs it too).
+pub(crate) fn installed() -> Option<Arc<Table>> {
+    INSTALLED.with(|t| t.borrow().clone())
+}
+
 /// Installs `table` on this thread while `f` runs: `lookup` answers from it.
 pub(crate) fn install<R>(table: Option<&Arc<Table>>, f: impl FnOnce() -> R) -> R {
     let Some(table) = table else { return f() };

@@ -352,3 +352,46 @@ fn maps_inputs_are_quiet_and_see_new_code_and_renamed_and_deleted_libraries() {
         assert!(f.is_empty(), "round {round} after the changes: {f:#?}");
     }
 }
+
+/// A baseline taken with the task table keeps each process's status inputs
+/// as the source of its `seccomp` and `credentials` forms: the first check
+/// of the processes that did not change reads no `status` and is quiet,
+/// and it finds the two that changed between the baseline and that check
+/// (their inputs differ, so their `status` is read).
+#[test]
+fn a_first_check_after_the_baseline_finds_changes_made_before_it() {
+    let test = "a_first_check_after_the_baseline_finds_changes_made_before_it";
+    if !is_root() {
+        skip(test, "needs root: the kernel loads the lookup program for CAP_BPF and CAP_PERFMON only");
+        return;
+    }
+    let subsystems = [Subsystem::Seccomp, Subsystem::Credentials];
+    let mut testees: Vec<Testee> = (0..6).map(|_| Testee::spawn()).collect();
+    let pids: Vec<u32> = testees.iter().map(|t| t.pid).collect();
+    let (mut m, _) =
+        Monitor::baseline_with_table(Coverage::Pids { pids: pids.clone() }, &subsystems, 1, &SystemClock, Some(true))
+            .unwrap();
+    match m.status_inputs() {
+        Some(Ok(())) => {}
+        Some(Err(why)) => {
+            skip(test, &format!("the task table holds no status inputs here: {why}"));
+            return;
+        }
+        None => {
+            skip(test, "the baseline was taken without the task table");
+            return;
+        }
+    }
+    for (i, command) in [(1, "nnp"), (4, "drop-bounding 21")] {
+        if let Err(e) = testees[i].cmd(command) {
+            skip(test, &format!("{command}: {e}"));
+            return;
+        }
+    }
+    let (findings, _) = m.cycle(&SystemClock);
+    assert_eq!(drifted(&findings, pids[1]), vec![Subsystem::Seccomp], "{findings:#?}");
+    assert_eq!(drifted(&findings, pids[4]), vec![Subsystem::Credentials], "{findings:#?}");
+    for i in [0, 2, 3, 5] {
+        assert!(drifted(&findings, pids[i]).is_empty(), "{} did not change: {findings:#?}", pids[i]);
+    }
+}
