@@ -132,6 +132,10 @@ pub(crate) struct Observer {
     /// The maps passes keyed by the process's maps inputs so far (see
     /// [`MAPS_TEXT_EVERY`]).
     maps_passes: u32,
+    /// Passes left before the maps inputs are asked for again, after the
+    /// source made none (a process of more mappings than a copy holds:
+    /// its walk would be made for nothing each pass).
+    maps_inputs_wait: u32,
     /// The texts of every thread of a per-thread pass, and their spans.
     arena: Vec<u8>,
     spans: Vec<(u32, std::ops::Range<usize>)>,
@@ -747,12 +751,17 @@ impl Observer {
         // In a watch, the maps inputs first: the same as last time, the
         // same forms, but for every MAPS_TEXT_EVERY-th pass, which reads
         // the text (which pass depends on the pid).
-        let inputs_key = ((has(Subsystem::MemoryMaps) || has(Subsystem::Code))
+        let asked = (has(Subsystem::MemoryMaps) || has(Subsystem::Code))
             && self.observed_before
             && !self.fresh
-            && !self.keep_sources)
-            .then(|| with_maps_inputs(|now, _| src.maps_inputs(now).then(|| Digest::of(now))))
-            .flatten();
+            && !self.keep_sources
+            && self.maps_inputs_wait == 0;
+        self.maps_inputs_wait = self.maps_inputs_wait.saturating_sub(1);
+        let inputs_key =
+            asked.then(|| with_maps_inputs(|now, _| src.maps_inputs(now).then(|| Digest::of(now)))).flatten();
+        if asked && inputs_key.is_none() {
+            self.maps_inputs_wait = MAPS_TEXT_EVERY;
+        }
         let mut restored = false;
         if let Some(key) = inputs_key {
             self.maps_passes = self.maps_passes.wrapping_add(1);
@@ -760,13 +769,7 @@ impl Observer {
             let due = self.maps_passes.wrapping_add(phase).is_multiple_of(MAPS_TEXT_EVERY);
             if !due
                 && self.memo_maps.hit(self.fresh, Some(key))
-                && (!has(Subsystem::Code) || self.memo_maps.code)
-                && self.memo_maps.projected == maps_baseline(against.as_ref())
-                && self.memo_maps.restore(
-                    &mut canons,
-                    |s| s == Subsystem::MemoryMaps,
-                    against.as_ref().map(|a| a.subsystems),
-                )
+                && self.restore_maps(has(Subsystem::Code), against.as_ref(), &mut canons)
             {
                 if has(Subsystem::MemoryMaps) {
                     outcome.push((Subsystem::MemoryMaps, End::Observed));
@@ -801,13 +804,7 @@ impl Observer {
                         && self.memo_maps.valid
                         && texts.is_some()
                         && made_from == texts
-                        && (!has(Subsystem::Code) || self.memo_maps.code)
-                        && self.memo_maps.projected == maps_baseline(against.as_ref())
-                        && self.memo_maps.restore(
-                            &mut canons,
-                            |s| s == Subsystem::MemoryMaps,
-                            against.as_ref().map(|a| a.subsystems),
-                        );
+                        && self.restore_maps(has(Subsystem::Code), against.as_ref(), &mut canons);
                     if hit {
                         if has(Subsystem::MemoryMaps) {
                             outcome.push((Subsystem::MemoryMaps, End::Observed));
@@ -1054,6 +1051,15 @@ impl Observer {
         }
 
         Ok(())
+    }
+
+    /// Whether the maps memo's forms serve this observation (with the code
+    /// mappings where `code` is asked, and made comparable with the same
+    /// baseline form), restored into `canons` if so.
+    fn restore_maps(&self, code: bool, against: Option<&Against<'_>>, canons: &mut [(Subsystem, Canon)]) -> bool {
+        (!code || self.memo_maps.code)
+            && self.memo_maps.projected == maps_baseline(against)
+            && self.memo_maps.restore(canons, |s| s == Subsystem::MemoryMaps, against.map(|a| a.subsystems))
     }
 
     /// `maps` (in `self.buf`) is not the text the memo holds: its forms

@@ -1139,6 +1139,10 @@ mod tests {
         maps: std::cell::RefCell<String>,
         copy: std::cell::RefCell<Vec<u8>>,
         reads: std::cell::Cell<usize>,
+        /// Copies asked for, and whether the source makes none (a process
+        /// of more mappings than a copy holds).
+        asked: std::cell::Cell<usize>,
+        none: std::cell::Cell<bool>,
     }
 
     impl MapsKeyed {
@@ -1147,6 +1151,8 @@ mod tests {
                 maps: std::cell::RefCell::new(maps.to_owned()),
                 copy: std::cell::RefCell::new(crate::source::vmas::copy_from_text(maps, 1)),
                 reads: std::cell::Cell::new(0),
+                asked: std::cell::Cell::new(0),
+                none: std::cell::Cell::new(false),
             }
         }
     }
@@ -1176,8 +1182,9 @@ mod tests {
             std::path::PathBuf::from("/proc/1").join(rel)
         }
         fn maps_inputs(&self, out: &mut Vec<u8>) -> bool {
+            self.asked.set(self.asked.get() + 1);
             out.clone_from(&self.copy.borrow());
-            true
+            !self.none.get()
         }
     }
 
@@ -1235,6 +1242,17 @@ mod tests {
         *src.maps.borrow_mut() = MAPS.replace("/usr/lib/x86_64-linux-gnu/", "/usr/lib/elsewhere/");
         let found = (1..=every).find(|_| !checker.check(&base, &clock, &src, &subs).unwrap().anomalies().is_empty());
         assert!(found.is_some(), "found within {every} checks");
+
+        // A source that makes no copy: the text is read every check, and a
+        // copy asked for once a period, not every check.
+        let src = MapsKeyed::new(MAPS);
+        src.none.set(true);
+        let mut checker = Checker::new();
+        for _ in 0..3 * every {
+            assert!(checker.check(&base, &clock, &src, &subs).unwrap().anomalies().is_empty());
+        }
+        assert_eq!(src.reads.get(), 3 * every, "read every check");
+        assert!((2..=4).contains(&src.asked.get()), "{} copies asked for", src.asked.get());
     }
 
     const MAPS: &str = "\
