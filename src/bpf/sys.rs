@@ -183,14 +183,15 @@ pub fn map_create(map_type: u32, key_size: u32, value_size: u32, max_entries: u3
 /// `BPF_F_MMAPABLE`: an array map whose values a process maps.
 const F_MMAPABLE: u32 = 1 << 10;
 
-/// `BPF_MAP_CREATE` of an array of one value of `value_size` bytes that
-/// this process reads by mapping it ([`MappedValue`]).
-pub fn map_create_mmapable(value_size: u32, name: &str) -> io::Result<OwnedFd> {
+/// `BPF_MAP_CREATE` of an array of `entries` values of `value_size` bytes
+/// (a multiple of 8: the values lie end to end) that this process reads by
+/// mapping them ([`MappedValue`]).
+pub fn map_create_mmapable(value_size: u32, entries: u32, name: &str) -> io::Result<OwnedFd> {
     let mut attr = MapCreate {
         map_type: MAP_ARRAY,
         key_size: 4,
         value_size,
-        max_entries: 1,
+        max_entries: entries,
         map_flags: F_MMAPABLE,
         map_name: name16(name),
         ..Default::default()
@@ -198,7 +199,7 @@ pub fn map_create_mmapable(value_size: u32, name: &str) -> io::Result<OwnedFd> {
     fd_of(bpf(BPF_MAP_CREATE, &mut attr)?)
 }
 
-/// The one value of an array map made by [`map_create_mmapable`], mapped
+/// The values of an array map made by [`map_create_mmapable`], mapped
 /// read-only and shared: what a program writes there is read here without
 /// a system call.
 pub struct MappedValue {
@@ -213,7 +214,7 @@ unsafe impl Send for MappedValue {}
 unsafe impl Sync for MappedValue {}
 
 impl MappedValue {
-    /// Maps the value of `map` (`len` bytes, its value size).
+    /// Maps the values of `map` (`len` bytes: their size, end to end).
     pub fn of(map: BorrowedFd<'_>, len: usize) -> io::Result<MappedValue> {
         if len == 0 {
             return Err(io::Error::from(io::ErrorKind::InvalidInput));

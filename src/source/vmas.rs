@@ -47,6 +47,7 @@ pub(crate) const VMA: usize = 88;
 pub(crate) const HEAD: usize = 48;
 /// The map value's size.
 const VALUE: usize = HEAD + MAX_VMAS * VMA;
+const _: () = assert!(VALUE.is_multiple_of(8), "the map's values lie end to end only if 8-byte aligned");
 /// The iterator could not start (a task without an mm, the mm's lock
 /// taken for writing: `mmap_read_trylock` failed).
 const FLAG_FAILED: u64 = 1;
@@ -153,8 +154,9 @@ const D_PARENT: usize = 17;
 const D_HASH: usize = 18;
 const PPREV: usize = 19;
 
-/// The program. Its context: the pid (4 bytes), then 4 bytes it sets to 1
-/// when it wrote a copy of that process's mappings into the map's value.
+/// The program. Its context: the pid (4 bytes), the slot of the map to
+/// write (4 bytes: the value of that key), then 4 bytes it sets to 1 when
+/// it wrote a copy of that process's mappings there.
 fn program(o: &Offsets) -> Result<Vec<Insn>, String> {
     let [from_pid, release, iter_new, iter_next, iter_destroy, cast] = o.funcs;
     let id = |v: u32| i32::try_from(v).map_err(|_| format!("a BTF id too large: {v}"));
@@ -168,13 +170,14 @@ fn program(o: &Offsets) -> Result<Vec<Insn>, String> {
     let vma_size = i32::try_from(VMA).map_err(|_| "a copy too large".to_owned())?;
     let mut a = Asm::new();
     a.mov(Reg::R6, Reg::R1) // the context
-        .st_imm(Size::W, Reg::R6, 4, 0)
+        .st_imm(Size::W, Reg::R6, 8, 0)
         .ldx(Size::W, Reg::R1, Reg::R6, 0)
         .call_kfunc(from_pid)
         .jmp_imm(Cond::Eq, Reg::R0, 0, "none")
         .stx(Size::Dw, Reg::Fp, held, Reg::R0)
         .mov(Reg::R7, Reg::R0)
-        .st_imm(Size::W, Reg::Fp, key, 0)
+        .ldx(Size::W, Reg::R2, Reg::R6, 4) // the slot: a key past the map finds no value
+        .stx(Size::W, Reg::Fp, key, Reg::R2)
         .ld_map(Reg::R1, OUT)
         .mov(Reg::R2, Reg::Fp)
         .alu_imm(Alu::Add, Reg::R2, i32::from(key))
@@ -256,7 +259,7 @@ fn program(o: &Offsets) -> Result<Vec<Insn>, String> {
         .mov(Reg::R1, Reg::Fp)
         .alu_imm(Alu::Add, Reg::R1, i32::from(iter))
         .call_kfunc(iter_destroy)
-        .st_imm(Size::W, Reg::R6, 4, 1)
+        .st_imm(Size::W, Reg::R6, 8, 1)
         .label("release")
         .ldx(Size::Dw, Reg::R1, Reg::Fp, held)
         .call_kfunc(release)
@@ -266,13 +269,27 @@ fn program(o: &Offsets) -> Result<Vec<Insn>, String> {
     a.finish().map_err(|e| e.0)
 }
 
-/// The loaded program, its map, and the map's value mapped.
+/// Slots of the map: each checking thread writes its copies into one of
+/// its own (a thread's slot: [`SLOT`]), so that two cores copy at once.
+/// (Four: 1.4 MB of kernel memory in all, mapped by fdir only where read.)
+const SLOTS: usize = 4;
+
+static NEXT_SLOT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+thread_local! {
+    /// This thread's slot, given in turn: the threads of a watch (at most
+    /// one a core) each have their own.
+    static SLOT: usize = NEXT_SLOT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % SLOTS;
+}
+
+/// The loaded program, its map, and the map's values mapped.
 pub(crate) struct Program {
     prog: OwnedFd,
     _map: OwnedFd,
-    value: sys::MappedValue,
-    /// One run and its read at a time: every run writes the one value.
-    running: Mutex<()>,
+    values: sys::MappedValue,
+    /// One run and its read at a time in each slot: a run writes its
+    /// slot's value (two threads of one slot wait for each other).
+    running: [Mutex<()>; SLOTS],
 }
 
 impl std::fmt::Debug for Program {
@@ -292,8 +309,11 @@ impl Program {
             .map_err(|e| format!("no BTF: /sys/kernel/btf/vmlinux: {e}"))?;
         let offsets = Offsets::of_kernel(&btf)?;
         let size = u32::try_from(VALUE).map_err(|_| "a value too large".to_owned())?;
-        let map = sys::map_create_mmapable(size, "fdir_vmas").map_err(|e| format!("cannot make the map: {e}"))?;
-        let value = sys::MappedValue::of(map.as_fd(), VALUE).map_err(|e| format!("cannot map the map: {e}"))?;
+        let slots = u32::try_from(SLOTS).map_err(|_| "too many slots".to_owned())?;
+        let map =
+            sys::map_create_mmapable(size, slots, "fdir_vmas").map_err(|e| format!("cannot make the map: {e}"))?;
+        let values =
+            sys::MappedValue::of(map.as_fd(), VALUE * SLOTS).map_err(|e| format!("cannot map the map: {e}"))?;
         let insns = program(&offsets)?;
         let insns =
             Insn::with_map_fds(&insns, &[std::os::fd::AsRawFd::as_raw_fd(&map)]).ok_or("the program names no map")?;
@@ -305,7 +325,7 @@ impl Program {
             flags: sys::F_SLEEPABLE,
         };
         let prog = sys::prog_load(&insns, &spec).map_err(|e| format!("the kernel refused the program: {e}"))?;
-        let p = Program { prog, _map: map, value, running: Mutex::new(()) };
+        let p = Program { prog, _map: map, values, running: std::array::from_fn(|_| Mutex::new(())) };
         self_check(&p)?;
         Ok(p)
     }
@@ -315,16 +335,21 @@ impl Program {
     /// [`VMA`] bytes a mapping); `false` where there is none to use (no
     /// such process, a failed walk, too many mappings).
     pub(crate) fn copy(&self, pid: u32, start_ticks: u64, out: &mut Vec<u8>) -> bool {
-        let Ok(_one) = self.running.lock() else { return false };
-        let mut ctx = [0u8; 8];
-        if let Some(at) = ctx.get_mut(0..4) {
-            at.copy_from_slice(&pid.to_ne_bytes());
+        let slot = SLOT.with(|s| *s);
+        let Some(Ok(_one)) = self.running.get(slot).map(Mutex::lock) else { return false };
+        let (Ok(key), Some(at)) = (u32::try_from(slot), slot.checked_mul(VALUE)) else { return false };
+        let mut ctx = [0u8; 12];
+        if let Some(p) = ctx.get_mut(0..4) {
+            p.copy_from_slice(&pid.to_ne_bytes());
         }
-        if sys::prog_run(self.prog.as_fd(), &mut ctx).is_err() || ctx.get(4..8) != Some(&1u32.to_ne_bytes()[..]) {
+        if let Some(k) = ctx.get_mut(4..8) {
+            k.copy_from_slice(&key.to_ne_bytes());
+        }
+        if sys::prog_run(self.prog.as_fd(), &mut ctx).is_err() || ctx.get(8..12) != Some(&1u32.to_ne_bytes()[..]) {
             return false;
         }
         let mut head = [0u8; HEAD];
-        if !self.value.read(0, &mut head) {
+        if !self.values.read(at, &mut head) {
             return false;
         }
         let word = |i: usize| u64_at(&head, i).unwrap_or(u64::MAX);
@@ -337,7 +362,7 @@ impl Program {
         out.resize(HEAD - 8 + count * VMA, 0);
         let (h, rest) = out.split_at_mut(HEAD - 8);
         h.copy_from_slice(head.get(8..).unwrap_or_default());
-        self.value.read(HEAD, rest)
+        at.checked_add(HEAD).is_some_and(|from| self.values.read(from, rest))
     }
 }
 
@@ -607,6 +632,48 @@ mod tests {
         }
         eprintln!("{agreed} of {asked} processes' copies compared with their maps");
         assert!(agreed * 2 > asked, "most processes' mappings hold still for a copy: {agreed} of {asked}");
+    }
+
+    /// Two threads copy two processes at once, each into its own slot:
+    /// every copy is its own process's (two idle `sleep` children).
+    #[test]
+    fn two_threads_copy_at_once_each_its_own_process() {
+        let test = "two_threads_copy_at_once_each_its_own_process";
+        let Ok(p) = Program::load() else {
+            eprintln!("SKIP {test}: the program of mappings does not load here");
+            return;
+        };
+        let children: Vec<std::process::Child> =
+            (0..2).filter_map(|_| std::process::Command::new("sleep").arg("30").spawn().ok()).collect();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let pids: Vec<(u32, Option<u64>)> = children.iter().map(|c| (c.id(), start_ticks_of(c.id()))).collect();
+        let runs: Vec<(usize, usize)> = std::thread::scope(|s| {
+            let handles: Vec<_> = pids
+                .iter()
+                .map(|&(pid, start)| {
+                    let p = &p;
+                    s.spawn(move || {
+                        let (mut first, mut again) = (Vec::new(), Vec::new());
+                        let Some(start) = start else { return (0, 0) };
+                        if !p.copy(pid, start, &mut first) {
+                            return (0, 0);
+                        }
+                        let same = (0..300).filter(|_| p.copy(pid, start, &mut again) && again == first).count();
+                        (same, first.len())
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or((0, 0))).collect()
+        });
+        for mut c in children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        assert_eq!(pids.len(), 2, "two sleep children");
+        for (same, len) in runs {
+            assert!(len > 0, "a copy was made");
+            assert_eq!(same, 300, "every copy of an idle process is its first");
+        }
     }
 
     /// A process of more mappings than a copy holds (a child that maps
