@@ -161,18 +161,26 @@ fn sample(pid: u32, at: f64, targets: u64) -> Option<Sample> {
     Some(Sample { at, fds, rss_kb: field("VmRSS:")?, threads: field("Threads:")?, targets })
 }
 
-fn mean(xs: &[u64]) -> f64 {
-    #[allow(clippy::cast_precision_loss)]
-    let m = xs.iter().sum::<u64>() as f64 / xs.len().max(1) as f64;
-    m
-}
-
-/// Last quarter's mean within 10% plus `slack` of the first quarter's, after
-/// the warm-up samples: `(first, last, ok)`.
+/// The first and the last quarter's medians, and whether the last is
+/// within 10% (plus `slack`) of the first. Medians, not means: a sample
+/// taken while a cycle holds its one-shot descriptors (a new process's
+/// files being baselined) reads up to 250 more than one taken between
+/// cycles, and two such samples in a quarter of eight moved its mean by
+/// 60; a leak moves every sample, and so the median.
 fn bounded(xs: &[u64], slack: f64) -> (f64, f64, bool) {
     let q = (xs.len() / 4).max(1);
-    let (first, last) = (mean(&xs[..q]), mean(&xs[xs.len() - q..]));
+    let (first, last) = (median(&xs[..q]), median(&xs[xs.len() - q..]));
     (first, last, last <= first * 1.10 + slack)
+}
+
+fn median(xs: &[u64]) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_unstable();
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2] as f64,
+        n => f64::midpoint(v[n / 2 - 1] as f64, v[n / 2] as f64),
+    }
 }
 
 /// Kills a child on drop (the test may fail half-way).
@@ -350,7 +358,7 @@ fn watch_all_survives_process_and_thread_churn_without_false_alarms_or_growth() 
     .unwrap();
     writeln!(
         summary,
-        "samples: {} every {every:?}; fds min {} max {}, steady first quarter {fd0:.1} last quarter {fd1:.1}; RSS KiB min {} max {}, steady first quarter {rss0:.0} last quarter {rss1:.0}",
+        "samples: {} every {every:?}; fds min {} max {}, steady first quarter's median {fd0:.1} last quarter's {fd1:.1}; RSS KiB min {} max {}, steady first quarter's median {rss0:.0} last quarter's {rss1:.0}",
         samples.len(),
         min_max(&all_fds).0,
         min_max(&all_fds).1,
