@@ -89,7 +89,8 @@ fn field<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
     (!f.is_empty()).then_some(f)
 }
 
-fn hex(s: &[u8]) -> Option<u64> {
+/// A hexadecimal field of `maps` (an address, an offset).
+pub(crate) fn hex(s: &[u8]) -> Option<u64> {
     if s.is_empty() || s.len() > 16 {
         return None;
     }
@@ -104,7 +105,8 @@ fn hex(s: &[u8]) -> Option<u64> {
     })
 }
 
-fn dec(s: &[u8]) -> Option<u64> {
+/// A decimal field of `maps` (an inode).
+pub(crate) fn dec(s: &[u8]) -> Option<u64> {
     if s.is_empty() || s.len() > 20 {
         return None;
     }

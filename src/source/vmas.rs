@@ -35,6 +35,7 @@ use std::sync::Mutex;
 
 use crate::bpf::asm::{Alu, Asm, Cond, Helper, Insn, Map, Reg, Size};
 use crate::bpf::{btf, sys};
+use crate::canon::maps::{dec, hex};
 
 /// Mappings a copy holds (a power of two); a process with more has its
 /// `maps` read.
@@ -459,20 +460,6 @@ fn line_agrees(v: &Vma, line: &[u8]) -> bool {
 
 fn page_size() -> u64 {
     u64::try_from(rustix::param::page_size()).unwrap_or(4096)
-}
-
-fn hex(s: &[u8]) -> Option<u64> {
-    if s.is_empty() || s.len() > 16 {
-        return None;
-    }
-    s.iter().try_fold(0u64, |acc, &b| Some(acc << 4 | u64::from(char::from(b).to_digit(16)?)))
-}
-
-fn dec(s: &[u8]) -> Option<u64> {
-    if s.is_empty() {
-        return None;
-    }
-    s.iter().try_fold(0u64, |acc, &b| acc.checked_mul(10)?.checked_add(u64::from(char::from(b).to_digit(10)?)))
 }
 
 /// A copy of fdir's own mappings says what its `maps` says (read between
