@@ -573,9 +573,12 @@ pub fn find_all<B: Bytes + ?Sized>(
             break;
         }
         let looking = std::mem::take(&mut inside);
+        // The pass ends once every type looked inside was seen (types are
+        // visited in id order).
+        let last = looking.iter().map(|(_, id, _)| *id).max().unwrap_or(0);
         each_type(b, &s, window, |t| {
             if t.kind != KIND_STRUCT && t.kind != KIND_UNION {
-                return ControlFlow::Continue(());
+                return if t.id >= last { ControlFlow::Break(()) } else { ControlFlow::Continue(()) };
             }
             for &(i, _, base) in looking.iter().filter(|(_, id, _)| *id == t.id) {
                 let (Some(slot), Some(&wanted)) = (out.get_mut(i), member_names.get(i)) else { continue };
@@ -583,7 +586,7 @@ pub fn find_all<B: Bytes + ?Sized>(
                     member_in(&at, t, wanted, base, slot, &mut inside, i);
                 }
             }
-            ControlFlow::Continue(())
+            if t.id >= last { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
         })?;
     }
     Some(All { funcs: ids, members: out, structs: struct_ids, enums: values })
