@@ -388,7 +388,7 @@ impl Pinned {
             if let Some(sent) = sent {
                 let no_table = &no_table;
                 let _ = std::thread::Builder::new().spawn_scoped(scope, move || {
-                    let loaded = crate::source::tasks::Reader::load(false, false);
+                    let loaded = crate::source::tasks::Reader::load(false, false, true);
                     if loaded.is_err() {
                         no_table.store(true, std::sync::atomic::Ordering::Relaxed);
                     }
@@ -499,13 +499,15 @@ fn look_at_new_pid<C: Clock + ?Sized>(
 
 /// Whether any of `subsystems` asks the task table: namespaces, limits and
 /// mounts (the root) do, and cgroup limits (its program of cgroup values);
-/// in a watch (`watching`), seccomp and credentials too (the status inputs
-/// that key their memo: a one-shot check has no memo to key), and memory
-/// maps and code (the maps inputs that key theirs).
+/// seccomp, credentials and memory maps too (the status and maps inputs
+/// that key a watch's memos, and that a one-shot check compares with the
+/// inputs its baseline kept); code only in a watch (`watching`: the maps
+/// inputs key its memo, and a one-shot check reads the text).
 fn asks_task_table(subsystems: &[Subsystem], watching: bool) -> bool {
     subsystems.iter().any(|s| match s {
         Subsystem::Namespaces | Subsystem::Limits | Subsystem::Mounts | Subsystem::CgroupLimits => true,
-        Subsystem::Seccomp | Subsystem::Credentials | Subsystem::MemoryMaps | Subsystem::Code => watching,
+        Subsystem::Seccomp | Subsystem::Credentials | Subsystem::MemoryMaps => true,
+        Subsystem::Code => watching,
         _ => false,
     })
 }
@@ -959,7 +961,8 @@ impl Monitor {
         }
         let walk = self.table_walk;
         let reader = self.tasks.get_or_insert_with(|| {
-            let loaded = crate::source::tasks::Reader::load(walk, !self.one_shot);
+            let maps = !self.one_shot || self.subsystems.contains(&Subsystem::MemoryMaps);
+            let loaded = crate::source::tasks::Reader::load(walk, !self.one_shot, maps);
             note_task_table(&loaded);
             loaded
         });
@@ -1055,14 +1058,18 @@ impl Monitor {
     /// loads the table too (fewer: a load of 10-20 ms that a small check
     /// would not use), or where asked ([`Monitor::set_task_table`]).
     fn baseline_table(&mut self, targets: usize) -> Option<std::sync::Arc<crate::source::tasks::Table>> {
-        let asks = self.subsystems.iter().any(|s| matches!(s, Subsystem::Seccomp | Subsystem::Credentials));
+        let asks = self
+            .subsystems
+            .iter()
+            .any(|s| matches!(s, Subsystem::Seccomp | Subsystem::Credentials | Subsystem::MemoryMaps));
         if self.table_use == Some(false) || !asks || (self.table_use.is_none() && targets < TABLE_AHEAD_FROM) {
             return None;
         }
         let walk = self.table_walk;
         let one_shot = self.one_shot;
+        let maps = !one_shot || self.subsystems.contains(&Subsystem::MemoryMaps);
         let reader = self.tasks.get_or_insert_with(|| {
-            let loaded = crate::source::tasks::Reader::load(walk, !one_shot);
+            let loaded = crate::source::tasks::Reader::load(walk, !one_shot, maps);
             note_task_table(&loaded);
             loaded
         });

@@ -428,9 +428,21 @@ impl Against<'_> {
 /// a process whose status inputs (digest `inputs`) agreed with the text
 /// the form was made from.
 fn status_source_digest(sub: Subsystem, inputs: Digest) -> Digest {
+    inputs_source_digest(sub, b"status inputs v1", inputs)
+}
+
+/// The source a baseline keeps for the `memory-maps` form of a process
+/// whose maps inputs (digest `inputs`: a copy whose every file's path was
+/// walked) agreed with the text the form was made from.
+fn maps_source_digest(inputs: Digest) -> Digest {
+    inputs_source_digest(Subsystem::MemoryMaps, b"maps inputs v1\0\0", inputs)
+}
+
+/// The source digest of inputs (not a text): `tag` and their digest.
+fn inputs_source_digest(sub: Subsystem, tag_of: &[u8; 16], inputs: Digest) -> Digest {
     let mut raw = [0u8; 48];
     if let Some((tag, rest)) = raw.split_first_chunk_mut::<16>() {
-        *tag = *b"status inputs v1";
+        *tag = *tag_of;
         if let Some(d) = rest.first_chunk_mut::<32>() {
             *d = *inputs.as_bytes();
         }
@@ -763,7 +775,37 @@ impl Observer {
             self.maps_inputs_wait = MAPS_TEXT_EVERY;
         }
         let mut restored = false;
-        if let Some(key) = inputs_key {
+        // A first check of a process whose maps inputs are those its
+        // baseline's form was made from (their source), every file's path
+        // walked: that form, and no `maps` read. (Not for code, which reads
+        // the text for the files it hashes.)
+        let maps_known = has(Subsystem::MemoryMaps)
+            && !has(Subsystem::Code)
+            && !self.observed_before
+            && !self.fresh
+            && !self.keep_sources
+            && self.fault.is_none()
+            && against.as_ref().is_some_and(|a| {
+                a.digest(Subsystem::MemoryMaps).is_some()
+                    && a.sources.get(&Subsystem::MemoryMaps).is_some_and(|source| {
+                        with_maps_inputs(|now, _| {
+                            src.maps_inputs(now)
+                                && crate::source::vmas::paths_walked(now)
+                                && maps_source_digest(Digest::of(now)) == *source
+                        })
+                    })
+            });
+        if maps_known && let Some(digest) = against.as_ref().and_then(|a| a.digest(Subsystem::MemoryMaps)) {
+            put_form(&mut canons, Subsystem::MemoryMaps, Canon::known(Subsystem::MemoryMaps, digest));
+            outcome.push((Subsystem::MemoryMaps, End::Observed));
+            restored = true;
+        }
+        // A baseline: the maps inputs before the text, to keep as its
+        // source if they agree with it.
+        let copied = self.keep_sources
+            && has(Subsystem::MemoryMaps)
+            && with_maps_inputs(|now, _| src.maps_inputs(now) && crate::source::vmas::paths_walked(now));
+        if let Some(key) = inputs_key.filter(|_| !restored) {
             self.maps_passes = self.maps_passes.wrapping_add(1);
             let phase = src.leader().unwrap_or(0) % MAPS_TEXT_EVERY;
             let due = self.maps_passes.wrapping_add(phase).is_multiple_of(MAPS_TEXT_EVERY);
@@ -784,7 +826,18 @@ impl Observer {
             match settle(src.read("maps", &mut self.buf))? {
                 End::Observed => {
                     if self.keep_sources && has(Subsystem::MemoryMaps) {
-                        self.maps_source = Some(crate::canon::source_digest(Subsystem::MemoryMaps, &self.buf));
+                        // The inputs, where the same after the text and
+                        // saying what it says; else the text.
+                        let inputs = copied
+                            && with_maps_inputs(|now, again| {
+                                src.maps_inputs(again) && again == now && crate::source::vmas::agrees(now, &self.buf)
+                            });
+                        self.maps_source = Some(if inputs {
+                            with_maps_inputs(|now, _| Some(maps_source_digest(Digest::of(now))))
+                                .unwrap_or_else(|| crate::canon::source_digest(Subsystem::MemoryMaps, &self.buf))
+                        } else {
+                            crate::canon::source_digest(Subsystem::MemoryMaps, &self.buf)
+                        });
                     }
                     let texts = memo_key(self.observed_before, &self.buf);
                     // The inputs key the forms only if the text is of their

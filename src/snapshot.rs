@@ -1255,6 +1255,56 @@ mod tests {
         assert!((2..=4).contains(&src.asked.get()), "{} copies asked for", src.asked.get());
     }
 
+    /// A baseline keeps a process's maps inputs, where they agree with the
+    /// `maps` text and every file's path was walked, as the source of its
+    /// `memory-maps` form; a first check that finds the same inputs reads
+    /// no `maps`. Other inputs: the text is read and compared. Inputs that
+    /// disagree, or a path deeper than the walk, keep the text's digest.
+    #[test]
+    fn a_baseline_keeps_maps_inputs_that_agree_and_a_first_check_of_the_same_reads_no_maps() {
+        let subs = [Subsystem::MemoryMaps];
+        let clock = crate::ManualClock::new();
+        let text_source = canon::source_digest(Subsystem::MemoryMaps, MAPS.as_bytes());
+        let src = MapsKeyed::new(MAPS);
+        let base = snapshot_with(&clock, &src, &subs).unwrap();
+        let source = base.sources.get(&Subsystem::MemoryMaps).copied();
+        assert!(source.is_some_and(|s| s != text_source), "the inputs' source: {source:?}");
+        src.reads.set(0);
+        assert!(Checker::new().check(&base, &clock, &src, &subs).unwrap().anomalies().is_empty());
+        assert_eq!(src.reads.get(), 0, "the same inputs: no maps read");
+
+        // Other inputs (text made writable): the text is read and compared.
+        let writable = MAPS.replace("r-xp 00028000", "rwxp 00028000");
+        *src.maps.borrow_mut() = writable.clone();
+        *src.copy.borrow_mut() = crate::source::vmas::copy_from_text(&writable, 1);
+        let v = Checker::new().check(&base, &clock, &src, &subs).unwrap();
+        assert_eq!(v.anomalies().iter().map(|a| a.subsystem).collect::<Vec<_>>(), [Subsystem::MemoryMaps]);
+        assert!(src.reads.get() > 0, "other inputs: maps read");
+
+        // The same copy with another path's witness (a directory renamed
+        // above the library): read, and found.
+        let src = MapsKeyed::new(MAPS);
+        let base = snapshot_with(&clock, &src, &subs).unwrap();
+        let renamed = MAPS.replace("/usr/lib/x86_64-linux-gnu/", "/usr/lib/elsewhere/");
+        *src.maps.borrow_mut() = renamed.clone();
+        *src.copy.borrow_mut() = crate::source::vmas::copy_from_text(&renamed, 1);
+        let libc = crate::source::vmas::HEAD - 8 + 2 * crate::source::vmas::VMA + 11 * 8;
+        src.copy.borrow_mut()[libc..libc + 8].copy_from_slice(&4u64.to_ne_bytes());
+        let v = Checker::new().check(&base, &clock, &src, &subs).unwrap();
+        assert_eq!(v.anomalies().iter().map(|a| a.subsystem).collect::<Vec<_>>(), [Subsystem::MemoryMaps]);
+
+        // No inputs' source where they disagree with the text, or where a
+        // path was too deep to walk: the text's.
+        let src = MapsKeyed::new(MAPS);
+        *src.copy.borrow_mut() =
+            crate::source::vmas::copy_from_text(&MAPS.replace("55d0c0a02000-", "55d0c0a01000-"), 1);
+        assert_eq!(snapshot_with(&clock, &src, &subs).unwrap().sources.get(&Subsystem::MemoryMaps), Some(&text_source));
+        let src = MapsKeyed::new(MAPS);
+        let sleep = crate::source::vmas::HEAD - 8 + 11 * 8;
+        src.copy.borrow_mut()[sleep..sleep + 8].copy_from_slice(&crate::source::vmas::PATH_DEEP.to_ne_bytes());
+        assert_eq!(snapshot_with(&clock, &src, &subs).unwrap().sources.get(&Subsystem::MemoryMaps), Some(&text_source));
+    }
+
     const MAPS: &str = "\
 55d0c0a02000-55d0c0a06000 r-xp 00002000 fe:01 1311 /usr/bin/sleep
 55d0c1b4e000-55d0c1b6f000 rw-p 00000000 00:00 0 [heap]

@@ -97,6 +97,8 @@ pub enum Alu {
     Rsh,
     /// `dst %= src` (unsigned; by 0: `dst` unchanged).
     Mod,
+    /// `dst ^= src`.
+    Xor,
     /// `dst = src`.
     Mov,
 }
@@ -112,6 +114,7 @@ impl Alu {
             Alu::Lsh => 0x60,
             Alu::Rsh => 0x70,
             Alu::Mod => 0x90,
+            Alu::Xor => 0xa0,
             Alu::Mov => 0xb0,
         }
     }

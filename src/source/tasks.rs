@@ -870,7 +870,9 @@ impl Reader {
     /// program (tests and side-by-side measurements). `cgroups`: the
     /// program of cgroup values too (a watch's: loading it, with its BTF
     /// pass and its self-check, costs more than a one-shot check gains).
-    pub(crate) fn load(walk: bool, cgroups: bool) -> Result<Reader, String> {
+    /// `vmas`: the program of memory mappings too (`vmas.rs`: a watch's,
+    /// and a baseline's or a one-shot check's of `memory-maps`).
+    pub(crate) fn load(walk: bool, cgroups: bool, vmas: bool) -> Result<Reader, String> {
         let btf = std::fs::File::open("/sys/kernel/btf/vmlinux")
             .map(btf::Vmlinux::new)
             .map_err(|e| format!("no BTF: /sys/kernel/btf/vmlinux: {e}"))?;
@@ -928,8 +930,8 @@ impl Reader {
         {
             table.cgroups = Some(Arc::clone(cgroups));
         }
-        reader.vmas = if !cgroups {
-            Err("not loaded for a one-shot check".to_owned())
+        reader.vmas = if !vmas {
+            Err("not loaded: not asked".to_owned())
         } else if matches!(reader.how, How::Walk { .. }) {
             Err("no lookup program to pin the processes it copies".to_owned())
         } else {
@@ -1706,7 +1708,7 @@ mod tests {
     #[test]
     fn a_seeded_record_answers_the_next_lookup_of_its_process() {
         let test = "a_seeded_record_answers_the_next_lookup_of_its_process";
-        let Ok(reader) = Reader::load(false, false) else {
+        let Ok(reader) = Reader::load(false, false, false) else {
             eprintln!("SKIP {test}: the table does not load here");
             return;
         };
@@ -1747,7 +1749,7 @@ mod tests {
         let ticks: u64 = uptime.split_whitespace().next().unwrap().replace('.', "").parse().unwrap();
         let now = boot_ticks();
         assert!(now.abs_diff(ticks) < 100, "{now} ticks against {uptime}");
-        let Ok(reader) = Reader::load(false, false) else {
+        let Ok(reader) = Reader::load(false, false, false) else {
             eprintln!("SKIP identity_is_of_a_process_started_before_the_open: the table does not load here");
             return;
         };
@@ -1768,7 +1770,7 @@ mod tests {
     /// privilege: without it, the load fails.
     #[test]
     fn may_load_where_the_load_works() {
-        let loads = Reader::load(false, false);
+        let loads = Reader::load(false, false, false);
         if may_load() {
             if let Err(why) = &loads {
                 assert!(!why.contains("not permitted"), "may_load said yes: {why}");
@@ -1784,7 +1786,7 @@ mod tests {
     /// A thread's id is not a process: the lookup program says none.
     #[test]
     fn a_thread_is_not_looked_up() {
-        let Ok(reader) = Reader::load(false, false) else { return };
+        let Ok(reader) = Reader::load(false, false, false) else { return };
         let How::Lookup(table) = &reader.how else { return };
         let prog = table.lookup.as_ref().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();

@@ -33,15 +33,15 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Mutex;
 
-use crate::bpf::asm::{Alu, Asm, Cond, Helper, Insn, Map, Reg, Size};
+use crate::bpf::asm::{Alu, Asm, Cond, Helper, Insn, Label, Map, Reg, Size};
 use crate::bpf::{btf, sys};
 use crate::canon::maps::{dec, hex};
 
 /// Mappings a copy holds (a power of two); a process with more has its
 /// `maps` read.
 pub(crate) const MAX_VMAS: usize = 4096;
-/// Bytes of one mapping's copy: eleven 8-byte words (see [`Vma`]).
-pub(crate) const VMA: usize = 88;
+/// Bytes of one mapping's copy: twelve 8-byte words (see [`Vma`]).
+pub(crate) const VMA: usize = 96;
 /// Bytes before the mappings: the task's start time (ns since boot), the
 /// count of mappings walked, the flags ([`FLAG_FAILED`]),
 /// and the mm's `start_brk`, `brk` and `start_stack`.
@@ -63,7 +63,7 @@ const VM_EXEC: u64 = 0x4;
 const VM_MAYSHARE: u64 = 0x80;
 
 /// The members read, in [`Offsets`]' order.
-const MEMBERS: [(&str, &str); 20] = [
+const MEMBERS: [(&str, &str); 26] = [
     ("task_struct", "mm"),
     ("task_struct", "start_boottime"),
     ("mm_struct", "start_brk"),
@@ -84,6 +84,15 @@ const MEMBERS: [(&str, &str); 20] = [
     ("dentry", "d_parent"),
     ("dentry", "d_hash"),
     ("hlist_bl_node", "pprev"),
+    // The path's walk: a file's mount, a mount's root, and from a mount
+    // (`struct vfsmount` lies inside `struct mount`) its parent, the
+    // dentry it is mounted on, and its id.
+    ("path", "mnt"),
+    ("vfsmount", "mnt_root"),
+    ("mount", "mnt"),
+    ("mount", "mnt_parent"),
+    ("mount", "mnt_mountpoint"),
+    ("mount", "mnt_id"),
 ];
 
 /// The kfuncs the program calls.
@@ -101,7 +110,7 @@ const OUT: Map = Map(0);
 
 /// This kernel's offsets of [`MEMBERS`], and the BTF ids the program names.
 struct Offsets {
-    m: [i16; 20],
+    m: [i16; 26],
     /// `bpf_task_from_pid`, `bpf_task_release`, the iterator's three, and
     /// `bpf_rdonly_cast`.
     funcs: [u32; 6],
@@ -109,13 +118,17 @@ struct Offsets {
     /// name.
     task: u32,
     vma: u32,
+    /// `struct mount` and `struct vfsmount`, which the path's walk casts
+    /// to.
+    mount: u32,
+    vfsmount: u32,
 }
 
 impl Offsets {
     fn of_kernel(btf: &btf::Vmlinux) -> Result<Offsets, String> {
         let all = btf::find_all(btf, &FUNCS, &MEMBERS, &[], btf::WINDOW)
             .ok_or_else(|| "/sys/kernel/btf/vmlinux is not BTF this build reads".to_owned())?;
-        let mut m = [0i16; 20];
+        let mut m = [0i16; 26];
         for ((slot, found), (s, name)) in m.iter_mut().zip(&all.members).zip(&MEMBERS) {
             let off = found.ok_or_else(|| format!("this kernel's BTF has no member {s}.{name}"))?;
             *slot = i16::try_from(off).map_err(|_| format!("{s}.{name} lies too far for a load: {off}"))?;
@@ -126,7 +139,9 @@ impl Offsets {
         }
         let task = all.structs.first().copied().flatten().ok_or("no struct task_struct")?;
         let vma = all.structs.get(5).copied().flatten().ok_or("no struct vm_area_struct")?;
-        Ok(Offsets { m, funcs, task, vma })
+        let vfsmount = all.structs.get(MNT_ROOT).copied().flatten().ok_or("no struct vfsmount")?;
+        let mount = all.structs.get(MOUNT_MNT).copied().flatten().ok_or("no struct mount")?;
+        Ok(Offsets { m, funcs, task, vma, mount, vfsmount })
     }
 
     fn at(&self, i: usize) -> i16 {
@@ -154,6 +169,22 @@ const D_NAME: usize = 16;
 const D_PARENT: usize = 17;
 const D_HASH: usize = 18;
 const PPREV: usize = 19;
+const PATH_MNT: usize = 20;
+const MNT_ROOT: usize = 21;
+const MOUNT_MNT: usize = 22;
+const MOUNT_PARENT: usize = 23;
+const MOUNT_MOUNTPOINT: usize = 24;
+const MOUNT_ID: usize = 25;
+
+/// The steps of a path's walk: its dentries up to its mount's root, and
+/// each mount crossed on the way up to the root of its namespace's tree.
+/// A longer path has no witness ([`PATH_DEEP`]).
+const PATH_STEPS: usize = 24;
+/// The witness of a path the walk did not finish in [`PATH_STEPS`] steps
+/// (a finished walk's witness is even).
+pub(crate) const PATH_DEEP: u64 = 1;
+/// The multiplier of the witness's mix (odd; sign-extended by the ALU).
+const MIX: i32 = -1_640_531_535; // 0x9e37_79b1
 
 /// The program. Its context: the pid (4 bytes), the slot of the map to
 /// write (4 bytes: the value of that key), then 4 bytes it sets to 1 when
@@ -166,6 +197,11 @@ fn program(o: &Offsets) -> Result<Vec<Insn>, String> {
     let held: i16 = -8; // the task's reference
     let key: i16 = -16;
     let iter: i16 = -24; // struct bpf_iter_task_vma
+    // The path's walk: the last file walked and its witness, this
+    // mapping's copy, and the walk's dentry, mount and mix so far.
+    let (prev_file, prev_witness, out, at_d, at_m, at_h): (i16, i16, i16, i16, i16, i16) =
+        (-32, -40, -48, -56, -64, -72);
+    let mount_mnt = i32::from(o.at(MOUNT_MNT));
     let max = i32::try_from(MAX_VMAS).map_err(|_| "too many mappings".to_owned())?;
     const { assert!(MAX_VMAS.is_power_of_two()) };
     let vma_size = i32::try_from(VMA).map_err(|_| "a copy too large".to_owned())?;
@@ -202,6 +238,7 @@ fn program(o: &Offsets) -> Result<Vec<Insn>, String> {
         .ldx(Size::Dw, Reg::R2, Reg::R3, o.at(MM_START_STACK))
         .stx(Size::Dw, Reg::R8, head(5)?, Reg::R2);
     // The walk: r9 counts the mappings copied.
+    a.st_imm(Size::Dw, Reg::Fp, prev_file, 0).st_imm(Size::Dw, Reg::Fp, prev_witness, 0);
     a.mov(Reg::R1, Reg::Fp)
         .alu_imm(Alu::Add, Reg::R1, i32::from(iter))
         .mov(Reg::R2, Reg::R7)
@@ -254,7 +291,94 @@ fn program(o: &Offsets) -> Result<Vec<Insn>, String> {
         .ldx(Size::Dw, Reg::R2, Reg::R5, o.at(D_PARENT))
         .stx(Size::Dw, Reg::R4, word(9)?, Reg::R2)
         .ldx(Size::Dw, Reg::R2, Reg::R5, pprev)
-        .stx(Size::Dw, Reg::R4, word(10)?, Reg::R2)
+        .stx(Size::Dw, Reg::R4, word(10)?, Reg::R2);
+    // The path's witness (word 11; 0 for anonymous memory): a mix of what
+    // `d_path` prints a path from. Each dentry from the file's up to its
+    // mount's root gives its name's hash and length (the hash is salted
+    // with the parent's address, so a move shows too) and its name's
+    // address; each mount crossed gives its id, and the walk goes on from
+    // the dentry it is mounted on, up to the root of its namespace's tree.
+    // The mappings of one file lie together: a mapping of the file just
+    // walked takes its witness.
+    let path_mnt = o.at(F_PATH).checked_add(o.at(PATH_MNT)).ok_or("offset overflow")?;
+    let mix = |a: &mut Asm| {
+        a.alu(Alu::Xor, Reg::R5, Reg::R2)
+            .alu_imm(Alu::Mul, Reg::R5, MIX)
+            .mov(Reg::R2, Reg::R5)
+            .alu_imm(Alu::Rsh, Reg::R2, 29)
+            .alu(Alu::Xor, Reg::R5, Reg::R2);
+    };
+    a.st_imm(Size::Dw, Reg::R4, word(11)?, 0)
+        .jmp_imm(Cond::Eq, Reg::R3, 0, "next")
+        .ldx(Size::Dw, Reg::R2, Reg::R4, word(4)?) // the file, as a number
+        .ldx(Size::Dw, Reg::R1, Reg::Fp, prev_file)
+        .jmp(Cond::Ne, Reg::R2, Reg::R1, "walk")
+        .ldx(Size::Dw, Reg::R1, Reg::Fp, prev_witness)
+        .stx(Size::Dw, Reg::R4, word(11)?, Reg::R1)
+        .ja("next")
+        .label("walk")
+        .stx(Size::Dw, Reg::Fp, prev_file, Reg::R2)
+        .stx(Size::Dw, Reg::Fp, out, Reg::R4)
+        .ldx(Size::Dw, Reg::R5, Reg::R3, dentry)
+        .stx(Size::Dw, Reg::Fp, at_d, Reg::R5)
+        .ldx(Size::Dw, Reg::R5, Reg::R3, path_mnt)
+        .stx(Size::Dw, Reg::Fp, at_m, Reg::R5)
+        .st_imm(Size::Dw, Reg::Fp, at_h, 0);
+    // Unrolled: the two ways of a step end in the same state (a dentry, a
+    // `struct vfsmount`, a number), so the verifier checks each step once.
+    for step in 0..PATH_STEPS {
+        a.label(Label("step", step))
+            .ldx(Size::Dw, Reg::R1, Reg::Fp, at_d)
+            .ldx(Size::Dw, Reg::R2, Reg::Fp, at_m)
+            .ldx(Size::Dw, Reg::R3, Reg::R2, o.at(MNT_ROOT))
+            .jmp(Cond::Eq, Reg::R1, Reg::R3, Label("cross", step))
+            .ldx(Size::Dw, Reg::R3, Reg::R1, o.at(D_PARENT))
+            .jmp(Cond::Eq, Reg::R1, Reg::R3, "walked") // a disconnected root
+            .stx(Size::Dw, Reg::Fp, at_d, Reg::R3)
+            .ldx(Size::Dw, Reg::R5, Reg::Fp, at_h)
+            .ldx(Size::Dw, Reg::R2, Reg::R1, o.at(D_NAME));
+        mix(&mut a);
+        // The name's address, made a number through the copy's own word
+        // (the verifier types a load of it as a pointer, which a mix may
+        // not take).
+        a.ldx(Size::Dw, Reg::R2, Reg::R1, name_ptr)
+            .ldx(Size::Dw, Reg::R4, Reg::Fp, out)
+            .stx(Size::Dw, Reg::R4, word(11)?, Reg::R2)
+            .ldx(Size::Dw, Reg::R2, Reg::R4, word(11)?);
+        mix(&mut a);
+        a.stx(Size::Dw, Reg::Fp, at_h, Reg::R5)
+            .ja(Label("step", step + 1))
+            // The mount's root: its `struct mount` (around the vfsmount),
+            // its id, and on from where it is mounted.
+            .label(Label("cross", step))
+            .alu_imm(Alu::Sub, Reg::R2, mount_mnt)
+            .mov(Reg::R1, Reg::R2)
+            .mov_imm(Reg::R2, id(o.mount)?)
+            .call_kfunc(cast)
+            .ldx(Size::W, Reg::R2, Reg::R0, o.at(MOUNT_ID))
+            .ldx(Size::Dw, Reg::R5, Reg::Fp, at_h);
+        mix(&mut a);
+        a.stx(Size::Dw, Reg::Fp, at_h, Reg::R5)
+            .ldx(Size::Dw, Reg::R1, Reg::R0, o.at(MOUNT_PARENT))
+            .jmp(Cond::Eq, Reg::R1, Reg::R0, "walked") // its tree's root
+            .ldx(Size::Dw, Reg::R2, Reg::R0, o.at(MOUNT_MOUNTPOINT))
+            .stx(Size::Dw, Reg::Fp, at_d, Reg::R2)
+            .alu_imm(Alu::Add, Reg::R1, mount_mnt)
+            .mov_imm(Reg::R2, id(o.vfsmount)?)
+            .call_kfunc(cast)
+            .stx(Size::Dw, Reg::Fp, at_m, Reg::R0);
+    }
+    let deep = i32::try_from(PATH_DEEP).map_err(|_| "a marker too large".to_owned())?;
+    a.label(Label("step", PATH_STEPS))
+        .mov_imm(Reg::R5, deep)
+        .ja("witness")
+        .label("walked")
+        .ldx(Size::Dw, Reg::R5, Reg::Fp, at_h)
+        .alu_imm(Alu::And, Reg::R5, -2)
+        .label("witness")
+        .ldx(Size::Dw, Reg::R4, Reg::Fp, out)
+        .stx(Size::Dw, Reg::R4, word(11)?, Reg::R5)
+        .stx(Size::Dw, Reg::Fp, prev_witness, Reg::R5)
         .ja("next");
     a.label("done")
         .mov(Reg::R1, Reg::Fp)
@@ -394,6 +518,9 @@ pub(crate) struct Vma {
     pub(crate) parent: u64,
     /// The dentry's `d_hash.pprev`: 0 when unhashed (unlinked).
     pub(crate) hashed: u64,
+    /// The witness of the file's path (0 for anonymous memory,
+    /// [`PATH_DEEP`] for a path too long to walk).
+    pub(crate) path: u64,
 }
 
 /// The mappings of a copy made by [`Program::copy`].
@@ -412,8 +539,15 @@ pub(crate) fn vmas(copy: &[u8]) -> impl Iterator<Item = Vma> + '_ {
             name: w(8),
             parent: w(9),
             hashed: w(10),
+            path: w(11),
         }
     })
+}
+
+/// Whether every file's path in `copy` was walked (none deeper than the
+/// walk): then the copy fixes every path `maps` prints.
+pub(crate) fn paths_walked(copy: &[u8]) -> bool {
+    vmas(copy).all(|v| v.file == 0 || v.path != PATH_DEEP)
 }
 
 /// Whether the text of `maps` says what `copy` says: as many lines as
@@ -523,8 +657,20 @@ pub(crate) fn copy_from_text(text: &str, salt: u64) -> Vec<u8> {
         let ino: u64 = f[4].parse().unwrap();
         let file = if ino == 0 { 0 } else { 0xffff_0000_0000 | ino };
         let pgoff = u64::from_str_radix(f[2], 16).unwrap() / page_size();
-        let words =
-            [hex(start.as_bytes()).unwrap(), hex(end.as_bytes()).unwrap(), flags, pgoff, file, ino, 0, salt, 0, 0, 1];
+        let words = [
+            hex(start.as_bytes()).unwrap(),
+            hex(end.as_bytes()).unwrap(),
+            flags,
+            pgoff,
+            file,
+            ino,
+            0,
+            salt,
+            0,
+            0,
+            1,
+            ino << 1,
+        ];
         for w in words {
             c.extend_from_slice(&w.to_ne_bytes());
         }
@@ -539,9 +685,20 @@ mod tests {
     fn copy_of(rows: &[Vma]) -> Vec<u8> {
         let mut c = vec![0u8; HEAD - 8];
         for v in rows {
-            for w in
-                [v.start, v.end, v.flags, v.pgoff, v.file, v.ino, v.dev, v.name_hash_len, v.name, v.parent, v.hashed]
-            {
+            for w in [
+                v.start,
+                v.end,
+                v.flags,
+                v.pgoff,
+                v.file,
+                v.ino,
+                v.dev,
+                v.name_hash_len,
+                v.name,
+                v.parent,
+                v.hashed,
+                v.path,
+            ] {
                 c.extend_from_slice(&w.to_ne_bytes());
             }
         }
@@ -549,7 +706,8 @@ mod tests {
     }
 
     fn vma(start: u64, end: u64, flags: u64, pgoff: u64, file: u64, ino: u64) -> Vma {
-        Vma { start, end, flags, pgoff, file, ino, dev: 0, name_hash_len: 0, name: 0, parent: 0, hashed: 1 }
+        let path = if file != 0 { 2 } else { 0 };
+        Vma { start, end, flags, pgoff, file, ino, dev: 0, name_hash_len: 0, name: 0, parent: 0, hashed: 1, path }
     }
 
     #[test]
@@ -619,6 +777,119 @@ mod tests {
         }
         eprintln!("{agreed} of {asked} processes' copies compared with their maps");
         assert!(agreed * 2 > asked, "most processes' mappings hold still for a copy: {agreed} of {asked}");
+    }
+
+    /// The witnesses of the files a child `python3` maps, by the file's
+    /// inode (a file's mappings share one).
+    fn witnesses(p: &Program, pid: u32, start: u64) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        assert!(p.copy(pid, start, &mut out), "a copy of {pid}");
+        let mut w: Vec<(u64, u64)> = vmas(&out).filter(|v| v.file != 0).map(|v| (v.ino, v.path)).collect();
+        w.dedup();
+        w
+    }
+
+    /// A directory renamed above a mapped file, and a mount moved above
+    /// one, change the witness of its path; renamed back, the witness is
+    /// the first again. A path deeper than the walk has none.
+    #[test]
+    fn a_path_witness_sees_directories_renamed_and_mounts_moved_above_a_file() {
+        let test = "a_path_witness_sees_directories_renamed_and_mounts_moved_above_a_file";
+        let Ok(p) = Program::load() else {
+            eprintln!("SKIP {test}: the program of mappings does not load here");
+            return;
+        };
+        let Ok(dir) = tempfile::tempdir() else { return };
+        let top = dir.path().join("a");
+        let deep = (0..PATH_STEPS + 2).fold(dir.path().join("d"), |p, i| p.join(format!("{i}")));
+        std::fs::create_dir_all(top.join("b")).unwrap();
+        std::fs::create_dir_all(&deep).unwrap();
+        for f in [top.join("b/code"), deep.join("code")] {
+            std::fs::write(&f, vec![0xc3u8; 8192]).unwrap();
+        }
+        let script = "import mmap, sys\n\
+            fs = [open(f, 'rb') for f in sys.argv[1:]]\n\
+            m = [mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ | mmap.PROT_EXEC) for f in fs]\n\
+            print('ready', flush=True)\nsys.stdin.read()\n";
+        let Ok(mut child) = std::process::Command::new("python3")
+            .args(["-c", script])
+            .arg(top.join("b/code"))
+            .arg(deep.join("code"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+        else {
+            eprintln!("SKIP {test}: no python3 to map the files");
+            return;
+        };
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line);
+        }
+        let pid = child.id();
+        let ino = |f: &std::path::Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(f).unwrap());
+        let (code, deep_code) = (ino(&top.join("b/code")), ino(&deep.join("code")));
+        let start = start_ticks_of(pid).unwrap_or(0);
+        let of = |w: &[(u64, u64)], i: u64| w.iter().find(|(n, _)| *n == i).map(|(_, p)| *p);
+        let first = witnesses(&p, pid, start);
+        std::fs::rename(&top, dir.path().join("c")).unwrap();
+        let renamed = witnesses(&p, pid, start);
+        std::fs::rename(dir.path().join("c"), &top).unwrap();
+        let back = witnesses(&p, pid, start);
+        // A mount moved: a tmpfs holding a copy of the file, mapped, then
+        // moved to another directory.
+        let moved = (|| {
+            let (m1, m2) = (dir.path().join("m1"), dir.path().join("m2"));
+            std::fs::create_dir_all(&m1).ok()?;
+            std::fs::create_dir_all(&m2).ok()?;
+            let mounted = std::process::Command::new("mount").args(["-t", "tmpfs", "fdirtest"]).arg(&m1).status();
+            if !mounted.is_ok_and(|s| s.success()) {
+                return None;
+            }
+            let umount = |at: &std::path::Path| {
+                let _ = std::process::Command::new("umount").arg(at).stderr(std::process::Stdio::null()).status();
+            };
+            let r = (|| {
+                std::fs::write(m1.join("code"), vec![0xc3u8; 8192]).ok()?;
+                let mut c = std::process::Command::new("python3")
+                    .args(["-c", script])
+                    .arg(m1.join("code"))
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .spawn()
+                    .ok()?;
+                let mut l = String::new();
+                if let Some(out) = c.stdout.take() {
+                    let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut l);
+                }
+                let s = start_ticks_of(c.id()).unwrap_or(0);
+                let file = ino(&m1.join("code"));
+                let before = of(&witnesses(&p, c.id(), s), file);
+                let ok = std::process::Command::new("mount").arg("--move").arg(&m1).arg(&m2).status();
+                let after = ok.is_ok_and(|s| s.success()).then(|| of(&witnesses(&p, c.id(), s), file));
+                let _ = c.kill();
+                let _ = c.wait();
+                Some((before, after?))
+            })();
+            umount(&m1);
+            umount(&m2);
+            r
+        })();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(line.trim(), "ready");
+        let w = of(&first, code).expect("the file's witness");
+        assert!(w != 0 && w != PATH_DEEP && w % 2 == 0, "a walked path's witness: {w:#x}");
+        assert_eq!(of(&first, deep_code), Some(PATH_DEEP), "a path deeper than the walk");
+        assert_ne!(of(&renamed, code), Some(w), "a directory above the file renamed");
+        assert_eq!(of(&back, code), Some(w), "renamed back");
+        match moved {
+            Some((b, a)) => {
+                assert!(b.is_some_and(|b| b % 2 == 0 && b != 0), "a file on a tmpfs: {b:?}");
+                assert_ne!(b, a, "a mount moved above the file");
+            }
+            None => eprintln!("SKIP {test} (a mount moved): cannot mount a tmpfs here"),
+        }
     }
 
     /// Two threads copy two processes at once, each into its own slot:

@@ -157,7 +157,7 @@ fn a_one_shot_check_with_the_table_loaded_ahead_is_quiet_and_sees_a_lowered_limi
     // `fdir check` loads it ahead only for every process, and only for a
     // baseline with a subsystem that asks the table.
     assert!(!Pinned::table_ahead_pays(PinAhead::Pids(&pids), SUBSYSTEMS));
-    assert!(!Pinned::table_ahead_pays(PinAhead::Every, Subsystem::SEED));
+    assert!(!Pinned::table_ahead_pays(PinAhead::Every, &[Subsystem::Cgroups, Subsystem::SeccompFilters]));
     let (loaded, pinned) = Pinned::while_running_with_table(PinAhead::Pids(&pids), || file.clone());
     let (mut ahead, _) = Monitor::resume_for_one_check_pinned(loaded, 1, pinned).unwrap();
     if !table_used(test, &ahead, "the table was loaded ahead and handed to the check") {
@@ -394,4 +394,69 @@ fn a_first_check_after_the_baseline_finds_changes_made_before_it() {
     for i in [0, 2, 3, 5] {
         assert!(drifted(&findings, pids[i]).is_empty(), "{} did not change: {findings:#?}", pids[i]);
     }
+}
+
+/// A baseline taken with the task table keeps each process's maps inputs
+/// (the kernel's copy of its mappings, with a witness of each file's path)
+/// as the source of its `memory-maps` form. The first check after it finds
+/// exactly the processes that changed between the two, each by what
+/// changed in its copy: a writable and executable region, a library
+/// loaded, and a directory renamed above a mapped library (which only the
+/// path's witness shows).
+#[test]
+fn a_first_check_finds_maps_changes_made_after_the_baseline() {
+    let test = "a_first_check_finds_maps_changes_made_after_the_baseline";
+    if !is_root() {
+        skip(test, "needs root: the kernel loads the program of mappings for CAP_BPF and CAP_PERFMON only");
+        return;
+    }
+    let probe = Testee::spawn();
+    let Some(lib) = common::unloaded_library(probe.pid) else {
+        skip(test, "no spare shared library found to load");
+        return;
+    };
+    drop(probe);
+    let dir = TempDir(std::env::temp_dir().join(format!("fdir-maps-first-{}", std::process::id())));
+    let (sub, loaded_late) = (dir.0.join("sub"), dir.0.join("libfdir-late.so"));
+    std::fs::create_dir_all(&sub).unwrap();
+    let mapped = sub.join("libfdir-mapped.so");
+    std::fs::copy(&lib, &mapped).unwrap();
+    std::fs::copy(&lib, &loaded_late).unwrap();
+    let subsystems = [Subsystem::MemoryMaps];
+    let mut testees: Vec<Testee> = (0..6).map(|_| Testee::spawn()).collect();
+    let pids: Vec<u32> = testees.iter().map(|t| t.pid).collect();
+    if let Err(e) = testees[2].cmd(&format!("dlopen {}", mapped.display())) {
+        skip(test, &format!("dlopen {}: {e}", mapped.display()));
+        return;
+    }
+    let (mut m, _) =
+        Monitor::baseline_with_table(Coverage::Pids { pids: pids.clone() }, &subsystems, 1, &SystemClock, Some(true))
+            .unwrap();
+    match m.maps_inputs() {
+        Some(Ok(())) => {}
+        Some(Err(why)) => {
+            skip(test, &format!("the task table makes no maps inputs here: {why}"));
+            return;
+        }
+        None => {
+            skip(test, "the baseline was taken without the task table");
+            return;
+        }
+    }
+    for (i, command) in [(1, "rwx".to_owned()), (4, format!("dlopen {}", loaded_late.display()))] {
+        if let Err(e) = testees[i].cmd(&command) {
+            skip(test, &format!("{command}: {e}"));
+            return;
+        }
+    }
+    std::fs::rename(&sub, dir.0.join("moved")).unwrap();
+    let (findings, _) = m.cycle(&SystemClock);
+    for i in [1, 2, 4] {
+        assert_eq!(drifted(&findings, pids[i]), vec![Subsystem::MemoryMaps], "testee {i}: {findings:#?}");
+    }
+    for i in [0, 3, 5] {
+        assert!(drifted(&findings, pids[i]).is_empty(), "{} did not change: {findings:#?}", pids[i]);
+    }
+    let text = format!("{findings:?}");
+    assert!(text.contains("moved/libfdir-mapped.so"), "the new path named: {text}");
 }
