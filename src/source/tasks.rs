@@ -873,6 +873,14 @@ impl Reader {
     /// `vmas`: the program of memory mappings too (`vmas.rs`: a watch's,
     /// and a baseline's or a one-shot check's of `memory-maps`).
     pub(crate) fn load(walk: bool, cgroups: bool, vmas: bool) -> Result<Reader, String> {
+        // The program of mappings loads on a thread of its own meanwhile
+        // (its BTF pass, verification and self-check: 2-3 ms that would
+        // otherwise delay the table a one-shot check's pins wait for).
+        let vmas_loading = if vmas {
+            Some(std::thread::Builder::new().name("fdir-vmas".into()).spawn(super::vmas::Program::load).map_err(|_| ()))
+        } else {
+            None
+        };
         let btf = std::fs::File::open("/sys/kernel/btf/vmlinux")
             .map(btf::Vmlinux::new)
             .map_err(|e| format!("no BTF: /sys/kernel/btf/vmlinux: {e}"))?;
@@ -930,12 +938,17 @@ impl Reader {
         {
             table.cgroups = Some(Arc::clone(cgroups));
         }
-        reader.vmas = if !vmas {
-            Err("not loaded: not asked".to_owned())
-        } else if matches!(reader.how, How::Walk { .. }) {
+        let loaded = match vmas_loading {
+            None => Err("not loaded: not asked".to_owned()),
+            Some(Ok(thread)) => {
+                thread.join().unwrap_or_else(|_| Err("its loading thread panicked".to_owned())).map(Arc::new)
+            }
+            Some(Err(())) => super::vmas::Program::load().map(Arc::new),
+        };
+        reader.vmas = if matches!(reader.how, How::Walk { .. }) && loaded.is_ok() {
             Err("no lookup program to pin the processes it copies".to_owned())
         } else {
-            super::vmas::Program::load().map(Arc::new)
+            loaded
         };
         if let Err(why) = &reader.vmas {
             tracing::debug!("the task table makes no maps inputs: {why}");
