@@ -214,15 +214,20 @@ unsafe impl Send for MappedValue {}
 unsafe impl Sync for MappedValue {}
 
 impl MappedValue {
-    /// Maps the values of `map` (`len` bytes: their size, end to end).
-    pub fn of(map: BorrowedFd<'_>, len: usize) -> io::Result<MappedValue> {
+    /// Maps `len` bytes of the values of `map` from byte `offset` (a
+    /// multiple of the page size). The kernel maps every page of the range
+    /// at once (they count in the resident set from then on), so a range
+    /// is mapped only where it is read.
+    pub fn of_at(map: BorrowedFd<'_>, offset: usize, len: usize) -> io::Result<MappedValue> {
+        let offset = libc::off_t::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         if len == 0 {
             return Err(io::Error::from(io::ErrorKind::InvalidInput));
         }
         // SAFETY: a new shared read-only mapping of the map's value at an
         // address the kernel picks; nothing else refers to that range.
-        let at =
-            unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, map.as_raw_fd(), 0) };
+        let at = unsafe {
+            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, map.as_raw_fd(), offset)
+        };
         if at == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }

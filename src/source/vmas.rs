@@ -46,9 +46,8 @@ pub(crate) const VMA: usize = 96;
 /// count of mappings walked, the flags ([`FLAG_FAILED`]),
 /// and the mm's `start_brk`, `brk` and `start_stack`.
 pub(crate) const HEAD: usize = 48;
-/// The map value's size.
+/// The bytes of a map value a copy uses.
 const VALUE: usize = HEAD + MAX_VMAS * VMA;
-const _: () = assert!(VALUE.is_multiple_of(8), "the map's values lie end to end only if 8-byte aligned");
 /// The iterator could not start (a task without an mm, the mm's lock
 /// taken for writing: `mmap_read_trylock` failed).
 const FLAG_FAILED: u64 = 1;
@@ -394,24 +393,30 @@ fn program(o: &Offsets) -> Result<Vec<Insn>, String> {
     a.finish().map_err(|e| e.0)
 }
 
-/// Slots of the map: each checking thread writes its copies into one of
-/// its own (a thread's slot: [`SLOT`]), so that two cores copy at once.
-/// (Four: 1.4 MB of kernel memory in all, mapped by fdir only where read.)
+/// Slots of the map: a copy takes the first slot no other copy holds
+/// (else its thread's: [`SLOT`], and waits), so that two cores copy at once
+/// and the slots past the cores' are never mapped. (Four: 1.6 MB of kernel
+/// memory in all, mapped by fdir only where used.)
 const SLOTS: usize = 4;
 
 static NEXT_SLOT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 thread_local! {
-    /// This thread's slot, given in turn: the threads of a watch (at most
-    /// one a core) each have their own.
+    /// This thread's slot where every slot is taken, given in turn.
     static SLOT: usize = NEXT_SLOT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % SLOTS;
 }
 
 /// The loaded program, its map, and the map's values mapped.
 pub(crate) struct Program {
     prog: OwnedFd,
-    _map: OwnedFd,
-    values: sys::MappedValue,
+    map: OwnedFd,
+    /// A value's size: [`VALUE`] rounded up to whole pages, so that each
+    /// slot's value is mapped on its own.
+    value: usize,
+    /// Each slot's value, mapped when a thread of that slot first copies
+    /// (the kernel maps all of a mapping's pages at once: 0.4 MB of
+    /// resident memory a slot, so only the slots in use are mapped).
+    values: [std::sync::OnceLock<Option<sys::MappedValue>>; SLOTS],
     /// One run and its read at a time in each slot: a run writes its
     /// slot's value (two threads of one slot wait for each other).
     running: [Mutex<()>; SLOTS],
@@ -433,12 +438,11 @@ impl Program {
             .map(btf::Vmlinux::new)
             .map_err(|e| format!("no BTF: /sys/kernel/btf/vmlinux: {e}"))?;
         let offsets = Offsets::of_kernel(&btf)?;
-        let size = u32::try_from(VALUE).map_err(|_| "a value too large".to_owned())?;
+        let value = VALUE.next_multiple_of(rustix::param::page_size());
+        let size = u32::try_from(value).map_err(|_| "a value too large".to_owned())?;
         let slots = u32::try_from(SLOTS).map_err(|_| "too many slots".to_owned())?;
         let map =
             sys::map_create_mmapable(size, slots, "fdir_vmas").map_err(|e| format!("cannot make the map: {e}"))?;
-        let values =
-            sys::MappedValue::of(map.as_fd(), VALUE * SLOTS).map_err(|e| format!("cannot map the map: {e}"))?;
         let insns = program(&offsets)?;
         let insns =
             Insn::with_map_fds(&insns, &[std::os::fd::AsRawFd::as_raw_fd(&map)]).ok_or("the program names no map")?;
@@ -450,9 +454,32 @@ impl Program {
             flags: sys::F_SLEEPABLE,
         };
         let prog = sys::prog_load(&insns, &spec).map_err(|e| format!("the kernel refused the program: {e}"))?;
-        let p = Program { prog, _map: map, values, running: std::array::from_fn(|_| Mutex::new(())) };
+        let mut p = Program {
+            prog,
+            map,
+            value,
+            values: std::array::from_fn(|_| std::sync::OnceLock::new()),
+            running: std::array::from_fn(|_| Mutex::new(())),
+        };
         self_check(&p)?;
+        // The loading thread's slot, unmapped: the checking threads map
+        // their own.
+        for v in &mut p.values {
+            v.take();
+        }
         Ok(p)
+    }
+
+    /// The value of `slot`, mapped at its first use; `None` where it
+    /// cannot be mapped (that slot then makes no copies).
+    fn slot_value(&self, slot: usize) -> Option<&sys::MappedValue> {
+        self.values
+            .get(slot)?
+            .get_or_init(|| {
+                let at = slot.checked_mul(self.value)?;
+                sys::MappedValue::of_at(self.map.as_fd(), at, self.value).ok()
+            })
+            .as_ref()
     }
 
     /// The copy of the mappings of process `pid` started at `start_ticks`
@@ -460,9 +487,14 @@ impl Program {
     /// [`VMA`] bytes a mapping); `false` where there is none to use (no
     /// such process, a failed walk, too many mappings).
     pub(crate) fn copy(&self, pid: u32, start_ticks: u64, out: &mut Vec<u8>) -> bool {
-        let slot = SLOT.with(|s| *s);
-        let Some(Ok(_one)) = self.running.get(slot).map(Mutex::lock) else { return false };
-        let (Ok(key), Some(at)) = (u32::try_from(slot), slot.checked_mul(VALUE)) else { return false };
+        let free = self.running.iter().enumerate().find_map(|(i, m)| m.try_lock().ok().map(|g| (i, g)));
+        let Some((slot, _one)) = free.or_else(|| {
+            let slot = SLOT.with(|s| *s);
+            self.running.get(slot).and_then(|m| m.lock().ok()).map(|g| (slot, g))
+        }) else {
+            return false;
+        };
+        let (Ok(key), Some(values)) = (u32::try_from(slot), self.slot_value(slot)) else { return false };
         let mut ctx = [0u8; 12];
         if let Some(p) = ctx.get_mut(0..4) {
             p.copy_from_slice(&pid.to_ne_bytes());
@@ -474,7 +506,7 @@ impl Program {
             return false;
         }
         let mut head = [0u8; HEAD];
-        if !self.values.read(at, &mut head) {
+        if !values.read(0, &mut head) {
             return false;
         }
         let word = |i: usize| u64_at(&head, i).unwrap_or(u64::MAX);
@@ -487,7 +519,7 @@ impl Program {
         out.resize(HEAD - 8 + count * VMA, 0);
         let (h, rest) = out.split_at_mut(HEAD - 8);
         h.copy_from_slice(head.get(8..).unwrap_or_default());
-        at.checked_add(HEAD).is_some_and(|from| self.values.read(from, rest))
+        values.read(HEAD, rest)
     }
 }
 
