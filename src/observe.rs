@@ -274,7 +274,8 @@ pub(crate) const STATUS_TEXT_EVERY: u32 = 10;
 /// its mappings, `source::vmas`) reads the text once every this many
 /// passes (which one depends on the pid): a check of the copy against the
 /// text, and a bound on how long a change the copy does not hold (a
-/// directory above a mapped file renamed, a mount moved) can go unread.
+/// rename to a name of the same salted hash, length and address; the path
+/// of a file deeper than the path's walk) can go unread.
 pub(crate) const MAPS_TEXT_EVERY: u32 = 10;
 
 thread_local! {

@@ -1191,8 +1191,9 @@ mod tests {
     /// The maps memo keyed by the maps inputs: `maps` is read at the first
     /// checks and every `MAPS_TEXT_EVERY`-th after; inputs that do not agree
     /// with the text key nothing (read every check); a change the inputs
-    /// show is read and found at once; one they do not show (a directory
-    /// above a mapped file renamed) is found at the next pass that reads the
+    /// show is read and found at once; one they do not show (here a
+    /// directory renamed with the copy left as it was, as a rename to a
+    /// name of the same salted hash would) is found at the next pass that reads the
     /// text, within `MAPS_TEXT_EVERY`.
     #[test]
     fn maps_inputs_key_the_maps_memo_and_a_text_is_read_every_tenth_pass() {
@@ -1232,7 +1233,8 @@ mod tests {
         let v = checker.check(&base, &clock, &src, &subs).unwrap();
         assert_eq!(v.anomalies().iter().map(|a| a.subsystem).collect::<Vec<_>>(), [Subsystem::MemoryMaps]);
 
-        // A change they do not show (the library's directory renamed): found
+        // A change they do not show (the library's directory renamed, the
+        // copy kept: a name of the same hash, length and address): found
         // within a period, at the pass that reads the text.
         let src = MapsKeyed::new(MAPS);
         let mut checker = Checker::new();

@@ -1,6 +1,7 @@
 //! A process's memory mappings as the kernel holds them: the inputs of the
 //! `maps` text, copied by an eBPF program, so that a watch reads `maps`
-//! only when what it prints may have changed.
+//! only when what it prints may have changed, and a first check none where
+//! they are those its baseline kept.
 //!
 //! The program (`BPF_PROG_TYPE_SYSCALL`, run by `BPF_PROG_TEST_RUN` like
 //! the task table's lookup program, `tasks.rs`) finds the task by its pid
@@ -13,17 +14,23 @@
 //! and mount), the file's inode number and device, and of the file's
 //! dentry what a rename or an unlink changes: its name's hash and length,
 //! its name's address, its parent, and whether it is hashed (an unlinked
-//! file prints ` (deleted)`). The mm's `start_brk`, `brk` and `start_stack`
-//! (which name `[heap]` and `[stack]`) and the task's start time come
-//! first ([`HEAD`]).
+//! file prints ` (deleted)`), and a witness of the file's whole path: a
+//! mix of what `d_path` prints it from, each dentry's name (hash, length,
+//! address) up to its mount's root and each mount crossed (its id) up to
+//! the root of its namespace's tree ([`PATH_STEPS`] steps at most, else
+//! [`PATH_DEEP`]). The mm's `start_brk`, `brk` and `start_stack` (which
+//! name `[heap]` and `[stack]`) and the task's start time come first
+//! ([`HEAD`]).
 //!
 //! What the copy does not hold, and how it is still seen:
-//! - the names of the file's ancestors and of the mounts above it: a rename
-//!   of a directory above a mapped file, or a mount moved, changes its path
-//!   in `maps` and nothing here; the text is read every
-//!   [`crate::observe::MAPS_TEXT_EVERY`]-th pass regardless;
-//! - the bytes of a name whose hash and length a rename kept (a rename to a
-//!   name of the same 32-bit salted hash and length): the same period.
+//! - the bytes of a name whose hash, length and address a rename kept (a
+//!   rename, of the file or a directory above it, to a name of the same
+//!   32-bit salted hash and length, stored in place); the path of a file
+//!   deeper than the walk; a special mapping's name (`[vdso]`, fixed by
+//!   its `vm_ops`): in a watch the text is read every
+//!   [`crate::observe::MAPS_TEXT_EVERY`]-th pass regardless, and a
+//!   baseline keeps a copy as a form's source only where every path was
+//!   walked.
 //!
 //! A text read is used as the copy's only if the copy is the same after the
 //! read as before it, and the text's lines say what the copy says
