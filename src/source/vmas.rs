@@ -818,6 +818,24 @@ mod tests {
         assert!(agreed * 2 > asked, "most processes' mappings hold still for a copy: {agreed} of {asked}");
     }
 
+    /// A child `python3 -c script args...` once it printed its first line
+    /// (`ready`: what it was to set up is done), and that line; `None`
+    /// where there is no `python3`.
+    fn python(script: &str, args: &[&std::path::Path]) -> Option<(std::process::Child, String)> {
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", script])
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .ok()?;
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line);
+        }
+        Some((child, line))
+    }
+
     /// The witnesses of the files a child `python3` maps, by the file's
     /// inode (a file's mappings share one).
     fn witnesses(p: &Program, pid: u32, start: u64) -> Vec<(u64, u64)> {
@@ -850,21 +868,10 @@ mod tests {
             fs = [open(f, 'rb') for f in sys.argv[1:]]\n\
             m = [mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ | mmap.PROT_EXEC) for f in fs]\n\
             print('ready', flush=True)\nsys.stdin.read()\n";
-        let Ok(mut child) = std::process::Command::new("python3")
-            .args(["-c", script])
-            .arg(top.join("b/code"))
-            .arg(deep.join("code"))
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-        else {
+        let Some((mut child, line)) = python(script, &[&top.join("b/code"), &deep.join("code")]) else {
             eprintln!("SKIP {test}: no python3 to map the files");
             return;
         };
-        let mut line = String::new();
-        if let Some(out) = child.stdout.take() {
-            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line);
-        }
         let pid = child.id();
         let ino = |f: &std::path::Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(f).unwrap());
         let (code, deep_code) = (ino(&top.join("b/code")), ino(&deep.join("code")));
@@ -890,17 +897,7 @@ mod tests {
             };
             let r = (|| {
                 std::fs::write(m1.join("code"), vec![0xc3u8; 8192]).ok()?;
-                let mut c = std::process::Command::new("python3")
-                    .args(["-c", script])
-                    .arg(m1.join("code"))
-                    .stdin(std::process::Stdio::piped())
-                    .stdout(std::process::Stdio::piped())
-                    .spawn()
-                    .ok()?;
-                let mut l = String::new();
-                if let Some(out) = c.stdout.take() {
-                    let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut l);
-                }
+                let (mut c, _) = python(script, &[&m1.join("code")])?;
                 let s = start_ticks_of(c.id()).unwrap_or(0);
                 let file = ino(&m1.join("code"));
                 let before = of(&witnesses(&p, c.id(), s), file);
@@ -985,19 +982,10 @@ mod tests {
         let script = "import mmap, sys\n\
             m = [mmap.mmap(-1, 4096, prot=(mmap.PROT_READ if i % 2 else mmap.PROT_READ | mmap.PROT_WRITE)) for i in range(4200)]\n\
             print('ready', flush=True)\nsys.stdin.read()\n";
-        let Ok(mut child) = std::process::Command::new("python3")
-            .args(["-c", script])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-        else {
+        let Some((mut child, line)) = python(script, &[]) else {
             eprintln!("SKIP {test}: no python3 to map the pages");
             return;
         };
-        let mut line = String::new();
-        if let Some(out) = child.stdout.take() {
-            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line);
-        }
         let pid = child.id();
         let start = start_ticks_of(pid);
         let lines = std::fs::read_to_string(format!("/proc/{pid}/maps")).map(|t| t.lines().count()).unwrap_or(0);

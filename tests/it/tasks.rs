@@ -267,6 +267,26 @@ impl Drop for TempDir {
     }
 }
 
+/// For a test of the program of mappings: a shared library a testee has
+/// not loaded, and a directory of this test's own (`tag` and the pid) to
+/// copy it into, removed when dropped; `None` (the skip said) without root
+/// or such a library.
+fn library_to_map(test: &str, tag: &str) -> Option<(std::path::PathBuf, TempDir)> {
+    if !is_root() {
+        skip(test, "needs root: the kernel loads the program of mappings for CAP_BPF and CAP_PERFMON only");
+        return None;
+    }
+    let probe = Testee::spawn();
+    let Some(lib) = common::unloaded_library(probe.pid) else {
+        skip(test, "no spare shared library found to load");
+        return None;
+    };
+    drop(probe);
+    let dir = TempDir(std::env::temp_dir().join(format!("{tag}-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    Some((lib, dir))
+}
+
 /// The maps inputs (the kernel's copy of each process's mappings, made by
 /// the task table's program of mappings, `source::vmas`) are quiet over
 /// more than a text period of real processes, and each of these is found at
@@ -276,18 +296,7 @@ impl Drop for TempDir {
 #[test]
 fn maps_inputs_are_quiet_and_see_new_code_and_renamed_and_deleted_libraries() {
     let test = "maps_inputs_are_quiet_and_see_new_code_and_renamed_and_deleted_libraries";
-    if !is_root() {
-        skip(test, "needs root: the kernel loads the program of mappings for CAP_BPF and CAP_PERFMON only");
-        return;
-    }
-    let probe = Testee::spawn();
-    let Some(lib) = common::unloaded_library(probe.pid) else {
-        skip(test, "no spare shared library found to load");
-        return;
-    };
-    drop(probe);
-    let dir = TempDir(std::env::temp_dir().join(format!("fdir-maps-inputs-{}", std::process::id())));
-    std::fs::create_dir_all(&dir.0).unwrap();
+    let Some((lib, dir)) = library_to_map(test, "fdir-maps-inputs") else { return };
     let (renamed, deleted) = (dir.0.join("libfdir-renamed.so"), dir.0.join("libfdir-deleted.so"));
     for copy in [&renamed, &deleted] {
         std::fs::copy(&lib, copy).unwrap();
@@ -406,17 +415,7 @@ fn a_first_check_after_the_baseline_finds_changes_made_before_it() {
 #[test]
 fn a_first_check_finds_maps_changes_made_after_the_baseline() {
     let test = "a_first_check_finds_maps_changes_made_after_the_baseline";
-    if !is_root() {
-        skip(test, "needs root: the kernel loads the program of mappings for CAP_BPF and CAP_PERFMON only");
-        return;
-    }
-    let probe = Testee::spawn();
-    let Some(lib) = common::unloaded_library(probe.pid) else {
-        skip(test, "no spare shared library found to load");
-        return;
-    };
-    drop(probe);
-    let dir = TempDir(std::env::temp_dir().join(format!("fdir-maps-first-{}", std::process::id())));
+    let Some((lib, dir)) = library_to_map(test, "fdir-maps-first") else { return };
     let (sub, loaded_late) = (dir.0.join("sub"), dir.0.join("libfdir-late.so"));
     std::fs::create_dir_all(&sub).unwrap();
     let mapped = sub.join("libfdir-mapped.so");
