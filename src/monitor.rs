@@ -959,9 +959,8 @@ impl Monitor {
         {
             return None;
         }
-        let walk = self.table_walk;
+        let (walk, maps) = (self.table_walk, self.loads_maps_program());
         let reader = self.tasks.get_or_insert_with(|| {
-            let maps = !self.one_shot || self.subsystems.contains(&Subsystem::MemoryMaps);
             let loaded = crate::source::tasks::Reader::load(walk, !self.one_shot, maps);
             note_task_table(&loaded);
             loaded
@@ -1048,12 +1047,20 @@ impl Monitor {
         Ok((m, findings))
     }
 
+    /// Whether this monitor's task table loads the program of mappings
+    /// (`source::vmas`): a watch's, and a baseline's or a one-shot
+    /// check's of `memory-maps`.
+    fn loads_maps_program(&self) -> bool {
+        !self.one_shot || self.subsystems.contains(&Subsystem::MemoryMaps)
+    }
+
     /// The task table the baselines of `targets` processes are taken with,
-    /// where they observe `seccomp` or `credentials` and the kernel loads
-    /// the lookup program: each baseline of a process of one thread then
-    /// keeps its status inputs, where they agree with the `status` its
-    /// forms were made from, as those forms' source (`Snapshot::sources`),
-    /// and a first check that finds the same inputs reads no `status`.
+    /// where they observe `seccomp`, `credentials` or `memory-maps` and the
+    /// kernel loads the lookup program: each baseline of a process of one
+    /// thread then keeps its status inputs, and each its maps inputs, where
+    /// they agree with the text its forms were made from, as those forms'
+    /// source (`Snapshot::sources`), and a first check that finds the same
+    /// inputs reads no `status` (no `maps`).
     /// From [`TABLE_AHEAD_FROM`] processes, where a one-shot check of them
     /// loads the table too (fewer: a load of 10-20 ms that a small check
     /// would not use), or where asked ([`Monitor::set_task_table`]).
@@ -1067,7 +1074,7 @@ impl Monitor {
         }
         let walk = self.table_walk;
         let one_shot = self.one_shot;
-        let maps = !one_shot || self.subsystems.contains(&Subsystem::MemoryMaps);
+        let maps = self.loads_maps_program();
         let reader = self.tasks.get_or_insert_with(|| {
             let loaded = crate::source::tasks::Reader::load(walk, !one_shot, maps);
             note_task_table(&loaded);

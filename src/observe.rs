@@ -780,23 +780,24 @@ impl Observer {
         // baseline's form was made from (their source), every file's path
         // walked: that form, and no `maps` read. (Not for code, which reads
         // the text for the files it hashes.)
-        let maps_known = has(Subsystem::MemoryMaps)
+        let maps_known = (has(Subsystem::MemoryMaps)
             && !has(Subsystem::Code)
             && !self.observed_before
             && !self.fresh
             && !self.keep_sources
-            && self.fault.is_none()
-            && against.as_ref().is_some_and(|a| {
-                a.digest(Subsystem::MemoryMaps).is_some()
-                    && a.sources.get(&Subsystem::MemoryMaps).is_some_and(|source| {
-                        with_maps_inputs(|now, _| {
-                            src.maps_inputs(now)
-                                && crate::source::vmas::paths_walked(now)
-                                && maps_source_digest(Digest::of(now)) == *source
-                        })
-                    })
-            });
-        if maps_known && let Some(digest) = against.as_ref().and_then(|a| a.digest(Subsystem::MemoryMaps)) {
+            && self.fault.is_none())
+        .then_some(against.as_ref())
+        .flatten()
+        .and_then(|a| {
+            let (digest, source) = (a.digest(Subsystem::MemoryMaps)?, a.sources.get(&Subsystem::MemoryMaps)?);
+            with_maps_inputs(|now, _| {
+                (src.maps_inputs(now)
+                    && crate::source::vmas::paths_walked(now)
+                    && maps_source_digest(Digest::of(now)) == *source)
+                    .then_some(digest)
+            })
+        });
+        if let Some(digest) = maps_known {
             put_form(&mut canons, Subsystem::MemoryMaps, Canon::known(Subsystem::MemoryMaps, digest));
             outcome.push((Subsystem::MemoryMaps, End::Observed));
             restored = true;
@@ -829,16 +830,17 @@ impl Observer {
                     if self.keep_sources && has(Subsystem::MemoryMaps) {
                         // The inputs, where the same after the text and
                         // saying what it says; else the text.
-                        let inputs = copied
-                            && with_maps_inputs(|now, again| {
-                                src.maps_inputs(again) && again == now && crate::source::vmas::agrees(now, &self.buf)
-                            });
-                        self.maps_source = Some(if inputs {
-                            with_maps_inputs(|now, _| Some(maps_source_digest(Digest::of(now))))
-                                .unwrap_or_else(|| crate::canon::source_digest(Subsystem::MemoryMaps, &self.buf))
-                        } else {
-                            crate::canon::source_digest(Subsystem::MemoryMaps, &self.buf)
+                        let inputs = copied.then(|| {
+                            with_maps_inputs(|now, again| {
+                                (src.maps_inputs(again) && again == now && crate::source::vmas::agrees(now, &self.buf))
+                                    .then(|| maps_source_digest(Digest::of(now)))
+                            })
                         });
+                        self.maps_source = Some(
+                            inputs
+                                .flatten()
+                                .unwrap_or_else(|| crate::canon::source_digest(Subsystem::MemoryMaps, &self.buf)),
+                        );
                     }
                     let texts = memo_key(self.observed_before, &self.buf);
                     // The inputs key the forms only if the text is of their

@@ -790,13 +790,7 @@ mod tests {
             eprintln!("SKIP copies_of_live_processes_agree_with_their_maps: not allowed to load eBPF here");
             return;
         }
-        let p = match Program::load() {
-            Ok(p) => p,
-            Err(why) => {
-                eprintln!("SKIP copies_of_live_processes_agree_with_their_maps: {why}");
-                return;
-            }
-        };
+        let Some(p) = loaded("copies_of_live_processes_agree_with_their_maps") else { return };
         let (mut before, mut after) = (Vec::new(), Vec::new());
         let (mut agreed, mut asked) = (0, 0);
         for pid in crate::source::procfs::live_processes().unwrap_or_default() {
@@ -816,6 +810,12 @@ mod tests {
         }
         eprintln!("{agreed} of {asked} processes' copies compared with their maps");
         assert!(agreed * 2 > asked, "most processes' mappings hold still for a copy: {agreed} of {asked}");
+    }
+
+    /// The program, loaded; `None` (and the skip said, with why) where it
+    /// does not load here.
+    fn loaded(test: &str) -> Option<Program> {
+        Program::load().map_err(|why| eprintln!("SKIP {test}: the program of mappings does not load here: {why}")).ok()
     }
 
     /// A child `python3 -c script args...` once it printed its first line
@@ -852,10 +852,7 @@ mod tests {
     #[test]
     fn a_path_witness_sees_directories_renamed_and_mounts_moved_above_a_file() {
         let test = "a_path_witness_sees_directories_renamed_and_mounts_moved_above_a_file";
-        let Ok(p) = Program::load() else {
-            eprintln!("SKIP {test}: the program of mappings does not load here");
-            return;
-        };
+        let Some(p) = loaded(test) else { return };
         let Ok(dir) = tempfile::tempdir() else { return };
         let top = dir.path().join("a");
         let deep = (0..PATH_STEPS + 2).fold(dir.path().join("d"), |p, i| p.join(format!("{i}")));
@@ -932,11 +929,7 @@ mod tests {
     /// every copy is its own process's (two idle `sleep` children).
     #[test]
     fn two_threads_copy_at_once_each_its_own_process() {
-        let test = "two_threads_copy_at_once_each_its_own_process";
-        let Ok(p) = Program::load() else {
-            eprintln!("SKIP {test}: the program of mappings does not load here");
-            return;
-        };
+        let Some(p) = loaded("two_threads_copy_at_once_each_its_own_process") else { return };
         let children: Vec<std::process::Child> =
             (0..2).filter_map(|_| std::process::Command::new("sleep").arg("30").spawn().ok()).collect();
         std::thread::sleep(std::time::Duration::from_millis(100));
@@ -975,10 +968,7 @@ mod tests {
     #[test]
     fn a_process_of_more_mappings_than_a_copy_holds_has_none() {
         let test = "a_process_of_more_mappings_than_a_copy_holds_has_none";
-        let Ok(p) = Program::load() else {
-            eprintln!("SKIP {test}: the program of mappings does not load here");
-            return;
-        };
+        let Some(p) = loaded(test) else { return };
         let script = "import mmap, sys\n\
             m = [mmap.mmap(-1, 4096, prot=(mmap.PROT_READ if i % 2 else mmap.PROT_READ | mmap.PROT_WRITE)) for i in range(4200)]\n\
             print('ready', flush=True)\nsys.stdin.read()\n";

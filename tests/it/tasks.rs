@@ -210,13 +210,8 @@ fn status_inputs_are_quiet_and_see_seccomp_no_new_privs_capabilities_and_groups(
     if !table_used(test, &m, "a round asked to read the task table did not try it") {
         return;
     }
-    match m.status_inputs() {
-        Some(Ok(())) => {}
-        Some(Err(why)) => {
-            skip(test, &format!("the task table holds no status inputs here: {why}"));
-            return;
-        }
-        None => panic!("the task table was loaded"),
+    if !makes(test, m.status_inputs(), "status inputs", true) {
+        return;
     }
     let many_groups = format!("setgroups {}", (5000..5040).map(|g| g.to_string()).collect::<Vec<_>>().join(","));
     let changes = [
@@ -264,6 +259,24 @@ struct TempDir(std::path::PathBuf);
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Whether the task table makes `what` (`made`: the monitor's answer), a
+/// skip said where it does not. Where it was not loaded (`None`): a
+/// failure if the test made sure it was (`loaded`), else a skip.
+fn makes(test: &str, made: Option<Result<(), &str>>, what: &str, loaded: bool) -> bool {
+    match made {
+        Some(Ok(())) => true,
+        Some(Err(why)) => {
+            skip(test, &format!("the task table makes no {what} here: {why}"));
+            false
+        }
+        None => {
+            assert!(!loaded, "the task table was loaded");
+            skip(test, "the baseline was taken without the task table");
+            false
+        }
     }
 }
 
@@ -320,13 +333,8 @@ fn maps_inputs_are_quiet_and_see_new_code_and_renamed_and_deleted_libraries() {
     if !table_used(test, &m, "a round asked to read the task table did not try it") {
         return;
     }
-    match m.maps_inputs() {
-        Some(Ok(())) => {}
-        Some(Err(why)) => {
-            skip(test, &format!("the task table makes no maps inputs here: {why}"));
-            return;
-        }
-        None => panic!("the task table was loaded"),
+    if !makes(test, m.maps_inputs(), "maps inputs", true) {
+        return;
     }
     for (i, command) in [(1, "rwx".to_owned()), (3, "memfd-exec".to_owned()), (9, format!("dlopen {}", lib.display()))]
     {
@@ -380,16 +388,8 @@ fn a_first_check_after_the_baseline_finds_changes_made_before_it() {
     let (mut m, _) =
         Monitor::baseline_with_table(Coverage::Pids { pids: pids.clone() }, &subsystems, 1, &SystemClock, Some(true))
             .unwrap();
-    match m.status_inputs() {
-        Some(Ok(())) => {}
-        Some(Err(why)) => {
-            skip(test, &format!("the task table holds no status inputs here: {why}"));
-            return;
-        }
-        None => {
-            skip(test, "the baseline was taken without the task table");
-            return;
-        }
+    if !makes(test, m.status_inputs(), "status inputs", false) {
+        return;
     }
     for (i, command) in [(1, "nnp"), (4, "drop-bounding 21")] {
         if let Err(e) = testees[i].cmd(command) {
@@ -431,16 +431,8 @@ fn a_first_check_finds_maps_changes_made_after_the_baseline() {
     let (mut m, _) =
         Monitor::baseline_with_table(Coverage::Pids { pids: pids.clone() }, &subsystems, 1, &SystemClock, Some(true))
             .unwrap();
-    match m.maps_inputs() {
-        Some(Ok(())) => {}
-        Some(Err(why)) => {
-            skip(test, &format!("the task table makes no maps inputs here: {why}"));
-            return;
-        }
-        None => {
-            skip(test, "the baseline was taken without the task table");
-            return;
-        }
+    if !makes(test, m.maps_inputs(), "maps inputs", false) {
+        return;
     }
     for (i, command) in [(1, "rwx".to_owned()), (4, format!("dlopen {}", loaded_late.display()))] {
         if let Err(e) = testees[i].cmd(&command) {
