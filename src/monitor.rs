@@ -388,7 +388,7 @@ impl Pinned {
             if let Some(sent) = sent {
                 let no_table = &no_table;
                 let _ = std::thread::Builder::new().spawn_scoped(scope, move || {
-                    let loaded = crate::source::tasks::Reader::load(false, false, true);
+                    let loaded = crate::source::tasks::Reader::load(false, false, true, false);
                     if loaded.is_err() {
                         no_table.store(true, std::sync::atomic::Ordering::Relaxed);
                     }
@@ -929,6 +929,18 @@ impl Monitor {
         }
     }
 
+    /// Whether a watch's checks of one process have its mount inputs (the
+    /// kernel's copy of the mount namespace its `mountinfo` is printed
+    /// from, `source::mnts`), so that a table that did not change is read
+    /// only every tenth cycle: `None` before the task table was loaded,
+    /// `Some(Err(why))` where not.
+    pub fn mount_inputs(&self) -> Option<Result<(), &str>> {
+        match self.tasks.as_ref()? {
+            Ok(r) => Some(r.mount_inputs()),
+            Err(why) => Some(Err(why.as_str())),
+        }
+    }
+
     /// Whether cgroup control values are made from the kernel's structs
     /// (`source::cgvalues`, loaded with the task table): `None` before the
     /// task table was loaded, `Some(Err(why))` where they are read from
@@ -959,9 +971,9 @@ impl Monitor {
         {
             return None;
         }
-        let (walk, maps) = (self.table_walk, self.loads_maps_program());
+        let (walk, maps, mnts) = (self.table_walk, self.loads_maps_program(), self.loads_mounts_program());
         let reader = self.tasks.get_or_insert_with(|| {
-            let loaded = crate::source::tasks::Reader::load(walk, !self.one_shot, maps);
+            let loaded = crate::source::tasks::Reader::load(walk, !self.one_shot, maps, mnts);
             note_task_table(&loaded);
             loaded
         });
@@ -1054,6 +1066,14 @@ impl Monitor {
         !self.one_shot || self.subsystems.contains(&Subsystem::MemoryMaps)
     }
 
+    /// Whether this monitor's task table loads the program of mount
+    /// namespaces (`source::mnts`): a watch's of `mounts` and of one
+    /// target, whose check reads its mount table each cycle (a monitor of
+    /// many reads each namespace's table once a round, shared).
+    fn loads_mounts_program(&self) -> bool {
+        !self.one_shot && self.subsystems.contains(&Subsystem::Mounts) && self.watched.len() <= 1
+    }
+
     /// The task table the baselines of `targets` processes are taken with,
     /// where they observe `seccomp`, `credentials` or `memory-maps` and the
     /// kernel loads the lookup program: each baseline of a process of one
@@ -1074,9 +1094,9 @@ impl Monitor {
         }
         let walk = self.table_walk;
         let one_shot = self.one_shot;
-        let maps = self.loads_maps_program();
+        let (maps, mnts) = (self.loads_maps_program(), self.loads_mounts_program());
         let reader = self.tasks.get_or_insert_with(|| {
-            let loaded = crate::source::tasks::Reader::load(walk, !one_shot, maps);
+            let loaded = crate::source::tasks::Reader::load(walk, !one_shot, maps, mnts);
             note_task_table(&loaded);
             loaded
         });

@@ -132,6 +132,13 @@ pub(crate) struct Observer {
     /// The maps passes keyed by the process's maps inputs so far (see
     /// [`MAPS_TEXT_EVERY`]).
     maps_passes: u32,
+    /// The digest of the mount inputs (`source::mnts`) the last `mountinfo`
+    /// read agreed with, which the `mountinfo` memo's form was made from;
+    /// `None` where it did not (or there were none).
+    mounts_key: Option<Digest>,
+    /// The mounts passes keyed by mount inputs so far (see
+    /// [`MOUNTS_TEXT_EVERY`]).
+    mounts_passes: u32,
     /// Passes left before the maps inputs are asked for again, after the
     /// source made none (a process of more mappings than a copy holds:
     /// its walk would be made for nothing each pass).
@@ -277,6 +284,14 @@ pub(crate) const STATUS_TEXT_EVERY: u32 = 10;
 /// rename to a name of the same salted hash, length and address; the path
 /// of a file deeper than the path's walk) can go unread.
 pub(crate) const MAPS_TEXT_EVERY: u32 = 10;
+
+/// A mounts pass keyed by the process's mount inputs (the kernel's copy of
+/// its mount namespace, `source::mnts`) reads the text once every this
+/// many passes (which one depends on the pid): a check of the copy against
+/// the text, and a bound on how long a change the copy does not hold (the
+/// bytes of a source's name or of a filesystem's own options, flipped in
+/// place) can go unread.
+pub(crate) const MOUNTS_TEXT_EVERY: u32 = 10;
 
 thread_local! {
     /// The maps inputs of the observation under way on this thread, and
@@ -1221,6 +1236,25 @@ impl Observer {
             None if !solo => mount_view(src, None),
             None => None,
         };
+        // Alone, in a watch: the mount inputs first. The same as those the
+        // last text agreed with, the same form, but for every
+        // MOUNTS_TEXT_EVERY-th pass, which reads the text.
+        let inputs = (solo && self.observed_before && !self.fresh && !self.keep_sources && self.fault.is_none())
+            .then(|| with_maps_inputs(|now, _| src.mount_inputs(now).then(|| Digest::of(now))))
+            .flatten();
+        if let Some(key) = inputs {
+            self.mounts_passes = self.mounts_passes.wrapping_add(1);
+            let phase = src.leader().unwrap_or(0) % MOUNTS_TEXT_EVERY;
+            let due = self.mounts_passes.wrapping_add(phase).is_multiple_of(MOUNTS_TEXT_EVERY);
+            if !due
+                && self.mounts_key == Some(key)
+                && self.restore_file("mountinfo", Subsystem::Mounts, canon, baseline)
+            {
+                src.keep_mounts_unread(view.as_ref());
+                return Ok(());
+            }
+        }
+        self.mounts_key = None;
         if !self.fresh
             && !solo
             && let (Some(shared), Some(view)) = (&self.shared, &view)
@@ -1259,6 +1293,14 @@ impl Observer {
             |src, buf| src.read_mounts(view.as_ref(), buf),
             |b, c| mounts::canonicalize(b, c).map_err(|e| e.to_string()),
         )?;
+        // The inputs key the form only if the text is of their state: the
+        // inputs copied again after it are the same, and the text's lines
+        // say what they say.
+        self.mounts_key = inputs.filter(|&key| {
+            with_maps_inputs(|_, again| {
+                src.mount_inputs(again) && Digest::of(again) == key && crate::source::mnts::agrees(again, &self.buf)
+            })
+        });
         if let (Some(shared), Some(view)) = (self.shared.as_ref().filter(|s| !s.solo()), view) {
             let digest = canon.digest(Subsystem::Mounts);
             shared.keep_mounts(view, canon.lines(), digest);
@@ -1298,6 +1340,25 @@ impl Observer {
         });
         self.buf = buf;
         r
+    }
+
+    /// Restores the form the memo of file `rel` remembers, if it has a
+    /// valid one this check may use (not a fresh read).
+    fn restore_file(
+        &self,
+        rel: &str,
+        sub: Subsystem,
+        canon: &mut Canon,
+        baseline: Option<&BTreeMap<Subsystem, Observation>>,
+    ) -> bool {
+        let Some((_, memo)) = self.memo_files.iter().find(|(r, _)| *r == rel) else { return false };
+        match memo.forms.first() {
+            Some((_, form)) if !self.fresh && memo.valid && restorable(form, sub, baseline) => {
+                restore_form(canon, form);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The `limits` form from the limits as numbers (the task table's,

@@ -1257,6 +1257,117 @@ mod tests {
         assert!((2..=4).contains(&src.asked.get()), "{} copies asked for", src.asked.get());
     }
 
+    /// A process whose source has mount inputs (as the task table's
+    /// program of mounts gives them): counts the reads of `mountinfo`.
+    struct MountsKeyed {
+        table: std::cell::RefCell<String>,
+        copy: std::cell::RefCell<Vec<u8>>,
+        reads: std::cell::Cell<usize>,
+    }
+
+    impl MountsKeyed {
+        fn new(table: &str) -> MountsKeyed {
+            MountsKeyed {
+                table: std::cell::RefCell::new(table.to_owned()),
+                copy: std::cell::RefCell::new(crate::source::mnts::copy_from_text(table, 1)),
+                reads: std::cell::Cell::new(0),
+            }
+        }
+    }
+
+    impl Source for MountsKeyed {
+        fn target(&self) -> Result<Target, Error> {
+            crate::Procfs::mock("", STATUS, CGROUP).target()
+        }
+        fn read(&self, rel: &str, buf: &mut Vec<u8>) -> Result<(), Error> {
+            if rel == "mountinfo" {
+                self.reads.set(self.reads.get() + 1);
+            }
+            crate::Procfs::mock_files([("mountinfo", self.table.borrow().as_str())]).read(rel, buf)
+        }
+        fn threads(&self, out: &mut Vec<u32>) -> Result<(), Error> {
+            out.clear();
+            out.push(1);
+            Ok(())
+        }
+        fn leader(&self) -> Option<u32> {
+            Some(1)
+        }
+        fn alive(&self) -> bool {
+            true
+        }
+        fn path_of(&self, rel: &str) -> std::path::PathBuf {
+            std::path::PathBuf::from("/proc/1").join(rel)
+        }
+        fn mount_inputs(&self, out: &mut Vec<u8>) -> bool {
+            out.clone_from(&self.copy.borrow());
+            true
+        }
+    }
+
+    const MOUNTINFO: &str = "\
+22 27 0:21 / /proc rw,relatime - proc proc rw
+27 1 254:0 / / rw,relatime - ext4 /dev/vda rw,discard
+46 27 254:0 /run/app /run/app rw,nosuid,nodev,noexec,relatime - ext4 /dev/vda rw,discard
+50 27 0:30 / /tmp rw,relatime - tmpfs tmpfs rw,size=1024k
+";
+
+    /// The mounts memo keyed by the mount inputs: `mountinfo` is read at the
+    /// first checks and every `MOUNTS_TEXT_EVERY`-th after; inputs that do
+    /// not agree with the text key nothing (read every check); a change the
+    /// inputs show (a remount read-only) is read and found at once; one
+    /// they do not show (a filesystem's own option changed in place) is
+    /// found at the next pass that reads the text, within
+    /// `MOUNTS_TEXT_EVERY`.
+    #[test]
+    fn mount_inputs_key_the_mounts_memo_and_a_text_is_read_every_tenth_pass() {
+        let subs = [Subsystem::Mounts];
+        let clock = crate::ManualClock::new();
+        let every = usize::try_from(crate::observe::MOUNTS_TEXT_EVERY).unwrap();
+        let src = MountsKeyed::new(MOUNTINFO);
+        let base = snapshot_with(&clock, &src, &subs).unwrap();
+        let mut checker = Checker::new();
+        src.reads.set(0);
+        for _ in 0..3 * every {
+            assert!(checker.check(&base, &clock, &src, &subs).unwrap().anomalies().is_empty());
+        }
+        let reads = src.reads.get();
+        assert!((3..=5).contains(&reads), "{reads} reads of mountinfo in {} checks", 3 * every);
+
+        // Inputs that do not agree with the text (another parent) key
+        // nothing.
+        *src.copy.borrow_mut() = crate::source::mnts::copy_from_text(&MOUNTINFO.replace("50 27", "50 22"), 1);
+        let mut checker = Checker::new();
+        src.reads.set(0);
+        for _ in 0..every {
+            assert!(checker.check(&base, &clock, &src, &subs).unwrap().anomalies().is_empty());
+        }
+        assert_eq!(src.reads.get(), every, "read every check");
+
+        // A change the inputs show: found at the first check after.
+        let src = MountsKeyed::new(MOUNTINFO);
+        let mut checker = Checker::new();
+        for _ in 0..3 {
+            assert!(checker.check(&base, &clock, &src, &subs).unwrap().anomalies().is_empty());
+        }
+        let ro = MOUNTINFO.replace("/tmp rw,relatime", "/tmp ro,relatime");
+        *src.table.borrow_mut() = ro.clone();
+        *src.copy.borrow_mut() = crate::source::mnts::copy_from_text(&ro, 1);
+        let v = checker.check(&base, &clock, &src, &subs).unwrap();
+        assert_eq!(v.anomalies().iter().map(|a| a.subsystem).collect::<Vec<_>>(), [Subsystem::Mounts]);
+
+        // A change they do not show (tmpfs's size, the copy kept: the
+        // superblock's private data): found within a period.
+        let src = MountsKeyed::new(MOUNTINFO);
+        let mut checker = Checker::new();
+        for _ in 0..3 {
+            assert!(checker.check(&base, &clock, &src, &subs).unwrap().anomalies().is_empty());
+        }
+        *src.table.borrow_mut() = MOUNTINFO.replace("size=1024k", "size=2048k");
+        let found = (1..=every).find(|_| !checker.check(&base, &clock, &src, &subs).unwrap().anomalies().is_empty());
+        assert!(found.is_some(), "found within {every} checks");
+    }
+
     /// A baseline keeps a process's maps inputs, where they agree with the
     /// `maps` text and every file's path was walked, as the source of its
     /// `memory-maps` form; a first check that finds the same inputs reads

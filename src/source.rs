@@ -24,6 +24,7 @@ use crate::{Error, Scope};
 pub(crate) mod cgroupfs;
 mod cgroups;
 pub(crate) mod cgvalues;
+pub(crate) mod mnts;
 mod mock;
 mod procfs;
 mod stat;
@@ -300,6 +301,22 @@ pub trait Source {
         let _ = rel;
     }
 
+    /// The process's mount inputs into `out`: the kernel's copy of the
+    /// mount namespace its `mountinfo` is printed from (`mnts.rs`), where
+    /// the source makes one; `false` where it does not (the default), or
+    /// not now. Two copies are the same if what `mountinfo` prints from
+    /// them is, but for what `mnts.rs` says they lack.
+    fn mount_inputs(&self, out: &mut Vec<u8>) -> bool {
+        let _ = out;
+        false
+    }
+
+    /// [`Source::keep_unread`] for the `mountinfo` descriptor that
+    /// [`Source::read_mounts`] reads for `view`.
+    fn keep_mounts_unread(&self, view: Option<&MountView>) {
+        let _ = view;
+    }
+
     /// Why a read of `rel` fails for every process of this kernel, where
     /// that is known without reading (an `attr/...` file no security module
     /// provides): the error, in words that name no process. A read of such
@@ -415,6 +432,12 @@ impl<S: Source + ?Sized> Source for &S {
     }
     fn maps_inputs(&self, out: &mut Vec<u8>) -> bool {
         (**self).maps_inputs(out)
+    }
+    fn mount_inputs(&self, out: &mut Vec<u8>) -> bool {
+        (**self).mount_inputs(out)
+    }
+    fn keep_mounts_unread(&self, view: Option<&MountView>) {
+        (**self).keep_mounts_unread(view);
     }
     fn status_inputs_agree(&self, inputs: crate::Digest, text: &[u8]) -> bool {
         (**self).status_inputs_agree(inputs, text)

@@ -1349,6 +1349,20 @@ impl Source for Procfs {
         d.facts().is_some() && super::tasks::maps_copy(d.pid, d.start_time, out)
     }
 
+    fn mount_inputs(&self, out: &mut Vec<u8>) -> bool {
+        let Inner::Process(d) = &self.inner else { return false };
+        d.facts().is_some() && super::tasks::mounts_copy(d.pid, d.start_time, out)
+    }
+
+    fn keep_mounts_unread(&self, view: Option<&MountView>) {
+        let Inner::Process(d) = &self.inner else { return };
+        let mut key = [0u8; 128];
+        match view.filter(|_| d.fds.keeps()).and_then(|v| mounts_key(v, &mut key)) {
+            Some(key) => d.fds.keep_unread(key),
+            None => d.fds.keep_unread("mountinfo"),
+        }
+    }
+
     fn status_inputs(&self) -> Option<(crate::Digest, u32)> {
         let Inner::Process(d) = &self.inner else { return None };
         d.facts()?;

@@ -663,6 +663,9 @@ pub(crate) struct Table {
     /// The program of memory mappings (`vmas.rs`), where this kernel loads
     /// it: asked by a watch's check of a process for its maps inputs.
     vmas: Option<Arc<super::vmas::Program>>,
+    /// The program of mount namespaces (`mnts.rs`), where this kernel
+    /// loads it: asked by a watch's check of a process's mounts.
+    mnts: Option<Arc<super::mnts::Program>>,
 }
 
 /// The lookup program, and what its records hold.
@@ -692,7 +695,7 @@ impl Table {
         let mut entries: Vec<Entry> = bytes.chunks_exact(RECORD).filter_map(parse_record).collect();
         entries.sort_unstable_by_key(|e| e.pid);
         entries.dedup_by_key(|e| e.pid);
-        Table { entries, lookup: None, cgroups: None, vmas: None }
+        Table { entries, lookup: None, cgroups: None, vmas: None, mnts: None }
     }
 
     /// The record of `pid`, if it was started at `start_ticks`.
@@ -819,6 +822,8 @@ pub(crate) struct Reader {
     status: Result<(), String>,
     /// The program of memory mappings, or why it is not used.
     vmas: Result<Arc<super::vmas::Program>, String>,
+    /// The program of mount namespaces, or why it is not used.
+    mnts: Result<Arc<super::mnts::Program>, String>,
 }
 
 #[derive(Debug)]
@@ -871,13 +876,23 @@ impl Reader {
     /// program of cgroup values too (a watch's: loading it, with its BTF
     /// pass and its self-check, costs more than a one-shot check gains).
     /// `vmas`: the program of memory mappings too (`vmas.rs`: a watch's,
-    /// and a baseline's or a one-shot check's of `memory-maps`).
-    pub(crate) fn load(walk: bool, cgroups: bool, vmas: bool) -> Result<Reader, String> {
-        // The program of mappings loads on a thread of its own meanwhile
-        // (its BTF pass, verification and self-check: 2-3 ms that would
-        // otherwise delay the table a one-shot check's pins wait for).
-        let vmas_loading = if vmas {
-            Some(std::thread::Builder::new().name("fdir-vmas".into()).spawn(super::vmas::Program::load).map_err(|_| ()))
+    /// and a baseline's or a one-shot check's of `memory-maps`). `mnts`:
+    /// the program of mount namespaces too (`mnts.rs`: a watch's of
+    /// `mounts`).
+    pub(crate) fn load(walk: bool, cgroups: bool, vmas: bool, mnts: bool) -> Result<Reader, String> {
+        // The programs of mappings and of mounts load on a thread of their
+        // own meanwhile (their BTF passes, verification and self-checks:
+        // 2-3 ms each that would otherwise delay the table a one-shot
+        // check's pins wait for).
+        let load_vmas = move || if vmas { Some(super::vmas::Program::load()) } else { None };
+        let load_mnts = move || if mnts { Some(super::mnts::Program::load()) } else { None };
+        let side_loading = if vmas || mnts {
+            Some(
+                std::thread::Builder::new()
+                    .name("fdir-vmas".into())
+                    .spawn(move || (load_vmas(), load_mnts()))
+                    .map_err(|_| ()),
+            )
         } else {
             None
         };
@@ -938,13 +953,17 @@ impl Reader {
         {
             table.cgroups = Some(Arc::clone(cgroups));
         }
-        let loaded = match vmas_loading {
-            None => Err("not loaded: not asked".to_owned()),
-            Some(Ok(thread)) => {
-                thread.join().unwrap_or_else(|_| Err("its loading thread panicked".to_owned())).map(Arc::new)
-            }
-            Some(Err(())) => super::vmas::Program::load().map(Arc::new),
+        let (loaded, loaded_mnts) = match side_loading {
+            None => (None, None),
+            Some(Ok(thread)) => thread.join().unwrap_or_else(|_| {
+                let panicked = "its loading thread panicked";
+                (vmas.then(|| Err(panicked.to_owned())), mnts.then(|| Err(panicked.to_owned())))
+            }),
+            Some(Err(())) => (load_vmas(), load_mnts()),
         };
+        let not_asked = "not loaded: not asked";
+        let loaded = loaded.unwrap_or_else(|| Err(not_asked.to_owned())).map(Arc::new);
+        let loaded_mnts = loaded_mnts.unwrap_or_else(|| Err(not_asked.to_owned())).map(Arc::new);
         reader.vmas = if matches!(reader.how, How::Walk { .. }) && loaded.is_ok() {
             Err("no lookup program to pin the processes it copies".to_owned())
         } else {
@@ -957,6 +976,19 @@ impl Reader {
             && let Some(table) = Arc::get_mut(table)
         {
             table.vmas = Some(Arc::clone(vmas));
+        }
+        reader.mnts = if matches!(reader.how, How::Walk { .. }) && loaded_mnts.is_ok() {
+            Err("no lookup program to pin the processes it copies".to_owned())
+        } else {
+            loaded_mnts
+        };
+        if let Err(why) = &reader.mnts {
+            tracing::debug!("the task table makes no mount inputs: {why}");
+        }
+        if let (How::Lookup(table), Ok(mnts)) = (&mut reader.how, &reader.mnts)
+            && let Some(table) = Arc::get_mut(table)
+        {
+            table.mnts = Some(Arc::clone(mnts));
         }
         Ok(reader)
     }
@@ -990,6 +1022,11 @@ impl Reader {
         self.vmas.as_ref().map(|_| ()).map_err(String::as_str)
     }
 
+    /// Whether a watch's checks have mount inputs (`mnts.rs`), or why not.
+    pub(crate) fn mount_inputs(&self) -> Result<(), &str> {
+        self.mnts.as_ref().map(|_| ()).map_err(String::as_str)
+    }
+
     /// Whether cgroup control values are made from the kernel's structs
     /// (`cgvalues.rs`), or why not.
     pub(crate) fn cgroup_values(&self) -> Result<(), &str> {
@@ -1007,13 +1044,14 @@ impl Reader {
         };
         let prog = sys::prog_load(&insns, &spec).map_err(|e| format!("the kernel refused the lookup program: {e}"))?;
         let lookup = Lookup { prog, writes_status: layout.status.is_some(), keeps_status: false };
-        let table = Table { entries: Vec::new(), lookup: Some(lookup), cgroups: None, vmas: None };
+        let table = Table { entries: Vec::new(), lookup: Some(lookup), cgroups: None, vmas: None, mnts: None };
         Ok(Reader {
             how: How::Lookup(Arc::new(table)),
             buf: Vec::new(),
             cgroups: Err(NOT_YET.to_owned()),
             status: Err(NOT_YET.to_owned()),
             vmas: Err(NOT_YET.to_owned()),
+            mnts: Err(NOT_YET.to_owned()),
         })
     }
 
@@ -1038,6 +1076,7 @@ impl Reader {
             cgroups: Err(NOT_YET.to_owned()),
             status: Err(NOT_YET.to_owned()),
             vmas: Err(NOT_YET.to_owned()),
+            mnts: Err(NOT_YET.to_owned()),
         })
     }
 
@@ -1092,7 +1131,7 @@ impl Reader {
                     Some(prog) => run_lookup(prog, std::process::id())?,
                     None => None,
                 };
-                Ok(Table { entries: entry.into_iter().collect(), lookup: None, cgroups: None, vmas: None })
+                Ok(Table { entries: entry.into_iter().collect(), lookup: None, cgroups: None, vmas: None, mnts: None })
             }
             How::Walk { .. } => self.walk(0, 1),
         }
@@ -1449,6 +1488,19 @@ pub(crate) fn maps_copy(pid: u32, start_ticks: u64, out: &mut Vec<u8>) -> bool {
     })
 }
 
+/// The mount inputs of process `pid` started at `start_ticks` (`mnts.rs`)
+/// into `out`, made by the installed table's program of mounts; `false`
+/// where there are none to use (as [`maps_copy`]).
+pub(crate) fn mounts_copy(pid: u32, start_ticks: u64, out: &mut Vec<u8>) -> bool {
+    if BYPASSED.with(std::cell::Cell::get) {
+        return false;
+    }
+    INSTALLED.with(|t| {
+        let installed = t.borrow();
+        installed.as_ref().and_then(|t| t.mnts.as_ref()).is_some_and(|p| p.copy(pid, start_ticks, out))
+    })
+}
+
 /// The text of control file `file` of the cgroup directory `dir` (a path
 /// ending in `/`) of `hierarchy`, for process `pid` started at
 /// `start_ticks`, made from the installed table's program of cgroup values
@@ -1527,7 +1579,13 @@ mod tests {
             return;
         };
         let dir = format!("{}/", if rel.is_empty() { dir.to_path_buf() } else { dir.join(rel) }.display());
-        let table = Arc::new(Table { entries: Vec::new(), lookup: None, cgroups: Some(Arc::new(program)), vmas: None });
+        let table = Arc::new(Table {
+            entries: Vec::new(),
+            lookup: None,
+            cgroups: Some(Arc::new(program)),
+            vmas: None,
+            mnts: None,
+        });
         let ask = || {
             let mut out = Vec::new();
             cgroup_text(me, start, "unified", &dir, "cgroup.max.depth", &mut out).map(|()| out)
@@ -1680,7 +1738,7 @@ mod tests {
                             .collect();
                         entries.sort_unstable_by_key(|e| e.pid);
                         assert!(run_lookup(prog, u32::MAX >> 1).unwrap().is_none(), "no such pid");
-                        out.push((*how, Table { entries, lookup: None, cgroups: None, vmas: None }));
+                        out.push((*how, Table { entries, lookup: None, cgroups: None, vmas: None, mnts: None }));
                     }
                     Err(why) => eprintln!("SKIP {test} ({how}): {why}"),
                 },
@@ -1721,7 +1779,7 @@ mod tests {
     #[test]
     fn a_seeded_record_answers_the_next_lookup_of_its_process() {
         let test = "a_seeded_record_answers_the_next_lookup_of_its_process";
-        let Ok(reader) = Reader::load(false, false, false) else {
+        let Ok(reader) = Reader::load(false, false, false, false) else {
             eprintln!("SKIP {test}: the table does not load here");
             return;
         };
@@ -1762,7 +1820,7 @@ mod tests {
         let ticks: u64 = uptime.split_whitespace().next().unwrap().replace('.', "").parse().unwrap();
         let now = boot_ticks();
         assert!(now.abs_diff(ticks) < 100, "{now} ticks against {uptime}");
-        let Ok(reader) = Reader::load(false, false, false) else {
+        let Ok(reader) = Reader::load(false, false, false, false) else {
             eprintln!("SKIP identity_is_of_a_process_started_before_the_open: the table does not load here");
             return;
         };
@@ -1783,7 +1841,7 @@ mod tests {
     /// privilege: without it, the load fails.
     #[test]
     fn may_load_where_the_load_works() {
-        let loads = Reader::load(false, false, false);
+        let loads = Reader::load(false, false, false, false);
         if may_load() {
             if let Err(why) = &loads {
                 assert!(!why.contains("not permitted"), "may_load said yes: {why}");
@@ -1799,7 +1857,7 @@ mod tests {
     /// A thread's id is not a process: the lookup program says none.
     #[test]
     fn a_thread_is_not_looked_up() {
-        let Ok(reader) = Reader::load(false, false, false) else { return };
+        let Ok(reader) = Reader::load(false, false, false, false) else { return };
         let How::Lookup(table) = &reader.how else { return };
         let prog = table.lookup.as_ref().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();

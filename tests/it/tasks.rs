@@ -370,6 +370,110 @@ fn maps_inputs_are_quiet_and_see_new_code_and_renamed_and_deleted_libraries() {
     }
 }
 
+/// A `sleep` in a mount namespace of its own (`unshare -m`), with a tmpfs
+/// mounted in it at `DIR/a/b`; killed, and its directory removed, when
+/// dropped.
+struct Unshared {
+    child: std::process::Child,
+    dir: TempDir,
+}
+
+impl Drop for Unshared {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Unshared {
+    /// `None` (the skip said) where it cannot be made.
+    fn start(test: &str) -> Option<Unshared> {
+        let dir = TempDir(std::env::temp_dir().join(format!("fdir-unshared-{}", std::process::id())));
+        std::fs::create_dir_all(dir.0.join("a/b")).unwrap();
+        let Ok(child) =
+            std::process::Command::new("unshare").args(["-m", "--propagation", "private", "sleep", "1000"]).spawn()
+        else {
+            skip(test, "no unshare(1) to make a mount namespace");
+            return None;
+        };
+        let u = Unshared { child, dir };
+        let pid = u.child.id();
+        let own = std::fs::read_link("/proc/self/ns/mnt").ok();
+        for _ in 0..200 {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if comm.trim() == "sleep" && std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok() != own {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        if !u.run(&["mount", "-t", "tmpfs", "fdir-test", &u.path("a/b")]) {
+            skip(test, "cannot mount a tmpfs in the child's mount namespace");
+            return None;
+        }
+        Some(u)
+    }
+
+    fn path(&self, rel: &str) -> String {
+        self.dir.0.join(rel).display().to_string()
+    }
+
+    /// Runs `args` in the child's mount namespace.
+    fn run(&self, args: &[&str]) -> bool {
+        let pid = self.child.id().to_string();
+        std::process::Command::new("nsenter")
+            .args(["-t", &pid, "-m", "--"])
+            .args(args)
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
+/// A watch of one process keys its mount table by the mount inputs (the
+/// kernel's copy of its mount namespace, made by the task table's program
+/// of mounts, `source::mnts`): quiet over more than a text period of a
+/// process in a mount namespace of its own, and each of these is found at
+/// the first cycle after it: a remount read-only, and a directory renamed
+/// above a mount point (no mount changed: only the path's witness shows
+/// it), with the new path named.
+#[test]
+fn mount_inputs_are_quiet_and_see_remounts_and_directories_renamed_above_a_mount() {
+    let test = "mount_inputs_are_quiet_and_see_remounts_and_directories_renamed_above_a_mount";
+    if !is_root() {
+        skip(test, "needs root: to mount, and to load the program of mounts (CAP_BPF and CAP_PERFMON)");
+        return;
+    }
+    let Some(u) = Unshared::start(test) else { return };
+    let pid = u.child.id();
+    let subsystems = [Subsystem::Mounts];
+    let watch = || {
+        let (mut m, _) = Monitor::baseline(Coverage::Pids { pids: vec![pid] }, &subsystems, 1, &SystemClock).unwrap();
+        m.set_task_table(Some(true));
+        for round in 0..12 {
+            let (f, s) = m.cycle(&SystemClock);
+            assert!(f.is_empty(), "round {round}: {f:#?}");
+            assert_eq!(s.targets, 1);
+        }
+        m
+    };
+    let mut m = watch();
+    if !table_used(test, &m, "a round asked to read the task table did not try it")
+        || !makes(test, m.mount_inputs(), "mount inputs", true)
+    {
+        return;
+    }
+    assert!(u.run(&["mount", "-o", "remount,ro", &u.path("a/b")]), "remount");
+    let (findings, _) = m.cycle(&SystemClock);
+    assert_eq!(drifted(&findings, pid), vec![Subsystem::Mounts], "{findings:#?}");
+    assert_eq!(m.mount_inputs(), Some(Ok(())), "still keyed by the inputs");
+
+    let mut m = watch();
+    std::fs::rename(u.dir.0.join("a"), u.dir.0.join("c")).unwrap();
+    let (findings, _) = m.cycle(&SystemClock);
+    assert_eq!(drifted(&findings, pid), vec![Subsystem::Mounts], "{findings:#?}");
+    let text = format!("{findings:?}");
+    assert!(text.contains(&u.path("c/b")), "the new path named: {text}");
+}
+
 /// A baseline taken with the task table keeps each process's status inputs
 /// as the source of its `seccomp` and `credentials` forms: the first check
 /// of the processes that did not change reads no `status` and is quiet,
