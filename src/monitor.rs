@@ -971,7 +971,7 @@ impl Monitor {
         {
             return None;
         }
-        let (walk, maps, mnts) = (self.table_walk, self.loads_maps_program(), self.loads_mounts_program());
+        let (walk, maps, mnts) = (self.table_walk, self.loads_maps_program(), self.loads_mounts_program(targets));
         let reader = self.tasks.get_or_insert_with(|| {
             let loaded = crate::source::tasks::Reader::load(walk, !self.one_shot, maps, mnts);
             note_task_table(&loaded);
@@ -1066,12 +1066,13 @@ impl Monitor {
         !self.one_shot || self.subsystems.contains(&Subsystem::MemoryMaps)
     }
 
-    /// Whether this monitor's task table loads the program of mount
-    /// namespaces (`source::mnts`): a watch's of `mounts` and of one
-    /// target, whose check reads its mount table each cycle (a monitor of
-    /// many reads each namespace's table once a round, shared).
-    fn loads_mounts_program(&self) -> bool {
-        !self.one_shot && self.subsystems.contains(&Subsystem::Mounts) && self.watched.len() <= 1
+    /// Whether this monitor's task table, loaded for `targets` targets,
+    /// loads the program of mount namespaces (`source::mnts`): a watch's of
+    /// `mounts` and of one target, whose check reads its mount table each
+    /// cycle (a monitor of many reads each namespace's table once a round,
+    /// shared, and would not use it).
+    fn loads_mounts_program(&self, targets: usize) -> bool {
+        !self.one_shot && self.subsystems.contains(&Subsystem::Mounts) && targets <= 1 && self.watched.len() <= 1
     }
 
     /// The task table the baselines of `targets` processes are taken with,
@@ -1094,7 +1095,7 @@ impl Monitor {
         }
         let walk = self.table_walk;
         let one_shot = self.one_shot;
-        let (maps, mnts) = (self.loads_maps_program(), self.loads_mounts_program());
+        let (maps, mnts) = (self.loads_maps_program(), self.loads_mounts_program(targets));
         let reader = self.tasks.get_or_insert_with(|| {
             let loaded = crate::source::tasks::Reader::load(walk, !one_shot, maps, mnts);
             note_task_table(&loaded);
