@@ -160,6 +160,10 @@ pub(crate) struct Observer {
     /// The last `cgroup-limits` read, as its log ([`LimitLog`]): its
     /// SHA-256 and the form it gave.
     memo_limits: Memo,
+    /// What that read was made of where its texts were made from a record
+    /// of cgroup values (alone in a watch): the next pass that finds the
+    /// same takes its form ([`LimitsMadeOf`]).
+    limits_made_of: Option<LimitsMadeOf>,
     /// Whether this observation must not use the memos: the read after a
     /// drift (the confirming re-read, and every read while drift lasts).
     fresh: bool,
@@ -284,6 +288,27 @@ pub(crate) const STATUS_TEXT_EVERY: u32 = 10;
 /// rename to a name of the same salted hash, length and address; the path
 /// of a file deeper than the path's walk) can go unread.
 pub(crate) const MAPS_TEXT_EVERY: u32 = 10;
+
+/// What a `cgroup-limits` read was made of, where most of its texts were
+/// made from the record of cgroup values (`source::cgvalues`): that
+/// record's digest, the cgroups read, and the files read from their files
+/// (those the record does not make) with the digest of their texts. A pass
+/// that finds the same record, cgroups and texts would make the same log,
+/// so it takes the memo's form without making the texts; every
+/// [`LIMITS_LISTED_EVERY`]-th pass reads them all (the listing of each
+/// directory's files, which the record does not hold, included).
+#[derive(Debug)]
+struct LimitsMadeOf {
+    record: Digest,
+    cgroups: Digest,
+    read: Vec<(usize, String)>,
+    texts: Digest,
+    /// Passes taken so since the last whole read.
+    passes: u32,
+}
+
+/// See [`LimitsMadeOf`].
+pub(crate) const LIMITS_LISTED_EVERY: u32 = 10;
 
 /// A mounts pass keyed by the process's mount inputs (the kernel's copy of
 /// its mount namespace, `source::mnts`) reads the text once every this
@@ -1800,6 +1825,34 @@ impl Observer {
             }
             self.buf = key;
         }
+        // 0. Alone in a watch: the same record of values, cgroups and texts
+        // read from files as the last read's: its form.
+        let watching = self.shared.as_ref().is_none_or(|s| s.solo())
+            && self.fault.is_none()
+            && self.observed_before
+            && !self.fresh
+            && !self.keep_sources;
+        let mut made_of = self.limits_made_of.take();
+        let mut record = None;
+        if watching && let Some(m) = made_of.as_mut() {
+            record = src.cgroup_values_digest();
+            if m.passes < LIMITS_LISTED_EVERY
+                && record == Some(m.record)
+                && LimitLog::cgroups_digest(&self.cgroups) == m.cgroups
+                && self.texts_of(src, &m.read) == Some(m.texts)
+            {
+                let mut pair = [(Subsystem::CgroupLimits, std::mem::take(canon))];
+                let restored = self.memo_limits.valid
+                    && self.memo_limits.restore(&mut pair, |s| s == Subsystem::CgroupLimits, baseline);
+                let [(_, c)] = pair;
+                *canon = c;
+                if restored {
+                    m.passes += 1;
+                    self.limits_made_of = made_of;
+                    return Ok(());
+                }
+            }
+        }
         // 1. Read, into the log.
         let mut log = std::mem::take(&mut self.arena);
         log.clear();
@@ -1818,6 +1871,9 @@ impl Observer {
             let [(_, c)] = pair;
             *canon = c;
             self.arena = log;
+            if watching {
+                self.keep_made_of(src, record, made_of);
+            }
             return Ok(());
         }
         // 3. The form, from the log; the records read kept for the round.
@@ -1833,7 +1889,74 @@ impl Observer {
         }
         let [(_, c)] = pair;
         *canon = c;
+        if watching {
+            self.keep_made_of(src, record, made_of);
+        }
         Ok(())
+    }
+
+    /// Keeps what the read whose log is in `self.arena` (its form in the
+    /// memo) was made of, for the next pass: `record` (or the source's, if
+    /// not asked yet), the cgroups, the files read from their files (the
+    /// `old` list's allocation kept where they are the same files).
+    fn keep_made_of<S: Source + ?Sized>(&mut self, src: &S, record: Option<Digest>, old: Option<LimitsMadeOf>) {
+        if !self.memo_limits.valid {
+            return;
+        }
+        if let Some(record) = record.or_else(|| src.cgroup_values_digest()) {
+            self.limits_made_of = self.made_of(record, old);
+        }
+    }
+
+    /// What the read whose log is in `self.arena` was made of: `record`,
+    /// the cgroups, and the files read from their files and their texts;
+    /// `None` where a file could not be read, or a cgroup's records were
+    /// another target's (a pass could not tell them the same).
+    fn made_of(&self, record: Digest, old: Option<LimitsMadeOf>) -> Option<LimitsMadeOf> {
+        let read_files = || {
+            LimitLog::entries(&self.arena).filter(|e| e.0 == LimitLog::FILE).map(|(_, index, file, _)| (index, file))
+        };
+        let mut read = old.map(|m| m.read).unwrap_or_default();
+        let same = read.len() == read_files().count()
+            && read.iter().zip(read_files()).all(|((i, f), (index, file))| *i == index && f.as_bytes() == file);
+        if !same {
+            read.clear();
+            for (index, file) in read_files() {
+                read.push((index, std::str::from_utf8(file).ok()?.to_owned()));
+            }
+        }
+        let mut h = crate::digest::Hasher::new();
+        for (tag, _, _, payload) in LimitLog::entries(&self.arena) {
+            match tag {
+                LimitLog::MADE | LimitLog::CGROUP => {}
+                LimitLog::FILE => {
+                    h.update(&[tag]);
+                    h.update(&(payload.len() as u64).to_le_bytes());
+                    h.update(payload);
+                }
+                _ => return None,
+            }
+        }
+        let cgroups = LimitLog::cgroups_digest(&self.cgroups);
+        Some(LimitsMadeOf { record, cgroups, read, texts: h.finish(), passes: 0 })
+    }
+
+    /// The digest of the texts of `read` (cgroup index, file), as
+    /// [`Observer::made_of`] takes it, read again now; `None` where one
+    /// fails, is made from the record, or names no cgroup.
+    fn texts_of<S: Source + ?Sized>(&mut self, src: &S, read: &[(usize, String)]) -> Option<Digest> {
+        let mut h = crate::digest::Hasher::new();
+        for (index, file) in read {
+            let (hierarchy, cgroup) = self.cgroups.get(*index)?;
+            src.cgroup_read(hierarchy, cgroup, file, &mut self.buf).ok()?;
+            if src.cgroup_read_made() {
+                return None;
+            }
+            h.update(&[LimitLog::FILE]);
+            h.update(&(self.buf.len() as u64).to_le_bytes());
+            h.update(&self.buf);
+        }
+        Some(h.finish())
     }
 
     /// The reads of [`Observer::cgroup_limits`], into `log`.
@@ -2154,7 +2277,7 @@ fn read_listed_limits<S: Source + ?Sized>(
 ) -> Result<bool, Error> {
     for file in files {
         match src.cgroup_read(h, cg, file, buf) {
-            Ok(()) => LimitLog::entry(log, LimitLog::FILE, index, file, buf),
+            Ok(()) => LimitLog::entry(log, LimitLog::file_tag(src), index, file, buf),
             Err(e @ (Error::PermissionDenied { .. } | Error::Gone { .. })) => return Err(e),
             Err(_) => return Ok(false),
         }
@@ -2198,7 +2321,7 @@ fn read_cgroup_limits<S: Source + ?Sized>(
             continue;
         }
         match src.cgroup_read(h, cg, file, buf) {
-            Ok(()) => LimitLog::entry(log, LimitLog::FILE, index, file, buf),
+            Ok(()) => LimitLog::entry(log, LimitLog::file_tag(src), index, file, buf),
             // Removed between the listing and the read.
             Err(Error::NotFound { .. }) => {}
             Err(e @ (Error::PermissionDenied { .. } | Error::Gone { .. })) => return Err(e),
@@ -2221,12 +2344,20 @@ struct LimitLog;
 impl LimitLog {
     /// A cgroup read here begins (its records are kept for the round).
     const CGROUP: u8 = b'C';
-    /// A control file and its bytes.
+    /// A control file and its bytes, read from the file.
     const FILE: u8 = b'F';
+    /// A control file and its bytes, made from the record of cgroup values
+    /// (`source::cgvalues`).
+    const MADE: u8 = b'M';
     /// A file (or the directory) that could not be read, and why.
     const UNREADABLE: u8 = b'U';
     /// A cgroup's records as another target read them this round.
     const LINES: u8 = b'L';
+
+    /// The tag of a control file `src` just gave: made or read.
+    fn file_tag<S: Source + ?Sized>(src: &S) -> u8 {
+        if src.cgroup_read_made() { LimitLog::MADE } else { LimitLog::FILE }
+    }
 
     fn entry(log: &mut Vec<u8>, tag: u8, index: u32, file: &str, payload: &[u8]) {
         log.push(tag);
@@ -2235,6 +2366,18 @@ impl LimitLog {
         log.extend_from_slice(file.as_bytes());
         log.extend_from_slice(&(payload.len() as u64).to_le_bytes());
         log.extend_from_slice(payload);
+    }
+
+    /// The SHA-256 of the cgroups a log's indexes name.
+    fn cgroups_digest(cgroups: &[(String, String)]) -> Digest {
+        let mut h = crate::digest::Hasher::new();
+        for (hierarchy, cgroup) in cgroups {
+            for part in [hierarchy.as_bytes(), cgroup.as_bytes()] {
+                h.update(&(part.len() as u64).to_le_bytes());
+                h.update(part);
+            }
+        }
+        h.finish()
     }
 
     /// The SHA-256 of a read: of the cgroups the indexes name, each
@@ -2286,7 +2429,7 @@ impl LimitLog {
                     keep(open.take(), canon);
                     open = Some((i, canon.len()));
                 }
-                LimitLog::FILE => cgroup_limits::add_file(canon, h, cg, file, payload),
+                LimitLog::FILE | LimitLog::MADE => cgroup_limits::add_file(canon, h, cg, file, payload),
                 LimitLog::UNREADABLE => {
                     cgroup_limits::add_unreadable(canon, h, cg, file, &String::from_utf8_lossy(payload));
                 }

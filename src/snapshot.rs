@@ -1368,6 +1368,147 @@ mod tests {
         assert!(found.is_some(), "found within {every} checks");
     }
 
+    /// A process whose source makes some cgroup control files from a record
+    /// of values (as the task table's program of cgroup values does): the
+    /// record is a number; `pids.max` and `memory.limit_in_bytes` are
+    /// "made", `memory.swappiness` read. Counts the reads of made files.
+    struct LimitsMade {
+        files: std::cell::RefCell<Vec<(String, String)>>,
+        record: std::cell::Cell<u64>,
+        made_reads: std::cell::Cell<usize>,
+        last_made: std::cell::Cell<bool>,
+    }
+
+    const LIMITS_CGROUP: &str = "8:pids:/app\n4:memory:/app\n";
+
+    impl LimitsMade {
+        fn new() -> LimitsMade {
+            let files = [
+                ("cgroup", LIMITS_CGROUP),
+                ("task/1/cgroup", LIMITS_CGROUP),
+                ("status", STATUS),
+                ("task/1/status", STATUS),
+                ("cgroupfs/pids/pids.max", "max\n"),
+                ("cgroupfs/pids/app/pids.max", "10\n"),
+                ("cgroupfs/memory/memory.limit_in_bytes", "9223372036854771712\n"),
+                ("cgroupfs/memory/memory.swappiness", "60\n"),
+                ("cgroupfs/memory/app/memory.limit_in_bytes", "1073741824\n"),
+                ("cgroupfs/memory/app/memory.swappiness", "60\n"),
+            ];
+            LimitsMade {
+                files: std::cell::RefCell::new(files.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()),
+                record: std::cell::Cell::new(1),
+                made_reads: std::cell::Cell::new(0),
+                last_made: std::cell::Cell::new(false),
+            }
+        }
+
+        fn mock(&self) -> crate::Procfs {
+            crate::Procfs::mock_files(self.files.borrow().clone())
+        }
+
+        fn set(&self, file: &str, text: &str) {
+            for (k, v) in self.files.borrow_mut().iter_mut() {
+                if k == file {
+                    *v = text.to_owned();
+                }
+            }
+        }
+    }
+
+    impl Source for LimitsMade {
+        fn target(&self) -> Result<Target, Error> {
+            self.mock().target()
+        }
+        fn read(&self, rel: &str, buf: &mut Vec<u8>) -> Result<(), Error> {
+            self.mock().read(rel, buf)
+        }
+        fn cgroup_list(&self, hierarchy: &str, cgroup: &str, out: &mut Vec<String>) -> Result<(), Error> {
+            self.mock().cgroup_list(hierarchy, cgroup, out)
+        }
+        fn cgroup_read(&self, hierarchy: &str, cgroup: &str, file: &str, buf: &mut Vec<u8>) -> Result<(), Error> {
+            let made = file == "pids.max" || file == "memory.limit_in_bytes";
+            self.last_made.set(made);
+            if made {
+                self.made_reads.set(self.made_reads.get() + 1);
+            }
+            self.mock().cgroup_read(hierarchy, cgroup, file, buf)
+        }
+        fn threads(&self, out: &mut Vec<u32>) -> Result<(), Error> {
+            out.clear();
+            out.push(1);
+            Ok(())
+        }
+        fn leader(&self) -> Option<u32> {
+            Some(1)
+        }
+        fn alive(&self) -> bool {
+            true
+        }
+        fn path_of(&self, rel: &str) -> std::path::PathBuf {
+            std::path::PathBuf::from("/proc/1").join(rel)
+        }
+        fn cgroup_values_digest(&self) -> Option<crate::Digest> {
+            Some(crate::Digest::of(&self.record.get().to_ne_bytes()))
+        }
+        fn cgroup_read_made(&self) -> bool {
+            self.last_made.get()
+        }
+    }
+
+    /// Alone in a watch, a `cgroup-limits` pass that finds the same record
+    /// of values, cgroups and texts read from files as the last whole read
+    /// takes its form without making a text from the record; every
+    /// `LIMITS_LISTED_EVERY`-th pass reads them all. A change of a made
+    /// file (its record changed) or of a read file is found at the first
+    /// check after it; another record that makes the same texts is quiet.
+    #[test]
+    fn cgroup_limits_made_of_the_same_record_and_texts_take_the_last_form() {
+        let subs = [Subsystem::CgroupLimits];
+        let clock = crate::ManualClock::new();
+        let every = usize::try_from(crate::observe::LIMITS_LISTED_EVERY).unwrap();
+        let src = LimitsMade::new();
+        let base = snapshot_with(&clock, &src, &subs).unwrap();
+        assert_eq!(base.subsystems.len(), 1);
+        let mut checker = Checker::new();
+        src.made_reads.set(0);
+        assert!(checker.check(&base, &clock, &src, &subs).unwrap().anomalies().is_empty());
+        let per_pass = src.made_reads.get();
+        assert!(per_pass >= 3, "{per_pass} made files a whole read");
+        for _ in 0..3 * every {
+            assert!(checker.check(&base, &clock, &src, &subs).unwrap().anomalies().is_empty());
+        }
+        let whole = src.made_reads.get() / per_pass;
+        assert!((2..=5).contains(&whole), "{whole} whole reads in {} checks", 3 * every + 1);
+
+        // A made file changed: its record changed, found at once.
+        src.set("cgroupfs/pids/app/pids.max", "20\n");
+        src.record.set(2);
+        let v = checker.check(&base, &clock, &src, &subs).unwrap();
+        assert_eq!(v.anomalies().iter().map(|a| a.subsystem).collect::<Vec<_>>(), [Subsystem::CgroupLimits]);
+
+        // A read file changed (the record the same): found at once.
+        let src = LimitsMade::new();
+        let mut checker = Checker::new();
+        for _ in 0..3 {
+            assert!(checker.check(&base, &clock, &src, &subs).unwrap().anomalies().is_empty());
+        }
+        src.set("cgroupfs/memory/app/memory.swappiness", "10\n");
+        let v = checker.check(&base, &clock, &src, &subs).unwrap();
+        assert_eq!(v.anomalies().iter().map(|a| a.subsystem).collect::<Vec<_>>(), [Subsystem::CgroupLimits]);
+
+        // Another record that makes the same texts: read whole, quiet.
+        let src = LimitsMade::new();
+        let mut checker = Checker::new();
+        for _ in 0..3 {
+            assert!(checker.check(&base, &clock, &src, &subs).unwrap().anomalies().is_empty());
+        }
+        src.record.set(3);
+        src.made_reads.set(0);
+        assert!(checker.check(&base, &clock, &src, &subs).unwrap().anomalies().is_empty());
+        assert_eq!(src.made_reads.get(), per_pass, "read whole");
+    }
+
     /// A baseline keeps a process's maps inputs, where they agree with the
     /// `maps` text and every file's path was walked, as the source of its
     /// `memory-maps` form; a first check that finds the same inputs reads

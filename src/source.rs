@@ -301,6 +301,20 @@ pub trait Source {
         let _ = rel;
     }
 
+    /// The digest of the record of cgroup control values this source makes
+    /// the process's control files from (`cgvalues.rs`), where it makes
+    /// them; `None` where it does not (the default). The same record makes
+    /// the same texts.
+    fn cgroup_values_digest(&self) -> Option<crate::Digest> {
+        None
+    }
+
+    /// Whether the last [`Source::cgroup_read`] on this thread was made from
+    /// that record, not read from its file (the default: read).
+    fn cgroup_read_made(&self) -> bool {
+        false
+    }
+
     /// The process's mount inputs into `out`: the kernel's copy of the
     /// mount namespace its `mountinfo` is printed from (`mnts.rs`), where
     /// the source makes one; `false` where it does not (the default), or
@@ -435,6 +449,12 @@ impl<S: Source + ?Sized> Source for &S {
     }
     fn mount_inputs(&self, out: &mut Vec<u8>) -> bool {
         (**self).mount_inputs(out)
+    }
+    fn cgroup_values_digest(&self) -> Option<crate::Digest> {
+        (**self).cgroup_values_digest()
+    }
+    fn cgroup_read_made(&self) -> bool {
+        (**self).cgroup_read_made()
     }
     fn keep_mounts_unread(&self, view: Option<&MountView>) {
         (**self).keep_mounts_unread(view);

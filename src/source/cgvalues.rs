@@ -1073,15 +1073,7 @@ pub(crate) fn answer(
     let hid = program.hierarchy_id(hierarchy)?;
     MADE.with(|made| {
         let mut rec = made.borrow_mut();
-        if MADE_FOR.with(std::cell::Cell::get) != Some(pid) {
-            if let Err(e) = program.run(pid, &mut rec) {
-                if !RUN_FAILED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                    tracing::warn!("the cgroup values program failed (files read instead): {e}");
-                }
-                rec.bytes.clear();
-            }
-            MADE_FOR.with(|m| m.set(Some(pid)));
-        }
+        made_for(program, pid, &mut rec);
         if !rec.usable(pid, start_ticks) {
             return None;
         }
@@ -1101,6 +1093,30 @@ pub(crate) fn answer(
             }
         };
         program.format_at(&rec, at, i, file, out)
+    })
+}
+
+/// Runs `program` for `pid` into `rec`, unless `rec` is of `pid` already
+/// (this part's).
+fn made_for(program: &Program, pid: u32, rec: &mut Record) {
+    if MADE_FOR.with(std::cell::Cell::get) != Some(pid) {
+        if let Err(e) = program.run(pid, rec) {
+            if !RUN_FAILED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                tracing::warn!("the cgroup values program failed (files read instead): {e}");
+            }
+            rec.bytes.clear();
+        }
+        MADE_FOR.with(|m| m.set(Some(pid)));
+    }
+}
+
+/// The digest of `program`'s record of process `pid` started at
+/// `start_ticks` (the one [`answer`] makes texts from), where it is usable.
+pub(crate) fn record_digest(program: &Program, pid: u32, start_ticks: u64) -> Option<crate::Digest> {
+    MADE.with(|made| {
+        let mut rec = made.borrow_mut();
+        made_for(program, pid, &mut rec);
+        rec.usable(pid, start_ticks).then(|| crate::Digest::of(&rec.bytes))
     })
 }
 

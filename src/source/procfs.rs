@@ -1349,6 +1349,15 @@ impl Source for Procfs {
         d.facts().is_some() && super::tasks::maps_copy(d.pid, d.start_time, out)
     }
 
+    fn cgroup_values_digest(&self) -> Option<crate::Digest> {
+        let Inner::Process(d) = &self.inner else { return None };
+        super::tasks::cgroup_values_digest(d.pid, d.start_time)
+    }
+
+    fn cgroup_read_made(&self) -> bool {
+        super::tasks::cgroup_text_made()
+    }
+
     fn mount_inputs(&self, out: &mut Vec<u8>) -> bool {
         let Inner::Process(d) = &self.inner else { return false };
         d.facts().is_some() && super::tasks::mounts_copy(d.pid, d.start_time, out)

@@ -1514,13 +1514,41 @@ pub(crate) fn cgroup_text(
     file: &str,
     out: &mut Vec<u8>,
 ) -> Option<()> {
+    TEXT_MADE.with(|m| m.set(false));
+    if BYPASSED.with(std::cell::Cell::get) || CGROUP_FILES.with(std::cell::Cell::get) {
+        return None;
+    }
+    let made = INSTALLED.with(|t| {
+        let installed = t.borrow();
+        let program = installed.as_ref()?.cgroups.as_ref()?;
+        super::cgvalues::answer(program, pid, start_ticks, hierarchy, dir, file, out)
+    });
+    TEXT_MADE.with(|m| m.set(made.is_some()));
+    made
+}
+
+thread_local! {
+    /// Whether the last [`cgroup_text`] on this thread made its text.
+    static TEXT_MADE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the last [`cgroup_text`] on this thread made its text (the last
+/// control file read was not read from its file).
+pub(crate) fn cgroup_text_made() -> bool {
+    TEXT_MADE.with(std::cell::Cell::get)
+}
+
+/// The digest of the record of cgroup values the installed table's program
+/// makes for process `pid` started at `start_ticks` (run once a part, as
+/// [`cgroup_text`] runs it); `None` where texts are not made from one.
+pub(crate) fn cgroup_values_digest(pid: u32, start_ticks: u64) -> Option<crate::Digest> {
     if BYPASSED.with(std::cell::Cell::get) || CGROUP_FILES.with(std::cell::Cell::get) {
         return None;
     }
     INSTALLED.with(|t| {
         let installed = t.borrow();
         let program = installed.as_ref()?.cgroups.as_ref()?;
-        super::cgvalues::answer(program, pid, start_ticks, hierarchy, dir, file, out)
+        super::cgvalues::record_digest(program, pid, start_ticks)
     })
 }
 
