@@ -162,8 +162,9 @@ pub(crate) struct Observer {
     memo_limits: Memo,
     /// What that read was made of where its texts were made from a record
     /// of cgroup values (alone in a watch): the next pass that finds the
-    /// same takes its form ([`LimitsMadeOf`]).
-    limits_made_of: Option<LimitsMadeOf>,
+    /// same takes its form ([`LimitsMadeOf`]; boxed: every target of a
+    /// node has an observer, and only a watch of one process fills it).
+    limits_made_of: Option<Box<LimitsMadeOf>>,
     /// Whether this observation must not use the memos: the read after a
     /// drift (the confirming re-read, and every read while drift lasts).
     fresh: bool,
@@ -1899,7 +1900,7 @@ impl Observer {
     /// memo) was made of, for the next pass: `record` (or the source's, if
     /// not asked yet), the cgroups, the files read from their files (the
     /// `old` list's allocation kept where they are the same files).
-    fn keep_made_of<S: Source + ?Sized>(&mut self, src: &S, record: Option<Digest>, old: Option<LimitsMadeOf>) {
+    fn keep_made_of<S: Source + ?Sized>(&mut self, src: &S, record: Option<Digest>, old: Option<Box<LimitsMadeOf>>) {
         if !self.memo_limits.valid {
             return;
         }
@@ -1912,17 +1913,20 @@ impl Observer {
     /// the cgroups, and the files read from their files and their texts;
     /// `None` where a file could not be read, or a cgroup's records were
     /// another target's (a pass could not tell them the same).
-    fn made_of(&self, record: Digest, old: Option<LimitsMadeOf>) -> Option<LimitsMadeOf> {
+    fn made_of(&self, record: Digest, old: Option<Box<LimitsMadeOf>>) -> Option<Box<LimitsMadeOf>> {
         let read_files = || {
             LimitLog::entries(&self.arena).filter(|e| e.0 == LimitLog::FILE).map(|(_, index, file, _)| (index, file))
         };
-        let mut read = old.map(|m| m.read).unwrap_or_default();
-        let same = read.len() == read_files().count()
-            && read.iter().zip(read_files()).all(|((i, f), (index, file))| *i == index && f.as_bytes() == file);
+        let mut m = old.unwrap_or_else(|| {
+            let none = Digest::of(b"");
+            Box::new(LimitsMadeOf { record: none, cgroups: none, read: Vec::new(), texts: none, passes: 0 })
+        });
+        let same = m.read.len() == read_files().count()
+            && m.read.iter().zip(read_files()).all(|((i, f), (index, file))| *i == index && f.as_bytes() == file);
         if !same {
-            read.clear();
+            m.read.clear();
             for (index, file) in read_files() {
-                read.push((index, std::str::from_utf8(file).ok()?.to_owned()));
+                m.read.push((index, std::str::from_utf8(file).ok()?.to_owned()));
             }
         }
         let mut h = crate::digest::Hasher::new();
@@ -1937,8 +1941,8 @@ impl Observer {
                 _ => return None,
             }
         }
-        let cgroups = LimitLog::cgroups_digest(&self.cgroups);
-        Some(LimitsMadeOf { record, cgroups, read, texts: h.finish(), passes: 0 })
+        (m.record, m.cgroups, m.texts, m.passes) = (record, LimitLog::cgroups_digest(&self.cgroups), h.finish(), 0);
+        Some(m)
     }
 
     /// The digest of the texts of `read` (cgroup index, file), as
