@@ -357,6 +357,22 @@ pub fn prog_load(insns: &[Insn], spec: &ProgSpec<'_>) -> Result<OwnedFd, LoadErr
     }
 }
 
+/// Loads `insns` as a sleepable `BPF_PROG_TYPE_SYSCALL` program named
+/// `name` whose one map (slot 0) is `map`; `Err(why)` where the kernel
+/// refuses it (the verifier's last line).
+pub fn load_syscall_with_map(insns: &[Insn], map: BorrowedFd<'_>, name: &str) -> Result<OwnedFd, String> {
+    let insns = Insn::with_map_fds(insns, &[map.as_raw_fd()]).ok_or("the program names no map")?;
+    let spec = ProgSpec { prog_type: PROG_SYSCALL, attach_type: 0, attach_btf_id: 0, name, flags: F_SLEEPABLE };
+    prog_load(&insns, &spec).map_err(|e| format!("the kernel refused the program: {e}"))
+}
+
+/// Word `i` (8 bytes, native-endian) of `b`, as the programs' records and
+/// map values are read; `None` past its end.
+pub fn word_at(b: &[u8], i: usize) -> Option<u64> {
+    let at = i.checked_mul(8)?;
+    Some(u64::from_ne_bytes(b.get(at..at.checked_add(8)?)?.try_into().ok()?))
+}
+
 /// `BPF_RAW_TRACEPOINT_OPEN`: attaches a raw tracepoint program to the
 /// tracepoint `name`, or (no name) a tracing program (fexit) to the
 /// function it was loaded for. Closing the descriptor detaches it.

@@ -638,14 +638,9 @@ pub(crate) struct Record {
     bytes: Vec<u8>,
 }
 
-fn u64_at(b: &[u8], slot: usize) -> Option<u64> {
-    let at = slot.checked_mul(8)?;
-    Some(u64::from_ne_bytes(b.get(at..at.checked_add(8)?)?.try_into().ok()?))
-}
-
 impl Record {
     fn slot(&self, s: usize) -> Option<u64> {
-        u64_at(&self.bytes, s)
+        sys::word_at(&self.bytes, s)
     }
 
     /// Whether the record is whole and of a process neither exiting nor

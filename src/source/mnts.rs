@@ -494,16 +494,7 @@ impl Program {
         let size = u32::try_from(len).map_err(|_| "a value too large".to_owned())?;
         let map = sys::map_create_mmapable(size, 1, "fdir_mnts").map_err(|e| format!("cannot make the map: {e}"))?;
         let insns = program(&offsets)?;
-        let insns =
-            Insn::with_map_fds(&insns, &[std::os::fd::AsRawFd::as_raw_fd(&map)]).ok_or("the program names no map")?;
-        let spec = sys::ProgSpec {
-            prog_type: sys::PROG_SYSCALL,
-            attach_type: 0,
-            attach_btf_id: 0,
-            name: "fdir_mnts",
-            flags: sys::F_SLEEPABLE,
-        };
-        let prog = sys::prog_load(&insns, &spec).map_err(|e| format!("the kernel refused the program: {e}"))?;
+        let prog = sys::load_syscall_with_map(&insns, map.as_fd(), "fdir_mnts")?;
         let value = sys::MappedValue::of_at(map.as_fd(), 0, len).map_err(|e| format!("cannot map its value: {e}"))?;
         let p = Program { prog, value, running: Mutex::new(()), _map: map };
         self_check(&p)?;
@@ -528,7 +519,7 @@ impl Program {
         if !self.value.read(0, &mut head) {
             return false;
         }
-        let word = |i: usize| u64_at(&head, i).unwrap_or(u64::MAX);
+        let word = |i: usize| sys::word_at(&head, i).unwrap_or(u64::MAX);
         let (start, count, flags) = (word(0), word(1), word(2));
         let Ok(count) = usize::try_from(count) else { return false };
         if start / NS_PER_TICK != start_ticks || flags != 0 || count > MAX_MOUNTS || count == 0 {
@@ -540,11 +531,6 @@ impl Program {
         h.copy_from_slice(head.get(8..).unwrap_or_default());
         self.value.read(HEAD, rest)
     }
-}
-
-fn u64_at(b: &[u8], i: usize) -> Option<u64> {
-    let at = i.checked_mul(8)?;
-    Some(u64::from_ne_bytes(b.get(at..at.checked_add(8)?)?.try_into().ok()?))
 }
 
 /// One mount of a copy.
@@ -576,7 +562,7 @@ pub(crate) struct Mount {
 /// The mounts of a copy made by [`Program::copy`].
 pub(crate) fn mounts(copy: &[u8]) -> impl Iterator<Item = Mount> + '_ {
     copy.get(HEAD - 8..).unwrap_or_default().chunks_exact(MOUNT).map(|c| {
-        let w = |i: usize| u64_at(c, i).unwrap_or(0);
+        let w = |i: usize| sys::word_at(c, i).unwrap_or(0);
         let lo = |i: usize| u32::try_from(w(i) & 0xffff_ffff).unwrap_or(0);
         let hi = |i: usize| u32::try_from(w(i) >> 32).unwrap_or(0);
         Mount {

@@ -451,16 +451,7 @@ impl Program {
         let map =
             sys::map_create_mmapable(size, slots, "fdir_vmas").map_err(|e| format!("cannot make the map: {e}"))?;
         let insns = program(&offsets)?;
-        let insns =
-            Insn::with_map_fds(&insns, &[std::os::fd::AsRawFd::as_raw_fd(&map)]).ok_or("the program names no map")?;
-        let spec = sys::ProgSpec {
-            prog_type: sys::PROG_SYSCALL,
-            attach_type: 0,
-            attach_btf_id: 0,
-            name: "fdir_vmas",
-            flags: sys::F_SLEEPABLE,
-        };
-        let prog = sys::prog_load(&insns, &spec).map_err(|e| format!("the kernel refused the program: {e}"))?;
+        let prog = sys::load_syscall_with_map(&insns, map.as_fd(), "fdir_vmas")?;
         let mut p = Program {
             prog,
             map,
@@ -516,7 +507,7 @@ impl Program {
         if !values.read(0, &mut head) {
             return false;
         }
-        let word = |i: usize| u64_at(&head, i).unwrap_or(u64::MAX);
+        let word = |i: usize| sys::word_at(&head, i).unwrap_or(u64::MAX);
         let (start, count, flags) = (word(0), word(1), word(2));
         let Ok(count) = usize::try_from(count) else { return false };
         if start / NS_PER_TICK != start_ticks || flags != 0 || count > MAX_VMAS {
@@ -534,11 +525,6 @@ impl Program {
 pub(crate) fn start_ticks_of(pid: u32) -> Option<u64> {
     let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
     super::stat::parse_stat(&stat).map(|(_, _, start)| start)
-}
-
-fn u64_at(b: &[u8], i: usize) -> Option<u64> {
-    let at = i.checked_mul(8)?;
-    Some(u64::from_ne_bytes(b.get(at..at.checked_add(8)?)?.try_into().ok()?))
 }
 
 /// One mapping of a copy.
@@ -565,7 +551,7 @@ pub(crate) struct Vma {
 /// The mappings of a copy made by [`Program::copy`].
 pub(crate) fn vmas(copy: &[u8]) -> impl Iterator<Item = Vma> + '_ {
     copy.get(HEAD - 8..).unwrap_or_default().chunks_exact(VMA).map(|c| {
-        let w = |i: usize| u64_at(c, i).unwrap_or(0);
+        let w = |i: usize| sys::word_at(c, i).unwrap_or(0);
         Vma {
             start: w(0),
             end: w(1),
