@@ -319,6 +319,14 @@ pub(crate) const LIMITS_LISTED_EVERY: u32 = 10;
 /// place) can go unread.
 pub(crate) const MOUNTS_TEXT_EVERY: u32 = 10;
 
+/// Counts a pass keyed by inputs in `passes`, and says whether it is the
+/// one in `every` that reads the text (which one depends on the process's
+/// `leader` pid, so that a node's processes do not all read at once).
+fn text_due(passes: &mut u32, leader: Option<u32>, every: u32) -> bool {
+    *passes = passes.wrapping_add(1);
+    passes.wrapping_add(leader.unwrap_or(0) % every).is_multiple_of(every)
+}
+
 thread_local! {
     /// The maps inputs of the observation under way on this thread, and
     /// those of its agreement check: a process's copy is needed only while
@@ -848,22 +856,18 @@ impl Observer {
         let copied = self.keep_sources
             && has(Subsystem::MemoryMaps)
             && with_maps_inputs(|now, _| src.maps_inputs(now) && crate::source::vmas::paths_walked(now));
-        if let Some(key) = inputs_key.filter(|_| !restored) {
-            self.maps_passes = self.maps_passes.wrapping_add(1);
-            let phase = src.leader().unwrap_or(0) % MAPS_TEXT_EVERY;
-            let due = self.maps_passes.wrapping_add(phase).is_multiple_of(MAPS_TEXT_EVERY);
-            if !due
-                && self.memo_maps.hit(self.fresh, Some(key))
-                && self.restore_maps(has(Subsystem::Code), against.as_ref(), &mut canons)
-            {
-                if has(Subsystem::MemoryMaps) {
-                    outcome.push((Subsystem::MemoryMaps, End::Observed));
-                }
-                code_maps = has(Subsystem::Code);
-                restored = true;
-                // Its descriptor stays open for the pass that reads it.
-                src.keep_unread("maps");
+        if let Some(key) = inputs_key.filter(|_| !restored)
+            && !text_due(&mut self.maps_passes, src.leader(), MAPS_TEXT_EVERY)
+            && self.memo_maps.hit(self.fresh, Some(key))
+            && self.restore_maps(has(Subsystem::Code), against.as_ref(), &mut canons)
+        {
+            if has(Subsystem::MemoryMaps) {
+                outcome.push((Subsystem::MemoryMaps, End::Observed));
             }
+            code_maps = has(Subsystem::Code);
+            restored = true;
+            // Its descriptor stays open for the pass that reads it.
+            src.keep_unread("maps");
         }
         if (has(Subsystem::MemoryMaps) || has(Subsystem::Code)) && !restored {
             match settle(src.read("maps", &mut self.buf))? {
@@ -1265,20 +1269,17 @@ impl Observer {
         // Alone, in a watch: the mount inputs first. The same as those the
         // last text agreed with, the same form, but for every
         // MOUNTS_TEXT_EVERY-th pass, which reads the text.
-        let inputs = (solo && self.observed_before && !self.fresh && !self.keep_sources && self.fault.is_none())
+        let inputs = self
+            .alone_in_a_watch()
             .then(|| with_maps_inputs(|now, _| src.mount_inputs(now).then(|| Digest::of(now))))
             .flatten();
-        if let Some(key) = inputs {
-            self.mounts_passes = self.mounts_passes.wrapping_add(1);
-            let phase = src.leader().unwrap_or(0) % MOUNTS_TEXT_EVERY;
-            let due = self.mounts_passes.wrapping_add(phase).is_multiple_of(MOUNTS_TEXT_EVERY);
-            if !due
-                && self.mounts_key == Some(key)
-                && self.restore_file("mountinfo", Subsystem::Mounts, canon, baseline)
-            {
-                src.keep_mounts_unread(view.as_ref());
-                return Ok(());
-            }
+        if let Some(key) = inputs
+            && !text_due(&mut self.mounts_passes, src.leader(), MOUNTS_TEXT_EVERY)
+            && self.mounts_key == Some(key)
+            && self.restore_file("mountinfo", Subsystem::Mounts, canon, baseline)
+        {
+            src.keep_mounts_unread(view.as_ref());
+            return Ok(());
         }
         self.mounts_key = None;
         if !self.fresh
@@ -1366,6 +1367,18 @@ impl Observer {
         });
         self.buf = buf;
         r
+    }
+
+    /// Whether this observation is a watch's of the only target of its
+    /// monitor, past its first, neither fresh nor a baseline's nor with a
+    /// fault injected: where the mount inputs and what a `cgroup-limits`
+    /// read was made of may stand in for a read.
+    fn alone_in_a_watch(&self) -> bool {
+        self.shared.as_ref().is_none_or(|s| s.solo())
+            && self.observed_before
+            && !self.fresh
+            && !self.keep_sources
+            && self.fault.is_none()
     }
 
     /// Restores the form the memo of file `rel` remembers, if it has a
@@ -1465,12 +1478,9 @@ impl Observer {
             }
         };
         let key = memo_key(self.observed_before, raw);
-        if let Some((_, memo)) = self.memo_files.get_mut(i)
-            && memo.hit(self.fresh, key)
-            && let Some((_, form)) = memo.forms.first()
-            && restorable(form, sub, baseline)
+        if self.memo_files.get(i).is_some_and(|(_, memo)| memo.hit(self.fresh, key))
+            && self.restore_file(rel, sub, canon, baseline)
         {
-            restore_form(canon, form);
             return Ok(());
         }
         let keep = match self.round_form(sub, raw, baseline) {
@@ -1828,11 +1838,7 @@ impl Observer {
         }
         // 0. Alone in a watch: the same record of values, cgroups and texts
         // read from files as the last read's: its form.
-        let watching = self.shared.as_ref().is_none_or(|s| s.solo())
-            && self.fault.is_none()
-            && self.observed_before
-            && !self.fresh
-            && !self.keep_sources;
+        let watching = self.alone_in_a_watch();
         let mut made_of = self.limits_made_of.take();
         let mut record = None;
         if watching && let Some(m) = made_of.as_mut() {
