@@ -58,9 +58,10 @@ impl Tracker {
     }
 
     /// Runs one check cycle: a read, and up to `confirm - 1` immediate
-    /// re-reads while something looks drifted. A subsystem is declared only if
-    /// every read showed it drifted; it is declared again only if it drifts
-    /// further (to another digest).
+    /// re-reads while something looks drifted that is not declared already
+    /// at the same digest. A subsystem is declared only if every read
+    /// showed it drifted; it is declared again only if it drifts further
+    /// (to another digest).
     pub fn cycle<C: Clock + ?Sized, S: Source + ?Sized>(
         &mut self,
         checker: &mut Checker,
@@ -108,7 +109,14 @@ impl Tracker {
     ) -> Result<Outcome, Error> {
         checker.check_into(baseline, clock, fs, subsystems, reading)?;
         let mut reads = 1;
-        let first: Vec<Subsystem> = reading.anomalies.iter().map(|a| a.subsystem).collect();
+        // A drift declared already, at the same digest, has nothing to
+        // confirm: only the others are re-read.
+        let first: Vec<Subsystem> = reading
+            .anomalies
+            .iter()
+            .filter(|a| self.drifted.get(&a.subsystem).is_none_or(|(digest, _)| *digest != a.actual))
+            .map(|a| a.subsystem)
+            .collect();
         let mut suspects = first.clone();
         for _ in 1..self.confirm {
             if suspects.is_empty() {

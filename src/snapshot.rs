@@ -572,9 +572,21 @@ pub struct Checker {
     code: CodeSweep,
     /// Whether the last check found drift: the next one then reads
     /// everything afresh (see the observer's memos), so a confirming re-read
-    /// never reuses what the drifted read saw.
+    /// never reuses what the drifted read saw, until the drift settles.
     drifted_last: bool,
+    /// The drift of the last check that found one (each drifted subsystem
+    /// and the digest it drifted to), and how many fresh reads in a row
+    /// found exactly it. From [`SETTLED_AFTER`] on, the drift is settled:
+    /// the checks after it use the memos and the task table again (a drift
+    /// that stays until the baseline is taken again costs what a clean
+    /// check costs), until one finds another drift, or none.
+    drift: Vec<(Subsystem, Digest)>,
+    fresh_agreeing: u32,
 }
+
+/// Fresh reads in a row that must find the same drift before the reads
+/// after them use the memos again ([`Checker`]'s `drift`).
+pub(crate) const SETTLED_AFTER: u32 = 2;
 
 impl Checker {
     /// A checker with empty buffers and the default code budget
@@ -585,7 +597,13 @@ impl Checker {
 
     /// A checker that reads at most `budget` bytes of code per check.
     pub fn with_code_budget(budget: CodeBudget) -> Checker {
-        Checker { observer: Observer::new(), code: CodeSweep::new(budget), drifted_last: false }
+        Checker {
+            observer: Observer::new(),
+            code: CodeSweep::new(budget),
+            drifted_last: false,
+            drift: Vec::new(),
+            fresh_agreeing: 0,
+        }
     }
 
     /// This checker, taking what other targets of the same monitor read of
@@ -678,8 +696,10 @@ impl Checker {
             }
         }
         // A read after a drift is fresh: no memo, and no task table (its
-        // namespaces, limits and root from `/proc`, a second source).
-        self.observer.set_fresh(self.drifted_last);
+        // namespaces, limits and root from `/proc`, a second source), until
+        // fresh reads have found the same drift SETTLED_AFTER times.
+        let mut fresh = self.drifted_last && self.fresh_agreeing < SETTLED_AFTER;
+        self.observer.set_fresh(fresh);
         self.drifted_last = true;
         // Quickly first: a thread unlike the one before it is not asked
         // whether it is exiting. Only if that shows a per-thread form other
@@ -692,6 +712,7 @@ impl Checker {
         };
         read(&mut self.observer, &mut self.code)?;
         if self.observer.unasked() > 0 && self.per_thread_drift(baseline) {
+            fresh = true;
             self.observer.set_fresh(true);
             // An injected fault belongs to the read the check reports.
             if let Some(seed) = fault {
@@ -789,7 +810,22 @@ impl Checker {
         report.code = code;
         report.stopped = (stops.threads > 0).then_some(stops);
         self.drifted_last = !anomalies.is_empty();
+        self.settle(fresh, &out.anomalies);
         Ok(())
+    }
+
+    /// Counts the fresh reads in a row that found `anomalies` (see
+    /// `drift`): none found resets it, another drift starts it again.
+    fn settle(&mut self, fresh: bool, anomalies: &[Anomaly]) {
+        let same = self.drift.len() == anomalies.len()
+            && self.drift.iter().zip(anomalies).all(|(&(sub, actual), a)| sub == a.subsystem && actual == a.actual);
+        if same {
+            self.fresh_agreeing = self.fresh_agreeing.saturating_add(u32::from(fresh));
+        } else {
+            self.drift.clear();
+            self.drift.extend(anomalies.iter().map(|a| (a.subsystem, a.actual)));
+            self.fresh_agreeing = u32::from(fresh && !anomalies.is_empty());
+        }
     }
 }
 
@@ -1086,6 +1122,80 @@ mod tests {
         *src.inner.borrow_mut() = Keyed::files(&STATUS.replace("NoNewPrivs:\t1", "NoNewPrivs:\t0"));
         let found = (1..=every).find(|_| !checker.check(&base, &clock, &src, &subs).unwrap().anomalies().is_empty());
         assert!(found.is_some(), "found within {every} checks");
+    }
+
+    /// A drift that stays (until the baseline is taken again) costs what a
+    /// clean check costs once fresh reads have found it SETTLED_AFTER times
+    /// in a row: the checks after use the memos again (here: no `status`
+    /// read for the same status inputs), and each still finds it. Another
+    /// drift is read afresh again, and a return to the baseline is found at
+    /// once. A tracker does not re-read a drift it declared at the same
+    /// digest. Without the settling, every check reads `status`.
+    #[test]
+    fn a_drift_that_stays_settles_and_costs_what_a_clean_check_costs() {
+        let subs = [Subsystem::Seccomp, Subsystem::Credentials, Subsystem::Cgroups];
+        let clock = crate::ManualClock::new();
+        let every = usize::try_from(crate::observe::STATUS_TEXT_EVERY).unwrap();
+        let src = Keyed::new(STATUS);
+        let base = snapshot_with(&clock, &src, &subs).unwrap();
+        let mut checker = Checker::new();
+        for _ in 0..3 {
+            assert!(checker.check(&base, &clock, &src, &subs).unwrap().anomalies().is_empty());
+        }
+        let drifted = |checker: &mut Checker| -> Vec<Subsystem> {
+            checker.check(&base, &clock, &src, &subs).unwrap().anomalies().iter().map(|a| a.subsystem).collect()
+        };
+        *src.inner.borrow_mut() = Keyed::files(&STATUS.replace("Seccomp:\t2", "Seccomp:\t0"));
+        src.inputs.set(Some((Digest::of(b"inputs 2"), 1)));
+        // The read that finds it, then SETTLED_AFTER fresh reads: each reads.
+        let settling = 1 + usize::try_from(SETTLED_AFTER).unwrap();
+        src.reads.set(0);
+        for _ in 0..settling {
+            assert_eq!(drifted(&mut checker), [Subsystem::Seccomp]);
+        }
+        assert!(src.reads.get() >= settling, "each read before it settles reads status");
+        src.reads.set(0);
+        for _ in 0..3 * every {
+            assert_eq!(drifted(&mut checker), [Subsystem::Seccomp], "found at every check");
+        }
+        // The first pass keyed by the inputs, then a text a period; a pass
+        // that reads the text reads it twice (quickly, then carefully: the
+        // drifted form is a thread's). Unsettled, every check reads it.
+        let reads = src.reads.get();
+        assert!((1..=10).contains(&reads), "{reads} reads of status in {} checks of a settled drift", 3 * every);
+
+        // Drifted further: found at once, and read afresh again.
+        *src.inner.borrow_mut() = Keyed::files(&STATUS.replace("Seccomp:\t2", "Seccomp:\t1"));
+        src.inputs.set(Some((Digest::of(b"inputs 3"), 1)));
+        let v = checker.check(&base, &clock, &src, &subs).unwrap();
+        assert_eq!(v.anomalies().iter().map(|a| a.subsystem).collect::<Vec<_>>(), [Subsystem::Seccomp]);
+        assert!(v.anomalies().iter().any(|a| a.changes.iter().any(|c| format!("{c:?}").contains('1'))));
+        src.reads.set(0);
+        assert_eq!(drifted(&mut checker), [Subsystem::Seccomp]);
+        assert!(src.reads.get() >= 1, "the read after another drift is fresh");
+
+        // Back at the baseline: found at the next check.
+        *src.inner.borrow_mut() = Keyed::files(STATUS);
+        src.inputs.set(Some((Digest::of(b"inputs 1"), 1)));
+        assert!(drifted(&mut checker).is_empty());
+
+        // A tracker confirming by two reads re-reads a new drift, and not
+        // one it declared at the same digest.
+        let mut tracker = crate::confirm::Tracker::new(2);
+        let mut checker = Checker::new();
+        let cycle = |tracker: &mut crate::confirm::Tracker, checker: &mut Checker| {
+            tracker.cycle(checker, &base, &clock, &src, &subs).unwrap()
+        };
+        assert_eq!(cycle(&mut tracker, &mut checker).reads, 1);
+        *src.inner.borrow_mut() = Keyed::files(&STATUS.replace("Seccomp:\t2", "Seccomp:\t0"));
+        src.inputs.set(Some((Digest::of(b"inputs 2"), 1)));
+        let first = cycle(&mut tracker, &mut checker);
+        assert_eq!((first.reads, first.declared.len()), (2, 1), "{first:?}");
+        for _ in 0..every {
+            let o = cycle(&mut tracker, &mut checker);
+            assert_eq!((o.reads, o.declared.len(), o.transient.len()), (1, 0, 0), "{o:?}");
+        }
+        assert!(tracker.is_drifted(Subsystem::Seccomp));
     }
 
     /// A baseline of a process of one thread whose status inputs agree with
