@@ -582,6 +582,9 @@ pub struct Checker {
     /// check costs), until one finds another drift, or none.
     drift: Vec<(Subsystem, Digest)>,
     fresh_agreeing: u32,
+    /// The last check's anomalies while a check runs (empty between):
+    /// where a subsystem drifted to the same digest again, its explanation.
+    explained: Vec<Anomaly>,
 }
 
 /// Fresh reads in a row that must find the same drift before the reads
@@ -603,6 +606,7 @@ impl Checker {
             drifted_last: false,
             drift: Vec::new(),
             fresh_agreeing: 0,
+            explained: Vec::new(),
         }
     }
 
@@ -654,15 +658,21 @@ impl Checker {
     }
 
     /// Whether a form built from every thread's files differs from the
-    /// baseline's.
+    /// baseline's, and is not the form of a settled drift (found by careful
+    /// reads already).
     fn per_thread_drift(&mut self, baseline: &Snapshot) -> bool {
+        // A settled drift's form, found again, is not read again.
+        let settled: &[(Subsystem, Digest)] = if self.fresh_agreeing >= SETTLED_AFTER { &self.drift } else { &[] };
         self.observer.slots_mut().iter_mut().any(|(sub, slot)| {
             let per_thread = matches!(
                 sub,
                 Subsystem::Seccomp | Subsystem::Credentials | Subsystem::Cgroups | Subsystem::CgroupLimits
             );
             match slot {
-                Slot::Observed(canon) if per_thread => baseline.digest(*sub) != Some(canon.digest(*sub)),
+                Slot::Observed(canon) if per_thread => {
+                    let now = canon.digest(*sub);
+                    baseline.digest(*sub) != Some(now) && !settled.contains(&(*sub, now))
+                }
                 _ => false,
             }
         })
@@ -721,6 +731,11 @@ impl Checker {
             read(&mut self.observer, &mut self.code)?;
         }
 
+        // The last check's anomalies: a drift to the same digest from the
+        // same baseline digest has the same explanation, taken from there
+        // (a drift that stays is explained once).
+        let last = &mut self.explained;
+        std::mem::swap(last, &mut out.anomalies);
         let anomalies = &mut out.anomalies;
         anomalies.clear();
         let statuses = &mut out.report.subsystems;
@@ -780,6 +795,11 @@ impl Checker {
                             *canon = canon::Canon::known(sub, actual);
                         }
                         Status::Unchanged
+                    } else if let Some(at) =
+                        last.iter().position(|a| a.subsystem == sub && a.expected == *digest && a.actual == actual)
+                    {
+                        anomalies.push(last.swap_remove(at));
+                        Status::Drifted
                     } else {
                         // Only now are records built: explaining is the rare path.
                         let now = canon.records();
@@ -810,6 +830,7 @@ impl Checker {
         report.code = code;
         report.stopped = (stops.threads > 0).then_some(stops);
         self.drifted_last = !anomalies.is_empty();
+        self.explained.clear();
         self.settle(fresh, &out.anomalies);
         Ok(())
     }
@@ -1154,10 +1175,15 @@ mod tests {
             assert_eq!(drifted(&mut checker), [Subsystem::Seccomp]);
         }
         assert!(src.reads.get() >= settling, "each read before it settles reads status");
+        let explained = checker.check(&base, &clock, &src, &subs).unwrap().anomalies().to_vec();
         src.reads.set(0);
         for _ in 0..3 * every {
             assert_eq!(drifted(&mut checker), [Subsystem::Seccomp], "found at every check");
         }
+        // Explained as a fresh checker explains it.
+        let v = checker.check(&base, &clock, &src, &subs).unwrap();
+        assert_eq!(v.anomalies(), explained.as_slice());
+        assert_eq!(Checker::new().check(&base, &clock, &src, &subs).unwrap().anomalies(), explained.as_slice());
         // The first pass keyed by the inputs, then a text a period; a pass
         // that reads the text reads it twice (quickly, then carefully: the
         // drifted form is a thread's). Unsettled, every check reads it.

@@ -97,6 +97,16 @@ fn a_hundred_processes_one_limit_one_anomaly_and_a_move_to_the_same_limits_is_on
     assert_eq!(e["names"].as_array().map(Vec::len), Some(100), "{e}");
     assert!(e["changes"].to_string().contains("pids.max 1000 -> 2000"), "{e}");
 
+    // The drift stays: once two fresh reads in a row found it, it settles
+    // (the checks read through the memos again), and every check still
+    // counts the hundred as drifted, with no anomaly again.
+    let mark = w.seen.len();
+    checks_after(&mut w, 10);
+    let drifted: Vec<u64> =
+        w.seen[mark..].iter().filter(|v| v["event"] == "check").filter_map(|v| v["drifted"].as_u64()).collect();
+    assert!(drifted.len() >= 10 && drifted.iter().all(|&d| d >= 100), "{drifted:?}");
+    assert!(anomalies_since(&w, mark, &mine).is_empty(), "{:#?}", &w.seen[mark..]);
+
     // 2. One child moved to a cgroup with the same limits: one anomaly of
     // that process, graded log.
     let mover = ours[0];
