@@ -344,18 +344,34 @@ pub fn prog_load(insns: &[Insn], spec: &ProgSpec<'_>) -> Result<OwnedFd, LoadErr
     match bpf(BPF_PROG_LOAD, &mut attr) {
         Ok(r) => fd_of(r).map_err(|err| LoadError { err, log: None }),
         Err(err) => {
-            let mut log = vec![0u8; 1 << 20];
+            // The log again, for its last line (the kernel keeps a log's
+            // end when the buffer is short, since 6.4), and whole at trace
+            // level only: a buffer of a MiB, freed, leaves the heap that
+            // much larger for good (glibc raises its mmap threshold).
+            let len = if tracing::enabled!(tracing::Level::TRACE) { 1 << 20 } else { LOG_TAIL };
+            let mut log = vec![0u8; len];
             attr.log_level = 1;
             attr.log_size = u32::try_from(log.len()).unwrap_or(0);
             attr.log_buf = log.as_mut_ptr() as u64;
             let _ = bpf(BPF_PROG_LOAD, &mut attr).map(fd_of);
             let text = String::from_utf8_lossy(log.split(|&b| b == 0).next().unwrap_or(&[])).into_owned();
             tracing::trace!("the verifier's log:\n{text}");
-            let last = text.lines().rev().find(|l| !l.trim().is_empty()).map(|l| l.trim().to_owned());
+            // The reason, before the verifier's closing count
+            // ("processed N insns (limit ...) ...").
+            let last = text
+                .lines()
+                .rev()
+                .map(str::trim)
+                .find(|l| !l.is_empty() && !l.starts_with("processed "))
+                .map(str::to_owned);
             Err(LoadError { err, log: last })
         }
     }
 }
+
+/// The bytes of a refused program's verifier log kept for its last line
+/// (below glibc's mmap threshold: taken from the heap and given back).
+const LOG_TAIL: usize = 16 * 1024;
 
 /// Loads `insns` as a sleepable `BPF_PROG_TYPE_SYSCALL` program named
 /// `name` whose one map (slot 0) is `map`; `Err(why)` where the kernel
@@ -616,5 +632,41 @@ impl Drop for Mapped {
 impl std::fmt::Debug for Mapped {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Mapped").field("len", &self.len).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bpf::asm::{Asm, Reg};
+
+    /// A program the verifier refuses at its end, after a log longer than
+    /// the tail kept: the error still says why (the line before the
+    /// verifier's closing count).
+    #[test]
+    fn a_refused_program_says_the_verifiers_last_line_after_a_long_log() {
+        if !crate::source::tasks::may_load() {
+            eprintln!(
+                "SKIP a_refused_program_says_the_verifiers_last_line_after_a_long_log: no privilege to load eBPF"
+            );
+            return;
+        }
+        let mut a = Asm::new();
+        for i in 0..2000 {
+            a.mov_imm(Reg::R1, i);
+        }
+        // r0 never set: "R0 !read_ok".
+        a.exit();
+        let insns = a.finish().unwrap();
+        let spec = ProgSpec {
+            prog_type: PROG_SYSCALL,
+            attach_type: 0,
+            attach_btf_id: 0,
+            name: "fdir_test",
+            flags: F_SLEEPABLE,
+        };
+        let e = prog_load(&insns, &spec).unwrap_err();
+        let said = e.log.clone().unwrap_or_default();
+        assert!(said.contains("R0"), "{e}");
     }
 }
