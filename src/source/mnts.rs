@@ -67,6 +67,9 @@ pub(crate) const MOUNT: usize = 112;
 pub(crate) const HEAD: usize = 64;
 /// The bytes of a map value a copy uses.
 const VALUE: usize = HEAD + MAX_MOUNTS * MOUNT;
+/// The bytes of the value mapped for a copy of at most `(PREFIX - HEAD) /
+/// MOUNT` (145) mounts: the whole value is mapped only for more.
+const PREFIX: usize = 16 * 1024;
 /// The walk could not be made: no namespace (an exiting task), a tree
 /// deeper than [`TREE_DEPTH`], more mounts than [`MAX_MOUNTS`].
 const FLAG_FAILED: u64 = 1;
@@ -467,12 +470,18 @@ fn program(o: &Offsets) -> Result<Vec<Insn>, String> {
 /// The loaded program, its map, and the map's value mapped.
 pub(crate) struct Program {
     prog: OwnedFd,
-    /// The map's value, mapped read-only.
+    /// The first [`PREFIX`] bytes of the map's value, mapped read-only,
+    /// and all of it, mapped when a copy first needs more (the kernel maps
+    /// every page of a mapping at once: 116 KiB resident where 16 hold
+    /// the 145 mounts a copy of a process outside a container rarely
+    /// exceeds).
     value: sys::MappedValue,
+    whole: std::sync::OnceLock<Option<sys::MappedValue>>,
+    len: usize,
+    /// Kept open with its mappings.
     /// One run and its read at a time: a run writes the one value.
     running: Mutex<()>,
-    /// Kept open with its mapping.
-    _map: OwnedFd,
+    map: OwnedFd,
 }
 
 impl std::fmt::Debug for Program {
@@ -495,8 +504,9 @@ impl Program {
         let map = sys::map_create_mmapable(size, 1, "fdir_mnts").map_err(|e| format!("cannot make the map: {e}"))?;
         let insns = program(&offsets)?;
         let prog = sys::load_syscall_with_map(&insns, map.as_fd(), "fdir_mnts")?;
-        let value = sys::MappedValue::of_at(map.as_fd(), 0, len).map_err(|e| format!("cannot map its value: {e}"))?;
-        let p = Program { prog, value, running: Mutex::new(()), _map: map };
+        let value = sys::MappedValue::of_at(map.as_fd(), 0, PREFIX.min(len))
+            .map_err(|e| format!("cannot map its value: {e}"))?;
+        let p = Program { prog, value, whole: std::sync::OnceLock::new(), len, running: Mutex::new(()), map };
         self_check(&p)?;
         Ok(p)
     }
@@ -525,11 +535,18 @@ impl Program {
         if start / NS_PER_TICK != start_ticks || flags != 0 || count > MAX_MOUNTS || count == 0 {
             return false;
         }
+        let value = if HEAD + count * MOUNT <= PREFIX.min(self.len) {
+            &self.value
+        } else {
+            let whole = self.whole.get_or_init(|| sys::MappedValue::of_at(self.map.as_fd(), 0, self.len).ok());
+            let Some(whole) = whole.as_ref() else { return false };
+            whole
+        };
         out.clear();
         out.resize(HEAD - 8 + count * MOUNT, 0);
         let (h, rest) = out.split_at_mut(HEAD - 8);
         h.copy_from_slice(head.get(8..).unwrap_or_default());
-        self.value.read(HEAD, rest)
+        value.read(HEAD, rest)
     }
 }
 
@@ -731,7 +748,7 @@ mod tests {
 
     impl Unshared {
         fn start(test: &str) -> Option<Unshared> {
-            let dir = std::env::temp_dir().join(format!("fdir-mnts-{}", std::process::id()));
+            let dir = std::env::temp_dir().join(format!("fdir-mnts-{}-{test}", std::process::id()));
             std::fs::create_dir_all(dir.join("a/b")).ok()?;
             let child =
                 std::process::Command::new("unshare").args(["-m", "--propagation", "private", "sleep", "1000"]).spawn();
@@ -790,6 +807,33 @@ mod tests {
             let m = mounts(&copy).find(|m| m.id == id).unwrap();
             (m, copy.get(..HEAD - 8).unwrap().to_vec())
         }
+    }
+
+    /// A copy of more mounts than the mapped prefix of the value holds (200
+    /// more tmpfs stacked on the child's) maps the whole value and agrees
+    /// with its `mountinfo`, between copies of fdir's own namespace (fewer,
+    /// from the prefix).
+    #[test]
+    fn a_copy_past_the_mapped_prefix_agrees_with_its_mountinfo() {
+        let test = "a_copy_past_the_mapped_prefix_agrees_with_its_mountinfo";
+        let Some(p) = loaded(test) else { return };
+        let Some(u) = Unshared::start(test) else { return };
+        let stack = format!("for i in $(seq 200); do mount -t tmpfs fdir-test {}; done", u.path("a/b"));
+        assert!(u.run(&["sh", "-c", &stack]));
+        let me = std::process::id();
+        let own = |out: &mut Vec<u8>| super::super::vmas::start_ticks_of(me).is_some_and(|s| p.copy(me, s, out));
+        let mut small = Vec::new();
+        assert!(own(&mut small), "a copy of fdir's own namespace");
+        let pid = u.child.id();
+        let text = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+        let start = super::super::vmas::start_ticks_of(pid).unwrap();
+        let mut copy = Vec::new();
+        assert!(p.copy(pid, start, &mut copy), "a copy of {} mounts", text.lines().count());
+        assert!(text.lines().count() > (PREFIX - HEAD) / MOUNT, "{} mounts", text.lines().count());
+        // The text leaves out what is outside the reader's root.
+        assert!(mounts(&copy).count() >= text.lines().count());
+        assert!(agrees(&copy, text.as_bytes()), "the copy agrees with its mountinfo");
+        assert!(own(&mut small), "again");
     }
 
     /// The copy sees what the kernel's interfaces change, as `mountinfo`

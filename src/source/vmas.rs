@@ -55,6 +55,9 @@ pub(crate) const VMA: usize = 96;
 pub(crate) const HEAD: usize = 48;
 /// The bytes of a map value a copy uses.
 const VALUE: usize = HEAD + MAX_VMAS * VMA;
+/// The bytes of a slot mapped for a copy of at most `(PREFIX - HEAD) /
+/// VMA` (170) mappings: a whole slot is mapped only for more.
+const PREFIX: usize = 16 * 1024;
 /// The iterator could not start (a task without an mm, the mm's lock
 /// taken for writing: `mmap_read_trylock` failed).
 const FLAG_FAILED: u64 = 1;
@@ -420,10 +423,14 @@ pub(crate) struct Program {
     /// A value's size: [`VALUE`] rounded up to whole pages, so that each
     /// slot's value is mapped on its own.
     value: usize,
-    /// Each slot's value, mapped when a thread of that slot first copies
-    /// (the kernel maps all of a mapping's pages at once: 0.4 MB of
-    /// resident memory a slot, so only the slots in use are mapped).
+    /// The first [`PREFIX`] bytes of each slot's value, mapped when a
+    /// thread of that slot first copies, and the whole value, mapped when
+    /// a copy first needs more (the kernel maps all of a mapping's pages at
+    /// once: 0.4 MB of resident memory a whole slot, so only the slots in
+    /// use are mapped, and a watch of processes of fewer than 170 or so
+    /// mappings maps 16 KiB of each).
     values: [std::sync::OnceLock<Option<sys::MappedValue>>; SLOTS],
+    wholes: [std::sync::OnceLock<Option<sys::MappedValue>>; SLOTS],
     /// One run and its read at a time in each slot: a run writes its
     /// slot's value (two threads of one slot wait for each other).
     running: [Mutex<()>; SLOTS],
@@ -457,27 +464,32 @@ impl Program {
             map,
             value,
             values: std::array::from_fn(|_| std::sync::OnceLock::new()),
+            wholes: std::array::from_fn(|_| std::sync::OnceLock::new()),
             running: std::array::from_fn(|_| Mutex::new(())),
         };
         self_check(&p)?;
         // The loading thread's slot, unmapped: the checking threads map
         // their own.
-        for v in &mut p.values {
+        for v in p.values.iter_mut().chain(&mut p.wholes) {
             v.take();
         }
         Ok(p)
     }
 
-    /// The value of `slot`, mapped at its first use; `None` where it
-    /// cannot be mapped (that slot then makes no copies).
-    fn slot_value(&self, slot: usize) -> Option<&sys::MappedValue> {
-        self.values
-            .get(slot)?
-            .get_or_init(|| {
-                let at = slot.checked_mul(self.value)?;
-                sys::MappedValue::of_at(self.map.as_fd(), at, self.value).ok()
-            })
-            .as_ref()
+    /// The value of `slot` mapped up to byte `len` at least (its first
+    /// [`PREFIX`] bytes, else all of it), each mapped at its first use;
+    /// `None` where it cannot be mapped (that slot then makes no copies).
+    fn slot_value(&self, slot: usize, len: usize) -> Option<&sys::MappedValue> {
+        let (cell, mapped) = if len <= PREFIX.min(self.value) {
+            (self.values.get(slot)?, PREFIX.min(self.value))
+        } else {
+            (self.wholes.get(slot)?, self.value)
+        };
+        cell.get_or_init(|| {
+            let at = slot.checked_mul(self.value)?;
+            sys::MappedValue::of_at(self.map.as_fd(), at, mapped).ok()
+        })
+        .as_ref()
     }
 
     /// The copy of the mappings of process `pid` started at `start_ticks`
@@ -492,7 +504,7 @@ impl Program {
         }) else {
             return false;
         };
-        let (Ok(key), Some(values)) = (u32::try_from(slot), self.slot_value(slot)) else { return false };
+        let (Ok(key), Some(values)) = (u32::try_from(slot), self.slot_value(slot, HEAD)) else { return false };
         let mut ctx = [0u8; 12];
         if let Some(p) = ctx.get_mut(0..4) {
             p.copy_from_slice(&pid.to_ne_bytes());
@@ -513,6 +525,7 @@ impl Program {
         if start / NS_PER_TICK != start_ticks || flags != 0 || count > MAX_VMAS {
             return false;
         }
+        let Some(values) = self.slot_value(slot, HEAD + count * VMA) else { return false };
         out.clear();
         out.resize(HEAD - 8 + count * VMA, 0);
         let (h, rest) = out.split_at_mut(HEAD - 8);
@@ -947,6 +960,46 @@ mod tests {
             assert!(len > 0, "a copy was made");
             assert_eq!(same, 300, "every copy of an idle process is its first");
         }
+    }
+
+    /// A copy of more mappings than the mapped prefix of a slot holds (a
+    /// child of 1,000 mappings) maps the whole slot and agrees with its
+    /// `maps`, between copies of this process (fewer, from the prefix).
+    #[test]
+    fn a_copy_past_the_mapped_prefix_agrees_with_its_maps() {
+        let test = "a_copy_past_the_mapped_prefix_agrees_with_its_maps";
+        let Some(p) = loaded(test) else { return };
+        let script = "import mmap, sys\n\
+            m = [mmap.mmap(-1, 4096, prot=(mmap.PROT_READ if i % 2 else mmap.PROT_READ | mmap.PROT_WRITE)) for i in range(1000)]\n\
+            print('ready', flush=True)\nsys.stdin.read()\n";
+        let Some((mut child, line)) = python(script, &[]) else {
+            eprintln!("SKIP {test}: no python3 to map the pages");
+            return;
+        };
+        let me = std::process::id();
+        let own = |out: &mut Vec<u8>| start_ticks_of(me).is_some_and(|s| p.copy(me, s, out));
+        let mut small = Vec::new();
+        let small_made = own(&mut small);
+        let pid = child.id();
+        let mut out = Vec::new();
+        let (text, made) = loop {
+            let before = std::fs::read(format!("/proc/{pid}/maps")).unwrap_or_default();
+            let made = start_ticks_of(pid).is_some_and(|s| p.copy(pid, s, &mut out));
+            if std::fs::read(format!("/proc/{pid}/maps")).unwrap_or_default() == before {
+                break (before, made);
+            }
+        };
+        let again = own(&mut small);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(line.trim(), "ready");
+        assert!(small_made && again, "copies of this process");
+        let lines = text.iter().filter(|&&b| b == b'\n').count();
+        assert!(lines > (PREFIX - HEAD) / VMA && lines < MAX_VMAS, "{lines} mappings");
+        assert!(made, "a copy of {lines} mappings");
+        // Every mapping but the gate page (`[vsyscall]`), which no VMA holds.
+        assert!(vmas(&out).count() + 1 >= lines, "{} of {lines}", vmas(&out).count());
+        assert!(agrees(&out, &text), "the copy agrees with maps");
     }
 
     /// A process of more mappings than a copy holds (a child that maps
