@@ -1595,13 +1595,39 @@ impl Observer {
         self.arena.clear();
         self.spans.clear();
         let mut absent: Option<Error> = None;
+        // A process of one thread, in a round shared with other targets:
+        // its `cgroup` text is that of every process of the same cgroup
+        // set, read by the first of them this round (a text is kept only
+        // where the set read again after it is the same). Never for a
+        // fresh read, nor a baseline's.
+        let shared = self
+            .shared
+            .as_ref()
+            .filter(|s| {
+                matches!(file, ThreadFile::Cgroup)
+                    && self.tids.len() == 1
+                    && self.tids.first().copied() == src.leader()
+                    && !self.fresh
+                    && !self.keep_sources
+                    && !s.solo()
+            })
+            .cloned();
+        let set = shared.as_ref().and_then(|_| src.cgroup_set(false));
+        let kept = set.and_then(|s| shared.as_ref()?.cgroup_text(s));
         for i in 0..self.tids.len() {
             let Some(&tid) = self.tids.get(i) else { break };
-            let text = if matches!(file, ThreadFile::Status) && self.lead_tid == Some(tid) {
+            let text: &[u8] = if matches!(file, ThreadFile::Status) && self.lead_tid == Some(tid) {
                 &self.lead
+            } else if let Some(text) = &kept {
+                text
             } else {
                 if !read_thread_file(src, tid, name, &mut self.rel, &mut self.buf, &mut absent)? {
                     continue;
+                }
+                if let (Some(s), Some(round)) = (set, &shared)
+                    && src.cgroup_set(true) == Some(s)
+                {
+                    round.keep_cgroup_text(s, &self.buf);
                 }
                 &self.buf
             };

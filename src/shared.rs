@@ -87,6 +87,10 @@ pub(crate) struct Shared {
     /// and cgroup path, with the round of that listing; kept across rounds
     /// (never their content).
     limit_files: Mutex<HashMap<String, HashMap<String, Listing>>>,
+    /// This round's `cgroup` text of a process of one thread, by its
+    /// cgroup set (`Source::cgroup_set`): every process in the same
+    /// cgroups has the same, read by the first.
+    cgroup_texts: Mutex<HashMap<u64, Arc<[u8]>>>,
     /// Times a cgroup's records were read again within a round (each
     /// forgets the forms): a form made of records gathered before one is
     /// not kept.
@@ -160,7 +164,23 @@ impl Shared {
         if let Ok(mut m) = self.round_forms.lock() {
             m.clear();
         }
+        if let Ok(mut m) = self.cgroup_texts.lock() {
+            m.clear();
+        }
         self.begin_part();
+    }
+
+    /// The `cgroup` text a process of cgroup set `set` read this round.
+    pub(crate) fn cgroup_text(&self, set: u64) -> Option<Arc<[u8]>> {
+        self.cgroup_texts.lock().ok()?.get(&set).cloned()
+    }
+
+    /// Keeps `text`, read this round by a process whose cgroup set was
+    /// `set` before and after it, for the others of that set.
+    pub(crate) fn keep_cgroup_text(&self, set: u64, text: &[u8]) {
+        if let Ok(mut m) = self.cgroup_texts.lock() {
+            m.entry(set).or_insert_with(|| Arc::from(text));
+        }
     }
 
     /// Starts a part of a round after its first: the code chunks the last

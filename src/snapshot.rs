@@ -1145,6 +1145,124 @@ mod tests {
         assert!(found.is_some(), "found within {every} checks");
     }
 
+    /// A process of one thread with a cgroup set (as the task table's
+    /// status inputs give it): counts its `cgroup` reads.
+    struct SetKeyed {
+        inner: std::cell::RefCell<crate::Procfs>,
+        /// The set at the check's first question, and asked again.
+        sets: std::cell::Cell<(Option<u64>, Option<u64>)>,
+        reads: std::cell::Cell<usize>,
+    }
+
+    impl SetKeyed {
+        fn new(cgroup: &str, set: u64) -> SetKeyed {
+            SetKeyed {
+                inner: std::cell::RefCell::new(SetKeyed::files(cgroup)),
+                sets: std::cell::Cell::new((Some(set), Some(set))),
+                reads: std::cell::Cell::new(0),
+            }
+        }
+
+        fn files(cgroup: &str) -> crate::Procfs {
+            crate::Procfs::mock_files([
+                ("maps", ""),
+                ("status", STATUS),
+                ("task/1/status", STATUS),
+                ("cgroup", cgroup),
+                ("task/1/cgroup", cgroup),
+            ])
+        }
+
+        fn moved(&self, cgroup: &str, set: u64) {
+            *self.inner.borrow_mut() = SetKeyed::files(cgroup);
+            self.sets.set((Some(set), Some(set)));
+        }
+    }
+
+    impl Source for SetKeyed {
+        fn target(&self) -> Result<Target, Error> {
+            self.inner.borrow().target()
+        }
+        fn read(&self, rel: &str, buf: &mut Vec<u8>) -> Result<(), Error> {
+            if rel.ends_with("cgroup") {
+                self.reads.set(self.reads.get() + 1);
+            }
+            self.inner.borrow().read(rel, buf)
+        }
+        fn threads(&self, out: &mut Vec<u32>) -> Result<(), Error> {
+            out.clear();
+            out.push(1);
+            Ok(())
+        }
+        fn leader(&self) -> Option<u32> {
+            Some(1)
+        }
+        fn alive(&self) -> bool {
+            true
+        }
+        fn path_of(&self, rel: &str) -> std::path::PathBuf {
+            std::path::PathBuf::from("/proc/1").join(rel)
+        }
+        fn cgroup_set(&self, again: bool) -> Option<u64> {
+            let (first, later) = self.sets.get();
+            if again { later } else { first }
+        }
+    }
+
+    /// Processes of one cgroup set share a round's `cgroup` text: the first
+    /// reads it, the others of the same set take it, and each is still
+    /// checked against its own baseline (a process whose set is another's
+    /// takes that one's text, and drifts). A set that is not the same when
+    /// asked again after the read keeps nothing; a new round, a fresh read
+    /// (after a drift) and a monitor of one target read their own.
+    #[test]
+    fn processes_of_one_cgroup_set_share_a_rounds_cgroup_text() {
+        const OTHER: &str = "1:cpu:/other\n0::/other\n";
+        let subs = [Subsystem::Cgroups];
+        let clock = crate::ManualClock::new();
+        let (a, b, c) = (SetKeyed::new(CGROUP, 7), SetKeyed::new(CGROUP, 7), SetKeyed::new(OTHER, 8));
+        let bases: Vec<Snapshot> = [&a, &b, &c].iter().map(|s| snapshot_with(&clock, *s, &subs).unwrap()).collect();
+        let shared = crate::shared::Shared::new();
+        let mut checkers: Vec<Checker> = (0..3).map(|_| Checker::new().sharing(&shared)).collect();
+        // Reads of each process's `cgroup`; `None`: not counted (a drifted
+        // read is read again, carefully).
+        let mut round = |expect: [Option<usize>; 3]| -> Vec<Vec<Subsystem>> {
+            shared.begin_round();
+            let mut drifted = Vec::new();
+            for (i, ((src, base), (checker, want))) in
+                [&a, &b, &c].iter().zip(&bases).zip(checkers.iter_mut().zip(expect)).enumerate()
+            {
+                src.reads.set(0);
+                let v = checker.check(base, &clock, *src, &subs).unwrap();
+                assert!(want.is_none_or(|w| w == src.reads.get()), "reads of cgroup by process {i}, {expect:?}");
+                drifted.push(v.anomalies().iter().map(|a| a.subsystem).collect());
+            }
+            drifted
+        };
+        let quiet: Vec<Vec<Subsystem>> = vec![vec![]; 3];
+        // The first reads, the second of its set takes it, the third reads its own.
+        assert_eq!(round([Some(1), Some(0), Some(1)]), quiet);
+        assert_eq!(round([Some(1), Some(0), Some(1)]), quiet, "read again each round");
+        // A set that changed around the read: nothing kept.
+        a.sets.set((Some(7), Some(9)));
+        assert_eq!(round([Some(1), Some(1), Some(1)]), quiet);
+        a.sets.set((Some(7), Some(7)));
+        // b moved into c's cgroups: it drifts, and c (checked after it)
+        // takes the text it read.
+        b.moved(OTHER, 8);
+        assert_eq!(round([Some(1), None, Some(0)]), vec![vec![], vec![Subsystem::Cgroups], vec![]]);
+        // The read after it is fresh: its own file, kept for no other.
+        assert_eq!(round([Some(1), None, Some(1)]), vec![vec![], vec![Subsystem::Cgroups], vec![]]);
+        b.moved(CGROUP, 7);
+        // Back in its cgroups: the drift had settled (two careful reads
+        // found it), so the text of its set, and quiet.
+        assert_eq!(round([Some(1), Some(0), Some(1)]), quiet, "back");
+        assert_eq!(round([Some(1), Some(0), Some(1)]), quiet);
+        // A monitor of one target keeps nothing for others.
+        shared.set_solo(true);
+        assert_eq!(round([Some(1), Some(1), Some(1)]), quiet);
+    }
+
     /// A drift that stays (until the baseline is taken again) costs what a
     /// clean check costs once fresh reads have found it SETTLED_AFTER times
     /// in a row: the checks after use the memos again (here: no `status`

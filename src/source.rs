@@ -284,6 +284,18 @@ pub trait Source {
         false
     }
 
+    /// The process's cgroup set, where the source has it without reading
+    /// `cgroup` (the task table's status inputs): an identity of the set of
+    /// cgroups, one a hierarchy, its `cgroup` is printed from, the same for
+    /// every process in the same cgroups (the kernel's `css_set`, alive
+    /// while a process is in it). `again`: asked of the kernel anew, not
+    /// from the record made at the check's first question. `None`: none
+    /// (the default).
+    fn cgroup_set(&self, again: bool) -> Option<u64> {
+        let _ = again;
+        None
+    }
+
     /// The process's maps inputs into `out`: the kernel's copy of its
     /// memory mappings that `maps` is printed from (`vmas.rs`), where the
     /// source makes one; `false` where it does not (the default), or not

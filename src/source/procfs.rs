@@ -1349,6 +1349,13 @@ impl Source for Procfs {
         d.facts().is_some() && super::tasks::maps_copy(d.pid, d.start_time, out)
     }
 
+    fn cgroup_set(&self, again: bool) -> Option<u64> {
+        let Inner::Process(d) = &self.inner else { return None };
+        d.facts()?;
+        let set = |e: &super::tasks::Entry| e.status.as_ref().and_then(super::tasks::cgroup_set);
+        if again { super::tasks::lookup_again(d.pid, d.start_time, set)? } else { d.record(set)? }
+    }
+
     fn cgroup_values_digest(&self) -> Option<crate::Digest> {
         let Inner::Process(d) = &self.inner else { return None };
         super::tasks::cgroup_values_digest(d.pid, d.start_time)

@@ -79,7 +79,7 @@ const COMM: usize = 16;
 /// sets of its credentials, its group count, its pid's level, its groups
 /// (up to [`MAX_GROUPS`]) and its pid's numbers (up to [`MAX_LEVELS`]
 /// levels). The bytes the kernel does not fill stay 0.
-pub(crate) const STATUS: usize = 376;
+pub(crate) const STATUS: usize = 384;
 const S_FLAGS: usize = 0;
 const S_THREADS: usize = 4;
 const S_SECCOMP: usize = 8;
@@ -91,6 +91,11 @@ const S_NGROUPS: usize = 112;
 const S_LEVEL: usize = 116;
 const S_GIDS: usize = 120;
 const S_UPIDS: usize = 248;
+/// The task's `css_set` (`task->cgroups`): the set of cgroups, one a
+/// hierarchy, its `/proc/PID/cgroup` is printed from. The kernel keeps one
+/// `css_set` for each distinct set, so two processes with the same one are
+/// in the same cgroups ([`cgroup_set`]).
+const S_CSS: usize = 376;
 /// Groups a record holds; a process in more has its `status` read.
 const MAX_GROUPS: usize = 32;
 /// Pid namespace levels a record holds (`struct upid`: 16 bytes each); a
@@ -166,7 +171,7 @@ const MOUNT_MEMBERS: [(&str, &str); 2] = [("mount", "mnt"), ("mount", "mnt_id")]
 /// and five capability sets of `cred`, its groups, the seccomp state, the
 /// task's atomic flags and its thread group's thread count. A kernel
 /// without one of them has no status inputs (its `status` is read).
-const STATUS_MEMBERS: [(&str, &str); 21] = [
+const STATUS_MEMBERS: [(&str, &str); 22] = [
     ("cred", "uid"),
     ("cred", "gid"),
     ("cred", "suid"),
@@ -188,6 +193,7 @@ const STATUS_MEMBERS: [(&str, &str); 21] = [
     ("seccomp", "filter_count"),
     ("task_struct", "atomic_flags"),
     ("signal_struct", "nr_threads"),
+    ("task_struct", "cgroups"),
 ];
 
 /// x86's user shadow stack state (`x86_Thread_features` and its `_locked`
@@ -270,6 +276,7 @@ struct StatusLayout {
     filter_count: i16,
     atomic_flags: i16,
     nr_threads: i16,
+    css_set: i16,
     /// `task_struct.thread` plus `thread_struct.features`, and plus
     /// `features_locked`.
     features: Option<(i16, i16)>,
@@ -301,6 +308,7 @@ impl StatusLayout {
             seccomp_mode: sum(16, 17)?,
             filter_count: sum(16, 18)?,
             atomic_flags: small(19)?,
+            css_set: small(21)?,
             nr_threads: small(20)?,
             features,
         })
@@ -553,7 +561,9 @@ fn status(a: &mut Asm, l: &Layout, s: &StatusLayout, scratch: i16, buf: i16) -> 
         .ldx(Size::W, Reg::R2, Reg::R7, s.filter_count)
         .stx(Size::W, Reg::R6, at(S_SECCOMP + 4)?, Reg::R2)
         .ldx(Size::Dw, Reg::R2, Reg::R7, s.atomic_flags)
-        .stx(Size::Dw, Reg::R6, at(S_ATOMIC)?, Reg::R2);
+        .stx(Size::Dw, Reg::R6, at(S_ATOMIC)?, Reg::R2)
+        .ldx(Size::Dw, Reg::R2, Reg::R7, s.css_set)
+        .stx(Size::Dw, Reg::R6, at(S_CSS)?, Reg::R2);
     if let Some((features, locked)) = s.features {
         a.ldx(Size::Dw, Reg::R2, Reg::R7, features)
             .stx(Size::Dw, Reg::R6, at(S_FEATURES)?, Reg::R2)
@@ -1309,6 +1319,12 @@ pub(crate) fn status_agrees(inputs: &[u8; STATUS], text: &[u8]) -> bool {
     })
 }
 
+/// The `css_set` of status inputs (see [`S_CSS`]): the same one as another
+/// process's, the same cgroups; `None` for none read.
+pub(crate) fn cgroup_set(inputs: &[u8; STATUS]) -> Option<u64> {
+    u64_at(inputs, S_CSS).filter(|&p| p != 0)
+}
+
 /// The thread count of status inputs (`status`'s `Threads`).
 pub(crate) fn status_threads(inputs: &[u8; STATUS]) -> u32 {
     u32_at(inputs, S_THREADS).unwrap_or(0)
@@ -1798,6 +1814,53 @@ mod tests {
             assert!(table.len() > 1, "{how}");
             compare_with_proc(how, &table);
         }
+    }
+
+    /// The cgroup set of status inputs (`task->cgroups`) is an identity of
+    /// the cgroups a process's `cgroup` is printed from: every live process
+    /// of one set prints the same text (two children of this test, in its
+    /// cgroups, among them).
+    #[test]
+    fn processes_of_one_cgroup_set_print_one_cgroup_text() {
+        let test = "processes_of_one_cgroup_set_print_one_cgroup_text";
+        let Ok(reader) = Reader::load(false, false, false, false) else {
+            eprintln!("SKIP {test}: the table does not load here");
+            return;
+        };
+        let How::Lookup(table) = &reader.how else {
+            eprintln!("SKIP {test}: this kernel walks the task list (no lookup program)");
+            return;
+        };
+        if !table.lookup.as_ref().is_some_and(|l| l.writes_status) {
+            eprintln!("SKIP {test}: no status inputs on this kernel");
+            return;
+        }
+        let prog = table.lookup.as_ref().unwrap();
+        let kids: Vec<std::process::Child> =
+            (0..2).map(|_| std::process::Command::new("sleep").arg("100").spawn().unwrap()).collect();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let mut sets: std::collections::BTreeMap<u64, Vec<(u32, String)>> = std::collections::BTreeMap::new();
+        for pid in super::super::procfs::list_processes(std::path::Path::new("/proc")).unwrap() {
+            let text = || std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok();
+            let before = text();
+            let set = run_lookup(prog, pid).ok().flatten().and_then(|e| e.status.as_ref().and_then(cgroup_set));
+            if let (Some(set), Some(t)) = (set, before.filter(|b| text().as_ref() == Some(b))) {
+                sets.entry(set).or_default().push((pid, t));
+            }
+        }
+        let kid_sets: Vec<Option<u64>> = kids
+            .iter()
+            .map(|k| sets.iter().find(|(_, ps)| ps.iter().any(|(p, _)| *p == k.id())).map(|(s, _)| *s))
+            .collect();
+        for mut k in kids {
+            let _ = k.kill();
+            let _ = k.wait();
+        }
+        for (set, ps) in &sets {
+            assert!(ps.iter().all(|(_, t)| *t == ps[0].1), "set {set:x}: {ps:?}");
+        }
+        assert!(kid_sets[0].is_some() && kid_sets[0] == kid_sets[1], "{kid_sets:?}");
+        assert!(sets.len() > 1, "more than one set on a live node");
     }
 
     /// A seeded record (the one that pinned its process) answers the next
