@@ -1039,7 +1039,11 @@ mod tests {
         inner: std::cell::RefCell<crate::Procfs>,
         inputs: std::cell::Cell<Option<(Digest, u32)>>,
         agree: std::cell::Cell<bool>,
+        /// Reads of `status`, and of `cgroup`.
         reads: std::cell::Cell<usize>,
+        cgroup_reads: std::cell::Cell<usize>,
+        /// Its cgroup set at the check's first question, and asked again.
+        sets: std::cell::Cell<(Option<u64>, Option<u64>)>,
     }
 
     impl Keyed {
@@ -1049,11 +1053,29 @@ mod tests {
                 inputs: std::cell::Cell::new(Some((Digest::of(b"inputs 1"), 1))),
                 agree: std::cell::Cell::new(true),
                 reads: std::cell::Cell::new(0),
+                cgroup_reads: std::cell::Cell::new(0),
+                sets: std::cell::Cell::new((None, None)),
             }
         }
 
+        /// In the cgroups `cgroup` says, of cgroup set `set`.
+        fn in_set(cgroup: &str, set: u64) -> Keyed {
+            let k = Keyed::new(STATUS);
+            k.moved(cgroup, set);
+            k
+        }
+
+        fn moved(&self, cgroup: &str, set: u64) {
+            *self.inner.borrow_mut() = Keyed::files_in(STATUS, cgroup);
+            self.sets.set((Some(set), Some(set)));
+        }
+
         fn files(status: &str) -> crate::Procfs {
-            crate::Procfs::mock_files([("maps", ""), ("status", status), ("cgroup", CGROUP)])
+            Keyed::files_in(status, CGROUP)
+        }
+
+        fn files_in(status: &str, cgroup: &str) -> crate::Procfs {
+            crate::Procfs::mock_files([("maps", ""), ("status", status), ("cgroup", cgroup)])
         }
     }
 
@@ -1064,6 +1086,9 @@ mod tests {
         fn read(&self, rel: &str, buf: &mut Vec<u8>) -> Result<(), Error> {
             if rel == "status" {
                 self.reads.set(self.reads.get() + 1);
+            }
+            if rel == "cgroup" {
+                self.cgroup_reads.set(self.cgroup_reads.get() + 1);
             }
             self.inner.borrow().read(rel, buf)
         }
@@ -1080,6 +1105,10 @@ mod tests {
         }
         fn path_of(&self, rel: &str) -> std::path::PathBuf {
             self.inner.borrow().path_of(rel)
+        }
+        fn cgroup_set(&self, again: bool) -> Option<u64> {
+            let (first, later) = self.sets.get();
+            if again { later } else { first }
         }
         fn status_inputs(&self) -> Option<(Digest, u32)> {
             self.inputs.get()
@@ -1145,70 +1174,6 @@ mod tests {
         assert!(found.is_some(), "found within {every} checks");
     }
 
-    /// A process of one thread with a cgroup set (as the task table's
-    /// status inputs give it): counts its `cgroup` reads.
-    struct SetKeyed {
-        inner: std::cell::RefCell<crate::Procfs>,
-        /// The set at the check's first question, and asked again.
-        sets: std::cell::Cell<(Option<u64>, Option<u64>)>,
-        reads: std::cell::Cell<usize>,
-    }
-
-    impl SetKeyed {
-        fn new(cgroup: &str, set: u64) -> SetKeyed {
-            SetKeyed {
-                inner: std::cell::RefCell::new(SetKeyed::files(cgroup)),
-                sets: std::cell::Cell::new((Some(set), Some(set))),
-                reads: std::cell::Cell::new(0),
-            }
-        }
-
-        fn files(cgroup: &str) -> crate::Procfs {
-            crate::Procfs::mock_files([
-                ("maps", ""),
-                ("status", STATUS),
-                ("task/1/status", STATUS),
-                ("cgroup", cgroup),
-                ("task/1/cgroup", cgroup),
-            ])
-        }
-
-        fn moved(&self, cgroup: &str, set: u64) {
-            *self.inner.borrow_mut() = SetKeyed::files(cgroup);
-            self.sets.set((Some(set), Some(set)));
-        }
-    }
-
-    impl Source for SetKeyed {
-        fn target(&self) -> Result<Target, Error> {
-            self.inner.borrow().target()
-        }
-        fn read(&self, rel: &str, buf: &mut Vec<u8>) -> Result<(), Error> {
-            if rel.ends_with("cgroup") {
-                self.reads.set(self.reads.get() + 1);
-            }
-            self.inner.borrow().read(rel, buf)
-        }
-        fn threads(&self, out: &mut Vec<u32>) -> Result<(), Error> {
-            out.clear();
-            out.push(1);
-            Ok(())
-        }
-        fn leader(&self) -> Option<u32> {
-            Some(1)
-        }
-        fn alive(&self) -> bool {
-            true
-        }
-        fn path_of(&self, rel: &str) -> std::path::PathBuf {
-            std::path::PathBuf::from("/proc/1").join(rel)
-        }
-        fn cgroup_set(&self, again: bool) -> Option<u64> {
-            let (first, later) = self.sets.get();
-            if again { later } else { first }
-        }
-    }
-
     /// Processes of one cgroup set share a round's `cgroup` text: the first
     /// reads it, the others of the same set take it, and each is still
     /// checked against its own baseline (a process whose set is another's
@@ -1220,7 +1185,7 @@ mod tests {
         const OTHER: &str = "1:cpu:/other\n0::/other\n";
         let subs = [Subsystem::Cgroups];
         let clock = crate::ManualClock::new();
-        let (a, b, c) = (SetKeyed::new(CGROUP, 7), SetKeyed::new(CGROUP, 7), SetKeyed::new(OTHER, 8));
+        let (a, b, c) = (Keyed::in_set(CGROUP, 7), Keyed::in_set(CGROUP, 7), Keyed::in_set(OTHER, 8));
         let bases: Vec<Snapshot> = [&a, &b, &c].iter().map(|s| snapshot_with(&clock, *s, &subs).unwrap()).collect();
         let shared = crate::shared::Shared::new();
         let mut checkers: Vec<Checker> = (0..3).map(|_| Checker::new().sharing(&shared)).collect();
@@ -1232,9 +1197,9 @@ mod tests {
             for (i, ((src, base), (checker, want))) in
                 [&a, &b, &c].iter().zip(&bases).zip(checkers.iter_mut().zip(expect)).enumerate()
             {
-                src.reads.set(0);
+                src.cgroup_reads.set(0);
                 let v = checker.check(base, &clock, *src, &subs).unwrap();
-                assert!(want.is_none_or(|w| w == src.reads.get()), "reads of cgroup by process {i}, {expect:?}");
+                assert!(want.is_none_or(|w| w == src.cgroup_reads.get()), "reads of cgroup by process {i}, {expect:?}");
                 drifted.push(v.anomalies().iter().map(|a| a.subsystem).collect());
             }
             drifted

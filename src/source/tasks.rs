@@ -1816,6 +1816,19 @@ mod tests {
         }
     }
 
+    /// A reader with the lookup program, or `None` (said, for `test`).
+    fn lookup_reader(test: &str) -> Option<Reader> {
+        let Ok(reader) = Reader::load(false, false, false, false) else {
+            eprintln!("SKIP {test}: the table does not load here");
+            return None;
+        };
+        if !matches!(reader.how, How::Lookup(_)) {
+            eprintln!("SKIP {test}: this kernel walks the task list (no lookup program)");
+            return None;
+        }
+        Some(reader)
+    }
+
     /// The cgroup set of status inputs (`task->cgroups`) is an identity of
     /// the cgroups a process's `cgroup` is printed from: every live process
     /// of one set prints the same text (two children of this test, in its
@@ -1823,14 +1836,8 @@ mod tests {
     #[test]
     fn processes_of_one_cgroup_set_print_one_cgroup_text() {
         let test = "processes_of_one_cgroup_set_print_one_cgroup_text";
-        let Ok(reader) = Reader::load(false, false, false, false) else {
-            eprintln!("SKIP {test}: the table does not load here");
-            return;
-        };
-        let How::Lookup(table) = &reader.how else {
-            eprintln!("SKIP {test}: this kernel walks the task list (no lookup program)");
-            return;
-        };
+        let Some(reader) = lookup_reader(test) else { return };
+        let How::Lookup(table) = &reader.how else { return };
         if !table.lookup.as_ref().is_some_and(|l| l.writes_status) {
             eprintln!("SKIP {test}: no status inputs on this kernel");
             return;
@@ -1870,14 +1877,8 @@ mod tests {
     #[test]
     fn a_seeded_record_answers_the_next_lookup_of_its_process() {
         let test = "a_seeded_record_answers_the_next_lookup_of_its_process";
-        let Ok(reader) = Reader::load(false, false, false, false) else {
-            eprintln!("SKIP {test}: the table does not load here");
-            return;
-        };
-        let How::Lookup(table) = &reader.how else {
-            eprintln!("SKIP {test}: this kernel walks the task list (no lookup program)");
-            return;
-        };
+        let Some(reader) = lookup_reader(test) else { return };
+        let How::Lookup(table) = &reader.how else { return };
         let me = std::process::id();
         let prog = table.lookup.as_ref().unwrap();
         let real = run_lookup(prog, me).unwrap().unwrap();
