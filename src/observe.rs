@@ -1598,8 +1598,10 @@ impl Observer {
         // A process of one thread, in a round shared with other targets:
         // its `cgroup` text is that of every process of the same cgroup
         // set, read by the first of them this round (a text is kept only
-        // where the set read again after it is the same). Never for a
-        // fresh read, nor a baseline's.
+        // where the set read again after it is the same). The set is asked
+        // of the kernel now, not taken from the record that pinned the
+        // process (a process moved since would take its old set's text).
+        // Never for a fresh read, nor a baseline's.
         let shared = self
             .shared
             .as_ref()
@@ -1612,7 +1614,7 @@ impl Observer {
                     && !s.solo()
             })
             .cloned();
-        let set = shared.as_ref().and_then(|_| src.cgroup_set(false));
+        let set = shared.as_ref().and_then(|_| src.cgroup_set(true));
         let kept = set.and_then(|s| shared.as_ref()?.cgroup_text(s));
         for i in 0..self.tids.len() {
             let Some(&tid) = self.tids.get(i) else { break };

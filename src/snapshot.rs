@@ -1042,8 +1042,9 @@ mod tests {
         /// Reads of `status`, and of `cgroup`.
         reads: std::cell::Cell<usize>,
         cgroup_reads: std::cell::Cell<usize>,
-        /// Its cgroup set at the check's first question, and asked again.
-        sets: std::cell::Cell<(Option<u64>, Option<u64>)>,
+        /// Its cgroup set, each time it is asked: the first answer, then the
+        /// next, the last for good.
+        sets: std::cell::RefCell<Vec<u64>>,
     }
 
     impl Keyed {
@@ -1054,7 +1055,7 @@ mod tests {
                 agree: std::cell::Cell::new(true),
                 reads: std::cell::Cell::new(0),
                 cgroup_reads: std::cell::Cell::new(0),
-                sets: std::cell::Cell::new((None, None)),
+                sets: std::cell::RefCell::new(Vec::new()),
             }
         }
 
@@ -1067,7 +1068,7 @@ mod tests {
 
         fn moved(&self, cgroup: &str, set: u64) {
             *self.inner.borrow_mut() = Keyed::files_in(STATUS, cgroup);
-            self.sets.set((Some(set), Some(set)));
+            *self.sets.borrow_mut() = vec![set];
         }
 
         fn files(status: &str) -> crate::Procfs {
@@ -1106,9 +1107,9 @@ mod tests {
         fn path_of(&self, rel: &str) -> std::path::PathBuf {
             self.inner.borrow().path_of(rel)
         }
-        fn cgroup_set(&self, again: bool) -> Option<u64> {
-            let (first, later) = self.sets.get();
-            if again { later } else { first }
+        fn cgroup_set(&self, _again: bool) -> Option<u64> {
+            let mut sets = self.sets.borrow_mut();
+            if sets.len() > 1 { Some(sets.remove(0)) } else { sets.first().copied() }
         }
         fn status_inputs(&self) -> Option<(Digest, u32)> {
             self.inputs.get()
@@ -1209,9 +1210,8 @@ mod tests {
         assert_eq!(round([Some(1), Some(0), Some(1)]), quiet);
         assert_eq!(round([Some(1), Some(0), Some(1)]), quiet, "read again each round");
         // A set that changed around the read: nothing kept.
-        a.sets.set((Some(7), Some(9)));
+        *a.sets.borrow_mut() = vec![7, 9, 7];
         assert_eq!(round([Some(1), Some(1), Some(1)]), quiet);
-        a.sets.set((Some(7), Some(7)));
         // b moved into c's cgroups: it drifts, and c (checked after it)
         // takes the text it read.
         b.moved(OTHER, 8);
