@@ -1401,9 +1401,12 @@ pub fn run(o: Options) -> Result<u8> {
             say(&format!("started {processes} extra processes; letting them settle ..."));
             std::thread::sleep(fdir::SETTLE_YOUNGER_THAN + Duration::from_millis(200));
         }
-        // Clamped to 5..=40 first: the cast cannot truncate.
+        // `check --all` and `sha256sum` in turns, 30 rounds at the default
+        // 5 s (each round is about 50 ms): the median of ten moved by 5%
+        // from run to run. Clamped to 15..=120 first: the cast cannot
+        // truncate.
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let rounds = (seconds * 2.0).clamp(5.0, 40.0) as u32;
+        let rounds = (seconds * 6.0).clamp(15.0, 120.0) as u32;
         for subsystems in [None, Some("memory-maps,seccomp,cgroups")] {
             say(&format!(
                 "fdir watch --all, {} subsystems, then check --all against sha256sum ...",
