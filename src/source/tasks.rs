@@ -1850,7 +1850,13 @@ mod tests {
         for pid in super::super::procfs::list_processes(std::path::Path::new("/proc")).unwrap() {
             let text = || std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok();
             let before = text();
-            let set = run_lookup(prog, pid).ok().flatten().and_then(|e| e.status.as_ref().and_then(cgroup_set));
+            // Of a process neither exiting nor exited, as a lookup answers
+            // (an exiting one's `cgroup` says `/` for every v1 hierarchy).
+            let set = run_lookup(prog, pid)
+                .ok()
+                .flatten()
+                .filter(|e| e.settled)
+                .and_then(|e| e.status.as_ref().and_then(cgroup_set));
             if let (Some(set), Some(t)) = (set, before.filter(|b| text().as_ref() == Some(b))) {
                 sets.entry(set).or_default().push((pid, t));
             }
@@ -1980,17 +1986,19 @@ mod tests {
             if start(&before) != Some(e.start_ticks) || start(&after) != Some(e.start_ticks) || !e.settled {
                 continue;
             }
+            // A child of this test binary (other tests' children run beside
+            // it) may change between the table and `/proc`: exec (a new
+            // name, the same start time), set its limits or unshare before
+            // it execs. Those are left out.
+            if super::super::stat::parse_stat_ppid(&before) == Some(std::process::id()) {
+                continue;
+            }
             let flags = super::super::stat::parse_stat_flags(&before).unwrap_or(0);
             let name = super::super::stat::parse_stat(&before).map(|(n, _, _)| n).unwrap_or_default();
             let kernel_thread = flags & super::super::stat::PF_KTHREAD != 0;
             assert_eq!(e.kernel_thread, kernel_thread, "whether process {} is a kernel thread", e.pid);
-            // A kernel worker's `stat` names its work, not its `comm`. A
-            // child of this test binary (other tests' children run beside
-            // it) may exec between the table and `stat`: a new name, the
-            // same start time.
-            let exec_in_flight =
-                super::super::stat::parse_stat_ppid(&before) == Some(std::process::id()) && e.name() != name;
-            if !kernel_thread && !exec_in_flight {
+            // A kernel worker's `stat` names its work, not its `comm`.
+            if !kernel_thread {
                 assert_eq!(e.name(), name, "the name of process {}", e.pid);
             }
             let links: Vec<String> = NAMESPACES
