@@ -871,6 +871,23 @@ fn set_reason(statuses: &mut BTreeMap<Subsystem, Status>, sub: Subsystem, make: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The `Source` methods of a mock process of one live thread, tid 1.
+    macro_rules! one_live_thread {
+        () => {
+            fn threads(&self, out: &mut Vec<u32>) -> Result<(), Error> {
+                out.clear();
+                out.push(1);
+                Ok(())
+            }
+            fn leader(&self) -> Option<u32> {
+                Some(1)
+            }
+            fn alive(&self) -> bool {
+                true
+            }
+        };
+    }
     use crate::canon::Record;
 
     /// The derived form the hand-written one replaces.
@@ -1093,17 +1110,7 @@ mod tests {
             }
             self.inner.borrow().read(rel, buf)
         }
-        fn threads(&self, out: &mut Vec<u32>) -> Result<(), Error> {
-            out.clear();
-            out.push(1);
-            Ok(())
-        }
-        fn leader(&self) -> Option<u32> {
-            Some(1)
-        }
-        fn alive(&self) -> bool {
-            true
-        }
+        one_live_thread!();
         fn path_of(&self, rel: &str) -> std::path::PathBuf {
             self.inner.borrow().path_of(rel)
         }
@@ -1386,17 +1393,7 @@ mod tests {
             }
             crate::Procfs::mock(&self.maps.borrow(), STATUS, CGROUP).read(rel, buf)
         }
-        fn threads(&self, out: &mut Vec<u32>) -> Result<(), Error> {
-            out.clear();
-            out.push(1);
-            Ok(())
-        }
-        fn leader(&self) -> Option<u32> {
-            Some(1)
-        }
-        fn alive(&self) -> bool {
-            true
-        }
+        one_live_thread!();
         fn path_of(&self, rel: &str) -> std::path::PathBuf {
             std::path::PathBuf::from("/proc/1").join(rel)
         }
@@ -1504,17 +1501,7 @@ mod tests {
             }
             crate::Procfs::mock_files([("mountinfo", self.table.borrow().as_str())]).read(rel, buf)
         }
-        fn threads(&self, out: &mut Vec<u32>) -> Result<(), Error> {
-            out.clear();
-            out.push(1);
-            Ok(())
-        }
-        fn leader(&self) -> Option<u32> {
-            Some(1)
-        }
-        fn alive(&self) -> bool {
-            true
-        }
+        one_live_thread!();
         fn path_of(&self, rel: &str) -> std::path::PathBuf {
             std::path::PathBuf::from("/proc/1").join(rel)
         }
@@ -1653,17 +1640,7 @@ mod tests {
             }
             self.mock().cgroup_read(hierarchy, cgroup, file, buf)
         }
-        fn threads(&self, out: &mut Vec<u32>) -> Result<(), Error> {
-            out.clear();
-            out.push(1);
-            Ok(())
-        }
-        fn leader(&self) -> Option<u32> {
-            Some(1)
-        }
-        fn alive(&self) -> bool {
-            true
-        }
+        one_live_thread!();
         fn path_of(&self, rel: &str) -> std::path::PathBuf {
             std::path::PathBuf::from("/proc/1").join(rel)
         }
@@ -1699,6 +1676,15 @@ mod tests {
         }
         let whole = src.made_reads.get() / per_pass;
         assert!((2..=5).contains(&whole), "{whole} whole reads in {} checks", 3 * every + 1);
+        // A new source, checked quietly three times.
+        let warmed = || {
+            let src = LimitsMade::new();
+            let mut checker = Checker::new();
+            for _ in 0..3 {
+                assert!(checker.check(&base, &clock, &src, &subs).unwrap().anomalies().is_empty());
+            }
+            (src, checker)
+        };
 
         // A made file changed: its record changed, found at once.
         src.set("cgroupfs/pids/app/pids.max", "20\n");
@@ -1707,21 +1693,13 @@ mod tests {
         assert_eq!(v.anomalies().iter().map(|a| a.subsystem).collect::<Vec<_>>(), [Subsystem::CgroupLimits]);
 
         // A read file changed (the record the same): found at once.
-        let src = LimitsMade::new();
-        let mut checker = Checker::new();
-        for _ in 0..3 {
-            assert!(checker.check(&base, &clock, &src, &subs).unwrap().anomalies().is_empty());
-        }
+        let (src, mut checker) = warmed();
         src.set("cgroupfs/memory/app/memory.swappiness", "10\n");
         let v = checker.check(&base, &clock, &src, &subs).unwrap();
         assert_eq!(v.anomalies().iter().map(|a| a.subsystem).collect::<Vec<_>>(), [Subsystem::CgroupLimits]);
 
         // Another record that makes the same texts: read whole, quiet.
-        let src = LimitsMade::new();
-        let mut checker = Checker::new();
-        for _ in 0..3 {
-            assert!(checker.check(&base, &clock, &src, &subs).unwrap().anomalies().is_empty());
-        }
+        let (src, mut checker) = warmed();
         src.record.set(3);
         src.made_reads.set(0);
         assert!(checker.check(&base, &clock, &src, &subs).unwrap().anomalies().is_empty());
